@@ -1,0 +1,337 @@
+//! The [`Client`] handle: a cheap `Clone + Send + Sync` front for the supervisor task.
+//!
+//! Every method turns into a [`Command`] on a bounded channel; answers come
+//! back on oneshot channels. If the supervisor has finished, methods return its
+//! terminal error instead of waiting.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::events::{ConnectionState, Event, Events};
+use crate::message::Frame;
+use crate::protocol::{Protocol, Request, Topic};
+use crate::queue::{Overflow, Queue};
+use crate::stats::{Stats, StatsHub};
+use crate::stream::{Messages, Subscription};
+use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
+
+/// A handle to one supervised WebSocket connection.
+///
+/// Cloning is cheap; all clones drive the same connection. The connection
+/// closes when [`close`](Client::close) is called or when every handle and
+/// every [`Subscription`] has been dropped.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    done: watch::Receiver<Option<Result<(), Error>>>,
+    next_client_id: AtomicU64,
+    queue_capacity: usize,
+    overflow: Overflow,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state_now())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-subscription queue settings, overriding the [`Config`] defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueOptions {
+    /// Queue capacity; `None` uses the config's.
+    pub capacity: Option<usize>,
+    /// Overflow policy; `None` uses the config's.
+    pub overflow: Option<Overflow>,
+}
+
+impl Client {
+    /// Starts the supervisor task and waits until the first connection is up
+    /// (or reconnecting is given up, which returns the terminal error).
+    ///
+    /// Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The terminal error if the client finished before connecting, e.g.
+    /// [`Error::Reconnect`] after the attempt limit.
+    pub async fn connect<P: Protocol>(
+        config: Config,
+        protocol: P,
+    ) -> Result<(Client, Messages), Error> {
+        let (client, messages) = Client::spawn(config, protocol);
+        let mut state = client.state();
+        let mut done = client.inner.done.clone();
+        loop {
+            if *state.borrow_and_update() == ConnectionState::Connected {
+                return Ok((client, messages));
+            }
+            if let Some(result) = done.borrow_and_update().clone() {
+                return match result {
+                    Ok(()) => Err(Error::ClientClosed),
+                    Err(error) => Err(error),
+                };
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() { return Err(Error::ClientClosed) },
+                changed = done.changed() => if changed.is_err() { return Err(Error::ClientClosed) },
+            }
+        }
+    }
+
+    /// Starts the supervisor task and returns at once; connecting happens in
+    /// the background. Subscriptions made before the connection is up are sent
+    /// as soon as it is.
+    ///
+    /// Also returns the [`Messages`] stream of frames that belong to no
+    /// subscription (with [`RawProtocol`](crate::RawProtocol), every frame).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (like `tokio::spawn`).
+    pub fn spawn<P: Protocol>(config: Config, protocol: P) -> (Client, Messages) {
+        let (commands_tx, commands_rx) = mpsc::channel(config.command_capacity);
+        let (events, _) = broadcast::channel(config.event_capacity);
+        let (state, _) = watch::channel(ConnectionState::Connecting);
+        let (done_tx, done_rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            events,
+            state,
+            done: done_tx,
+            stats: StatsHub::default(),
+        });
+        let inbound = Queue::new(config.queue_capacity, config.overflow);
+        shared.stats.track(&inbound);
+        let messages = Messages::new(Arc::clone(&inbound));
+        let queue_capacity = config.queue_capacity;
+        let overflow = config.overflow;
+        let supervisor =
+            Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
+        let task = tokio::spawn(supervisor.run());
+        let client = Client {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                shared,
+                done: done_rx,
+                next_client_id: AtomicU64::new(1),
+                queue_capacity,
+                overflow,
+                task: Mutex::new(Some(task)),
+            }),
+        };
+        (client, messages)
+    }
+
+    /// Subscribes to `topic` with the default queue settings and waits for the
+    /// venue's acknowledgement.
+    ///
+    /// While disconnected, the subscription waits and is sent (after the
+    /// replay of existing ones) on the next connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Subscription`] if the venue refuses, [`Error::Timeout`] with
+    /// [`Operation::Subscribe`](crate::Operation::Subscribe) without an ack, or
+    /// the terminal error if the client finished first.
+    pub async fn subscribe(&self, topic: Topic) -> Result<Subscription, Error> {
+        self.subscribe_with(topic, QueueOptions::default()).await
+    }
+
+    /// Like [`subscribe`](Client::subscribe) with per-subscription queue settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Client::subscribe), plus [`Error::Config`] for a zero capacity.
+    pub async fn subscribe_with(
+        &self,
+        topic: Topic,
+        options: QueueOptions,
+    ) -> Result<Subscription, Error> {
+        let mut results = self.subscribe_many_with(vec![topic], options).await?;
+        results.pop().unwrap_or(Err(Error::ClientClosed))
+    }
+
+    /// Subscribes to several topics at once. Where the protocol allows it
+    /// (Kraken: same channel and parameters), they share one request, and each
+    /// topic still becomes its own durable subscription with its own result.
+    ///
+    /// # Errors
+    ///
+    /// The outer error when the request could not be made at all (bad options,
+    /// client finished); the inner ones per topic as for [`subscribe`](Client::subscribe).
+    pub async fn subscribe_many(
+        &self,
+        topics: Vec<Topic>,
+    ) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        self.subscribe_many_with(topics, QueueOptions::default())
+            .await
+    }
+
+    async fn subscribe_many_with(
+        &self,
+        topics: Vec<Topic>,
+        options: QueueOptions,
+    ) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        let capacity = options.capacity.unwrap_or(self.inner.queue_capacity);
+        let overflow = options.overflow.unwrap_or(self.inner.overflow);
+        if capacity == 0 {
+            return Err(Error::Config(
+                "queue capacity must be greater than zero".into(),
+            ));
+        }
+        overflow.validate()?;
+        let mut pending = Vec::with_capacity(topics.len());
+        let mut new = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let client_id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
+            let queue = Queue::new(capacity, overflow);
+            let (ready, ready_rx) = oneshot::channel();
+            pending.push((client_id, topic.clone(), Arc::clone(&queue), ready_rx));
+            new.push(NewSubscription {
+                client_id,
+                topic,
+                queue,
+                ready,
+            });
+        }
+        self.command(Command::Subscribe(new)).await?;
+        let mut results = Vec::with_capacity(pending.len());
+        for (client_id, topic, queue, ready_rx) in pending {
+            let subscription =
+                Subscription::new(client_id, topic, queue, self.inner.commands.clone());
+            let result = match ready_rx.await {
+                Ok(Ok(())) => Ok(subscription),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(self.terminal_error()),
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    /// Sends a one-off text frame on the current connection.
+    ///
+    /// It is never replayed on a later connection: while disconnected this
+    /// fails at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connection`] while disconnected, the write error if the socket
+    /// fails, or the terminal error.
+    pub async fn send(&self, text: impl Into<String>) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Send {
+            text: text.into(),
+            reply,
+        })
+        .await?;
+        rx.await.unwrap_or_else(|_| Err(self.terminal_error()))
+    }
+
+    /// Sends a request (the protocol adds the request id) and waits for the
+    /// response with that id, up to the request timeout.
+    ///
+    /// Requests in flight when the connection drops fail at once and are never
+    /// replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Request`] if the venue answers with an error,
+    /// [`Error::Timeout`] with [`Operation::Request`](crate::Operation::Request),
+    /// the disconnect cause, or the terminal error.
+    pub async fn request(&self, request: Request) -> Result<Frame, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Request { request, reply }).await?;
+        rx.await.unwrap_or_else(|_| Err(self.terminal_error()))
+    }
+
+    /// A stream of lifecycle events from now on.
+    pub fn events(&self) -> Events {
+        Events::new(self.inner.shared.events.subscribe())
+    }
+
+    /// A watch of the connection state.
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.shared.state.subscribe()
+    }
+
+    fn state_now(&self) -> ConnectionState {
+        *self.inner.shared.state.borrow()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.stats.snapshot()
+    }
+
+    /// Closes the connection: sends Close 1000, waits up to the close timeout
+    /// for the peer, lets every stream drain what was already received and then
+    /// end, and waits until the supervisor task has exited.
+    ///
+    /// # Errors
+    ///
+    /// The terminal error if the client had already failed before `close`.
+    pub async fn close(&self) -> Result<(), Error> {
+        // A full or closed channel both mean the task is busy finishing or done.
+        let _ = self.inner.commands.send(Command::Close).await;
+        let result = self.closed().await;
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        result
+    }
+
+    /// Resolves when the client has finished: `Ok(())` after [`close`](Client::close),
+    /// otherwise the terminal error (e.g. [`Error::Reconnect`]).
+    ///
+    /// # Errors
+    ///
+    /// The terminal error.
+    pub async fn closed(&self) -> Result<(), Error> {
+        let mut done = self.inner.done.clone();
+        let result = match done.wait_for(Option::is_some).await {
+            Ok(result) => result.clone().unwrap_or(Err(Error::ClientClosed)),
+            Err(_) => Err(Error::ClientClosed),
+        };
+        result
+    }
+
+    async fn command(&self, command: Command) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| self.terminal_error())
+    }
+
+    /// The error to report once the supervisor is gone.
+    fn terminal_error(&self) -> Error {
+        match self.inner.done.borrow().as_ref() {
+            Some(Err(error)) => error.clone(),
+            _ => Error::ClientClosed,
+        }
+    }
+
+    #[allow(dead_code)]
+    fn emit(&self, event: Event) {
+        self.inner.shared.emit(event);
+    }
+}

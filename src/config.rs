@@ -1,0 +1,388 @@
+//! Client configuration: a builder with documented defaults, validated once at
+//! build time so that a bad value is a clear [`Error::Config`] up front instead of
+//! a panic or a hot loop hours later.
+//!
+//! Every default is listed, with its reason, in the README's defaults table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::connector::{Connector, TcpConnector};
+use crate::error::{Error, RedactedUrl};
+use crate::queue::Overflow;
+
+/// How the client connects, retries, detects dead sockets and buffers messages.
+///
+/// Build one with [`Config::builder`].
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) url: String,
+    pub(crate) redacted_url: RedactedUrl,
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) backoff: Backoff,
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) queue_capacity: usize,
+    pub(crate) overflow: Overflow,
+    pub(crate) rate_limit: RateLimit,
+    pub(crate) command_capacity: usize,
+    pub(crate) stash_capacity: usize,
+    pub(crate) on_connect: Vec<String>,
+    pub(crate) permanent_close: Arc<dyn Fn(u16) -> bool + Send + Sync>,
+    pub(crate) resync_on_gap: bool,
+    pub(crate) event_capacity: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL is shown redacted; on-connect frames may hold credentials and are not shown.
+        f.debug_struct("Config")
+            .field("url", &self.redacted_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("backoff", &self.backoff)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("overflow", &self.overflow)
+            .field("rate_limit", &self.rate_limit)
+            .field("on_connect_frames", &self.on_connect.len())
+            .field("resync_on_gap", &self.resync_on_gap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Starts a builder for `url` (`ws://` or `wss://`).
+    pub fn builder(url: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder::new(url.into())
+    }
+
+    /// The endpoint with userinfo and query string removed.
+    pub fn url(&self) -> &RedactedUrl {
+        &self.redacted_url
+    }
+
+    /// The default queue capacity for subscriptions and the inbound stream.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+    }
+
+    /// The default overflow policy for subscriptions and the inbound stream.
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+}
+
+/// A strict outbound rate limit: at most `frames` frames in any window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Frames allowed per window.
+    pub frames: u32,
+    /// The window length.
+    pub per: Duration,
+}
+
+/// The close codes after which reconnecting is pointless by default: protocol
+/// error (1002), unsupported data (1003), invalid payload (1007), policy
+/// violation (1008), message too big (1009), missing extension (1010) and the
+/// application range 4000-4999 (venues use it for auth and bans).
+pub fn default_permanent_close(code: u16) -> bool {
+    matches!(code, 1002 | 1003 | 1007..=1010 | 4000..=4999)
+}
+
+/// Builder for [`Config`]. Every setter documents its default.
+#[must_use = "call .build() to get a Config"]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    fn new(url: String) -> Self {
+        let redacted_url = RedactedUrl::new(&url);
+        ConfigBuilder {
+            config: Config {
+                url,
+                redacted_url,
+                connector: Arc::new(TcpConnector::default()),
+                connect_timeout: Duration::from_secs(10),
+                backoff: Backoff::default(),
+                ping_interval: Duration::from_secs(20),
+                pong_timeout: Duration::from_secs(10),
+                idle_timeout: Some(Duration::from_secs(60)),
+                request_timeout: Duration::from_secs(10),
+                close_timeout: Duration::from_secs(5),
+                max_message_size: 16 << 20,
+                max_frame_size: 4 << 20,
+                queue_capacity: 1024,
+                overflow: Overflow::DropOldest,
+                rate_limit: RateLimit {
+                    frames: 50,
+                    per: Duration::from_secs(1),
+                },
+                command_capacity: 256,
+                stash_capacity: 256,
+                on_connect: Vec::new(),
+                permanent_close: Arc::new(default_permanent_close),
+                resync_on_gap: true,
+                event_capacity: 1024,
+            },
+        }
+    }
+
+    /// Replaces the connector (default: [`TcpConnector`], plain TCP or rustls for `wss://`).
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.config.connector = Arc::new(connector);
+        self
+    }
+
+    /// Bound on TCP connect + TLS + WebSocket handshake. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// The reconnect backoff policy. Default: [`Backoff::default`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// How often to ping (the venue's app-level ping when the protocol has one,
+    /// else a WebSocket ping). Default 20 s.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// How long to wait for the pong before the socket is declared dead. Default 10 s.
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.config.pong_timeout = timeout;
+        self
+    }
+
+    /// Reconnect when no data frame (or venue heartbeat) arrives for this long;
+    /// pings and pongs do not count. `None` disables it. Default 60 s.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a subscribe, unsubscribe or request waits for its answer. Default 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// How long [`Client::close`](crate::Client::close) waits for the close handshake. Default 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config.close_timeout = timeout;
+        self
+    }
+
+    /// Largest accepted message (after reassembly). Default 16 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Largest accepted single frame. Default 4 MiB.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// Default capacity of each subscription queue and of the inbound stream. Default 1024.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.queue_capacity = capacity;
+        self
+    }
+
+    /// Default overflow policy of each queue. Default [`Overflow::DropOldest`].
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.config.overflow = overflow;
+        self
+    }
+
+    /// Strict outbound limit: at most `frames` frames in any window of `per`.
+    /// Default 50 per second.
+    pub fn rate_limit(mut self, frames: u32, per: Duration) -> Self {
+        self.config.rate_limit = RateLimit { frames, per };
+        self
+    }
+
+    /// Capacity of the bounded command channel from handles to the supervisor. Default 256.
+    pub fn command_capacity(mut self, capacity: usize) -> Self {
+        self.config.command_capacity = capacity;
+        self
+    }
+
+    /// How many frames for a not-yet-acknowledged server id are held until the ack. Default 256.
+    pub fn stash_capacity(mut self, capacity: usize) -> Self {
+        self.config.stash_capacity = capacity;
+        self
+    }
+
+    /// A text frame sent after every (re)connect, before subscriptions are
+    /// replayed (e.g. authentication). May be called several times; frames go out in order.
+    pub fn on_connect(mut self, frame: impl Into<String>) -> Self {
+        self.config.on_connect.push(frame.into());
+        self
+    }
+
+    /// Which close codes stop reconnecting. Default [`default_permanent_close`].
+    pub fn permanent_close_codes(
+        mut self,
+        is_permanent: impl Fn(u16) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.config.permanent_close = Arc::new(is_permanent);
+        self
+    }
+
+    /// Whether a sequence gap or reset re-subscribes that subscription for a fresh
+    /// snapshot. Default `true`.
+    pub fn resync_on_gap(mut self, resync: bool) -> Self {
+        self.config.resync_on_gap = resync;
+        self
+    }
+
+    /// Capacity of the lifecycle event broadcast; slow event readers see
+    /// [`Event::Lagged`](crate::Event::Lagged). Default 1024.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.config.event_capacity = capacity;
+        self
+    }
+
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first invalid value.
+    pub fn build(self) -> Result<Config, Error> {
+        let c = &self.config;
+        let scheme_ok = c.url.starts_with("ws://") || c.url.starts_with("wss://");
+        if !scheme_ok {
+            return Err(Error::Config(format!(
+                "url must start with ws:// or wss://, got {}",
+                c.redacted_url
+            )));
+        }
+        let nonzero = [
+            ("connect_timeout", c.connect_timeout),
+            ("ping_interval", c.ping_interval),
+            ("pong_timeout", c.pong_timeout),
+            ("request_timeout", c.request_timeout),
+            ("close_timeout", c.close_timeout),
+            ("rate_limit.per", c.rate_limit.per),
+        ];
+        for (name, value) in nonzero {
+            if value.is_zero() {
+                return Err(Error::Config(format!("{name} must be greater than zero")));
+            }
+        }
+        if c.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Config(
+                "idle_timeout must be greater than zero (or None)".into(),
+            ));
+        }
+        let sizes = [
+            ("queue_capacity", c.queue_capacity),
+            ("command_capacity", c.command_capacity),
+            ("stash_capacity", c.stash_capacity),
+            ("event_capacity", c.event_capacity),
+            ("max_message_size", c.max_message_size),
+            ("max_frame_size", c.max_frame_size),
+            ("rate_limit.frames", c.rate_limit.frames as usize),
+        ];
+        for (name, value) in sizes {
+            if value == 0 {
+                return Err(Error::Config(format!("{name} must be greater than zero")));
+            }
+        }
+        if c.max_frame_size > c.max_message_size {
+            return Err(Error::Config(
+                "max_frame_size must not exceed max_message_size".into(),
+            ));
+        }
+        c.overflow.validate()?;
+        c.backoff.validate()?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::builder("wss://example.com/v2").build();
+        assert!(config.is_ok());
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_a_clear_message() {
+        let cases: Vec<(ConfigBuilder, &str)> = vec![
+            (Config::builder("http://x"), "ws:// or wss://"),
+            (
+                Config::builder("ws://x").queue_capacity(0),
+                "queue_capacity",
+            ),
+            (
+                Config::builder("ws://x").ping_interval(Duration::ZERO),
+                "ping_interval",
+            ),
+            (
+                Config::builder("ws://x").backoff(Backoff::new(
+                    Duration::from_secs(10),
+                    Duration::from_secs(1),
+                )),
+                "cap",
+            ),
+            (
+                Config::builder("ws://x").rate_limit(0, Duration::from_secs(1)),
+                "rate_limit",
+            ),
+        ];
+        for (builder, needle) in cases {
+            match builder.build() {
+                Err(Error::Config(msg)) => assert!(msg.contains(needle), "{msg} lacks {needle}"),
+                other => panic!("expected a config error about {needle}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_url_error_does_not_leak_secrets() {
+        let err = Config::builder("http://user:secret@h/?token=secret").build();
+        let text = format!(
+            "{err:?} {}",
+            err.as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        );
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn permanent_close_codes_match_the_documented_set() {
+        for code in [1002, 1003, 1007, 1008, 1009, 1010, 4000, 4999] {
+            assert!(default_permanent_close(code), "{code}");
+        }
+        for code in [1000, 1001, 1006, 1011, 1012, 1013, 3000, 5000] {
+            assert!(!default_permanent_close(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Lifecycle events and the connection state, for observability.
+//!
+//! Events are broadcast (bounded): a slow reader does not slow the connection,
+//! it sees [`Event::Lagged`] instead. The state is a `watch`, so readers always
+//! see the latest value.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::error::{Error, ProtocolError};
+use crate::protocol::ServerId;
+use crate::queue::Overflow;
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// An attempt is under way.
+    Connecting,
+    /// Connected; frames flow.
+    Connected,
+    /// Waiting out a backoff delay before the next attempt.
+    Backoff,
+    /// `close()` was called; the close handshake is under way.
+    Closing,
+    /// Finished, cleanly or with the terminal error.
+    Closed,
+}
+
+/// Something that happened to the connection or a subscription.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// Attempt number `attempt` (1-based) started.
+    Connecting {
+        /// Attempt number since the last healthy connection.
+        attempt: u32,
+    },
+    /// The WebSocket handshake succeeded.
+    Connected {
+        /// The attempt that succeeded.
+        attempt: u32,
+    },
+    /// The connection was lost (not by `close()`).
+    Disconnected {
+        /// Why.
+        cause: Error,
+    },
+    /// The next attempt will start after `delay`.
+    ReconnectScheduled {
+        /// The attempt that will be made.
+        attempt: u32,
+        /// The jittered delay.
+        delay: Duration,
+    },
+    /// A subscription was acknowledged for the first time.
+    Subscribed {
+        /// Its durable id.
+        client_id: u64,
+        /// The server id it got.
+        server_id: ServerId,
+    },
+    /// A subscription was acknowledged again (after a reconnect or resync).
+    Resubscribed {
+        /// Its durable id.
+        client_id: u64,
+        /// The new server id.
+        server_id: ServerId,
+    },
+    /// A subscription ended (unsubscribed, rejected, timed out, backpressure).
+    SubscriptionEnded {
+        /// Its durable id.
+        client_id: u64,
+        /// The error it ended with, `None` for an unsubscribe.
+        error: Option<Error>,
+    },
+    /// Sequence numbers were skipped on a subscription.
+    Gap {
+        /// Its durable id.
+        client_id: u64,
+        /// Last seen.
+        last_seq: u64,
+        /// Arrived.
+        next_seq: u64,
+    },
+    /// A subscription's sequence went backwards.
+    SequenceReset {
+        /// Its durable id.
+        client_id: u64,
+        /// Last seen.
+        last_seq: u64,
+        /// Arrived.
+        next_seq: u64,
+    },
+    /// A book checksum did not verify.
+    ChecksumMismatch {
+        /// Its durable id.
+        client_id: u64,
+        /// The venue's checksum.
+        expected: u32,
+        /// Ours.
+        computed: u32,
+    },
+    /// A queue started dropping messages (one event per episode, not per message).
+    Overflow {
+        /// The subscription, or `None` for the inbound stream.
+        client_id: Option<u64>,
+        /// The queue's policy.
+        policy: Overflow,
+    },
+    /// A frame could not be classified; it was counted as unroutable and skipped.
+    InvalidFrame {
+        /// What was wrong.
+        error: ProtocolError,
+    },
+    /// The client finished. `error` is the terminal error, `None` after `close()`.
+    Closed {
+        /// The terminal error.
+        error: Option<Error>,
+    },
+    /// This reader fell behind and missed `missed` events.
+    Lagged {
+        /// How many events were skipped.
+        missed: u64,
+    },
+}
+
+/// A stream of [`Event`]s, from [`Client::events`](crate::Client::events).
+pub struct Events {
+    inner: BroadcastStream<Event>,
+}
+
+impl Events {
+    pub(crate) fn new(receiver: tokio::sync::broadcast::Receiver<Event>) -> Self {
+        Events {
+            inner: BroadcastStream::new(receiver),
+        }
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        Pin::new(&mut self.inner).poll_next(cx).map(|item| {
+            item.map(|result| match result {
+                Ok(event) => event,
+                Err(BroadcastStreamRecvError::Lagged(missed)) => Event::Lagged { missed },
+            })
+        })
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}

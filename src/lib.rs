@@ -1,0 +1,84 @@
+//! # resilient-ws
+//!
+//! WebSocket market-data streams that stay alive.
+//!
+//! One supervisor task owns each socket. It reconnects with jittered backoff,
+//! detects dead connections (pings, an idle timeout), replays subscriptions on
+//! every new connection and re-maps them onto the new server ids, so each
+//! [`Subscription`] keeps yielding on the same stream with the same
+//! [`client_id`](Subscription::client_id). Each subscription has its own
+//! bounded queue with an [`Overflow`] policy, and every message is either
+//! delivered or counted as dropped ([`Stats`]). Every failure is one [`Error`];
+//! when the client gives up, every stream receives the terminal error as its
+//! last item and then ends: nothing hangs.
+//!
+//! Venue formats plug in through [`Protocol`]; [`Kalshi`] and [`Kraken`]
+//! (v2, with order-book checksums) ship in the crate, and [`RawProtocol`]
+//! treats every frame as data.
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use resilient_ws::{Client, Config, Kraken, Topic, Update};
+//!
+//! # async fn run() -> Result<(), resilient_ws::Error> {
+//! let config = Config::builder("wss://ws.kraken.com/v2").build()?;
+//! let (client, _unsolicited) = Client::connect(config, Kraken::new()).await?;
+//! let mut ticker = client.subscribe(Topic::new("ticker").symbol("BTC/USD")).await?;
+//! while let Some(item) = ticker.next().await {
+//!     match item {
+//!         Ok(Update::Data(frame)) => println!("{}", frame.as_text().unwrap_or_default()),
+//!         Ok(signal) => eprintln!("signal: {signal:?}"),
+//!         Err(error) if error.is_retryable() => eprintln!("notice: {error}"),
+//!         Err(error) => return Err(error),
+//!     }
+//! }
+//! client.close().await
+//! # }
+//! ```
+//!
+//! See the README for the architecture, the defaults and the error table.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backoff;
+mod client;
+mod config;
+mod connector;
+mod error;
+mod events;
+mod message;
+pub mod protocol;
+mod queue;
+mod stats;
+mod stream;
+mod subscription;
+mod supervisor;
+
+pub use backoff::Backoff;
+pub use client::{Client, QueueOptions};
+pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit};
+pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
+pub use error::{
+    BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
+    VenueError,
+};
+pub use events::{ConnectionState, Event, Events};
+pub use message::{Frame, Update};
+pub use protocol::{
+    ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
+};
+pub use queue::{Overflow, QueueStats};
+pub use stats::Stats;
+pub use stream::{Messages, Subscription};
+
+/// Fuzz harnesses and the internals they drive, for `fuzz/` (`--features
+/// fuzzing`) and for the unit tests that replay the corpus. Not a stable API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
+// The README's code blocks are compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,267 @@
+//! The seam between the venue-neutral supervisor and a venue's wire format.
+//!
+//! The supervisor never parses venue JSON. It asks the [`Protocol`] to *encode*
+//! subscribe, unsubscribe, ping and request frames, and to *classify* each
+//! inbound text frame into an [`Inbound`]: an acknowledgement, a rejection,
+//! routed data, a response, a pong, a heartbeat, or something else.
+//!
+//! The protocol value is owned by the supervisor task (it is `&mut self`
+//! everywhere), so an adapter may keep per-connection state, such as the Kraken
+//! order books it verifies checksums against, without any locking.
+//!
+//! Classification is on the hot path: adapters deserialize only the routing
+//! fields into borrowed structs, never a full `serde_json::Value` tree.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{ProtocolError, VenueError};
+
+pub mod kalshi;
+pub mod kraken;
+mod raw;
+
+pub use kalshi::Kalshi;
+pub use kraken::Kraken;
+pub use raw::RawProtocol;
+
+/// What a subscription is for: a channel, usually a symbol, and venue parameters.
+///
+/// ```
+/// use resilient_ws::Topic;
+/// let topic = Topic::new("book").symbol("BTC/USD").param("depth", 10);
+/// assert_eq!(topic.channel(), "book");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topic {
+    channel: String,
+    symbol: Option<String>,
+    params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Topic {
+    /// A topic on `channel`.
+    pub fn new(channel: impl Into<String>) -> Self {
+        Topic {
+            channel: channel.into(),
+            symbol: None,
+            params: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the symbol (market ticker, currency pair, ...).
+    pub fn symbol(mut self, symbol: impl Into<String>) -> Self {
+        self.symbol = Some(symbol.into());
+        self
+    }
+
+    /// Adds a venue-specific parameter, merged into the subscribe request's params.
+    pub fn param(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.params.insert(key.into(), value.into());
+        self
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The symbol, if any.
+    pub fn symbol_name(&self) -> Option<&str> {
+        self.symbol.as_deref()
+    }
+
+    /// The venue parameters.
+    pub fn params(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.params
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.symbol {
+            Some(symbol) => write!(f, "{}:{}", self.channel, symbol),
+            None => f.write_str(&self.channel),
+        }
+    }
+}
+
+/// The id a venue uses for a subscription on one connection: a number it
+/// assigns (Kalshi `sid`) or a key derived from the topic (Kraken channel + symbol).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerId {
+    /// A server-assigned number.
+    Num(u64),
+    /// A key such as `book:BTC/USD`.
+    Key(Arc<str>),
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerId::Num(n) => write!(f, "{n}"),
+            ServerId::Key(k) => f.write_str(k),
+        }
+    }
+}
+
+/// A one-off request for [`Client::request`](crate::Client::request); the
+/// protocol adds the request id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The venue's method or command name.
+    pub method: String,
+    /// The parameters, if any.
+    pub params: Option<serde_json::Value>,
+}
+
+impl Request {
+    /// A request for `method` with `params`.
+    pub fn new(method: impl Into<String>, params: Option<serde_json::Value>) -> Self {
+        Request {
+            method: method.into(),
+            params,
+        }
+    }
+}
+
+/// A book-integrity verdict the protocol attaches to a data frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChecksumMismatch {
+    /// The checksum the venue sent.
+    pub expected: u32,
+    /// The checksum of the locally maintained book.
+    pub computed: u32,
+}
+
+/// The classification of one inbound text frame.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Inbound<'a> {
+    /// Data for the subscription the server knows as `server_id`.
+    Data {
+        /// The server id the frame is routed by.
+        server_id: ServerId,
+        /// The per-subscription sequence number, when the venue sends one.
+        seq: Option<u64>,
+        /// Set when the frame carried a book checksum that did not verify.
+        checksum: Option<ChecksumMismatch>,
+    },
+    /// Data that belongs to no subscription; it goes to the client's inbound stream.
+    Unsolicited,
+    /// A subscribe was acknowledged. Within one request, the ack is matched to the
+    /// first pending topic whose channel and symbol agree with the ones given.
+    Subscribed {
+        /// The request id echoed by the venue.
+        req_id: Option<u64>,
+        /// The server id to route by from now on.
+        server_id: ServerId,
+        /// The acknowledged channel, when the ack names it.
+        channel: Option<Cow<'a, str>>,
+        /// The acknowledged symbol, when the ack names it.
+        symbol: Option<Cow<'a, str>>,
+    },
+    /// A subscribe (or unsubscribe) was refused.
+    Rejected {
+        /// The request id echoed by the venue.
+        req_id: Option<u64>,
+        /// The refused symbol, when the venue names it (Kraken does).
+        symbol: Option<Cow<'a, str>>,
+        /// The venue's error.
+        error: VenueError,
+    },
+    /// An unsubscribe was acknowledged.
+    Unsubscribed {
+        /// The request id echoed by the venue.
+        req_id: Option<u64>,
+    },
+    /// The answer to a [`Request`].
+    Response {
+        /// The request id echoed by the venue.
+        req_id: u64,
+        /// The venue's error, when the request failed.
+        error: Option<VenueError>,
+    },
+    /// An application-level pong.
+    Pong,
+    /// A venue heartbeat: no data, but proof the feed is alive.
+    Heartbeat,
+    /// A status or informational frame.
+    Control,
+    /// A frame the protocol cannot make sense of; counted as unroutable.
+    Invalid(ProtocolError),
+}
+
+/// A venue's wire format. Implement it to plug in a new exchange.
+///
+/// Every method has the supervisor's exclusive access (`&mut self`), so
+/// implementations can keep state (the Kraken adapter keeps order books).
+/// Nothing here may panic on what a peer sends: [`classify`](Protocol::classify)
+/// returns [`Inbound::Invalid`] for garbage.
+pub trait Protocol: Send + 'static {
+    /// A short name for logs and summaries (e.g. `"kalshi"`).
+    fn name(&self) -> &'static str;
+
+    /// The text frame that subscribes to `topics` under request id `req_id`.
+    /// `topics` has one element unless [`can_batch`](Protocol::can_batch) allowed more.
+    fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String;
+
+    /// The text frame that ends the subscription the server knows as `server_id`,
+    /// or `None` if the venue has no unsubscribe.
+    fn encode_unsubscribe(
+        &mut self,
+        topic: &Topic,
+        server_id: &ServerId,
+        req_id: u64,
+    ) -> Option<String>;
+
+    /// Whether `next` may join a subscribe request that already holds `first`.
+    /// Default: never (one request per topic).
+    fn can_batch(&self, first: &Topic, next: &Topic) -> bool {
+        let _ = (first, next);
+        false
+    }
+
+    /// An application-level ping, if the venue has one. When `None` (the
+    /// default) the supervisor sends WebSocket pings instead.
+    fn encode_ping(&mut self, req_id: u64) -> Option<String> {
+        let _ = req_id;
+        None
+    }
+
+    /// The text frame for a one-off request. The default rejects requests.
+    fn encode_request(&mut self, request: &Request, req_id: u64) -> Result<String, ProtocolError> {
+        let _ = req_id;
+        Err(ProtocolError::Unexpected(format!(
+            "{} does not support requests ({})",
+            self.name(),
+            request.method
+        )))
+    }
+
+    /// Classifies an inbound text frame.
+    fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a>;
+
+    /// Classifies an inbound binary frame. Default: unexpected for a text protocol.
+    fn classify_binary(&mut self, data: &[u8]) -> Inbound<'static> {
+        Inbound::Invalid(ProtocolError::Unexpected(format!(
+            "binary frame of {} bytes where text was expected",
+            data.len()
+        )))
+    }
+
+    /// The connection was lost: drop any per-connection state (books, ...).
+    fn reset(&mut self) {}
+
+    /// The subscription known as `server_id` ended or is about to be replaced:
+    /// drop its per-subscription state.
+    fn forget(&mut self, server_id: &ServerId) {
+        let _ = server_id;
+    }
+}
+
+/// Parses a JSON request id that may be absent, a number, or garbage.
+pub(crate) fn opt_u64(value: Option<&serde_json::value::RawValue>) -> Option<u64> {
+    value.and_then(|raw| raw.get().parse::<u64>().ok())
+}

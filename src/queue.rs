@@ -1,0 +1,486 @@
+//! A bounded single-producer, single-consumer queue with an overflow policy and
+//! exact counters.
+//!
+//! The supervisor pushes, one consumer stream pops. The queue never grows past
+//! its capacity (plus a small fixed reserve for signals such as gap notices), so
+//! a peer that floods the socket cannot grow memory. Every push is counted, and
+//! all counters live under the same lock as the items, so a snapshot always
+//! satisfies `routed = delivered + dropped + queued`.
+//!
+//! `std::sync::Mutex` is enough: the critical sections are a few field updates
+//! and never await.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::task::AtomicWaker;
+use tokio::sync::Notify;
+
+use crate::error::Error;
+use crate::message::Update;
+
+/// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
+/// Signals are rare, but a hostile peer could make one per frame: past this
+/// reserve further signals are dropped and counted.
+const SIGNAL_RESERVE: usize = 64;
+
+/// What a full queue does with the next message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Evict the oldest queued message to make room. Counted as dropped.
+    DropOldest,
+    /// Discard the arriving message. Counted as dropped.
+    DropNewest,
+    /// Discard the arriving message; the consumer's next item is
+    /// [`Error::QueueFull`] with the number dropped. The stream goes on.
+    Error,
+    /// Stop reading the socket (TCP backpressure) until there is room. If the
+    /// consumer does not make room within `timeout`, the subscription ends with
+    /// [`Error::Backpressure`]; the connection and other subscriptions go on.
+    Block {
+        /// How long the socket may stay unread for this queue.
+        timeout: Duration,
+    },
+}
+
+impl Overflow {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        match self {
+            Overflow::Block { timeout } if timeout.is_zero() => Err(Error::Config(
+                "Overflow::Block timeout must be greater than zero".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A snapshot of one queue's counters. `routed == delivered + dropped + queued`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Data messages handed to the queue.
+    pub routed: u64,
+    /// Data messages taken by the consumer.
+    pub delivered: u64,
+    /// Data messages discarded (overflow, duplicates, consumer gone).
+    pub dropped: u64,
+    /// Data messages waiting now.
+    pub queued: u64,
+    /// Signals (gap, reset, checksum, resubscribed) discarded past the reserve.
+    pub signals_dropped: u64,
+}
+
+impl QueueStats {
+    pub(crate) fn add(&mut self, other: &QueueStats) {
+        self.routed += other.routed;
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.queued += other.queued;
+        self.signals_dropped += other.signals_dropped;
+    }
+}
+
+/// What happened to a pushed data message.
+#[derive(Debug)]
+pub enum Pushed {
+    /// Queued.
+    Queued,
+    /// Queued after evicting the oldest message, or discarded.
+    Dropped {
+        /// True for the first drop since the consumer last took something
+        /// (worth one event, not one per message).
+        first: bool,
+    },
+    /// `Block` policy and full: the message is handed back; wait for space and retry.
+    Full(Update),
+    /// The consumer is gone; the message was counted as dropped.
+    ConsumerGone,
+}
+
+enum End {
+    Clean,
+    Failed(Error),
+}
+
+struct State {
+    items: VecDeque<Update>,
+    data_len: usize,
+    signal_len: usize,
+    counters: QueueStats,
+    /// Drops not yet reported by a `QueueFull` item (policy `Error`).
+    unreported_drops: u64,
+    dropping: bool,
+    end: Option<End>,
+    consumer_alive: bool,
+}
+
+/// The shared half of a queue; the supervisor keeps one `Arc`, the stream the other.
+pub struct Queue {
+    state: Mutex<State>,
+    consumer: AtomicWaker,
+    space: Notify,
+    capacity: usize,
+    policy: Overflow,
+}
+
+impl Queue {
+    /// A queue holding at most `capacity` data messages.
+    pub fn new(capacity: usize, policy: Overflow) -> Arc<Self> {
+        Arc::new(Queue {
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(capacity.min(64)),
+                data_len: 0,
+                signal_len: 0,
+                counters: QueueStats::default(),
+                unreported_drops: 0,
+                dropping: false,
+                end: None,
+                consumer_alive: true,
+            }),
+            consumer: AtomicWaker::new(),
+            space: Notify::new(),
+            capacity,
+            policy,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the counters half-updated
+        // in a way that matters more than losing the stream, so poisoning is ignored.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The data capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The overflow policy.
+    pub fn policy(&self) -> Overflow {
+        self.policy
+    }
+
+    /// Pushes a data message according to the overflow policy.
+    pub fn push(&self, update: Update) -> Pushed {
+        let mut state = self.lock();
+        if !state.consumer_alive || state.end.is_some() {
+            state.counters.routed += 1;
+            state.counters.dropped += 1;
+            return Pushed::ConsumerGone;
+        }
+        if state.data_len < self.capacity {
+            state.counters.routed += 1;
+            state.data_len += 1;
+            state.items.push_back(update);
+            drop(state);
+            self.consumer.wake();
+            return Pushed::Queued;
+        }
+        let first = !state.dropping;
+        match self.policy {
+            Overflow::Block { .. } => return Pushed::Full(update),
+            Overflow::DropOldest => {
+                state.counters.routed += 1;
+                state.counters.dropped += 1;
+                if let Some(pos) = state.items.iter().position(Update::is_data) {
+                    state.items.remove(pos);
+                }
+                state.items.push_back(update);
+            }
+            Overflow::DropNewest => {
+                state.counters.routed += 1;
+                state.counters.dropped += 1;
+            }
+            Overflow::Error => {
+                state.counters.routed += 1;
+                state.counters.dropped += 1;
+                state.unreported_drops += 1;
+            }
+        }
+        state.dropping = true;
+        drop(state);
+        self.consumer.wake();
+        Pushed::Dropped { first }
+    }
+
+    /// Counts a data message that was routed here but discarded before queueing
+    /// (a duplicate sequence number).
+    pub fn count_discarded(&self) {
+        let mut state = self.lock();
+        state.counters.routed += 1;
+        state.counters.dropped += 1;
+    }
+
+    /// Queues a signal. Signals do not take data capacity; past a small reserve
+    /// they are dropped and counted.
+    pub fn push_signal(&self, update: Update) {
+        let mut state = self.lock();
+        if !state.consumer_alive || state.end.is_some() || state.signal_len >= SIGNAL_RESERVE {
+            state.counters.signals_dropped += 1;
+            return;
+        }
+        state.signal_len += 1;
+        state.items.push_back(update);
+        drop(state);
+        self.consumer.wake();
+    }
+
+    /// Waits until the queue has room (or the consumer left, or the queue ended).
+    pub async fn wait_space(&self) {
+        loop {
+            let notified = self.space.notified();
+            {
+                let state = self.lock();
+                if state.data_len < self.capacity || !state.consumer_alive || state.end.is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends the queue: the consumer drains what is queued, then receives the
+    /// error (if any) as its last item, then the end of the stream.
+    pub fn finish(&self, error: Option<Error>) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            state.end = Some(match error {
+                Some(e) => End::Failed(e),
+                None => End::Clean,
+            });
+        }
+        drop(state);
+        self.consumer.wake();
+        self.space.notify_one();
+    }
+
+    /// Whether [`finish`](Queue::finish) was called.
+    pub fn is_finished(&self) -> bool {
+        self.lock().end.is_some()
+    }
+
+    /// Whether the consumer dropped its stream.
+    pub fn consumer_alive(&self) -> bool {
+        self.lock().consumer_alive
+    }
+
+    /// Called by the consumer's `Drop`: what was queued is counted as dropped.
+    pub fn consumer_dropped(&self) {
+        let mut state = self.lock();
+        state.consumer_alive = false;
+        let queued = state.data_len as u64;
+        state.counters.dropped += queued;
+        state.items.clear();
+        state.data_len = 0;
+        state.signal_len = 0;
+        drop(state);
+        self.space.notify_one();
+    }
+
+    /// A consistent snapshot of the counters.
+    pub fn stats(&self) -> QueueStats {
+        let state = self.lock();
+        QueueStats {
+            queued: state.data_len as u64,
+            ..state.counters
+        }
+    }
+
+    /// The consumer side: next item, the terminal error, or the end.
+    pub fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Update, Error>>> {
+        let mut state = self.lock();
+        if let Some(item) = Self::take(&mut state, self.capacity) {
+            drop(state);
+            if matches!(self.policy, Overflow::Block { .. }) {
+                self.space.notify_one();
+            }
+            return Poll::Ready(Some(item));
+        }
+        match state.end.take() {
+            Some(End::Failed(error)) => {
+                state.end = Some(End::Clean);
+                return Poll::Ready(Some(Err(error)));
+            }
+            Some(End::Clean) => {
+                state.end = Some(End::Clean);
+                return Poll::Ready(None);
+            }
+            None => {}
+        }
+        drop(state);
+        self.consumer.register(cx.waker());
+        // Re-check after registering: a push between the unlock and the register
+        // would otherwise be missed.
+        let mut state = self.lock();
+        if let Some(item) = Self::take(&mut state, self.capacity) {
+            drop(state);
+            if matches!(self.policy, Overflow::Block { .. }) {
+                self.space.notify_one();
+            }
+            return Poll::Ready(Some(item));
+        }
+        if state.end.is_some() {
+            drop(state);
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    fn take(state: &mut State, capacity: usize) -> Option<Result<Update, Error>> {
+        if state.unreported_drops > 0 {
+            let dropped_count = std::mem::take(&mut state.unreported_drops);
+            return Some(Err(Error::QueueFull {
+                queue_size: capacity,
+                dropped_count,
+            }));
+        }
+        let item = state.items.pop_front()?;
+        if item.is_data() {
+            state.data_len -= 1;
+            state.counters.delivered += 1;
+            state.dropping = false;
+        } else {
+            state.signal_len -= 1;
+        }
+        Some(Ok(item))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Frame;
+    use futures::task::noop_waker_ref;
+
+    fn data(n: u64) -> Update {
+        Update::Data(Frame::text(n.to_string(), Some(n)))
+    }
+
+    fn drain(queue: &Queue) -> Vec<Result<Update, Error>> {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(item)) = queue.poll_pop(&mut cx) {
+            out.push(item);
+        }
+        out
+    }
+
+    fn seqs(items: &[Result<Update, Error>]) -> Vec<u64> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Ok(Update::Data(f)) => f.seq(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn assert_accounting(queue: &Queue) {
+        let s = queue.stats();
+        assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_newest() {
+        let q = Queue::new(3, Overflow::DropOldest);
+        for n in 1..=5 {
+            q.push(data(n));
+        }
+        assert_accounting(&q);
+        assert_eq!(seqs(&drain(&q)), vec![3, 4, 5]);
+        let s = q.stats();
+        assert_eq!((s.routed, s.delivered, s.dropped, s.queued), (5, 3, 2, 0));
+    }
+
+    #[test]
+    fn drop_newest_keeps_the_oldest() {
+        let q = Queue::new(3, Overflow::DropNewest);
+        for n in 1..=5 {
+            q.push(data(n));
+        }
+        assert_eq!(seqs(&drain(&q)), vec![1, 2, 3]);
+        assert_eq!(q.stats().dropped, 2);
+        assert_accounting(&q);
+    }
+
+    #[test]
+    fn error_policy_reports_the_drops_then_goes_on() {
+        let q = Queue::new(2, Overflow::Error);
+        for n in 1..=5 {
+            q.push(data(n));
+        }
+        let items = drain(&q);
+        match &items[0] {
+            Err(Error::QueueFull {
+                queue_size: 2,
+                dropped_count: 3,
+            }) => {}
+            other => panic!("expected QueueFull first, got {other:?}"),
+        }
+        assert_eq!(seqs(&items), vec![1, 2]);
+        q.push(data(6));
+        assert_eq!(seqs(&drain(&q)), vec![6]);
+        assert_accounting(&q);
+    }
+
+    #[test]
+    fn block_policy_hands_the_message_back() {
+        let q = Queue::new(
+            1,
+            Overflow::Block {
+                timeout: Duration::from_secs(1),
+            },
+        );
+        assert!(matches!(q.push(data(1)), Pushed::Queued));
+        assert!(matches!(q.push(data(2)), Pushed::Full(_)));
+        assert_eq!(q.stats().routed, 1);
+    }
+
+    #[test]
+    fn finish_lets_the_consumer_drain_then_yields_the_error_then_ends() {
+        let q = Queue::new(4, Overflow::DropOldest);
+        q.push(data(1));
+        q.finish(Some(Error::ClientClosed));
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(matches!(
+            q.poll_pop(&mut cx),
+            Poll::Ready(Some(Ok(Update::Data(_))))
+        ));
+        assert!(matches!(
+            q.poll_pop(&mut cx),
+            Poll::Ready(Some(Err(Error::ClientClosed)))
+        ));
+        assert!(matches!(q.poll_pop(&mut cx), Poll::Ready(None)));
+        assert!(matches!(q.poll_pop(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn signals_do_not_take_data_capacity_and_are_bounded() {
+        let q = Queue::new(1, Overflow::DropNewest);
+        q.push(data(1));
+        for _ in 0..(SIGNAL_RESERVE + 10) {
+            q.push_signal(Update::Gap {
+                last_seq: 1,
+                next_seq: 3,
+            });
+        }
+        assert_eq!(q.stats().signals_dropped, 10);
+        assert_eq!(drain(&q).len(), 1 + SIGNAL_RESERVE);
+    }
+
+    #[test]
+    fn a_dropped_consumer_turns_queued_items_into_drops() {
+        let q = Queue::new(4, Overflow::DropOldest);
+        q.push(data(1));
+        q.push(data(2));
+        q.consumer_dropped();
+        assert!(matches!(q.push(data(3)), Pushed::ConsumerGone));
+        let s = q.stats();
+        assert_eq!((s.routed, s.dropped, s.queued), (3, 3, 0));
+    }
+}

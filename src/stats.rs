@@ -1,0 +1,143 @@
+//! Counters, and the snapshot that proves nothing disappears uncounted.
+//!
+//! Connection-level counters are relaxed atomics written only by the supervisor.
+//! Per-queue counters live inside each queue (under the queue's lock). A
+//! [`Stats`] snapshot sums the live queues plus the final counts of queues that
+//! are gone, so these hold whenever the connection is quiet:
+//!
+//! - per subscription and in total: `routed = delivered + dropped + queued`;
+//! - `frames_in = routed + control + unroutable + stashed`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::queue::{Queue, QueueStats};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// The supervisor's counters.
+        #[derive(Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        /// A snapshot of a client's counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: u64,)*
+            /// Data messages in all queues (subscriptions and the inbound stream), summed.
+            pub queues: QueueStats,
+        }
+
+        impl Counters {
+            fn snapshot(&self) -> Stats {
+                Stats {
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                    queues: QueueStats::default(),
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// WebSocket messages read from the socket (data and control).
+    frames_in,
+    /// Payload bytes read.
+    bytes_in,
+    /// Messages written (including pings and subscribe requests).
+    frames_out,
+    /// Payload bytes written.
+    bytes_out,
+    /// Frames that were not data: acks, pongs, heartbeats, status, pings, close.
+    control,
+    /// Frames that could not be routed: unknown server id, unparseable, evicted from the stash.
+    unroutable,
+    /// Frames held in the stash right now, waiting for their ack.
+    stashed,
+    /// Successful connections (the first one included).
+    connects,
+    /// Reconnections (connections after the first).
+    reconnects,
+    /// Pongs that did not come back in time.
+    ping_timeouts,
+    /// Idle timeouts (no data for too long).
+    idle_timeouts,
+    /// Subscribe requests replayed after a reconnect or for a fresh snapshot.
+    resubscribes,
+    /// Sequence gaps detected.
+    gaps,
+    /// Sequence resets detected.
+    resets,
+    /// Duplicate sequence numbers dropped.
+    duplicates,
+    /// Book checksum mismatches.
+    checksum_mismatches,
+}
+
+/// Counters shared between the supervisor (writer) and handles (readers).
+#[derive(Default)]
+pub(crate) struct StatsHub {
+    pub(crate) counters: Counters,
+    queues: Mutex<QueueSet>,
+}
+
+#[derive(Default)]
+struct QueueSet {
+    live: Vec<Arc<Queue>>,
+    /// Final counts of queues nobody holds any more.
+    retired: QueueStats,
+}
+
+impl StatsHub {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Ordering::Relaxed);
+    }
+
+    /// Starts counting a queue.
+    pub(crate) fn track(&self, queue: &Arc<Queue>) {
+        let mut set = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        set.live.push(Arc::clone(queue));
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        let mut set = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut total = set.retired;
+        let mut retired = QueueStats::default();
+        set.live.retain(|queue| {
+            let q = queue.stats();
+            // Only we hold it: nobody can push or pop any more, so its counts are final.
+            if Arc::strong_count(queue) == 1 {
+                retired.add(&q);
+                false
+            } else {
+                total.add(&q);
+                true
+            }
+        });
+        set.retired.add(&retired);
+        total.add(&retired);
+        stats.queues = total;
+        stats
+    }
+}
+
+impl Stats {
+    /// Whether the accounting invariants hold for this snapshot (take it while
+    /// the connection is quiet for an exact answer).
+    pub fn is_balanced(&self) -> bool {
+        let q = &self.queues;
+        q.routed == q.delivered + q.dropped + q.queued
+            && self.frames_in == q.routed + self.control + self.unroutable + self.stashed
+    }
+}

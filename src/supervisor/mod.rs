@@ -1,0 +1,466 @@
+//! The supervisor: the one task that owns the socket.
+//!
+//! Handles ([`Client`](crate::Client), [`Subscription`](crate::Subscription))
+//! never touch the socket; they send [`Command`]s over a bounded channel and get
+//! answers on oneshot channels (the actor pattern). Reconnecting therefore never
+//! happens inside a reader that it would have to cancel.
+//!
+//! The state machine, top to bottom:
+//!
+//! ```text
+//!            +-------------------------------------------------+
+//!            v                                                 |
+//!   Connecting --ok--> Session (session.rs) --lost--> Backoff --+
+//!       |                 |        |                    |
+//!       | failed          | close  | permanent close,   | attempts exhausted
+//!       +---> Backoff     v        v fatal error        v
+//!                       Closed   Failed(error)        Failed(Reconnect { .. })
+//! ```
+//!
+//! While not connected, commands are still served: subscriptions are recorded
+//! (and replayed once connected), one-off sends and requests fail fast, and
+//! `close()` ends the task at once. When the task ends, every stream receives
+//! the terminal error (if any) as its last item and ends, and
+//! `Client::closed()` resolves: nothing is left waiting.
+
+mod rate_limit;
+mod session;
+
+use std::sync::Arc;
+
+use futures::future::{self, Either};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::backoff::BackoffState;
+use crate::config::Config;
+use crate::connector::{tls_config, AsyncStream};
+use crate::error::{scrub, ConnectionError, Error, Operation};
+use crate::events::{ConnectionState, Event};
+use crate::message::Frame;
+use crate::protocol::{Protocol, Request, Topic};
+use crate::queue::Queue;
+use crate::stats::StatsHub;
+use crate::subscription::{ClientId, Registry};
+
+type Ws = WebSocketStream<MaybeTlsStream<Box<dyn AsyncStream>>>;
+
+/// A message from a handle to the supervisor.
+pub(crate) enum Command {
+    /// Register subscriptions; each `ready` resolves at its first ack or failure.
+    Subscribe(Vec<NewSubscription>),
+    /// End a subscription. `reply` is `None` when sent from `Drop`.
+    Unsubscribe {
+        client_id: ClientId,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
+    /// Send a one-off text frame (never replayed on another connection).
+    Send {
+        text: String,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Send a request and wait for the response with its request id.
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Result<Frame, Error>>,
+    },
+    /// Close the connection cleanly and end the task.
+    Close,
+}
+
+pub(crate) struct NewSubscription {
+    pub(crate) client_id: ClientId,
+    pub(crate) topic: Topic,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) ready: oneshot::Sender<Result<(), Error>>,
+}
+
+/// What the supervisor shares with every handle.
+pub(crate) struct Shared {
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) state: watch::Sender<ConnectionState>,
+    /// `None` while running; the final result once the task has finished.
+    pub(crate) done: watch::Sender<Option<Result<(), Error>>>,
+    pub(crate) stats: StatsHub,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, event: Event) {
+        // No receiver is fine: events are optional to observe.
+        let _ = self.events.send(event);
+    }
+}
+
+/// How the supervisor's life ends.
+enum Exit {
+    /// `close()` was called, or every handle was dropped.
+    Closed,
+    /// Reconnecting was given up; every stream gets this error.
+    Failed(Error),
+}
+
+/// How one connected session ended (see session.rs).
+pub(crate) enum SessionEnd {
+    /// Closed on request.
+    Closed,
+    /// Lost; reconnect with backoff.
+    Lost(Error),
+    /// Lost for good (permanent close code).
+    Fatal(Error),
+}
+
+pub(crate) struct Supervisor<P> {
+    config: Config,
+    protocol: P,
+    registry: Registry,
+    commands: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
+    inbound: Arc<Queue>,
+    backoff: BackoffState,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    next_req_id: u64,
+}
+
+impl<P: Protocol> Supervisor<P> {
+    pub(crate) fn new(
+        config: Config,
+        protocol: P,
+        commands: mpsc::Receiver<Command>,
+        shared: Arc<Shared>,
+        inbound: Arc<Queue>,
+    ) -> Self {
+        Supervisor {
+            registry: Registry::new(config.stash_capacity),
+            backoff: BackoffState::new(config.backoff.clone()),
+            config,
+            protocol,
+            commands,
+            shared,
+            inbound,
+            tls: None,
+            next_req_id: 1,
+        }
+    }
+
+    /// The task body.
+    pub(crate) async fn run(mut self) {
+        let exit = self.run_until_exit().await;
+        self.finish(exit);
+    }
+
+    async fn run_until_exit(&mut self) -> Exit {
+        loop {
+            let attempt = self.backoff.failures() + 1;
+            self.set_state(ConnectionState::Connecting);
+            self.shared.emit(Event::Connecting { attempt });
+
+            let ws = match self.connect_serving_commands(attempt).await {
+                Offline::Done(Ok(ws)) => ws,
+                Offline::Done(Err(error)) => {
+                    tracing::debug!(attempt, %error, "connection attempt failed");
+                    match self.back_off(error).await {
+                        Some(exit) => return exit,
+                        None => continue,
+                    }
+                }
+                Offline::Close => return Exit::Closed,
+            };
+
+            let counters = &self.shared.stats.counters;
+            if counters.connects.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                StatsHub::bump(&counters.reconnects);
+            }
+            StatsHub::bump(&counters.connects);
+            tracing::info!(url = %self.config.redacted_url, attempt, "connected");
+            self.set_state(ConnectionState::Connected);
+            self.shared.emit(Event::Connected { attempt });
+
+            let connected_at = Instant::now();
+            let end = session::run(self, ws).await;
+            self.backoff.connection_ended(connected_at.elapsed());
+            self.forget_connection();
+
+            match end {
+                SessionEnd::Closed => return Exit::Closed,
+                SessionEnd::Fatal(error) => {
+                    tracing::warn!(%error, "connection closed for good");
+                    self.shared.emit(Event::Disconnected {
+                        cause: error.clone(),
+                    });
+                    return Exit::Failed(error);
+                }
+                SessionEnd::Lost(error) => {
+                    tracing::info!(%error, "connection lost");
+                    self.shared.emit(Event::Disconnected {
+                        cause: error.clone(),
+                    });
+                    if let Some(exit) = self.back_off(error).await {
+                        return exit;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a failure and waits out the next delay, or gives up.
+    async fn back_off(&mut self, error: Error) -> Option<Exit> {
+        let Some(delay) = self.backoff.next_delay() else {
+            let attempts = self.backoff.failures();
+            tracing::warn!(attempts, %error, "giving up reconnecting");
+            return Some(Exit::Failed(Error::Reconnect {
+                attempts,
+                last_error: Box::new(error),
+            }));
+        };
+        let attempt = self.backoff.failures() + 1;
+        self.set_state(ConnectionState::Backoff);
+        self.shared
+            .emit(Event::ReconnectScheduled { attempt, delay });
+        let sleep = tokio::time::sleep(delay);
+        match self.serve_offline(sleep).await {
+            Offline::Done(()) => None,
+            Offline::Close => Some(Exit::Closed),
+        }
+    }
+
+    /// One connection attempt (connector, TLS, WebSocket handshake) bounded by
+    /// the connect timeout, while commands keep being served.
+    async fn connect_serving_commands(&mut self, attempt: u32) -> Offline<Result<Ws, Error>> {
+        let timeout = self.config.connect_timeout;
+        let open = open(&self.config, &mut self.tls, attempt);
+        let bounded = async move {
+            match tokio::time::timeout(timeout, open).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Timeout {
+                    operation: Operation::Connect,
+                    timeout,
+                }),
+            }
+        };
+        // `open` borrows config and tls only; commands are served on the side.
+        let (config, registry, shared, commands, inbound) = (
+            &self.config,
+            &mut self.registry,
+            &self.shared,
+            &mut self.commands,
+            &self.inbound,
+        );
+        serve_offline_with(bounded, config, registry, shared, commands, inbound).await
+    }
+
+    /// Serves commands until `until` completes or close is requested.
+    async fn serve_offline<T>(
+        &mut self,
+        until: impl std::future::Future<Output = T>,
+    ) -> Offline<T> {
+        serve_offline_with(
+            until,
+            &self.config,
+            &mut self.registry,
+            &self.shared,
+            &mut self.commands,
+            &self.inbound,
+        )
+        .await
+    }
+
+    /// The connection is gone: old server ids must never route again, and
+    /// per-connection protocol state (books) is void.
+    fn forget_connection(&mut self) {
+        let dropped = self.registry.on_disconnect();
+        let counters = &self.shared.stats.counters;
+        StatsHub::add(&counters.unroutable, dropped as u64);
+        StatsHub::set(&counters.stashed, 0);
+        self.protocol.reset();
+    }
+
+    fn next_req_id(&mut self) -> u64 {
+        let id = self.next_req_id;
+        self.next_req_id += 1;
+        id
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        self.shared.state.send_replace(state);
+    }
+
+    /// Ends every stream (with the terminal error, if any) and publishes the result.
+    fn finish(mut self, exit: Exit) {
+        let error = match exit {
+            Exit::Closed => None,
+            Exit::Failed(error) => Some(error),
+        };
+        let ids: Vec<ClientId> = self.registry.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            if let Some(mut entry) = self.registry.remove(id) {
+                if let Some(waiter) = entry.waiter.take() {
+                    let _ = waiter.send(Err(error.clone().unwrap_or(Error::ClientClosed)));
+                }
+                entry.queue.finish(error.clone());
+            }
+        }
+        self.inbound.finish(error.clone());
+        // Answer whatever is still queued so no caller waits on a dropped task.
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            refuse(command, error.clone().unwrap_or(Error::ClientClosed));
+        }
+        self.set_state(ConnectionState::Closed);
+        self.shared.emit(Event::Closed {
+            error: error.clone(),
+        });
+        self.shared.done.send_replace(Some(match error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }));
+    }
+}
+
+/// What happened while serving commands offline.
+enum Offline<T> {
+    /// The awaited future finished.
+    Done(T),
+    /// Close was requested (or every handle is gone).
+    Close,
+}
+
+async fn serve_offline_with<T>(
+    until: impl std::future::Future<Output = T>,
+    config: &Config,
+    registry: &mut Registry,
+    shared: &Shared,
+    commands: &mut mpsc::Receiver<Command>,
+    inbound: &Arc<Queue>,
+) -> Offline<T> {
+    let _ = inbound;
+    let mut until = std::pin::pin!(until);
+    loop {
+        let command = std::pin::pin!(commands.recv());
+        let next = future::select(until.as_mut(), command).await;
+        match next {
+            Either::Left((value, _)) => return Offline::Done(value),
+            Either::Right((None, _)) | Either::Right((Some(Command::Close), _)) => {
+                return Offline::Close
+            }
+            Either::Right((Some(command), _)) => {
+                serve_one_offline(command, config, registry, shared)
+            }
+        }
+    }
+}
+
+/// One command while disconnected: record subscriptions, fail what needs a socket.
+fn serve_one_offline(command: Command, config: &Config, registry: &mut Registry, shared: &Shared) {
+    match command {
+        Command::Subscribe(subs) => {
+            for sub in subs {
+                shared.stats.track(&sub.queue);
+                registry.add(sub.client_id, sub.topic, sub.queue, Some(sub.ready));
+            }
+        }
+        Command::Unsubscribe { client_id, reply } => {
+            if let Some(entry) = registry.remove(client_id) {
+                entry.queue.finish(None);
+                shared.emit(Event::SubscriptionEnded {
+                    client_id,
+                    error: None,
+                });
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        other => refuse(other, not_connected(config)),
+    }
+}
+
+fn not_connected(config: &Config) -> Error {
+    Error::connection(&config.redacted_url, 0, ConnectionError::NotConnected)
+}
+
+/// Answers a command with `error` without running it.
+fn refuse(command: Command, error: Error) {
+    match command {
+        Command::Subscribe(subs) => {
+            for sub in subs {
+                sub.queue.finish(Some(error.clone()));
+                let _ = sub.ready.send(Err(error.clone()));
+            }
+        }
+        Command::Unsubscribe { reply, .. } => {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Command::Send { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Request { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Close => {}
+    }
+}
+
+/// Opens one connection: the connector's stream, then TLS and the handshake.
+async fn open(
+    config: &Config,
+    tls: &mut Option<Arc<rustls::ClientConfig>>,
+    attempt: u32,
+) -> Result<Ws, Error> {
+    let url = &config.redacted_url;
+    let transport = config.connector.connect(&config.url).await.map_err(|e| {
+        let message = scrub(&e.to_string(), &config.url);
+        Error::connection(
+            url,
+            attempt,
+            ConnectionError::Io {
+                kind: e.kind(),
+                message,
+            },
+        )
+    })?;
+    let connector = if config.url.starts_with("wss://") {
+        let tls_config = match tls {
+            Some(existing) => Arc::clone(existing),
+            None => {
+                let built = tls_config().map_err(|e| {
+                    Error::connection(
+                        url,
+                        attempt,
+                        ConnectionError::Handshake(format!("TLS setup: {e}")),
+                    )
+                })?;
+                *tls = Some(Arc::clone(&built));
+                built
+            }
+        };
+        Some(tokio_tungstenite::Connector::Rustls(tls_config))
+    } else {
+        None
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size));
+    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
+        transport.request,
+        transport.stream,
+        Some(ws_config),
+        connector,
+    )
+    .await
+    .map_err(|e| {
+        let message = scrub(&e.to_string(), &config.url);
+        let source = match e {
+            tokio_tungstenite::tungstenite::Error::Io(io) => ConnectionError::Io {
+                kind: io.kind(),
+                message,
+            },
+            _ => ConnectionError::Handshake(message),
+        };
+        Error::connection(url, attempt, source)
+    })?;
+    Ok(ws)
+}

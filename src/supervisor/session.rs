@@ -1,0 +1,977 @@
+//! One connected session: the `select!` loop over the socket, the command
+//! channel, the outbound rate limiter and the liveness timers.
+//!
+//! Per inbound frame: count it, let the protocol classify it, then route it:
+//! data to its subscription's queue (sequence-checked), acks to the registry,
+//! responses to waiting requests, everything else counted as control or
+//! unroutable. Outbound frames (subscribes, pings, sends, requests) go through
+//! one queue in front of the strict rate limiter.
+//!
+//! When the session ends for any reason, requests still in flight fail with
+//! that reason: they are never replayed (an order may have been committed).
+//! Subscriptions are replayed by the next session.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::oneshot;
+use tokio::time::{sleep_until, Duration, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+
+use super::rate_limit::RateLimiter;
+use super::{Command, SessionEnd, Supervisor, Ws};
+use crate::error::{scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp};
+use crate::events::{ConnectionState, Event};
+use crate::message::{Frame, Update};
+use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
+use crate::queue::{Overflow, Pushed, Queue};
+use crate::stats::StatsHub;
+use crate::subscription::{ClientId, Route, SeqCheck, Stashed};
+
+/// Frames handled per wake-up before yielding back to `select!`, so a busy
+/// socket amortises the select cost without starving commands and timers.
+const READ_BATCH: usize = 64;
+
+/// Commands are not taken while this many frames wait for the rate limiter;
+/// the bounded command channel then pushes back on the callers.
+const OUTBOUND_LIMIT: usize = 1024;
+
+enum Outgoing {
+    /// The on-connect handshake frames.
+    Handshake(String),
+    Subscribe {
+        text: String,
+        req_id: u64,
+    },
+    Unsubscribe {
+        text: String,
+    },
+    Ping {
+        text: String,
+    },
+    Send {
+        text: String,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Request {
+        text: String,
+        req_id: u64,
+    },
+}
+
+/// The reply a one-off send waits for once its frame is written.
+type SendReply = oneshot::Sender<Result<(), Error>>;
+
+impl Outgoing {
+    /// The text, the request id whose deadline starts when written, and the
+    /// reply of a one-off send.
+    fn into_parts(self) -> (String, Option<u64>, Option<SendReply>) {
+        match self {
+            Outgoing::Handshake(text)
+            | Outgoing::Unsubscribe { text }
+            | Outgoing::Ping { text } => (text, None, None),
+            Outgoing::Subscribe { text, req_id } | Outgoing::Request { text, req_id } => {
+                (text, Some(req_id), None)
+            }
+            Outgoing::Send { text, reply } => (text, None, Some(reply)),
+        }
+    }
+}
+
+struct Session<'a, P> {
+    sup: &'a mut Supervisor<P>,
+    ws: Ws,
+    outbound: VecDeque<Outgoing>,
+    limiter: RateLimiter,
+    requests: HashMap<u64, oneshot::Sender<Result<Frame, Error>>>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    awaiting_pong: Option<Instant>,
+    next_ping: Instant,
+    data_seen: u64,
+    idle: Option<IdleWatch>,
+    closing: Option<Instant>,
+}
+
+/// Idle detection without touching a timer per frame: a tick every quarter of
+/// the timeout compares a frame counter with the previous tick's.
+struct IdleWatch {
+    timeout: Duration,
+    next_tick: Instant,
+    seen_at_tick: u64,
+    last_activity: Instant,
+}
+
+pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> SessionEnd {
+    let now = Instant::now();
+    let idle = sup.config.idle_timeout.map(|timeout| IdleWatch {
+        timeout,
+        next_tick: now + timeout / 4,
+        seen_at_tick: 0,
+        last_activity: now,
+    });
+    let mut session = Session {
+        limiter: RateLimiter::new(sup.config.rate_limit),
+        next_ping: now + sup.config.ping_interval,
+        sup,
+        ws,
+        outbound: VecDeque::new(),
+        requests: HashMap::new(),
+        deadlines: BTreeSet::new(),
+        awaiting_pong: None,
+        data_seen: 0,
+        idle,
+        closing: None,
+    };
+    for frame in session.sup.config.on_connect.clone() {
+        session.outbound.push_back(Outgoing::Handshake(frame));
+    }
+    session.flush_unsent();
+    let end = session.run().await;
+    session.fail_in_flight(&end);
+    if let SessionEnd::Lost(Error::Closed { .. }) | SessionEnd::Fatal(Error::Closed { .. }) = &end {
+        // Complete the close handshake politely: tungstenite queued our reply.
+        let bound = session.sup.config.close_timeout.min(Duration::from_secs(1));
+        let _ = tokio::time::timeout(bound, session.ws.flush()).await;
+    }
+    end
+}
+
+impl<P: Protocol> Session<'_, P> {
+    async fn run(&mut self) -> SessionEnd {
+        loop {
+            let write_at = if self.outbound.is_empty() || self.closing.is_some() {
+                None
+            } else {
+                Some(self.limiter.next_slot(Instant::now()))
+            };
+            let timer_at = self.next_timer();
+            let take_commands = self.closing.is_none() && self.outbound.len() < OUTBOUND_LIMIT;
+
+            let step = tokio::select! {
+                message = self.ws.next() => self.on_socket(message).await,
+                command = self.sup.commands.recv(), if take_commands => self.on_command(command).await,
+                () = sleep_opt(write_at) => self.write_next().await,
+                () = sleep_until(timer_at) => self.on_timers().await,
+            };
+            if let Err(end) = step {
+                return end;
+            }
+            if self.closing.is_none() {
+                // Drain frames that are already buffered before selecting again.
+                for _ in 0..READ_BATCH {
+                    let Some(message) = self.ws.next().now_or_never() else {
+                        break;
+                    };
+                    if let Err(end) = self.on_socket(message).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- inbound ---------------------------------------------------------
+
+    async fn on_socket(
+        &mut self,
+        message: Option<Result<Message, tungstenite::Error>>,
+    ) -> Result<(), SessionEnd> {
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(self.read_error(error)),
+            None if self.closing.is_some() => return Err(SessionEnd::Closed),
+            None => {
+                return Err(SessionEnd::Lost(
+                    self.lost("the server ended the stream without a close frame"),
+                ));
+            }
+        };
+        let counters = &self.sup.shared.stats.counters;
+        StatsHub::bump(&counters.frames_in);
+        match message {
+            Message::Text(text) => {
+                StatsHub::add(&counters.bytes_in, text.len() as u64);
+                self.on_text(text).await
+            }
+            Message::Binary(data) => {
+                StatsHub::add(&counters.bytes_in, data.len() as u64);
+                self.on_binary(data).await
+            }
+            Message::Ping(_) | Message::Frame(_) => {
+                StatsHub::bump(&counters.control);
+                Ok(())
+            }
+            Message::Pong(_) => {
+                StatsHub::bump(&counters.control);
+                self.awaiting_pong = None;
+                Ok(())
+            }
+            Message::Close(frame) => {
+                StatsHub::bump(&counters.control);
+                Err(self.on_close_frame(frame))
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: Utf8Bytes) -> Result<(), SessionEnd> {
+        let inbound = self.sup.protocol.classify(text.as_str());
+        match inbound {
+            Inbound::Data {
+                server_id,
+                seq,
+                checksum,
+            } => {
+                self.data_seen += 1;
+                let frame = Frame::from_text(text.clone(), seq);
+                self.on_data(server_id, frame, checksum).await
+            }
+            Inbound::Unsolicited => {
+                self.data_seen += 1;
+                let frame = Frame::from_text(text.clone(), None);
+                self.deliver_unsolicited(frame).await
+            }
+            Inbound::Subscribed {
+                req_id,
+                server_id,
+                channel,
+                symbol,
+            } => {
+                let (channel, symbol) = (
+                    channel.map(|c| c.into_owned()),
+                    symbol.map(|s| s.into_owned()),
+                );
+                self.on_subscribed(req_id, server_id, channel.as_deref(), symbol.as_deref())
+                    .await
+            }
+            Inbound::Rejected {
+                req_id,
+                symbol,
+                error,
+            } => {
+                let symbol = symbol.map(|s| s.into_owned());
+                self.on_rejected(req_id, symbol.as_deref(), error);
+                Ok(())
+            }
+            Inbound::Response { req_id, error } => {
+                self.control();
+                if let Some(reply) = self.requests.remove(&req_id) {
+                    let _ = reply.send(match error {
+                        None => Ok(Frame::from_text(text.clone(), None)),
+                        Some(error) => Err(Error::Request { req_id, error }),
+                    });
+                }
+                Ok(())
+            }
+            Inbound::Unsubscribed { .. } | Inbound::Control => {
+                self.control();
+                Ok(())
+            }
+            Inbound::Pong => {
+                self.control();
+                self.awaiting_pong = None;
+                Ok(())
+            }
+            Inbound::Heartbeat => {
+                self.control();
+                // A venue heartbeat proves the feed itself is alive (unlike a
+                // WebSocket pong, which the peer's library sends on its own).
+                self.data_seen += 1;
+                Ok(())
+            }
+            Inbound::Invalid(error) => {
+                self.invalid(error);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_binary(&mut self, data: Bytes) -> Result<(), SessionEnd> {
+        match self.sup.protocol.classify_binary(&data) {
+            Inbound::Unsolicited => {
+                self.data_seen += 1;
+                self.deliver_unsolicited(Frame::from_binary(data)).await
+            }
+            Inbound::Invalid(error) => {
+                self.invalid(error);
+                Ok(())
+            }
+            _ => {
+                self.control();
+                Ok(())
+            }
+        }
+    }
+
+    fn control(&self) {
+        StatsHub::bump(&self.sup.shared.stats.counters.control);
+    }
+
+    fn invalid(&self, error: ProtocolError) {
+        StatsHub::bump(&self.sup.shared.stats.counters.unroutable);
+        tracing::debug!(%error, "skipping a frame the protocol could not classify");
+        self.sup.shared.emit(Event::InvalidFrame { error });
+    }
+
+    async fn on_data(
+        &mut self,
+        server_id: ServerId,
+        frame: Frame,
+        checksum: Option<ChecksumMismatch>,
+    ) -> Result<(), SessionEnd> {
+        match self.sup.registry.route(&server_id) {
+            Route::To(client_id) => self.deliver(client_id, frame, checksum).await,
+            Route::Stash => {
+                let counters = &self.sup.shared.stats.counters;
+                if self
+                    .sup
+                    .registry
+                    .stash(Stashed {
+                        server_id,
+                        frame,
+                        checksum,
+                    })
+                    .is_some()
+                {
+                    StatsHub::bump(&counters.unroutable);
+                }
+                StatsHub::set(&counters.stashed, self.sup.registry.stashed() as u64);
+                Ok(())
+            }
+            Route::Unroutable => {
+                StatsHub::bump(&self.sup.shared.stats.counters.unroutable);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sequence check, then the subscription's queue with its overflow policy.
+    async fn deliver(
+        &mut self,
+        client_id: ClientId,
+        frame: Frame,
+        checksum: Option<ChecksumMismatch>,
+    ) -> Result<(), SessionEnd> {
+        let Some(queue) = self
+            .sup
+            .registry
+            .get(client_id)
+            .map(|e| Arc::clone(&e.queue))
+        else {
+            StatsHub::bump(&self.sup.shared.stats.counters.unroutable);
+            return Ok(());
+        };
+        let mut resync = false;
+        if let Some(seq) = frame.seq() {
+            let counters = &self.sup.shared.stats.counters;
+            match self.sup.registry.check_seq(client_id, seq) {
+                SeqCheck::InOrder => {}
+                SeqCheck::Duplicate => {
+                    StatsHub::bump(&counters.duplicates);
+                    queue.count_discarded();
+                    return Ok(());
+                }
+                SeqCheck::Gap { last_seq, next_seq } => {
+                    StatsHub::bump(&counters.gaps);
+                    queue.push_signal(Update::Gap { last_seq, next_seq });
+                    self.sup.shared.emit(Event::Gap {
+                        client_id,
+                        last_seq,
+                        next_seq,
+                    });
+                    resync = self.sup.config.resync_on_gap;
+                }
+                SeqCheck::Reset { last_seq, next_seq } => {
+                    StatsHub::bump(&counters.resets);
+                    queue.push_signal(Update::Reset { last_seq, next_seq });
+                    self.sup.shared.emit(Event::SequenceReset {
+                        client_id,
+                        last_seq,
+                        next_seq,
+                    });
+                    resync = self.sup.config.resync_on_gap;
+                }
+            }
+        }
+        let alive = self
+            .push(Some(client_id), &queue, Update::Data(frame))
+            .await?;
+        if !alive {
+            self.end_subscription(client_id, None, true);
+            return Ok(());
+        }
+        if let Some(ChecksumMismatch { expected, computed }) = checksum {
+            StatsHub::bump(&self.sup.shared.stats.counters.checksum_mismatches);
+            queue.push_signal(Update::ChecksumMismatch { expected, computed });
+            self.sup.shared.emit(Event::ChecksumMismatch {
+                client_id,
+                expected,
+                computed,
+            });
+            resync = true;
+        }
+        if resync {
+            self.resync(client_id);
+        }
+        Ok(())
+    }
+
+    async fn deliver_unsolicited(&mut self, frame: Frame) -> Result<(), SessionEnd> {
+        let queue = Arc::clone(&self.sup.inbound);
+        self.push(None, &queue, Update::Data(frame))
+            .await
+            .map(|_| ())
+    }
+
+    /// Pushes under the queue's policy. `Ok(false)`: the subscription is over
+    /// (consumer gone, or it blocked past its timeout and was ended here).
+    async fn push(
+        &mut self,
+        client_id: Option<ClientId>,
+        queue: &Arc<Queue>,
+        update: Update,
+    ) -> Result<bool, SessionEnd> {
+        match queue.push(update) {
+            Pushed::Queued => Ok(true),
+            Pushed::Dropped { first } => {
+                if first {
+                    let policy = queue.policy();
+                    tracing::debug!(?client_id, ?policy, "queue full, dropping");
+                    self.sup.shared.emit(Event::Overflow { client_id, policy });
+                }
+                Ok(true)
+            }
+            Pushed::ConsumerGone => Ok(false),
+            Pushed::Full(update) => {
+                let Overflow::Block { timeout } = queue.policy() else {
+                    return Ok(true);
+                };
+                // Backpressure: stop reading the socket until the consumer makes room.
+                if tokio::time::timeout(timeout, queue.wait_space())
+                    .await
+                    .is_ok()
+                {
+                    return Box::pin(self.push(client_id, queue, update)).await;
+                }
+                let error = self.backpressure_error(client_id, queue);
+                queue.finish(Some(error.clone()));
+                // Counted (routed and dropped) now that the queue is finished.
+                let _ = queue.push(update);
+                match client_id {
+                    Some(id) => {
+                        self.end_subscription(id, Some(error), true);
+                        Ok(false)
+                    }
+                    None => Ok(false),
+                }
+            }
+        }
+    }
+
+    fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
+        let entry = client_id.and_then(|id| self.sup.registry.get(id));
+        Error::Backpressure {
+            channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
+            server_id: entry
+                .and_then(|e| e.server_id.as_ref())
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            client_id: client_id.unwrap_or(0),
+            maxsize: queue.capacity(),
+        }
+    }
+
+    async fn on_subscribed(
+        &mut self,
+        req_id: Option<u64>,
+        server_id: ServerId,
+        channel: Option<&str>,
+        symbol: Option<&str>,
+    ) -> Result<(), SessionEnd> {
+        self.control();
+        let Some(acked) =
+            self.sup
+                .registry
+                .on_subscribed(req_id, server_id.clone(), channel, symbol)
+        else {
+            tracing::debug!(?req_id, %server_id, "ack matches no pending subscription");
+            return Ok(());
+        };
+        let client_id = acked.client_id;
+        if let Some(displaced) = acked.displaced {
+            tracing::warn!(client_id, displaced, %server_id, "two subscriptions acknowledged with one server id");
+        }
+        if let Some(waiter) = acked.waiter {
+            let _ = waiter.send(Ok(()));
+        }
+        if acked.resubscribed {
+            if let Some(entry) = self.sup.registry.get(client_id) {
+                entry.queue.push_signal(Update::Resubscribed {
+                    server_id: server_id.clone(),
+                });
+            }
+            self.sup.shared.emit(Event::Resubscribed {
+                client_id,
+                server_id,
+            });
+        } else {
+            self.sup.shared.emit(Event::Subscribed {
+                client_id,
+                server_id,
+            });
+        }
+        for stashed in acked.stashed {
+            self.deliver(client_id, stashed.frame, stashed.checksum)
+                .await?;
+        }
+        let counters = &self.sup.shared.stats.counters;
+        if !self.sup.registry.any_pending() {
+            let unclaimed = self.sup.registry.clear_stash();
+            StatsHub::add(&counters.unroutable, unclaimed as u64);
+        }
+        StatsHub::set(&counters.stashed, self.sup.registry.stashed() as u64);
+        Ok(())
+    }
+
+    fn on_rejected(
+        &mut self,
+        req_id: Option<u64>,
+        symbol: Option<&str>,
+        venue_error: crate::error::VenueError,
+    ) {
+        self.control();
+        if let Some((client_id, op, mut entry)) = self.sup.registry.on_rejected(req_id, symbol) {
+            let error = Error::Subscription {
+                op,
+                client_id,
+                req_id,
+                error: venue_error,
+            };
+            tracing::warn!(client_id, %error, "subscription rejected");
+            if let Some(waiter) = entry.waiter.take() {
+                let _ = waiter.send(Err(error.clone()));
+            }
+            entry.queue.finish(Some(error.clone()));
+            self.sup.shared.emit(Event::SubscriptionEnded {
+                client_id,
+                error: Some(error),
+            });
+            return;
+        }
+        if let Some(reply) = req_id.and_then(|id| self.requests.remove(&id)) {
+            let req_id = req_id.unwrap_or_default();
+            let _ = reply.send(Err(Error::Request {
+                req_id,
+                error: venue_error,
+            }));
+            return;
+        }
+        tracing::debug!(?req_id, error = %venue_error, "venue error for no pending request");
+    }
+
+    fn on_close_frame(&mut self, frame: Option<CloseFrame>) -> SessionEnd {
+        if self.closing.is_some() {
+            return SessionEnd::Closed;
+        }
+        let (code, reason) = match frame {
+            Some(frame) => (u16::from(frame.code), frame.reason.as_str().to_owned()),
+            None => (1005, String::new()),
+        };
+        let error = Error::Closed { code, reason };
+        if (self.sup.config.permanent_close)(code) {
+            SessionEnd::Fatal(error)
+        } else {
+            SessionEnd::Lost(error)
+        }
+    }
+
+    fn read_error(&self, error: tungstenite::Error) -> SessionEnd {
+        use tungstenite::error::CapacityError;
+        use tungstenite::Error as E;
+        let lost = match error {
+            E::ConnectionClosed | E::AlreadyClosed if self.closing.is_some() => {
+                return SessionEnd::Closed
+            }
+            E::Capacity(CapacityError::MessageTooLong { size, max_size }) => Error::protocol(
+                ProtocolError::TooLarge(format!("{size} bytes > limit {max_size}")),
+            ),
+            E::Capacity(other) => Error::protocol(ProtocolError::TooLarge(other.to_string())),
+            E::Utf8(_) => Error::protocol(ProtocolError::InvalidUtf8),
+            E::Protocol(violation) => {
+                Error::protocol(ProtocolError::Violation(violation.to_string()))
+            }
+            E::AttackAttempt => {
+                Error::protocol(ProtocolError::Violation("attack attempt detected".into()))
+            }
+            E::Io(io) => Error::connection(
+                &self.sup.config.redacted_url,
+                0,
+                ConnectionError::Io {
+                    kind: io.kind(),
+                    message: scrub(&io.to_string(), &self.sup.config.url),
+                },
+            ),
+            other => self.lost(&scrub(&other.to_string(), &self.sup.config.url)),
+        };
+        SessionEnd::Lost(lost)
+    }
+
+    fn lost(&self, why: &str) -> Error {
+        Error::connection(
+            &self.sup.config.redacted_url,
+            0,
+            ConnectionError::Lost(why.to_owned()),
+        )
+    }
+
+    // ---- commands --------------------------------------------------------
+
+    async fn on_command(&mut self, command: Option<Command>) -> Result<(), SessionEnd> {
+        let Some(command) = command else {
+            // Every handle is gone: nobody can read what we receive any more.
+            return self.begin_close().await;
+        };
+        match command {
+            Command::Subscribe(subs) => {
+                for sub in subs {
+                    self.sup.shared.stats.track(&sub.queue);
+                    self.sup
+                        .registry
+                        .add(sub.client_id, sub.topic, sub.queue, Some(sub.ready));
+                }
+                self.flush_unsent();
+            }
+            Command::Unsubscribe { client_id, reply } => {
+                self.end_subscription(client_id, None, true);
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Command::Send { text, reply } => {
+                self.outbound.push_back(Outgoing::Send { text, reply })
+            }
+            Command::Request { request, reply } => {
+                let req_id = self.sup.next_req_id();
+                match self.sup.protocol.encode_request(&request, req_id) {
+                    Ok(text) => {
+                        self.requests.insert(req_id, reply);
+                        self.outbound.push_back(Outgoing::Request { text, req_id });
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(Error::protocol(error)));
+                    }
+                }
+            }
+            Command::Close => return self.begin_close().await,
+        }
+        Ok(())
+    }
+
+    /// Ends a subscription: its queue finishes (drained first by the consumer),
+    /// and the venue is told when it has a server id.
+    fn end_subscription(&mut self, client_id: ClientId, error: Option<Error>, tell_venue: bool) {
+        let Some(entry) = self.sup.registry.remove(client_id) else {
+            return;
+        };
+        entry.queue.finish(error.clone());
+        if let Some(server_id) = &entry.server_id {
+            self.sup.protocol.forget(server_id);
+            if tell_venue {
+                let req_id = self.sup.next_req_id();
+                if let Some(text) =
+                    self.sup
+                        .protocol
+                        .encode_unsubscribe(&entry.topic, server_id, req_id)
+                {
+                    self.outbound.push_back(Outgoing::Unsubscribe { text });
+                }
+            }
+        }
+        self.sup
+            .shared
+            .emit(Event::SubscriptionEnded { client_id, error });
+    }
+
+    /// Re-subscribes one subscription for a fresh snapshot.
+    fn resync(&mut self, client_id: ClientId) {
+        let Some(old) = self.sup.registry.begin_resync(client_id) else {
+            return;
+        };
+        self.sup.protocol.forget(&old);
+        if let Some(entry) = self.sup.registry.get(client_id) {
+            let req_id = self.sup.next_req_id;
+            self.sup.next_req_id += 1;
+            if let Some(text) = self
+                .sup
+                .protocol
+                .encode_unsubscribe(&entry.topic, &old, req_id)
+            {
+                self.outbound.push_back(Outgoing::Unsubscribe { text });
+            }
+        }
+        self.flush_unsent();
+    }
+
+    /// Queues subscribe requests for every unsent subscription, in creation
+    /// order, batched as the protocol allows. Subscriptions whose consumer is
+    /// gone are dropped instead of replayed.
+    fn flush_unsent(&mut self) {
+        let batches = self.sup.registry.unsent_batches(&self.sup.protocol);
+        for batch in batches {
+            let mut members = Vec::with_capacity(batch.len());
+            for id in batch {
+                let alive = self
+                    .sup
+                    .registry
+                    .get(id)
+                    .is_some_and(|e| e.queue.consumer_alive());
+                if alive {
+                    members.push(id);
+                } else {
+                    self.end_subscription(id, None, false);
+                }
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let req_id = self.sup.next_req_id();
+            let resubscribes = members
+                .iter()
+                .filter(|id| self.sup.registry.get(**id).is_some_and(|e| e.acked_once))
+                .count();
+            let topics: Vec<_> = members
+                .iter()
+                .filter_map(|id| self.sup.registry.get(*id))
+                .map(|e| &e.topic)
+                .collect();
+            let text = self.sup.protocol.encode_subscribe(&topics, req_id);
+            self.sup.registry.mark_sent(&members, req_id);
+            StatsHub::add(
+                &self.sup.shared.stats.counters.resubscribes,
+                resubscribes as u64,
+            );
+            self.outbound
+                .push_back(Outgoing::Subscribe { text, req_id });
+        }
+    }
+
+    /// Sends Close 1000 and keeps reading (so the consumer gets what is already
+    /// on the wire) until the peer answers or the close timeout passes.
+    async fn begin_close(&mut self) -> Result<(), SessionEnd> {
+        if self.closing.is_some() {
+            return Ok(());
+        }
+        self.sup.set_state(ConnectionState::Closing);
+        self.closing = Some(Instant::now() + self.sup.config.close_timeout);
+        // Frames still waiting for the rate limiter are not sent.
+        for outgoing in self.outbound.drain(..) {
+            if let Outgoing::Send { reply, .. } = outgoing {
+                let _ = reply.send(Err(Error::ClientClosed));
+            }
+        }
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: Utf8Bytes::from_static(""),
+        };
+        match tokio::time::timeout(self.sup.config.close_timeout, self.ws.close(Some(close))).await
+        {
+            Ok(Ok(())) => {
+                StatsHub::bump(&self.sup.shared.stats.counters.frames_out);
+                Ok(())
+            }
+            // The socket is already gone or wedged: nothing left to wait for.
+            Ok(Err(_)) | Err(_) => Err(SessionEnd::Closed),
+        }
+    }
+
+    // ---- outbound --------------------------------------------------------
+
+    async fn write_next(&mut self) -> Result<(), SessionEnd> {
+        let Some(outgoing) = self.outbound.pop_front() else {
+            return Ok(());
+        };
+        let is_ping = matches!(outgoing, Outgoing::Ping { .. });
+        let (text, req_id, reply) = outgoing.into_parts();
+        let now = Instant::now();
+        self.limiter.record(now);
+        let len = text.len() as u64;
+        match self.write(Message::text(text)).await {
+            Ok(()) => {
+                let counters = &self.sup.shared.stats.counters;
+                StatsHub::bump(&counters.frames_out);
+                StatsHub::add(&counters.bytes_out, len);
+                if let Some(req_id) = req_id {
+                    self.deadlines
+                        .insert((now + self.sup.config.request_timeout, req_id));
+                }
+                if is_ping {
+                    self.awaiting_pong = Some(now + self.sup.config.pong_timeout);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+                Ok(())
+            }
+            Err(end) => {
+                if let Some(reply) = reply {
+                    let error = match &end {
+                        SessionEnd::Lost(e) | SessionEnd::Fatal(e) => e.clone(),
+                        SessionEnd::Closed => Error::ClientClosed,
+                    };
+                    let _ = reply.send(Err(error));
+                }
+                Err(end)
+            }
+        }
+    }
+
+    /// Writes one message, bounded so a peer that stopped reading cannot wedge us.
+    async fn write(&mut self, message: Message) -> Result<(), SessionEnd> {
+        let timeout = self.sup.config.request_timeout;
+        match tokio::time::timeout(timeout, self.ws.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(self.read_error(error)),
+            Err(_) => Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Send,
+                timeout,
+            })),
+        }
+    }
+
+    // ---- timers ----------------------------------------------------------
+
+    fn next_timer(&self) -> Instant {
+        let mut at = self.next_ping;
+        let candidates = [
+            self.awaiting_pong,
+            self.idle.as_ref().map(|i| i.next_tick),
+            self.deadlines.first().map(|(t, _)| *t),
+            self.closing,
+        ];
+        for t in candidates.into_iter().flatten() {
+            at = at.min(t);
+        }
+        at
+    }
+
+    async fn on_timers(&mut self) -> Result<(), SessionEnd> {
+        let now = Instant::now();
+        if let Some(deadline) = self.closing {
+            if now >= deadline {
+                tracing::debug!("close handshake timed out");
+                return Err(SessionEnd::Closed);
+            }
+        }
+        if self.awaiting_pong.is_some_and(|deadline| now >= deadline) {
+            StatsHub::bump(&self.sup.shared.stats.counters.ping_timeouts);
+            let timeout = self.sup.config.pong_timeout;
+            return Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Ping,
+                timeout,
+            }));
+        }
+        if let Some(idle) = &mut self.idle {
+            if now >= idle.next_tick {
+                if self.data_seen != idle.seen_at_tick {
+                    idle.seen_at_tick = self.data_seen;
+                    idle.last_activity = now;
+                }
+                if now.duration_since(idle.last_activity) >= idle.timeout {
+                    StatsHub::bump(&self.sup.shared.stats.counters.idle_timeouts);
+                    let timeout = idle.timeout;
+                    return Err(SessionEnd::Lost(Error::Timeout {
+                        operation: Operation::Receive,
+                        timeout,
+                    }));
+                }
+                idle.next_tick = now + idle.timeout / 4;
+            }
+        }
+        while let Some(&(deadline, req_id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.expire(req_id);
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + self.sup.config.ping_interval;
+            if self.awaiting_pong.is_none() && self.closing.is_none() {
+                self.ping(now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ping(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        let req_id = self.sup.next_req_id();
+        match self.sup.protocol.encode_ping(req_id) {
+            // App-level pings count against the venue's rate limit; they jump the queue.
+            Some(text) => self.outbound.push_front(Outgoing::Ping { text }),
+            None => {
+                self.write(Message::Ping(Bytes::new())).await?;
+                StatsHub::bump(&self.sup.shared.stats.counters.frames_out);
+                self.awaiting_pong = Some(now + self.sup.config.pong_timeout);
+            }
+        }
+        Ok(())
+    }
+
+    /// A request or subscribe got no answer in time.
+    fn expire(&mut self, req_id: u64) {
+        let timeout = self.sup.config.request_timeout;
+        if let Some(reply) = self.requests.remove(&req_id) {
+            let _ = reply.send(Err(Error::Timeout {
+                operation: Operation::Request,
+                timeout,
+            }));
+            return;
+        }
+        for (client_id, op, mut entry) in self.sup.registry.on_timeout(req_id) {
+            let operation = match op {
+                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
+                _ => Operation::Subscribe,
+            };
+            let error = Error::Timeout { operation, timeout };
+            tracing::warn!(client_id, req_id, "subscribe was not acknowledged in time");
+            if let Some(waiter) = entry.waiter.take() {
+                let _ = waiter.send(Err(error.clone()));
+            }
+            entry.queue.finish(Some(error.clone()));
+            if let Some(server_id) = &entry.server_id {
+                self.sup.protocol.forget(server_id);
+            }
+            self.sup.shared.emit(Event::SubscriptionEnded {
+                client_id,
+                error: Some(error),
+            });
+        }
+    }
+
+    // ---- the end ---------------------------------------------------------
+
+    /// Requests in flight fail with the reason the session ended; one-off
+    /// sends still queued fail too. Neither is replayed.
+    fn fail_in_flight(&mut self, end: &SessionEnd) {
+        let error = match end {
+            SessionEnd::Lost(e) | SessionEnd::Fatal(e) => e.clone(),
+            SessionEnd::Closed => Error::ClientClosed,
+        };
+        for (_, reply) in self.requests.drain() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for outgoing in self.outbound.drain(..) {
+            if let Outgoing::Send { reply, .. } = outgoing {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,390 @@
+//! The main job: one resilient connection, one ticker subscription per symbol,
+//! kept alive through injected faults, with an accounting summary at the end.
+//!
+//! ```text
+//! cargo run --release --example market_feed -- [--protocol kalshi|kraken] [--url URL]
+//!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
+//! ```
+//!
+//! Without `--url` it starts an embedded exchange on 127.0.0.1 speaking
+//! `--protocol` that streams ticker data and, every `--chaos-every-ms` (0 = off),
+//! injects a random fault: TCP abort, close 1011, silence until the idle timeout,
+//! or a garbage frame. With `--url` it connects to that server instead.
+//!
+//! Progress goes to stderr once a second. At the end it closes cleanly and prints
+//! exactly one line on stdout:
+//!
+//! ```text
+//! summary: protocol=P received=N delivered=N dropped=N unroutable=N reconnects=N resubscribes=N gaps=N subscriptions_alive=K/M
+//! ```
+//!
+//! `received` counts every non-control frame read from the socket; it must equal
+//! `delivered + dropped + unroutable` once the streams are drained. The exit code
+//! is 0 only if that holds and every subscription is still alive.
+
+#[path = "../tests/support/exchange.rs"]
+mod exchange;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use resilient_ws::{
+    Backoff, Client, Config, Kalshi, Kraken, Protocol, Subscription, Topic, Update,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Venue {
+    Kalshi,
+    Kraken,
+}
+
+#[derive(Debug)]
+struct Args {
+    venue: Venue,
+    url: Option<String>,
+    symbols: Vec<String>,
+    duration: Duration,
+    chaos_every: Option<Duration>,
+    seed: u64,
+}
+
+const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken] [--url URL] [--symbols A,B,C] \
+                     [--duration SECS] [--chaos-every-ms MS] [--seed N]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut venue = Venue::Kalshi;
+    let mut url = None;
+    let mut symbols: Option<Vec<String>> = None;
+    let mut duration = Duration::from_secs(15);
+    let mut chaos_every = Some(Duration::from_millis(2000));
+    let mut seed = 42;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_owned());
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let bad = |what: &str| format!("{flag}: {what}: {value:?}\n{USAGE}");
+        match flag.as_str() {
+            "--protocol" => {
+                venue = match value.as_str() {
+                    "kalshi" => Venue::Kalshi,
+                    "kraken" => Venue::Kraken,
+                    _ => return Err(bad("expected kalshi or kraken")),
+                }
+            }
+            "--url" => url = Some(value),
+            "--symbols" => {
+                let list: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                if list.is_empty() {
+                    return Err(bad("expected a comma-separated list"));
+                }
+                symbols = Some(list);
+            }
+            "--duration" => {
+                duration = Duration::from_secs(value.parse().map_err(|_| bad("expected seconds"))?)
+            }
+            "--chaos-every-ms" => {
+                let ms: u64 = value.parse().map_err(|_| bad("expected milliseconds"))?;
+                chaos_every = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            "--seed" => seed = value.parse().map_err(|_| bad("expected an integer"))?,
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    let symbols = symbols.unwrap_or_else(|| default_symbols(venue));
+    Ok(Args {
+        venue,
+        url,
+        symbols,
+        duration,
+        chaos_every,
+        seed,
+    })
+}
+
+fn default_symbols(venue: Venue) -> Vec<String> {
+    let list: &[&str] = match venue {
+        Venue::Kalshi => &[
+            "KXBTC-25",
+            "KXETH-25",
+            "KXSOL-25",
+            "KXXRP-25",
+            "KXDOGE-25",
+            "KXADA-25",
+            "KXLTC-25",
+            "KXDOT-25",
+        ],
+        Venue::Kraken => &[
+            "BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "DOGE/USD", "ADA/USD", "LTC/USD", "DOT/USD",
+        ],
+    };
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// What one consumer task saw.
+#[derive(Default)]
+struct Seen {
+    data: AtomicU64,
+    gaps: AtomicU64,
+    ended: AtomicBool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    match args.venue {
+        Venue::Kalshi => run(args, Kalshi::new()).await,
+        Venue::Kraken => run(args, Kraken::new()).await,
+    }
+}
+
+async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
+    let protocol_name = protocol.name();
+    // The embedded exchange, unless a URL was given.
+    let embedded = match &args.url {
+        Some(_) => None,
+        None => {
+            let venue = match args.venue {
+                Venue::Kalshi => exchange::Venue::Kalshi,
+                Venue::Kraken => exchange::Venue::Kraken,
+            };
+            match exchange::Exchange::start(venue).await {
+                Ok(exchange) => Some(exchange),
+                Err(error) => {
+                    eprintln!("cannot start the embedded exchange: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let url = match (&args.url, &embedded) {
+        (Some(url), _) => url.clone(),
+        (None, Some(exchange)) => exchange.url(),
+        (None, None) => unreachable!("either a URL or an embedded exchange"),
+    };
+    let config = match Config::builder(url)
+        .backoff(
+            Backoff::new(Duration::from_millis(50), Duration::from_secs(2))
+                .max_attempts(None)
+                .reset_after(Duration::from_secs(5))
+                .seed(args.seed),
+        )
+        .connect_timeout(Duration::from_secs(5))
+        .ping_interval(Duration::from_secs(2))
+        .pong_timeout(Duration::from_secs(2))
+        .idle_timeout(Some(Duration::from_secs(3)))
+        .request_timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let (client, mut unsolicited) = Client::spawn(config, protocol);
+    let unsolicited_task = tokio::spawn(async move { while unsolicited.next().await.is_some() {} });
+
+    let topics: Vec<Topic> = args
+        .symbols
+        .iter()
+        .map(|s| Topic::new("ticker").symbol(s.clone()))
+        .collect();
+    let subscriptions =
+        match tokio::time::timeout(Duration::from_secs(30), client.subscribe_many(topics)).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(error)) => {
+                eprintln!("subscribing failed: {error}");
+                return ExitCode::FAILURE;
+            }
+            Err(_) => {
+                eprintln!("subscribing timed out");
+                return ExitCode::FAILURE;
+            }
+        };
+    let total = subscriptions.len();
+    let mut consumers = Vec::new();
+    let mut seen_all = Vec::new();
+    for (symbol, result) in args.symbols.iter().zip(subscriptions) {
+        match result {
+            Ok(subscription) => {
+                let seen = Arc::new(Seen::default());
+                seen_all.push(Arc::clone(&seen));
+                consumers.push(tokio::spawn(consume(subscription, seen)));
+            }
+            Err(error) => eprintln!("subscription to {symbol} failed: {error}"),
+        }
+    }
+
+    let streaming = embedded
+        .as_ref()
+        .map(|exchange| exchange.start_stream(args.symbols.clone(), Duration::from_millis(10)));
+    let chaos = match (&embedded, args.chaos_every) {
+        (Some(exchange), Some(every)) => {
+            Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
+        }
+        _ => None,
+    };
+
+    let deadline = tokio::time::Instant::now() + args.duration;
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    progress.tick().await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = progress.tick() => {
+                let s = client.stats();
+                let alive = seen_all.iter().filter(|s| !s.ended.load(Ordering::Relaxed)).count();
+                eprintln!(
+                    "[{protocol_name}] state={:?} frames_in={} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} alive={alive}/{total}",
+                    *client.state().borrow(), s.frames_in, s.queues.delivered, s.queues.dropped, s.unroutable,
+                    s.reconnects, s.resubscribes, s.gaps,
+                );
+            }
+        }
+    }
+
+    if let Some(chaos) = chaos {
+        chaos.abort();
+    }
+    // Alive means: the stream is still open now, before we close on purpose.
+    let alive = seen_all
+        .iter()
+        .filter(|s| !s.ended.load(Ordering::Relaxed) && s.data.load(Ordering::Relaxed) > 0)
+        .count();
+    let close_result = client.close().await;
+    if let Some(streaming) = streaming {
+        streaming.abort();
+    }
+    for consumer in consumers {
+        let _ = consumer.await;
+    }
+    let _ = unsolicited_task.await;
+    if let Some(exchange) = &embedded {
+        exchange.shutdown().await;
+    }
+
+    let s = client.stats();
+    let received = s.frames_in - s.control;
+    let consumed: u64 = seen_all
+        .iter()
+        .map(|s| s.data.load(Ordering::Relaxed))
+        .sum();
+    let gaps_seen: u64 = seen_all
+        .iter()
+        .map(|s| s.gaps.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "summary: protocol={protocol_name} received={received} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} subscriptions_alive={alive}/{total}",
+        s.queues.delivered, s.queues.dropped, s.unroutable, s.reconnects, s.resubscribes, s.gaps,
+    );
+
+    let mut ok = true;
+    if let Err(error) = close_result {
+        eprintln!("FAIL: the client had already failed: {error}");
+        ok = false;
+    }
+    if alive != total {
+        eprintln!("FAIL: only {alive} of {total} subscriptions are alive");
+        ok = false;
+    }
+    if received != s.queues.delivered + s.queues.dropped + s.unroutable
+        || s.queues.queued != 0
+        || s.stashed != 0
+    {
+        eprintln!("FAIL: counts do not add up: {s:?}");
+        ok = false;
+    }
+    if !s.is_balanced() {
+        eprintln!("FAIL: the accounting invariant does not hold: {s:?}");
+        ok = false;
+    }
+    // The subscriptions' consumers plus the unsolicited drain account for every delivery.
+    if consumed > s.queues.delivered || gaps_seen + s.queues.signals_dropped < s.gaps + s.resets {
+        eprintln!(
+            "FAIL: consumers saw {consumed} frames and {gaps_seen} gap signals; stats say {} delivered, {} gaps, {} resets",
+            s.queues.delivered, s.gaps, s.resets
+        );
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn consume(mut subscription: Subscription, seen: Arc<Seen>) {
+    while let Some(item) = subscription.next().await {
+        match item {
+            Ok(Update::Data(_)) => {
+                seen.data.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Update::Gap { .. } | Update::Reset { .. }) => {
+                seen.gaps.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(error) if error.is_retryable() => {
+                eprintln!("subscription {}: notice: {error}", subscription.client_id());
+            }
+            Err(error) => {
+                eprintln!("subscription {} ended: {error}", subscription.client_id());
+                seen.ended.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    seen.ended.store(true, Ordering::Relaxed);
+}
+
+/// Injects one random fault every `every`.
+async fn chaos(exchange: exchange::Exchange, every: Duration, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match rng.random_range(0..4u8) {
+            0 => {
+                eprintln!("chaos: TCP abort");
+                exchange.abort_all();
+            }
+            1 => {
+                eprintln!("chaos: close 1011");
+                exchange.close_all(1011, "chaos: internal error");
+            }
+            2 => {
+                eprintln!("chaos: silence until the idle timeout");
+                exchange.set_silent(true);
+            }
+            _ => {
+                eprintln!("chaos: garbage frame");
+                exchange.send_text_all("}{ not json \u{1f4a5}");
+            }
+        }
+    }
+}

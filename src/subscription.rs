@@ -291,14 +291,24 @@ impl Registry {
         channel: Option<&str>,
         symbol: Option<&str>,
     ) -> Option<Acked> {
-        let req_id = req_id?;
+        let req_id = match req_id {
+            Some(req_id) => req_id,
+            None => self.request_naming(channel, symbol)?,
+        };
         let request = self.pending.get(&req_id)?;
-        let client_id = request.members.iter().copied().find(|id| {
-            self.subs.get(id).is_some_and(|e| {
-                channel.is_none_or(|c| e.topic.channel() == c)
-                    && symbol.is_none_or(|s| e.topic.symbol_name() == Some(s))
-            })
-        })?;
+        let exact = request
+            .members
+            .iter()
+            .copied()
+            .find(|id| self.is_named(*id, channel, symbol));
+        // A venue may spell the channel or symbol of its ack differently from the
+        // request (an alias, a normalised pair); with one member left there is
+        // no ambiguity about whose ack it is.
+        let client_id = match (exact, request.members.as_slice()) {
+            (Some(id), _) => id,
+            (None, [only]) => *only,
+            (None, _) => return None,
+        };
         self.leave_request(req_id, client_id);
 
         let displaced = match self.routes.insert(server_id.clone(), client_id) {
@@ -340,6 +350,32 @@ impl Registry {
             stashed,
             displaced,
         })
+    }
+
+    /// Whether `client_id`'s topic agrees with the channel and symbol an ack names.
+    fn is_named(&self, client_id: ClientId, channel: Option<&str>, symbol: Option<&str>) -> bool {
+        self.subs.get(&client_id).is_some_and(|e| {
+            channel.is_none_or(|c| e.topic.channel() == c)
+                && symbol.is_none_or(|s| e.topic.symbol_name() == Some(s))
+        })
+    }
+
+    /// The oldest pending request with a member on exactly this channel and
+    /// symbol, for acks that do not echo a request id.
+    fn request_naming(&self, channel: Option<&str>, symbol: Option<&str>) -> Option<u64> {
+        if channel.is_none() && symbol.is_none() {
+            return None;
+        }
+        self.pending
+            .iter()
+            .filter(|(_, request)| {
+                request
+                    .members
+                    .iter()
+                    .any(|id| self.is_named(*id, channel, symbol))
+            })
+            .map(|(req_id, _)| *req_id)
+            .min()
     }
 
     /// Matches a rejection to a pending member (by symbol when given) and removes
@@ -611,6 +647,51 @@ mod tests {
         assert!(r
             .on_subscribed(Some(5), ServerId::Num(1), None, None)
             .is_none());
+    }
+
+    #[test]
+    fn the_last_member_of_a_request_takes_an_ack_that_names_it_differently() {
+        let mut r = registry_with(2);
+        r.mark_sent(&[1, 2], 9);
+        let key = |s: &str| ServerId::Key(s.into());
+        // An unknown symbol cannot be told apart while two members wait...
+        assert!(r
+            .on_subscribed(
+                Some(9),
+                key("ticker:XBT/USD"),
+                Some("ticker"),
+                Some("XBT/USD")
+            )
+            .is_none());
+        let first = r.on_subscribed(Some(9), key("ticker:S0"), Some("ticker"), Some("S0"));
+        assert_eq!(first.map(|a| a.client_id), Some(1));
+        // ...but with one left, it is that one's.
+        let last = r.on_subscribed(
+            Some(9),
+            key("ticker:XBT/USD"),
+            Some("trade"),
+            Some("XBT/USD"),
+        );
+        assert_eq!(last.map(|a| a.client_id), Some(2));
+        r.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn an_ack_without_a_request_id_matches_by_channel_and_symbol() {
+        let mut r = registry_with(2);
+        r.mark_sent(&[1], 3);
+        r.mark_sent(&[2], 4);
+        let acked = r.on_subscribed(
+            None,
+            ServerId::Key("ticker:S1".into()),
+            Some("ticker"),
+            Some("S1"),
+        );
+        assert_eq!(acked.map(|a| a.client_id), Some(2));
+        assert!(r
+            .on_subscribed(None, ServerId::Num(5), None, None)
+            .is_none());
+        r.check_invariants().unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::backoff::Backoff;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
 use crate::queue::Overflow;
+use crate::token::TokenSource;
 
 /// How the client connects, retries, detects dead sockets and buffers messages.
 ///
@@ -38,6 +39,7 @@ pub struct Config {
     pub(crate) permanent_close: Arc<dyn Fn(u16) -> bool + Send + Sync>,
     pub(crate) resync_on_gap: bool,
     pub(crate) event_capacity: usize,
+    pub(crate) token_source: Option<Arc<dyn TokenSource>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limit", &self.rate_limit)
             .field("on_connect_frames", &self.on_connect.len())
             .field("resync_on_gap", &self.resync_on_gap)
+            .field("token_source", &self.token_source.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +140,7 @@ impl ConfigBuilder {
                 permanent_close: Arc::new(default_permanent_close),
                 resync_on_gap: true,
                 event_capacity: 1024,
+                token_source: None,
             },
         }
     }
@@ -261,6 +265,14 @@ impl ConfigBuilder {
     /// [`Event::Lagged`](crate::Event::Lagged). Default 1024.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.config.event_capacity = capacity;
+        self
+    }
+
+    /// A source of session tokens for a private endpoint, called before every
+    /// connection attempt and again (through a reconnect) when the venue says the
+    /// session is invalid. Default: none.
+    pub fn token_source(mut self, source: impl TokenSource) -> Self {
+        self.config.token_source = Some(Arc::new(source));
         self
     }
 

@@ -14,6 +14,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::venue_error::VenueError;
+
 /// The boxed, shareable source of an [`Error`].
 pub type BoxError = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -106,6 +108,14 @@ pub enum Error {
         /// The venue's own error.
         error: VenueError,
     },
+    /// The user's token source failed; the attempt is retried after the backoff delay.
+    #[error("token source failed (attempt {attempts}): {source}")]
+    Token {
+        /// Consecutive failed attempts so far.
+        attempts: u32,
+        /// The token source's own error.
+        source: BoxError,
+    },
     /// The configuration is invalid (returned by [`ConfigBuilder::build`](crate::ConfigBuilder::build)).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -125,11 +135,30 @@ impl Error {
             Error::Connection { .. } | Error::Timeout { .. } | Error::Protocol { .. } => true,
             Error::QueueFull { .. } | Error::Backpressure { .. } => true,
             Error::Closed { code, .. } => !crate::config::default_permanent_close(*code),
-            Error::Reconnect { .. }
-            | Error::Subscription { .. }
-            | Error::Request { .. }
-            | Error::Config(_)
-            | Error::ClientClosed => false,
+            Error::Subscription { error, .. } | Error::Request { error, .. } => {
+                error.is_retryable()
+            }
+            Error::Token { .. } => true,
+            Error::Reconnect { .. } | Error::Config(_) | Error::ClientClosed => false,
+        }
+    }
+
+    /// How long to wait before retrying, when the failure says: a venue lockout
+    /// (Kraken `EGeneral:Temporary lockout`: about 15 minutes). The supervisor
+    /// also honours these hints by lengthening its next backoff delay.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Subscription { error, .. } | Error::Request { error, .. } => error.retry_after(),
+            Error::Reconnect { last_error, .. } => last_error.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The venue's error, for [`Error::Subscription`] and [`Error::Request`].
+    pub fn venue_error(&self) -> Option<&VenueError> {
+        match self {
+            Error::Subscription { error, .. } | Error::Request { error, .. } => Some(error),
+            _ => None,
         }
     }
 
@@ -204,37 +233,6 @@ impl fmt::Display for SubscriptionOp {
         })
     }
 }
-
-/// An error reported by the venue in its own words (code and message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VenueError {
-    /// The venue's numeric code, when it sends one (Kalshi does, Kraken does not).
-    pub code: Option<i64>,
-    /// The venue's message, as sent.
-    pub message: String,
-}
-
-impl VenueError {
-    /// A venue error from a code and a message.
-    pub fn new(code: Option<i64>, message: impl Into<String>) -> Self {
-        VenueError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for VenueError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.code {
-            Some(code) => write!(f, "venue error {code}: {}", self.message),
-            None => write!(f, "venue error: {}", self.message),
-        }
-    }
-}
-
-impl std::error::Error for VenueError {}
 
 /// What was wrong with what the peer sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

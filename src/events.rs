@@ -46,6 +46,14 @@ pub enum Event {
         /// The attempt that succeeded.
         attempt: u32,
     },
+    /// A connection attempt failed (token source, connect, TLS or handshake);
+    /// the next one follows the backoff.
+    AttemptFailed {
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why.
+        error: Error,
+    },
     /// The connection was lost (not by `close()`).
     Disconnected {
         /// Why.

@@ -54,6 +54,8 @@ mod stats;
 mod stream;
 mod subscription;
 mod supervisor;
+mod token;
+mod venue_error;
 
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
@@ -61,7 +63,6 @@ pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
-    VenueError,
 };
 pub use events::{ConnectionState, Event, Events};
 pub use message::{Frame, Update};
@@ -71,6 +72,8 @@ pub use protocol::{
 pub use queue::{Overflow, QueueStats};
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
+pub use token::{Secret, TokenError, TokenFuture, TokenSource};
+pub use venue_error::{Severity, VenueError, VenueErrorKind, KRAKEN_LOCKOUT};
 
 /// Fuzz harnesses and the internals they drive, for `fuzz/` (`--features
 /// fuzzing`) and for the unit tests that replay the corpus. Not a stable API.

@@ -399,6 +399,28 @@ impl Registry {
         Some((client_id, op, entry))
     }
 
+    /// Puts a rejected member back to unsent so the next connection replays it
+    /// (the venue asked for a fresh session, not for the subscription to end).
+    pub fn requeue_rejected(
+        &mut self,
+        req_id: Option<u64>,
+        symbol: Option<&str>,
+    ) -> Option<ClientId> {
+        let req_id = req_id?;
+        let request = self.pending.get(&req_id)?;
+        let client_id = request.members.iter().copied().find(|id| {
+            symbol.is_none_or(|s| {
+                self.subs
+                    .get(id)
+                    .is_some_and(|e| e.topic.symbol_name() == Some(s))
+            })
+        })?;
+        self.leave_request(req_id, client_id);
+        let entry = self.subs.get_mut(&client_id)?;
+        entry.phase = Phase::Unsent;
+        Some(client_id)
+    }
+
     /// Removes every member of a request that is still waiting (its ack timed out).
     pub fn on_timeout(&mut self, req_id: u64) -> Vec<(ClientId, SubscriptionOp, Entry)> {
         let Some(request) = self.pending.remove(&req_id) else {

@@ -153,7 +153,7 @@ impl Protocol for Kalshi {
                 Inbound::Rejected {
                     req_id,
                     symbol: None,
-                    error: VenueError::new(code, error.msg.0.unwrap_or_default()),
+                    error: VenueError::kalshi(code, error.msg.0.unwrap_or_default()),
                 }
             }
             Some("unsubscribed") => Inbound::Unsubscribed { req_id },
@@ -281,7 +281,7 @@ mod tests {
             Inbound::Rejected {
                 req_id: Some(1),
                 symbol: None,
-                error: VenueError::new(Some(6), "Already subscribed"),
+                error: VenueError::kalshi(Some(6), "Already subscribed"),
             }
         );
         assert_eq!(

@@ -251,6 +251,14 @@ pub trait Protocol: Send + 'static {
         )))
     }
 
+    /// A fresh session token from the client's [`TokenSource`](crate::TokenSource),
+    /// given before each connection attempt. Adapters for venues with private
+    /// channels put it on the wire where the venue expects it; the default
+    /// ignores it. Implementations must not log it.
+    fn set_token(&mut self, token: &str) {
+        let _ = token;
+    }
+
     /// The connection was lost: drop any per-connection state (books, ...).
     fn reset(&mut self) {}
 

@@ -121,6 +121,10 @@ pub(crate) struct Supervisor<P> {
     backoff: BackoffState,
     tls: Option<Arc<rustls::ClientConfig>>,
     next_req_id: u64,
+    /// The latest "not before" a failure asked for (venue lockout, close 1013):
+    /// the next attempt waits at least until then. A deadline, not a duration,
+    /// so a lockout seen long ago does not slow a later reconnect.
+    retry_not_before: Option<Instant>,
 }
 
 impl<P: Protocol> Supervisor<P> {
@@ -141,6 +145,7 @@ impl<P: Protocol> Supervisor<P> {
             inbound,
             tls: None,
             next_req_id: 1,
+            retry_not_before: None,
         }
     }
 
@@ -160,6 +165,10 @@ impl<P: Protocol> Supervisor<P> {
                 Offline::Done(Ok(ws)) => ws,
                 Offline::Done(Err(error)) => {
                     tracing::debug!(attempt, %error, "connection attempt failed");
+                    self.shared.emit(Event::AttemptFailed {
+                        attempt,
+                        error: error.clone(),
+                    });
                     match self.back_off(error).await {
                         Some(exit) => return exit,
                         None => continue,
@@ -204,8 +213,10 @@ impl<P: Protocol> Supervisor<P> {
         }
     }
 
-    /// Records a failure and waits out the next delay, or gives up.
+    /// Records a failure and waits out the next delay, or gives up. A retry
+    /// hint (from this failure or one seen during the session) lengthens the delay.
     async fn back_off(&mut self, error: Error) -> Option<Exit> {
+        self.note_retry_hint(&error);
         let Some(delay) = self.backoff.next_delay() else {
             let attempts = self.backoff.failures();
             tracing::warn!(attempts, %error, "giving up reconnecting");
@@ -214,6 +225,11 @@ impl<P: Protocol> Supervisor<P> {
                 last_error: Box::new(error),
             }));
         };
+        let hinted = self
+            .retry_not_before
+            .take()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        let delay = delay.max(hinted.unwrap_or_default());
         let attempt = self.backoff.failures() + 1;
         self.set_state(ConnectionState::Backoff);
         self.shared
@@ -225,10 +241,48 @@ impl<P: Protocol> Supervisor<P> {
         }
     }
 
-    /// One connection attempt (connector, TLS, WebSocket handshake) bounded by
-    /// the connect timeout, while commands keep being served.
+    /// Remembers how long `error` asks us to wait before the next attempt:
+    /// its own retry-after (a venue lockout), or the backoff cap for a close
+    /// 1013 "try again later", which names no duration.
+    fn note_retry_hint(&mut self, error: &Error) {
+        let hint = match error {
+            Error::Closed { code: 1013, .. } => Some(self.config.backoff.cap),
+            other => other.retry_after(),
+        };
+        if let Some(hint) = hint {
+            tracing::info!(
+                ?hint,
+                "the venue asked to wait; lengthening the next backoff delay"
+            );
+            self.retry_not_before = self.retry_not_before.max(Some(Instant::now() + hint));
+        }
+    }
+
+    /// One connection attempt (token source, connector, TLS, WebSocket
+    /// handshake) bounded by the connect timeout, while commands keep being served.
     async fn connect_serving_commands(&mut self, attempt: u32) -> Offline<Result<Ws, Error>> {
         let timeout = self.config.connect_timeout;
+        if let Some(source) = self.config.token_source.clone() {
+            let fetched = self
+                .serve_offline(tokio::time::timeout(timeout, source.token()))
+                .await;
+            match fetched {
+                Offline::Close => return Offline::Close,
+                Offline::Done(Ok(Ok(token))) => self.protocol.set_token(&token),
+                Offline::Done(Ok(Err(source))) => {
+                    return Offline::Done(Err(Error::Token {
+                        attempts: attempt,
+                        source: Arc::from(source),
+                    }))
+                }
+                Offline::Done(Err(_)) => {
+                    return Offline::Done(Err(Error::Timeout {
+                        operation: Operation::Connect,
+                        timeout,
+                    }))
+                }
+            }
+        }
         let open = open(&self.config, &mut self.tls, attempt);
         let bounded = async move {
             match tokio::time::timeout(timeout, open).await {

@@ -23,13 +23,16 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
 use super::rate_limit::RateLimiter;
 use super::{Command, SessionEnd, Supervisor, Ws};
-use crate::error::{scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp};
+use crate::error::{
+    scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp, VenueError,
+};
 use crate::events::{ConnectionState, Event};
 use crate::message::{Frame, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Route, SeqCheck, Stashed};
+use crate::venue_error::VenueErrorKind;
 
 /// Frames handled per wake-up before yielding back to `select!`, so a busy
 /// socket amortises the select cost without starving commands and timers.
@@ -252,15 +255,18 @@ impl<P: Protocol> Session<'_, P> {
                 error,
             } => {
                 let symbol = symbol.map(|s| s.into_owned());
-                self.on_rejected(req_id, symbol.as_deref(), error);
-                Ok(())
+                self.on_rejected(req_id, symbol.as_deref(), error)
             }
             Inbound::Response { req_id, error } => {
                 self.control();
                 if let Some(reply) = self.requests.remove(&req_id) {
                     let _ = reply.send(match error {
                         None => Ok(Frame::from_text(text.clone(), None)),
-                        Some(error) => Err(Error::Request { req_id, error }),
+                        Some(error) => {
+                            let error = Error::Request { req_id, error };
+                            self.sup.note_retry_hint(&error);
+                            Err(error)
+                        }
                     });
                 }
                 Ok(())
@@ -534,13 +540,34 @@ impl<P: Protocol> Session<'_, P> {
         Ok(())
     }
 
+    /// A venue refused a subscribe or a request. A subscription whose session
+    /// expired is kept and the connection recycled, so the token source is asked
+    /// for a fresh token and the subscription replayed with it; any other
+    /// refusal ends that subscription alone.
     fn on_rejected(
         &mut self,
         req_id: Option<u64>,
         symbol: Option<&str>,
-        venue_error: crate::error::VenueError,
-    ) {
+        venue_error: VenueError,
+    ) -> Result<(), SessionEnd> {
         self.control();
+        let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
+        if session_expired && self.sup.config.token_source.is_some() {
+            if let Some(client_id) = self.sup.registry.requeue_rejected(req_id, symbol) {
+                tracing::info!(
+                    client_id,
+                    "session expired; reconnecting with a fresh token"
+                );
+                let op = SubscriptionOp::Resubscribe;
+                let error = Error::Subscription {
+                    op,
+                    client_id,
+                    req_id,
+                    error: venue_error,
+                };
+                return Err(SessionEnd::Lost(error));
+            }
+        }
         if let Some((client_id, op, mut entry)) = self.sup.registry.on_rejected(req_id, symbol) {
             let error = Error::Subscription {
                 op,
@@ -549,6 +576,7 @@ impl<P: Protocol> Session<'_, P> {
                 error: venue_error,
             };
             tracing::warn!(client_id, %error, "subscription rejected");
+            self.sup.note_retry_hint(&error);
             if let Some(waiter) = entry.waiter.take() {
                 let _ = waiter.send(Err(error.clone()));
             }
@@ -557,17 +585,19 @@ impl<P: Protocol> Session<'_, P> {
                 client_id,
                 error: Some(error),
             });
-            return;
+            return Ok(());
         }
         if let Some(reply) = req_id.and_then(|id| self.requests.remove(&id)) {
-            let req_id = req_id.unwrap_or_default();
-            let _ = reply.send(Err(Error::Request {
-                req_id,
+            let error = Error::Request {
+                req_id: req_id.unwrap_or_default(),
                 error: venue_error,
-            }));
-            return;
+            };
+            self.sup.note_retry_hint(&error);
+            let _ = reply.send(Err(error));
+            return Ok(());
         }
         tracing::debug!(?req_id, error = %venue_error, "venue error for no pending request");
+        Ok(())
     }
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) -> SessionEnd {

@@ -33,6 +33,9 @@ const MAX_SIZE: usize = 64 << 20;
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Kraken heartbeat period.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+/// Kraken channels that need `params.token` when a token is required.
+pub const KRAKEN_PRIVATE_CHANNELS: [&str; 3] = ["executions", "balances", "level3"];
+
 /// Kraken `connection_id` of connection `n` is this plus `n` (always above `i64::MAX`).
 pub const KRAKEN_CONNECTION_ID_BASE: u64 = 13_834_774_380_200_032_777;
 const TIME_IN: &str = "2023-09-25T09:04:31.742599Z";
@@ -228,6 +231,8 @@ struct State {
     repeat: HashSet<String>,
     corrupt: HashSet<String>,
     books: HashMap<String, Book>,
+    /// Kraken: the token private channels must carry (`None`: not checked).
+    required_token: Option<String>,
 }
 
 impl State {
@@ -706,6 +711,18 @@ impl Shared {
                 )]
             }
         };
+        let private = KRAKEN_PRIVATE_CHANNELS.contains(&channel);
+        if let (true, Some(required)) = (private, &st.required_token) {
+            let token = params.get("token").and_then(Value::as_str);
+            if token != Some(required.as_str()) {
+                return vec![kraken_failure(
+                    method,
+                    None,
+                    "ESession:Invalid session",
+                    req_id,
+                )];
+            }
+        }
         let is_book = channel == "book";
         let depth = if is_book {
             match params.get("depth") {
@@ -1057,6 +1074,7 @@ impl Exchange {
                 handshake_delay: None,
                 ack_mode: AckMode::Normal,
                 rejects: HashMap::new(),
+                required_token: None,
                 skip: HashMap::new(),
                 repeat: HashSet::new(),
                 corrupt: HashSet::new(),
@@ -1234,7 +1252,13 @@ impl Exchange {
         lock(&self.inner.state).ack_mode = m;
     }
 
-    /// Future subscribes containing `symbol` fail (Kalshi: `code` + `error`; Kraken: `error`).
+    /// Kraken: private channels must carry this `params.token`, else the
+    /// subscribe fails with `ESession:Invalid session` (`None`: not checked).
+    pub fn require_token(&self, token: Option<&str>) {
+        lock(&self.inner.state).required_token = token.map(str::to_owned);
+    }
+
+    /// Future subscribes containing this symbol fail (Kalshi: code+msg; Kraken: error text).
     pub fn reject(&self, symbol: &str, error: &str, code: u32) {
         lock(&self.inner.state)
             .rejects

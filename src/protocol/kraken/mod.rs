@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use super::{opt_u64, ChecksumMismatch, Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::{ProtocolError, VenueError};
+use crate::token::Secret;
 
 pub mod book;
 pub(crate) mod json;
@@ -36,6 +37,8 @@ use json::Text;
 
 /// The channel whose frames are verified against a local order book.
 const BOOK: &str = "book";
+/// Channels that need the session token (`params.token`) on the private endpoint.
+pub const PRIVATE_CHANNELS: [&str; 3] = ["executions", "balances", "level3"];
 /// The book depths Kraken accepts.
 pub const BOOK_DEPTHS: [usize; 5] = [10, 25, 100, 500, 1000];
 /// The book depth when a subscription does not name one (Kraken's default).
@@ -66,6 +69,9 @@ pub struct Kraken {
     keys: HashMap<Box<str>, ServerId>,
     /// Reused buffer for key text.
     scratch: String,
+    /// The session token from the client's token source, for private channels
+    /// and requests.
+    token: Option<Secret>,
 }
 
 impl Kraken {
@@ -126,6 +132,15 @@ impl Kraken {
         if !self.keys.contains_key(self.scratch.as_str()) {
             let text: Arc<str> = Arc::from(self.scratch.as_str());
             self.keys.insert(Box::from(&*text), ServerId::Key(text));
+        }
+    }
+
+    /// Adds the session token to a private channel's params (unless given).
+    fn add_token(&self, channel: &str, params: &mut Map<String, Value>) {
+        if let Some(token) = &self.token {
+            if PRIVATE_CHANNELS.contains(&channel) && !params.contains_key("token") {
+                params.insert("token".to_owned(), Value::from(token.expose()));
+            }
         }
     }
 
@@ -324,7 +339,7 @@ impl Envelope<'_> {
     }
 
     fn venue_error(&self) -> VenueError {
-        VenueError::new(None, self.error.as_deref().unwrap_or("request failed"))
+        VenueError::kraken(self.error.as_deref().unwrap_or("request failed"))
     }
 }
 
@@ -427,6 +442,7 @@ impl Protocol for Kraken {
         } else {
             params.insert("symbol".to_owned(), Value::from(symbols));
         }
+        self.add_token(channel, &mut params);
         format!(
             r#"{{"method":"subscribe","params":{},"req_id":{req_id}}}"#,
             Value::Object(params)
@@ -446,6 +462,7 @@ impl Protocol for Kraken {
             Some(symbol) => params.insert("symbol".to_owned(), Value::from(vec![symbol])),
             None => params.remove("symbol"),
         };
+        self.add_token(topic.channel(), &mut params);
         Some(format!(
             r#"{{"method":"unsubscribe","params":{},"req_id":{req_id}}}"#,
             Value::Object(params)
@@ -465,7 +482,16 @@ impl Protocol for Kraken {
 
     fn encode_request(&mut self, request: &Request, req_id: u64) -> Result<String, ProtocolError> {
         let method = Value::from(request.method.as_str());
-        Ok(match &request.params {
+        // Requests on the private endpoint (add_order, ...) carry the token too.
+        let with_token = match (&request.params, &self.token) {
+            (Some(Value::Object(params)), Some(token)) if !params.contains_key("token") => {
+                let mut params = params.clone();
+                params.insert("token".to_owned(), Value::from(token.expose()));
+                Some(Value::Object(params))
+            }
+            _ => None,
+        };
+        Ok(match with_token.as_ref().or(request.params.as_ref()) {
             Some(params) => format!(r#"{{"method":{method},"params":{params},"req_id":{req_id}}}"#),
             None => format!(r#"{{"method":{method},"req_id":{req_id}}}"#),
         })
@@ -546,6 +572,10 @@ impl Protocol for Kraken {
                 "kraken: frame has neither method nor channel".to_owned(),
             )),
         }
+    }
+
+    fn set_token(&mut self, token: &str) {
+        self.token = Some(Secret::new(token));
     }
 
     fn reset(&mut self) {
@@ -816,7 +846,7 @@ mod tests {
             Inbound::Rejected {
                 req_id: Some(1),
                 symbol: Some(Cow::Borrowed("XBT/USD")),
-                error: VenueError::new(None, "Currency pair not supported XBT/USD"),
+                error: VenueError::kraken("Currency pair not supported XBT/USD"),
             }
         );
         assert_eq!(
@@ -824,7 +854,7 @@ mod tests {
             Inbound::Rejected {
                 req_id: Some(3),
                 symbol: None,
-                error: VenueError::new(None, "Rate limit for snapshot requests exceeded"),
+                error: VenueError::kraken("Rate limit for snapshot requests exceeded"),
             }
         );
         assert_eq!(
@@ -836,7 +866,7 @@ mod tests {
             Inbound::Rejected {
                 req_id: Some(44),
                 symbol: Some(Cow::Borrowed("BTC/USD")),
-                error: VenueError::new(None, "Subscription Not Found"),
+                error: VenueError::kraken("Subscription Not Found"),
             }
         );
         assert_eq!(
@@ -881,7 +911,7 @@ mod tests {
             kraken.classify(r#"{"method":"add_order","error":"EOrder:Insufficient funds","success":false,"req_id":7}"#),
             Inbound::Response {
                 req_id: 7,
-                error: Some(VenueError::new(None, "EOrder:Insufficient funds")),
+                error: Some(VenueError::kraken("EOrder:Insufficient funds")),
             }
         );
         assert_eq!(
@@ -893,7 +923,7 @@ mod tests {
             kraken.classify(r#"{"error":"EGeneral:Invalid arguments","success":false,"req_id":8}"#),
             Inbound::Response {
                 req_id: 8,
-                error: Some(VenueError::new(None, "EGeneral:Invalid arguments")),
+                error: Some(VenueError::kraken("EGeneral:Invalid arguments")),
             }
         );
         assert_eq!(

@@ -131,7 +131,9 @@ impl Queue {
     pub fn new(capacity: usize, policy: Overflow) -> Arc<Self> {
         Arc::new(Queue {
             state: Mutex::new(State {
-                items: VecDeque::with_capacity(capacity.min(64)),
+                // Allocated on first use: an idle subscription costs no buffer
+                // (64 preallocated slots were ~3.5 KiB per queue).
+                items: VecDeque::new(),
                 data_len: 0,
                 signal_len: 0,
                 counters: QueueStats::default(),

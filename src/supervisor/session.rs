@@ -153,11 +153,17 @@ impl<P: Protocol> Session<'_, P> {
             let timer_at = self.next_timer();
             let take_commands = self.closing.is_none() && self.outbound.len() < OUTBOUND_LIMIT;
 
-            let step = tokio::select! {
-                message = self.ws.next() => self.on_socket(message).await,
-                command = self.sup.commands.recv(), if take_commands => self.on_command(command).await,
-                () = sleep_opt(write_at) => self.write_next().await,
-                () = sleep_until(timer_at) => self.on_timers().await,
+            let step = if write_at.is_some_and(|at| at <= Instant::now()) {
+                // Due now: write without arming a timer, which tokio rounds up
+                // to the next millisecond (a 10-subscription replay took ~10 ms).
+                self.write_next().await
+            } else {
+                tokio::select! {
+                    message = self.ws.next() => self.on_socket(message).await,
+                    command = self.sup.commands.recv(), if take_commands => self.on_command(command).await,
+                    () = sleep_opt(write_at) => self.write_next().await,
+                    () = sleep_until(timer_at) => self.on_timers().await,
+                }
             };
             if let Err(end) = step {
                 return end;
@@ -171,6 +177,10 @@ impl<P: Protocol> Session<'_, P> {
                     if let Err(end) = self.on_socket(message).await {
                         return end;
                     }
+                    // Frames already inside tungstenite's buffer cost no tokio budget,
+                    // so without this a busy socket never yields and a consumer woken
+                    // onto this worker cannot run until its queue has overflowed.
+                    tokio::task::coop::consume_budget().await;
                 }
             }
         }
@@ -619,9 +629,17 @@ impl<P: Protocol> Session<'_, P> {
     fn read_error(&self, error: tungstenite::Error) -> SessionEnd {
         use tungstenite::error::CapacityError;
         use tungstenite::Error as E;
+        if self.closing.is_some() {
+            // We asked to close: however the socket ends now (the peer's reply,
+            // a reset, a FIN without a close frame), the session is over and
+            // must not be reconnected.
+            return SessionEnd::Closed;
+        }
         let lost = match error {
-            E::ConnectionClosed | E::AlreadyClosed if self.closing.is_some() => {
-                return SessionEnd::Closed
+            // The peer closed TCP without a close frame: tungstenite calls that
+            // a protocol error, but it is a dropped connection.
+            E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                self.lost("the server ended the stream without a close frame")
             }
             E::Capacity(CapacityError::MessageTooLong { size, max_size }) => Error::protocol(
                 ProtocolError::TooLarge(format!("{size} bytes > limit {max_size}")),
@@ -892,6 +910,9 @@ impl<P: Protocol> Session<'_, P> {
                 tracing::debug!("close handshake timed out");
                 return Err(SessionEnd::Closed);
             }
+            // While closing only the close deadline counts: a pong or idle
+            // deadline passing now must not turn the close into a reconnect.
+            return Ok(());
         }
         if self.awaiting_pong.is_some_and(|deadline| now >= deadline) {
             StatsHub::bump(&self.sup.shared.stats.counters.ping_timeouts);

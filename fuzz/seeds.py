@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpus: fuzz/corpus/<target>/<name>.
+
+    python3 fuzz/seeds.py fuzz
+
+Deterministic; rerun it after changing a harness's input format (for
+session_script: the field order of `Script`/`Step` in src/fuzzing.rs, encoded
+here in the `arbitrary` 1.x layout: enums as a little-endian u32, u8 as one
+byte, bool as one byte, Option as a bool byte then the value, and the trailing
+`steps` Vec as (1, element)* then 0).
+"""
+import json, struct, zlib, os, sys
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+def w(target, name, data):
+    d = os.path.join(root, 'corpus', target); os.makedirs(d, exist_ok=True)
+    if isinstance(data, str): data = data.encode()
+    open(os.path.join(d, name), 'wb').write(data)
+
+# ---------- WebSocket server frames (unmasked) ----------
+def frame(op, payload=b'', fin=True, rsv=0, mask=None):
+    if isinstance(payload, str): payload = payload.encode()
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    n = len(payload); m = 0x80 if mask else 0
+    if n < 126: hdr = bytes([b0, m | n])
+    elif n < 65536: hdr = bytes([b0, m | 126]) + struct.pack('>H', n)
+    else: hdr = bytes([b0, m | 127]) + struct.pack('>Q', n)
+    if mask:
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload)); hdr += mask
+    return hdr + payload
+text = lambda s: frame(1, s)
+binary = lambda b: frame(2, b)
+ping = lambda b=b'': frame(9, b)
+pong = lambda b=b'': frame(10, b)
+close = lambda code, reason='': frame(8, struct.pack('>H', code) + reason.encode())
+
+ASKS = [("45285.2","0.00100000"),("45286.4","1.54571953"),("45286.6","1.54571109"),("45289.6","1.54560911"),("45290.2","0.15890660"),("45291.8","1.54553491"),("45294.7","0.04454749"),("45296.1","0.35380000"),("45297.5","0.09945542"),("45299.5","0.18772827")]
+BIDS = [("45283.5","0.10000000"),("45283.4","1.54582015"),("45282.1","0.10000000"),("45281.0","0.10000000"),("45280.3","1.54592586"),("45279.0","0.07990000"),("45277.6","0.03310103"),("45277.5","0.30000000"),("45277.3","1.54602737"),("45276.6","0.15445238")]
+def crc(asks, bids):
+    s = ''
+    for p, q in asks[:10] + bids[:10]:
+        s += p.replace('.', '').lstrip('0') + q.replace('.', '').lstrip('0')
+    return zlib.crc32(s.encode()) & 0xffffffff
+assert crc(ASKS, BIDS) == 3310070434
+lv = lambda levels: '[' + ','.join('{"price":%s,"qty":%s}' % l for l in levels) + ']'
+def book(kind, sym, asks, bids, cs):
+    return '{"channel":"book","type":"%s","data":[{"symbol":"%s","bids":%s,"asks":%s,"checksum":%d,"timestamp":"2023-10-06T17:35:55.440295Z"}]}' % (kind, sym, lv(bids), lv(asks), cs)
+FULL_SNAP = book('snapshot', 'BTC/USD', ASKS, BIDS, 3310070434)
+A3, B3 = ASKS[:3], BIDS[:3]
+SNAP = book('snapshot', 'BTC/USD', A3, B3, crc(A3, B3))
+# update: delete best ask, add a bid
+asks2 = A3[1:]; bids2 = sorted(B3 + [("45283.9", "0.50000000")], key=lambda l: -float(l[0]))
+UPD = book('update', 'BTC/USD', [("45285.2", "0.00000000")], [("45283.9", "0.50000000")], crc(asks2, bids2))
+fa = ASKS[1:]; fb = sorted(BIDS + [("45283.9", "0.50000000")], key=lambda l: -float(l[0]))[:10]
+UPD_FULL = book('update', 'BTC/USD', [("45285.2", "0.00000000")], [("45283.9", "0.50000000")], crc(fa, fb))
+UPD_BAD = book('update', 'BTC/USD', [("45286.4", "2.0")], [], 12345)
+
+KALSHI = [
+ '{"id": 1, "type": "subscribed", "msg": {"channel": "ticker", "sid": 7}}',
+ '{"type": "ticker", "sid": 7, "seq": 1, "msg": {"market_ticker": "KXBTC-25", "price": 52}}',
+ '{"type": "orderbook_delta", "sid": 7, "seq": 2, "msg": {"price": 51, "delta": -3, "side": "yes"}}',
+ '{"type": "orderbook_delta", "sid": 7, "seq": 2, "msg": {"price": 51, "delta": -3, "side": "yes"}}',
+ '{"type": "orderbook_delta", "sid": 7, "seq": 5, "msg": {"price": 50, "delta": 1, "side": "no"}}',
+ '{"id": 1, "type": "error", "msg": {"code": 6, "msg": "Already subscribed"}}',
+ '{"id": 2, "sid": 7, "seq": 12, "type": "unsubscribed"}',
+ '{"id": 3, "type": "ok"}',
+ '{"type": "ticker", "sid": 8, "msg": {}}',
+ '{"id": 2, "type": "subscribed", "msg": {"channel": "orderbook_delta", "sid": 8}}',
+ '{"type": "orderbook_delta", "sid": 8, "seq": 1, "msg": {}}',
+ '{"id": 3, "type": "subscribed", "msg": {"channel": "ticker", "sid": 9}}',
+ '{"type": "ticker", "sid": 9, "seq": 1, "msg": {}}',
+]
+KRAKEN = [
+ '{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":13834774380200032777,"system":"online","version":"2.0.0"}]}',
+ '{"method":"subscribe","result":{"channel":"book","depth":10,"snapshot":true,"symbol":"BTC/USD"},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z","req_id":1}',
+ SNAP, UPD,
+ '{"channel":"heartbeat"}',
+ '{"method":"pong","req_id":101,"time_in":"2023-09-24T14:10:23.799685Z","time_out":"2023-09-24T14:10:23.799703Z"}',
+ '{"error":"Currency pair not supported XBT/USD","method":"subscribe","success":false,"symbol":"XBT/USD","time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z","req_id":2}',
+ '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":45283.5,"ask":45285.2,"last":45284.0}]}',
+ '{"method":"subscribe","result":{"channel":"ticker","symbol":"BTC/USD"},"success":true,"req_id":2}',
+ '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":45283.5,"ask":45285.2,"last":45284.0}]}',
+ '{"method":"subscribe","result":{"channel":"book","depth":10,"snapshot":true,"symbol":"ETH/USD"},"success":true,"req_id":1}',
+ UPD_BAD,
+ '{"method":"subscribe","result":{"channel":"book","depth":10,"snapshot":true,"symbol":"BTC/USD"},"success":true,"req_id":3}',
+]
+
+# ---------- frame_read: selector + server bytes ----------
+w('frame_read', 'raw_text_binary_ping_close', bytes([0x00]) + text('hello') + binary(b'\x00\x01\x02') + ping(b'p') + text('{"a":1}') + pong() + close(1000, 'bye'))
+w('frame_read', 'kalshi_session_close_1011', bytes([0x01]) + b''.join(text(f) for f in KALSHI) + close(1011, 'restart'))
+w('frame_read', 'kraken_book_fragmented_close_4001', bytes([0x02]) + text(KRAKEN[0]) + text(KRAKEN[1]) + frame(1, SNAP[:100], fin=False) + ping() + frame(0, SNAP[100:300], fin=False) + frame(0, SNAP[300:]) + b''.join(text(f) for f in KRAKEN[3:]) + close(4001, 'auth'))
+w('frame_read', 'violations_one_byte_reads', bytes([0x11]) + text('ok') + frame(1, b'\xff\xfe bad utf8') + frame(1, 'rsv', rsv=4) + frame(1, 'masked', mask=b'\x01\x02\x03\x04'))
+w('frame_read', 'oversize_header_kalshi_cap1', bytes([0x81]) + text(KALSHI[1]) + bytes([0x82, 127]) + struct.pack('>Q', 100000) + b'\x00' * 16)
+w('frame_read', 'error_policy_flood_eof', bytes([0x08 | 0x20]) + b''.join(text('{"n":%d}' % i) for i in range(12)))
+w('frame_read', 'raw_handshake_refused', bytes([0x40]) + b'HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n')
+w('frame_read', 'kraken_no_close_eof_chunk17', bytes([0x32]) + b''.join(text(f) for f in KRAKEN) + frame(1, 'trunc', fin=False))
+
+w('frame_read', 'kraken_token_session_expired', bytes([0x03]) + text(KRAKEN[1]) + text(SNAP) + text('{"error":"ESession:Invalid session","method":"subscribe","success":false,"symbol":"BTC/USD","req_id":2}') + text(UPD))
+
+# ---------- classify ----------
+w('kalshi_classify', 'documented_frames.jsonl', '\n'.join(KALSHI))
+w('kalshi_classify', 'edges.jsonl', '\n'.join([
+ '{"type":"ok"}', '{"id":"1","type":"unsubscribed"}', '{"id":18446744073709551616,"type":"subscribed","msg":{"channel":"x","sid":1}}',
+ '{"extra":[1,{"a":null}],"type":"subscribed","id":5,"msg":{"channel":"tick\\u0065r","sid":8,"more":true}}',
+ '{"type":42,"sid":7}', '{"type":"error","msg":"nope"}', '{"id":1,"type":"subscribed","msg":{"channel":"x"}}',
+ '{"sid":1,"sid":2}', '[1,2]', '{', 'null', '{"type":"x"} trailing', '{"type":"ticker","sid":18446744073709551615,"seq":0}']))
+w('kraken_classify', 'book_session.jsonl', '\n'.join(['#sub book 10 BTC/USD'] + KRAKEN[:2] + [FULL_SNAP, UPD_FULL] + KRAKEN[4:]))
+w('kraken_classify', 'batched_and_symbolless.jsonl', '\n'.join([
+ '#sub ticker - BTC/USD ETH/USD', '#sub executions',
+ '{"method":"subscribe","result":{"channel":"ticker","symbol":"BTC/USD"},"success":true,"req_id":2}',
+ '{"method":"subscribe","result":{"channel":"ticker","symbol":"ETH/USD","warnings":["deprecated"]},"success":true,"req_id":2}',
+ '{"method":"subscribe","result":{"channel":"executions"},"success":true,"req_id":3}',
+ '{"channel":"ticker","type":"snapshot","data":[{"symbol":"ETH/USD","last":1600.1}]}',
+ '{"channel":"executions","type":"update","sequence":12,"data":[{"symbol":"BTC/USD","order_id":"O1"}]}',
+ '{"method":"unsubscribe","result":{"channel":"ticker","symbol":"BTC/USD"},"success":true,"req_id":4}',
+ '#unsub ticker BTC/USD', '#forget executions', '#reset',
+ '{"method":"add_order","error":"EOrder:Insufficient funds","success":false,"req_id":9}',
+ '{"error":"ESession:Invalid session"}', '{"foo":1}']))
+w('kraken_classify', 'book_odd_frames.jsonl', '\n'.join([
+ '#sub book 25 BTC/USD ETH/USD', SNAP.replace('BTC/USD', 'ETH/USD'),
+ book('update', 'ETH/USD', [("1e5", "1")], [], 1),
+ '{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":"45283.5","qty":"0.1"}],"asks":[],"checksum":"4294967295"}]}',
+ '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":null,"checksum":-1}]}',
+ '{"channel":"book","type":"update","data":{"symbol":"BTC/USD"}}',
+ '{"channel":"book","type":"snapshot","data":[{"symbol":"SOL/USD","asks":[{"price":1,"qty":0}],"bids":[],"checksum":0},{"symbol":"BTC/USD","asks":[],"bids":[]}]}']))
+
+# ---------- kraken_book ----------
+fmt = lambda levels: ' '.join('%s:%s' % l for l in levels)
+w('kraken_book', 'published_example', '\n'.join(['10', 'S ' + fmt(ASKS) + ' | ' + fmt(BIDS), 'U 45285.2:0 | 45283.9:0.50000000', 'U 45285.20:0.0 45300.0:1 | 45276.6:0 45276.60:2']))
+w('kraken_book', 'truncation_and_equal_prices', '\n'.join(['3', 'S 1:1 2:1 3:1 4:1 | 9:1 8:1 7:1 6:1', 'U 0.5:1 | 9.5:1', 'U 0.1:1 0.1:0 | 009.50:3', 'U 0.00100000:1 0.001:2 0.0010:3 | 1.0:0.000']))
+w('kraken_book', 'odd_numbers', '\n'.join(['2', 'S 1:1 | 0.5:1', 'U 1e5:1 | ', 'U 1:1 -1:1', 'U | 2:+1', 'U .5:1', 'U 5.:1', 'U 1.2.3:1', 'U ' + '9' * 65 + ':1', 'U ' + '1' * 64 + ':' + '1' * 64, 'U 1:', 'U \u0661:1', 'S']))
+w('kraken_book', 'depth_zero', '\n'.join(['0', 'S 1:1 | 2:2', 'U 3:3 | 4:4']))
+
+# ---------- session_script (arbitrary 1.x layout) ----------
+def variant(i, n): return struct.pack('<I', -(-(i << 32) // n))
+def b(x): return bytes([1 if x else 0])
+def u(x): return bytes([x])
+STEPS = ['Connect','Drop','Subscribe','Unsubscribe','Ack','Reject','Data','Read','DropConsumer','Wait']
+def step(name, *fields): return variant(STEPS.index(name), len(STEPS)) + b''.join(fields)
+def sid(kind, x=0): return variant(['Num','Key','Seen'].index(kind), 3) + u(x)
+def seq(kind, x=None):
+    return variant(['None','Next','Repeat','Jump','Abs'].index(kind), 5) + (u(x) if x is not None else b'')
+def script(kraken, stash, resync, steps):
+    return b(kraken) + u(stash) + b(resync) + b''.join(b'\x01' + s for s in steps) + b'\x00'
+Connect = step('Connect'); Drop = step('Drop')
+def Subscribe(ch, sym, count, cap, pol): return step('Subscribe', u(ch), u(sym), u(count), u(cap), u(pol))
+def Ack(req, member, s, nc, ns, patient=True, echo=True): return step('Ack', u(req), u(member), s, u(int(nc)), u(int(ns)), b(echo), b(patient))
+def Reject(req, symbol=None, expired=False): return step('Reject', u(req), (b(True) + u(symbol)) if symbol is not None else b(False), b(expired))
+def Data(s, q, bad=False, patient=True): return step('Data', s, q, b(bad), b(patient))
+def Read(pick, mx): return step('Read', u(pick), u(mx))
+def DropConsumer(pick, lost): return step('DropConsumer', u(pick), b(lost))
+def Wait(t): return step('Wait', u(t))
+def Unsub(pick): return step('Unsubscribe', u(pick))
+w('session_script', 'kalshi_reconnect_remap', script(False, 4, True, [
+  Connect, Subscribe(0, 0, 0, 2, 0), Subscribe(1, 1, 0, 2, 1), Ack(1, 0, sid('Num', 1), True, False), Ack(0, 0, sid('Num', 2), True, False),
+  Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), Data(sid('Num', 2), seq('Next')), Read(0, 7),
+  Drop, Data(sid('Num', 1), seq('Next')), Connect, Data(sid('Num', 1), seq('Next')), Data(sid('Num', 3), seq('Next')),
+  Ack(1, 0, sid('Num', 3), True, False), Ack(0, 0, sid('Num', 4), True, False), Data(sid('Num', 1), seq('Next')), Data(sid('Num', 3), seq('Next')), Data(sid('Num', 4), seq('Repeat')),
+  Read(0, 7), Read(1, 7)]))
+w('session_script', 'kraken_batch_gap_resync_stash', script(True, 3, True, [
+  Subscribe(1, 0, 2, 1, 0), Connect, Ack(0, 2, sid('Key'), True, True), Ack(0, 0, sid('Key'), True, True), Data(sid('Key', 0), seq('Next')),
+  Ack(0, 1, sid('Key'), True, True), Data(sid('Key', 1), seq('Next')), Data(sid('Key', 1), seq('Jump', 3)),
+  Data(sid('Key', 1), seq('Next')), Data(sid('Seen', 1), seq('None'), True), Ack(0, 0, sid('Key'), True, True), Read(1, 7), Read(2, 7), Wait(7)]))
+w('session_script', 'reject_timeout_unroutable', script(False, 1, False, [
+  Connect, Subscribe(0, 0, 1, 0, 2), Reject(0, 1), Subscribe(2, 2, 0, 0, 1), Data(sid('Num', 5), seq('Abs', 3)), Data(sid('Num', 4), seq('Abs', 255)),
+  Wait(3), Wait(3), Data(sid('Num', 5), seq('None')), Reject(0), Read(0, 7), Read(1, 7), Unsub(0)]))
+w('session_script', 'overflow_policies_and_dropped_consumers', script(False, 2, True, [
+  Connect, Subscribe(0, 0, 0, 0, 0), Subscribe(0, 1, 0, 0, 1), Subscribe(0, 2, 0, 0, 2), Subscribe(2, 0, 0, 0, 3),
+  Ack(0, 0, sid('Num', 1), False, False), Ack(1, 0, sid('Num', 2), False, False), Ack(2, 0, sid('Num', 3), False, False), Ack(3, 0, sid('Num', 4), False, False),
+  Data(sid('Num', 1), seq('None')), Data(sid('Num', 1), seq('None')), Data(sid('Num', 2), seq('None')), Data(sid('Num', 2), seq('None')),
+  Data(sid('Num', 3), seq('None')), Data(sid('Num', 3), seq('None')), Data(sid('Num', 4), seq('None')), Data(sid('Num', 4), seq('None'), False, True),
+  Data(sid('Num', 4), seq('None'), False, False), Read(0, 3), Read(1, 3), Read(2, 3), DropConsumer(0, True), Data(sid('Num', 1), seq('None')),
+  DropConsumer(0, False), Drop, Connect, Read(0, 7)]))
+w('session_script', 'no_echo_alias_and_expired_session', script(True, 2, True, [
+  Subscribe(1, 0, 1, 1, 0), Subscribe(0, 2, 0, 1, 0), Connect, Ack(1, 1, sid('Key'), 1, 1, echo=False), Ack(1, 0, sid('Key'), 1, 2),
+  Data(sid('Key', 0), seq('Next')), Reject(0, 2, True), Data(sid('Key', 2), seq('Next')), Connect, Ack(255, 0, sid('Key'), 1, 0, echo=False),
+  Ack(0, 0, sid('Num', 3), 2, 2), Read(0, 7), Read(2, 7)]))
+w('session_script', 'displaced_server_id', script(True, 2, True, [
+  Connect, Subscribe(0, 0, 0, 1, 0), Subscribe(1, 0, 0, 1, 0), Ack(1, 0, sid('Num', 1), False, False), Ack(0, 0, sid('Num', 1), False, False),
+  Data(sid('Num', 1), seq('Next')), Subscribe(2, 1, 0, 1, 0), Data(sid('Num', 2), seq('Next')), Ack(0, 0, sid('Num', 2), False, False), Read(0, 7), Read(1, 7), Read(2, 7)]))

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod exchange;
+pub mod proxy;
 
 use std::time::Duration;
 
@@ -51,6 +52,16 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// Resident set size of this process, in KiB (`VmRSS` in /proc/self/status).
+pub fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Installs a tracing subscriber for debugging (RUST_LOG style env filter not needed).

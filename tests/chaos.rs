@@ -1,0 +1,793 @@
+//! Chaos soak: one client per protocol (Kalshi and Kraken v2, run concurrently),
+//! 20 subscriptions each, through the fault proxy to the test exchange, with a
+//! random fault every 100-500 ms from the proxy (cut, blackhole, stall, delay,
+//! throttle, truncation, corruption) or the exchange (abort, close codes,
+//! silence, garbage, refusal, slow handshakes, sequence gaps and duplicates).
+//!
+//! The seed comes from `CHAOS_SEED` (random otherwise) and is printed first, so a
+//! failure can be replayed: `CHAOS_SEED=N cargo test --test chaos -- --nocapture`.
+//! Each protocol runs `CHAOS_SECS` seconds (default 30; the two run at once, so
+//! CI spends about 30 s on a minute of soak). The fault schedule is a function of the
+//! seed; the sockets' timing is real, so the interleaving is not.
+//!
+//! What must hold at the end (see `check`): every stream is open and got data
+//! after the last fault; per stream the numbers (Kalshi `seq`, Kraken the
+//! exchange's round counter) increase within a connection and every skipped range
+//! was announced by an `Update::Gap` first; per connection the server saw each
+//! live subscription once, in creation order (Kalshi resyncs after a gap: an
+//! unsubscribe, then one new subscribe); the counters balance; RSS stays bounded;
+//! and after `close()` no task is left.
+//!
+//! The soak figures are printed with `eprintln!` (`-- --nocapture` shows them).
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use resilient_ws::{
+    Backoff, Client, Config, Error, Event, Kalshi, Kraken, Operation, ProtocolError, QueueStats,
+    ServerId, Stats, Subscription, Topic, Update,
+};
+use serde_json::Value;
+use support::exchange::{Exchange, Venue};
+use support::proxy::{Direction, Proxy};
+use support::vm_rss_kib;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+const SUBSCRIPTIONS: usize = 20;
+/// The exchange publishes one ticker per symbol this often (400 frames/s per client).
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+/// After the last fault every stream must get this many frames...
+const FRAMES_AFTER_LAST_FAULT: u64 = 3;
+/// ...within this long (a silent connection needs the idle timeout first).
+const RECOVERY: Duration = Duration::from_secs(30);
+/// RSS may grow at most this much over the whole soak.
+const RSS_GROWTH_LIMIT_KIB: u64 = 64 * 1024;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Fault {
+    // The proxy.
+    Cut,
+    Blackhole,
+    StallClientToServer,
+    StallServerToClient,
+    Delay,
+    Throttle,
+    Truncate,
+    Corrupt,
+    // The exchange.
+    Abort,
+    Close1001,
+    Close1011,
+    Close1012,
+    Close1013,
+    Silent,
+    Garbage,
+    Refuse,
+    SlowHandshake,
+    SkipSeq,
+    RepeatSeq,
+}
+
+const COMMON_FAULTS: [Fault; 17] = [
+    Fault::Cut,
+    Fault::Blackhole,
+    Fault::StallClientToServer,
+    Fault::StallServerToClient,
+    Fault::Delay,
+    Fault::Throttle,
+    Fault::Truncate,
+    Fault::Corrupt,
+    Fault::Abort,
+    Fault::Close1001,
+    Fault::Close1011,
+    Fault::Close1012,
+    Fault::Close1013,
+    Fault::Silent,
+    Fault::Garbage,
+    Fault::Refuse,
+    Fault::SlowHandshake,
+];
+
+/// Applies one fault. Modes (blackhole, stalls, delay, throttle, refusal, slow
+/// handshakes) last until the next fault clears them; silence lasts for the
+/// connections live now (they die of the idle timeout).
+fn inject(fault: Fault, rng: &mut StdRng, proxy: &Proxy, exchange: &Exchange, symbols: &[String]) {
+    match fault {
+        Fault::Cut => proxy.cut_all(),
+        Fault::Blackhole => proxy.set_blackhole(true),
+        Fault::StallClientToServer => proxy.set_stall(Direction::ClientToServer, true),
+        Fault::StallServerToClient => proxy.set_stall(Direction::ServerToClient, true),
+        Fault::Delay => proxy.set_delay(Duration::from_millis(rng.random_range(20..300))),
+        Fault::Throttle => proxy.set_throttle(Some(rng.random_range(2_000..50_000))),
+        Fault::Truncate => proxy.truncate_next(rng.random_range(1..60)),
+        // Server to client only: see RELIABILITY.md on client-to-server corruption.
+        Fault::Corrupt => proxy.corrupt_next(Direction::ServerToClient, rng.random_range(0..150)),
+        Fault::Abort => exchange.abort_all(),
+        Fault::Close1001 => exchange.close_all(1001, "going away"),
+        Fault::Close1011 => exchange.close_all(1011, "internal error"),
+        Fault::Close1012 => exchange.close_all(1012, "service restart"),
+        Fault::Close1013 => exchange.close_all(1013, "try again later"),
+        Fault::Silent => exchange.set_silent(true),
+        Fault::Garbage => exchange.send_text_all("}{ not json"),
+        Fault::Refuse => exchange.set_refuse(true),
+        Fault::SlowHandshake => {
+            exchange.set_handshake_delay(Some(Duration::from_millis(rng.random_range(200..2_000))))
+        }
+        Fault::SkipSeq => {
+            let symbol = &symbols[rng.random_range(0..symbols.len())];
+            exchange.skip_seq(symbol, rng.random_range(1..5));
+        }
+        Fault::RepeatSeq => {
+            let symbol = &symbols[rng.random_range(0..symbols.len())];
+            exchange.repeat_seq(symbol);
+        }
+    }
+}
+
+fn clear_modes(proxy: &Proxy, exchange: &Exchange) {
+    proxy.clear();
+    exchange.set_refuse(false);
+    exchange.set_handshake_delay(None);
+}
+
+/// What one consumer saw, checked as it read.
+#[derive(Default, Debug)]
+struct StreamReport {
+    symbol: String,
+    data: u64,
+    gap_signals: u64,
+    /// Numbers announced as skipped by gap signals.
+    announced_skips: u64,
+    resubscribed: u64,
+    /// Kalshi sids seen (data and resubscribe signals), to map unsubscribes back.
+    sids: HashSet<u64>,
+    violations: Vec<String>,
+    errors: Vec<Error>,
+    stats: QueueStats,
+}
+
+/// Data counts since the last `mark`, shared with the consumers.
+struct Progress {
+    since_mark: Vec<AtomicU64>,
+    bump: watch::Sender<u64>,
+}
+
+impl Progress {
+    fn new(n: usize) -> Arc<Progress> {
+        Arc::new(Progress {
+            since_mark: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            bump: watch::Sender::new(0),
+        })
+    }
+
+    fn on_data(&self, index: usize) {
+        self.since_mark[index].fetch_add(1, Ordering::Relaxed);
+        self.bump.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn mark(&self) {
+        for c in &self.since_mark {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn lagging(&self, at_least: u64) -> Vec<usize> {
+        (0..self.since_mark.len())
+            .filter(|i| self.since_mark[*i].load(Ordering::Relaxed) < at_least)
+            .collect()
+    }
+
+    /// Waits until every stream has `at_least` frames since the mark.
+    async fn wait_all(&self, at_least: u64, timeout: Duration) -> Result<(), Vec<usize>> {
+        let mut rx = self.bump.subscribe();
+        let wait = async {
+            while !self.lagging(at_least).is_empty() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        let lagging = self.lagging(at_least);
+        if lagging.is_empty() {
+            Ok(())
+        } else {
+            Err(lagging)
+        }
+    }
+}
+
+/// The number that must increase within a connection: Kalshi's `seq`, or the
+/// exchange's publish round for Kraken tickers (which carry no sequence).
+fn number_of(venue: Venue, frame: &resilient_ws::Frame, value: &Value) -> Option<u64> {
+    match venue {
+        Venue::Kalshi => frame.seq(),
+        _ => value["data"][0]["volume"].as_u64(),
+    }
+}
+
+fn symbol_of(venue: Venue, value: &Value) -> Option<&str> {
+    match venue {
+        Venue::Kalshi => value["msg"]["market_ticker"].as_str(),
+        _ => value["data"][0]["symbol"].as_str(),
+    }
+}
+
+/// Reads one subscription until it ends, checking order and gap signals as it goes.
+async fn consume(
+    venue: Venue,
+    symbol: String,
+    index: usize,
+    mut sub: Subscription,
+    progress: Arc<Progress>,
+) -> StreamReport {
+    let mut report = StreamReport {
+        symbol: symbol.clone(),
+        ..StreamReport::default()
+    };
+    let mut last: Option<u64> = None;
+    let mut announced: Option<(u64, u64)> = None;
+    while let Some(item) = sub.next().await {
+        match item {
+            Ok(Update::Data(frame)) => {
+                let value: Value = match frame.as_text().map(serde_json::from_str) {
+                    Some(Ok(value)) => value,
+                    _ => {
+                        report
+                            .violations
+                            .push(format!("unparseable data {frame:?}"));
+                        continue;
+                    }
+                };
+                if symbol_of(venue, &value) != Some(symbol.as_str()) {
+                    report.violations.push(format!("misrouted frame {value}"));
+                }
+                if let Some(sid) = value["sid"].as_u64() {
+                    report.sids.insert(sid);
+                }
+                let Some(n) = number_of(venue, &frame, &value) else {
+                    report
+                        .violations
+                        .push(format!("no sequence number in {value}"));
+                    continue;
+                };
+                match last {
+                    Some(l) if n == l + 1 => {
+                        if let Some(gap) = announced {
+                            report
+                                .violations
+                                .push(format!("gap {gap:?} announced, then {l} -> {n}"));
+                        }
+                    }
+                    Some(l) if n > l + 1 => {
+                        if announced != Some((l, n)) {
+                            report.violations.push(format!(
+                                "lost silently: {l} -> {n} without a gap signal (announced {announced:?})"
+                            ));
+                        }
+                    }
+                    Some(l) => report
+                        .violations
+                        .push(format!("not increasing within a connection: {l} -> {n}")),
+                    None => {
+                        if let Some(gap) = announced {
+                            report
+                                .violations
+                                .push(format!("gap {gap:?} announced before the first frame"));
+                        }
+                    }
+                }
+                last = Some(n);
+                announced = None;
+                report.data += 1;
+                progress.on_data(index);
+            }
+            Ok(Update::Gap { last_seq, next_seq }) => {
+                if last != Some(last_seq) || next_seq <= last_seq + 1 || announced.is_some() {
+                    report.violations.push(format!(
+                        "gap {last_seq} -> {next_seq} does not follow {last:?} (announced {announced:?})"
+                    ));
+                }
+                report.gap_signals += 1;
+                report.announced_skips += next_seq.saturating_sub(last_seq + 1);
+                announced = Some((last_seq, next_seq));
+            }
+            Ok(Update::Resubscribed { server_id }) => {
+                if let Some(gap) = announced {
+                    report
+                        .violations
+                        .push(format!("gap {gap:?} announced, then resubscribed"));
+                }
+                if let ServerId::Num(sid) = server_id {
+                    report.sids.insert(sid);
+                }
+                report.resubscribed += 1;
+                last = None;
+                announced = None;
+            }
+            Ok(other) => report
+                .violations
+                .push(format!("unexpected signal {other:?}")),
+            Err(error) => report.errors.push(error),
+        }
+    }
+    report.stats = sub.stats();
+    report
+}
+
+/// Disconnect causes and failed attempts, by kind, from the events stream.
+#[derive(Default, Debug)]
+struct Causes {
+    disconnects: BTreeMap<String, u64>,
+    failed_attempts: BTreeMap<String, u64>,
+    lagged: u64,
+}
+
+fn kind_of(error: &Error) -> String {
+    match error {
+        Error::Connection { .. } => "connection".into(),
+        Error::Closed { code, .. } => format!("close {code}"),
+        Error::Timeout { operation, .. } => match operation {
+            Operation::Connect => "connect timeout".into(),
+            Operation::Ping => "ping timeout".into(),
+            Operation::Receive => "idle timeout".into(),
+            Operation::Send => "send timeout".into(),
+            other => format!("{other:?} timeout"),
+        },
+        Error::Protocol { protocol_error } => match protocol_error {
+            ProtocolError::InvalidUtf8 => "invalid utf-8".into(),
+            ProtocolError::TooLarge(_) => "too large".into(),
+            ProtocolError::Violation(_) => "ws violation".into(),
+            other => format!("protocol {other:?}"),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+async fn collect_causes(mut events: resilient_ws::Events) -> Causes {
+    let mut causes = Causes::default();
+    while let Some(event) = events.next().await {
+        match event {
+            Event::Disconnected { cause } => {
+                *causes.disconnects.entry(kind_of(&cause)).or_default() += 1
+            }
+            Event::AttemptFailed { error, .. } => {
+                *causes.failed_attempts.entry(kind_of(&error)).or_default() += 1
+            }
+            Event::Lagged { missed } => causes.lagged += missed,
+            Event::Closed { .. } => break,
+            _ => {}
+        }
+    }
+    causes
+}
+
+struct Report {
+    venue: Venue,
+    faults: BTreeMap<Fault, u64>,
+    stats: Stats,
+    causes: Causes,
+    streams: Vec<StreamReport>,
+    connections: u64,
+    recovery: Duration,
+}
+
+impl Report {
+    fn faults_total(&self) -> u64 {
+        self.faults.values().sum()
+    }
+}
+
+fn venue_setup(venue: Venue) -> (Vec<String>, Vec<Topic>) {
+    let symbols: Vec<String> = (0..SUBSCRIPTIONS)
+        .map(|i| match venue {
+            Venue::Kalshi => format!("KXCHAOS-{i:02}"),
+            _ => format!("C{i:02}/USD"),
+        })
+        .collect();
+    let topics = symbols
+        .iter()
+        .map(|s| Topic::new("ticker").symbol(s))
+        .collect();
+    (symbols, topics)
+}
+
+/// Runs one protocol's soak and returns what it saw; panics (with the seed) on
+/// any broken promise.
+async fn soak(venue: Venue, chaos_seed: u64, secs: u64) -> Report {
+    // Each protocol draws its own faults from the one seed.
+    let seed = match venue {
+        Venue::Kalshi => chaos_seed,
+        _ => chaos_seed.wrapping_add(0x9E37_79B9_7F4A_7C15),
+    };
+    let ctx = format!("{venue:?} CHAOS_SEED={chaos_seed}");
+    let exchange = Exchange::start(venue).await.expect("exchange");
+    let proxy = Proxy::start(exchange.addr()).await.expect("proxy");
+    let (symbols, topics) = venue_setup(venue);
+    let config = Config::builder(proxy.url())
+        .backoff(
+            Backoff::new(Duration::from_millis(10), Duration::from_millis(200))
+                .max_attempts(None)
+                .seed(seed),
+        )
+        .connect_timeout(Duration::from_secs(1))
+        .ping_interval(Duration::from_millis(250))
+        .pong_timeout(Duration::from_millis(750))
+        .idle_timeout(Some(Duration::from_millis(1500)))
+        // Longer than ping + pong timeout: a replay on a dead connection is
+        // recycled by the liveness check before its ack could time out.
+        .request_timeout(Duration::from_secs(5))
+        .close_timeout(Duration::from_secs(1))
+        .build()
+        .expect("valid config");
+    let connected = match venue {
+        Venue::Kalshi => Client::connect(config, Kalshi::new()).await,
+        _ => Client::connect(config, Kraken::new()).await,
+    };
+    let (client, mut messages) = connected.expect("connects");
+    let causes = tokio::spawn(collect_causes(client.events()));
+    // Unsolicited frames (none expected, but the stream must be read).
+    let unsolicited = tokio::spawn(async move {
+        let mut n = 0u64;
+        while messages.next().await.is_some() {
+            n += 1;
+        }
+        n
+    });
+    let progress = Progress::new(SUBSCRIPTIONS);
+    let subs = client
+        .subscribe_many(topics)
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: subscribe_many: {e}"));
+    let mut consumers = Vec::new();
+    for (i, (sub, symbol)) in subs.into_iter().zip(&symbols).enumerate() {
+        let sub = sub.unwrap_or_else(|e| panic!("{ctx}: subscribe {symbol}: {e}"));
+        consumers.push(tokio::spawn(consume(
+            venue,
+            symbol.clone(),
+            i,
+            sub,
+            Arc::clone(&progress),
+        )));
+    }
+    exchange.start_stream(symbols.clone(), PUBLISH_EVERY);
+    progress
+        .wait_all(1, RECOVERY)
+        .await
+        .unwrap_or_else(|lagging| panic!("{ctx}: no first frame for {lagging:?}"));
+
+    let mut menu = COMMON_FAULTS.to_vec();
+    if venue == Venue::Kalshi {
+        menu.extend([Fault::SkipSeq, Fault::RepeatSeq]);
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut faults: BTreeMap<Fault, u64> = BTreeMap::new();
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        // Pacing of the stimulus, not synchronisation: faults arrive at random.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..=500))).await;
+        clear_modes(&proxy, &exchange);
+        let fault = menu[rng.random_range(0..menu.len())];
+        inject(fault, &mut rng, &proxy, &exchange, &symbols);
+        *faults.entry(fault).or_default() += 1;
+    }
+    clear_modes(&proxy, &exchange);
+
+    // After the last fault every stream must flow again.
+    let recovery_started = Instant::now();
+    progress.mark();
+    if let Err(lagging) = progress.wait_all(FRAMES_AFTER_LAST_FAULT, RECOVERY).await {
+        let names: Vec<&str> = lagging.iter().map(|i| symbols[*i].as_str()).collect();
+        panic!(
+            "{ctx}: streams without data after the last fault: {names:?}; stats {:?}",
+            client.stats()
+        );
+    }
+    let recovery = recovery_started.elapsed();
+
+    if venue == Venue::Kalshi {
+        // Whether the random gaps and duplicates above landed on a live
+        // connection is a matter of timing; these two surely do, so every run
+        // checks a gap announcement and a duplicate drop at least once.
+        let (gaps, duplicates) = (client.stats().gaps, client.stats().duplicates);
+        let mut injected = false;
+        for _ in 0..10 {
+            exchange.skip_seq(&symbols[0], 2);
+            exchange.repeat_seq(&symbols[1]);
+            *faults.entry(Fault::SkipSeq).or_default() += 1;
+            *faults.entry(Fault::RepeatSeq).or_default() += 1;
+            let seen = tokio::time::timeout(Duration::from_secs(2), async {
+                loop {
+                    let now = client.stats();
+                    if now.gaps > gaps && now.duplicates > duplicates {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+            if seen.is_ok() {
+                injected = true;
+                break;
+            }
+        }
+        assert!(injected, "{ctx}: a final gap and duplicate were never seen");
+        progress.mark();
+        if let Err(lagging) = progress.wait_all(FRAMES_AFTER_LAST_FAULT, RECOVERY).await {
+            panic!("{ctx}: streams without data after the final gap: {lagging:?}");
+        }
+    }
+
+    client
+        .close()
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: close: {e}"));
+    let mut streams = Vec::new();
+    for consumer in consumers {
+        streams.push(consumer.await.expect("consumer task"));
+    }
+    let unsolicited = unsolicited.await.expect("inbound task");
+    let causes = causes.await.expect("events task");
+    let stats = client.stats();
+    let received = exchange.received();
+    let connections = exchange.handshakes();
+    exchange.shutdown().await;
+    proxy.shutdown().await;
+
+    assert_eq!(unsolicited, 0, "{ctx}: unsolicited frames");
+    check(&ctx, venue, &symbols, &streams, &stats, &received);
+    Report {
+        venue,
+        faults,
+        stats,
+        causes,
+        streams,
+        connections,
+        recovery,
+    }
+}
+
+/// The promises, checked after close.
+fn check(
+    ctx: &str,
+    venue: Venue,
+    symbols: &[String],
+    streams: &[StreamReport],
+    stats: &Stats,
+    received: &[support::exchange::Received],
+) {
+    let mut duplicates_dropped = 0;
+    for s in streams {
+        assert!(
+            s.violations.is_empty(),
+            "{ctx}: {}: {:#?}",
+            s.symbol,
+            s.violations
+        );
+        assert!(
+            s.errors.is_empty(),
+            "{ctx}: {}: stream errors {:?}",
+            s.symbol,
+            s.errors
+        );
+        assert!(s.data > 0, "{ctx}: {}: no data", s.symbol);
+        let q = s.stats;
+        assert_eq!(
+            q.routed,
+            q.delivered + q.dropped + q.queued,
+            "{ctx}: {}: {q:?}",
+            s.symbol
+        );
+        assert_eq!(q.queued, 0, "{ctx}: {}: drained to the end", s.symbol);
+        assert_eq!(q.delivered, s.data, "{ctx}: {}: {q:?}", s.symbol);
+        assert_eq!(q.signals_dropped, 0, "{ctx}: {}: {q:?}", s.symbol);
+        duplicates_dropped += q.dropped;
+    }
+    assert!(stats.is_balanced(), "{ctx}: {stats:?}");
+    // Nothing was dropped for overflow: every drop is a duplicate sequence number.
+    assert_eq!(duplicates_dropped, stats.duplicates, "{ctx}: {stats:?}");
+    let gap_signals: u64 = streams.iter().map(|s| s.gap_signals).sum();
+    assert_eq!(
+        gap_signals, stats.gaps,
+        "{ctx}: every gap reached its stream"
+    );
+    if venue == Venue::Kalshi {
+        assert!(gap_signals > 0 && stats.duplicates > 0, "{ctx}: {stats:?}");
+    }
+    assert_eq!(stats.resets, 0, "{ctx}: {stats:?}");
+    assert!(stats.reconnects > 0, "{ctx}: the chaos caused no reconnect");
+    check_subscribes(ctx, venue, symbols, streams, received);
+}
+
+/// Per connection the server saw each live subscription once, first-time
+/// subscribes in creation order, and (Kalshi) a second subscribe only after
+/// an unsubscribe of the first (the resync after a gap).
+fn check_subscribes(
+    ctx: &str,
+    venue: Venue,
+    symbols: &[String],
+    streams: &[StreamReport],
+    received: &[support::exchange::Received],
+) {
+    let sid_owner: HashMap<u64, &str> = streams
+        .iter()
+        .flat_map(|s| s.sids.iter().map(move |sid| (*sid, s.symbol.as_str())))
+        .collect();
+    let mut by_conn: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
+    for r in received {
+        if let Ok(v) = serde_json::from_str::<Value>(&r.text) {
+            by_conn.entry(r.conn).or_default().push(v);
+        }
+    }
+    let last_conn = by_conn.keys().max().copied();
+    for (conn, frames) in &by_conn {
+        let mut live: HashSet<String> = HashSet::new();
+        let mut first_order: Vec<String> = Vec::new();
+        for v in frames {
+            let (subscribed, unsubscribed): (Vec<String>, Vec<String>) = match venue {
+                Venue::Kalshi => {
+                    match v["cmd"].as_str() {
+                        Some("subscribe") => (
+                            vec![v["params"]["market_tickers"][0]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned()],
+                            vec![],
+                        ),
+                        Some("unsubscribe") => {
+                            let sids = v["params"]["sids"].as_array().cloned().unwrap_or_default();
+                            let owners = sids
+                            .iter()
+                            .map(|sid| {
+                                let sid = sid.as_u64().unwrap_or_default();
+                                sid_owner.get(&sid).map(|s| (*s).to_owned()).unwrap_or_else(
+                                    || panic!("{ctx}: conn {conn}: unsubscribe of unknown sid {sid}"),
+                                )
+                            })
+                            .collect();
+                            (vec![], owners)
+                        }
+                        _ => (vec![], vec![]),
+                    }
+                }
+                _ => match v["method"].as_str() {
+                    Some("subscribe") => (
+                        v["params"]["symbol"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|s| s.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        vec![],
+                    ),
+                    Some("unsubscribe") => panic!("{ctx}: conn {conn}: unexpected unsubscribe {v}"),
+                    _ => (vec![], vec![]),
+                },
+            };
+            for symbol in subscribed {
+                assert!(
+                    live.insert(symbol.clone()),
+                    "{ctx}: conn {conn}: {symbol} subscribed twice while live"
+                );
+                if !first_order.contains(&symbol) {
+                    first_order.push(symbol);
+                }
+            }
+            for symbol in unsubscribed {
+                assert!(
+                    live.remove(&symbol),
+                    "{ctx}: conn {conn}: {symbol} unsubscribed while not live"
+                );
+            }
+        }
+        assert_eq!(
+            first_order.as_slice(),
+            &symbols[..first_order.len()],
+            "{ctx}: conn {conn}: the replay follows creation order"
+        );
+        if Some(*conn) == last_conn {
+            assert_eq!(
+                first_order.len(),
+                symbols.len(),
+                "{ctx}: conn {conn}: the last connection carries every subscription"
+            );
+        }
+    }
+}
+
+fn print_report(r: &Report) {
+    let s = &r.stats;
+    let data: u64 = r.streams.iter().map(|s| s.data).sum();
+    let gap_signals: u64 = r.streams.iter().map(|s| s.gap_signals).sum();
+    let skipped: u64 = r.streams.iter().map(|s| s.announced_skips).sum();
+    let resubscribed: u64 = r.streams.iter().map(|s| s.resubscribed).sum();
+    eprintln!(
+        "chaos[{:?}]: faults={} reconnects={} connections={} frames_in={} delivered={} \
+         control={} unroutable={} duplicates_dropped={} gaps_reported={} seq_skipped_reported={} \
+         resubscribes={} resubscribed_signals={} ping_timeouts={} idle_timeouts={} lost_silently=0 \
+         streams_alive={}/{} recovery_after_last_fault={:?}",
+        r.venue,
+        r.faults_total(),
+        s.reconnects,
+        r.connections,
+        s.frames_in,
+        data,
+        s.control,
+        s.unroutable,
+        s.duplicates,
+        gap_signals,
+        skipped,
+        s.resubscribes,
+        resubscribed,
+        s.ping_timeouts,
+        s.idle_timeouts,
+        r.streams.len(),
+        SUBSCRIPTIONS,
+        r.recovery,
+    );
+    eprintln!("chaos[{:?}]: faults by kind {:?}", r.venue, r.faults);
+    eprintln!(
+        "chaos[{:?}]: disconnect causes {:?}",
+        r.venue, r.causes.disconnects
+    );
+    eprintln!(
+        "chaos[{:?}]: failed attempts {:?} (events lagged: {})",
+        r.venue, r.causes.failed_attempts, r.causes.lagged
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_soak_kalshi_and_kraken() {
+    let seed = env_u64("CHAOS_SEED").unwrap_or_else(random_seed);
+    let secs = env_u64("CHAOS_SECS").unwrap_or(30);
+    eprintln!(
+        "chaos: seed={seed} secs={secs}; replay with CHAOS_SEED={seed} CHAOS_SECS={secs} \
+         cargo test --test chaos -- --nocapture"
+    );
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline_tasks = metrics.num_alive_tasks();
+    let rss_before = vm_rss_kib();
+
+    let (kalshi, kraken) = tokio::join!(
+        soak(Venue::Kalshi, seed, secs),
+        soak(Venue::Kraken, seed, secs)
+    );
+    let rss_after = vm_rss_kib();
+
+    print_report(&kalshi);
+    print_report(&kraken);
+    let growth = rss_after.saturating_sub(rss_before);
+    eprintln!("chaos: rss before={rss_before} KiB after={rss_after} KiB growth={growth} KiB");
+    assert!(
+        growth < RSS_GROWTH_LIMIT_KIB,
+        "seed={seed}: RSS grew by {growth} KiB"
+    );
+    // The clients, consumers, exchanges and proxies are all gone: no task is left.
+    support::wait_until("tasks back to the baseline", || {
+        metrics.num_alive_tasks() <= baseline_tasks
+    })
+    .await;
+    assert_eq!(metrics.num_alive_tasks(), baseline_tasks, "seed={seed}");
+}

@@ -5,9 +5,9 @@
 //! terminal error instead of waiting.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -103,11 +103,11 @@ impl Client {
     /// Outside a tokio runtime (like `tokio::spawn`).
     pub fn spawn<P: Protocol>(config: Config, protocol: P) -> (Client, Messages) {
         let (commands_tx, commands_rx) = mpsc::channel(config.command_capacity);
-        let (events, _) = broadcast::channel(config.event_capacity);
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (done_tx, done_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
-            events,
+            events: OnceLock::new(),
+            event_capacity: config.event_capacity,
             state,
             done: done_tx,
             stats: StatsHub::default(),
@@ -259,7 +259,7 @@ impl Client {
 
     /// A stream of lifecycle events from now on.
     pub fn events(&self) -> Events {
-        Events::new(self.inner.shared.events.subscribe())
+        Events::new(self.inner.shared.subscribe_events())
     }
 
     /// A watch of the connection state.

@@ -30,6 +30,7 @@ pub struct Config {
     pub(crate) close_timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) max_frame_size: usize,
+    pub(crate) read_buffer_size: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) overflow: Overflow,
     pub(crate) rate_limit: RateLimit,
@@ -56,6 +57,7 @@ impl std::fmt::Debug for Config {
             .field("close_timeout", &self.close_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
+            .field("read_buffer_size", &self.read_buffer_size)
             .field("queue_capacity", &self.queue_capacity)
             .field("overflow", &self.overflow)
             .field("rate_limit", &self.rate_limit)
@@ -128,6 +130,7 @@ impl ConfigBuilder {
                 close_timeout: Duration::from_secs(5),
                 max_message_size: 16 << 20,
                 max_frame_size: 4 << 20,
+                read_buffer_size: 16 << 10,
                 queue_capacity: 1024,
                 overflow: Overflow::DropOldest,
                 rate_limit: RateLimit {
@@ -204,6 +207,18 @@ impl ConfigBuilder {
     /// Largest accepted single frame. Default 4 MiB.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// Bytes read from the socket per read call. Default 16 KiB.
+    ///
+    /// The buffer lives as long as the connection, so it is most of an idle
+    /// connection's memory; tungstenite's own default (128 KiB) also zeroes the
+    /// whole buffer before every read. 16 KiB holds over a hundred typical
+    /// market-data frames; a larger frame still arrives whole (the buffer grows
+    /// up to `max_frame_size`).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.read_buffer_size = bytes;
         self
     }
 
@@ -315,6 +330,7 @@ impl ConfigBuilder {
             ("event_capacity", c.event_capacity),
             ("max_message_size", c.max_message_size),
             ("max_frame_size", c.max_frame_size),
+            ("read_buffer_size", c.read_buffer_size),
             ("rate_limit.frames", c.rate_limit.frames as usize),
         ];
         for (name, value) in sizes {

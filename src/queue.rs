@@ -11,6 +11,7 @@
 //! and never await.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -121,6 +122,9 @@ struct State {
 pub struct Queue {
     state: Mutex<State>,
     consumer: AtomicWaker,
+    /// Set by [`push_quiet`](Queue::push_quiet) until [`wake`](Queue::wake):
+    /// the producer wakes each consumer once per batch, not once per message.
+    wake_pending: AtomicBool,
     space: Notify,
     capacity: usize,
     policy: Overflow,
@@ -143,6 +147,7 @@ impl Queue {
                 consumer_alive: true,
             }),
             consumer: AtomicWaker::new(),
+            wake_pending: AtomicBool::new(false),
             space: Notify::new(),
             capacity,
             policy,
@@ -167,8 +172,33 @@ impl Queue {
         self.policy
     }
 
-    /// Pushes a data message according to the overflow policy.
+    /// Pushes a data message according to the overflow policy and wakes the consumer.
     pub fn push(&self, update: Update) -> Pushed {
+        let pushed = self.push_unwoken(update);
+        self.consumer.wake();
+        pushed
+    }
+
+    /// Like [`push`](Queue::push), but leaves the consumer asleep until
+    /// [`wake`](Queue::wake). Returns, next to the outcome, whether this push
+    /// is the first since the last wake (the caller must then remember to wake).
+    ///
+    /// Waking a consumer costs more than queueing a message (a cross-thread
+    /// unpark when it sleeps on another worker), so the supervisor pushes a
+    /// whole read batch quietly and wakes each touched queue once.
+    pub fn push_quiet(&self, update: Update) -> (Pushed, bool) {
+        let pushed = self.push_unwoken(update);
+        let first = !self.wake_pending.swap(true, Ordering::AcqRel);
+        (pushed, first)
+    }
+
+    /// Wakes the consumer (after [`push_quiet`](Queue::push_quiet)).
+    pub fn wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+        self.consumer.wake();
+    }
+
+    fn push_unwoken(&self, update: Update) -> Pushed {
         let mut state = self.lock();
         if !state.consumer_alive || state.end.is_some() {
             state.counters.routed += 1;
@@ -179,8 +209,6 @@ impl Queue {
             state.counters.routed += 1;
             state.data_len += 1;
             state.items.push_back(update);
-            drop(state);
-            self.consumer.wake();
             return Pushed::Queued;
         }
         let first = !state.dropping;
@@ -205,8 +233,6 @@ impl Queue {
             }
         }
         state.dropping = true;
-        drop(state);
-        self.consumer.wake();
         Pushed::Dropped { first }
     }
 

@@ -26,7 +26,7 @@
 mod rate_limit;
 mod session;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::future::{self, Either};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -79,7 +79,11 @@ pub(crate) struct NewSubscription {
 
 /// What the supervisor shares with every handle.
 pub(crate) struct Shared {
-    pub(crate) events: broadcast::Sender<Event>,
+    /// Created by the first [`Client::events`](crate::Client::events) call: a
+    /// broadcast channel allocates all its slots up front (about 160 KiB at the
+    /// default capacity), which a connection nobody observes should not pay.
+    pub(crate) events: OnceLock<broadcast::Sender<Event>>,
+    pub(crate) event_capacity: usize,
     pub(crate) state: watch::Sender<ConnectionState>,
     /// `None` while running; the final result once the task has finished.
     pub(crate) done: watch::Sender<Option<Result<(), Error>>>,
@@ -89,7 +93,16 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn emit(&self, event: Event) {
         // No receiver is fine: events are optional to observe.
-        let _ = self.events.send(event);
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+        }
+    }
+
+    /// A receiver of every event emitted from now on.
+    pub(crate) fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.events
+            .get_or_init(|| broadcast::channel(self.event_capacity).0)
+            .subscribe()
     }
 }
 
@@ -283,7 +296,9 @@ impl<P: Protocol> Supervisor<P> {
                 }
             }
         }
-        let open = open(&self.config, &mut self.tls, attempt);
+        // Boxed: the TLS and handshake state is large and needed only while
+        // connecting; inline, it would enlarge the task for the connection's life.
+        let open = Box::pin(open(&self.config, &mut self.tls, attempt));
         let bounded = async move {
             match tokio::time::timeout(timeout, open).await {
                 Ok(result) => result,
@@ -497,7 +512,8 @@ async fn open(
     };
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_frame_size));
+        .max_frame_size(Some(config.max_frame_size))
+        .read_buffer_size(config.read_buffer_size);
     let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
         transport.request,
         transport.stream,

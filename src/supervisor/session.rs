@@ -96,6 +96,9 @@ struct Session<'a, P> {
     data_seen: u64,
     idle: Option<IdleWatch>,
     closing: Option<Instant>,
+    /// Queues that got data since their consumer was last woken. Each queue is
+    /// listed at most once, so this is bounded by the number of subscriptions.
+    unwoken: Vec<Arc<Queue>>,
 }
 
 /// Idle detection without touching a timer per frame: a tick every quarter of
@@ -127,12 +130,14 @@ pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> Session
         data_seen: 0,
         idle,
         closing: None,
+        unwoken: Vec::new(),
     };
     for frame in session.sup.config.on_connect.clone() {
         session.outbound.push_back(Outgoing::Handshake(frame));
     }
     session.flush_unsent();
     let end = session.run().await;
+    session.wake_consumers();
     session.fail_in_flight(&end);
     if let SessionEnd::Lost(Error::Closed { .. }) | SessionEnd::Fatal(Error::Closed { .. }) = &end {
         // Complete the close handshake politely: tungstenite queued our reply.
@@ -180,9 +185,22 @@ impl<P: Protocol> Session<'_, P> {
                     // Frames already inside tungstenite's buffer cost no tokio budget,
                     // so without this a busy socket never yields and a consumer woken
                     // onto this worker cannot run until its queue has overflowed.
+                    if !tokio::task::coop::has_budget_remaining() {
+                        // About to yield: consumers must not sleep through it.
+                        self.wake_consumers();
+                    }
                     tokio::task::coop::consume_budget().await;
                 }
             }
+            // One wake per touched queue for the whole batch, before this task
+            // can wait on anything.
+            self.wake_consumers();
+        }
+    }
+
+    fn wake_consumers(&mut self) {
+        for queue in self.unwoken.drain(..) {
+            queue.wake();
         }
     }
 
@@ -449,7 +467,11 @@ impl<P: Protocol> Session<'_, P> {
         queue: &Arc<Queue>,
         update: Update,
     ) -> Result<bool, SessionEnd> {
-        match queue.push(update) {
+        let (pushed, first) = queue.push_quiet(update);
+        if first {
+            self.unwoken.push(Arc::clone(queue));
+        }
+        match pushed {
             Pushed::Queued => Ok(true),
             Pushed::Dropped { first } => {
                 if first {
@@ -464,7 +486,9 @@ impl<P: Protocol> Session<'_, P> {
                 let Overflow::Block { timeout } = queue.policy() else {
                     return Ok(true);
                 };
-                // Backpressure: stop reading the socket until the consumer makes room.
+                // Backpressure: stop reading the socket until the consumer makes
+                // room, which it cannot do asleep.
+                self.wake_consumers();
                 if tokio::time::timeout(timeout, queue.wait_space())
                     .await
                     .is_ok()

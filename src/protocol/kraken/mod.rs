@@ -10,7 +10,10 @@
 //! wire text of prices and quantities, applies every snapshot and update, and
 //! verifies the frame's `checksum` against it. A mismatch is reported on the
 //! data frame as [`ChecksumMismatch`], so the supervisor can resubscribe for a
-//! fresh snapshot.
+//! fresh snapshot. Only symbols this adapter subscribed on the `book` channel
+//! (and has not forgotten since) get a book: book frames for any other symbol
+//! are routed but allocate nothing, so a peer cannot grow memory by naming
+//! symbols.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -56,10 +59,14 @@ pub const DEFAULT_BOOK_DEPTH: usize = 10;
 /// ```
 #[derive(Debug, Default)]
 pub struct Kraken {
-    /// Subscribed book depth per symbol.
+    /// Subscribed book depth per symbol: the symbols currently subscribed on
+    /// the book channel (added when a book subscribe is encoded, removed by
+    /// `forget`). Only these may hold a book, so `books` never has more
+    /// entries than the client subscribed, whatever the peer sends.
     depths: HashMap<Box<str>, usize>,
-    /// The book of each symbol, from its latest snapshot. No entry: no snapshot
-    /// yet (or the book was dropped), so nothing is verified.
+    /// The book of each subscribed symbol, from its latest snapshot. No entry:
+    /// no snapshot yet (or the book was dropped), so nothing is verified.
+    /// Always a subset of the keys of `depths`.
     books: HashMap<Box<str>, Book>,
     /// Channels subscribed without a symbol: routed by channel alone, even when
     /// their data items carry a `symbol` (private `executions` do).
@@ -94,8 +101,9 @@ impl Kraken {
         ServerId::Key(Arc::from(text))
     }
 
-    /// The locally maintained book of `symbol`, when a snapshot has been applied
-    /// and the book has not been dropped since.
+    /// The locally maintained book of `symbol`, when `symbol` is subscribed on
+    /// the book channel, a snapshot has been applied and the book has not been
+    /// dropped since.
     pub fn book(&self, symbol: &str) -> Option<&Book> {
         self.books.get(symbol)
     }
@@ -144,6 +152,14 @@ impl Kraken {
         }
     }
 
+    /// The number of books held (for tests of the bound on peer-driven state).
+    #[cfg(test)]
+    fn book_count(&self) -> usize {
+        self.books.len()
+    }
+
+    /// The subscribed depth of `symbol` (tests only: the book code reads `depths`).
+    #[cfg(test)]
     fn depth_of(&self, symbol: &str) -> usize {
         self.depths
             .get(symbol)
@@ -192,10 +208,15 @@ impl Kraken {
             Err(_) => {
                 // Not a list of well-formed book items: route it by what can be
                 // read, and have the book (if any) rebuilt from a fresh snapshot.
+                // Only a subscribed symbol gets that verdict (`books` is a
+                // subset of `depths`); for any other the frame is only routed.
                 let head = first_head(data);
                 let symbol = head.symbol.as_deref();
                 let checksum = match symbol {
-                    Some(symbol) if snapshot || self.books.contains_key(symbol) => {
+                    Some(symbol)
+                        if self.books.contains_key(symbol)
+                            || (snapshot && self.depths.contains_key(symbol)) =>
+                    {
                         tracing::debug!("kraken: malformed book frame; dropping the book");
                         let expected = head.checksum.and_then(parse_u32).unwrap_or(0);
                         Some(self.drop_book(symbol, expected))
@@ -212,8 +233,19 @@ impl Kraken {
     }
 
     /// Applies one book item to its symbol's book and verifies the checksum.
+    ///
+    /// A symbol that is not subscribed on the book channel gets no book and no
+    /// verdict: its frame is still classified as data routed by its key
+    /// (`book:SYMBOL`), exactly like data of any other channel for a
+    /// subscription the adapter does not know, and the supervisor, finding no
+    /// route, counts it unroutable. Reporting it as `Inbound::Invalid` instead
+    /// would differ from those frames for no gain, and a stray frame of a
+    /// subscription just forgotten (still in flight) is not garbage. Either way,
+    /// nothing is allocated for it, so a peer naming millions of symbols
+    /// cannot grow the adapter's memory.
     fn apply_book_item(&mut self, snapshot: bool, item: &BookItem<'_>) -> Option<ChecksumMismatch> {
         let symbol = item.symbol.as_deref()?;
+        let depth = *self.depths.get(symbol)?;
         if !snapshot && !self.books.contains_key(symbol) {
             // An update before the snapshot (e.g. while resubscribing): nothing
             // to verify against.
@@ -232,7 +264,7 @@ impl Kraken {
         let asks: Vec<(&str, &str)> = item.asks.iter().map(RawLevel::text).collect();
         let bids: Vec<(&str, &str)> = item.bids.iter().map(RawLevel::text).collect();
         let applied = if snapshot {
-            let mut book = Book::new(self.depth_of(symbol));
+            let mut book = Book::new(depth);
             book.apply_snapshot(&asks, &bids).map(|()| {
                 let computed = book.checksum();
                 match self.books.get_mut(symbol) {
@@ -588,7 +620,10 @@ impl Protocol for Kraken {
                 .strip_prefix(BOOK)
                 .and_then(|rest| rest.strip_prefix(':'))
             {
+                // No longer subscribed: drop the book, and stop building one
+                // from stray frames (a resubscribe encodes the depth again).
                 self.books.remove(symbol);
+                self.depths.remove(symbol);
             }
             self.keys.remove(&**key);
         }
@@ -1185,9 +1220,13 @@ mod tests {
                 "{checksum}"
             );
         }
-        // A bad snapshot is reported even without a book, so a fresh one is requested.
+        // A bad snapshot of an unsubscribed symbol is only routed...
         let mut kraken = Kraken::new();
         let frame = book_frame("snapshot", "BTC/USD", &[("\"abc\"", "1")], &[], Some(9));
+        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+        // ...but once subscribed it is reported even without a book, so a fresh
+        // one is requested.
+        kraken.encode_subscribe(&[&Topic::new("book").symbol("BTC/USD")], 1);
         assert_eq!(
             kraken.classify(&frame),
             data(
@@ -1220,6 +1259,7 @@ mod tests {
     #[test]
     fn reset_and_forget_drop_books() {
         let mut kraken = with_book("BTC/USD", 10);
+        kraken.encode_subscribe(&[&Topic::new("book").symbol("ETH/USD")], 2);
         let snapshot = book_frame("snapshot", "ETH/USD", &ASKS, &BIDS, Some(3_310_070_434));
         assert_eq!(kraken.classify(&snapshot), data("book:ETH/USD", None));
         kraken.forget(&key("ticker:BTC/USD"));
@@ -1228,6 +1268,11 @@ mod tests {
         kraken.forget(&key("book:BTC/USD"));
         assert!(kraken.book("BTC/USD").is_none());
         assert!(kraken.book("ETH/USD").is_some());
+        // Unsubscribed: a stray snapshot still in flight builds no book again.
+        let stray = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
+        assert_eq!(kraken.classify(&stray), data("book:BTC/USD", None));
+        assert!(kraken.book("BTC/USD").is_none());
+        assert_eq!(kraken.book_count(), 1);
         kraken.reset();
         assert!(kraken.book("ETH/USD").is_none());
         // The depth survives: a snapshot after the replayed subscribe uses it.
@@ -1268,6 +1313,98 @@ mod tests {
         assert_eq!(
             Kraken::server_id("ticker", Some("BTC/USD")),
             ServerId::Key(a)
+        );
+    }
+
+    #[test]
+    fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
+        let mut kraken = with_book("BTC/USD", 10);
+        kraken.encode_subscribe(&[&Topic::new("ticker").symbol("SOL/USD")], 2);
+        assert_eq!(kraken.book_count(), 1);
+        // 10,000 distinct symbols the client never subscribed on the book channel
+        // (one of them subscribed on another channel): each frame is routed by
+        // its key as before, but no book is built, verified or kept.
+        let snapshots = (0..10_000)
+            .map(|n| format!("S{n}/USD"))
+            .chain(["SOL/USD".into()]);
+        for symbol in snapshots {
+            let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(3_310_070_434));
+            assert_eq!(
+                kraken.classify(&snapshot),
+                data(&format!("book:{symbol}"), None)
+            );
+            // A wrong checksum is not even looked at.
+            let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(1));
+            assert_eq!(
+                kraken.classify(&snapshot),
+                data(&format!("book:{symbol}"), None)
+            );
+            let update = book_frame("update", &symbol, &[("1.0", "1.0")], &[], Some(1));
+            assert_eq!(
+                kraken.classify(&update),
+                data(&format!("book:{symbol}"), None)
+            );
+            assert!(kraken.book(&symbol).is_none());
+        }
+        // Many unsubscribed symbols in one frame: none of them gets a book.
+        let many: Vec<String> = (0..100)
+            .map(|n| {
+                format!(
+                    r#"{{"symbol":"M{n}/USD","bids":{},"asks":{},"checksum":3310070434}}"#,
+                    levels(&BIDS),
+                    levels(&ASKS)
+                )
+            })
+            .collect();
+        let frame = format!(
+            r#"{{"channel":"book","type":"snapshot","data":[{}]}}"#,
+            many.join(",")
+        );
+        assert_eq!(kraken.classify(&frame), data("book:M0/USD", None));
+        // Malformed snapshots of unsubscribed symbols report nothing either.
+        let bad = book_frame("snapshot", "X/USD", &[("\"abc\"", "1")], &[], Some(9));
+        assert_eq!(kraken.classify(&bad), data("book:X/USD", None));
+        let bad = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"X/USD","asks":null}]}"#;
+        assert_eq!(kraken.classify(bad), data("book:X/USD", None));
+        assert_eq!(kraken.book_count(), 1);
+
+        // The subscribed symbol still has its book, verified as before.
+        assert_eq!(
+            kraken.book("BTC/USD").map(Book::checksum),
+            Some(3_310_070_434)
+        );
+        let mut shadow = Book::new(10);
+        shadow.apply_snapshot(&ASKS, &BIDS).unwrap();
+        shadow.apply_update(&[("45285.0", "0.5")], &[]).unwrap();
+        let update = book_frame(
+            "update",
+            "BTC/USD",
+            &[("45285.0", "0.5")],
+            &[],
+            Some(shadow.checksum()),
+        );
+        assert_eq!(kraken.classify(&update), data("book:BTC/USD", None));
+        let bad = book_frame("update", "BTC/USD", &[("45300.0", "1.0")], &[], Some(7));
+        shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
+        assert_eq!(
+            kraken.classify(&bad),
+            data(
+                "book:BTC/USD",
+                Some(ChecksumMismatch {
+                    expected: 7,
+                    computed: shadow.checksum()
+                })
+            )
+        );
+        assert_eq!(kraken.book_count(), 0);
+        // A subscribe made later (one of the symbols above) gets its book.
+        kraken.encode_subscribe(&[&Topic::new("book").symbol("S7/USD")], 3);
+        let snapshot = book_frame("snapshot", "S7/USD", &ASKS, &BIDS, Some(3_310_070_434));
+        assert_eq!(kraken.classify(&snapshot), data("book:S7/USD", None));
+        assert_eq!(kraken.book_count(), 1);
+        assert_eq!(
+            kraken.book("S7/USD").map(Book::checksum),
+            Some(3_310_070_434)
         );
     }
 }

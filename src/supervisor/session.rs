@@ -84,6 +84,23 @@ impl Outgoing {
     }
 }
 
+/// The outcome of [`Session::push_now`].
+enum PushNow {
+    /// Queued, or dropped under the policy: the subscription goes on.
+    Alive,
+    /// The consumer is gone.
+    Ended,
+    /// A `Block` queue is full: the message is handed back.
+    Full(Update),
+}
+
+/// A data message waiting for room in a `Block` queue.
+struct Parked {
+    queue: Arc<Queue>,
+    update: Update,
+    resync: bool,
+}
+
 struct Session<'a, P> {
     sup: &'a mut Supervisor<P>,
     ws: Ws,
@@ -349,14 +366,33 @@ impl<P: Protocol> Session<'_, P> {
         self.sup.shared.emit(Event::InvalidFrame { error });
     }
 
+    /// Routes a data frame. Synchronous: the per-frame path builds no future
+    /// unless a `Block` queue is full.
     async fn on_data(
         &mut self,
         server_id: ServerId,
         frame: Frame,
         checksum: Option<ChecksumMismatch>,
     ) -> Result<(), SessionEnd> {
+        match self.route_data(server_id, frame, checksum) {
+            None => Ok(()),
+            Some((client_id, parked)) => {
+                self.finish_parked(client_id, parked, checksum).await;
+                Ok(())
+            }
+        }
+    }
+
+    fn route_data(
+        &mut self,
+        server_id: ServerId,
+        frame: Frame,
+        checksum: Option<ChecksumMismatch>,
+    ) -> Option<(ClientId, Parked)> {
         match self.sup.registry.route(&server_id) {
-            Route::To(client_id) => self.deliver(client_id, frame, checksum).await,
+            Route::To(client_id) => self
+                .deliver_now(client_id, frame, checksum)
+                .map(|parked| (client_id, parked)),
             Route::Stash => {
                 let counters = &self.sup.shared.stats.counters;
                 if self
@@ -372,11 +408,11 @@ impl<P: Protocol> Session<'_, P> {
                     StatsHub::bump(&counters.unroutable);
                 }
                 StatsHub::set(&counters.stashed, self.sup.registry.stashed() as u64);
-                Ok(())
+                None
             }
             Route::Unroutable => {
                 StatsHub::bump(&self.sup.shared.stats.counters.unroutable);
-                Ok(())
+                None
             }
         }
     }
@@ -388,6 +424,33 @@ impl<P: Protocol> Session<'_, P> {
         frame: Frame,
         checksum: Option<ChecksumMismatch>,
     ) -> Result<(), SessionEnd> {
+        if let Some(parked) = self.deliver_now(client_id, frame, checksum) {
+            self.finish_parked(client_id, parked, checksum).await;
+        }
+        Ok(())
+    }
+
+    /// Waits for room for a parked message, then does what follows the push.
+    async fn finish_parked(
+        &mut self,
+        client_id: ClientId,
+        parked: Parked,
+        checksum: Option<ChecksumMismatch>,
+    ) {
+        let alive = self
+            .push_blocking(Some(client_id), &parked.queue, parked.update)
+            .await;
+        self.after_push(client_id, &parked.queue, alive, checksum, parked.resync);
+    }
+
+    /// Everything [`deliver`](Self::deliver) does without waiting; returns the
+    /// message when a `Block` queue has no room.
+    fn deliver_now(
+        &mut self,
+        client_id: ClientId,
+        frame: Frame,
+        checksum: Option<ChecksumMismatch>,
+    ) -> Option<Parked> {
         let Some(queue) = self
             .sup
             .registry
@@ -395,7 +458,7 @@ impl<P: Protocol> Session<'_, P> {
             .map(|e| Arc::clone(&e.queue))
         else {
             StatsHub::bump(&self.sup.shared.stats.counters.unroutable);
-            return Ok(());
+            return None;
         };
         let mut resync = false;
         if let Some(seq) = frame.seq() {
@@ -405,7 +468,7 @@ impl<P: Protocol> Session<'_, P> {
                 SeqCheck::Duplicate => {
                     StatsHub::bump(&counters.duplicates);
                     queue.count_discarded();
-                    return Ok(());
+                    return None;
                 }
                 SeqCheck::Gap { last_seq, next_seq } => {
                     StatsHub::bump(&counters.gaps);
@@ -429,12 +492,34 @@ impl<P: Protocol> Session<'_, P> {
                 }
             }
         }
-        let alive = self
-            .push(Some(client_id), &queue, Update::Data(frame))
-            .await?;
+        let alive = match self.push_now(Some(client_id), &queue, Update::Data(frame)) {
+            PushNow::Alive => true,
+            PushNow::Ended => false,
+            PushNow::Full(update) => {
+                return Some(Parked {
+                    queue,
+                    update,
+                    resync,
+                })
+            }
+        };
+        self.after_push(client_id, &queue, alive, checksum, resync);
+        None
+    }
+
+    /// What follows a data push: the end of a subscription whose consumer is
+    /// gone, a checksum signal, a resync.
+    fn after_push(
+        &mut self,
+        client_id: ClientId,
+        queue: &Queue,
+        alive: bool,
+        checksum: Option<ChecksumMismatch>,
+        mut resync: bool,
+    ) {
         if !alive {
             self.end_subscription(client_id, None, true);
-            return Ok(());
+            return;
         }
         if let Some(ChecksumMismatch { expected, computed }) = checksum {
             StatsHub::bump(&self.sup.shared.stats.counters.checksum_mismatches);
@@ -449,65 +534,79 @@ impl<P: Protocol> Session<'_, P> {
         if resync {
             self.resync(client_id);
         }
-        Ok(())
     }
 
     async fn deliver_unsolicited(&mut self, frame: Frame) -> Result<(), SessionEnd> {
         let queue = Arc::clone(&self.sup.inbound);
-        self.push(None, &queue, Update::Data(frame))
-            .await
-            .map(|_| ())
+        if let PushNow::Full(update) = self.push_now(None, &queue, Update::Data(frame)) {
+            self.push_blocking(None, &queue, update).await;
+        }
+        Ok(())
     }
 
-    /// Pushes under the queue's policy. `Ok(false)`: the subscription is over
-    /// (consumer gone, or it blocked past its timeout and was ended here).
-    async fn push(
+    /// Pushes under the queue's policy without waiting; the consumer is woken
+    /// at the end of the read batch.
+    fn push_now(
         &mut self,
         client_id: Option<ClientId>,
         queue: &Arc<Queue>,
         update: Update,
-    ) -> Result<bool, SessionEnd> {
+    ) -> PushNow {
         let (pushed, first) = queue.push_quiet(update);
         if first {
             self.unwoken.push(Arc::clone(queue));
         }
         match pushed {
-            Pushed::Queued => Ok(true),
+            Pushed::Queued => PushNow::Alive,
             Pushed::Dropped { first } => {
                 if first {
                     let policy = queue.policy();
                     tracing::debug!(?client_id, ?policy, "queue full, dropping");
                     self.sup.shared.emit(Event::Overflow { client_id, policy });
                 }
-                Ok(true)
+                PushNow::Alive
             }
-            Pushed::ConsumerGone => Ok(false),
-            Pushed::Full(update) => {
-                let Overflow::Block { timeout } = queue.policy() else {
-                    return Ok(true);
-                };
-                // Backpressure: stop reading the socket until the consumer makes
-                // room, which it cannot do asleep.
-                self.wake_consumers();
-                if tokio::time::timeout(timeout, queue.wait_space())
-                    .await
-                    .is_ok()
-                {
-                    return Box::pin(self.push(client_id, queue, update)).await;
-                }
-                let error = self.backpressure_error(client_id, queue);
-                queue.finish(Some(error.clone()));
-                // Counted (routed and dropped) now that the queue is finished.
-                let _ = queue.push(update);
-                match client_id {
-                    Some(id) => {
-                        self.end_subscription(id, Some(error), true);
-                        Ok(false)
-                    }
-                    None => Ok(false),
-                }
+            Pushed::ConsumerGone => PushNow::Ended,
+            Pushed::Full(update) => PushNow::Full(update),
+        }
+    }
+
+    /// The `Block` policy on a full queue: stop reading the socket (TCP
+    /// backpressure) until the consumer makes room. Returns whether the
+    /// subscription is still alive; past the timeout it is ended here.
+    async fn push_blocking(
+        &mut self,
+        client_id: Option<ClientId>,
+        queue: &Arc<Queue>,
+        mut update: Update,
+    ) -> bool {
+        let timeout = match queue.policy() {
+            Overflow::Block { timeout } => timeout,
+            _ => return true,
+        };
+        loop {
+            // The consumer cannot make room asleep.
+            self.wake_consumers();
+            if tokio::time::timeout(timeout, queue.wait_space())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            match self.push_now(client_id, queue, update) {
+                PushNow::Alive => return true,
+                PushNow::Ended => return false,
+                PushNow::Full(back) => update = back,
             }
         }
+        let error = self.backpressure_error(client_id, queue);
+        queue.finish(Some(error.clone()));
+        // Counted (routed and dropped) now that the queue is finished.
+        let _ = queue.push(update);
+        if let Some(id) = client_id {
+            self.end_subscription(id, Some(error), true);
+        }
+        false
     }
 
     fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {

@@ -1463,8 +1463,13 @@ impl Model {
         Some((id, op))
     }
 
-    fn requeue_rejected(&mut self, req_id: Option<u64>, symbol: Option<&str>) -> Option<ClientId> {
+    fn requeue_rejected(
+        &mut self,
+        req_id: Option<u64>,
+        symbol: Option<&str>,
+    ) -> Option<(ClientId, SubscriptionOp)> {
         let request = self.requests.get(&req_id?)?;
+        let op = request.op;
         let id = request
             .members
             .iter()
@@ -1472,7 +1477,7 @@ impl Model {
             .find(|m| self.matches(*m, None, symbol))?;
         self.leave(req_id?, id);
         self.subs.get_mut(&id)?.phase = MPhase::Unsent;
-        Some(id)
+        Some((id, op))
     }
 
     fn on_timeout(&mut self, req_id: u64) -> Vec<(ClientId, SubscriptionOp)> {
@@ -2012,6 +2017,17 @@ impl SessionHarness {
 
     /// session.rs `expire` for a subscribe request.
     fn expire(&mut self, req_id: u64) {
+        let resubscribe = self.model.requests.get(&req_id).map(|r| r.op);
+        assert_eq!(
+            self.registry.pending_op(req_id),
+            resubscribe,
+            "pending op of request {req_id}"
+        );
+        if resubscribe == Some(SubscriptionOp::Resubscribe) {
+            // session.rs: a replay that is not acknowledged ends the connection.
+            self.disconnect();
+            return;
+        }
         let expected = self.model.on_timeout(req_id);
         let timed_out = self.registry.on_timeout(req_id);
         let got: Vec<(ClientId, SubscriptionOp)> =

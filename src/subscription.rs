@@ -411,9 +411,10 @@ impl Registry {
         &mut self,
         req_id: Option<u64>,
         symbol: Option<&str>,
-    ) -> Option<ClientId> {
+    ) -> Option<(ClientId, SubscriptionOp)> {
         let req_id = req_id?;
         let request = self.pending.get(&req_id)?;
+        let op = request.op;
         let client_id = request.members.iter().copied().find(|id| {
             symbol.is_none_or(|s| {
                 self.subs
@@ -424,7 +425,12 @@ impl Registry {
         self.leave_request(req_id, client_id);
         let entry = self.subs.get_mut(&client_id)?;
         entry.phase = Phase::Unsent;
-        Some(client_id)
+        Some((client_id, op))
+    }
+
+    /// What the pending request `req_id` does, if it is still waiting.
+    pub fn pending_op(&self, req_id: u64) -> Option<SubscriptionOp> {
+        self.pending.get(&req_id).map(|request| request.op)
     }
 
     /// Removes every member of a request that is still waiting (its ack timed out).

@@ -561,3 +561,62 @@ async fn dropping_a_subscription_unsubscribes() {
     .await;
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_unacknowledged_replay_reconnects_instead_of_ending_the_subscription() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let client = kalshi(&exchange, |b| {
+        b.request_timeout(Duration::from_millis(300))
+            .ping_interval(Duration::from_secs(60))
+            .pong_timeout(Duration::from_secs(30))
+    })
+    .await;
+    let mut a = client.subscribe(ticker("A")).await.unwrap();
+    let mut events = client.events();
+
+    // The next connection completes its handshake but swallows the replay.
+    exchange.set_ack_mode(AckMode::Never);
+    exchange.abort_all();
+    let cause = match wait_event(&mut events, |e| {
+        matches!(
+            e,
+            Event::Disconnected {
+                cause: Error::Timeout { .. }
+            }
+        )
+    })
+    .await
+    {
+        Event::Disconnected { cause } => cause,
+        other => unreachable!("{other:?}"),
+    };
+    assert!(
+        matches!(
+            cause,
+            Error::Timeout {
+                operation: Operation::Subscribe,
+                ..
+            }
+        ),
+        "{cause:?}"
+    );
+
+    // Once the venue answers again, the same stream resumes (had the timeout
+    // ended it, `next_data` would meet `Err(Timeout)` instead of data).
+    exchange.set_ack_mode(AckMode::Normal);
+    wait_event(
+        &mut events,
+        |e| matches!(e, Event::Resubscribed { client_id, .. } if *client_id == a.client_id()),
+    )
+    .await;
+    exchange.publish("A", json!({"price": 7}));
+    assert_eq!(next_data(&mut a).await["msg"]["price"], 7);
+    // The subscribe was sent on each of the three connections.
+    let received = exchange.received();
+    let conns: Vec<u64> = received
+        .iter()
+        .filter(|r| r.text.contains("\"subscribe\""))
+        .map(|r| r.conn)
+        .collect();
+    assert!(conns.len() >= 3, "{conns:?}");
+}

@@ -686,12 +686,11 @@ impl<P: Protocol> Session<'_, P> {
         self.control();
         let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
         if session_expired && self.sup.config.token_source.is_some() {
-            if let Some(client_id) = self.sup.registry.requeue_rejected(req_id, symbol) {
+            if let Some((client_id, op)) = self.sup.registry.requeue_rejected(req_id, symbol) {
                 tracing::info!(
                     client_id,
                     "session expired; reconnecting with a fresh token"
                 );
-                let op = SubscriptionOp::Resubscribe;
                 let error = Error::Subscription {
                     op,
                     client_id,
@@ -1067,7 +1066,7 @@ impl<P: Protocol> Session<'_, P> {
                 break;
             }
             self.deadlines.pop_first();
-            self.expire(req_id);
+            self.expire(req_id)?;
         }
         if now >= self.next_ping {
             self.next_ping = now + self.sup.config.ping_interval;
@@ -1093,14 +1092,28 @@ impl<P: Protocol> Session<'_, P> {
     }
 
     /// A request or subscribe got no answer in time.
-    fn expire(&mut self, req_id: u64) {
+    fn expire(&mut self, req_id: u64) -> Result<(), SessionEnd> {
         let timeout = self.sup.config.request_timeout;
         if let Some(reply) = self.requests.remove(&req_id) {
             let _ = reply.send(Err(Error::Timeout {
                 operation: Operation::Request,
                 timeout,
             }));
-            return;
+            return Ok(());
+        }
+        if self.sup.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
+            // A durable subscription the venue acknowledged before: a missing
+            // ack now says more about this connection (half-open, stuck right
+            // after the handshake) than about the subscription, so reconnect
+            // and replay instead of ending it. Backoff bounds the retries.
+            tracing::warn!(
+                req_id,
+                "a replayed subscribe was not acknowledged in time; reconnecting"
+            );
+            return Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Subscribe,
+                timeout,
+            }));
         }
         for (client_id, op, mut entry) in self.sup.registry.on_timeout(req_id) {
             let operation = match op {
@@ -1121,6 +1134,7 @@ impl<P: Protocol> Session<'_, P> {
                 error: Some(error),
             });
         }
+        Ok(())
     }
 
     // ---- the end ---------------------------------------------------------

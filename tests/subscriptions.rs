@@ -620,3 +620,50 @@ async fn an_unacknowledged_replay_reconnects_instead_of_ending_the_subscription(
         .collect();
     assert!(conns.len() >= 3, "{conns:?}");
 }
+
+#[tokio::test]
+async fn a_late_ack_for_an_abandoned_subscribe_is_unsubscribed() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let client = kalshi(&exchange, |b| b.request_timeout(Duration::from_secs(30))).await;
+    exchange.set_ack_mode(AckMode::Never);
+    // The caller gives up before the venue answers: the subscription is dropped
+    // while its subscribe is still pending.
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), client.subscribe(ticker("A")));
+    assert!(
+        gave_up.await.is_err(),
+        "no ack, so the subscribe must still be waiting"
+    );
+    let subscribe_id = {
+        let mut id = None;
+        wait_until("the subscribe reached the exchange", || {
+            id = exchange
+                .received()
+                .iter()
+                .filter_map(|r| serde_json::from_str::<Value>(&r.text).ok())
+                .find(|v| v["cmd"] == "subscribe")
+                .and_then(|v| v["id"].as_u64());
+            id.is_some()
+        })
+        .await;
+        id.unwrap()
+    };
+
+    // The venue acknowledges after all, under sid 99.
+    exchange.send_text_all(
+        &json!({"type": "subscribed", "id": subscribe_id, "msg": {"channel": "ticker", "sid": 99}})
+            .to_string(),
+    );
+    let mut unsubscribed = Vec::new();
+    wait_until("an unsubscribe for sid 99", || {
+        unsubscribed = exchange
+            .received()
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(&r.text).ok())
+            .filter(|v| v["cmd"] == "unsubscribe")
+            .map(|v| v["params"]["sids"].clone())
+            .collect();
+        !unsubscribed.is_empty()
+    })
+    .await;
+    assert_eq!(unsubscribed, vec![json!([99])]);
+}

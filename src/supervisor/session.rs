@@ -28,10 +28,10 @@ use crate::error::{
 };
 use crate::events::{ConnectionState, Event};
 use crate::message::{Frame, Update};
-use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
+use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
 use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
-use crate::subscription::{ClientId, Route, SeqCheck, Stashed};
+use crate::subscription::{ClientId, Phase, Route, SeqCheck, Stashed};
 use crate::venue_error::VenueErrorKind;
 
 /// Frames handled per wake-up before yielding back to `select!`, so a busy
@@ -116,7 +116,15 @@ struct Session<'a, P> {
     /// Queues that got data since their consumer was last woken. Each queue is
     /// listed at most once, so this is bounded by the number of subscriptions.
     unwoken: Vec<Arc<Queue>>,
+    /// Subscriptions ended while their subscribe was still unanswered (say, a
+    /// `subscribe` call dropped by a timeout). If the ack comes after all, the
+    /// venue is told to unsubscribe, or it would stream to nobody for the rest
+    /// of the connection. Bounded: the oldest are forgotten.
+    abandoned: VecDeque<(u64, Topic)>,
 }
+
+/// How many abandoned subscribes a session remembers.
+const ABANDONED_LIMIT: usize = 64;
 
 /// Idle detection without touching a timer per frame: a tick every quarter of
 /// the timeout compares a frame counter with the previous tick's.
@@ -148,6 +156,7 @@ pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> Session
         idle,
         closing: None,
         unwoken: Vec::new(),
+        abandoned: VecDeque::new(),
     };
     for frame in session.sup.config.on_connect.clone() {
         session.outbound.push_back(Outgoing::Handshake(frame));
@@ -634,7 +643,7 @@ impl<P: Protocol> Session<'_, P> {
                 .registry
                 .on_subscribed(req_id, server_id.clone(), channel, symbol)
         else {
-            tracing::debug!(?req_id, %server_id, "ack matches no pending subscription");
+            self.on_unmatched_ack(req_id, &server_id, symbol);
             return Ok(());
         };
         let client_id = acked.client_id;
@@ -840,10 +849,46 @@ impl<P: Protocol> Session<'_, P> {
 
     /// Ends a subscription: its queue finishes (drained first by the consumer),
     /// and the venue is told when it has a server id.
+    /// An ack nobody waits for: unsubscribe it if its subscription was
+    /// abandoned while pending.
+    fn on_unmatched_ack(
+        &mut self,
+        req_id: Option<u64>,
+        server_id: &ServerId,
+        symbol: Option<&str>,
+    ) {
+        let position = req_id.and_then(|req_id| {
+            self.abandoned.iter().position(|(abandoned_req, topic)| {
+                *abandoned_req == req_id
+                    && symbol.is_none_or(|s| topic.symbol_name().is_none_or(|t| t == s))
+            })
+        });
+        let Some((_, topic)) = position.and_then(|at| self.abandoned.remove(at)) else {
+            tracing::debug!(?req_id, %server_id, "ack matches no pending subscription");
+            return;
+        };
+        tracing::debug!(?req_id, %server_id, "late ack for an abandoned subscription; unsubscribing");
+        let unsubscribe_req = self.sup.next_req_id();
+        if let Some(text) = self
+            .sup
+            .protocol
+            .encode_unsubscribe(&topic, server_id, unsubscribe_req)
+        {
+            self.outbound.push_back(Outgoing::Unsubscribe { text });
+        }
+        self.sup.protocol.forget(server_id);
+    }
+
     fn end_subscription(&mut self, client_id: ClientId, error: Option<Error>, tell_venue: bool) {
         let Some(entry) = self.sup.registry.remove(client_id) else {
             return;
         };
+        if let (true, Phase::Pending { req_id }) = (tell_venue, entry.phase) {
+            if self.abandoned.len() == ABANDONED_LIMIT {
+                self.abandoned.pop_front();
+            }
+            self.abandoned.push_back((req_id, entry.topic.clone()));
+        }
         entry.queue.finish(error.clone());
         if let Some(server_id) = &entry.server_id {
             self.sup.protocol.forget(server_id);

@@ -28,14 +28,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt};
 use resilient_ws::{
     Backoff, Client, Config, Kalshi, Overflow, QueueOptions, Subscription, Topic, Update,
 };
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -785,7 +785,54 @@ async fn throughput_raw(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, fram
     }
 }
 
-async fn throughput_lib(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, frames: u64) -> Run {
+/// How the library side consumes its subscriptions.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Consumers {
+    /// One task reading every subscription through `futures::stream::select_all`,
+    /// as the baseline's one loop reads every sid.
+    Merged,
+    /// One task per subscription.
+    TaskEach,
+}
+
+/// Counts data messages from `stream` until `expected` arrived or `stop` is
+/// raised. No timer per wait (a timeout armed on every empty queue cost the
+/// library side ~100 ns a message that the baseline's plain loop never pays);
+/// `stop` only ends a consumer whose queue dropped frames, which never arrive.
+async fn count_data<S>(stream: S, expected: u64, stop: watch::Receiver<bool>) -> (Instant, u64, S)
+where
+    S: futures::Stream<Item = Result<Update, resilient_ws::Error>> + Unpin,
+{
+    let mut stopped = Box::pin(async move {
+        let mut stop = stop;
+        let _ = stop.wait_for(|stop| *stop).await;
+    });
+    let mut stream = stream;
+    let mut count = 0u64;
+    while count < expected {
+        let item = tokio::select! {
+            biased;
+            item = stream.next() => item,
+            () = &mut stopped => break,
+        };
+        match item {
+            Some(Ok(Update::Data(_))) => count += 1,
+            Some(Ok(_)) => {}
+            Some(Err(error)) if error.is_retryable() => {}
+            Some(Err(error)) => panic!("subscription ended: {error}"),
+            None => panic!("stream ended after {count} frames"),
+        }
+    }
+    (Instant::now(), count, stream)
+}
+
+async fn throughput_lib(
+    server: &Server,
+    subs: usize,
+    bytes: &Arc<Vec<u8>>,
+    frames: u64,
+    consumers: Consumers,
+) -> Run {
     let (client, _messages) = Client::connect(config(&server.url()), Kalshi::new())
         .await
         .expect("connect");
@@ -793,40 +840,47 @@ async fn throughput_lib(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, fram
     let conn = server.conn_with(subs).await;
     let per_sub = frames / subs as u64;
     let extra = (frames % subs as u64) as usize;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Raises `stop` a second after every frame was routed, in case a queue
+    // dropped some; normally the consumers finish long before.
+    let watchdog = tokio::spawn({
+        let client = client.clone();
+        async move {
+            while client.stats().queues.routed < frames {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = stop_tx.send(true);
+        }
+    });
     let cpu0 = cpu_time();
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(subs);
-    for (i, mut sub) in subscriptions.into_iter().enumerate() {
-        let expected = per_sub + u64::from(i < extra);
-        tasks.push(tokio::spawn(async move {
-            let mut count = 0u64;
-            while count < expected {
-                // Fast path without a timer; the timeout only notices frames the
-                // queue dropped (they never arrive, so the count would never complete).
-                let item = match sub.next().now_or_never() {
-                    Some(item) => item,
-                    None => {
-                        match tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
-                            Ok(item) => item,
-                            Err(_) if sub.stats().routed >= expected => break,
-                            Err(_) => continue,
-                        }
-                    }
-                };
-                match item {
-                    Some(Ok(Update::Data(_))) => count += 1,
-                    Some(Ok(_)) => {}
-                    Some(Err(error)) if error.is_retryable() => {}
-                    Some(Err(error)) => panic!("subscription ended: {error}"),
-                    None => panic!("subscription ended after {count} frames"),
-                }
+    let mut merged = None;
+    match consumers {
+        Consumers::Merged => {
+            merged = Some(tokio::spawn(count_data(
+                futures::stream::select_all(subscriptions),
+                frames,
+                stop_rx,
+            )));
+        }
+        Consumers::TaskEach => {
+            for (i, sub) in subscriptions.into_iter().enumerate() {
+                let expected = per_sub + u64::from(i < extra);
+                tasks.push(tokio::spawn(count_data(sub, expected, stop_rx.clone())));
             }
-            (Instant::now(), count, sub)
-        }));
+        }
     }
     let done = conn.blast(Arc::clone(bytes));
     let mut end = start;
     let mut delivered = 0u64;
+    if let Some(task) = merged {
+        let (finished, count, keep) = task.await.expect("consumer task");
+        end = finished;
+        delivered = count;
+        drop(keep);
+    }
     let mut keep = Vec::with_capacity(subs);
     for task in tasks {
         let (finished, count, sub) = task.await.expect("consumer task");
@@ -835,6 +889,7 @@ async fn throughput_lib(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, fram
         keep.push(sub);
     }
     let cpu = cpu_time() - cpu0;
+    watchdog.abort();
     let _ = done.await;
     let stats = client.stats();
     assert_eq!(stats.gaps, 0, "library saw sequence gaps: {stats:?}");
@@ -861,7 +916,12 @@ impl ThroughputResult {
     }
 }
 
-async fn throughput(server: &Server, settings: &Settings, subs: usize) -> ThroughputResult {
+async fn throughput(
+    server: &Server,
+    settings: &Settings,
+    subs: usize,
+    consumers: Consumers,
+) -> ThroughputResult {
     let (bytes, payload) = build_stream(settings.frames, subs as u64);
     println!(
         "  {} frames on {subs} subscription(s), mean payload {payload:.1} bytes, {:.1} MB on the wire",
@@ -882,7 +942,7 @@ async fn throughput(server: &Server, settings: &Settings, subs: usize) -> Throug
             let run = if only == "raw" {
                 throughput_raw(server, subs, &bytes, settings.frames).await
             } else {
-                throughput_lib(server, subs, &bytes, settings.frames).await
+                throughput_lib(server, subs, &bytes, settings.frames, consumers).await
             };
             println!(
                 "  {only}: {:.0} msg/s, {} dropped",
@@ -894,15 +954,15 @@ async fn throughput(server: &Server, settings: &Settings, subs: usize) -> Throug
     // Warm-up (not reported): page in the buffer, grow socket buffers.
     let warm = build_stream(settings.frames.min(100_000), subs as u64).0;
     let _ = throughput_raw(server, subs, &warm, settings.frames.min(100_000)).await;
-    let _ = throughput_lib(server, subs, &warm, settings.frames.min(100_000)).await;
+    let _ = throughput_lib(server, subs, &warm, settings.frames.min(100_000), consumers).await;
     for rep in 0..settings.repeats {
         // Alternate the order so drift in background load hits both.
         let (raw, lib) = if rep % 2 == 0 {
             let raw = throughput_raw(server, subs, &bytes, settings.frames).await;
-            let lib = throughput_lib(server, subs, &bytes, settings.frames).await;
+            let lib = throughput_lib(server, subs, &bytes, settings.frames, consumers).await;
             (raw, lib)
         } else {
-            let lib = throughput_lib(server, subs, &bytes, settings.frames).await;
+            let lib = throughput_lib(server, subs, &bytes, settings.frames, consumers).await;
             let raw = throughput_raw(server, subs, &bytes, settings.frames).await;
             (raw, lib)
         };
@@ -1280,13 +1340,19 @@ async fn run(settings: Settings) {
     let (mut t1, mut t100) = (None, None);
     if settings.runs("throughput") {
         println!("\n== throughput: 1 subscription ==");
-        t1 = Some(throughput(&server, &settings, 1).await);
-        println!("\n== throughput: 100 subscriptions ==");
-        t100 = Some(throughput(&server, &settings, 100).await);
-        for (label, t) in [("1", &t1), ("100", &t100)] {
+        t1 = Some(throughput(&server, &settings, 1, Consumers::Merged).await);
+        println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
+        t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
+        println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
+        let t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
+        for (label, t) in [
+            ("1", &t1),
+            ("100, one task", &t100),
+            ("100, task each", &t100_tasks),
+        ] {
             let Some(t) = t else { continue };
             println!(
-                "  median ({label} sub): raw {:.0} msg/s, resilient-ws {:.0} msg/s, ratio {:.3} (runs {}; {} frames dropped in all)",
+                "  median ({label}): raw {:.0} msg/s, resilient-ws {:.0} msg/s, ratio {:.3} (runs {}; {} frames dropped in all)",
                 median_f64(&t.raw),
                 median_f64(&t.lib),
                 t.ratio(),

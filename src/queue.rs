@@ -340,22 +340,11 @@ impl Queue {
             }
             None => {}
         }
-        drop(state);
+        // Registered under the lock: a push lands either before it (and was
+        // taken above) or after it (and its wake finds this waker), so one
+        // lock suffices.
         self.consumer.register(cx.waker());
-        // Re-check after registering: a push between the unlock and the register
-        // would otherwise be missed.
-        let mut state = self.lock();
-        if let Some(item) = Self::take(&mut state, self.capacity) {
-            drop(state);
-            if matches!(self.policy, Overflow::Block { .. }) {
-                self.space.notify_one();
-            }
-            return Poll::Ready(Some(item));
-        }
-        if state.end.is_some() {
-            drop(state);
-            cx.waker().wake_by_ref();
-        }
+        drop(state);
         Poll::Pending
     }
 

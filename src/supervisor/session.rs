@@ -282,12 +282,12 @@ impl<P: Protocol> Session<'_, P> {
                 checksum,
             } => {
                 self.data_seen += 1;
-                let frame = Frame::from_text(text.clone(), seq);
+                let frame = Frame::from_text(text, seq);
                 self.on_data(server_id, frame, checksum).await
             }
             Inbound::Unsolicited => {
                 self.data_seen += 1;
-                let frame = Frame::from_text(text.clone(), None);
+                let frame = Frame::from_text(text, None);
                 self.deliver_unsolicited(frame).await
             }
             Inbound::Subscribed {

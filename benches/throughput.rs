@@ -1340,7 +1340,7 @@ async fn run(settings: Settings) {
     let (mut t1, mut t100) = (None, None);
     if settings.runs("throughput") {
         println!("\n== throughput: 1 subscription ==");
-        t1 = Some(throughput(&server, &settings, 1, Consumers::Merged).await);
+        t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
         println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
         t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
         println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");

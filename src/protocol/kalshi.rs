@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::kraken::json::{self, Text};
-use super::{opt_u64, Inbound, Protocol, Request, ServerId, Topic};
+use super::kraken::json::{self, Num, Text};
+use super::{Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::{ProtocolError, VenueError};
 
 /// The Kalshi WebSocket protocol (server-assigned subscription ids).
@@ -39,14 +39,14 @@ impl Kalshi {
 /// The routing fields of a Kalshi frame.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(default, borrow)]
-    id: Option<&'a RawValue>,
+    #[serde(default)]
+    id: Num,
     #[serde(default, borrow, rename = "type")]
     kind: Text<'a>,
-    #[serde(default, borrow)]
-    sid: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    seq: Option<&'a RawValue>,
+    #[serde(default)]
+    sid: Num,
+    #[serde(default)]
+    seq: Num,
     #[serde(default, borrow)]
     msg: Option<&'a RawValue>,
 }
@@ -56,8 +56,8 @@ struct Envelope<'a> {
 struct AckMsg<'a> {
     #[serde(default, borrow)]
     channel: Text<'a>,
-    #[serde(default, borrow)]
-    sid: Option<&'a RawValue>,
+    #[serde(default)]
+    sid: Num,
 }
 
 /// The `msg` of an `error` frame.
@@ -131,11 +131,11 @@ impl Protocol for Kalshi {
             Ok(frame) => frame,
             Err(error) => return Inbound::Invalid(json::unparseable("kalshi", &error)),
         };
-        let req_id = opt_u64(frame.id);
+        let req_id = frame.id.0;
         match frame.kind.as_deref() {
             Some("subscribed") => {
                 let ack: AckMsg<'a> = nested(frame.msg);
-                match opt_u64(ack.sid).or_else(|| opt_u64(frame.sid)) {
+                match ack.sid.0.or(frame.sid.0) {
                     Some(sid) => Inbound::Subscribed {
                         req_id,
                         server_id: ServerId::Num(sid),
@@ -164,10 +164,10 @@ impl Protocol for Kalshi {
                 },
                 None => Inbound::Control,
             },
-            _ => match opt_u64(frame.sid) {
+            _ => match frame.sid.0 {
                 Some(sid) => Inbound::Data {
                     server_id: ServerId::Num(sid),
-                    seq: opt_u64(frame.seq),
+                    seq: frame.seq.0,
                     checksum: None,
                 },
                 None => Inbound::Unsolicited,
@@ -339,6 +339,31 @@ mod tests {
         assert_eq!(
             classify(r#"{"type":"ticker","sid":"7"}"#),
             Inbound::Unsolicited
+        );
+        // Only a non-negative integer that fits a u64 is a sid or a seq.
+        let deep = format!(
+            r#"{{"type":"ticker","sid":{}7{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        for frame in [
+            r#"{"type":"ticker","sid":-7}"#,
+            r#"{"type":"ticker","sid":7.0}"#,
+            r#"{"type":"ticker","sid":7e0}"#,
+            r#"{"type":"ticker","sid":18446744073709551616}"#,
+            r#"{"type":"ticker","sid":null}"#,
+            r#"{"type":"ticker","sid":{"n":7}}"#,
+            &deep,
+        ] {
+            assert_eq!(classify(frame), Inbound::Unsolicited, "{frame:.60}");
+        }
+        assert_eq!(
+            classify(r#"{"type":"ticker","sid":7,"seq":-1}"#),
+            Inbound::Data {
+                server_id: ServerId::Num(7),
+                seq: None,
+                checksum: None
+            }
         );
         assert_eq!(
             classify(r#"{"sid":7,"seq":1}"#),

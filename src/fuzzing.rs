@@ -2117,14 +2117,13 @@ impl SessionHarness {
         checksum: Option<ChecksumMismatch>,
         patient: bool,
     ) {
-        let Some(queue) = self.registry.get(id).map(|e| Arc::clone(&e.queue)) else {
+        let Some((queue, verdict)) = self.registry.target(id, frame.seq()) else {
             assert!(!self.model.subs.contains_key(&id));
             self.unroutable += 1;
             return;
         };
         let mut resync = false;
         if let Some(seq) = frame.seq() {
-            let verdict = self.registry.check_seq(id, seq);
             assert_eq!(
                 verdict,
                 self.model.check_seq(id, seq),

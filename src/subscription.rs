@@ -125,6 +125,28 @@ struct PendingRequest {
     members: Vec<ClientId>,
 }
 
+impl Entry {
+    fn check_seq(&mut self, seq: u64) -> SeqCheck {
+        let verdict = match self.last_seq {
+            None => SeqCheck::InOrder,
+            Some(last) if seq == last.wrapping_add(1) => SeqCheck::InOrder,
+            Some(last) if seq == last => SeqCheck::Duplicate,
+            Some(last) if seq < last => SeqCheck::Reset {
+                last_seq: last,
+                next_seq: seq,
+            },
+            Some(last) => SeqCheck::Gap {
+                last_seq: last,
+                next_seq: seq,
+            },
+        };
+        if verdict != SeqCheck::Duplicate {
+            self.last_seq = Some(seq);
+        }
+        verdict
+    }
+}
+
 /// The registry. See the module docs for the rules it keeps.
 pub struct Registry {
     subs: BTreeMap<ClientId, Entry>,
@@ -486,27 +508,24 @@ impl Registry {
     }
 
     /// Checks and records a sequence number for `client_id`.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // tests use it
     pub fn check_seq(&mut self, client_id: ClientId, seq: u64) -> SeqCheck {
-        let Some(entry) = self.subs.get_mut(&client_id) else {
-            return SeqCheck::InOrder;
-        };
-        let verdict = match entry.last_seq {
+        match self.subs.get_mut(&client_id) {
+            Some(entry) => entry.check_seq(seq),
             None => SeqCheck::InOrder,
-            Some(last) if seq == last.wrapping_add(1) => SeqCheck::InOrder,
-            Some(last) if seq == last => SeqCheck::Duplicate,
-            Some(last) if seq < last => SeqCheck::Reset {
-                last_seq: last,
-                next_seq: seq,
-            },
-            Some(last) => SeqCheck::Gap {
-                last_seq: last,
-                next_seq: seq,
-            },
-        };
-        if verdict != SeqCheck::Duplicate {
-            entry.last_seq = Some(seq);
         }
-        verdict
+    }
+
+    /// The queue a data frame for `client_id` goes to, and the verdict on its
+    /// sequence number (recorded), in one lookup: this runs for every frame.
+    pub fn target(
+        &mut self,
+        client_id: ClientId,
+        seq: Option<u64>,
+    ) -> Option<(Arc<Queue>, SeqCheck)> {
+        let entry = self.subs.get_mut(&client_id)?;
+        let verdict = seq.map_or(SeqCheck::InOrder, |seq| entry.check_seq(seq));
+        Some((Arc::clone(&entry.queue), verdict))
     }
 
     /// Takes `client_id` off its server id so it can be re-subscribed (for a

@@ -460,19 +460,14 @@ impl<P: Protocol> Session<'_, P> {
         frame: Frame,
         checksum: Option<ChecksumMismatch>,
     ) -> Option<Parked> {
-        let Some(queue) = self
-            .sup
-            .registry
-            .get(client_id)
-            .map(|e| Arc::clone(&e.queue))
-        else {
+        let Some((queue, verdict)) = self.sup.registry.target(client_id, frame.seq()) else {
             StatsHub::bump(&self.sup.shared.stats.counters.unroutable);
             return None;
         };
         let mut resync = false;
-        if let Some(seq) = frame.seq() {
+        {
             let counters = &self.sup.shared.stats.counters;
-            match self.sup.registry.check_seq(client_id, seq) {
+            match verdict {
                 SeqCheck::InOrder => {}
                 SeqCheck::Duplicate => {
                     StatsHub::bump(&counters.duplicates);

@@ -833,7 +833,18 @@ async fn throughput_lib(
     frames: u64,
     consumers: Consumers,
 ) -> Run {
-    let (client, _messages) = Client::connect(config(&server.url()), Kalshi::new())
+    // Lossless like the raw loop: a full queue stops the socket (TCP
+    // backpressure) instead of dropping, so a consumer that falls behind for a
+    // moment slows the stream down rather than voiding the run.
+    let config = Config::builder(server.url())
+        .backoff(Backoff::immediate().max_attempts(None))
+        .rate_limit(1000, Duration::from_secs(1))
+        .overflow(Overflow::Block {
+            timeout: Duration::from_secs(30),
+        })
+        .build()
+        .expect("valid config");
+    let (client, _messages) = Client::connect(config, Kalshi::new())
         .await
         .expect("connect");
     let subscriptions = subscribe_all(&client, subs, QueueOptions::default()).await;
@@ -1301,7 +1312,11 @@ fn main() {
             .build(),
     }
     .expect("client runtime");
-    rt.block_on(run(settings));
+    // On a worker, not in `block_on`: a multi-thread runtime runs the
+    // `block_on` future on this main thread, which readiness reaches only
+    // through an extra unpark, and the raw baseline's loop runs right here.
+    rt.block_on(async { tokio::spawn(run(settings)).await })
+        .expect("benchmark task");
 }
 
 async fn run(settings: Settings) {

@@ -11,7 +11,6 @@
 //! and never await.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -122,9 +121,6 @@ struct State {
 pub struct Queue {
     state: Mutex<State>,
     consumer: AtomicWaker,
-    /// Set by [`push_quiet`](Queue::push_quiet) until [`wake`](Queue::wake):
-    /// the producer wakes each consumer once per batch, not once per message.
-    wake_pending: AtomicBool,
     space: Notify,
     capacity: usize,
     policy: Overflow,
@@ -147,7 +143,6 @@ impl Queue {
                 consumer_alive: true,
             }),
             consumer: AtomicWaker::new(),
-            wake_pending: AtomicBool::new(false),
             space: Notify::new(),
             capacity,
             policy,
@@ -175,27 +170,10 @@ impl Queue {
     /// Pushes a data message according to the overflow policy and wakes the consumer.
     pub fn push(&self, update: Update) -> Pushed {
         let pushed = self.push_unwoken(update);
+        // Outside the lock. Cheap while the consumer is awake: its waker was
+        // taken by the first wake and not registered again yet.
         self.consumer.wake();
         pushed
-    }
-
-    /// Like [`push`](Queue::push), but leaves the consumer asleep until
-    /// [`wake`](Queue::wake). Returns, next to the outcome, whether this push
-    /// is the first since the last wake (the caller must then remember to wake).
-    ///
-    /// Waking a consumer costs more than queueing a message (a cross-thread
-    /// unpark when it sleeps on another worker), so the supervisor pushes a
-    /// whole read batch quietly and wakes each touched queue once.
-    pub fn push_quiet(&self, update: Update) -> (Pushed, bool) {
-        let pushed = self.push_unwoken(update);
-        let first = !self.wake_pending.swap(true, Ordering::AcqRel);
-        (pushed, first)
-    }
-
-    /// Wakes the consumer (after [`push_quiet`](Queue::push_quiet)).
-    pub fn wake(&self) {
-        self.wake_pending.store(false, Ordering::Release);
-        self.consumer.wake();
     }
 
     fn push_unwoken(&self, update: Update) -> Pushed {

@@ -113,9 +113,6 @@ struct Session<'a, P> {
     data_seen: u64,
     idle: Option<IdleWatch>,
     closing: Option<Instant>,
-    /// Queues that got data since their consumer was last woken. Each queue is
-    /// listed at most once, so this is bounded by the number of subscriptions.
-    unwoken: Vec<Arc<Queue>>,
     /// Subscriptions ended while their subscribe was still unanswered (say, a
     /// `subscribe` call dropped by a timeout). If the ack comes after all, the
     /// venue is told to unsubscribe, or it would stream to nobody for the rest
@@ -155,7 +152,6 @@ pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> Session
         data_seen: 0,
         idle,
         closing: None,
-        unwoken: Vec::new(),
         abandoned: VecDeque::new(),
     };
     for frame in session.sup.config.on_connect.clone() {
@@ -163,7 +159,6 @@ pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> Session
     }
     session.flush_unsent();
     let end = session.run().await;
-    session.wake_consumers();
     session.fail_in_flight(&end);
     if let SessionEnd::Lost(Error::Closed { .. }) | SessionEnd::Fatal(Error::Closed { .. }) = &end {
         // Complete the close handshake politely: tungstenite queued our reply.
@@ -211,22 +206,9 @@ impl<P: Protocol> Session<'_, P> {
                     // Frames already inside tungstenite's buffer cost no tokio budget,
                     // so without this a busy socket never yields and a consumer woken
                     // onto this worker cannot run until its queue has overflowed.
-                    if !tokio::task::coop::has_budget_remaining() {
-                        // About to yield: consumers must not sleep through it.
-                        self.wake_consumers();
-                    }
                     tokio::task::coop::consume_budget().await;
                 }
             }
-            // One wake per touched queue for the whole batch, before this task
-            // can wait on anything.
-            self.wake_consumers();
-        }
-    }
-
-    fn wake_consumers(&mut self) {
-        for queue in self.unwoken.drain(..) {
-            queue.wake();
         }
     }
 
@@ -548,19 +530,14 @@ impl<P: Protocol> Session<'_, P> {
         Ok(())
     }
 
-    /// Pushes under the queue's policy without waiting; the consumer is woken
-    /// at the end of the read batch.
+    /// Pushes under the queue's policy without waiting.
     fn push_now(
         &mut self,
         client_id: Option<ClientId>,
         queue: &Arc<Queue>,
         update: Update,
     ) -> PushNow {
-        let (pushed, first) = queue.push_quiet(update);
-        if first {
-            self.unwoken.push(Arc::clone(queue));
-        }
-        match pushed {
+        match queue.push(update) {
             Pushed::Queued => PushNow::Alive,
             Pushed::Dropped { first } => {
                 if first {
@@ -589,8 +566,6 @@ impl<P: Protocol> Session<'_, P> {
             _ => return true,
         };
         loop {
-            // The consumer cannot make room asleep.
-            self.wake_consumers();
             if tokio::time::timeout(timeout, queue.wait_space())
                 .await
                 .is_err()
@@ -842,8 +817,6 @@ impl<P: Protocol> Session<'_, P> {
         Ok(())
     }
 
-    /// Ends a subscription: its queue finishes (drained first by the consumer),
-    /// and the venue is told when it has a server id.
     /// An ack nobody waits for: unsubscribe it if its subscription was
     /// abandoned while pending.
     fn on_unmatched_ack(
@@ -874,6 +847,8 @@ impl<P: Protocol> Session<'_, P> {
         self.sup.protocol.forget(server_id);
     }
 
+    /// Ends a subscription: its queue finishes (drained first by the consumer),
+    /// and the venue is told when it has a server id.
     fn end_subscription(&mut self, client_id: ClientId, error: Option<Error>, tell_venue: bool) {
         let Some(entry) = self.sup.registry.remove(client_id) else {
             return;

@@ -507,13 +507,12 @@ impl Registry {
         n
     }
 
-    /// Checks and records a sequence number for `client_id`.
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // tests use it
-    pub fn check_seq(&mut self, client_id: ClientId, seq: u64) -> SeqCheck {
-        match self.subs.get_mut(&client_id) {
-            Some(entry) => entry.check_seq(seq),
-            None => SeqCheck::InOrder,
-        }
+    /// Checks and records a sequence number for `client_id`, through the
+    /// same path as a data frame.
+    #[cfg(test)]
+    fn check_seq(&mut self, client_id: ClientId, seq: u64) -> SeqCheck {
+        self.target(client_id, Some(seq))
+            .map_or(SeqCheck::InOrder, |(_, verdict)| verdict)
     }
 
     /// The queue a data frame for `client_id` goes to, and the verdict on its

@@ -110,7 +110,7 @@ impl Client {
             event_capacity: config.event_capacity,
             state,
             done: done_tx,
-            stats: StatsHub::default(),
+            stats: Arc::new(StatsHub::default()),
         });
         let inbound = Queue::new(config.queue_capacity, config.overflow);
         shared.stats.track(&inbound);

@@ -1590,6 +1590,8 @@ struct Consumer {
 
 struct SessionHarness {
     registry: Registry,
+    /// The callers of `subscribe`, answered as the supervisor's replies do.
+    readies: HashMap<ClientId, oneshot::Sender<Result<(), Error>>>,
     model: Model,
     batching: Box<dyn ProtocolBatching>,
     kraken: bool,
@@ -1619,6 +1621,7 @@ impl SessionHarness {
         };
         SessionHarness {
             registry: Registry::new(stash_capacity),
+            readies: HashMap::new(),
             model: Model {
                 stash_capacity,
                 ..Model::default()
@@ -1781,8 +1784,8 @@ impl SessionHarness {
             let (ready, waiter) = oneshot::channel();
             let id = self.next_client_id;
             self.next_client_id += 1;
-            self.registry
-                .add(id, topic.clone(), Arc::clone(&queue), Some(ready));
+            self.registry.add(id, topic.clone(), Arc::clone(&queue));
+            self.readies.insert(id, ready);
             self.model.subs.insert(
                 id,
                 MSub {
@@ -1937,8 +1940,10 @@ impl SessionHarness {
         if let Some(consumer) = self.consumers.get_mut(&id) {
             consumer.ever_acked = true;
         }
-        if let Some(waiter) = acked.waiter {
-            let _ = waiter.send(Ok(()));
+        if !acked.resubscribed {
+            if let Some(waiter) = self.readies.remove(&id) {
+                let _ = waiter.send(Ok(()));
+            }
         }
         if acked.resubscribed {
             if let Some(entry) = self.registry.get(id) {
@@ -1994,7 +1999,7 @@ impl SessionHarness {
             }
         }
         let expected = self.model.on_rejected(req_id, symbol);
-        let Some((id, op, mut entry)) = self.registry.on_rejected(req_id, symbol) else {
+        let Some((id, op, entry)) = self.registry.on_rejected(req_id, symbol) else {
             assert!(
                 expected.is_none(),
                 "the rejection matched nothing; the model expected {expected:?}"
@@ -2008,7 +2013,7 @@ impl SessionHarness {
             req_id,
             error: VenueError::new(Some(6), "refused"),
         };
-        if let Some(waiter) = entry.waiter.take() {
+        if let Some(waiter) = self.readies.remove(&id) {
             let _ = waiter.send(Err(error.clone()));
         }
         entry.queue.finish(Some(error));
@@ -2033,12 +2038,12 @@ impl SessionHarness {
         let got: Vec<(ClientId, SubscriptionOp)> =
             timed_out.iter().map(|(id, op, _)| (*id, *op)).collect();
         assert_eq!(got, expected, "timeout of request {req_id}");
-        for (id, _, mut entry) in timed_out {
+        for (id, _, entry) in timed_out {
             let error = Error::Timeout {
                 operation: crate::Operation::Subscribe,
                 timeout: Duration::from_secs(REQUEST_TIMEOUT_TICKS),
             };
-            if let Some(waiter) = entry.waiter.take() {
+            if let Some(waiter) = self.readies.remove(&id) {
                 let _ = waiter.send(Err(error.clone()));
             }
             entry.queue.finish(Some(error));
@@ -2417,9 +2422,9 @@ impl SessionHarness {
         self.disconnect();
         let ids: Vec<ClientId> = self.registry.iter().map(|(id, _)| id).collect();
         for id in ids {
-            if let Some(mut entry) = self.registry.remove(id) {
+            if let Some(entry) = self.registry.remove(id) {
                 assert!(self.model.remove(id));
-                if let Some(waiter) = entry.waiter.take() {
+                if let Some(waiter) = self.readies.remove(&id) {
                     let _ = waiter.send(Err(Error::ClientClosed));
                 }
                 entry.queue.finish(Some(Error::ClientClosed));

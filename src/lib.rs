@@ -50,6 +50,7 @@ mod events;
 mod message;
 pub mod protocol;
 mod queue;
+mod session;
 mod stats;
 mod stream;
 mod subscription;

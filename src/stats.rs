@@ -18,7 +18,7 @@ macro_rules! counters {
         /// The supervisor's counters.
         #[derive(Default)]
         pub(crate) struct Counters {
-            $(pub(crate) $name: AtomicU64,)*
+            $(pub(crate) $name: Counter,)*
         }
 
         /// A snapshot of a client's counters.
@@ -33,7 +33,7 @@ macro_rules! counters {
         impl Counters {
             fn snapshot(&self) -> Stats {
                 Stats {
-                    $($name: self.$name.load(Ordering::Relaxed),)*
+                    $($name: self.$name.get(),)*
                     queues: QueueStats::default(),
                 }
             }
@@ -76,6 +76,33 @@ counters! {
     checksum_mismatches,
 }
 
+/// One relaxed atomic counter. Written only by the supervisor task, read by
+/// handles: no ordering with other memory is needed, only no torn values.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Overwrites the value (for gauges such as `stashed`).
+    pub(crate) fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Counters shared between the supervisor (writer) and handles (readers).
 #[derive(Default)]
 pub(crate) struct StatsHub {
@@ -91,18 +118,6 @@ struct QueueSet {
 }
 
 impl StatsHub {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn set(counter: &AtomicU64, n: u64) {
-        counter.store(n, Ordering::Relaxed);
-    }
-
     /// Starts counting a queue.
     pub(crate) fn track(&self, queue: &Arc<Queue>) {
         let mut set = self.queues.lock().unwrap_or_else(|p| p.into_inner());

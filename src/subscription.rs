@@ -19,9 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
-
-use crate::error::{Error, SubscriptionOp};
+use crate::error::SubscriptionOp;
 use crate::message::Frame;
 use crate::protocol::{ChecksumMismatch, Protocol, ServerId, Topic};
 use crate::queue::Queue;
@@ -57,8 +55,6 @@ pub struct Entry {
     pub last_seq: Option<u64>,
     /// Whether it has been acknowledged at least once (later acks are re-subscriptions).
     pub acked_once: bool,
-    /// Resolves the caller of `subscribe` at the first ack or failure.
-    pub waiter: Option<oneshot::Sender<Result<(), Error>>>,
 }
 
 /// A data frame waiting for the ack of its server id.
@@ -110,10 +106,9 @@ pub enum SeqCheck {
 pub struct Acked {
     /// The subscription it belongs to.
     pub client_id: ClientId,
-    /// Whether this was a re-subscription (after a reconnect or resync).
+    /// Whether this was a re-subscription (after a reconnect or resync); when
+    /// not, this is the first ack and the caller of `subscribe` is answered.
     pub resubscribed: bool,
-    /// The caller of `subscribe`, to resolve.
-    pub waiter: Option<oneshot::Sender<Result<(), Error>>>,
     /// Frames that arrived early for this server id, in arrival order.
     pub stashed: Vec<Stashed>,
     /// A subscription that held this server id before and lost it.
@@ -174,13 +169,7 @@ impl Registry {
 
     /// Adds a subscription (unsent) under `client_id`, which must be new and
     /// larger than every id added before (ids are handed out in creation order).
-    pub fn add(
-        &mut self,
-        client_id: ClientId,
-        topic: Topic,
-        queue: Arc<Queue>,
-        waiter: Option<oneshot::Sender<Result<(), Error>>>,
-    ) {
+    pub fn add(&mut self, client_id: ClientId, topic: Topic, queue: Arc<Queue>) {
         self.subs.insert(
             client_id,
             Entry {
@@ -190,7 +179,6 @@ impl Registry {
                 phase: Phase::Unsent,
                 last_seq: None,
                 acked_once: false,
-                waiter,
             },
         );
     }
@@ -359,7 +347,6 @@ impl Registry {
         entry.last_seq = None;
         let resubscribed = entry.acked_once;
         entry.acked_once = true;
-        let waiter = entry.waiter.take();
 
         let mut stashed = Vec::new();
         let mut kept = VecDeque::with_capacity(self.stash.len());
@@ -374,7 +361,6 @@ impl Registry {
         Some(Acked {
             client_id,
             resubscribed,
-            waiter,
             stashed,
             displaced,
         })
@@ -644,7 +630,6 @@ mod tests {
                 i as u64 + 1,
                 Topic::new("ticker").symbol(format!("S{i}")),
                 Queue::new(8, Overflow::DropOldest),
-                None,
             );
         }
         r
@@ -657,7 +642,6 @@ mod tests {
             4,
             Topic::new("book").symbol("X"),
             Queue::new(8, Overflow::DropOldest),
-            None,
         );
         assert_eq!(
             r.unsent_batches(&NoBatch),

@@ -10,12 +10,16 @@
 //! ```text
 //!            +-------------------------------------------------+
 //!            v                                                 |
-//!   Connecting --ok--> Session (session.rs) --lost--> Backoff --+
+//!   Connecting --ok--> Session (shell.rs) ----lost--> Backoff --+
 //!       |                 |        |                    |
 //!       | failed          | close  | permanent close,   | attempts exhausted
 //!       +---> Backoff     v        v fatal error        v
 //!                       Closed   Failed(error)        Failed(Reconnect { .. })
 //! ```
+//!
+//! Every decision inside a session (and about commands served while offline)
+//! is made by the sans-I/O [`SessionCore`](crate::session::SessionCore); this
+//! module owns the task's life around it and `shell.rs` the I/O of one session.
 //!
 //! While not connected, commands are still served: subscriptions are recorded
 //! (and replayed once connected), one-off sends and requests fail fast, and
@@ -23,8 +27,8 @@
 //! the terminal error (if any) as its last item and ends, and
 //! `Client::closed()` resolves: nothing is left waiting.
 
-mod rate_limit;
-mod session;
+mod replies;
+mod shell;
 
 use std::sync::{Arc, OnceLock};
 
@@ -42,8 +46,10 @@ use crate::events::{ConnectionState, Event};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::Queue;
+use crate::session::{SessionCore, SessionEnd};
 use crate::stats::StatsHub;
-use crate::subscription::{ClientId, Registry};
+use crate::subscription::ClientId;
+use replies::{Replies, Served};
 
 type Ws = WebSocketStream<MaybeTlsStream<Box<dyn AsyncStream>>>;
 
@@ -87,7 +93,7 @@ pub(crate) struct Shared {
     pub(crate) state: watch::Sender<ConnectionState>,
     /// `None` while running; the final result once the task has finished.
     pub(crate) done: watch::Sender<Option<Result<(), Error>>>,
-    pub(crate) stats: StatsHub,
+    pub(crate) stats: Arc<StatsHub>,
 }
 
 impl Shared {
@@ -114,30 +120,16 @@ enum Exit {
     Failed(Error),
 }
 
-/// How one connected session ended (see session.rs).
-pub(crate) enum SessionEnd {
-    /// Closed on request.
-    Closed,
-    /// Lost; reconnect with backoff.
-    Lost(Error),
-    /// Lost for good (permanent close code).
-    Fatal(Error),
-}
-
 pub(crate) struct Supervisor<P> {
-    config: Config,
-    protocol: P,
-    registry: Registry,
+    config: Arc<Config>,
+    /// Every decision of a session, and of commands served while offline.
+    core: SessionCore<P>,
+    /// The callers waiting on the core's answers.
+    replies: Replies,
     commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
-    inbound: Arc<Queue>,
     backoff: BackoffState,
     tls: Option<Arc<rustls::ClientConfig>>,
-    next_req_id: u64,
-    /// The latest "not before" a failure asked for (venue lockout, close 1013):
-    /// the next attempt waits at least until then. A deadline, not a duration,
-    /// so a lockout seen long ago does not slow a later reconnect.
-    retry_not_before: Option<Instant>,
 }
 
 impl<P: Protocol> Supervisor<P> {
@@ -148,17 +140,21 @@ impl<P: Protocol> Supervisor<P> {
         shared: Arc<Shared>,
         inbound: Arc<Queue>,
     ) -> Self {
+        let config = Arc::new(config);
+        let core = SessionCore::new(
+            Arc::clone(&config),
+            protocol,
+            Arc::clone(&shared.stats),
+            inbound,
+        );
         Supervisor {
-            registry: Registry::new(config.stash_capacity),
             backoff: BackoffState::new(config.backoff.clone()),
             config,
-            protocol,
+            core,
+            replies: Replies::default(),
             commands,
             shared,
-            inbound,
             tls: None,
-            next_req_id: 1,
-            retry_not_before: None,
         }
     }
 
@@ -191,18 +187,17 @@ impl<P: Protocol> Supervisor<P> {
             };
 
             let counters = &self.shared.stats.counters;
-            if counters.connects.load(std::sync::atomic::Ordering::Relaxed) > 0 {
-                StatsHub::bump(&counters.reconnects);
+            if counters.connects.get() > 0 {
+                counters.reconnects.bump();
             }
-            StatsHub::bump(&counters.connects);
+            counters.connects.bump();
             tracing::info!(url = %self.config.redacted_url, attempt, "connected");
             self.set_state(ConnectionState::Connected);
             self.shared.emit(Event::Connected { attempt });
 
             let connected_at = Instant::now();
-            let end = session::run(self, ws).await;
+            let (end, _worked) = shell::run(self, ws).await;
             self.backoff.connection_ended(connected_at.elapsed());
-            self.forget_connection();
 
             match end {
                 SessionEnd::Closed => return Exit::Closed,
@@ -238,11 +233,8 @@ impl<P: Protocol> Supervisor<P> {
                 last_error: Box::new(error),
             }));
         };
-        let hinted = self
-            .retry_not_before
-            .take()
-            .map(|at| at.saturating_duration_since(Instant::now()));
-        let delay = delay.max(hinted.unwrap_or_default());
+        let hinted = self.core.take_retry_wait(Instant::now());
+        let delay = delay.max(hinted);
         let attempt = self.backoff.failures() + 1;
         self.set_state(ConnectionState::Backoff);
         self.shared
@@ -254,21 +246,10 @@ impl<P: Protocol> Supervisor<P> {
         }
     }
 
-    /// Remembers how long `error` asks us to wait before the next attempt:
-    /// its own retry-after (a venue lockout), or the backoff cap for a close
-    /// 1013 "try again later", which names no duration.
+    /// Remembers how long `error` asks us to wait before the next attempt
+    /// (see [`SessionCore::note_retry_hint`]).
     fn note_retry_hint(&mut self, error: &Error) {
-        let hint = match error {
-            Error::Closed { code: 1013, .. } => Some(self.config.backoff.cap),
-            other => other.retry_after(),
-        };
-        if let Some(hint) = hint {
-            tracing::info!(
-                ?hint,
-                "the venue asked to wait; lengthening the next backoff delay"
-            );
-            self.retry_not_before = self.retry_not_before.max(Some(Instant::now() + hint));
-        }
+        self.core.note_retry_hint(error, Instant::now());
     }
 
     /// One connection attempt (token source, connector, TLS, WebSocket
@@ -281,7 +262,7 @@ impl<P: Protocol> Supervisor<P> {
                 .await;
             match fetched {
                 Offline::Close => return Offline::Close,
-                Offline::Done(Ok(Ok(token))) => self.protocol.set_token(&token),
+                Offline::Done(Ok(Ok(token))) => self.core.protocol_mut().set_token(&token),
                 Offline::Done(Ok(Err(source))) => {
                     return Offline::Done(Err(Error::Token {
                         attempts: attempt,
@@ -309,14 +290,13 @@ impl<P: Protocol> Supervisor<P> {
             }
         };
         // `open` borrows config and tls only; commands are served on the side.
-        let (config, registry, shared, commands, inbound) = (
-            &self.config,
-            &mut self.registry,
+        let (core, replies, shared, commands) = (
+            &mut self.core,
+            &mut self.replies,
             &self.shared,
             &mut self.commands,
-            &self.inbound,
         );
-        serve_offline_with(bounded, config, registry, shared, commands, inbound).await
+        serve_offline_with(bounded, core, replies, shared, commands).await
     }
 
     /// Serves commands until `until` completes or close is requested.
@@ -326,29 +306,17 @@ impl<P: Protocol> Supervisor<P> {
     ) -> Offline<T> {
         serve_offline_with(
             until,
-            &self.config,
-            &mut self.registry,
+            &mut self.core,
+            &mut self.replies,
             &self.shared,
             &mut self.commands,
-            &self.inbound,
         )
         .await
     }
 
-    /// The connection is gone: old server ids must never route again, and
-    /// per-connection protocol state (books) is void.
-    fn forget_connection(&mut self) {
-        let dropped = self.registry.on_disconnect();
-        let counters = &self.shared.stats.counters;
-        StatsHub::add(&counters.unroutable, dropped as u64);
-        StatsHub::set(&counters.stashed, 0);
-        self.protocol.reset();
-    }
-
-    fn next_req_id(&mut self) -> u64 {
-        let id = self.next_req_id;
-        self.next_req_id += 1;
-        id
+    /// Publishes the core's actions (events, replies).
+    fn apply(&mut self) {
+        self.replies.apply(&mut self.core, &self.shared);
     }
 
     fn set_state(&self, state: ConnectionState) {
@@ -361,20 +329,14 @@ impl<P: Protocol> Supervisor<P> {
             Exit::Closed => None,
             Exit::Failed(error) => Some(error),
         };
-        let ids: Vec<ClientId> = self.registry.iter().map(|(id, _)| id).collect();
-        for id in ids {
-            if let Some(mut entry) = self.registry.remove(id) {
-                if let Some(waiter) = entry.waiter.take() {
-                    let _ = waiter.send(Err(error.clone().unwrap_or(Error::ClientClosed)));
-                }
-                entry.queue.finish(error.clone());
-            }
-        }
-        self.inbound.finish(error.clone());
+        self.core.finish(error.as_ref(), Instant::now());
+        self.apply();
+        let answer = error.clone().unwrap_or(Error::ClientClosed);
+        self.replies.fail_all(&answer);
         // Answer whatever is still queued so no caller waits on a dropped task.
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
-            refuse(command, error.clone().unwrap_or(Error::ClientClosed));
+            refuse(command, answer.clone());
         }
         self.set_state(ConnectionState::Closed);
         self.shared.emit(Event::Closed {
@@ -395,58 +357,30 @@ enum Offline<T> {
     Close,
 }
 
-async fn serve_offline_with<T>(
+/// Waits for `until` while handing every command to the core, which records
+/// subscriptions and fails what needs a socket.
+async fn serve_offline_with<T, P: Protocol>(
     until: impl std::future::Future<Output = T>,
-    config: &Config,
-    registry: &mut Registry,
+    core: &mut SessionCore<P>,
+    replies: &mut Replies,
     shared: &Shared,
     commands: &mut mpsc::Receiver<Command>,
-    inbound: &Arc<Queue>,
 ) -> Offline<T> {
-    let _ = inbound;
     let mut until = std::pin::pin!(until);
     loop {
         let command = std::pin::pin!(commands.recv());
         let next = future::select(until.as_mut(), command).await;
         match next {
             Either::Left((value, _)) => return Offline::Done(value),
-            Either::Right((None, _)) | Either::Right((Some(Command::Close), _)) => {
-                return Offline::Close
-            }
-            Either::Right((Some(command), _)) => {
-                serve_one_offline(command, config, registry, shared)
+            Either::Right((command, _)) => {
+                let served = replies.serve(command, core);
+                replies.apply(core, shared);
+                if let Served::Close = served {
+                    return Offline::Close;
+                }
             }
         }
     }
-}
-
-/// One command while disconnected: record subscriptions, fail what needs a socket.
-fn serve_one_offline(command: Command, config: &Config, registry: &mut Registry, shared: &Shared) {
-    match command {
-        Command::Subscribe(subs) => {
-            for sub in subs {
-                shared.stats.track(&sub.queue);
-                registry.add(sub.client_id, sub.topic, sub.queue, Some(sub.ready));
-            }
-        }
-        Command::Unsubscribe { client_id, reply } => {
-            if let Some(entry) = registry.remove(client_id) {
-                entry.queue.finish(None);
-                shared.emit(Event::SubscriptionEnded {
-                    client_id,
-                    error: None,
-                });
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(()));
-            }
-        }
-        other => refuse(other, not_connected(config)),
-    }
-}
-
-fn not_connected(config: &Config) -> Error {
-    Error::connection(&config.redacted_url, 0, ConnectionError::NotConnected)
 }
 
 /// Answers a command with `error` without running it.

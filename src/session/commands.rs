@@ -1,0 +1,235 @@
+//! What handles ask for, and the life of a subscription on the wire.
+//!
+//! Commands are served connected or not: while disconnected, subscriptions
+//! are recorded (and replayed once connected), unsubscribes end them at once,
+//! and one-off sends and requests fail fast, since they must never go out on a
+//! later connection than the caller meant.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::link::{Outgoing, ABANDONED_LIMIT};
+use super::{Action, SessionCore};
+use crate::error::{ConnectionError, Error};
+use crate::events::Event;
+use crate::protocol::{Protocol, Request, ServerId, Topic};
+use crate::queue::Queue;
+use crate::subscription::{ClientId, Phase};
+
+impl<P: Protocol> SessionCore<P> {
+    /// New subscriptions; each caller is answered by a
+    /// [`Action::SubscribeResult`] at its first ack or failure.
+    pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>) {
+        for (client_id, topic, queue) in subs {
+            self.stats.track(&queue);
+            self.registry.add(client_id, topic, queue);
+        }
+        if self.link.is_some() {
+            self.flush_unsent();
+        }
+    }
+
+    /// Ends a subscription on request (or because its handle was dropped).
+    pub(crate) fn unsubscribe(&mut self, client_id: ClientId) {
+        self.end_subscription(client_id, None, true);
+    }
+
+    /// Queues a one-off text frame; answered by [`Action::SendResult`] once
+    /// written (or failed). Fails at once while disconnected.
+    pub(crate) fn send(&mut self, send_id: u64, text: String) {
+        match &mut self.link {
+            Some(link) => link.push_back(Outgoing::Send { text, send_id }),
+            None => {
+                let error = self.not_connected();
+                self.actions.push(Action::SendResult {
+                    send_id,
+                    result: Err(error),
+                });
+            }
+        }
+    }
+
+    /// Queues a request and returns its request id, which its
+    /// [`Action::RequestResult`] will carry. Fails at once while disconnected.
+    pub(crate) fn request(&mut self, request: &Request) -> Result<u64, Error> {
+        if self.link.is_none() {
+            return Err(self.not_connected());
+        }
+        let req_id = self.next_req_id();
+        let text = self
+            .protocol
+            .encode_request(request, req_id)
+            .map_err(Error::protocol)?;
+        if let Some(link) = &mut self.link {
+            link.requests.insert(req_id);
+            link.push_back(Outgoing::Request { text, req_id });
+        }
+        Ok(req_id)
+    }
+
+    pub(super) fn not_connected(&self) -> Error {
+        Error::connection(&self.config.redacted_url, 0, ConnectionError::NotConnected)
+    }
+
+    /// Queues subscribe requests for every unsent subscription, in creation
+    /// order, batched as the protocol allows. Subscriptions whose consumer is
+    /// gone are dropped instead of replayed.
+    pub(super) fn flush_unsent(&mut self) {
+        let batches = self.registry.unsent_batches(&self.protocol);
+        for batch in batches {
+            let mut members = Vec::with_capacity(batch.len());
+            for id in batch {
+                let alive = self
+                    .registry
+                    .get(id)
+                    .is_some_and(|e| e.queue.consumer_alive());
+                if alive {
+                    members.push(id);
+                } else {
+                    self.end_subscription(id, None, false);
+                }
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let req_id = self.next_req_id();
+            let resubscribes = members
+                .iter()
+                .filter(|id| self.registry.get(**id).is_some_and(|e| e.acked_once))
+                .count();
+            let topics: Vec<&Topic> = members
+                .iter()
+                .filter_map(|id| self.registry.get(*id))
+                .map(|e| &e.topic)
+                .collect();
+            let text = self.protocol.encode_subscribe(&topics, req_id);
+            self.registry.mark_sent(&members, req_id);
+            self.stats.counters.resubscribes.add(resubscribes as u64);
+            if let Some(link) = &mut self.link {
+                link.push_back(Outgoing::Subscribe { text, req_id });
+            }
+        }
+    }
+
+    /// Ends a subscription: its queue finishes (drained first by the consumer),
+    /// and, when `tell_venue`, the venue is told if it has a server id (or
+    /// remembered as abandoned if its subscribe is still unanswered).
+    pub(super) fn end_subscription(
+        &mut self,
+        client_id: ClientId,
+        error: Option<Error>,
+        tell_venue: bool,
+    ) {
+        let Some(entry) = self.registry.remove(client_id) else {
+            return;
+        };
+        if let (true, Phase::Pending { req_id }, Some(link)) =
+            (tell_venue, entry.phase, &mut self.link)
+        {
+            if link.abandoned.len() == ABANDONED_LIMIT {
+                link.abandoned.pop_front();
+            }
+            link.abandoned.push_back((req_id, entry.topic.clone()));
+        }
+        if !entry.acked_once {
+            self.actions.push(Action::SubscribeResult {
+                client_id,
+                result: Err(error.clone().unwrap_or(Error::ClientClosed)),
+            });
+        }
+        entry.queue.finish(error.clone());
+        if let Some(server_id) = &entry.server_id {
+            self.protocol.forget(server_id);
+            if tell_venue {
+                let req_id = self.next_req_id();
+                if let Some(text) =
+                    self.protocol
+                        .encode_unsubscribe(&entry.topic, server_id, req_id)
+                {
+                    if let Some(link) = &mut self.link {
+                        link.push_back(Outgoing::Unsubscribe { text });
+                    }
+                }
+            }
+        }
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+        self.emit(Event::SubscriptionEnded { client_id, error });
+    }
+
+    /// Re-subscribes one subscription for a fresh snapshot.
+    pub(super) fn resync(&mut self, client_id: ClientId) {
+        let Some(old) = self.registry.begin_resync(client_id) else {
+            return;
+        };
+        self.protocol.forget(&old);
+        let req_id = self.next_req_id();
+        let unsubscribe = self
+            .registry
+            .get(client_id)
+            .and_then(|entry| self.protocol.encode_unsubscribe(&entry.topic, &old, req_id));
+        if let (Some(text), Some(link)) = (unsubscribe, &mut self.link) {
+            link.push_back(Outgoing::Unsubscribe { text });
+        }
+        self.flush_unsent();
+    }
+
+    /// An ack nobody waits for: unsubscribe it if its subscription was
+    /// abandoned while pending.
+    pub(super) fn on_unmatched_ack(
+        &mut self,
+        req_id: Option<u64>,
+        server_id: &ServerId,
+        symbol: Option<&str>,
+    ) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let position = req_id.and_then(|req_id| {
+            link.abandoned.iter().position(|(abandoned_req, topic)| {
+                *abandoned_req == req_id
+                    && symbol.is_none_or(|s| topic.symbol_name().is_none_or(|t| t == s))
+            })
+        });
+        let Some((_, topic)) = position.and_then(|at| link.abandoned.remove(at)) else {
+            tracing::debug!(?req_id, %server_id, "ack matches no pending subscription");
+            return;
+        };
+        tracing::debug!(?req_id, %server_id, "late ack for an abandoned subscription; unsubscribing");
+        let unsubscribe_req = self.next_req_id();
+        if let Some(text) = self
+            .protocol
+            .encode_unsubscribe(&topic, server_id, unsubscribe_req)
+        {
+            if let Some(link) = &mut self.link {
+                link.push_back(Outgoing::Unsubscribe { text });
+            }
+        }
+        self.protocol.forget(server_id);
+    }
+
+    /// The client is finishing: every subscription's stream ends, with
+    /// `error` as its last item when there is one, and so does the inbound stream.
+    pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
+        // Each timeout ends a subscription, so this ends; afterwards nothing
+        // is parked and the backlog has gone out.
+        while self.parked.is_some() {
+            self.on_block_timeout(now);
+        }
+        let ids: Vec<ClientId> = self.registry.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            if let Some(entry) = self.registry.remove(id) {
+                if !entry.acked_once {
+                    self.actions.push(Action::SubscribeResult {
+                        client_id: id,
+                        result: Err(error.cloned().unwrap_or(Error::ClientClosed)),
+                    });
+                }
+                entry.queue.finish(error.cloned());
+            }
+        }
+        self.inbound.finish(error.cloned());
+    }
+}

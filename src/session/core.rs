@@ -1,0 +1,718 @@
+//! What the library does with one inbound frame, top to bottom.
+//!
+//! Per frame: count it, let the protocol classify it, then
+//! - data goes to its subscription's queue (sequence-checked, under the
+//!   queue's overflow policy), or into the stash while a subscribe that may
+//!   own it is pending, or is counted unroutable;
+//! - an ack patches the new server id into the registry, answers the caller
+//!   and releases stashed frames; a rejection ends that one subscription;
+//! - a response answers the request that waits for its id;
+//! - pongs, heartbeats and status frames are counted as control.
+//!
+//! Every frame read ends up counted exactly once: routed (then delivered,
+//! dropped or queued), control, unroutable, or stashed.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+
+use super::link::Link;
+use super::{Action, SessionEnd};
+use crate::config::Config;
+use crate::error::{scrub, ConnectionError, Error, ProtocolError, VenueError};
+use crate::events::Event;
+use crate::message::{Frame, Update};
+use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
+use crate::queue::{Overflow, Pushed, Queue};
+use crate::stats::StatsHub;
+use crate::subscription::{ClientId, Registry, Route, SeqCheck, Stashed};
+use crate::venue_error::VenueErrorKind;
+
+/// The decisions of one supervised connection, kept across reconnects: the
+/// registry and protocol live as long as the client; [`Link`] holds what
+/// lives as long as one connection.
+pub(crate) struct SessionCore<P> {
+    pub(super) config: Arc<Config>,
+    pub(super) protocol: P,
+    pub(super) registry: Registry,
+    pub(super) stats: Arc<StatsHub>,
+    /// Frames that belong to no subscription (the client's `Messages` stream).
+    pub(super) inbound: Arc<Queue>,
+    pub(super) next_req_id: u64,
+    /// The latest "not before" a failure asked for (venue lockout, close 1013).
+    pub(super) retry_not_before: Option<Instant>,
+    /// The current connection; `None` while disconnected.
+    pub(super) link: Option<Link>,
+    /// A data message waiting for room in a full `Block` queue. While it waits
+    /// the shell reads nothing from the socket: that is the backpressure.
+    pub(super) parked: Option<Parked>,
+    /// Deliveries that came behind the parked one (stashed frames released by
+    /// one ack); bounded by the stash.
+    pub(super) backlog: VecDeque<Delivery>,
+    /// What the shell must do next, in order.
+    pub(super) actions: Vec<Action>,
+}
+
+/// A data message that found its `Block` queue full.
+pub(crate) struct Parked {
+    pub(super) client_id: Option<ClientId>,
+    pub(super) queue: Arc<Queue>,
+    pub(super) update: Update,
+    pub(super) checksum: Option<ChecksumMismatch>,
+    pub(super) resync: bool,
+    pub(super) since: Instant,
+}
+
+/// A routed data frame not yet pushed.
+pub(crate) struct Delivery {
+    pub(super) client_id: Option<ClientId>,
+    pub(super) frame: Frame,
+    pub(super) checksum: Option<ChecksumMismatch>,
+}
+
+/// The outcome of one push under the queue's policy.
+enum PushNow {
+    /// Queued, or dropped under the policy: the subscription goes on.
+    Alive,
+    /// The consumer is gone.
+    Ended,
+    /// A `Block` queue is full: the message is handed back.
+    Full(Update),
+}
+
+impl<P: Protocol> SessionCore<P> {
+    /// A core for `config`, speaking `protocol`, counting into `stats`;
+    /// unsolicited frames go to `inbound`.
+    pub(crate) fn new(
+        config: Arc<Config>,
+        protocol: P,
+        stats: Arc<StatsHub>,
+        inbound: Arc<Queue>,
+    ) -> Self {
+        SessionCore {
+            registry: Registry::new(config.stash_capacity),
+            config,
+            protocol,
+            stats,
+            inbound,
+            next_req_id: 1,
+            retry_not_before: None,
+            link: None,
+            parked: None,
+            backlog: VecDeque::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The registry (for the supervisor's final sweep, tests and the fuzzer).
+    #[allow(dead_code)] // the session_script harness drives these
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The protocol adapter (the supervisor hands it session tokens).
+    pub(crate) fn protocol_mut(&mut self) -> &mut P {
+        &mut self.protocol
+    }
+
+    /// Takes the actions queued since the last call, in order.
+    pub(crate) fn drain_actions(&mut self) -> std::vec::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    /// Whether actions wait for the shell (checked after every input; cheap).
+    pub(crate) fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    pub(super) fn emit(&mut self, event: Event) {
+        self.actions.push(Action::Emit(event));
+    }
+
+    pub(super) fn next_req_id(&mut self) -> u64 {
+        let id = self.next_req_id;
+        self.next_req_id = self.next_req_id.wrapping_add(1);
+        id
+    }
+
+    // ---- one frame from the socket ------------------------------------------
+
+    /// A message read from the socket.
+    pub(crate) fn on_message(&mut self, message: Message, now: Instant) -> Result<(), SessionEnd> {
+        let counters = &self.stats.counters;
+        counters.frames_in.bump();
+        match message {
+            Message::Text(text) => {
+                counters.bytes_in.add(text.len() as u64);
+                self.on_text(text, now)
+            }
+            Message::Binary(data) => {
+                counters.bytes_in.add(data.len() as u64);
+                self.on_binary(data, now);
+                Ok(())
+            }
+            Message::Ping(_) | Message::Frame(_) => {
+                counters.control.bump();
+                Ok(())
+            }
+            Message::Pong(_) => {
+                counters.control.bump();
+                self.pong_received();
+                Ok(())
+            }
+            Message::Close(frame) => {
+                counters.control.bump();
+                Err(self.on_close_frame(frame))
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: Utf8Bytes, now: Instant) -> Result<(), SessionEnd> {
+        let inbound = self.protocol.classify(text.as_str());
+        match inbound {
+            Inbound::Data {
+                server_id,
+                seq,
+                checksum,
+            } => {
+                self.data_seen();
+                let frame = Frame::from_text(text, seq);
+                self.route(server_id, frame, checksum, now);
+            }
+            Inbound::Unsolicited => {
+                self.data_seen();
+                let frame = Frame::from_text(text, None);
+                self.deliver(None, frame, None, now);
+            }
+            Inbound::Subscribed {
+                req_id,
+                server_id,
+                channel,
+                symbol,
+            } => self.on_subscribed(req_id, server_id, channel, symbol, now),
+            Inbound::Rejected {
+                req_id,
+                symbol,
+                error,
+            } => return self.on_rejected(req_id, symbol.as_deref(), error, now),
+            Inbound::Response { req_id, error } => {
+                self.control();
+                self.on_response(req_id, error, &text, now);
+            }
+            Inbound::Unsubscribed { .. } | Inbound::Control => self.control(),
+            Inbound::Pong => {
+                self.control();
+                self.pong_received();
+            }
+            Inbound::Heartbeat => {
+                self.control();
+                // A venue heartbeat proves the feed itself is alive (unlike a
+                // WebSocket pong, which the peer's library sends on its own).
+                self.data_seen();
+            }
+            Inbound::Invalid(error) => self.invalid(error),
+        }
+        Ok(())
+    }
+
+    fn on_binary(&mut self, data: Bytes, now: Instant) {
+        match self.protocol.classify_binary(&data) {
+            Inbound::Unsolicited => {
+                self.data_seen();
+                self.deliver(None, Frame::from_binary(data), None, now);
+            }
+            Inbound::Invalid(error) => self.invalid(error),
+            _ => self.control(),
+        }
+    }
+
+    fn control(&self) {
+        self.stats.counters.control.bump();
+    }
+
+    fn invalid(&mut self, error: ProtocolError) {
+        self.stats.counters.unroutable.bump();
+        tracing::debug!(%error, "skipping a frame the protocol could not classify");
+        self.emit(Event::InvalidFrame { error });
+    }
+
+    // ---- data -----------------------------------------------------------------
+
+    /// Routes a data frame by its server id.
+    fn route(
+        &mut self,
+        server_id: ServerId,
+        frame: Frame,
+        checksum: Option<ChecksumMismatch>,
+        now: Instant,
+    ) {
+        match self.registry.route(&server_id) {
+            Route::To(client_id) => self.deliver(Some(client_id), frame, checksum, now),
+            Route::Stash => {
+                let counters = &self.stats.counters;
+                let stashed = Stashed {
+                    server_id,
+                    frame,
+                    checksum,
+                };
+                if self.registry.stash(stashed).is_some() {
+                    counters.unroutable.bump();
+                }
+                counters.stashed.set(self.registry.stashed() as u64);
+            }
+            Route::Unroutable => self.stats.counters.unroutable.bump(),
+        }
+    }
+
+    /// Sequence check, then the queue with its overflow policy, then what
+    /// follows (a checksum signal, a resync, the end of a subscription whose
+    /// consumer is gone). `None` is the client's inbound stream.
+    fn deliver(
+        &mut self,
+        client_id: Option<ClientId>,
+        frame: Frame,
+        checksum: Option<ChecksumMismatch>,
+        now: Instant,
+    ) {
+        if self.parked.is_some() {
+            // Order is kept: nothing overtakes the message waiting for room.
+            self.backlog.push_back(Delivery {
+                client_id,
+                frame,
+                checksum,
+            });
+            return;
+        }
+        let Some(id) = client_id else {
+            let queue = Arc::clone(&self.inbound);
+            if let PushNow::Full(update) = self.push(None, &queue, Update::Data(frame)) {
+                self.park(None, queue, update, None, false, now);
+            }
+            return;
+        };
+        let Some((queue, verdict)) = self.registry.target(id, frame.seq()) else {
+            self.stats.counters.unroutable.bump();
+            return;
+        };
+        let mut resync = false;
+        match verdict {
+            SeqCheck::InOrder => {}
+            SeqCheck::Duplicate => {
+                self.stats.counters.duplicates.bump();
+                queue.count_discarded();
+                return;
+            }
+            SeqCheck::Gap { last_seq, next_seq } => {
+                self.stats.counters.gaps.bump();
+                queue.push_signal(Update::Gap { last_seq, next_seq });
+                self.emit(Event::Gap {
+                    client_id: id,
+                    last_seq,
+                    next_seq,
+                });
+                resync = self.config.resync_on_gap;
+            }
+            SeqCheck::Reset { last_seq, next_seq } => {
+                self.stats.counters.resets.bump();
+                queue.push_signal(Update::Reset { last_seq, next_seq });
+                self.emit(Event::SequenceReset {
+                    client_id: id,
+                    last_seq,
+                    next_seq,
+                });
+                resync = self.config.resync_on_gap;
+            }
+        }
+        match self.push(Some(id), &queue, Update::Data(frame)) {
+            PushNow::Alive => self.after_push(id, &queue, true, checksum, resync),
+            PushNow::Ended => self.after_push(id, &queue, false, checksum, resync),
+            PushNow::Full(update) => self.park(Some(id), queue, update, checksum, resync, now),
+        }
+    }
+
+    /// What follows a data push: the end of a subscription whose consumer is
+    /// gone, a checksum signal, a resync.
+    fn after_push(
+        &mut self,
+        client_id: ClientId,
+        queue: &Queue,
+        alive: bool,
+        checksum: Option<ChecksumMismatch>,
+        mut resync: bool,
+    ) {
+        if !alive {
+            self.end_subscription(client_id, None, true);
+            return;
+        }
+        if let Some(ChecksumMismatch { expected, computed }) = checksum {
+            self.stats.counters.checksum_mismatches.bump();
+            queue.push_signal(Update::ChecksumMismatch { expected, computed });
+            self.emit(Event::ChecksumMismatch {
+                client_id,
+                expected,
+                computed,
+            });
+            resync = true;
+        }
+        if resync {
+            self.resync(client_id);
+        }
+    }
+
+    /// Pushes under the queue's policy without waiting.
+    fn push(&mut self, client_id: Option<ClientId>, queue: &Queue, update: Update) -> PushNow {
+        match queue.push(update) {
+            Pushed::Queued => PushNow::Alive,
+            Pushed::Dropped { first } => {
+                if first {
+                    let policy = queue.policy();
+                    tracing::debug!(?client_id, ?policy, "queue full, dropping");
+                    self.emit(Event::Overflow { client_id, policy });
+                }
+                PushNow::Alive
+            }
+            Pushed::ConsumerGone => PushNow::Ended,
+            Pushed::Full(update) => PushNow::Full(update),
+        }
+    }
+
+    // ---- a full `Block` queue ------------------------------------------------
+
+    fn park(
+        &mut self,
+        client_id: Option<ClientId>,
+        queue: Arc<Queue>,
+        update: Update,
+        checksum: Option<ChecksumMismatch>,
+        resync: bool,
+        now: Instant,
+    ) {
+        self.parked = Some(Parked {
+            client_id,
+            queue,
+            update,
+            checksum,
+            resync,
+            since: now,
+        });
+    }
+
+    /// The queue the shell must wait on (and for how long at most) before it
+    /// reads the socket again, while a `Block` queue is full.
+    pub(crate) fn blocked_on(&self) -> Option<(Arc<Queue>, Duration)> {
+        let parked = self.parked.as_ref()?;
+        match parked.queue.policy() {
+            Overflow::Block { timeout } => Some((Arc::clone(&parked.queue), timeout)),
+            // Only `Block` queues hand a message back.
+            _ => Some((Arc::clone(&parked.queue), Duration::ZERO)),
+        }
+    }
+
+    /// The parked queue has room (or its consumer is gone): push again.
+    pub(crate) fn on_space(&mut self, now: Instant) {
+        let Some(parked) = self.parked.take() else {
+            return;
+        };
+        let Parked {
+            client_id,
+            queue,
+            update,
+            checksum,
+            resync,
+            since,
+        } = parked;
+        match self.push(client_id, &queue, update) {
+            PushNow::Full(update) => {
+                self.parked = Some(Parked {
+                    client_id,
+                    queue,
+                    update,
+                    checksum,
+                    resync,
+                    since,
+                });
+                return;
+            }
+            PushNow::Alive => {
+                if let Some(id) = client_id {
+                    self.after_push(id, &queue, true, checksum, resync);
+                }
+            }
+            PushNow::Ended => {
+                if let Some(id) = client_id {
+                    self.after_push(id, &queue, false, checksum, resync);
+                }
+            }
+        }
+        self.resume(since, now);
+    }
+
+    /// The consumer did not make room in time: that subscription ends with
+    /// [`Error::Backpressure`]; the connection and the others go on.
+    pub(crate) fn on_block_timeout(&mut self, now: Instant) {
+        let Some(parked) = self.parked.take() else {
+            return;
+        };
+        let error = self.backpressure_error(parked.client_id, &parked.queue);
+        parked.queue.finish(Some(error.clone()));
+        // Counted (routed and dropped) now that the queue is finished.
+        let _ = parked.queue.push(parked.update);
+        if let Some(id) = parked.client_id {
+            self.end_subscription(id, Some(error), true);
+        }
+        self.resume(parked.since, now);
+    }
+
+    /// After a stall: the liveness deadlines did not run while we were not
+    /// reading (a stalled consumer is not a dead peer), then the deliveries
+    /// that queued up behind the parked one go out in order.
+    fn resume(&mut self, since: Instant, now: Instant) {
+        if let Some(link) = &mut self.link {
+            link.pause_liveness(now.saturating_duration_since(since));
+        }
+        while self.parked.is_none() {
+            let Some(next) = self.backlog.pop_front() else {
+                break;
+            };
+            self.deliver(next.client_id, next.frame, next.checksum, now);
+        }
+    }
+
+    fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
+        let entry = client_id.and_then(|id| self.registry.get(id));
+        Error::Backpressure {
+            channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
+            server_id: entry
+                .and_then(|e| e.server_id.as_ref())
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            client_id: client_id.unwrap_or(0),
+            maxsize: queue.capacity(),
+        }
+    }
+
+    // ---- acks, rejections, responses -------------------------------------------
+
+    fn on_subscribed(
+        &mut self,
+        req_id: Option<u64>,
+        server_id: ServerId,
+        channel: Option<Cow<'_, str>>,
+        symbol: Option<Cow<'_, str>>,
+        now: Instant,
+    ) {
+        self.control();
+        let (channel, symbol) = (channel.as_deref(), symbol.as_deref());
+        let Some(acked) = self
+            .registry
+            .on_subscribed(req_id, server_id.clone(), channel, symbol)
+        else {
+            self.on_unmatched_ack(req_id, &server_id, symbol);
+            return;
+        };
+        let client_id = acked.client_id;
+        if let Some(displaced) = acked.displaced {
+            tracing::warn!(client_id, displaced, %server_id, "two subscriptions acknowledged with one server id");
+        }
+        if acked.resubscribed {
+            if let Some(entry) = self.registry.get(client_id) {
+                entry.queue.push_signal(Update::Resubscribed {
+                    server_id: server_id.clone(),
+                });
+            }
+            self.emit(Event::Resubscribed {
+                client_id,
+                server_id,
+            });
+        } else {
+            self.actions.push(Action::SubscribeResult {
+                client_id,
+                result: Ok(()),
+            });
+            self.emit(Event::Subscribed {
+                client_id,
+                server_id,
+            });
+        }
+        for stashed in acked.stashed {
+            self.deliver(Some(client_id), stashed.frame, stashed.checksum, now);
+        }
+        if !self.registry.any_pending() {
+            let unclaimed = self.registry.clear_stash();
+            self.stats.counters.unroutable.add(unclaimed as u64);
+            self.all_acknowledged();
+        }
+        self.stats
+            .counters
+            .stashed
+            .set(self.registry.stashed() as u64);
+    }
+
+    /// A venue refused a subscribe or a request. A subscription whose session
+    /// expired is kept and the connection recycled, so the token source is
+    /// asked for a fresh token and the subscription replayed with it; any other
+    /// refusal ends that subscription alone.
+    fn on_rejected(
+        &mut self,
+        req_id: Option<u64>,
+        symbol: Option<&str>,
+        venue_error: VenueError,
+        now: Instant,
+    ) -> Result<(), SessionEnd> {
+        self.control();
+        let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
+        if session_expired && self.config.token_source.is_some() {
+            if let Some((client_id, op)) = self.registry.requeue_rejected(req_id, symbol) {
+                tracing::info!(
+                    client_id,
+                    "session expired; reconnecting with a fresh token"
+                );
+                let error = Error::Subscription {
+                    op,
+                    client_id,
+                    req_id,
+                    error: venue_error,
+                };
+                return Err(SessionEnd::Lost(error));
+            }
+        }
+        if let Some((client_id, op, entry)) = self.registry.on_rejected(req_id, symbol) {
+            let error = Error::Subscription {
+                op,
+                client_id,
+                req_id,
+                error: venue_error,
+            };
+            tracing::warn!(client_id, %error, "subscription rejected");
+            self.note_retry_hint(&error, now);
+            if !entry.acked_once {
+                self.actions.push(Action::SubscribeResult {
+                    client_id,
+                    result: Err(error.clone()),
+                });
+            }
+            entry.queue.finish(Some(error.clone()));
+            self.emit(Event::SubscriptionEnded {
+                client_id,
+                error: Some(error),
+            });
+            if !self.registry.any_pending() {
+                self.all_acknowledged();
+            }
+            return Ok(());
+        }
+        if let Some(req_id) = req_id.filter(|id| self.take_request(*id)) {
+            let error = Error::Request {
+                req_id,
+                error: venue_error,
+            };
+            self.note_retry_hint(&error, now);
+            self.actions.push(Action::RequestResult {
+                req_id,
+                result: Err(error),
+            });
+            return Ok(());
+        }
+        tracing::debug!(?req_id, error = %venue_error, "venue error for no pending request");
+        Ok(())
+    }
+
+    fn on_response(
+        &mut self,
+        req_id: u64,
+        error: Option<VenueError>,
+        text: &Utf8Bytes,
+        now: Instant,
+    ) {
+        if !self.take_request(req_id) {
+            return;
+        }
+        let result = match error {
+            None => Ok(Frame::from_text(text.clone(), None)),
+            Some(error) => {
+                let error = Error::Request { req_id, error };
+                self.note_retry_hint(&error, now);
+                Err(error)
+            }
+        };
+        self.actions.push(Action::RequestResult { req_id, result });
+    }
+
+    // ---- how the socket ends -------------------------------------------------
+
+    fn on_close_frame(&mut self, frame: Option<CloseFrame>) -> SessionEnd {
+        if self.is_closing() {
+            return SessionEnd::Closed;
+        }
+        let (code, reason) = match frame {
+            Some(frame) => (u16::from(frame.code), frame.reason.as_str().to_owned()),
+            None => (1005, String::new()),
+        };
+        let error = Error::Closed { code, reason };
+        if (self.config.permanent_close)(code) {
+            SessionEnd::Fatal(error)
+        } else {
+            SessionEnd::Lost(error)
+        }
+    }
+
+    /// The socket ended without a close frame.
+    pub(crate) fn on_stream_end(&self) -> SessionEnd {
+        if self.is_closing() {
+            return SessionEnd::Closed;
+        }
+        SessionEnd::Lost(self.lost("the server ended the stream without a close frame"))
+    }
+
+    /// Reading (or writing) the socket failed.
+    pub(crate) fn on_read_error(&self, error: tungstenite::Error) -> SessionEnd {
+        use tungstenite::error::CapacityError;
+        use tungstenite::Error as E;
+        if self.is_closing() {
+            // We asked to close: however the socket ends now (the peer's reply,
+            // a reset, a FIN without a close frame), the session is over and
+            // must not be reconnected.
+            return SessionEnd::Closed;
+        }
+        let lost = match error {
+            // The peer closed TCP without a close frame: tungstenite calls that
+            // a protocol error, but it is a dropped connection.
+            E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                self.lost("the server ended the stream without a close frame")
+            }
+            E::Capacity(CapacityError::MessageTooLong { size, max_size }) => Error::protocol(
+                ProtocolError::TooLarge(format!("{size} bytes > limit {max_size}")),
+            ),
+            E::Capacity(other) => Error::protocol(ProtocolError::TooLarge(other.to_string())),
+            E::Utf8(_) => Error::protocol(ProtocolError::InvalidUtf8),
+            E::Protocol(violation) => {
+                Error::protocol(ProtocolError::Violation(violation.to_string()))
+            }
+            E::AttackAttempt => {
+                Error::protocol(ProtocolError::Violation("attack attempt detected".into()))
+            }
+            E::Io(io) => Error::connection(
+                &self.config.redacted_url,
+                0,
+                ConnectionError::Io {
+                    kind: io.kind(),
+                    message: scrub(&io.to_string(), &self.config.url),
+                },
+            ),
+            other => self.lost(&scrub(&other.to_string(), &self.config.url)),
+        };
+        SessionEnd::Lost(lost)
+    }
+
+    fn lost(&self, why: &str) -> Error {
+        Error::connection(
+            &self.config.redacted_url,
+            0,
+            ConnectionError::Lost(why.to_owned()),
+        )
+    }
+}

@@ -1,0 +1,603 @@
+//! What lives as long as one connection: the outbound queue in front of the
+//! rate limiter, the frames written and what each arms, the liveness timers,
+//! request deadlines, and what happens when the connection comes and goes.
+//!
+//! Rules kept here:
+//! - Everything but WebSocket pings and the close frame goes through one
+//!   strict sliding-window limiter; app-level pings jump the queue.
+//! - A request's deadline starts when its frame is written, not when queued.
+//! - A ping must be answered within `pong_timeout`; the idle timeout counts
+//!   only data and venue heartbeats. While the session is stalled on a full
+//!   `Block` queue neither runs (the peer is not the one who is slow).
+//! - When the connection goes, requests in flight and queued one-off sends fail
+//!   at once with the cause and are never replayed (an order may have been
+//!   committed); subscriptions are replayed by the next connection.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+
+use super::rate_limit::RateLimiter;
+use super::{Action, SessionCore, SessionEnd};
+use crate::config::Config;
+use crate::error::{Error, Operation, SubscriptionOp};
+use crate::events::{ConnectionState, Event};
+use crate::protocol::{Protocol, Topic};
+
+/// How many subscriptions ended while their subscribe was unanswered a
+/// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
+pub(super) const ABANDONED_LIMIT: usize = 64;
+
+/// A frame waiting to be written.
+pub(super) enum Outgoing {
+    /// The on-connect handshake frames.
+    Handshake(String),
+    Subscribe {
+        text: String,
+        req_id: u64,
+    },
+    Unsubscribe {
+        text: String,
+    },
+    /// An application-level ping (rate limited like any venue frame).
+    Ping {
+        text: String,
+    },
+    /// A WebSocket ping (not a venue message: not rate limited).
+    WsPing,
+    Send {
+        text: String,
+        send_id: u64,
+    },
+    Request {
+        text: String,
+        req_id: u64,
+    },
+    /// Close 1000 (not rate limited; written alone once closing).
+    Close,
+}
+
+impl Outgoing {
+    fn rate_limited(&self) -> bool {
+        !matches!(self, Outgoing::WsPing | Outgoing::Close)
+    }
+}
+
+/// What a written frame was, so the core can arm what its writing starts.
+#[derive(Debug)]
+pub(crate) struct Written {
+    kind: WrittenKind,
+    len: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WrittenKind {
+    Plain,
+    Deadline(u64),
+    Ping,
+    Send(u64),
+    Close,
+}
+
+impl Written {
+    /// Whether this was the close frame (written with the close timeout).
+    pub(crate) fn is_close(&self) -> bool {
+        matches!(self.kind, WrittenKind::Close)
+    }
+}
+
+/// Why writing a frame failed.
+pub(crate) enum WriteFailure {
+    /// The socket refused it.
+    Socket(tungstenite::Error),
+    /// The peer did not take it within the timeout.
+    TimedOut(Duration),
+}
+
+/// Idle detection without touching a timer per frame: a tick every quarter of
+/// the timeout compares a frame counter with the previous tick's.
+struct IdleWatch {
+    timeout: Duration,
+    next_tick: Instant,
+    seen_at_tick: u64,
+    last_activity: Instant,
+}
+
+/// One connection's state.
+pub(crate) struct Link {
+    outbound: VecDeque<Outgoing>,
+    limiter: RateLimiter,
+    /// Requests written or queued whose answer the shell's caller waits for.
+    pub(super) requests: HashSet<u64>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    awaiting_pong: Option<Instant>,
+    next_ping: Instant,
+    data_seen: u64,
+    idle: Option<IdleWatch>,
+    closing: Option<Instant>,
+    /// Subscriptions ended while their subscribe was still unanswered (say, a
+    /// `subscribe` call dropped by a timeout). If the ack comes after all, the
+    /// venue is told to unsubscribe, or it would stream to nobody for the rest
+    /// of the connection.
+    pub(super) abandoned: VecDeque<(u64, Topic)>,
+    /// Whether every subscribe sent on this connection has been answered at
+    /// least once: the connection did the job it was made for.
+    worked: bool,
+}
+
+/// `now + d`, saturating far in the future instead of overflowing `Instant`.
+pub(super) fn later(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+impl Link {
+    fn new(config: &Config, now: Instant) -> Self {
+        Link {
+            outbound: VecDeque::new(),
+            limiter: RateLimiter::new(config.rate_limit),
+            requests: HashSet::new(),
+            deadlines: BTreeSet::new(),
+            awaiting_pong: None,
+            next_ping: later(now, config.ping_interval),
+            data_seen: 0,
+            idle: config.idle_timeout.map(|timeout| IdleWatch {
+                timeout,
+                next_tick: later(now, timeout / 4),
+                seen_at_tick: 0,
+                last_activity: now,
+            }),
+            closing: None,
+            abandoned: VecDeque::new(),
+            worked: false,
+        }
+    }
+
+    /// Queues a frame; nothing new goes out once closing.
+    pub(super) fn push_back(&mut self, outgoing: Outgoing) {
+        if self.closing.is_none() {
+            self.outbound.push_back(outgoing);
+        }
+    }
+
+    /// How many frames wait for the rate limiter.
+    #[allow(dead_code)] // the session_script harness drives these
+    pub(crate) fn outbound_len(&self) -> usize {
+        self.outbound.len()
+    }
+
+    /// Moves the liveness deadlines by a stall of `stalled`.
+    pub(super) fn pause_liveness(&mut self, stalled: Duration) {
+        if let Some(deadline) = &mut self.awaiting_pong {
+            *deadline = later(*deadline, stalled);
+        }
+        if let Some(idle) = &mut self.idle {
+            idle.last_activity = later(idle.last_activity, stalled);
+        }
+    }
+}
+
+impl<P: Protocol> SessionCore<P> {
+    // ---- the connection comes and goes ------------------------------------------
+
+    /// The handshake succeeded: queue the on-connect frames and replay every
+    /// unsent subscription.
+    pub(crate) fn on_connected(&mut self, now: Instant) {
+        let mut link = Link::new(&self.config, now);
+        for frame in &self.config.on_connect {
+            link.push_back(Outgoing::Handshake(frame.clone()));
+        }
+        self.link = Some(link);
+        self.flush_unsent();
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+    }
+
+    /// Every subscribe sent on this connection has been answered.
+    pub(super) fn all_acknowledged(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.worked = true;
+        }
+    }
+
+    /// Whether the current (or just ended) connection got every subscription
+    /// it replayed answered: it was a working session, not a failed attempt.
+    pub(crate) fn session_worked(&self) -> bool {
+        self.link.as_ref().is_some_and(|link| link.worked)
+    }
+
+    /// The connection is gone (`end` says why): requests in flight and queued
+    /// sends fail with that cause, old server ids must never route again, and
+    /// per-connection protocol state (books) is void.
+    pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
+        // The shell never lets a session end while a message is parked, but a
+        // script might: the consumer did not make room in time.
+        while self.parked.is_some() {
+            self.on_block_timeout(now);
+        }
+        let Some(mut link) = self.link.take() else {
+            return;
+        };
+        let error = end.error();
+        for req_id in link.requests.drain() {
+            self.actions.push(Action::RequestResult {
+                req_id,
+                result: Err(error.clone()),
+            });
+        }
+        for outgoing in link.outbound.drain(..) {
+            if let Outgoing::Send { send_id, .. } = outgoing {
+                self.actions.push(Action::SendResult {
+                    send_id,
+                    result: Err(error.clone()),
+                });
+            }
+        }
+        let dropped = self.registry.on_disconnect();
+        let counters = &self.stats.counters;
+        counters.unroutable.add(dropped as u64);
+        counters.stashed.set(0);
+        self.protocol.reset();
+    }
+
+    /// Whether a connection is up.
+    #[allow(dead_code)] // the session_script harness drives these
+    pub(crate) fn is_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.closing.is_some())
+    }
+
+    /// Whether the shell should drain buffered frames now: not while closing
+    /// (only the peer's close matters then) and not while a message is parked.
+    pub(crate) fn accepts_reads(&self) -> bool {
+        self.parked.is_none() && !self.is_closing()
+    }
+
+    /// Whether the shell should take commands now: not while closing, and not
+    /// while many frames wait for the rate limiter (the bounded command
+    /// channel then pushes back on the callers).
+    pub(crate) fn accepts_commands(&self) -> bool {
+        const OUTBOUND_LIMIT: usize = 1024;
+        self.link
+            .as_ref()
+            .is_some_and(|l| l.closing.is_none() && l.outbound.len() < OUTBOUND_LIMIT)
+    }
+
+    /// Remembers how long `error` asks us to wait before the next attempt:
+    /// its own retry-after (a venue lockout), or the backoff cap for a close
+    /// 1013 "try again later", which names no duration.
+    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
+        let hint = match error {
+            Error::Closed { code: 1013, .. } => Some(self.config.backoff.cap),
+            other => other.retry_after(),
+        };
+        if let Some(hint) = hint {
+            tracing::info!(
+                ?hint,
+                "the venue asked to wait; lengthening the next backoff delay"
+            );
+            self.retry_not_before = self.retry_not_before.max(Some(later(now, hint)));
+        }
+    }
+
+    /// The wait a retry hint still asks for, once.
+    pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
+        self.retry_not_before
+            .take()
+            .map(|at| at.saturating_duration_since(now))
+            .unwrap_or_default()
+    }
+
+    // ---- writes ---------------------------------------------------------------
+
+    /// When the next frame may be written: `None` when nothing waits.
+    pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
+        let link = self.link.as_ref()?;
+        let front = link.outbound.front()?;
+        Some(if front.rate_limited() {
+            link.limiter.next_slot(now)
+        } else {
+            now
+        })
+    }
+
+    /// The next frame to write, if one is due at `now`. The shell writes it and
+    /// reports back with [`on_written`](Self::on_written).
+    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
+        let link = self.link.as_mut()?;
+        let front = link.outbound.front()?;
+        if front.rate_limited() {
+            if link.limiter.next_slot(now) > now {
+                return None;
+            }
+            link.limiter.record(now);
+        }
+        let outgoing = link.outbound.pop_front()?;
+        let (message, kind) = match outgoing {
+            Outgoing::Handshake(text) | Outgoing::Unsubscribe { text } => {
+                (Message::text(text), WrittenKind::Plain)
+            }
+            Outgoing::Ping { text } => (Message::text(text), WrittenKind::Ping),
+            Outgoing::Subscribe { text, req_id } | Outgoing::Request { text, req_id } => {
+                (Message::text(text), WrittenKind::Deadline(req_id))
+            }
+            Outgoing::Send { text, send_id } => (Message::text(text), WrittenKind::Send(send_id)),
+            Outgoing::WsPing => (Message::Ping(Bytes::new()), WrittenKind::Ping),
+            Outgoing::Close => (
+                Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: Utf8Bytes::from_static(""),
+                })),
+                WrittenKind::Close,
+            ),
+        };
+        let len = match &message {
+            Message::Text(text) => text.len() as u64,
+            _ => 0,
+        };
+        Some((message, Written { kind, len }))
+    }
+
+    /// How long the shell may wait for the peer to take `written`.
+    pub(crate) fn write_timeout(&self, written: &Written) -> Duration {
+        if written.is_close() {
+            self.config.close_timeout
+        } else {
+            self.config.request_timeout
+        }
+    }
+
+    /// `written` went out at `now`: start what its writing starts.
+    pub(crate) fn on_written(&mut self, written: Written, now: Instant) {
+        let counters = &self.stats.counters;
+        counters.frames_out.bump();
+        counters.bytes_out.add(written.len);
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        match written.kind {
+            WrittenKind::Plain | WrittenKind::Close => {}
+            WrittenKind::Deadline(req_id) => {
+                link.deadlines
+                    .insert((later(now, self.config.request_timeout), req_id));
+            }
+            WrittenKind::Ping => {
+                link.awaiting_pong = Some(later(now, self.config.pong_timeout));
+            }
+            WrittenKind::Send(send_id) => self.actions.push(Action::SendResult {
+                send_id,
+                result: Ok(()),
+            }),
+        }
+    }
+
+    /// Writing `written` failed: the session ends (a one-off send learns why).
+    pub(crate) fn on_write_failed(
+        &mut self,
+        written: Written,
+        failure: WriteFailure,
+    ) -> SessionEnd {
+        let end = if written.is_close() || self.is_closing() {
+            // The socket is already gone or wedged: nothing left to wait for.
+            SessionEnd::Closed
+        } else {
+            match failure {
+                WriteFailure::Socket(error) => self.on_read_error(error),
+                WriteFailure::TimedOut(timeout) => SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Send,
+                    timeout,
+                }),
+            }
+        };
+        if let WrittenKind::Send(send_id) = written.kind {
+            self.actions.push(Action::SendResult {
+                send_id,
+                result: Err(end.error()),
+            });
+        }
+        end
+    }
+
+    // ---- timers ---------------------------------------------------------------
+
+    /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        let link = self.link.as_ref()?;
+        let mut at = link.next_ping;
+        let candidates = [
+            link.awaiting_pong,
+            link.idle.as_ref().map(|i| i.next_tick),
+            link.deadlines.first().map(|(t, _)| *t),
+            link.closing,
+        ];
+        for t in candidates.into_iter().flatten() {
+            at = at.min(t);
+        }
+        Some(at)
+    }
+
+    /// Time passed: the close deadline, the pong deadline, the idle watch,
+    /// request deadlines, the next ping.
+    pub(crate) fn on_tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        let Some(link) = &mut self.link else {
+            return Ok(());
+        };
+        if let Some(deadline) = link.closing {
+            if now >= deadline {
+                tracing::debug!("close handshake timed out");
+                return Err(SessionEnd::Closed);
+            }
+            // While closing only the close deadline counts: a pong or idle
+            // deadline passing now must not turn the close into a reconnect.
+            return Ok(());
+        }
+        if link.awaiting_pong.is_some_and(|deadline| now >= deadline) {
+            self.stats.counters.ping_timeouts.bump();
+            return Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Ping,
+                timeout: self.config.pong_timeout,
+            }));
+        }
+        if let Some(idle) = &mut link.idle {
+            if now >= idle.next_tick {
+                if link.data_seen != idle.seen_at_tick {
+                    idle.seen_at_tick = link.data_seen;
+                    idle.last_activity = now;
+                }
+                if now.saturating_duration_since(idle.last_activity) >= idle.timeout {
+                    self.stats.counters.idle_timeouts.bump();
+                    return Err(SessionEnd::Lost(Error::Timeout {
+                        operation: Operation::Receive,
+                        timeout: idle.timeout,
+                    }));
+                }
+                idle.next_tick = later(now, idle.timeout / 4);
+            }
+        }
+        let mut due = Vec::new();
+        while let Some(&(deadline, req_id)) = link.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            link.deadlines.pop_first();
+            due.push(req_id);
+        }
+        let ping_due = now >= link.next_ping;
+        if ping_due {
+            link.next_ping = later(now, self.config.ping_interval);
+        }
+        let ping = ping_due && link.awaiting_pong.is_none();
+        for req_id in due {
+            self.expire(req_id)?;
+        }
+        if ping {
+            self.ping();
+        }
+        Ok(())
+    }
+
+    fn ping(&mut self) {
+        let req_id = self.next_req_id();
+        let outgoing = match self.protocol.encode_ping(req_id) {
+            // App-level pings count against the venue's rate limit; they jump the queue.
+            Some(text) => Outgoing::Ping { text },
+            None => Outgoing::WsPing,
+        };
+        if let Some(link) = &mut self.link {
+            if link.closing.is_none() {
+                link.outbound.push_front(outgoing);
+            }
+        }
+    }
+
+    /// A pong (WebSocket or application-level) answered our ping.
+    pub(super) fn pong_received(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.awaiting_pong = None;
+        }
+    }
+
+    /// A data frame or venue heartbeat: the feed is alive.
+    pub(super) fn data_seen(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.data_seen += 1;
+        }
+    }
+
+    /// Removes `req_id` from the requests in flight; whether it was one.
+    pub(super) fn take_request(&mut self, req_id: u64) -> bool {
+        self.link
+            .as_mut()
+            .is_some_and(|link| link.requests.remove(&req_id))
+    }
+
+    /// A request or subscribe got no answer in time.
+    fn expire(&mut self, req_id: u64) -> Result<(), SessionEnd> {
+        let timeout = self.config.request_timeout;
+        if self.take_request(req_id) {
+            self.actions.push(Action::RequestResult {
+                req_id,
+                result: Err(Error::Timeout {
+                    operation: Operation::Request,
+                    timeout,
+                }),
+            });
+            return Ok(());
+        }
+        if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
+            // A durable subscription the venue acknowledged before: a missing
+            // ack now says more about this connection (half-open, stuck right
+            // after the handshake) than about the subscription, so reconnect
+            // and replay instead of ending it. Backoff bounds the retries.
+            tracing::warn!(
+                req_id,
+                "a replayed subscribe was not acknowledged in time; reconnecting"
+            );
+            return Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Subscribe,
+                timeout,
+            }));
+        }
+        for (client_id, op, entry) in self.registry.on_timeout(req_id) {
+            let operation = match op {
+                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
+                _ => Operation::Subscribe,
+            };
+            let error = Error::Timeout { operation, timeout };
+            tracing::warn!(client_id, req_id, "subscribe was not acknowledged in time");
+            if !entry.acked_once {
+                self.actions.push(Action::SubscribeResult {
+                    client_id,
+                    result: Err(error.clone()),
+                });
+            }
+            entry.queue.finish(Some(error.clone()));
+            if let Some(server_id) = &entry.server_id {
+                self.protocol.forget(server_id);
+            }
+            self.emit(Event::SubscriptionEnded {
+                client_id,
+                error: Some(error),
+            });
+        }
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+        Ok(())
+    }
+
+    /// Sends Close 1000 and keeps reading (so the consumer gets what is already
+    /// on the wire) until the peer answers or the close timeout passes. Frames
+    /// still waiting for the rate limiter are not sent.
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if link.closing.is_some() {
+            return;
+        }
+        link.closing = Some(later(now, self.config.close_timeout));
+        let drained: Vec<Outgoing> = link.outbound.drain(..).collect();
+        link.outbound.push_back(Outgoing::Close);
+        for outgoing in drained {
+            if let Outgoing::Send { send_id, .. } = outgoing {
+                self.actions.push(Action::SendResult {
+                    send_id,
+                    result: Err(Error::ClientClosed),
+                });
+            }
+        }
+        self.actions
+            .push(Action::SetState(ConnectionState::Closing));
+    }
+}

@@ -1,0 +1,98 @@
+//! The session core: every decision about a connection, as plain data.
+//!
+//! The supervisor task is split the way hyper splits HTTP/1 (connection state
+//! apart from the poll loop) and quinn-proto and h2 split their protocols
+//! ("sans-I/O"): [`SessionCore`] decides, the async shell in
+//! `supervisor/shell.rs` does the I/O.
+//!
+//! The core owns the registry, the protocol adapter, request ids and their
+//! deadlines, the liveness timers, the outbound queue and its rate limiter, the
+//! memory of abandoned subscribes, resync decisions, routing and accounting. It
+//! has no `async`, no socket, no channel and no clock of its own: every input
+//! carries `now`. Its inputs are
+//!
+//! - a frame read from the socket ([`SessionCore::on_message`]) or the way the
+//!   socket ended ([`SessionCore::on_read_error`], [`SessionCore::on_stream_end`]);
+//! - a command from a handle (`subscribe`, `unsubscribe`, `send`, `request`, `close`);
+//! - a tick at `now` ([`SessionCore::on_tick`]), due at [`SessionCore::next_timer`];
+//! - "this frame was written" or "writing it failed" ([`SessionCore::on_written`]);
+//! - "the consumer made room" or "it did not in time" for a full `Block` queue;
+//! - "connected" and "the connection is gone" ([`SessionCore::on_connected`],
+//!   [`SessionCore::on_disconnected`]).
+//!
+//! Its outputs are the frames to write ([`SessionCore::take_write`], paced by
+//! the rate limit), the [`Action`]s queued for the shell (emit an event, answer
+//! a caller, change the state), a queue to wait on while a `Block` queue is
+//! full ([`SessionCore::blocked_on`]), and a [`SessionEnd`] when the session must
+//! stop. Deliveries go straight into the subscriptions' [`Queue`](crate::queue::Queue)s,
+//! which are plain data too (a mutex, counters and a waker).
+//!
+//! The fuzzer (`session_script`) and the turmoil simulation drive this same
+//! type, so what is tested is what runs. Files: `core.rs` is what happens to
+//! one inbound frame, top to bottom; `commands.rs` what handles ask for;
+//! `link.rs` the per-connection state: outbound queue, writes and timers.
+
+mod commands;
+#[allow(clippy::module_inception)]
+mod core;
+mod link;
+mod rate_limit;
+
+pub(crate) use self::core::SessionCore;
+pub(crate) use self::link::WriteFailure;
+
+use crate::error::Error;
+use crate::events::{ConnectionState, Event};
+use crate::message::Frame;
+use crate::subscription::ClientId;
+
+/// How one connected session ended.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionEnd {
+    /// Closed on request (or every handle is gone).
+    Closed,
+    /// Lost; reconnect with backoff.
+    Lost(Error),
+    /// Lost for good (a permanent close code).
+    Fatal(Error),
+}
+
+impl SessionEnd {
+    /// The error callers waiting on this session get.
+    pub(crate) fn error(&self) -> Error {
+        match self {
+            SessionEnd::Lost(e) | SessionEnd::Fatal(e) => e.clone(),
+            SessionEnd::Closed => Error::ClientClosed,
+        }
+    }
+}
+
+/// Something only the shell can do: the core has no channels and no tasks.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Publish a lifecycle event.
+    Emit(Event),
+    /// Publish a new connection state.
+    SetState(ConnectionState),
+    /// Answer the caller of `subscribe` for this subscription (first ack or failure).
+    SubscribeResult {
+        /// The subscription.
+        client_id: ClientId,
+        /// `Ok` at the first ack, else why it failed.
+        result: Result<(), Error>,
+    },
+    /// Answer the caller of `request` that waits on `req_id`.
+    RequestResult {
+        /// The request id the protocol put on the wire.
+        req_id: u64,
+        /// The response frame, or why there is none.
+        result: Result<Frame, Error>,
+    },
+    /// Answer the caller of `send` whose frame was `send_id`.
+    SendResult {
+        /// The id the shell gave the send.
+        send_id: u64,
+        /// `Ok` once written.
+        result: Result<(), Error>,
+    },
+}

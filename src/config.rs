@@ -36,6 +36,7 @@ pub struct Config {
     pub(crate) rate_limit: RateLimit,
     pub(crate) command_capacity: usize,
     pub(crate) stash_capacity: usize,
+    pub(crate) stash_bytes: usize,
     pub(crate) on_connect: Vec<String>,
     pub(crate) permanent_close: Arc<dyn Fn(u16) -> bool + Send + Sync>,
     pub(crate) resync_on_gap: bool,
@@ -139,6 +140,7 @@ impl ConfigBuilder {
                 },
                 command_capacity: 256,
                 stash_capacity: 256,
+                stash_bytes: 1024 * 1024,
                 on_connect: Vec::new(),
                 permanent_close: Arc::new(default_permanent_close),
                 resync_on_gap: true,
@@ -253,6 +255,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// How many payload bytes those early frames may hold in all; the oldest
+    /// are dropped (and counted unroutable) past it. Default 1 MiB: 256 slots
+    /// of frames up to `max_message_size` would otherwise let a peer park
+    /// gigabytes before an ack.
+    pub fn stash_bytes(mut self, bytes: usize) -> Self {
+        self.config.stash_bytes = bytes;
+        self
+    }
+
     /// A text frame sent after every (re)connect, before subscriptions are
     /// replayed (e.g. authentication). May be called several times; frames go out in order.
     pub fn on_connect(mut self, frame: impl Into<String>) -> Self {
@@ -327,6 +338,7 @@ impl ConfigBuilder {
             ("queue_capacity", c.queue_capacity),
             ("command_capacity", c.command_capacity),
             ("stash_capacity", c.stash_capacity),
+            ("stash_bytes", c.stash_bytes),
             ("event_capacity", c.event_capacity),
             ("max_message_size", c.max_message_size),
             ("max_frame_size", c.max_frame_size),

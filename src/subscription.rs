@@ -12,7 +12,12 @@
 //! - Frames for a server id we have not seen acknowledged yet, while a subscribe
 //!   is pending, wait in a bounded stash and are delivered right after the ack.
 //! - Each subscription maps to at most one server id and each server id to at
-//!   most one subscription.
+//!   most one subscription. An ack is matched to the pending member it names
+//!   (channel and symbol) or to nobody, and never takes a server id that
+//!   already routes to another live subscription: no frame on the wrong stream.
+//! - A sequence number at or below the last one is a stale duplicate: it is
+//!   dropped and does not move the last number back (a restarted stream comes
+//!   with a new ack, which starts tracking afresh).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -93,13 +98,6 @@ pub enum SeqCheck {
         /// Arrived.
         next_seq: u64,
     },
-    /// The sequence went backwards.
-    Reset {
-        /// Last seen.
-        last_seq: u64,
-        /// Arrived.
-        next_seq: u64,
-    },
 }
 
 /// The result of matching an ack.
@@ -111,8 +109,6 @@ pub struct Acked {
     pub resubscribed: bool,
     /// Frames that arrived early for this server id, in arrival order.
     pub stashed: Vec<Stashed>,
-    /// A subscription that held this server id before and lost it.
-    pub displaced: Option<ClientId>,
 }
 
 struct PendingRequest {
@@ -125,11 +121,10 @@ impl Entry {
         let verdict = match self.last_seq {
             None => SeqCheck::InOrder,
             Some(last) if seq == last.wrapping_add(1) => SeqCheck::InOrder,
-            Some(last) if seq == last => SeqCheck::Duplicate,
-            Some(last) if seq < last => SeqCheck::Reset {
-                last_seq: last,
-                next_seq: seq,
-            },
+            // At or below the last one: a stale repeat (a peer replaying old
+            // frames), not a restart; it must not move `last_seq` back, or the
+            // next in-order frame would look like a gap.
+            Some(last) if seq <= last => SeqCheck::Duplicate,
             Some(last) => SeqCheck::Gap {
                 last_seq: last,
                 next_seq: seq,
@@ -150,26 +145,38 @@ pub struct Registry {
     /// flooding resistance (SipHash) buys nothing here and cost ~270
     /// instructions per frame.
     routes: FxHashMap<ServerId, ClientId>,
+    /// Live subscriptions by (channel, symbol): a venue keeps one stream per
+    /// topic on a connection, so a second subscription of the same topic is refused.
+    topics: HashMap<(String, Option<String>), ClientId>,
     pending: HashMap<u64, PendingRequest>,
     stash: VecDeque<Stashed>,
     stash_capacity: usize,
+    /// Payload bytes the stash may hold: a peer sending large frames for a
+    /// pending subscribe must not make 256 slots of 16 MiB each.
+    stash_byte_budget: usize,
+    stash_bytes: usize,
 }
 
 impl Registry {
-    /// An empty registry whose stash holds at most `stash_capacity` frames.
-    pub fn new(stash_capacity: usize) -> Self {
+    /// An empty registry whose stash holds at most `stash_capacity` frames
+    /// and at most `stash_byte_budget` payload bytes.
+    pub fn new(stash_capacity: usize, stash_byte_budget: usize) -> Self {
         Registry {
             subs: BTreeMap::new(),
             routes: FxHashMap::default(),
+            topics: HashMap::new(),
             pending: HashMap::new(),
             stash: VecDeque::new(),
             stash_capacity,
+            stash_byte_budget,
+            stash_bytes: 0,
         }
     }
 
     /// Adds a subscription (unsent) under `client_id`, which must be new and
     /// larger than every id added before (ids are handed out in creation order).
     pub fn add(&mut self, client_id: ClientId, topic: Topic, queue: Arc<Queue>) {
+        self.topics.insert(topic_key(&topic), client_id);
         self.subs.insert(
             client_id,
             Entry {
@@ -181,6 +188,11 @@ impl Registry {
                 acked_once: false,
             },
         );
+    }
+
+    /// The live subscription of the same channel and symbol as `topic`, if any.
+    pub fn holder_of(&self, topic: &Topic) -> Option<ClientId> {
+        self.topics.get(&topic_key(topic)).copied()
     }
 
     /// The subscription, if live.
@@ -225,6 +237,7 @@ impl Registry {
     /// Removes a subscription (unsubscribe, failure, consumer gone).
     pub fn remove(&mut self, client_id: ClientId) -> Option<Entry> {
         let entry = self.subs.remove(&client_id)?;
+        self.forget_topic(&entry.topic, client_id);
         if let Some(server_id) = &entry.server_id {
             if self.routes.get(server_id) == Some(&client_id) {
                 self.routes.remove(server_id);
@@ -234,6 +247,13 @@ impl Registry {
             self.leave_request(req_id, client_id);
         }
         Some(entry)
+    }
+
+    fn forget_topic(&mut self, topic: &Topic, client_id: ClientId) {
+        let key = topic_key(topic);
+        if self.topics.get(&key) == Some(&client_id) {
+            self.topics.remove(&key);
+        }
     }
 
     fn leave_request(&mut self, req_id: u64, client_id: ClientId) {
@@ -312,31 +332,23 @@ impl Registry {
             None => self.request_naming(channel, symbol)?,
         };
         let request = self.pending.get(&req_id)?;
-        let exact = request
+        // An ack that names a channel or symbol belongs to the member with that
+        // name or to nobody: guessing (say, "the only member left") would put
+        // one instrument's data on another's stream.
+        let client_id = request
             .members
             .iter()
             .copied()
-            .find(|id| self.is_named(*id, channel, symbol));
-        // A venue may spell the channel or symbol of its ack differently from the
-        // request (an alias, a normalised pair); with one member left there is
-        // no ambiguity about whose ack it is.
-        let client_id = match (exact, request.members.as_slice()) {
-            (Some(id), _) => id,
-            (None, [only]) => *only,
-            (None, _) => return None,
-        };
-        self.leave_request(req_id, client_id);
-
-        let displaced = match self.routes.insert(server_id.clone(), client_id) {
-            Some(other) if other != client_id => {
-                if let Some(entry) = self.subs.get_mut(&other) {
-                    entry.server_id = None;
-                    entry.phase = Phase::Unsent;
-                }
-                Some(other)
+            .find(|id| self.is_named(*id, channel, symbol))?;
+        // A server id that already routes to another live subscription is
+        // never re-pointed: a repeated or stray ack must not steal its stream.
+        if let Some(holder) = self.routes.get(&server_id) {
+            if *holder != client_id {
+                return None;
             }
-            _ => None,
-        };
+        }
+        self.leave_request(req_id, client_id);
+        self.routes.insert(server_id.clone(), client_id);
         let entry = self.subs.get_mut(&client_id)?;
         if let Some(old) = entry.server_id.replace(server_id.clone()) {
             if old != server_id && self.routes.get(&old) == Some(&client_id) {
@@ -352,6 +364,7 @@ impl Registry {
         let mut kept = VecDeque::with_capacity(self.stash.len());
         for item in self.stash.drain(..) {
             if item.server_id == server_id {
+                self.stash_bytes -= item.frame.as_bytes().len();
                 stashed.push(item);
             } else {
                 kept.push_back(item);
@@ -362,7 +375,6 @@ impl Registry {
             client_id,
             resubscribed,
             stashed,
-            displaced,
         })
     }
 
@@ -451,6 +463,7 @@ impl Registry {
             .into_iter()
             .filter_map(|id| {
                 let entry = self.subs.remove(&id)?;
+                self.forget_topic(&entry.topic, id);
                 if let Some(server_id) = &entry.server_id {
                     if self.routes.get(server_id) == Some(&id) {
                         self.routes.remove(server_id);
@@ -470,19 +483,34 @@ impl Registry {
         }
     }
 
-    /// Stashes an early frame. Returns the frame evicted to make room, if any
-    /// (the caller counts it as unroutable).
-    pub fn stash(&mut self, item: Stashed) -> Option<Stashed> {
-        if self.stash_capacity == 0 {
-            return Some(item);
+    /// Stashes an early frame, evicting the oldest while the stash is full by
+    /// count or by bytes. Returns how many frames were dropped (the caller
+    /// counts them as unroutable); a frame larger than the whole byte budget
+    /// is dropped itself.
+    pub fn stash(&mut self, item: Stashed) -> usize {
+        let size = item.frame.as_bytes().len();
+        if self.stash_capacity == 0 || size > self.stash_byte_budget {
+            return 1;
         }
-        let evicted = if self.stash.len() >= self.stash_capacity {
-            self.stash.pop_front()
-        } else {
-            None
-        };
+        let mut evicted = 0;
+        while self.stash.len() >= self.stash_capacity
+            || self.stash_bytes + size > self.stash_byte_budget
+        {
+            let Some(old) = self.stash.pop_front() else {
+                break;
+            };
+            self.stash_bytes -= old.frame.as_bytes().len();
+            evicted += 1;
+        }
+        self.stash_bytes += size;
         self.stash.push_back(item);
         evicted
+    }
+
+    /// Payload bytes in the stash now.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+    pub fn stashed_bytes(&self) -> usize {
+        self.stash_bytes
     }
 
     /// Empties the stash (no subscribe is pending any more, so nothing in it can
@@ -490,6 +518,7 @@ impl Registry {
     pub fn clear_stash(&mut self) -> usize {
         let n = self.stash.len();
         self.stash.clear();
+        self.stash_bytes = 0;
         n
     }
 
@@ -537,8 +566,7 @@ impl Registry {
     pub fn on_disconnect(&mut self) -> usize {
         self.routes.clear();
         self.pending.clear();
-        let dropped = self.stash.len();
-        self.stash.clear();
+        let dropped = self.clear_stash();
         for entry in self.subs.values_mut() {
             entry.server_id = None;
             entry.phase = Phase::Unsent;
@@ -585,11 +613,32 @@ impl Registry {
                 }
             }
         }
+        if self.topics.len() != self.subs.len() {
+            return Err(format!(
+                "{} topics indexed for {} subscriptions",
+                self.topics.len(),
+                self.subs.len()
+            ));
+        }
         if self.stash.len() > self.stash_capacity {
             return Err("stash over capacity".into());
         }
+        let bytes: usize = self.stash.iter().map(|s| s.frame.as_bytes().len()).sum();
+        if bytes != self.stash_bytes || bytes > self.stash_byte_budget {
+            return Err(format!(
+                "stash holds {bytes} bytes, counted {}, budget {}",
+                self.stash_bytes, self.stash_byte_budget
+            ));
+        }
         Ok(())
     }
+}
+
+fn topic_key(topic: &Topic) -> (String, Option<String>) {
+    (
+        topic.channel().to_owned(),
+        topic.symbol_name().map(str::to_owned),
+    )
 }
 
 /// The one question the registry asks the protocol (kept as a trait so the
@@ -624,7 +673,7 @@ mod tests {
     }
 
     fn registry_with(n: usize) -> Registry {
-        let mut r = Registry::new(4);
+        let mut r = Registry::new(4, 1 << 20);
         for i in 0..n {
             r.add(
                 i as u64 + 1,
@@ -686,29 +735,41 @@ mod tests {
     }
 
     #[test]
-    fn the_last_member_of_a_request_takes_an_ack_that_names_it_differently() {
+    fn an_ack_that_names_another_symbol_matches_nobody_even_with_one_member_left() {
         let mut r = registry_with(2);
         r.mark_sent(&[1, 2], 9);
         let key = |s: &str| ServerId::Key(s.into());
-        // An unknown symbol cannot be told apart while two members wait...
-        assert!(r
-            .on_subscribed(
-                Some(9),
-                key("ticker:XBT/USD"),
-                Some("ticker"),
-                Some("XBT/USD")
-            )
-            .is_none());
         let first = r.on_subscribed(Some(9), key("ticker:S0"), Some("ticker"), Some("S0"));
         assert_eq!(first.map(|a| a.client_id), Some(1));
-        // ...but with one left, it is that one's.
-        let last = r.on_subscribed(
+        // One member left, but the ack names another symbol: it is not S1's.
+        let stray = r.on_subscribed(
             Some(9),
             key("ticker:XBT/USD"),
-            Some("trade"),
+            Some("ticker"),
             Some("XBT/USD"),
         );
-        assert_eq!(last.map(|a| a.client_id), Some(2));
+        assert!(stray.is_none());
+        // A repeated ack for S0 cannot take S1's place either.
+        let repeated = r.on_subscribed(Some(9), key("ticker:S0"), Some("ticker"), Some("S0"));
+        assert!(repeated.is_none());
+        assert_eq!(r.route(&key("ticker:S0")), Route::To(1));
+        assert!(r.is_pending(9));
+        r.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_server_id_routed_to_a_live_subscription_is_never_re_pointed() {
+        let mut r = registry_with(2);
+        r.mark_sent(&[1], 1);
+        r.mark_sent(&[2], 2);
+        let a = r.on_subscribed(Some(1), ServerId::Num(7), None, None);
+        assert_eq!(a.map(|a| a.client_id), Some(1));
+        // The venue (or a hostile peer) acks request 2 with sid 7 again.
+        assert!(r
+            .on_subscribed(Some(2), ServerId::Num(7), None, None)
+            .is_none());
+        assert_eq!(r.route(&ServerId::Num(7)), Route::To(1));
+        assert!(r.is_pending(2));
         r.check_invariants().unwrap();
     }
 
@@ -736,13 +797,12 @@ mod tests {
         r.mark_sent(&[1], 1);
         assert_eq!(r.route(&ServerId::Num(9)), Route::Stash);
         let frame = Frame::text("early", Some(1));
-        assert!(r
-            .stash(Stashed {
-                server_id: ServerId::Num(9),
-                frame,
-                checksum: None
-            })
-            .is_none());
+        let evicted = r.stash(Stashed {
+            server_id: ServerId::Num(9),
+            frame,
+            checksum: None,
+        });
+        assert_eq!(evicted, 0);
         let acked = r
             .on_subscribed(Some(1), ServerId::Num(9), None, None)
             .expect("acked");
@@ -761,9 +821,31 @@ mod tests {
                 frame: Frame::text("x", None),
                 checksum: None,
             };
-            evicted += usize::from(r.stash(item).is_some());
+            evicted += r.stash(item);
         }
         assert_eq!((r.stashed(), evicted), (4, 6));
+    }
+
+    #[test]
+    fn the_stash_is_bounded_by_bytes_too() {
+        let mut r = Registry::new(256, 100);
+        r.add(1, Topic::new("ticker"), Queue::new(8, Overflow::DropOldest));
+        r.mark_sent(&[1], 1);
+        let item = |n: usize| Stashed {
+            server_id: ServerId::Num(9),
+            frame: Frame::text("x".repeat(n), None),
+            checksum: None,
+        };
+        let mut evicted = 0;
+        for _ in 0..10 {
+            evicted += r.stash(item(30));
+        }
+        // Three 30-byte frames fit in 100 bytes; the rest pushed the oldest out.
+        assert_eq!((r.stashed(), r.stashed_bytes(), evicted), (3, 90, 7));
+        // A frame larger than the whole budget is dropped itself.
+        assert_eq!(r.stash(item(101)), 1);
+        assert_eq!(r.stashed_bytes(), 90);
+        r.check_invariants().unwrap();
     }
 
     #[test]
@@ -779,14 +861,10 @@ mod tests {
                 next_seq: 9
             }
         );
-        assert_eq!(
-            r.check_seq(1, 2),
-            SeqCheck::Reset {
-                last_seq: 9,
-                next_seq: 2
-            }
-        );
-        assert_eq!(r.check_seq(1, 3), SeqCheck::InOrder);
+        // Below the last one: a stale repeat, which does not move the last
+        // number back, so the next in-order frame is not a false gap.
+        assert_eq!(r.check_seq(1, 2), SeqCheck::Duplicate);
+        assert_eq!(r.check_seq(1, 10), SeqCheck::InOrder);
     }
 
     #[test]

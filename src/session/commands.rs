@@ -11,18 +11,46 @@ use tokio::time::Instant;
 
 use super::link::{Outgoing, ABANDONED_LIMIT};
 use super::{Action, SessionCore};
-use crate::error::{ConnectionError, Error};
+use crate::error::{ConnectionError, Error, SubscriptionOp, VenueError};
 use crate::events::Event;
 use crate::protocol::{Protocol, Request, ServerId, Topic};
 use crate::queue::Queue;
 use crate::subscription::{ClientId, Phase};
+use crate::venue_error::VenueErrorKind;
 
 impl<P: Protocol> SessionCore<P> {
     /// New subscriptions; each caller is answered by a
     /// [`Action::SubscribeResult`] at its first ack or failure.
+    ///
+    /// A topic (channel and symbol) that already has a live subscription on
+    /// this client is refused with [`Error::Subscription`]: the venue keeps one
+    /// stream per topic on a connection, so a second one would either be
+    /// refused by the venue or silently take over the first one's stream (and,
+    /// for a Kraken book, its checksum state).
     pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>) {
         for (client_id, topic, queue) in subs {
             self.stats.track(&queue);
+            if let Some(holder) = self.registry.holder_of(&topic) {
+                let error = Error::Subscription {
+                    op: SubscriptionOp::Subscribe,
+                    client_id,
+                    req_id: None,
+                    error: VenueError::new(
+                        None,
+                        format!(
+                            "{topic} is already subscribed on this client (subscription {holder})"
+                        ),
+                    )
+                    .with_kind(VenueErrorKind::Permanent),
+                };
+                tracing::warn!(client_id, holder, %topic, "refusing a second subscription of one topic");
+                queue.finish(Some(error.clone()));
+                self.actions.push(Action::SubscribeResult {
+                    client_id,
+                    result: Err(error),
+                });
+                continue;
+            }
             self.registry.add(client_id, topic, queue);
         }
         if self.link.is_some() {
@@ -159,8 +187,17 @@ impl<P: Protocol> SessionCore<P> {
         self.emit(Event::SubscriptionEnded { client_id, error });
     }
 
-    /// Re-subscribes one subscription for a fresh snapshot.
+    /// Re-subscribes one subscription for a fresh snapshot, unless its
+    /// previous resync has not even been written yet (then that one will do).
     pub(super) fn resync(&mut self, client_id: ClientId) {
+        if self
+            .link
+            .as_ref()
+            .is_some_and(|link| link.resyncing.contains_key(&client_id))
+        {
+            tracing::debug!(client_id, "a resync is already on its way");
+            return;
+        }
         let Some(old) = self.registry.begin_resync(client_id) else {
             return;
         };
@@ -174,6 +211,12 @@ impl<P: Protocol> SessionCore<P> {
             link.push_back(Outgoing::Unsubscribe { text });
         }
         self.flush_unsent();
+        if let (Some(Phase::Pending { req_id }), Some(link)) = (
+            self.registry.get(client_id).map(|e| e.phase),
+            &mut self.link,
+        ) {
+            link.resyncing.insert(client_id, req_id);
+        }
     }
 
     /// An ack nobody waits for: unsubscribe it if its subscription was

@@ -95,7 +95,7 @@ impl<P: Protocol> SessionCore<P> {
         inbound: Arc<Queue>,
     ) -> Self {
         SessionCore {
-            registry: Registry::new(config.stash_capacity),
+            registry: Registry::new(config.stash_capacity, config.stash_bytes),
             config,
             protocol,
             stats,
@@ -260,9 +260,8 @@ impl<P: Protocol> SessionCore<P> {
                     frame,
                     checksum,
                 };
-                if self.registry.stash(stashed).is_some() {
-                    counters.unroutable.bump();
-                }
+                let evicted = self.registry.stash(stashed);
+                counters.unroutable.add(evicted as u64);
                 counters.stashed.set(self.registry.stashed() as u64);
             }
             Route::Unroutable => self.stats.counters.unroutable.bump(),
@@ -311,16 +310,6 @@ impl<P: Protocol> SessionCore<P> {
                 self.stats.counters.gaps.bump();
                 queue.push_signal(Update::Gap { last_seq, next_seq });
                 self.emit(Event::Gap {
-                    client_id: id,
-                    last_seq,
-                    next_seq,
-                });
-                resync = self.config.resync_on_gap;
-            }
-            SeqCheck::Reset { last_seq, next_seq } => {
-                self.stats.counters.resets.bump();
-                queue.push_signal(Update::Reset { last_seq, next_seq });
-                self.emit(Event::SequenceReset {
                     client_id: id,
                     last_seq,
                     next_seq,
@@ -515,9 +504,6 @@ impl<P: Protocol> SessionCore<P> {
             return;
         };
         let client_id = acked.client_id;
-        if let Some(displaced) = acked.displaced {
-            tracing::warn!(client_id, displaced, %server_id, "two subscriptions acknowledged with one server id");
-        }
         if acked.resubscribed {
             if let Some(entry) = self.registry.get(client_id) {
                 entry.queue.push_signal(Update::Resubscribed {

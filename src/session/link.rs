@@ -13,7 +13,7 @@
 //!   at once with the cause and are never replayed (an order may have been
 //!   committed); subscriptions are replayed by the next connection.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::error::{Error, Operation, SubscriptionOp};
 use crate::events::{ConnectionState, Event};
 use crate::protocol::{Protocol, Topic};
+use crate::subscription::ClientId;
 
 /// How many subscriptions ended while their subscribe was unanswered a
 /// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
@@ -124,6 +125,10 @@ pub(crate) struct Link {
     /// venue is told to unsubscribe, or it would stream to nobody for the rest
     /// of the connection.
     pub(super) abandoned: VecDeque<(u64, Topic)>,
+    /// Subscriptions whose resync subscribe (under this request id) is not
+    /// written yet: at most one resync per subscription is in flight, so a
+    /// peer alternating acks and bad checksums cannot grow the outbound queue.
+    pub(super) resyncing: HashMap<ClientId, u64>,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,
@@ -155,6 +160,7 @@ impl Link {
             }),
             closing: None,
             abandoned: VecDeque::new(),
+            resyncing: HashMap::new(),
             worked: false,
         }
     }
@@ -368,6 +374,9 @@ impl<P: Protocol> SessionCore<P> {
         match written.kind {
             WrittenKind::Plain | WrittenKind::Close => {}
             WrittenKind::Deadline(req_id) => {
+                if !link.resyncing.is_empty() {
+                    link.resyncing.retain(|_, pending| *pending != req_id);
+                }
                 link.deadlines
                     .insert((later(now, self.config.request_timeout), req_id));
             }

@@ -96,3 +96,6 @@ pub(crate) enum Action {
         result: Result<(), Error>,
     },
 }
+
+#[cfg(test)]
+mod tests;

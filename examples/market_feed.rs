@@ -22,8 +22,10 @@
 //! `delivered + dropped + unroutable` once the streams are drained. The exit code
 //! is 0 only if that holds and every subscription is still alive.
 
-#[path = "../tests/support/exchange.rs"]
-mod exchange;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::exchange;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::close_code::default_permanent_close;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
 use crate::queue::Overflow;
@@ -98,14 +99,6 @@ pub struct RateLimit {
     pub frames: u32,
     /// The window length.
     pub per: Duration,
-}
-
-/// The close codes after which reconnecting is pointless by default: protocol
-/// error (1002), unsupported data (1003), invalid payload (1007), policy
-/// violation (1008), message too big (1009), missing extension (1010) and the
-/// application range 4000-4999 (venues use it for auth and bans).
-pub fn default_permanent_close(code: u16) -> bool {
-    matches!(code, 1002 | 1003 | 1007..=1010 | 4000..=4999)
 }
 
 /// Builder for [`Config`]. Every setter documents its default.
@@ -414,15 +407,5 @@ mod tests {
                 .unwrap_or_default()
         );
         assert!(!text.contains("secret"), "{text}");
-    }
-
-    #[test]
-    fn permanent_close_codes_match_the_documented_set() {
-        for code in [1002, 1003, 1007, 1008, 1009, 1010, 4000, 4999] {
-            assert!(default_permanent_close(code), "{code}");
-        }
-        for code in [1000, 1001, 1006, 1011, 1012, 1013, 3000, 5000] {
-            assert!(!default_permanent_close(code), "{code}");
-        }
     }
 }

@@ -43,6 +43,11 @@ pub enum Error {
         code: u16,
         /// The close reason sent with the code, possibly empty.
         reason: String,
+        /// Whether the code ends the session for good under the configured rule
+        /// ([`ConfigBuilder::permanent_close_codes`](crate::ConfigBuilder::permanent_close_codes),
+        /// by default [`default_permanent_close`](crate::default_permanent_close)):
+        /// the supervisor then stops instead of reconnecting.
+        permanent: bool,
     },
     /// An operation did not finish in time.
     #[error("{operation} timed out after {timeout:?}")]
@@ -128,13 +133,14 @@ impl Error {
     /// Whether retrying the same thing later may succeed.
     ///
     /// Connection failures, timeouts, non-permanent closes, queue notices and
-    /// protocol glitches are retryable; a venue rejection, a permanent close code,
-    /// giving up, bad configuration and a closed client are not.
+    /// protocol glitches are retryable; a venue rejection, a permanent close code
+    /// (under the configured rule, as recorded in [`Error::Closed`]), giving up,
+    /// bad configuration and a closed client are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connection { .. } | Error::Timeout { .. } | Error::Protocol { .. } => true,
             Error::QueueFull { .. } | Error::Backpressure { .. } => true,
-            Error::Closed { code, .. } => !crate::config::default_permanent_close(*code),
+            Error::Closed { permanent, .. } => !permanent,
             Error::Subscription { error, .. } | Error::Request { error, .. } => {
                 error.is_retryable()
             }

@@ -43,6 +43,7 @@
 
 mod backoff;
 mod client;
+mod close_code;
 mod config;
 mod connector;
 mod error;
@@ -60,7 +61,8 @@ mod venue_error;
 
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
-pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit};
+pub use close_code::default_permanent_close;
+pub use config::{Config, ConfigBuilder, RateLimit};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,

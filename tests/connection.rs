@@ -96,7 +96,7 @@ async fn a_transient_close_code_reconnects_and_a_permanent_one_ends_everything()
     exchange.close_all(1011, "restarting");
     match wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await {
         Event::Disconnected {
-            cause: Error::Closed { code, reason },
+            cause: Error::Closed { code, reason, .. },
         } => {
             assert_eq!((code, reason.as_str()), (1011, "restarting"));
         }
@@ -107,7 +107,9 @@ async fn a_transient_close_code_reconnects_and_a_permanent_one_ends_everything()
 
     exchange.close_all(4001, "bad key");
     match next(&mut messages).await {
-        Some(Err(Error::Closed { code: 4001, reason })) => assert_eq!(reason, "bad key"),
+        Some(Err(Error::Closed {
+            code: 4001, reason, ..
+        })) => assert_eq!(reason, "bad key"),
         other => panic!("expected the terminal close as last item, got {other:?}"),
     }
     assert!(

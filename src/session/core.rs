@@ -638,8 +638,15 @@ impl<P: Protocol> SessionCore<P> {
             Some(frame) => (u16::from(frame.code), frame.reason.as_str().to_owned()),
             None => (1005, String::new()),
         };
-        let error = Error::Closed { code, reason };
-        if (self.config.permanent_close)(code) {
+        // Decided once, under the configured rule, and recorded in the error so
+        // `is_retryable()` agrees with what the supervisor does with it.
+        let permanent = (self.config.permanent_close)(code);
+        let error = Error::Closed {
+            code,
+            reason,
+            permanent,
+        };
+        if permanent {
             SessionEnd::Fatal(error)
         } else {
             SessionEnd::Lost(error)

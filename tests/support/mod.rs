@@ -3,6 +3,7 @@
 
 pub mod exchange;
 pub mod proxy;
+pub mod tasks;
 
 use std::time::Duration;
 

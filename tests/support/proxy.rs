@@ -23,15 +23,16 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 use tokio::time::{sleep, sleep_until, Instant};
+
+use super::tasks::{CountGuard, TaskSet};
 
 /// Largest chunk read from one side at a time.
 pub const CHUNK: usize = 16 * 1024;
@@ -99,59 +100,15 @@ impl Seen {
     }
 }
 
-struct Tasks {
-    closed: bool,
-    handles: Vec<AbortHandle>,
-}
-
 struct Shared {
     addr: SocketAddr,
     upstream: SocketAddr,
     faults: watch::Sender<Faults>,
-    tasks: Mutex<Tasks>,
-    /// Spawned tasks not yet finished or dropped.
-    alive: watch::Sender<usize>,
+    tasks: TaskSet,
     /// Connections whose pumps are running.
     live: watch::Sender<usize>,
     accepted: AtomicU64,
     cuts: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Decrements a counter when dropped (a task ended or was aborted).
-struct CountGuard(watch::Sender<usize>);
-
-impl CountGuard {
-    fn new(counter: &watch::Sender<usize>) -> CountGuard {
-        counter.send_modify(|n| *n += 1);
-        CountGuard(counter.clone())
-    }
-}
-
-impl Drop for CountGuard {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-fn spawn_tracked<F>(shared: &Arc<Shared>, fut: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut tasks = lock(&shared.tasks);
-    if tasks.closed {
-        return;
-    }
-    tasks.handles.retain(|h| !h.is_finished());
-    let guard = CountGuard::new(&shared.alive);
-    let handle = tokio::spawn(async move {
-        let _guard = guard;
-        fut.await
-    });
-    tasks.handles.push(handle.abort_handle());
 }
 
 /// Handle to a running proxy (cheap to clone).
@@ -177,16 +134,14 @@ impl Proxy {
             addr: listener.local_addr()?,
             upstream,
             faults: watch::Sender::new(Faults::default()),
-            tasks: Mutex::new(Tasks {
-                closed: false,
-                handles: Vec::new(),
-            }),
-            alive: watch::Sender::new(0),
+            tasks: TaskSet::default(),
             live: watch::Sender::new(0),
             accepted: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
         });
-        spawn_tracked(&shared, accept_loop(Arc::clone(&shared), listener));
+        let _ = shared
+            .tasks
+            .spawn(accept_loop(Arc::clone(&shared), listener));
         Ok(Proxy { inner: shared })
     }
 
@@ -289,16 +244,8 @@ impl Proxy {
     /// Stops accepting, aborts every task the proxy spawned (connections are
     /// dropped) and waits until they are gone.
     pub async fn shutdown(&self) {
-        let handles = {
-            let mut tasks = lock(&self.inner.tasks);
-            tasks.closed = true;
-            std::mem::take(&mut tasks.handles)
-        };
-        for h in &handles {
-            h.abort();
-        }
-        let mut rx = self.inner.alive.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
+        self.inner.tasks.abort_all();
+        self.inner.tasks.wait_gone().await;
     }
 }
 
@@ -314,7 +261,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         shared.accepted.fetch_add(1, Ordering::Relaxed);
         let sh = Arc::clone(&shared);
-        spawn_tracked(&shared, connection(sh, client));
+        let _ = shared.tasks.spawn(connection(sh, client));
     }
 }
 

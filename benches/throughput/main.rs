@@ -1,0 +1,254 @@
+//! `cargo bench --bench throughput`: throughput, added latency, recovery time
+//! and memory of resilient-ws against a raw tokio-tungstenite read loop, on one
+//! machine in one run. `BENCH_QUICK=1` shortens every phase for CI smoke runs.
+//!
+//! Everything runs against a Kalshi-style WebSocket server on 127.0.0.1:
+//!
+//! - in this process, on its own thread and current-thread runtime, for the
+//!   throughput, latency, recovery and stalled-consumer phases; bulk data is
+//!   pre-encoded as WebSocket frames and written as one buffer, so the server
+//!   is not the bottleneck;
+//! - in a child process (this binary re-executed with `RESILIENT_WS_BENCH_SERVER=1`)
+//!   for the idle-connection phase, so the server's sockets and buffers are not
+//!   counted in the client's RSS.
+//!
+//! The client side runs on a multi-thread runtime with 2 workers. The baseline
+//! (a) is one task reading the socket, deserializing `type`, `sid` and `seq`
+//! into a borrowed struct, looking the sid up in a `HashMap` and counting; (b)
+//! is resilient-ws with one consumer task per `Subscription`.
+//!
+//! The last line is machine-readable:
+//! `bench: throughput_ratio_1=R throughput_ratio_100=R p99_added_us=X recovery_median_ms=X kib_per_idle_conn=X`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use resilient_ws::{
+    Backoff, Client, Config, Kalshi, Overflow, QueueOptions, Subscription, Topic, Update,
+};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+mod alloc;
+mod measure;
+mod phases;
+mod server;
+mod settings;
+mod wire;
+
+use alloc::*;
+use measure::*;
+use phases::*;
+use server::*;
+use settings::*;
+use wire::*;
+
+fn main() {
+    if std::env::var_os(SERVER_ROLE_ENV).is_some() {
+        child_server_main();
+        return;
+    }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let settings = Settings::from_env();
+    let _ = base();
+    let rt = match settings.client_threads {
+        0 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .expect("client runtime");
+    // On a worker, not in `block_on`: a multi-thread runtime runs the
+    // `block_on` future on this main thread, which readiness reaches only
+    // through an extra unpark, and the raw baseline's loop runs right here.
+    rt.block_on(async { tokio::spawn(run(settings)).await })
+        .expect("benchmark task");
+}
+
+async fn run(settings: Settings) {
+    let started = Instant::now();
+    println!(
+        "resilient-ws benchmark{} (client: tokio {}; server: in-process thread on 127.0.0.1)",
+        if settings.quick { " [BENCH_QUICK]" } else { "" },
+        match settings.client_threads {
+            0 => "current-thread runtime".to_owned(),
+            n => format!("multi-thread runtime, {n} workers"),
+        }
+    );
+
+    // Memory first, while the allocator has not yet been churned by bulk phases.
+    let mut idle = None;
+    if settings.runs("idle") {
+        println!("\n== memory: idle connections (server in a child process, library defaults) ==");
+        match idle_memory(&settings).await {
+            Ok(m) => {
+                println!(
+                    "  {} connections x {} subscriptions: RSS {} -> {} KiB: {:.1} KiB per connection (heap {:.1} KiB)",
+                    m.conns, m.subs, m.rss_before, m.rss_after, m.kib_per_conn, m.heap_kib_per_conn
+                );
+                idle = Some(m);
+            }
+            Err(error) => println!("  skipped: could not start the child server: {error}"),
+        }
+    }
+
+    let server = Server::start();
+
+    if settings.runs("stall") {
+        stall_phase(&server, &settings).await;
+    }
+
+    let (mut t1, mut t100) = (None, None);
+    if settings.runs("throughput") {
+        println!("\n== throughput: 1 subscription ==");
+        t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
+        println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
+        t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
+        println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
+        let t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
+        for (label, t) in [
+            ("1", &t1),
+            ("100, one task", &t100),
+            ("100, task each", &t100_tasks),
+        ] {
+            let Some(t) = t else { continue };
+            println!(
+                "  median ({label}): raw {:.0} msg/s, resilient-ws {:.0} msg/s, ratio {:.3} (runs {}; {} frames dropped in all)",
+                median_f64(&t.raw),
+                median_f64(&t.lib),
+                t.ratio(),
+                t.lib.len(),
+                t.dropped
+            );
+        }
+    }
+
+    let mut p99_added = None;
+    if settings.runs("latency") {
+        p99_added = Some(latency_phase(&server, &settings).await);
+    }
+
+    let mut recovery_median = None;
+    if settings.runs("recovery") {
+        println!(
+            "\n== recovery: {} TCP aborts, 10 subscriptions, Backoff::immediate() ==",
+            settings.drops
+        );
+        let mut times = recovery(&server, settings.drops, 10).await;
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let median = ms(times[times.len() / 2]);
+        println!(
+            "  abort -> first data on all 10 streams: median {:.2} ms  p90 {:.2} ms  max {:.2} ms  (min {:.2} ms)",
+            median,
+            ms(times[(times.len() * 9 / 10).min(times.len() - 1)]),
+            ms(*times.last().expect("times")),
+            ms(times[0])
+        );
+        recovery_median = Some(median);
+    }
+
+    println!("\n(total {:.0} s)", started.elapsed().as_secs_f64());
+    let show = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "na".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    println!(
+        "bench: throughput_ratio_1={} throughput_ratio_100={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
+        show(t1.as_ref().map(ThroughputResult::ratio), 3),
+        show(t100.as_ref().map(ThroughputResult::ratio), 3),
+        show(p99_added, 1),
+        show(recovery_median, 2),
+        show(idle.map(|m| m.kib_per_conn), 1),
+    );
+}
+
+async fn stall_phase(server: &Server, settings: &Settings) {
+    println!(
+        "\n== memory: stalled consumer, capacity {} ==",
+        settings.stall_capacity
+    );
+    let (bytes, payload) = build_stream(settings.stall_frames, 1);
+    println!(
+        "  {} frames ({:.1} MB, payload {payload:.0} B) to one subscription whose consumer never reads",
+        settings.stall_frames,
+        bytes.len() as f64 / 1e6
+    );
+    let policies = [
+        (Overflow::DropOldest, "DropOldest"),
+        (Overflow::DropNewest, "DropNewest"),
+        (Overflow::Error, "Error"),
+        (
+            Overflow::Block {
+                timeout: Duration::from_secs(60),
+            },
+            "Block",
+        ),
+    ];
+    let mut worst_peak = 0i64;
+    let mut worst_heap = 0f64;
+    for (policy, name) in policies {
+        let s = stalled(server, settings, &bytes, policy, name).await;
+        println!(
+            "  {:<10} routed {:>7} dropped {:>7} queued {:>5}  RSS +{:>6} KiB (peak +{:>6} KiB)  heap +{:>7.1} KiB (peak +{:>7.1} KiB)",
+            s.policy, s.routed, s.dropped, s.queued, s.rss_growth_kib, s.peak_growth_kib, s.heap_growth_kib, s.heap_peak_kib
+        );
+        worst_peak = worst_peak.max(s.peak_growth_kib);
+        worst_heap = worst_heap.max(s.heap_peak_kib);
+    }
+    let bound_kib = settings.stall_capacity as f64 * payload / 1024.0;
+    let sent_kib = settings.stall_frames as f64 * payload / 1024.0;
+    let bounded = (worst_peak as f64) < sent_kib / 8.0 && worst_heap < sent_kib / 8.0;
+    println!(
+        "  capacity x payload = {bound_kib:.0} KiB; data sent {sent_kib:.0} KiB; worst peak growth: RSS {worst_peak} KiB, heap {worst_heap:.0} KiB ({})",
+        if bounded { "bounded" } else { "NOT bounded" }
+    );
+}
+
+/// Returns the added p99 in microseconds.
+async fn latency_phase(server: &Server, settings: &Settings) -> f64 {
+    let count = (settings.latency_rate as f64 * settings.latency_secs) as u64;
+    let interval = Duration::from_secs_f64(1.0 / settings.latency_rate as f64);
+    println!(
+        "\n== latency: {} msg/s for {:.1} s, 1 subscription (first 10% discarded) ==",
+        settings.latency_rate, settings.latency_secs
+    );
+    let raw = latency_raw(server, count, interval).await;
+    let lib = latency_lib(server, count, interval).await;
+    for (label, l) in [("raw", &raw), ("resilient-ws", &lib)] {
+        println!(
+            "  {label:<12} p50 {:>6.1} us  p99 {:>6.1} us  p99.9 {:>7.1} us  max {:>8.1} us  ({} samples, {:.0} msg/s sent)",
+            l.p50 as f64 / 1e3,
+            l.p99 as f64 / 1e3,
+            l.p999 as f64 / 1e3,
+            l.max as f64 / 1e3,
+            l.samples,
+            l.rate
+        );
+    }
+    let added = |a: u64, b: u64| (b as f64 - a as f64) / 1e3;
+    println!(
+        "  added: p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
+        added(raw.p50, lib.p50),
+        added(raw.p99, lib.p99),
+        added(raw.p999, lib.p999)
+    );
+    added(raw.p99, lib.p99)
+}

@@ -1,0 +1,13 @@
+//! The measured phases, one file each; `main` runs them in order.
+
+use super::*;
+
+mod latency;
+mod memory;
+mod recovery;
+mod throughput;
+
+pub(crate) use latency::*;
+pub(crate) use memory::*;
+pub(crate) use recovery::*;
+pub(crate) use throughput::*;

@@ -1,0 +1,278 @@
+//! Throughput: frames per second through resilient-ws vs the raw read loop, with
+//! 1 and 100 subscriptions.
+
+use super::*;
+
+pub(crate) struct Run {
+    /// Frames delivered to the consumers per second.
+    pub(crate) msgs_per_sec: f64,
+    pub(crate) cpu_ns_per_msg: f64,
+    /// Frames the library's queues dropped (overflow).
+    pub(crate) dropped: u64,
+}
+
+pub(crate) async fn throughput_raw(
+    server: &Server,
+    subs: usize,
+    bytes: &Arc<Vec<u8>>,
+    frames: u64,
+) -> Run {
+    let (mut ws, sids) = raw_connect(&server.url(), subs).await;
+    let conn = server.conn_with(subs).await;
+    let mut counts = vec![0u64; subs];
+    let mut last_seq = vec![0u64; subs];
+    let mut gaps = 0u64;
+    let mut total = 0u64;
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let done = conn.blast(Arc::clone(bytes));
+    while total < frames {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let Ok(routing) = serde_json::from_str::<Routing<'_>>(text.as_str()) else {
+                    continue;
+                };
+                if routing.kind == "subscribed" {
+                    continue;
+                }
+                if let Some(&idx) = routing.sid.and_then(|sid| sids.get(&sid)) {
+                    counts[idx] += 1;
+                    let seq = routing.seq.unwrap_or(0);
+                    if seq != last_seq[idx] + 1 {
+                        gaps += 1;
+                    }
+                    last_seq[idx] = seq;
+                    total += 1;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("raw: stream ended early: {other:?}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let _ = done.await;
+    assert_eq!(gaps, 0, "raw baseline saw sequence gaps");
+    assert_eq!(counts.iter().sum::<u64>(), frames);
+    let _ = ws.close(None).await;
+    Run {
+        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
+        dropped: 0,
+    }
+}
+
+/// How the library side consumes its subscriptions.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Consumers {
+    /// One task reading every subscription through `futures::stream::select_all`,
+    /// as the baseline's one loop reads every sid.
+    Merged,
+    /// One task per subscription.
+    TaskEach,
+}
+
+/// Counts data messages from `stream` until `expected` arrived or `stop` is
+/// raised. No timer per wait (a timeout armed on every empty queue cost the
+/// library side ~100 ns a message that the baseline's plain loop never pays);
+/// `stop` only ends a consumer whose queue dropped frames, which never arrive.
+pub(crate) async fn count_data<S>(
+    stream: S,
+    expected: u64,
+    stop: watch::Receiver<bool>,
+) -> (Instant, u64, S)
+where
+    S: futures::Stream<Item = Result<Update, resilient_ws::Error>> + Unpin,
+{
+    let mut stopped = Box::pin(async move {
+        let mut stop = stop;
+        let _ = stop.wait_for(|stop| *stop).await;
+    });
+    let mut stream = stream;
+    let mut count = 0u64;
+    while count < expected {
+        let item = tokio::select! {
+            biased;
+            item = stream.next() => item,
+            () = &mut stopped => break,
+        };
+        match item {
+            Some(Ok(Update::Data(_))) => count += 1,
+            Some(Ok(_)) => {}
+            Some(Err(error)) if error.is_retryable() => {}
+            Some(Err(error)) => panic!("subscription ended: {error}"),
+            None => panic!("stream ended after {count} frames"),
+        }
+    }
+    (Instant::now(), count, stream)
+}
+
+pub(crate) async fn throughput_lib(
+    server: &Server,
+    subs: usize,
+    bytes: &Arc<Vec<u8>>,
+    frames: u64,
+    consumers: Consumers,
+) -> Run {
+    // Lossless like the raw loop: a full queue stops the socket (TCP
+    // backpressure) instead of dropping, so a consumer that falls behind for a
+    // moment slows the stream down rather than voiding the run.
+    let config = Config::builder(server.url())
+        .backoff(Backoff::immediate().max_attempts(None))
+        .rate_limit(1000, Duration::from_secs(1))
+        .overflow(Overflow::Block {
+            timeout: Duration::from_secs(30),
+        })
+        .build()
+        .expect("valid config");
+    let (client, _messages) = Client::connect(config, Kalshi::new())
+        .await
+        .expect("connect");
+    let subscriptions = subscribe_all(&client, subs, QueueOptions::default()).await;
+    let conn = server.conn_with(subs).await;
+    let per_sub = frames / subs as u64;
+    let extra = (frames % subs as u64) as usize;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Raises `stop` a second after every frame was routed, in case a queue
+    // dropped some; normally the consumers finish long before.
+    let watchdog = tokio::spawn({
+        let client = client.clone();
+        async move {
+            while client.stats().queues.routed < frames {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = stop_tx.send(true);
+        }
+    });
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(subs);
+    let mut merged = None;
+    match consumers {
+        Consumers::Merged => {
+            merged = Some(tokio::spawn(count_data(
+                futures::stream::select_all(subscriptions),
+                frames,
+                stop_rx,
+            )));
+        }
+        Consumers::TaskEach => {
+            for (i, sub) in subscriptions.into_iter().enumerate() {
+                let expected = per_sub + u64::from(i < extra);
+                tasks.push(tokio::spawn(count_data(sub, expected, stop_rx.clone())));
+            }
+        }
+    }
+    let done = conn.blast(Arc::clone(bytes));
+    let mut end = start;
+    let mut delivered = 0u64;
+    if let Some(task) = merged {
+        let (finished, count, keep) = task.await.expect("consumer task");
+        end = finished;
+        delivered = count;
+        drop(keep);
+    }
+    let mut keep = Vec::with_capacity(subs);
+    for task in tasks {
+        let (finished, count, sub) = task.await.expect("consumer task");
+        end = end.max(finished);
+        delivered += count;
+        keep.push(sub);
+    }
+    let cpu = cpu_time() - cpu0;
+    watchdog.abort();
+    let _ = done.await;
+    let stats = client.stats();
+    assert_eq!(stats.gaps, 0, "library saw sequence gaps: {stats:?}");
+    drop(keep);
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+    Run {
+        msgs_per_sec: delivered as f64 / (end - start).as_secs_f64(),
+        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
+        dropped: stats.queues.dropped,
+    }
+}
+
+pub(crate) struct ThroughputResult {
+    pub(crate) raw: Vec<f64>,
+    pub(crate) lib: Vec<f64>,
+    pub(crate) raw_cpu: Vec<f64>,
+    pub(crate) lib_cpu: Vec<f64>,
+    pub(crate) dropped: u64,
+}
+
+impl ThroughputResult {
+    pub(crate) fn ratio(&self) -> f64 {
+        median_f64(&self.lib) / median_f64(&self.raw)
+    }
+}
+
+pub(crate) async fn throughput(
+    server: &Server,
+    settings: &Settings,
+    subs: usize,
+    consumers: Consumers,
+) -> ThroughputResult {
+    let (bytes, payload) = build_stream(settings.frames, subs as u64);
+    println!(
+        "  {} frames on {subs} subscription(s), mean payload {payload:.1} bytes, {:.1} MB on the wire",
+        settings.frames,
+        bytes.len() as f64 / 1e6
+    );
+    let mut result = ThroughputResult {
+        raw: vec![],
+        lib: vec![],
+        raw_cpu: vec![],
+        lib_cpu: vec![],
+        dropped: 0,
+    };
+    // For profiling one side: BENCH_CONSUMER=raw or lib.
+    let only = std::env::var("BENCH_CONSUMER").unwrap_or_default();
+    if !only.is_empty() {
+        for _ in 0..settings.repeats {
+            let run = if only == "raw" {
+                throughput_raw(server, subs, &bytes, settings.frames).await
+            } else {
+                throughput_lib(server, subs, &bytes, settings.frames, consumers).await
+            };
+            println!(
+                "  {only}: {:.0} msg/s, {} dropped",
+                run.msgs_per_sec, run.dropped
+            );
+        }
+        return result;
+    }
+    // Warm-up (not reported): page in the buffer, grow socket buffers.
+    let warm = build_stream(settings.frames.min(100_000), subs as u64).0;
+    let _ = throughput_raw(server, subs, &warm, settings.frames.min(100_000)).await;
+    let _ = throughput_lib(server, subs, &warm, settings.frames.min(100_000), consumers).await;
+    for rep in 0..settings.repeats {
+        // Alternate the order so drift in background load hits both.
+        let (raw, lib) = if rep % 2 == 0 {
+            let raw = throughput_raw(server, subs, &bytes, settings.frames).await;
+            let lib = throughput_lib(server, subs, &bytes, settings.frames, consumers).await;
+            (raw, lib)
+        } else {
+            let lib = throughput_lib(server, subs, &bytes, settings.frames, consumers).await;
+            let raw = throughput_raw(server, subs, &bytes, settings.frames).await;
+            (raw, lib)
+        };
+        println!(
+            "  run {}: raw {:>9.0} msg/s ({:>4.0} ns CPU/msg)   resilient-ws {:>9.0} msg/s ({:>4.0} ns CPU/msg, {} dropped)   ratio {:.3}",
+            rep + 1,
+            raw.msgs_per_sec,
+            raw.cpu_ns_per_msg,
+            lib.msgs_per_sec,
+            lib.cpu_ns_per_msg,
+            lib.dropped,
+            lib.msgs_per_sec / raw.msgs_per_sec
+        );
+        result.dropped += lib.dropped;
+        result.raw.push(raw.msgs_per_sec);
+        result.lib.push(lib.msgs_per_sec);
+        result.raw_cpu.push(raw.cpu_ns_per_msg);
+        result.lib_cpu.push(lib.cpu_ns_per_msg);
+    }
+    result
+}

@@ -1,0 +1,85 @@
+//! Run settings from the environment (`BENCH_QUICK`, `BENCH_PHASES`,
+//! `BENCH_CLIENT_THREADS`) and the clock shared by server timestamps and consumers.
+
+use super::*;
+
+pub(crate) const SERVER_ROLE_ENV: &str = "RESILIENT_WS_BENCH_SERVER";
+
+pub(crate) struct Settings {
+    pub(crate) quick: bool,
+    /// `BENCH_PHASES` (comma-separated: idle, stall, throughput, latency, recovery); all when unset.
+    pub(crate) phases: Option<Vec<String>>,
+    /// `BENCH_CLIENT_THREADS`: worker threads of the client runtime, 0 = current-thread. Default 2.
+    pub(crate) client_threads: usize,
+    /// Frames per throughput run.
+    pub(crate) frames: u64,
+    /// Repetitions of each throughput run (the median is reported).
+    pub(crate) repeats: usize,
+    pub(crate) latency_rate: u64,
+    pub(crate) latency_secs: f64,
+    pub(crate) drops: usize,
+    pub(crate) idle_conns: usize,
+    pub(crate) idle_subs: usize,
+    pub(crate) stall_frames: u64,
+    pub(crate) stall_capacity: usize,
+}
+
+impl Settings {
+    pub(crate) fn runs(&self, phase: &str) -> bool {
+        self.phases
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|x| x == phase))
+    }
+
+    pub(crate) fn from_env() -> Self {
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let phases = std::env::var("BENCH_PHASES")
+            .ok()
+            .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
+        let client_threads = std::env::var("BENCH_CLIENT_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2);
+        if quick {
+            Settings {
+                quick,
+                phases,
+                client_threads,
+                frames: 100_000,
+                repeats: 1,
+                latency_rate: 20_000,
+                latency_secs: 0.5,
+                drops: 10,
+                idle_conns: 100,
+                idle_subs: 10,
+                stall_frames: 100_000,
+                stall_capacity: 1024,
+            }
+        } else {
+            Settings {
+                quick,
+                phases,
+                client_threads,
+                frames: 1_000_000,
+                repeats: 3,
+                latency_rate: 20_000,
+                latency_secs: 4.0,
+                drops: 50,
+                idle_conns: 1000,
+                idle_subs: 10,
+                stall_frames: 500_000,
+                stall_capacity: 1024,
+            }
+        }
+    }
+}
+
+/// The clock shared by the server's send timestamps and the consumers.
+pub(crate) fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+pub(crate) fn now_ns() -> u64 {
+    base().elapsed().as_nanos() as u64
+}

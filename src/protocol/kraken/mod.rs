@@ -24,19 +24,20 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{opt_u64, ChecksumMismatch, Inbound, Protocol, Request, ServerId, Topic};
+use super::json::{self, opt_u64, Text};
+use super::{ChecksumMismatch, Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::{ProtocolError, VenueError};
 use crate::token::Secret;
 
 pub mod book;
-pub(crate) mod json;
+mod error;
+
+pub use error::KRAKEN_LOCKOUT;
 
 pub use book::{
     checksum_levels, cmp_price, Book, BookError, Level, NumberError, Side, CHECKSUM_LEVELS,
     MAX_NUMBER_LEN,
 };
-
-use json::Text;
 
 /// The channel whose frames are verified against a local order book.
 const BOOK: &str = "book";

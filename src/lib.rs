@@ -69,6 +69,7 @@ pub use error::{
 };
 pub use events::{ConnectionState, Event, Events};
 pub use message::{Frame, Update};
+pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
 };
@@ -76,7 +77,7 @@ pub use queue::{Overflow, QueueStats};
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};
-pub use venue_error::{Severity, VenueError, VenueErrorKind, KRAKEN_LOCKOUT};
+pub use venue_error::{Severity, VenueError, VenueErrorKind};
 
 /// Fuzz harnesses and the internals they drive, for `fuzz/` (`--features
 /// fuzzing`) and for the unit tests that replay the corpus. Not a stable API.

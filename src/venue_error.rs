@@ -1,18 +1,20 @@
-//! Venue errors in the venue's own words, parsed and classified so a caller
-//! knows at once whether to retry, wait, or stop and fix its keys.
+//! Venue errors in the venue's own words, classified so a caller knows at once
+//! whether to retry, wait, or stop and fix its keys.
 //!
-//! Kraken reports `<severity><category>:<message>`, for example
-//! `EQuery:Unknown asset pair` (severity `E` error or `W` warning; categories
-//! General, API, Query, Order, Trade, Funding, Service, Session). Kalshi sends a
-//! numeric code and a message. Both map onto one [`VenueErrorKind`]. A string of
-//! an unknown shape is kept raw and classified [`VenueErrorKind::Unknown`]; it
-//! never fails to parse.
+//! This module is venue-neutral: it holds the shape ([`VenueError`]) and the
+//! meanings ([`VenueErrorKind`]). Each venue's grammar lives in its adapter,
+//! behind [`Protocol`](crate::Protocol): Kraken's `<severity><category>:<message>`
+//! strings in `protocol/kraken/error.rs` ([`VenueError::kraken`]), Kalshi's code
+//! table in `protocol/kalshi.rs` ([`VenueError::kalshi`]). A custom protocol
+//! builds its own with [`VenueError::new`], [`with_kind`](VenueError::with_kind)
+//! and [`with_retry_after`](VenueError::with_retry_after).
+//!
+//! Rule: a wait is only ever the one the adapter set. [`VenueError::retry_after`]
+//! returns it, and never guesses one from the kind (a `Lockout` from a venue that
+//! documents no duration has none).
 
 use std::fmt;
 use std::time::Duration;
-
-/// How long Kraken's `EGeneral:Temporary lockout` lasts, per its documentation.
-pub const KRAKEN_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 
 /// What a venue error means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,11 +62,9 @@ pub struct VenueError {
     pub raw: String,
     /// What it means for the caller.
     pub kind: VenueErrorKind,
+    /// The wait the adapter set (see [`VenueError::retry_after`]).
+    retry_after: Option<Duration>,
 }
-
-const KRAKEN_CATEGORIES: [&str; 8] = [
-    "General", "API", "Query", "Order", "Trade", "Funding", "Service", "Session",
-];
 
 impl VenueError {
     /// An unclassified venue error from a code and a message (kind
@@ -78,6 +78,7 @@ impl VenueError {
             severity: None,
             category: None,
             kind: VenueErrorKind::Unknown,
+            retry_after: None,
         }
     }
 
@@ -87,35 +88,12 @@ impl VenueError {
         self
     }
 
-    /// Parses and classifies a Kraken error string such as `EGeneral:Temporary lockout`.
-    pub fn kraken(text: &str) -> Self {
-        let mut error = VenueError::new(None, text);
-        let mut chars = text.chars();
-        let severity = match chars.next() {
-            Some('E') => Some(Severity::Error),
-            Some('W') => Some(Severity::Warning),
-            _ => None,
-        };
-        let shaped = severity.and_then(|severity| {
-            let rest = text.get(1..)?;
-            let (category, message) = rest.split_once(':')?;
-            let known = KRAKEN_CATEGORIES.iter().find(|known| **known == category)?;
-            Some((severity, *known, message))
-        });
-        if let Some((severity, category, message)) = shaped {
-            error.severity = Some(severity);
-            error.category = Some(category);
-            error.message = message.to_owned();
-            error.kind = kraken_kind(category, message);
-        }
-        error
-    }
-
-    /// Classifies a Kalshi error code and message.
-    pub fn kalshi(code: Option<i64>, message: impl Into<String>) -> Self {
-        let error = VenueError::new(code, message);
-        let kind = kalshi_kind(code, &error.message);
-        error.with_kind(kind)
+    /// Sets how long to wait before retrying, as the venue documents it (a
+    /// lockout's length, a rate limit's window). The supervisor honours it by
+    /// lengthening its next backoff delay.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// Whether retrying the same operation later can succeed.
@@ -129,68 +107,12 @@ impl VenueError {
         )
     }
 
-    /// How long to wait before retrying, when the venue's documentation says.
+    /// How long to wait before retrying: the wait the adapter set with
+    /// [`with_retry_after`](Self::with_retry_after) (Kraken's
+    /// `EGeneral:Temporary lockout`: [`KRAKEN_LOCKOUT`](crate::KRAKEN_LOCKOUT)),
+    /// `None` when the venue documents none.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self.kind {
-            VenueErrorKind::Lockout => Some(KRAKEN_LOCKOUT),
-            _ => None,
-        }
-    }
-}
-
-/// Kraken's documented errors, matched on category and message prefix (the
-/// venue sometimes appends detail, e.g. `EGeneral:Invalid arguments:depth`).
-fn kraken_kind(category: &str, message: &str) -> VenueErrorKind {
-    let starts = |prefix: &str| message.starts_with(prefix);
-    match category {
-        "Service" if starts("Unavailable") || starts("Busy") => VenueErrorKind::Transient,
-        "General" if starts("Internal error") => VenueErrorKind::Transient,
-        "General" if starts("Temporary lockout") => VenueErrorKind::Lockout,
-        "Order" | "Trade" | "General" | "API" if starts("Rate limit exceeded") => {
-            VenueErrorKind::RateLimited
-        }
-        "API"
-            if starts("Invalid key") || starts("Invalid signature") || starts("Invalid nonce") =>
-        {
-            VenueErrorKind::Permanent
-        }
-        "General" if starts("Permission denied") || starts("Invalid arguments") => {
-            VenueErrorKind::Permanent
-        }
-        "Query" if starts("Unknown asset pair") => VenueErrorKind::Permanent,
-        "Session" if starts("Invalid session") => VenueErrorKind::SessionExpired,
-        _ => VenueErrorKind::Unknown,
-    }
-}
-
-/// Kalshi: codes with an unambiguous meaning first, then the message's words.
-fn kalshi_kind(code: Option<i64>, message: &str) -> VenueErrorKind {
-    let lower = message.to_ascii_lowercase();
-    let has = |word: &str| lower.contains(word);
-    if has("rate limit") || has("too many") {
-        VenueErrorKind::RateLimited
-    } else if has("internal")
-        || has("timeout")
-        || has("timed out")
-        || has("unavailable")
-        || has("busy")
-    {
-        VenueErrorKind::Transient
-    } else if has("session") && (has("expired") || has("invalid")) {
-        VenueErrorKind::SessionExpired
-    } else if code == Some(6)
-        || has("auth")
-        || has("permission")
-        || has("required")
-        || has("unknown")
-        || has("invalid")
-        || has("already")
-        || has("not found")
-        || has("unsupported")
-    {
-        VenueErrorKind::Permanent
-    } else {
-        VenueErrorKind::Unknown
+        self.retry_after
     }
 }
 
@@ -210,135 +132,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_documented_kraken_errors_are_classified() {
-        let cases = [
-            (
-                "EService:Unavailable",
-                VenueErrorKind::Transient,
-                true,
-                None,
-            ),
-            ("EService:Busy", VenueErrorKind::Transient, true, None),
-            (
-                "EGeneral:Internal error",
-                VenueErrorKind::Transient,
-                true,
-                None,
-            ),
-            (
-                "EGeneral:Temporary lockout",
-                VenueErrorKind::Lockout,
-                true,
-                Some(KRAKEN_LOCKOUT),
-            ),
-            (
-                "EOrder:Rate limit exceeded",
-                VenueErrorKind::RateLimited,
-                true,
-                None,
-            ),
-            ("EAPI:Invalid key", VenueErrorKind::Permanent, false, None),
-            (
-                "EAPI:Invalid signature",
-                VenueErrorKind::Permanent,
-                false,
-                None,
-            ),
-            (
-                "EGeneral:Permission denied",
-                VenueErrorKind::Permanent,
-                false,
-                None,
-            ),
-            (
-                "EGeneral:Invalid arguments",
-                VenueErrorKind::Permanent,
-                false,
-                None,
-            ),
-            (
-                "EGeneral:Invalid arguments:depth",
-                VenueErrorKind::Permanent,
-                false,
-                None,
-            ),
-            (
-                "EQuery:Unknown asset pair",
-                VenueErrorKind::Permanent,
-                false,
-                None,
-            ),
-            (
-                "ESession:Invalid session",
-                VenueErrorKind::SessionExpired,
-                true,
-                None,
-            ),
-        ];
-        for (text, kind, retryable, retry_after) in cases {
-            let e = VenueError::kraken(text);
-            assert_eq!(
-                (e.kind, e.is_retryable(), e.retry_after()),
-                (kind, retryable, retry_after),
-                "{text}"
-            );
-            assert_eq!(e.severity, Some(Severity::Error), "{text}");
-            assert_eq!(e.raw, text);
-        }
-        let e = VenueError::kraken("EQuery:Unknown asset pair");
-        assert_eq!(
-            (e.category, e.message.as_str()),
-            (Some("Query"), "Unknown asset pair")
-        );
-    }
-
-    #[test]
-    fn unknown_shapes_are_kept_raw() {
-        for text in [
-            "Currency pair not supported XBT/USD",
-            "",
-            "E",
-            "EFoo:bar",
-            "W:",
-            "é:ü",
-            "ESession",
-        ] {
-            let e = VenueError::kraken(text);
-            assert_eq!(
-                (e.kind, e.raw.as_str(), e.category),
-                (VenueErrorKind::Unknown, text, None),
-                "{text}"
-            );
-        }
-        let warning = VenueError::kraken("WGeneral:Something odd");
-        assert_eq!(warning.severity, Some(Severity::Warning));
-    }
-
-    #[test]
-    fn kalshi_codes_and_messages_map_the_same_way() {
-        assert_eq!(
-            VenueError::kalshi(Some(17), "Internal error").kind,
-            VenueErrorKind::Transient
-        );
-        assert_eq!(
-            VenueError::kalshi(Some(6), "Already subscribed").kind,
-            VenueErrorKind::Permanent
-        );
-        assert_eq!(
-            VenueError::kalshi(Some(9), "Authentication required").kind,
-            VenueErrorKind::Permanent
-        );
-        assert_eq!(
-            VenueError::kalshi(Some(8), "Unknown channel name").kind,
-            VenueErrorKind::Permanent
-        );
-        assert_eq!(
-            VenueError::kalshi(None, "Rate limit exceeded").kind,
-            VenueErrorKind::RateLimited
-        );
-        assert_eq!(
-            VenueError::kalshi(Some(99), "Something new").kind,
-            VenueErrorKind::Unknown
-        );
+    fn a_lockout_without_a_documented_wait_has_no_retry_after() {
+        // Before the wait moved into the adapters, every venue's Lockout answered
+        // Kraken's 15 minutes.
+        let lockout = VenueError::new(Some(42), "locked").with_kind(VenueErrorKind::Lockout);
+        assert!(lockout.is_retryable());
+        assert_eq!(lockout.retry_after(), None);
+        let kalshi = VenueError::kalshi(None, "locked out").with_kind(VenueErrorKind::Lockout);
+        assert_eq!(kalshi.retry_after(), None);
+        let set = lockout.with_retry_after(Duration::from_secs(7));
+        assert_eq!(set.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(set.kind, VenueErrorKind::Lockout);
     }
 }

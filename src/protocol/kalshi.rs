@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::kraken::json::{self, Num, Text};
+use super::json::{self, Num, Text};
 use super::{Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::{ProtocolError, VenueError};
+use crate::venue_error::VenueErrorKind;
 
 /// The Kalshi WebSocket protocol (server-assigned subscription ids).
 ///
@@ -173,6 +174,47 @@ impl Protocol for Kalshi {
                 None => Inbound::Unsolicited,
             },
         }
+    }
+}
+
+/// Kalshi's error codes and messages, mapped onto [`VenueErrorKind`].
+impl VenueError {
+    /// Classifies a Kalshi error code and message.
+    pub fn kalshi(code: Option<i64>, message: impl Into<String>) -> Self {
+        let error = VenueError::new(code, message);
+        let kind = kalshi_kind(code, &error.message);
+        error.with_kind(kind)
+    }
+}
+
+/// Kalshi: codes with an unambiguous meaning first, then the message's words.
+fn kalshi_kind(code: Option<i64>, message: &str) -> VenueErrorKind {
+    let lower = message.to_ascii_lowercase();
+    let has = |word: &str| lower.contains(word);
+    if has("rate limit") || has("too many") {
+        VenueErrorKind::RateLimited
+    } else if has("internal")
+        || has("timeout")
+        || has("timed out")
+        || has("unavailable")
+        || has("busy")
+    {
+        VenueErrorKind::Transient
+    } else if has("session") && (has("expired") || has("invalid")) {
+        VenueErrorKind::SessionExpired
+    } else if code == Some(6)
+        || has("auth")
+        || has("permission")
+        || has("required")
+        || has("unknown")
+        || has("invalid")
+        || has("already")
+        || has("not found")
+        || has("unsupported")
+    {
+        VenueErrorKind::Permanent
+    } else {
+        VenueErrorKind::Unknown
     }
 }
 
@@ -429,5 +471,33 @@ mod tests {
                 other => panic!("{frame:.40}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn kalshi_codes_and_messages_map_the_same_way() {
+        assert_eq!(
+            VenueError::kalshi(Some(17), "Internal error").kind,
+            VenueErrorKind::Transient
+        );
+        assert_eq!(
+            VenueError::kalshi(Some(6), "Already subscribed").kind,
+            VenueErrorKind::Permanent
+        );
+        assert_eq!(
+            VenueError::kalshi(Some(9), "Authentication required").kind,
+            VenueErrorKind::Permanent
+        );
+        assert_eq!(
+            VenueError::kalshi(Some(8), "Unknown channel name").kind,
+            VenueErrorKind::Permanent
+        );
+        assert_eq!(
+            VenueError::kalshi(None, "Rate limit exceeded").kind,
+            VenueErrorKind::RateLimited
+        );
+        assert_eq!(
+            VenueError::kalshi(Some(99), "Something new").kind,
+            VenueErrorKind::Unknown
+        );
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::error::{ProtocolError, VenueError};
 
+pub(crate) mod json;
 pub mod kalshi;
 pub mod kraken;
 mod raw;
@@ -267,9 +268,4 @@ pub trait Protocol: Send + 'static {
     fn forget(&mut self, server_id: &ServerId) {
         let _ = server_id;
     }
-}
-
-/// Parses a JSON request id that may be absent, a number, or garbage.
-pub(crate) fn opt_u64(value: Option<&serde_json::value::RawValue>) -> Option<u64> {
-    value.and_then(|raw| raw.get().parse::<u64>().ok())
 }

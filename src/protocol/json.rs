@@ -195,6 +195,11 @@ pub(crate) fn unparseable(venue: &str, error: &serde_json::Error) -> ProtocolErr
     ))
 }
 
+/// Parses a JSON request id that may be absent, a number, or garbage.
+pub(crate) fn opt_u64(value: Option<&RawValue>) -> Option<u64> {
+    value.and_then(|raw| raw.get().parse::<u64>().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,779 @@
+//! The Kraken adapter's unit tests: classification of documented frames, acks
+//! and rejections per symbol, book checksums, and encode round trips.
+
+use std::borrow::Cow;
+
+use serde_json::json;
+
+use super::*;
+use crate::error::VenueError;
+
+const ASKS: [(&str, &str); 10] = [
+    ("45285.2", "0.00100000"),
+    ("45286.4", "1.54571953"),
+    ("45286.6", "1.54571109"),
+    ("45289.6", "1.54560911"),
+    ("45290.2", "0.15890660"),
+    ("45291.8", "1.54553491"),
+    ("45294.7", "0.04454749"),
+    ("45296.1", "0.35380000"),
+    ("45297.5", "0.09945542"),
+    ("45299.5", "0.18772827"),
+];
+const BIDS: [(&str, &str); 10] = [
+    ("45283.5", "0.10000000"),
+    ("45283.4", "1.54582015"),
+    ("45282.1", "0.10000000"),
+    ("45281.0", "0.10000000"),
+    ("45280.3", "1.54592586"),
+    ("45279.0", "0.07990000"),
+    ("45277.6", "0.03310103"),
+    ("45277.5", "0.30000000"),
+    ("45277.3", "1.54602737"),
+    ("45276.6", "0.15445238"),
+];
+
+fn parse(frame: &str) -> Value {
+    serde_json::from_str(frame).unwrap()
+}
+
+fn key(text: &str) -> ServerId {
+    ServerId::Key(text.into())
+}
+
+fn levels(levels: &[(&str, &str)]) -> String {
+    let items: Vec<String> = levels
+        .iter()
+        .map(|(p, q)| format!(r#"{{"price":{p},"qty":{q}}}"#))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A book frame with the numbers' text exactly as given.
+fn book_frame(
+    kind: &str,
+    symbol: &str,
+    asks: &[(&str, &str)],
+    bids: &[(&str, &str)],
+    checksum: Option<u32>,
+) -> String {
+    let checksum = checksum
+        .map(|c| format!(r#","checksum":{c}"#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"channel":"book","type":"{kind}","data":[{{"symbol":"{symbol}","bids":{},"asks":{}{checksum},"timestamp":"2023-10-06T17:35:55.440295Z"}}]}}"#,
+        levels(bids),
+        levels(asks)
+    )
+}
+
+fn data(server_id: &str, checksum: Option<ChecksumMismatch>) -> Inbound<'static> {
+    Inbound::Data {
+        server_id: key(server_id),
+        seq: None,
+        checksum,
+    }
+}
+
+/// A Kraken with `symbol`'s book subscribed at `depth` and the published snapshot applied.
+fn with_book(symbol: &str, depth: u64) -> Kraken {
+    let mut kraken = Kraken::new();
+    kraken.encode_subscribe(
+        &[&Topic::new("book").symbol(symbol).param("depth", depth)],
+        1,
+    );
+    let snapshot = book_frame("snapshot", symbol, &ASKS, &BIDS, Some(3_310_070_434));
+    assert_eq!(
+        kraken.classify(&snapshot),
+        data(&format!("book:{symbol}"), None)
+    );
+    kraken
+}
+
+fn checksum_of(book: &Book) -> u32 {
+    book.checksum()
+}
+
+#[test]
+fn published_example_via_a_snapshot_frame() {
+    assert_eq!(checksum_levels(&ASKS, &BIDS), 3_310_070_434);
+    let kraken = with_book("BTC/USD", 10);
+    let book = kraken.book("BTC/USD").unwrap();
+    assert_eq!(book.checksum(), 3_310_070_434);
+    assert_eq!(book.depth(), 10);
+    assert_eq!(
+        book.asks().next().map(|l| (l.price(), l.qty())),
+        Some(("45285.2", "0.00100000"))
+    );
+    assert_eq!(
+        book.bids().next().map(|l| (l.price(), l.qty())),
+        Some(("45283.5", "0.10000000"))
+    );
+}
+
+#[test]
+fn encodes_one_request_for_several_symbols() {
+    let mut kraken = Kraken::new();
+    let topics: Vec<Topic> = ["BTC/USD", "XBT/USD", "ETH/USD"]
+        .map(|s| Topic::new("ticker").symbol(s))
+        .to_vec();
+    let refs: Vec<&Topic> = topics.iter().collect();
+    assert!(refs.windows(2).all(|w| kraken.can_batch(w[0], w[1])));
+    assert_eq!(
+        parse(&kraken.encode_subscribe(&refs, 1)),
+        json!({"method": "subscribe", "params": {"channel": "ticker", "symbol": ["BTC/USD", "XBT/USD", "ETH/USD"]}, "req_id": 1})
+    );
+    let book = [
+        Topic::new("book")
+            .symbol("BTC/USD")
+            .param("depth", 25)
+            .param("snapshot", true),
+        Topic::new("book")
+            .symbol("ETH/USD")
+            .param("depth", 25)
+            .param("snapshot", true),
+    ];
+    assert_eq!(
+        parse(&kraken.encode_subscribe(&[&book[0], &book[1]], 2)),
+        json!({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD", "ETH/USD"], "depth": 25, "snapshot": true}, "req_id": 2})
+    );
+    assert_eq!(
+        (kraken.depth_of("BTC/USD"), kraken.depth_of("ETH/USD")),
+        (25, 25)
+    );
+    assert_eq!(
+        parse(&kraken.encode_subscribe(&[&Topic::new("executions").param("token", "t")], 3)),
+        json!({"method": "subscribe", "params": {"channel": "executions", "token": "t"}, "req_id": 3})
+    );
+    // Unsubscribe: the topic's params, except "snapshot".
+    assert_eq!(
+        kraken
+            .encode_unsubscribe(&book[0], &key("book:BTC/USD"), 4)
+            .map(|f| parse(&f)),
+        Some(
+            json!({"method": "unsubscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 25}, "req_id": 4})
+        )
+    );
+    assert_eq!(
+        kraken
+            .encode_unsubscribe(
+                &Topic::new("balances").param("token", "t"),
+                &key("balances"),
+                5
+            )
+            .map(|f| parse(&f)),
+        Some(
+            json!({"method": "unsubscribe", "params": {"channel": "balances", "token": "t"}, "req_id": 5})
+        )
+    );
+    assert_eq!(
+        kraken.encode_ping(101).map(|f| parse(&f)),
+        Some(json!({"method": "ping", "req_id": 101}))
+    );
+    assert_eq!(
+        parse(
+            &kraken
+                .encode_request(&Request::new("add_order", Some(json!({"qty": 1}))), 6)
+                .unwrap()
+        ),
+        json!({"method": "add_order", "params": {"qty": 1}, "req_id": 6})
+    );
+    assert_eq!(
+        parse(&kraken.encode_request(&Request::new("x", None), 7).unwrap()),
+        json!({"method": "x", "req_id": 7})
+    );
+    assert_eq!(kraken.name(), "kraken");
+}
+
+#[test]
+fn batching_rules() {
+    let kraken = Kraken::new();
+    let t = |c: &str, s: Option<&str>| {
+        let topic = Topic::new(c);
+        match s {
+            Some(s) => topic.symbol(s),
+            None => topic,
+        }
+    };
+    assert!(kraken.can_batch(&t("ticker", Some("A")), &t("ticker", Some("B"))));
+    assert!(!kraken.can_batch(&t("ticker", Some("A")), &t("trade", Some("B"))));
+    assert!(!kraken.can_batch(&t("ticker", Some("A")), &t("ticker", None)));
+    assert!(!kraken.can_batch(&t("executions", None), &t("executions", None)));
+    assert!(!kraken.can_batch(
+        &t("book", Some("A")).param("depth", 10),
+        &t("book", Some("B")).param("depth", 25)
+    ));
+    assert!(kraken.can_batch(
+        &t("book", Some("A")).param("depth", 10),
+        &t("book", Some("B")).param("depth", 10)
+    ));
+}
+
+#[test]
+fn depth_defaults_to_ten_and_invalid_depths_are_not_kept() {
+    let mut kraken = Kraken::new();
+    for (depth, kept) in [
+        (json!(1000), 1000),
+        (json!(7), 10),
+        (json!("25"), 10),
+        (json!(-1), 10),
+    ] {
+        kraken.encode_subscribe(&[&Topic::new("book").symbol("A").param("depth", depth)], 1);
+        assert_eq!(kraken.depth_of("A"), kept);
+    }
+    kraken.encode_subscribe(&[&Topic::new("book").symbol("B")], 1);
+    assert_eq!(kraken.depth_of("B"), 10);
+}
+
+#[test]
+fn classifies_the_documented_frames() {
+    let mut kraken = Kraken::new();
+    assert_eq!(
+        kraken.classify(r#"{"method":"subscribe","result":{"channel":"book","depth":10,"snapshot":true,"symbol":"BTC/USD"},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z","req_id":1}"#),
+        Inbound::Subscribed {
+            req_id: Some(1),
+            server_id: key("book:BTC/USD"),
+            channel: Some(Cow::Borrowed("book")),
+            symbol: Some(Cow::Borrowed("BTC/USD")),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"method":"subscribe","result":{"channel":"ticker","snapshot":true,"symbol":"ETH/USD","warnings":["deprecated"]},"success":true,"req_id":42}"#),
+        Inbound::Subscribed {
+            req_id: Some(42),
+            server_id: key("ticker:ETH/USD"),
+            channel: Some(Cow::Borrowed("ticker")),
+            symbol: Some(Cow::Borrowed("ETH/USD")),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"error":"Currency pair not supported XBT/USD","method":"subscribe","success":false,"symbol":"XBT/USD","time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z","req_id":1}"#),
+        Inbound::Rejected {
+            req_id: Some(1),
+            symbol: Some(Cow::Borrowed("XBT/USD")),
+            error: VenueError::kraken("Currency pair not supported XBT/USD"),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"error":"Rate limit for snapshot requests exceeded","method":"subscribe","success":false,"req_id":3}"#),
+        Inbound::Rejected {
+            req_id: Some(3),
+            symbol: None,
+            error: VenueError::kraken("Rate limit for snapshot requests exceeded"),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"method":"unsubscribe","result":{"channel":"ticker","symbol":"BTC/USD"},"success":true,"req_id":43}"#),
+        Inbound::Unsubscribed { req_id: Some(43) }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"error":"Subscription Not Found","method":"unsubscribe","success":false,"symbol":"BTC/USD","req_id":44}"#),
+        Inbound::Rejected {
+            req_id: Some(44),
+            symbol: Some(Cow::Borrowed("BTC/USD")),
+            error: VenueError::kraken("Subscription Not Found"),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"method":"pong","req_id":101,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z"}"#),
+        Inbound::Pong
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"heartbeat"}"#),
+        Inbound::Heartbeat
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":13834774380200032777,"system":"online","version":"2.0.0"}]}"#),
+        Inbound::Control
+    );
+    assert_eq!(
+        kraken.classify(
+            r#"{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","last":1.5}]}"#
+        ),
+        data("ticker:BTC/USD", None)
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,"qty":0.1}],"asks":[],"checksum":3310070434,"timestamp":"2023-10-06T17:35:56.101010Z"}]}"#),
+        data("book:BTC/USD", None),
+        "an update before any snapshot is routed, not verified"
+    );
+}
+
+#[test]
+fn requests_private_channels_and_edges() {
+    let mut kraken = Kraken::new();
+    // Other methods answer requests.
+    assert_eq!(
+        kraken.classify(
+            r#"{"method":"add_order","result":{"order_id":"X"},"success":true,"req_id":6}"#
+        ),
+        Inbound::Response {
+            req_id: 6,
+            error: None
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"method":"add_order","error":"EOrder:Insufficient funds","success":false,"req_id":7}"#),
+        Inbound::Response {
+            req_id: 7,
+            error: Some(VenueError::kraken("EOrder:Insufficient funds")),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"method":"add_order","success":true}"#),
+        Inbound::Control
+    );
+    // An error with a req_id but no method (the venue's answer to garbage).
+    assert_eq!(
+        kraken.classify(r#"{"error":"EGeneral:Invalid arguments","success":false,"req_id":8}"#),
+        Inbound::Response {
+            req_id: 8,
+            error: Some(VenueError::kraken("EGeneral:Invalid arguments")),
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"error":"EGeneral:Invalid arguments","success":false}"#),
+        Inbound::Control
+    );
+    // Symbol-less private channels route by channel, with the top-level sequence,
+    // even though execution items name a symbol.
+    kraken.encode_subscribe(&[&Topic::new("executions").param("token", "t")], 1);
+    assert_eq!(
+        kraken.classify(r#"{"method":"subscribe","result":{"channel":"executions","snapshot":true},"success":true,"req_id":1}"#),
+        Inbound::Subscribed {
+            req_id: Some(1),
+            server_id: key("executions"),
+            channel: Some(Cow::Borrowed("executions")),
+            symbol: None,
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"executions","type":"update","data":[{"order_id":"O","symbol":"BTC/USD","exec_type":"new"}],"sequence":12}"#),
+        Inbound::Data {
+            server_id: key("executions"),
+            seq: Some(12),
+            checksum: None,
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"balances","type":"snapshot","data":[{"asset":"BTC","balance":1.5}],"sequence":1}"#),
+        Inbound::Data {
+            server_id: key("balances"),
+            seq: Some(1),
+            checksum: None,
+        }
+    );
+    // Data that is not a list, or a list of non-objects: routed by channel.
+    assert_eq!(
+        kraken.classify(
+            r#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[]}}"#
+        ),
+        data("instrument", None)
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"ticker","data":[1,2]}"#),
+        data("ticker", None)
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"ticker","data":[]}"#),
+        data("ticker", None)
+    );
+    // Escaped symbols are decoded.
+    assert_eq!(
+        kraken.classify(r#"{"channel":"ticker","data":[{"symbol":"BTC\/USD"}]}"#),
+        data("ticker:BTC/USD", None)
+    );
+    // A channel frame without data is informational.
+    assert_eq!(
+        kraken.classify(r#"{"channel":"ticker","type":"update"}"#),
+        Inbound::Control
+    );
+    // Acks without a channel cannot be routed.
+    assert!(matches!(
+        kraken.classify(r#"{"method":"subscribe","success":true,"req_id":1}"#),
+        Inbound::Invalid(_)
+    ));
+    // req_ids that are not u64 count as absent.
+    assert_eq!(
+        kraken.classify(r#"{"method":"unsubscribe","success":true,"req_id":-1}"#),
+        Inbound::Unsubscribed { req_id: None }
+    );
+}
+
+#[test]
+fn garbage_is_invalid_without_quoting_the_frame() {
+    let mut kraken = Kraken::new();
+    let secret = format!(
+        r#"{{"channel":"ticker","data":[{{"symbol":"{}"}}]"#,
+        "secret".repeat(10_000)
+    );
+    for frame in [
+        "",
+        "nope",
+        "[]",
+        "{",
+        "{}",
+        "42",
+        r#"{"channel":"x"} x"#,
+        r#"{"method":"a","method":"b"}"#,
+        &secret,
+    ] {
+        match kraken.classify(frame) {
+            Inbound::Invalid(ProtocolError::Unparseable(text)) => {
+                assert!(text.len() < 100 && !text.contains("secret"), "{text}")
+            }
+            other => panic!("{frame:.40}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn updates_verify_and_a_mismatch_is_reported_once() {
+    let mut kraken = with_book("BTC/USD", 10);
+    let mut shadow = Book::new(10);
+    shadow.apply_snapshot(&ASKS, &BIDS).unwrap();
+    // Delete (qty 0, other text of the same price), replace, insert.
+    type Levels<'a> = &'a [(&'a str, &'a str)];
+    let updates: [(Levels<'_>, Levels<'_>); 3] = [
+        (&[("45285.20", "0.00000000")], &[]),
+        (&[], &[("45283.4", "2.00000000"), ("45283.45", "0.5")]),
+        (&[("45285.0", "0.25000000")], &[("45276.6", "0")]),
+    ];
+    for (asks, bids) in updates {
+        shadow.apply_update(asks, bids).unwrap();
+        let frame = book_frame("update", "BTC/USD", asks, bids, Some(checksum_of(&shadow)));
+        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    }
+    let book = kraken.book("BTC/USD").unwrap();
+    assert_eq!(book.checksum(), shadow.checksum());
+    assert_eq!(book.asks().next().map(|l| l.price()), Some("45285.0"));
+    assert_eq!(
+        book.bids().take(3).map(|l| l.price()).collect::<Vec<_>>(),
+        ["45283.5", "45283.45", "45283.4"]
+    );
+    assert_eq!(book.bids().len(), 10);
+
+    // A wrong checksum is reported, and the book is dropped...
+    let expected = shadow.checksum().wrapping_add(1);
+    let frame = book_frame(
+        "update",
+        "BTC/USD",
+        &[("45300.0", "1.0")],
+        &[],
+        Some(expected),
+    );
+    shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
+    assert_eq!(
+        kraken.classify(&frame),
+        data(
+            "book:BTC/USD",
+            Some(ChecksumMismatch {
+                expected,
+                computed: shadow.checksum()
+            })
+        )
+    );
+    assert!(kraken.book("BTC/USD").is_none());
+    // ...so later updates go unverified until the fresh snapshot.
+    let frame = book_frame("update", "BTC/USD", &[("45301.0", "1.0")], &[], Some(1));
+    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
+    assert_eq!(kraken.classify(&snapshot), data("book:BTC/USD", None));
+    assert_eq!(
+        kraken.book("BTC/USD").map(Book::checksum),
+        Some(3_310_070_434)
+    );
+    // A snapshot with a wrong checksum is a mismatch too.
+    let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(5));
+    assert_eq!(
+        kraken.classify(&snapshot),
+        data(
+            "book:BTC/USD",
+            Some(ChecksumMismatch {
+                expected: 5,
+                computed: 3_310_070_434
+            })
+        )
+    );
+}
+
+#[test]
+fn books_are_truncated_to_the_subscribed_depth() {
+    let mut kraken = with_book("BTC/USD", 10);
+    // A better ask pushes the tenth one out; the venue sends no delete for it.
+    let mut asks = ASKS.to_vec();
+    asks.insert(0, ("45285.1", "1.0"));
+    asks.truncate(10);
+    let frame = book_frame(
+        "update",
+        "BTC/USD",
+        &[("45285.1", "1.0")],
+        &[],
+        Some(checksum_levels(&asks, &BIDS)),
+    );
+    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    assert_eq!(kraken.book("BTC/USD").map(|b| b.asks().len()), Some(10));
+    // Deleting the best ask does not bring the truncated one back.
+    asks.remove(0);
+    let frame = book_frame(
+        "update",
+        "BTC/USD",
+        &[("45285.1", "0")],
+        &[],
+        Some(checksum_levels(&asks, &BIDS)),
+    );
+    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    assert_eq!(kraken.book("BTC/USD").map(|b| b.asks().len()), Some(9));
+
+    // Depth 25 keeps more than the ten levels the checksum covers.
+    let mut kraken = with_book("ETH/USD", 25);
+    let frame = book_frame(
+        "update",
+        "ETH/USD",
+        &[("45400.0", "1.0")],
+        &[],
+        Some(3_310_070_434),
+    );
+    assert_eq!(kraken.classify(&frame), data("book:ETH/USD", None));
+    assert_eq!(
+        kraken.book("ETH/USD").map(|b| (b.depth(), b.asks().len())),
+        Some((25, 11))
+    );
+}
+
+#[test]
+fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
+    let bad_updates = [
+        book_frame("update", "BTC/USD", &[("1e5", "1")], &[], Some(7)),
+        book_frame("update", "BTC/USD", &[("-1", "1")], &[], Some(7)),
+        book_frame("update", "BTC/USD", &[], &[("45283.5", "\"abc\"")], Some(7)),
+        book_frame("update", "BTC/USD", &[("\"\"", "1")], &[], Some(7)),
+        book_frame("update", "BTC/USD", &[(&"9".repeat(10_000), "1")], &[], Some(7)),
+        r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","asks":[{"price":1}],"bids":[],"checksum":7}]}"#.to_owned(),
+        r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","asks":null,"checksum":7}]}"#.to_owned(),
+        r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","asks":[1],"bids":[],"checksum":7}]}"#.to_owned(),
+    ];
+    for frame in &bad_updates {
+        let mut kraken = with_book("BTC/USD", 10);
+        assert_eq!(
+            kraken.classify(frame),
+            data(
+                "book:BTC/USD",
+                Some(ChecksumMismatch {
+                    expected: 7,
+                    computed: 3_310_070_434
+                })
+            ),
+            "{frame:.120}"
+        );
+        assert!(kraken.book("BTC/USD").is_none());
+        // Without a book the same frame is only routed.
+        assert_eq!(kraken.classify(frame), data("book:BTC/USD", None));
+    }
+    // A checksum that is not a u32.
+    for checksum in ["-1", "4294967296", "1.5", "\"x\"", "null"] {
+        let mut kraken = with_book("BTC/USD", 10);
+        let frame = format!(
+            r#"{{"channel":"book","type":"update","data":[{{"symbol":"BTC/USD","asks":[],"bids":[],"checksum":{checksum}}}]}}"#
+        );
+        let expected = if checksum == "null" {
+            None
+        } else {
+            Some(ChecksumMismatch {
+                expected: 0,
+                computed: 3_310_070_434,
+            })
+        };
+        assert_eq!(
+            kraken.classify(&frame),
+            data("book:BTC/USD", expected),
+            "{checksum}"
+        );
+    }
+    // A bad snapshot of an unsubscribed symbol is only routed...
+    let mut kraken = Kraken::new();
+    let frame = book_frame("snapshot", "BTC/USD", &[("\"abc\"", "1")], &[], Some(9));
+    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    // ...but once subscribed it is reported even without a book, so a fresh
+    // one is requested.
+    kraken.encode_subscribe(&[&Topic::new("book").symbol("BTC/USD")], 1);
+    assert_eq!(
+        kraken.classify(&frame),
+        data(
+            "book:BTC/USD",
+            Some(ChecksumMismatch {
+                expected: 9,
+                computed: 0
+            })
+        )
+    );
+    assert!(kraken.book("BTC/USD").is_none());
+    // Book data that is no list of items is routed by what can be read.
+    assert_eq!(
+        kraken.classify(r#"{"channel":"book","type":"snapshot","data":{"x":1}}"#),
+        data("book", None)
+    );
+}
+
+#[test]
+fn numbers_sent_as_strings_keep_their_text() {
+    let mut kraken = Kraken::new();
+    kraken.encode_subscribe(&[&Topic::new("book").symbol("A")], 1);
+    let frame = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"A","asks":[{"price":"0.0500","qty":"10.0"}],"bids":[{"price":0.04,"qty":0.5}],"checksum":"5001004"}]}"#;
+    let expected = checksum_levels(&[("0.0500", "10.0")], &[("0.04", "0.5")]);
+    assert_eq!(expected, crc32fast::hash(b"50010045"));
+    let frame = frame.replace("\"5001004\"", &expected.to_string());
+    assert_eq!(kraken.classify(&frame), data("book:A", None));
+}
+
+#[test]
+fn reset_and_forget_drop_books() {
+    let mut kraken = with_book("BTC/USD", 10);
+    kraken.encode_subscribe(&[&Topic::new("book").symbol("ETH/USD")], 2);
+    let snapshot = book_frame("snapshot", "ETH/USD", &ASKS, &BIDS, Some(3_310_070_434));
+    assert_eq!(kraken.classify(&snapshot), data("book:ETH/USD", None));
+    kraken.forget(&key("ticker:BTC/USD"));
+    kraken.forget(&ServerId::Num(1));
+    assert!(kraken.book("BTC/USD").is_some());
+    kraken.forget(&key("book:BTC/USD"));
+    assert!(kraken.book("BTC/USD").is_none());
+    assert!(kraken.book("ETH/USD").is_some());
+    // Unsubscribed: a stray snapshot still in flight builds no book again.
+    let stray = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
+    assert_eq!(kraken.classify(&stray), data("book:BTC/USD", None));
+    assert!(kraken.book("BTC/USD").is_none());
+    assert_eq!(kraken.book_count(), 1);
+    kraken.reset();
+    assert!(kraken.book("ETH/USD").is_none());
+    // The depth survives: a snapshot after the replayed subscribe uses it.
+    let mut kraken = with_book("BTC/USD", 25);
+    kraken.reset();
+    let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
+    kraken.classify(&snapshot);
+    assert_eq!(kraken.book("BTC/USD").map(Book::depth), Some(25));
+    // Subscribing again starts a fresh book with the next snapshot.
+    kraken.encode_subscribe(
+        &[&Topic::new("book").symbol("BTC/USD").param("depth", 100)],
+        2,
+    );
+    assert!(kraken.book("BTC/USD").is_none());
+    kraken.classify(&snapshot);
+    assert_eq!(kraken.book("BTC/USD").map(Book::depth), Some(100));
+}
+
+#[test]
+fn routing_reuses_the_subscribed_server_id() {
+    let mut kraken = Kraken::new();
+    kraken.encode_subscribe(&[&Topic::new("ticker").symbol("BTC/USD")], 1);
+    let Inbound::Data {
+        server_id: ServerId::Key(a),
+        ..
+    } = kraken.classify(r#"{"channel":"ticker","data":[{"symbol":"BTC/USD"}]}"#)
+    else {
+        panic!("data")
+    };
+    let Inbound::Data {
+        server_id: ServerId::Key(b),
+        ..
+    } = kraken.classify(r#"{"channel":"ticker","data":[{"symbol":"BTC/USD"}]}"#)
+    else {
+        panic!("data")
+    };
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(
+        Kraken::server_id("ticker", Some("BTC/USD")),
+        ServerId::Key(a)
+    );
+}
+
+#[test]
+fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
+    let mut kraken = with_book("BTC/USD", 10);
+    kraken.encode_subscribe(&[&Topic::new("ticker").symbol("SOL/USD")], 2);
+    assert_eq!(kraken.book_count(), 1);
+    // 10,000 distinct symbols the client never subscribed on the book channel
+    // (one of them subscribed on another channel): each frame is routed by
+    // its key as before, but no book is built, verified or kept.
+    let snapshots = (0..10_000)
+        .map(|n| format!("S{n}/USD"))
+        .chain(["SOL/USD".into()]);
+    for symbol in snapshots {
+        let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(3_310_070_434));
+        assert_eq!(
+            kraken.classify(&snapshot),
+            data(&format!("book:{symbol}"), None)
+        );
+        // A wrong checksum is not even looked at.
+        let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(1));
+        assert_eq!(
+            kraken.classify(&snapshot),
+            data(&format!("book:{symbol}"), None)
+        );
+        let update = book_frame("update", &symbol, &[("1.0", "1.0")], &[], Some(1));
+        assert_eq!(
+            kraken.classify(&update),
+            data(&format!("book:{symbol}"), None)
+        );
+        assert!(kraken.book(&symbol).is_none());
+    }
+    // Many unsubscribed symbols in one frame: none of them gets a book.
+    let many: Vec<String> = (0..100)
+        .map(|n| {
+            format!(
+                r#"{{"symbol":"M{n}/USD","bids":{},"asks":{},"checksum":3310070434}}"#,
+                levels(&BIDS),
+                levels(&ASKS)
+            )
+        })
+        .collect();
+    let frame = format!(
+        r#"{{"channel":"book","type":"snapshot","data":[{}]}}"#,
+        many.join(",")
+    );
+    assert_eq!(kraken.classify(&frame), data("book:M0/USD", None));
+    // Malformed snapshots of unsubscribed symbols report nothing either.
+    let bad = book_frame("snapshot", "X/USD", &[("\"abc\"", "1")], &[], Some(9));
+    assert_eq!(kraken.classify(&bad), data("book:X/USD", None));
+    let bad = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"X/USD","asks":null}]}"#;
+    assert_eq!(kraken.classify(bad), data("book:X/USD", None));
+    assert_eq!(kraken.book_count(), 1);
+
+    // The subscribed symbol still has its book, verified as before.
+    assert_eq!(
+        kraken.book("BTC/USD").map(Book::checksum),
+        Some(3_310_070_434)
+    );
+    let mut shadow = Book::new(10);
+    shadow.apply_snapshot(&ASKS, &BIDS).unwrap();
+    shadow.apply_update(&[("45285.0", "0.5")], &[]).unwrap();
+    let update = book_frame(
+        "update",
+        "BTC/USD",
+        &[("45285.0", "0.5")],
+        &[],
+        Some(shadow.checksum()),
+    );
+    assert_eq!(kraken.classify(&update), data("book:BTC/USD", None));
+    let bad = book_frame("update", "BTC/USD", &[("45300.0", "1.0")], &[], Some(7));
+    shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
+    assert_eq!(
+        kraken.classify(&bad),
+        data(
+            "book:BTC/USD",
+            Some(ChecksumMismatch {
+                expected: 7,
+                computed: shadow.checksum()
+            })
+        )
+    );
+    assert_eq!(kraken.book_count(), 0);
+    // A subscribe made later (one of the symbols above) gets its book.
+    kraken.encode_subscribe(&[&Topic::new("book").symbol("S7/USD")], 3);
+    let snapshot = book_frame("snapshot", "S7/USD", &ASKS, &BIDS, Some(3_310_070_434));
+    assert_eq!(kraken.classify(&snapshot), data("book:S7/USD", None));
+    assert_eq!(kraken.book_count(), 1);
+    assert_eq!(
+        kraken.book("S7/USD").map(Book::checksum),
+        Some(3_310_070_434)
+    );
+}

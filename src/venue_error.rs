@@ -14,6 +14,7 @@
 //! documents no duration has none).
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// What a venue error means for the caller.
@@ -62,8 +63,10 @@ pub struct VenueError {
     pub raw: String,
     /// What it means for the caller.
     pub kind: VenueErrorKind,
-    /// The wait the adapter set (see [`VenueError::retry_after`]).
-    retry_after: Option<Duration>,
+    /// The wait the adapter set (see [`VenueError::retry_after`]), in whole
+    /// milliseconds up to about 49 days: four bytes fit in this struct's padding,
+    /// so [`Error`](crate::Error) (which carries a `VenueError`) does not grow.
+    retry_after_ms: Option<NonZeroU32>,
 }
 
 impl VenueError {
@@ -78,7 +81,7 @@ impl VenueError {
             severity: None,
             category: None,
             kind: VenueErrorKind::Unknown,
-            retry_after: None,
+            retry_after_ms: None,
         }
     }
 
@@ -90,9 +93,11 @@ impl VenueError {
 
     /// Sets how long to wait before retrying, as the venue documents it (a
     /// lockout's length, a rate limit's window). The supervisor honours it by
-    /// lengthening its next backoff delay.
+    /// lengthening its next backoff delay. Kept in whole milliseconds, rounded
+    /// up and capped at `u32::MAX` ms (about 49 days); a zero wait is no wait.
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(wait);
+        let ms = u32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
+        self.retry_after_ms = NonZeroU32::new(ms);
         self
     }
 
@@ -112,7 +117,8 @@ impl VenueError {
     /// `EGeneral:Temporary lockout`: [`KRAKEN_LOCKOUT`](crate::KRAKEN_LOCKOUT)),
     /// `None` when the venue documents none.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.retry_after_ms
+            .map(|ms| Duration::from_millis(u64::from(ms.get())))
     }
 }
 
@@ -143,5 +149,16 @@ mod tests {
         let set = lockout.with_retry_after(Duration::from_secs(7));
         assert_eq!(set.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(set.kind, VenueErrorKind::Lockout);
+        let rounded = VenueError::new(None, "x").with_retry_after(Duration::from_micros(1));
+        assert_eq!(rounded.retry_after(), Some(Duration::from_millis(1)));
+        let zero = VenueError::new(None, "x").with_retry_after(Duration::ZERO);
+        assert_eq!(zero.retry_after(), None);
+        let long = VenueError::new(None, "x").with_retry_after(Duration::MAX);
+        assert_eq!(
+            long.retry_after(),
+            Some(Duration::from_millis(u64::from(u32::MAX)))
+        );
+        // The wait must not make `Error` larger than it was.
+        assert!(std::mem::size_of::<VenueError>() <= 88);
     }
 }

@@ -1,86 +1,25 @@
-//! A venue format is one small trait: this test plugs in a hand-written protocol
-//! (a Kalshi-like wire format, deliberately written with `serde_json::Value`)
-//! and runs a durable subscription through a reconnect with it.
+//! A venue format is one small trait: this test plugs in the hand-written
+//! protocol of the how-to-add-a-venue example (`examples/custom_protocol/tiny.rs`,
+//! a Kalshi-like wire format deliberately written with `serde_json::Value`) and
+//! runs a durable subscription through a reconnect with it.
 
 mod support;
 
 use std::time::Duration;
 
-use resilient_ws::{
-    Backoff, Client, Config, Event, Inbound, Protocol, ServerId, Topic, Update, VenueError,
-};
-use serde_json::{json, Value};
+use resilient_ws::{Backoff, Client, Config, Event, Topic, Update};
+use serde_json::json;
 use support::exchange::{Exchange, Venue};
 use support::{next, wait_event, SOON};
 
-// ---- the whole protocol: keep it under 80 lines --------------------------
-struct Tiny;
+#[path = "../examples/custom_protocol/tiny.rs"]
+mod tiny;
 
-impl Protocol for Tiny {
-    fn name(&self) -> &'static str {
-        "tiny"
-    }
-
-    fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
-        let tickers: Vec<_> = topics.iter().filter_map(|t| t.symbol_name()).collect();
-        let channel = topics.first().map_or("", |t| t.channel());
-        json!({"id": req_id, "cmd": "subscribe", "params": {"channels": [channel], "market_tickers": tickers}})
-            .to_string()
-    }
-
-    fn encode_unsubscribe(
-        &mut self,
-        _topic: &Topic,
-        server_id: &ServerId,
-        req_id: u64,
-    ) -> Option<String> {
-        let ServerId::Num(sid) = server_id else {
-            return None;
-        };
-        Some(json!({"id": req_id, "cmd": "unsubscribe", "params": {"sids": [sid]}}).to_string())
-    }
-
-    fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
-        let Ok(v) = serde_json::from_str::<Value>(text) else {
-            return Inbound::Invalid(resilient_ws::ProtocolError::Unparseable("not JSON".into()));
-        };
-        let req_id = v["id"].as_u64();
-        match (v["type"].as_str(), v["sid"].as_u64()) {
-            (Some("subscribed"), _) => match v["msg"]["sid"].as_u64() {
-                Some(sid) => Inbound::Subscribed {
-                    req_id,
-                    server_id: ServerId::Num(sid),
-                    channel: None,
-                    symbol: None,
-                },
-                None => Inbound::Control,
-            },
-            (Some("error"), _) => {
-                let error = VenueError::new(
-                    v["msg"]["code"].as_i64(),
-                    v["msg"]["msg"].as_str().unwrap_or(""),
-                );
-                Inbound::Rejected {
-                    req_id,
-                    symbol: None,
-                    error,
-                }
-            }
-            (Some("unsubscribed"), _) => Inbound::Unsubscribed { req_id },
-            (_, Some(sid)) => Inbound::Data {
-                server_id: ServerId::Num(sid),
-                seq: v["seq"].as_u64(),
-                checksum: None,
-            },
-            _ => Inbound::Unsolicited,
-        }
-    }
-}
-// ---- end of the protocol ---------------------------------------------------
+use tiny::Tiny;
 
 #[test]
-fn the_protocol_above_is_under_80_lines() {
-    let source = include_str!("custom_protocol.rs");
+fn the_example_protocol_is_under_80_lines() {
+    let source = include_str!("../examples/custom_protocol/tiny.rs");
     let start = source
         .find("// ---- the whole protocol")
         .expect("start marker");

@@ -15,12 +15,12 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
+use super::backpressure::Parked;
 use super::link::Link;
 use super::{Action, SessionEnd};
 use crate::config::Config;
@@ -28,7 +28,7 @@ use crate::error::{scrub, ConnectionError, Error, ProtocolError, VenueError};
 use crate::events::Event;
 use crate::message::{Frame, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
-use crate::queue::{Overflow, Pushed, Queue};
+use crate::queue::{Pushed, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Registry, Route, SeqCheck, Stashed};
 use crate::venue_error::VenueErrorKind;
@@ -58,16 +58,6 @@ pub(crate) struct SessionCore<P> {
     pub(super) actions: Vec<Action>,
 }
 
-/// A data message that found its `Block` queue full.
-pub(crate) struct Parked {
-    pub(super) client_id: Option<ClientId>,
-    pub(super) queue: Arc<Queue>,
-    pub(super) update: Update,
-    pub(super) checksum: Option<ChecksumMismatch>,
-    pub(super) resync: bool,
-    pub(super) since: Instant,
-}
-
 /// A routed data frame not yet pushed.
 pub(crate) struct Delivery {
     pub(super) client_id: Option<ClientId>,
@@ -76,7 +66,7 @@ pub(crate) struct Delivery {
 }
 
 /// The outcome of one push under the queue's policy.
-enum PushNow {
+pub(super) enum PushNow {
     /// Queued, or dropped under the policy: the subscription goes on.
     Alive,
     /// The consumer is gone.
@@ -271,7 +261,7 @@ impl<P: Protocol> SessionCore<P> {
     /// Sequence check, then the queue with its overflow policy, then what
     /// follows (a checksum signal, a resync, the end of a subscription whose
     /// consumer is gone). `None` is the client's inbound stream.
-    fn deliver(
+    pub(super) fn deliver(
         &mut self,
         client_id: Option<ClientId>,
         frame: Frame,
@@ -326,7 +316,7 @@ impl<P: Protocol> SessionCore<P> {
 
     /// What follows a data push: the end of a subscription whose consumer is
     /// gone, a checksum signal, a resync.
-    fn after_push(
+    pub(super) fn after_push(
         &mut self,
         client_id: ClientId,
         queue: &Queue,
@@ -354,7 +344,12 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     /// Pushes under the queue's policy without waiting.
-    fn push(&mut self, client_id: Option<ClientId>, queue: &Queue, update: Update) -> PushNow {
+    pub(super) fn push(
+        &mut self,
+        client_id: Option<ClientId>,
+        queue: &Queue,
+        update: Update,
+    ) -> PushNow {
         match queue.push(update) {
             Pushed::Queued => PushNow::Alive,
             Pushed::Dropped { first } => {
@@ -367,120 +362,6 @@ impl<P: Protocol> SessionCore<P> {
             }
             Pushed::ConsumerGone => PushNow::Ended,
             Pushed::Full(update) => PushNow::Full(update),
-        }
-    }
-
-    // ---- a full `Block` queue ------------------------------------------------
-
-    fn park(
-        &mut self,
-        client_id: Option<ClientId>,
-        queue: Arc<Queue>,
-        update: Update,
-        checksum: Option<ChecksumMismatch>,
-        resync: bool,
-        now: Instant,
-    ) {
-        self.parked = Some(Parked {
-            client_id,
-            queue,
-            update,
-            checksum,
-            resync,
-            since: now,
-        });
-    }
-
-    /// The queue the shell must wait on (and for how long at most) before it
-    /// reads the socket again, while a `Block` queue is full.
-    pub(crate) fn blocked_on(&self) -> Option<(Arc<Queue>, Duration)> {
-        let parked = self.parked.as_ref()?;
-        match parked.queue.policy() {
-            Overflow::Block { timeout } => Some((Arc::clone(&parked.queue), timeout)),
-            // Only `Block` queues hand a message back.
-            _ => Some((Arc::clone(&parked.queue), Duration::ZERO)),
-        }
-    }
-
-    /// The parked queue has room (or its consumer is gone): push again.
-    pub(crate) fn on_space(&mut self, now: Instant) {
-        let Some(parked) = self.parked.take() else {
-            return;
-        };
-        let Parked {
-            client_id,
-            queue,
-            update,
-            checksum,
-            resync,
-            since,
-        } = parked;
-        match self.push(client_id, &queue, update) {
-            PushNow::Full(update) => {
-                self.parked = Some(Parked {
-                    client_id,
-                    queue,
-                    update,
-                    checksum,
-                    resync,
-                    since,
-                });
-                return;
-            }
-            PushNow::Alive => {
-                if let Some(id) = client_id {
-                    self.after_push(id, &queue, true, checksum, resync);
-                }
-            }
-            PushNow::Ended => {
-                if let Some(id) = client_id {
-                    self.after_push(id, &queue, false, checksum, resync);
-                }
-            }
-        }
-        self.resume(since, now);
-    }
-
-    /// The consumer did not make room in time: that subscription ends with
-    /// [`Error::Backpressure`]; the connection and the others go on.
-    pub(crate) fn on_block_timeout(&mut self, now: Instant) {
-        let Some(parked) = self.parked.take() else {
-            return;
-        };
-        let error = self.backpressure_error(parked.client_id, &parked.queue);
-        parked.queue.finish(Some(error.clone()));
-        // Counted (routed and dropped) now that the queue is finished.
-        let _ = parked.queue.push(parked.update);
-        if let Some(id) = parked.client_id {
-            self.end_subscription(id, Some(error), true);
-        }
-        self.resume(parked.since, now);
-    }
-
-    /// After a stall: the liveness deadlines did not run while we were not
-    /// reading (a stalled consumer is not a dead peer), then the deliveries
-    /// that queued up behind the parked one go out in order.
-    fn resume(&mut self, since: Instant, now: Instant) {
-        if let Some(link) = &mut self.link {
-            link.pause_liveness(now.saturating_duration_since(since));
-        }
-        while self.parked.is_none() {
-            let Some(next) = self.backlog.pop_front() else {
-                break;
-            };
-            self.deliver(next.client_id, next.frame, next.checksum, now);
-        }
-    }
-
-    fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
-        let entry = client_id.and_then(|id| self.registry.get(id));
-        Error::Backpressure {
-            channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
-            server_id: entry
-                .and_then(|e| e.server_id.as_ref())
-                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
-            client_id: client_id.unwrap_or(0),
-            maxsize: queue.capacity(),
         }
     }
 

@@ -29,9 +29,12 @@
 //!
 //! The fuzzer (`session_script`) and the turmoil simulation drive this same
 //! type, so what is tested is what runs. Files: `core.rs` is what happens to
-//! one inbound frame, top to bottom; `commands.rs` what handles ask for;
-//! `link.rs` the per-connection state: outbound queue, writes and timers.
+//! one inbound frame, top to bottom; `backpressure.rs` what happens when that
+//! frame meets a full `Block` queue; `commands.rs` what handles ask for;
+//! `link/` the per-connection state: outbound queue and writes (`mod.rs`),
+//! pings, idle watch and deadlines (`timers.rs`).
 
+mod backpressure;
 mod commands;
 #[allow(clippy::module_inception)]
 mod core;

@@ -4,7 +4,7 @@
     python3 fuzz/seeds.py fuzz
 
 Deterministic; rerun it after changing a harness's input format (for
-session_script: the field order of `Script`/`Step` in src/fuzzing.rs, encoded
+session_script: the field order of `Script`/`Step` in src/fuzzing/session_script.rs, encoded
 here in the `arbitrary` 1.x layout: enums as a little-endian u32, u8 as one
 byte, bool as one byte, Option as a bool byte then the value, and the trailing
 `steps` Vec as (1, element)* then 0).
@@ -134,46 +134,70 @@ w('kraken_book', 'depth_zero', '\n'.join(['0', 'S 1:1 | 2:2', 'U 3:3 | 4:4']))
 def variant(i, n): return struct.pack('<I', -(-(i << 32) // n))
 def b(x): return bytes([1 if x else 0])
 def u(x): return bytes([x])
-STEPS = ['Connect','Drop','Subscribe','Unsubscribe','Ack','Reject','Data','Read','DropConsumer','Wait']
+def u16(x): return struct.pack('<H', x)
+STEPS = ['Connect', 'Drop', 'Subscribe', 'Unsubscribe', 'Send', 'Request', 'Close', 'Ack', 'Reject',
+         'Response', 'Data', 'Unsolicited', 'Other', 'ServerClose', 'Write', 'WriteFail', 'Tick', 'Read',
+         'DropConsumer', 'Unblock']
 def step(name, *fields): return variant(STEPS.index(name), len(STEPS)) + b''.join(fields)
 def sid(kind, x=0): return variant(['Num','Key','Seen'].index(kind), 3) + u(x)
 def seq(kind, x=None):
     return variant(['None','Next','Repeat','Jump','Abs'].index(kind), 5) + (u(x) if x is not None else b'')
-def script(kraken, stash, resync, steps):
-    return b(kraken) + u(stash) + b(resync) + b''.join(b'\x01' + s for s in steps) + b'\x00'
-Connect = step('Connect'); Drop = step('Drop')
+def script(steps, batch=False, stash=3, stash_bytes=0, resync=True, token=False, app_ping=False,
+           pings=False, timeout=1, rate=0, inbound_cap=2, inbound_pol=0):
+    head = (b(batch) + u(stash) + u(stash_bytes) + b(resync) + b(token) + b(app_ping) + b(pings)
+            + u(timeout) + u(rate) + u(inbound_cap) + u(inbound_pol))
+    return head + b''.join(b'\x01' + s for s in steps) + b'\x00'
+Connect = step('Connect'); Drop = step('Drop'); Send = step('Send'); Request = step('Request')
+Close = step('Close'); Unsolicited = step('Unsolicited'); WriteFail = step('WriteFail')
 def Subscribe(ch, sym, count, cap, pol): return step('Subscribe', u(ch), u(sym), u(count), u(cap), u(pol))
-def Ack(req, member, s, nc, ns, patient=True, echo=True): return step('Ack', u(req), u(member), s, u(int(nc)), u(int(ns)), b(echo), b(patient))
+def Unsub(pick): return step('Unsubscribe', u(pick))
+def Ack(req, member, s, nc, ns, echo=True): return step('Ack', u(req), u(member), s, u(int(nc)), u(int(ns)), b(echo))
 def Reject(req, symbol=None, expired=False): return step('Reject', u(req), (b(True) + u(symbol)) if symbol is not None else b(False), b(expired))
-def Data(s, q, bad=False, patient=True): return step('Data', s, q, b(bad), b(patient))
+def Response(req, error=False): return step('Response', u(req), b(error))
+def Data(s, q, bad=False): return step('Data', s, q, b(bad))
+def Other(kind): return step('Other', u(kind))
+def ServerClose(code): return step('ServerClose', u(code))
+def Write(n=3): return step('Write', u(n))
+def Tick(ms): return step('Tick', u16(ms))
 def Read(pick, mx): return step('Read', u(pick), u(mx))
 def DropConsumer(pick, lost): return step('DropConsumer', u(pick), b(lost))
-def Wait(t): return step('Wait', u(t))
-def Unsub(pick): return step('Unsubscribe', u(pick))
-w('session_script', 'kalshi_reconnect_remap', script(False, 4, True, [
-  Connect, Subscribe(0, 0, 0, 2, 0), Subscribe(1, 1, 0, 2, 1), Ack(1, 0, sid('Num', 1), True, False), Ack(0, 0, sid('Num', 2), True, False),
-  Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), Data(sid('Num', 2), seq('Next')), Read(0, 7),
-  Drop, Data(sid('Num', 1), seq('Next')), Connect, Data(sid('Num', 1), seq('Next')), Data(sid('Num', 3), seq('Next')),
-  Ack(1, 0, sid('Num', 3), True, False), Ack(0, 0, sid('Num', 4), True, False), Data(sid('Num', 1), seq('Next')), Data(sid('Num', 3), seq('Next')), Data(sid('Num', 4), seq('Repeat')),
-  Read(0, 7), Read(1, 7)]))
-w('session_script', 'kraken_batch_gap_resync_stash', script(True, 3, True, [
-  Subscribe(1, 0, 2, 1, 0), Connect, Ack(0, 2, sid('Key'), True, True), Ack(0, 0, sid('Key'), True, True), Data(sid('Key', 0), seq('Next')),
-  Ack(0, 1, sid('Key'), True, True), Data(sid('Key', 1), seq('Next')), Data(sid('Key', 1), seq('Jump', 3)),
-  Data(sid('Key', 1), seq('Next')), Data(sid('Seen', 1), seq('None'), True), Ack(0, 0, sid('Key'), True, True), Read(1, 7), Read(2, 7), Wait(7)]))
-w('session_script', 'reject_timeout_unroutable', script(False, 1, False, [
-  Connect, Subscribe(0, 0, 1, 0, 2), Reject(0, 1), Subscribe(2, 2, 0, 0, 1), Data(sid('Num', 5), seq('Abs', 3)), Data(sid('Num', 4), seq('Abs', 255)),
-  Wait(3), Wait(3), Data(sid('Num', 5), seq('None')), Reject(0), Read(0, 7), Read(1, 7), Unsub(0)]))
-w('session_script', 'overflow_policies_and_dropped_consumers', script(False, 2, True, [
-  Connect, Subscribe(0, 0, 0, 0, 0), Subscribe(0, 1, 0, 0, 1), Subscribe(0, 2, 0, 0, 2), Subscribe(2, 0, 0, 0, 3),
+def Unblock(timeout, ms=10): return step('Unblock', b(timeout), u(ms))
+W = Write(3)
+w('session_script', 'kalshi_reconnect_remap', script([
+  Connect, Subscribe(0, 0, 0, 2, 0), Subscribe(1, 1, 0, 2, 1), W, Ack(1, 0, sid('Num', 1), True, False), Ack(0, 0, sid('Num', 2), True, False),
+  Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), Data(sid('Num', 2), seq('Next')), Read(1, 7),
+  Drop, Connect, W, Data(sid('Num', 1), seq('Next')), Data(sid('Num', 3), seq('Next')),
+  Ack(1, 0, sid('Num', 3), True, False), Ack(0, 0, sid('Num', 4), True, False), Data(sid('Num', 1), seq('Next')), Data(sid('Num', 3), seq('Next')),
+  Data(sid('Num', 4), seq('Repeat')), Read(1, 7), Read(2, 7)], stash=4))
+w('session_script', 'batched_gap_resync_stash', script([
+  Subscribe(1, 0, 2, 1, 0), Connect, W, Ack(0, 2, sid('Key'), True, True), Ack(0, 0, sid('Key'), True, True), Data(sid('Key', 0), seq('Next')),
+  Ack(0, 1, sid('Key'), True, True), Data(sid('Key', 1), seq('Next')), Data(sid('Key', 1), seq('Jump', 3)), W,
+  Data(sid('Key', 1), seq('Next')), Data(sid('Seen', 1), seq('None'), True), Ack(0, 0, sid('Key'), True, True), Read(1, 7), Read(2, 7),
+  Tick(5000)], batch=True, stash=3))
+w('session_script', 'reject_timeout_unroutable', script([
+  Connect, Subscribe(0, 0, 1, 0, 2), W, Reject(0, 1), Subscribe(2, 2, 0, 0, 1), W, Data(sid('Num', 5), seq('Abs', 3)),
+  Data(sid('Num', 4), seq('Abs', 255)), Tick(1500), Tick(1500), Data(sid('Num', 5), seq('None')), Reject(0), Read(1, 7),
+  Read(2, 7), Unsub(0)], stash=1, stash_bytes=1, resync=False))
+w('session_script', 'overflow_policies_block_and_dropped_consumers', script([
+  Connect, Subscribe(0, 0, 0, 0, 0), Subscribe(0, 1, 0, 0, 1), Subscribe(0, 2, 0, 0, 2), Subscribe(2, 0, 0, 0, 3), Write(3), Write(3),
   Ack(0, 0, sid('Num', 1), False, False), Ack(1, 0, sid('Num', 2), False, False), Ack(2, 0, sid('Num', 3), False, False), Ack(3, 0, sid('Num', 4), False, False),
   Data(sid('Num', 1), seq('None')), Data(sid('Num', 1), seq('None')), Data(sid('Num', 2), seq('None')), Data(sid('Num', 2), seq('None')),
-  Data(sid('Num', 3), seq('None')), Data(sid('Num', 3), seq('None')), Data(sid('Num', 4), seq('None')), Data(sid('Num', 4), seq('None'), False, True),
-  Data(sid('Num', 4), seq('None'), False, False), Read(0, 3), Read(1, 3), Read(2, 3), DropConsumer(0, True), Data(sid('Num', 1), seq('None')),
-  DropConsumer(0, False), Drop, Connect, Read(0, 7)]))
-w('session_script', 'no_echo_alias_and_expired_session', script(True, 2, True, [
-  Subscribe(1, 0, 1, 1, 0), Subscribe(0, 2, 0, 1, 0), Connect, Ack(1, 1, sid('Key'), 1, 1, echo=False), Ack(1, 0, sid('Key'), 1, 2),
-  Data(sid('Key', 0), seq('Next')), Reject(0, 2, True), Data(sid('Key', 2), seq('Next')), Connect, Ack(255, 0, sid('Key'), 1, 0, echo=False),
-  Ack(0, 0, sid('Num', 3), 2, 2), Read(0, 7), Read(2, 7)]))
-w('session_script', 'displaced_server_id', script(True, 2, True, [
-  Connect, Subscribe(0, 0, 0, 1, 0), Subscribe(1, 0, 0, 1, 0), Ack(1, 0, sid('Num', 1), False, False), Ack(0, 0, sid('Num', 1), False, False),
-  Data(sid('Num', 1), seq('Next')), Subscribe(2, 1, 0, 1, 0), Data(sid('Num', 2), seq('Next')), Ack(0, 0, sid('Num', 2), False, False), Read(0, 7), Read(1, 7), Read(2, 7)]))
+  Data(sid('Num', 3), seq('None')), Data(sid('Num', 3), seq('None')), Data(sid('Num', 4), seq('None')), Data(sid('Num', 4), seq('None')),
+  Read(4, 1), Unblock(False), Data(sid('Num', 4), seq('None')), Unblock(True, 200), Read(1, 3), Read(2, 3), Read(3, 3),
+  DropConsumer(1, True), Data(sid('Num', 1), seq('None')), DropConsumer(1, False), Unsolicited, Unsolicited, Unsolicited, Read(0, 2),
+  Drop, Connect, Read(1, 7)], stash=2, inbound_cap=1, inbound_pol=1))
+w('session_script', 'no_echo_alias_and_expired_session', script([
+  Subscribe(1, 0, 1, 1, 0), Subscribe(0, 2, 0, 1, 0), Connect, W, Ack(1, 1, sid('Key'), 1, 1, echo=False), Ack(1, 0, sid('Key'), 1, 2),
+  Data(sid('Key', 0), seq('Next')), Reject(0, 2, True), Data(sid('Key', 2), seq('Next')), Connect, W, Ack(255, 0, sid('Key'), 1, 0, echo=False),
+  Ack(0, 0, sid('Num', 3), 2, 2), Read(1, 7), Read(2, 7)], batch=True, stash=2, token=True))
+w('session_script', 'displaced_server_id_and_duplicate_topic', script([
+  Connect, Subscribe(0, 0, 0, 1, 0), Subscribe(1, 0, 0, 1, 0), Subscribe(0, 0, 0, 1, 0), W, Ack(1, 0, sid('Num', 1), False, False),
+  Ack(0, 0, sid('Num', 1), False, False), Data(sid('Num', 1), seq('Next')), Subscribe(2, 1, 0, 1, 0), W, Data(sid('Num', 2), seq('Next')),
+  Ack(0, 0, sid('Num', 2), False, False), Read(1, 7), Read(2, 7), Read(3, 7)], batch=True, stash=2))
+w('session_script', 'requests_sends_pings_close', script([
+  Connect, Send, Request, Subscribe(0, 0, 0, 1, 0), Write(3), Write(3), Response(0), Request, Write(1), Tick(2100), Write(1),
+  Other(1), Tick(2100), Write(1), Tick(900), Ack(0, 0, sid('Num', 2), True, True), Send, Other(0), Other(4), Other(5), Other(7),
+  Close, Write(1), Data(sid('Num', 2), seq('Next')), ServerClose(0)], pings=True, app_ping=True, timeout=1, rate=2))
+w('session_script', 'abandoned_subscribe_late_ack_and_fatal_close', script([
+  Connect, Subscribe(0, 0, 1, 1, 0), W, Unsub(0), Ack(0, 0, sid('Num', 1), True, True), Ack(0, 1, sid('Num', 2), True, True),
+  Request, WriteFail, Connect, W, Tick(3000), Write(3), Ack(0, 0, sid('Num', 3), True, True), Tick(5000), ServerClose(2)], timeout=2))

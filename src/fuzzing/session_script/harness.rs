@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::wire::{sid_word, ScriptProtocol};
 use super::{other, policy_of, Script, SeqPick, SidPick, Step, CHANNELS, CLOSE_CODES, SYMBOLS};
-use crate::config::{default_permanent_close, Config};
+use crate::close_code::default_permanent_close;
+use crate::config::Config;
 use crate::fuzzing::model::queue::MQueue;
 use crate::fuzzing::model::registry::MFrame;
 use crate::fuzzing::model::session::{MEnd, SessionModel, Settings, INBOUND};

@@ -15,23 +15,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::core::PushNow;
+use super::core::{Parked, PushNow};
 use super::SessionCore;
 use crate::error::Error;
 use crate::message::Update;
 use crate::protocol::{ChecksumMismatch, Protocol};
 use crate::queue::{Overflow, Queue};
 use crate::subscription::ClientId;
-
-/// A data message that found its `Block` queue full.
-pub(crate) struct Parked {
-    pub(super) client_id: Option<ClientId>,
-    pub(super) queue: Arc<Queue>,
-    pub(super) update: Update,
-    pub(super) checksum: Option<ChecksumMismatch>,
-    pub(super) resync: bool,
-    pub(super) since: Instant,
-}
 
 impl<P: Protocol> SessionCore<P> {
     pub(super) fn park(

@@ -20,7 +20,6 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
-use super::backpressure::Parked;
 use super::link::Link;
 use super::{Action, SessionEnd};
 use crate::config::Config;
@@ -56,6 +55,16 @@ pub(crate) struct SessionCore<P> {
     pub(super) backlog: VecDeque<Delivery>,
     /// What the shell must do next, in order.
     pub(super) actions: Vec<Action>,
+}
+
+/// A data message that found its `Block` queue full.
+pub(crate) struct Parked {
+    pub(super) client_id: Option<ClientId>,
+    pub(super) queue: Arc<Queue>,
+    pub(super) update: Update,
+    pub(super) checksum: Option<ChecksumMismatch>,
+    pub(super) resync: bool,
+    pub(super) since: Instant,
 }
 
 /// A routed data frame not yet pushed.

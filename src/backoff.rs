@@ -155,7 +155,10 @@ impl Backoff {
         let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
         let secs = self.initial.as_secs_f64() * self.factor.powi(exponent);
         let cap = self.cap.as_secs_f64();
-        Duration::from_secs_f64(if secs.is_finite() { secs.min(cap) } else { cap })
+        // The cap is clamped by `Config::build`; a policy used on its own may
+        // hold one too large for f64 seconds, which must not panic either.
+        let secs = if secs.is_finite() { secs.min(cap) } else { cap };
+        Duration::try_from_secs_f64(secs).map_or(self.cap, |d| d.min(self.cap))
     }
 }
 

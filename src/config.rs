@@ -108,7 +108,14 @@ pub fn default_permanent_close(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007..=1010 | 4000..=4999)
 }
 
-/// Builder for [`Config`]. Every setter documents its default.
+/// The longest any duration setting may be: one year. Longer values (up to
+/// `Duration::MAX`, a natural way to say "never") are clamped to it by
+/// [`ConfigBuilder::build`], because `Instant + Duration::MAX` overflows and
+/// would panic deep inside the connection task hours later.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Builder for [`Config`]. Every setter documents its default; every duration
+/// is clamped to [`LONGEST_DURATION`].
 #[must_use = "call .build() to get a Config"]
 pub struct ConfigBuilder {
     config: Config,
@@ -307,7 +314,8 @@ impl ConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] naming the first invalid value.
-    pub fn build(self) -> Result<Config, Error> {
+    pub fn build(mut self) -> Result<Config, Error> {
+        self.clamp_durations();
         let c = &self.config;
         let scheme_ok = c.url.starts_with("ws://") || c.url.starts_with("wss://");
         if !scheme_ok {
@@ -359,6 +367,27 @@ impl ConfigBuilder {
         c.backoff.validate()?;
         Ok(self.config)
     }
+
+    /// Clamps every duration to [`LONGEST_DURATION`] (see there why).
+    fn clamp_durations(&mut self) {
+        let c = &mut self.config;
+        for d in [
+            &mut c.connect_timeout,
+            &mut c.ping_interval,
+            &mut c.pong_timeout,
+            &mut c.request_timeout,
+            &mut c.close_timeout,
+            &mut c.rate_limit.per,
+            &mut c.backoff.initial,
+            &mut c.backoff.cap,
+            &mut c.backoff.reset_after,
+        ] {
+            *d = (*d).min(LONGEST_DURATION);
+        }
+        if let Some(idle) = &mut c.idle_timeout {
+            *idle = (*idle).min(LONGEST_DURATION);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -401,6 +430,40 @@ mod tests {
                 other => panic!("expected a config error about {needle}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn durations_at_duration_max_are_clamped_to_a_year() {
+        let max = Duration::MAX;
+        let c = Config::builder("ws://x")
+            .connect_timeout(max)
+            .ping_interval(max)
+            .pong_timeout(max)
+            .idle_timeout(Some(max))
+            .request_timeout(max)
+            .close_timeout(max)
+            .rate_limit(1, max)
+            .backoff(Backoff::new(max, max).reset_after(max))
+            .build()
+            .unwrap();
+        for d in [
+            c.connect_timeout,
+            c.ping_interval,
+            c.pong_timeout,
+            c.idle_timeout.unwrap_or_default(),
+            c.request_timeout,
+            c.close_timeout,
+            c.rate_limit.per,
+            c.backoff.initial,
+            c.backoff.cap,
+            c.backoff.reset_after,
+        ] {
+            assert_eq!(d, LONGEST_DURATION);
+        }
+        // Every clamped value is safe to add to an instant and to feed the backoff.
+        let now = std::time::Instant::now();
+        assert!(now.checked_add(LONGEST_DURATION * 4).is_some());
+        assert_eq!(c.backoff.base_delay(u32::MAX), LONGEST_DURATION);
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod venue_error;
 
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
-pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit};
+pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit, LONGEST_DURATION};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,

@@ -342,6 +342,15 @@ pub trait Protocol: Send + 'static {
     fn forget(&mut self, server_id: &ServerId) {
         let _ = server_id;
     }
+
+    /// The subscription to `topic` ended without ever getting a server id
+    /// (refused, timed out, or dropped while pending): drop whatever
+    /// [`encode_subscribe`](Protocol::encode_subscribe) kept for it, or churn
+    /// grows the adapter without bound. The client holds at most one live
+    /// subscription per topic, so nothing live shares that state. Default: nothing.
+    fn forget_topic(&mut self, topic: &Topic) {
+        let _ = topic;
+    }
 }
 
 /// Parses a JSON request id that may be absent, a number, or garbage.

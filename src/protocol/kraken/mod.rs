@@ -158,6 +158,12 @@ impl Kraken {
         self.books.len()
     }
 
+    /// Entries in the per-subscription maps (for the churn tests).
+    #[cfg(test)]
+    fn map_entries(&self) -> usize {
+        self.depths.len() + self.books.len() + self.symbolless.len() + self.keys.len()
+    }
+
     /// The subscribed depth of `symbol` (tests only: the book code reads `depths`).
     #[cfg(test)]
     fn depth_of(&self, symbol: &str) -> usize {
@@ -625,9 +631,30 @@ impl Protocol for Kraken {
                 self.books.remove(symbol);
                 self.depths.remove(symbol);
             }
+            if !key.contains(':') {
+                self.symbolless.remove(&**key);
+            }
             self.keys.remove(&**key);
         }
     }
+
+    fn forget_topic(&mut self, topic: &Topic) {
+        let Some(id) = self
+            .keys
+            .get(topic_key_text(&mut self.scratch, topic))
+            .cloned()
+        else {
+            return;
+        };
+        self.forget(&id);
+    }
+}
+
+/// Writes the key text of `topic` into `scratch` and returns it.
+fn topic_key_text<'s>(scratch: &'s mut String, topic: &Topic) -> &'s str {
+    scratch.clear();
+    write_key(scratch, topic.channel(), topic.symbol_name());
+    scratch.as_str()
 }
 
 #[cfg(test)]
@@ -1406,5 +1433,25 @@ mod tests {
             kraken.book("S7/USD").map(Book::checksum),
             Some(3_310_070_434)
         );
+    }
+
+    #[test]
+    fn churn_without_server_ids_leaves_the_maps_empty() {
+        let mut kraken = Kraken::new();
+        for n in 0..100_000u32 {
+            let symbol = format!("S{n}/USD");
+            let book = Topic::new("book").symbol(&symbol).param("depth", 25);
+            let ticker = Topic::new("ticker").symbol(&symbol);
+            let private = Topic::new(format!("executions{}", n % 7));
+            for topic in [&book, &ticker, &private] {
+                kraken.encode_subscribe(&[topic], u64::from(n));
+            }
+            // Ended while pending: refused, timed out or dropped before any ack.
+            kraken.forget_topic(&book);
+            kraken.forget_topic(&ticker);
+            // Ended after its ack: forgotten by server id.
+            kraken.forget(&Kraken::server_id(private.channel(), None));
+        }
+        assert_eq!(kraken.map_entries(), 0);
     }
 }

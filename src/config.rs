@@ -131,8 +131,8 @@ impl ConfigBuilder {
                 connector: Arc::new(TcpConnector::default()),
                 connect_timeout: Duration::from_secs(10),
                 backoff: Backoff::default(),
-                ping_interval: Duration::from_secs(20),
-                pong_timeout: Duration::from_secs(10),
+                ping_interval: Duration::from_secs(5),
+                pong_timeout: Duration::from_secs(5),
                 idle_timeout: Some(Duration::from_secs(60)),
                 request_timeout: Duration::from_secs(10),
                 close_timeout: Duration::from_secs(5),
@@ -176,13 +176,18 @@ impl ConfigBuilder {
     }
 
     /// How often to ping (the venue's app-level ping when the protocol has one,
-    /// else a WebSocket ping). Default 20 s.
+    /// else a WebSocket ping). Default 5 s: with the 5 s pong timeout a
+    /// half-open socket is detected within 10 s, for one small frame each way
+    /// every 5 s. Only an unanswered ping ends a session, so a quiet feed
+    /// whose peer answers pings is never recycled by this.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.config.ping_interval = interval;
         self
     }
 
-    /// How long to wait for the pong before the socket is declared dead. Default 10 s.
+    /// How long to wait for the pong before the socket is declared dead.
+    /// Default 5 s (a loopback or same-region round trip is milliseconds;
+    /// raise it for a link that queues seconds of data ahead of the pong).
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
         self.config.pong_timeout = timeout;
         self

@@ -92,6 +92,10 @@ pub enum AckMode {
     DataFirst,
 }
 
+/// At most this many received frames are kept (the oldest half goes when
+/// full): tests look at recent frames, and a long soak must not grow here.
+pub const RECEIVED_LIMIT: usize = 16_384;
+
 /// One text frame received from a client.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -485,11 +489,17 @@ impl Shared {
     }
 
     fn record(&self, conn: u64, text: &str) {
-        lock(&self.state).received.push(Received {
+        let mut state = lock(&self.state);
+        // Bounded, so a long soak measures the client and not this log.
+        if state.received.len() >= RECEIVED_LIMIT {
+            state.received.drain(..RECEIVED_LIMIT / 2);
+        }
+        state.received.push(Received {
             conn,
             at: Instant::now(),
             text: text.to_owned(),
         });
+        drop(state);
         self.bump();
     }
 
@@ -1168,7 +1178,8 @@ impl Exchange {
             .await
     }
 
-    /// Every text frame received from clients, in arrival order.
+    /// The text frames received from clients, in arrival order (the last
+    /// [`RECEIVED_LIMIT`] at most).
     pub fn received(&self) -> Vec<Received> {
         lock(&self.inner.state).received.clone()
     }

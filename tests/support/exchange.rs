@@ -92,9 +92,11 @@ pub enum AckMode {
     DataFirst,
 }
 
-/// At most this many received frames are kept (the oldest half goes when
-/// full): tests look at recent frames, and a long soak must not grow here.
-pub const RECEIVED_LIMIT: usize = 16_384;
+/// At most this many received frames are kept: when full, the connections
+/// older than the one at the middle go (or the oldest half, if one connection
+/// fills it). Tests look at recent frames, and a long soak must measure the
+/// client, not this log.
+pub const RECEIVED_LIMIT: usize = 4_096;
 
 /// One text frame received from a client.
 #[derive(Clone, Debug)]
@@ -492,7 +494,16 @@ impl Shared {
         let mut state = lock(&self.state);
         // Bounded, so a long soak measures the client and not this log.
         if state.received.len() >= RECEIVED_LIMIT {
-            state.received.drain(..RECEIVED_LIMIT / 2);
+            // Drop whole connections where possible, so every connection
+            // still in the log is complete from its first frame.
+            let at_cut = state.received[RECEIVED_LIMIT / 2].conn;
+            let older = state
+                .received
+                .iter()
+                .position(|r| r.conn >= at_cut)
+                .unwrap_or(0);
+            let drop = if older > 0 { older } else { RECEIVED_LIMIT / 2 };
+            state.received.drain(..drop);
         }
         state.received.push(Received {
             conn,

@@ -9,6 +9,23 @@
 //! with `u` uniform in `[0, 1)`. The clamp comes *before* the jitter, so the
 //! delay never exceeds the cap and the spread survives at the cap (clients that
 //! all hit the cap still spread out instead of reconnecting in lock step).
+//!
+//! Two counters, two jobs (see [`Outcome`]):
+//!
+//! - **failed attempts** count consecutive attempts that never became a working
+//!   session (connect, TLS or handshake failed, or the connection died before
+//!   its subscriptions were answered). Only they count towards `max_attempts`,
+//!   and any working session clears them however short it was: a venue that
+//!   keeps accepting us is never given up on.
+//! - **growth** is the exponent `n` above. Every retry raises it, working
+//!   session or not, so a flapping venue is not hammered; only a session that
+//!   stayed up for `reset_after` clears it.
+//!
+//! The first retry after such a healthy session goes out almost at once: its
+//! delay is uniform in `[0, min(initial, QUICK_WINDOW)]` (times `jitter`),
+//! enough to spread a fleet that dropped together without the hundreds of
+//! milliseconds a full-jitter first step costs an isolated drop. A second
+//! consecutive failure gets the full jittered backoff from `initial` on.
 
 use std::time::Duration;
 
@@ -29,11 +46,15 @@ pub struct Backoff {
     /// Fraction of the base that is randomised away: 1.0 is "full jitter"
     /// (uniform in `[0, base]`), 0.0 is none. Default 1.0.
     pub jitter: f64,
-    /// Give up after this many consecutive failed attempts. `None` retries
-    /// forever. Default `Some(10)`.
+    /// Give up after this many consecutive attempts that never became a
+    /// working session. A session that worked (every subscription answered)
+    /// resets the count, however short it was. `None` retries forever.
+    /// Default `Some(10)`.
     pub max_attempts: Option<u32>,
-    /// A connection must stay up this long before the attempt counter resets,
-    /// so a server that accepts and then drops keeps backing off. Default 30 s.
+    /// A connection must stay up this long before the delay starts over, so a
+    /// server that accepts and then drops keeps backing off (up to the cap).
+    /// After such a healthy session the first retry goes out within a few
+    /// milliseconds. Default 30 s.
     pub reset_after: Duration,
     /// Seed for the jitter RNG, for reproducible delays. Default `None` (OS entropy).
     pub seed: Option<u64>,
@@ -134,15 +155,38 @@ impl Backoff {
         let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
         let secs = self.initial.as_secs_f64() * self.factor.powi(exponent);
         let cap = self.cap.as_secs_f64();
-        Duration::from_secs_f64(if secs.is_finite() { secs.min(cap) } else { cap })
+        // The cap is clamped by `Config::build`; a policy used on its own may
+        // hold one too large for f64 seconds, which must not panic either.
+        let secs = if secs.is_finite() { secs.min(cap) } else { cap };
+        Duration::try_from_secs_f64(secs).map_or(self.cap, |d| d.min(self.cap))
     }
 }
 
-/// The mutable side of a [`Backoff`]: the attempt counter and the RNG.
+/// The widest window of the quick first retry after a healthy session.
+pub(crate) const QUICK_WINDOW: std::time::Duration = Duration::from_millis(5);
+
+/// What ended before the next delay is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A connection attempt failed (token, connect, TLS, handshake).
+    AttemptFailed,
+    /// A connected session ended.
+    SessionEnded {
+        /// How long it was up.
+        healthy_for: Duration,
+        /// Whether it worked: every subscription it replayed was answered.
+        worked: bool,
+    },
+}
+
+/// The mutable side of a [`Backoff`]: the counters and the RNG.
 #[derive(Debug)]
 pub(crate) struct BackoffState {
     policy: Backoff,
+    /// Consecutive attempts that never became a working session.
     failures: u32,
+    /// The exponent of the next full delay.
+    growth: u32,
     rng: StdRng,
 }
 
@@ -161,20 +205,41 @@ impl BackoffState {
         BackoffState {
             policy,
             failures: 0,
+            growth: 0,
             rng,
         }
     }
 
-    /// Consecutive failures recorded since the last reset.
+    /// Consecutive attempts that never became a working session.
     pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
-    /// Records a failed attempt (or a connection that dropped before `reset_after`)
-    /// and returns the delay before the next attempt, or `None` when the attempt
-    /// limit is reached.
-    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
-        self.failures = self.failures.saturating_add(1);
+    /// Records how the last attempt or session ended and returns the delay
+    /// before the next attempt, or `None` when `max_attempts` consecutive
+    /// attempts failed.
+    pub(crate) fn next_delay(&mut self, outcome: Outcome) -> Option<Duration> {
+        let quick = match outcome {
+            Outcome::AttemptFailed => {
+                self.failures = self.failures.saturating_add(1);
+                false
+            }
+            Outcome::SessionEnded {
+                healthy_for,
+                worked,
+            } => {
+                if worked {
+                    self.failures = 0;
+                } else {
+                    self.failures = self.failures.saturating_add(1);
+                }
+                let healthy = healthy_for >= self.policy.reset_after;
+                if healthy {
+                    self.growth = 0;
+                }
+                healthy && worked
+            }
+        };
         if self
             .policy
             .max_attempts
@@ -182,17 +247,15 @@ impl BackoffState {
         {
             return None;
         }
-        let base = self.policy.base_delay(self.failures - 1);
         let u: f64 = self.rng.random_range(0.0..1.0);
-        Some(base.mul_f64(1.0 - self.policy.jitter * u))
-    }
-
-    /// Called when a connection ends: a connection that stayed up for at least
-    /// `reset_after` clears the counter, a shorter one does not.
-    pub(crate) fn connection_ended(&mut self, healthy_for: Duration) {
-        if healthy_for >= self.policy.reset_after {
-            self.failures = 0;
+        if quick {
+            // Growth stays 0: a second failure gets the full first step.
+            let window = self.policy.initial.min(QUICK_WINDOW);
+            return Some(window.mul_f64(self.policy.jitter * u));
         }
+        let base = self.policy.base_delay(self.growth);
+        self.growth = self.growth.saturating_add(1);
+        Some(base.mul_f64(1.0 - self.policy.jitter * u))
     }
 }
 
@@ -211,7 +274,9 @@ mod tests {
         let p = policy();
         let mut state = BackoffState::new(p.clone());
         for attempt in 0..200u32 {
-            let delay = state.next_delay().expect("unlimited attempts");
+            let delay = state
+                .next_delay(Outcome::AttemptFailed)
+                .expect("unlimited attempts");
             let bound = p.base_delay(attempt);
             assert!(delay <= bound, "attempt {attempt}: {delay:?} > {bound:?}");
             assert!(delay <= p.cap);
@@ -222,9 +287,11 @@ mod tests {
     fn the_spread_survives_at_the_cap() {
         let mut state = BackoffState::new(policy());
         for _ in 0..20 {
-            state.next_delay();
+            state.next_delay(Outcome::AttemptFailed);
         }
-        let at_cap: Vec<Duration> = (0..200).filter_map(|_| state.next_delay()).collect();
+        let at_cap: Vec<Duration> = (0..200)
+            .filter_map(|_| state.next_delay(Outcome::AttemptFailed))
+            .collect();
         let min = at_cap.iter().min().copied().unwrap_or_default();
         let max = at_cap.iter().max().copied().unwrap_or_default();
         assert!(max <= Duration::from_secs(2));
@@ -239,7 +306,7 @@ mod tests {
     fn without_jitter_the_delays_double_then_clamp() {
         let mut state = BackoffState::new(policy().jitter(0.0));
         let delays: Vec<u128> = (0..7)
-            .filter_map(|_| state.next_delay())
+            .filter_map(|_| state.next_delay(Outcome::AttemptFailed))
             .map(|d| d.as_millis())
             .collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1600, 2000, 2000]);
@@ -250,32 +317,82 @@ mod tests {
         let mut a = BackoffState::new(policy());
         let mut b = BackoffState::new(policy());
         for _ in 0..50 {
-            assert_eq!(a.next_delay(), b.next_delay());
+            assert_eq!(
+                a.next_delay(Outcome::AttemptFailed),
+                b.next_delay(Outcome::AttemptFailed)
+            );
         }
     }
 
     #[test]
     fn max_attempts_stops_retrying() {
         let mut state = BackoffState::new(policy().max_attempts(Some(3)));
-        assert!(state.next_delay().is_some());
-        assert!(state.next_delay().is_some());
-        assert!(state.next_delay().is_none());
+        assert!(state.next_delay(Outcome::AttemptFailed).is_some());
+        assert!(state.next_delay(Outcome::AttemptFailed).is_some());
+        assert!(state.next_delay(Outcome::AttemptFailed).is_none());
         assert_eq!(state.failures(), 3);
     }
 
+    fn ended(secs: u64, worked: bool) -> Outcome {
+        Outcome::SessionEnded {
+            healthy_for: Duration::from_secs(secs),
+            worked,
+        }
+    }
+
     #[test]
-    fn only_a_stable_connection_resets_the_counter() {
+    fn only_a_stable_connection_restarts_the_delays() {
         let p = policy().jitter(0.0).reset_after(Duration::from_secs(5));
         let mut state = BackoffState::new(p);
         for _ in 0..4 {
-            state.next_delay();
+            state.next_delay(Outcome::AttemptFailed);
         }
-        // A flapping connection: up for 1 s, not long enough.
-        state.connection_ended(Duration::from_secs(1));
-        assert_eq!(state.next_delay(), Some(Duration::from_millis(1600)));
-        // A stable one: the next delay starts over.
-        state.connection_ended(Duration::from_secs(5));
-        assert_eq!(state.next_delay(), Some(Duration::from_millis(100)));
+        // A flapping connection that worked: up for 1 s, the delay still grows.
+        assert_eq!(
+            state.next_delay(ended(1, true)),
+            Some(Duration::from_millis(1600))
+        );
+        assert_eq!(state.failures(), 0, "a working session clears the count");
+        // A stable one: the first retry is immediate (no jitter here), the
+        // next failure starts the delays over.
+        assert_eq!(state.next_delay(ended(5, true)), Some(Duration::ZERO));
+        assert_eq!(
+            state.next_delay(Outcome::AttemptFailed),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            state.next_delay(Outcome::AttemptFailed),
+            Some(Duration::from_millis(200))
+        );
+    }
+
+    #[test]
+    fn working_sessions_never_exhaust_the_attempts_and_delays_stay_capped() {
+        let p = policy().max_attempts(Some(3));
+        let mut state = BackoffState::new(p.clone());
+        for _ in 0..10_000 {
+            let delay = state.next_delay(ended(0, true)).expect("never gives up");
+            assert!(delay <= p.cap);
+        }
+        // Sessions that never worked are failed attempts.
+        assert!(state.next_delay(ended(0, false)).is_some());
+        assert!(state.next_delay(Outcome::AttemptFailed).is_some());
+        assert!(state.next_delay(ended(0, false)).is_none());
+    }
+
+    #[test]
+    fn the_quick_first_retry_stays_within_its_window() {
+        let p = Backoff::default().seed(3);
+        let mut state = BackoffState::new(p.clone());
+        let mut spread = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let quick = state.next_delay(ended(30, true)).expect("retries");
+            assert!(quick <= QUICK_WINDOW, "{quick:?}");
+            spread.insert(quick);
+        }
+        assert!(spread.len() > 100, "the quick retry is still jittered");
+        let second = state.next_delay(Outcome::AttemptFailed).expect("retries");
+        assert!(second <= p.initial, "{second:?}");
     }
 
     #[test]

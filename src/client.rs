@@ -119,7 +119,7 @@ impl Client {
         let overflow = config.overflow;
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
-        let task = tokio::spawn(supervisor.run());
+        let task = tokio::spawn(run_guarded(supervisor, Arc::clone(&shared)));
         let client = Client {
             inner: Arc::new(Inner {
                 commands: commands_tx,
@@ -192,13 +192,24 @@ impl Client {
             ));
         }
         overflow.validate()?;
+        // Every handle exists before the first `.await`: if this future is
+        // dropped midway, each handle's `Drop` unsubscribes its topic, so no
+        // queue is left that nobody can read or end.
         let mut pending = Vec::with_capacity(topics.len());
         let mut new = Vec::with_capacity(topics.len());
         for topic in topics {
             let client_id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
             let queue = Queue::new(capacity, overflow);
+            // Known to the stats hub (and so to the panic guard) from creation.
+            self.inner.shared.stats.track(&queue);
             let (ready, ready_rx) = oneshot::channel();
-            pending.push((client_id, topic.clone(), Arc::clone(&queue), ready_rx));
+            let subscription = Subscription::new(
+                client_id,
+                topic.clone(),
+                Arc::clone(&queue),
+                self.inner.commands.clone(),
+            );
+            pending.push((subscription, ready_rx));
             new.push(NewSubscription {
                 client_id,
                 topic,
@@ -208,9 +219,7 @@ impl Client {
         }
         self.command(Command::Subscribe(new)).await?;
         let mut results = Vec::with_capacity(pending.len());
-        for (client_id, topic, queue, ready_rx) in pending {
-            let subscription =
-                Subscription::new(client_id, topic, queue, self.inner.commands.clone());
+        for (subscription, ready_rx) in pending {
             let result = match ready_rx.await {
                 Ok(Ok(())) => Ok(subscription),
                 Ok(Err(error)) => Err(error),
@@ -333,5 +342,34 @@ impl Client {
     #[allow(dead_code)]
     fn emit(&self, event: Event) {
         self.inner.shared.emit(event);
+    }
+
+    /// How many queues the stats hub holds right now (live ones, plus ended
+    /// ones not pruned yet). For the churn tests; not a stable API.
+    #[doc(hidden)]
+    pub fn tracked_queues(&self) -> usize {
+        self.inner.shared.stats.tracked()
+    }
+}
+
+/// Runs the supervisor; if it panics (a bug, possibly in user protocol,
+/// connector or token code), ends every stream with [`Error::Panicked`],
+/// publishes the state and resolves `closed()`, so no consumer hangs.
+///
+/// The result is published *before* the panicked future is dropped: callers
+/// whose answer channel closes with it then read `Panicked`, not a generic
+/// closed client.
+async fn run_guarded<P: Protocol>(supervisor: Supervisor<P>, shared: Arc<Shared>) {
+    use futures::FutureExt;
+    let mut run = std::pin::pin!(std::panic::AssertUnwindSafe(supervisor.run()).catch_unwind());
+    if run.as_mut().await.is_err() {
+        tracing::error!("the connection task panicked; ending every stream");
+        let error = Error::Panicked;
+        shared.stats.finish_all(&error);
+        shared.state.send_replace(ConnectionState::Closed);
+        shared.emit(Event::Closed {
+            error: Some(error.clone()),
+        });
+        shared.done.send_replace(Some(Err(error)));
     }
 }

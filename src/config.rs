@@ -101,7 +101,14 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
-/// Builder for [`Config`]. Every setter documents its default.
+/// The longest any duration setting may be: one year. Longer values (up to
+/// `Duration::MAX`, a natural way to say "never") are clamped to it by
+/// [`ConfigBuilder::build`], because `Instant + Duration::MAX` overflows and
+/// would panic deep inside the connection task hours later.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Builder for [`Config`]. Every setter documents its default; every duration
+/// is clamped to [`LONGEST_DURATION`].
 #[must_use = "call .build() to get a Config"]
 pub struct ConfigBuilder {
     config: Config,
@@ -117,8 +124,8 @@ impl ConfigBuilder {
                 connector: Arc::new(TcpConnector::default()),
                 connect_timeout: Duration::from_secs(10),
                 backoff: Backoff::default(),
-                ping_interval: Duration::from_secs(20),
-                pong_timeout: Duration::from_secs(10),
+                ping_interval: Duration::from_secs(5),
+                pong_timeout: Duration::from_secs(5),
                 idle_timeout: Some(Duration::from_secs(60)),
                 request_timeout: Duration::from_secs(10),
                 close_timeout: Duration::from_secs(5),
@@ -162,13 +169,18 @@ impl ConfigBuilder {
     }
 
     /// How often to ping (the venue's app-level ping when the protocol has one,
-    /// else a WebSocket ping). Default 20 s.
+    /// else a WebSocket ping). Default 5 s: with the 5 s pong timeout a
+    /// half-open socket is detected within 10 s, for one small frame each way
+    /// every 5 s. Only an unanswered ping ends a session, so a quiet feed
+    /// whose peer answers pings is never recycled by this.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.config.ping_interval = interval;
         self
     }
 
-    /// How long to wait for the pong before the socket is declared dead. Default 10 s.
+    /// How long to wait for the pong before the socket is declared dead.
+    /// Default 5 s (a loopback or same-region round trip is milliseconds;
+    /// raise it for a link that queues seconds of data ahead of the pong).
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
         self.config.pong_timeout = timeout;
         self
@@ -300,7 +312,8 @@ impl ConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] naming the first invalid value.
-    pub fn build(self) -> Result<Config, Error> {
+    pub fn build(mut self) -> Result<Config, Error> {
+        self.clamp_durations();
         let c = &self.config;
         let scheme_ok = c.url.starts_with("ws://") || c.url.starts_with("wss://");
         if !scheme_ok {
@@ -352,6 +365,27 @@ impl ConfigBuilder {
         c.backoff.validate()?;
         Ok(self.config)
     }
+
+    /// Clamps every duration to [`LONGEST_DURATION`] (see there why).
+    fn clamp_durations(&mut self) {
+        let c = &mut self.config;
+        for d in [
+            &mut c.connect_timeout,
+            &mut c.ping_interval,
+            &mut c.pong_timeout,
+            &mut c.request_timeout,
+            &mut c.close_timeout,
+            &mut c.rate_limit.per,
+            &mut c.backoff.initial,
+            &mut c.backoff.cap,
+            &mut c.backoff.reset_after,
+        ] {
+            *d = (*d).min(LONGEST_DURATION);
+        }
+        if let Some(idle) = &mut c.idle_timeout {
+            *idle = (*idle).min(LONGEST_DURATION);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -394,6 +428,40 @@ mod tests {
                 other => panic!("expected a config error about {needle}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn durations_at_duration_max_are_clamped_to_a_year() {
+        let max = Duration::MAX;
+        let c = Config::builder("ws://x")
+            .connect_timeout(max)
+            .ping_interval(max)
+            .pong_timeout(max)
+            .idle_timeout(Some(max))
+            .request_timeout(max)
+            .close_timeout(max)
+            .rate_limit(1, max)
+            .backoff(Backoff::new(max, max).reset_after(max))
+            .build()
+            .unwrap();
+        for d in [
+            c.connect_timeout,
+            c.ping_interval,
+            c.pong_timeout,
+            c.idle_timeout.unwrap_or_default(),
+            c.request_timeout,
+            c.close_timeout,
+            c.rate_limit.per,
+            c.backoff.initial,
+            c.backoff.cap,
+            c.backoff.reset_after,
+        ] {
+            assert_eq!(d, LONGEST_DURATION);
+        }
+        // Every clamped value is safe to add to an instant and to feed the backoff.
+        let now = std::time::Instant::now();
+        assert!(now.checked_add(LONGEST_DURATION * 4).is_some());
+        assert_eq!(c.backoff.base_delay(u32::MAX), LONGEST_DURATION);
     }
 
     #[test]

@@ -127,6 +127,13 @@ pub enum Error {
     /// The client was closed with [`Client::close`](crate::Client::close).
     #[error("client closed")]
     ClientClosed,
+    /// The connection task panicked (a bug, possibly in a user
+    /// [`Protocol`](crate::Protocol), [`Connector`](crate::Connector) or
+    /// [`TokenSource`](crate::TokenSource)). Every stream ends with this error
+    /// and [`Client::closed`](crate::Client::closed) resolves with it. The
+    /// panic message is left to the panic hook: it may quote user data.
+    #[error("the connection task panicked")]
+    Panicked,
 }
 
 impl Error {
@@ -145,7 +152,9 @@ impl Error {
                 error.is_retryable()
             }
             Error::Token { .. } => true,
-            Error::Reconnect { .. } | Error::Config(_) | Error::ClientClosed => false,
+            Error::Reconnect { .. } | Error::Config(_) | Error::ClientClosed | Error::Panicked => {
+                false
+            }
         }
     }
 

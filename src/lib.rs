@@ -62,7 +62,7 @@ mod venue_error;
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
-pub use config::{Config, ConfigBuilder, RateLimit};
+pub use config::{Config, ConfigBuilder, RateLimit, LONGEST_DURATION};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,

@@ -110,38 +110,76 @@ pub(crate) struct StatsHub {
     queues: Mutex<QueueSet>,
 }
 
+/// Pruning starts once this many queues are tracked.
+const PRUNE_FLOOR: usize = 64;
+
 #[derive(Default)]
 struct QueueSet {
     live: Vec<Arc<Queue>>,
     /// Final counts of queues nobody holds any more.
     retired: QueueStats,
+    /// `track` prunes when `live` reaches this length, then sets it to twice
+    /// what is left: amortised O(1) per queue, and `live` never holds more
+    /// than twice the queues somebody still holds (plus the floor), with or
+    /// without anyone calling `stats()`.
+    prune_at: usize,
+}
+
+impl QueueSet {
+    /// Moves the counts of queues nobody else holds into `retired`.
+    fn prune(&mut self) {
+        let mut retired = QueueStats::default();
+        self.live.retain(|queue| {
+            // Only we hold it: nobody can push or pop any more, so its counts are final.
+            if Arc::strong_count(queue) == 1 {
+                retired.add(&queue.stats());
+                false
+            } else {
+                true
+            }
+        });
+        self.retired.add(&retired);
+        self.prune_at = (self.live.len() * 2).max(PRUNE_FLOOR);
+    }
 }
 
 impl StatsHub {
-    /// Starts counting a queue.
+    /// Starts counting a queue. Called where the queue is made, so the hub
+    /// knows every queue a consumer may wait on (the panic guard ends them).
     pub(crate) fn track(&self, queue: &Arc<Queue>) {
-        let mut set = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = self.lock();
+        if set.live.len() >= set.prune_at.max(PRUNE_FLOOR) {
+            set.prune();
+        }
         set.live.push(Arc::clone(queue));
+    }
+
+    /// Ends every queue still held by a consumer with `error` (after what
+    /// it already holds): the connection task is gone.
+    pub(crate) fn finish_all(&self, error: &crate::error::Error) {
+        let set = self.lock();
+        for queue in &set.live {
+            queue.finish(Some(error.clone()));
+        }
+    }
+
+    /// How many queues the hub holds (live, plus ended ones not pruned yet).
+    pub(crate) fn tracked(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueSet> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
         let mut stats = self.counters.snapshot();
-        let mut set = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = self.lock();
+        set.prune();
         let mut total = set.retired;
-        let mut retired = QueueStats::default();
-        set.live.retain(|queue| {
-            let q = queue.stats();
-            // Only we hold it: nobody can push or pop any more, so its counts are final.
-            if Arc::strong_count(queue) == 1 {
-                retired.add(&q);
-                false
-            } else {
-                total.add(&q);
-                true
-            }
-        });
-        set.retired.add(&retired);
-        total.add(&retired);
+        for queue in &set.live {
+            total.add(&queue.stats());
+        }
         stats.queues = total;
         stats
     }
@@ -154,5 +192,34 @@ impl Stats {
         let q = &self.queues;
         q.routed == q.delivered + q.dropped + q.queued
             && self.frames_in == q.routed + self.control + self.unroutable + self.stashed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Overflow;
+
+    #[test]
+    fn ended_queues_are_pruned_without_anyone_calling_stats() {
+        let hub = StatsHub::default();
+        let kept: Vec<Arc<Queue>> = (0..10)
+            .map(|_| {
+                let q = Queue::new(4, Overflow::DropOldest);
+                hub.track(&q);
+                q
+            })
+            .collect();
+        let mut most = 0;
+        for _ in 0..100_000 {
+            let q = Queue::new(4, Overflow::DropOldest);
+            hub.track(&q);
+            drop(q);
+            most = most.max(hub.tracked());
+        }
+        assert!(most <= PRUNE_FLOOR.max(2 * kept.len()) + 1, "{most}");
+        let stats = hub.snapshot();
+        assert_eq!(hub.tracked(), kept.len());
+        assert!(stats.queues.routed == 0);
     }
 }

@@ -16,12 +16,21 @@
 //! was announced by an `Update::Gap` first; per connection the server saw each
 //! live subscription once, in creation order (Kalshi resyncs after a gap: an
 //! unsubscribe, then one new subscribe); the counters balance; RSS stays bounded;
-//! and after `close()` no task is left.
+//! the live heap does not trend upwards; and after `close()` no task is left.
+//!
+//! Memory: RSS only ever grows (the allocator keeps freed pages), so the soak
+//! also samples the live heap (bytes allocated minus freed, counted by
+//! `stats_alloc`) once a second and fits a least-squares slope through the
+//! samples after a warm-up. The harness's own logs are bounded (the exchange
+//! keeps its last `RECEIVED_LIMIT` client frames), so a slope is growth in the
+//! library (or a new harness leak). It is asserted on runs of at least
+//! `SLOPE_MIN_SECS` (shorter runs print it): `CHAOS_SECS=300 cargo test --test chaos`.
 //!
 //! The soak figures are printed with `eprintln!` (`-- --nocapture` shows them).
 
 mod support;
 
+use std::alloc::System;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +44,7 @@ use resilient_ws::{
     ServerId, Stats, Subscription, Topic, Update,
 };
 use serde_json::Value;
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use support::exchange::{Exchange, Venue};
 use support::proxy::{Direction, Proxy};
 use support::vm_rss_kib;
@@ -50,6 +60,41 @@ const FRAMES_AFTER_LAST_FAULT: u64 = 3;
 const RECOVERY: Duration = Duration::from_secs(30);
 /// RSS may grow at most this much over the whole soak.
 const RSS_GROWTH_LIMIT_KIB: u64 = 64 * 1024;
+/// The live-heap slope is asserted on runs at least this long.
+const SLOPE_MIN_SECS: u64 = 120;
+/// Samples before this are warm-up (buffers and maps reaching their size).
+const WARM_UP: Duration = Duration::from_secs(20);
+/// The live heap may trend upwards at most this fast (KiB per minute).
+const SLOPE_LIMIT_KIB_PER_MIN: f64 = 512.0;
+
+#[global_allocator]
+static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Bytes allocated and not freed yet, process-wide.
+fn live_heap_bytes() -> i64 {
+    let s = HEAP.stats();
+    // `realloc` already moves the difference into allocated/deallocated.
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64
+}
+
+/// Least-squares slope of `(seconds, bytes)` samples, in KiB per minute.
+fn slope_kib_per_min(samples: &[(f64, f64)]) -> f64 {
+    let n = samples.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let (sx, sy) = samples
+        .iter()
+        .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (num, den) = samples.iter().fold((0.0, 0.0), |(num, den), (x, y)| {
+        (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
+    });
+    if den == 0.0 {
+        return 0.0;
+    }
+    num / den * 60.0 / 1024.0
+}
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -769,17 +814,58 @@ async fn chaos_soak_kalshi_and_kraken() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline_tasks = metrics.num_alive_tasks();
     let rss_before = vm_rss_kib();
+    let heap_before = live_heap_bytes();
 
+    let (done_tx, mut done_rx) = watch::channel(false);
+    let sampler = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let at = started.elapsed();
+                    if at >= WARM_UP {
+                        samples.push((at.as_secs_f64(), live_heap_bytes() as f64));
+                    }
+                }
+                _ = done_rx.changed() => return samples,
+            }
+        }
+    });
     let (kalshi, kraken) = tokio::join!(
         soak(Venue::Kalshi, seed, secs),
         soak(Venue::Kraken, seed, secs)
     );
+    let _ = done_tx.send(true);
+    let samples = sampler.await.expect("sampler");
     let rss_after = vm_rss_kib();
+    let heap_after = live_heap_bytes();
 
     print_report(&kalshi);
     print_report(&kraken);
     let growth = rss_after.saturating_sub(rss_before);
     eprintln!("chaos: rss before={rss_before} KiB after={rss_after} KiB growth={growth} KiB");
+    let slope = slope_kib_per_min(&samples);
+    let faults: u64 = [&kalshi, &kraken]
+        .iter()
+        .map(|r| r.faults.values().sum::<u64>())
+        .sum();
+    eprintln!(
+        "chaos: live heap before={} KiB, first sample={} KiB, last sample={} KiB, after the \
+         soak={} KiB; slope {slope:.1} KiB/min over {} samples after {WARM_UP:?}, {faults} faults",
+        heap_before / 1024,
+        samples.first().map_or(0.0, |(_, b)| *b / 1024.0) as i64,
+        samples.last().map_or(0.0, |(_, b)| *b / 1024.0) as i64,
+        heap_after / 1024,
+        samples.len(),
+    );
+    if secs >= SLOPE_MIN_SECS {
+        assert!(
+            slope < SLOPE_LIMIT_KIB_PER_MIN,
+            "seed={seed}: the live heap grows {slope:.1} KiB/min"
+        );
+    }
     assert!(
         growth < RSS_GROWTH_LIMIT_KIB,
         "seed={seed}: RSS grew by {growth} KiB"

@@ -34,7 +34,12 @@ pub use raw::RawProtocol;
 /// let topic = Topic::new("book").symbol("BTC/USD").param("depth", 10);
 /// assert_eq!(topic.channel(), "book");
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` shows every parameter except secrets: a parameter whose name holds
+/// `token`, `secret`, `signature`, `password`, `passphrase` or `api_key`
+/// (any case, at any depth) is printed as `"<redacted>"`, since topics end up
+/// in logs and error reports.
+#[derive(Clone, PartialEq)]
 pub struct Topic {
     channel: String,
     symbol: Option<String>,
@@ -79,6 +84,65 @@ impl Topic {
     }
 }
 
+impl fmt::Debug for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic")
+            .field("channel", &self.channel)
+            .field("symbol", &self.symbol)
+            .field(
+                "params",
+                &Redacted(&serde_json::Value::Object(self.params.clone())),
+            )
+            .finish()
+    }
+}
+
+/// Whether a parameter name marks a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "signature",
+        "password",
+        "passphrase",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|needle| key.contains(needle))
+}
+
+/// A JSON value with every secret parameter replaced, for `Debug`.
+fn redacted(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) {
+                        Value::String("<redacted>".into())
+                    } else {
+                        redacted(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Debug-formats a JSON value with its secrets redacted.
+struct Redacted<'a>(&'a serde_json::Value);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", redacted(self.0))
+    }
+}
+
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.symbol {
@@ -109,12 +173,23 @@ impl fmt::Display for ServerId {
 
 /// A one-off request for [`Client::request`](crate::Client::request); the
 /// protocol adds the request id.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` redacts secret parameters as [`Topic`]'s does.
+#[derive(Clone, PartialEq)]
 pub struct Request {
     /// The venue's method or command name.
     pub method: String,
     /// The parameters, if any.
     pub params: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("params", &self.params.as_ref().map(Redacted))
+            .finish()
+    }
 }
 
 impl Request {
@@ -267,5 +342,49 @@ pub trait Protocol: Send + 'static {
     /// drop its per-subscription state.
     fn forget(&mut self, server_id: &ServerId) {
         let _ = server_id;
+    }
+
+    /// The subscription to `topic` ended without ever getting a server id
+    /// (refused, timed out, or dropped while pending): drop whatever
+    /// [`encode_subscribe`](Protocol::encode_subscribe) kept for it, or churn
+    /// grows the adapter without bound. The client holds at most one live
+    /// subscription per topic, so nothing live shares that state. Default: nothing.
+    fn forget_topic(&mut self, topic: &Topic) {
+        let _ = topic;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn debug_of_topic_and_request_redacts_secret_params() {
+        let topic = Topic::new("orders")
+            .symbol("BTC/USD")
+            .param("token", "hunter2-topic")
+            .param("depth", 10)
+            .param("auth", json!({"api_key": "hunter2-nested"}));
+        let request = Request::new(
+            "add_order",
+            Some(
+                json!({"token": "hunter2-request", "orders": [{"Signature": "hunter2-sig"}], "qty": 1}),
+            ),
+        );
+        let text = format!("{topic:?} {topic:#?} {request:?} {request:#?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        // Everything else is still there.
+        for visible in [
+            "orders",
+            "BTC/USD",
+            "depth",
+            "10",
+            "add_order",
+            "qty",
+            "<redacted>",
+        ] {
+            assert!(text.contains(visible), "{visible} missing from {text}");
+        }
     }
 }

@@ -29,7 +29,6 @@ impl<P: Protocol> SessionCore<P> {
     /// for a Kraken book, its checksum state).
     pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>) {
         for (client_id, topic, queue) in subs {
-            self.stats.track(&queue);
             if let Some(holder) = self.registry.holder_of(&topic) {
                 let error = Error::Subscription {
                     op: SubscriptionOp::Subscribe,
@@ -167,6 +166,9 @@ impl<P: Protocol> SessionCore<P> {
             });
         }
         entry.queue.finish(error.clone());
+        if entry.server_id.is_none() {
+            self.protocol.forget_topic(&entry.topic);
+        }
         if let Some(server_id) = &entry.server_id {
             self.protocol.forget(server_id);
             if tell_venue {

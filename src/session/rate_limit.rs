@@ -29,7 +29,9 @@ impl RateLimiter {
     /// The earliest instant the next frame may be sent.
     pub(crate) fn next_slot(&self, now: Instant) -> Instant {
         match self.sent.front() {
-            Some(oldest) if self.sent.len() >= self.frames => (*oldest + self.per).max(now),
+            Some(oldest) if self.sent.len() >= self.frames => {
+                super::link::later(*oldest, self.per).max(now)
+            }
             _ => now,
         }
     }

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::backoff::BackoffState;
+use crate::backoff::{BackoffState, Outcome};
 use crate::config::Config;
 use crate::connector::{tls_config, AsyncStream};
 use crate::error::{scrub, ConnectionError, Error, Operation};
@@ -178,7 +178,7 @@ impl<P: Protocol> Supervisor<P> {
                         attempt,
                         error: error.clone(),
                     });
-                    match self.back_off(error).await {
+                    match self.back_off(error, Outcome::AttemptFailed).await {
                         Some(exit) => return exit,
                         None => continue,
                     }
@@ -196,8 +196,11 @@ impl<P: Protocol> Supervisor<P> {
             self.shared.emit(Event::Connected { attempt });
 
             let connected_at = Instant::now();
-            let (end, _worked) = shell::run(self, ws).await;
-            self.backoff.connection_ended(connected_at.elapsed());
+            let (end, worked) = shell::run(self, ws).await;
+            let outcome = Outcome::SessionEnded {
+                healthy_for: connected_at.elapsed(),
+                worked,
+            };
 
             match end {
                 SessionEnd::Closed => return Exit::Closed,
@@ -213,7 +216,7 @@ impl<P: Protocol> Supervisor<P> {
                     self.shared.emit(Event::Disconnected {
                         cause: error.clone(),
                     });
-                    if let Some(exit) = self.back_off(error).await {
+                    if let Some(exit) = self.back_off(error, outcome).await {
                         return exit;
                     }
                 }
@@ -221,11 +224,12 @@ impl<P: Protocol> Supervisor<P> {
         }
     }
 
-    /// Records a failure and waits out the next delay, or gives up. A retry
-    /// hint (from this failure or one seen during the session) lengthens the delay.
-    async fn back_off(&mut self, error: Error) -> Option<Exit> {
+    /// Records how the attempt or session ended and waits out the next delay,
+    /// or gives up. A retry hint (from this failure or one seen during the
+    /// session) lengthens the delay.
+    async fn back_off(&mut self, error: Error, outcome: Outcome) -> Option<Exit> {
         self.note_retry_hint(&error);
-        let Some(delay) = self.backoff.next_delay() else {
+        let Some(delay) = self.backoff.next_delay(outcome) else {
             let attempts = self.backoff.failures();
             tracing::warn!(attempts, %error, "giving up reconnecting");
             return Some(Exit::Failed(Error::Reconnect {

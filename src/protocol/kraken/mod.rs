@@ -158,6 +158,12 @@ impl Kraken {
         self.books.len()
     }
 
+    /// Entries in the per-subscription maps (for the churn tests).
+    #[cfg(test)]
+    fn map_entries(&self) -> usize {
+        self.depths.len() + self.books.len() + self.symbolless.len() + self.keys.len()
+    }
+
     /// The subscribed depth of `symbol` (tests only: the book code reads `depths`).
     #[cfg(test)]
     fn depth_of(&self, symbol: &str) -> usize {
@@ -506,9 +512,30 @@ impl Protocol for Kraken {
                 self.books.remove(symbol);
                 self.depths.remove(symbol);
             }
+            if !key.contains(':') {
+                self.symbolless.remove(&**key);
+            }
             self.keys.remove(&**key);
         }
     }
+
+    fn forget_topic(&mut self, topic: &Topic) {
+        let Some(id) = self
+            .keys
+            .get(topic_key_text(&mut self.scratch, topic))
+            .cloned()
+        else {
+            return;
+        };
+        self.forget(&id);
+    }
+}
+
+/// Writes the key text of `topic` into `scratch` and returns it.
+fn topic_key_text<'s>(scratch: &'s mut String, topic: &Topic) -> &'s str {
+    scratch.clear();
+    write_key(scratch, topic.channel(), topic.symbol_name());
+    scratch.as_str()
 }
 
 #[cfg(test)]

@@ -164,8 +164,9 @@ impl<P: Protocol> SessionCore<P> {
                 });
             }
             entry.queue.finish(Some(error.clone()));
-            if let Some(server_id) = &entry.server_id {
-                self.protocol.forget(server_id);
+            match &entry.server_id {
+                Some(server_id) => self.protocol.forget(server_id),
+                None => self.protocol.forget_topic(&entry.topic),
             }
             self.emit(Event::SubscriptionEnded {
                 client_id,

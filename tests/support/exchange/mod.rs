@@ -55,6 +55,12 @@ pub enum AckMode {
     DataFirst,
 }
 
+/// At most this many received frames are kept: when full, the connections
+/// older than the one at the middle go (or the oldest half, if one connection
+/// fills it). Tests look at recent frames, and a long soak must measure the
+/// client, not this log.
+pub const RECEIVED_LIMIT: usize = 4_096;
+
 /// One text frame received from a client.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -226,7 +232,8 @@ impl Exchange {
             .await
     }
 
-    /// Every text frame received from clients, in arrival order.
+    /// The text frames received from clients, in arrival order (the last
+    /// [`RECEIVED_LIMIT`] at most).
     pub fn received(&self) -> Vec<Received> {
         lock(&self.inner.state).received.clone()
     }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::kraken_book::Book;
-use super::{AckMode, Received, Venue};
+use super::{AckMode, Received, Venue, RECEIVED_LIMIT};
 use crate::support::tasks::{lock, TaskSet};
 
 /// A command to one connection's task.
@@ -118,11 +118,26 @@ impl Shared {
     }
 
     pub(super) fn record(&self, conn: u64, text: &str) {
-        lock(&self.state).received.push(Received {
+        let mut state = lock(&self.state);
+        // Bounded, so a long soak measures the client and not this log.
+        if state.received.len() >= RECEIVED_LIMIT {
+            // Drop whole connections where possible, so every connection
+            // still in the log is complete from its first frame.
+            let at_cut = state.received[RECEIVED_LIMIT / 2].conn;
+            let older = state
+                .received
+                .iter()
+                .position(|r| r.conn >= at_cut)
+                .unwrap_or(0);
+            let drop = if older > 0 { older } else { RECEIVED_LIMIT / 2 };
+            state.received.drain(..drop);
+        }
+        state.received.push(Received {
             conn,
             at: Instant::now(),
             text: text.to_owned(),
         });
+        drop(state);
         self.bump();
     }
 

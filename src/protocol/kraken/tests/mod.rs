@@ -437,3 +437,23 @@ fn routing_reuses_the_subscribed_server_id() {
         ServerId::Key(a)
     );
 }
+
+#[test]
+fn churn_without_server_ids_leaves_the_maps_empty() {
+    let mut kraken = Kraken::new();
+    for n in 0..100_000u32 {
+        let symbol = format!("S{n}/USD");
+        let book = Topic::new("book").symbol(&symbol).param("depth", 25);
+        let ticker = Topic::new("ticker").symbol(&symbol);
+        let private = Topic::new(format!("executions{}", n % 7));
+        for topic in [&book, &ticker, &private] {
+            kraken.encode_subscribe(&[topic], u64::from(n));
+        }
+        // Ended while pending: refused, timed out or dropped before any ack.
+        kraken.forget_topic(&book);
+        kraken.forget_topic(&ticker);
+        // Ended after its ack: forgotten by server id.
+        kraken.forget(&Kraken::server_id(private.channel(), None));
+    }
+    assert_eq!(kraken.map_entries(), 0);
+}

@@ -60,6 +60,9 @@ pub struct VenueError {
     pub raw: String,
     /// What it means for the caller.
     pub kind: VenueErrorKind,
+    /// How long to wait before retrying, when the adapter knows better than
+    /// the kind's default (see [`retry_after`](VenueError::retry_after)).
+    pub retry_hint: Option<Duration>,
 }
 
 const KRAKEN_CATEGORIES: [&str; 8] = [
@@ -78,7 +81,14 @@ impl VenueError {
             severity: None,
             category: None,
             kind: VenueErrorKind::Unknown,
+            retry_hint: None,
         }
+    }
+
+    /// Sets how long to wait before retrying (a venue's documented back-off).
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_hint = Some(wait);
+        self
     }
 
     /// Sets the kind (for custom protocols that classify their own errors).
@@ -131,6 +141,9 @@ impl VenueError {
 
     /// How long to wait before retrying, when the venue's documentation says.
     pub fn retry_after(&self) -> Option<Duration> {
+        if self.retry_hint.is_some() {
+            return self.retry_hint;
+        }
         match self.kind {
             VenueErrorKind::Lockout => Some(KRAKEN_LOCKOUT),
             _ => None,

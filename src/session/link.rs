@@ -33,8 +33,16 @@ use crate::subscription::ClientId;
 /// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
 pub(super) const ABANDONED_LIMIT: usize = 64;
 
+/// How many heartbeat replies may wait to be written; a venue heartbeat that
+/// arrives while they are all waiting is not answered again.
+pub(super) const REPLY_LIMIT: usize = 4;
+
 /// A frame waiting to be written.
 pub(super) enum Outgoing {
+    /// The answer to a venue heartbeat (rate limited; jumps the queue).
+    Reply {
+        text: String,
+    },
     /// The on-connect handshake frames.
     Handshake(String),
     Subscribe {
@@ -334,6 +342,7 @@ impl<P: Protocol> SessionCore<P> {
                 (Message::text(text), WrittenKind::Plain)
             }
             Outgoing::Ping { text } => (Message::text(text), WrittenKind::Ping),
+            Outgoing::Reply { text } => (Message::text(text), WrittenKind::Plain),
             Outgoing::Subscribe { text, req_id } | Outgoing::Request { text, req_id } => {
                 (Message::text(text), WrittenKind::Deadline(req_id))
             }
@@ -507,6 +516,27 @@ impl<P: Protocol> SessionCore<P> {
                 link.outbound.push_front(outgoing);
             }
         }
+    }
+
+    /// Queues the answer to a venue heartbeat ahead of everything but earlier
+    /// answers, at most [`REPLY_LIMIT`] at a time.
+    pub(super) fn push_reply(&mut self, text: String) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if link.closing.is_some() {
+            return;
+        }
+        let waiting = link
+            .outbound
+            .iter()
+            .take_while(|o| matches!(o, Outgoing::Reply { .. }))
+            .count();
+        if waiting >= REPLY_LIMIT {
+            tracing::debug!("heartbeat replies already waiting; not answering this one");
+            return;
+        }
+        link.outbound.insert(waiting, Outgoing::Reply { text });
     }
 
     /// A pong (WebSocket or application-level) answered our ping.

@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 pub mod exchange;
+pub mod okx;
+pub mod op_venue;
 pub mod proxy;
+pub mod weex;
 
 use std::time::Duration;
 

@@ -195,6 +195,49 @@ impl OpVenue {
         self.shared.conns.lock().unwrap().clear();
     }
 
+    /// Sends a close frame with `code` on every connection, then ends them.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        for tx in self.shared.conns.lock().unwrap().values() {
+            let _ = tx.send(Message::Close(Some(CloseFrame {
+                code: code.into(),
+                reason: reason.to_owned().into(),
+            })));
+        }
+    }
+
+    /// Sends `text` on every connection.
+    pub fn send_text_all(&self, text: &str) {
+        for tx in self.shared.conns.lock().unwrap().values() {
+            let _ = tx.send(Message::text(text.to_owned()));
+        }
+    }
+
+    /// Pushes `{"arg":..,"data":[{"instId":..,"n":n}]}` on `channel` for each
+    /// symbol every `interval`, to whoever is subscribed.
+    pub fn start_stream(
+        &self,
+        channel: &'static str,
+        symbols: Vec<String>,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let venue = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            for n in 0u64.. {
+                ticker.tick().await;
+                for symbol in &symbols {
+                    let frame = with_arg(
+                        channel,
+                        symbol,
+                        json!({"data": [{"instId": symbol, "n": n}]}),
+                    );
+                    venue.push(channel, symbol, &frame);
+                }
+            }
+        })
+    }
+
     /// How many connections are open.
     pub fn live(&self) -> usize {
         self.shared.conns.lock().unwrap().len()
@@ -237,7 +280,8 @@ async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio
         tokio::select! {
             out = rx.recv() => match out {
                 Some(message) => {
-                    if sink.send(message).await.is_err() {
+                    let close = matches!(message, Message::Close(_));
+                    if sink.send(message).await.is_err() || close {
                         break;
                     }
                 }

@@ -111,8 +111,9 @@ impl Embedded {
     }
 
     async fn shutdown(&self) {
-        if let Embedded::Exchange(e) = self {
-            e.shutdown().await;
+        match self {
+            Embedded::Exchange(e) => e.shutdown().await,
+            Embedded::OpVenue(v) => v.shutdown().await,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod exchange;
 pub mod okx;
+pub mod op_soak;
 pub mod op_venue;
 pub mod proxy;
 pub mod weex;

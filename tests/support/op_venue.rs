@@ -96,6 +96,8 @@ struct Shared {
     conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>,
     handshakes: AtomicU64,
     pings_sent: AtomicU64,
+    /// The accept loop and every connection task, for `shutdown`.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// Handle to a running server (cheap to clone).
@@ -119,24 +121,34 @@ impl OpVenue {
             conns: Mutex::new(HashMap::new()),
             handshakes: AtomicU64::new(0),
             pings_sent: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
         });
         let accept = Arc::clone(&shared);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let shared = Arc::clone(&accept);
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
                         serve(shared, ws).await;
                     }
                 });
+                let mut tasks = accept.tasks.lock().unwrap();
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(conn.abort_handle());
             }
         });
+        shared.tasks.lock().unwrap().push(task.abort_handle());
         Ok(OpVenue { shared })
     }
 
     /// `ws://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("ws://{}", self.shared.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
     }
 
     /// The dialect spoken.
@@ -236,6 +248,18 @@ impl OpVenue {
                 }
             }
         })
+    }
+
+    /// Stops accepting, ends every connection and waits until their tasks are gone.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<_> = self.shared.tasks.lock().unwrap().drain(..).collect();
+        for task in &tasks {
+            task.abort();
+        }
+        self.drop_all();
+        while tasks.iter().any(|t| !t.is_finished()) {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// How many connections are open.

@@ -9,6 +9,7 @@
 //! never fails to parse.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// How long Kraken's `EGeneral:Temporary lockout` lasts, per its documentation.
@@ -60,9 +61,11 @@ pub struct VenueError {
     pub raw: String,
     /// What it means for the caller.
     pub kind: VenueErrorKind,
-    /// How long to wait before retrying, when the adapter knows better than
-    /// the kind's default (see [`retry_after`](VenueError::retry_after)).
-    pub retry_hint: Option<Duration>,
+    /// How long to wait before retrying, in milliseconds, when the adapter
+    /// knows better than the kind's default (see
+    /// [`retry_after`](VenueError::retry_after)). Kept in 4 bytes so the
+    /// error does not grow.
+    retry_hint_ms: Option<NonZeroU32>,
 }
 
 const KRAKEN_CATEGORIES: [&str; 8] = [
@@ -81,13 +84,15 @@ impl VenueError {
             severity: None,
             category: None,
             kind: VenueErrorKind::Unknown,
-            retry_hint: None,
+            retry_hint_ms: None,
         }
     }
 
-    /// Sets how long to wait before retrying (a venue's documented back-off).
+    /// Sets how long to wait before retrying (a venue's documented back-off),
+    /// at millisecond precision, at most about 49 days.
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
-        self.retry_hint = Some(wait);
+        let ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        self.retry_hint_ms = NonZeroU32::new(ms);
         self
     }
 
@@ -141,8 +146,8 @@ impl VenueError {
 
     /// How long to wait before retrying, when the venue's documentation says.
     pub fn retry_after(&self) -> Option<Duration> {
-        if self.retry_hint.is_some() {
-            return self.retry_hint;
+        if let Some(ms) = self.retry_hint_ms {
+            return Some(Duration::from_millis(u64::from(ms.get())));
         }
         match self.kind {
             VenueErrorKind::Lockout => Some(KRAKEN_LOCKOUT),

@@ -141,7 +141,6 @@ impl Keys {
     }
 
     /// How many keys are remembered (for bound tests).
-
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.keys.len()

@@ -36,13 +36,16 @@ fn levels<'a>(levels: impl Iterator<Item = (&'a Price, &'a String)>) -> Value {
     Value::Array(levels.map(|(p, s)| json!([p.0, s, "0", "1"])).collect())
 }
 
+/// Level changes as (price, size) text.
+pub type Levels<'a> = &'a [(&'a str, &'a str)];
+
 /// A `books` push of the whole book (`snapshot`) or of `changes` (`update`).
 pub fn book_frame(
     inst: &str,
     action: &str,
     book: &ServerBook,
     prev: i64,
-    changes: Option<(&[(&str, &str)], &[(&str, &str)])>,
+    changes: Option<(Levels<'_>, Levels<'_>)>,
 ) -> Value {
     let (bids, asks) = match changes {
         None => (levels(book.bids.iter().rev()), levels(book.asks.iter())),

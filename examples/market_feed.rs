@@ -2,14 +2,16 @@
 //! kept alive through injected faults, with an accounting summary at the end.
 //!
 //! ```text
-//! cargo run --release --example market_feed -- [--protocol kalshi|kraken] [--url URL]
+//! cargo run --release --example market_feed -- [--protocol kalshi|kraken|weex|okx] [--url URL]
 //!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
 //! ```
 //!
 //! Without `--url` it starts an embedded exchange on 127.0.0.1 speaking
 //! `--protocol` that streams ticker data and, every `--chaos-every-ms` (0 = off),
 //! injects a random fault: TCP abort, close 1011, silence until the idle timeout,
-//! or a garbage frame. With `--url` it connects to that server instead.
+//! or a garbage frame (the op/args server for `weex` and `okx`: a dropped
+//! connection, close 1011 or a garbage frame; WEEX also pings every 500 ms and
+//! drops a client that does not answer). With `--url` it connects to that server instead.
 //!
 //! Progress goes to stderr once a second. At the end it closes cleanly and prints
 //! exactly one line on stdout:
@@ -25,7 +27,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::exchange;
+use support::{exchange, op_venue, weex};
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,13 +38,80 @@ use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use resilient_ws::{
-    Backoff, Client, Config, Kalshi, Kraken, Protocol, Subscription, Topic, Update,
+    Backoff, Client, Config, Kalshi, Kraken, Okx, Protocol, Subscription, Topic, Update, Weex,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Venue {
     Kalshi,
     Kraken,
+    Weex,
+    Okx,
+}
+
+impl Venue {
+    /// The ticker channel's name on this venue.
+    fn ticker(self) -> &'static str {
+        match self {
+            Venue::Kalshi | Venue::Kraken | Venue::Weex => "ticker",
+            Venue::Okx => "tickers",
+        }
+    }
+}
+
+/// The embedded exchange: the Kalshi/Kraken emulator or the op/args server.
+#[derive(Clone)]
+enum Embedded {
+    Exchange(exchange::Exchange),
+    OpVenue(op_venue::OpVenue),
+}
+
+impl Embedded {
+    async fn start(venue: Venue) -> std::io::Result<Embedded> {
+        Ok(match venue {
+            Venue::Kalshi => {
+                Embedded::Exchange(exchange::Exchange::start(exchange::Venue::Kalshi).await?)
+            }
+            Venue::Kraken => {
+                Embedded::Exchange(exchange::Exchange::start(exchange::Venue::Kraken).await?)
+            }
+            Venue::Weex => {
+                let server = op_venue::OpVenue::start(op_venue::Dialect::Weex).await?;
+                // WEEX drops clients that do not answer its heartbeat.
+                weex::heartbeats(&server, Duration::from_millis(500), true);
+                Embedded::OpVenue(server)
+            }
+            Venue::Okx => {
+                Embedded::OpVenue(op_venue::OpVenue::start(op_venue::Dialect::Okx).await?)
+            }
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Embedded::Exchange(e) => e.url(),
+            Embedded::OpVenue(v) => v.url(),
+        }
+    }
+
+    fn start_stream(
+        &self,
+        venue: Venue,
+        symbols: Vec<String>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        match self {
+            Embedded::Exchange(e) => e.start_stream(symbols, every),
+            Embedded::OpVenue(v) => v.start_stream(venue.ticker(), symbols, every),
+        }
+    }
+
+    async fn shutdown(&self) {
+        match self {
+            Embedded::Exchange(e) => e.shutdown().await,
+            Embedded::OpVenue(v) => v.shutdown().await,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -55,7 +124,8 @@ struct Args {
     seed: u64,
 }
 
-const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken] [--url URL] [--symbols A,B,C] \
+const USAGE: &str =
+    "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] [--symbols A,B,C] \
                      [--duration SECS] [--chaos-every-ms MS] [--seed N]";
 
 fn parse_args() -> Result<Args, String> {
@@ -79,7 +149,9 @@ fn parse_args() -> Result<Args, String> {
                 venue = match value.as_str() {
                     "kalshi" => Venue::Kalshi,
                     "kraken" => Venue::Kraken,
-                    _ => return Err(bad("expected kalshi or kraken")),
+                    "weex" => Venue::Weex,
+                    "okx" => Venue::Okx,
+                    _ => return Err(bad("expected kalshi, kraken, weex or okx")),
                 }
             }
             "--url" => url = Some(value),
@@ -132,6 +204,19 @@ fn default_symbols(venue: Venue) -> Vec<String> {
         Venue::Kraken => &[
             "BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "DOGE/USD", "ADA/USD", "LTC/USD", "DOT/USD",
         ],
+        Venue::Weex => &[
+            "BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "LTCUSDT", "DOTUSDT",
+        ],
+        Venue::Okx => &[
+            "BTC-USDT",
+            "ETH-USDT",
+            "SOL-USDT",
+            "XRP-USDT",
+            "DOGE-USDT",
+            "ADA-USDT",
+            "LTC-USDT",
+            "DOT-USDT",
+        ],
     };
     list.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -160,6 +245,8 @@ async fn main() -> ExitCode {
     match args.venue {
         Venue::Kalshi => run(args, Kalshi::new()).await,
         Venue::Kraken => run(args, Kraken::new()).await,
+        Venue::Weex => run(args, Weex::new()).await,
+        Venue::Okx => run(args, Okx::new()).await,
     }
 }
 
@@ -168,19 +255,13 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
     // The embedded exchange, unless a URL was given.
     let embedded = match &args.url {
         Some(_) => None,
-        None => {
-            let venue = match args.venue {
-                Venue::Kalshi => exchange::Venue::Kalshi,
-                Venue::Kraken => exchange::Venue::Kraken,
-            };
-            match exchange::Exchange::start(venue).await {
-                Ok(exchange) => Some(exchange),
-                Err(error) => {
-                    eprintln!("cannot start the embedded exchange: {error}");
-                    return ExitCode::FAILURE;
-                }
+        None => match Embedded::start(args.venue).await {
+            Ok(exchange) => Some(exchange),
+            Err(error) => {
+                eprintln!("cannot start the embedded exchange: {error}");
+                return ExitCode::FAILURE;
             }
-        }
+        },
     };
     let url = match (&args.url, &embedded) {
         (Some(url), _) => url.clone(),
@@ -214,7 +295,7 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
     let topics: Vec<Topic> = args
         .symbols
         .iter()
-        .map(|s| Topic::new("ticker").symbol(s.clone()))
+        .map(|s| Topic::new(args.venue.ticker()).symbol(s.clone()))
         .collect();
     let subscriptions =
         match tokio::time::timeout(Duration::from_secs(30), client.subscribe_many(topics)).await {
@@ -242,9 +323,9 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
         }
     }
 
-    let streaming = embedded
-        .as_ref()
-        .map(|exchange| exchange.start_stream(args.symbols.clone(), Duration::from_millis(10)));
+    let streaming = embedded.as_ref().map(|exchange| {
+        exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
+    });
     let chaos = match (&embedded, args.chaos_every) {
         (Some(exchange), Some(every)) => {
             Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
@@ -364,7 +445,11 @@ async fn consume(mut subscription: Subscription, seen: Arc<Seen>) {
 }
 
 /// Injects one random fault every `every`.
-async fn chaos(exchange: exchange::Exchange, every: Duration, seed: u64) {
+async fn chaos(embedded: Embedded, every: Duration, seed: u64) {
+    let exchange = match embedded {
+        Embedded::Exchange(exchange) => exchange,
+        Embedded::OpVenue(venue) => return op_chaos(venue, every, seed).await,
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
@@ -386,6 +471,31 @@ async fn chaos(exchange: exchange::Exchange, every: Duration, seed: u64) {
             _ => {
                 eprintln!("chaos: garbage frame");
                 exchange.send_text_all("}{ not json \u{1f4a5}");
+            }
+        }
+    }
+}
+
+/// Injects one random fault every `every` into the op/args server: a dropped
+/// connection, close 1011, or a garbage frame.
+async fn op_chaos(venue: op_venue::OpVenue, every: Duration, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match rng.random_range(0..3u8) {
+            0 => {
+                eprintln!("chaos: connection dropped");
+                venue.drop_all();
+            }
+            1 => {
+                eprintln!("chaos: close 1011");
+                venue.close_all(1011, "chaos: internal error");
+            }
+            _ => {
+                eprintln!("chaos: garbage frame");
+                venue.send_text_all("}{ not json \u{1f4a5}");
             }
         }
     }

@@ -71,7 +71,8 @@ pub use events::{ConnectionState, Event, Events};
 pub use message::{Frame, Update};
 pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
-    ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
+    ChecksumMismatch, Inbound, Kalshi, Kraken, Okx, Protocol, RawProtocol, Request, ServerId,
+    Topic, VenueLimits, Weex,
 };
 pub use queue::{Overflow, QueueStats};
 pub use stats::Stats;

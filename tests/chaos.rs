@@ -1,4 +1,5 @@
-//! Chaos soak: one client per protocol (Kalshi and Kraken v2, run concurrently),
+//! Chaos soak: one client per protocol (Kalshi and Kraken v2, run concurrently;
+//! WEEX and OKX v5 alongside through `support::op_soak`),
 //! 20 subscriptions each, through the fault proxy to the test exchange, with a
 //! random fault every 100-500 ms from the proxy (cut, blackhole, stall, delay,
 //! throttle, truncation, corruption) or the exchange (abort, close codes,
@@ -833,9 +834,11 @@ async fn chaos_soak_kalshi_and_kraken() {
             }
         }
     });
-    let (kalshi, kraken) = tokio::join!(
+    let (kalshi, kraken, weex, okx) = tokio::join!(
         soak(Venue::Kalshi, seed, secs),
-        soak(Venue::Kraken, seed, secs)
+        soak(Venue::Kraken, seed, secs),
+        support::op_soak::op_soak(support::op_venue::Dialect::Weex, seed, secs),
+        support::op_soak::op_soak(support::op_venue::Dialect::Okx, seed, secs)
     );
     let _ = done_tx.send(true);
     let samples = sampler.await.expect("sampler");
@@ -844,6 +847,13 @@ async fn chaos_soak_kalshi_and_kraken() {
 
     print_report(&kalshi);
     print_report(&kraken);
+    for r in [&weex, &okx] {
+        eprintln!(
+            "chaos[{:?}]: faults={} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
+            r.dialect, r.faults, r.stats.reconnects, r.stats.resubscribes,
+            r.stats.checksum_mismatches, r.pongs, r.per_stream
+        );
+    }
     let growth = rss_after.saturating_sub(rss_before);
     eprintln!("chaos: rss before={rss_before} KiB after={rss_after} KiB growth={growth} KiB");
     let slope = slope_kib_per_min(&samples);

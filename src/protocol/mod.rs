@@ -21,11 +21,18 @@ use crate::error::{ProtocolError, VenueError};
 pub(crate) mod json;
 pub mod kalshi;
 pub mod kraken;
+mod limits;
+pub mod okx;
+pub(crate) mod op_args;
 mod raw;
+pub mod weex;
 
 pub use kalshi::Kalshi;
 pub use kraken::Kraken;
+pub use limits::{inflate_bounded, Compression, VenueLimits, MAX_DECODED_BYTES};
+pub use okx::Okx;
 pub use raw::RawProtocol;
+pub use weex::Weex;
 
 /// What a subscription is for: a channel, usually a symbol, and venue parameters.
 ///
@@ -263,6 +270,14 @@ pub enum Inbound<'a> {
     Pong,
     /// A venue heartbeat: no data, but proof the feed is alive.
     Heartbeat,
+    /// A venue heartbeat the client must answer (WEEX's `{"event":"ping"}`):
+    /// the session writes `text` ahead of queued frames and counts the
+    /// heartbeat as proof the feed is alive. At most a few replies wait at a
+    /// time; a heartbeat arriving while they are full is not answered twice.
+    Reply {
+        /// The answer to write, exactly as the venue expects it.
+        text: Cow<'a, str>,
+    },
     /// A status or informational frame.
     Control,
     /// A frame the protocol cannot make sense of; counted as unroutable.
@@ -318,6 +333,24 @@ pub trait Protocol: Send + 'static {
 
     /// Classifies an inbound text frame.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a>;
+
+    /// Decompresses an inbound binary frame into text, for venues that send
+    /// gzip or deflate frames; the text is then classified by
+    /// [`classify`](Protocol::classify) like any text frame. `None` (the
+    /// default) leaves the frame to
+    /// [`classify_binary`](Protocol::classify_binary). Implementations must
+    /// bound the output (see [`inflate_bounded`]): a small frame may inflate
+    /// to gigabytes.
+    fn decode_binary(&mut self, data: &[u8]) -> Option<Result<String, ProtocolError>> {
+        let _ = data;
+        None
+    }
+
+    /// The venue's documented per-connection limits (channels per connection,
+    /// subscribe operations per window). Default: none known.
+    fn limits(&self) -> VenueLimits {
+        VenueLimits::default()
+    }
 
     /// Classifies an inbound binary frame. Default: unexpected for a text protocol.
     fn classify_binary(&mut self, data: &[u8]) -> Inbound<'static> {

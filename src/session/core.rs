@@ -214,12 +214,29 @@ impl<P: Protocol> SessionCore<P> {
                 // WebSocket pong, which the peer's library sends on its own).
                 self.data_seen();
             }
+            Inbound::Reply { text } => {
+                // A heartbeat the venue wants answered: alive, and the answer
+                // jumps the queue (bounded; see `Link::push_reply`).
+                self.control();
+                self.data_seen();
+                let text = text.into_owned();
+                self.push_reply(text);
+            }
             Inbound::Invalid(error) => self.invalid(error),
         }
         Ok(())
     }
 
     fn on_binary(&mut self, data: Bytes, now: Instant) {
+        // A compressed venue: inflate (bounded by the adapter), then classify as text.
+        match self.protocol.decode_binary(&data) {
+            Some(Ok(text)) => {
+                let _ = self.on_text(Utf8Bytes::from(text), now);
+                return;
+            }
+            Some(Err(error)) => return self.invalid(error),
+            None => {}
+        }
         match self.protocol.classify_binary(&data) {
             Inbound::Unsolicited => {
                 self.data_seen();

@@ -170,3 +170,138 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     let written = write_all(&mut core, t0);
     assert_eq!(written.len(), 2, "{written:?}");
 }
+
+fn core_of<P: Protocol>(config: Config, protocol: P) -> SessionCore<P> {
+    let stats = Arc::new(StatsHub::default());
+    let inbound = Queue::new(8, Overflow::DropOldest);
+    SessionCore::new(Arc::new(config), protocol, stats, inbound)
+}
+
+fn written_texts<P: Protocol>(core: &mut SessionCore<P>, now: Instant) -> Vec<String> {
+    let mut written = Vec::new();
+    while let Some((message, w)) = core.take_write(now) {
+        core.on_written(w, now);
+        if let Message::Text(text) = message {
+            written.push(text.as_str().to_owned());
+        }
+    }
+    written
+}
+
+#[test]
+fn venue_heartbeats_are_answered_ahead_of_the_queue_and_bounded() {
+    use crate::protocol::Weex;
+    // One frame per hour: what is written first is what jumped the queue.
+    let config = Config::builder("ws://127.0.0.1:9")
+        .rate_limit(1, Duration::from_secs(3600))
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let mut core = core_of(config, Weex::new());
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    for (id, symbol) in [(1, "A"), (2, "B")] {
+        let queue = Queue::new(8, Overflow::DropOldest);
+        core.subscribe(vec![(id, Topic::new("ticker").symbol(symbol), queue)]);
+    }
+    for time in 1..=10 {
+        let ping = format!(r#"{{"event":"ping","time":{time}}}"#);
+        core.on_message(text(&ping), t0).unwrap();
+    }
+    // At most four answers wait, in arrival order, ahead of the subscribes.
+    let queued = core.link.as_ref().map_or(0, |l| l.outbound_len());
+    assert_eq!(queued, 4 + 2);
+    assert_eq!(
+        written_texts(&mut core, t0),
+        [r#"{"event":"pong","time":1}"#]
+    );
+    let t1 = t0 + Duration::from_secs(3600);
+    assert_eq!(
+        written_texts(&mut core, t1),
+        [r#"{"event":"pong","time":2}"#]
+    );
+    assert_eq!(core.stats.counters.control.get(), 10);
+}
+
+#[test]
+fn answered_heartbeats_keep_an_idle_watch_satisfied() {
+    use crate::protocol::Weex;
+    let config = Config::builder("ws://127.0.0.1:9")
+        .idle_timeout(Some(Duration::from_secs(4)))
+        .ping_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut core = core_of(config, Weex::new());
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    for second in 1..=20 {
+        let now = t0 + Duration::from_secs(second);
+        core.on_message(text(r#"{"event":"ping","time":1}"#), now)
+            .unwrap();
+        let _ = written_texts(&mut core, now);
+        assert!(core.on_tick(now).is_ok(), "second {second}");
+    }
+    // The heartbeats stop: the feed is idle.
+    let mut ended = false;
+    for second in 21..=30 {
+        if core.on_tick(t0 + Duration::from_secs(second)).is_err() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "no heartbeat for 10 s must end a 4 s idle watch");
+}
+
+/// WEEX behind gzip: the shape of a compressed venue.
+struct Gzipped(crate::protocol::Weex);
+
+impl Protocol for Gzipped {
+    fn name(&self) -> &'static str {
+        "gzipped"
+    }
+    fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
+        self.0.encode_subscribe(topics, req_id)
+    }
+    fn encode_unsubscribe(&mut self, t: &Topic, s: &ServerId, r: u64) -> Option<String> {
+        self.0.encode_unsubscribe(t, s, r)
+    }
+    fn decode_binary(
+        &mut self,
+        data: &[u8],
+    ) -> Option<Result<String, crate::error::ProtocolError>> {
+        use crate::protocol::{inflate_bounded, Compression};
+        Some(inflate_bounded(data, Compression::Gzip, 1024))
+    }
+    fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
+        self.0.classify(text)
+    }
+}
+
+#[test]
+fn compressed_frames_are_inflated_within_a_budget_then_classified() {
+    use std::io::Write;
+    fn gzip(data: &[u8]) -> Message {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(data).unwrap();
+        Message::Binary(enc.finish().unwrap().into())
+    }
+    let config = Config::builder("ws://127.0.0.1:9")
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let mut core = core_of(config, Gzipped(crate::protocol::Weex::new()));
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    core.on_message(gzip(br#"{"event":"ping","time":7}"#), t0)
+        .unwrap();
+    assert_eq!(
+        written_texts(&mut core, t0),
+        [r#"{"event":"pong","time":7}"#]
+    );
+    // A bomb: 8 MiB of zeros in a few KiB; the budget is 1 KiB.
+    core.on_message(gzip(&vec![b' '; 8 << 20]), t0).unwrap();
+    core.on_message(Message::Binary(vec![1, 2, 3].into()), t0)
+        .unwrap();
+    assert_eq!(core.stats.counters.unroutable.get(), 2);
+    assert!(written_texts(&mut core, t0).is_empty());
+}

@@ -2,8 +2,12 @@
 #![allow(dead_code)]
 
 pub mod exchange;
+pub mod okx;
+pub mod op_soak;
+pub mod op_venue;
 pub mod proxy;
 pub mod tasks;
+pub mod weex;
 
 use std::time::Duration;
 

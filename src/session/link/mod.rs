@@ -35,8 +35,16 @@ mod timers;
 /// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
 pub(super) const ABANDONED_LIMIT: usize = 64;
 
+/// How many heartbeat replies may wait to be written; a venue heartbeat that
+/// arrives while they are all waiting is not answered again.
+pub(super) const REPLY_LIMIT: usize = 4;
+
 /// A frame waiting to be written.
 pub(super) enum Outgoing {
+    /// The answer to a venue heartbeat (rate limited; jumps the queue).
+    Reply {
+        text: String,
+    },
     /// The on-connect handshake frames.
     Handshake(String),
     Subscribe {
@@ -336,6 +344,7 @@ impl<P: Protocol> SessionCore<P> {
                 (Message::text(text), WrittenKind::Plain)
             }
             Outgoing::Ping { text } => (Message::text(text), WrittenKind::Ping),
+            Outgoing::Reply { text } => (Message::text(text), WrittenKind::Plain),
             Outgoing::Subscribe { text, req_id } | Outgoing::Request { text, req_id } => {
                 (Message::text(text), WrittenKind::Deadline(req_id))
             }

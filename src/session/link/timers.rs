@@ -102,6 +102,27 @@ impl<P: Protocol> SessionCore<P> {
         }
     }
 
+    /// Queues the answer to a venue heartbeat ahead of everything but earlier
+    /// answers, at most [`REPLY_LIMIT`](super::REPLY_LIMIT) at a time.
+    pub(in crate::session) fn push_reply(&mut self, text: String) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if link.closing.is_some() {
+            return;
+        }
+        let waiting = link
+            .outbound
+            .iter()
+            .take_while(|o| matches!(o, Outgoing::Reply { .. }))
+            .count();
+        if waiting >= super::REPLY_LIMIT {
+            tracing::debug!("heartbeat replies already waiting; not answering this one");
+            return;
+        }
+        link.outbound.insert(waiting, Outgoing::Reply { text });
+    }
+
     /// A pong (WebSocket or application-level) answered our ping.
     pub(in crate::session) fn pong_received(&mut self) {
         if let Some(link) = &mut self.link {

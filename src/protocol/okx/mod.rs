@@ -1,0 +1,316 @@
+//! The OKX v5 WebSocket protocol, with order-book checksum verification.
+//!
+//! Rules, with the facts and their sources in `src/protocol/VENUES.md`:
+//! - Requests are `{"id":"<req>","op":"subscribe"|"unsubscribe","args":[..]}`;
+//!   OKX echoes `id` on its `subscribe`, `unsubscribe` and `error` events, so
+//!   acks and errors are matched by request id (and, within a batched
+//!   request, by the channel and instrument the ack names).
+//! - The client's keep-alive is the text frame `ping`, answered by `pong`
+//!   ([`Protocol::encode_ping`]).
+//! - For the book channels (`books`, `books-l2-tbt`, `books50-l2-tbt`) the
+//!   adapter keeps one [`Book`] per subscribed instrument on the exact wire
+//!   text, applies each snapshot and update, and verifies the frame's
+//!   `checksum`: CRC-32 of the first 25 bids and asks interleaved as
+//!   `bid:size:ask:size:..`, compared as a signed 32-bit integer. A mismatch,
+//!   or an update whose `prevSeqId` is not the previous `seqId`, drops the
+//!   book and is reported as [`ChecksumMismatch`], so the session resubscribes
+//!   for a fresh snapshot, as for Kraken. A `checksum` of 0 is not verified:
+//!   OKX announced that the field becomes 0 when it is retired.
+//! - Only instruments this adapter subscribed on a book channel get a book,
+//!   so a peer cannot grow memory by naming instruments.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::json;
+use super::kraken::Book;
+use super::op_args::{self, Arg, Envelope, Keys};
+use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
+use crate::error::{ProtocolError, VenueError};
+use crate::venue_error::VenueErrorKind;
+
+mod checksum;
+
+pub use checksum::{checksum, checksum_levels, CHECKSUM_LEVELS};
+
+/// The book channels and the depth each keeps.
+pub const BOOK_CHANNELS: [(&str, usize); 3] = [
+    ("books", 400),
+    ("books-l2-tbt", 400),
+    ("books50-l2-tbt", 50),
+];
+
+/// The OKX v5 WebSocket protocol (`wss://ws.okx.com:8443/ws/v5/public`).
+///
+/// ```
+/// use resilient_ws::{Okx, Protocol, Topic};
+/// let mut okx = Okx::new();
+/// let frame = okx.encode_subscribe(&[&Topic::new("tickers").symbol("BTC-USDT")], 4);
+/// assert_eq!(frame, r#"{"id":"4","op":"subscribe","args":[{"channel":"tickers","instId":"BTC-USDT"}]}"#);
+/// assert_eq!(okx.encode_ping(5).as_deref(), Some("ping"));
+/// ```
+#[derive(Debug, Default)]
+pub struct Okx {
+    keys: Keys,
+    /// Subscribed book depth per book server id (added when a book subscribe
+    /// is encoded, removed by `forget`): only these may hold a book.
+    depths: HashMap<ServerId, usize>,
+    /// The verified book of each subscribed book topic, from its latest
+    /// snapshot, with the `seqId` of the last frame applied.
+    books: HashMap<ServerId, (Book, i64)>,
+}
+
+/// One book push's payload.
+#[derive(Deserialize)]
+struct BookData<'a> {
+    /// Levels are `[price, size, "0", orders]`; only price and size are read.
+    #[serde(default, borrow)]
+    asks: Vec<Vec<&'a str>>,
+    #[serde(default, borrow)]
+    bids: Vec<Vec<&'a str>>,
+    #[serde(default)]
+    checksum: Option<i64>,
+    #[serde(default, rename = "seqId")]
+    seq_id: Option<i64>,
+    #[serde(default, rename = "prevSeqId")]
+    prev_seq_id: Option<i64>,
+}
+
+impl Okx {
+    /// The OKX v5 protocol with no books yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The server id OKX data for `channel` and `symbol` is routed by.
+    pub fn server_id(channel: &str, symbol: Option<&str>) -> ServerId {
+        Keys::server_id(channel, symbol)
+    }
+
+    /// The verified book of a subscribed book topic, if it has one.
+    pub fn book(&self, channel: &str, symbol: &str) -> Option<&Book> {
+        self.books
+            .get(&Keys::server_id(channel, Some(symbol)))
+            .map(|(book, _)| book)
+    }
+
+    fn classify_push<'a>(
+        &mut self,
+        arg: &Arg<'_>,
+        action: Option<&str>,
+        data: &RawValue,
+    ) -> Inbound<'a> {
+        let Some(channel) = arg.channel.as_deref() else {
+            return Inbound::Unsolicited;
+        };
+        let server_id = self.keys.route(channel, arg.inst_id.as_deref());
+        let checksum = match self.depths.get(&server_id).copied() {
+            Some(depth) => match self.apply_book(&server_id, depth, action, data) {
+                Ok(verdict) => verdict,
+                Err(error) => return Inbound::Invalid(error),
+            },
+            None => None,
+        };
+        Inbound::Data {
+            server_id,
+            seq: None,
+            checksum,
+        }
+    }
+
+    /// Applies a book push; `Some` when the book did not verify (then it is dropped).
+    fn apply_book(
+        &mut self,
+        server_id: &ServerId,
+        depth: usize,
+        action: Option<&str>,
+        data: &RawValue,
+    ) -> Result<Option<ChecksumMismatch>, ProtocolError> {
+        let items: Vec<BookData<'_>> = serde_json::from_str(data.get()).map_err(|_| {
+            ProtocolError::Unparseable("okx: book data is not a list of books".to_owned())
+        })?;
+        let Some(item) = items.first() else {
+            return Ok(None);
+        };
+        let (Some(asks), Some(bids)) = (pairs(&item.asks), pairs(&item.bids)) else {
+            return Err(ProtocolError::Unparseable(
+                "okx: a book level has no price or size".to_owned(),
+            ));
+        };
+        let seq = item.seq_id.unwrap_or(-1);
+        let snapshot = action == Some("snapshot");
+        if snapshot {
+            let mut book = Book::new(depth);
+            book.apply_snapshot(&asks, &bids)
+                .map_err(|e| ProtocolError::Unparseable(format!("okx: book snapshot: {e}")))?;
+            self.books.insert(server_id.clone(), (book, seq));
+        } else {
+            let Some((book, last)) = self.books.get_mut(server_id) else {
+                // No snapshot yet (or dropped after a mismatch): nothing to verify.
+                return Ok(None);
+            };
+            if item.prev_seq_id.is_some_and(|prev| prev != *last) {
+                let computed = book.checksum();
+                self.books.remove(server_id);
+                return Ok(Some(ChecksumMismatch {
+                    expected: item.checksum.unwrap_or(0) as u32,
+                    computed,
+                }));
+            }
+            book.apply_update(&asks, &bids)
+                .map_err(|e| ProtocolError::Unparseable(format!("okx: book update: {e}")))?;
+            *last = seq;
+        }
+        let expected = match item.checksum {
+            Some(0) | None => return Ok(None),
+            Some(sum) => match i32::try_from(sum) {
+                Ok(sum) => sum as u32,
+                Err(_) => {
+                    self.books.remove(server_id);
+                    return Err(ProtocolError::Unparseable(
+                        "okx: book checksum is not a 32-bit integer".to_owned(),
+                    ));
+                }
+            },
+        };
+        let Some((book, _)) = self.books.get(server_id) else {
+            return Ok(None);
+        };
+        let computed = checksum(book);
+        if computed == expected {
+            return Ok(None);
+        }
+        self.books.remove(server_id);
+        Ok(Some(ChecksumMismatch { expected, computed }))
+    }
+}
+
+/// `(price, size)` of each level, or `None` when one lacks either.
+fn pairs<'a>(levels: &[Vec<&'a str>]) -> Option<Vec<(&'a str, &'a str)>> {
+    levels
+        .iter()
+        .map(|level| Some((*level.first()?, *level.get(1)?)))
+        .collect()
+}
+
+/// Classifies an OKX WebSocket error code (the documented 60xxx/63xxx codes).
+///
+/// ```
+/// use resilient_ws::protocol::okx::venue_error;
+/// use resilient_ws::VenueErrorKind;
+/// assert_eq!(venue_error(Some(60014), "Requests too frequent").kind, VenueErrorKind::RateLimited);
+/// ```
+pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
+    let error = VenueError::new(code, message);
+    let kind = match code {
+        // Login and key errors, invalid requests, arguments, channels and ops.
+        Some(60004..=60007 | 60009 | 60011..=60013 | 60018 | 60019 | 60024 | 60031) => {
+            VenueErrorKind::Permanent
+        }
+        Some(60014) => VenueErrorKind::RateLimited,
+        Some(63999) => VenueErrorKind::Transient,
+        _ => VenueErrorKind::Unknown,
+    };
+    error.with_kind(kind)
+}
+
+impl Protocol for Okx {
+    fn name(&self) -> &'static str {
+        "okx"
+    }
+
+    fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
+        for topic in topics {
+            let (channel, symbol) = (topic.channel(), topic.symbol_name());
+            self.keys.remember(channel, symbol);
+            if let Some((_, depth)) = BOOK_CHANNELS.iter().find(|(c, _)| *c == channel) {
+                if symbol.is_some() {
+                    let id = Keys::server_id(channel, symbol);
+                    // A resubscribe starts from a fresh snapshot.
+                    self.books.remove(&id);
+                    self.depths.insert(id, *depth);
+                }
+            }
+        }
+        op_args::encode("subscribe", Some(req_id), topics)
+    }
+
+    fn encode_unsubscribe(
+        &mut self,
+        topic: &Topic,
+        _server_id: &ServerId,
+        req_id: u64,
+    ) -> Option<String> {
+        Some(op_args::encode("unsubscribe", Some(req_id), &[topic]))
+    }
+
+    fn can_batch(&self, first: &Topic, next: &Topic) -> bool {
+        first.channel() == next.channel()
+            && first.symbol_name().is_some()
+            && next.symbol_name().is_some()
+            && first.params() == next.params()
+    }
+
+    fn encode_ping(&mut self, _req_id: u64) -> Option<String> {
+        Some("ping".to_owned())
+    }
+
+    fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
+        if text == "pong" {
+            return Inbound::Pong;
+        }
+        if !json::is_object(text) {
+            return Inbound::Invalid(ProtocolError::Unparseable(
+                "okx: frame is neither pong nor a JSON object".to_owned(),
+            ));
+        }
+        let frame: Envelope<'a> = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(error) => return Inbound::Invalid(json::unparseable("okx", &error)),
+        };
+        let req_id = op_args::req_id(&frame.id);
+        let arg = Arg::of(frame.arg);
+        match frame.event.as_deref() {
+            Some("subscribe") => match arg.channel.0 {
+                Some(channel) => Inbound::Subscribed {
+                    req_id,
+                    server_id: self.keys.route(&channel, arg.inst_id.as_deref()),
+                    channel: Some(channel),
+                    symbol: arg.inst_id.0,
+                },
+                None => Inbound::Invalid(ProtocolError::Unparseable(
+                    "okx: subscribe event without arg.channel".to_owned(),
+                )),
+            },
+            Some("unsubscribe") => Inbound::Unsubscribed { req_id },
+            Some("error") => Inbound::Rejected {
+                req_id,
+                symbol: arg.inst_id.0,
+                error: venue_error(
+                    op_args::code(frame.code),
+                    frame.msg.as_deref().unwrap_or_default(),
+                ),
+            },
+            Some(_) => Inbound::Control,
+            None => match frame.data {
+                Some(data) => self.classify_push(&arg, frame.action.as_deref(), data),
+                None => Inbound::Unsolicited,
+            },
+        }
+    }
+
+    fn reset(&mut self) {
+        self.books.clear();
+    }
+
+    fn forget(&mut self, server_id: &ServerId) {
+        self.keys.forget(server_id);
+        self.books.remove(server_id);
+        self.depths.remove(server_id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+use std::borrow::Cow;
+
+use super::*;
+
+fn levels(levels: &[(&str, &str)]) -> String {
+    let items: Vec<String> = levels
+        .iter()
+        .map(|(p, s)| format!(r#"["{p}","{s}","0","1"]"#))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A `books` push for BTC-USDT as OKX sends it.
+fn book_frame(
+    action: &str,
+    bids: &[(&str, &str)],
+    asks: &[(&str, &str)],
+    checksum: i32,
+    prev: i64,
+    seq: i64,
+) -> String {
+    format!(
+        r#"{{"arg":{{"channel":"books","instId":"BTC-USDT"}},"action":"{action}","data":[{{"asks":{},"bids":{},"ts":"1597026383085","checksum":{checksum},"prevSeqId":{prev},"seqId":{seq}}}]}}"#,
+        levels(asks),
+        levels(bids)
+    )
+}
+
+fn subscribed_books() -> Okx {
+    let mut okx = Okx::new();
+    let _ = okx.encode_subscribe(&[&Topic::new("books").symbol("BTC-USDT")], 1);
+    okx
+}
+
+fn data(checksum: Option<ChecksumMismatch>) -> Inbound<'static> {
+    Inbound::Data {
+        server_id: Okx::server_id("books", Some("BTC-USDT")),
+        seq: None,
+        checksum,
+    }
+}
+
+#[test]
+fn encodes_requests_with_the_request_id() {
+    let mut okx = Okx::new();
+    let a = Topic::new("tickers").symbol("BTC-USDT");
+    let b = Topic::new("tickers").symbol("ETH-USDT");
+    assert!(okx.can_batch(&a, &b));
+    assert!(!okx.can_batch(&a, &Topic::new("trades").symbol("ETH-USDT")));
+    assert_eq!(
+        okx.encode_subscribe(&[&a, &b], 9),
+        r#"{"id":"9","op":"subscribe","args":[{"channel":"tickers","instId":"BTC-USDT"},{"channel":"tickers","instId":"ETH-USDT"}]}"#
+    );
+    assert_eq!(
+        okx.encode_unsubscribe(&a, &Okx::server_id("tickers", Some("BTC-USDT")), 10)
+            .as_deref(),
+        Some(
+            r#"{"id":"10","op":"unsubscribe","args":[{"channel":"tickers","instId":"BTC-USDT"}]}"#
+        )
+    );
+    assert_eq!(okx.classify("pong"), Inbound::Pong);
+    assert!(matches!(okx.classify("ping"), Inbound::Invalid(_)));
+}
+
+#[test]
+fn classifies_the_documented_events() {
+    let mut okx = Okx::new();
+    // OKX v5 docs, "Order book channel": response and failure examples.
+    assert_eq!(
+        okx.classify(
+            r#"{"id":"1512","event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#
+        ),
+        Inbound::Subscribed {
+            req_id: Some(1512),
+            server_id: Okx::server_id("books", Some("BTC-USDT")),
+            channel: Some(Cow::Borrowed("books")),
+            symbol: Some(Cow::Borrowed("BTC-USDT")),
+        }
+    );
+    match okx.classify(
+        r#"{"id":"1512","event":"error","code":"60012","msg":"Invalid request: {\"op\": \"subscribe\"}","connId":"a4d3ae55"}"#,
+    ) {
+        Inbound::Rejected {
+            req_id: Some(1512),
+            symbol: None,
+            error,
+        } => {
+            assert_eq!(error.code, Some(60012));
+            assert_eq!(error.kind, VenueErrorKind::Permanent);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        okx.classify(r#"{"id":"3","event":"unsubscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"x"}"#),
+        Inbound::Unsubscribed { req_id: Some(3) }
+    );
+    assert_eq!(
+        okx.classify(r#"{"event":"notice","code":"64008","msg":"upgrade","connId":"x"}"#),
+        Inbound::Control
+    );
+    for (code, kind) in [
+        (60014, VenueErrorKind::RateLimited),
+        (60007, VenueErrorKind::Permanent),
+        (60018, VenueErrorKind::Permanent),
+        (63999, VenueErrorKind::Transient),
+        (12345, VenueErrorKind::Unknown),
+    ] {
+        assert_eq!(venue_error(Some(code), "").kind, kind, "{code}");
+    }
+    assert_eq!(
+        okx.classify(r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"px":"1"}]}"#),
+        Inbound::Data {
+            server_id: Okx::server_id("trades", Some("BTC-USDT")),
+            seq: None,
+            checksum: None
+        }
+    );
+}
+
+#[test]
+fn the_documented_snapshot_and_a_verified_update() {
+    let mut okx = subscribed_books();
+    // Example 2 of the docs: less than 25 levels on one side.
+    let bids = [("3366.1", "7")];
+    let asks = [("3366.8", "9"), ("3368", "8"), ("3372", "8")];
+    let frame = book_frame("snapshot", &bids, &asks, 831_078_360, -1, 10);
+    assert_eq!(okx.classify(&frame), data(None));
+    // An update that removes 3368 and adds a bid, with the right checksum.
+    let after = crc32fast::hash(b"3366.1:7:3366.8:9:3366:6:3372:8") as i32;
+    let frame = book_frame("update", &[("3366", "6")], &[("3368", "0")], after, 10, 15);
+    assert_eq!(okx.classify(&frame), data(None));
+    let book = okx.book("books", "BTC-USDT").unwrap();
+    assert_eq!(book.bids().count(), 2);
+    assert_eq!(checksum(book) as i32, after);
+    // An unchanged update (empty, prevSeqId == seqId) keeps the book.
+    let frame = book_frame("update", &[], &[], after, 15, 15);
+    assert_eq!(okx.classify(&frame), data(None));
+}
+
+#[test]
+fn a_bad_checksum_or_a_sequence_break_drops_the_book() {
+    let mut okx = subscribed_books();
+    let bids = [("3366.1", "7"), ("3366", "6")];
+    let asks = [("3366.8", "9"), ("3368", "8")];
+    // Example 1 of the docs, with the value OKEx documented for it.
+    let frame = book_frame("snapshot", &bids, &asks, -1_881_014_294, -1, 1);
+    assert_eq!(okx.classify(&frame), data(None));
+    let frame = book_frame("update", &[("3366", "5")], &[], 12345, 1, 2);
+    match okx.classify(&frame) {
+        Inbound::Data {
+            checksum: Some(ChecksumMismatch { expected, computed }),
+            ..
+        } => {
+            assert_eq!(expected, 12345);
+            assert_eq!(
+                computed,
+                crc32fast::hash(b"3366.1:7:3366.8:9:3366:5:3368:8")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(okx.book("books", "BTC-USDT").is_none());
+    // Without a book, updates are routed but not verified.
+    assert_eq!(okx.classify(&frame), data(None));
+    // A fresh snapshot starts again; an update skipping a sequence breaks it.
+    let frame = book_frame("snapshot", &bids, &asks, -1_881_014_294, -1, 5);
+    assert_eq!(okx.classify(&frame), data(None));
+    let frame = book_frame("update", &[], &[], -1_881_014_294, 6, 7);
+    assert!(matches!(
+        okx.classify(&frame),
+        Inbound::Data {
+            checksum: Some(_),
+            ..
+        }
+    ));
+    assert!(okx.book("books", "BTC-USDT").is_none());
+    // A zero checksum (the retired field) is not verified.
+    let frame = book_frame("snapshot", &bids, &asks, 0, -1, 8);
+    assert_eq!(okx.classify(&frame), data(None));
+}
+
+#[test]
+fn books_exist_only_for_subscribed_instruments() {
+    let mut okx = subscribed_books();
+    for i in 0..200 {
+        let frame = format!(
+            r#"{{"arg":{{"channel":"books","instId":"X{i}"}},"action":"snapshot","data":[{{"asks":[["1","1","0","1"]],"bids":[],"checksum":1,"seqId":1,"prevSeqId":-1}}]}}"#
+        );
+        assert!(matches!(
+            okx.classify(&frame),
+            Inbound::Data { checksum: None, .. }
+        ));
+    }
+    assert_eq!(okx.books.len(), 0);
+    okx.forget(&Okx::server_id("books", Some("BTC-USDT")));
+    assert!(okx.depths.is_empty());
+}
+
+#[test]
+fn garbage_is_invalid() {
+    let mut okx = subscribed_books();
+    for frame in [
+        "",
+        "[]",
+        "{",
+        "PONG",
+        r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[["1"]],"bids":[]}]}"#,
+        r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[["-1","1"]],"bids":[]}]}"#,
+        r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":{"asks":[]}}"#,
+        r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[],"bids":[],"checksum":99999999999}]}"#,
+    ] {
+        assert!(
+            matches!(okx.classify(frame), Inbound::Invalid(_)),
+            "{frame}"
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! A WebSocket server on 127.0.0.1 speaking the `op`/`args` style WEEX and
+//! OKX v5 share, with fault knobs: swallowed subscribes (drops), rejections
+//! with a venue code, book sequence gaps, bad checksums, server heartbeats
+//! that must be answered (WEEX) and client pings left unanswered (OKX).
+//!
+//! The dialect-specific frames (WEEX heartbeats, OKX books and their
+//! checksum, computed here independently of the library) live in `weex.rs`
+//! and `okx.rs`; this file is the connection plumbing they share.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How many server pings in a row may go unanswered before a strict server
+/// drops the connection.
+pub const UNANSWERED_LIMIT: u64 = 3;
+
+/// Which venue the server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// WEEX: no request ids; the server pings and drops clients that do not pong.
+    Weex,
+    /// OKX v5: request ids echoed; the client pings with the text `ping`.
+    Okx,
+}
+
+/// A book kept by the server: price text -> size text, per side.
+#[derive(Clone, Debug, Default)]
+pub struct ServerBook {
+    /// Bids by price (compared as numbers; best is the highest).
+    pub bids: BTreeMap<Price, String>,
+    /// Asks by price (best is the lowest).
+    pub asks: BTreeMap<Price, String>,
+    /// The last `seqId` sent.
+    pub seq: i64,
+}
+
+/// A price text ordered by its value (test prices are plain decimals).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Price(pub String);
+
+impl Eq for Price {}
+impl PartialOrd for Price {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Price {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let a: f64 = self.0.parse().unwrap_or(0.0);
+        let b: f64 = other.0.parse().unwrap_or(0.0);
+        a.total_cmp(&b)
+    }
+}
+
+/// The knobs and the record, behind one lock.
+#[derive(Default)]
+pub struct State {
+    /// Symbols whose subscribe is refused with (code, message).
+    pub rejects: HashMap<String, (i64, String)>,
+    /// Swallow subscribe requests (no ack, no error).
+    pub drop_subscribes: bool,
+    /// Answer the client's text `ping` (OKX); off = unanswered heartbeats.
+    pub answer_pings: bool,
+    /// WEEX: how often the server pings; `None` = never.
+    pub ping_every: Option<Duration>,
+    /// WEEX: close a connection whose previous ping is unanswered.
+    pub require_pong: bool,
+    /// The next book update for these symbols carries a wrong checksum.
+    pub corrupt_checksum: HashSet<String>,
+    /// The next book update for these symbols skips a sequence number.
+    pub gap: HashSet<String>,
+    /// Books by symbol (OKX `books`).
+    pub books: HashMap<String, ServerBook>,
+    /// Live subscriptions: (conn, channel, instId).
+    pub subs: HashSet<(u64, String, String)>,
+    /// Every text frame a client sent, with its connection.
+    pub received: Vec<(u64, String)>,
+    /// `pong` answers to server pings, as `time` values.
+    pub pongs: Vec<Value>,
+}
+
+struct Shared {
+    dialect: Dialect,
+    addr: SocketAddr,
+    state: Mutex<State>,
+    conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>,
+    handshakes: AtomicU64,
+    pings_sent: AtomicU64,
+    /// The accept loop and every connection task, for `shutdown`.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// Handle to a running server (cheap to clone).
+#[derive(Clone)]
+pub struct OpVenue {
+    shared: Arc<Shared>,
+}
+
+impl OpVenue {
+    /// Starts a server on an ephemeral loopback port.
+    pub async fn start(dialect: Dialect) -> std::io::Result<OpVenue> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let state = State {
+            answer_pings: true,
+            ..State::default()
+        };
+        let shared = Arc::new(Shared {
+            dialect,
+            addr: listener.local_addr()?,
+            state: Mutex::new(state),
+            conns: Mutex::new(HashMap::new()),
+            handshakes: AtomicU64::new(0),
+            pings_sent: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let accept = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let shared = Arc::clone(&accept);
+                let conn = tokio::spawn(async move {
+                    if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                        serve(shared, ws).await;
+                    }
+                });
+                let mut tasks = accept.tasks.lock().unwrap();
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(conn.abort_handle());
+            }
+        });
+        shared.tasks.lock().unwrap().push(task.abort_handle());
+        Ok(OpVenue { shared })
+    }
+
+    /// `ws://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.shared.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The dialect spoken.
+    pub fn dialect(&self) -> Dialect {
+        self.shared.dialect
+    }
+
+    /// The knobs and the record.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap()
+    }
+
+    /// Completed handshakes so far.
+    pub fn handshakes(&self) -> u64 {
+        self.shared.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Server pings sent so far (WEEX).
+    pub fn pings_sent(&self) -> u64 {
+        self.shared.pings_sent.load(Ordering::SeqCst)
+    }
+
+    /// Client frames parsed as JSON whose `op` is `op`.
+    pub fn ops(&self, op: &str) -> Vec<Value> {
+        self.state()
+            .received
+            .iter()
+            .filter_map(|(_, t)| serde_json::from_str::<Value>(t).ok())
+            .filter(|v| v["op"] == op)
+            .collect()
+    }
+
+    /// Sends `frame` to every connection subscribed to `channel`/`inst`.
+    pub fn push(&self, channel: &str, inst: &str, frame: &Value) {
+        let conns: Vec<u64> = self
+            .state()
+            .subs
+            .iter()
+            .filter(|(_, c, i)| c == channel && i == inst)
+            .map(|(conn, _, _)| *conn)
+            .collect();
+        for conn in conns {
+            self.send(conn, frame.to_string());
+        }
+    }
+
+    /// Sends a text frame on one connection.
+    pub fn send(&self, conn: u64, text: String) {
+        if let Some(tx) = self.shared.conns.lock().unwrap().get(&conn) {
+            let _ = tx.send(Message::text(text));
+        }
+    }
+
+    /// Drops every connection without a close frame.
+    pub fn drop_all(&self) {
+        self.shared.conns.lock().unwrap().clear();
+    }
+
+    /// Sends a close frame with `code` on every connection, then ends them.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        for tx in self.shared.conns.lock().unwrap().values() {
+            let _ = tx.send(Message::Close(Some(CloseFrame {
+                code: code.into(),
+                reason: reason.to_owned().into(),
+            })));
+        }
+    }
+
+    /// Sends `text` on every connection.
+    pub fn send_text_all(&self, text: &str) {
+        for tx in self.shared.conns.lock().unwrap().values() {
+            let _ = tx.send(Message::text(text.to_owned()));
+        }
+    }
+
+    /// Pushes `{"arg":..,"data":[{"instId":..,"n":n}]}` on `channel` for each
+    /// symbol every `interval`, to whoever is subscribed.
+    pub fn start_stream(
+        &self,
+        channel: &'static str,
+        symbols: Vec<String>,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let venue = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            for n in 0u64.. {
+                ticker.tick().await;
+                for symbol in &symbols {
+                    let frame = with_arg(
+                        channel,
+                        symbol,
+                        json!({"data": [{"instId": symbol, "n": n}]}),
+                    );
+                    venue.push(channel, symbol, &frame);
+                }
+            }
+        })
+    }
+
+    /// Stops accepting, ends every connection and waits until their tasks are gone.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<_> = self.shared.tasks.lock().unwrap().drain(..).collect();
+        for task in &tasks {
+            task.abort();
+        }
+        self.drop_all();
+        while tasks.iter().any(|t| !t.is_finished()) {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// How many connections are open.
+    pub fn live(&self) -> usize {
+        self.shared.conns.lock().unwrap().len()
+    }
+}
+
+/// `{"arg":{"channel":..,"instId":..}}` plus `rest`.
+pub fn with_arg(channel: &str, inst: &str, rest: Value) -> Value {
+    let mut frame = json!({"arg": {"channel": channel, "instId": inst}});
+    if let (Some(frame), Value::Object(rest)) = (frame.as_object_mut(), rest) {
+        frame.extend(rest);
+    }
+    frame
+}
+
+async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+    let conn = shared.handshakes.fetch_add(1, Ordering::SeqCst) + 1;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    // Only the map holds the sender: `drop_all` ends this loop.
+    shared.conns.lock().unwrap().insert(conn, tx);
+    let (mut sink, mut stream) = ws.split();
+    let ping_every = shared.state.lock().unwrap().ping_every;
+    let mut ticker = ping_every.map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut ping_time: u64 = 0;
+    // Pings sent since the last pong that answered one of them.
+    let mut unanswered: u64 = 0;
+    loop {
+        let tick = async {
+            match &mut ticker {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(message) => {
+                    let close = matches!(message, Message::Close(_));
+                    if sink.send(message).await.is_err() || close {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = tick => {
+                if unanswered >= UNANSWERED_LIMIT && shared.state.lock().unwrap().require_pong {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+                ping_time += 1;
+                unanswered += 1;
+                shared.pings_sent.fetch_add(1, Ordering::SeqCst);
+                let ping = json!({"event": "ping", "time": ping_time.to_string()});
+                if sink.send(Message::text(ping.to_string())).await.is_err() {
+                    break;
+                }
+            }
+            inbound = stream.next() => match inbound {
+                Some(Ok(Message::Text(text))) => {
+                    let text = text.as_str().to_owned();
+                    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                        let time = v["time"].as_str().and_then(|t| t.parse::<u64>().ok());
+                        if v["event"] == "pong" && time.is_some_and(|t| t >= 1 && t <= ping_time) {
+                            unanswered = 0;
+                        }
+                    }
+                    for reply in on_text(&shared, conn, &text) {
+                        if sink.send(Message::text(reply)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    shared.conns.lock().unwrap().remove(&conn);
+    shared
+        .state
+        .lock()
+        .unwrap()
+        .subs
+        .retain(|(c, _, _)| *c != conn);
+}
+
+/// What the server answers to one client frame.
+fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
+    let mut state = shared.state.lock().unwrap();
+    state.received.push((conn, text.to_owned()));
+    if text == "ping" {
+        return if shared.dialect == Dialect::Okx && state.answer_pings {
+            vec!["pong".to_owned()]
+        } else {
+            Vec::new()
+        };
+    }
+    let Ok(request) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    if request["event"] == "pong" {
+        state.pongs.push(request["time"].clone());
+        return Vec::new();
+    }
+    let op = request["op"].as_str().unwrap_or_default();
+    let id = request.get("id").cloned();
+    let mut replies = Vec::new();
+    let echo = |mut frame: Value| {
+        if let (Some(id), Some(obj)) = (&id, frame.as_object_mut()) {
+            obj.insert("id".to_owned(), id.clone());
+        }
+        frame
+    };
+    for arg in request["args"].as_array().cloned().unwrap_or_default() {
+        let channel = arg["channel"].as_str().unwrap_or_default().to_owned();
+        let inst = arg["instId"].as_str().unwrap_or_default().to_owned();
+        match op {
+            "subscribe" if state.drop_subscribes => {}
+            "subscribe" => {
+                if let Some((code, msg)) = state.rejects.get(&inst).cloned() {
+                    let code = match shared.dialect {
+                        Dialect::Okx => json!(code.to_string()),
+                        Dialect::Weex => json!(code),
+                    };
+                    let mut error = json!({"event": "error", "code": code, "msg": msg});
+                    if shared.dialect == Dialect::Weex {
+                        error["arg"] = json!({"channel": channel, "instId": inst});
+                    }
+                    replies.push(echo(error).to_string());
+                    continue;
+                }
+                state.subs.insert((conn, channel.clone(), inst.clone()));
+                let ack =
+                    json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}});
+                replies.push(echo(ack).to_string());
+                if shared.dialect == Dialect::Okx && channel == "books" {
+                    let book = state.books.entry(inst.clone()).or_insert_with(default_book);
+                    book.seq += 1;
+                    replies.push(
+                        super::okx::book_frame(&inst, "snapshot", book, -1, None).to_string(),
+                    );
+                }
+            }
+            "unsubscribe" => {
+                state.subs.remove(&(conn, channel.clone(), inst.clone()));
+                let ack =
+                    json!({"event": "unsubscribe", "arg": {"channel": channel, "instId": inst}});
+                replies.push(echo(ack).to_string());
+            }
+            _ => {}
+        }
+    }
+    replies
+}
+
+/// A small two-sided book.
+pub fn default_book() -> ServerBook {
+    let mut book = ServerBook::default();
+    for (p, s) in [("100.5", "3"), ("100.4", "1.50"), ("100", "7")] {
+        book.bids.insert(Price(p.to_owned()), s.to_owned());
+    }
+    for (p, s) in [("100.6", "2"), ("100.75", "0.5000"), ("101", "9")] {
+        book.asks.insert(Price(p.to_owned()), s.to_owned());
+    }
+    book
+}

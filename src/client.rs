@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -105,7 +106,17 @@ impl Client {
         let (commands_tx, commands_rx) = mpsc::channel(config.command_capacity);
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (done_tx, done_rx) = watch::channel(None);
+        // One span per connection: every log line of its supervisor is inside it.
+        let span = tracing::info_span!(
+            "connection",
+            venue = protocol.name(),
+            connection = %config.connection_name,
+            url = %config.redacted_url,
+            attempt = tracing::field::Empty,
+        );
         let shared = Arc::new(Shared {
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Publisher::new(protocol.name(), &config.connection_name),
             events: OnceLock::new(),
             event_capacity: config.event_capacity,
             state,
@@ -119,7 +130,7 @@ impl Client {
         let overflow = config.overflow;
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
-        let task = tokio::spawn(supervisor.run());
+        let task = tokio::spawn(supervisor.run().instrument(span));
         let client = Client {
             inner: Arc::new(Inner {
                 commands: commands_tx,
@@ -269,6 +280,13 @@ impl Client {
 
     fn state_now(&self) -> ConnectionState {
         *self.inner.shared.state.borrow()
+    }
+
+    /// Subscriptions registered with the supervisor right now (one atomic
+    /// read: the pool places by it on every subscribe).
+    pub(crate) fn subscription_count(&self) -> usize {
+        let count = self.inner.shared.stats.counters.subscriptions.get();
+        usize::try_from(count).unwrap_or(usize::MAX)
     }
 
     /// A snapshot of the counters.

@@ -48,6 +48,9 @@ mod connector;
 mod error;
 mod events;
 mod message;
+#[cfg(feature = "metrics")]
+mod metrics;
+pub mod pool;
 pub mod protocol;
 mod queue;
 mod session;
@@ -67,6 +70,7 @@ pub use error::{
 };
 pub use events::{ConnectionState, Event, Events};
 pub use message::{Frame, Update};
+pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};
 pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
 };

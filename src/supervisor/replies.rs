@@ -83,6 +83,10 @@ impl Replies {
         core: &mut SessionCore<P>,
         shared: &Shared,
     ) {
+        // Before any reply goes out, so a caller that sees its subscribe
+        // answered also sees it counted (the pool places by this gauge).
+        let live = core.registry().len() as u64;
+        shared.stats.counters.subscriptions.set(live);
         if !core.has_actions() {
             return;
         }
@@ -90,7 +94,7 @@ impl Replies {
             match action {
                 Action::Emit(event) => shared.emit(event),
                 Action::SetState(state) => {
-                    shared.state.send_replace(state);
+                    shared.set_state(state);
                 }
                 Action::SubscribeResult { client_id, result } => {
                     if let Some(reply) = self.subscribes.remove(&client_id) {

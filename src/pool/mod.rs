@@ -132,8 +132,6 @@ struct Member {
     client: Client,
     /// Subscriptions handed to this member whose subscribe has not returned.
     placing: usize,
-    /// Held so the member's unsolicited frames are counted, not left queued.
-    _unsolicited: Messages,
 }
 
 impl std::fmt::Debug for Pool {
@@ -359,7 +357,9 @@ impl Pool {
             connection_name: Arc::from(index.to_string()),
             ..self.inner.config.clone()
         };
-        let (client, unsolicited) = (self.inner.spawn)(config);
+        // Dropped at once: unsolicited frames are then counted as dropped
+        // instead of filling a queue nobody reads.
+        let (client, _) = (self.inner.spawn)(config);
         let mut events = client.events();
         let sink = self.inner.events.clone();
         let forwarder = tokio::spawn(async move {
@@ -379,11 +379,7 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(forwarder);
-        Member {
-            client,
-            placing: 0,
-            _unsolicited: unsolicited,
-        }
+        Member { client, placing: 0 }
     }
 }
 

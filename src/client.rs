@@ -124,6 +124,8 @@ impl Client {
             stats: Arc::new(StatsHub::default()),
         });
         let inbound = Queue::new(config.queue_capacity, config.overflow);
+        #[cfg(feature = "metrics")]
+        inbound.measure_wait(shared.metrics.delivery_wait());
         shared.stats.track(&inbound);
         let messages = Messages::new(Arc::clone(&inbound));
         let queue_capacity = config.queue_capacity;
@@ -208,6 +210,8 @@ impl Client {
         for topic in topics {
             let client_id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
             let queue = Queue::new(capacity, overflow);
+            #[cfg(feature = "metrics")]
+            queue.measure_wait(self.inner.shared.metrics.delivery_wait());
             let (ready, ready_rx) = oneshot::channel();
             pending.push((client_id, topic.clone(), Arc::clone(&queue), ready_rx));
             new.push(NewSubscription {

@@ -32,11 +32,15 @@
 //! | `resilient_ws_queued` | gauge | messages waiting in all queues of the connection |
 //! | `resilient_ws_stashed`, `resilient_ws_subscriptions` | gauge | the stash and live subscriptions |
 //! | `resilient_ws_connection_state` | gauge | 0 closed, 1 connecting, 2 backoff, 3 connected, 4 closing |
+//! | `resilient_ws_delivery_wait_seconds` | histogram | per data message: queued by the supervisor -> taken by the consumer |
+//!
+//! The delivery wait is the one number recorded per message (on the consumer's
+//! side, under the queue lock it already takes): it cannot come from a snapshot.
 
 use std::future::Future;
 use std::time::Duration;
 
-use ::metrics::{Counter, Gauge, Label};
+use ::metrics::{Counter, Gauge, Histogram, Label};
 
 use crate::events::ConnectionState;
 use crate::stats::Stats;
@@ -50,6 +54,7 @@ pub(crate) struct Publisher {
     dropped: Counter,
     queued: Gauge,
     state: Gauge,
+    wait: Histogram,
 }
 
 enum Series {
@@ -95,6 +100,7 @@ impl Publisher {
             dropped: counter("dropped"),
             queued: ::metrics::gauge!(format!("{PREFIX}queued"), labels.clone()),
             state: ::metrics::gauge!(format!("{PREFIX}connection_state"), labels.clone()),
+            wait: ::metrics::histogram!(format!("{PREFIX}delivery_wait_seconds"), labels.clone()),
         }
     }
 
@@ -111,6 +117,11 @@ impl Publisher {
         self.dropped.absolute(stats.queues.dropped);
         self.queued.set(stats.queues.queued as f64);
         self.state(state);
+    }
+
+    /// The histogram every queue of this client records its delivery waits in.
+    pub(crate) fn delivery_wait(&self) -> Histogram {
+        self.wait.clone()
     }
 
     /// Publishes the connection state alone.

@@ -32,7 +32,7 @@ fn series(snapshotter: &Snapshotter) -> HashMap<String, f64> {
         .snapshot()
         .into_vec()
         .into_iter()
-        .filter_map(|(key, _, _, value)| {
+        .map(|(key, _, _, value)| {
             let key = key.key();
             let mut labels: Vec<String> = key
                 .labels()
@@ -41,11 +41,11 @@ fn series(snapshotter: &Snapshotter) -> HashMap<String, f64> {
             labels.sort();
             let name = format!("{}{{{}}}", key.name(), labels.join(","));
             match value {
-                DebugValue::Counter(n) => Some((name, n as f64)),
-                DebugValue::Gauge(g) => Some((name, g.into_inner())),
+                DebugValue::Counter(n) => (name, n as f64),
+                DebugValue::Gauge(g) => (name, g.into_inner()),
                 DebugValue::Histogram(samples) => {
                     assert!(samples.iter().all(|s| s.into_inner() >= 0.0));
-                    Some((name, samples.len() as f64))
+                    (name, samples.len() as f64)
                 }
             }
         })

@@ -29,12 +29,17 @@ fn config(url: &str) -> Config {
         .expect("valid config")
 }
 
+/// A span's name and fields (`name=value`).
+type SpanFields = (String, Vec<String>);
+/// A log line and the fields of its `connection` ancestor, if any.
+type Line = (String, Option<Vec<String>>);
+
 #[derive(Default, Clone)]
 struct Captured {
     /// Span id -> its fields as `name=value`.
-    spans: Arc<Mutex<HashMap<u64, (String, Vec<String>)>>>,
+    spans: Arc<Mutex<HashMap<u64, SpanFields>>>,
     /// Every event: its message and the fields of its `connection` ancestor, if any.
-    events: Arc<Mutex<Vec<(String, Option<Vec<String>>)>>>,
+    events: Arc<Mutex<Vec<Line>>>,
 }
 
 struct Fields<'a>(&'a mut Vec<String>);

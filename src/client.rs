@@ -17,8 +17,9 @@ use crate::events::{ConnectionState, Event, Events};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
-use crate::stats::{Stats, StatsHub};
+use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
+use crate::subscription::ClientId;
 use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
 
 /// A handle to one supervised WebSocket connection.
@@ -39,6 +40,17 @@ struct Inner {
     queue_capacity: usize,
     overflow: Overflow,
     task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Subscriptions prepared but not yet handed to the supervisor.
+struct Prepared {
+    pending: Vec<(
+        ClientId,
+        Topic,
+        Arc<Queue>,
+        oneshot::Receiver<Result<(), Error>>,
+    )>,
+    new: Vec<NewSubscription>,
 }
 
 impl std::fmt::Debug for Client {
@@ -197,6 +209,13 @@ impl Client {
         topics: Vec<Topic>,
         options: QueueOptions,
     ) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        let prepared = self.prepare(topics, options)?;
+        self.submit(prepared).await
+    }
+
+    /// The synchronous half of a subscribe: validates, makes the queues and
+    /// counts the subscriptions as in flight.
+    fn prepare(&self, topics: Vec<Topic>, options: QueueOptions) -> Result<Prepared, Error> {
         let capacity = options.capacity.unwrap_or(self.inner.queue_capacity);
         let overflow = options.overflow.unwrap_or(self.inner.overflow);
         if capacity == 0 {
@@ -219,8 +238,16 @@ impl Client {
                 topic,
                 queue,
                 ready,
+                in_flight: InFlight::new(&self.inner.shared.stats),
             });
         }
+        Ok(Prepared { pending, new })
+    }
+
+    /// The asynchronous half: hands the subscriptions to the supervisor and
+    /// waits for each one's answer.
+    async fn submit(&self, prepared: Prepared) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        let Prepared { pending, new } = prepared;
         self.command(Command::Subscribe(new)).await?;
         let mut results = Vec::with_capacity(pending.len());
         for (client_id, topic, queue, ready_rx) in pending {
@@ -286,11 +313,31 @@ impl Client {
         *self.inner.shared.state.borrow()
     }
 
-    /// Subscriptions registered with the supervisor right now (one atomic
-    /// read: the pool places by it on every subscribe).
+    /// Subscriptions registered with the supervisor or on their way to it
+    /// (two atomic reads: the pool places by it on every subscribe). The
+    /// in-flight count drops only after the registered one has risen, so a
+    /// subscription is never missed; it may be seen twice for an instant.
     pub(crate) fn subscription_count(&self) -> usize {
-        let count = self.inner.shared.stats.counters.subscriptions.get();
-        usize::try_from(count).unwrap_or(usize::MAX)
+        let stats = &self.inner.shared.stats;
+        let in_flight = stats.subscribes_in_flight.get();
+        let registered = stats.counters.subscriptions.get();
+        usize::try_from(registered.saturating_add(in_flight)).unwrap_or(usize::MAX)
+    }
+
+    /// Starts subscribing `topic` with default queue settings: the
+    /// subscription counts in [`subscription_count`](Client::subscription_count)
+    /// before this returns (the pool relies on that to place the next one).
+    pub(crate) fn start_subscribe(
+        &self,
+        topic: Topic,
+        options: QueueOptions,
+    ) -> impl std::future::Future<Output = Result<Subscription, Error>> + Send + 'static {
+        let client = self.clone();
+        let prepared = self.prepare(vec![topic], options);
+        async move {
+            let mut results = client.submit(prepared?).await?;
+            results.pop().unwrap_or(Err(Error::ClientClosed))
+        }
     }
 
     /// A snapshot of the counters.

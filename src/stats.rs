@@ -136,6 +136,11 @@ impl Counter {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Subtracts `n` (only to undo an earlier `add`).
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
     /// Overwrites the value (for gauges such as `stashed`).
     pub(crate) fn set(&self, n: u64) {
         self.0.store(n, Ordering::Relaxed);
@@ -151,7 +156,29 @@ impl Counter {
 #[derive(Default)]
 pub(crate) struct StatsHub {
     pub(crate) counters: Counters,
+    /// Subscriptions asked for but not yet registered by the supervisor (in
+    /// the command channel): with `counters.subscriptions`, a connection's
+    /// load as a pool sees it. Kept by [`InFlight`] guards.
+    pub(crate) subscribes_in_flight: Counter,
     queues: Mutex<QueueSet>,
+}
+
+/// One subscription on its way to the supervisor. Counted from creation until
+/// dropped: after the supervisor has registered it (or refused it), or when
+/// the command is dropped unsent. RAII, so no path can leak a count.
+pub(crate) struct InFlight(Arc<StatsHub>);
+
+impl InFlight {
+    pub(crate) fn new(hub: &Arc<StatsHub>) -> Self {
+        hub.subscribes_in_flight.bump();
+        InFlight(Arc::clone(hub))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.subscribes_in_flight.sub(1);
+    }
 }
 
 #[derive(Default)]

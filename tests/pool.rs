@@ -345,3 +345,24 @@ async fn close_ends_every_connection_stream_and_task() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_subscribes_fill_every_connection_exactly_to_the_cap() {
+    // Found by the scale run: a subscription registered by its supervisor but
+    // not yet answered was counted twice, so a burst hit "pool is full" early.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let config = fast(&exchange.url()).build().unwrap();
+    let pool = Pool::new(config, Kalshi::new, options(50, 4)).unwrap();
+    let all =
+        futures::future::join_all((0..200).map(|i| pool.subscribe(ticker(&format!("F{i}"))))).await;
+    let failed: Vec<_> = all.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(loads(&pool), vec![50, 50, 50, 50]);
+    drop(all);
+    pool.close().await.unwrap();
+}

@@ -130,8 +130,6 @@ struct Inner {
 
 struct Member {
     client: Client,
-    /// Subscriptions handed to this member whose subscribe has not returned.
-    placing: usize,
 }
 
 impl std::fmt::Debug for Pool {
@@ -246,8 +244,10 @@ impl Pool {
         topic: Topic,
         options: QueueOptions,
     ) -> Result<Subscription, Error> {
-        let placed = self.place()?;
-        placed.client.subscribe_with(topic, options).await
+        // Placed under the pool's lock, and counted on its member before the
+        // lock is released: the next placement already sees it.
+        let subscribe = self.place(|client| client.start_subscribe(topic, options))?;
+        subscribe.await
     }
 
     /// A stream of every member's events from now on, each naming its member.
@@ -311,9 +311,9 @@ impl Pool {
         self.inner.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Picks the member for one subscription and counts it as being placed
-    /// there until the returned guard drops.
-    fn place(&self) -> Result<Placed<'_>, Error> {
+    /// Picks the member for one subscription and starts it there with
+    /// `start`, all under the lock (`start` counts it on the member at once).
+    fn place<T>(&self, start: impl FnOnce(&Client) -> T) -> Result<T, Error> {
         let mut members = self.members();
         // Checked under the lock `close` does not need: a member spawned after
         // `close` took its list would otherwise outlive the pool.
@@ -324,7 +324,7 @@ impl Pool {
         let chosen = members
             .iter()
             .enumerate()
-            .map(|(i, m)| (i, m.client.subscription_count() + m.placing))
+            .map(|(i, m)| (i, m.client.subscription_count()))
             .filter(|&(_, load)| load < cap)
             .min_by_key(|&(i, load)| (load, i))
             .map(|(i, _)| i);
@@ -343,13 +343,10 @@ impl Pool {
                 )))
             }
         };
-        let member = &mut members[index];
-        member.placing += 1;
-        Ok(Placed {
-            pool: self,
-            index,
-            client: member.client.clone(),
-        })
+        members
+            .get(index)
+            .map(|member| start(&member.client))
+            .ok_or(Error::ClientClosed)
     }
 
     fn spawn_member(&self, index: usize) -> Member {
@@ -379,22 +376,7 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(forwarder);
-        Member { client, placing: 0 }
-    }
-}
-
-/// A subscription being placed on member `index`.
-struct Placed<'a> {
-    pool: &'a Pool,
-    index: usize,
-    client: Client,
-}
-
-impl Drop for Placed<'_> {
-    fn drop(&mut self) {
-        if let Some(member) = self.pool.members().get_mut(self.index) {
-            member.placing = member.placing.saturating_sub(1);
-        }
+        Member { client }
     }
 }
 

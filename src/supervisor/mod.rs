@@ -47,7 +47,7 @@ use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::Queue;
 use crate::session::{SessionCore, SessionEnd};
-use crate::stats::StatsHub;
+use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
 use replies::{Replies, Served};
 
@@ -81,6 +81,8 @@ pub(crate) struct NewSubscription {
     pub(crate) topic: Topic,
     pub(crate) queue: Arc<Queue>,
     pub(crate) ready: oneshot::Sender<Result<(), Error>>,
+    /// Counts it as in flight until the core has registered it.
+    pub(crate) in_flight: InFlight,
 }
 
 /// What the supervisor shares with every handle.

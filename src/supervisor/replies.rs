@@ -46,11 +46,15 @@ impl Replies {
         match command {
             Command::Subscribe(subs) => {
                 let mut new = Vec::with_capacity(subs.len());
+                let mut in_flight = Vec::with_capacity(subs.len());
                 for sub in subs {
                     self.subscribes.insert(sub.client_id, sub.ready);
                     new.push((sub.client_id, sub.topic, sub.queue));
+                    in_flight.push(sub.in_flight);
                 }
                 core.subscribe(new);
+                // Only now: the core has counted them as registered.
+                drop(in_flight);
             }
             Command::Unsubscribe { client_id, reply } => {
                 core.unsubscribe(client_id);

@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Knobs: `POOL_SCALE_SUBS` (10000), `POOL_SCALE_CONNECTIONS` (20),
-//! `POOL_SCALE_SECS` (steady phase, 5).
+//! `POOL_SCALE_SECS` (steady phase, 10), `POOL_SCALE_INTERVAL_MS` (each symbol
+//! is published once per interval in the steady phase, 5000: 2,000 msg/s for
+//! 10,000 symbols; the emulator's publish loop, not the client, limits how far
+//! this goes up).
 //!
 //! Memory and CPU are whole-process figures (`/proc/self`), so they include
 //! the in-process exchange's own per-connection and per-subscription state and
@@ -88,7 +91,8 @@ impl Connector for FirstThroughProxy {
 async fn main() {
     let subs = env("POOL_SCALE_SUBS", 10_000) as usize;
     let connections = env("POOL_SCALE_CONNECTIONS", 20) as usize;
-    let steady = Duration::from_secs(env("POOL_SCALE_SECS", 5));
+    let steady = Duration::from_secs(env("POOL_SCALE_SECS", 10));
+    let interval = Duration::from_millis(env("POOL_SCALE_INTERVAL_MS", 5000).max(1));
     let cap = subs.div_ceil(connections);
 
     let exchange = exchange::Exchange::start(exchange::Venue::Kalshi)
@@ -147,10 +151,10 @@ async fn main() {
         }
     });
 
-    // Steady state: every symbol once per 500 ms.
-    let rate = subs as f64 * 2.0;
-    let stream = exchange.start_stream(symbols.clone(), Duration::from_millis(500));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Steady state: every symbol once per interval.
+    let rate = subs as f64 / interval.as_secs_f64();
+    let stream = exchange.start_stream(symbols.clone(), interval);
+    tokio::time::sleep(interval).await;
     let (cpu0, n0, t0) = (cpu_secs(), data.load(Ordering::Relaxed), Instant::now());
     tokio::time::sleep(steady).await;
     let (cpu1, n1, t1) = (cpu_secs(), data.load(Ordering::Relaxed), Instant::now());

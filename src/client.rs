@@ -42,14 +42,17 @@ struct Inner {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// One prepared subscription as the caller keeps it: id, topic, queue, answer.
+type Pending = (
+    ClientId,
+    Topic,
+    Arc<Queue>,
+    oneshot::Receiver<Result<(), Error>>,
+);
+
 /// Subscriptions prepared but not yet handed to the supervisor.
 struct Prepared {
-    pending: Vec<(
-        ClientId,
-        Topic,
-        Arc<Queue>,
-        oneshot::Receiver<Result<(), Error>>,
-    )>,
+    pending: Vec<Pending>,
     new: Vec<NewSubscription>,
 }
 

@@ -4,7 +4,14 @@
 //! ```text
 //! cargo run --release --example market_feed -- [--protocol kalshi|kraken|weex|okx] [--url URL]
 //!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
+//!     [--connections N] [--metrics-addr 127.0.0.1:PORT]
 //! ```
+//!
+//! `--connections N` (N > 1) runs the feed over a [`Pool`] of at most N
+//! connections, the symbols spread evenly. `--metrics-addr` (build with
+//! `--features metrics`) serves the counters as Prometheus text at
+//! `http://ADDR/metrics` while the feed runs; it prints
+//! `metrics: listening on ADDR` to stderr once bound (port 0 picks one).
 //!
 //! Without `--url` it starts an embedded exchange on 127.0.0.1 speaking
 //! `--protocol` that streams ticker data and, every `--chaos-every-ms` (0 = off),
@@ -38,7 +45,8 @@ use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use resilient_ws::{
-    Backoff, Client, Config, Kalshi, Kraken, Okx, Protocol, Subscription, Topic, Update, Weex,
+    Backoff, Client, Config, ConnectionState, Error, Kalshi, Kraken, Okx, Pool, PoolOptions,
+    Protocol, Stats, Subscription, Topic, Update, Weex,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,11 +130,13 @@ struct Args {
     duration: Duration,
     chaos_every: Option<Duration>,
     seed: u64,
+    connections: usize,
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
-const USAGE: &str =
-    "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] [--symbols A,B,C] \
-                     [--duration SECS] [--chaos-every-ms MS] [--seed N]";
+const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] \
+                     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N] \
+                     [--connections N] [--metrics-addr 127.0.0.1:PORT]";
 
 fn parse_args() -> Result<Args, String> {
     let mut venue = Venue::Kalshi;
@@ -135,6 +145,8 @@ fn parse_args() -> Result<Args, String> {
     let mut duration = Duration::from_secs(15);
     let mut chaos_every = Some(Duration::from_millis(2000));
     let mut seed = 42;
+    let mut connections = 1;
+    let mut metrics_addr = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -175,6 +187,15 @@ fn parse_args() -> Result<Args, String> {
                 chaos_every = (ms > 0).then(|| Duration::from_millis(ms));
             }
             "--seed" => seed = value.parse().map_err(|_| bad("expected an integer"))?,
+            "--connections" => {
+                connections = value.parse().map_err(|_| bad("expected a count"))?;
+                if connections == 0 {
+                    return Err(bad("expected at least 1"));
+                }
+            }
+            "--metrics-addr" => {
+                metrics_addr = Some(value.parse().map_err(|_| bad("expected IP:PORT"))?);
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -186,6 +207,8 @@ fn parse_args() -> Result<Args, String> {
         duration,
         chaos_every,
         seed,
+        connections,
+        metrics_addr,
     })
 }
 
@@ -242,16 +265,26 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::WARN)
         .init();
+    let _metrics = match args.metrics_addr {
+        None => None,
+        Some(addr) => match metrics_http::serve(addr).await {
+            Ok(server) => Some(server),
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     match args.venue {
-        Venue::Kalshi => run(args, Kalshi::new()).await,
-        Venue::Kraken => run(args, Kraken::new()).await,
-        Venue::Weex => run(args, Weex::new()).await,
-        Venue::Okx => run(args, Okx::new()).await,
+        Venue::Kalshi => run(args, Kalshi::new).await,
+        Venue::Kraken => run(args, Kraken::new).await,
+        Venue::Weex => run(args, Weex::new).await,
+        Venue::Okx => run(args, Okx::new).await,
     }
 }
 
-async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
-    let protocol_name = protocol.name();
+async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
+    let protocol_name = protocol().name();
     // The embedded exchange, unless a URL was given.
     let embedded = match &args.url {
         Some(_) => None,
@@ -289,8 +322,23 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
         }
     };
 
-    let (client, mut unsolicited) = Client::spawn(config, protocol);
-    let unsolicited_task = tokio::spawn(async move { while unsolicited.next().await.is_some() {} });
+    let (feed, unsolicited_task) = if args.connections > 1 {
+        let per_connection = args.symbols.len().div_ceil(args.connections).max(1);
+        let options = PoolOptions::default()
+            .max_per_connection(per_connection)
+            .max_connections(args.connections);
+        match Pool::new(config, protocol, options) {
+            Ok(pool) => (Feed::Pool(pool), None),
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let (client, mut unsolicited) = Client::spawn(config, protocol());
+        let task = tokio::spawn(async move { while unsolicited.next().await.is_some() {} });
+        (Feed::Client(client), Some(task))
+    };
 
     let topics: Vec<Topic> = args
         .symbols
@@ -298,7 +346,7 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
         .map(|s| Topic::new(args.venue.ticker()).symbol(s.clone()))
         .collect();
     let subscriptions =
-        match tokio::time::timeout(Duration::from_secs(30), client.subscribe_many(topics)).await {
+        match tokio::time::timeout(Duration::from_secs(30), feed.subscribe_many(topics)).await {
             Ok(Ok(results)) => results,
             Ok(Err(error)) => {
                 eprintln!("subscribing failed: {error}");
@@ -340,11 +388,11 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
             _ = progress.tick() => {
-                let s = client.stats();
+                let s = feed.stats();
                 let alive = seen_all.iter().filter(|s| !s.ended.load(Ordering::Relaxed)).count();
                 eprintln!(
                     "[{protocol_name}] state={:?} frames_in={} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} alive={alive}/{total}",
-                    *client.state().borrow(), s.frames_in, s.queues.delivered, s.queues.dropped, s.unroutable,
+                    feed.state(), s.frames_in, s.queues.delivered, s.queues.dropped, s.unroutable,
                     s.reconnects, s.resubscribes, s.gaps,
                 );
             }
@@ -359,19 +407,21 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
         .iter()
         .filter(|s| !s.ended.load(Ordering::Relaxed) && s.data.load(Ordering::Relaxed) > 0)
         .count();
-    let close_result = client.close().await;
+    let close_result = feed.close().await;
     if let Some(streaming) = streaming {
         streaming.abort();
     }
     for consumer in consumers {
         let _ = consumer.await;
     }
-    let _ = unsolicited_task.await;
+    if let Some(task) = unsolicited_task {
+        let _ = task.await;
+    }
     if let Some(exchange) = &embedded {
         exchange.shutdown().await;
     }
 
-    let s = client.stats();
+    let s = feed.stats();
     let received = s.frames_in - s.control;
     let consumed: u64 = seen_all
         .iter()
@@ -418,6 +468,110 @@ async fn run<P: Protocol>(args: Args, protocol: P) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// One client, or a pool of them.
+enum Feed {
+    Client(Client),
+    Pool(Pool),
+}
+
+impl Feed {
+    async fn subscribe_many(
+        &self,
+        topics: Vec<Topic>,
+    ) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        match self {
+            Feed::Client(client) => client.subscribe_many(topics).await,
+            Feed::Pool(pool) => {
+                let each = topics.into_iter().map(|topic| pool.subscribe(topic));
+                Ok(futures::future::join_all(each).await)
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Feed::Client(client) => client.stats(),
+            Feed::Pool(pool) => pool.stats().total,
+        }
+    }
+
+    /// The state, or for a pool every member's.
+    fn state(&self) -> String {
+        match self {
+            Feed::Client(client) => format!("{:?}", *client.state().borrow()),
+            Feed::Pool(pool) => {
+                let stats = pool.stats();
+                let connected = stats
+                    .connections
+                    .iter()
+                    .filter(|c| c.state == ConnectionState::Connected)
+                    .count();
+                format!("{connected}/{} connected", stats.connections.len())
+            }
+        }
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        match self {
+            Feed::Client(client) => client.close().await,
+            Feed::Pool(pool) => pool.close().await,
+        }
+    }
+}
+
+/// `--metrics-addr`: a Prometheus text endpoint over the process's recorder.
+mod metrics_http {
+    use std::net::SocketAddr;
+
+    /// The listener task; dropped (aborted) when the feed ends.
+    pub struct Server(tokio::task::JoinHandle<()>);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    pub async fn serve(_: SocketAddr) -> Result<Server, String> {
+        Err("--metrics-addr needs the metrics feature: cargo run --features metrics --example market_feed".into())
+    }
+
+    /// Installs the Prometheus recorder (an application may; the library never
+    /// does) and answers every HTTP request with the current text.
+    #[cfg(feature = "metrics")]
+    pub async fn serve(addr: SocketAddr) -> Result<Server, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("metrics: listening on {bound}");
+        Ok(Server(tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    // The request itself does not matter: read its head, answer.
+                    let mut head = [0u8; 1024];
+                    let _ = socket.read(&mut head).await;
+                    handle.run_upkeep();
+                    let body = handle.render();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        })))
     }
 }
 

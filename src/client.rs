@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -16,7 +17,7 @@ use crate::events::{ConnectionState, Event, Events};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
-use crate::stats::{Stats, StatsHub};
+use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
 
@@ -38,6 +39,16 @@ struct Inner {
     queue_capacity: usize,
     overflow: Overflow,
     task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// One prepared subscription as the caller keeps it: the handle (made before
+/// the first `.await`) and the supervisor's answer.
+type Pending = (Subscription, oneshot::Receiver<Result<(), Error>>);
+
+/// Subscriptions prepared but not yet handed to the supervisor.
+struct Prepared {
+    pending: Vec<Pending>,
+    new: Vec<NewSubscription>,
 }
 
 impl std::fmt::Debug for Client {
@@ -105,7 +116,17 @@ impl Client {
         let (commands_tx, commands_rx) = mpsc::channel(config.command_capacity);
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (done_tx, done_rx) = watch::channel(None);
+        // One span per connection: every log line of its supervisor is inside it.
+        let span = tracing::info_span!(
+            "connection",
+            venue = protocol.name(),
+            connection = %config.connection_name,
+            url = %config.redacted_url,
+            attempt = tracing::field::Empty,
+        );
         let shared = Arc::new(Shared {
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Publisher::new(protocol.name(), &config.connection_name),
             events: OnceLock::new(),
             event_capacity: config.event_capacity,
             state,
@@ -113,13 +134,15 @@ impl Client {
             stats: Arc::new(StatsHub::default()),
         });
         let inbound = Queue::new(config.queue_capacity, config.overflow);
+        #[cfg(feature = "metrics")]
+        inbound.measure_wait(shared.metrics.delivery_wait());
         shared.stats.track(&inbound);
         let messages = Messages::new(Arc::clone(&inbound));
         let queue_capacity = config.queue_capacity;
         let overflow = config.overflow;
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
-        let task = tokio::spawn(run_guarded(supervisor, Arc::clone(&shared)));
+        let task = tokio::spawn(run_guarded(supervisor, Arc::clone(&shared)).instrument(span));
         let client = Client {
             inner: Arc::new(Inner {
                 commands: commands_tx,
@@ -184,6 +207,13 @@ impl Client {
         topics: Vec<Topic>,
         options: QueueOptions,
     ) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        let prepared = self.prepare(topics, options)?;
+        self.submit(prepared).await
+    }
+
+    /// The synchronous half of a subscribe: validates, makes the queues and
+    /// counts the subscriptions as in flight.
+    fn prepare(&self, topics: Vec<Topic>, options: QueueOptions) -> Result<Prepared, Error> {
         let capacity = options.capacity.unwrap_or(self.inner.queue_capacity);
         let overflow = options.overflow.unwrap_or(self.inner.overflow);
         if capacity == 0 {
@@ -202,6 +232,8 @@ impl Client {
             let queue = Queue::new(capacity, overflow);
             // Known to the stats hub (and so to the panic guard) from creation.
             self.inner.shared.stats.track(&queue);
+            #[cfg(feature = "metrics")]
+            queue.measure_wait(self.inner.shared.metrics.delivery_wait());
             let (ready, ready_rx) = oneshot::channel();
             let subscription = Subscription::new(
                 client_id,
@@ -215,8 +247,16 @@ impl Client {
                 topic,
                 queue,
                 ready,
+                in_flight: InFlight::new(&self.inner.shared.stats),
             });
         }
+        Ok(Prepared { pending, new })
+    }
+
+    /// The asynchronous half: hands the subscriptions to the supervisor and
+    /// waits for each one's answer.
+    async fn submit(&self, prepared: Prepared) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        let Prepared { pending, new } = prepared;
         self.command(Command::Subscribe(new)).await?;
         let mut results = Vec::with_capacity(pending.len());
         for (subscription, ready_rx) in pending {
@@ -278,6 +318,33 @@ impl Client {
 
     fn state_now(&self) -> ConnectionState {
         *self.inner.shared.state.borrow()
+    }
+
+    /// Subscriptions registered with the supervisor or on their way to it
+    /// (two atomic reads: the pool places by it on every subscribe). The
+    /// in-flight count drops only after the registered one has risen, so a
+    /// subscription is never missed; it may be seen twice for an instant.
+    pub(crate) fn subscription_count(&self) -> usize {
+        let stats = &self.inner.shared.stats;
+        let in_flight = stats.subscribes_in_flight.get();
+        let registered = stats.counters.subscriptions.get();
+        usize::try_from(registered.saturating_add(in_flight)).unwrap_or(usize::MAX)
+    }
+
+    /// Starts subscribing `topic` with default queue settings: the
+    /// subscription counts in [`subscription_count`](Client::subscription_count)
+    /// before this returns (the pool relies on that to place the next one).
+    pub(crate) fn start_subscribe(
+        &self,
+        topic: Topic,
+        options: QueueOptions,
+    ) -> impl std::future::Future<Output = Result<Subscription, Error>> + Send + 'static {
+        let client = self.clone();
+        let prepared = self.prepare(vec![topic], options);
+        async move {
+            let mut results = client.submit(prepared?).await?;
+            results.pop().unwrap_or(Err(Error::ClientClosed))
+        }
     }
 
     /// A snapshot of the counters.

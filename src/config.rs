@@ -11,6 +11,7 @@ use crate::backoff::Backoff;
 use crate::close_code::default_permanent_close;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
+use crate::pool::ConnectLimiter;
 use crate::queue::Overflow;
 use crate::token::TokenSource;
 
@@ -43,6 +44,10 @@ pub struct Config {
     pub(crate) resync_on_gap: bool,
     pub(crate) event_capacity: usize,
     pub(crate) token_source: Option<Arc<dyn TokenSource>>,
+    pub(crate) connection_name: Arc<str>,
+    pub(crate) metrics_interval: Duration,
+    /// Shared by the members of a [`Pool`](crate::Pool): every attempt waits its turn.
+    pub(crate) connect_limiter: Option<Arc<ConnectLimiter>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -66,6 +71,8 @@ impl std::fmt::Debug for Config {
             .field("on_connect_frames", &self.on_connect.len())
             .field("resync_on_gap", &self.resync_on_gap)
             .field("token_source", &self.token_source.is_some())
+            .field("connection_name", &self.connection_name)
+            .field("metrics_interval", &self.metrics_interval)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +153,9 @@ impl ConfigBuilder {
                 resync_on_gap: true,
                 event_capacity: 1024,
                 token_source: None,
+                connection_name: Arc::from("0"),
+                metrics_interval: Duration::from_secs(1),
+                connect_limiter: None,
             },
         }
     }
@@ -307,6 +317,22 @@ impl ConfigBuilder {
         self
     }
 
+    /// The `connection` label on this client's metrics and its tracing span,
+    /// to tell several clients to one venue apart. Default `"0"`; a
+    /// [`Pool`](crate::Pool) names its connections by index.
+    pub fn connection_name(mut self, name: impl Into<String>) -> Self {
+        self.config.connection_name = Arc::from(name.into());
+        self
+    }
+
+    /// How often the counters are published to the `metrics` recorder (feature
+    /// `metrics`; they are also published once more when the client finishes).
+    /// Default 1 s.
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.config.metrics_interval = interval;
+        self
+    }
+
     /// Validates and returns the configuration.
     ///
     /// # Errors
@@ -329,6 +355,7 @@ impl ConfigBuilder {
             ("request_timeout", c.request_timeout),
             ("close_timeout", c.close_timeout),
             ("rate_limit.per", c.rate_limit.per),
+            ("metrics_interval", c.metrics_interval),
         ];
         for (name, value) in nonzero {
             if value.is_zero() {

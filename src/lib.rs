@@ -49,6 +49,9 @@ mod connector;
 mod error;
 mod events;
 mod message;
+#[cfg(feature = "metrics")]
+mod metrics;
+pub mod pool;
 pub mod protocol;
 mod queue;
 mod session;
@@ -69,6 +72,7 @@ pub use error::{
 };
 pub use events::{ConnectionState, Event, Events};
 pub use message::{Frame, Update};
+pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};
 pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Okx, Protocol, RawProtocol, Request, ServerId,

@@ -115,6 +115,10 @@ struct State {
     dropping: bool,
     end: Option<End>,
     consumer_alive: bool,
+    /// When each queued data message arrived, oldest first (only while a
+    /// delivery-wait histogram is attached).
+    #[cfg(feature = "metrics")]
+    stamps: VecDeque<std::time::Instant>,
 }
 
 /// The shared half of a queue; the supervisor keeps one `Arc`, the stream the other.
@@ -124,6 +128,9 @@ pub struct Queue {
     space: Notify,
     capacity: usize,
     policy: Overflow,
+    /// Receive-to-delivery wait of each data message (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    wait: std::sync::OnceLock<::metrics::Histogram>,
 }
 
 impl Queue {
@@ -141,12 +148,31 @@ impl Queue {
                 dropping: false,
                 end: None,
                 consumer_alive: true,
+                #[cfg(feature = "metrics")]
+                stamps: VecDeque::new(),
             }),
             consumer: AtomicWaker::new(),
             space: Notify::new(),
             capacity,
             policy,
+            #[cfg(feature = "metrics")]
+            wait: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records each data message's wait from push to delivery in `histogram`
+    /// (set once, before the first push).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn measure_wait(&self, histogram: ::metrics::Histogram) {
+        let _ = self.wait.set(histogram);
+    }
+
+    /// Notes the arrival of a data message that was just queued.
+    #[cfg(feature = "metrics")]
+    fn stamp(&self, state: &mut State) {
+        if self.wait.get().is_some() {
+            state.stamps.push_back(std::time::Instant::now());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -187,6 +213,8 @@ impl Queue {
             state.counters.routed += 1;
             state.data_len += 1;
             state.items.push_back(update);
+            #[cfg(feature = "metrics")]
+            self.stamp(&mut state);
             return Pushed::Queued;
         }
         let first = !state.dropping;
@@ -197,8 +225,12 @@ impl Queue {
                 state.counters.dropped += 1;
                 if let Some(pos) = state.items.iter().position(Update::is_data) {
                     state.items.remove(pos);
+                    #[cfg(feature = "metrics")]
+                    state.stamps.pop_front();
                 }
                 state.items.push_back(update);
+                #[cfg(feature = "metrics")]
+                self.stamp(&mut state);
             }
             Overflow::DropNewest => {
                 state.counters.routed += 1;
@@ -282,6 +314,8 @@ impl Queue {
         let queued = state.data_len as u64;
         state.counters.dropped += queued;
         state.items.clear();
+        #[cfg(feature = "metrics")]
+        state.stamps.clear();
         state.data_len = 0;
         state.signal_len = 0;
         drop(state);
@@ -301,6 +335,12 @@ impl Queue {
     pub fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Update, Error>>> {
         let mut state = self.lock();
         if let Some(item) = Self::take(&mut state, self.capacity) {
+            #[cfg(feature = "metrics")]
+            if matches!(item, Ok(Update::Data(_))) {
+                if let (Some(at), Some(wait)) = (state.stamps.pop_front(), self.wait.get()) {
+                    wait.record(at.elapsed().as_secs_f64());
+                }
+            }
             drop(state);
             if matches!(self.policy, Overflow::Block { .. }) {
                 self.space.notify_one();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::queue::{Queue, QueueStats};
+use crate::venue_error::VenueErrorKind;
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -36,6 +37,20 @@ macro_rules! counters {
                     $($name: self.$name.get(),)*
                     queues: QueueStats::default(),
                 }
+            }
+        }
+
+        impl Stats {
+            /// Adds `other` field by field (pool-wide totals).
+            pub(crate) fn add(&mut self, other: &Stats) {
+                $(self.$name += other.$name;)*
+                self.queues.add(&other.queues);
+            }
+
+            /// Every counter with its name, for publishing (`queues` excluded).
+            #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+            pub(crate) fn named(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($name), self.$name),)*].into_iter()
             }
         }
     };
@@ -74,6 +89,35 @@ counters! {
     duplicates,
     /// Book checksum mismatches.
     checksum_mismatches,
+    /// Subscriptions registered right now (pending or acknowledged); a gauge.
+    subscriptions,
+    /// Venue errors classified [`Transient`](crate::VenueErrorKind::Transient).
+    venue_errors_transient,
+    /// Venue errors classified [`Lockout`](crate::VenueErrorKind::Lockout).
+    venue_errors_lockout,
+    /// Venue errors classified [`RateLimited`](crate::VenueErrorKind::RateLimited).
+    venue_errors_rate_limited,
+    /// Venue errors classified [`SessionExpired`](crate::VenueErrorKind::SessionExpired).
+    venue_errors_session_expired,
+    /// Venue errors classified [`Permanent`](crate::VenueErrorKind::Permanent).
+    venue_errors_permanent,
+    /// Venue errors classified [`Unknown`](crate::VenueErrorKind::Unknown).
+    venue_errors_unknown,
+}
+
+impl Counters {
+    /// Counts one venue error under its kind.
+    pub(crate) fn venue_error(&self, kind: VenueErrorKind) {
+        match kind {
+            VenueErrorKind::Transient => &self.venue_errors_transient,
+            VenueErrorKind::Lockout => &self.venue_errors_lockout,
+            VenueErrorKind::RateLimited => &self.venue_errors_rate_limited,
+            VenueErrorKind::SessionExpired => &self.venue_errors_session_expired,
+            VenueErrorKind::Permanent => &self.venue_errors_permanent,
+            VenueErrorKind::Unknown => &self.venue_errors_unknown,
+        }
+        .bump();
+    }
 }
 
 /// One relaxed atomic counter. Written only by the supervisor task, read by
@@ -92,6 +136,11 @@ impl Counter {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Subtracts `n` (only to undo an earlier `add`).
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
     /// Overwrites the value (for gauges such as `stashed`).
     pub(crate) fn set(&self, n: u64) {
         self.0.store(n, Ordering::Relaxed);
@@ -107,11 +156,33 @@ impl Counter {
 #[derive(Default)]
 pub(crate) struct StatsHub {
     pub(crate) counters: Counters,
+    /// Subscriptions asked for but not yet registered by the supervisor (in
+    /// the command channel): with `counters.subscriptions`, a connection's
+    /// load as a pool sees it. Kept by [`InFlight`] guards.
+    pub(crate) subscribes_in_flight: Counter,
     queues: Mutex<QueueSet>,
 }
 
 /// Pruning starts once this many queues are tracked.
 const PRUNE_FLOOR: usize = 64;
+
+/// One subscription on its way to the supervisor. Counted from creation until
+/// dropped: after the supervisor has registered it (or refused it), or when
+/// the command is dropped unsent. RAII, so no path can leak a count.
+pub(crate) struct InFlight(Arc<StatsHub>);
+
+impl InFlight {
+    pub(crate) fn new(hub: &Arc<StatsHub>) -> Self {
+        hub.subscribes_in_flight.bump();
+        InFlight(Arc::clone(hub))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.subscribes_in_flight.sub(1);
+    }
+}
 
 #[derive(Default)]
 struct QueueSet {

@@ -52,6 +52,9 @@ impl<P: Protocol> SessionCore<P> {
             }
             self.registry.add(client_id, topic, queue);
         }
+        // Before the callers' in-flight counts go: a pool never sees a dip.
+        let live = self.registry.len() as u64;
+        self.stats.counters.subscriptions.set(live);
         if self.link.is_some() {
             self.flush_unsent();
         }

@@ -457,6 +457,7 @@ impl<P: Protocol> SessionCore<P> {
         now: Instant,
     ) -> Result<(), SessionEnd> {
         self.control();
+        self.stats.counters.venue_error(venue_error.kind);
         let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
         if session_expired && self.config.token_source.is_some() {
             if let Some((client_id, op)) = self.registry.requeue_rejected(req_id, symbol) {
@@ -527,6 +528,7 @@ impl<P: Protocol> SessionCore<P> {
         let result = match error {
             None => Ok(Frame::from_text(text.clone(), None)),
             Some(error) => {
+                self.stats.counters.venue_error(error.kind);
                 let error = Error::Request { req_id, error };
                 self.note_retry_hint(&error, now);
                 Err(error)

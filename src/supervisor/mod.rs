@@ -47,7 +47,7 @@ use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::Queue;
 use crate::session::{SessionCore, SessionEnd};
-use crate::stats::StatsHub;
+use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
 use replies::{Replies, Served};
 
@@ -81,6 +81,8 @@ pub(crate) struct NewSubscription {
     pub(crate) topic: Topic,
     pub(crate) queue: Arc<Queue>,
     pub(crate) ready: oneshot::Sender<Result<(), Error>>,
+    /// Counts it as in flight until the core has registered it.
+    pub(crate) in_flight: InFlight,
 }
 
 /// What the supervisor shares with every handle.
@@ -94,9 +96,26 @@ pub(crate) struct Shared {
     /// `None` while running; the final result once the task has finished.
     pub(crate) done: watch::Sender<Option<Result<(), Error>>>,
     pub(crate) stats: Arc<StatsHub>,
+    /// The handles the counters are published to (see `metrics.rs`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::Publisher,
 }
 
 impl Shared {
+    /// Moves to `state` (and publishes it as a gauge with the `metrics` feature).
+    pub(crate) fn set_state(&self, state: ConnectionState) {
+        self.state.send_replace(state);
+        #[cfg(feature = "metrics")]
+        self.metrics.state(state);
+    }
+
+    /// Publishes a snapshot of the counters to the metrics recorder.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn publish_metrics(&self) {
+        self.metrics
+            .publish(&self.stats.snapshot(), *self.state.borrow());
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         // No receiver is fine: events are optional to observe.
         if let Some(events) = self.events.get() {
@@ -159,14 +178,31 @@ impl<P: Protocol> Supervisor<P> {
     }
 
     /// The task body.
+    ///
+    /// Runs inside the client's connection span (see `Client::spawn`), so
+    /// every log line of this connection carries its venue, redacted URL,
+    /// name and current attempt.
     pub(crate) async fn run(mut self) {
+        #[cfg(feature = "metrics")]
+        let (shared, interval) = (Arc::clone(&self.shared), self.config.metrics_interval);
+        #[cfg(feature = "metrics")]
+        let exit = crate::metrics::publish_while(
+            interval,
+            || shared.publish_metrics(),
+            self.run_until_exit(),
+        )
+        .await;
+        #[cfg(not(feature = "metrics"))]
         let exit = self.run_until_exit().await;
         self.finish(exit);
+        #[cfg(feature = "metrics")]
+        shared.publish_metrics();
     }
 
     async fn run_until_exit(&mut self) -> Exit {
         loop {
             let attempt = self.backoff.failures() + 1;
+            tracing::Span::current().record("attempt", attempt);
             self.set_state(ConnectionState::Connecting);
             self.shared.emit(Event::Connecting { attempt });
 
@@ -259,6 +295,12 @@ impl<P: Protocol> Supervisor<P> {
     /// One connection attempt (token source, connector, TLS, WebSocket
     /// handshake) bounded by the connect timeout, while commands keep being served.
     async fn connect_serving_commands(&mut self, attempt: u32) -> Offline<Result<Ws, Error>> {
+        if let Some(limiter) = self.config.connect_limiter.clone() {
+            // A pool's members share one limiter: wait for this attempt's slot.
+            if let Offline::Close = self.serve_offline(limiter.acquire()).await {
+                return Offline::Close;
+            }
+        }
         let timeout = self.config.connect_timeout;
         if let Some(source) = self.config.token_source.clone() {
             let fetched = self
@@ -324,7 +366,7 @@ impl<P: Protocol> Supervisor<P> {
     }
 
     fn set_state(&self, state: ConnectionState) {
-        self.shared.state.send_replace(state);
+        self.shared.set_state(state);
     }
 
     /// Ends every stream (with the terminal error, if any) and publishes the result.

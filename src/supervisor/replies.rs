@@ -46,11 +46,15 @@ impl Replies {
         match command {
             Command::Subscribe(subs) => {
                 let mut new = Vec::with_capacity(subs.len());
+                let mut in_flight = Vec::with_capacity(subs.len());
                 for sub in subs {
                     self.subscribes.insert(sub.client_id, sub.ready);
                     new.push((sub.client_id, sub.topic, sub.queue));
+                    in_flight.push(sub.in_flight);
                 }
                 core.subscribe(new);
+                // Only now: the core has counted them as registered.
+                drop(in_flight);
             }
             Command::Unsubscribe { client_id, reply } => {
                 core.unsubscribe(client_id);
@@ -83,6 +87,10 @@ impl Replies {
         core: &mut SessionCore<P>,
         shared: &Shared,
     ) {
+        // Before any reply goes out, so a caller that sees its subscribe
+        // answered also sees it counted (the pool places by this gauge).
+        let live = core.registry().len() as u64;
+        shared.stats.counters.subscriptions.set(live);
         if !core.has_actions() {
             return;
         }
@@ -90,7 +98,7 @@ impl Replies {
             match action {
                 Action::Emit(event) => shared.emit(event),
                 Action::SetState(state) => {
-                    shared.state.send_replace(state);
+                    shared.set_state(state);
                 }
                 Action::SubscribeResult { client_id, result } => {
                     if let Some(reply) = self.subscribes.remove(&client_id) {

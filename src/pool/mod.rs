@@ -1,0 +1,408 @@
+//! [`Pool`]: many connections to one venue, each subscription placed on one.
+//!
+//! Rules, and why:
+//!
+//! - **A cap per connection.** Venues limit subscriptions per socket, and one
+//!   socket carrying everything is one point of failure. Each member holds at
+//!   most [`PoolOptions::max_per_connection`] subscriptions (default: the
+//!   protocol's [`max_subscriptions_per_connection`](crate::Protocol::max_subscriptions_per_connection),
+//!   else [`DEFAULT_MAX_PER_CONNECTION`]).
+//! - **Least-loaded first, lazily.** A subscription goes to the member with the
+//!   fewest subscriptions (live ones plus those being placed) that has room; a
+//!   new member is spawned only when every member is full, up to
+//!   [`PoolOptions::max_connections`]. Spawning does not wait for the socket:
+//!   the subscription is queued and sent once the member is connected.
+//! - **The same subscription.** A member is an ordinary [`Client`]; a
+//!   subscription made through the pool is the same [`Subscription`] with the
+//!   same guarantees. Failure stays local: when one member's socket drops,
+//!   only its subscriptions are replayed (and see `Resubscribed`).
+//! - **One connect limiter.** Every attempt of every member (first connects and
+//!   reconnects) waits for a slot of one shared limiter, so a venue restart
+//!   does not trigger N simultaneous reconnects (see `limiter.rs`).
+//! - **Which connection.** [`Pool::stats`] and [`Pool::events`] name the member
+//!   (its index, also the `connection` label of its metrics and its tracing span).
+//! - **Nothing outlives it.** [`Pool::close`] closes every member and waits for
+//!   their tasks and the event forwarders to end.
+//!
+//! Frames that belong to no subscription are not exposed by a pool (they are
+//! counted as dropped); use a [`Client`] with [`RawProtocol`](crate::RawProtocol)
+//! for an unsolicited stream. A topic is not checked for duplicates across
+//! members: subscribe each topic once.
+
+mod limiter;
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::client::{Client, QueueOptions};
+use crate::config::Config;
+use crate::error::Error;
+use crate::events::{ConnectionState, Event};
+use crate::protocol::{Protocol, Topic};
+use crate::stats::Stats;
+use crate::stream::{Messages, Subscription};
+
+pub(crate) use limiter::ConnectLimiter;
+
+/// The per-connection cap when neither the options nor the protocol give one.
+///
+/// Neither bundled venue documents a per-connection subscription limit (see
+/// [`Kraken`](crate::Kraken) and [`Kalshi`](crate::Kalshi)); 200 keeps a
+/// reconnect's replay short (4 s at the default 50 frames/s outbound limit)
+/// and the blast radius of one dropped socket small.
+pub const DEFAULT_MAX_PER_CONNECTION: usize = 200;
+
+/// How a [`Pool`] spreads subscriptions over connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolOptions {
+    /// Subscriptions per connection; `None` takes the protocol's documented
+    /// limit, else [`DEFAULT_MAX_PER_CONNECTION`].
+    pub max_per_connection: Option<usize>,
+    /// Connections at most. Default 64.
+    pub max_connections: usize,
+    /// Minimum time between two connection attempts across the pool. Default 100 ms.
+    pub connect_spacing: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_per_connection: None,
+            max_connections: 64,
+            connect_spacing: Duration::from_millis(100),
+        }
+    }
+}
+
+impl PoolOptions {
+    /// Sets [`max_per_connection`](PoolOptions::max_per_connection).
+    #[must_use]
+    pub fn max_per_connection(mut self, cap: usize) -> Self {
+        self.max_per_connection = Some(cap);
+        self
+    }
+
+    /// Sets [`max_connections`](PoolOptions::max_connections).
+    #[must_use]
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Sets [`connect_spacing`](PoolOptions::connect_spacing).
+    #[must_use]
+    pub fn connect_spacing(mut self, spacing: Duration) -> Self {
+        self.connect_spacing = spacing;
+        self
+    }
+}
+
+type Spawn = dyn Fn(Config) -> (Client, Messages) + Send + Sync;
+
+/// Many supervised connections to one venue; see the module docs.
+///
+/// Cloning is cheap; clones share the pool.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    spawn: Box<Spawn>,
+    cap: usize,
+    max_connections: usize,
+    members: Mutex<Vec<Member>>,
+    events: broadcast::Sender<PoolEvent>,
+    forwarders: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+struct Member {
+    client: Client,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("connections", &self.connections())
+            .field("max_per_connection", &self.inner.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One member's share of [`Pool::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// The member's index (its `connection` label).
+    pub connection: usize,
+    /// Its state when the snapshot was taken.
+    pub state: ConnectionState,
+    /// Its counters.
+    pub stats: Stats,
+}
+
+/// A snapshot of every member's counters and their sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Per member, in index order.
+    pub connections: Vec<ConnectionStats>,
+    /// Every member summed.
+    pub total: Stats,
+}
+
+/// An [`Event`] of one member of a pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolEvent {
+    /// The member's index; `None` for a [`Event::Lagged`] of the pool's own stream.
+    pub connection: Option<usize>,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Pool {
+    /// A pool of connections built from `config`, each speaking a protocol
+    /// made by `protocol` (called once per member). Nothing connects until the
+    /// first subscription.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a zero cap or connection count.
+    pub fn new<P: Protocol>(
+        config: Config,
+        protocol: impl Fn() -> P + Send + Sync + 'static,
+        options: PoolOptions,
+    ) -> Result<Pool, Error> {
+        let cap = options
+            .max_per_connection
+            .or_else(|| protocol().max_subscriptions_per_connection())
+            .unwrap_or(DEFAULT_MAX_PER_CONNECTION);
+        if cap == 0 || options.max_connections == 0 || options.connect_spacing.is_zero() {
+            return Err(Error::Config(
+                "pool max_per_connection, max_connections and connect_spacing must be greater than zero"
+                    .into(),
+            ));
+        }
+        let mut config = config;
+        config.connect_limiter = Some(Arc::new(ConnectLimiter::new(options.connect_spacing)));
+        let spawn = move |config: Config| Client::spawn(config, protocol());
+        Ok(Pool {
+            inner: Arc::new(Inner {
+                events: broadcast::channel(config.event_capacity).0,
+                config,
+                spawn: Box::new(spawn),
+                cap,
+                max_connections: options.max_connections,
+                members: Mutex::new(Vec::new()),
+                forwarders: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The per-connection subscription cap in force.
+    pub fn max_per_connection(&self) -> usize {
+        self.inner.cap
+    }
+
+    /// How many connections the pool has opened.
+    pub fn connections(&self) -> usize {
+        self.members().len()
+    }
+
+    /// Subscribes to `topic` on the least-loaded connection with room
+    /// (opening one if all are full), as [`Client::subscribe`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::subscribe`], plus [`Error::Config`] when every allowed
+    /// connection is full and [`Error::ClientClosed`] after [`close`](Pool::close).
+    pub async fn subscribe(&self, topic: Topic) -> Result<Subscription, Error> {
+        self.subscribe_with(topic, QueueOptions::default()).await
+    }
+
+    /// Like [`subscribe`](Pool::subscribe) with per-subscription queue settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Pool::subscribe).
+    pub async fn subscribe_with(
+        &self,
+        topic: Topic,
+        options: QueueOptions,
+    ) -> Result<Subscription, Error> {
+        // Placed under the pool's lock, and counted on its member before the
+        // lock is released: the next placement already sees it.
+        let subscribe = self.place(|client| client.start_subscribe(topic, options))?;
+        subscribe.await
+    }
+
+    /// A stream of every member's events from now on, each naming its member.
+    pub fn events(&self) -> PoolEvents {
+        PoolEvents {
+            inner: BroadcastStream::new(self.inner.events.subscribe()),
+        }
+    }
+
+    /// Every member's counters, and their sum.
+    pub fn stats(&self) -> PoolStats {
+        let clients: Vec<Client> = self.members().iter().map(|m| m.client.clone()).collect();
+        let mut total = Stats::default();
+        let connections = clients
+            .iter()
+            .enumerate()
+            .map(|(connection, client)| {
+                let stats = client.stats();
+                total.add(&stats);
+                ConnectionStats {
+                    connection,
+                    state: *client.state().borrow(),
+                    stats,
+                }
+            })
+            .collect();
+        PoolStats { connections, total }
+    }
+
+    /// The member at `index`, e.g. to send a request on it.
+    pub fn connection(&self, index: usize) -> Option<Client> {
+        self.members().get(index).map(|m| m.client.clone())
+    }
+
+    /// Closes every connection (as [`Client::close`]) and waits until every
+    /// task of the pool has ended. Later subscribes fail with
+    /// [`Error::ClientClosed`].
+    ///
+    /// # Errors
+    ///
+    /// The first member's terminal error, if one had failed before `close`.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let clients: Vec<Client> = self.members().iter().map(|m| m.client.clone()).collect();
+        let results = futures::future::join_all(clients.iter().map(Client::close)).await;
+        let forwarders: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .inner
+                .forwarders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for forwarder in forwarders {
+            // Each ends after forwarding its member's `Closed`.
+            let _ = forwarder.await;
+        }
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Vec<Member>> {
+        self.inner.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Picks the member for one subscription and starts it there with
+    /// `start`, all under the lock (`start` counts it on the member at once).
+    fn place<T>(&self, start: impl FnOnce(&Client) -> T) -> Result<T, Error> {
+        let mut members = self.members();
+        // Checked under the lock `close` does not need: a member spawned after
+        // `close` took its list would otherwise outlive the pool.
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::ClientClosed);
+        }
+        let cap = self.inner.cap;
+        let chosen = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.client.subscription_count()))
+            .filter(|&(_, load)| load < cap)
+            .min_by_key(|&(i, load)| (load, i))
+            .map(|(i, _)| i);
+        let index = match chosen {
+            Some(index) => index,
+            None if members.len() < self.inner.max_connections => {
+                let index = members.len();
+                members.push(self.spawn_member(index));
+                index
+            }
+            None => {
+                return Err(Error::Config(format!(
+                    "pool is full: {} connections x {} subscriptions",
+                    members.len(),
+                    cap
+                )))
+            }
+        };
+        members
+            .get(index)
+            .map(|member| start(&member.client))
+            .ok_or(Error::ClientClosed)
+    }
+
+    fn spawn_member(&self, index: usize) -> Member {
+        let config = Config {
+            connection_name: Arc::from(index.to_string()),
+            ..self.inner.config.clone()
+        };
+        // Dropped at once: unsolicited frames are then counted as dropped
+        // instead of filling a queue nobody reads.
+        let (client, _) = (self.inner.spawn)(config);
+        let mut events = client.events();
+        let sink = self.inner.events.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let last = matches!(event, Event::Closed { .. });
+                let _ = sink.send(PoolEvent {
+                    connection: Some(index),
+                    event,
+                });
+                if last {
+                    break;
+                }
+            }
+        });
+        self.inner
+            .forwarders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(forwarder);
+        Member { client }
+    }
+}
+
+/// The stream of [`PoolEvent`]s, from [`Pool::events`].
+pub struct PoolEvents {
+    inner: BroadcastStream<PoolEvent>,
+}
+
+impl Stream for PoolEvents {
+    type Item = PoolEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PoolEvent>> {
+        Pin::new(&mut self.inner).poll_next(cx).map(|item| {
+            item.map(|result| match result {
+                Ok(event) => event,
+                Err(BroadcastStreamRecvError::Lagged(missed)) => PoolEvent {
+                    connection: None,
+                    event: Event::Lagged { missed },
+                },
+            })
+        })
+    }
+}
+
+impl std::fmt::Debug for PoolEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolEvents").finish_non_exhaustive()
+    }
+}

@@ -201,3 +201,7 @@ w('session_script', 'requests_sends_pings_close', script([
 w('session_script', 'abandoned_subscribe_late_ack_and_fatal_close', script([
   Connect, Subscribe(0, 0, 1, 1, 0), W, Unsub(0), Ack(0, 0, sid('Num', 1), True, True), Ack(0, 1, sid('Num', 2), True, True),
   Request, WriteFail, Connect, W, Tick(3000), Write(3), Ack(0, 0, sid('Num', 3), True, True), Tick(5000), ServerClose(2)], timeout=2))
+w('session_script', 'block_consumer_leaves_while_parked', script([
+  Connect, Subscribe(0, 0, 0, 0, 3), Subscribe(1, 1, 0, 0, 3), W, Ack(1, 0, sid('Num', 1), True, True), Ack(0, 0, sid('Num', 2), True, True),
+  Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), DropConsumer(1, True), Unblock(False), Data(sid('Num', 1), seq('Next')),
+  Data(sid('Num', 2), seq('Next')), Data(sid('Num', 2), seq('Next')), DropConsumer(1, False), Unblock(False), Tick(10), Read(0, 3)]))

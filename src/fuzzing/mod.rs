@@ -16,11 +16,11 @@
 //!
 //! | target | file | input | what must hold |
 //! |---|---|---|---|
-//! | [`frame_read`] | `frame_read.rs` | selector byte + raw server bytes | no panic, no hang, a typed terminal error, balanced stats |
-//! | [`kalshi_classify`] | `kalshi_classify.rs` | JSON lines | no panic, pure, short errors, encode/classify round trips |
-//! | [`kraken_classify`] | `kraken_classify.rs` | JSON lines and `#` commands | no panic, deterministic, verified books really verify |
-//! | [`kraken_book`] | `kraken_book.rs` | a depth line, then `S`/`U` lines of `price:qty` | book equals `model/book.rs`; sorted, no zeros, depth; checksum |
-//! | [`session_script`] | `session_script.rs` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
+//! | [`frame_read`](fn@crate::fuzzing::frame_read) | `frame_read.rs` | selector byte + raw server bytes | no panic, no hang, a typed terminal error, balanced stats |
+//! | [`kalshi_classify`](fn@crate::fuzzing::kalshi_classify) | `kalshi_classify.rs` | JSON lines | no panic, pure, short errors, encode/classify round trips |
+//! | [`kraken_classify`](fn@crate::fuzzing::kraken_classify) | `kraken_classify.rs` | JSON lines and `#` commands | no panic, deterministic, verified books really verify |
+//! | [`kraken_book`](fn@crate::fuzzing::kraken_book) | `kraken_book.rs` | a depth line, then `S`/`U` lines of `price:qty` | book equals `model/book.rs`; sorted, no zeros, depth; checksum |
+//! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
 
 mod frame_read;
 mod kalshi_classify;

@@ -1,4 +1,4 @@
-//! `session_script`: the real [`SessionCore`] driven by a fuzzer-chosen
+//! `session_script`: the real `SessionCore` driven by a fuzzer-chosen
 //! script, step for step against the independent model in `model/session.rs`.
 //!
 //! The harness plays the shell (`supervisor/shell.rs`) and the world around
@@ -154,7 +154,7 @@ enum SeqPick {
     Abs(u8),
 }
 
-/// Runs a session script against the real [`SessionCore`] and the model.
+/// Runs a session script against the real `SessionCore` and the model.
 ///
 /// # Panics
 ///

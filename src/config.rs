@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::HeaderSource;
 use crate::backoff::Backoff;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
@@ -42,6 +43,8 @@ pub struct Config {
     pub(crate) resync_on_gap: bool,
     pub(crate) event_capacity: usize,
     pub(crate) token_source: Option<Arc<dyn TokenSource>>,
+    pub(crate) header_source: Option<Arc<dyn HeaderSource>>,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -65,6 +68,8 @@ impl std::fmt::Debug for Config {
             .field("on_connect_frames", &self.on_connect.len())
             .field("resync_on_gap", &self.resync_on_gap)
             .field("token_source", &self.token_source.is_some())
+            .field("handshake_headers", &self.header_source.is_some())
+            .field("custom_tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +151,8 @@ impl ConfigBuilder {
                 resync_on_gap: true,
                 event_capacity: 1024,
                 token_source: None,
+                header_source: None,
+                tls: None,
             },
         }
     }
@@ -299,6 +306,23 @@ impl ConfigBuilder {
     /// session is invalid. Default: none.
     pub fn token_source(mut self, source: impl TokenSource) -> Self {
         self.config.token_source = Some(Arc::new(source));
+        self
+    }
+
+    /// A hook that returns headers for the WebSocket handshake, called before
+    /// every connection attempt (e.g. [`KalshiAuth`](crate::KalshiAuth), which
+    /// signs a fresh timestamp each time). The values are never logged or shown
+    /// in errors. Default: none.
+    pub fn handshake_headers(mut self, source: impl HeaderSource) -> Self {
+        self.config.header_source = Some(Arc::new(source));
+        self
+    }
+
+    /// The rustls client config for `wss://` (a private CA, client
+    /// certificates, another provider). Default: [`tls::client_config`](crate::tls::client_config),
+    /// the provider and roots chosen by cargo features, verification on.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.config.tls = Some(config);
         self
     }
 

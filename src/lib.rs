@@ -41,9 +41,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod auth;
 mod backoff;
 mod client;
 mod config;
+mod connect;
 mod connector;
 mod error;
 mod events;
@@ -55,12 +57,15 @@ mod stats;
 mod stream;
 mod subscription;
 mod supervisor;
+pub mod tls;
 mod token;
 mod venue_error;
 
+pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth};
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
 pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit};
+pub use connect::MAX_RETRY_AFTER;
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,

@@ -153,7 +153,33 @@ impl Sub {
 struct Conn {
     tx: mpsc::Sender<Cmd>,
     subs: Vec<Sub>,
+    /// Whether the handshake check (if any) accepted this connection's credentials.
+    authenticated: bool,
 }
+
+/// What a handshake check decides (checks live in e.g. tests/support/kalshi_auth.rs).
+pub enum Gate {
+    /// Upgrade; `authenticated: false` refuses Kalshi private channels (code 9).
+    Accept { authenticated: bool },
+    /// Answer the upgrade with this HTTP status (and `Retry-After` value).
+    Refuse {
+        status: u16,
+        retry_after: Option<String>,
+    },
+}
+
+/// Inspects each upgrade request before the handshake completes.
+pub type HandshakeCheck =
+    Arc<dyn Fn(&tokio_tungstenite::tungstenite::handshake::server::Request) -> Gate + Send + Sync>;
+
+/// Kalshi's private channels (Quick Start: WebSockets, *Authentication*).
+pub const KALSHI_PRIVATE_CHANNELS: [&str; 5] = [
+    "orderbook_delta",
+    "fill",
+    "market_positions",
+    "communications",
+    "order_group_updates",
+];
 
 struct Book {
     /// Ascending by price.
@@ -233,6 +259,8 @@ struct State {
     books: HashMap<String, Book>,
     /// Kraken: the token private channels must carry (`None`: not checked).
     required_token: Option<String>,
+    /// Runs on every upgrade request (`None`: accept, authenticated).
+    handshake_check: Option<HandshakeCheck>,
 }
 
 impl State {
@@ -542,6 +570,9 @@ impl Shared {
                 let Some(c) = st.conns.get_mut(&conn) else {
                     return Vec::new();
                 };
+                if !c.authenticated && KALSHI_PRIVATE_CHANNELS.contains(&channel.as_str()) {
+                    return vec![kalshi_error(id, 9, "Authentication required")];
+                }
                 let sid = st.next_sid;
                 st.next_sid += 1;
                 let mut out = Vec::new();
@@ -915,6 +946,8 @@ async fn accept_loop(shared: Arc<Shared>) {
     }
 }
 
+// The refusal type is tungstenite's; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
     let delay = lock(&shared.state).handshake_delay;
     if let Some(d) = delay {
@@ -923,7 +956,31 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_SIZE))
         .max_frame_size(Some(MAX_SIZE));
-    let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
+    let check = lock(&shared.state).handshake_check.clone();
+    let mut authenticated = true;
+    let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                    response| {
+        match check.as_ref().map(|check| check(request)) {
+            None => Ok(response),
+            Some(Gate::Accept { authenticated: ok }) => {
+                authenticated = ok;
+                Ok(response)
+            }
+            Some(Gate::Refuse {
+                status,
+                retry_after,
+            }) => {
+                let mut refusal =
+                    tokio_tungstenite::tungstenite::http::Response::builder().status(status);
+                if let Some(value) = retry_after {
+                    refusal = refusal.header("Retry-After", value);
+                }
+                Err(refusal.body(None).expect("a valid refusal"))
+            }
+        }
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
+    else {
         return;
     };
     let (tx, rx) = mpsc::channel(CMD_CAPACITY);
@@ -937,6 +994,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
             Conn {
                 tx,
                 subs: Vec::new(),
+                authenticated,
             },
         );
         id
@@ -1075,6 +1133,7 @@ impl Exchange {
                 ack_mode: AckMode::Normal,
                 rejects: HashMap::new(),
                 required_token: None,
+                handshake_check: None,
                 skip: HashMap::new(),
                 repeat: HashSet::new(),
                 corrupt: HashSet::new(),
@@ -1252,8 +1311,13 @@ impl Exchange {
         lock(&self.inner.state).ack_mode = m;
     }
 
+    /// Runs `check` on every later upgrade request (`None`: accept all, authenticated).
+    pub fn set_handshake_check(&self, check: Option<HandshakeCheck>) {
+        lock(&self.inner.state).handshake_check = check;
+    }
+
     /// Kraken: private channels must carry this `params.token`, else the
-    /// subscribe fails with `ESession:Invalid session` (`None`: not checked).
+    /// subscription is refused (`None`: not checked).
     pub fn require_token(&self, token: Option<&str>) {
         lock(&self.inner.state).required_token = token.map(str::to_owned);
     }

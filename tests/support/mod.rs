@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod exchange;
+pub mod kalshi_auth;
 pub mod proxy;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -52,6 +52,7 @@ mod events;
 mod message;
 pub mod protocol;
 mod queue;
+mod send;
 mod session;
 mod stats;
 mod stream;
@@ -76,6 +77,7 @@ pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
 };
 pub use queue::{Overflow, QueueStats};
+pub use send::SendOptions;
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};

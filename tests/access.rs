@@ -316,3 +316,43 @@ async fn an_unknown_ca_is_a_clear_tls_connection_error() {
     assert!(reason.contains("UnknownIssuer"), "{error}");
     assert_eq!(*server.upgrades.lock().unwrap(), 0);
 }
+
+#[tokio::test]
+async fn send_binary_reaches_the_venue_and_fails_fast_while_disconnected() {
+    let ex = Exchange::start(Venue::Raw).await.unwrap();
+    // One frame per minute: only sends outside the budget can pass at once.
+    let config = config(&ex.url())
+        .rate_limit(1, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (client, _inbound) = Client::connect(config, RawProtocol).await.unwrap();
+    client.send("spends-the-budget").await.unwrap();
+    let unlimited = resilient_ws::SendOptions::new().unlimited();
+    client
+        .send_binary_with(vec![0xde, 0xad], unlimited)
+        .await
+        .unwrap();
+    client.send_text_with("also-free", unlimited).await.unwrap();
+    assert!(
+        ex.wait_received(
+            |r| r.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()
+                == ["spends-the-budget", "binary:dead", "also-free"],
+            support::SOON
+        )
+        .await,
+        "{:?}",
+        ex.received()
+    );
+
+    // Disconnected: fails at once, never queued for later.
+    let mut events = client.events();
+    ex.set_refuse(true);
+    ex.abort_all();
+    wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+    let error = client.send_binary(vec![1u8]).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Connection { .. } | Error::Closed { .. }),
+        "{error:?}"
+    );
+    client.close().await.unwrap();
+}

@@ -58,9 +58,11 @@ pub(crate) enum Command {
         client_id: ClientId,
         reply: Option<oneshot::Sender<Result<(), Error>>>,
     },
-    /// Send a one-off text frame (never replayed on another connection).
+    /// Send a one-off frame (never replayed on another connection).
     Send {
-        text: String,
+        message: tokio_tungstenite::tungstenite::Message,
+        /// Whether it spends the outbound rate limit's budget.
+        rate_limited: bool,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Send a request and wait for the response with its request id.

@@ -1103,6 +1103,11 @@ async fn serve(shared: &Shared, id: u64, mut ws: ServerWs, mut rx: mpsc::Receive
                         return;
                     }
                 }
+                // Recorded as `binary:` + hex, for the binary-send tests.
+                Some(Ok(Message::Binary(b))) => {
+                    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                    shared.record(id, &format!("binary:{hex}"));
+                }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return,
             },

@@ -11,6 +11,7 @@ use crate::auth::HeaderSource;
 use crate::backoff::Backoff;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
+use crate::proxy::Proxy;
 use crate::queue::Overflow;
 use crate::token::TokenSource;
 
@@ -307,6 +308,26 @@ impl ConfigBuilder {
     pub fn token_source(mut self, source: impl TokenSource) -> Self {
         self.config.token_source = Some(Arc::new(source));
         self
+    }
+
+    /// Tunnels every connection attempt through `proxy` (HTTP `CONNECT` or
+    /// SOCKS5). This replaces the connector. Default: no proxy.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.config.connector = Arc::new(proxy);
+        self
+    }
+
+    /// Uses the proxy the environment names for this URL (`HTTPS_PROXY`, then
+    /// `ALL_PROXY`, unless `NO_PROXY` lists the host); no proxy when none is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the variable holds an unusable proxy URL.
+    pub fn proxy_from_env(self) -> Result<Self, Error> {
+        match Proxy::from_env(&self.config.url)? {
+            Some(proxy) => Ok(self.proxy(proxy)),
+            None => Ok(self),
+        }
     }
 
     /// A hook that returns headers for the WebSocket handshake, called before

@@ -26,6 +26,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::config::Config;
 use crate::connector::AsyncStream;
 use crate::error::{scrub, ConnectionError, Error};
+use crate::proxy::ProxyError;
 
 /// The WebSocket the supervisor runs a session on.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Box<dyn AsyncStream>>>;
@@ -43,14 +44,16 @@ pub(crate) async fn open(
     let url = &config.redacted_url;
     let transport = config.connector.connect(&config.url).await.map_err(|e| {
         let message = scrub(&e.to_string(), &config.url);
-        Error::connection(
-            url,
-            attempt,
+        let proxy = e.get_ref().is_some_and(|inner| inner.is::<ProxyError>());
+        let source = if proxy {
+            ConnectionError::Proxy(message)
+        } else {
             ConnectionError::Io {
                 kind: e.kind(),
                 message,
-            },
-        )
+            }
+        };
+        Error::connection(url, attempt, source)
     })?;
     let mut request = transport.request;
     if let Some(source) = &config.header_source {

@@ -51,6 +51,7 @@ mod error;
 mod events;
 mod message;
 pub mod protocol;
+mod proxy;
 mod queue;
 mod send;
 mod session;
@@ -76,6 +77,7 @@ pub use message::{Frame, Update};
 pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
 };
+pub use proxy::{Proxy, ProxyKind, MAX_CONNECT_RESPONSE};
 pub use queue::{Overflow, QueueStats};
 pub use send::SendOptions;
 pub use stats::Stats;

@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilient_ws::{
-    Backoff, Client, Config, Error, Event, Headers, Kalshi, KalshiAuth, RawProtocol, TokenError,
-    Topic, Update,
+    Backoff, Client, Config, Error, Event, Headers, Kalshi, KalshiAuth, Proxy, RawProtocol,
+    TokenError, Topic, Update,
 };
 use support::exchange::{Exchange, Gate, Venue};
 use support::kalshi_auth::{self, TEST_KEY_PEM, TEST_PUBLIC_DER};
 use support::tls::{TestCa, TlsServer};
+use support::tunnel::TunnelProxy;
 use support::{next, wait_event};
 
 fn config(url: &str) -> resilient_ws::ConfigBuilder {
@@ -44,16 +45,21 @@ impl LogBuffer {
     }
 }
 
-#[tokio::test]
-async fn handshake_headers_reach_the_server_each_attempt_and_never_leak() {
-    const SECRET: &str = "hdr-SECRET-7f3a";
+/// Captures every log line of this (current-thread) test.
+fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn handshake_headers_reach_the_server_each_attempt_and_never_leak() {
+    const SECRET: &str = "hdr-SECRET-7f3a";
+    let (logs, _guard) = capture_logs();
 
     let ex = Exchange::start(Venue::Raw).await.unwrap();
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -355,4 +361,82 @@ async fn send_binary_reaches_the_venue_and_fails_fast_while_disconnected() {
         "{error:?}"
     );
     client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_http_connect_proxy_with_basic_auth_carries_the_connection() {
+    let ex = Exchange::start(Venue::Raw).await.unwrap();
+    let proxy = TunnelProxy::http(Some(("trader", "pr0xy-pw"))).await;
+    let config = config(&ex.url())
+        .proxy(Proxy::parse(&proxy.url("http", Some("trader:pr0xy-pw"))).unwrap())
+        .build()
+        .unwrap();
+    let (client, _inbound) = Client::connect(config, RawProtocol).await.unwrap();
+    client.send("through-the-proxy").await.unwrap();
+    assert!(
+        ex.wait_received(
+            |r| r.iter().any(|r| r.text == "through-the-proxy"),
+            support::SOON
+        )
+        .await
+    );
+    client.close().await.unwrap();
+    let target = format!("127.0.0.1:{}", ex.addr().port());
+    assert_eq!(*proxy.targets.lock().unwrap(), vec![target]);
+}
+
+#[tokio::test]
+async fn a_proxy_refusal_is_readable_and_never_shows_the_credentials() {
+    let (logs, _guard) = capture_logs();
+    let ex = Exchange::start(Venue::Raw).await.unwrap();
+    let proxy = TunnelProxy::http(Some(("trader", "right-pw"))).await;
+    let proxy_config = Proxy::parse(&proxy.url("http", Some("trader:WRONG-pw-9"))).unwrap();
+    let config = config(&ex.url())
+        .proxy(proxy_config)
+        .backoff(
+            Backoff::new(Duration::from_millis(1), Duration::from_millis(1)).max_attempts(Some(1)),
+        )
+        .build()
+        .unwrap();
+    let shown_config = format!("{config:?}");
+    let Err(error) = Client::connect(config, RawProtocol).await else {
+        panic!("the client should give up");
+    };
+    let reason = error
+        .connection_error()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(reason.starts_with("proxy failed"), "{error}");
+    assert!(reason.contains("407"), "{error}");
+    let shown = format!("{shown_config} {error} {error:?} {}", logs.text());
+    assert!(
+        logs.text().contains("connection attempt failed"),
+        "logs were captured"
+    );
+    assert!(!shown.contains("WRONG-pw-9"), "{shown}");
+    assert_eq!(ex.handshakes(), 0);
+}
+
+#[tokio::test]
+async fn a_socks5_proxy_carries_wss_end_to_end_with_the_name_unresolved() {
+    let ca = TestCa::new();
+    let server = TlsServer::start(&ca).await;
+    let proxy = TunnelProxy::socks5(Some(("trader", "s0cks-pw"))).await;
+    let url = format!("wss://localhost:{}/", server.port);
+    let config = config(&url)
+        .tls_config(tls_client_config(&ca))
+        .proxy(Proxy::parse(&proxy.url("socks5h", Some("trader:s0cks-pw"))).unwrap())
+        .build()
+        .unwrap();
+    let (client, mut inbound) = Client::connect(config, RawProtocol).await.unwrap();
+    assert_eq!(first_text(&mut inbound).await, "hello");
+    client.close().await.unwrap();
+    assert_eq!(
+        *proxy.targets.lock().unwrap(),
+        vec![format!("localhost:{}", server.port)]
+    );
+    assert_eq!(
+        *server.sni.lock().unwrap(),
+        vec![Some("localhost".to_owned())]
+    );
 }

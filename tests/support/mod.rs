@@ -5,6 +5,7 @@ pub mod exchange;
 pub mod kalshi_auth;
 pub mod proxy;
 pub mod tls;
+pub mod tunnel;
 
 use std::time::Duration;
 

@@ -63,7 +63,13 @@ pub mod tls;
 mod token;
 mod venue_error;
 
-pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth};
+#[cfg(feature = "kraken-token")]
+pub use auth::{kraken_signature, KrakenTokenSource, KRAKEN_REST_URL, MAX_TOKEN_RESPONSE};
+pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, KALSHI_WS_PATH};
+/// The rustls this crate is built with, for building a
+/// [`ClientConfig`](rustls::ClientConfig) (see [`tls`]).
+pub use rustls;
+
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
 pub use config::{default_permanent_close, Config, ConfigBuilder, RateLimit};

@@ -12,12 +12,16 @@
 //!   the backoff delay, never in a hot loop.
 
 mod kalshi;
+#[cfg(feature = "kraken-token")]
+mod kraken;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use kalshi::KalshiAuth;
+pub use kalshi::{KalshiAuth, KALSHI_WS_PATH};
+#[cfg(feature = "kraken-token")]
+pub use kraken::{kraken_signature, KrakenTokenSource, KRAKEN_REST_URL, MAX_TOKEN_RESPONSE};
 
 use crate::token::{Secret, TokenError};
 

@@ -4,6 +4,7 @@
 pub mod exchange;
 pub mod kalshi_auth;
 pub mod proxy;
+pub mod rest;
 pub mod tls;
 pub mod tunnel;
 

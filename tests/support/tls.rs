@@ -38,6 +38,22 @@ impl TestCa {
         }
     }
 
+    /// A server config presenting the `localhost` leaf (ring provider, explicit).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            self.leaf_chain.clone(),
+            PrivateKeyDer::Pkcs8(self.leaf_key.clone_key()),
+        )
+        .expect("server cert");
+        Arc::new(config)
+    }
+
     /// A root store holding only this CA.
     pub fn roots(&self) -> rustls::RootCertStore {
         let mut roots = rustls::RootCertStore::empty();
@@ -57,18 +73,7 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub async fn start(ca: &TestCa) -> TlsServer {
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            ca.leaf_chain.clone(),
-            PrivateKeyDer::Pkcs8(ca.leaf_key.clone_key()),
-        )
-        .expect("server cert");
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = TlsAcceptor::from(ca.server_config());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let sni = Arc::new(Mutex::new(Vec::new()));

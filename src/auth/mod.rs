@@ -78,7 +78,9 @@ impl fmt::Debug for Headers {
 pub type HeaderFuture = Pin<Box<dyn Future<Output = Result<Headers, TokenError>> + Send>>;
 
 /// Builds the handshake headers for one connection attempt (auth signatures,
-/// API keys). Called before every attempt; see the [module docs](self).
+/// API keys). Called before every attempt, inside the connect timeout; a
+/// failure is an [`Error::Token`](crate::Error::Token) retried after the backoff
+/// delay. Header values never reach an error, `Debug` output or log line.
 ///
 /// Implemented for every `Fn() -> impl Future<Output = Result<Headers, TokenError>>`:
 ///

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -17,6 +18,7 @@ use crate::events::{ConnectionState, Event, Events};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
+use crate::send::SendOptions;
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
@@ -280,9 +282,50 @@ impl Client {
     /// [`Error::Connection`] while disconnected, the write error if the socket
     /// fails, or the terminal error.
     pub async fn send(&self, text: impl Into<String>) -> Result<(), Error> {
+        self.send_text_with(text, SendOptions::default()).await
+    }
+
+    /// Sends a one-off binary frame, with the same rules as [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_binary(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.send_binary_with(data, SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with [`SendOptions`] (e.g. outside the rate limit's budget).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_text_with(
+        &self,
+        text: impl Into<String>,
+        options: SendOptions,
+    ) -> Result<(), Error> {
+        self.send_message(Message::text(text.into()), options).await
+    }
+
+    /// [`send_binary`](Self::send_binary) with [`SendOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_binary_with(
+        &self,
+        data: impl Into<Vec<u8>>,
+        options: SendOptions,
+    ) -> Result<(), Error> {
+        self.send_message(Message::binary(data.into()), options)
+            .await
+    }
+
+    async fn send_message(&self, message: Message, options: SendOptions) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Send {
-            text: text.into(),
+            message,
+            rate_limited: options.rate_limited,
             reply,
         })
         .await?;

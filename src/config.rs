@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::HeaderSource;
 use crate::backoff::Backoff;
 use crate::close_code::default_permanent_close;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
 use crate::pool::ConnectLimiter;
+use crate::proxy::Proxy;
 use crate::queue::Overflow;
 use crate::token::TokenSource;
 
@@ -48,6 +50,8 @@ pub struct Config {
     pub(crate) metrics_interval: Duration,
     /// Shared by the members of a [`Pool`](crate::Pool): every attempt waits its turn.
     pub(crate) connect_limiter: Option<Arc<ConnectLimiter>>,
+    pub(crate) header_source: Option<Arc<dyn HeaderSource>>,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -73,6 +77,8 @@ impl std::fmt::Debug for Config {
             .field("token_source", &self.token_source.is_some())
             .field("connection_name", &self.connection_name)
             .field("metrics_interval", &self.metrics_interval)
+            .field("handshake_headers", &self.header_source.is_some())
+            .field("custom_tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +162,8 @@ impl ConfigBuilder {
                 connection_name: Arc::from("0"),
                 metrics_interval: Duration::from_secs(1),
                 connect_limiter: None,
+                header_source: None,
+                tls: None,
             },
         }
     }
@@ -330,6 +338,43 @@ impl ConfigBuilder {
     /// Default 1 s.
     pub fn metrics_interval(mut self, interval: Duration) -> Self {
         self.config.metrics_interval = interval;
+        self
+    }
+
+    /// Tunnels every connection attempt through `proxy` (HTTP `CONNECT` or
+    /// SOCKS5). This replaces the connector. Default: no proxy.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.config.connector = Arc::new(proxy);
+        self
+    }
+
+    /// Uses the proxy the environment names for this URL (`HTTPS_PROXY`, then
+    /// `ALL_PROXY`, unless `NO_PROXY` lists the host); no proxy when none is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the variable holds an unusable proxy URL.
+    pub fn proxy_from_env(self) -> Result<Self, Error> {
+        match Proxy::from_env(&self.config.url)? {
+            Some(proxy) => Ok(self.proxy(proxy)),
+            None => Ok(self),
+        }
+    }
+
+    /// A hook that returns headers for the WebSocket handshake, called before
+    /// every connection attempt (e.g. [`KalshiAuth`](crate::KalshiAuth), which
+    /// signs a fresh timestamp each time). The values are never logged or shown
+    /// in errors. Default: none.
+    pub fn handshake_headers(mut self, source: impl HeaderSource) -> Self {
+        self.config.header_source = Some(Arc::new(source));
+        self
+    }
+
+    /// The rustls client config for `wss://` (a private CA, client
+    /// certificates, another provider). Default: [`tls::client_config`](crate::tls::client_config),
+    /// the provider and roots chosen by cargo features, verification on.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.config.tls = Some(config);
         self
     }
 

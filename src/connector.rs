@@ -6,14 +6,11 @@
 //! a fresh request URL or headers each time), proxies, or fault injection in
 //! tests, without the supervisor knowing.
 //!
-//! For `wss://` the supervisor builds a rustls `ClientConfig` with an explicit
-//! `ring` provider and the webpki roots, once per client. It never installs a
-//! process-wide default provider: a library must not touch global state.
+//! TLS for `wss://` is layered on top by the supervisor (see [`crate::tls`]).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -84,31 +81,5 @@ impl Connector for TcpConnector {
                 request,
             })
         })
-    }
-}
-
-/// The TLS client configuration used for `wss://`: rustls with the `ring`
-/// provider and the Mozilla root store from `webpki-roots`.
-pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_tls_config_builds_without_a_process_default_provider() {
-        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
-        assert!(tls_config().is_ok());
-        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
     }
 }

@@ -113,7 +113,8 @@ pub enum Error {
         /// The venue's own error.
         error: VenueError,
     },
-    /// The user's token source failed; the attempt is retried after the backoff delay.
+    /// The user's token source or handshake header source failed; the attempt
+    /// is retried after the backoff delay.
     #[error("token source failed (attempt {attempts}): {source}")]
     Token {
         /// Consecutive failed attempts so far.
@@ -159,12 +160,24 @@ impl Error {
     }
 
     /// How long to wait before retrying, when the failure says: a venue lockout
-    /// (Kraken `EGeneral:Temporary lockout`: about 15 minutes). The supervisor
-    /// also honours these hints by lengthening its next backoff delay.
+    /// (Kraken `EGeneral:Temporary lockout`: about 15 minutes) or a handshake
+    /// refused with 429/503 and `Retry-After`. The supervisor also honours
+    /// these hints by lengthening its next backoff delay.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
+            Error::Connection { .. } => self.connection_error()?.retry_after(),
             Error::Subscription { error, .. } | Error::Request { error, .. } => error.retry_after(),
             Error::Reconnect { last_error, .. } => last_error.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The transport reason of an [`Error::Connection`] (e.g. the HTTP status
+    /// of a refused handshake via [`ConnectionError::http_status`]).
+    pub fn connection_error(&self) -> Option<&ConnectionError> {
+        match self {
+            Error::Connection { source, .. } => source.downcast_ref::<ConnectionError>(),
+            Error::Reconnect { last_error, .. } => last_error.connection_error(),
             _ => None,
         }
     }
@@ -294,6 +307,38 @@ pub enum ConnectionError {
     /// The connector (user hook) failed.
     #[error("connector failed: {0}")]
     Connector(String),
+    /// The server answered the WebSocket upgrade with an HTTP error status.
+    #[error("handshake refused with HTTP {status}{}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    Refused {
+        /// The HTTP status (401 bad credentials, 429 too many requests, ...).
+        status: u16,
+        /// The `Retry-After` of a 429 or 503, capped; the next attempt waits at least this.
+        retry_after: Option<Duration>,
+    },
+    /// TLS failed: an unknown CA, a certificate for another name, ...
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The proxy refused or broke the tunnel.
+    #[error("proxy failed: {0}")]
+    Proxy(String),
+}
+
+impl ConnectionError {
+    /// The wait a refusal asked for (429/503 with `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ConnectionError::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refused handshake.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ConnectionError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// A URL with its userinfo and query string removed, safe to print.

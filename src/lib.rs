@@ -41,10 +41,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod auth;
 mod backoff;
 mod client;
 mod close_code;
 mod config;
+mod connect;
 mod connector;
 mod error;
 mod events;
@@ -53,19 +55,30 @@ mod message;
 mod metrics;
 pub mod pool;
 pub mod protocol;
+mod proxy;
 mod queue;
+mod send;
 mod session;
 mod stats;
 mod stream;
 mod subscription;
 mod supervisor;
+pub mod tls;
 mod token;
 mod venue_error;
+
+#[cfg(feature = "kraken-token")]
+pub use auth::{kraken_signature, KrakenTokenSource, KRAKEN_REST_URL, MAX_TOKEN_RESPONSE};
+pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, KALSHI_WS_PATH};
+/// The rustls this crate is built with, for building a
+/// [`ClientConfig`](rustls::ClientConfig) (see [`tls`]).
+pub use rustls;
 
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, RateLimit, LONGEST_DURATION};
+pub use connect::MAX_RETRY_AFTER;
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
@@ -78,7 +91,9 @@ pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Okx, Protocol, RawProtocol, Request, ServerId,
     Topic, VenueLimits, Weex,
 };
+pub use proxy::{Proxy, ProxyKind, MAX_CONNECT_RESPONSE};
 pub use queue::{Overflow, QueueStats};
+pub use send::SendOptions;
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};

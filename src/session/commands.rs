@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::link::{Outgoing, ABANDONED_LIMIT};
 use super::{Action, SessionCore};
@@ -65,11 +66,16 @@ impl<P: Protocol> SessionCore<P> {
         self.end_subscription(client_id, None, true);
     }
 
-    /// Queues a one-off text frame; answered by [`Action::SendResult`] once
-    /// written (or failed). Fails at once while disconnected.
-    pub(crate) fn send(&mut self, send_id: u64, text: String) {
+    /// Queues a one-off frame; answered by [`Action::SendResult`] once
+    /// written (or failed). Fails at once while disconnected. With
+    /// `rate_limited: false` it does not spend the outbound rate limit's budget.
+    pub(crate) fn send(&mut self, send_id: u64, message: Message, rate_limited: bool) {
         match &mut self.link {
-            Some(link) => link.push_back(Outgoing::Send { text, send_id }),
+            Some(link) => link.push_back(Outgoing::Send {
+                message,
+                send_id,
+                rate_limited,
+            }),
             None => {
                 let error = self.not_connected();
                 self.actions.push(Action::SendResult {

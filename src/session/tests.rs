@@ -305,3 +305,33 @@ fn compressed_frames_are_inflated_within_a_budget_then_classified() {
     assert_eq!(core.stats.counters.unroutable.get(), 2);
     assert!(written_texts(&mut core, t0).is_empty());
 }
+
+#[test]
+fn an_unlimited_send_skips_the_rate_limit_budget_and_keeps_its_place() {
+    let config = Config::builder("ws://127.0.0.1:9")
+        .idle_timeout(None)
+        .rate_limit(1, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut core = core(config);
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    core.send(1, text("limited-1"), true);
+    core.send(2, Message::binary(vec![1u8, 2]), false);
+    core.send(3, Message::binary(vec![3u8]), false);
+    core.send(4, text("limited-2"), true);
+    // The budget (one frame a second) covers limited-1; the unlimited frames
+    // follow at once; limited-2 waits for the next window.
+    let now = write_all(&mut core, t0);
+    assert_eq!(
+        now,
+        vec![
+            text("limited-1"),
+            Message::binary(vec![1u8, 2]),
+            Message::binary(vec![3u8])
+        ]
+    );
+    assert!(write_all(&mut core, t0 + Duration::from_millis(999)).is_empty());
+    let later = write_all(&mut core, t0 + Duration::from_secs(1));
+    assert_eq!(later, vec![text("limited-2")]);
+}

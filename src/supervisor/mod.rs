@@ -35,13 +35,11 @@ use std::sync::{Arc, OnceLock};
 use futures::future::{self, Either};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backoff::{BackoffState, Outcome};
 use crate::config::Config;
-use crate::connector::{tls_config, AsyncStream};
-use crate::error::{scrub, ConnectionError, Error, Operation};
+use crate::connect::{open, Ws};
+use crate::error::{Error, Operation};
 use crate::events::{ConnectionState, Event};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
@@ -50,8 +48,6 @@ use crate::session::{SessionCore, SessionEnd};
 use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
 use replies::{Replies, Served};
-
-type Ws = WebSocketStream<MaybeTlsStream<Box<dyn AsyncStream>>>;
 
 /// A message from a handle to the supervisor.
 pub(crate) enum Command {
@@ -62,9 +58,11 @@ pub(crate) enum Command {
         client_id: ClientId,
         reply: Option<oneshot::Sender<Result<(), Error>>>,
     },
-    /// Send a one-off text frame (never replayed on another connection).
+    /// Send a one-off frame (never replayed on another connection).
     Send {
-        text: String,
+        message: tokio_tungstenite::tungstenite::Message,
+        /// Whether it spends the outbound rate limit's budget.
+        rate_limited: bool,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Send a request and wait for the response with its request id.
@@ -451,66 +449,4 @@ fn refuse(command: Command, error: Error) {
         }
         Command::Close => {}
     }
-}
-
-/// Opens one connection: the connector's stream, then TLS and the handshake.
-async fn open(
-    config: &Config,
-    tls: &mut Option<Arc<rustls::ClientConfig>>,
-    attempt: u32,
-) -> Result<Ws, Error> {
-    let url = &config.redacted_url;
-    let transport = config.connector.connect(&config.url).await.map_err(|e| {
-        let message = scrub(&e.to_string(), &config.url);
-        Error::connection(
-            url,
-            attempt,
-            ConnectionError::Io {
-                kind: e.kind(),
-                message,
-            },
-        )
-    })?;
-    let connector = if config.url.starts_with("wss://") {
-        let tls_config = match tls {
-            Some(existing) => Arc::clone(existing),
-            None => {
-                let built = tls_config().map_err(|e| {
-                    Error::connection(
-                        url,
-                        attempt,
-                        ConnectionError::Handshake(format!("TLS setup: {e}")),
-                    )
-                })?;
-                *tls = Some(Arc::clone(&built));
-                built
-            }
-        };
-        Some(tokio_tungstenite::Connector::Rustls(tls_config))
-    } else {
-        None
-    };
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_frame_size))
-        .read_buffer_size(config.read_buffer_size);
-    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-        transport.request,
-        transport.stream,
-        Some(ws_config),
-        connector,
-    )
-    .await
-    .map_err(|e| {
-        let message = scrub(&e.to_string(), &config.url);
-        let source = match e {
-            tokio_tungstenite::tungstenite::Error::Io(io) => ConnectionError::Io {
-                kind: io.kind(),
-                message,
-            },
-            _ => ConnectionError::Handshake(message),
-        };
-        Error::connection(url, attempt, source)
-    })?;
-    Ok(ws)
 }

@@ -62,11 +62,15 @@ impl Replies {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Command::Send { text, reply } => {
+            Command::Send {
+                message,
+                rate_limited,
+                reply,
+            } => {
                 let send_id = self.next_send_id;
                 self.next_send_id = self.next_send_id.wrapping_add(1);
                 self.sends.insert(send_id, reply);
-                core.send(send_id, text);
+                core.send(send_id, message, rate_limited);
             }
             Command::Request { request, reply } => match core.request(&request) {
                 Ok(req_id) => {

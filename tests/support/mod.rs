@@ -2,11 +2,15 @@
 #![allow(dead_code)]
 
 pub mod exchange;
+pub mod kalshi_auth;
 pub mod okx;
 pub mod op_soak;
 pub mod op_venue;
 pub mod proxy;
+pub mod rest;
 pub mod tasks;
+pub mod tls;
+pub mod tunnel;
 pub mod weex;
 
 use std::time::Duration;

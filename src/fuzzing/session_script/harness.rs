@@ -180,7 +180,8 @@ impl Harness {
             Step::Send if commands => {
                 let send_id = self.next_send_id;
                 self.next_send_id += 1;
-                self.core.send(send_id, format!("X {send_id}"));
+                self.core
+                    .send(send_id, Message::text(format!("X {send_id}")), true);
                 self.model.send(send_id);
             }
             Step::Request if commands => {

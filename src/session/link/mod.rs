@@ -60,9 +60,12 @@ pub(super) enum Outgoing {
     },
     /// A WebSocket ping (not a venue message: not rate limited).
     WsPing,
+    /// A one-off frame (text or binary); `rate_limited: false` skips the
+    /// limiter's budget (it still keeps its place in the queue).
     Send {
-        text: String,
+        message: Message,
         send_id: u64,
+        rate_limited: bool,
     },
     Request {
         text: String,
@@ -74,7 +77,11 @@ pub(super) enum Outgoing {
 
 impl Outgoing {
     fn rate_limited(&self) -> bool {
-        !matches!(self, Outgoing::WsPing | Outgoing::Close)
+        match self {
+            Outgoing::WsPing | Outgoing::Close => false,
+            Outgoing::Send { rate_limited, .. } => *rate_limited,
+            _ => true,
+        }
     }
 }
 
@@ -348,7 +355,9 @@ impl<P: Protocol> SessionCore<P> {
             Outgoing::Subscribe { text, req_id } | Outgoing::Request { text, req_id } => {
                 (Message::text(text), WrittenKind::Deadline(req_id))
             }
-            Outgoing::Send { text, send_id } => (Message::text(text), WrittenKind::Send(send_id)),
+            Outgoing::Send {
+                message, send_id, ..
+            } => (message, WrittenKind::Send(send_id)),
             Outgoing::WsPing => (Message::Ping(Bytes::new()), WrittenKind::Ping),
             Outgoing::Close => (
                 Message::Close(Some(CloseFrame {

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::state::{string_list, u64_list, with_field, with_id, Cmd, Shared, State, Sub};
-use super::{ticker_payload, AckMode, Exchange, Venue};
+use super::{ticker_payload, AckMode, Exchange, Venue, KALSHI_PRIVATE_CHANNELS};
 use crate::support::tasks::lock;
 
 fn kalshi_error(id: Option<&Value>, code: u32, msg: &str) -> String {
@@ -56,6 +56,9 @@ impl Shared {
                 let Some(c) = st.conns.get_mut(&conn) else {
                     return Vec::new();
                 };
+                if !c.authenticated && KALSHI_PRIVATE_CHANNELS.contains(&channel.as_str()) {
+                    return vec![kalshi_error(id, 9, "Authentication required")];
+                }
                 let sid = st.next_sid;
                 st.next_sid += 1;
                 let mut out = Vec::new();

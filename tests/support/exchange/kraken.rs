@@ -333,7 +333,7 @@ impl State {
 
 impl Exchange {
     /// Kraken: private channels must carry this `params.token`, else the
-    /// subscribe fails with `ESession:Invalid session` (`None`: not checked).
+    /// subscription is refused (`None`: not checked).
     pub fn require_token(&self, token: Option<&str>) {
         lock(&self.inner.state).required_token = token.map(str::to_owned);
     }

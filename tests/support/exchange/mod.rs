@@ -44,6 +44,30 @@ pub enum Venue {
     Kraken,
 }
 
+/// What a handshake check decides (checks live in e.g. tests/support/kalshi_auth.rs).
+pub enum Gate {
+    /// Upgrade; `authenticated: false` refuses Kalshi private channels (code 9).
+    Accept { authenticated: bool },
+    /// Answer the upgrade with this HTTP status (and `Retry-After` value).
+    Refuse {
+        status: u16,
+        retry_after: Option<String>,
+    },
+}
+
+/// Inspects each upgrade request before the handshake completes.
+pub type HandshakeCheck =
+    Arc<dyn Fn(&tokio_tungstenite::tungstenite::handshake::server::Request) -> Gate + Send + Sync>;
+
+/// Kalshi's private channels (Quick Start: WebSockets, *Authentication*).
+pub const KALSHI_PRIVATE_CHANNELS: [&str; 5] = [
+    "orderbook_delta",
+    "fill",
+    "market_positions",
+    "communications",
+    "order_group_updates",
+];
+
 /// How subscribe requests are acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckMode {
@@ -143,6 +167,11 @@ pub fn raw_frame(opcode: u8, fin: bool, rsv: u8, payload: &[u8], masked: bool) -
 }
 
 impl Exchange {
+    /// Runs `check` on every later upgrade request (`None`: accept all, authenticated).
+    pub fn set_handshake_check(&self, check: Option<HandshakeCheck>) {
+        lock(&self.inner.state).handshake_check = check;
+    }
+
     /// Binds 127.0.0.1:0 and starts accepting.
     pub async fn start(venue: Venue) -> std::io::Result<Exchange> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;

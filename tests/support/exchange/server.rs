@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::kraken::{self, HEARTBEAT_PERIOD};
 use super::state::{Cmd, Conn, Shared};
-use super::Venue;
+use super::{Gate, Venue};
 use crate::support::tasks::lock;
 
 /// Capacity of each connection's command queue; commands beyond it are dropped.
@@ -87,6 +87,8 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
     }
 }
 
+// The refusal type is tungstenite's; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
     let delay = lock(&shared.state).handshake_delay;
     if let Some(d) = delay {
@@ -95,7 +97,31 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_SIZE))
         .max_frame_size(Some(MAX_SIZE));
-    let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
+    let check = lock(&shared.state).handshake_check.clone();
+    let mut authenticated = true;
+    let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                    response| {
+        match check.as_ref().map(|check| check(request)) {
+            None => Ok(response),
+            Some(Gate::Accept { authenticated: ok }) => {
+                authenticated = ok;
+                Ok(response)
+            }
+            Some(Gate::Refuse {
+                status,
+                retry_after,
+            }) => {
+                let mut refusal =
+                    tokio_tungstenite::tungstenite::http::Response::builder().status(status);
+                if let Some(value) = retry_after {
+                    refusal = refusal.header("Retry-After", value);
+                }
+                Err(refusal.body(None).expect("a valid refusal"))
+            }
+        }
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
+    else {
         return;
     };
     let (tx, rx) = mpsc::channel(CMD_CAPACITY);
@@ -109,6 +135,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
             Conn {
                 tx,
                 subs: Vec::new(),
+                authenticated,
             },
         );
         id
@@ -204,6 +231,11 @@ async fn serve(shared: &Shared, id: u64, mut ws: ServerWs, mut rx: mpsc::Receive
                     if !replies.is_empty() && !send_frames(&mut ws, replies).await {
                         return;
                     }
+                }
+                // Recorded as `binary:` + hex, for the binary-send tests.
+                Some(Ok(Message::Binary(b))) => {
+                    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                    shared.record(id, &format!("binary:{hex}"));
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return,

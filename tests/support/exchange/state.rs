@@ -55,6 +55,8 @@ impl Sub {
 pub(super) struct Conn {
     pub(super) tx: mpsc::Sender<Cmd>,
     pub(super) subs: Vec<Sub>,
+    /// Whether the handshake check (if any) accepted this connection's credentials.
+    pub(super) authenticated: bool,
 }
 
 pub(super) struct State {
@@ -72,6 +74,8 @@ pub(super) struct State {
     pub(super) books: HashMap<String, Book>,
     /// Kraken: the token private channels must carry (`None`: not checked).
     pub(super) required_token: Option<String>,
+    /// Runs on every upgrade request (`None`: accept, authenticated).
+    pub(super) handshake_check: Option<super::HandshakeCheck>,
 }
 
 impl State {
@@ -86,6 +90,7 @@ impl State {
             ack_mode: AckMode::Normal,
             rejects: HashMap::new(),
             required_token: None,
+            handshake_check: None,
             skip: HashMap::new(),
             repeat: HashSet::new(),
             corrupt: HashSet::new(),

@@ -1,0 +1,192 @@
+//! One connection attempt: the connector's stream, the per-attempt handshake
+//! headers, TLS for `wss://`, then the WebSocket handshake.
+//!
+//! Rules, and why:
+//! - Handshake headers come from the [`HeaderSource`](crate::HeaderSource)
+//!   right before the handshake, so a signed timestamp is as fresh as it can be.
+//!   They are marked sensitive and never logged; a bad one is named, not quoted.
+//! - A refused handshake keeps its HTTP status
+//!   ([`ConnectionError::Refused`]). For 429 and 503 a `Retry-After` (seconds
+//!   or an HTTP date, RFC 9110 section 10.2.3) is kept too, capped at
+//!   [`MAX_RETRY_AFTER`] because the peer chooses it; the supervisor then
+//!   waits at least that long before the next attempt, as for close 1013.
+//! - A TLS failure (unknown CA, wrong name) is [`ConnectionError::Tls`] with
+//!   rustls's reason, not a bare I/O error.
+//! - Every foreign message is scrubbed of the URL's secrets before it is stored.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use tokio_tungstenite::tungstenite::http::HeaderMap;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::Config;
+use crate::connector::AsyncStream;
+use crate::error::{scrub, ConnectionError, Error};
+use crate::proxy::ProxyError;
+
+/// The WebSocket the supervisor runs a session on.
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Box<dyn AsyncStream>>>;
+
+/// The longest `Retry-After` honoured (15 minutes, Kraken's lockout length):
+/// a peer must not be able to park the client for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Opens one connection. `tls` caches the default client config across attempts.
+pub(crate) async fn open(
+    config: &Config,
+    tls: &mut Option<Arc<rustls::ClientConfig>>,
+    attempt: u32,
+) -> Result<Ws, Error> {
+    let url = &config.redacted_url;
+    let transport = config.connector.connect(&config.url).await.map_err(|e| {
+        let message = scrub(&e.to_string(), &config.url);
+        let proxy = e.get_ref().is_some_and(|inner| inner.is::<ProxyError>());
+        let source = if proxy {
+            ConnectionError::Proxy(message)
+        } else {
+            ConnectionError::Io {
+                kind: e.kind(),
+                message,
+            }
+        };
+        Error::connection(url, attempt, source)
+    })?;
+    let mut request = transport.request;
+    if let Some(source) = &config.header_source {
+        add_headers(&mut request, source.as_ref(), attempt).await?;
+    }
+    let connector = if config.url.starts_with("wss://") {
+        let tls_config = match (&config.tls, &tls) {
+            (Some(user), _) => Arc::clone(user),
+            (None, Some(cached)) => Arc::clone(cached),
+            (None, None) => {
+                let built = crate::tls::client_config().map_err(|e| {
+                    Error::connection(url, attempt, ConnectionError::Tls(format!("setup: {e}")))
+                })?;
+                *tls = Some(Arc::clone(&built));
+                built
+            }
+        };
+        Some(tokio_tungstenite::Connector::Rustls(tls_config))
+    } else {
+        None
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size))
+        .read_buffer_size(config.read_buffer_size);
+    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
+        request,
+        transport.stream,
+        Some(ws_config),
+        connector,
+    )
+    .await
+    .map_err(|e| Error::connection(url, attempt, classify(e, &config.url)))?;
+    Ok(ws)
+}
+
+/// Asks the header source and puts its headers on `request`.
+async fn add_headers(
+    request: &mut Request,
+    source: &dyn crate::auth::HeaderSource,
+    attempt: u32,
+) -> Result<(), Error> {
+    let token_error = |message: String| Error::Token {
+        attempts: attempt,
+        source: Arc::new(ConnectionError::Handshake(message)),
+    };
+    let headers = source.headers().await.map_err(|e| Error::Token {
+        attempts: attempt,
+        source: Arc::from(e),
+    })?;
+    for (name, value) in headers.iter() {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| token_error(format!("invalid handshake header name {name:?}")))?;
+        let mut value = HeaderValue::from_str(value.expose())
+            .map_err(|_| token_error(format!("invalid value for handshake header {name}")))?;
+        value.set_sensitive(true);
+        request.headers_mut().append(header, value);
+    }
+    Ok(())
+}
+
+/// Turns a handshake failure into a readable [`ConnectionError`].
+fn classify(error: tokio_tungstenite::tungstenite::Error, raw_url: &str) -> ConnectionError {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match error {
+        WsError::Http(response) => {
+            let status = response.status().as_u16();
+            let retry_after = match status {
+                429 | 503 => retry_after(response.headers(), SystemTime::now()),
+                _ => None,
+            };
+            ConnectionError::Refused {
+                status,
+                retry_after,
+            }
+        }
+        WsError::Io(io) => {
+            let tls = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .map(ToString::to_string);
+            match tls {
+                Some(reason) => ConnectionError::Tls(scrub(&reason, raw_url)),
+                None => ConnectionError::Io {
+                    kind: io.kind(),
+                    message: scrub(&io.to_string(), raw_url),
+                },
+            }
+        }
+        WsError::Tls(tls) => ConnectionError::Tls(scrub(&tls.to_string(), raw_url)),
+        other => ConnectionError::Handshake(scrub(&other.to_string(), raw_url)),
+    }
+}
+
+/// A `Retry-After` value as a wait from `now`: delta-seconds or an HTTP date,
+/// capped at [`MAX_RETRY_AFTER`]. `None` when absent or unreadable.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(text).ok()?;
+            at.duration_since(now).unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(RETRY_AFTER, v);
+        }
+        headers
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_caps_both() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(retry_after(&with("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&with("99999999"), now), Some(MAX_RETRY_AFTER));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(120));
+        assert_eq!(
+            retry_after(&with(&later), now),
+            Some(Duration::from_secs(120))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(120));
+        assert_eq!(retry_after(&with(&past), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&with("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+}

@@ -29,6 +29,9 @@ fn config(url: &str) -> ConfigBuilder {
         .backoff(Backoff::new(Duration::from_millis(10), Duration::from_millis(100)).seed(2))
         .ping_interval(Duration::from_secs(3600))
         .idle_timeout(None)
+        // On a paused clock a year-long wait (the clamped Duration::MAX) would
+        // otherwise advance through millions of metrics ticks (feature `metrics`).
+        .metrics_interval(Duration::MAX)
 }
 
 /// Kalshi, except that the text `boom` makes `classify` panic.

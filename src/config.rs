@@ -451,6 +451,7 @@ impl ConfigBuilder {
             &mut c.backoff.initial,
             &mut c.backoff.cap,
             &mut c.backoff.reset_after,
+            &mut c.metrics_interval,
         ] {
             *d = (*d).min(LONGEST_DURATION);
         }

@@ -69,7 +69,7 @@ mod venue_error;
 
 #[cfg(feature = "kraken-token")]
 pub use auth::{kraken_signature, KrakenTokenSource, KRAKEN_REST_URL, MAX_TOKEN_RESPONSE};
-pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, KALSHI_WS_PATH};
+pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, WeexAuth, KALSHI_WS_PATH};
 /// The rustls this crate is built with, for building a
 /// [`ClientConfig`](rustls::ClientConfig) (see [`tls`]).
 pub use rustls;

@@ -14,6 +14,7 @@
 mod kalshi;
 #[cfg(feature = "kraken-token")]
 mod kraken;
+mod weex;
 
 use std::fmt;
 use std::future::Future;
@@ -22,6 +23,7 @@ use std::pin::Pin;
 pub use kalshi::{KalshiAuth, KALSHI_WS_PATH};
 #[cfg(feature = "kraken-token")]
 pub use kraken::{kraken_signature, KrakenTokenSource, KRAKEN_REST_URL, MAX_TOKEN_RESPONSE};
+pub use weex::WeexAuth;
 
 use crate::token::{Secret, TokenError};
 

@@ -43,7 +43,7 @@ impl<P: Protocol> SessionCore<P> {
                     )
                     .with_kind(VenueErrorKind::Permanent),
                 };
-                tracing::warn!(client_id, holder, %topic, "refusing a second subscription of one topic");
+                tracing::warn!(%client_id, %holder, %topic, "refusing a second subscription of one topic");
                 queue.finish(Some(error.clone()));
                 self.actions.push(Action::SubscribeResult {
                     client_id,
@@ -206,7 +206,7 @@ impl<P: Protocol> SessionCore<P> {
             .as_ref()
             .is_some_and(|link| link.resyncing.contains_key(&client_id))
         {
-            tracing::debug!(client_id, "a resync is already on its way");
+            tracing::debug!(%client_id, "a resync is already on its way");
             return;
         }
         let Some(old) = self.registry.begin_resync(client_id) else {

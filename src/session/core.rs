@@ -462,7 +462,7 @@ impl<P: Protocol> SessionCore<P> {
         if session_expired && self.config.token_source.is_some() {
             if let Some((client_id, op)) = self.registry.requeue_rejected(req_id, symbol) {
                 tracing::info!(
-                    client_id,
+                    %client_id,
                     "session expired; reconnecting with a fresh token"
                 );
                 let error = Error::Subscription {
@@ -481,7 +481,7 @@ impl<P: Protocol> SessionCore<P> {
                 req_id,
                 error: venue_error,
             };
-            tracing::warn!(client_id, %error, "subscription rejected");
+            tracing::warn!(%client_id, %error, "subscription rejected");
             self.note_retry_hint(&error, now);
             if !entry.acked_once {
                 self.actions.push(Action::SubscribeResult {

@@ -31,8 +31,7 @@ use crate::queue::Queue;
 
 mod acks;
 
-/// A subscription's durable id, assigned by the client in creation order.
-pub type ClientId = u64;
+pub use crate::ids::ClientId;
 
 /// Where a subscription stands on the current connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

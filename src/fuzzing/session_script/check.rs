@@ -244,7 +244,7 @@ impl Harness {
             );
         }
         self.check();
-        for id in 1..self.next_client_id {
+        for id in (1..self.next_client_id).map(ClientId::new) {
             assert!(
                 self.answered.contains(&id),
                 "subscribe caller {id} never answered"

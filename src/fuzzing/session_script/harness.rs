@@ -37,7 +37,7 @@ pub(super) struct Harness {
     pub(super) answered: BTreeSet<ClientId>,
     pub(super) base: Instant,
     pub(super) now: u64,
-    pub(super) next_client_id: ClientId,
+    pub(super) next_client_id: u64,
     pub(super) next_send_id: u64,
     pub(super) next_frame: u64,
     pub(super) one_off: Vec<u64>,
@@ -360,7 +360,7 @@ impl Harness {
             };
             let (capacity, policy) = (usize::from(capacity % 3) + 1, policy_of(policy));
             let queue = Queue::new(capacity, policy);
-            let id = self.next_client_id;
+            let id = ClientId::new(self.next_client_id);
             self.next_client_id += 1;
             self.queues.insert(id, Arc::clone(&queue));
             self.alive.insert(id);

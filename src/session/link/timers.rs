@@ -177,7 +177,7 @@ impl<P: Protocol> SessionCore<P> {
                 _ => Operation::Subscribe,
             };
             let error = Error::Timeout { operation, timeout };
-            tracing::warn!(client_id, req_id, "subscribe was not acknowledged in time");
+            tracing::warn!(%client_id, req_id, "subscribe was not acknowledged in time");
             if !entry.acked_once {
                 self.actions.push(Action::SubscribeResult {
                     client_id,

@@ -31,3 +31,40 @@ impl std::fmt::Display for ClientId {
         self.0.fmt(f)
     }
 }
+
+/// The id the session puts on the wire with a subscribe, unsubscribe, ping or
+/// request, and matches the venue's answer by.
+///
+/// Typed inside the session (core, link, deadlines) and the registry, where
+/// request ids sit next to client ids and sequence numbers. The
+/// [`Protocol`](crate::Protocol) trait (`encode_*`, [`Inbound`](crate::Inbound))
+/// and the public [`Error`](crate::Error) keep a plain `u64`: there the id is only
+/// formatted into or parsed out of venue text, and a newtype would churn every
+/// adapter and every user-written protocol for no gain. The session converts at
+/// that boundary ([`ReqId::from`], [`get`](ReqId::get)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReqId(u64);
+
+impl ReqId {
+    /// The number, as the protocol puts it on the wire.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The id after this one (wrapping at `u64::MAX`, as the bare counter did).
+    pub(crate) fn next(self) -> Self {
+        Self(self.0.wrapping_add(1))
+    }
+}
+
+impl From<u64> for ReqId {
+    fn from(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for ReqId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}

@@ -21,7 +21,7 @@ use crate::protocol::{Request, ServerId, Topic};
 use crate::queue::Queue;
 use crate::session::{SessionCore, SessionEnd, WriteFailure};
 use crate::stats::StatsHub;
-use crate::subscription::ClientId;
+use crate::subscription::{ClientId, ReqId};
 
 pub(super) struct Harness {
     pub(super) core: SessionCore<ScriptProtocol>,
@@ -185,7 +185,11 @@ impl Harness {
                 self.model.send(send_id);
             }
             Step::Request if commands => {
-                let got = self.core.request(&Request::new("m", None)).ok();
+                let got = self
+                    .core
+                    .request(&Request::new("m", None))
+                    .ok()
+                    .map(ReqId::get);
                 assert_eq!(got, self.model.request(), "request id");
                 self.one_off.extend(got);
             }

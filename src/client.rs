@@ -21,6 +21,7 @@ use crate::queue::{Overflow, Queue};
 use crate::send::SendOptions;
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
+use crate::subscription::ClientId;
 use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
 
 /// A handle to one supervised WebSocket connection.
@@ -230,7 +231,8 @@ impl Client {
         let mut pending = Vec::with_capacity(topics.len());
         let mut new = Vec::with_capacity(topics.len());
         for topic in topics {
-            let client_id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
+            let client_id =
+                ClientId::new(self.inner.next_client_id.fetch_add(1, Ordering::Relaxed));
             let queue = Queue::new(capacity, overflow);
             // Known to the stats hub (and so to the panic guard) from creation.
             self.inner.shared.stats.track(&queue);

@@ -14,6 +14,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::subscription::ClientId;
+
 pub use crate::venue_error::VenueError;
 
 /// The boxed, shareable source of an [`Error`].
@@ -89,7 +91,7 @@ pub enum Error {
         /// The server id the subscription had, or `-` when none.
         server_id: String,
         /// The subscription's durable client id.
-        client_id: u64,
+        client_id: ClientId,
         /// The queue's capacity.
         maxsize: usize,
     },
@@ -99,7 +101,7 @@ pub enum Error {
         /// Which operation failed.
         op: SubscriptionOp,
         /// The subscription's durable client id.
-        client_id: u64,
+        client_id: ClientId,
         /// The request id the operation used, when one was sent.
         req_id: Option<u64>,
         /// The venue's own error.

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::error::{Error, ProtocolError};
 use crate::protocol::ServerId;
 use crate::queue::Overflow;
+use crate::subscription::ClientId;
 
 /// Where the connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,28 +70,28 @@ pub enum Event {
     /// A subscription was acknowledged for the first time.
     Subscribed {
         /// Its durable id.
-        client_id: u64,
+        client_id: ClientId,
         /// The server id it got.
         server_id: ServerId,
     },
     /// A subscription was acknowledged again (after a reconnect or resync).
     Resubscribed {
         /// Its durable id.
-        client_id: u64,
+        client_id: ClientId,
         /// The new server id.
         server_id: ServerId,
     },
     /// A subscription ended (unsubscribed, rejected, timed out, backpressure).
     SubscriptionEnded {
         /// Its durable id.
-        client_id: u64,
+        client_id: ClientId,
         /// The error it ended with, `None` for an unsubscribe.
         error: Option<Error>,
     },
     /// Sequence numbers were skipped on a subscription.
     Gap {
         /// Its durable id.
-        client_id: u64,
+        client_id: ClientId,
         /// Last seen.
         last_seq: u64,
         /// Arrived.
@@ -99,7 +100,7 @@ pub enum Event {
     /// A subscription's sequence went backwards.
     SequenceReset {
         /// Its durable id.
-        client_id: u64,
+        client_id: ClientId,
         /// Last seen.
         last_seq: u64,
         /// Arrived.
@@ -108,7 +109,7 @@ pub enum Event {
     /// A book checksum did not verify.
     ChecksumMismatch {
         /// Its durable id.
-        client_id: u64,
+        client_id: ClientId,
         /// The venue's checksum.
         expected: u32,
         /// Ours.
@@ -117,7 +118,7 @@ pub enum Event {
     /// A queue started dropping messages (one event per episode, not per message).
     Overflow {
         /// The subscription, or `None` for the inbound stream.
-        client_id: Option<u64>,
+        client_id: Option<ClientId>,
         /// The queue's policy.
         policy: Overflow,
     },

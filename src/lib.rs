@@ -50,6 +50,7 @@ mod connect;
 mod connector;
 mod error;
 mod events;
+mod ids;
 mod message;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -84,6 +85,7 @@ pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
 pub use events::{ConnectionState, Event, Events};
+pub use ids::ClientId;
 pub use message::{Frame, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};
 pub use protocol::kraken::KRAKEN_LOCKOUT;

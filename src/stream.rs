@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::message::{Frame, Update};
 use crate::protocol::Topic;
 use crate::queue::{Queue, QueueStats};
+use crate::subscription::ClientId;
 use crate::supervisor::Command;
 
 /// A durable subscription: a stream of [`Update`]s that survives reconnects.
@@ -23,7 +24,7 @@ use crate::supervisor::Command;
 /// Its [`client_id`](Subscription::client_id) never changes, whatever server
 /// id the venue assigns on each connection. Dropping it unsubscribes.
 pub struct Subscription {
-    client_id: u64,
+    client_id: ClientId,
     topic: Topic,
     queue: Arc<Queue>,
     commands: mpsc::Sender<Command>,
@@ -32,7 +33,7 @@ pub struct Subscription {
 
 impl Subscription {
     pub(crate) fn new(
-        client_id: u64,
+        client_id: ClientId,
         topic: Topic,
         queue: Arc<Queue>,
         commands: mpsc::Sender<Command>,
@@ -47,7 +48,7 @@ impl Subscription {
     }
 
     /// The durable client-side id.
-    pub fn client_id(&self) -> u64 {
+    pub fn client_id(&self) -> ClientId {
         self.client_id
     }
 

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Kalshi, Operation, Overflow,
+    Backoff, Client, ClientId, Config, ConfigBuilder, Error, Event, Kalshi, Operation, Overflow,
     QueueOptions, Request, Subscription, SubscriptionOp, Topic, Update,
 };
 use serde_json::{json, Value};
@@ -139,7 +139,7 @@ async fn subscriptions_keep_their_stream_and_id_across_many_reconnects() {
     for s in symbols {
         subs.push(client.subscribe(ticker(s)).await.unwrap());
     }
-    let ids: Vec<u64> = subs.iter().map(Subscription::client_id).collect();
+    let ids: Vec<ClientId> = subs.iter().map(Subscription::client_id).collect();
     // One subscription goes away before the reconnects: it must not be replayed.
     let gone = subs.remove(2);
     gone.unsubscribe().await.unwrap();
@@ -165,7 +165,7 @@ async fn subscriptions_keep_their_stream_and_id_across_many_reconnects() {
             "round {round}: each live subscription once, in order"
         );
     }
-    let now_ids: Vec<u64> = subs.iter().map(Subscription::client_id).collect();
+    let now_ids: Vec<ClientId> = subs.iter().map(Subscription::client_id).collect();
     assert_eq!(now_ids, vec![ids[0], ids[1], ids[3], ids[4]]);
     // Fresh sids on every connection (the server never reuses one).
     let stats = client.stats();

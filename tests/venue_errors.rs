@@ -308,7 +308,10 @@ async fn an_invalid_session_fetches_a_fresh_token_and_replays_private_subscripti
         ],
         "both private subscriptions replayed with the fresh token"
     );
-    assert_eq!((executions.client_id(), balances.client_id()), (1, 2));
+    assert_eq!(
+        (executions.client_id().get(), balances.client_id().get()),
+        (1, 2)
+    );
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
     let shown = format!("{logs}\n{config:?}\n{:?}", Kraken::new());

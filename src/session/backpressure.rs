@@ -131,7 +131,7 @@ impl<P: Protocol> SessionCore<P> {
             server_id: entry
                 .and_then(|e| e.server_id.as_ref())
                 .map_or_else(|| "-".to_owned(), |s| s.to_string()),
-            client_id: client_id.unwrap_or(0),
+            client_id: client_id.unwrap_or(ClientId::new(0)),
             maxsize: queue.capacity(),
         }
     }

@@ -16,7 +16,7 @@ use crate::error::{ConnectionError, Error, SubscriptionOp, VenueError};
 use crate::events::Event;
 use crate::protocol::{Protocol, Request, ServerId, Topic};
 use crate::queue::Queue;
-use crate::subscription::{ClientId, Phase};
+use crate::subscription::{ClientId, Phase, ReqId};
 use crate::venue_error::VenueErrorKind;
 
 impl<P: Protocol> SessionCore<P> {
@@ -43,7 +43,7 @@ impl<P: Protocol> SessionCore<P> {
                     )
                     .with_kind(VenueErrorKind::Permanent),
                 };
-                tracing::warn!(client_id, holder, %topic, "refusing a second subscription of one topic");
+                tracing::warn!(%client_id, %holder, %topic, "refusing a second subscription of one topic");
                 queue.finish(Some(error.clone()));
                 self.actions.push(Action::SubscribeResult {
                     client_id,
@@ -88,14 +88,14 @@ impl<P: Protocol> SessionCore<P> {
 
     /// Queues a request and returns its request id, which its
     /// [`Action::RequestResult`] will carry. Fails at once while disconnected.
-    pub(crate) fn request(&mut self, request: &Request) -> Result<u64, Error> {
+    pub(crate) fn request(&mut self, request: &Request) -> Result<ReqId, Error> {
         if self.link.is_none() {
             return Err(self.not_connected());
         }
         let req_id = self.next_req_id();
         let text = self
             .protocol
-            .encode_request(request, req_id)
+            .encode_request(request, req_id.get())
             .map_err(Error::protocol)?;
         if let Some(link) = &mut self.link {
             link.requests.insert(req_id);
@@ -139,7 +139,7 @@ impl<P: Protocol> SessionCore<P> {
                 .filter_map(|id| self.registry.get(*id))
                 .map(|e| &e.topic)
                 .collect();
-            let text = self.protocol.encode_subscribe(&topics, req_id);
+            let text = self.protocol.encode_subscribe(&topics, req_id.get());
             self.registry.mark_sent(&members, req_id);
             self.stats.counters.resubscribes.add(resubscribes as u64);
             if let Some(link) = &mut self.link {
@@ -184,7 +184,7 @@ impl<P: Protocol> SessionCore<P> {
                 let req_id = self.next_req_id();
                 if let Some(text) =
                     self.protocol
-                        .encode_unsubscribe(&entry.topic, server_id, req_id)
+                        .encode_unsubscribe(&entry.topic, server_id, req_id.get())
                 {
                     if let Some(link) = &mut self.link {
                         link.push_back(Outgoing::Unsubscribe { text });
@@ -206,7 +206,7 @@ impl<P: Protocol> SessionCore<P> {
             .as_ref()
             .is_some_and(|link| link.resyncing.contains_key(&client_id))
         {
-            tracing::debug!(client_id, "a resync is already on its way");
+            tracing::debug!(%client_id, "a resync is already on its way");
             return;
         }
         let Some(old) = self.registry.begin_resync(client_id) else {
@@ -214,10 +214,10 @@ impl<P: Protocol> SessionCore<P> {
         };
         self.protocol.forget(&old);
         let req_id = self.next_req_id();
-        let unsubscribe = self
-            .registry
-            .get(client_id)
-            .and_then(|entry| self.protocol.encode_unsubscribe(&entry.topic, &old, req_id));
+        let unsubscribe = self.registry.get(client_id).and_then(|entry| {
+            self.protocol
+                .encode_unsubscribe(&entry.topic, &old, req_id.get())
+        });
         if let (Some(text), Some(link)) = (unsubscribe, &mut self.link) {
             link.push_back(Outgoing::Unsubscribe { text });
         }
@@ -234,7 +234,7 @@ impl<P: Protocol> SessionCore<P> {
     /// abandoned while pending.
     pub(super) fn on_unmatched_ack(
         &mut self,
-        req_id: Option<u64>,
+        req_id: Option<ReqId>,
         server_id: &ServerId,
         symbol: Option<&str>,
     ) {
@@ -253,9 +253,9 @@ impl<P: Protocol> SessionCore<P> {
         };
         tracing::debug!(?req_id, %server_id, "late ack for an abandoned subscription; unsubscribing");
         let unsubscribe_req = self.next_req_id();
-        if let Some(text) = self
-            .protocol
-            .encode_unsubscribe(&topic, server_id, unsubscribe_req)
+        if let Some(text) =
+            self.protocol
+                .encode_unsubscribe(&topic, server_id, unsubscribe_req.get())
         {
             if let Some(link) = &mut self.link {
                 link.push_back(Outgoing::Unsubscribe { text });

@@ -29,7 +29,7 @@ use crate::message::{Frame, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Pushed, Queue};
 use crate::stats::StatsHub;
-use crate::subscription::{ClientId, Registry, Route, SeqCheck, Stashed};
+use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 use crate::venue_error::VenueErrorKind;
 
 /// The decisions of one supervised connection, kept across reconnects: the
@@ -42,7 +42,7 @@ pub(crate) struct SessionCore<P> {
     pub(super) stats: Arc<StatsHub>,
     /// Frames that belong to no subscription (the client's `Messages` stream).
     pub(super) inbound: Arc<Queue>,
-    pub(super) next_req_id: u64,
+    pub(super) next_req_id: ReqId,
     /// The latest "not before" a failure asked for (venue lockout, close 1013).
     pub(super) retry_not_before: Option<Instant>,
     /// The current connection; `None` while disconnected.
@@ -99,7 +99,7 @@ impl<P: Protocol> SessionCore<P> {
             protocol,
             stats,
             inbound,
-            next_req_id: 1,
+            next_req_id: ReqId::from(1),
             retry_not_before: None,
             link: None,
             parked: None,
@@ -133,9 +133,9 @@ impl<P: Protocol> SessionCore<P> {
         self.actions.push(Action::Emit(event));
     }
 
-    pub(super) fn next_req_id(&mut self) -> u64 {
+    pub(super) fn next_req_id(&mut self) -> ReqId {
         let id = self.next_req_id;
-        self.next_req_id = self.next_req_id.wrapping_add(1);
+        self.next_req_id = id.next();
         id
     }
 
@@ -193,15 +193,15 @@ impl<P: Protocol> SessionCore<P> {
                 server_id,
                 channel,
                 symbol,
-            } => self.on_subscribed(req_id, server_id, channel, symbol, now),
+            } => self.on_subscribed(req_id.map(ReqId::from), server_id, channel, symbol, now),
             Inbound::Rejected {
                 req_id,
                 symbol,
                 error,
-            } => return self.on_rejected(req_id, symbol.as_deref(), error, now),
+            } => return self.on_rejected(req_id.map(ReqId::from), symbol.as_deref(), error, now),
             Inbound::Response { req_id, error } => {
                 self.control();
-                self.on_response(req_id, error, &text, now);
+                self.on_response(ReqId::from(req_id), error, &text, now);
             }
             Inbound::Unsubscribed { .. } | Inbound::Control => self.control(),
             Inbound::Pong => {
@@ -395,7 +395,7 @@ impl<P: Protocol> SessionCore<P> {
 
     fn on_subscribed(
         &mut self,
-        req_id: Option<u64>,
+        req_id: Option<ReqId>,
         server_id: ServerId,
         channel: Option<Cow<'_, str>>,
         symbol: Option<Cow<'_, str>>,
@@ -451,7 +451,7 @@ impl<P: Protocol> SessionCore<P> {
     /// refusal ends that subscription alone.
     fn on_rejected(
         &mut self,
-        req_id: Option<u64>,
+        req_id: Option<ReqId>,
         symbol: Option<&str>,
         venue_error: VenueError,
         now: Instant,
@@ -462,13 +462,13 @@ impl<P: Protocol> SessionCore<P> {
         if session_expired && self.config.token_source.is_some() {
             if let Some((client_id, op)) = self.registry.requeue_rejected(req_id, symbol) {
                 tracing::info!(
-                    client_id,
+                    %client_id,
                     "session expired; reconnecting with a fresh token"
                 );
                 let error = Error::Subscription {
                     op,
                     client_id,
-                    req_id,
+                    req_id: req_id.map(ReqId::get),
                     error: venue_error,
                 };
                 return Err(SessionEnd::Lost(error));
@@ -478,10 +478,10 @@ impl<P: Protocol> SessionCore<P> {
             let error = Error::Subscription {
                 op,
                 client_id,
-                req_id,
+                req_id: req_id.map(ReqId::get),
                 error: venue_error,
             };
-            tracing::warn!(client_id, %error, "subscription rejected");
+            tracing::warn!(%client_id, %error, "subscription rejected");
             self.note_retry_hint(&error, now);
             if !entry.acked_once {
                 self.actions.push(Action::SubscribeResult {
@@ -501,7 +501,7 @@ impl<P: Protocol> SessionCore<P> {
         }
         if let Some(req_id) = req_id.filter(|id| self.take_request(*id)) {
             let error = Error::Request {
-                req_id,
+                req_id: req_id.get(),
                 error: venue_error,
             };
             self.note_retry_hint(&error, now);
@@ -517,7 +517,7 @@ impl<P: Protocol> SessionCore<P> {
 
     fn on_response(
         &mut self,
-        req_id: u64,
+        req_id: ReqId,
         error: Option<VenueError>,
         text: &Utf8Bytes,
         now: Instant,
@@ -529,7 +529,10 @@ impl<P: Protocol> SessionCore<P> {
             None => Ok(Frame::from_text(text.clone(), None)),
             Some(error) => {
                 self.stats.counters.venue_error(error.kind);
-                let error = Error::Request { req_id, error };
+                let error = Error::Request {
+                    req_id: req_id.get(),
+                    error,
+                };
                 self.note_retry_hint(&error, now);
                 Err(error)
             }

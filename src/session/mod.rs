@@ -47,7 +47,7 @@ pub(crate) use self::link::WriteFailure;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::message::Frame;
-use crate::subscription::ClientId;
+use crate::subscription::{ClientId, ReqId};
 
 /// How one connected session ended.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ pub(crate) enum Action {
     /// Answer the caller of `request` that waits on `req_id`.
     RequestResult {
         /// The request id the protocol put on the wire.
-        req_id: u64,
+        req_id: ReqId,
         /// The response frame, or why there is none.
         result: Result<Frame, Error>,
     },

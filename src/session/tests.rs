@@ -13,7 +13,7 @@ use crate::message::Update;
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
 use crate::queue::{Overflow, Queue};
 use crate::stats::StatsHub;
-use crate::subscription::Phase;
+use crate::subscription::{ClientId, Phase};
 
 /// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a checksum mismatch).
 struct Lines;
@@ -101,7 +101,11 @@ fn a_stall_on_a_full_block_queue_is_not_a_ping_timeout() {
             timeout: Duration::from_secs(60),
         },
     );
-    core.subscribe(vec![(1, Topic::new("t"), Arc::clone(&queue))]);
+    core.subscribe(vec![(
+        ClientId::new(1),
+        Topic::new("t"),
+        Arc::clone(&queue),
+    )]);
     write_all(&mut core, t0);
     core.on_message(text("ack 1 7"), t0).unwrap();
 
@@ -142,13 +146,15 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     let t0 = Instant::now();
     core.on_connected(t0);
     let queue = Queue::new(1024, Overflow::DropOldest);
-    core.subscribe(vec![(1, Topic::new("book"), queue)]);
+    core.subscribe(vec![(ClientId::new(1), Topic::new("book"), queue)]);
     // The peer acks whatever request is pending and follows each ack with a
     // frame whose checksum fails; nothing is written in between (say, the
     // rate limiter holds the frames back).
     let mut longest = 0;
     for _ in 0..500 {
-        if let Some(Phase::Pending { req_id }) = core.registry().get(1).map(|e| e.phase) {
+        if let Some(Phase::Pending { req_id }) =
+            core.registry().get(ClientId::new(1)).map(|e| e.phase)
+        {
             core.on_message(text(&format!("ack {req_id} 7")), t0)
                 .unwrap();
         }
@@ -162,7 +168,8 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     );
     // Once written, a later mismatch may resync again.
     write_all(&mut core, t0);
-    if let Some(Phase::Pending { req_id }) = core.registry().get(1).map(|e| e.phase) {
+    if let Some(Phase::Pending { req_id }) = core.registry().get(ClientId::new(1)).map(|e| e.phase)
+    {
         core.on_message(text(&format!("ack {req_id} 7")), t0)
             .unwrap();
     }
@@ -202,6 +209,7 @@ fn venue_heartbeats_are_answered_ahead_of_the_queue_and_bounded() {
     core.on_connected(t0);
     for (id, symbol) in [(1, "A"), (2, "B")] {
         let queue = Queue::new(8, Overflow::DropOldest);
+        let id = ClientId::new(id);
         core.subscribe(vec![(id, Topic::new("ticker").symbol(symbol), queue)]);
     }
     for time in 1..=10 {

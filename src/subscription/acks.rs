@@ -14,7 +14,7 @@ impl Registry {
     /// and symbol agree, and routes `server_id` to it.
     pub fn on_subscribed(
         &mut self,
-        req_id: Option<u64>,
+        req_id: Option<ReqId>,
         server_id: ServerId,
         channel: Option<&str>,
         symbol: Option<&str>,
@@ -80,7 +80,7 @@ impl Registry {
 
     /// The oldest pending request with a member on exactly this channel and
     /// symbol, for acks that do not echo a request id.
-    fn request_naming(&self, channel: Option<&str>, symbol: Option<&str>) -> Option<u64> {
+    fn request_naming(&self, channel: Option<&str>, symbol: Option<&str>) -> Option<ReqId> {
         if channel.is_none() && symbol.is_none() {
             return None;
         }
@@ -100,7 +100,7 @@ impl Registry {
     /// that subscription. Returns it with the operation that failed.
     pub fn on_rejected(
         &mut self,
-        req_id: Option<u64>,
+        req_id: Option<ReqId>,
         symbol: Option<&str>,
     ) -> Option<(ClientId, SubscriptionOp, Entry)> {
         let req_id = req_id?;
@@ -121,7 +121,7 @@ impl Registry {
     /// (the venue asked for a fresh session, not for the subscription to end).
     pub fn requeue_rejected(
         &mut self,
-        req_id: Option<u64>,
+        req_id: Option<ReqId>,
         symbol: Option<&str>,
     ) -> Option<(ClientId, SubscriptionOp)> {
         let req_id = req_id?;

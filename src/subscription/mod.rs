@@ -31,8 +31,7 @@ use crate::queue::Queue;
 
 mod acks;
 
-/// A subscription's durable id, assigned by the client in creation order.
-pub type ClientId = u64;
+pub use crate::ids::{ClientId, ReqId};
 
 /// Where a subscription stands on the current connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +41,7 @@ pub enum Phase {
     /// The subscribe went out under this request id; waiting for the ack.
     Pending {
         /// The subscribe's request id.
-        req_id: u64,
+        req_id: ReqId,
     },
     /// Acknowledged: frames for its server id are routed to it.
     Active,
@@ -150,7 +149,7 @@ pub struct Registry {
     /// Live subscriptions by (channel, symbol): a venue keeps one stream per
     /// topic on a connection, so a second subscription of the same topic is refused.
     topics: HashMap<(String, Option<String>), ClientId>,
-    pending: HashMap<u64, PendingRequest>,
+    pending: HashMap<ReqId, PendingRequest>,
     stash: VecDeque<Stashed>,
     stash_capacity: usize,
     /// Payload bytes the stash may hold: a peer sending large frames for a
@@ -258,7 +257,7 @@ impl Registry {
         }
     }
 
-    fn leave_request(&mut self, req_id: u64, client_id: ClientId) {
+    fn leave_request(&mut self, req_id: ReqId, client_id: ClientId) {
         if let Some(request) = self.pending.get_mut(&req_id) {
             request.members.retain(|id| *id != client_id);
             if request.members.is_empty() {
@@ -291,7 +290,7 @@ impl Registry {
     }
 
     /// Marks `members` as sent under `req_id`.
-    pub fn mark_sent(&mut self, members: &[ClientId], req_id: u64) {
+    pub fn mark_sent(&mut self, members: &[ClientId], req_id: ReqId) {
         let mut sent = Vec::with_capacity(members.len());
         let mut op = SubscriptionOp::Subscribe;
         for id in members {
@@ -311,7 +310,7 @@ impl Registry {
 
     #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
     /// Whether `req_id` is a pending subscribe request.
-    pub fn is_pending(&self, req_id: u64) -> bool {
+    pub fn is_pending(&self, req_id: ReqId) -> bool {
         self.pending.contains_key(&req_id)
     }
 
@@ -321,12 +320,12 @@ impl Registry {
     }
 
     /// What the pending request `req_id` does, if it is still waiting.
-    pub fn pending_op(&self, req_id: u64) -> Option<SubscriptionOp> {
+    pub fn pending_op(&self, req_id: ReqId) -> Option<SubscriptionOp> {
         self.pending.get(&req_id).map(|request| request.op)
     }
 
     /// Removes every member of a request that is still waiting (its ack timed out).
-    pub fn on_timeout(&mut self, req_id: u64) -> Vec<(ClientId, SubscriptionOp, Entry)> {
+    pub fn on_timeout(&mut self, req_id: ReqId) -> Vec<(ClientId, SubscriptionOp, Entry)> {
         let Some(request) = self.pending.remove(&req_id) else {
             return Vec::new();
         };

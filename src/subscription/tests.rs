@@ -4,6 +4,21 @@
 use super::*;
 use crate::queue::Overflow;
 
+/// Client id `n`.
+const fn c(n: u64) -> ClientId {
+    ClientId::new(n)
+}
+
+/// Request id `n`.
+fn req(n: u64) -> ReqId {
+    ReqId::from(n)
+}
+
+/// Client ids, as batches and member lists name them.
+fn cs(ns: &[u64]) -> Vec<ClientId> {
+    ns.iter().copied().map(c).collect()
+}
+
 struct NoBatch;
 impl ProtocolBatching for NoBatch {
     fn batchable(&self, _: &Topic, _: &Topic) -> bool {
@@ -21,7 +36,7 @@ fn registry_with(n: usize) -> Registry {
     let mut r = Registry::new(4, 1 << 20);
     for i in 0..n {
         r.add(
-            i as u64 + 1,
+            c(i as u64 + 1),
             Topic::new("ticker").symbol(format!("S{i}")),
             Queue::new(8, Overflow::DropOldest),
         );
@@ -33,103 +48,106 @@ fn registry_with(n: usize) -> Registry {
 fn replay_is_in_creation_order_and_batches_only_when_allowed() {
     let mut r = registry_with(3);
     r.add(
-        4,
+        c(4),
         Topic::new("book").symbol("X"),
         Queue::new(8, Overflow::DropOldest),
     );
     assert_eq!(
         r.unsent_batches(&NoBatch),
-        vec![vec![1], vec![2], vec![3], vec![4]]
+        vec![cs(&[1]), cs(&[2]), cs(&[3]), cs(&[4])]
     );
-    assert_eq!(r.unsent_batches(&SameChannel), vec![vec![1, 2, 3], vec![4]]);
+    assert_eq!(
+        r.unsent_batches(&SameChannel),
+        vec![cs(&[1, 2, 3]), cs(&[4])]
+    );
 }
 
 #[test]
 fn acks_route_and_a_disconnect_clears_every_server_id() {
     let mut r = registry_with(2);
-    r.mark_sent(&[1], 10);
-    r.mark_sent(&[2], 11);
+    r.mark_sent(&cs(&[1]), req(10));
+    r.mark_sent(&cs(&[2]), req(11));
     let a = r
-        .on_subscribed(Some(10), ServerId::Num(7), Some("ticker"), None)
+        .on_subscribed(Some(req(10)), ServerId::Num(7), Some("ticker"), None)
         .map(|a| a.client_id);
-    assert_eq!(a, Some(1));
-    assert_eq!(r.route(&ServerId::Num(7)), Route::To(1));
+    assert_eq!(a, Some(c(1)));
+    assert_eq!(r.route(&ServerId::Num(7)), Route::To(c(1)));
     r.check_invariants().unwrap();
     r.on_disconnect();
     assert_eq!(r.route(&ServerId::Num(7)), Route::Unroutable);
-    assert_eq!(r.unsent_batches(&NoBatch), vec![vec![1], vec![2]]);
+    assert_eq!(r.unsent_batches(&NoBatch), vec![cs(&[1]), cs(&[2])]);
     r.check_invariants().unwrap();
 }
 
 #[test]
 fn per_symbol_acks_of_one_request_all_match() {
     let mut r = registry_with(3);
-    r.mark_sent(&[1, 2, 3], 5);
+    r.mark_sent(&cs(&[1, 2, 3]), req(5));
     for (sym, want) in [("S2", 3), ("S0", 1), ("S1", 2)] {
         let key = ServerId::Key(format!("ticker:{sym}").into());
         let got = r
-            .on_subscribed(Some(5), key, Some("ticker"), Some(sym))
+            .on_subscribed(Some(req(5)), key, Some("ticker"), Some(sym))
             .map(|a| a.client_id);
-        assert_eq!(got, Some(want));
+        assert_eq!(got, Some(c(want)));
     }
     assert!(!r.any_pending());
     // A duplicate ack matches nothing.
     assert!(r
-        .on_subscribed(Some(5), ServerId::Num(1), None, None)
+        .on_subscribed(Some(req(5)), ServerId::Num(1), None, None)
         .is_none());
 }
 
 #[test]
 fn an_ack_that_names_another_symbol_matches_nobody_even_with_one_member_left() {
     let mut r = registry_with(2);
-    r.mark_sent(&[1, 2], 9);
+    r.mark_sent(&cs(&[1, 2]), req(9));
     let key = |s: &str| ServerId::Key(s.into());
-    let first = r.on_subscribed(Some(9), key("ticker:S0"), Some("ticker"), Some("S0"));
-    assert_eq!(first.map(|a| a.client_id), Some(1));
+    let first = r.on_subscribed(Some(req(9)), key("ticker:S0"), Some("ticker"), Some("S0"));
+    assert_eq!(first.map(|a| a.client_id), Some(c(1)));
     // One member left, but the ack names another symbol: it is not S1's.
     let stray = r.on_subscribed(
-        Some(9),
+        Some(req(9)),
         key("ticker:XBT/USD"),
         Some("ticker"),
         Some("XBT/USD"),
     );
     assert!(stray.is_none());
     // A repeated ack for S0 cannot take S1's place either.
-    let repeated = r.on_subscribed(Some(9), key("ticker:S0"), Some("ticker"), Some("S0"));
+    let repeated = r.on_subscribed(Some(req(9)), key("ticker:S0"), Some("ticker"), Some("S0"));
     assert!(repeated.is_none());
-    assert_eq!(r.route(&key("ticker:S0")), Route::To(1));
-    assert!(r.is_pending(9));
+    assert_eq!(r.route(&key("ticker:S0")), Route::To(c(1)));
+    assert!(r.is_pending(req(9)));
     r.check_invariants().unwrap();
 }
 
 #[test]
 fn a_server_id_routed_to_a_live_subscription_is_never_re_pointed() {
     let mut r = registry_with(2);
-    r.mark_sent(&[1], 1);
-    r.mark_sent(&[2], 2);
-    let a = r.on_subscribed(Some(1), ServerId::Num(7), None, None);
-    assert_eq!(a.map(|a| a.client_id), Some(1));
+    r.mark_sent(&cs(&[1]), req(1));
+    r.mark_sent(&cs(&[2]), req(2));
+    let a = r.on_subscribed(Some(req(1)), ServerId::Num(7), None, None);
+    assert_eq!(a.map(|a| a.client_id), Some(c(1)));
     // The venue (or a hostile peer) acks request 2 with sid 7 again.
     assert!(r
-        .on_subscribed(Some(2), ServerId::Num(7), None, None)
+        .on_subscribed(Some(req(2)), ServerId::Num(7), None, None)
         .is_none());
-    assert_eq!(r.route(&ServerId::Num(7)), Route::To(1));
-    assert!(r.is_pending(2));
+    assert_eq!(r.route(&ServerId::Num(7)), Route::To(c(1)));
+    assert!(r.is_pending(req(2)));
     r.check_invariants().unwrap();
 }
 
 #[test]
 fn an_ack_without_a_request_id_matches_by_channel_and_symbol() {
     let mut r = registry_with(2);
-    r.mark_sent(&[1], 3);
-    r.mark_sent(&[2], 4);
+    r.mark_sent(&cs(&[1]), req(3));
+    r.mark_sent(&cs(&[2]), req(4));
     let acked = r.on_subscribed(
         None,
         ServerId::Key("ticker:S1".into()),
         Some("ticker"),
         Some("S1"),
     );
-    assert_eq!(acked.map(|a| a.client_id), Some(2));
+    assert_eq!(acked.map(|a| a.client_id), Some(c(2)));
     assert!(r
         .on_subscribed(None, ServerId::Num(5), None, None)
         .is_none());
@@ -139,7 +157,7 @@ fn an_ack_without_a_request_id_matches_by_channel_and_symbol() {
 #[test]
 fn early_frames_wait_in_the_stash_and_come_out_with_the_ack() {
     let mut r = registry_with(1);
-    r.mark_sent(&[1], 1);
+    r.mark_sent(&cs(&[1]), req(1));
     assert_eq!(r.route(&ServerId::Num(9)), Route::Stash);
     let frame = Frame::text("early", Some(1));
     let evicted = r.stash(Stashed {
@@ -149,7 +167,7 @@ fn early_frames_wait_in_the_stash_and_come_out_with_the_ack() {
     });
     assert_eq!(evicted, 0);
     let acked = r
-        .on_subscribed(Some(1), ServerId::Num(9), None, None)
+        .on_subscribed(Some(req(1)), ServerId::Num(9), None, None)
         .expect("acked");
     assert_eq!(acked.stashed.len(), 1);
     assert_eq!(r.stashed(), 0);
@@ -158,7 +176,7 @@ fn early_frames_wait_in_the_stash_and_come_out_with_the_ack() {
 #[test]
 fn the_stash_is_bounded() {
     let mut r = registry_with(1);
-    r.mark_sent(&[1], 1);
+    r.mark_sent(&cs(&[1]), req(1));
     let mut evicted = 0;
     for i in 0..10 {
         let item = Stashed {
@@ -174,8 +192,12 @@ fn the_stash_is_bounded() {
 #[test]
 fn the_stash_is_bounded_by_bytes_too() {
     let mut r = Registry::new(256, 100);
-    r.add(1, Topic::new("ticker"), Queue::new(8, Overflow::DropOldest));
-    r.mark_sent(&[1], 1);
+    r.add(
+        c(1),
+        Topic::new("ticker"),
+        Queue::new(8, Overflow::DropOldest),
+    );
+    r.mark_sent(&cs(&[1]), req(1));
     let item = |n: usize| Stashed {
         server_id: ServerId::Num(9),
         frame: Frame::text("x".repeat(n), None),
@@ -196,11 +218,11 @@ fn the_stash_is_bounded_by_bytes_too() {
 #[test]
 fn sequence_checks() {
     let mut r = registry_with(1);
-    assert_eq!(r.check_seq(1, 5), SeqCheck::InOrder);
-    assert_eq!(r.check_seq(1, 6), SeqCheck::InOrder);
-    assert_eq!(r.check_seq(1, 6), SeqCheck::Duplicate);
+    assert_eq!(r.check_seq(c(1), 5), SeqCheck::InOrder);
+    assert_eq!(r.check_seq(c(1), 6), SeqCheck::InOrder);
+    assert_eq!(r.check_seq(c(1), 6), SeqCheck::Duplicate);
     assert_eq!(
-        r.check_seq(1, 9),
+        r.check_seq(c(1), 9),
         SeqCheck::Gap {
             last_seq: 6,
             next_seq: 9
@@ -208,17 +230,17 @@ fn sequence_checks() {
     );
     // Below the last one: a stale repeat, which does not move the last
     // number back, so the next in-order frame is not a false gap.
-    assert_eq!(r.check_seq(1, 2), SeqCheck::Duplicate);
-    assert_eq!(r.check_seq(1, 10), SeqCheck::InOrder);
+    assert_eq!(r.check_seq(c(1), 2), SeqCheck::Duplicate);
+    assert_eq!(r.check_seq(c(1), 10), SeqCheck::InOrder);
 }
 
 #[test]
 fn a_rejection_removes_only_the_named_symbol() {
     let mut r = registry_with(2);
-    r.mark_sent(&[1, 2], 3);
-    let (id, op, _) = r.on_rejected(Some(3), Some("S1")).expect("matched");
-    assert_eq!((id, op), (2, SubscriptionOp::Subscribe));
-    assert!(r.is_pending(3));
+    r.mark_sent(&cs(&[1, 2]), req(3));
+    let (id, op, _) = r.on_rejected(Some(req(3)), Some("S1")).expect("matched");
+    assert_eq!((id, op), (c(2), SubscriptionOp::Subscribe));
+    assert!(r.is_pending(req(3)));
     assert_eq!(r.len(), 1);
     r.check_invariants().unwrap();
 }

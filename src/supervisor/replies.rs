@@ -13,13 +13,13 @@ use super::{Command, Shared};
 use crate::error::Error;
 use crate::message::Frame;
 use crate::session::{Action, SessionCore};
-use crate::subscription::ClientId;
+use crate::subscription::{ClientId, ReqId};
 
 /// Oneshot senders by what the core calls them.
 #[derive(Default)]
 pub(super) struct Replies {
     subscribes: HashMap<ClientId, oneshot::Sender<Result<(), Error>>>,
-    requests: HashMap<u64, oneshot::Sender<Result<Frame, Error>>>,
+    requests: HashMap<ReqId, oneshot::Sender<Result<Frame, Error>>>,
     sends: HashMap<u64, oneshot::Sender<Result<(), Error>>>,
     next_send_id: u64,
 }

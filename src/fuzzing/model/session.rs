@@ -31,7 +31,7 @@ use crate::queue::Overflow;
 use crate::subscription::{ClientId, ProtocolBatching};
 
 /// The key of the client's inbound (unsolicited) queue; subscriptions start at 1.
-pub(crate) const INBOUND: ClientId = 0;
+pub(crate) const INBOUND: ClientId = ClientId::new(0);
 /// How many abandoned subscribes a connection remembers.
 const ABANDONED_LIMIT: usize = 64;
 

@@ -13,7 +13,7 @@ use crate::fuzzing::model::session::{Expect, MCounters, INBOUND};
 use crate::message::Update;
 use crate::queue::Overflow;
 use crate::session::{Action, SessionEnd};
-use crate::subscription::{ClientId, Phase};
+use crate::subscription::{ClientId, Phase, ReqId};
 
 impl Harness {
     pub(super) fn drop_consumer(&mut self, id: ClientId, lost: bool) {
@@ -93,7 +93,7 @@ impl Harness {
                 .unwrap_or_else(|| panic!("subscription {id} missing"));
             let phase = match entry.phase {
                 Phase::Unsent => MPhase::Unsent,
-                Phase::Pending { req_id } => MPhase::Pending(req_id),
+                Phase::Pending { req_id } => MPhase::Pending(req_id.get()),
                 Phase::Active => MPhase::Active,
             };
             assert_eq!(phase, sub.phase, "phase of {id}");
@@ -103,7 +103,10 @@ impl Harness {
         }
         assert_eq!(registry.any_pending(), !model.reg.requests.is_empty());
         for req_id in model.reg.requests.keys() {
-            assert!(registry.is_pending(*req_id), "request {req_id} pending");
+            assert!(
+                registry.is_pending(ReqId::from(*req_id)),
+                "request {req_id} pending"
+            );
         }
         assert_eq!(registry.stashed(), model.reg.stash.len(), "stash size");
         assert_eq!(
@@ -192,7 +195,7 @@ impl Harness {
                     Some(Expect::SubscribeResult(client_id, result.is_ok()))
                 }
                 Action::RequestResult { req_id, result } => {
-                    Some(Expect::RequestResult(req_id, result.is_ok()))
+                    Some(Expect::RequestResult(req_id.get(), result.is_ok()))
                 }
                 Action::SendResult { send_id, result } => {
                     Some(Expect::SendResult(send_id, result.is_ok()))
@@ -244,7 +247,7 @@ impl Harness {
             );
         }
         self.check();
-        for id in 1..self.next_client_id {
+        for id in (1..self.next_client_id).map(ClientId::new) {
             assert!(
                 self.answered.contains(&id),
                 "subscribe caller {id} never answered"

@@ -21,7 +21,7 @@ use crate::protocol::{Request, ServerId, Topic};
 use crate::queue::Queue;
 use crate::session::{SessionCore, SessionEnd, WriteFailure};
 use crate::stats::StatsHub;
-use crate::subscription::ClientId;
+use crate::subscription::{ClientId, ReqId};
 
 pub(super) struct Harness {
     pub(super) core: SessionCore<ScriptProtocol>,
@@ -37,7 +37,7 @@ pub(super) struct Harness {
     pub(super) answered: BTreeSet<ClientId>,
     pub(super) base: Instant,
     pub(super) now: u64,
-    pub(super) next_client_id: ClientId,
+    pub(super) next_client_id: u64,
     pub(super) next_send_id: u64,
     pub(super) next_frame: u64,
     pub(super) one_off: Vec<u64>,
@@ -185,7 +185,11 @@ impl Harness {
                 self.model.send(send_id);
             }
             Step::Request if commands => {
-                let got = self.core.request(&Request::new("m", None)).ok();
+                let got = self
+                    .core
+                    .request(&Request::new("m", None))
+                    .ok()
+                    .map(ReqId::get);
                 assert_eq!(got, self.model.request(), "request id");
                 self.one_off.extend(got);
             }
@@ -360,7 +364,7 @@ impl Harness {
             };
             let (capacity, policy) = (usize::from(capacity % 3) + 1, policy_of(policy));
             let queue = Queue::new(capacity, policy);
-            let id = self.next_client_id;
+            let id = ClientId::new(self.next_client_id);
             self.next_client_id += 1;
             self.queues.insert(id, Arc::clone(&queue));
             self.alive.insert(id);

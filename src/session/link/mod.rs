@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::error::{Error, Operation, SubscriptionOp};
 use crate::events::{ConnectionState, Event};
 use crate::protocol::{Protocol, Topic};
-use crate::subscription::ClientId;
+use crate::subscription::{ClientId, ReqId};
 
 mod timers;
 
@@ -49,7 +49,7 @@ pub(super) enum Outgoing {
     Handshake(String),
     Subscribe {
         text: String,
-        req_id: u64,
+        req_id: ReqId,
     },
     Unsubscribe {
         text: String,
@@ -69,7 +69,7 @@ pub(super) enum Outgoing {
     },
     Request {
         text: String,
-        req_id: u64,
+        req_id: ReqId,
     },
     /// Close 1000 (not rate limited; written alone once closing).
     Close,
@@ -95,7 +95,7 @@ pub(crate) struct Written {
 #[derive(Debug, Clone, Copy)]
 enum WrittenKind {
     Plain,
-    Deadline(u64),
+    Deadline(ReqId),
     Ping,
     Send(u64),
     Close,
@@ -130,8 +130,8 @@ pub(crate) struct Link {
     outbound: VecDeque<Outgoing>,
     limiter: RateLimiter,
     /// Requests written or queued whose answer the shell's caller waits for.
-    pub(super) requests: HashSet<u64>,
-    deadlines: BTreeSet<(Instant, u64)>,
+    pub(super) requests: HashSet<ReqId>,
+    deadlines: BTreeSet<(Instant, ReqId)>,
     awaiting_pong: Option<Instant>,
     next_ping: Instant,
     data_seen: u64,
@@ -141,11 +141,11 @@ pub(crate) struct Link {
     /// `subscribe` call dropped by a timeout). If the ack comes after all, the
     /// venue is told to unsubscribe, or it would stream to nobody for the rest
     /// of the connection.
-    pub(super) abandoned: VecDeque<(u64, Topic)>,
+    pub(super) abandoned: VecDeque<(ReqId, Topic)>,
     /// Subscriptions whose resync subscribe (under this request id) is not
     /// written yet: at most one resync per subscription is in flight, so a
     /// peer alternating acks and bad checksums cannot grow the outbound queue.
-    pub(super) resyncing: HashMap<ClientId, u64>,
+    pub(super) resyncing: HashMap<ClientId, ReqId>,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,

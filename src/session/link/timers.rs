@@ -90,7 +90,7 @@ impl<P: Protocol> SessionCore<P> {
 
     fn ping(&mut self) {
         let req_id = self.next_req_id();
-        let outgoing = match self.protocol.encode_ping(req_id) {
+        let outgoing = match self.protocol.encode_ping(req_id.get()) {
             // App-level pings count against the venue's rate limit; they jump the queue.
             Some(text) => Outgoing::Ping { text },
             None => Outgoing::WsPing,
@@ -138,14 +138,14 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     /// Removes `req_id` from the requests in flight; whether it was one.
-    pub(in crate::session) fn take_request(&mut self, req_id: u64) -> bool {
+    pub(in crate::session) fn take_request(&mut self, req_id: ReqId) -> bool {
         self.link
             .as_mut()
             .is_some_and(|link| link.requests.remove(&req_id))
     }
 
     /// A request or subscribe got no answer in time.
-    fn expire(&mut self, req_id: u64) -> Result<(), SessionEnd> {
+    fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
         let timeout = self.config.request_timeout;
         if self.take_request(req_id) {
             self.actions.push(Action::RequestResult {
@@ -163,7 +163,7 @@ impl<P: Protocol> SessionCore<P> {
             // after the handshake) than about the subscription, so reconnect
             // and replay instead of ending it. Backoff bounds the retries.
             tracing::warn!(
-                req_id,
+                %req_id,
                 "a replayed subscribe was not acknowledged in time; reconnecting"
             );
             return Err(SessionEnd::Lost(Error::Timeout {
@@ -177,7 +177,7 @@ impl<P: Protocol> SessionCore<P> {
                 _ => Operation::Subscribe,
             };
             let error = Error::Timeout { operation, timeout };
-            tracing::warn!(client_id, req_id, "subscribe was not acknowledged in time");
+            tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
             if !entry.acked_once {
                 self.actions.push(Action::SubscribeResult {
                     client_id,

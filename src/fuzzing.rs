@@ -646,12 +646,14 @@ fn kalshi_round_trip(s: &str) {
         }
     );
     let data = json!({"type": "ticker", "sid": sid, "seq": seq, "msg": {"text": s}}).to_string();
+    let msg = json!({"text": s}).to_string();
     assert_eq!(
         kalshi.classify(&data),
         Inbound::Data {
             server_id: ServerId::Num(sid),
             seq: Some(seq),
             checksum: None,
+            payload: Some(&msg),
         }
     );
 }
@@ -884,12 +886,14 @@ fn kraken_round_trip(s: &str) {
         }
     );
     let data = json!({"channel": "ticker", "type": "update", "data": [{"symbol": s, "last": 1.5}]});
+    let items = json!([{"symbol": s, "last": 1.5}]).to_string();
     assert_eq!(
         kraken.classify(&data.to_string()),
         Inbound::Data {
             server_id: Kraken::server_id("ticker", Some(s)),
             seq: None,
             checksum: None,
+            payload: Some(&items),
         }
     );
     let pong = json!({"method": "pong", "req_id": req_id});

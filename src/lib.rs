@@ -66,7 +66,7 @@ pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
 pub use events::{ConnectionState, Event, Events};
-pub use message::{Frame, Update};
+pub use message::{DecodeError, Frame, Received, Update};
 pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
 };

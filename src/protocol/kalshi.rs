@@ -169,6 +169,7 @@ impl Protocol for Kalshi {
                     server_id: ServerId::Num(sid),
                     seq: frame.seq.0,
                     checksum: None,
+                    payload: frame.msg.map(RawValue::get),
                 },
                 None => Inbound::Unsolicited,
             },
@@ -301,6 +302,7 @@ mod tests {
                 server_id: ServerId::Num(7),
                 seq: Some(3),
                 checksum: None,
+                payload: Some(r#"{"price": 1}"#),
             }
         );
     }
@@ -329,6 +331,7 @@ mod tests {
                 server_id: ServerId::Num(u64::MAX),
                 seq: None,
                 checksum: None,
+                payload: Some("{}"),
             }
         );
         // No usable sid: unsolicited.
@@ -362,7 +365,8 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: None,
-                checksum: None
+                checksum: None,
+                payload: None,
             }
         );
         assert_eq!(
@@ -370,7 +374,8 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: Some(1),
-                checksum: None
+                checksum: None,
+                payload: None,
             }
         );
         // Unknown fields and odd types are tolerated; escapes are decoded.
@@ -390,7 +395,8 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: None,
-                checksum: None
+                checksum: None,
+                payload: None,
             }
         );
         assert!(matches!(

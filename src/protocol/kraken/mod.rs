@@ -182,6 +182,7 @@ impl Kraken {
             server_id: self.route(channel, head.symbol.as_deref()),
             seq,
             checksum: None,
+            payload: Some(data.get()),
         }
     }
 
@@ -203,6 +204,7 @@ impl Kraken {
                     server_id: self.route(BOOK, symbol),
                     seq,
                     checksum: verdict,
+                    payload: Some(data.get()),
                 }
             }
             Err(_) => {
@@ -227,6 +229,7 @@ impl Kraken {
                     server_id: self.route(BOOK, symbol),
                     seq,
                     checksum,
+                    payload: Some(data.get()),
                 }
             }
         }
@@ -702,6 +705,31 @@ mod tests {
             server_id: key(server_id),
             seq: None,
             checksum,
+            payload: None,
+        }
+    }
+
+    /// Checks that a data frame names its `data` as the payload (valid JSON),
+    /// then drops the payload so the routing can be compared with [`data`].
+    fn routed(inbound: Inbound<'_>) -> Inbound<'_> {
+        match inbound {
+            Inbound::Data {
+                server_id,
+                seq,
+                checksum,
+                payload,
+            } => {
+                let payload = payload.expect("kraken data names its payload");
+                let parsed = serde_json::from_str::<IgnoredAny>(payload);
+                assert!(parsed.is_ok(), "{payload:.80}");
+                Inbound::Data {
+                    server_id,
+                    seq,
+                    checksum,
+                    payload: None,
+                }
+            }
+            other => other,
         }
     }
 
@@ -714,7 +742,7 @@ mod tests {
         );
         let snapshot = book_frame("snapshot", symbol, &ASKS, &BIDS, Some(3_310_070_434));
         assert_eq!(
-            kraken.classify(&snapshot),
+            routed(kraken.classify(&snapshot)),
             data(&format!("book:{symbol}"), None)
         );
         kraken
@@ -917,13 +945,13 @@ mod tests {
             Inbound::Control
         );
         assert_eq!(
-            kraken.classify(
+            routed(kraken.classify(
                 r#"{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","last":1.5}]}"#
-            ),
+            )),
             data("ticker:BTC/USD", None)
         );
         assert_eq!(
-            kraken.classify(r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,"qty":0.1}],"asks":[],"checksum":3310070434,"timestamp":"2023-10-06T17:35:56.101010Z"}]}"#),
+            routed(kraken.classify(r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,"qty":0.1}],"asks":[],"checksum":3310070434,"timestamp":"2023-10-06T17:35:56.101010Z"}]}"#)),
             data("book:BTC/USD", None),
             "an update before any snapshot is routed, not verified"
         );
@@ -983,6 +1011,7 @@ mod tests {
                 server_id: key("executions"),
                 seq: Some(12),
                 checksum: None,
+                payload: Some(r#"[{"order_id":"O","symbol":"BTC/USD","exec_type":"new"}]"#),
             }
         );
         assert_eq!(
@@ -991,26 +1020,27 @@ mod tests {
                 server_id: key("balances"),
                 seq: Some(1),
                 checksum: None,
+                payload: Some(r#"[{"asset":"BTC","balance":1.5}]"#),
             }
         );
         // Data that is not a list, or a list of non-objects: routed by channel.
         assert_eq!(
-            kraken.classify(
+            routed(kraken.classify(
                 r#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[]}}"#
-            ),
+            )),
             data("instrument", None)
         );
         assert_eq!(
-            kraken.classify(r#"{"channel":"ticker","data":[1,2]}"#),
+            routed(kraken.classify(r#"{"channel":"ticker","data":[1,2]}"#)),
             data("ticker", None)
         );
         assert_eq!(
-            kraken.classify(r#"{"channel":"ticker","data":[]}"#),
+            routed(kraken.classify(r#"{"channel":"ticker","data":[]}"#)),
             data("ticker", None)
         );
         // Escaped symbols are decoded.
         assert_eq!(
-            kraken.classify(r#"{"channel":"ticker","data":[{"symbol":"BTC\/USD"}]}"#),
+            routed(kraken.classify(r#"{"channel":"ticker","data":[{"symbol":"BTC\/USD"}]}"#)),
             data("ticker:BTC/USD", None)
         );
         // A channel frame without data is informational.
@@ -1072,7 +1102,7 @@ mod tests {
         for (asks, bids) in updates {
             shadow.apply_update(asks, bids).unwrap();
             let frame = book_frame("update", "BTC/USD", asks, bids, Some(checksum_of(&shadow)));
-            assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+            assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
         }
         let book = kraken.book("BTC/USD").unwrap();
         assert_eq!(book.checksum(), shadow.checksum());
@@ -1094,7 +1124,7 @@ mod tests {
         );
         shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
         assert_eq!(
-            kraken.classify(&frame),
+            routed(kraken.classify(&frame)),
             data(
                 "book:BTC/USD",
                 Some(ChecksumMismatch {
@@ -1106,9 +1136,9 @@ mod tests {
         assert!(kraken.book("BTC/USD").is_none());
         // ...so later updates go unverified until the fresh snapshot.
         let frame = book_frame("update", "BTC/USD", &[("45301.0", "1.0")], &[], Some(1));
-        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
         let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(kraken.classify(&snapshot), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&snapshot)), data("book:BTC/USD", None));
         assert_eq!(
             kraken.book("BTC/USD").map(Book::checksum),
             Some(3_310_070_434)
@@ -1116,7 +1146,7 @@ mod tests {
         // A snapshot with a wrong checksum is a mismatch too.
         let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(5));
         assert_eq!(
-            kraken.classify(&snapshot),
+            routed(kraken.classify(&snapshot)),
             data(
                 "book:BTC/USD",
                 Some(ChecksumMismatch {
@@ -1141,7 +1171,7 @@ mod tests {
             &[],
             Some(checksum_levels(&asks, &BIDS)),
         );
-        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
         assert_eq!(kraken.book("BTC/USD").map(|b| b.asks().len()), Some(10));
         // Deleting the best ask does not bring the truncated one back.
         asks.remove(0);
@@ -1152,7 +1182,7 @@ mod tests {
             &[],
             Some(checksum_levels(&asks, &BIDS)),
         );
-        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
         assert_eq!(kraken.book("BTC/USD").map(|b| b.asks().len()), Some(9));
 
         // Depth 25 keeps more than the ten levels the checksum covers.
@@ -1164,7 +1194,7 @@ mod tests {
             &[],
             Some(3_310_070_434),
         );
-        assert_eq!(kraken.classify(&frame), data("book:ETH/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:ETH/USD", None));
         assert_eq!(
             kraken.book("ETH/USD").map(|b| (b.depth(), b.asks().len())),
             Some((25, 11))
@@ -1186,7 +1216,7 @@ mod tests {
         for frame in &bad_updates {
             let mut kraken = with_book("BTC/USD", 10);
             assert_eq!(
-                kraken.classify(frame),
+                routed(kraken.classify(frame)),
                 data(
                     "book:BTC/USD",
                     Some(ChecksumMismatch {
@@ -1198,7 +1228,7 @@ mod tests {
             );
             assert!(kraken.book("BTC/USD").is_none());
             // Without a book the same frame is only routed.
-            assert_eq!(kraken.classify(frame), data("book:BTC/USD", None));
+            assert_eq!(routed(kraken.classify(frame)), data("book:BTC/USD", None));
         }
         // A checksum that is not a u32.
         for checksum in ["-1", "4294967296", "1.5", "\"x\"", "null"] {
@@ -1215,7 +1245,7 @@ mod tests {
                 })
             };
             assert_eq!(
-                kraken.classify(&frame),
+                routed(kraken.classify(&frame)),
                 data("book:BTC/USD", expected),
                 "{checksum}"
             );
@@ -1223,12 +1253,12 @@ mod tests {
         // A bad snapshot of an unsubscribed symbol is only routed...
         let mut kraken = Kraken::new();
         let frame = book_frame("snapshot", "BTC/USD", &[("\"abc\"", "1")], &[], Some(9));
-        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
         // ...but once subscribed it is reported even without a book, so a fresh
         // one is requested.
         kraken.encode_subscribe(&[&Topic::new("book").symbol("BTC/USD")], 1);
         assert_eq!(
-            kraken.classify(&frame),
+            routed(kraken.classify(&frame)),
             data(
                 "book:BTC/USD",
                 Some(ChecksumMismatch {
@@ -1240,7 +1270,7 @@ mod tests {
         assert!(kraken.book("BTC/USD").is_none());
         // Book data that is no list of items is routed by what can be read.
         assert_eq!(
-            kraken.classify(r#"{"channel":"book","type":"snapshot","data":{"x":1}}"#),
+            routed(kraken.classify(r#"{"channel":"book","type":"snapshot","data":{"x":1}}"#)),
             data("book", None)
         );
     }
@@ -1253,7 +1283,7 @@ mod tests {
         let expected = checksum_levels(&[("0.0500", "10.0")], &[("0.04", "0.5")]);
         assert_eq!(expected, crc32fast::hash(b"50010045"));
         let frame = frame.replace("\"5001004\"", &expected.to_string());
-        assert_eq!(kraken.classify(&frame), data("book:A", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:A", None));
     }
 
     #[test]
@@ -1261,7 +1291,7 @@ mod tests {
         let mut kraken = with_book("BTC/USD", 10);
         kraken.encode_subscribe(&[&Topic::new("book").symbol("ETH/USD")], 2);
         let snapshot = book_frame("snapshot", "ETH/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(kraken.classify(&snapshot), data("book:ETH/USD", None));
+        assert_eq!(routed(kraken.classify(&snapshot)), data("book:ETH/USD", None));
         kraken.forget(&key("ticker:BTC/USD"));
         kraken.forget(&ServerId::Num(1));
         assert!(kraken.book("BTC/USD").is_some());
@@ -1270,7 +1300,7 @@ mod tests {
         assert!(kraken.book("ETH/USD").is_some());
         // Unsubscribed: a stray snapshot still in flight builds no book again.
         let stray = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(kraken.classify(&stray), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&stray)), data("book:BTC/USD", None));
         assert!(kraken.book("BTC/USD").is_none());
         assert_eq!(kraken.book_count(), 1);
         kraken.reset();
@@ -1330,18 +1360,18 @@ mod tests {
         for symbol in snapshots {
             let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(3_310_070_434));
             assert_eq!(
-                kraken.classify(&snapshot),
+                routed(kraken.classify(&snapshot)),
                 data(&format!("book:{symbol}"), None)
             );
             // A wrong checksum is not even looked at.
             let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(1));
             assert_eq!(
-                kraken.classify(&snapshot),
+                routed(kraken.classify(&snapshot)),
                 data(&format!("book:{symbol}"), None)
             );
             let update = book_frame("update", &symbol, &[("1.0", "1.0")], &[], Some(1));
             assert_eq!(
-                kraken.classify(&update),
+                routed(kraken.classify(&update)),
                 data(&format!("book:{symbol}"), None)
             );
             assert!(kraken.book(&symbol).is_none());
@@ -1360,12 +1390,12 @@ mod tests {
             r#"{{"channel":"book","type":"snapshot","data":[{}]}}"#,
             many.join(",")
         );
-        assert_eq!(kraken.classify(&frame), data("book:M0/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:M0/USD", None));
         // Malformed snapshots of unsubscribed symbols report nothing either.
         let bad = book_frame("snapshot", "X/USD", &[("\"abc\"", "1")], &[], Some(9));
-        assert_eq!(kraken.classify(&bad), data("book:X/USD", None));
+        assert_eq!(routed(kraken.classify(&bad)), data("book:X/USD", None));
         let bad = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"X/USD","asks":null}]}"#;
-        assert_eq!(kraken.classify(bad), data("book:X/USD", None));
+        assert_eq!(routed(kraken.classify(bad)), data("book:X/USD", None));
         assert_eq!(kraken.book_count(), 1);
 
         // The subscribed symbol still has its book, verified as before.
@@ -1383,11 +1413,11 @@ mod tests {
             &[],
             Some(shadow.checksum()),
         );
-        assert_eq!(kraken.classify(&update), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&update)), data("book:BTC/USD", None));
         let bad = book_frame("update", "BTC/USD", &[("45300.0", "1.0")], &[], Some(7));
         shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
         assert_eq!(
-            kraken.classify(&bad),
+            routed(kraken.classify(&bad)),
             data(
                 "book:BTC/USD",
                 Some(ChecksumMismatch {
@@ -1400,7 +1430,7 @@ mod tests {
         // A subscribe made later (one of the symbols above) gets its book.
         kraken.encode_subscribe(&[&Topic::new("book").symbol("S7/USD")], 3);
         let snapshot = book_frame("snapshot", "S7/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(kraken.classify(&snapshot), data("book:S7/USD", None));
+        assert_eq!(routed(kraken.classify(&snapshot)), data("book:S7/USD", None));
         assert_eq!(kraken.book_count(), 1);
         assert_eq!(
             kraken.book("S7/USD").map(Book::checksum),

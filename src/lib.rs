@@ -51,6 +51,7 @@ mod message;
 pub mod protocol;
 mod queue;
 mod session;
+mod set;
 mod stats;
 mod stream;
 mod subscription;
@@ -71,6 +72,7 @@ pub use protocol::{
     ChecksumMismatch, Inbound, Kalshi, Kraken, Protocol, RawProtocol, Request, ServerId, Topic,
 };
 pub use queue::{Overflow, QueueStats};
+pub use set::{SetItem, SubscriptionSet};
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};

@@ -11,7 +11,7 @@
 //! and never await.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -115,6 +115,77 @@ struct State {
     dropping: bool,
     end: Option<End>,
     consumer_alive: bool,
+    /// For a member of a [`Group`]: whether its key is in the group's ready
+    /// list. Set by whoever makes the queue readable while it is clear, cleared
+    /// by the group's consumer when it finds the queue empty, so the key is
+    /// listed at most once.
+    listed: bool,
+}
+
+impl State {
+    /// Whether the consumer has something to take: an item, a drop report or the end.
+    fn readable(&self) -> bool {
+        !self.items.is_empty() || self.unreported_drops > 0 || self.end.is_some()
+    }
+
+    /// Marks a readable group member as listed; true when the caller must
+    /// put its key on the group's ready list (after releasing the lock).
+    fn should_list(&mut self, grouped: bool) -> bool {
+        if grouped && !self.listed && self.readable() {
+            self.listed = true;
+            return true;
+        }
+        false
+    }
+}
+
+/// The ready list shared by the member queues of one
+/// [`SubscriptionSet`](crate::SubscriptionSet): a queue that becomes readable
+/// puts its key here once and wakes the set's consumer, so the consumer never
+/// scans idle members and the cost per item does not grow with the set.
+#[derive(Default)]
+pub(crate) struct Group {
+    ready: Mutex<std::collections::VecDeque<u64>>,
+    waker: AtomicWaker,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, std::collections::VecDeque<u64>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists `key` as readable and wakes the consumer.
+    pub(crate) fn list(&self, key: u64) {
+        self.lock().push_back(key);
+        self.waker.wake();
+    }
+
+    /// Lists `key` again (the consumer itself, after taking one item of many).
+    pub(crate) fn relist(&self, key: u64) {
+        self.lock().push_back(key);
+    }
+
+    /// The next readable key, or `None` after registering the consumer's waker.
+    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<u64> {
+        let mut ready = self.lock();
+        if let Some(key) = ready.pop_front() {
+            return Some(key);
+        }
+        // Under the lock: a `list` lands before (and was popped) or after
+        // (and its wake finds this waker).
+        self.waker.register(cx.waker());
+        None
+    }
+}
+
+/// What a group's consumer took from one member.
+pub(crate) enum Popped {
+    /// An item; `more` is true when the member stays readable (and listed).
+    Item(Result<Update, Error>, bool),
+    /// Nothing left; the member is no longer listed.
+    Empty,
+    /// The member ended, with its terminal error if any.
+    End(Option<Error>),
 }
 
 /// The shared half of a queue; the supervisor keeps one `Arc`, the stream the other.
@@ -124,6 +195,8 @@ pub struct Queue {
     space: Notify,
     capacity: usize,
     policy: Overflow,
+    /// The group this queue belongs to and its key there (set once).
+    group: OnceLock<(Arc<Group>, u64)>,
 }
 
 impl Queue {
@@ -141,11 +214,13 @@ impl Queue {
                 dropping: false,
                 end: None,
                 consumer_alive: true,
+                listed: false,
             }),
             consumer: AtomicWaker::new(),
             space: Notify::new(),
             capacity,
             policy,
+            group: OnceLock::new(),
         })
     }
 
@@ -169,15 +244,72 @@ impl Queue {
 
     /// Pushes a data message according to the overflow policy and wakes the consumer.
     pub fn push(&self, update: Update) -> Pushed {
-        let pushed = self.push_unwoken(update);
-        // Outside the lock. Cheap while the consumer is awake: its waker was
-        // taken by the first wake and not registered again yet.
-        self.consumer.wake();
+        let mut state = self.lock();
+        let pushed = self.push_locked(&mut state, update);
+        let list = state.should_list(self.group.get().is_some());
+        drop(state);
+        self.wake(list);
         pushed
     }
 
-    fn push_unwoken(&self, update: Update) -> Pushed {
+    /// Wakes the consumer, outside the lock: a group member lists itself in
+    /// its group (when `list`), a plain queue wakes its stream. Cheap while the
+    /// consumer is awake: its waker was taken by the first wake and not
+    /// registered again yet.
+    fn wake(&self, list: bool) {
+        match self.group.get() {
+            Some((group, key)) => {
+                if list {
+                    group.list(*key);
+                }
+            }
+            None => self.consumer.wake(),
+        }
+    }
+
+    /// Makes this queue a member of `group` under `key`: from now on its
+    /// consumer is the group's. Returns false if it already belongs to one.
+    pub(crate) fn join(&self, group: Arc<Group>, key: u64) -> bool {
+        if self.group.set((group, key)).is_err() {
+            return false;
+        }
         let mut state = self.lock();
+        let list = state.should_list(true);
+        drop(state);
+        self.wake(list);
+        true
+    }
+
+    /// The group consumer's pop: the next item, or the end, or nothing (then
+    /// the queue is unlisted, and the next push lists it again).
+    pub(crate) fn pop_listed(&self) -> Popped {
+        let mut state = self.lock();
+        if let Some(item) = Self::take(&mut state, self.capacity) {
+            let more = state.readable();
+            state.listed = more;
+            drop(state);
+            if matches!(self.policy, Overflow::Block { .. }) {
+                self.space.notify_one();
+            }
+            return Popped::Item(item, more);
+        }
+        match state.end.take() {
+            Some(End::Failed(error)) => {
+                state.end = Some(End::Clean);
+                Popped::End(Some(error))
+            }
+            Some(End::Clean) => {
+                state.end = Some(End::Clean);
+                Popped::End(None)
+            }
+            None => {
+                state.listed = false;
+                Popped::Empty
+            }
+        }
+    }
+
+    fn push_locked(&self, state: &mut State, update: Update) -> Pushed {
         if !state.consumer_alive || state.end.is_some() {
             state.counters.routed += 1;
             state.counters.dropped += 1;
@@ -232,8 +364,9 @@ impl Queue {
         }
         state.signal_len += 1;
         state.items.push_back(update);
+        let list = state.should_list(self.group.get().is_some());
         drop(state);
-        self.consumer.wake();
+        self.wake(list);
     }
 
     /// Waits until the queue has room (or the consumer left, or the queue ended).
@@ -260,8 +393,9 @@ impl Queue {
                 None => End::Clean,
             });
         }
+        let list = state.should_list(self.group.get().is_some());
         drop(state);
-        self.consumer.wake();
+        self.wake(list);
         self.space.notify_one();
     }
 

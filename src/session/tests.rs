@@ -33,7 +33,12 @@ impl Protocol for Lines {
 
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
         let words: Vec<&str> = text.split(' ').collect();
-        let num = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+        let num = |i: usize| {
+            words
+                .get(i)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         match words.first() {
             Some(&"ack") => Inbound::Subscribed {
                 req_id: Some(num(1)),
@@ -146,7 +151,8 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     let mut longest = 0;
     for _ in 0..500 {
         if let Some(Phase::Pending { req_id }) = core.registry().get(1).map(|e| e.phase) {
-            core.on_message(text(&format!("ack {req_id} 7")), t0).unwrap();
+            core.on_message(text(&format!("ack {req_id} 7")), t0)
+                .unwrap();
         }
         core.on_message(text("bad 7"), t0).unwrap();
         let queued = core.link.as_ref().map_or(0, |l| l.outbound_len());
@@ -159,7 +165,8 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     // Once written, a later mismatch may resync again.
     write_all(&mut core, t0);
     if let Some(Phase::Pending { req_id }) = core.registry().get(1).map(|e| e.phase) {
-        core.on_message(text(&format!("ack {req_id} 7")), t0).unwrap();
+        core.on_message(text(&format!("ack {req_id} 7")), t0)
+            .unwrap();
     }
     core.on_message(text("bad 7"), t0).unwrap();
     let written = write_all(&mut core, t0);

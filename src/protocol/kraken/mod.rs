@@ -1138,7 +1138,10 @@ mod tests {
         let frame = book_frame("update", "BTC/USD", &[("45301.0", "1.0")], &[], Some(1));
         assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
         let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(routed(kraken.classify(&snapshot)), data("book:BTC/USD", None));
+        assert_eq!(
+            routed(kraken.classify(&snapshot)),
+            data("book:BTC/USD", None)
+        );
         assert_eq!(
             kraken.book("BTC/USD").map(Book::checksum),
             Some(3_310_070_434)
@@ -1291,7 +1294,10 @@ mod tests {
         let mut kraken = with_book("BTC/USD", 10);
         kraken.encode_subscribe(&[&Topic::new("book").symbol("ETH/USD")], 2);
         let snapshot = book_frame("snapshot", "ETH/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(routed(kraken.classify(&snapshot)), data("book:ETH/USD", None));
+        assert_eq!(
+            routed(kraken.classify(&snapshot)),
+            data("book:ETH/USD", None)
+        );
         kraken.forget(&key("ticker:BTC/USD"));
         kraken.forget(&ServerId::Num(1));
         assert!(kraken.book("BTC/USD").is_some());
@@ -1430,7 +1436,10 @@ mod tests {
         // A subscribe made later (one of the symbols above) gets its book.
         kraken.encode_subscribe(&[&Topic::new("book").symbol("S7/USD")], 3);
         let snapshot = book_frame("snapshot", "S7/USD", &ASKS, &BIDS, Some(3_310_070_434));
-        assert_eq!(routed(kraken.classify(&snapshot)), data("book:S7/USD", None));
+        assert_eq!(
+            routed(kraken.classify(&snapshot)),
+            data("book:S7/USD", None)
+        );
         assert_eq!(kraken.book_count(), 1);
         assert_eq!(
             kraken.book("S7/USD").map(Book::checksum),

@@ -253,3 +253,95 @@ async fn kraken_frames_carry_their_data_list() {
     );
     client.close().await.unwrap();
 }
+
+#[derive(Deserialize)]
+struct WireLevel<'a> {
+    #[serde(borrow)]
+    price: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    qty: &'a serde_json::value::RawValue,
+}
+
+#[derive(Deserialize)]
+struct BookItem<'a> {
+    #[serde(borrow)]
+    asks: Vec<WireLevel<'a>>,
+    #[serde(borrow)]
+    bids: Vec<WireLevel<'a>>,
+    checksum: u32,
+}
+
+/// The next data frame of the set, or a signal as `None`.
+async fn next_update(set: &mut SubscriptionSet) -> Option<resilient_ws::Frame> {
+    match next(set).await.expect("the set goes on").item {
+        Ok(Update::Data(frame)) => Some(frame),
+        Ok(_) => None,
+        Err(error) => panic!("unexpected error: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn the_verified_kraken_book_is_readable_after_each_frame() {
+    let exchange = Exchange::start(Venue::Kraken).await.unwrap();
+    let config = fast(&exchange.url()).build().unwrap();
+    let kraken = Kraken::new();
+    let views = kraken.book_views();
+    let view = views.watch("BTC/USD", 3);
+    let (client, _unsolicited) = Client::connect(config, kraken).await.unwrap();
+    let mut set = client
+        .subscribe_set(vec![Topic::new("book")
+            .symbol("BTC/USD")
+            .param("depth", 10)])
+        .await
+        .unwrap();
+    let snapshot = next_update(&mut set).await.expect("the snapshot");
+    let items: Vec<BookItem<'_>> = snapshot.decode().unwrap();
+    let top = view.latest().expect("the snapshot verified");
+    assert_eq!(top.checksum(), items[0].checksum);
+    assert_eq!(top.frames(), 1);
+    // The top levels, with the exact wire text of the snapshot.
+    let wire = |levels: &[WireLevel<'_>]| -> Vec<(String, String)> {
+        levels
+            .iter()
+            .take(3)
+            .map(|l| (l.price.get().to_owned(), l.qty.get().to_owned()))
+            .collect()
+    };
+    let owned = |levels: Vec<(&str, &str)>| -> Vec<(String, String)> {
+        levels
+            .into_iter()
+            .map(|(p, q)| (p.to_owned(), q.to_owned()))
+            .collect()
+    };
+    assert_eq!(owned(top.asks().collect()), wire(&items[0].asks));
+    assert_eq!(owned(top.bids().collect()), wire(&items[0].bids));
+    assert_eq!(top.asks().len(), 3);
+    for n in 0..5 {
+        exchange.publish("BTC/USD", json!({}));
+        let frame = next_update(&mut set).await.expect("an update");
+        let items: Vec<BookItem<'_>> = frame.decode().unwrap();
+        let top = view.latest().expect("verified");
+        assert_eq!(top.checksum(), items[0].checksum);
+        assert_eq!(top.checksum(), exchange.book_checksum("BTC/USD"));
+        assert_eq!(top.frames(), n + 2);
+    }
+    // A diverged book is not shown as verified...
+    exchange.corrupt_next_checksum("BTC/USD");
+    exchange.publish("BTC/USD", json!({}));
+    next_update(&mut set).await.expect("the corrupt update");
+    assert!(view.latest().is_none());
+    // ...until the fresh snapshot the resubscribe brings verifies.
+    loop {
+        if let Some(frame) = next_update(&mut set).await {
+            if frame.as_text().unwrap().contains(r#""type":"snapshot""#) {
+                break;
+            }
+        }
+    }
+    let top = view.latest().expect("the fresh snapshot verified");
+    assert_eq!(
+        (top.frames(), top.checksum()),
+        (1, exchange.book_checksum("BTC/USD"))
+    );
+    client.close().await.unwrap();
+}

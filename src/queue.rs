@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::message::Update;
+use crate::set::{Group, Popped};
 
 /// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
 /// Signals are rare, but a hostile peer could make one per frame: past this
@@ -137,55 +138,6 @@ impl State {
         }
         false
     }
-}
-
-/// The ready list shared by the member queues of one
-/// [`SubscriptionSet`](crate::SubscriptionSet): a queue that becomes readable
-/// puts its key here once and wakes the set's consumer, so the consumer never
-/// scans idle members and the cost per item does not grow with the set.
-#[derive(Default)]
-pub(crate) struct Group {
-    ready: Mutex<std::collections::VecDeque<u64>>,
-    waker: AtomicWaker,
-}
-
-impl Group {
-    fn lock(&self) -> MutexGuard<'_, std::collections::VecDeque<u64>> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Lists `key` as readable and wakes the consumer.
-    pub(crate) fn list(&self, key: u64) {
-        self.lock().push_back(key);
-        self.waker.wake();
-    }
-
-    /// Lists `key` again (the consumer itself, after taking one item of many).
-    pub(crate) fn relist(&self, key: u64) {
-        self.lock().push_back(key);
-    }
-
-    /// The next readable key, or `None` after registering the consumer's waker.
-    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<u64> {
-        let mut ready = self.lock();
-        if let Some(key) = ready.pop_front() {
-            return Some(key);
-        }
-        // Under the lock: a `list` lands before (and was popped) or after
-        // (and its wake finds this waker).
-        self.waker.register(cx.waker());
-        None
-    }
-}
-
-/// What a group's consumer took from one member.
-pub(crate) enum Popped {
-    /// An item; `more` is true when the member stays readable (and listed).
-    Item(Result<Update, Error>, bool),
-    /// Nothing left; the member is no longer listed.
-    Empty,
-    /// The member ended, with its terminal error if any.
-    End(Option<Error>),
 }
 
 /// The shared half of a queue; the supervisor keeps one `Arc`, the stream the other.

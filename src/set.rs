@@ -17,19 +17,69 @@
 //! - The set's own counters are the sum of its members' plus those of members
 //!   that left, taken once the supervisor stopped routing to them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use futures::task::AtomicWaker;
 use futures::Stream;
 
 use crate::client::{Client, QueueOptions};
 use crate::error::Error;
 use crate::message::Update;
 use crate::protocol::Topic;
-use crate::queue::{Group, Popped, Queue, QueueStats};
+use crate::queue::{Queue, QueueStats};
 use crate::stream::Subscription;
+
+/// The ready list shared by the member queues of one
+/// [`SubscriptionSet`](crate::SubscriptionSet): a queue that becomes readable
+/// puts its key here once and wakes the set's consumer, so the consumer never
+/// scans idle members and the cost per item does not grow with the set.
+#[derive(Default)]
+pub(crate) struct Group {
+    ready: Mutex<VecDeque<u64>>,
+    waker: AtomicWaker,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<u64>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists `key` as readable and wakes the consumer.
+    pub(crate) fn list(&self, key: u64) {
+        self.lock().push_back(key);
+        self.waker.wake();
+    }
+
+    /// Lists `key` again (the consumer itself, after taking one item of many).
+    pub(crate) fn relist(&self, key: u64) {
+        self.lock().push_back(key);
+    }
+
+    /// The next readable key, or `None` after registering the consumer's waker.
+    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<u64> {
+        let mut ready = self.lock();
+        if let Some(key) = ready.pop_front() {
+            return Some(key);
+        }
+        // Under the lock: a `list` lands before (and was popped) or after
+        // (and its wake finds this waker).
+        self.waker.register(cx.waker());
+        None
+    }
+}
+
+/// What a group's consumer took from one member.
+pub(crate) enum Popped {
+    /// An item; `more` is true when the member stays readable (and listed).
+    Item(Result<Update, Error>, bool),
+    /// Nothing left; the member is no longer listed.
+    Empty,
+    /// The member ended, with its terminal error if any.
+    End(Option<Error>),
+}
 
 /// One item of a [`SubscriptionSet`]: what a lone [`Subscription`] would have
 /// yielded, and which member it belongs to.
@@ -216,5 +266,83 @@ impl std::fmt::Debug for SubscriptionSet {
         f.debug_struct("SubscriptionSet")
             .field("members", &self.members.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Frame;
+    use crate::queue::Overflow;
+    use futures::task::noop_waker_ref;
+
+    /// Drives one member queue and its group with a seeded random mix of
+    /// pushes and consumer steps, against a plain model of a `DropOldest`
+    /// queue: the key is never listed twice, a readable member is always
+    /// listed after each step, and the consumer gets exactly the model's items.
+    #[test]
+    fn a_member_is_listed_once_while_readable_and_nothing_is_lost() {
+        const CAPACITY: usize = 3;
+        for seed in 1..300u64 {
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut roll = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let group = Arc::new(Group::default());
+            let queue = Queue::new(CAPACITY, Overflow::DropOldest);
+            let mut model: VecDeque<u64> = VecDeque::new();
+            let mut got = Vec::new();
+            let mut want = Vec::new();
+            let mut next = 0u64;
+            let mut joined = false;
+            let mut cx = Context::from_waker(noop_waker_ref());
+            for _ in 0..120 {
+                match roll() % 4 {
+                    0 | 1 => {
+                        next += 1;
+                        queue.push(Update::Data(Frame::text("x", Some(next))));
+                        if model.len() == CAPACITY {
+                            model.pop_front();
+                        }
+                        model.push_back(next);
+                    }
+                    2 if !joined => {
+                        // Joining late lists a queue that already holds items.
+                        assert!(queue.join(Arc::clone(&group), 7));
+                        assert!(!queue.join(Arc::clone(&group), 8));
+                        joined = true;
+                    }
+                    _ if joined => {
+                        if let Some(key) = group.next(&mut cx) {
+                            assert_eq!(key, 7);
+                            match queue.pop_listed() {
+                                Popped::Item(Ok(Update::Data(frame)), more) => {
+                                    got.push(frame.seq().unwrap_or(0));
+                                    want.push(model.pop_front().unwrap_or(0));
+                                    if more {
+                                        group.relist(key);
+                                    }
+                                }
+                                Popped::Empty => assert!(model.is_empty()),
+                                _ => panic!("unexpected pop"),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let listed = group.lock().iter().filter(|k| **k == 7).count();
+                assert!(listed <= 1, "seed {seed}: listed {listed} times");
+                if joined {
+                    assert_eq!(listed == 1, !model.is_empty(), "seed {seed}");
+                }
+                let s = queue.stats();
+                assert_eq!(s.routed, s.delivered + s.dropped + s.queued);
+                assert_eq!(s.queued as usize, model.len());
+            }
+            assert_eq!(got, want, "seed {seed}");
+        }
     }
 }

@@ -18,7 +18,10 @@
 //! is resilient-ws with one consumer task per `Subscription`.
 //!
 //! The last line is machine-readable:
-//! `bench: throughput_ratio_1=R throughput_ratio_100=R p99_added_us=X recovery_median_ms=X kib_per_idle_conn=X`
+//! `bench: throughput_ratio_1=R throughput_ratio_100=R vs_routing_1=R vs_routing_100_set=R vs_framing_1=R
+//! vs_framing_100_set=R vs_routing_min=R vs_framing_min=R p50_added_us=X p99_added_us=X recovery_median_ms=X
+//! kib_per_idle_conn=X`: `vs_routing` is library / baseline (a), `vs_framing` library / a raw loop that
+//! only reads frames (b); the minima cover 1 subscription and 100 read through one `SubscriptionSet`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -785,6 +788,38 @@ async fn throughput_raw(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, fram
     }
 }
 
+/// The framing limit (b): a raw tokio-tungstenite loop that only reads and
+/// counts text frames, no parsing at all. What no WebSocket client can beat.
+async fn throughput_framing(
+    server: &Server,
+    subs: usize,
+    bytes: &Arc<Vec<u8>>,
+    frames: u64,
+) -> Run {
+    let (mut ws, _sids) = raw_connect(&server.url(), subs).await;
+    let conn = server.conn_with(subs).await;
+    let mut total = 0u64;
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let done = conn.blast(Arc::clone(bytes));
+    while total < frames {
+        match ws.next().await {
+            Some(Ok(Message::Text(_))) => total += 1,
+            Some(Ok(_)) => {}
+            other => panic!("framing: stream ended early: {other:?}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let _ = done.await;
+    let _ = ws.close(None).await;
+    Run {
+        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
+        dropped: 0,
+    }
+}
+
 /// How the library side consumes its subscriptions.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Consumers {
@@ -793,6 +828,8 @@ enum Consumers {
     Merged,
     /// One task per subscription.
     TaskEach,
+    /// One task reading a `SubscriptionSet` (the library's merged stream).
+    Set,
 }
 
 /// Counts data messages from `stream` until `expected` arrived or `stop` is
@@ -869,12 +906,25 @@ async fn throughput_lib(
     let mut tasks = Vec::with_capacity(subs);
     let mut merged = None;
     match consumers {
+        Consumers::Set => {
+            let mut set = client.subscribe_set(Vec::new()).await.expect("empty set");
+            for sub in subscriptions {
+                set.adopt(sub).expect("adopt");
+            }
+            merged = Some(tokio::spawn(async move {
+                let (end, count, stream) =
+                    count_data(set.map(|item| item.item), frames, stop_rx).await;
+                drop(stream);
+                (end, count, ())
+            }));
+        }
         Consumers::Merged => {
-            merged = Some(tokio::spawn(count_data(
-                futures::stream::select_all(subscriptions),
-                frames,
-                stop_rx,
-            )));
+            merged = Some(tokio::spawn(async move {
+                let (end, count, stream) =
+                    count_data(futures::stream::select_all(subscriptions), frames, stop_rx).await;
+                drop(stream);
+                (end, count, ())
+            }));
         }
         Consumers::TaskEach => {
             for (i, sub) in subscriptions.into_iter().enumerate() {
@@ -887,12 +937,11 @@ async fn throughput_lib(
     let mut end = start;
     let mut delivered = 0u64;
     if let Some(task) = merged {
-        let (finished, count, keep) = task.await.expect("consumer task");
+        let (finished, count, ()) = task.await.expect("consumer task");
         end = finished;
         delivered = count;
-        drop(keep);
     }
-    let mut keep = Vec::with_capacity(subs);
+    let mut keep = Vec::with_capacity(tasks.len());
     for task in tasks {
         let (finished, count, sub) = task.await.expect("consumer task");
         end = end.max(finished);
@@ -916,6 +965,7 @@ async fn throughput_lib(
 struct ThroughputResult {
     raw: Vec<f64>,
     lib: Vec<f64>,
+    framing: Vec<f64>,
     raw_cpu: Vec<f64>,
     lib_cpu: Vec<f64>,
     dropped: u64,
@@ -924,6 +974,11 @@ struct ThroughputResult {
 impl ThroughputResult {
     fn ratio(&self) -> f64 {
         median_f64(&self.lib) / median_f64(&self.raw)
+    }
+
+    /// Library over the framing limit (b); `None` when it was not measured.
+    fn vs_framing(&self) -> Option<f64> {
+        (!self.framing.is_empty()).then(|| median_f64(&self.lib) / median_f64(&self.framing))
     }
 }
 
@@ -942,6 +997,7 @@ async fn throughput(
     let mut result = ThroughputResult {
         raw: vec![],
         lib: vec![],
+        framing: vec![],
         raw_cpu: vec![],
         lib_cpu: vec![],
         dropped: 0,
@@ -987,6 +1043,14 @@ async fn throughput(
             lib.dropped,
             lib.msgs_per_sec / raw.msgs_per_sec
         );
+        let framing = throughput_framing(server, subs, &bytes, settings.frames).await;
+        println!(
+            "         framing limit (read only) {:>9.0} msg/s ({:>4.0} ns CPU/msg)   lib/framing {:.3}",
+            framing.msgs_per_sec,
+            framing.cpu_ns_per_msg,
+            lib.msgs_per_sec / framing.msgs_per_sec
+        );
+        result.framing.push(framing.msgs_per_sec);
         result.dropped += lib.dropped;
         result.raw.push(raw.msgs_per_sec);
         result.lib.push(lib.msgs_per_sec);
@@ -1352,17 +1416,20 @@ async fn run(settings: Settings) {
         stall_phase(&server, &settings).await;
     }
 
-    let (mut t1, mut t100) = (None, None);
+    let (mut t1, mut t100, mut t100_set) = (None, None, None);
     if settings.runs("throughput") {
         println!("\n== throughput: 1 subscription ==");
         t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
         println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
         t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
+        println!("\n== throughput: 100 subscriptions, one SubscriptionSet ==");
+        t100_set = Some(throughput(&server, &settings, 100, Consumers::Set).await);
         println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
         let t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
         for (label, t) in [
             ("1", &t1),
             ("100, one task", &t100),
+            ("100, set", &t100_set),
             ("100, task each", &t100_tasks),
         ] {
             let Some(t) = t else { continue };
@@ -1377,9 +1444,11 @@ async fn run(settings: Settings) {
         }
     }
 
-    let mut p99_added = None;
+    let (mut p50_added, mut p99_added) = (None, None);
     if settings.runs("latency") {
-        p99_added = Some(latency_phase(&server, &settings).await);
+        let (p50, p99) = latency_phase(&server, &settings).await;
+        p50_added = Some(p50);
+        p99_added = Some(p99);
     }
 
     let mut recovery_median = None;
@@ -1406,10 +1475,28 @@ async fn run(settings: Settings) {
     let show = |v: Option<f64>, digits: usize| {
         v.map_or_else(|| "na".to_owned(), |v| format!("{v:.digits$}"))
     };
+    // Ratios of the runs this line covers (1 subscription, and 100 read
+    // through the merged SubscriptionSet), on this runtime and these frames.
+    let covered = [&t1, &t100_set];
+    let min = |f: &dyn Fn(&ThroughputResult) -> Option<f64>| {
+        covered
+            .iter()
+            .filter_map(|t| t.as_ref().and_then(f))
+            .reduce(f64::min)
+    };
+    let vs_routing_min = min(&|t| Some(t.ratio()));
+    let vs_framing_min = min(&ThroughputResult::vs_framing);
     println!(
-        "bench: throughput_ratio_1={} throughput_ratio_100={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
+        "bench: throughput_ratio_1={} throughput_ratio_100={} vs_routing_1={} vs_routing_100_set={} vs_framing_1={} vs_framing_100_set={} vs_routing_min={} vs_framing_min={} p50_added_us={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
         show(t1.as_ref().map(ThroughputResult::ratio), 3),
         show(t100.as_ref().map(ThroughputResult::ratio), 3),
+        show(t1.as_ref().map(ThroughputResult::ratio), 3),
+        show(t100_set.as_ref().map(ThroughputResult::ratio), 3),
+        show(t1.as_ref().and_then(ThroughputResult::vs_framing), 3),
+        show(t100_set.as_ref().and_then(ThroughputResult::vs_framing), 3),
+        show(vs_routing_min, 3),
+        show(vs_framing_min, 3),
+        show(p50_added, 1),
         show(p99_added, 1),
         show(recovery_median, 2),
         show(idle.map(|m| m.kib_per_conn), 1),
@@ -1459,32 +1546,47 @@ async fn stall_phase(server: &Server, settings: &Settings) {
 }
 
 /// Returns the added p99 in microseconds.
-async fn latency_phase(server: &Server, settings: &Settings) -> f64 {
+/// Runs the latency comparison [`LATENCY_RUNS`] times (single-run tails on 2
+/// cores swing by tens of microseconds) and returns the medians of the added
+/// p50 and p99, in microseconds.
+async fn latency_phase(server: &Server, settings: &Settings) -> (f64, f64) {
     let count = (settings.latency_rate as f64 * settings.latency_secs) as u64;
     let interval = Duration::from_secs_f64(1.0 / settings.latency_rate as f64);
     println!(
-        "\n== latency: {} msg/s for {:.1} s, 1 subscription (first 10% discarded) ==",
+        "\n== latency: {} msg/s for {:.1} s, 1 subscription (first 10% discarded), {LATENCY_RUNS} runs ==",
         settings.latency_rate, settings.latency_secs
     );
-    let raw = latency_raw(server, count, interval).await;
-    let lib = latency_lib(server, count, interval).await;
-    for (label, l) in [("raw", &raw), ("resilient-ws", &lib)] {
-        println!(
-            "  {label:<12} p50 {:>6.1} us  p99 {:>6.1} us  p99.9 {:>7.1} us  max {:>8.1} us  ({} samples, {:.0} msg/s sent)",
-            l.p50 as f64 / 1e3,
-            l.p99 as f64 / 1e3,
-            l.p999 as f64 / 1e3,
-            l.max as f64 / 1e3,
-            l.samples,
-            l.rate
-        );
-    }
     let added = |a: u64, b: u64| (b as f64 - a as f64) / 1e3;
-    println!(
-        "  added: p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
-        added(raw.p50, lib.p50),
-        added(raw.p99, lib.p99),
-        added(raw.p999, lib.p999)
-    );
-    added(raw.p99, lib.p99)
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for run in 0..LATENCY_RUNS {
+        let raw = latency_raw(server, count, interval).await;
+        let lib = latency_lib(server, count, interval).await;
+        for (label, l) in [("raw", &raw), ("resilient-ws", &lib)] {
+            println!(
+                "  run {}: {label:<12} p50 {:>6.1} us  p99 {:>6.1} us  p99.9 {:>7.1} us  max {:>8.1} us  ({} samples, {:.0} msg/s sent)",
+                run + 1,
+                l.p50 as f64 / 1e3,
+                l.p99 as f64 / 1e3,
+                l.p999 as f64 / 1e3,
+                l.max as f64 / 1e3,
+                l.samples,
+                l.rate
+            );
+        }
+        println!(
+            "  run {}: added p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
+            run + 1,
+            added(raw.p50, lib.p50),
+            added(raw.p99, lib.p99),
+            added(raw.p999, lib.p999)
+        );
+        p50s.push(added(raw.p50, lib.p50));
+        p99s.push(added(raw.p99, lib.p99));
+    }
+    let (p50, p99) = (median_f64(&p50s), median_f64(&p99s));
+    println!("  median added over {LATENCY_RUNS} runs: p50 {p50:+.1} us  p99 {p99:+.1} us");
+    (p50, p99)
 }
+
+/// Latency runs whose median is reported.
+const LATENCY_RUNS: usize = 5;

@@ -21,7 +21,6 @@
 //! section "Snapshot / Update").
 
 #[path = "../tests/support/exchange.rs"]
-#[allow(dead_code)]
 mod exchange;
 
 use std::time::Duration;

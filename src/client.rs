@@ -248,8 +248,12 @@ impl Client {
         topics: Vec<Topic>,
         options: QueueOptions,
     ) -> Result<SubscriptionSet, Error> {
-        let results = self.subscribe_many_with(topics, options).await?;
         let mut set = SubscriptionSet::new(self.clone(), options);
+        if topics.is_empty() {
+            // An empty set to fill with `insert` or `adopt`; nothing to send.
+            return Ok(set);
+        }
+        let results = self.subscribe_many_with(topics, options).await?;
         for result in results {
             set.adopt(result?)?;
         }

@@ -1008,6 +1008,8 @@ async fn throughput(
         for _ in 0..settings.repeats {
             let run = if only == "raw" {
                 throughput_raw(server, subs, &bytes, settings.frames).await
+            } else if only == "framing" {
+                throughput_framing(server, subs, &bytes, settings.frames).await
             } else {
                 throughput_lib(server, subs, &bytes, settings.frames, consumers).await
             };
@@ -1418,14 +1420,31 @@ async fn run(settings: Settings) {
 
     let (mut t1, mut t100, mut t100_set) = (None, None, None);
     if settings.runs("throughput") {
-        println!("\n== throughput: 1 subscription ==");
-        t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
-        println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
-        t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
-        println!("\n== throughput: 100 subscriptions, one SubscriptionSet ==");
-        t100_set = Some(throughput(&server, &settings, 100, Consumers::Set).await);
-        println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
-        let t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
+        // `BENCH_CASES=1,100,set,tasks` (all when unset) picks the runs, so a
+        // callgrind profile can cover one case.
+        let cases = std::env::var("BENCH_CASES").ok();
+        let case = |name: &str| {
+            cases
+                .as_ref()
+                .is_none_or(|c| c.split(',').any(|x| x == name))
+        };
+        let mut t100_tasks = None;
+        if case("1") {
+            println!("\n== throughput: 1 subscription ==");
+            t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
+        }
+        if case("100") {
+            println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
+            t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
+        }
+        if case("set") {
+            println!("\n== throughput: 100 subscriptions, one SubscriptionSet ==");
+            t100_set = Some(throughput(&server, &settings, 100, Consumers::Set).await);
+        }
+        if case("tasks") {
+            println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
+            t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
+        }
         for (label, t) in [
             ("1", &t1),
             ("100, one task", &t100),

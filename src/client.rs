@@ -17,6 +17,7 @@ use crate::events::{ConnectionState, Event, Events};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
+use crate::set::SubscriptionSet;
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
@@ -268,6 +269,44 @@ impl Client {
             results.push(result);
         }
         Ok(results)
+    }
+
+    /// Subscribes to `topics` (batched where the protocol allows, as
+    /// [`subscribe_many`](Client::subscribe_many)) and returns them as one
+    /// [`SubscriptionSet`]: a single stream of items that each name their
+    /// subscription, with members added and removed while streaming.
+    ///
+    /// # Errors
+    ///
+    /// The first refusal or failure among the topics (the others are then
+    /// unsubscribed), or as [`subscribe_many`](Client::subscribe_many).
+    pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
+        self.subscribe_set_with(topics, QueueOptions::default())
+            .await
+    }
+
+    /// Like [`subscribe_set`](Client::subscribe_set) with queue settings that
+    /// apply to each member (each member has its own queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe_set`](Client::subscribe_set), plus [`Error::Config`]
+    /// for a zero capacity.
+    pub async fn subscribe_set_with(
+        &self,
+        topics: Vec<Topic>,
+        options: QueueOptions,
+    ) -> Result<SubscriptionSet, Error> {
+        let mut set = SubscriptionSet::new(self.clone(), options);
+        if topics.is_empty() {
+            // An empty set to fill with `insert` or `adopt`; nothing to send.
+            return Ok(set);
+        }
+        let results = self.subscribe_many_with(topics, options).await?;
+        for result in results {
+            set.adopt(result?)?;
+        }
+        Ok(set)
     }
 
     /// Sends a one-off text frame on the current connection.

@@ -55,6 +55,7 @@ pub mod pool;
 pub mod protocol;
 mod queue;
 mod session;
+mod set;
 mod stats;
 mod stream;
 mod subscription;
@@ -71,7 +72,7 @@ pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
 pub use events::{ConnectionState, Event, Events};
-pub use message::{Frame, Update};
+pub use message::{DecodeError, Frame, Received, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};
 pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
@@ -79,6 +80,7 @@ pub use protocol::{
     Topic, VenueLimits, Weex,
 };
 pub use queue::{Overflow, QueueStats};
+pub use set::{SetItem, SubscriptionSet};
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};

@@ -77,7 +77,8 @@ impl<P: Protocol> Shell<'_, P> {
             let take_commands = self.sup.core.accepts_commands();
             let core = &mut self.sup.core;
             let step = tokio::select! {
-                message = self.ws.next() => on_socket(core, message, now),
+                // The receive time is when the read completed, not when the wait began.
+                message = self.ws.next() => on_socket(core, message, Instant::now()),
                 command = self.sup.commands.recv(), if take_commands => {
                     match self.sup.replies.serve(command, core) {
                         Served::Done => Ok(()),
@@ -101,7 +102,7 @@ impl<P: Protocol> Shell<'_, P> {
             let Some(message) = self.ws.next().now_or_never() else {
                 break;
             };
-            let step = on_socket(&mut self.sup.core, message, now);
+            let step = on_socket(&mut self.sup.core, message, Instant::now());
             self.sup.apply();
             step?;
             if !self.sup.core.accepts_reads() {

@@ -17,7 +17,7 @@ use crate::events::{ConnectionState, Event, Events};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
-use crate::set::SubscriptionSet;
+use crate::set::{Source, SubscriptionSet};
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
@@ -36,7 +36,9 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     done: watch::Receiver<Option<Result<(), Error>>>,
-    next_client_id: AtomicU64,
+    /// Where client ids come from: this client's own counter, or the one its
+    /// pool shares between members.
+    next_client_id: Arc<AtomicU64>,
     queue_capacity: usize,
     overflow: Overflow,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -141,6 +143,10 @@ impl Client {
         let messages = Messages::new(Arc::clone(&inbound));
         let queue_capacity = config.queue_capacity;
         let overflow = config.overflow;
+        let next_client_id = config
+            .client_ids
+            .clone()
+            .unwrap_or_else(|| Arc::new(AtomicU64::new(1)));
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
         let task = tokio::spawn(run_guarded(supervisor, Arc::clone(&shared)).instrument(span));
@@ -149,7 +155,7 @@ impl Client {
                 commands: commands_tx,
                 shared,
                 done: done_rx,
-                next_client_id: AtomicU64::new(1),
+                next_client_id,
                 queue_capacity,
                 overflow,
                 task: Mutex::new(Some(task)),
@@ -297,7 +303,7 @@ impl Client {
         topics: Vec<Topic>,
         options: QueueOptions,
     ) -> Result<SubscriptionSet, Error> {
-        let mut set = SubscriptionSet::new(self.clone(), options);
+        let mut set = SubscriptionSet::new(Source::Client(self.clone()), options);
         if topics.is_empty() {
             // An empty set to fill with `insert` or `adopt`; nothing to send.
             return Ok(set);

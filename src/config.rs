@@ -48,6 +48,10 @@ pub struct Config {
     pub(crate) metrics_interval: Duration,
     /// Shared by the members of a [`Pool`](crate::Pool): every attempt waits its turn.
     pub(crate) connect_limiter: Option<Arc<ConnectLimiter>>,
+    /// Shared by the members of a [`Pool`](crate::Pool): client ids are unique
+    /// across the pool, so one [`SubscriptionSet`](crate::SubscriptionSet) can
+    /// hold subscriptions of several connections.
+    pub(crate) client_ids: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -156,6 +160,7 @@ impl ConfigBuilder {
                 connection_name: Arc::from("0"),
                 metrics_interval: Duration::from_secs(1),
                 connect_limiter: None,
+                client_ids: None,
             },
         }
     }

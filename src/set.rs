@@ -12,6 +12,10 @@
 //!   cost of an item does not grow with the number of members.
 //! - Every item says which member it came from ([`SetItem`]): the client id
 //!   and the topic (shared, not copied).
+//! - Members are keyed by client id. A pool's members draw client ids from one
+//!   counter, so subscriptions of several connections of one pool never
+//!   collide in a set; `insert` subscribes where the set came from (the client
+//!   or the pool, which places the topic on a connection with room).
 //! - A member that ends yields its terminal error (if any) as its last item and
 //!   leaves the set; the stream ends when the set has no members left.
 //! - The set's own counters are the sum of its members' plus those of members
@@ -28,6 +32,7 @@ use futures::Stream;
 use crate::client::{Client, QueueOptions};
 use crate::error::Error;
 use crate::message::Update;
+use crate::pool::Pool;
 use crate::protocol::Topic;
 use crate::queue::{Queue, QueueStats};
 use crate::stream::Subscription;
@@ -95,6 +100,15 @@ pub struct SetItem {
     pub item: Result<Update, Error>,
 }
 
+/// Where a set's [`insert`](SubscriptionSet::insert) subscribes.
+pub(crate) enum Source {
+    /// One connection.
+    Client(Client),
+    /// A pool: members may live on different connections (client ids are
+    /// unique across a pool).
+    Pool(Pool),
+}
+
 struct Member {
     topic: Arc<Topic>,
     queue: Arc<Queue>,
@@ -104,11 +118,13 @@ struct Member {
 
 /// Many subscriptions read through one stream of [`SetItem`]s, with members
 /// added and removed while streaming. Made by
-/// [`Client::subscribe_set`](crate::Client::subscribe_set).
+/// [`Client::subscribe_set`](crate::Client::subscribe_set) or
+/// [`Pool::subscribe_set`](crate::Pool::subscribe_set) (then members may live
+/// on different connections of the pool).
 ///
 /// Dropping the set unsubscribes every member.
 pub struct SubscriptionSet {
-    client: Client,
+    source: Source,
     options: QueueOptions,
     group: Arc<Group>,
     members: HashMap<u64, Member>,
@@ -117,9 +133,9 @@ pub struct SubscriptionSet {
 }
 
 impl SubscriptionSet {
-    pub(crate) fn new(client: Client, options: QueueOptions) -> Self {
+    pub(crate) fn new(source: Source, options: QueueOptions) -> Self {
         SubscriptionSet {
-            client,
+            source,
             options,
             group: Arc::new(Group::default()),
             members: HashMap::new(),
@@ -158,7 +174,10 @@ impl SubscriptionSet {
     ///
     /// As [`Client::subscribe`](crate::Client::subscribe).
     pub async fn insert(&mut self, topic: Topic) -> Result<u64, Error> {
-        let subscription = self.client.subscribe_with(topic, self.options).await?;
+        let subscription = match &self.source {
+            Source::Client(client) => client.subscribe_with(topic, self.options).await?,
+            Source::Pool(pool) => pool.subscribe_with(topic, self.options).await?,
+        };
         self.adopt(subscription)
     }
 

@@ -59,6 +59,11 @@ pub(crate) struct SessionCore<P> {
     /// connect: frames get their wall-clock receive time from it and the
     /// monotonic time since (one clock read per frame, not two).
     pub(super) wall_anchor: (std::time::Instant, std::time::SystemTime),
+    /// When the shell's read of the current frame completed. Only the frame's
+    /// receive time uses it: the core's timers keep the loop's `now` (a clock
+    /// read after a paused-clock jump must not move the session's deadlines).
+    /// `None` (sans-I/O tests): the receive time is `now`.
+    read_at: Option<Instant>,
 }
 
 /// A data message that found its `Block` queue full.
@@ -110,12 +115,18 @@ impl<P: Protocol> SessionCore<P> {
             backlog: VecDeque::new(),
             actions: Vec::new(),
             wall_anchor: (std::time::Instant::now(), std::time::SystemTime::now()),
+            read_at: None,
         }
     }
 
-    /// The receive time of a frame read at `now`.
+    /// Notes when the read of the next frame completed (its receive time).
+    pub(crate) fn set_read_at(&mut self, at: Instant) {
+        self.read_at = Some(at);
+    }
+
+    /// The receive time of a frame handled at `now`.
     fn received(&self, now: Instant) -> Received {
-        let at = now.into_std();
+        let at = self.read_at.unwrap_or(now).into_std();
         let (anchor, wall) = self.wall_anchor;
         let wall = match at.checked_duration_since(anchor) {
             Some(since) => wall.checked_add(since),

@@ -78,7 +78,10 @@ impl<P: Protocol> Shell<'_, P> {
             let core = &mut self.sup.core;
             let step = tokio::select! {
                 // The receive time is when the read completed, not when the wait began.
-                message = self.ws.next() => on_socket(core, message, Instant::now()),
+                message = self.ws.next() => {
+                    core.set_read_at(Instant::now());
+                    on_socket(core, message, now)
+                }
                 command = self.sup.commands.recv(), if take_commands => {
                     match self.sup.replies.serve(command, core) {
                         Served::Done => Ok(()),
@@ -102,7 +105,8 @@ impl<P: Protocol> Shell<'_, P> {
             let Some(message) = self.ws.next().now_or_never() else {
                 break;
             };
-            let step = on_socket(&mut self.sup.core, message, Instant::now());
+            self.sup.core.set_read_at(Instant::now());
+            let step = on_socket(&mut self.sup.core, message, now);
             self.sup.apply();
             step?;
             if !self.sup.core.accepts_reads() {

@@ -19,6 +19,7 @@ use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
 use crate::send::SendOptions;
+use crate::set::{Source, SubscriptionSet};
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::subscription::ClientId;
@@ -38,7 +39,9 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     done: watch::Receiver<Option<Result<(), Error>>>,
-    next_client_id: AtomicU64,
+    /// Where client ids come from: this client's own counter, or the one its
+    /// pool shares between members.
+    next_client_id: Arc<AtomicU64>,
     queue_capacity: usize,
     overflow: Overflow,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -143,6 +146,10 @@ impl Client {
         let messages = Messages::new(Arc::clone(&inbound));
         let queue_capacity = config.queue_capacity;
         let overflow = config.overflow;
+        let next_client_id = config
+            .client_ids
+            .clone()
+            .unwrap_or_else(|| Arc::new(AtomicU64::new(1)));
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
         let task = tokio::spawn(run_guarded(supervisor, Arc::clone(&shared)).instrument(span));
@@ -151,7 +158,7 @@ impl Client {
                 commands: commands_tx,
                 shared,
                 done: done_rx,
-                next_client_id: AtomicU64::new(1),
+                next_client_id,
                 queue_capacity,
                 overflow,
                 task: Mutex::new(Some(task)),
@@ -272,6 +279,44 @@ impl Client {
             results.push(result);
         }
         Ok(results)
+    }
+
+    /// Subscribes to `topics` (batched where the protocol allows, as
+    /// [`subscribe_many`](Client::subscribe_many)) and returns them as one
+    /// [`SubscriptionSet`]: a single stream of items that each name their
+    /// subscription, with members added and removed while streaming.
+    ///
+    /// # Errors
+    ///
+    /// The first refusal or failure among the topics (the others are then
+    /// unsubscribed), or as [`subscribe_many`](Client::subscribe_many).
+    pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
+        self.subscribe_set_with(topics, QueueOptions::default())
+            .await
+    }
+
+    /// Like [`subscribe_set`](Client::subscribe_set) with queue settings that
+    /// apply to each member (each member has its own queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe_set`](Client::subscribe_set), plus [`Error::Config`]
+    /// for a zero capacity.
+    pub async fn subscribe_set_with(
+        &self,
+        topics: Vec<Topic>,
+        options: QueueOptions,
+    ) -> Result<SubscriptionSet, Error> {
+        let mut set = SubscriptionSet::new(Source::Client(self.clone()), options);
+        if topics.is_empty() {
+            // An empty set to fill with `insert` or `adopt`; nothing to send.
+            return Ok(set);
+        }
+        let results = self.subscribe_many_with(topics, options).await?;
+        for result in results {
+            set.adopt(result?)?;
+        }
+        Ok(set)
     }
 
     /// Sends a one-off text frame on the current connection.

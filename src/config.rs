@@ -52,6 +52,10 @@ pub struct Config {
     pub(crate) connect_limiter: Option<Arc<ConnectLimiter>>,
     pub(crate) header_source: Option<Arc<dyn HeaderSource>>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Shared by the members of a [`Pool`](crate::Pool): client ids are unique
+    /// across the pool, so one [`SubscriptionSet`](crate::SubscriptionSet) can
+    /// hold subscriptions of several connections.
+    pub(crate) client_ids: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -164,6 +168,7 @@ impl ConfigBuilder {
                 connect_limiter: None,
                 header_source: None,
                 tls: None,
+                client_ids: None,
             },
         }
     }

@@ -60,6 +60,7 @@ mod proxy;
 mod queue;
 mod send;
 mod session;
+mod set;
 mod stats;
 mod stream;
 mod subscription;
@@ -86,7 +87,8 @@ pub use error::{
 };
 pub use events::{ConnectionState, Event, Events};
 pub use ids::ClientId;
-pub use message::{Frame, Update};
+
+pub use message::{DecodeError, Frame, Received, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};
 pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
@@ -96,6 +98,7 @@ pub use protocol::{
 pub use proxy::{Proxy, ProxyKind, MAX_CONNECT_RESPONSE};
 pub use queue::{Overflow, QueueStats};
 pub use send::SendOptions;
+pub use set::{SetItem, SubscriptionSet};
 pub use stats::Stats;
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};

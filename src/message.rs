@@ -1,19 +1,84 @@
 //! What consumers receive: data frames and in-band signals.
 //!
 //! A [`Frame`] shares the socket's buffer (`Bytes` underneath), so handing it
-//! from the supervisor to a stream never copies the payload.
+//! from the supervisor to a stream never copies the payload. It also carries
+//! what the library learnt while routing it, so consumers never parse twice:
+//! - the client id of the subscription it was routed to;
+//! - when it was read from the socket: a monotonic [`Instant`] (for ages and
+//!   latencies) and a wall-clock [`SystemTime`] (for logs; derived from the
+//!   monotonic clock and an anchor taken at each connect, so it never jumps
+//!   within a connection);
+//! - the byte span of the venue payload the protocol found while classifying
+//!   (Kalshi `msg`, Kraken `data`), which [`Frame::payload`] returns and
+//!   [`Frame::decode`] deserializes with serde, borrowing where the target
+//!   type borrows.
 
 use std::fmt;
+use std::time::{Instant, SystemTime};
 
+use serde::Deserialize;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
+use crate::ids::ClientId;
 use crate::protocol::ServerId;
 
-/// One data message as received, with the sequence number the protocol reported.
-#[derive(Clone, PartialEq, Eq)]
+/// When a frame was read from the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Monotonic time of the read (ages, latencies).
+    pub at: Instant,
+    /// Wall-clock time of the read (logs): the connection's wall-clock anchor
+    /// plus the monotonic time since, so it is consistent within a connection.
+    pub wall: SystemTime,
+}
+
+impl Received {
+    /// Now, on both clocks.
+    pub fn now() -> Self {
+        Received {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// A payload that did not deserialize into the requested type.
+///
+/// It names where in the payload decoding failed and why (serde's message,
+/// which quotes at most a scalar of the market data, never configuration or
+/// credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode the payload of subscription {client_id} as {target}: {category} error at line {line} column {column}: {message}")]
+#[non_exhaustive]
+pub struct DecodeError {
+    /// The client id of the frame's subscription (0 for an unsolicited frame).
+    pub client_id: ClientId,
+    /// The Rust type that was asked for.
+    pub target: &'static str,
+    /// What kind of failure: `syntax`, `data` (valid JSON, wrong shape) or `eof`.
+    pub category: &'static str,
+    /// 1-based line in the payload.
+    pub line: usize,
+    /// 1-based column in the payload.
+    pub column: usize,
+    /// serde's description.
+    pub message: String,
+}
+
+/// One data message as received, with the sequence number the protocol
+/// reported, the subscription it was routed to, when it was read, and where
+/// its venue payload is. Equality ignores the receive time.
+#[derive(Clone)]
 pub struct Frame {
     payload: Payload,
     seq: Option<u64>,
+    /// 0: no subscription (unsolicited, a response).
+    client_id: u64,
+    /// Byte range of the venue payload inside the text; `start == end == 0`
+    /// with `has_span == false` means the whole frame.
+    span: (u32, u32),
+    has_span: bool,
+    received: Received,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -22,27 +87,61 @@ enum Payload {
     Binary(Bytes),
 }
 
+/// The byte span of `part` inside `text`, when `part` is a sub-slice of it.
+pub(crate) fn span_of(text: &str, part: &str) -> Option<(u32, u32)> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    // Confirms both ends are in bounds and on char boundaries, and that the
+    // slice really is `part` (not an equal string elsewhere in memory).
+    let found = text.get(start..end)?;
+    if found.as_ptr() != part.as_ptr() {
+        return None;
+    }
+    Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+}
+
 impl Frame {
-    /// A text frame (mostly for tests and custom protocols).
+    /// A text frame (mostly for tests and custom protocols): no subscription,
+    /// the whole text as payload, received now.
     pub fn text(text: impl Into<String>, seq: Option<u64>) -> Self {
-        Frame {
-            payload: Payload::Text(Utf8Bytes::from(text.into())),
-            seq,
-        }
+        Self::from_text(Utf8Bytes::from(text.into()), seq, Received::now())
     }
 
-    pub(crate) fn from_text(text: Utf8Bytes, seq: Option<u64>) -> Self {
+    pub(crate) fn from_text(text: Utf8Bytes, seq: Option<u64>, received: Received) -> Self {
         Frame {
             payload: Payload::Text(text),
             seq,
+            client_id: 0,
+            span: (0, 0),
+            has_span: false,
+            received,
         }
     }
 
-    pub(crate) fn from_binary(data: Bytes) -> Self {
+    pub(crate) fn from_binary(data: Bytes, received: Received) -> Self {
         Frame {
             payload: Payload::Binary(data),
             seq: None,
+            client_id: 0,
+            span: (0, 0),
+            has_span: false,
+            received,
         }
+    }
+
+    /// Sets the payload span (byte offsets into the text, as found by [`span_of`]).
+    pub(crate) fn with_span(mut self, span: Option<(u32, u32)>) -> Self {
+        if let Some(span) = span {
+            self.span = span;
+            self.has_span = true;
+        }
+        self
+    }
+
+    /// Stamps the subscription the frame was routed to.
+    pub(crate) fn set_client_id(&mut self, client_id: ClientId) {
+        let client_id = client_id.get();
+        self.client_id = client_id;
     }
 
     /// The text, for a text frame.
@@ -53,12 +152,69 @@ impl Frame {
         }
     }
 
-    /// The raw payload bytes (UTF-8 for a text frame).
+    /// The raw frame bytes (UTF-8 for a text frame).
     pub fn as_bytes(&self) -> &[u8] {
         match &self.payload {
             Payload::Text(t) => t.as_bytes(),
             Payload::Binary(b) => b,
         }
+    }
+
+    /// The venue payload found while classifying (Kalshi `msg`, Kraken
+    /// `data`, as raw JSON text), or the whole frame when the protocol named
+    /// none. No parsing happens here.
+    pub fn payload(&self) -> &[u8] {
+        let bytes = self.as_bytes();
+        if !self.has_span {
+            return bytes;
+        }
+        let (start, end) = (self.span.0 as usize, self.span.1 as usize);
+        bytes.get(start..end).unwrap_or(bytes)
+    }
+
+    /// Like [`payload`](Frame::payload), as text (`None` for a binary frame).
+    pub fn payload_text(&self) -> Option<&str> {
+        let text = self.as_text()?;
+        if !self.has_span {
+            return Some(text);
+        }
+        let (start, end) = (self.span.0 as usize, self.span.1 as usize);
+        Some(text.get(start..end).unwrap_or(text))
+    }
+
+    /// Deserializes the [`payload`](Frame::payload) into `T` with serde.
+    /// `T` may borrow from the frame (`&str` fields, `&RawValue`).
+    ///
+    /// ```
+    /// use resilient_ws::Frame;
+    /// #[derive(serde::Deserialize)]
+    /// struct Tick<'a> { symbol: &'a str, last: f64 }
+    /// let frame = Frame::text(r#"{"symbol":"BTC/USD","last":97000.5}"#, None);
+    /// let tick: Tick<'_> = frame.decode().unwrap();
+    /// assert_eq!((tick.symbol, tick.last), ("BTC/USD", 97000.5));
+    /// assert!(frame.decode::<Vec<u8>>().is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] when the payload is not JSON of the shape of `T`.
+    pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, DecodeError> {
+        serde_json::from_slice(self.payload()).map_err(|error| {
+            let category = match error.classify() {
+                serde_json::error::Category::Io => "io",
+                serde_json::error::Category::Syntax => "syntax",
+                serde_json::error::Category::Data => "data",
+                serde_json::error::Category::Eof => "eof",
+            };
+            DecodeError {
+                client_id: ClientId::new(self.client_id),
+                target: std::any::type_name::<T>(),
+                category,
+                line: error.line(),
+                column: error.column(),
+                message: error.to_string(),
+            }
+        })
     }
 
     /// Whether this is a binary frame.
@@ -70,7 +226,34 @@ impl Frame {
     pub fn seq(&self) -> Option<u64> {
         self.seq
     }
+
+    /// The client id of the subscription this frame was routed to; `None`
+    /// for a frame of the unsolicited stream or a request's response.
+    pub fn client_id(&self) -> Option<ClientId> {
+        (self.client_id != 0).then_some(ClientId::new(self.client_id))
+    }
+
+    /// When the frame was read from the socket.
+    pub fn received(&self) -> Received {
+        self.received
+    }
+
+    /// How long ago the frame was read from the socket.
+    pub fn age(&self) -> std::time::Duration {
+        self.received.at.elapsed()
+    }
 }
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.payload == other.payload
+            && self.seq == other.seq
+            && self.client_id == other.client_id
+            && self.payload() == other.payload()
+    }
+}
+
+impl Eq for Frame {}
 
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,7 +262,9 @@ impl fmt::Debug for Frame {
             Payload::Text(t) => d.field("text", &t.as_str()),
             Payload::Binary(b) => d.field("binary_len", &b.len()),
         };
-        d.field("seq", &self.seq).finish()
+        d.field("seq", &self.seq)
+            .field("client_id", &self.client_id())
+            .finish()
     }
 }
 

@@ -11,7 +11,7 @@
 //! and never await.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::message::Update;
+use crate::set::{Group, Popped};
 
 /// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
 /// Signals are rare, but a hostile peer could make one per frame: past this
@@ -119,6 +120,28 @@ struct State {
     /// delivery-wait histogram is attached).
     #[cfg(feature = "metrics")]
     stamps: VecDeque<std::time::Instant>,
+    /// For a member of a [`Group`]: whether its key is in the group's ready
+    /// list. Set by whoever makes the queue readable while it is clear, cleared
+    /// by the group's consumer when it finds the queue empty, so the key is
+    /// listed at most once.
+    listed: bool,
+}
+
+impl State {
+    /// Whether the consumer has something to take: an item, a drop report or the end.
+    fn readable(&self) -> bool {
+        !self.items.is_empty() || self.unreported_drops > 0 || self.end.is_some()
+    }
+
+    /// Marks a readable group member as listed; true when the caller must
+    /// put its key on the group's ready list (after releasing the lock).
+    fn should_list(&mut self, grouped: bool) -> bool {
+        if grouped && !self.listed && self.readable() {
+            self.listed = true;
+            return true;
+        }
+        false
+    }
 }
 
 /// The shared half of a queue; the supervisor keeps one `Arc`, the stream the other.
@@ -130,7 +153,9 @@ pub struct Queue {
     policy: Overflow,
     /// Receive-to-delivery wait of each data message (feature `metrics`).
     #[cfg(feature = "metrics")]
-    wait: std::sync::OnceLock<::metrics::Histogram>,
+    wait: OnceLock<::metrics::Histogram>,
+    /// The group this queue belongs to and its key there (set once).
+    group: OnceLock<(Arc<Group>, crate::ids::ClientId)>,
 }
 
 impl Queue {
@@ -150,13 +175,15 @@ impl Queue {
                 consumer_alive: true,
                 #[cfg(feature = "metrics")]
                 stamps: VecDeque::new(),
+                listed: false,
             }),
             consumer: AtomicWaker::new(),
             space: Notify::new(),
             capacity,
             policy,
             #[cfg(feature = "metrics")]
-            wait: std::sync::OnceLock::new(),
+            wait: OnceLock::new(),
+            group: OnceLock::new(),
         })
     }
 
@@ -172,6 +199,16 @@ impl Queue {
     fn stamp(&self, state: &mut State) {
         if self.wait.get().is_some() {
             state.stamps.push_back(std::time::Instant::now());
+        }
+    }
+
+    /// Records the wait of a data message the consumer just took.
+    #[cfg(feature = "metrics")]
+    fn record_wait(&self, state: &mut State, item: &Result<Update, Error>) {
+        if matches!(item, Ok(Update::Data(_))) {
+            if let (Some(at), Some(wait)) = (state.stamps.pop_front(), self.wait.get()) {
+                wait.record(at.elapsed().as_secs_f64());
+            }
         }
     }
 
@@ -195,15 +232,74 @@ impl Queue {
 
     /// Pushes a data message according to the overflow policy and wakes the consumer.
     pub fn push(&self, update: Update) -> Pushed {
-        let pushed = self.push_unwoken(update);
-        // Outside the lock. Cheap while the consumer is awake: its waker was
-        // taken by the first wake and not registered again yet.
-        self.consumer.wake();
+        let mut state = self.lock();
+        let pushed = self.push_locked(&mut state, update);
+        let list = state.should_list(self.group.get().is_some());
+        drop(state);
+        self.wake(list);
         pushed
     }
 
-    fn push_unwoken(&self, update: Update) -> Pushed {
+    /// Wakes the consumer, outside the lock: a group member lists itself in
+    /// its group (when `list`), a plain queue wakes its stream. Cheap while the
+    /// consumer is awake: its waker was taken by the first wake and not
+    /// registered again yet.
+    fn wake(&self, list: bool) {
+        match self.group.get() {
+            Some((group, key)) => {
+                if list {
+                    group.list(*key);
+                }
+            }
+            None => self.consumer.wake(),
+        }
+    }
+
+    /// Makes this queue a member of `group` under `key`: from now on its
+    /// consumer is the group's. Returns false if it already belongs to one.
+    pub(crate) fn join(&self, group: Arc<Group>, key: crate::ids::ClientId) -> bool {
+        if self.group.set((group, key)).is_err() {
+            return false;
+        }
         let mut state = self.lock();
+        let list = state.should_list(true);
+        drop(state);
+        self.wake(list);
+        true
+    }
+
+    /// The group consumer's pop: the next item, or the end, or nothing (then
+    /// the queue is unlisted, and the next push lists it again).
+    pub(crate) fn pop_listed(&self) -> Popped {
+        let mut state = self.lock();
+        if let Some(item) = Self::take(&mut state, self.capacity) {
+            #[cfg(feature = "metrics")]
+            self.record_wait(&mut state, &item);
+            let more = state.readable();
+            state.listed = more;
+            drop(state);
+            if matches!(self.policy, Overflow::Block { .. }) {
+                self.space.notify_one();
+            }
+            return Popped::Item(item, more);
+        }
+        match state.end.take() {
+            Some(End::Failed(error)) => {
+                state.end = Some(End::Clean);
+                Popped::End(Some(error))
+            }
+            Some(End::Clean) => {
+                state.end = Some(End::Clean);
+                Popped::End(None)
+            }
+            None => {
+                state.listed = false;
+                Popped::Empty
+            }
+        }
+    }
+
+    fn push_locked(&self, state: &mut State, update: Update) -> Pushed {
         if !state.consumer_alive || state.end.is_some() {
             state.counters.routed += 1;
             state.counters.dropped += 1;
@@ -214,7 +310,7 @@ impl Queue {
             state.data_len += 1;
             state.items.push_back(update);
             #[cfg(feature = "metrics")]
-            self.stamp(&mut state);
+            self.stamp(state);
             return Pushed::Queued;
         }
         let first = !state.dropping;
@@ -230,7 +326,7 @@ impl Queue {
                 }
                 state.items.push_back(update);
                 #[cfg(feature = "metrics")]
-                self.stamp(&mut state);
+                self.stamp(state);
             }
             Overflow::DropNewest => {
                 state.counters.routed += 1;
@@ -264,8 +360,9 @@ impl Queue {
         }
         state.signal_len += 1;
         state.items.push_back(update);
+        let list = state.should_list(self.group.get().is_some());
         drop(state);
-        self.consumer.wake();
+        self.wake(list);
     }
 
     /// Waits until the queue has room (or the consumer left, or the queue ended).
@@ -292,8 +389,9 @@ impl Queue {
                 None => End::Clean,
             });
         }
+        let list = state.should_list(self.group.get().is_some());
         drop(state);
-        self.consumer.wake();
+        self.wake(list);
         self.space.notify_one();
     }
 
@@ -336,11 +434,7 @@ impl Queue {
         let mut state = self.lock();
         if let Some(item) = Self::take(&mut state, self.capacity) {
             #[cfg(feature = "metrics")]
-            if matches!(item, Ok(Update::Data(_))) {
-                if let (Some(at), Some(wait)) = (state.stamps.pop_front(), self.wait.get()) {
-                    wait.record(at.elapsed().as_secs_f64());
-                }
-            }
+            self.record_wait(&mut state, &item);
             drop(state);
             if matches!(self.policy, Overflow::Block { .. }) {
                 self.space.notify_one();

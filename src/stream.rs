@@ -57,6 +57,11 @@ impl Subscription {
         &self.topic
     }
 
+    /// The queue (for a [`SubscriptionSet`](crate::SubscriptionSet) adopting it).
+    pub(crate) fn queue(&self) -> Arc<Queue> {
+        Arc::clone(&self.queue)
+    }
+
     /// This subscription's queue counters (`routed = delivered + dropped + queued`).
     pub fn stats(&self) -> QueueStats {
         self.queue.stats()

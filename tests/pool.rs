@@ -17,7 +17,7 @@ use resilient_ws::{
     PoolEvent, PoolEvents, PoolOptions, Subscription, Topic, Transport, Update,
 };
 use serde_json::json;
-use support::exchange::{Exchange, Venue};
+use support::exchange::{ticker_payload, Exchange, Venue};
 use support::proxy::Proxy;
 use support::{next, wait_until, SOON};
 use tokio::net::TcpStream;
@@ -364,5 +364,63 @@ async fn concurrent_subscribes_fill_every_connection_exactly_to_the_cap() {
     );
     assert_eq!(loads(&pool), vec![50, 50, 50, 50]);
     drop(all);
+    pool.close().await.unwrap();
+}
+
+/// Issue 14: "a pool subscription works in the merged stream". Subscriptions
+/// on three connections read through one `SubscriptionSet`: every item names
+/// its own subscription (client ids are unique across the pool), and a topic
+/// inserted later is placed by the pool and read through the same set.
+#[tokio::test]
+async fn a_pool_set_merges_subscriptions_of_every_connection() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let config = fast(&exchange.url()).build().unwrap();
+    let pool = Pool::new(config, Kalshi::new, options(2, 3)).unwrap();
+    let symbols: Vec<String> = (0..5).map(|i| format!("M{i}")).collect();
+    let mut set = pool
+        .subscribe_set(symbols.iter().map(|s| ticker(s)).collect())
+        .await
+        .unwrap();
+    assert_eq!(loads(&pool), vec![2, 2, 1], "spread over three connections");
+    assert_eq!(set.len(), 5, "no two members share a client id");
+    let inserted = set.insert(ticker("M5")).await.unwrap();
+    assert_eq!(
+        loads(&pool),
+        vec![2, 2, 2],
+        "insert places through the pool"
+    );
+    let ids: BTreeMap<String, resilient_ws::ClientId> = set
+        .members()
+        .map(|(id, topic)| (topic.symbol_name().unwrap().to_owned(), id))
+        .collect();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(ids["M5"], inserted);
+
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for (n, symbol) in ids.keys().enumerate() {
+        exchange.publish(symbol, ticker_payload(Venue::Kalshi, symbol, n as u64));
+        expected.insert(symbol.clone(), n as u64);
+    }
+    let mut seen = BTreeMap::new();
+    while seen.len() < ids.len() {
+        let item = next(&mut set).await.expect("the set goes on");
+        let Ok(Update::Data(frame)) = item.item else {
+            continue;
+        };
+        let symbol = item.topic.symbol_name().unwrap().to_owned();
+        // The item, the frame and the payload name the same subscription.
+        assert_eq!(ids[&symbol], item.client_id);
+        assert_eq!(frame.client_id(), Some(item.client_id));
+        let payload: serde_json::Value = frame.decode().unwrap();
+        assert_eq!(payload["market_ticker"], symbol.as_str(), "{payload}");
+        assert!(
+            seen.insert(symbol.clone(), payload["volume"].as_u64().unwrap())
+                .is_none(),
+            "{symbol} twice"
+        );
+    }
+    assert_eq!(seen, expected);
+    let stats = set.stats();
+    assert_eq!((stats.routed, stats.delivered, stats.queued), (6, 6, 0));
     pool.close().await.unwrap();
 }

@@ -18,7 +18,10 @@
 //! is resilient-ws with one consumer task per `Subscription`.
 //!
 //! The last line is machine-readable:
-//! `bench: throughput_ratio_1=R throughput_ratio_100=R p99_added_us=X recovery_median_ms=X kib_per_idle_conn=X`
+//! `bench: throughput_ratio_1=R throughput_ratio_100=R vs_routing_1=R vs_routing_100_set=R vs_framing_1=R
+//! vs_framing_100_set=R vs_routing_min=R vs_framing_min=R p50_added_us=X p99_added_us=X recovery_median_ms=X
+//! kib_per_idle_conn=X`: `vs_routing` is library / baseline (a), `vs_framing` library / a raw loop that
+//! only reads frames (b); the minima cover 1 subscription and 100 read through one `SubscriptionSet`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -116,17 +119,37 @@ async fn run(settings: Settings) {
         stall_phase(&server, &settings).await;
     }
 
-    let (mut t1, mut t100) = (None, None);
+    let (mut t1, mut t100, mut t100_set) = (None, None, None);
     if settings.runs("throughput") {
-        println!("\n== throughput: 1 subscription ==");
-        t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
-        println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
-        t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
-        println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
-        let t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
+        // `BENCH_CASES=1,100,set,tasks` (all when unset) picks the runs, so a
+        // callgrind profile can cover one case.
+        let cases = std::env::var("BENCH_CASES").ok();
+        let case = |name: &str| {
+            cases
+                .as_ref()
+                .is_none_or(|c| c.split(',').any(|x| x == name))
+        };
+        let mut t100_tasks = None;
+        if case("1") {
+            println!("\n== throughput: 1 subscription ==");
+            t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
+        }
+        if case("100") {
+            println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
+            t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
+        }
+        if case("set") {
+            println!("\n== throughput: 100 subscriptions, one SubscriptionSet ==");
+            t100_set = Some(throughput(&server, &settings, 100, Consumers::Set).await);
+        }
+        if case("tasks") {
+            println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
+            t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
+        }
         for (label, t) in [
             ("1", &t1),
             ("100, one task", &t100),
+            ("100, set", &t100_set),
             ("100, task each", &t100_tasks),
         ] {
             let Some(t) = t else { continue };
@@ -141,9 +164,11 @@ async fn run(settings: Settings) {
         }
     }
 
-    let mut p99_added = None;
+    let (mut p50_added, mut p99_added) = (None, None);
     if settings.runs("latency") {
-        p99_added = Some(latency_phase(&server, &settings).await);
+        let (p50, p99) = latency_phase(&server, &settings).await;
+        p50_added = Some(p50);
+        p99_added = Some(p99);
     }
 
     let mut recovery_median = None;
@@ -170,10 +195,28 @@ async fn run(settings: Settings) {
     let show = |v: Option<f64>, digits: usize| {
         v.map_or_else(|| "na".to_owned(), |v| format!("{v:.digits$}"))
     };
+    // Ratios of the runs this line covers (1 subscription, and 100 read
+    // through the merged SubscriptionSet), on this runtime and these frames.
+    let covered = [&t1, &t100_set];
+    let min = |f: &dyn Fn(&ThroughputResult) -> Option<f64>| {
+        covered
+            .iter()
+            .filter_map(|t| t.as_ref().and_then(f))
+            .reduce(f64::min)
+    };
+    let vs_routing_min = min(&|t| Some(t.ratio()));
+    let vs_framing_min = min(&ThroughputResult::vs_framing);
     println!(
-        "bench: throughput_ratio_1={} throughput_ratio_100={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
+        "bench: throughput_ratio_1={} throughput_ratio_100={} vs_routing_1={} vs_routing_100_set={} vs_framing_1={} vs_framing_100_set={} vs_routing_min={} vs_framing_min={} p50_added_us={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
         show(t1.as_ref().map(ThroughputResult::ratio), 3),
         show(t100.as_ref().map(ThroughputResult::ratio), 3),
+        show(t1.as_ref().map(ThroughputResult::ratio), 3),
+        show(t100_set.as_ref().map(ThroughputResult::ratio), 3),
+        show(t1.as_ref().and_then(ThroughputResult::vs_framing), 3),
+        show(t100_set.as_ref().and_then(ThroughputResult::vs_framing), 3),
+        show(vs_routing_min, 3),
+        show(vs_framing_min, 3),
+        show(p50_added, 1),
         show(p99_added, 1),
         show(recovery_median, 2),
         show(idle.map(|m| m.kib_per_conn), 1),
@@ -223,32 +266,47 @@ async fn stall_phase(server: &Server, settings: &Settings) {
 }
 
 /// Returns the added p99 in microseconds.
-async fn latency_phase(server: &Server, settings: &Settings) -> f64 {
+/// Runs the latency comparison [`LATENCY_RUNS`] times (single-run tails on 2
+/// cores swing by tens of microseconds) and returns the medians of the added
+/// p50 and p99, in microseconds.
+async fn latency_phase(server: &Server, settings: &Settings) -> (f64, f64) {
     let count = (settings.latency_rate as f64 * settings.latency_secs) as u64;
     let interval = Duration::from_secs_f64(1.0 / settings.latency_rate as f64);
     println!(
-        "\n== latency: {} msg/s for {:.1} s, 1 subscription (first 10% discarded) ==",
+        "\n== latency: {} msg/s for {:.1} s, 1 subscription (first 10% discarded), {LATENCY_RUNS} runs ==",
         settings.latency_rate, settings.latency_secs
     );
-    let raw = latency_raw(server, count, interval).await;
-    let lib = latency_lib(server, count, interval).await;
-    for (label, l) in [("raw", &raw), ("resilient-ws", &lib)] {
-        println!(
-            "  {label:<12} p50 {:>6.1} us  p99 {:>6.1} us  p99.9 {:>7.1} us  max {:>8.1} us  ({} samples, {:.0} msg/s sent)",
-            l.p50 as f64 / 1e3,
-            l.p99 as f64 / 1e3,
-            l.p999 as f64 / 1e3,
-            l.max as f64 / 1e3,
-            l.samples,
-            l.rate
-        );
-    }
     let added = |a: u64, b: u64| (b as f64 - a as f64) / 1e3;
-    println!(
-        "  added: p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
-        added(raw.p50, lib.p50),
-        added(raw.p99, lib.p99),
-        added(raw.p999, lib.p999)
-    );
-    added(raw.p99, lib.p99)
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for run in 0..LATENCY_RUNS {
+        let raw = latency_raw(server, count, interval).await;
+        let lib = latency_lib(server, count, interval).await;
+        for (label, l) in [("raw", &raw), ("resilient-ws", &lib)] {
+            println!(
+                "  run {}: {label:<12} p50 {:>6.1} us  p99 {:>6.1} us  p99.9 {:>7.1} us  max {:>8.1} us  ({} samples, {:.0} msg/s sent)",
+                run + 1,
+                l.p50 as f64 / 1e3,
+                l.p99 as f64 / 1e3,
+                l.p999 as f64 / 1e3,
+                l.max as f64 / 1e3,
+                l.samples,
+                l.rate
+            );
+        }
+        println!(
+            "  run {}: added p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
+            run + 1,
+            added(raw.p50, lib.p50),
+            added(raw.p99, lib.p99),
+            added(raw.p999, lib.p999)
+        );
+        p50s.push(added(raw.p50, lib.p50));
+        p99s.push(added(raw.p99, lib.p99));
+    }
+    let (p50, p99) = (median_f64(&p50s), median_f64(&p99s));
+    println!("  median added over {LATENCY_RUNS} runs: p50 {p50:+.1} us  p99 {p99:+.1} us");
+    (p50, p99)
 }
+
+/// Latency runs whose median is reported.
+const LATENCY_RUNS: usize = 5;

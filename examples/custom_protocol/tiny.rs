@@ -86,6 +86,7 @@ impl Protocol for Tiny {
                 server_id: ServerId::Num(sid),
                 seq: v["seq"].as_u64(),
                 checksum: None,
+                payload: None,
             },
             _ => Inbound::Unsolicited,
         }

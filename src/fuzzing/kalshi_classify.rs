@@ -90,12 +90,14 @@ fn kalshi_round_trip(s: &str) {
         }
     );
     let data = json!({"type": "ticker", "sid": sid, "seq": seq, "msg": {"text": s}}).to_string();
+    let msg = json!({"text": s}).to_string();
     assert_eq!(
         kalshi.classify(&data),
         Inbound::Data {
             server_id: ServerId::Num(sid),
             seq: Some(seq),
             checksum: None,
+            payload: Some(&msg),
         }
     );
 }

@@ -234,12 +234,14 @@ fn kraken_round_trip(s: &str) {
         }
     );
     let data = json!({"channel": "ticker", "type": "update", "data": [{"symbol": s, "last": 1.5}]});
+    let items = json!([{"symbol": s, "last": 1.5}]).to_string();
     assert_eq!(
         kraken.classify(&data.to_string()),
         Inbound::Data {
             server_id: Kraken::server_id("ticker", Some(s)),
             seq: None,
             checksum: None,
+            payload: Some(&items),
         }
     );
     let pong = json!({"method": "pong", "req_id": req_id});

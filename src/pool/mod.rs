@@ -21,6 +21,10 @@
 //!   does not trigger N simultaneous reconnects (see `limiter.rs`).
 //! - **Which connection.** [`Pool::stats`] and [`Pool::events`] name the member
 //!   (its index, also the `connection` label of its metrics and its tracing span).
+//! - **One merged stream.** Members draw client ids from one counter, so a
+//!   client id names one subscription across the whole pool, and
+//!   [`Pool::subscribe_set`] (or [`SubscriptionSet::adopt`] of pool
+//!   subscriptions) reads subscriptions of every connection through one stream.
 //! - **Nothing outlives it.** [`Pool::close`] closes every member and waits for
 //!   their tasks and the event forwarders to end.
 //!
@@ -32,7 +36,7 @@
 mod limiter;
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -48,6 +52,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::protocol::{Protocol, Topic};
+use crate::set::{Source, SubscriptionSet};
 use crate::stats::Stats;
 use crate::stream::{Messages, Subscription};
 
@@ -198,6 +203,9 @@ impl Pool {
         }
         let mut config = config;
         config.connect_limiter = Some(Arc::new(ConnectLimiter::new(options.connect_spacing)));
+        // One id space for every member: a set may merge subscriptions of
+        // several connections, keyed by client id.
+        config.client_ids = Some(Arc::new(AtomicU64::new(1)));
         let spawn = move |config: Config| Client::spawn(config, protocol());
         Ok(Pool {
             inner: Arc::new(Inner {
@@ -248,6 +256,46 @@ impl Pool {
         // lock is released: the next placement already sees it.
         let subscribe = self.place(|client| client.start_subscribe(topic, options))?;
         subscribe.await
+    }
+
+    /// Subscribes to `topics`, each placed as by [`subscribe`](Pool::subscribe)
+    /// (so they may spread over several connections), and returns them as one
+    /// [`SubscriptionSet`]: a single stream whose items name their
+    /// subscription, whichever connection carries it. The set's
+    /// [`insert`](SubscriptionSet::insert) places new topics through the pool.
+    ///
+    /// # Errors
+    ///
+    /// The first refusal or failure among the topics (the others are then
+    /// unsubscribed), or as [`subscribe`](Pool::subscribe).
+    pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
+        self.subscribe_set_with(topics, QueueOptions::default())
+            .await
+    }
+
+    /// Like [`subscribe_set`](Pool::subscribe_set) with queue settings that
+    /// apply to each member.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe_set`](Pool::subscribe_set).
+    pub async fn subscribe_set_with(
+        &self,
+        topics: Vec<Topic>,
+        options: QueueOptions,
+    ) -> Result<SubscriptionSet, Error> {
+        let mut set = SubscriptionSet::new(Source::Pool(self.clone()), options);
+        // Every topic is placed, and its handle made, before the first
+        // `.await`: if this future is dropped midway, each handle's `Drop`
+        // unsubscribes its topic.
+        let mut started = Vec::with_capacity(topics.len());
+        for topic in topics {
+            started.push(self.place(|client| client.start_subscribe(topic, options))?);
+        }
+        for result in futures::future::join_all(started).await {
+            set.adopt(result?)?;
+        }
+        Ok(set)
     }
 
     /// A stream of every member's events from now on, each naming its member.

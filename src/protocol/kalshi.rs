@@ -170,6 +170,7 @@ impl Protocol for Kalshi {
                     server_id: ServerId::Num(sid),
                     seq: frame.seq.0,
                     checksum: None,
+                    payload: frame.msg.map(RawValue::get),
                 },
                 None => Inbound::Unsolicited,
             },
@@ -343,6 +344,7 @@ mod tests {
                 server_id: ServerId::Num(7),
                 seq: Some(3),
                 checksum: None,
+                payload: Some(r#"{"price": 1}"#),
             }
         );
     }
@@ -371,6 +373,7 @@ mod tests {
                 server_id: ServerId::Num(u64::MAX),
                 seq: None,
                 checksum: None,
+                payload: Some("{}"),
             }
         );
         // No usable sid: unsolicited.
@@ -404,7 +407,8 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: None,
-                checksum: None
+                checksum: None,
+                payload: None,
             }
         );
         assert_eq!(
@@ -412,7 +416,8 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: Some(1),
-                checksum: None
+                checksum: None,
+                payload: None,
             }
         );
         // Unknown fields and odd types are tolerated; escapes are decoded.
@@ -432,7 +437,8 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: None,
-                checksum: None
+                checksum: None,
+                payload: None,
             }
         );
         assert!(matches!(

@@ -230,6 +230,11 @@ pub enum Inbound<'a> {
         seq: Option<u64>,
         /// Set when the frame carried a book checksum that did not verify.
         checksum: Option<ChecksumMismatch>,
+        /// The venue payload (e.g. Kalshi `msg`, Kraken `data`) as a slice of
+        /// the classified text, when the protocol found one while classifying:
+        /// consumers get it from [`Frame::payload`](crate::Frame::payload)
+        /// without parsing again. A slice that is not part of the text is ignored.
+        payload: Option<&'a str>,
     },
     /// Data that belongs to no subscription; it goes to the client's inbound stream.
     Unsolicited,

@@ -25,7 +25,7 @@ use super::{Action, SessionEnd};
 use crate::config::Config;
 use crate::error::{scrub, ConnectionError, Error, ProtocolError, VenueError};
 use crate::events::Event;
-use crate::message::{Frame, Update};
+use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Pushed, Queue};
 use crate::stats::StatsHub;
@@ -55,6 +55,15 @@ pub(crate) struct SessionCore<P> {
     pub(super) backlog: VecDeque<Delivery>,
     /// What the shell must do next, in order.
     pub(super) actions: Vec<Action>,
+    /// A monotonic instant and the wall clock at that instant, taken at each
+    /// connect: frames get their wall-clock receive time from it and the
+    /// monotonic time since (one clock read per frame, not two).
+    pub(super) wall_anchor: (std::time::Instant, std::time::SystemTime),
+    /// When the shell's read of the current frame completed. Only the frame's
+    /// receive time uses it: the core's timers keep the loop's `now` (a clock
+    /// read after a paused-clock jump must not move the session's deadlines).
+    /// `None` (sans-I/O tests): the receive time is `now`.
+    read_at: Option<Instant>,
 }
 
 /// A data message that found its `Block` queue full.
@@ -105,7 +114,26 @@ impl<P: Protocol> SessionCore<P> {
             parked: None,
             backlog: VecDeque::new(),
             actions: Vec::new(),
+            wall_anchor: (std::time::Instant::now(), std::time::SystemTime::now()),
+            read_at: None,
         }
+    }
+
+    /// Notes when the read of the next frame completed (its receive time).
+    pub(crate) fn set_read_at(&mut self, at: Instant) {
+        self.read_at = Some(at);
+    }
+
+    /// The receive time of a frame handled at `now`.
+    fn received(&self, now: Instant) -> Received {
+        let at = self.read_at.unwrap_or(now).into_std();
+        let (anchor, wall) = self.wall_anchor;
+        let wall = match at.checked_duration_since(anchor) {
+            Some(since) => wall.checked_add(since),
+            None => wall.checked_sub(anchor.saturating_duration_since(at)),
+        }
+        .unwrap_or(wall);
+        Received { at, wall }
     }
 
     /// The registry (for the supervisor's final sweep, tests and the fuzzer).
@@ -178,14 +206,16 @@ impl<P: Protocol> SessionCore<P> {
                 server_id,
                 seq,
                 checksum,
+                payload,
             } => {
                 self.data_seen();
-                let frame = Frame::from_text(text, seq);
+                let span = payload.and_then(|part| span_of(text.as_str(), part));
+                let frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
                 self.route(server_id, frame, checksum, now);
             }
             Inbound::Unsolicited => {
                 self.data_seen();
-                let frame = Frame::from_text(text, None);
+                let frame = Frame::from_text(text, None, self.received(now));
                 self.deliver(None, frame, None, now);
             }
             Inbound::Subscribed {
@@ -240,7 +270,8 @@ impl<P: Protocol> SessionCore<P> {
         match self.protocol.classify_binary(&data) {
             Inbound::Unsolicited => {
                 self.data_seen();
-                self.deliver(None, Frame::from_binary(data), None, now);
+                let frame = Frame::from_binary(data, self.received(now));
+                self.deliver(None, frame, None, now);
             }
             Inbound::Invalid(error) => self.invalid(error),
             _ => self.control(),
@@ -290,7 +321,7 @@ impl<P: Protocol> SessionCore<P> {
     pub(super) fn deliver(
         &mut self,
         client_id: Option<ClientId>,
-        frame: Frame,
+        mut frame: Frame,
         checksum: Option<ChecksumMismatch>,
         now: Instant,
     ) {
@@ -310,6 +341,7 @@ impl<P: Protocol> SessionCore<P> {
             }
             return;
         };
+        frame.set_client_id(id);
         let Some((queue, verdict)) = self.registry.target(id, frame.seq()) else {
             self.stats.counters.unroutable.bump();
             return;
@@ -526,7 +558,7 @@ impl<P: Protocol> SessionCore<P> {
             return;
         }
         let result = match error {
-            None => Ok(Frame::from_text(text.clone(), None)),
+            None => Ok(Frame::from_text(text.clone(), None, self.received(now))),
             Some(error) => {
                 self.stats.counters.venue_error(error.kind);
                 let error = Error::Request {

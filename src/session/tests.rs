@@ -50,6 +50,7 @@ impl Protocol for Lines {
                 server_id: ServerId::Num(num(1)),
                 seq: None,
                 checksum: None,
+                payload: None,
             },
             Some(&"bad") => Inbound::Data {
                 server_id: ServerId::Num(num(1)),
@@ -58,6 +59,7 @@ impl Protocol for Lines {
                     expected: 1,
                     computed: 2,
                 }),
+                payload: None,
             },
             _ => Inbound::Control,
         }

@@ -77,7 +77,11 @@ impl<P: Protocol> Shell<'_, P> {
             let take_commands = self.sup.core.accepts_commands();
             let core = &mut self.sup.core;
             let step = tokio::select! {
-                message = self.ws.next() => on_socket(core, message, now),
+                // The receive time is when the read completed, not when the wait began.
+                message = self.ws.next() => {
+                    core.set_read_at(Instant::now());
+                    on_socket(core, message, now)
+                }
                 command = self.sup.commands.recv(), if take_commands => {
                     match self.sup.replies.serve(command, core) {
                         Served::Done => Ok(()),
@@ -101,6 +105,7 @@ impl<P: Protocol> Shell<'_, P> {
             let Some(message) = self.ws.next().now_or_never() else {
                 break;
             };
+            self.sup.core.set_read_at(Instant::now());
             let step = on_socket(&mut self.sup.core, message, now);
             self.sup.apply();
             step?;

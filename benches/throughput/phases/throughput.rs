@@ -62,6 +62,38 @@ pub(crate) async fn throughput_raw(
     }
 }
 
+/// The framing limit (b): a raw tokio-tungstenite loop that only reads and
+/// counts text frames, no parsing at all. What no WebSocket client can beat.
+pub(crate) async fn throughput_framing(
+    server: &Server,
+    subs: usize,
+    bytes: &Arc<Vec<u8>>,
+    frames: u64,
+) -> Run {
+    let (mut ws, _sids) = raw_connect(&server.url(), subs).await;
+    let conn = server.conn_with(subs).await;
+    let mut total = 0u64;
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let done = conn.blast(Arc::clone(bytes));
+    while total < frames {
+        match ws.next().await {
+            Some(Ok(Message::Text(_))) => total += 1,
+            Some(Ok(_)) => {}
+            other => panic!("framing: stream ended early: {other:?}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let _ = done.await;
+    let _ = ws.close(None).await;
+    Run {
+        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
+        dropped: 0,
+    }
+}
+
 /// How the library side consumes its subscriptions.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Consumers {
@@ -70,6 +102,8 @@ pub(crate) enum Consumers {
     Merged,
     /// One task per subscription.
     TaskEach,
+    /// One task reading a `SubscriptionSet` (the library's merged stream).
+    Set,
 }
 
 /// Counts data messages from `stream` until `expected` arrived or `stop` is
@@ -150,12 +184,25 @@ pub(crate) async fn throughput_lib(
     let mut tasks = Vec::with_capacity(subs);
     let mut merged = None;
     match consumers {
+        Consumers::Set => {
+            let mut set = client.subscribe_set(Vec::new()).await.expect("empty set");
+            for sub in subscriptions {
+                set.adopt(sub).expect("adopt");
+            }
+            merged = Some(tokio::spawn(async move {
+                let (end, count, stream) =
+                    count_data(set.map(|item| item.item), frames, stop_rx).await;
+                drop(stream);
+                (end, count, ())
+            }));
+        }
         Consumers::Merged => {
-            merged = Some(tokio::spawn(count_data(
-                futures::stream::select_all(subscriptions),
-                frames,
-                stop_rx,
-            )));
+            merged = Some(tokio::spawn(async move {
+                let (end, count, stream) =
+                    count_data(futures::stream::select_all(subscriptions), frames, stop_rx).await;
+                drop(stream);
+                (end, count, ())
+            }));
         }
         Consumers::TaskEach => {
             for (i, sub) in subscriptions.into_iter().enumerate() {
@@ -168,12 +215,11 @@ pub(crate) async fn throughput_lib(
     let mut end = start;
     let mut delivered = 0u64;
     if let Some(task) = merged {
-        let (finished, count, keep) = task.await.expect("consumer task");
+        let (finished, count, ()) = task.await.expect("consumer task");
         end = finished;
         delivered = count;
-        drop(keep);
     }
-    let mut keep = Vec::with_capacity(subs);
+    let mut keep = Vec::with_capacity(tasks.len());
     for task in tasks {
         let (finished, count, sub) = task.await.expect("consumer task");
         end = end.max(finished);
@@ -197,6 +243,7 @@ pub(crate) async fn throughput_lib(
 pub(crate) struct ThroughputResult {
     pub(crate) raw: Vec<f64>,
     pub(crate) lib: Vec<f64>,
+    pub(crate) framing: Vec<f64>,
     pub(crate) raw_cpu: Vec<f64>,
     pub(crate) lib_cpu: Vec<f64>,
     pub(crate) dropped: u64,
@@ -205,6 +252,11 @@ pub(crate) struct ThroughputResult {
 impl ThroughputResult {
     pub(crate) fn ratio(&self) -> f64 {
         median_f64(&self.lib) / median_f64(&self.raw)
+    }
+
+    /// Library over the framing limit (b); `None` when it was not measured.
+    pub(crate) fn vs_framing(&self) -> Option<f64> {
+        (!self.framing.is_empty()).then(|| median_f64(&self.lib) / median_f64(&self.framing))
     }
 }
 
@@ -223,16 +275,19 @@ pub(crate) async fn throughput(
     let mut result = ThroughputResult {
         raw: vec![],
         lib: vec![],
+        framing: vec![],
         raw_cpu: vec![],
         lib_cpu: vec![],
         dropped: 0,
     };
-    // For profiling one side: BENCH_CONSUMER=raw or lib.
+    // For profiling one side: BENCH_CONSUMER=raw, framing or lib.
     let only = std::env::var("BENCH_CONSUMER").unwrap_or_default();
     if !only.is_empty() {
         for _ in 0..settings.repeats {
             let run = if only == "raw" {
                 throughput_raw(server, subs, &bytes, settings.frames).await
+            } else if only == "framing" {
+                throughput_framing(server, subs, &bytes, settings.frames).await
             } else {
                 throughput_lib(server, subs, &bytes, settings.frames, consumers).await
             };
@@ -268,6 +323,14 @@ pub(crate) async fn throughput(
             lib.dropped,
             lib.msgs_per_sec / raw.msgs_per_sec
         );
+        let framing = throughput_framing(server, subs, &bytes, settings.frames).await;
+        println!(
+            "         framing limit (read only) {:>9.0} msg/s ({:>4.0} ns CPU/msg)   lib/framing {:.3}",
+            framing.msgs_per_sec,
+            framing.cpu_ns_per_msg,
+            lib.msgs_per_sec / framing.msgs_per_sec
+        );
+        result.framing.push(framing.msgs_per_sec);
         result.dropped += lib.dropped;
         result.raw.push(raw.msgs_per_sec);
         result.lib.push(lib.msgs_per_sec);

@@ -103,6 +103,7 @@ impl Protocol for ScriptProtocol {
                     server_id,
                     seq,
                     checksum,
+                    payload: None,
                 }
             }
             "N" => Inbound::Unsolicited,

@@ -32,11 +32,14 @@ mod error;
 mod frames;
 
 pub use error::KRAKEN_LOCKOUT;
+mod view;
 
 pub use book::{
     checksum_levels, cmp_price, Book, BookError, Level, NumberError, Side, CHECKSUM_LEVELS,
     MAX_NUMBER_LEN,
 };
+
+pub use view::{BookTop, BookView, BookViews};
 
 /// The channel whose frames are verified against a local order book.
 const BOOK: &str = "book";
@@ -79,6 +82,8 @@ pub struct Kraken {
     /// The session token from the client's token source, for private channels
     /// and requests.
     token: Option<Secret>,
+    /// Where verified books are published for consumers.
+    views: BookViews,
 }
 
 impl Kraken {
@@ -106,6 +111,19 @@ impl Kraken {
     /// dropped since.
     pub fn book(&self, symbol: &str) -> Option<&Book> {
         self.books.get(symbol)
+    }
+
+    /// The views of the verified books, for consumers: take it before handing
+    /// the adapter to the client, then [`watch`](BookViews::watch) a symbol.
+    ///
+    /// ```
+    /// use resilient_ws::protocol::kraken::Kraken;
+    /// let kraken = Kraken::new();
+    /// let view = kraken.book_views().watch("BTC/USD", 10);
+    /// assert!(view.latest().is_none()); // until a snapshot verifies
+    /// ```
+    pub fn book_views(&self) -> BookViews {
+        self.views.clone()
     }
 
     /// Like [`Kraken::server_id`], reusing the cached id of a subscribed topic.
@@ -188,6 +206,7 @@ impl Kraken {
             server_id: self.route(channel, head.symbol.as_deref()),
             seq,
             checksum: None,
+            payload: Some(data.get()),
         }
     }
 
@@ -209,6 +228,7 @@ impl Kraken {
                     server_id: self.route(BOOK, symbol),
                     seq,
                     checksum: verdict,
+                    payload: Some(data.get()),
                 }
             }
             Err(_) => {
@@ -233,6 +253,7 @@ impl Kraken {
                     server_id: self.route(BOOK, symbol),
                     seq,
                     checksum,
+                    payload: Some(data.get()),
                 }
             }
         }
@@ -296,14 +317,26 @@ impl Kraken {
                 // The book has diverged: drop it so that the updates still in
                 // flight before the fresh snapshot are not reported again.
                 self.books.remove(symbol);
+                self.views.invalidate(Some(symbol));
                 Some(ChecksumMismatch { expected, computed })
             }
-            (Ok(_), _) => None,
+            (Ok(computed), Some(_)) => {
+                if let Some(book) = self.books.get(symbol) {
+                    self.views.verified(symbol, book, computed, snapshot);
+                }
+                None
+            }
+            (Ok(_), None) => {
+                // Applied but not verifiable: not shown as verified.
+                self.views.invalidate(Some(symbol));
+                None
+            }
         }
     }
 
     /// Drops the book of `symbol`, reporting its last checksum (0 for no book).
     fn drop_book(&mut self, symbol: &str, expected: u32) -> ChecksumMismatch {
+        self.views.invalidate(Some(symbol));
         let computed = self.books.remove(symbol).map_or(0, |book| book.checksum());
         ChecksumMismatch { expected, computed }
     }
@@ -499,6 +532,7 @@ impl Protocol for Kraken {
 
     fn reset(&mut self) {
         self.books.clear();
+        self.views.invalidate(None);
     }
 
     fn forget(&mut self, server_id: &ServerId) {
@@ -511,6 +545,7 @@ impl Protocol for Kraken {
                 // from stray frames (a resubscribe encodes the depth again).
                 self.books.remove(symbol);
                 self.depths.remove(symbol);
+                self.views.invalidate(Some(symbol));
             }
             if !key.contains(':') {
                 self.symbolless.remove(&**key);

@@ -100,7 +100,7 @@ impl Okx {
         &mut self,
         arg: &Arg<'_>,
         action: Option<&str>,
-        data: &RawValue,
+        data: &'a RawValue,
     ) -> Inbound<'a> {
         let Some(channel) = arg.channel.as_deref() else {
             return Inbound::Unsolicited;
@@ -117,6 +117,7 @@ impl Okx {
             server_id,
             seq: None,
             checksum,
+            payload: Some(data.get()),
         }
     }
 

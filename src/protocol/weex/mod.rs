@@ -183,10 +183,11 @@ impl Protocol for Weex {
             }
             Some(_) => Inbound::Control,
             None => match (arg.channel.as_deref(), frame.data) {
-                (Some(channel), Some(_)) => Inbound::Data {
+                (Some(channel), Some(data)) => Inbound::Data {
                     server_id: self.keys.route(channel, arg.inst_id.as_deref()),
                     seq: None,
                     checksum: None,
+                    payload: Some(data.get()),
                 },
                 _ => Inbound::Unsolicited,
             },

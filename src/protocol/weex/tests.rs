@@ -140,6 +140,7 @@ fn pushes_route_by_channel_and_instrument() {
             server_id: Weex::server_id("trades", Some("BTCUSDT")),
             seq: None,
             checksum: None,
+            payload: Some(r#"[{"p":"1"}]"#),
         }
     );
     assert_eq!(weex.classify(r#"{"data":[1]}"#), Inbound::Unsolicited);

@@ -212,6 +212,7 @@ impl<P: Protocol> SessionCore<P> {
     /// The handshake succeeded: queue the on-connect frames and replay every
     /// unsent subscription.
     pub(crate) fn on_connected(&mut self, now: Instant) {
+        self.wall_anchor = (now.into_std(), std::time::SystemTime::now());
         let mut link = Link::new(&self.config, now);
         for frame in &self.config.on_connect {
             link.push_back(Outgoing::Handshake(frame.clone()));

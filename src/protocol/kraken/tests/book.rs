@@ -36,7 +36,7 @@ fn updates_verify_and_a_mismatch_is_reported_once() {
     for (asks, bids) in updates {
         shadow.apply_update(asks, bids).unwrap();
         let frame = book_frame("update", "BTC/USD", asks, bids, Some(checksum_of(&shadow)));
-        assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
     }
     let book = kraken.book("BTC/USD").unwrap();
     assert_eq!(book.checksum(), shadow.checksum());
@@ -58,7 +58,7 @@ fn updates_verify_and_a_mismatch_is_reported_once() {
     );
     shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
     assert_eq!(
-        kraken.classify(&frame),
+        routed(kraken.classify(&frame)),
         data(
             "book:BTC/USD",
             Some(ChecksumMismatch {
@@ -70,9 +70,12 @@ fn updates_verify_and_a_mismatch_is_reported_once() {
     assert!(kraken.book("BTC/USD").is_none());
     // ...so later updates go unverified until the fresh snapshot.
     let frame = book_frame("update", "BTC/USD", &[("45301.0", "1.0")], &[], Some(1));
-    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
     let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
-    assert_eq!(kraken.classify(&snapshot), data("book:BTC/USD", None));
+    assert_eq!(
+        routed(kraken.classify(&snapshot)),
+        data("book:BTC/USD", None)
+    );
     assert_eq!(
         kraken.book("BTC/USD").map(Book::checksum),
         Some(3_310_070_434)
@@ -80,7 +83,7 @@ fn updates_verify_and_a_mismatch_is_reported_once() {
     // A snapshot with a wrong checksum is a mismatch too.
     let snapshot = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(5));
     assert_eq!(
-        kraken.classify(&snapshot),
+        routed(kraken.classify(&snapshot)),
         data(
             "book:BTC/USD",
             Some(ChecksumMismatch {
@@ -105,7 +108,7 @@ fn books_are_truncated_to_the_subscribed_depth() {
         &[],
         Some(checksum_levels(&asks, &BIDS)),
     );
-    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
     assert_eq!(kraken.book("BTC/USD").map(|b| b.asks().len()), Some(10));
     // Deleting the best ask does not bring the truncated one back.
     asks.remove(0);
@@ -116,7 +119,7 @@ fn books_are_truncated_to_the_subscribed_depth() {
         &[],
         Some(checksum_levels(&asks, &BIDS)),
     );
-    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
     assert_eq!(kraken.book("BTC/USD").map(|b| b.asks().len()), Some(9));
 
     // Depth 25 keeps more than the ten levels the checksum covers.
@@ -128,7 +131,7 @@ fn books_are_truncated_to_the_subscribed_depth() {
         &[],
         Some(3_310_070_434),
     );
-    assert_eq!(kraken.classify(&frame), data("book:ETH/USD", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:ETH/USD", None));
     assert_eq!(
         kraken.book("ETH/USD").map(|b| (b.depth(), b.asks().len())),
         Some((25, 11))
@@ -150,7 +153,7 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
     for frame in &bad_updates {
         let mut kraken = with_book("BTC/USD", 10);
         assert_eq!(
-            kraken.classify(frame),
+            routed(kraken.classify(frame)),
             data(
                 "book:BTC/USD",
                 Some(ChecksumMismatch {
@@ -162,7 +165,7 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
         );
         assert!(kraken.book("BTC/USD").is_none());
         // Without a book the same frame is only routed.
-        assert_eq!(kraken.classify(frame), data("book:BTC/USD", None));
+        assert_eq!(routed(kraken.classify(frame)), data("book:BTC/USD", None));
     }
     // A checksum that is not a u32.
     for checksum in ["-1", "4294967296", "1.5", "\"x\"", "null"] {
@@ -179,7 +182,7 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
             })
         };
         assert_eq!(
-            kraken.classify(&frame),
+            routed(kraken.classify(&frame)),
             data("book:BTC/USD", expected),
             "{checksum}"
         );
@@ -187,12 +190,12 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
     // A bad snapshot of an unsubscribed symbol is only routed...
     let mut kraken = Kraken::new();
     let frame = book_frame("snapshot", "BTC/USD", &[("\"abc\"", "1")], &[], Some(9));
-    assert_eq!(kraken.classify(&frame), data("book:BTC/USD", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:BTC/USD", None));
     // ...but once subscribed it is reported even without a book, so a fresh
     // one is requested.
     kraken.encode_subscribe(&[&Topic::new("book").symbol("BTC/USD")], 1);
     assert_eq!(
-        kraken.classify(&frame),
+        routed(kraken.classify(&frame)),
         data(
             "book:BTC/USD",
             Some(ChecksumMismatch {
@@ -204,7 +207,7 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
     assert!(kraken.book("BTC/USD").is_none());
     // Book data that is no list of items is routed by what can be read.
     assert_eq!(
-        kraken.classify(r#"{"channel":"book","type":"snapshot","data":{"x":1}}"#),
+        routed(kraken.classify(r#"{"channel":"book","type":"snapshot","data":{"x":1}}"#)),
         data("book", None)
     );
 }
@@ -217,7 +220,7 @@ fn numbers_sent_as_strings_keep_their_text() {
     let expected = checksum_levels(&[("0.0500", "10.0")], &[("0.04", "0.5")]);
     assert_eq!(expected, crc32fast::hash(b"50010045"));
     let frame = frame.replace("\"5001004\"", &expected.to_string());
-    assert_eq!(kraken.classify(&frame), data("book:A", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:A", None));
 }
 
 #[test]
@@ -225,7 +228,10 @@ fn reset_and_forget_drop_books() {
     let mut kraken = with_book("BTC/USD", 10);
     kraken.encode_subscribe(&[&Topic::new("book").symbol("ETH/USD")], 2);
     let snapshot = book_frame("snapshot", "ETH/USD", &ASKS, &BIDS, Some(3_310_070_434));
-    assert_eq!(kraken.classify(&snapshot), data("book:ETH/USD", None));
+    assert_eq!(
+        routed(kraken.classify(&snapshot)),
+        data("book:ETH/USD", None)
+    );
     kraken.forget(&key("ticker:BTC/USD"));
     kraken.forget(&ServerId::Num(1));
     assert!(kraken.book("BTC/USD").is_some());
@@ -234,7 +240,7 @@ fn reset_and_forget_drop_books() {
     assert!(kraken.book("ETH/USD").is_some());
     // Unsubscribed: a stray snapshot still in flight builds no book again.
     let stray = book_frame("snapshot", "BTC/USD", &ASKS, &BIDS, Some(3_310_070_434));
-    assert_eq!(kraken.classify(&stray), data("book:BTC/USD", None));
+    assert_eq!(routed(kraken.classify(&stray)), data("book:BTC/USD", None));
     assert!(kraken.book("BTC/USD").is_none());
     assert_eq!(kraken.book_count(), 1);
     kraken.reset();
@@ -269,18 +275,18 @@ fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
     for symbol in snapshots {
         let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(3_310_070_434));
         assert_eq!(
-            kraken.classify(&snapshot),
+            routed(kraken.classify(&snapshot)),
             data(&format!("book:{symbol}"), None)
         );
         // A wrong checksum is not even looked at.
         let snapshot = book_frame("snapshot", &symbol, &ASKS, &BIDS, Some(1));
         assert_eq!(
-            kraken.classify(&snapshot),
+            routed(kraken.classify(&snapshot)),
             data(&format!("book:{symbol}"), None)
         );
         let update = book_frame("update", &symbol, &[("1.0", "1.0")], &[], Some(1));
         assert_eq!(
-            kraken.classify(&update),
+            routed(kraken.classify(&update)),
             data(&format!("book:{symbol}"), None)
         );
         assert!(kraken.book(&symbol).is_none());
@@ -299,12 +305,12 @@ fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
         r#"{{"channel":"book","type":"snapshot","data":[{}]}}"#,
         many.join(",")
     );
-    assert_eq!(kraken.classify(&frame), data("book:M0/USD", None));
+    assert_eq!(routed(kraken.classify(&frame)), data("book:M0/USD", None));
     // Malformed snapshots of unsubscribed symbols report nothing either.
     let bad = book_frame("snapshot", "X/USD", &[("\"abc\"", "1")], &[], Some(9));
-    assert_eq!(kraken.classify(&bad), data("book:X/USD", None));
+    assert_eq!(routed(kraken.classify(&bad)), data("book:X/USD", None));
     let bad = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"X/USD","asks":null}]}"#;
-    assert_eq!(kraken.classify(bad), data("book:X/USD", None));
+    assert_eq!(routed(kraken.classify(bad)), data("book:X/USD", None));
     assert_eq!(kraken.book_count(), 1);
 
     // The subscribed symbol still has its book, verified as before.
@@ -322,11 +328,11 @@ fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
         &[],
         Some(shadow.checksum()),
     );
-    assert_eq!(kraken.classify(&update), data("book:BTC/USD", None));
+    assert_eq!(routed(kraken.classify(&update)), data("book:BTC/USD", None));
     let bad = book_frame("update", "BTC/USD", &[("45300.0", "1.0")], &[], Some(7));
     shadow.apply_update(&[("45300.0", "1.0")], &[]).unwrap();
     assert_eq!(
-        kraken.classify(&bad),
+        routed(kraken.classify(&bad)),
         data(
             "book:BTC/USD",
             Some(ChecksumMismatch {
@@ -339,7 +345,10 @@ fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
     // A subscribe made later (one of the symbols above) gets its book.
     kraken.encode_subscribe(&[&Topic::new("book").symbol("S7/USD")], 3);
     let snapshot = book_frame("snapshot", "S7/USD", &ASKS, &BIDS, Some(3_310_070_434));
-    assert_eq!(kraken.classify(&snapshot), data("book:S7/USD", None));
+    assert_eq!(
+        routed(kraken.classify(&snapshot)),
+        data("book:S7/USD", None)
+    );
     assert_eq!(kraken.book_count(), 1);
     assert_eq!(
         kraken.book("S7/USD").map(Book::checksum),

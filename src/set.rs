@@ -1,0 +1,372 @@
+//! [`SubscriptionSet`]: many subscriptions read through one stream.
+//!
+//! Rules, and why:
+//! - Each member keeps its own bounded queue, overflow policy and counters, so
+//!   per-subscription accounting (`routed = delivered + dropped + queued`) and
+//!   policies are exactly those of a lone [`Subscription`]; the set only
+//!   changes who reads the queues.
+//! - A member queue that becomes readable puts its key once on the set's ready
+//!   list and wakes the set ([`Group`]). The set takes one item from the first
+//!   listed member and lists it again at the back if it has more, so members
+//!   are served round-robin, an idle member costs nothing per item, and the
+//!   cost of an item does not grow with the number of members.
+//! - Every item says which member it came from ([`SetItem`]): the client id
+//!   and the topic (shared, not copied).
+//! - Members are keyed by client id. A pool's members draw client ids from one
+//!   counter, so subscriptions of several connections of one pool never
+//!   collide in a set; `insert` subscribes where the set came from (the client
+//!   or the pool, which places the topic on a connection with room).
+//! - A member that ends yields its terminal error (if any) as its last item and
+//!   leaves the set; the stream ends when the set has no members left.
+//! - The set's own counters are the sum of its members' plus those of members
+//!   that left, taken once the supervisor stopped routing to them.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+use futures::Stream;
+
+use crate::client::{Client, QueueOptions};
+use crate::error::Error;
+use crate::ids::ClientId;
+use crate::message::Update;
+use crate::pool::Pool;
+use crate::protocol::Topic;
+use crate::queue::{Queue, QueueStats};
+use crate::stream::Subscription;
+
+/// The ready list shared by the member queues of one
+/// [`SubscriptionSet`](crate::SubscriptionSet): a queue that becomes readable
+/// puts its key here once and wakes the set's consumer, so the consumer never
+/// scans idle members and the cost per item does not grow with the set.
+#[derive(Default)]
+pub(crate) struct Group {
+    ready: Mutex<VecDeque<ClientId>>,
+    waker: AtomicWaker,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<ClientId>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists `key` as readable and wakes the consumer.
+    pub(crate) fn list(&self, key: ClientId) {
+        self.lock().push_back(key);
+        self.waker.wake();
+    }
+
+    /// Lists `key` again (the consumer itself, after taking one item of many).
+    pub(crate) fn relist(&self, key: ClientId) {
+        self.lock().push_back(key);
+    }
+
+    /// The next readable key, or `None` after registering the consumer's waker.
+    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<ClientId> {
+        let mut ready = self.lock();
+        if let Some(key) = ready.pop_front() {
+            return Some(key);
+        }
+        // Under the lock: a `list` lands before (and was popped) or after
+        // (and its wake finds this waker).
+        self.waker.register(cx.waker());
+        None
+    }
+}
+
+/// What a group's consumer took from one member.
+pub(crate) enum Popped {
+    /// An item; `more` is true when the member stays readable (and listed).
+    Item(Result<Update, Error>, bool),
+    /// Nothing left; the member is no longer listed.
+    Empty,
+    /// The member ended, with its terminal error if any.
+    End(Option<Error>),
+}
+
+/// One item of a [`SubscriptionSet`]: what a lone [`Subscription`] would have
+/// yielded, and which member it belongs to.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SetItem {
+    /// The member's durable client id.
+    pub client_id: ClientId,
+    /// The member's topic.
+    pub topic: Arc<Topic>,
+    /// The data, signal or error, as [`Subscription`] yields them. An `Err`
+    /// that is not [`retryable`](Error::is_retryable) is the member's last item.
+    pub item: Result<Update, Error>,
+}
+
+/// Where a set's [`insert`](SubscriptionSet::insert) subscribes.
+pub(crate) enum Source {
+    /// One connection.
+    Client(Client),
+    /// A pool: members may live on different connections (client ids are
+    /// unique across a pool).
+    Pool(Pool),
+}
+
+struct Member {
+    topic: Arc<Topic>,
+    queue: Arc<Queue>,
+    /// Kept for its `Drop` (unsubscribes) and for `remove`.
+    subscription: Subscription,
+}
+
+/// Many subscriptions read through one stream of [`SetItem`]s, with members
+/// added and removed while streaming. Made by
+/// [`Client::subscribe_set`](crate::Client::subscribe_set) or
+/// [`Pool::subscribe_set`](crate::Pool::subscribe_set) (then members may live
+/// on different connections of the pool).
+///
+/// Dropping the set unsubscribes every member.
+pub struct SubscriptionSet {
+    source: Source,
+    options: QueueOptions,
+    group: Arc<Group>,
+    members: HashMap<ClientId, Member>,
+    /// Counters of members that left.
+    retired: QueueStats,
+}
+
+impl SubscriptionSet {
+    pub(crate) fn new(source: Source, options: QueueOptions) -> Self {
+        SubscriptionSet {
+            source,
+            options,
+            group: Arc::new(Group::default()),
+            members: HashMap::new(),
+            retired: QueueStats::default(),
+        }
+    }
+
+    /// Adds an existing subscription as a member; returns its client id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if its queue already belongs to a set (cannot happen
+    /// through the public API, which moves the subscription in).
+    pub fn adopt(&mut self, subscription: Subscription) -> Result<ClientId, Error> {
+        let client_id = subscription.client_id();
+        let queue = subscription.queue();
+        if !queue.join(Arc::clone(&self.group), client_id) {
+            return Err(Error::Config(format!(
+                "subscription {client_id} already belongs to a set"
+            )));
+        }
+        self.members.insert(
+            client_id,
+            Member {
+                topic: Arc::new(subscription.topic().clone()),
+                queue,
+                subscription,
+            },
+        );
+        Ok(client_id)
+    }
+
+    /// Subscribes to `topic` (with the set's queue options) and adds it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::subscribe`](crate::Client::subscribe).
+    pub async fn insert(&mut self, topic: Topic) -> Result<ClientId, Error> {
+        let subscription = match &self.source {
+            Source::Client(client) => client.subscribe_with(topic, self.options).await?,
+            Source::Pool(pool) => pool.subscribe_with(topic, self.options).await?,
+        };
+        self.adopt(subscription)
+    }
+
+    /// Unsubscribes the member `client_id` and removes it; items it had
+    /// queued are counted as dropped. Returns false if it is not a member.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscription::unsubscribe`].
+    pub async fn remove(&mut self, client_id: ClientId) -> Result<bool, Error> {
+        let Some(member) = self.members.remove(&client_id) else {
+            return Ok(false);
+        };
+        let result = member.subscription.unsubscribe().await;
+        // The supervisor has acted on the unsubscribe: nothing more is routed
+        // to this queue, so its counters are final.
+        self.retired.add(&member.queue.stats());
+        result.map(|()| true)
+    }
+
+    /// The members' client ids and topics.
+    pub fn members(&self) -> impl Iterator<Item = (ClientId, &Topic)> + '_ {
+        self.members.iter().map(|(id, m)| (*id, &*m.topic))
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the set has no members (its stream then ends).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// One member's counters (`routed = delivered + dropped + queued`).
+    pub fn member_stats(&self, client_id: ClientId) -> Option<QueueStats> {
+        self.members.get(&client_id).map(|m| m.queue.stats())
+    }
+
+    /// The set's counters: the sum over its members, present and past.
+    pub fn stats(&self) -> QueueStats {
+        let mut total = self.retired;
+        for member in self.members.values() {
+            total.add(&member.queue.stats());
+        }
+        total
+    }
+
+    fn retire(&mut self, client_id: ClientId) -> Option<Arc<Topic>> {
+        let member = self.members.remove(&client_id)?;
+        self.retired.add(&member.queue.stats());
+        Some(member.topic)
+    }
+}
+
+impl Stream for SubscriptionSet {
+    type Item = SetItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SetItem>> {
+        let this = &mut *self;
+        loop {
+            let Some(client_id) = this.group.next(cx) else {
+                if this.members.is_empty() {
+                    return Poll::Ready(None);
+                }
+                return Poll::Pending;
+            };
+            // A key of a member removed since it was listed is stale.
+            let Some(member) = this.members.get(&client_id) else {
+                continue;
+            };
+            match member.queue.pop_listed() {
+                Popped::Item(item, more) => {
+                    let topic = Arc::clone(&member.topic);
+                    if more {
+                        this.group.relist(client_id);
+                    }
+                    return Poll::Ready(Some(SetItem {
+                        client_id,
+                        topic,
+                        item,
+                    }));
+                }
+                Popped::Empty => {}
+                Popped::End(None) => {
+                    this.retire(client_id);
+                }
+                Popped::End(Some(error)) => {
+                    if let Some(topic) = this.retire(client_id) {
+                        return Poll::Ready(Some(SetItem {
+                            client_id,
+                            topic,
+                            item: Err(error),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SubscriptionSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionSet")
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Frame;
+    use crate::queue::Overflow;
+    use futures::task::noop_waker_ref;
+
+    /// Drives one member queue and its group with a seeded random mix of
+    /// pushes and consumer steps, against a plain model of a `DropOldest`
+    /// queue: the key is never listed twice, a readable member is always
+    /// listed after each step, and the consumer gets exactly the model's items.
+    #[test]
+    fn a_member_is_listed_once_while_readable_and_nothing_is_lost() {
+        const CAPACITY: usize = 3;
+        for seed in 1..300u64 {
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut roll = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let group = Arc::new(Group::default());
+            let queue = Queue::new(CAPACITY, Overflow::DropOldest);
+            let mut model: VecDeque<u64> = VecDeque::new();
+            let mut got = Vec::new();
+            let mut want = Vec::new();
+            let mut next = 0u64;
+            let mut joined = false;
+            let mut cx = Context::from_waker(noop_waker_ref());
+            for _ in 0..120 {
+                match roll() % 4 {
+                    0 | 1 => {
+                        next += 1;
+                        queue.push(Update::Data(Frame::text("x", Some(next))));
+                        if model.len() == CAPACITY {
+                            model.pop_front();
+                        }
+                        model.push_back(next);
+                    }
+                    2 if !joined => {
+                        // Joining late lists a queue that already holds items.
+                        assert!(queue.join(Arc::clone(&group), ClientId::new(7)));
+                        assert!(!queue.join(Arc::clone(&group), ClientId::new(8)));
+                        joined = true;
+                    }
+                    _ if joined => {
+                        if let Some(key) = group.next(&mut cx) {
+                            assert_eq!(key, ClientId::new(7));
+                            match queue.pop_listed() {
+                                Popped::Item(Ok(Update::Data(frame)), more) => {
+                                    got.push(frame.seq().unwrap_or(0));
+                                    want.push(model.pop_front().unwrap_or(0));
+                                    if more {
+                                        group.relist(key);
+                                    }
+                                }
+                                Popped::Empty => assert!(model.is_empty()),
+                                _ => panic!("unexpected pop"),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let listed = group
+                    .lock()
+                    .iter()
+                    .filter(|k| **k == ClientId::new(7))
+                    .count();
+                assert!(listed <= 1, "seed {seed}: listed {listed} times");
+                if joined {
+                    assert_eq!(listed == 1, !model.is_empty(), "seed {seed}");
+                }
+                let s = queue.stats();
+                assert_eq!(s.routed, s.delivered + s.dropped + s.queued);
+                assert_eq!(s.queued as usize, model.len());
+            }
+            assert_eq!(got, want, "seed {seed}");
+        }
+    }
+}

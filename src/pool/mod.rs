@@ -5,7 +5,7 @@
 //! - **A cap per connection.** Venues limit subscriptions per socket, and one
 //!   socket carrying everything is one point of failure. Each member holds at
 //!   most [`PoolOptions::max_per_connection`] subscriptions (default: the
-//!   protocol's [`max_subscriptions_per_connection`](crate::Protocol::max_subscriptions_per_connection),
+//!   protocol's documented channels per connection, [`limits()`](crate::Protocol::limits),
 //!   else [`DEFAULT_MAX_PER_CONNECTION`]).
 //! - **Least-loaded first, lazily.** A subscription goes to the member with the
 //!   fewest subscriptions (live ones plus those being placed) that has room; a
@@ -193,7 +193,7 @@ impl Pool {
     ) -> Result<Pool, Error> {
         let cap = options
             .max_per_connection
-            .or_else(|| protocol().max_subscriptions_per_connection())
+            .or_else(|| protocol().limits().channels_per_connection)
             .unwrap_or(DEFAULT_MAX_PER_CONNECTION);
         if cap == 0 || options.max_connections == 0 || options.connect_spacing.is_zero() {
             return Err(Error::Config(
@@ -452,5 +452,27 @@ impl Stream for PoolEvents {
 impl std::fmt::Debug for PoolEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolEvents").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Kalshi, Weex};
+
+    #[tokio::test]
+    async fn the_default_cap_is_the_venues_documented_channels_per_connection() {
+        let config = || Config::builder("ws://127.0.0.1:9").build().unwrap();
+        // WEEX documents 100 channels per connection; Kalshi documents none.
+        let weex = Pool::new(config(), Weex::new, PoolOptions::default()).unwrap();
+        assert_eq!(weex.max_per_connection(), 100);
+        let kalshi = Pool::new(config(), Kalshi::new, PoolOptions::default()).unwrap();
+        assert_eq!(kalshi.max_per_connection(), DEFAULT_MAX_PER_CONNECTION);
+        let explicit = Pool::new(
+            config(),
+            Weex::new,
+            PoolOptions::default().max_per_connection(7),
+        );
+        assert_eq!(explicit.unwrap().max_per_connection(), 7);
     }
 }

@@ -312,14 +312,6 @@ pub trait Protocol: Send + 'static {
         req_id: u64,
     ) -> Option<String>;
 
-    /// The venue's documented limit on subscriptions per connection, which a
-    /// [`Pool`](crate::Pool) uses as its default cap. Default `None` (no
-    /// documented limit; the pool then uses
-    /// [`DEFAULT_MAX_PER_CONNECTION`](crate::pool::DEFAULT_MAX_PER_CONNECTION)).
-    fn max_subscriptions_per_connection(&self) -> Option<usize> {
-        None
-    }
-
     /// Whether `next` may join a subscribe request that already holds `first`.
     /// Default: never (one request per topic).
     fn can_batch(&self, first: &Topic, next: &Topic) -> bool {
@@ -360,7 +352,10 @@ pub trait Protocol: Send + 'static {
     }
 
     /// The venue's documented per-connection limits (channels per connection,
-    /// subscribe operations per window). Default: none known.
+    /// subscribe operations per window). A [`Pool`](crate::Pool) takes
+    /// `channels_per_connection` as its default cap per connection. Default:
+    /// none known (the pool then uses
+    /// [`DEFAULT_MAX_PER_CONNECTION`](crate::pool::DEFAULT_MAX_PER_CONNECTION)).
     fn limits(&self) -> VenueLimits {
         VenueLimits::default()
     }

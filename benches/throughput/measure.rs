@@ -69,6 +69,10 @@ pub(crate) fn config(url: &str) -> Config {
         .backoff(Backoff::immediate().max_attempts(None))
         // 100 subscribes at once instead of 2 s of pacing at the default 50/s.
         .rate_limit(1000, Duration::from_secs(1))
+        // The server blasts megabytes ahead of its pong; under callgrind (~50x
+        // slower) the default 5 s pong deadline would fire and the bench server
+        // only blasts the first connection. Liveness is not what is measured.
+        .pong_timeout(Duration::from_secs(120))
         .build()
         .expect("valid config")
 }

@@ -341,6 +341,37 @@ impl Client {
         self.send_binary_with(data, SendOptions::default()).await
     }
 
+    /// A [`Sink`](futures::Sink) of one-off binary frames, for code written
+    /// against the `Sink` API (`forward`, `send_all`). Each item is sent as by
+    /// [`send_binary_with`](Self::send_binary_with) with `options`, one at a
+    /// time, in order; `poll_ready` waits until the previous frame is written.
+    ///
+    /// The `Sink` contract makes the first error final for the sink (not for
+    /// the client): while disconnected the sink fails at once, as `send` does,
+    /// and is done. Call `send_binary` directly to handle each frame's result
+    /// and go on.
+    ///
+    /// ```no_run
+    /// # async fn run(client: resilient_ws::Client) -> Result<(), resilient_ws::Error> {
+    /// use futures::SinkExt;
+    /// let mut sink = client.binary_sink(resilient_ws::SendOptions::new());
+    /// sink.send(vec![0x01, 0x02]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn binary_sink(
+        &self,
+        options: SendOptions,
+    ) -> std::pin::Pin<Box<dyn futures::Sink<Vec<u8>, Error = Error> + Send>> {
+        Box::pin(futures::sink::unfold(
+            self.clone(),
+            move |client, data: Vec<u8>| async move {
+                client.send_binary_with(data, options).await?;
+                Ok(client)
+            },
+        ))
+    }
+
     /// [`send`](Self::send) with [`SendOptions`] (e.g. outside the rate limit's budget).
     ///
     /// # Errors

@@ -364,6 +364,44 @@ async fn send_binary_reaches_the_venue_and_fails_fast_while_disconnected() {
 }
 
 #[tokio::test]
+async fn a_binary_sink_sends_in_order_and_fails_fast_while_disconnected() {
+    use futures::SinkExt;
+    let ex = Exchange::start(Venue::Raw).await.unwrap();
+    let config = config(&ex.url()).build().unwrap();
+    let (client, _inbound) = Client::connect(config, RawProtocol).await.unwrap();
+    let mut sink = client.binary_sink(resilient_ws::SendOptions::new());
+    let mut frames = futures::StreamExt::map(
+        futures::stream::iter([vec![0x01], vec![0x02, 0x03], vec![0x04]]),
+        Ok,
+    );
+    sink.send_all(&mut frames).await.unwrap();
+    assert!(
+        ex.wait_received(
+            |r| r.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()
+                == ["binary:01", "binary:0203", "binary:04"],
+            support::SOON
+        )
+        .await,
+        "{:?}",
+        ex.received()
+    );
+    // Disconnected: the sink fails at once instead of holding frames for later.
+    let mut events = client.events();
+    ex.set_refuse(true);
+    ex.abort_all();
+    wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+    let error = tokio::time::timeout(support::SOON, sink.send(vec![0x05]))
+        .await
+        .expect("fails fast")
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Connection { .. } | Error::Closed { .. }),
+        "{error:?}"
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_http_connect_proxy_with_basic_auth_carries_the_connection() {
     let ex = Exchange::start(Venue::Raw).await.unwrap();
     let proxy = TunnelProxy::http(Some(("trader", "pr0xy-pw"))).await;

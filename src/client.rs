@@ -141,7 +141,10 @@ impl Client {
         });
         let inbound = Queue::new(config.queue_capacity, config.overflow);
         #[cfg(feature = "metrics")]
-        inbound.measure_wait(shared.metrics.delivery_wait());
+        {
+            inbound.measure_wait(shared.metrics.delivery_wait());
+            let _ = shared.stats.venue_lag.set(shared.metrics.venue_lag());
+        }
         shared.stats.track(&inbound);
         let messages = Messages::new(Arc::clone(&inbound));
         let queue_capacity = config.queue_capacity;

@@ -33,6 +33,7 @@
 //! | `resilient_ws_stashed`, `resilient_ws_subscriptions` | gauge | the stash and live subscriptions |
 //! | `resilient_ws_connection_state` | gauge | 0 closed, 1 connecting, 2 backoff, 3 connected, 4 closing |
 //! | `resilient_ws_delivery_wait_seconds` | histogram | per data message: queued by the supervisor -> taken by the consumer |
+//! | `resilient_ws_venue_lag_seconds` | histogram | per data message whose venue sends a timestamp ([`Protocol::venue_time`](crate::Protocol::venue_time)): venue timestamp -> read from the socket (0 when the venue's clock is ahead) |
 //!
 //! The delivery wait is the one number recorded per message (on the consumer's
 //! side, under the queue lock it already takes): it cannot come from a snapshot.
@@ -55,6 +56,7 @@ pub(crate) struct Publisher {
     queued: Gauge,
     state: Gauge,
     wait: Histogram,
+    lag: Histogram,
 }
 
 enum Series {
@@ -101,6 +103,7 @@ impl Publisher {
             queued: ::metrics::gauge!(format!("{PREFIX}queued"), labels.clone()),
             state: ::metrics::gauge!(format!("{PREFIX}connection_state"), labels.clone()),
             wait: ::metrics::histogram!(format!("{PREFIX}delivery_wait_seconds"), labels.clone()),
+            lag: ::metrics::histogram!(format!("{PREFIX}venue_lag_seconds"), labels.clone()),
         }
     }
 
@@ -117,6 +120,11 @@ impl Publisher {
         self.dropped.absolute(stats.queues.dropped);
         self.queued.set(stats.queues.queued as f64);
         self.state(state);
+    }
+
+    /// The histogram the session records venue-timestamp-to-receive lags in.
+    pub(crate) fn venue_lag(&self) -> Histogram {
+        self.lag.clone()
     }
 
     /// The histogram every queue of this client records its delivery waits in.

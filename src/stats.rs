@@ -161,6 +161,10 @@ pub(crate) struct StatsHub {
     /// load as a pool sees it. Kept by [`InFlight`] guards.
     pub(crate) subscribes_in_flight: Counter,
     queues: Mutex<QueueSet>,
+    /// Where the session records venue-timestamp-to-receive lags (feature
+    /// `metrics`; set once when the client is spawned).
+    #[cfg(feature = "metrics")]
+    pub(crate) venue_lag: std::sync::OnceLock<::metrics::Histogram>,
 }
 
 /// Pruning starts once this many queues are tracked.

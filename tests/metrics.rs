@@ -192,3 +192,48 @@ async fn metrics_are_published_while_running_not_only_at_close() {
     assert_eq!(get(&published, "subscriptions", ""), 1.0);
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn venue_timestamps_give_a_receive_lag_per_stamped_frame() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let (client, _unsolicited) = metrics::with_local_recorder(&recorder, || {
+        Client::spawn(config(&exchange.url()), Kalshi::new())
+    });
+    let mut a = client
+        .subscribe(Topic::new("ticker").symbol("A"))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Three frames stamped 100 s ago, one with no stamp (no sample).
+    for n in 0..3 {
+        exchange.publish("A", json!({ "n": n, "ts": now - 100 }));
+    }
+    exchange.publish("A", json!({ "n": 3 }));
+    let mut data = 0;
+    while data < 4 {
+        match next(&mut a).await {
+            Some(Ok(Update::Data(_))) => data += 1,
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    client.close().await.expect("clean close");
+    let lags: Vec<f64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "resilient_ws_venue_lag_seconds")
+        .flat_map(|(.., value)| match value {
+            DebugValue::Histogram(samples) => samples.into_iter().map(|s| s.into_inner()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(lags.len(), 3, "{lags:?}");
+    // 100 s old, give or take the test's own second boundaries.
+    assert!(lags.iter().all(|l| (99.0..=160.0).contains(l)), "{lags:?}");
+}

@@ -81,6 +81,17 @@ impl Protocol for Kalshi {
         "kalshi"
     }
 
+    /// Kalshi stamps market-data messages with `ts`, Unix seconds (e.g. the
+    /// `ticker` channel's `msg.ts`).
+    fn venue_time(&self, payload: &str) -> Option<std::time::SystemTime> {
+        #[derive(serde::Deserialize)]
+        struct Stamped {
+            ts: Option<u64>,
+        }
+        let secs = serde_json::from_str::<Stamped>(payload).ok()?.ts?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+    }
+
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
         // `can_batch` is false, so there is one topic.
         let mut params = Map::new();

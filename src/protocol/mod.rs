@@ -351,6 +351,16 @@ pub trait Protocol: Send + 'static {
         None
     }
 
+    /// The venue's own timestamp of a data payload (the span
+    /// [`Frame::payload`](crate::Frame::payload) returns), where the venue sends
+    /// one. Only the `metrics` feature calls it, for the
+    /// venue-timestamp-to-receive lag histogram, so it costs nothing otherwise.
+    /// Default: `None`.
+    fn venue_time(&self, payload: &str) -> Option<std::time::SystemTime> {
+        let _ = payload;
+        None
+    }
+
     /// The venue's documented per-connection limits (channels per connection,
     /// subscribe operations per window). A [`Pool`](crate::Pool) takes
     /// `channels_per_connection` as its default cap per connection. Default:

@@ -211,6 +211,8 @@ impl<P: Protocol> SessionCore<P> {
                 self.data_seen();
                 let span = payload.and_then(|part| span_of(text.as_str(), part));
                 let frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
+                #[cfg(feature = "metrics")]
+                self.record_venue_lag(&frame);
                 self.route(server_id, frame, checksum, now);
             }
             Inbound::Unsolicited => {
@@ -289,6 +291,28 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     // ---- data -----------------------------------------------------------------
+
+    /// The venue-timestamp-to-receive lag of a data frame, where the venue
+    /// stamps its payloads (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    fn record_venue_lag(&self, frame: &Frame) {
+        let Some(histogram) = self.stats.venue_lag.get() else {
+            return;
+        };
+        let Some(stamp) = frame
+            .payload_text()
+            .and_then(|payload| self.protocol.venue_time(payload))
+        else {
+            return;
+        };
+        // A venue clock ahead of ours is a zero lag, not a negative one.
+        let lag = frame
+            .received()
+            .wall
+            .duration_since(stamp)
+            .unwrap_or_default();
+        histogram.record(lag.as_secs_f64());
+    }
 
     /// Routes a data frame by its server id.
     fn route(

@@ -407,14 +407,15 @@ impl Registry {
 
     /// The queue a data frame for `client_id` goes to, and the verdict on its
     /// sequence number (recorded), in one lookup: this runs for every frame.
+    /// The queue is lent, not cloned: no reference-count traffic per frame.
     pub fn target(
         &mut self,
         client_id: ClientId,
         seq: Option<u64>,
-    ) -> Option<(Arc<Queue>, SeqCheck)> {
+    ) -> Option<(&Arc<Queue>, SeqCheck)> {
         let entry = self.subs.get_mut(&client_id)?;
         let verdict = seq.map_or(SeqCheck::InOrder, |seq| entry.check_seq(seq));
-        Some((Arc::clone(&entry.queue), verdict))
+        Some((&entry.queue, verdict))
     }
 
     /// Takes `client_id` off its server id so it can be re-subscribed (for a

@@ -18,7 +18,7 @@ pub(crate) struct Settings {
     /// current-thread and 2 workers, or only `BENCH_CLIENT_THREADS` when set.
     pub(crate) runtimes: Vec<usize>,
     /// `BENCH_VENUES` (comma-separated: kalshi, kraken): the throughput
-    /// matrix's frames; both when unset.
+    /// matrix's frames; both when unset (Kalshi only with `BENCH_CONSUMER`).
     pub(crate) venues: Vec<Venue>,
     /// Frames per throughput run.
     pub(crate) frames: u64,
@@ -63,6 +63,10 @@ impl Settings {
                     other => panic!("BENCH_VENUES: unknown venue {other:?} (kalshi, kraken)"),
                 })
                 .collect(),
+            // A profile of one side (`BENCH_CONSUMER`) stays on Kalshi frames
+            // unless asked, so the callgrind commands in BENCHMARKS.md keep
+            // measuring what they measured before Kraken joined the matrix.
+            Err(_) if std::env::var_os("BENCH_CONSUMER").is_some() => vec![Venue::Kalshi],
             Err(_) => vec![Venue::Kalshi, Venue::Kraken],
         };
         if quick {

@@ -68,6 +68,7 @@ pub(crate) struct Value<'a> {
 
 impl<'a> Value<'a> {
     /// The content of a string without escapes, else `None`.
+    #[inline]
     pub(crate) fn plain_str(&self) -> Option<&'a str> {
         match self.kind {
             Kind::Str { plain: true } => self
@@ -79,6 +80,7 @@ impl<'a> Value<'a> {
     }
 
     /// A non-negative integer that fits a `u64`, else `None`.
+    #[inline]
     pub(crate) fn uint(&self) -> Option<u64> {
         match self.kind {
             Kind::Num { uint: true } => self.raw.parse().ok(),
@@ -106,15 +108,18 @@ impl<'a> Cursor<'a> {
         Self { text, pos: 0 }
     }
 
+    #[inline]
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes().get(self.pos).copied()
     }
 
     /// Skips JSON whitespace (space, tab, line feed, carriage return).
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -122,6 +127,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `byte` (after whitespace), or fails.
+    #[inline]
     fn expect(&mut self, byte: u8) -> Option<()> {
         self.ws();
         if self.peek() == Some(byte) {
@@ -133,6 +139,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Opens an object (after whitespace): `{`.
+    #[inline]
     pub(crate) fn begin_object(&mut self) -> Option<Members> {
         self.expect(b'{')?;
         Some(Members::default())
@@ -141,6 +148,7 @@ impl<'a> Cursor<'a> {
     /// The next key of the object being walked, with the `:` after it consumed;
     /// `Some(None)` when the object ended (its `}` consumed). `None` (bail) on
     /// bad syntax or a key with escapes (serde would match it unescaped).
+    #[inline]
     pub(crate) fn next_key(&mut self, members: &mut Members) -> Option<Option<&'a str>> {
         self.ws();
         if self.peek() == Some(b'}') {
@@ -166,6 +174,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next value (after whitespace), validated and skipped.
+    #[inline]
     pub(crate) fn value(&mut self) -> Option<Value<'a>> {
         self.ws();
         let start = self.pos;
@@ -178,23 +187,27 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether the next byte (after whitespace) is `byte`, without consuming it.
+    #[inline]
     pub(crate) fn at(&mut self, byte: u8) -> bool {
         self.ws();
         self.peek() == Some(byte)
     }
 
     /// The current byte offset.
+    #[inline]
     pub(crate) fn offset(&self) -> usize {
         self.pos
     }
 
     /// The text from `start` to the current offset.
+    #[inline]
     pub(crate) fn since(&self, start: usize) -> Option<&'a str> {
         self.text.get(start..self.pos)
     }
 
     /// Opens an array (after whitespace): `[`. Returns whether it is empty
     /// (then its `]` is consumed too).
+    #[inline]
     pub(crate) fn begin_array(&mut self) -> Option<bool> {
         self.expect(b'[')?;
         self.ws();
@@ -207,6 +220,7 @@ impl<'a> Cursor<'a> {
 
     /// Skips the rest of an array whose first element was just read:
     /// `(, value)* ]`.
+    #[inline]
     pub(crate) fn finish_array(&mut self) -> Option<()> {
         loop {
             self.ws();
@@ -225,6 +239,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Checks that only JSON whitespace is left.
+    #[inline]
     pub(crate) fn end(&mut self) -> Option<()> {
         self.ws();
         (self.pos == self.text.len()).then_some(())
@@ -238,6 +253,7 @@ pub(crate) struct Seen(u16);
 
 impl Seen {
     /// Marks key number `index`; `None` when it was seen before.
+    #[inline]
     pub(crate) fn first(&mut self, index: u8) -> Option<()> {
         let bit = 1u16.checked_shl(u32::from(index))?;
         if self.0 & bit != 0 {

@@ -26,20 +26,23 @@ const fn splat(byte: u8) -> u64 {
 const ONES: u64 = splat(0x01);
 const HIGHS: u64 = splat(0x80);
 
-/// Whether any of the eight bytes in `word` is `"`, `\` or below 0x20: the
-/// bytes that end a run of plain string content. (For each test, a byte's high
-/// bit is set in the result only if the subtraction borrowed through it and
-/// the byte itself had no high bit; that is exact for "some byte matches".)
-fn has_special(word: u64) -> bool {
+/// A mask with the high bit set in each of the eight bytes of `word` (first
+/// byte lowest) that is `"`, `\\` or below 0x20, the bytes that end a run of
+/// plain string content; zero when there is none. Bytes after a match may be
+/// flagged falsely (a borrow carries into them), bytes before one never are,
+/// so the lowest set bit is exactly the first match.
+#[inline(always)]
+fn specials(word: u64) -> u64 {
     let control = word.wrapping_sub(splat(0x20)) & !word;
     let quote = word ^ splat(b'"');
     let quote = quote.wrapping_sub(ONES) & !quote;
     let backslash = word ^ splat(b'\\');
     let backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (control | quote | backslash) & HIGHS != 0
+    (control | quote | backslash) & HIGHS
 }
 
 /// Skips JSON whitespace from `pos`.
+#[inline(always)]
 fn ws(bytes: &[u8], mut pos: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
         pos += 1;
@@ -49,6 +52,7 @@ fn ws(bytes: &[u8], mut pos: usize) -> usize {
 
 /// A string starting at its opening quote (`bytes[pos]` is `"`): the offset
 /// past its closing quote, and whether it had no escapes.
+#[inline(always)]
 pub(super) fn string(bytes: &[u8], pos: usize) -> Option<(usize, bool)> {
     if bytes.get(pos) != Some(&b'"') {
         return None;
@@ -56,10 +60,12 @@ pub(super) fn string(bytes: &[u8], pos: usize) -> Option<(usize, bool)> {
     let mut pos = pos + 1;
     let mut plain = true;
     loop {
-        // Eight bytes at a time through plain content.
+        // Eight bytes at a time through plain content, to the first special
+        // byte; the last few bytes of the frame go one at a time below.
         while let Some(chunk) = bytes.get(pos..pos + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            if has_special(word) {
+            let mask = specials(u64::from_le_bytes(chunk.try_into().ok()?));
+            if mask != 0 {
+                pos += (mask.trailing_zeros() / 8) as usize;
                 break;
             }
             pos += 8;
@@ -77,6 +83,7 @@ pub(super) fn string(bytes: &[u8], pos: usize) -> Option<(usize, bool)> {
 }
 
 /// The escape after a backslash (at `pos`): the offset past it.
+#[inline(always)]
 fn escape(bytes: &[u8], pos: usize) -> Option<usize> {
     match *bytes.get(pos)? {
         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(pos + 1),
@@ -91,8 +98,20 @@ fn escape(bytes: &[u8], pos: usize) -> Option<usize> {
 }
 
 /// Skips ASCII digits from `pos`; `None` unless there is at least one.
+#[inline(always)]
 fn digits(bytes: &[u8], pos: usize) -> Option<usize> {
     let mut end = pos;
+    // Eight at a time while all eight are digits: each byte is 0x30..=0x39
+    // when its high nibble is 3 and adding 6 does not carry out of the nibble.
+    while let Some(chunk) = bytes.get(end..end + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let nibbles = splat(0xf0);
+        if word & nibbles != splat(0x30) || word.wrapping_add(splat(0x06)) & nibbles != splat(0x30)
+        {
+            break;
+        }
+        end += 8;
+    }
     while bytes.get(end).is_some_and(u8::is_ascii_digit) {
         end += 1;
     }
@@ -101,6 +120,7 @@ fn digits(bytes: &[u8], pos: usize) -> Option<usize> {
 
 /// A number starting at `pos`: the offset past it, and whether it was only
 /// digits.
+#[inline(always)]
 fn number(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)> {
     let mut uint = true;
     if bytes.get(pos) == Some(&b'-') {
@@ -128,12 +148,14 @@ fn number(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)> {
 }
 
 /// A literal `word` at `pos`: the offset past it.
+#[inline(always)]
 fn literal(bytes: &[u8], pos: usize, word: &[u8]) -> Option<usize> {
     let end = pos + word.len();
     (bytes.get(pos..end)? == word).then_some(end)
 }
 
 /// A scalar (anything but an array or object) at `pos`.
+#[inline(always)]
 fn scalar(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
     match *bytes.get(pos)? {
         b'"' => string(bytes, pos).map(|(end, plain)| (end, Kind::Str { plain })),
@@ -146,6 +168,7 @@ fn scalar(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
 }
 
 /// A key and its colon, at `pos` (after whitespace): the offset past the colon.
+#[inline(always)]
 fn key(bytes: &[u8], pos: usize) -> Option<usize> {
     let (end, _) = string(bytes, ws(bytes, pos))?;
     let colon = ws(bytes, end);
@@ -154,6 +177,7 @@ fn key(bytes: &[u8], pos: usize) -> Option<usize> {
 
 /// Any value starting exactly at `pos` (no leading whitespace): the offset past
 /// it and its kind.
+#[inline]
 pub(super) fn value(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
     match *bytes.get(pos)? {
         b'[' | b'{' => container(bytes, pos).map(|end| (end, Kind::Container)),
@@ -318,16 +342,39 @@ mod tests {
     }
 
     #[test]
-    fn the_word_test_finds_every_special_byte() {
+    fn the_word_test_finds_the_first_special_byte() {
         for special in [b'"', b'\\', 0x00, 0x1f] {
             for at in 0..8 {
-                let mut chunk = [b'a'; 8];
-                chunk[at] = special;
-                assert!(has_special(u64::from_le_bytes(chunk)), "{special} at {at}");
+                for after in [b'"', b'\\', 0x00, b'a', 0x80] {
+                    let mut chunk = [b'a'; 8];
+                    chunk[at] = special;
+                    for byte in chunk.iter_mut().skip(at + 1) {
+                        *byte = after;
+                    }
+                    let mask = specials(u64::from_le_bytes(chunk));
+                    assert_eq!(mask.trailing_zeros() / 8, at as u32, "{special} at {at}");
+                }
             }
         }
-        for plain in [b' ', b'a', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
-            assert!(!has_special(u64::from_le_bytes([plain; 8])), "{plain}");
+        for plain in [b' ', b'a', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']', 0x20] {
+            assert_eq!(specials(u64::from_le_bytes([plain; 8])), 0, "{plain}");
+        }
+        // Strings end exactly at their quote wherever it falls in a word.
+        for len in 0..24 {
+            for tail in ["", ",", "1234567890abcdef"] {
+                let text = format!("\"{}\"{tail}", "\u{e9}".repeat(len));
+                assert_eq!(
+                    string(text.as_bytes(), 0),
+                    Some((text.len() - tail.len(), true)),
+                    "{text}"
+                );
+                let text = format!("\"{}\\n{}\"{tail}", "x".repeat(len), "y".repeat(len % 9));
+                assert_eq!(
+                    string(text.as_bytes(), 0),
+                    Some((text.len() - tail.len(), false)),
+                    "{text}"
+                );
+            }
         }
     }
 }

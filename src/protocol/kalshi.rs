@@ -134,8 +134,9 @@ impl Protocol for Kalshi {
         })
     }
 
-    /// Data frames take the single-pass scan ([`scan::kalshi`]); anything it
-    /// does not answer takes the serde path, which stays the reference.
+    /// Data frames take the single-pass scan (`protocol::scan::kalshi`, not
+    /// public); anything it does not answer takes the serde path, which stays
+    /// the reference.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
         match Self::classify_fast(text) {
             Some(inbound) => inbound,

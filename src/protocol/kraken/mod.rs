@@ -449,8 +449,9 @@ impl Protocol for Kraken {
         })
     }
 
-    /// Non-book data frames take the single-pass scan ([`scan::kraken`]);
-    /// anything it does not answer takes the serde path, the reference.
+    /// Non-book data frames take the single-pass scan (`protocol::scan::kraken`,
+    /// not public); anything it does not answer takes the serde path, the
+    /// reference.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
         match self.classify_fast(text) {
             Some(inbound) => inbound,

@@ -71,10 +71,9 @@ impl<'a> Value<'a> {
     #[inline]
     pub(crate) fn plain_str(&self) -> Option<&'a str> {
         match self.kind {
-            Kind::Str { plain: true } => self
-                .raw
-                .strip_prefix('"')
-                .and_then(|r| r.strip_suffix('"')),
+            Kind::Str { plain: true } => {
+                self.raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'))
+            }
             _ => None,
         }
     }

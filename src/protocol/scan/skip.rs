@@ -89,9 +89,7 @@ fn escape(bytes: &[u8], pos: usize) -> Option<usize> {
         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(pos + 1),
         b'u' => {
             let hex = bytes.get(pos + 1..pos + 5)?;
-            hex.iter()
-                .all(u8::is_ascii_hexdigit)
-                .then_some(pos + 5)
+            hex.iter().all(u8::is_ascii_hexdigit).then_some(pos + 5)
         }
         _ => None,
     }
@@ -318,10 +316,7 @@ mod tests {
             "]",
         ] {
             assert!(!serde_accepts(text), "serde accepts {text}");
-            assert!(
-                skip(text).is_none_or(|(end, _)| end < text.len()),
-                "{text}"
-            );
+            assert!(skip(text).is_none_or(|(end, _)| end < text.len()), "{text}");
         }
     }
 

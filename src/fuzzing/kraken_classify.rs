@@ -70,7 +70,7 @@ pub fn kraken_classify(data: &[u8]) {
     }
 }
 
-fn kraken_command(kraken: &mut Kraken, command: &str, req_id: u64) {
+pub(super) fn kraken_command(kraken: &mut Kraken, command: &str, req_id: u64) {
     let mut words = command.split_whitespace();
     match words.next() {
         Some("sub") => {

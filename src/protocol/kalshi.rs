@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::json::{self, Num, Text};
+use super::scan;
 use super::{Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
@@ -133,7 +134,30 @@ impl Protocol for Kalshi {
         })
     }
 
+    /// Data frames take the single-pass scan (`protocol::scan::kalshi`, not
+    /// public); anything it does not answer takes the serde path, which stays
+    /// the reference.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
+        match Self::classify_fast(text) {
+            Some(inbound) => inbound,
+            None => Self::classify_serde(text),
+        }
+    }
+}
+
+impl Kalshi {
+    /// The fast path: a data frame read by the single-pass scanner, or `None`.
+    pub(crate) fn classify_fast(text: &str) -> Option<Inbound<'_>> {
+        scan::kalshi::data(text).map(|data| Inbound::Data {
+            server_id: ServerId::Num(data.sid),
+            seq: data.seq,
+            checksum: None,
+            payload: data.msg,
+        })
+    }
+
+    /// The reference path: every frame read through serde.
+    pub(crate) fn classify_serde<'a>(text: &'a str) -> Inbound<'a> {
         if !json::is_object(text) {
             return Inbound::Invalid(ProtocolError::Unparseable(
                 "kalshi: frame is not a JSON object".to_owned(),

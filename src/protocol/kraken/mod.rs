@@ -21,13 +21,13 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::json::{self, opt_u64};
 use super::{ChecksumMismatch, Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::ProtocolError;
 use crate::token::Secret;
-use frames::{first_head, parse_u32, AckResult, BookItem, Envelope, RawLevel};
+use frames::{first_head, parse_u32, BookItem, RawLevel};
 
 pub mod book;
+mod classify;
 mod error;
 mod frames;
 
@@ -449,80 +449,13 @@ impl Protocol for Kraken {
         })
     }
 
+    /// Non-book data frames take the single-pass scan (`protocol::scan::kraken`,
+    /// not public); anything it does not answer takes the serde path, the
+    /// reference.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
-        if !json::is_object(text) {
-            return Inbound::Invalid(ProtocolError::Unparseable(
-                "kraken: frame is not a JSON object".to_owned(),
-            ));
-        }
-        let frame: Envelope<'a> = match serde_json::from_str(text) {
-            Ok(frame) => frame,
-            Err(error) => return Inbound::Invalid(json::unparseable("kraken", &error)),
-        };
-        let req_id = opt_u64(frame.req_id);
-        if let Some(method) = frame.method.as_deref() {
-            let failed = frame.failed();
-            return match method {
-                "subscribe" if failed => Inbound::Rejected {
-                    req_id,
-                    error: frame.venue_error(),
-                    symbol: frame.symbol.0,
-                },
-                "subscribe" => {
-                    let result = frame
-                        .result
-                        .and_then(|raw| serde_json::from_str::<AckResult<'a>>(raw.get()).ok())
-                        .unwrap_or_default();
-                    let Some(channel) = result.channel.as_deref() else {
-                        return Inbound::Invalid(ProtocolError::Unparseable(
-                            "kraken: subscribe acknowledgement without result.channel".to_owned(),
-                        ));
-                    };
-                    let server_id = self.key(channel, result.symbol.as_deref());
-                    Inbound::Subscribed {
-                        req_id,
-                        server_id,
-                        channel: result.channel.0,
-                        symbol: result.symbol.0,
-                    }
-                }
-                "unsubscribe" if failed => Inbound::Rejected {
-                    req_id,
-                    error: frame.venue_error(),
-                    symbol: frame.symbol.0,
-                },
-                "unsubscribe" => Inbound::Unsubscribed { req_id },
-                "pong" => Inbound::Pong,
-                _ => match req_id {
-                    Some(req_id) => Inbound::Response {
-                        req_id,
-                        error: failed.then(|| frame.venue_error()),
-                    },
-                    None => Inbound::Control,
-                },
-            };
-        }
-        if let Some(channel) = frame.channel.as_deref() {
-            return match (channel, frame.data) {
-                ("heartbeat", _) => Inbound::Heartbeat,
-                ("status", _) | (_, None) => Inbound::Control,
-                (channel, Some(data)) => {
-                    let snapshot = frame.kind.as_deref() == Some("snapshot");
-                    let seq = opt_u64(frame.sequence);
-                    self.classify_data(channel, snapshot, data, seq)
-                }
-            };
-        }
-        match req_id {
-            Some(req_id) => Inbound::Response {
-                req_id,
-                error: frame.failed().then(|| frame.venue_error()),
-            },
-            // A venue error that answers nothing identifiable.
-            None if frame.error.0.is_some() => Inbound::Control,
-            None => Inbound::Invalid(ProtocolError::Unparseable(
-                "kraken: frame has neither method nor channel".to_owned(),
-            )),
+        match self.classify_fast(text) {
+            Some(inbound) => inbound,
+            None => self.classify_serde(text),
         }
     }
 

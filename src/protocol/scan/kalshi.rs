@@ -1,0 +1,69 @@
+//! The Kalshi fast path: a data frame's `sid`, `seq` and `msg` in one pass.
+//!
+//! It answers only for a data frame serde would read the same way: `type` a
+//! plain string that is not an acknowledgement (`subscribed`, `error`,
+//! `unsubscribed`, `ok`) or absent; `sid` a `u64`; `seq` a `u64` or absent;
+//! `id` a `u64` or absent (serde reads it too, and would refuse some values,
+//! e.g. `1e400`); `msg` anything (`null` reads as absent, as serde reads an
+//! `Option`). Each of those keys at most once: serde's derived struct refuses
+//! a duplicate. Anything else returns `None` and `Kalshi::classify` takes the
+//! serde path.
+
+use super::{Cursor, Kind, Seen};
+
+/// The routing fields of a Kalshi data frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Data<'a> {
+    /// The subscription id.
+    pub(crate) sid: u64,
+    /// The sequence number, when present.
+    pub(crate) seq: Option<u64>,
+    /// The text of `msg`, when present and not `null`.
+    pub(crate) msg: Option<&'a str>,
+}
+
+/// `type` values that are not data.
+const ACKS: [&str; 4] = ["subscribed", "error", "unsubscribed", "ok"];
+
+/// The routing fields of `text` when it is a Kalshi data frame the fast path
+/// can read exactly as serde would; `None` otherwise.
+pub(crate) fn data(text: &str) -> Option<Data<'_>> {
+    let mut cursor = Cursor::new(text);
+    let mut members = cursor.begin_object()?;
+    let mut seen = Seen::default();
+    let (mut sid, mut seq, mut msg) = (None, None, None);
+    while let Some(key) = cursor.next_key(&mut members)? {
+        let value = cursor.value()?;
+        match key {
+            "id" => {
+                seen.first(0)?;
+                value.uint()?;
+            }
+            "type" => {
+                seen.first(1)?;
+                if ACKS.contains(&value.plain_str()?) {
+                    return None;
+                }
+            }
+            "sid" => {
+                seen.first(2)?;
+                sid = Some(value.uint()?);
+            }
+            "seq" => {
+                seen.first(3)?;
+                seq = Some(value.uint()?);
+            }
+            "msg" => {
+                seen.first(4)?;
+                msg = (value.kind != Kind::Null).then_some(value.raw);
+            }
+            _ => {}
+        }
+    }
+    cursor.end()?;
+    Some(Data {
+        sid: sid?,
+        seq,
+        msg,
+    })
+}

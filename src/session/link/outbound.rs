@@ -65,7 +65,10 @@ enum Lane {
 impl Outgoing {
     /// Whether this frame spends one of the venue's subscribe operations.
     fn is_op(&self) -> bool {
-        matches!(self, Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. })
+        matches!(
+            self,
+            Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. }
+        )
     }
 }
 
@@ -227,7 +230,9 @@ mod tests {
     }
 
     fn take_all(out: &mut Outbound, now: Instant) -> Vec<String> {
-        std::iter::from_fn(|| out.take(now)).map(|o| text(&o)).collect()
+        std::iter::from_fn(|| out.take(now))
+            .map(|o| text(&o))
+            .collect()
     }
 
     fn outbound(ops: u32, per: Duration) -> Outbound {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Messages, Subscription, Topic, Update,
-    VenueErrorKind, Weex,
+    Backoff, Client, Config, ConfigBuilder, Error, Event, Messages, Pool, PoolOptions,
+    Subscription, Topic, Update, VenueErrorKind, Weex,
 };
 use serde_json::Value;
 use support::op_venue::{Dialect, OpVenue};
@@ -263,4 +263,46 @@ async fn a_new_connection_starts_a_fresh_window_and_its_replay_spends_it() {
     assert_eq!(on_second, 3);
     weex::push(&venue, "ticker", "LIVE", 3);
     assert_eq!(next_data(&mut live[0]).await["data"][0]["n"], 3);
+}
+
+#[tokio::test]
+async fn a_pool_places_around_a_connection_whose_window_holds_requests_back() {
+    let venue = OpVenue::start(Dialect::Weex).await.unwrap();
+    let options = PoolOptions::default().connect_spacing(Duration::from_millis(1));
+    let pool = Pool::new(fast(&venue.url()).build().unwrap(), Weex::new, options).unwrap();
+    for n in 0..120 {
+        let sub = pool
+            .subscribe(Topic::new("ticker").symbol(format!("S{n}")))
+            .await
+            .unwrap();
+        sub.unsubscribe().await.unwrap();
+    }
+    wait_until("240 operations written", || {
+        venue.ops("subscribe").len() + venue.ops("unsubscribe").len() == 240
+    })
+    .await;
+    assert_eq!(pool.connections(), 1);
+    // The first member's window is spent but holds nothing back yet: the
+    // next subscribe goes there and waits...
+    let held = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.subscribe(Topic::new("depth").symbol("HELD")).await }
+    });
+    wait_until("a request held back", || {
+        pool.stats().connections[0].stats.subscribe_ops_waiting == 1
+    })
+    .await;
+    // ...and the one after opens a connection with a fresh window.
+    let next = tokio::time::timeout(
+        support::SOON,
+        pool.subscribe(Topic::new("depth").symbol("NEXT")),
+    )
+    .await
+    .expect("placed on a connection with budget");
+    assert!(next.is_ok(), "{next:?}");
+    assert_eq!((pool.connections(), venue.handshakes()), (2, 2));
+    assert!(!held.is_finished());
+    held.abort();
+    drop(next);
+    pool.close().await.unwrap();
 }

@@ -273,6 +273,7 @@ impl<P: Protocol> SessionCore<P> {
         let counters = &self.stats.counters;
         counters.unroutable.add(dropped as u64);
         counters.stashed.set(0);
+        counters.subscribe_ops_waiting.set(0);
         self.protocol.reset();
     }
 
@@ -329,8 +330,18 @@ impl<P: Protocol> SessionCore<P> {
     // ---- writes ---------------------------------------------------------------
 
     /// When the next frame may be written: `None` when nothing waits.
+    ///
+    /// Also publishes how many subscribe operations the venue's window holds
+    /// back (the shell asks before every wait, so the gauge is current
+    /// whenever a pool reads it to place a subscription).
     pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
-        self.link.as_ref()?.outbound.next_write_at(now)
+        let outbound = &self.link.as_ref()?.outbound;
+        let held = outbound.ops_held(now) as u64;
+        let gauge = &self.stats.counters.subscribe_ops_waiting;
+        if gauge.get() != held {
+            gauge.set(held);
+        }
+        outbound.next_write_at(now)
     }
 
     /// The next frame to write, if one is due at `now`. The shell writes it and

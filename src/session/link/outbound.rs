@@ -171,6 +171,15 @@ impl Outbound {
         }
     }
 
+    /// How many operations the window holds back at `now` (0 while it is open).
+    pub(super) fn ops_held(&self, now: Instant) -> usize {
+        if self.ops.is_empty() || self.ops_slot(now) <= now {
+            0
+        } else {
+            self.ops.len()
+        }
+    }
+
     /// When the next frame may be written: `None` when nothing waits.
     pub(super) fn next_write_at(&self, now: Instant) -> Option<Instant> {
         self.next(now).map(|(_, at)| at)

@@ -9,39 +9,24 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Messages, Pool, PoolOptions,
-    Subscription, Topic, Update, VenueErrorKind, Weex,
+    Client, ConfigBuilder, Error, Event, Messages, Pool, PoolOptions, Subscription, Topic,
+    VenueErrorKind, Weex,
 };
 use serde_json::Value;
-use support::op_venue::{Dialect, OpVenue};
-use support::{next, wait_event, wait_until, weex};
+use support::op_venue::{self, next_data, Dialect, OpVenue};
+use support::{wait_event, wait_until, weex};
+
+const SEED: u64 = 5;
 
 fn fast(url: &str) -> ConfigBuilder {
-    Config::builder(url)
-        .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(20)).seed(5))
-        .idle_timeout(None)
-        .rate_limit(1000, Duration::from_secs(1))
+    op_venue::fast(url, SEED)
 }
 
 async fn connect(
     venue: &OpVenue,
     b: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (Client, Messages) {
-    Client::connect(b(fast(&venue.url())).build().unwrap(), Weex::new())
-        .await
-        .unwrap()
-}
-
-async fn next_data(sub: &mut Subscription) -> Value {
-    loop {
-        match next(sub).await {
-            Some(Ok(Update::Data(frame))) => {
-                return serde_json::from_str(frame.as_text().unwrap()).unwrap()
-            }
-            Some(Ok(Update::Resubscribed { .. })) => continue,
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
+    op_venue::connect(venue, SEED, Weex::new(), b).await
 }
 
 #[tokio::test]

@@ -192,6 +192,12 @@ impl Link {
         }
     }
 
+    /// Removes the unwritten subscribe request `req_id` when the venue has an
+    /// operations window (see `outbound.rs`); whether it did.
+    pub(super) fn withdraw_subscribe(&mut self, req_id: ReqId) -> bool {
+        self.outbound.has_ops_window() && self.outbound.withdraw_subscribe(req_id)
+    }
+
     /// How many frames wait for the rate limiter.
     #[allow(dead_code)] // the session_script harness drives these
     pub(crate) fn outbound_len(&self) -> usize {
@@ -296,10 +302,16 @@ impl<P: Protocol> SessionCore<P> {
     /// Whether the shell should take commands now: not while closing, and not
     /// while many frames wait for the rate limiter (the bounded command
     /// channel then pushes back on the callers).
+    ///
+    /// Requests held back by the venue's operations window (as of the last
+    /// [`next_write_at`](Self::next_write_at)) do not count: they may wait an
+    /// hour, and `close` or `send` must not wait with them.
     pub(crate) fn accepts_commands(&self) -> bool {
-        self.link
-            .as_ref()
-            .is_some_and(|l| l.closing.is_none() && l.outbound.len() < OUTBOUND_LIMIT)
+        let held = self.stats.counters.subscribe_ops_waiting.get();
+        let held = usize::try_from(held).unwrap_or(usize::MAX);
+        self.link.as_ref().is_some_and(|l| {
+            l.closing.is_none() && l.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
+        })
     }
 
     /// Remembers how long `error` asks us to wait before the next attempt:

@@ -24,10 +24,15 @@
 //! - **Per connection.** Both venues count per connection, so each connection
 //!   starts with a fresh window: a reconnect's replay spends operations of the
 //!   new connection's window, not of the old one's.
+//! - **Nothing is sent for nobody.** With a window, a subscribe request whose
+//!   subscriptions all ended before it was written is withdrawn (it would
+//!   spend an operation, and its ack another one to unsubscribe).
 //!
-//! Memory: the operations limiter remembers at most `frames` instants; the
-//! queues are bounded by the shell, which takes no command while
-//! [`OUTBOUND_LIMIT`] frames wait.
+//! Memory: the operations limiter remembers at most `frames` instants. The
+//! shell takes no command while [`OUTBOUND_LIMIT`] frames wait, not counting
+//! requests the window holds back (an hour-long wait must not block `close`
+//! or `send`); those are bounded by the subscriptions themselves, since a
+//! withdrawn request leaves nothing behind.
 
 use std::collections::VecDeque;
 
@@ -36,6 +41,7 @@ use tokio::time::Instant;
 use super::super::rate_limit::RateLimiter;
 use super::Outgoing;
 use crate::config::RateLimit;
+use crate::subscription::ReqId;
 
 /// How many frames may wait before the shell stops taking commands.
 pub(super) const OUTBOUND_LIMIT: usize = 1024;
@@ -113,6 +119,20 @@ impl Outbound {
         }
         self.frames.insert(waiting, (0, Outgoing::Reply { text }));
         true
+    }
+
+    /// Whether the venue declared an operations window.
+    pub(super) fn has_ops_window(&self) -> bool {
+        self.ops_limiter.is_some()
+    }
+
+    /// Removes the unwritten subscribe request `req_id`; whether it was there.
+    pub(super) fn withdraw_subscribe(&mut self, req_id: ReqId) -> bool {
+        let at = self
+            .ops
+            .iter()
+            .position(|(_, o)| matches!(o, Outgoing::Subscribe { req_id: r, .. } if *r == req_id));
+        at.and_then(|at| self.ops.remove(at)).is_some()
     }
 
     /// How many frames wait.
@@ -212,7 +232,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::subscription::ReqId;
 
     fn sub(n: u64) -> Outgoing {
         Outgoing::Subscribe {

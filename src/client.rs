@@ -450,7 +450,9 @@ impl Client {
     /// subscription is never missed; it may be seen twice for an instant.
     pub(crate) fn subscription_count(&self) -> usize {
         let stats = &self.inner.shared.stats;
-        let in_flight = stats.subscribes_in_flight.get();
+        let in_flight = stats
+            .subscribes_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed);
         let registered = stats.counters.subscriptions.get();
         usize::try_from(registered.saturating_add(in_flight)).unwrap_or(usize::MAX)
     }

@@ -143,7 +143,7 @@ impl ConfigBuilder {
                 backoff: Backoff::default(),
                 ping_interval: Duration::from_secs(5),
                 pong_timeout: Duration::from_secs(5),
-                idle_timeout: Some(Duration::from_secs(60)),
+                idle_timeout: None,
                 request_timeout: Duration::from_secs(10),
                 close_timeout: Duration::from_secs(5),
                 max_message_size: 16 << 20,
@@ -210,7 +210,12 @@ impl ConfigBuilder {
     }
 
     /// Reconnect when no data frame (or venue heartbeat) arrives for this long;
-    /// pings and pongs do not count. `None` disables it. Default 60 s.
+    /// pings and pongs do not count. `None` disables it. Default `None`: a
+    /// dead socket is already found by the ping deadline (`ping_interval` +
+    /// `pong_timeout`, 10 s by default), and a market can be quiet for minutes
+    /// while its feed is alive, so an idle timer on by default would recycle
+    /// live feeds. Set it for a venue whose subscriptions can stall while the
+    /// socket still answers pings.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self

@@ -272,15 +272,14 @@ impl Queue {
     /// the queue is unlisted, and the next push lists it again).
     pub(crate) fn pop_listed(&self) -> Popped {
         let mut state = self.lock();
+        let was_full = state.data_len >= self.capacity;
         if let Some(item) = Self::take(&mut state, self.capacity) {
             #[cfg(feature = "metrics")]
             self.record_wait(&mut state, &item);
             let more = state.readable();
             state.listed = more;
             drop(state);
-            if matches!(self.policy, Overflow::Block { .. }) {
-                self.space.notify_one();
-            }
+            self.made_room(was_full);
             return Popped::Item(item, more);
         }
         match state.end.take() {
@@ -432,13 +431,12 @@ impl Queue {
     /// The consumer side: next item, the terminal error, or the end.
     pub fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Update, Error>>> {
         let mut state = self.lock();
+        let was_full = state.data_len >= self.capacity;
         if let Some(item) = Self::take(&mut state, self.capacity) {
             #[cfg(feature = "metrics")]
             self.record_wait(&mut state, &item);
             drop(state);
-            if matches!(self.policy, Overflow::Block { .. }) {
-                self.space.notify_one();
-            }
+            self.made_room(was_full);
             return Poll::Ready(Some(item));
         }
         match state.end.take() {
@@ -458,6 +456,16 @@ impl Queue {
         self.consumer.register(cx.waker());
         drop(state);
         Poll::Pending
+    }
+
+    /// Tells a supervisor waiting for room (policy `Block`) that there is
+    /// some. It only waits on a full queue, so only the pop that took a full
+    /// queue below capacity notifies: the pops after it would be wasted
+    /// atomics on the consumer's hot path.
+    fn made_room(&self, was_full: bool) {
+        if was_full && matches!(self.policy, Overflow::Block { .. }) {
+            self.space.notify_one();
+        }
     }
 
     fn take(state: &mut State, capacity: usize) -> Option<Result<Update, Error>> {

@@ -6,10 +6,12 @@
 //!   policies are exactly those of a lone [`Subscription`]; the set only
 //!   changes who reads the queues.
 //! - A member queue that becomes readable puts its key once on the set's ready
-//!   list and wakes the set ([`Group`]). The set takes one item from the first
-//!   listed member and lists it again at the back if it has more, so members
-//!   are served round-robin, an idle member costs nothing per item, and the
-//!   cost of an item does not grow with the number of members.
+//!   list and wakes the set ([`Group`]). The set moves the whole shared list
+//!   into its own under one lock, takes one item from the first listed member
+//!   and lists it again at the back (of its own list) if it has more, so
+//!   members are served round-robin, an idle member costs nothing per item,
+//!   the cost of an item does not grow with the number of members, and the
+//!   shared list's lock is taken once per batch, not once per item.
 //! - Every item says which member it came from ([`SetItem`]): the client id
 //!   and the topic (shared, not copied).
 //! - Members are keyed by client id. A pool's members draw client ids from one
@@ -21,13 +23,14 @@
 //! - The set's own counters are the sum of its members' plus those of members
 //!   that left, taken once the supervisor stopped routing to them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 use futures::Stream;
+use rustc_hash::FxHashMap;
 
 use crate::client::{Client, QueueOptions};
 use crate::error::Error;
@@ -60,11 +63,28 @@ impl Group {
     }
 
     /// Lists `key` again (the consumer itself, after taking one item of many).
+    #[cfg(test)]
     pub(crate) fn relist(&self, key: ClientId) {
         self.lock().push_back(key);
     }
 
+    /// Moves every listed key to the back of `into` (the consumer's own
+    /// list); when there is none, registers the consumer's waker and returns
+    /// false.
+    pub(crate) fn take_listed(&self, into: &mut VecDeque<ClientId>, cx: &mut Context<'_>) -> bool {
+        let mut ready = self.lock();
+        if ready.is_empty() {
+            // Under the lock: a `list` lands before (and was taken) or after
+            // (and its wake finds this waker).
+            self.waker.register(cx.waker());
+            return false;
+        }
+        into.append(&mut ready);
+        true
+    }
+
     /// The next readable key, or `None` after registering the consumer's waker.
+    #[cfg(test)]
     pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<ClientId> {
         let mut ready = self.lock();
         if let Some(key) = ready.pop_front() {
@@ -128,7 +148,9 @@ pub struct SubscriptionSet {
     source: Source,
     options: QueueOptions,
     group: Arc<Group>,
-    members: HashMap<ClientId, Member>,
+    members: FxHashMap<ClientId, Member>,
+    /// Keys taken from the group's shared list, served round-robin.
+    ready: VecDeque<ClientId>,
     /// Counters of members that left.
     retired: QueueStats,
 }
@@ -139,7 +161,8 @@ impl SubscriptionSet {
             source,
             options,
             group: Arc::new(Group::default()),
-            members: HashMap::new(),
+            members: FxHashMap::default(),
+            ready: VecDeque::new(),
             retired: QueueStats::default(),
         }
     }
@@ -241,11 +264,14 @@ impl Stream for SubscriptionSet {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SetItem>> {
         let this = &mut *self;
         loop {
-            let Some(client_id) = this.group.next(cx) else {
+            if this.ready.is_empty() && !this.group.take_listed(&mut this.ready, cx) {
                 if this.members.is_empty() {
                     return Poll::Ready(None);
                 }
                 return Poll::Pending;
+            }
+            let Some(client_id) = this.ready.pop_front() else {
+                continue;
             };
             // A key of a member removed since it was listed is stale.
             let Some(member) = this.members.get(&client_id) else {
@@ -255,7 +281,7 @@ impl Stream for SubscriptionSet {
                 Popped::Item(item, more) => {
                     let topic = Arc::clone(&member.topic);
                     if more {
-                        this.group.relist(client_id);
+                        this.ready.push_back(client_id);
                     }
                     return Poll::Ready(Some(SetItem {
                         client_id,

@@ -124,25 +124,25 @@ impl Counters {
     }
 }
 
-/// One relaxed atomic counter. Written only by the supervisor task, read by
-/// handles: no ordering with other memory is needed, only no torn values.
+/// One counter with a single writer, the connection task, and any number of
+/// readers (handles). The writer is alone, so it adds with a plain load and
+/// store instead of a read-modify-write: a `lock`-prefixed add on every frame
+/// (two or three counters per frame) is pure cost when nobody else writes.
+/// Readers see whole values (atomic loads), never a torn one. A counter that
+/// several tasks change (`subscribes_in_flight`) is a plain `AtomicU64`.
 #[derive(Default)]
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
     /// Adds one.
     pub(crate) fn bump(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.add(1);
     }
 
     /// Adds `n`.
     pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Subtracts `n` (only to undo an earlier `add`).
-    pub(crate) fn sub(&self, n: u64) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
+        let value = self.0.load(Ordering::Relaxed);
+        self.0.store(value.wrapping_add(n), Ordering::Relaxed);
     }
 
     /// Overwrites the value (for gauges such as `stashed`).
@@ -163,7 +163,7 @@ pub(crate) struct StatsHub {
     /// Subscriptions asked for but not yet registered by the supervisor (in
     /// the command channel): with `counters.subscriptions`, a connection's
     /// load as a pool sees it. Kept by [`InFlight`] guards.
-    pub(crate) subscribes_in_flight: Counter,
+    pub(crate) subscribes_in_flight: AtomicU64,
     queues: Mutex<QueueSet>,
     /// Where the session records venue-timestamp-to-receive lags (feature
     /// `metrics`; set once when the client is spawned).
@@ -181,14 +181,14 @@ pub(crate) struct InFlight(Arc<StatsHub>);
 
 impl InFlight {
     pub(crate) fn new(hub: &Arc<StatsHub>) -> Self {
-        hub.subscribes_in_flight.bump();
+        hub.subscribes_in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(hub))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.subscribes_in_flight.sub(1);
+        self.0.subscribes_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

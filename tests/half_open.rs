@@ -69,8 +69,9 @@ async fn a_half_open_socket_is_detected_within_ten_seconds_with_defaults() {
 #[tokio::test(start_paused = true)]
 async fn a_quiet_feed_that_answers_pings_stays_up() {
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
-    // Defaults: pings every 5 s keep being answered; no data for 55 s, under
-    // the 60 s idle timeout (the separate, data-only guard).
+    // Defaults: pings every 5 s keep being answered and no data comes for 10
+    // minutes; the idle timeout is off by default (it recycled this feed at
+    // 60 s before), so nothing may end the session.
     let (client, _messages) =
         Client::connect(defaults(&exchange.url()).build().unwrap(), Kalshi::new())
             .await
@@ -82,20 +83,22 @@ async fn a_quiet_feed_that_answers_pings_stays_up() {
     let mut events = client.events();
     let before = client.stats();
     assert!(
-        disconnect_within(&mut events, Duration::from_secs(55))
+        disconnect_within(&mut events, Duration::from_secs(600))
             .await
             .is_none(),
         "recycled a live feed"
     );
-    let pings = client.stats().frames_out - before.frames_out;
-    assert!(pings >= 10, "{pings} pings in 55 s");
-    assert_eq!(client.stats().ping_timeouts, 0);
+    let stats = client.stats();
+    let pings = stats.frames_out - before.frames_out;
+    assert!(pings >= 100, "{pings} pings in 600 s");
+    assert_eq!((stats.ping_timeouts, stats.idle_timeouts), (0, 0));
+    assert_eq!(stats.reconnects, 0);
     client.close().await.unwrap();
 
-    // Without the idle timeout, the quiet feed stays up indefinitely.
+    // The opt-in idle timeout still recycles a feed that sends no data.
     let (client, _messages) = Client::connect(
         defaults(&exchange.url())
-            .idle_timeout(None)
+            .idle_timeout(Some(Duration::from_secs(60)))
             .build()
             .unwrap(),
         Kalshi::new(),
@@ -107,11 +110,16 @@ async fn a_quiet_feed_that_answers_pings_stays_up() {
         .await
         .unwrap();
     let mut events = client.events();
+    let cause = disconnect_within(&mut events, Duration::from_secs(90)).await;
     assert!(
-        disconnect_within(&mut events, Duration::from_secs(600))
-            .await
-            .is_none(),
-        "recycled a live feed"
+        matches!(
+            cause,
+            Some(Error::Timeout {
+                operation: Operation::Receive,
+                ..
+            })
+        ),
+        "{cause:?}"
     );
     client.close().await.unwrap();
 }

@@ -12,16 +12,24 @@
 //!   for the idle-connection phase, so the server's sockets and buffers are not
 //!   counted in the client's RSS.
 //!
-//! The client side runs on a multi-thread runtime with 2 workers. The baseline
-//! (a) is one task reading the socket, deserializing `type`, `sid` and `seq`
-//! into a borrowed struct, looking the sid up in a `HashMap` and counting; (b)
-//! is resilient-ws with one consumer task per `Subscription`.
+//! The throughput phase is a matrix run in this one process: Kalshi and
+//! Kraken v2 ticker frames (`BENCH_VENUES`), on a current-thread client runtime
+//! and on one with 2 workers (each built in turn here; `BENCH_CLIENT_THREADS=N`
+//! runs only that one), with 1 subscription and with 100 read through one
+//! `SubscriptionSet` (`BENCH_CASES`; see `matrix.rs`). Each case compares
+//! resilient-ws against (a) a raw tokio-tungstenite loop doing the routing
+//! parse a hand-written client needs (borrowed serde struct, one `HashMap`
+//! lookup) and (b) a raw loop that only reads frames. The other phases run on
+//! the 2-worker runtime (or `BENCH_CLIENT_THREADS`), Kalshi frames.
 //!
 //! The last line is machine-readable:
-//! `bench: throughput_ratio_1=R throughput_ratio_100=R vs_routing_1=R vs_routing_100_set=R vs_framing_1=R
-//! vs_framing_100_set=R vs_routing_min=R vs_framing_min=R p50_added_us=X p99_added_us=X recovery_median_ms=X
-//! kib_per_idle_conn=X`: `vs_routing` is library / baseline (a), `vs_framing` library / a raw loop that
-//! only reads frames (b); the minima cover 1 subscription and 100 read through one `SubscriptionSet`.
+//! `bench: throughput_ratio_1=R throughput_ratio_100=R vs_routing_1=R vs_routing_100_set=R
+//! vs_framing_1=R vs_framing_100_set=R vs_routing_<venue>_<ct|mt2>_<1|100>=R
+//! vs_framing_<venue>_<ct|mt2>_<1|100>=R ... matrix_cells=N vs_routing_min=R vs_framing_min=R
+//! p50_added_us=X p99_added_us=X recovery_median_ms=X kib_per_idle_conn=X`: `vs_routing` is
+//! library / (a), `vs_framing` library / (b); the unsuffixed older keys are Kalshi on the
+//! 2-worker runtime; the minima cover every judged cell that ran (`matrix_cells`, 8 for
+//! the full matrix).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -33,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use resilient_ws::{
-    Backoff, Client, Config, Kalshi, Overflow, QueueOptions, Subscription, Topic, Update,
+    Backoff, Client, Config, Kalshi, Kraken, Overflow, QueueOptions, Subscription, Topic, Update,
 };
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -43,6 +51,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 mod alloc;
+mod kraken;
+mod matrix;
 mod measure;
 mod phases;
 mod server;
@@ -50,6 +60,8 @@ mod settings;
 mod wire;
 
 use alloc::*;
+use kraken::*;
+use matrix::*;
 use measure::*;
 use phases::*;
 use server::*;
@@ -67,41 +79,28 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let settings = Settings::from_env();
+    let settings = Arc::new(Settings::from_env());
     let _ = base();
-    let rt = match settings.client_threads {
-        0 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-    }
-    .expect("client runtime");
-    // On a worker, not in `block_on`: a multi-thread runtime runs the
-    // `block_on` future on this main thread, which readiness reaches only
-    // through an extra unpark, and the raw baseline's loop runs right here.
-    rt.block_on(async { tokio::spawn(run(settings)).await })
-        .expect("benchmark task");
-}
-
-async fn run(settings: Settings) {
     let started = Instant::now();
     println!(
-        "resilient-ws benchmark{} (client: tokio {}; server: in-process thread on 127.0.0.1)",
+        "resilient-ws benchmark{} (client: tokio {} for throughput, {} for the other phases; server: in-process thread on 127.0.0.1)",
         if settings.quick { " [BENCH_QUICK]" } else { "" },
-        match settings.client_threads {
-            0 => "current-thread runtime".to_owned(),
-            n => format!("multi-thread runtime, {n} workers"),
-        }
+        settings
+            .runtimes
+            .iter()
+            .map(|&t| runtime_label(t))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        runtime_label(settings.client_threads)
     );
+    let primary = client_runtime(settings.client_threads);
 
     // Memory first, while the allocator has not yet been churned by bulk phases.
     let mut idle = None;
     if settings.runs("idle") {
         println!("\n== memory: idle connections (server in a child process, library defaults) ==");
-        match idle_memory(&settings).await {
+        let for_task = Arc::clone(&settings);
+        match on(&primary, async move { idle_memory(&for_task).await }) {
             Ok(m) => {
                 println!(
                     "  {} connections x {} subscriptions: RSS {} -> {} KiB: {:.1} KiB per connection (heap {:.1} KiB)",
@@ -116,57 +115,35 @@ async fn run(settings: Settings) {
     let server = Server::start();
 
     if settings.runs("stall") {
-        stall_phase(&server, &settings).await;
+        let (server, settings) = (server.clone(), Arc::clone(&settings));
+        on(
+            &primary,
+            async move { stall_phase(&server, &settings).await },
+        );
     }
 
-    let (mut t1, mut t100, mut t100_set) = (None, None, None);
+    let mut matrix = Vec::new();
     if settings.runs("throughput") {
-        // `BENCH_CASES=1,100,set,tasks` (all when unset) picks the runs, so a
-        // callgrind profile can cover one case.
-        let cases = std::env::var("BENCH_CASES").ok();
-        let case = |name: &str| {
-            cases
-                .as_ref()
-                .is_none_or(|c| c.split(',').any(|x| x == name))
-        };
-        let mut t100_tasks = None;
-        if case("1") {
-            println!("\n== throughput: 1 subscription ==");
-            t1 = Some(throughput(&server, &settings, 1, Consumers::TaskEach).await);
+        for &threads in &settings.runtimes {
+            // Each runtime in turn; the primary one is reused, any other is
+            // dropped (with whatever it still runs) before the next.
+            let own = (threads != settings.client_threads).then(|| client_runtime(threads));
+            let rt = own.as_ref().unwrap_or(&primary);
+            matrix.extend(on(
+                rt,
+                throughput_cell(server.clone(), Arc::clone(&settings), threads),
+            ));
         }
-        if case("100") {
-            println!("\n== throughput: 100 subscriptions, one consumer task (select_all) ==");
-            t100 = Some(throughput(&server, &settings, 100, Consumers::Merged).await);
-        }
-        if case("set") {
-            println!("\n== throughput: 100 subscriptions, one SubscriptionSet ==");
-            t100_set = Some(throughput(&server, &settings, 100, Consumers::Set).await);
-        }
-        if case("tasks") {
-            println!("\n== throughput: 100 subscriptions, one consumer task per subscription ==");
-            t100_tasks = Some(throughput(&server, &settings, 100, Consumers::TaskEach).await);
-        }
-        for (label, t) in [
-            ("1", &t1),
-            ("100, one task", &t100),
-            ("100, set", &t100_set),
-            ("100, task each", &t100_tasks),
-        ] {
-            let Some(t) = t else { continue };
-            println!(
-                "  median ({label}): raw {:.0} msg/s, resilient-ws {:.0} msg/s, ratio {:.3} (runs {}; {} frames dropped in all)",
-                median_f64(&t.raw),
-                median_f64(&t.lib),
-                t.ratio(),
-                t.lib.len(),
-                t.dropped
-            );
-        }
+        print_medians(&matrix);
     }
 
     let (mut p50_added, mut p99_added) = (None, None);
     if settings.runs("latency") {
-        let (p50, p99) = latency_phase(&server, &settings).await;
+        let (server, settings) = (server.clone(), Arc::clone(&settings));
+        let (p50, p99) = on(
+            &primary,
+            async move { latency_phase(&server, &settings).await },
+        );
         p50_added = Some(p50);
         p99_added = Some(p99);
     }
@@ -177,7 +154,11 @@ async fn run(settings: Settings) {
             "\n== recovery: {} TCP aborts, 10 subscriptions, Backoff::immediate() ==",
             settings.drops
         );
-        let mut times = recovery(&server, settings.drops, 10).await;
+        let (for_task, drops) = (server.clone(), settings.drops);
+        let mut times = on(
+            &primary,
+            async move { recovery(&for_task, drops, 10).await },
+        );
         times.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let median = ms(times[times.len() / 2]);
@@ -195,32 +176,40 @@ async fn run(settings: Settings) {
     let show = |v: Option<f64>, digits: usize| {
         v.map_or_else(|| "na".to_owned(), |v| format!("{v:.digits$}"))
     };
-    // Ratios of the runs this line covers (1 subscription, and 100 read
-    // through the merged SubscriptionSet), on this runtime and these frames.
-    let covered = [&t1, &t100_set];
-    let min = |f: &dyn Fn(&ThroughputResult) -> Option<f64>| {
-        covered
-            .iter()
-            .filter_map(|t| t.as_ref().and_then(f))
-            .reduce(f64::min)
-    };
-    let vs_routing_min = min(&|t| Some(t.ratio()));
-    let vs_framing_min = min(&ThroughputResult::vs_framing);
     println!(
-        "bench: throughput_ratio_1={} throughput_ratio_100={} vs_routing_1={} vs_routing_100_set={} vs_framing_1={} vs_framing_100_set={} vs_routing_min={} vs_framing_min={} p50_added_us={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
-        show(t1.as_ref().map(ThroughputResult::ratio), 3),
-        show(t100.as_ref().map(ThroughputResult::ratio), 3),
-        show(t1.as_ref().map(ThroughputResult::ratio), 3),
-        show(t100_set.as_ref().map(ThroughputResult::ratio), 3),
-        show(t1.as_ref().and_then(ThroughputResult::vs_framing), 3),
-        show(t100_set.as_ref().and_then(ThroughputResult::vs_framing), 3),
-        show(vs_routing_min, 3),
-        show(vs_framing_min, 3),
+        "bench: {} p50_added_us={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
+        bench_keys(&matrix, settings.client_threads),
         show(p50_added, 1),
         show(p99_added, 1),
         show(recovery_median, 2),
         show(idle.map(|m| m.kib_per_conn), 1),
     );
+}
+
+/// A client runtime: current-thread for 0, else that many workers.
+fn client_runtime(threads: usize) -> tokio::runtime::Runtime {
+    match threads {
+        0 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .expect("client runtime")
+}
+
+/// Runs `task` to completion on `rt`.
+fn on<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    task: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    // Spawned, not run in `block_on`: a multi-thread runtime runs the
+    // `block_on` future on this main thread, which readiness reaches only
+    // through an extra unpark, and the raw baselines' loops run right there.
+    rt.block_on(async { tokio::spawn(task).await })
+        .expect("benchmark task")
 }
 
 async fn stall_phase(server: &Server, settings: &Settings) {

@@ -83,6 +83,17 @@ pub(crate) fn topics(n: usize) -> Vec<Topic> {
         .collect()
 }
 
+/// Subscribes `topics` in one `subscribe_many` call, with the default queue options.
+pub(crate) async fn subscribe_topics(client: &Client, topics: Vec<Topic>) -> Vec<Subscription> {
+    client
+        .subscribe_many(topics)
+        .await
+        .expect("subscribe_many")
+        .into_iter()
+        .map(|sub| sub.expect("subscribed"))
+        .collect()
+}
+
 pub(crate) async fn subscribe_all(
     client: &Client,
     n: usize,

@@ -1,6 +1,10 @@
 //! The bench's WebSocket server on 127.0.0.1: in-process on its own thread and
 //! current-thread runtime, or in a child process (this binary re-executed with
 //! `RESILIENT_WS_BENCH_SERVER=1`) so its sockets are not counted in the client's RSS.
+//!
+//! It speaks both venues by the request's shape: a Kalshi request has `cmd`,
+//! a Kraken v2 request has `method` (see `kraken.rs`). Bulk data is whatever
+//! pre-encoded buffer the client side hands to [`ConnHandle::blast`].
 
 use super::*;
 
@@ -64,7 +68,9 @@ pub(crate) struct ServerShared {
     pub(crate) conns: Mutex<Vec<(u64, ConnHandle)>>,
 }
 
-/// The in-process server: its own thread and current-thread runtime.
+/// The in-process server: its own thread and current-thread runtime. Cloning
+/// shares it (every client runtime of the matrix talks to the same server).
+#[derive(Clone)]
 pub(crate) struct Server {
     pub(crate) port: u16,
     pub(crate) shared: Arc<ServerShared>,
@@ -168,6 +174,22 @@ pub(crate) async fn serve_conn(stream: TcpStream, shared: Arc<ServerShared>) {
                 let Ok(request) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
                     continue;
                 };
+                if request.get("method").is_some() {
+                    // A Kraken v2 request: acks per symbol, or a pong.
+                    let (replies, added) = kraken_reply(&request);
+                    let mut ok = true;
+                    for reply in replies {
+                        if ws.send(Message::text(reply)).await.is_err() {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    if !ok {
+                        break;
+                    }
+                    subs.fetch_add(added, Ordering::SeqCst);
+                    continue;
+                }
                 let req_id = request["id"].as_u64().unwrap_or(0);
                 match request["cmd"].as_str() {
                     Some("subscribe") => {

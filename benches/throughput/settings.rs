@@ -1,16 +1,25 @@
 //! Run settings from the environment (`BENCH_QUICK`, `BENCH_PHASES`,
-//! `BENCH_CLIENT_THREADS`) and the clock shared by server timestamps and consumers.
+//! `BENCH_CLIENT_THREADS`, `BENCH_VENUES`) and the clock shared by server
+//! timestamps and consumers.
 
 use super::*;
 
 pub(crate) const SERVER_ROLE_ENV: &str = "RESILIENT_WS_BENCH_SERVER";
 
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) quick: bool,
     /// `BENCH_PHASES` (comma-separated: idle, stall, throughput, latency, recovery); all when unset.
     pub(crate) phases: Option<Vec<String>>,
-    /// `BENCH_CLIENT_THREADS`: worker threads of the client runtime, 0 = current-thread. Default 2.
+    /// Worker threads of the client runtime the non-throughput phases run on
+    /// (0 = current-thread): `BENCH_CLIENT_THREADS`, default 2.
     pub(crate) client_threads: usize,
+    /// The client runtimes of the throughput matrix, each built in turn:
+    /// current-thread and 2 workers, or only `BENCH_CLIENT_THREADS` when set.
+    pub(crate) runtimes: Vec<usize>,
+    /// `BENCH_VENUES` (comma-separated: kalshi, kraken): the throughput
+    /// matrix's frames; both when unset (Kalshi only with `BENCH_CONSUMER`).
+    pub(crate) venues: Vec<Venue>,
     /// Frames per throughput run.
     pub(crate) frames: u64,
     /// Repetitions of each throughput run (the median is reported).
@@ -36,15 +45,37 @@ impl Settings {
         let phases = std::env::var("BENCH_PHASES")
             .ok()
             .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
-        let client_threads = std::env::var("BENCH_CLIENT_THREADS")
+        let only_threads: Option<usize> = std::env::var("BENCH_CLIENT_THREADS")
             .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2);
+            .and_then(|v| v.trim().parse().ok());
+        let client_threads = only_threads.unwrap_or(2);
+        let runtimes = match only_threads {
+            Some(n) => vec![n],
+            None => vec![0, 2],
+        };
+        let venues = match std::env::var("BENCH_VENUES") {
+            Ok(list) => list
+                .split(',')
+                .filter_map(|v| match v.trim() {
+                    "kalshi" => Some(Venue::Kalshi),
+                    "kraken" => Some(Venue::Kraken),
+                    "" => None,
+                    other => panic!("BENCH_VENUES: unknown venue {other:?} (kalshi, kraken)"),
+                })
+                .collect(),
+            // A profile of one side (`BENCH_CONSUMER`) stays on Kalshi frames
+            // unless asked, so the callgrind commands in BENCHMARKS.md keep
+            // measuring what they measured before Kraken joined the matrix.
+            Err(_) if std::env::var_os("BENCH_CONSUMER").is_some() => vec![Venue::Kalshi],
+            Err(_) => vec![Venue::Kalshi, Venue::Kraken],
+        };
         if quick {
             Settings {
                 quick,
                 phases,
                 client_threads,
+                runtimes,
+                venues,
                 frames: 100_000,
                 repeats: 1,
                 latency_rate: 20_000,
@@ -60,6 +91,8 @@ impl Settings {
                 quick,
                 phases,
                 client_threads,
+                runtimes,
+                venues,
                 frames: 1_000_000,
                 repeats: 3,
                 latency_rate: 20_000,

@@ -1,7 +1,44 @@
 //! The Kalshi-style wire format the bench server sends: ticker payloads,
-//! pre-encoded WebSocket text frames, and the timestamp the latency phase reads back.
+//! pre-encoded WebSocket text frames, and the timestamp the latency phase reads
+//! back; and [`Venue`], which picks Kalshi or Kraken (`kraken.rs`) frames for
+//! the throughput matrix.
 
 use super::*;
+
+/// The venue whose ticker frames a throughput case streams.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Venue {
+    Kalshi,
+    Kraken,
+}
+
+impl Venue {
+    /// The name in `BENCH_VENUES` and in the `bench:` line's keys.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Venue::Kalshi => "kalshi",
+            Venue::Kraken => "kraken",
+        }
+    }
+
+    /// The subscription topics of a run with `n` subscriptions.
+    pub(crate) fn topics(self, n: usize) -> Vec<Topic> {
+        match self {
+            Venue::Kalshi => topics(n),
+            Venue::Kraken => (0..n)
+                .map(|i| Topic::new("ticker").symbol(kraken_symbol(i)))
+                .collect(),
+        }
+    }
+
+    /// `frames` ticker frames spread round-robin over `subs` subscriptions.
+    pub(crate) fn stream(self, frames: u64, subs: u64) -> (Arc<Vec<u8>>, f64) {
+        match self {
+            Venue::Kalshi => build_stream(frames, subs),
+            Venue::Kraken => build_kraken_stream(frames, subs),
+        }
+    }
+}
 
 pub(crate) fn ticker(i: usize) -> String {
     format!("KX-{i:03}")

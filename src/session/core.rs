@@ -27,7 +27,7 @@ use crate::error::{scrub, ConnectionError, Error, ProtocolError, VenueError};
 use crate::events::Event;
 use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
-use crate::queue::{Pushed, Queue};
+use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 use crate::venue_error::VenueErrorKind;
@@ -366,9 +366,30 @@ impl<P: Protocol> SessionCore<P> {
             return;
         };
         frame.set_client_id(id);
-        let Some((queue, verdict)) = self.registry.target(id, frame.seq()) else {
-            self.stats.counters.unroutable.bump();
-            return;
+        let seq = frame.seq();
+        let (queue, verdict) = match self.registry.target(id, seq) {
+            None => {
+                self.stats.counters.unroutable.bump();
+                return;
+            }
+            // Nearly every frame: in order, no checksum verdict. Pushed through
+            // the registry's own handle on the queue, so no reference count
+            // moves; only the rare outcomes below need the core itself.
+            Some((queue, SeqCheck::InOrder)) if checksum.is_none() => {
+                let policy = queue.policy();
+                match queue.push(Update::Data(frame)) {
+                    Pushed::Queued => {}
+                    Pushed::Dropped { first } => self.dropped(Some(id), policy, first),
+                    Pushed::ConsumerGone => self.end_subscription(id, None, true),
+                    Pushed::Full(update) => {
+                        if let Some(queue) = self.registry.get(id).map(|e| Arc::clone(&e.queue)) {
+                            self.park(Some(id), queue, update, None, false, now);
+                        }
+                    }
+                }
+                return;
+            }
+            Some((queue, verdict)) => (Arc::clone(queue), verdict),
         };
         let mut resync = false;
         match verdict {
@@ -435,15 +456,20 @@ impl<P: Protocol> SessionCore<P> {
         match queue.push(update) {
             Pushed::Queued => PushNow::Alive,
             Pushed::Dropped { first } => {
-                if first {
-                    let policy = queue.policy();
-                    tracing::debug!(?client_id, ?policy, "queue full, dropping");
-                    self.emit(Event::Overflow { client_id, policy });
-                }
+                self.dropped(client_id, queue.policy(), first);
                 PushNow::Alive
             }
             Pushed::ConsumerGone => PushNow::Ended,
             Pushed::Full(update) => PushNow::Full(update),
+        }
+    }
+
+    /// A push dropped a message under the queue's policy: one event for the
+    /// first drop of a run, not one per message.
+    fn dropped(&mut self, client_id: Option<ClientId>, policy: Overflow, first: bool) {
+        if first {
+            tracing::debug!(?client_id, ?policy, "queue full, dropping");
+            self.emit(Event::Overflow { client_id, policy });
         }
     }
 

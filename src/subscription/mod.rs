@@ -19,9 +19,10 @@
 //!   dropped and does not move the last number back (a restarted stream comes
 //!   with a new ack, which starts tracking afresh).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
-use rustc_hash::FxHashMap;
+use indexmap::IndexMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::sync::Arc;
 
 use crate::error::SubscriptionOp;
@@ -140,7 +141,10 @@ impl Entry {
 
 /// The registry. See the module docs for the rules it keeps.
 pub struct Registry {
-    subs: BTreeMap<ClientId, Entry>,
+    /// Live subscriptions in creation order (ids only grow, entries are only
+    /// appended, and removal shifts), looked up by hash for every data frame:
+    /// a `BTreeMap` walk cost ~150 instructions per frame at 100 subscriptions.
+    subs: IndexMap<ClientId, Entry, FxBuildHasher>,
     /// Looked up for every data frame. Fx hashing: the keys come from the
     /// venue the user chose to connect to, not from an untrusted crowd, so
     /// flooding resistance (SipHash) buys nothing here and cost ~270
@@ -163,7 +167,7 @@ impl Registry {
     /// and at most `stash_byte_budget` payload bytes.
     pub fn new(stash_capacity: usize, stash_byte_budget: usize) -> Self {
         Registry {
-            subs: BTreeMap::new(),
+            subs: IndexMap::default(),
             routes: FxHashMap::default(),
             topics: HashMap::new(),
             pending: HashMap::new(),
@@ -237,7 +241,7 @@ impl Registry {
 
     /// Removes a subscription (unsubscribe, failure, consumer gone).
     pub fn remove(&mut self, client_id: ClientId) -> Option<Entry> {
-        let entry = self.subs.remove(&client_id)?;
+        let entry = self.subs.shift_remove(&client_id)?;
         self.forget_topic(&entry.topic, client_id);
         if let Some(server_id) = &entry.server_id {
             if self.routes.get(server_id) == Some(&client_id) {
@@ -332,7 +336,7 @@ impl Registry {
             .members
             .into_iter()
             .filter_map(|id| {
-                let entry = self.subs.remove(&id)?;
+                let entry = self.subs.shift_remove(&id)?;
                 self.forget_topic(&entry.topic, id);
                 if let Some(server_id) = &entry.server_id {
                     if self.routes.get(server_id) == Some(&id) {
@@ -402,14 +406,15 @@ impl Registry {
 
     /// The queue a data frame for `client_id` goes to, and the verdict on its
     /// sequence number (recorded), in one lookup: this runs for every frame.
+    /// The queue is lent, not cloned: no reference-count traffic per frame.
     pub fn target(
         &mut self,
         client_id: ClientId,
         seq: Option<u64>,
-    ) -> Option<(Arc<Queue>, SeqCheck)> {
+    ) -> Option<(&Arc<Queue>, SeqCheck)> {
         let entry = self.subs.get_mut(&client_id)?;
         let verdict = seq.map_or(SeqCheck::InOrder, |seq| entry.check_seq(seq));
-        Some((Arc::clone(&entry.queue), verdict))
+        Some((&entry.queue, verdict))
     }
 
     /// Takes `client_id` off its server id so it can be re-subscribed (for a
@@ -449,6 +454,16 @@ impl Registry {
     /// Checks the registry's own invariants (for tests and fuzzing): routes and
     /// entries agree both ways, pending requests name pending entries.
     pub fn check_invariants(&self) -> Result<(), String> {
+        // Creation order is id order: replays go out in it.
+        if let Some(pair) = self
+            .subs
+            .keys()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .find(|pair| pair[0] >= pair[1])
+        {
+            return Err(format!("subscriptions out of order: {pair:?}"));
+        }
         for (server_id, client_id) in &self.routes {
             let entry = self
                 .subs

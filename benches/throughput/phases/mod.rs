@@ -2,11 +2,13 @@
 
 use super::*;
 
+mod baselines;
 mod latency;
 mod memory;
 mod recovery;
 mod throughput;
 
+pub(crate) use baselines::*;
 pub(crate) use latency::*;
 pub(crate) use memory::*;
 pub(crate) use recovery::*;

@@ -1,5 +1,6 @@
-//! Throughput: frames per second through resilient-ws vs the raw read loop, with
-//! 1 and 100 subscriptions.
+//! Throughput: frames per second through resilient-ws vs the raw loops of
+//! `baselines.rs`, for one venue's ticker frames on the current runtime, with 1
+//! and 100 subscriptions.
 
 use super::*;
 
@@ -9,89 +10,6 @@ pub(crate) struct Run {
     pub(crate) cpu_ns_per_msg: f64,
     /// Frames the library's queues dropped (overflow).
     pub(crate) dropped: u64,
-}
-
-pub(crate) async fn throughput_raw(
-    server: &Server,
-    subs: usize,
-    bytes: &Arc<Vec<u8>>,
-    frames: u64,
-) -> Run {
-    let (mut ws, sids) = raw_connect(&server.url(), subs).await;
-    let conn = server.conn_with(subs).await;
-    let mut counts = vec![0u64; subs];
-    let mut last_seq = vec![0u64; subs];
-    let mut gaps = 0u64;
-    let mut total = 0u64;
-    let cpu0 = cpu_time();
-    let start = Instant::now();
-    let done = conn.blast(Arc::clone(bytes));
-    while total < frames {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                let Ok(routing) = serde_json::from_str::<Routing<'_>>(text.as_str()) else {
-                    continue;
-                };
-                if routing.kind == "subscribed" {
-                    continue;
-                }
-                if let Some(&idx) = routing.sid.and_then(|sid| sids.get(&sid)) {
-                    counts[idx] += 1;
-                    let seq = routing.seq.unwrap_or(0);
-                    if seq != last_seq[idx] + 1 {
-                        gaps += 1;
-                    }
-                    last_seq[idx] = seq;
-                    total += 1;
-                }
-            }
-            Some(Ok(_)) => {}
-            other => panic!("raw: stream ended early: {other:?}"),
-        }
-    }
-    let elapsed = start.elapsed();
-    let cpu = cpu_time() - cpu0;
-    let _ = done.await;
-    assert_eq!(gaps, 0, "raw baseline saw sequence gaps");
-    assert_eq!(counts.iter().sum::<u64>(), frames);
-    let _ = ws.close(None).await;
-    Run {
-        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
-        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
-        dropped: 0,
-    }
-}
-
-/// The framing limit (b): a raw tokio-tungstenite loop that only reads and
-/// counts text frames, no parsing at all. What no WebSocket client can beat.
-pub(crate) async fn throughput_framing(
-    server: &Server,
-    subs: usize,
-    bytes: &Arc<Vec<u8>>,
-    frames: u64,
-) -> Run {
-    let (mut ws, _sids) = raw_connect(&server.url(), subs).await;
-    let conn = server.conn_with(subs).await;
-    let mut total = 0u64;
-    let cpu0 = cpu_time();
-    let start = Instant::now();
-    let done = conn.blast(Arc::clone(bytes));
-    while total < frames {
-        match ws.next().await {
-            Some(Ok(Message::Text(_))) => total += 1,
-            Some(Ok(_)) => {}
-            other => panic!("framing: stream ended early: {other:?}"),
-        }
-    }
-    let elapsed = start.elapsed();
-    let cpu = cpu_time() - cpu0;
-    let _ = done.await;
-    let _ = ws.close(None).await;
-    Run {
-        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
-        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
-        dropped: 0,
-    }
 }
 
 /// How the library side consumes its subscriptions.
@@ -143,6 +61,7 @@ where
 
 pub(crate) async fn throughput_lib(
     server: &Server,
+    venue: Venue,
     subs: usize,
     bytes: &Arc<Vec<u8>>,
     frames: u64,
@@ -163,10 +82,12 @@ pub(crate) async fn throughput_lib(
         })
         .build()
         .expect("valid config");
-    let (client, _messages) = Client::connect(config, Kalshi::new())
-        .await
-        .expect("connect");
-    let subscriptions = subscribe_all(&client, subs, QueueOptions::default()).await;
+    let connected = match venue {
+        Venue::Kalshi => Client::connect(config, Kalshi::new()).await,
+        Venue::Kraken => Client::connect(config, Kraken::new()).await,
+    };
+    let (client, _messages) = connected.expect("connect");
+    let subscriptions = subscribe_topics(&client, venue.topics(subs)).await;
     let conn = server.conn_with(subs).await;
     let per_sub = frames / subs as u64;
     let extra = (frames % subs as u64) as usize;
@@ -267,10 +188,11 @@ impl ThroughputResult {
 pub(crate) async fn throughput(
     server: &Server,
     settings: &Settings,
+    venue: Venue,
     subs: usize,
     consumers: Consumers,
 ) -> ThroughputResult {
-    let (bytes, payload) = build_stream(settings.frames, subs as u64);
+    let (bytes, payload) = venue.stream(settings.frames, subs as u64);
     println!(
         "  {} frames on {subs} subscription(s), mean payload {payload:.1} bytes, {:.1} MB on the wire",
         settings.frames,
@@ -289,11 +211,11 @@ pub(crate) async fn throughput(
     if !only.is_empty() {
         for _ in 0..settings.repeats {
             let run = if only == "raw" {
-                throughput_raw(server, subs, &bytes, settings.frames).await
+                throughput_raw(server, venue, subs, &bytes, settings.frames).await
             } else if only == "framing" {
-                throughput_framing(server, subs, &bytes, settings.frames).await
+                throughput_framing(server, venue, subs, &bytes, settings.frames).await
             } else {
-                throughput_lib(server, subs, &bytes, settings.frames, consumers).await
+                throughput_lib(server, venue, subs, &bytes, settings.frames, consumers).await
             };
             println!(
                 "  {only}: {:.0} msg/s, {} dropped",
@@ -303,18 +225,19 @@ pub(crate) async fn throughput(
         return result;
     }
     // Warm-up (not reported): page in the buffer, grow socket buffers.
-    let warm = build_stream(settings.frames.min(100_000), subs as u64).0;
-    let _ = throughput_raw(server, subs, &warm, settings.frames.min(100_000)).await;
-    let _ = throughput_lib(server, subs, &warm, settings.frames.min(100_000), consumers).await;
+    let warm_frames = settings.frames.min(100_000);
+    let warm = venue.stream(warm_frames, subs as u64).0;
+    let _ = throughput_raw(server, venue, subs, &warm, warm_frames).await;
+    let _ = throughput_lib(server, venue, subs, &warm, warm_frames, consumers).await;
     for rep in 0..settings.repeats {
         // Alternate the order so drift in background load hits both.
         let (raw, lib) = if rep % 2 == 0 {
-            let raw = throughput_raw(server, subs, &bytes, settings.frames).await;
-            let lib = throughput_lib(server, subs, &bytes, settings.frames, consumers).await;
+            let raw = throughput_raw(server, venue, subs, &bytes, settings.frames).await;
+            let lib = throughput_lib(server, venue, subs, &bytes, settings.frames, consumers).await;
             (raw, lib)
         } else {
-            let lib = throughput_lib(server, subs, &bytes, settings.frames, consumers).await;
-            let raw = throughput_raw(server, subs, &bytes, settings.frames).await;
+            let lib = throughput_lib(server, venue, subs, &bytes, settings.frames, consumers).await;
+            let raw = throughput_raw(server, venue, subs, &bytes, settings.frames).await;
             (raw, lib)
         };
         println!(
@@ -327,7 +250,7 @@ pub(crate) async fn throughput(
             lib.dropped,
             lib.msgs_per_sec / raw.msgs_per_sec
         );
-        let framing = throughput_framing(server, subs, &bytes, settings.frames).await;
+        let framing = throughput_framing(server, venue, subs, &bytes, settings.frames).await;
         println!(
             "         framing limit (read only) {:>9.0} msg/s ({:>4.0} ns CPU/msg)   lib/framing {:.3}",
             framing.msgs_per_sec,

@@ -457,6 +457,13 @@ impl Client {
         usize::try_from(registered.saturating_add(in_flight)).unwrap_or(usize::MAX)
     }
 
+    /// Whether subscribe/unsubscribe requests of this connection wait for the
+    /// venue's operations window right now (one atomic read; the pool places
+    /// elsewhere while they do).
+    pub(crate) fn subscribe_ops_waiting(&self) -> bool {
+        self.inner.shared.stats.counters.subscribe_ops_waiting.get() > 0
+    }
+
     /// Starts subscribing `topic` with default queue settings: the
     /// subscription counts in [`subscription_count`](Client::subscription_count)
     /// before this returns (the pool relies on that to place the next one).

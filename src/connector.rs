@@ -57,23 +57,7 @@ pub struct TcpConnector {
 impl Connector for TcpConnector {
     fn connect<'a>(&'a self, url: &'a str) -> ConnectFuture<'a> {
         Box::pin(async move {
-            let request = url
-                .into_client_request()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            let uri = request.uri();
-            let host = uri
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URL has no host"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = uri
-                .port_u16()
-                .unwrap_or(if uri.scheme_str() == Some("wss") {
-                    443
-                } else {
-                    80
-                });
+            let (request, host, port) = target_of(url)?;
             let stream = TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
             Ok(Transport {
@@ -81,5 +65,52 @@ impl Connector for TcpConnector {
                 request,
             })
         })
+    }
+}
+
+/// The handshake request for `url` and the host and port to reach: the
+/// host without IPv6 brackets, the port from the URL or the scheme's
+/// default (443 for `wss`, else 80). Shared by every connector that opens
+/// its own TCP stream (direct or through a proxy), so they agree on where
+/// a URL points.
+///
+/// The error never quotes the URL (it may carry credentials).
+pub(crate) fn target_of(url: &str) -> io::Result<(Request, String, u16)> {
+    let request = url
+        .into_client_request()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URL has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    Ok((request, host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target_of;
+
+    #[test]
+    fn a_url_names_its_host_and_port_or_the_schemes_default() {
+        let of = |url: &str| target_of(url).map(|(_, host, port)| (host, port)).unwrap();
+        assert_eq!(of("ws://127.0.0.1:9001/feed"), ("127.0.0.1".into(), 9001));
+        assert_eq!(of("ws://[::1]:9/x?token=t"), ("::1".into(), 9));
+        assert_eq!(
+            of("wss://ws.example.com/v3"),
+            ("ws.example.com".into(), 443)
+        );
+        assert_eq!(of("ws://ws.example.com"), ("ws.example.com".into(), 80));
+        let error = target_of("http://user:s3cret@[bad").unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }

@@ -30,7 +30,7 @@
 //! | `resilient_ws_routed_total`, `_delivered_total`, `_dropped_total` | counter | [`Stats::queues`] summed over every queue |
 //! | `resilient_ws_venue_errors_total{kind}` | counter | venue errors by [`VenueErrorKind`](crate::VenueErrorKind) |
 //! | `resilient_ws_queued` | gauge | messages waiting in all queues of the connection |
-//! | `resilient_ws_stashed`, `resilient_ws_subscriptions` | gauge | the stash and live subscriptions |
+//! | `resilient_ws_stashed`, `resilient_ws_subscriptions`, `resilient_ws_subscribe_ops_waiting` | gauge | the stash, live subscriptions, subscribe/unsubscribe requests waiting for the venue's operations window |
 //! | `resilient_ws_connection_state` | gauge | 0 closed, 1 connecting, 2 backoff, 3 connected, 4 closing |
 //! | `resilient_ws_delivery_wait_seconds` | histogram | per data message: queued by the supervisor -> taken by the consumer |
 //! | `resilient_ws_venue_lag_seconds` | histogram | per data message whose venue sends a timestamp ([`Protocol::venue_time`](crate::Protocol::venue_time)): venue timestamp -> read from the socket (0 when the venue's clock is ahead) |
@@ -66,7 +66,7 @@ enum Series {
 
 const PREFIX: &str = "resilient_ws_";
 /// Counters of [`Stats`] that are levels, not running totals.
-const GAUGES: [&str; 2] = ["stashed", "subscriptions"];
+const GAUGES: [&str; 3] = ["stashed", "subscriptions", "subscribe_ops_waiting"];
 const VENUE_ERRORS: &str = "venue_errors_";
 
 impl Publisher {

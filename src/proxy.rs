@@ -21,9 +21,8 @@ use std::io;
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::connector::{ConnectFuture, Connector, Transport};
+use crate::connector::{target_of, ConnectFuture, Connector, Transport};
 use crate::error::Error;
 use crate::token::Secret;
 
@@ -254,23 +253,7 @@ impl Proxy {
 impl Connector for Proxy {
     fn connect<'a>(&'a self, url: &'a str) -> ConnectFuture<'a> {
         Box::pin(async move {
-            let request = url
-                .into_client_request()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            let uri = request.uri();
-            let host = uri
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URL has no host"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = uri
-                .port_u16()
-                .unwrap_or(if uri.scheme_str() == Some("wss") {
-                    443
-                } else {
-                    80
-                });
+            let (request, host, port) = target_of(url)?;
             let stream = self.tunnel(&host, port).await?;
             tracing::debug!(proxy = %self.host, port = self.port, "proxy tunnel open");
             Ok(Transport {

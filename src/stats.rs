@@ -91,6 +91,10 @@ counters! {
     checksum_mismatches,
     /// Subscriptions registered right now (pending or acknowledged); a gauge.
     subscriptions,
+    /// Subscribe and unsubscribe requests held back right now by the venue's
+    /// operations window ([`VenueLimits::subscribe_ops`](crate::protocol::VenueLimits));
+    /// a gauge. A pool places new subscriptions elsewhere while it is not 0.
+    subscribe_ops_waiting,
     /// Venue errors classified [`Transient`](crate::VenueErrorKind::Transient).
     venue_errors_transient,
     /// Venue errors classified [`Lockout`](crate::VenueErrorKind::Lockout).

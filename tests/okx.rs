@@ -7,39 +7,18 @@ mod support;
 use std::time::Duration;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Messages, Okx, Subscription, Topic,
-    Update, VenueErrorKind,
+    Client, ConfigBuilder, Error, Event, Messages, Okx, Topic, Update, VenueErrorKind,
 };
-use serde_json::Value;
-use support::op_venue::{Dialect, OpVenue};
+use support::op_venue::{self, next_data, Dialect, OpVenue};
 use support::{next, okx, wait_event, wait_until};
 
-fn fast(url: &str) -> ConfigBuilder {
-    Config::builder(url)
-        .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(20)).seed(7))
-        .idle_timeout(None)
-        .rate_limit(1000, Duration::from_secs(1))
-}
+const SEED: u64 = 7;
 
 async fn connect(
     venue: &OpVenue,
     b: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (Client, Messages) {
-    Client::connect(b(fast(&venue.url())).build().unwrap(), Okx::new())
-        .await
-        .unwrap()
-}
-
-async fn next_data(sub: &mut Subscription) -> Value {
-    loop {
-        match next(sub).await {
-            Some(Ok(Update::Data(frame))) => {
-                return serde_json::from_str(frame.as_text().unwrap()).unwrap()
-            }
-            Some(Ok(Update::Resubscribed { .. })) => continue,
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
+    op_venue::connect(venue, SEED, Okx::new(), b).await
 }
 
 #[tokio::test]

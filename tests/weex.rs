@@ -6,40 +6,27 @@ mod support;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Messages, Subscription, Topic, Update,
+    Client, ConfigBuilder, Error, Event, Messages, Pool, PoolOptions, Subscription, Topic,
     VenueErrorKind, Weex,
 };
 use serde_json::Value;
-use support::op_venue::{Dialect, OpVenue};
-use support::{next, wait_event, wait_until, weex};
+use support::op_venue::{self, next_data, Dialect, OpVenue};
+use support::{wait_event, wait_until, weex};
+
+const SEED: u64 = 5;
 
 fn fast(url: &str) -> ConfigBuilder {
-    Config::builder(url)
-        .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(20)).seed(5))
-        .idle_timeout(None)
-        .rate_limit(1000, Duration::from_secs(1))
+    op_venue::fast(url, SEED)
 }
 
 async fn connect(
     venue: &OpVenue,
     b: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (Client, Messages) {
-    Client::connect(b(fast(&venue.url())).build().unwrap(), Weex::new())
-        .await
-        .unwrap()
-}
-
-async fn next_data(sub: &mut Subscription) -> Value {
-    loop {
-        match next(sub).await {
-            Some(Ok(Update::Data(frame))) => {
-                return serde_json::from_str(frame.as_text().unwrap()).unwrap()
-            }
-            Some(Ok(Update::Resubscribed { .. })) => continue,
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
+    op_venue::connect(venue, SEED, Weex::new(), b).await
 }
 
 #[tokio::test]
@@ -161,4 +148,146 @@ async fn a_client_that_does_not_answer_heartbeats_is_dropped() {
     let mut events = client.events();
     wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
     assert!(venue.state().pongs.is_empty());
+}
+
+/// Spends the connection's whole window: 119 subscribe/unsubscribe cycles
+/// and two more subscribes, 240 operations (WEEX documents 240 per hour per
+/// connection). Returns the two live subscriptions and the instant before the
+/// first operation.
+async fn spend_the_window(client: &Client, venue: &OpVenue) -> (Vec<Subscription>, Instant) {
+    let started = Instant::now();
+    for n in 0..119 {
+        let sub = client
+            .subscribe(Topic::new("ticker").symbol(format!("S{n}")))
+            .await
+            .unwrap();
+        sub.unsubscribe().await.unwrap();
+    }
+    let mut live = Vec::new();
+    for channel in ["ticker", "trades"] {
+        live.push(
+            client
+                .subscribe(Topic::new(channel).symbol("LIVE"))
+                .await
+                .unwrap(),
+        );
+    }
+    wait_until("240 operations written", || {
+        venue.ops("subscribe").len() + venue.ops("unsubscribe").len() == 240
+    })
+    .await;
+    assert_eq!(venue.ops("subscribe").len(), 121);
+    (live, started)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_241st_operation_in_an_hour_waits_for_the_window_and_others_go_ahead() {
+    // Nothing else on the clock: no pings. While a frame is on its way, the
+    // test polls (`wait_until`) so the paused clock only moves in small steps.
+    let venue = OpVenue::start(Dialect::Weex).await.unwrap();
+    let (client, _messages) =
+        connect(&venue, |b| b.ping_interval(Duration::from_secs(86_400))).await;
+    let (_live, started) = spend_the_window(&client, &venue).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.subscribe(Topic::new("depth").symbol("NEXT")).await }
+    });
+    // A one-off frame is not an operation: it goes at once.
+    client.send(r#"{"op":"hello"}"#).await.unwrap();
+    wait_until("the one-off frame", || venue.ops("hello").len() == 1).await;
+    // Just before an hour has passed since the first operation, the
+    // subscribe still waits (neither refused nor dropped)...
+    tokio::time::sleep_until(started + Duration::from_secs(3599)).await;
+    assert_eq!(venue.ops("subscribe").len(), 121, "the window is spent");
+    assert!(!waiting.is_finished());
+    // ...and goes once the first operation has left the window.
+    wait_until("the 241st operation", || {
+        venue.ops("subscribe").len() == 122
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(3600),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_until("its ack", || waiting.is_finished()).await;
+    assert!(waiting.await.unwrap().is_ok());
+    assert_eq!(venue.handshakes(), 1);
+}
+
+#[tokio::test]
+async fn a_new_connection_starts_a_fresh_window_and_its_replay_spends_it() {
+    let venue = OpVenue::start(Dialect::Weex).await.unwrap();
+    let (client, _messages) = connect(&venue, |b| b).await;
+    let mut events = client.events();
+    let (mut live, _) = spend_the_window(&client, &venue).await;
+    venue.drop_all();
+    wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
+    wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
+    // The replay (two operations of the new window) and a new subscribe go
+    // at once: WEEX counts per connection.
+    let next = tokio::time::timeout(
+        support::SOON,
+        client.subscribe(Topic::new("depth").symbol("NEXT")),
+    )
+    .await
+    .expect("not held back by the old connection's window");
+    assert!(next.is_ok(), "{next:?}");
+    let on_second = venue
+        .state()
+        .received
+        .iter()
+        .filter(|(conn, text)| *conn == 2 && text.contains("subscribe"))
+        .count();
+    assert_eq!(on_second, 3);
+    weex::push(&venue, "ticker", "LIVE", 3);
+    assert_eq!(next_data(&mut live[0]).await["data"][0]["n"], 3);
+}
+
+#[tokio::test]
+async fn a_pool_places_around_a_connection_whose_window_holds_requests_back() {
+    let venue = OpVenue::start(Dialect::Weex).await.unwrap();
+    let options = PoolOptions::default().connect_spacing(Duration::from_millis(1));
+    let pool = Pool::new(fast(&venue.url()).build().unwrap(), Weex::new, options).unwrap();
+    for n in 0..120 {
+        let sub = pool
+            .subscribe(Topic::new("ticker").symbol(format!("S{n}")))
+            .await
+            .unwrap();
+        sub.unsubscribe().await.unwrap();
+    }
+    wait_until("240 operations written", || {
+        venue.ops("subscribe").len() + venue.ops("unsubscribe").len() == 240
+    })
+    .await;
+    assert_eq!(pool.connections(), 1);
+    // The first member's window is spent but holds nothing back yet: the
+    // next subscribe goes there and waits...
+    let held = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.subscribe(Topic::new("depth").symbol("HELD")).await }
+    });
+    wait_until("a request held back", || {
+        pool.stats().connections[0].stats.subscribe_ops_waiting == 1
+    })
+    .await;
+    // ...and the one after opens a connection with a fresh window.
+    let next = tokio::time::timeout(
+        support::SOON,
+        pool.subscribe(Topic::new("depth").symbol("NEXT")),
+    )
+    .await
+    .expect("placed on a connection with budget");
+    assert!(next.is_ok(), "{next:?}");
+    assert_eq!((pool.connections(), venue.handshakes()), (2, 2));
+    assert!(!held.is_finished());
+    held.abort();
+    drop(next);
+    pool.close().await.unwrap();
 }

@@ -12,6 +12,17 @@
 //!   new member is spawned only when every member is full, up to
 //!   [`PoolOptions::max_connections`]. Spawning does not wait for the socket:
 //!   the subscription is queued and sent once the member is connected.
+//! - **Operation budget.** A venue that caps subscribe operations per window
+//!   per connection ([`limits()`](crate::Protocol::limits); WEEX: 240 an hour)
+//!   makes a member's subscribes wait once its window is spent. A member
+//!   whose requests are waiting for its window right now is passed over while
+//!   another member with room has none waiting; if none has, a new member
+//!   (with a fresh window) is opened, and only when that is not allowed does
+//!   the subscription go to a waiting member and wait there. This is best
+//!   effort: a member whose window is spent but holds nothing back yet still
+//!   takes the next subscription (which then waits and marks it). With the
+//!   default cap a window is spent only by churn: 100 channels fill with 100
+//!   operations, and each unsubscribe spends one more.
 //! - **The same subscription.** A member is an ordinary [`Client`]; a
 //!   subscription made through the pool is the same [`Subscription`] with the
 //!   same guarantees. Failure stays local: when one member's socket drops,
@@ -369,16 +380,35 @@ impl Pool {
             return Err(Error::ClientClosed);
         }
         let cap = self.inner.cap;
-        let chosen = members
+        let with_room: Vec<(usize, usize, bool)> = members
             .iter()
             .enumerate()
-            .map(|(i, m)| (i, m.client.subscription_count()))
-            .filter(|&(_, load)| load < cap)
-            .min_by_key(|&(i, load)| (load, i))
-            .map(|(i, _)| i);
+            .map(|(i, m)| {
+                let client = &m.client;
+                (
+                    i,
+                    client.subscription_count(),
+                    client.subscribe_ops_waiting(),
+                )
+            })
+            .filter(|&(_, load, _)| load < cap)
+            .collect();
+        let least_loaded = |ops_waiting: Option<bool>| {
+            with_room
+                .iter()
+                .filter(|(_, _, waiting)| ops_waiting.is_none_or(|w| *waiting == w))
+                .min_by_key(|&&(i, load, _)| (load, i))
+                .map(|&(i, _, _)| i)
+        };
+        let can_spawn = members.len() < self.inner.max_connections;
+        // A member whose operations window holds requests back would make
+        // this subscribe wait too: prefer one with budget, then a new member
+        // (a fresh window), and only then the least-loaded one anyway.
+        let chosen =
+            least_loaded(Some(false)).or_else(|| if can_spawn { None } else { least_loaded(None) });
         let index = match chosen {
             Some(index) => index,
-            None if members.len() < self.inner.max_connections => {
+            None if can_spawn => {
                 let index = members.len();
                 members.push(self.spawn_member(index));
                 index

@@ -3,9 +3,14 @@
 //!
 //! Rules and reasons:
 //! - Limits are facts from the venue's docs (WEEX: 100 channels and 240
-//!   subscribe operations per hour per connection), exposed per adapter so a
-//!   caller spreading topics over connections can size each one; `None`
-//!   means "not documented", never "unlimited".
+//!   subscribe operations per hour per connection; OKX: 480 requests per
+//!   hour per connection), exposed per adapter so a caller spreading topics
+//!   over connections can size each one; `None` means "not documented",
+//!   never "unlimited".
+//! - `subscribe_ops` is enforced by the session (one subscribe or
+//!   unsubscribe request frame is one operation; requests over the window
+//!   wait, per connection; see `session/link/outbound.rs`), and a pool
+//!   places new subscriptions around a connection whose requests wait.
 //! - A compressed frame is untrusted: a few kilobytes of deflate can expand
 //!   to gigabytes. [`inflate_bounded`] stops at a byte budget and reports the
 //!   frame as too large instead of allocating past it.
@@ -32,7 +37,9 @@ pub const MAX_DECODED_BYTES: usize = 16 << 20;
 pub struct VenueLimits {
     /// How many channels (subscriptions) one connection may hold.
     pub channels_per_connection: Option<usize>,
-    /// How many subscribe/unsubscribe operations one connection may send per window.
+    /// How many subscribe/unsubscribe request frames one connection may send
+    /// per window; the session holds further requests back until the window
+    /// allows them.
     pub subscribe_ops: Option<RateLimit>,
 }
 

@@ -364,7 +364,10 @@ pub trait Protocol: Send + 'static {
 
     /// The venue's documented per-connection limits (channels per connection,
     /// subscribe operations per window). A [`Pool`](crate::Pool) takes
-    /// `channels_per_connection` as its default cap per connection. Default:
+    /// `channels_per_connection` as its default cap per connection; the
+    /// session counts each subscribe or unsubscribe request frame as one of
+    /// `subscribe_ops` and makes requests beyond the window wait (a fresh
+    /// window per connection). Default:
     /// none known (the pool then uses
     /// [`DEFAULT_MAX_PER_CONNECTION`](crate::pool::DEFAULT_MAX_PER_CONNECTION)).
     fn limits(&self) -> VenueLimits {

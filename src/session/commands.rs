@@ -163,10 +163,17 @@ impl<P: Protocol> SessionCore<P> {
         if let (true, Phase::Pending { req_id }, Some(link)) =
             (tell_venue, entry.phase, &mut self.link)
         {
-            if link.abandoned.len() == ABANDONED_LIMIT {
-                link.abandoned.pop_front();
+            // With an operations window, a request nobody waits for any more
+            // is withdrawn if it has not gone out yet.
+            let withdrawn = !self.registry.is_pending(req_id) && link.withdraw_subscribe(req_id);
+            if withdrawn {
+                link.resyncing.remove(&client_id);
+            } else {
+                if link.abandoned.len() == ABANDONED_LIMIT {
+                    link.abandoned.pop_front();
+                }
+                link.abandoned.push_back((req_id, entry.topic.clone()));
             }
-            link.abandoned.push_back((req_id, entry.topic.clone()));
         }
         if !entry.acked_once {
             self.actions.push(Action::SubscribeResult {

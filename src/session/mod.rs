@@ -6,7 +6,8 @@
 //! `supervisor/shell.rs` does the I/O.
 //!
 //! The core owns the registry, the protocol adapter, request ids and their
-//! deadlines, the liveness timers, the outbound queue and its rate limiter, the
+//! deadlines, the liveness timers, the outbound queue with its rate limiter and
+//! the venue's subscribe-operations window, the
 //! memory of abandoned subscribes, resync decisions, routing and accounting. It
 //! has no `async`, no socket, no channel and no clock of its own: every input
 //! carries `now`. Its inputs are
@@ -31,8 +32,9 @@
 //! type, so what is tested is what runs. Files: `core.rs` is what happens to
 //! one inbound frame, top to bottom; `backpressure.rs` what happens when that
 //! frame meets a full `Block` queue; `commands.rs` what handles ask for;
-//! `link/` the per-connection state: outbound queue and writes (`mod.rs`),
-//! pings, idle watch and deadlines (`timers.rs`).
+//! `link/` the per-connection state: writes (`mod.rs`), the outbound queue
+//! and its two limiters (`outbound.rs`), pings, idle watch and deadlines
+//! (`timers.rs`).
 
 mod backpressure;
 mod commands;

@@ -345,3 +345,46 @@ fn an_unlimited_send_skips_the_rate_limit_budget_and_keeps_its_place() {
     let later = write_all(&mut core, t0 + Duration::from_secs(1));
     assert_eq!(later, vec![text("limited-2")]);
 }
+
+#[test]
+fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_when_unwanted() {
+    use crate::protocol::Weex;
+    let config = Config::builder("ws://127.0.0.1:9")
+        .rate_limit(100_000, Duration::from_secs(1))
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let mut core = core_of(config, Weex::new());
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    let subscribe = |core: &mut SessionCore<Weex>, id: u64| {
+        let queue = Queue::new(8, Overflow::DropOldest);
+        let topic = Topic::new("ticker").symbol(format!("S{id}"));
+        core.subscribe(vec![(ClientId::new(id), topic, queue)]);
+    };
+    // WEEX: 240 operations an hour. They all go; the next ones are held.
+    for id in 1..=240 {
+        subscribe(&mut core, id);
+    }
+    assert_eq!(written_texts(&mut core, t0).len(), 240);
+    for id in 241..=1300 {
+        subscribe(&mut core, id);
+    }
+    let hour = Duration::from_secs(3600);
+    assert_eq!(core.next_write_at(t0), Some(t0 + hour));
+    assert_eq!(core.stats.counters.subscribe_ops_waiting.get(), 1060);
+    // More than the outbound limit waits, yet commands (close, sends) are taken.
+    assert!(core.accepts_commands());
+    // A held request whose subscription ended is withdrawn: no operation is
+    // spent on it, and no unsubscribe follows.
+    core.unsubscribe(ClientId::new(241));
+    assert_eq!(core.link.as_ref().map(|l| l.outbound_len()), Some(1059));
+    let texts = written_texts(&mut core, t0 + hour);
+    assert_eq!(texts.len(), 240, "one window's worth");
+    assert!(
+        texts.iter().all(|t| !t.contains("\"S241\"")),
+        "{:?}",
+        &texts[..3]
+    );
+    assert!(texts[0].contains("\"S242\""), "{}", texts[0]);
+}

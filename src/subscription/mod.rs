@@ -312,7 +312,6 @@ impl Registry {
         }
     }
 
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
     /// Whether `req_id` is a pending subscribe request.
     pub fn is_pending(&self, req_id: ReqId) -> bool {
         self.pending.contains_key(&req_id)

@@ -5,7 +5,9 @@
 //!
 //! The dialect-specific frames (WEEX heartbeats, OKX books and their
 //! checksum, computed here independently of the library) live in `weex.rs`
-//! and `okx.rs`; this file is the connection plumbing they share.
+//! and `okx.rs`; this file is the connection plumbing they share, and the
+//! client-side setup `tests/weex.rs` and `tests/okx.rs` share ([`fast`],
+//! [`connect`], [`next_data`]).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,6 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use resilient_ws::{
+    Backoff, Client, Config, ConfigBuilder, Messages, Protocol, Subscription, Update,
+};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -432,4 +437,38 @@ pub fn default_book() -> ServerBook {
         book.asks.insert(Price(p.to_owned()), s.to_owned());
     }
     book
+}
+
+/// The client config the op/args tests start from: fast seeded backoff, no
+/// idle timeout, an outbound rate limit no test reaches.
+pub fn fast(url: &str, seed: u64) -> ConfigBuilder {
+    Config::builder(url)
+        .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(20)).seed(seed))
+        .idle_timeout(None)
+        .rate_limit(1000, Duration::from_secs(1))
+}
+
+/// Connects `protocol` to `venue` with [`fast`] adjusted by `b`.
+pub async fn connect<P: Protocol>(
+    venue: &OpVenue,
+    seed: u64,
+    protocol: P,
+    b: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (Client, Messages) {
+    Client::connect(b(fast(&venue.url(), seed)).build().unwrap(), protocol)
+        .await
+        .unwrap()
+}
+
+/// The next data frame of `sub` as JSON (a `Resubscribed` marker is skipped).
+pub async fn next_data(sub: &mut Subscription) -> Value {
+    loop {
+        match super::next(sub).await {
+            Some(Ok(Update::Data(frame))) => {
+                return serde_json::from_str(frame.as_text().unwrap()).unwrap()
+            }
+            Some(Ok(Update::Resubscribed { .. })) => continue,
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
 }

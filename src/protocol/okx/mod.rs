@@ -18,6 +18,10 @@
 //!   OKX announced that the field becomes 0 when it is retired.
 //! - Only instruments this adapter subscribed on a book channel get a book,
 //!   so a peer cannot grow memory by naming instruments.
+//! - Limits: 480 subscribe/unsubscribe/login requests per hour per connection
+//!   ([`Protocol::limits`]; the session makes requests beyond it wait). No
+//!   channel cap is documented, only advice (fewer than 30 deep book channels
+//!   per connection), so `channels_per_connection` stays `None`.
 
 use std::collections::HashMap;
 
@@ -27,7 +31,7 @@ use serde_json::value::RawValue;
 use super::json;
 use super::kraken::Book;
 use super::op_args::{self, Arg, Envelope, Keys};
-use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
+use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic, VenueLimits};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
@@ -41,6 +45,10 @@ pub const BOOK_CHANNELS: [(&str, usize); 3] = [
     ("books-l2-tbt", 400),
     ("books50-l2-tbt", 50),
 ];
+
+/// Subscribe, unsubscribe and login requests per hour per connection, per
+/// the OKX v5 docs ("Connect": "limited to 480 times per hour").
+pub const MAX_OPS_PER_HOUR: u32 = 480;
 
 /// The OKX v5 WebSocket protocol (`wss://ws.okx.com:8443/ws/v5/public`).
 ///
@@ -256,6 +264,13 @@ impl Protocol for Okx {
 
     fn encode_ping(&mut self, _req_id: u64) -> Option<String> {
         Some("ping".to_owned())
+    }
+
+    fn limits(&self) -> VenueLimits {
+        VenueLimits::new(
+            None,
+            Some((MAX_OPS_PER_HOUR, std::time::Duration::from_secs(3600))),
+        )
     }
 
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {

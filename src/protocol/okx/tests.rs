@@ -243,3 +243,11 @@ fn garbage_is_invalid() {
         );
     }
 }
+
+#[test]
+fn the_documented_request_budget_is_declared_and_no_channel_cap() {
+    let limits = Okx::new().limits();
+    assert_eq!(limits.channels_per_connection, None);
+    let ops = limits.subscribe_ops.unwrap();
+    assert_eq!((ops.frames, ops.per.as_secs()), (480, 3600));
+}

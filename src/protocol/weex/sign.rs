@@ -1,9 +1,12 @@
 //! WEEX's signed handshake headers for private connections.
 //!
-//! The signature is `base64(HMAC-SHA256(secret, timestamp + METHOD +
-//! requestPath + body))`, sent with the key, passphrase and timestamp in the
-//! `ACCESS-*` headers (see `src/protocol/VENUES.md` for the sources and what
-//! is not confirmed). The function is pure so it can be tested with a fixed
+//! The WebSocket handshake's signature is `base64(HMAC-SHA256(secret,
+//! timestamp + requestPath))` (WEEX's WebSocket docs, "Header Authentication
+//! for Private Channels": the message is the timestamp and the request path,
+//! no method and no body), sent with the key, passphrase and timestamp in the
+//! `ACCESS-*` headers. [`signature`] is the REST form (`timestamp + METHOD +
+//! requestPath + body`). See `src/protocol/VENUES.md` for the sources and
+//! what is not confirmed. The function is pure so it can be tested with a fixed
 //! timestamp and called per connection attempt by a handshake hook or a
 //! custom [`Connector`](crate::Connector). Secrets are held in [`Secret`]s,
 //! whose `Debug` never shows them.
@@ -45,8 +48,8 @@ pub fn signature(
 
 /// The handshake headers of a private WEEX connection to `request_path`
 /// (for example `/v3/ws/private`), signed at `timestamp_ms`: `ACCESS-KEY`,
-/// `ACCESS-PASSPHRASE`, `ACCESS-TIMESTAMP`, `ACCESS-SIGN`. The WebSocket
-/// handshake is a `GET` with no body.
+/// `ACCESS-PASSPHRASE`, `ACCESS-TIMESTAMP`, `ACCESS-SIGN`, the signature
+/// over `timestamp + request_path` only.
 ///
 /// The values are secrets: put them on the request, never in a log.
 pub fn sign_headers(
@@ -54,7 +57,8 @@ pub fn sign_headers(
     timestamp_ms: u64,
     request_path: &str,
 ) -> Vec<(String, String)> {
-    let sign = signature(&credentials.secret, timestamp_ms, "GET", request_path, "");
+    // The WebSocket message is the timestamp and the path: no method, no body.
+    let sign = signature(&credentials.secret, timestamp_ms, "", request_path, "");
     vec![
         (
             "ACCESS-KEY".to_owned(),
@@ -97,7 +101,8 @@ mod tests {
         block[..key.len()].copy_from_slice(key);
         let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
         let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-        let message = b"1700000000000GET/v3/ws/private";
+        // WEEX's WebSocket form: timestamp + requestPath.
+        let message = b"1700000000000/v3/ws/private";
         let inner = sha256(&[&ipad, message]);
         let outer = sha256(&[&opad, inner.as_ref()]);
         let expected = base64::engine::general_purpose::STANDARD.encode(outer.as_ref());

@@ -5,6 +5,9 @@
 //! Rules kept here:
 //! - Everything but WebSocket pings and the close frame goes through one
 //!   strict sliding-window limiter; app-level pings jump the queue.
+//! - Subscribe and unsubscribe requests also spend the venue's operations
+//!   window, per connection, and wait for it without holding anything else
+//!   back (`outbound.rs`).
 //! - A request's deadline starts when its frame is written, not when queued.
 //! - A ping must be answered within `pong_timeout`; the idle timeout counts
 //!   only data and venue heartbeats. While the session is stalled on a full
@@ -21,15 +24,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
-use super::rate_limit::RateLimiter;
 use super::{Action, SessionCore, SessionEnd};
-use crate::config::Config;
+use crate::config::{Config, RateLimit};
 use crate::error::{Error, Operation, SubscriptionOp};
 use crate::events::{ConnectionState, Event};
 use crate::protocol::{Protocol, Topic};
 use crate::subscription::{ClientId, ReqId};
 
+mod outbound;
 mod timers;
+
+use outbound::{Outbound, OUTBOUND_LIMIT};
 
 /// How many subscriptions ended while their subscribe was unanswered a
 /// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
@@ -127,8 +132,7 @@ struct IdleWatch {
 
 /// One connection's state.
 pub(crate) struct Link {
-    outbound: VecDeque<Outgoing>,
-    limiter: RateLimiter,
+    outbound: Outbound,
     /// Requests written or queued whose answer the shell's caller waits for.
     pub(super) requests: HashSet<ReqId>,
     deadlines: BTreeSet<(Instant, ReqId)>,
@@ -160,10 +164,9 @@ pub(super) fn later(now: Instant, d: Duration) -> Instant {
 }
 
 impl Link {
-    fn new(config: &Config, now: Instant) -> Self {
+    fn new(config: &Config, subscribe_ops: Option<RateLimit>, now: Instant) -> Self {
         Link {
-            outbound: VecDeque::new(),
-            limiter: RateLimiter::new(config.rate_limit),
+            outbound: Outbound::new(config.rate_limit, subscribe_ops),
             requests: HashSet::new(),
             deadlines: BTreeSet::new(),
             awaiting_pong: None,
@@ -187,6 +190,12 @@ impl Link {
         if self.closing.is_none() {
             self.outbound.push_back(outgoing);
         }
+    }
+
+    /// Removes the unwritten subscribe request `req_id` when the venue has an
+    /// operations window (see `outbound.rs`); whether it did.
+    pub(super) fn withdraw_subscribe(&mut self, req_id: ReqId) -> bool {
+        self.outbound.has_ops_window() && self.outbound.withdraw_subscribe(req_id)
     }
 
     /// How many frames wait for the rate limiter.
@@ -213,7 +222,9 @@ impl<P: Protocol> SessionCore<P> {
     /// unsent subscription.
     pub(crate) fn on_connected(&mut self, now: Instant) {
         self.wall_anchor = (now.into_std(), std::time::SystemTime::now());
-        let mut link = Link::new(&self.config, now);
+        // A fresh operations window: the venue counts per connection.
+        let subscribe_ops = self.protocol.limits().subscribe_ops;
+        let mut link = Link::new(&self.config, subscribe_ops, now);
         for frame in &self.config.on_connect {
             link.push_back(Outgoing::Handshake(frame.clone()));
         }
@@ -256,7 +267,7 @@ impl<P: Protocol> SessionCore<P> {
                 result: Err(error.clone()),
             });
         }
-        for outgoing in link.outbound.drain(..) {
+        for outgoing in link.outbound.drain() {
             if let Outgoing::Send { send_id, .. } = outgoing {
                 self.actions.push(Action::SendResult {
                     send_id,
@@ -268,6 +279,7 @@ impl<P: Protocol> SessionCore<P> {
         let counters = &self.stats.counters;
         counters.unroutable.add(dropped as u64);
         counters.stashed.set(0);
+        counters.subscribe_ops_waiting.set(0);
         self.protocol.reset();
     }
 
@@ -290,11 +302,16 @@ impl<P: Protocol> SessionCore<P> {
     /// Whether the shell should take commands now: not while closing, and not
     /// while many frames wait for the rate limiter (the bounded command
     /// channel then pushes back on the callers).
+    ///
+    /// Requests held back by the venue's operations window (as of the last
+    /// [`next_write_at`](Self::next_write_at)) do not count: they may wait an
+    /// hour, and `close` or `send` must not wait with them.
     pub(crate) fn accepts_commands(&self) -> bool {
-        const OUTBOUND_LIMIT: usize = 1024;
-        self.link
-            .as_ref()
-            .is_some_and(|l| l.closing.is_none() && l.outbound.len() < OUTBOUND_LIMIT)
+        let held = self.stats.counters.subscribe_ops_waiting.get();
+        let held = usize::try_from(held).unwrap_or(usize::MAX);
+        self.link.as_ref().is_some_and(|l| {
+            l.closing.is_none() && l.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
+        })
     }
 
     /// Remembers how long `error` asks us to wait before the next attempt:
@@ -325,28 +342,24 @@ impl<P: Protocol> SessionCore<P> {
     // ---- writes ---------------------------------------------------------------
 
     /// When the next frame may be written: `None` when nothing waits.
+    ///
+    /// Also publishes how many subscribe operations the venue's window holds
+    /// back (the shell asks before every wait, so the gauge is current
+    /// whenever a pool reads it to place a subscription).
     pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
-        let link = self.link.as_ref()?;
-        let front = link.outbound.front()?;
-        Some(if front.rate_limited() {
-            link.limiter.next_slot(now)
-        } else {
-            now
-        })
+        let outbound = &self.link.as_ref()?.outbound;
+        let held = outbound.ops_held(now) as u64;
+        let gauge = &self.stats.counters.subscribe_ops_waiting;
+        if gauge.get() != held {
+            gauge.set(held);
+        }
+        outbound.next_write_at(now)
     }
 
     /// The next frame to write, if one is due at `now`. The shell writes it and
     /// reports back with [`on_written`](Self::on_written).
     pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
-        let link = self.link.as_mut()?;
-        let front = link.outbound.front()?;
-        if front.rate_limited() {
-            if link.limiter.next_slot(now) > now {
-                return None;
-            }
-            link.limiter.record(now);
-        }
-        let outgoing = link.outbound.pop_front()?;
+        let outgoing = self.link.as_mut()?.outbound.take(now)?;
         let (message, kind) = match outgoing {
             Outgoing::Handshake(text) | Outgoing::Unsubscribe { text } => {
                 (Message::text(text), WrittenKind::Plain)
@@ -449,7 +462,7 @@ impl<P: Protocol> SessionCore<P> {
             return;
         }
         link.closing = Some(later(now, self.config.close_timeout));
-        let drained: Vec<Outgoing> = link.outbound.drain(..).collect();
+        let drained = link.outbound.drain();
         link.outbound.push_back(Outgoing::Close);
         for outgoing in drained {
             if let Outgoing::Send { send_id, .. } = outgoing {

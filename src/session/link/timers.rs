@@ -111,16 +111,9 @@ impl<P: Protocol> SessionCore<P> {
         if link.closing.is_some() {
             return;
         }
-        let waiting = link
-            .outbound
-            .iter()
-            .take_while(|o| matches!(o, Outgoing::Reply { .. }))
-            .count();
-        if waiting >= super::REPLY_LIMIT {
+        if !link.outbound.push_reply(text, super::REPLY_LIMIT) {
             tracing::debug!("heartbeat replies already waiting; not answering this one");
-            return;
         }
-        link.outbound.insert(waiting, Outgoing::Reply { text });
     }
 
     /// A pong (WebSocket or application-level) answered our ping.

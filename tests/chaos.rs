@@ -94,6 +94,17 @@ fn slope_kib_per_min(samples: &[(f64, f64)]) -> f64 {
     num / den * 60.0 / 1024.0
 }
 
+/// The lowest sample of each minute, in KiB: the floor the heap returns to
+/// between bursts, so a trend in it is retained memory, not buffers in flight.
+fn per_minute_low_kib(samples: &[(f64, f64)]) -> Vec<i64> {
+    let mut lows: BTreeMap<u64, f64> = BTreeMap::new();
+    for (at, bytes) in samples {
+        let low = lows.entry((*at / 60.0) as u64).or_insert(*bytes);
+        *low = low.min(*bytes);
+    }
+    lows.values().map(|b| (*b / 1024.0) as i64).collect()
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -783,6 +794,10 @@ async fn chaos_soak_kalshi_and_kraken() {
         samples.last().map_or(0.0, |(_, b)| *b / 1024.0) as i64,
         heap_after / 1024,
         samples.len(),
+    );
+    eprintln!(
+        "chaos: live heap per minute (lowest sample, KiB): {:?}",
+        per_minute_low_kib(&samples)
     );
     if secs >= SLOPE_MIN_SECS {
         assert!(

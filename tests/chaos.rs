@@ -19,13 +19,23 @@
 //! unsubscribe, then one new subscribe); the counters balance; RSS stays bounded;
 //! the live heap does not trend upwards; and after `close()` no task is left.
 //!
+//! Where things run: the exchanges, the op/args servers and the fault proxies
+//! (and the fault schedule) run in a child process, this test binary
+//! re-executed with `RESILIENT_WS_CHAOS_EXCHANGE=1` running only the ignored
+//! `chaos_exchange_child` (`support::soak_harness`; the parent's end of the
+//! line protocol is `support::soak_link`). The child answers with the frames
+//! the exchange received and its handshake and pong counts, so every promise
+//! is checked as before; the parent holds only the clients and their
+//! consumers, so its heap and RSS are the library's. Both processes print their
+//! figures.
+//!
 //! Memory: RSS only ever grows (the allocator keeps freed pages), so the soak
 //! also samples the live heap (bytes allocated minus freed, counted by
 //! `stats_alloc`) once a second and fits a least-squares slope through the
-//! samples after a warm-up. The harness's own logs are bounded (the exchange
-//! keeps its last `RECEIVED_LIMIT` client frames), so a slope is growth in the
-//! library (or a new harness leak). It is asserted on runs of at least
-//! `SLOPE_MIN_SECS` (shorter runs print it): `CHAOS_SECS=300 cargo test --test chaos`.
+//! samples after a warm-up, and prints the per-minute floor. With the harness
+//! in the child, a slope is growth in the library (or in the consumers' bounded
+//! reports). It is asserted on runs of at least `SLOPE_MIN_SECS` (shorter runs
+//! print it): `CHAOS_SECS=300 cargo test --test chaos`.
 //!
 //! The soak figures are printed with `eprintln!` (`-- --nocapture` shows them).
 
@@ -126,7 +136,10 @@ struct StreamReport {
     /// Numbers announced as skipped by gap signals.
     announced_skips: u64,
     resubscribed: u64,
-    /// Kalshi sids seen (data and resubscribe signals), to map unsubscribes back.
+    /// Kalshi sids this stream had when a gap was announced, to map the
+    /// resync's unsubscribes back. Only those: a set of every sid ever seen
+    /// would grow with every reconnect and count in the heap slope as if it
+    /// were the library's.
     sids: HashSet<u64>,
     violations: Vec<String>,
     errors: Vec<Error>,
@@ -214,6 +227,7 @@ async fn consume(
     };
     let mut last: Option<u64> = None;
     let mut announced: Option<(u64, u64)> = None;
+    let mut last_sid: Option<u64> = None;
     while let Some(item) = sub.next().await {
         match item {
             Ok(Update::Data(frame)) => {
@@ -230,7 +244,7 @@ async fn consume(
                     report.violations.push(format!("misrouted frame {value}"));
                 }
                 if let Some(sid) = value["sid"].as_u64() {
-                    report.sids.insert(sid);
+                    last_sid = Some(sid);
                 }
                 let Some(n) = number_of(venue, &frame, &value) else {
                     report
@@ -275,6 +289,9 @@ async fn consume(
                         "gap {last_seq} -> {next_seq} does not follow {last:?} (announced {announced:?})"
                     ));
                 }
+                if let Some(sid) = last_sid {
+                    report.sids.insert(sid);
+                }
                 report.gap_signals += 1;
                 report.announced_skips += next_seq.saturating_sub(last_seq + 1);
                 announced = Some((last_seq, next_seq));
@@ -286,7 +303,7 @@ async fn consume(
                         .push(format!("gap {gap:?} announced, then resubscribed"));
                 }
                 if let ServerId::Num(sid) = server_id {
-                    report.sids.insert(sid);
+                    last_sid = Some(sid);
                 }
                 report.resubscribed += 1;
                 last = None;

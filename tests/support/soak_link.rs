@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub struct HarnessChild {
     urls: HashMap<String, String>,
     answers: HashMap<String, Mutex<mpsc::UnboundedReceiver<String>>>,
     reader: JoinHandle<()>,
+    finishing: Arc<AtomicBool>,
 }
 
 /// One venue's end of the link.
@@ -100,12 +102,20 @@ impl HarnessChild {
             urls,
             answers,
             reader,
+            finishing: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// The link to one venue (`kalshi`, `kraken`, `weex`, `okx`).
     pub fn venue(&self, venue: &'static str) -> VenueLink<'_> {
         VenueLink { child: self, venue }
+    }
+
+    /// Set once any venue's `finish` starts: the soak is in its end checks,
+    /// which hold the exchange's log in this process (harness memory, not the
+    /// library's), so memory samples stop there.
+    pub fn finishing(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.finishing)
     }
 
     /// Closes the child's stdin, waits for it to exit successfully and for
@@ -175,6 +185,7 @@ impl VenueLink<'_> {
     /// Stops the venue; returns its record (`received`, `handshakes`,
     /// `pongs`, `child_rss_kib`, `child_heap_kib`).
     pub async fn finish(&self) -> Value {
+        self.child.finishing.store(true, Ordering::SeqCst);
         let answer = self.call("finish", START).await;
         let json = answer
             .strip_prefix("finish ")

@@ -19,13 +19,23 @@
 //! unsubscribe, then one new subscribe); the counters balance; RSS stays bounded;
 //! the live heap does not trend upwards; and after `close()` no task is left.
 //!
+//! Where things run: the exchanges, the op/args servers and the fault proxies
+//! (and the fault schedule) run in a child process, this test binary
+//! re-executed with `RESILIENT_WS_CHAOS_EXCHANGE=1` running only the ignored
+//! `chaos_exchange_child` (`support::soak_harness`; the parent's end of the
+//! line protocol is `support::soak_link`). The child answers with the frames
+//! the exchange received and its handshake and pong counts, so every promise
+//! is checked as before; the parent holds only the clients and their
+//! consumers, so its heap and RSS are the library's. Both processes print their
+//! figures.
+//!
 //! Memory: RSS only ever grows (the allocator keeps freed pages), so the soak
 //! also samples the live heap (bytes allocated minus freed, counted by
 //! `stats_alloc`) once a second and fits a least-squares slope through the
-//! samples after a warm-up. The harness's own logs are bounded (the exchange
-//! keeps its last `RECEIVED_LIMIT` client frames), so a slope is growth in the
-//! library (or a new harness leak). It is asserted on runs of at least
-//! `SLOPE_MIN_SECS` (shorter runs print it): `CHAOS_SECS=300 cargo test --test chaos`.
+//! samples after a warm-up, and prints the per-minute floor. With the harness
+//! in the child, a slope is growth in the library (or in the consumers' bounded
+//! reports). It is asserted on runs of at least `SLOPE_MIN_SECS` (shorter runs
+//! print it): `CHAOS_SECS=300 cargo test --test chaos`.
 //!
 //! The soak figures are printed with `eprintln!` (`-- --nocapture` shows them).
 
@@ -38,29 +48,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use resilient_ws::{
     Backoff, Client, Config, Error, Event, Kalshi, Kraken, Operation, ProtocolError, QueueStats,
     ServerId, Stats, Subscription, Topic, Update,
 };
 use serde_json::Value;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use support::exchange::{Exchange, Venue};
-use support::proxy::{Direction, Proxy};
+use support::exchange::Venue;
+use support::op_venue::Dialect;
+use support::soak_harness::{exchange_symbols, SUBSCRIPTIONS};
+use support::soak_link::{HarnessChild, VenueLink};
 use support::vm_rss_kib;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-const SUBSCRIPTIONS: usize = 20;
-/// The exchange publishes one ticker per symbol this often (400 frames/s per client).
-const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// After the last fault every stream must get this many frames...
 const FRAMES_AFTER_LAST_FAULT: u64 = 3;
 /// ...within this long (a silent connection needs the idle timeout first).
 const RECOVERY: Duration = Duration::from_secs(30);
-/// RSS may grow at most this much over the whole soak.
-const RSS_GROWTH_LIMIT_KIB: u64 = 64 * 1024;
+/// RSS may grow at most this much from before the clients connect to the
+/// last fault.
+const RSS_GROWTH_LIMIT_KIB: u64 = 16 * 1024;
 /// The live-heap slope is asserted on runs at least this long.
 const SLOPE_MIN_SECS: u64 = 120;
 /// Samples before this are warm-up (buffers and maps reaching their size).
@@ -97,6 +105,17 @@ fn slope_kib_per_min(samples: &[(f64, f64)]) -> f64 {
     num / den * 60.0 / 1024.0
 }
 
+/// The lowest sample of each minute, in KiB: the floor the heap returns to
+/// between bursts, so a trend in it is retained memory, not buffers in flight.
+fn per_minute_low_kib(samples: &[(f64, f64)]) -> Vec<i64> {
+    let mut lows: BTreeMap<u64, f64> = BTreeMap::new();
+    for (at, bytes) in samples {
+        let low = lows.entry((*at / 60.0) as u64).or_insert(*bytes);
+        *low = low.min(*bytes);
+    }
+    lows.values().map(|b| (*b / 1024.0) as i64).collect()
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -109,93 +128,6 @@ fn random_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Fault {
-    // The proxy.
-    Cut,
-    Blackhole,
-    StallClientToServer,
-    StallServerToClient,
-    Delay,
-    Throttle,
-    Truncate,
-    Corrupt,
-    // The exchange.
-    Abort,
-    Close1001,
-    Close1011,
-    Close1012,
-    Close1013,
-    Silent,
-    Garbage,
-    Refuse,
-    SlowHandshake,
-    SkipSeq,
-    RepeatSeq,
-}
-
-const COMMON_FAULTS: [Fault; 17] = [
-    Fault::Cut,
-    Fault::Blackhole,
-    Fault::StallClientToServer,
-    Fault::StallServerToClient,
-    Fault::Delay,
-    Fault::Throttle,
-    Fault::Truncate,
-    Fault::Corrupt,
-    Fault::Abort,
-    Fault::Close1001,
-    Fault::Close1011,
-    Fault::Close1012,
-    Fault::Close1013,
-    Fault::Silent,
-    Fault::Garbage,
-    Fault::Refuse,
-    Fault::SlowHandshake,
-];
-
-/// Applies one fault. Modes (blackhole, stalls, delay, throttle, refusal, slow
-/// handshakes) last until the next fault clears them; silence lasts for the
-/// connections live now (they die of the idle timeout).
-fn inject(fault: Fault, rng: &mut StdRng, proxy: &Proxy, exchange: &Exchange, symbols: &[String]) {
-    match fault {
-        Fault::Cut => proxy.cut_all(),
-        Fault::Blackhole => proxy.set_blackhole(true),
-        Fault::StallClientToServer => proxy.set_stall(Direction::ClientToServer, true),
-        Fault::StallServerToClient => proxy.set_stall(Direction::ServerToClient, true),
-        Fault::Delay => proxy.set_delay(Duration::from_millis(rng.random_range(20..300))),
-        Fault::Throttle => proxy.set_throttle(Some(rng.random_range(2_000..50_000))),
-        Fault::Truncate => proxy.truncate_next(rng.random_range(1..60)),
-        // Server to client only: see RELIABILITY.md on client-to-server corruption.
-        Fault::Corrupt => proxy.corrupt_next(Direction::ServerToClient, rng.random_range(0..150)),
-        Fault::Abort => exchange.abort_all(),
-        Fault::Close1001 => exchange.close_all(1001, "going away"),
-        Fault::Close1011 => exchange.close_all(1011, "internal error"),
-        Fault::Close1012 => exchange.close_all(1012, "service restart"),
-        Fault::Close1013 => exchange.close_all(1013, "try again later"),
-        Fault::Silent => exchange.set_silent(true),
-        Fault::Garbage => exchange.send_text_all("}{ not json"),
-        Fault::Refuse => exchange.set_refuse(true),
-        Fault::SlowHandshake => {
-            exchange.set_handshake_delay(Some(Duration::from_millis(rng.random_range(200..2_000))))
-        }
-        Fault::SkipSeq => {
-            let symbol = &symbols[rng.random_range(0..symbols.len())];
-            exchange.skip_seq(symbol, rng.random_range(1..5));
-        }
-        Fault::RepeatSeq => {
-            let symbol = &symbols[rng.random_range(0..symbols.len())];
-            exchange.repeat_seq(symbol);
-        }
-    }
-}
-
-fn clear_modes(proxy: &Proxy, exchange: &Exchange) {
-    proxy.clear();
-    exchange.set_refuse(false);
-    exchange.set_handshake_delay(None);
-}
-
 /// What one consumer saw, checked as it read.
 #[derive(Default, Debug)]
 struct StreamReport {
@@ -205,7 +137,10 @@ struct StreamReport {
     /// Numbers announced as skipped by gap signals.
     announced_skips: u64,
     resubscribed: u64,
-    /// Kalshi sids seen (data and resubscribe signals), to map unsubscribes back.
+    /// Kalshi sids this stream had when a gap was announced, to map the
+    /// resync's unsubscribes back. Only those: a set of every sid ever seen
+    /// would grow with every reconnect and count in the heap slope as if it
+    /// were the library's.
     sids: HashSet<u64>,
     violations: Vec<String>,
     errors: Vec<Error>,
@@ -293,6 +228,7 @@ async fn consume(
     };
     let mut last: Option<u64> = None;
     let mut announced: Option<(u64, u64)> = None;
+    let mut last_sid: Option<u64> = None;
     while let Some(item) = sub.next().await {
         match item {
             Ok(Update::Data(frame)) => {
@@ -309,7 +245,7 @@ async fn consume(
                     report.violations.push(format!("misrouted frame {value}"));
                 }
                 if let Some(sid) = value["sid"].as_u64() {
-                    report.sids.insert(sid);
+                    last_sid = Some(sid);
                 }
                 let Some(n) = number_of(venue, &frame, &value) else {
                     report
@@ -354,6 +290,9 @@ async fn consume(
                         "gap {last_seq} -> {next_seq} does not follow {last:?} (announced {announced:?})"
                     ));
                 }
+                if let Some(sid) = last_sid {
+                    report.sids.insert(sid);
+                }
                 report.gap_signals += 1;
                 report.announced_skips += next_seq.saturating_sub(last_seq + 1);
                 announced = Some((last_seq, next_seq));
@@ -365,7 +304,7 @@ async fn consume(
                         .push(format!("gap {gap:?} announced, then resubscribed"));
                 }
                 if let ServerId::Num(sid) = server_id {
-                    report.sids.insert(sid);
+                    last_sid = Some(sid);
                 }
                 report.resubscribed += 1;
                 last = None;
@@ -430,12 +369,15 @@ async fn collect_causes(mut events: resilient_ws::Events) -> Causes {
 
 struct Report {
     venue: Venue,
-    faults: BTreeMap<Fault, u64>,
+    faults: BTreeMap<String, u64>,
     stats: Stats,
     causes: Causes,
     streams: Vec<StreamReport>,
     connections: u64,
     recovery: Duration,
+    /// The harness child's RSS and live heap when this venue finished.
+    child_rss_kib: u64,
+    child_heap_kib: i64,
 }
 
 impl Report {
@@ -445,12 +387,7 @@ impl Report {
 }
 
 fn venue_setup(venue: Venue) -> (Vec<String>, Vec<Topic>) {
-    let symbols: Vec<String> = (0..SUBSCRIPTIONS)
-        .map(|i| match venue {
-            Venue::Kalshi => format!("KXCHAOS-{i:02}"),
-            _ => format!("C{i:02}/USD"),
-        })
-        .collect();
+    let symbols = exchange_symbols(venue);
     let topics = symbols
         .iter()
         .map(|s| Topic::new("ticker").symbol(s))
@@ -458,19 +395,17 @@ fn venue_setup(venue: Venue) -> (Vec<String>, Vec<Topic>) {
     (symbols, topics)
 }
 
-/// Runs one protocol's soak and returns what it saw; panics (with the seed) on
-/// any broken promise.
-async fn soak(venue: Venue, chaos_seed: u64, secs: u64) -> Report {
+/// Runs one protocol's soak against the venue behind `link` and returns what
+/// it saw; panics (with the seed) on any broken promise.
+async fn soak(venue: Venue, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> Report {
     // Each protocol draws its own faults from the one seed.
     let seed = match venue {
         Venue::Kalshi => chaos_seed,
         _ => chaos_seed.wrapping_add(0x9E37_79B9_7F4A_7C15),
     };
     let ctx = format!("{venue:?} CHAOS_SEED={chaos_seed}");
-    let exchange = Exchange::start(venue).await.expect("exchange");
-    let proxy = Proxy::start(exchange.addr()).await.expect("proxy");
     let (symbols, topics) = venue_setup(venue);
-    let config = Config::builder(proxy.url())
+    let config = Config::builder(link.url())
         .backoff(
             Backoff::new(Duration::from_millis(10), Duration::from_millis(200))
                 .max_attempts(None)
@@ -516,28 +451,15 @@ async fn soak(venue: Venue, chaos_seed: u64, secs: u64) -> Report {
             Arc::clone(&progress),
         )));
     }
-    exchange.start_stream(symbols.clone(), PUBLISH_EVERY);
+    link.stream().await;
     progress
         .wait_all(1, RECOVERY)
         .await
         .unwrap_or_else(|lagging| panic!("{ctx}: no first frame for {lagging:?}"));
 
-    let mut menu = COMMON_FAULTS.to_vec();
-    if venue == Venue::Kalshi {
-        menu.extend([Fault::SkipSeq, Fault::RepeatSeq]);
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut faults: BTreeMap<Fault, u64> = BTreeMap::new();
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        // Pacing of the stimulus, not synchronisation: faults arrive at random.
-        tokio::time::sleep(Duration::from_millis(rng.random_range(100..=500))).await;
-        clear_modes(&proxy, &exchange);
-        let fault = menu[rng.random_range(0..menu.len())];
-        inject(fault, &mut rng, &proxy, &exchange, &symbols);
-        *faults.entry(fault).or_default() += 1;
-    }
-    clear_modes(&proxy, &exchange);
+    // The child runs the schedule (see `support::soak_harness`) and answers
+    // once the last fault's modes are cleared.
+    let mut faults = link.faults(seed, secs).await;
 
     // After the last fault every stream must flow again.
     let recovery_started = Instant::now();
@@ -558,10 +480,9 @@ async fn soak(venue: Venue, chaos_seed: u64, secs: u64) -> Report {
         let (gaps, duplicates) = (client.stats().gaps, client.stats().duplicates);
         let mut injected = false;
         for _ in 0..10 {
-            exchange.skip_seq(&symbols[0], 2);
-            exchange.repeat_seq(&symbols[1]);
-            *faults.entry(Fault::SkipSeq).or_default() += 1;
-            *faults.entry(Fault::RepeatSeq).or_default() += 1;
+            link.gap().await;
+            *faults.entry("SkipSeq".to_owned()).or_default() += 1;
+            *faults.entry("RepeatSeq".to_owned()).or_default() += 1;
             let seen = tokio::time::timeout(Duration::from_secs(2), async {
                 loop {
                     let now = client.stats();
@@ -595,10 +516,20 @@ async fn soak(venue: Venue, chaos_seed: u64, secs: u64) -> Report {
     let unsolicited = unsolicited.await.expect("inbound task");
     let causes = causes.await.expect("events task");
     let stats = client.stats();
-    let received = exchange.received();
-    let connections = exchange.handshakes();
-    exchange.shutdown().await;
-    proxy.shutdown().await;
+    let record = link.finish().await;
+    let received: Vec<(u64, String)> = record["received"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .map(|r| {
+                    let conn = r["conn"].as_u64().unwrap_or_default();
+                    (conn, r["text"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let connections = record["handshakes"].as_u64().unwrap_or_default();
 
     assert_eq!(unsolicited, 0, "{ctx}: unsolicited frames");
     check(&ctx, venue, &symbols, &streams, &stats, &received);
@@ -610,6 +541,8 @@ async fn soak(venue: Venue, chaos_seed: u64, secs: u64) -> Report {
         streams,
         connections,
         recovery,
+        child_rss_kib: record["child_rss_kib"].as_u64().unwrap_or_default(),
+        child_heap_kib: record["child_heap_kib"].as_i64().unwrap_or_default(),
     }
 }
 
@@ -620,7 +553,7 @@ fn check(
     symbols: &[String],
     streams: &[StreamReport],
     stats: &Stats,
-    received: &[support::exchange::Received],
+    received: &[(u64, String)],
 ) {
     let mut duplicates_dropped = 0;
     for s in streams {
@@ -673,16 +606,16 @@ fn check_subscribes(
     venue: Venue,
     symbols: &[String],
     streams: &[StreamReport],
-    received: &[support::exchange::Received],
+    received: &[(u64, String)],
 ) {
     let sid_owner: HashMap<u64, &str> = streams
         .iter()
         .flat_map(|s| s.sids.iter().map(move |sid| (*sid, s.symbol.as_str())))
         .collect();
     let mut by_conn: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
-    for r in received {
-        if let Ok(v) = serde_json::from_str::<Value>(&r.text) {
-            by_conn.entry(r.conn).or_default().push(v);
+    for (conn, text) in received {
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            by_conn.entry(*conn).or_default().push(v);
         }
     }
     let last_conn = by_conn.keys().max().copied();
@@ -814,48 +747,60 @@ async fn chaos_soak_kalshi_and_kraken() {
     );
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline_tasks = metrics.num_alive_tasks();
+    // The exchanges, op/args servers and fault proxies run in a child process:
+    // from here on this process's heap and RSS are the clients' (and the
+    // consumers' bounded reports), not the harness's.
+    let harness = HarnessChild::spawn("chaos_exchange_child").await;
     let rss_before = vm_rss_kib();
     let heap_before = live_heap_bytes();
 
-    let (done_tx, mut done_rx) = watch::channel(false);
+    // Samples stop when the end checks start (`HarnessChild::finishing`).
+    let finishing = harness.finishing();
     let sampler = tokio::spawn(async move {
         let started = Instant::now();
         let mut samples = Vec::new();
+        let mut rss = (0, 0);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let at = started.elapsed();
-                    if at >= WARM_UP {
-                        samples.push((at.as_secs_f64(), live_heap_bytes() as f64));
-                    }
-                }
-                _ = done_rx.changed() => return samples,
+            tick.tick().await;
+            if finishing.load(Ordering::SeqCst) {
+                return (samples, rss);
+            }
+            let at = started.elapsed();
+            if at >= WARM_UP {
+                samples.push((at.as_secs_f64(), live_heap_bytes() as f64));
+                rss = (if rss.0 == 0 { vm_rss_kib() } else { rss.0 }, vm_rss_kib());
             }
         }
     });
     let (kalshi, kraken, weex, okx) = tokio::join!(
-        soak(Venue::Kalshi, seed, secs),
-        soak(Venue::Kraken, seed, secs),
-        support::op_soak::op_soak(support::op_venue::Dialect::Weex, seed, secs),
-        support::op_soak::op_soak(support::op_venue::Dialect::Okx, seed, secs)
+        soak(Venue::Kalshi, harness.venue("kalshi"), seed, secs),
+        soak(Venue::Kraken, harness.venue("kraken"), seed, secs),
+        support::op_soak::op_soak(Dialect::Weex, harness.venue("weex"), seed, secs),
+        support::op_soak::op_soak(Dialect::Okx, harness.venue("okx"), seed, secs)
     );
-    let _ = done_tx.send(true);
-    let samples = sampler.await.expect("sampler");
+    let (samples, (rss_warm, rss_last)) = sampler.await.expect("sampler");
     let rss_after = vm_rss_kib();
     let heap_after = live_heap_bytes();
+    harness.shutdown().await;
 
     print_report(&kalshi);
     print_report(&kraken);
     for r in [&weex, &okx] {
         eprintln!(
-            "chaos[{:?}]: faults={} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
-            r.dialect, r.faults, r.stats.reconnects, r.stats.resubscribes,
+            "chaos[{:?}]: faults={} {:?} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
+            r.dialect, r.faults.values().sum::<u64>(), r.faults, r.stats.reconnects, r.stats.resubscribes,
             r.stats.checksum_mismatches, r.pongs, r.per_stream
         );
     }
-    let growth = rss_after.saturating_sub(rss_before);
-    eprintln!("chaos: rss before={rss_before} KiB after={rss_after} KiB growth={growth} KiB");
+    // Up to the end checks; `rss_after` also counts the exchange's log parsed for them.
+    let growth = rss_last.saturating_sub(rss_before);
+    eprintln!(
+        "chaos: rss before={rss_before} KiB, at {WARM_UP:?}={rss_warm} KiB, at the last fault={rss_last} KiB \
+         (growth {growth} KiB), after the end checks={rss_after} KiB (harness child: rss={} KiB, live heap={} KiB at its last finish)",
+        kalshi.child_rss_kib.max(kraken.child_rss_kib),
+        kalshi.child_heap_kib.max(kraken.child_heap_kib),
+    );
     let slope = slope_kib_per_min(&samples);
     let faults: u64 = [&kalshi, &kraken]
         .iter()
@@ -869,6 +814,10 @@ async fn chaos_soak_kalshi_and_kraken() {
         samples.last().map_or(0.0, |(_, b)| *b / 1024.0) as i64,
         heap_after / 1024,
         samples.len(),
+    );
+    eprintln!(
+        "chaos: live heap per minute (lowest sample, KiB): {:?}",
+        per_minute_low_kib(&samples)
     );
     if secs >= SLOPE_MIN_SECS {
         assert!(
@@ -886,4 +835,16 @@ async fn chaos_soak_kalshi_and_kraken() {
     })
     .await;
     assert_eq!(metrics.num_alive_tasks(), baseline_tasks, "seed={seed}");
+}
+
+/// The exchange side of `chaos_soak_kalshi_and_kraken`, which runs this test
+/// in a child process (this binary re-executed with `RESILIENT_WS_CHAOS_EXCHANGE=1`,
+/// see `support::soak_harness`); on its own it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the chaos soak's child process; chaos_soak_kalshi_and_kraken runs it"]
+async fn chaos_exchange_child() {
+    if std::env::var_os(support::soak_harness::CHILD_ENV).is_none() {
+        return;
+    }
+    support::soak_harness::serve(live_heap_bytes).await;
 }

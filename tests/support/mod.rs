@@ -8,6 +8,8 @@ pub mod op_soak;
 pub mod op_venue;
 pub mod proxy;
 pub mod rest;
+pub mod soak_harness;
+pub mod soak_link;
 pub mod tasks;
 pub mod tls;
 pub mod tunnel;

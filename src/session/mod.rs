@@ -40,6 +40,7 @@ mod backpressure;
 mod commands;
 #[allow(clippy::module_inception)]
 mod core;
+mod deadline;
 mod link;
 mod rate_limit;
 

@@ -30,7 +30,7 @@ impl RateLimiter {
     pub(crate) fn next_slot(&self, now: Instant) -> Instant {
         match self.sent.front() {
             Some(oldest) if self.sent.len() >= self.frames => {
-                super::link::later(*oldest, self.per).max(now)
+                super::deadline::later(*oldest, self.per).max(now)
             }
             _ => now,
         }

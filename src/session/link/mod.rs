@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
+use super::deadline::later;
 use super::{Action, SessionCore, SessionEnd};
 use crate::config::{Config, RateLimit};
 use crate::error::{Error, Operation, SubscriptionOp};
@@ -153,14 +154,6 @@ pub(crate) struct Link {
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,
-}
-
-/// `now + d`, saturating far in the future instead of overflowing `Instant`.
-pub(super) fn later(now: Instant, d: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(d.min(FAR))
-        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
-        .unwrap_or(now)
 }
 
 impl Link {

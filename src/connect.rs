@@ -24,12 +24,17 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Config;
-use crate::connector::AsyncStream;
 use crate::error::{scrub, ConnectionError, Error};
 use crate::proxy::ProxyError;
+use crate::socket::Socket;
 
 /// The WebSocket the supervisor runs a session on.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Box<dyn AsyncStream>>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Socket>>;
+
+/// tungstenite's own read buffer: frames are cut from it and then shared
+/// with the queues, so it only ever gets a few KiB per read anyway; the
+/// block-sized reads from the OS happen in [`Socket`] (`read_buffer_size`).
+const FRAME_BUFFER: usize = 4 << 10;
 
 /// The longest `Retry-After` honoured (15 minutes, Kraken's lockout length):
 /// a peer must not be able to park the client for days.
@@ -78,10 +83,10 @@ pub(crate) async fn open(
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_frame_size))
-        .read_buffer_size(config.read_buffer_size);
+        .read_buffer_size(FRAME_BUFFER.min(config.read_buffer_size));
     let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
         request,
-        transport.stream,
+        Socket::new(transport.stream, config.read_buffer_size),
         Some(ws_config),
         connector,
     )

@@ -61,6 +61,7 @@ mod queue;
 mod send;
 mod session;
 mod set;
+mod socket;
 mod stats;
 mod stream;
 mod subscription;

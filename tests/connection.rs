@@ -87,6 +87,35 @@ async fn frames_flow_and_survive_a_tcp_abort() {
     client.close().await.unwrap();
 }
 
+/// Frames cut from one read of the socket share that read's receive time;
+/// a frame from a later read gets a later one. (Each frame used to read the
+/// clock itself, so two frames of one read had different times.)
+#[tokio::test]
+async fn frames_from_one_socket_read_share_its_receive_time() {
+    let exchange = Exchange::start(Venue::Raw).await.unwrap();
+    let (client, mut messages) = raw_client(&exchange, |b| b).await;
+    assert!(exchange.wait_live(1, SOON).await);
+    // Two frames in one write: they leave the socket in one read.
+    let mut both = raw_frame(0x1, true, 0, b"first", false);
+    both.extend(raw_frame(0x1, true, 0, b"second", false));
+    exchange.send_raw_all(both);
+    let first = next(&mut messages).await.unwrap().unwrap();
+    let second = next(&mut messages).await.unwrap().unwrap();
+    assert_eq!(
+        (first.as_text(), second.as_text()),
+        (Some("first"), Some("second"))
+    );
+    assert_eq!(first.received().at, second.received().at);
+    assert_eq!(first.received().wall, second.received().wall);
+    let between = tokio::time::Instant::now();
+    exchange.send_raw_all(raw_frame(0x1, true, 0, b"third", false));
+    let third = next(&mut messages).await.unwrap().unwrap();
+    assert_eq!(third.as_text(), Some("third"));
+    assert!(third.received().at >= between.into_std());
+    assert!(third.received().at > second.received().at);
+    client.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_transient_close_code_reconnects_and_a_permanent_one_ends_everything() {
     let exchange = Exchange::start(Venue::Raw).await.unwrap();

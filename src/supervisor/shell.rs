@@ -25,7 +25,11 @@ const READ_BATCH: usize = 64;
 pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> (SessionEnd, bool) {
     sup.core.on_connected(Instant::now());
     sup.apply();
-    let mut shell = Shell { sup, ws };
+    let mut shell = Shell {
+        sup,
+        ws,
+        read_at: ReadStamp::default(),
+    };
     let end = shell.run().await;
     let worked = shell.sup.core.session_worked();
     if let SessionEnd::Lost(crate::Error::Closed { .. })
@@ -43,6 +47,33 @@ pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> (Sessio
 struct Shell<'a, P> {
     sup: &'a mut Supervisor<P>,
     ws: Ws,
+    read_at: ReadStamp,
+}
+
+/// The receive time of the frames cut from the socket's latest read: the
+/// clock is read once per read from the OS, not once per frame
+/// (`socket.rs` says why).
+#[derive(Default)]
+struct ReadStamp {
+    /// The socket's read count when `at` was taken; `None` before the first frame.
+    reads: Option<u64>,
+    at: Option<Instant>,
+}
+
+impl ReadStamp {
+    /// The receive time of a frame that just came out of `ws`.
+    fn of(&mut self, ws: &Ws) -> Instant {
+        let reads = ws.get_ref().get_ref().reads();
+        match self.at {
+            Some(at) if self.reads == Some(reads) => at,
+            _ => {
+                let now = Instant::now();
+                self.reads = Some(reads);
+                self.at = Some(now);
+                now
+            }
+        }
+    }
 }
 
 impl<P: Protocol> Shell<'_, P> {
@@ -79,7 +110,7 @@ impl<P: Protocol> Shell<'_, P> {
             let step = tokio::select! {
                 // The receive time is when the read completed, not when the wait began.
                 message = self.ws.next() => {
-                    core.set_read_at(Instant::now());
+                    core.set_read_at(self.read_at.of(&self.ws));
                     on_socket(core, message, now)
                 }
                 command = self.sup.commands.recv(), if take_commands => {
@@ -105,7 +136,7 @@ impl<P: Protocol> Shell<'_, P> {
             let Some(message) = self.ws.next().now_or_never() else {
                 break;
             };
-            self.sup.core.set_read_at(Instant::now());
+            self.sup.core.set_read_at(self.read_at.of(&self.ws));
             let step = on_socket(&mut self.sup.core, message, now);
             self.sup.apply();
             step?;

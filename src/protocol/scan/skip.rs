@@ -33,12 +33,14 @@ const HIGHS: u64 = splat(0x80);
 /// so the lowest set bit is exactly the first match.
 #[inline(always)]
 fn specials(word: u64) -> u64 {
-    let control = word.wrapping_sub(splat(0x20)) & !word;
-    let quote = word ^ splat(b'"');
-    let quote = quote.wrapping_sub(ONES) & !quote;
+    // Flipping bit 1 maps `"` (0x22) to 0x20 and keeps every control byte
+    // below 0x20, while every other byte lands at 0x21 or above: one "below
+    // 0x21" test finds both.
+    let flipped = word ^ splat(0x02);
+    let quote_or_control = flipped.wrapping_sub(splat(0x21)) & !flipped;
     let backslash = word ^ splat(b'\\');
     let backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (control | quote | backslash) & HIGHS
+    (quote_or_control | backslash) & HIGHS
 }
 
 /// Whether `byte` is JSON whitespace (space, tab, line feed, carriage return).
@@ -181,6 +183,13 @@ fn number(bytes: &[u8], mut pos: usize, first: u8) -> Option<(usize, bool)> {
         b'1'..=b'9' => digits(bytes, pos + 1),
         _ => return None,
     };
+    number_tail(bytes, pos, uint)
+}
+
+/// The optional fraction and exponent of a number whose integer part ends at
+/// `pos`: the offset past the number, and `uint` unless either is there.
+#[inline(always)]
+fn number_tail(bytes: &[u8], mut pos: usize, mut uint: bool) -> Option<(usize, bool)> {
     let mut next = bytes.get(pos).copied();
     if next == Some(b'.') {
         uint = false;
@@ -205,14 +214,14 @@ fn literal<const N: usize>(bytes: &[u8], pos: usize, word: &[u8; N]) -> Option<u
 }
 
 /// A scalar (anything but an array or object) at `pos`, whose first byte is
-/// `first`.
+/// `first`. A digit other than `0` starts the common case, a plain integer.
 #[inline(always)]
 fn scalar(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, Kind)> {
     match first {
         b'"' => string_body(bytes, pos + 1).map(|(end, plain)| (end, Kind::Str { plain })),
-        b'-' | b'0'..=b'9' => {
-            number(bytes, pos, first).map(|(end, uint)| (end, Kind::Num { uint }))
-        }
+        b'1'..=b'9' => number_tail(bytes, digits(bytes, pos + 1), true)
+            .map(|(end, uint)| (end, Kind::Num { uint })),
+        b'-' | b'0' => number(bytes, pos, first).map(|(end, uint)| (end, Kind::Num { uint })),
         b't' => literal(bytes, pos, b"true").map(|end| (end, Kind::Bool)),
         b'f' => literal(bytes, pos, b"false").map(|end| (end, Kind::Bool)),
         b'n' => literal(bytes, pos, b"null").map(|end| (end, Kind::Null)),
@@ -245,10 +254,10 @@ fn value(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
 /// Any value starting exactly at `pos`, whose first byte is `first`.
 #[inline(always)]
 pub(super) fn value_at(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, Kind)> {
-    match first {
-        b'[' | b'{' => container(bytes, pos, first).map(|end| (end, Kind::Container)),
-        _ => scalar(bytes, pos, first),
+    if let b'[' | b'{' = first {
+        return container(bytes, pos, first).map(|end| (end, Kind::Container));
     }
+    scalar(bytes, pos, first)
 }
 
 /// An array or object at `pos` (its first byte `open`), walked iteratively.
@@ -288,7 +297,14 @@ fn container(bytes: &[u8], mut pos: usize, open: u8) -> Option<usize> {
                     }
                 }
             }
-            _ => pos = scalar(bytes, pos, first)?.0,
+            // Every first byte one arm: one jump table.
+            b'"' => pos = string_body(bytes, pos + 1)?.0,
+            b'1'..=b'9' => pos = number_tail(bytes, digits(bytes, pos + 1), true)?.0,
+            b'-' | b'0' => pos = number(bytes, pos, first)?.0,
+            b't' => pos = literal(bytes, pos, b"true")?,
+            b'f' => pos = literal(bytes, pos, b"false")?,
+            b'n' => pos = literal(bytes, pos, b"null")?,
+            _ => return None,
         }
         // A value just ended: close containers until one continues.
         loop {
@@ -414,6 +430,25 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
         assert!(serde_accepts(&deep));
         assert_eq!(skip(&deep), None);
+    }
+
+    #[test]
+    fn the_word_test_flags_exactly_the_special_bytes() {
+        for byte in 0..=255u8 {
+            let special = byte < 0x20 || byte == b'"' || byte == b'\\';
+            for at in 0..8 {
+                for fill in [b'a', b' ', b'!', b'#', 0x80, 0xff] {
+                    let mut chunk = [fill; 8];
+                    chunk[at] = byte;
+                    let mask = specials(u64::from_le_bytes(chunk));
+                    if special {
+                        assert_eq!(mask.trailing_zeros() / 8, at as u32, "{byte} at {at}");
+                    } else {
+                        assert_eq!(mask, 0, "{byte} at {at} in {fill}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -35,25 +35,25 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
     while let Some(key) = cursor.next_key(&mut members)? {
         let value = cursor.value()?;
         match key {
-            "id" => {
+            b"id" => {
                 seen.first(0)?;
                 value.uint()?;
             }
-            "type" => {
+            b"type" => {
                 seen.first(1)?;
                 if ACKS.contains(&value.plain_str()?) {
                     return None;
                 }
             }
-            "sid" => {
+            b"sid" => {
                 seen.first(2)?;
                 sid = Some(value.uint()?);
             }
-            "seq" => {
+            b"seq" => {
                 seen.first(3)?;
                 seq = Some(value.uint()?);
             }
-            "msg" => {
+            b"msg" => {
                 seen.first(4)?;
                 msg = (value.kind != Kind::Null).then_some(value.raw);
             }

@@ -39,8 +39,8 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
     let (mut channel, mut items, mut seq) = (None, None, None);
     while let Some(key) = cursor.next_key(&mut members)? {
         match key {
-            "method" => return None,
-            "data" => {
+            b"method" => return None,
+            b"data" => {
                 seen.first(0)?;
                 items = Some(data_items(&mut cursor)?);
                 continue;
@@ -49,22 +49,22 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
         }
         let value = cursor.value()?;
         match key {
-            "channel" => {
+            b"channel" => {
                 seen.first(1)?;
                 channel = Some(value.plain_str()?);
             }
-            "type" | "error" | "symbol" => {
+            b"type" | b"error" | b"symbol" => {
                 seen.first(match key {
-                    "type" => 2,
-                    "error" => 3,
+                    b"type" => 2,
+                    b"error" => 3,
                     _ => 4,
                 })?;
                 value.plain_str()?;
             }
-            "success" => seen.first(5)?,
-            "req_id" => seen.first(6)?,
-            "result" => seen.first(7)?,
-            "sequence" => {
+            b"success" => seen.first(5)?,
+            b"req_id" => seen.first(6)?,
+            b"result" => seen.first(7)?,
+            b"sequence" => {
                 seen.first(8)?;
                 // As the serde path reads it: the raw text as a u64.
                 seq = value.raw.parse().ok();
@@ -113,11 +113,11 @@ fn first_symbol<'a>(cursor: &mut Cursor<'a>) -> Option<Option<&'a str>> {
     while let Some(key) = cursor.next_key(&mut members)? {
         let value = cursor.value()?;
         match key {
-            "symbol" => {
+            b"symbol" => {
                 seen.first(0)?;
                 symbol = Some(value.plain_str()?);
             }
-            "checksum" => seen.first(1)?,
+            b"checksum" => seen.first(1)?,
             _ => {}
         }
     }

@@ -82,7 +82,12 @@ impl<'a> Value<'a> {
     #[inline]
     pub(crate) fn uint(&self) -> Option<u64> {
         match self.kind {
-            Kind::Num { uint: true } => self.raw.parse().ok(),
+            // Validated: only ASCII digits, no leading zero. Overflow is
+            // `None`, as `str::parse` gives.
+            Kind::Num { uint: true } => self.raw.bytes().try_fold(0u64, |n, digit| {
+                n.checked_mul(10)?
+                    .checked_add(u64::from(digit.wrapping_sub(b'0')))
+            }),
             _ => None,
         }
     }
@@ -125,11 +130,19 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The next byte after whitespace, not consumed (the cursor moves past the
+    /// whitespace); `None` at the end of the frame.
+    #[inline]
+    fn next_byte(&mut self) -> Option<u8> {
+        let (pos, byte) = skip::next(self.bytes(), self.pos)?;
+        self.pos = pos;
+        Some(byte)
+    }
+
     /// Consumes `byte` (after whitespace), or fails.
     #[inline]
     fn expect(&mut self, byte: u8) -> Option<()> {
-        self.ws();
-        if self.peek() == Some(byte) {
+        if self.next_byte()? == byte {
             self.pos += 1;
             Some(())
         } else {
@@ -147,37 +160,40 @@ impl<'a> Cursor<'a> {
     /// The next key of the object being walked, with the `:` after it consumed;
     /// `Some(None)` when the object ended (its `}` consumed). `None` (bail) on
     /// bad syntax or a key with escapes (serde would match it unescaped).
-    #[inline]
-    pub(crate) fn next_key(&mut self, members: &mut Members) -> Option<Option<&'a str>> {
-        self.ws();
-        if self.peek() == Some(b'}') {
+    /// The key's bytes (its text: no escapes) are enough to match it against
+    /// known names, and skip a second UTF-8 boundary check per key.
+    #[inline(always)]
+    pub(crate) fn next_key(&mut self, members: &mut Members) -> Option<Option<&'a [u8]>> {
+        let mut byte = self.next_byte()?;
+        if byte == b'}' {
             self.pos += 1;
             return Some(None);
         }
         if members.started {
-            self.expect(b',')?;
-            self.ws();
+            if byte != b',' {
+                return None;
+            }
+            self.pos += 1;
+            byte = self.next_byte()?;
         }
         members.started = true;
-        if self.peek() != Some(b'"') {
+        if byte != b'"' {
             return None;
         }
-        let (end, plain) = skip::string(self.bytes(), self.pos)?;
+        let (end, plain) = skip::string_body(self.bytes(), self.pos + 1)?;
         if !plain {
             return None;
         }
-        let key = self.text.get(self.pos + 1..end - 1)?;
-        self.pos = end;
-        self.expect(b':')?;
+        let key = self.bytes().get(self.pos + 1..end - 1)?;
+        self.pos = skip::colon(self.bytes(), end)?;
         Some(Some(key))
     }
 
     /// The next value (after whitespace), validated and skipped.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn value(&mut self) -> Option<Value<'a>> {
-        self.ws();
-        let start = self.pos;
-        let (end, kind) = skip::value(self.bytes(), start)?;
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        let (end, kind) = skip::value_at(self.bytes(), start, first)?;
         self.pos = end;
         Some(Value {
             raw: self.text.get(start..end)?,
@@ -188,8 +204,7 @@ impl<'a> Cursor<'a> {
     /// Whether the next byte (after whitespace) is `byte`, without consuming it.
     #[inline]
     pub(crate) fn at(&mut self, byte: u8) -> bool {
-        self.ws();
-        self.peek() == Some(byte)
+        self.next_byte() == Some(byte)
     }
 
     /// The current byte offset.
@@ -209,8 +224,7 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn begin_array(&mut self) -> Option<bool> {
         self.expect(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
+        if self.next_byte() == Some(b']') {
             self.pos += 1;
             return Some(true);
         }
@@ -222,8 +236,7 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn finish_array(&mut self) -> Option<()> {
         loop {
-            self.ws();
-            match self.peek()? {
+            match self.next_byte()? {
                 b']' => {
                     self.pos += 1;
                     return Some(());

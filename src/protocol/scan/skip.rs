@@ -33,51 +33,89 @@ const HIGHS: u64 = splat(0x80);
 /// so the lowest set bit is exactly the first match.
 #[inline(always)]
 fn specials(word: u64) -> u64 {
-    let control = word.wrapping_sub(splat(0x20)) & !word;
-    let quote = word ^ splat(b'"');
-    let quote = quote.wrapping_sub(ONES) & !quote;
+    // Flipping bit 1 maps `"` (0x22) to 0x20 and keeps every control byte
+    // below 0x20, while every other byte lands at 0x21 or above: one "below
+    // 0x21" test finds both.
+    let flipped = word ^ splat(0x02);
+    let quote_or_control = flipped.wrapping_sub(splat(0x21)) & !flipped;
     let backslash = word ^ splat(b'\\');
     let backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (control | quote | backslash) & HIGHS
+    (quote_or_control | backslash) & HIGHS
 }
 
-/// Skips JSON whitespace from `pos`.
+/// Whether `byte` is JSON whitespace (space, tab, line feed, carriage return).
 #[inline(always)]
-fn ws(bytes: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
+fn is_ws(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The first byte at or after `pos` that is not JSON whitespace, with its
+/// offset; `None` at the end of the frame. Callers dispatch on the byte
+/// directly, so it is read once (no separate whitespace pass and peek).
+#[inline(always)]
+pub(super) fn next(bytes: &[u8], mut pos: usize) -> Option<(usize, u8)> {
+    loop {
+        let byte = *bytes.get(pos)?;
+        // Every structural byte, and every byte a value starts with, is above
+        // the space: one comparison for the common case.
+        if byte > b' ' || !is_ws(byte) {
+            return Some((pos, byte));
+        }
         pos += 1;
     }
-    pos
+}
+
+/// The eight bytes at `pos` as a little-endian word, if there are eight.
+#[inline(always)]
+fn word_at(bytes: &[u8], pos: usize) -> Option<u64> {
+    let chunk = bytes.get(pos..)?.first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*chunk))
 }
 
 /// A string starting at its opening quote (`bytes[pos]` is `"`): the offset
 /// past its closing quote, and whether it had no escapes.
-#[inline(always)]
-pub(super) fn string(bytes: &[u8], pos: usize) -> Option<(usize, bool)> {
+#[cfg(test)]
+fn string(bytes: &[u8], pos: usize) -> Option<(usize, bool)> {
     if bytes.get(pos) != Some(&b'"') {
         return None;
     }
-    let mut pos = pos + 1;
+    string_body(bytes, pos + 1)
+}
+
+/// The rest of a string whose opening quote is just before `pos`: the offset
+/// past its closing quote, and whether it had no escapes.
+#[inline(always)]
+pub(super) fn string_body(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)> {
     let mut plain = true;
     loop {
         // Eight bytes at a time through plain content, to the first special
-        // byte; the last few bytes of the frame go one at a time below.
-        while let Some(chunk) = bytes.get(pos..pos + 8) {
-            let mask = specials(u64::from_le_bytes(chunk.try_into().ok()?));
-            if mask != 0 {
-                pos += (mask.trailing_zeros() / 8) as usize;
-                break;
+        // byte, which is read out of the word already loaded (no second bounds
+        // check); the last few bytes of the frame go one at a time.
+        let byte = if let Some(word) = word_at(bytes, pos) {
+            let mask = specials(word);
+            if mask == 0 {
+                pos += 8;
+                continue;
             }
-            pos += 8;
-        }
-        match *bytes.get(pos)? {
+            let bit = mask.trailing_zeros();
+            pos += (bit / 8) as usize;
+            // The lowest flagged byte is exactly the first special byte.
+            (word >> (bit & !7)) as u8
+        } else {
+            let byte = *bytes.get(pos)?;
+            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+                pos += 1;
+                continue;
+            }
+            byte
+        };
+        match byte {
             b'"' => return Some((pos + 1, plain)),
             b'\\' => {
                 plain = false;
                 pos = escape(bytes, pos + 1)?;
             }
-            0x00..=0x1f => return None,
-            _ => pos += 1,
+            _ => return None,
         }
     }
 }
@@ -88,76 +126,102 @@ fn escape(bytes: &[u8], pos: usize) -> Option<usize> {
     match *bytes.get(pos)? {
         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(pos + 1),
         b'u' => {
-            let hex = bytes.get(pos + 1..pos + 5)?;
+            let hex = bytes.get(pos + 1..)?.first_chunk::<4>()?;
             hex.iter().all(u8::is_ascii_hexdigit).then_some(pos + 5)
         }
         _ => None,
     }
 }
 
-/// Skips ASCII digits from `pos`; `None` unless there is at least one.
+/// A mask with the high bit set in each of the eight bytes of `word` that is
+/// not an ASCII digit; exact per byte (no carry crosses bytes: `x ^ '0'` is
+/// 0..=9 for a digit, and `(x & 0x7f) + 0x76` stays below 0x100).
 #[inline(always)]
-fn digits(bytes: &[u8], pos: usize) -> Option<usize> {
-    let mut end = pos;
-    // Eight at a time while all eight are digits: each byte is 0x30..=0x39
-    // when its high nibble is 3 and adding 6 does not carry out of the nibble.
-    while let Some(chunk) = bytes.get(end..end + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let nibbles = splat(0xf0);
-        if word & nibbles != splat(0x30) || word.wrapping_add(splat(0x06)) & nibbles != splat(0x30)
-        {
-            break;
+fn non_digits(word: u64) -> u64 {
+    let t = word ^ splat(b'0');
+    ((t & splat(0x7f)).wrapping_add(splat(0x76)) | t) & HIGHS
+}
+
+/// Skips ASCII digits from `pos` (possibly none): the offset past them.
+#[inline(always)]
+fn digits(bytes: &[u8], mut pos: usize) -> usize {
+    // Eight at a time: the first non-digit in the word ends the run, so a
+    // short run costs one word and no byte loop.
+    while let Some(word) = word_at(bytes, pos) {
+        let mask = non_digits(word);
+        if mask != 0 {
+            return pos + (mask.trailing_zeros() / 8) as usize;
         }
-        end += 8;
+        pos += 8;
     }
-    while bytes.get(end).is_some_and(u8::is_ascii_digit) {
-        end += 1;
+    while bytes.get(pos).is_some_and(u8::is_ascii_digit) {
+        pos += 1;
     }
+    pos
+}
+
+/// At least one ASCII digit from `pos`: the offset past them.
+#[inline(always)]
+fn some_digits(bytes: &[u8], pos: usize) -> Option<usize> {
+    let end = digits(bytes, pos);
     (end > pos).then_some(end)
 }
 
-/// A number starting at `pos`: the offset past it, and whether it was only
-/// digits.
+/// A number starting at `pos`, whose first byte is `first`: the offset past
+/// it, and whether it was only digits.
 #[inline(always)]
-fn number(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)> {
+fn number(bytes: &[u8], mut pos: usize, first: u8) -> Option<(usize, bool)> {
     let mut uint = true;
-    if bytes.get(pos) == Some(&b'-') {
+    let mut first = first;
+    if first == b'-' {
         uint = false;
         pos += 1;
+        first = *bytes.get(pos)?;
     }
-    pos = match *bytes.get(pos)? {
+    pos = match first {
         b'0' => pos + 1,
-        b'1'..=b'9' => digits(bytes, pos)?,
+        b'1'..=b'9' => digits(bytes, pos + 1),
         _ => return None,
     };
-    if bytes.get(pos) == Some(&b'.') {
+    number_tail(bytes, pos, uint)
+}
+
+/// The optional fraction and exponent of a number whose integer part ends at
+/// `pos`: the offset past the number, and `uint` unless either is there.
+#[inline(always)]
+fn number_tail(bytes: &[u8], mut pos: usize, mut uint: bool) -> Option<(usize, bool)> {
+    let mut next = bytes.get(pos).copied();
+    if next == Some(b'.') {
         uint = false;
-        pos = digits(bytes, pos + 1)?;
+        pos = some_digits(bytes, pos + 1)?;
+        next = bytes.get(pos).copied();
     }
-    if let Some(b'e' | b'E') = bytes.get(pos) {
+    if let Some(b'e' | b'E') = next {
         uint = false;
         pos += 1;
         if let Some(b'+' | b'-') = bytes.get(pos) {
             pos += 1;
         }
-        pos = digits(bytes, pos)?;
+        pos = some_digits(bytes, pos)?;
     }
     Some((pos, uint))
 }
 
 /// A literal `word` at `pos`: the offset past it.
 #[inline(always)]
-fn literal(bytes: &[u8], pos: usize, word: &[u8]) -> Option<usize> {
-    let end = pos + word.len();
-    (bytes.get(pos..end)? == word).then_some(end)
+fn literal<const N: usize>(bytes: &[u8], pos: usize, word: &[u8; N]) -> Option<usize> {
+    (bytes.get(pos..)?.first_chunk::<N>()? == word).then_some(pos + N)
 }
 
-/// A scalar (anything but an array or object) at `pos`.
+/// A scalar (anything but an array or object) at `pos`, whose first byte is
+/// `first`. A digit other than `0` starts the common case, a plain integer.
 #[inline(always)]
-fn scalar(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
-    match *bytes.get(pos)? {
-        b'"' => string(bytes, pos).map(|(end, plain)| (end, Kind::Str { plain })),
-        b'-' | b'0'..=b'9' => number(bytes, pos).map(|(end, uint)| (end, Kind::Num { uint })),
+fn scalar(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, Kind)> {
+    match first {
+        b'"' => string_body(bytes, pos + 1).map(|(end, plain)| (end, Kind::Str { plain })),
+        b'1'..=b'9' => number_tail(bytes, digits(bytes, pos + 1), true)
+            .map(|(end, uint)| (end, Kind::Num { uint })),
+        b'-' | b'0' => number(bytes, pos, first).map(|(end, uint)| (end, Kind::Num { uint })),
         b't' => literal(bytes, pos, b"true").map(|end| (end, Kind::Bool)),
         b'f' => literal(bytes, pos, b"false").map(|end| (end, Kind::Bool)),
         b'n' => literal(bytes, pos, b"null").map(|end| (end, Kind::Null)),
@@ -165,54 +229,82 @@ fn scalar(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
     }
 }
 
-/// A key and its colon, at `pos` (after whitespace): the offset past the colon.
+/// The `:` after a key that ended just before `pos`: the offset past it.
 #[inline(always)]
-fn key(bytes: &[u8], pos: usize) -> Option<usize> {
-    let (end, _) = string(bytes, ws(bytes, pos))?;
-    let colon = ws(bytes, end);
-    (bytes.get(colon) == Some(&b':')).then_some(colon + 1)
+pub(super) fn colon(bytes: &[u8], pos: usize) -> Option<usize> {
+    let (pos, byte) = next(bytes, pos)?;
+    (byte == b':').then_some(pos + 1)
+}
+
+/// A key whose opening quote is just before `pos`, and its colon; then the
+/// member's value is expected: its offset and first byte.
+#[inline(always)]
+fn key_body(bytes: &[u8], pos: usize) -> Option<(usize, u8)> {
+    let (end, _) = string_body(bytes, pos)?;
+    next(bytes, colon(bytes, end)?)
 }
 
 /// Any value starting exactly at `pos` (no leading whitespace): the offset past
 /// it and its kind.
-#[inline]
-pub(super) fn value(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
-    match *bytes.get(pos)? {
-        b'[' | b'{' => container(bytes, pos).map(|end| (end, Kind::Container)),
-        _ => scalar(bytes, pos),
-    }
+#[cfg(test)]
+fn value(bytes: &[u8], pos: usize) -> Option<(usize, Kind)> {
+    value_at(bytes, pos, *bytes.get(pos)?)
 }
 
-/// An array or object at `pos`, walked iteratively. `stack` holds one bit per
-/// open container (1: object), innermost lowest.
-fn container(bytes: &[u8], mut pos: usize) -> Option<usize> {
+/// Any value starting exactly at `pos`, whose first byte is `first`.
+#[inline(always)]
+pub(super) fn value_at(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, Kind)> {
+    if let b'[' | b'{' = first {
+        return container(bytes, pos, first).map(|end| (end, Kind::Container));
+    }
+    scalar(bytes, pos, first)
+}
+
+/// An array or object at `pos` (its first byte `open`), walked iteratively.
+/// `stack` holds one bit per open container (1: object), innermost lowest.
+/// Out of line: the scalars around it are inlined into the venue paths.
+#[inline(never)]
+fn container(bytes: &[u8], mut pos: usize, open: u8) -> Option<usize> {
     let mut stack: u64 = 0;
     let mut depth: u32 = 0;
+    // The first byte of the value expected at `pos`.
+    let mut first = open;
     loop {
-        // A value is expected at `pos` (after whitespace).
-        pos = ws(bytes, pos);
-        match *bytes.get(pos)? {
-            open @ (b'[' | b'{') => {
+        match first {
+            b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return None;
                 }
-                let object = open == b'{';
+                let object = first == b'{';
                 stack = (stack << 1) | u64::from(object);
-                pos = ws(bytes, pos + 1);
-                let close = if object { b'}' } else { b']' };
-                if bytes.get(pos) != Some(&close) {
-                    if object {
-                        pos = key(bytes, pos)?;
+                let (inner, byte) = next(bytes, pos + 1)?;
+                match (byte, object) {
+                    (b'"', true) => {
+                        (pos, first) = key_body(bytes, inner + 1)?;
+                        continue;
                     }
-                    continue;
+                    (b'}', true) | (b']', false) => {
+                        // Empty: closed right away; a finished value below.
+                        pos = inner + 1;
+                        depth -= 1;
+                        stack >>= 1;
+                    }
+                    (_, true) => return None,
+                    (_, false) => {
+                        (pos, first) = (inner, byte);
+                        continue;
+                    }
                 }
-                // Empty: closed right away; handled as a finished value below.
-                pos += 1;
-                depth -= 1;
-                stack >>= 1;
             }
-            _ => pos = scalar(bytes, pos)?.0,
+            // Every first byte one arm: one jump table.
+            b'"' => pos = string_body(bytes, pos + 1)?.0,
+            b'1'..=b'9' => pos = number_tail(bytes, digits(bytes, pos + 1), true)?.0,
+            b'-' | b'0' => pos = number(bytes, pos, first)?.0,
+            b't' => pos = literal(bytes, pos, b"true")?,
+            b'f' => pos = literal(bytes, pos, b"false")?,
+            b'n' => pos = literal(bytes, pos, b"null")?,
+            _ => return None,
         }
         // A value just ended: close containers until one continues.
         loop {
@@ -220,18 +312,22 @@ fn container(bytes: &[u8], mut pos: usize) -> Option<usize> {
                 return Some(pos);
             }
             let object = stack & 1 == 1;
-            pos = ws(bytes, pos);
-            match (*bytes.get(pos)?, object) {
+            let (at, byte) = next(bytes, pos)?;
+            match (byte, object) {
                 (b',', true) => {
-                    pos = key(bytes, pos + 1)?;
+                    let (at, byte) = next(bytes, at + 1)?;
+                    if byte != b'"' {
+                        return None;
+                    }
+                    (pos, first) = key_body(bytes, at + 1)?;
                     break;
                 }
                 (b',', false) => {
-                    pos += 1;
+                    (pos, first) = next(bytes, at + 1)?;
                     break;
                 }
                 (b'}', true) | (b']', false) => {
-                    pos += 1;
+                    pos = at + 1;
                     depth -= 1;
                     stack >>= 1;
                 }
@@ -334,6 +430,51 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
         assert!(serde_accepts(&deep));
         assert_eq!(skip(&deep), None);
+    }
+
+    #[test]
+    fn the_word_test_flags_exactly_the_special_bytes() {
+        for byte in 0..=255u8 {
+            let special = byte < 0x20 || byte == b'"' || byte == b'\\';
+            for at in 0..8 {
+                for fill in [b'a', b' ', b'!', b'#', 0x80, 0xff] {
+                    let mut chunk = [fill; 8];
+                    chunk[at] = byte;
+                    let mask = specials(u64::from_le_bytes(chunk));
+                    if special {
+                        assert_eq!(mask.trailing_zeros() / 8, at as u32, "{byte} at {at}");
+                    } else {
+                        assert_eq!(mask, 0, "{byte} at {at} in {fill}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_digit_test_is_exact_per_byte() {
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                let mut chunk = [b'5'; 8];
+                chunk[at] = byte;
+                let mask = non_digits(u64::from_le_bytes(chunk));
+                let expected = if byte.is_ascii_digit() {
+                    0
+                } else {
+                    0x80 << (8 * at)
+                };
+                assert_eq!(mask, expected, "{byte} at {at}");
+            }
+        }
+        // Runs of digits end exactly at the first non-digit, wherever it falls.
+        for len in 0..20 {
+            for tail in ["", ",", "}", "1234567890x", ".5", "e9", "a"] {
+                let run = "7".repeat(len);
+                let text = format!("{run}{tail}");
+                let expected = len + tail.bytes().take_while(u8::is_ascii_digit).count();
+                assert_eq!(digits(text.as_bytes(), 0), expected, "{text}");
+            }
+        }
     }
 
     #[test]

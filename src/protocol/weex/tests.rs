@@ -113,6 +113,15 @@ fn refusals_map_to_kinds_and_to_the_request() {
     }
     // The request is answered: nothing pending is left.
     assert!(weex.pending.is_empty());
+    // Whitespace around the value does not hide a refusal.
+    let _ = subscribed(&mut weex, Topic::new("trade").symbol("BTCUSDT"), 4);
+    assert!(matches!(
+        weex.classify("{ \"result\" :  false ,\n \"id\" : 4 }"),
+        Inbound::Rejected {
+            req_id: Some(4),
+            ..
+        }
+    ));
     // Without a code the kind is unknown; an unknown id is still passed on.
     match weex.classify(r#"{"result":false,"id":44,"msg":"invalid topic"}"#) {
         Inbound::Rejected {

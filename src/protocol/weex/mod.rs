@@ -148,7 +148,7 @@ impl Weex {
         let server_id = match kind {
             _ if PRIVATE.contains(&kind) => self.streams.route(None, kind),
             "depth" | "depthSnapshot" => match unsigned(frame.l) {
-                Some(level) => self.streams.route(symbol, &format!("depth{level}")),
+                Some(level) => self.streams.route_level(symbol, "depth", Some(level)),
                 None => self.streams.the_one(symbol, "depth"),
             },
             "kline" => self.streams.the_one(symbol, "kline"),

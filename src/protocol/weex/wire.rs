@@ -133,12 +133,28 @@ impl Streams {
     /// The server id of `symbol@stream` (or bare `stream`): the remembered
     /// one, or a fresh key (which routes nowhere) for a stream never subscribed.
     pub(super) fn route(&mut self, symbol: Option<&str>, stream: &str) -> ServerId {
+        self.route_level(symbol, stream, None)
+    }
+
+    /// [`route`](Self::route) of `stream` followed by `level` (`depth` + 200),
+    /// without allocating for a subscribed stream.
+    pub(super) fn route_level(
+        &mut self,
+        symbol: Option<&str>,
+        stream: &str,
+        level: Option<u64>,
+    ) -> ServerId {
+        use std::fmt::Write as _;
         self.scratch.clear();
         if let Some(symbol) = symbol {
             self.scratch.push_str(symbol);
             self.scratch.push('@');
         }
         self.scratch.push_str(stream);
+        if let Some(level) = level {
+            // Writing to a String cannot fail.
+            let _ = write!(self.scratch, "{level}");
+        }
         match self.ids.get(self.scratch.as_str()) {
             Some(id) => id.clone(),
             None => ServerId::Key(Arc::from(self.scratch.as_str())),

@@ -16,7 +16,7 @@
 //! Without `--url` it starts an embedded exchange on 127.0.0.1 speaking
 //! `--protocol` that streams ticker data and, every `--chaos-every-ms` (0 = off),
 //! injects a random fault: TCP abort, close 1011, silence until the idle timeout,
-//! or a garbage frame (the op/args server for `weex` and `okx`: a dropped
+//! or a garbage frame (the `op_venue` server for `weex` (V3) and `okx`: a dropped
 //! connection, close 1011 or a garbage frame; WEEX also pings every 500 ms and
 //! drops a client that does not answer). With `--url` it connects to that server instead.
 //!
@@ -67,7 +67,7 @@ impl Venue {
     }
 }
 
-/// The embedded exchange: the Kalshi/Kraken emulator or the op/args server.
+/// The embedded exchange: the Kalshi/Kraken emulator or the WEEX/OKX `op_venue` server.
 #[derive(Clone)]
 enum Embedded {
     Exchange(exchange::Exchange),
@@ -630,7 +630,7 @@ async fn chaos(embedded: Embedded, every: Duration, seed: u64) {
     }
 }
 
-/// Injects one random fault every `every` into the op/args server: a dropped
+/// Injects one random fault every `every` into the WEEX/OKX server: a dropped
 /// connection, close 1011, or a garbage frame.
 async fn op_chaos(venue: op_venue::OpVenue, every: Duration, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);

@@ -1,6 +1,7 @@
-//! The WEEX adapter against the op/args test server (issue 15): acks matched
-//! without request ids, documented error codes, and the server heartbeat
-//! answered so the venue keeps the connection.
+//! The WEEX adapter (V3 wire shape) against the test server: requests with
+//! ids and acks matched by id alone, every push kind routed by `e` and `s`,
+//! refusals classified by code, and the server heartbeat answered so the
+//! venue keeps the connection.
 
 mod support;
 
@@ -9,10 +10,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use resilient_ws::{
-    Client, ConfigBuilder, Error, Event, Messages, Pool, PoolOptions, Subscription, Topic,
+    Client, ConfigBuilder, Error, Event, Messages, Pool, PoolOptions, Subscription, Topic, Update,
     VenueErrorKind, Weex,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::op_venue::{self, next_data, Dialect, OpVenue};
 use support::{wait_event, wait_until, weex};
 
@@ -29,34 +30,88 @@ async fn connect(
     op_venue::connect(venue, SEED, Weex::new(), b).await
 }
 
+/// The next data frame of `sub` whose `d` is `kind` (depth snapshots and
+/// updates), skipping others.
+async fn next_depth(sub: &mut Subscription, kind: &str) -> Value {
+    for _ in 0..10 {
+        let frame = next_data(sub).await;
+        if frame["d"] == kind {
+            return frame;
+        }
+    }
+    panic!("no {kind} depth frame");
+}
+
 #[tokio::test]
-async fn ticker_depth_and_trades_are_acked_and_routed() {
+async fn ticker_depth_and_trades_are_acked_by_id_and_routed() {
     let venue = OpVenue::start(Dialect::Weex).await.unwrap();
     let (client, _messages) = connect(&venue, |b| b).await;
-    let mut subs = Vec::new();
-    for channel in ["ticker", "depth", "trades"] {
-        subs.push(
-            client
-                .subscribe(Topic::new(channel).symbol("BTCUSDT"))
-                .await
-                .unwrap(),
-        );
-    }
-    let requests = venue.ops("subscribe");
-    assert_eq!(requests.len(), 3);
-    assert!(
-        requests.iter().all(|r| r.get("id").is_none()),
-        "{requests:?}"
+    let mut ticker = client
+        .subscribe(Topic::new("ticker").symbol("BTCUSDT"))
+        .await
+        .unwrap();
+    let mut depth = client
+        .subscribe(Topic::new("depth").symbol("BTCUSDT"))
+        .await
+        .unwrap();
+    let mut trade = client
+        .subscribe(Topic::new("trade").symbol("BTCUSDT"))
+        .await
+        .unwrap();
+    let requests = venue.ops("SUBSCRIBE");
+    let params: Vec<&Value> = requests.iter().map(|r| &r["params"]).collect();
+    assert_eq!(
+        params,
+        [
+            &json!(["BTCUSDT@ticker"]),
+            &json!(["BTCUSDT@depth15"]),
+            &json!(["BTCUSDT@trade"])
+        ]
     );
-    for (n, channel) in ["trades", "ticker", "depth"].into_iter().enumerate() {
-        weex::push(&venue, channel, "BTCUSDT", n as u64);
+    let ids: Vec<u64> = requests.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    // Depth: the snapshot the server sends after the ack, then an update.
+    let snapshot = next_depth(&mut depth, "SNAPSHOT").await;
+    assert_eq!(
+        (snapshot["s"].clone(), snapshot["l"].clone()),
+        (json!("BTCUSDT"), json!(15))
+    );
+    weex::push(&venue, "trade", "BTCUSDT", 1);
+    weex::push(&venue, "ticker", "BTCUSDT", 2);
+    weex::depth_update(&venue, "BTCUSDT", 15, &[("100.4", "2")], &[]);
+    let update = next_depth(&mut depth, "CHANGED").await;
+    assert_eq!(update["b"], json!([["100.4", "2"]]));
+    assert_eq!(update["U"], json!(snapshot["u"].as_i64().unwrap() + 1));
+    assert_eq!(next_data(&mut trade).await["d"][0]["n"], 1);
+    // The payload span is the push's rows, `d`.
+    match support::next(&mut ticker).await {
+        Some(Ok(Update::Data(frame))) => {
+            let whole: Value = serde_json::from_str(frame.as_text().unwrap()).unwrap();
+            assert_eq!(whole["e"], "ticker");
+            let rows: Value = serde_json::from_slice(frame.payload()).unwrap();
+            assert_eq!(rows, whole["d"]);
+        }
+        other => panic!("{other:?}"),
     }
-    for (sub, channel) in subs.iter_mut().zip(["ticker", "depth", "trades"]) {
-        assert_eq!(next_data(sub).await["arg"]["channel"], channel);
-    }
-    subs.pop();
-    wait_until("unsubscribe sent", || venue.ops("unsubscribe").len() == 1).await;
-    assert_eq!(venue.ops("unsubscribe")[0]["args"][0]["channel"], "trades");
+    drop(trade);
+    wait_until("unsubscribe sent", || venue.ops("UNSUBSCRIBE").len() == 1).await;
+    let unsubscribe = &venue.ops("UNSUBSCRIBE")[0];
+    assert_eq!(unsubscribe["params"], json!(["BTCUSDT@trade"]));
+    assert!(unsubscribe["id"].as_u64().unwrap() > ids[2]);
+}
+
+#[tokio::test]
+async fn private_channels_are_subscribed_by_name_and_routed_by_type() {
+    let venue = OpVenue::start(Dialect::Weex).await.unwrap();
+    let (client, _messages) = connect(&venue, |b| b).await;
+    let mut orders = client.subscribe(Topic::new("orders")).await.unwrap();
+    let mut fill = client.subscribe(Topic::new("fill")).await.unwrap();
+    assert_eq!(venue.ops("SUBSCRIBE")[0]["params"], json!(["orders"]));
+    weex::push(&venue, "fill", "", 4);
+    weex::push(&venue, "orders", "", 3);
+    assert_eq!(next_data(&mut orders).await["d"][0]["n"], 3);
+    assert_eq!(next_data(&mut fill).await["d"][0]["n"], 4);
 }
 
 #[tokio::test]
@@ -105,13 +160,23 @@ async fn server_heartbeats_are_answered_and_the_venue_keeps_the_connection() {
         .unwrap();
     wait_until("ten answered pings", || venue.state().pongs.len() >= 10).await;
     assert_eq!(venue.handshakes(), 1, "every ping was answered in time");
-    // Each pong echoes its ping's time.
-    let pongs = venue.state().pongs.clone();
-    for (i, time) in pongs.iter().enumerate() {
-        assert_eq!(time, &Value::from((i + 1).to_string()));
-    }
+    // Each answer is the V3 `{"method":"PONG","id":1}`.
+    let answers: Vec<Value> = venue
+        .state()
+        .received
+        .iter()
+        .filter_map(|(_, t)| serde_json::from_str::<Value>(t).ok())
+        .filter(|v| v["method"] == "PONG")
+        .collect();
+    assert!(answers.len() >= 10);
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == json!({"method": "PONG", "id": 1})),
+        "{answers:?}"
+    );
     weex::push(&venue, "ticker", "BTCUSDT", 1);
-    assert_eq!(next_data(&mut sub).await["data"][0]["n"], 1);
+    assert_eq!(next_data(&mut sub).await["d"][0]["n"], 1);
 }
 
 #[tokio::test]
@@ -121,7 +186,7 @@ async fn swallowed_subscribes_time_out_and_a_drop_resubscribes() {
         connect(&venue, |b| b.request_timeout(Duration::from_millis(300))).await;
     let mut events = client.events();
     let mut sub = client
-        .subscribe(Topic::new("depth").symbol("ETHUSDT"))
+        .subscribe(Topic::new("depth").symbol("ETHUSDT").param("level", 200))
         .await
         .unwrap();
     venue.state().drop_subscribes = true;
@@ -130,10 +195,17 @@ async fn swallowed_subscribes_time_out_and_a_drop_resubscribes() {
         .await
         .is_err());
     venue.state().drop_subscribes = false;
+    next_depth(&mut sub, "SNAPSHOT").await;
     venue.drop_all();
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
-    weex::push(&venue, "depth", "ETHUSDT", 9);
-    assert_eq!(next_data(&mut sub).await["data"][0]["n"], 9);
+    // The replayed subscribe gets a fresh snapshot, then updates flow; a
+    // gap (an update id skipped) reaches the consumer as sent.
+    let snapshot = next_depth(&mut sub, "SNAPSHOT").await;
+    assert_eq!(snapshot["l"], 200);
+    venue.state().gap.insert("ETHUSDT".into());
+    weex::depth_update(&venue, "ETHUSDT", 200, &[], &[("100.6", "0")]);
+    let update = next_depth(&mut sub, "CHANGED").await;
+    assert_eq!(update["U"], json!(snapshot["u"].as_i64().unwrap() + 2));
 }
 
 #[tokio::test]
@@ -164,7 +236,7 @@ async fn spend_the_window(client: &Client, venue: &OpVenue) -> (Vec<Subscription
         sub.unsubscribe().await.unwrap();
     }
     let mut live = Vec::new();
-    for channel in ["ticker", "trades"] {
+    for channel in ["ticker", "trade"] {
         live.push(
             client
                 .subscribe(Topic::new(channel).symbol("LIVE"))
@@ -173,10 +245,10 @@ async fn spend_the_window(client: &Client, venue: &OpVenue) -> (Vec<Subscription
         );
     }
     wait_until("240 operations written", || {
-        venue.ops("subscribe").len() + venue.ops("unsubscribe").len() == 240
+        venue.ops("SUBSCRIBE").len() + venue.ops("UNSUBSCRIBE").len() == 240
     })
     .await;
-    assert_eq!(venue.ops("subscribe").len(), 121);
+    assert_eq!(venue.ops("SUBSCRIBE").len(), 121);
     (live, started)
 }
 
@@ -199,16 +271,16 @@ async fn the_241st_operation_in_an_hour_waits_for_the_window_and_others_go_ahead
         async move { client.subscribe(Topic::new("depth").symbol("NEXT")).await }
     });
     // A one-off frame is not an operation: it goes at once.
-    client.send(r#"{"op":"hello"}"#).await.unwrap();
-    wait_until("the one-off frame", || venue.ops("hello").len() == 1).await;
+    client.send(r#"{"method":"HELLO","id":0}"#).await.unwrap();
+    wait_until("the one-off frame", || venue.ops("HELLO").len() == 1).await;
     // Just before an hour has passed since the first operation, the
     // subscribe still waits (neither refused nor dropped)...
     tokio::time::sleep_until(started + Duration::from_secs(3599)).await;
-    assert_eq!(venue.ops("subscribe").len(), 121, "the window is spent");
+    assert_eq!(venue.ops("SUBSCRIBE").len(), 121, "the window is spent");
     assert!(!waiting.is_finished());
     // ...and goes once the first operation has left the window.
     wait_until("the 241st operation", || {
-        venue.ops("subscribe").len() == 122
+        venue.ops("SUBSCRIBE").len() == 122
     })
     .await;
     assert!(
@@ -243,11 +315,11 @@ async fn a_new_connection_starts_a_fresh_window_and_its_replay_spends_it() {
         .state()
         .received
         .iter()
-        .filter(|(conn, text)| *conn == 2 && text.contains("subscribe"))
+        .filter(|(conn, text)| *conn == 2 && text.contains("SUBSCRIBE"))
         .count();
     assert_eq!(on_second, 3);
     weex::push(&venue, "ticker", "LIVE", 3);
-    assert_eq!(next_data(&mut live[0]).await["data"][0]["n"], 3);
+    assert_eq!(next_data(&mut live[0]).await["d"][0]["n"], 3);
 }
 
 #[tokio::test]
@@ -263,7 +335,7 @@ async fn a_pool_places_around_a_connection_whose_window_holds_requests_back() {
         sub.unsubscribe().await.unwrap();
     }
     wait_until("240 operations written", || {
-        venue.ops("subscribe").len() + venue.ops("unsubscribe").len() == 240
+        venue.ops("SUBSCRIBE").len() + venue.ops("UNSUBSCRIBE").len() == 240
     })
     .await;
     assert_eq!(pool.connections(), 1);

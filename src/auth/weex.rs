@@ -39,6 +39,13 @@ impl WeexAuth {
         }
     }
 
+    /// Signs connections to `url`'s path (WEEX signs the path, not the whole
+    /// URL): `wss://ws-spot.weex.com/v3/ws/private` signs `/v3/ws/private`.
+    /// The query and fragment are not part of it; a URL without a path signs `/`.
+    pub fn for_url(credentials: WeexCredentials, url: &str) -> Self {
+        Self::new(credentials, path_of(url))
+    }
+
     /// The headers for an attempt at `timestamp_ms` (Unix milliseconds).
     pub fn headers_at(&self, timestamp_ms: u64) -> Headers {
         let mut headers = Headers::new();
@@ -46,6 +53,16 @@ impl WeexAuth {
             headers.insert(name, value);
         }
         headers
+    }
+}
+
+/// The path of a URL: after the authority, before any query or fragment.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    match rest.find('/') {
+        Some(at) => &rest[at..],
+        None => "/",
     }
 }
 
@@ -76,6 +93,35 @@ mod tests {
             },
             "/v3/ws/private",
         )
+    }
+
+    #[test]
+    fn a_url_signs_its_path() {
+        for (url, path) in [
+            ("wss://ws-spot.weex.com/v3/ws/private", "/v3/ws/private"),
+            (
+                "wss://ws-spot.weex.com:443/v3/ws/private?x=1#f",
+                "/v3/ws/private",
+            ),
+            ("wss://ws-spot.weex.com", "/"),
+            ("ws://127.0.0.1:9?q=/a", "/"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
+        let by_url = WeexAuth::for_url(auth().credentials, "wss://ws-spot.weex.com/v3/ws/private");
+        assert_eq!(by_url.request_path, "/v3/ws/private");
+        assert_eq!(
+            by_url
+                .headers_at(1_700_000_000_000)
+                .iter()
+                .last()
+                .map(|(_, v)| v.expose().to_owned()),
+            auth()
+                .headers_at(1_700_000_000_000)
+                .iter()
+                .last()
+                .map(|(_, v)| v.expose().to_owned())
+        );
     }
 
     #[test]

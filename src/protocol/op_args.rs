@@ -1,5 +1,5 @@
-//! The `op`/`args` request style WEEX and OKX v5 share, and the routing
-//! fields of their replies and pushes.
+//! The `op`/`args` request style of OKX v5 (WEEX used it before its V3
+//! WebSocket), and the routing fields of its replies and pushes.
 //!
 //! Requests are `{"op":"subscribe","args":[{"channel":..,"instId":..}]}`;
 //! replies are `{"event":"subscribe"|"unsubscribe"|"error","arg":{..},
@@ -40,9 +40,6 @@ pub(crate) struct Envelope<'a> {
     pub(crate) action: Text<'a>,
     #[serde(default, borrow)]
     pub(crate) data: Option<&'a RawValue>,
-    /// WEEX's heartbeat timestamp.
-    #[serde(default, borrow)]
-    pub(crate) time: Option<&'a RawValue>,
 }
 
 /// The `arg` object: which channel and instrument a frame is about.

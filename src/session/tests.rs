@@ -223,12 +223,12 @@ fn venue_heartbeats_are_answered_ahead_of_the_queue_and_bounded() {
     assert_eq!(queued, 4 + 2);
     assert_eq!(
         written_texts(&mut core, t0),
-        [r#"{"event":"pong","time":1}"#]
+        [r#"{"method":"PONG","id":1}"#]
     );
     let t1 = t0 + Duration::from_secs(3600);
     assert_eq!(
         written_texts(&mut core, t1),
-        [r#"{"event":"pong","time":2}"#]
+        [r#"{"method":"PONG","id":1}"#]
     );
     assert_eq!(core.stats.counters.control.get(), 10);
 }
@@ -306,7 +306,7 @@ fn compressed_frames_are_inflated_within_a_budget_then_classified() {
         .unwrap();
     assert_eq!(
         written_texts(&mut core, t0),
-        [r#"{"event":"pong","time":7}"#]
+        [r#"{"method":"PONG","id":1}"#]
     );
     // A bomb: 8 MiB of zeros in a few KiB; the budget is 1 KiB.
     core.on_message(gzip(&vec![b' '; 8 << 20]), t0).unwrap();
@@ -382,9 +382,9 @@ fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_
     let texts = written_texts(&mut core, t0 + hour);
     assert_eq!(texts.len(), 240, "one window's worth");
     assert!(
-        texts.iter().all(|t| !t.contains("\"S241\"")),
+        texts.iter().all(|t| !t.contains("\"S241@ticker\"")),
         "{:?}",
         &texts[..3]
     );
-    assert!(texts[0].contains("\"S242\""), "{}", texts[0]);
+    assert!(texts[0].contains("\"S242@ticker\""), "{}", texts[0]);
 }

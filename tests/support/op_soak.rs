@@ -1,5 +1,5 @@
-//! The chaos soak for the op/args venues (WEEX, OKX v5), client side: one
-//! client through the fault proxy to the op/args server run by the soak's
+//! The chaos soak for the `op_venue` venues (WEEX V3, OKX v5), client side: one
+//! client through the fault proxy to the `op_venue` server run by the soak's
 //! child process (`soak_harness`), tickers plus (OKX) books, with a random
 //! fault every 100-500 ms from the proxy (cut, blackhole, stall, corruption)
 //! or the server (drop, close 1011, garbage, refused subscribes for a moment,

@@ -1,11 +1,20 @@
-//! A WebSocket server on 127.0.0.1 speaking the `op`/`args` style WEEX and
-//! OKX v5 share, with fault knobs: swallowed subscribes (drops), rejections
-//! with a venue code, book sequence gaps, bad checksums, server heartbeats
-//! that must be answered (WEEX) and client pings left unanswered (OKX).
+//! A WebSocket server on 127.0.0.1 speaking OKX v5's `op`/`args` style or
+//! WEEX's V3 `method`/`params` style, with fault knobs: swallowed subscribes
+//! (drops), rejections with a venue code, book sequence gaps, bad checksums
+//! (OKX), server heartbeats that must be answered (WEEX) and client pings
+//! left unanswered (OKX).
 //!
-//! The dialect-specific frames (WEEX heartbeats, OKX books and their
-//! checksum, computed here independently of the library) live in `weex.rs`
-//! and `okx.rs`; this file is the connection plumbing they share, and the
+//! WEEX V3 here: requests `{"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":
+//! ["BTCUSDT@ticker",..],"id":N}` answered `{"result":null,"id":N}` (or
+//! `{"result":false,"id":N,"code":..,"msg":..}` when refused), pushes
+//! `{"e":..,"E":..,"s":..,"d":..}`, heartbeats `{"event":"ping","time":T}`
+//! answered by `{"method":"PONG","id":..}`. A subscription is recorded as
+//! (conn, stream, symbol): `BTCUSDT@depth15` is ("depth15", "BTCUSDT"), a
+//! bare private channel `orders` is ("orders", "").
+//!
+//! The dialect-specific frames (WEEX pushes and depth books, OKX books and
+//! their checksum, computed here independently of the library) live in
+//! `weex.rs` and `okx.rs`; this file is the connection plumbing they share, and the
 //! client-side setup `tests/weex.rs` and `tests/okx.rs` share ([`fast`],
 //! [`connect`], [`next_data`]).
 #![allow(dead_code)]
@@ -32,7 +41,8 @@ pub const UNANSWERED_LIMIT: u64 = 3;
 /// Which venue the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
-    /// WEEX: no request ids; the server pings and drops clients that do not pong.
+    /// WEEX V3: `method`/`params` requests answered by id; the server pings
+    /// and drops clients that do not pong.
     Weex,
     /// OKX v5: request ids echoed; the client pings with the text `ping`.
     Okx,
@@ -80,17 +90,17 @@ pub struct State {
     pub ping_every: Option<Duration>,
     /// WEEX: close a connection whose previous ping is unanswered.
     pub require_pong: bool,
-    /// The next book update for these symbols carries a wrong checksum.
+    /// The next book update for these symbols carries a wrong checksum (OKX).
     pub corrupt_checksum: HashSet<String>,
     /// The next book update for these symbols skips a sequence number.
     pub gap: HashSet<String>,
-    /// Books by symbol (OKX `books`).
+    /// Books by symbol (OKX `books`, WEEX `depth<level>`).
     pub books: HashMap<String, ServerBook>,
-    /// Live subscriptions: (conn, channel, instId).
+    /// Live subscriptions: (conn, channel or WEEX stream, instId or symbol).
     pub subs: HashSet<(u64, String, String)>,
     /// Every text frame a client sent, with its connection.
     pub received: Vec<(u64, String)>,
-    /// `pong` answers to server pings, as `time` values.
+    /// WEEX `{"method":"PONG"}` answers to server pings, as their `id` values.
     pub pongs: Vec<Value>,
 }
 
@@ -176,13 +186,13 @@ impl OpVenue {
         self.shared.pings_sent.load(Ordering::SeqCst)
     }
 
-    /// Client frames parsed as JSON whose `op` is `op`.
+    /// Client frames parsed as JSON whose `op` (OKX) or `method` (WEEX) is `op`.
     pub fn ops(&self, op: &str) -> Vec<Value> {
         self.state()
             .received
             .iter()
             .filter_map(|(_, t)| serde_json::from_str::<Value>(t).ok())
-            .filter(|v| v["op"] == op)
+            .filter(|v| v["op"] == op || v["method"] == op)
             .collect()
     }
 
@@ -230,8 +240,9 @@ impl OpVenue {
         }
     }
 
-    /// Pushes `{"arg":..,"data":[{"instId":..,"n":n}]}` on `channel` for each
-    /// symbol every `interval`, to whoever is subscribed.
+    /// Pushes `{"arg":..,"data":[{"instId":..,"n":n}]}` (OKX) or
+    /// `{"e":..,"E":..,"s":..,"d":[{"s":..,"n":n}]}` (WEEX) on `channel` for
+    /// each symbol every `interval`, to whoever is subscribed.
     pub fn start_stream(
         &self,
         channel: &'static str,
@@ -244,11 +255,14 @@ impl OpVenue {
             for n in 0u64.. {
                 ticker.tick().await;
                 for symbol in &symbols {
-                    let frame = with_arg(
-                        channel,
-                        symbol,
-                        json!({"data": [{"instId": symbol, "n": n}]}),
-                    );
+                    let frame = match venue.dialect() {
+                        Dialect::Okx => with_arg(
+                            channel,
+                            symbol,
+                            json!({"data": [{"instId": symbol, "n": n}]}),
+                        ),
+                        Dialect::Weex => super::weex::row_frame(channel, symbol, n),
+                    };
                     venue.push(channel, symbol, &frame);
                 }
             }
@@ -333,8 +347,8 @@ async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str().to_owned();
                     if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                        let time = v["time"].as_str().and_then(|t| t.parse::<u64>().ok());
-                        if v["event"] == "pong" && time.is_some_and(|t| t >= 1 && t <= ping_time) {
+                        // WEEX V3's answer carries no time: any PONG after a ping counts.
+                        if v["method"] == "PONG" && v.get("id").is_some() && ping_time >= 1 {
                             unanswered = 0;
                         }
                     }
@@ -358,7 +372,8 @@ async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio
         .retain(|(c, _, _)| *c != conn);
 }
 
-/// What the server answers to one client frame.
+/// What the server answers to one client frame (the OKX dialect here; WEEX's
+/// in `weex::on_request`).
 fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
     let mut state = shared.state.lock().unwrap();
     state.received.push((conn, text.to_owned()));
@@ -372,9 +387,8 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
     let Ok(request) = serde_json::from_str::<Value>(text) else {
         return Vec::new();
     };
-    if request["event"] == "pong" {
-        state.pongs.push(request["time"].clone());
-        return Vec::new();
+    if shared.dialect == Dialect::Weex {
+        return super::weex::on_request(&mut state, conn, &request);
     }
     let op = request["op"].as_str().unwrap_or_default();
     let id = request.get("id").cloned();
@@ -392,14 +406,8 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
             "subscribe" if state.drop_subscribes => {}
             "subscribe" => {
                 if let Some((code, msg)) = state.rejects.get(&inst).cloned() {
-                    let code = match shared.dialect {
-                        Dialect::Okx => json!(code.to_string()),
-                        Dialect::Weex => json!(code),
-                    };
-                    let mut error = json!({"event": "error", "code": code, "msg": msg});
-                    if shared.dialect == Dialect::Weex {
-                        error["arg"] = json!({"channel": channel, "instId": inst});
-                    }
+                    // OKX sends its codes as strings.
+                    let error = json!({"event": "error", "code": code.to_string(), "msg": msg});
                     replies.push(echo(error).to_string());
                     continue;
                 }
@@ -407,7 +415,7 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
                 let ack =
                     json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}});
                 replies.push(echo(ack).to_string());
-                if shared.dialect == Dialect::Okx && channel == "books" {
+                if channel == "books" {
                     let book = state.books.entry(inst.clone()).or_insert_with(default_book);
                     book.seq += 1;
                     replies.push(

@@ -3,7 +3,7 @@
 //!
 //! The soak re-executes its own test binary with [`CHILD_ENV`] set and the
 //! name of an ignored test that calls [`serve`]. The child starts the four
-//! venues (the Kalshi and Kraken exchanges, the WEEX and OKX op/args servers),
+//! venues (the Kalshi and Kraken exchanges, the WEEX V3 and OKX v5 `op_venue` servers),
 //! each behind its own fault proxy, and prints one line per venue on stdout:
 //! `chaos-harness <venue> ready <proxy url>`. Then it reads commands on stdin,
 //! one per line, `<venue> <command>`, and answers each with one line

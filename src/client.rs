@@ -19,7 +19,6 @@ use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::{Overflow, Queue};
 use crate::send::SendOptions;
-use crate::set::{Source, SubscriptionSet};
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::subscription::ClientId;
@@ -215,7 +214,7 @@ impl Client {
             .await
     }
 
-    async fn subscribe_many_with(
+    pub(crate) async fn subscribe_many_with(
         &self,
         topics: Vec<Topic>,
         options: QueueOptions,
@@ -282,44 +281,6 @@ impl Client {
             results.push(result);
         }
         Ok(results)
-    }
-
-    /// Subscribes to `topics` (batched where the protocol allows, as
-    /// [`subscribe_many`](Client::subscribe_many)) and returns them as one
-    /// [`SubscriptionSet`]: a single stream of items that each name their
-    /// subscription, with members added and removed while streaming.
-    ///
-    /// # Errors
-    ///
-    /// The first refusal or failure among the topics (the others are then
-    /// unsubscribed), or as [`subscribe_many`](Client::subscribe_many).
-    pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
-        self.subscribe_set_with(topics, QueueOptions::default())
-            .await
-    }
-
-    /// Like [`subscribe_set`](Client::subscribe_set) with queue settings that
-    /// apply to each member (each member has its own queue).
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe_set`](Client::subscribe_set), plus [`Error::Config`]
-    /// for a zero capacity.
-    pub async fn subscribe_set_with(
-        &self,
-        topics: Vec<Topic>,
-        options: QueueOptions,
-    ) -> Result<SubscriptionSet, Error> {
-        let mut set = SubscriptionSet::new(Source::Client(self.clone()), options);
-        if topics.is_empty() {
-            // An empty set to fill with `insert` or `adopt`; nothing to send.
-            return Ok(set);
-        }
-        let results = self.subscribe_many_with(topics, options).await?;
-        for result in results {
-            set.adopt(result?)?;
-        }
-        Ok(set)
     }
 
     /// Sends a one-off text frame on the current connection.

@@ -12,9 +12,10 @@ use crate::backoff::Backoff;
 use crate::close_code::default_permanent_close;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
-use crate::pool::ConnectLimiter;
+use crate::pool::limiter::ConnectLimiter;
 use crate::proxy::Proxy;
 use crate::queue::Overflow;
+use crate::rate::RateLimit;
 use crate::token::TokenSource;
 
 /// How the client connects, retries, detects dead sockets and buffers messages.
@@ -107,15 +108,6 @@ impl Config {
     pub fn overflow(&self) -> Overflow {
         self.overflow
     }
-}
-
-/// A strict outbound rate limit: at most `frames` frames in any window of `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Frames allowed per window.
-    pub frames: u32,
-    /// The window length.
-    pub per: Duration,
 }
 
 /// The longest any duration setting may be: one year. Longer values (up to

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::subscription::ClientId;
+use crate::ids::ClientId;
 
 pub use crate::venue_error::VenueError;
 

@@ -58,6 +58,7 @@ pub mod pool;
 pub mod protocol;
 mod proxy;
 mod queue;
+mod rate;
 mod send;
 mod session;
 mod set;
@@ -80,7 +81,7 @@ pub use rustls;
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
-pub use config::{Config, ConfigBuilder, RateLimit, LONGEST_DURATION};
+pub use config::{Config, ConfigBuilder, LONGEST_DURATION};
 pub use connect::MAX_RETRY_AFTER;
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
@@ -88,6 +89,7 @@ pub use error::{
 };
 pub use events::{ConnectionState, Event, Events};
 pub use ids::ClientId;
+pub use rate::RateLimit;
 
 pub use message::{DecodeError, Frame, Received, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};

@@ -44,7 +44,7 @@
 //! for an unsolicited stream. A topic is not checked for duplicates across
 //! members: subscribe each topic once.
 
-mod limiter;
+pub(crate) mod limiter;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,7 +63,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::protocol::{Protocol, Topic};
-use crate::set::{Source, SubscriptionSet};
 use crate::stats::Stats;
 use crate::stream::{Messages, Subscription};
 
@@ -269,46 +268,6 @@ impl Pool {
         subscribe.await
     }
 
-    /// Subscribes to `topics`, each placed as by [`subscribe`](Pool::subscribe)
-    /// (so they may spread over several connections), and returns them as one
-    /// [`SubscriptionSet`]: a single stream whose items name their
-    /// subscription, whichever connection carries it. The set's
-    /// [`insert`](SubscriptionSet::insert) places new topics through the pool.
-    ///
-    /// # Errors
-    ///
-    /// The first refusal or failure among the topics (the others are then
-    /// unsubscribed), or as [`subscribe`](Pool::subscribe).
-    pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
-        self.subscribe_set_with(topics, QueueOptions::default())
-            .await
-    }
-
-    /// Like [`subscribe_set`](Pool::subscribe_set) with queue settings that
-    /// apply to each member.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe_set`](Pool::subscribe_set).
-    pub async fn subscribe_set_with(
-        &self,
-        topics: Vec<Topic>,
-        options: QueueOptions,
-    ) -> Result<SubscriptionSet, Error> {
-        let mut set = SubscriptionSet::new(Source::Pool(self.clone()), options);
-        // Every topic is placed, and its handle made, before the first
-        // `.await`: if this future is dropped midway, each handle's `Drop`
-        // unsubscribes its topic.
-        let mut started = Vec::with_capacity(topics.len());
-        for topic in topics {
-            started.push(self.place(|client| client.start_subscribe(topic, options))?);
-        }
-        for result in futures::future::join_all(started).await {
-            set.adopt(result?)?;
-        }
-        Ok(set)
-    }
-
     /// A stream of every member's events from now on, each naming its member.
     pub fn events(&self) -> PoolEvents {
         PoolEvents {
@@ -372,7 +331,7 @@ impl Pool {
 
     /// Picks the member for one subscription and starts it there with
     /// `start`, all under the lock (`start` counts it on the member at once).
-    fn place<T>(&self, start: impl FnOnce(&Client) -> T) -> Result<T, Error> {
+    pub(crate) fn place<T>(&self, start: impl FnOnce(&Client) -> T) -> Result<T, Error> {
         let mut members = self.members();
         // Checked under the lock `close` does not need: a member spawned after
         // `close` took its list would otherwise outlive the pool.

@@ -18,8 +18,8 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::config::RateLimit;
 use crate::error::ProtocolError;
+use crate::rate::RateLimit;
 
 /// The default budget for one decompressed frame, in bytes (16 MiB, the
 /// library's default maximum message size).

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use tokio::time::{Duration, Instant};
 
-use crate::config::RateLimit;
+use crate::rate::RateLimit;
 
 #[derive(Debug)]
 pub(crate) struct RateLimiter {

@@ -26,10 +26,11 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
 use super::deadline::later;
 use super::{Action, SessionCore, SessionEnd};
-use crate::config::{Config, RateLimit};
+use crate::config::Config;
 use crate::error::{Error, Operation, SubscriptionOp};
 use crate::events::{ConnectionState, Event};
 use crate::protocol::{Protocol, Topic};
+use crate::rate::RateLimit;
 use crate::subscription::{ClientId, ReqId};
 
 mod outbound;

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 use super::super::rate_limit::RateLimiter;
 use super::Outgoing;
-use crate::config::RateLimit;
+use crate::rate::RateLimit;
 use crate::subscription::ReqId;
 
 /// How many frames may wait before the shell stops taking commands.

@@ -25,10 +25,9 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
 use futures::Stream;
 use rustc_hash::FxHashMap;
 
@@ -41,71 +40,10 @@ use crate::protocol::Topic;
 use crate::queue::{Queue, QueueStats};
 use crate::stream::Subscription;
 
-/// The ready list shared by the member queues of one
-/// [`SubscriptionSet`](crate::SubscriptionSet): a queue that becomes readable
-/// puts its key here once and wakes the set's consumer, so the consumer never
-/// scans idle members and the cost per item does not grow with the set.
-#[derive(Default)]
-pub(crate) struct Group {
-    ready: Mutex<VecDeque<ClientId>>,
-    waker: AtomicWaker,
-}
+pub(crate) mod group;
+mod open;
 
-impl Group {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<ClientId>> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Lists `key` as readable and wakes the consumer.
-    pub(crate) fn list(&self, key: ClientId) {
-        self.lock().push_back(key);
-        self.waker.wake();
-    }
-
-    /// Lists `key` again (the consumer itself, after taking one item of many).
-    #[cfg(test)]
-    pub(crate) fn relist(&self, key: ClientId) {
-        self.lock().push_back(key);
-    }
-
-    /// Moves every listed key to the back of `into` (the consumer's own
-    /// list); when there is none, registers the consumer's waker and returns
-    /// false.
-    pub(crate) fn take_listed(&self, into: &mut VecDeque<ClientId>, cx: &mut Context<'_>) -> bool {
-        let mut ready = self.lock();
-        if ready.is_empty() {
-            // Under the lock: a `list` lands before (and was taken) or after
-            // (and its wake finds this waker).
-            self.waker.register(cx.waker());
-            return false;
-        }
-        into.append(&mut ready);
-        true
-    }
-
-    /// The next readable key, or `None` after registering the consumer's waker.
-    #[cfg(test)]
-    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<ClientId> {
-        let mut ready = self.lock();
-        if let Some(key) = ready.pop_front() {
-            return Some(key);
-        }
-        // Under the lock: a `list` lands before (and was popped) or after
-        // (and its wake finds this waker).
-        self.waker.register(cx.waker());
-        None
-    }
-}
-
-/// What a group's consumer took from one member.
-pub(crate) enum Popped {
-    /// An item; `more` is true when the member stays readable (and listed).
-    Item(Result<Update, Error>, bool),
-    /// Nothing left; the member is no longer listed.
-    Empty,
-    /// The member ended, with its terminal error if any.
-    End(Option<Error>),
-}
+pub(crate) use group::{Group, Popped};
 
 /// One item of a [`SubscriptionSet`]: what a lone [`Subscription`] would have
 /// yielded, and which member it belongs to.

@@ -34,7 +34,7 @@
 //!   (its index, also the `connection` label of its metrics and its tracing span).
 //! - **One merged stream.** Members draw client ids from one counter, so a
 //!   client id names one subscription across the whole pool, and
-//!   [`Pool::subscribe_set`] (or [`SubscriptionSet::adopt`] of pool
+//!   [`Pool::subscribe_set`] (or [`SubscriptionSet::adopt`](crate::SubscriptionSet::adopt) of pool
 //!   subscriptions) reads subscriptions of every connection through one stream.
 //! - **Nothing outlives it.** [`Pool::close`] closes every member and waits for
 //!   their tasks and the event forwarders to end.

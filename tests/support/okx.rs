@@ -74,15 +74,7 @@ pub fn update(venue: &OpVenue, inst: &str, bids: &[(&str, &str)], asks: &[(&str,
         let Some(book) = state.books.get_mut(inst) else {
             return;
         };
-        for (side, changes) in [(&mut book.bids, bids), (&mut book.asks, asks)] {
-            for (p, s) in changes {
-                if s.parse::<f64>().unwrap_or(0.0) == 0.0 {
-                    side.remove(&Price((*p).to_owned()));
-                } else {
-                    side.insert(Price((*p).to_owned()), (*s).to_owned());
-                }
-            }
-        }
+        book.apply(bids, asks);
         let prev = book.seq + i64::from(gap);
         book.seq += 2;
         let mut frame = book_frame(inst, "update", book, prev, Some((bids, asks)));

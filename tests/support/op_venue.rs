@@ -59,6 +59,22 @@ pub struct ServerBook {
     pub seq: i64,
 }
 
+impl ServerBook {
+    /// Applies level changes as the venues define them: size "0" deletes the
+    /// price, any other size sets it.
+    pub fn apply(&mut self, bids: &[(&str, &str)], asks: &[(&str, &str)]) {
+        for (side, changes) in [(&mut self.bids, bids), (&mut self.asks, asks)] {
+            for (p, s) in changes {
+                if s.parse::<f64>().unwrap_or(0.0) == 0.0 {
+                    side.remove(&Price((*p).to_owned()));
+                } else {
+                    side.insert(Price((*p).to_owned()), (*s).to_owned());
+                }
+            }
+        }
+    }
+}
+
 /// A price text ordered by its value (test prices are plain decimals).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Price(pub String);

@@ -97,15 +97,7 @@ pub fn depth_update(
         let Some(book) = state.books.get_mut(symbol) else {
             return;
         };
-        for (side, changes) in [(&mut book.bids, bids), (&mut book.asks, asks)] {
-            for (p, s) in changes {
-                if s.parse::<f64>().unwrap_or(0.0) == 0.0 {
-                    side.remove(&Price((*p).to_owned()));
-                } else {
-                    side.insert(Price((*p).to_owned()), (*s).to_owned());
-                }
-            }
-        }
+        book.apply(bids, asks);
         if gap {
             book.seq += 1;
         }

@@ -62,11 +62,7 @@ async fn raw_kalshi(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, frames: 
     assert_eq!(gaps, 0, "raw baseline saw sequence gaps");
     assert_eq!(counts.iter().sum::<u64>(), frames);
     let _ = ws.close(None).await;
-    Run {
-        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
-        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
-        dropped: 0,
-    }
+    Run::lossless(frames, elapsed, cpu)
 }
 
 /// Kraken v2: `channel`, `type` and `data[0].symbol` into a borrowed struct
@@ -106,11 +102,7 @@ async fn raw_kraken(server: &Server, subs: usize, bytes: &Arc<Vec<u8>>, frames: 
     let _ = done.await;
     assert_eq!(counts.iter().sum::<u64>(), frames);
     let _ = ws.close(None).await;
-    Run {
-        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
-        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
-        dropped: 0,
-    }
+    Run::lossless(frames, elapsed, cpu)
 }
 
 /// The framing limit (b): a raw tokio-tungstenite loop that only reads and
@@ -143,9 +135,5 @@ pub(crate) async fn throughput_framing(
     let cpu = cpu_time() - cpu0;
     let _ = done.await;
     let _ = ws.close(None).await;
-    Run {
-        msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
-        cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
-        dropped: 0,
-    }
+    Run::lossless(frames, elapsed, cpu)
 }

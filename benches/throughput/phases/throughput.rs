@@ -12,6 +12,18 @@ pub(crate) struct Run {
     pub(crate) dropped: u64,
 }
 
+impl Run {
+    /// A raw loop's run: `frames` read in `elapsed` for `cpu` of process time,
+    /// nothing dropped (the loops have no queue).
+    pub(crate) fn lossless(frames: u64, elapsed: Duration, cpu: Duration) -> Run {
+        Run {
+            msgs_per_sec: frames as f64 / elapsed.as_secs_f64(),
+            cpu_ns_per_msg: cpu.as_nanos() as f64 / frames as f64,
+            dropped: 0,
+        }
+    }
+}
+
 /// How the library side consumes its subscriptions.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Consumers {

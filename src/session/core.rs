@@ -377,11 +377,11 @@ impl<P: Protocol> SessionCore<P> {
             // moves; only the rare outcomes below need the core itself.
             Some((queue, SeqCheck::InOrder)) if checksum.is_none() => {
                 let policy = queue.policy();
-                match queue.push(Update::Data(frame)) {
-                    Pushed::Queued => {}
-                    Pushed::Dropped { first } => self.dropped(Some(id), policy, first),
-                    Pushed::ConsumerGone => self.end_subscription(id, None, true),
-                    Pushed::Full(update) => {
+                let pushed = queue.push(Update::Data(frame));
+                match self.pushed(Some(id), policy, pushed) {
+                    PushNow::Alive => {}
+                    PushNow::Ended => self.end_subscription(id, None, true),
+                    PushNow::Full(update) => {
                         if let Some(queue) = self.registry.get(id).map(|e| Arc::clone(&e.queue)) {
                             self.park(Some(id), queue, update, None, false, now);
                         }
@@ -453,23 +453,25 @@ impl<P: Protocol> SessionCore<P> {
         queue: &Queue,
         update: Update,
     ) -> PushNow {
-        match queue.push(update) {
+        let policy = queue.policy();
+        let pushed = queue.push(update);
+        self.pushed(client_id, policy, pushed)
+    }
+
+    /// What a push under `policy` came to. A drop emits one event for the
+    /// first drop of a run, not one per message.
+    fn pushed(&mut self, client_id: Option<ClientId>, policy: Overflow, pushed: Pushed) -> PushNow {
+        match pushed {
             Pushed::Queued => PushNow::Alive,
             Pushed::Dropped { first } => {
-                self.dropped(client_id, queue.policy(), first);
+                if first {
+                    tracing::debug!(?client_id, ?policy, "queue full, dropping");
+                    self.emit(Event::Overflow { client_id, policy });
+                }
                 PushNow::Alive
             }
             Pushed::ConsumerGone => PushNow::Ended,
             Pushed::Full(update) => PushNow::Full(update),
-        }
-    }
-
-    /// A push dropped a message under the queue's policy: one event for the
-    /// first drop of a run, not one per message.
-    fn dropped(&mut self, client_id: Option<ClientId>, policy: Overflow, first: bool) {
-        if first {
-            tracing::debug!(?client_id, ?policy, "queue full, dropping");
-            self.emit(Event::Overflow { client_id, policy });
         }
     }
 

@@ -25,6 +25,7 @@ mod limits;
 pub mod okx;
 pub(crate) mod op_args;
 mod raw;
+mod route_keys;
 pub(crate) mod scan;
 pub mod weex;
 

@@ -8,7 +8,6 @@
 //! `channel:instId` (or `channel` alone), so the [`ServerId`] is a
 //! [`ServerId::Key`]. Only routing fields are read, borrowed from the frame.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -16,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::json::Text;
+use super::route_keys::RouteKeys;
 use super::{ServerId, Topic};
 
 /// The request field that names the instrument.
@@ -94,14 +94,10 @@ pub(crate) fn encode(op: &str, id: Option<u64>, topics: &[&Topic]) -> String {
     }
 }
 
-/// Server ids of subscribed topics by key text, so routing a push does not
-/// allocate. Entries are added when a subscribe is encoded and removed by
-/// `forget`, so the map never holds more than the client subscribed.
+/// Server ids of subscribed topics by their `channel:instId` key
+/// ([`RouteKeys`] with that key format).
 #[derive(Debug, Default)]
-pub(crate) struct Keys {
-    keys: HashMap<Box<str>, ServerId>,
-    scratch: String,
-}
+pub(crate) struct Keys(RouteKeys);
 
 impl Keys {
     /// The server id of `channel` + `symbol`.
@@ -113,34 +109,26 @@ impl Keys {
 
     /// Remembers the key of a topic being subscribed.
     pub(crate) fn remember(&mut self, channel: &str, symbol: Option<&str>) {
-        let id = Self::server_id(channel, symbol);
-        if let ServerId::Key(key) = &id {
-            self.keys.insert(Box::from(&**key), id.clone());
-        }
+        let mut key = String::new();
+        write_key(&mut key, channel, symbol);
+        self.0.remember(&key);
     }
 
     /// The routing id of a push: the remembered one, or a fresh key (which
     /// routes nowhere) for a topic never subscribed.
     pub(crate) fn route(&mut self, channel: &str, symbol: Option<&str>) -> ServerId {
-        self.scratch.clear();
-        write_key(&mut self.scratch, channel, symbol);
-        match self.keys.get(self.scratch.as_str()) {
-            Some(id) => id.clone(),
-            None => ServerId::Key(Arc::from(self.scratch.as_str())),
-        }
+        self.0.route(|key| write_key(key, channel, symbol))
     }
 
     /// Forgets a key (the subscription ended).
     pub(crate) fn forget(&mut self, server_id: &ServerId) {
-        if let ServerId::Key(key) = server_id {
-            self.keys.remove(&**key);
-        }
+        self.0.forget(server_id);
     }
 
     /// How many keys are remembered (for bound tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.0.len()
     }
 }
 

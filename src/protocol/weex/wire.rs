@@ -2,13 +2,11 @@
 //! stream name a [`Topic`] subscribes, and the map from stream names to
 //! [`ServerId`]s that routes a push without allocating.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::super::json::Text;
+use super::super::route_keys::RouteKeys;
 use super::super::{ServerId, Topic};
 
 /// The depth level subscribed when a `depth` topic names none.
@@ -109,25 +107,16 @@ pub fn stream_name(topic: &Topic) -> String {
     }
 }
 
-/// Server ids of subscribed streams by name, so routing a push does not
-/// allocate. Entries are added when a subscribe is encoded and removed by
-/// `forget`/`forget_topic`, so the map never holds more than the client
-/// subscribed; a push for a stream never subscribed adds nothing.
+/// Server ids of subscribed streams by name ([`RouteKeys`] with WEEX's
+/// `SYMBOL@stream` names, plus the lookup of a symbol's one depth or kline
+/// stream).
 #[derive(Debug, Default)]
-pub(super) struct Streams {
-    ids: HashMap<Box<str>, ServerId>,
-    scratch: String,
-}
+pub(super) struct Streams(RouteKeys);
 
 impl Streams {
     /// Remembers a stream being subscribed; returns its server id.
     pub(super) fn remember(&mut self, stream: &str) -> ServerId {
-        if let Some(id) = self.ids.get(stream) {
-            return id.clone();
-        }
-        let id = ServerId::Key(Arc::from(stream));
-        self.ids.insert(Box::from(stream), id.clone());
-        id
+        self.0.remember(stream)
     }
 
     /// The server id of `symbol@stream` (or bare `stream`): the remembered
@@ -145,20 +134,17 @@ impl Streams {
         level: Option<u64>,
     ) -> ServerId {
         use std::fmt::Write as _;
-        self.scratch.clear();
-        if let Some(symbol) = symbol {
-            self.scratch.push_str(symbol);
-            self.scratch.push('@');
-        }
-        self.scratch.push_str(stream);
-        if let Some(level) = level {
-            // Writing to a String cannot fail.
-            let _ = write!(self.scratch, "{level}");
-        }
-        match self.ids.get(self.scratch.as_str()) {
-            Some(id) => id.clone(),
-            None => ServerId::Key(Arc::from(self.scratch.as_str())),
-        }
+        self.0.route(|key| {
+            if let Some(symbol) = symbol {
+                key.push_str(symbol);
+                key.push('@');
+            }
+            key.push_str(stream);
+            if let Some(level) = level {
+                // Writing to a String cannot fail.
+                let _ = write!(key, "{level}");
+            }
+        })
     }
 
     /// The one subscribed stream of `symbol` whose name starts with `stream`
@@ -166,7 +152,7 @@ impl Streams {
     /// nowhere) when there is none or more than one.
     pub(super) fn the_one(&mut self, symbol: Option<&str>, stream: &str) -> ServerId {
         let mut found = None;
-        for (name, id) in &self.ids {
+        for (name, id) in self.0.iter() {
             let matches = match symbol {
                 Some(symbol) => name
                     .strip_prefix(symbol)
@@ -190,19 +176,17 @@ impl Streams {
 
     /// Forgets a stream (the subscription ended).
     pub(super) fn forget(&mut self, server_id: &ServerId) {
-        if let ServerId::Key(key) = server_id {
-            self.ids.remove(&**key);
-        }
+        self.0.forget(server_id);
     }
 
     /// Forgets a stream by name.
     pub(super) fn forget_name(&mut self, stream: &str) {
-        self.ids.remove(stream);
+        self.0.forget_key(stream);
     }
 
     /// How many streams are remembered (for bound tests).
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.ids.len()
+        self.0.len()
     }
 }

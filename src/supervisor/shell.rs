@@ -55,21 +55,20 @@ struct Shell<'a, P> {
 /// (`socket.rs` says why).
 #[derive(Default)]
 struct ReadStamp {
-    /// The socket's read count when `at` was taken; `None` before the first frame.
-    reads: Option<u64>,
-    at: Option<Instant>,
+    /// The socket's read count and the time taken for it; `None` before the
+    /// first frame.
+    last: Option<(u64, Instant)>,
 }
 
 impl ReadStamp {
     /// The receive time of a frame that just came out of `ws`.
     fn of(&mut self, ws: &Ws) -> Instant {
         let reads = ws.get_ref().get_ref().reads();
-        match self.at {
-            Some(at) if self.reads == Some(reads) => at,
+        match self.last {
+            Some((stamped, at)) if stamped == reads => at,
             _ => {
                 let now = Instant::now();
-                self.reads = Some(reads);
-                self.at = Some(now);
+                self.last = Some((reads, now));
                 now
             }
         }

@@ -179,6 +179,8 @@ impl OpVenue {
                 let conn = tokio::spawn(async move {
                     let mut private = false;
                     let gate = Arc::clone(&shared);
+                    // The refusal type is tungstenite's; its size is not ours to choose.
+                    #[allow(clippy::result_large_err)]
                     let callback = |request: &Request, response| {
                         private = request.uri().path().ends_with("/private");
                         let agent = request

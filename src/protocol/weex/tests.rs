@@ -592,6 +592,9 @@ fn kline_pushes_route_by_interval_and_price_type() {
     );
     let hourly = example!("kline").replace(r#""i":"1m""#, r#""i":"1h""#);
     assert_eq!(server_id_of(&weex.classify(&hourly)), last_1h);
+    // The first row names the stream; later rows are not read.
+    let two_rows = r#"{"e":"kline","s":"ETHUSDT","p":"LAST_PRICE","d":[{"i":"1h"},{"i":"1m"},7]}"#;
+    assert_eq!(server_id_of(&weex.classify(two_rows)), last_1h);
     // Without `p` or `i`, three kline streams are ambiguous: routed nowhere.
     let bare = r#"{"e":"kline","s":"ETHUSDT","d":[]}"#;
     assert_eq!(server_id_of(&weex.classify(bare)), key("ETHUSDT@kline"));

@@ -3,7 +3,10 @@
 //! [`ServerId`]s that routes a push without allocating.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -70,15 +73,37 @@ pub(super) struct Frame<'a> {
 
 /// The routing field of a kline row: its interval (`i`, e.g. `1m`).
 #[derive(Deserialize)]
-pub(super) struct KlineRow<'a> {
+struct KlineRow<'a> {
     #[serde(default, borrow)]
-    pub(super) i: Text<'a>,
+    i: Text<'a>,
+}
+
+/// The first row of a kline push; the other rows are skipped without being
+/// kept, so a long push costs no memory here.
+struct FirstRow<'a>(Option<KlineRow<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstRow<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rows<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Rows<'a> {
+            type Value = FirstRow<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of kline rows")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut rows: A) -> Result<Self::Value, A::Error> {
+                let first = rows.next_element::<KlineRow<'a>>()?;
+                while rows.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstRow(first))
+            }
+        }
+        deserializer.deserialize_seq(Rows(PhantomData))
+    }
 }
 
 /// The interval a kline push's first row names, when it names one.
 pub(super) fn kline_interval<'a>(rows: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-    let rows: Vec<KlineRow<'a>> = serde_json::from_str(rows?.get()).ok()?;
-    rows.into_iter().next()?.i.0
+    let FirstRow(first) = serde_json::from_str(rows?.get()).ok()?;
+    first?.i.0
 }
 
 /// Keeps a field that is present, `null` included (`Option` alone reads

@@ -539,6 +539,16 @@ async fn snapshot_pushes_reach_their_subscriptions_and_the_greeting_is_no_data()
         .subscribe(Topic::new("kline_1h_MARK_PRICE").symbol("ETHUSDT"))
         .await
         .unwrap();
+    let mut book_ticker = client
+        .subscribe(Topic::new("bookTicker").symbol("ETHUSDT"))
+        .await
+        .unwrap();
+    weex::push(&venue, "bookTicker", "ETHUSDT", 5);
+    let top = next_data(&mut book_ticker).await;
+    assert_eq!(
+        (top["e"].clone(), top["E"].clone()),
+        (json!("bookTicker"), json!(5))
+    );
     weex::push_snapshot(&venue, "trade", "ETHUSDT", 1);
     weex::push_snapshot(&venue, "kline_1h_MARK_PRICE", "ETHUSDT", 2);
     weex::push_snapshot(&venue, "kline_1m_LAST_PRICE", "ETHUSDT", 3);

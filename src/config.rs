@@ -52,6 +52,8 @@ pub struct Config {
     /// Shared by the members of a [`Pool`](crate::Pool): every attempt waits its turn.
     pub(crate) connect_limiter: Option<Arc<ConnectLimiter>>,
     pub(crate) header_source: Option<Arc<dyn HeaderSource>>,
+    /// Sent as `User-Agent` on every handshake that has none yet; `None` sends none.
+    pub(crate) user_agent: Option<Arc<str>>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// Shared by the members of a [`Pool`](crate::Pool): client ids are unique
     /// across the pool, so one [`SubscriptionSet`](crate::SubscriptionSet) can
@@ -83,6 +85,7 @@ impl std::fmt::Debug for Config {
             .field("connection_name", &self.connection_name)
             .field("metrics_interval", &self.metrics_interval)
             .field("handshake_headers", &self.header_source.is_some())
+            .field("user_agent", &self.user_agent)
             .field("custom_tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -115,6 +118,12 @@ impl Config {
 /// [`ConfigBuilder::build`], because `Instant + Duration::MAX` overflows and
 /// would panic deep inside the connection task hours later.
 pub const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The `User-Agent` sent on every handshake unless set otherwise
+/// ([`ConfigBuilder::user_agent`]): the crate's name and version. Some venues
+/// refuse a handshake without one (WEEX's public V3 endpoints require it).
+pub const DEFAULT_USER_AGENT: &str =
+    concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
 /// Builder for [`Config`]. Every setter documents its default; every duration
 /// is clamped to [`LONGEST_DURATION`].
@@ -159,6 +168,7 @@ impl ConfigBuilder {
                 metrics_interval: Duration::from_secs(1),
                 connect_limiter: None,
                 header_source: None,
+                user_agent: Some(Arc::from(DEFAULT_USER_AGENT)),
                 tls: None,
                 client_ids: None,
             },
@@ -372,6 +382,22 @@ impl ConfigBuilder {
         self
     }
 
+    /// The `User-Agent` header of every handshake. Default
+    /// [`DEFAULT_USER_AGENT`] (`resilient-ws/<version>`). A `User-Agent` from
+    /// [`handshake_headers`](Self::handshake_headers) wins over this one.
+    /// [`build`](Self::build) refuses a value that is not visible ASCII.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.config.user_agent = Some(Arc::from(user_agent.into()));
+        self
+    }
+
+    /// Sends no `User-Agent` header (unless
+    /// [`handshake_headers`](Self::handshake_headers) adds one).
+    pub fn no_user_agent(mut self) -> Self {
+        self.config.user_agent = None;
+        self
+    }
+
     /// The rustls client config for `wss://` (a private CA, client
     /// certificates, another provider). Default: [`tls::client_config`](crate::tls::client_config),
     /// the provider and roots chosen by cargo features, verification on.
@@ -434,6 +460,14 @@ impl ConfigBuilder {
             return Err(Error::Config(
                 "max_frame_size must not exceed max_message_size".into(),
             ));
+        }
+        if let Some(ua) = &c.user_agent {
+            let printable = ua.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+            if !printable {
+                return Err(Error::Config(
+                    "user_agent must be visible ASCII (spaces and tabs allowed)".into(),
+                ));
+            }
         }
         c.overflow.validate()?;
         c.backoff.validate()?;

@@ -5,6 +5,9 @@
 //! - Handshake headers come from the [`HeaderSource`](crate::HeaderSource)
 //!   right before the handshake, so a signed timestamp is as fresh as it can be.
 //!   They are marked sensitive and never logged; a bad one is named, not quoted.
+//! - Every handshake carries a `User-Agent` (the configured one, default
+//!   [`DEFAULT_USER_AGENT`](crate::DEFAULT_USER_AGENT)) unless the header
+//!   source already set one: some venues refuse a handshake without it.
 //! - A refused handshake keeps its HTTP status
 //!   ([`ConnectionError::Refused`]). For 429 and 503 a `Retry-After` (seconds
 //!   or an HTTP date, RFC 9110 section 10.2.3) is kept too, capped at
@@ -18,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::tungstenite::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use tokio_tungstenite::tungstenite::http::header::{
+    HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
+};
 use tokio_tungstenite::tungstenite::http::HeaderMap;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -63,6 +68,12 @@ pub(crate) async fn open(
     let mut request = transport.request;
     if let Some(source) = &config.header_source {
         add_headers(&mut request, source.as_ref(), attempt).await?;
+    }
+    if let Some(user_agent) = &config.user_agent {
+        // Checked by `ConfigBuilder::build`; a header source's own one wins.
+        if let Ok(value) = HeaderValue::from_str(user_agent) {
+            request.headers_mut().entry(USER_AGENT).or_insert(value);
+        }
     }
     let connector = if config.url.starts_with("wss://") {
         let tls_config = match (&config.tls, &tls) {

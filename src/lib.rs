@@ -81,7 +81,7 @@ pub use rustls;
 pub use backoff::Backoff;
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
-pub use config::{Config, ConfigBuilder, LONGEST_DURATION};
+pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, LONGEST_DURATION};
 pub use connect::MAX_RETRY_AFTER;
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{

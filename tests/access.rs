@@ -478,3 +478,58 @@ async fn a_socks5_proxy_carries_wss_end_to_end_with_the_name_unresolved() {
         vec![Some("localhost".to_owned())]
     );
 }
+
+/// Records the `User-Agent` headers of every handshake (all of them, in order).
+fn record_user_agents(ex: &Exchange) -> Arc<Mutex<Vec<Vec<String>>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    ex.set_handshake_check(Some(Arc::new(move |request| {
+        let agents = request
+            .headers()
+            .get_all("user-agent")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("<not text>").to_owned())
+            .collect();
+        log.lock().unwrap().push(agents);
+        Gate::Accept {
+            authenticated: true,
+        }
+    })));
+    seen
+}
+
+#[tokio::test]
+async fn every_handshake_names_the_crate_unless_the_user_says_otherwise() {
+    let ex = Exchange::start(Venue::Raw).await.unwrap();
+    let seen = record_user_agents(&ex);
+    let default = concat!("resilient-ws/", env!("CARGO_PKG_VERSION"));
+    assert_eq!(resilient_ws::DEFAULT_USER_AGENT, default);
+    let setups: [fn(resilient_ws::ConfigBuilder) -> resilient_ws::ConfigBuilder; 4] = [
+        |b| b,
+        |b| b.user_agent("desk-7 (ops@example.com)"),
+        |b| b.no_user_agent(),
+        // A header source's own User-Agent wins; it is never sent twice.
+        |b| {
+            b.handshake_headers(|| async {
+                Ok::<_, TokenError>(Headers::new().with("User-Agent", "signed-agent/1"))
+            })
+        },
+    ];
+    for setup in setups {
+        let config = setup(config(&ex.url())).build().unwrap();
+        let (client, _inbound) = Client::connect(config, RawProtocol).await.unwrap();
+        client.close().await.unwrap();
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            vec![default.to_owned()],
+            vec!["desk-7 (ops@example.com)".to_owned()],
+            vec![],
+            vec!["signed-agent/1".to_owned()],
+        ]
+    );
+    // A value that cannot be a header is refused when the config is built.
+    let bad = config(&ex.url()).user_agent("line\nbreak").build();
+    assert!(matches!(bad, Err(Error::Config(_))), "{bad:?}");
+}

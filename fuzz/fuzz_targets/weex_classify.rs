@@ -1,10 +1,12 @@
 #![no_main]
 //! WEEX (V3) `classify` on arbitrary frames, through the public adapter API:
-//! never panics, answers heartbeats only with the fixed V3 pong, and acks
+//! never panics, answers heartbeats only with a V3 pong whose id no request
+//! id reaches (`PONG_ID_BASE` and up, below 2^53), and acks
 //! carry a request id only for a topic this client subscribed, with that
 //! topic's channel and symbol.
 
 use libfuzzer_sys::fuzz_target;
+use resilient_ws::protocol::weex::PONG_ID_BASE;
 use resilient_ws::{Inbound, Protocol, Topic, Weex};
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +21,14 @@ fuzz_target!(|data: &[u8]| {
         };
         match weex.classify(text) {
             Inbound::Reply { text } => {
-                assert_eq!(text, r#"{"method":"PONG","id":1}"#);
+                let id = text
+                    .strip_prefix(r#"{"method":"PONG","id":"#)
+                    .and_then(|rest| rest.strip_suffix('}'))
+                    .and_then(|id| id.parse::<u64>().ok());
+                assert!(
+                    id.is_some_and(|id| (PONG_ID_BASE..1 << 53).contains(&id)),
+                    "{text}"
+                );
             }
             Inbound::Subscribed {
                 req_id: Some(id),

@@ -46,6 +46,11 @@ impl RouteKeys {
         self.ids.iter().map(|(key, id)| (&**key, id))
     }
 
+    /// Whether `server_id` is a remembered (subscribed) key's id.
+    pub(crate) fn contains(&self, server_id: &ServerId) -> bool {
+        matches!(server_id, ServerId::Key(key) if self.ids.contains_key(&**key))
+    }
+
     /// Forgets a subscription's key by its server id.
     pub(crate) fn forget(&mut self, server_id: &ServerId) {
         if let ServerId::Key(key) = server_id {

@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::{SessionCore, SessionEnd};
 use crate::config::Config;
 use crate::message::Update;
+use crate::protocol::weex::PONG_ID_BASE;
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
 use crate::queue::{Overflow, Queue};
 use crate::stats::StatsHub;
@@ -221,15 +222,10 @@ fn venue_heartbeats_are_answered_ahead_of_the_queue_and_bounded() {
     // At most four answers wait, in arrival order, ahead of the subscribes.
     let queued = core.link.as_ref().map_or(0, |l| l.outbound_len());
     assert_eq!(queued, 4 + 2);
-    assert_eq!(
-        written_texts(&mut core, t0),
-        [r#"{"method":"PONG","id":1}"#]
-    );
+    let pong = |n: u64| format!(r#"{{"method":"PONG","id":{}}}"#, PONG_ID_BASE + n);
+    assert_eq!(written_texts(&mut core, t0), [pong(0)]);
     let t1 = t0 + Duration::from_secs(3600);
-    assert_eq!(
-        written_texts(&mut core, t1),
-        [r#"{"method":"PONG","id":1}"#]
-    );
+    assert_eq!(written_texts(&mut core, t1), [pong(1)]);
     assert_eq!(core.stats.counters.control.get(), 10);
 }
 
@@ -306,7 +302,7 @@ fn compressed_frames_are_inflated_within_a_budget_then_classified() {
         .unwrap();
     assert_eq!(
         written_texts(&mut core, t0),
-        [r#"{"method":"PONG","id":1}"#]
+        [format!(r#"{{"method":"PONG","id":{PONG_ID_BASE}}}"#)]
     );
     // A bomb: 8 MiB of zeros in a few KiB; the budget is 1 KiB.
     core.on_message(gzip(&vec![b' '; 8 << 20]), t0).unwrap();

@@ -5,10 +5,12 @@
 //! left unanswered (OKX).
 //!
 //! WEEX V3 here: requests `{"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":
-//! ["BTCUSDT@ticker",..],"id":N}` answered `{"result":null,"id":N}` (or
-//! `{"result":false,"id":N,"code":..,"msg":..}` when refused), pushes
+//! ["BTCUSDT@ticker",..],"id":N}` answered `{"result":true,"id":N}` (or
+//! `{"result":false,"id":N,"msg":..}` when refused), pushes
 //! `{"e":..,"E":..,"s":..,"d":..}`, heartbeats `{"event":"ping","time":T}`
-//! answered by `{"method":"PONG","id":..}`. A subscription is recorded as
+//! (`{"type":"ping",..}` on a `/private` path) answered by
+//! `{"method":"PONG","id":..}`, a `connected` greeting first, and a public
+//! handshake without a `User-Agent` refused (see `weex.rs`). A subscription is recorded as
 //! (conn, stream, symbol): `BTCUSDT@depth15` is ("depth15", "BTCUSDT"), a
 //! bare private channel `orders` is ("orders", "").
 //!
@@ -32,6 +34,7 @@ use resilient_ws::{
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::Request;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How many server pings in a row may go unanswered before a strict server
@@ -118,6 +121,18 @@ pub struct State {
     pub received: Vec<(u64, String)>,
     /// WEEX `{"method":"PONG"}` answers to server pings, as their `id` values.
     pub pongs: Vec<Value>,
+    /// WEEX: connections made on a `/private` path (they get `type:ping`).
+    pub private_conns: HashSet<u64>,
+    /// WEEX: refused subscribes per connection.
+    pub refusals: HashMap<u64, u32>,
+    /// WEEX: close a connection with 1007 after six refused subscribes.
+    pub close_after_refusals: bool,
+    /// WEEX: symbols whose depth snapshot is empty with `U = u = 0`.
+    pub delisted: HashSet<String>,
+    /// WEEX: refuse (403) a public handshake without a `User-Agent`.
+    pub require_user_agent: bool,
+    /// The `User-Agent` of every handshake, in order (`None`: absent).
+    pub user_agents: Vec<Option<String>>,
 }
 
 struct Shared {
@@ -141,8 +156,11 @@ impl OpVenue {
     /// Starts a server on an ephemeral loopback port.
     pub async fn start(dialect: Dialect) -> std::io::Result<OpVenue> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let weex = dialect == Dialect::Weex;
         let state = State {
             answer_pings: true,
+            close_after_refusals: weex,
+            require_user_agent: weex,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -159,8 +177,31 @@ impl OpVenue {
             while let Ok((tcp, _)) = listener.accept().await {
                 let shared = Arc::clone(&accept);
                 let conn = tokio::spawn(async move {
-                    if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
-                        serve(shared, ws).await;
+                    let mut private = false;
+                    let gate = Arc::clone(&shared);
+                    // The refusal type is tungstenite's; its size is not ours to choose.
+                    #[allow(clippy::result_large_err)]
+                    let callback = |request: &Request, response| {
+                        private = request.uri().path().ends_with("/private");
+                        let agent = request
+                            .headers()
+                            .get("user-agent")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        let mut state = gate.state.lock().unwrap();
+                        let refuse = state.require_user_agent && !private && agent.is_none();
+                        state.user_agents.push(agent);
+                        if refuse {
+                            let refusal = tokio_tungstenite::tungstenite::http::Response::builder()
+                                .status(403)
+                                .body(None)
+                                .expect("a valid refusal");
+                            return Err(refusal);
+                        }
+                        Ok(response)
+                    };
+                    if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await {
+                        serve(shared, ws, private).await;
                     }
                 });
                 let mut tasks = accept.tasks.lock().unwrap();
@@ -312,12 +353,27 @@ pub fn with_arg(channel: &str, inst: &str, rest: Value) -> Value {
     frame
 }
 
-async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+async fn serve(
+    shared: Arc<Shared>,
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    private: bool,
+) {
     let conn = shared.handshakes.fetch_add(1, Ordering::SeqCst) + 1;
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     // Only the map holds the sender: `drop_all` ends this loop.
     shared.conns.lock().unwrap().insert(conn, tx);
     let (mut sink, mut stream) = ws.split();
+    let weex = shared.dialect == Dialect::Weex;
+    if weex {
+        if private {
+            shared.state.lock().unwrap().private_conns.insert(conn);
+        }
+        let greeting = super::weex::greeting(conn).to_string();
+        if sink.send(Message::text(greeting)).await.is_err() {
+            shared.conns.lock().unwrap().remove(&conn);
+            return;
+        }
+    }
     let ping_every = shared.state.lock().unwrap().ping_every;
     let mut ticker = ping_every.map(|every| {
         let mut t = tokio::time::interval(every);
@@ -354,7 +410,7 @@ async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio
                 ping_time += 1;
                 unanswered += 1;
                 shared.pings_sent.fetch_add(1, Ordering::SeqCst);
-                let ping = json!({"event": "ping", "time": ping_time.to_string()});
+                let ping = super::weex::ping(private, ping_time);
                 if sink.send(Message::text(ping.to_string())).await.is_err() {
                     break;
                 }
@@ -373,6 +429,15 @@ async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio
                             break;
                         }
                     }
+                    if weex && super::weex::close_after_refusals(&shared.state.lock().unwrap(), conn) {
+                        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+                        let close = CloseFrame {
+                            code: 1007.into(),
+                            reason: "too many refused subscriptions".into(),
+                        };
+                        let _ = sink.send(Message::Close(Some(close))).await;
+                        break;
+                    }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
@@ -380,12 +445,9 @@ async fn serve(shared: Arc<Shared>, ws: tokio_tungstenite::WebSocketStream<tokio
         }
     }
     shared.conns.lock().unwrap().remove(&conn);
-    shared
-        .state
-        .lock()
-        .unwrap()
-        .subs
-        .retain(|(c, _, _)| *c != conn);
+    let mut state = shared.state.lock().unwrap();
+    state.subs.retain(|(c, _, _)| *c != conn);
+    state.private_conns.remove(&conn);
 }
 
 /// What the server answers to one client frame (the OKX dialect here; WEEX's

@@ -1,9 +1,10 @@
 //! The WEEX V3 WebSocket protocol (Binance-like `method`/`params` requests,
 //! public market data and signed private connections).
 //!
-//! Rules, with the facts and their sources in `src/protocol/VENUES.md` (the
-//! V3 shape is third-party evidence: several independent public V3 clients
-//! agree; the live WEEX page could not be checked):
+//! Rules, with the facts, their sources and a coverage table of every
+//! documented message type and error code in `src/protocol/VENUES.md` (the
+//! V3 shape is third-party evidence: WEEX's V3 overview page and
+//! independent V3 clients, one with recorded wire samples, agree):
 //! - Subscribe is `{"method":"SUBSCRIBE","params":["BTCUSDT@ticker"],"id":N}`
 //!   and unsubscribe `{"method":"UNSUBSCRIBE",..}`, one topic per request, `N`
 //!   the session's request id. A topic's stream name is
@@ -11,34 +12,52 @@
 //!   channel name for private channels (`account`, `positions`, `orders`,
 //!   `fill`); its [`ServerId`] is [`ServerId::Key`] of that name.
 //! - The reply to a request is `{"result":..,"id":N}`: `"result": false`
-//!   (with an optional `msg` and `code`) refuses it ([`Inbound::Rejected`]),
+//!   (with a `msg`, and no code in V3) refuses it ([`Inbound::Rejected`]),
 //!   anything else (`null`, `true`) accepts it. The reply names no topic, so
 //!   the adapter remembers which topic each pending subscribe id was for and
 //!   acks it by id alone (unambiguous with one topic per request). A reply
 //!   whose id is no pending subscribe is [`Inbound::Control`] (an unsubscribe
-//!   reply, or a late one), or [`Inbound::Rejected`] by that id if refused.
+//!   reply, a late one, or the answer to a heartbeat reply), or
+//!   [`Inbound::Rejected`] by that id if refused.
 //! - Pushes are `{"e":<type>,"E":<ms>,"s":<SYMBOL>,..,"d":..}`, routed by
 //!   `e` and `s`: `ticker` to `S@ticker`, `depth` and `depthSnapshot` to
 //!   `S@depth<l>` (without `l`, to the one depth stream of that symbol),
-//!   `trade` to `S@trade`, `kline` to the one kline stream of that symbol,
-//!   private types by `e` alone, any other type to `S@<e>`. The payload span
-//!   ([`Frame::payload`](crate::Frame::payload)) is `d` when it is an array or
-//!   object (the rows), else the whole frame (depth's `d` is only
-//!   `"SNAPSHOT"`/`"CHANGED"`; its levels are `b`/`a`). Depth `U`/`u`
-//!   continuity is not checked here.
-//! - The server sends `{"event":"ping","time":T}` and drops clients that do
-//!   not answer; the adapter answers `{"method":"PONG","id":1}`
-//!   ([`Inbound::Reply`]), the form V3 clients send (the V2 docs had
-//!   `{"event":"pong","time":T}`).
-//! - Errors map onto [`VenueErrorKind`] by code: 40001-40005 (authentication)
-//!   are permanent, 40029 is rate limited with a retry hint, 50000-50009 are
-//!   transient, anything else (a `result: false` without a code) unknown.
+//!   `trade` and `tradeSnapshot` to `S@trade`, `kline` and `klineSnapshot`
+//!   to `S@kline_<i>_<p>` (interval `i` from the first row of `d`, price type
+//!   from the top-level `p`; without them, to the one kline stream of that
+//!   symbol), private types by `e` alone, any other type (`bookTicker`) to
+//!   `S@<e>`. The payload span ([`Frame::payload`](crate::Frame::payload))
+//!   is `d` when it is an array or object (the rows), else the whole frame
+//!   (depth's `d` is only `"SNAPSHOT"`/`"CHANGED"`; its levels are `b`/`a`).
+//! - Depth continuity: each `CHANGED` push's `U` must equal the previous
+//!   push's `u`; a break is reported in-band as a
+//!   [`ChecksumMismatch`](super::ChecksumMismatch) and the session resyncs
+//!   that one subscription (see `chain.rs` for the rules).
+//! - Heartbeats: public connections get `{"event":"ping","time":T}`, private
+//!   ones `{"type":"ping","time":T}`; both are answered
+//!   `{"method":"PONG","id":N}` ([`Inbound::Reply`]) with `N` from the
+//!   heartbeat id space ([`PONG_ID_BASE`] and up, cycling below 2^53), which
+//!   the session's request ids (counting up from 1) never reach: the venue's
+//!   answer to a PONG can never acknowledge a subscribe. That answer
+//!   (`{"result":true,"id":N}` or `{"id":N,"method":"PONG"}`) is
+//!   [`Inbound::Control`].
+//! - Every socket is greeted with `{"cid":..,"event":"connected",..}`:
+//!   [`Inbound::Control`].
+//! - Errors map onto [`VenueErrorKind`] by V3's negative codes (see
+//!   [`venue_error`]); a refusal without a code whose `msg` starts with
+//!   `INVALID_ARGUMENT` is permanent. WEEX closes a socket with 1007 after
+//!   six refused subscribes; [`permanent_close`] is the close-code rule that
+//!   reconnects then (the refused topics have ended, the rest is replayed).
 //! - Limits: 100 channels and 240 subscribe operations per hour per
 //!   connection ([`Protocol::limits`]).
 //! - Private connections authenticate with signed handshake headers over
-//!   the URL's path (`/v3/ws/private`); see [`sign_headers`].
-//! - Memory: pending subscribe ids are capped ([`MAX_PENDING`], the oldest
-//!   dropped first); stream names live only while subscribed.
+//!   the URL's path (`/v3/ws/private`); see [`sign_headers`]. Public ones
+//!   need a `User-Agent`, which every connection sends by default
+//!   ([`DEFAULT_USER_AGENT`](crate::DEFAULT_USER_AGENT)).
+//! - Memory: pending subscribe ids are capped ([`MAX_PENDING`]); when full,
+//!   the oldest withdrawn one (its subscription ended before the ack) is
+//!   dropped first, and a live one only when none is withdrawn. Stream names
+//!   and depth chains live only while subscribed.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -49,35 +68,57 @@ use super::{Inbound, Protocol, ServerId, Topic, VenueLimits};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
+mod chain;
 mod sign;
 mod wire;
 
 pub use sign::{sign_headers, signature, WeexCredentials};
 pub use wire::{stream_name, DEFAULT_DEPTH_LEVEL, DEFAULT_KLINE_INTERVAL, DEFAULT_KLINE_PRICE};
 
-use wire::{unsigned, Frame, Streams, PRIVATE};
+use chain::{DepthChains, DepthKind};
+use wire::{kline_interval, unsigned, Frame, Streams, PRIVATE};
 
 /// Channels per connection, per the WEEX docs.
 pub const MAX_CHANNELS: usize = 100;
 /// Subscribe operations per hour per connection, per the WEEX docs.
 pub const MAX_OPS_PER_HOUR: u32 = 240;
-/// The wait suggested after a 40029 (rate limited): one operation slot of the
-/// documented 240 per hour frees every 15 s on average.
-pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(3600 / MAX_OPS_PER_HOUR as u64);
-/// Subscribe requests remembered while unanswered; beyond it the oldest is
-/// dropped (its ack then goes unmatched, and the session times it out).
+/// Subscribe requests remembered while unanswered; beyond it a withdrawn one
+/// (else the oldest) is dropped (its ack then goes unmatched, and the
+/// session times it out).
 pub const MAX_PENDING: usize = MAX_CHANNELS * 4;
-/// The answer to a server heartbeat.
-pub const PONG: &str = r#"{"method":"PONG","id":1}"#;
+/// The first id of a heartbeat answer (2^52). Answers count up from here and
+/// wrap back to it below 2^53, so every id is exact in any JSON parser. The
+/// session's request ids count up from 1 per client: reaching 2^52 takes
+/// over a century at a million requests per second, so a venue reply to a
+/// heartbeat answer can never be taken for a subscribe's ack.
+pub const PONG_ID_BASE: u64 = 1 << 52;
+/// How many refused subscribes make WEEX close the socket (with 1007).
+pub const REFUSALS_BEFORE_CLOSE: u32 = 6;
+
+/// The close-code rule for WEEX ([`ConfigBuilder::permanent_close_codes`](crate::ConfigBuilder::permanent_close_codes)):
+/// [`default_permanent_close`](crate::default_permanent_close) except 1007,
+/// which WEEX sends after [`REFUSALS_BEFORE_CLOSE`] refused subscribes. The
+/// refused subscriptions have ended by then, so reconnecting replays only
+/// the accepted ones.
+///
+/// ```
+/// use resilient_ws::protocol::weex::permanent_close;
+/// assert!(!permanent_close(1007));
+/// assert!(permanent_close(1008));
+/// ```
+pub fn permanent_close(code: u16) -> bool {
+    code != 1007 && crate::default_permanent_close(code)
+}
 
 /// The WEEX V3 WebSocket protocol.
 ///
 /// ```
 /// use resilient_ws::{Inbound, Protocol, ServerId, Topic, Weex};
+/// use resilient_ws::protocol::weex::PONG_ID_BASE;
 /// let mut weex = Weex::new();
 /// let frame = weex.encode_subscribe(&[&Topic::new("ticker").symbol("BTCUSDT")], 1);
 /// assert_eq!(frame, r#"{"method":"SUBSCRIBE","params":["BTCUSDT@ticker"],"id":1}"#);
-/// match weex.classify(r#"{"result":null,"id":1}"#) {
+/// match weex.classify(r#"{"result":true,"id":1}"#) {
 ///     Inbound::Subscribed { req_id, server_id, .. } => {
 ///         assert_eq!(req_id, Some(1));
 ///         assert_eq!(server_id, ServerId::Key("BTCUSDT@ticker".into()));
@@ -85,7 +126,9 @@ pub const PONG: &str = r#"{"method":"PONG","id":1}"#;
 ///     other => panic!("{other:?}"),
 /// }
 /// match weex.classify(r#"{"event":"ping","time":"1693208170000"}"#) {
-///     Inbound::Reply { text } => assert_eq!(text, r#"{"method":"PONG","id":1}"#),
+///     Inbound::Reply { text } => {
+///         assert_eq!(text, format!(r#"{{"method":"PONG","id":{PONG_ID_BASE}}}"#))
+///     }
 ///     other => panic!("{other:?}"),
 /// }
 /// ```
@@ -96,6 +139,11 @@ pub struct Weex {
     /// (added when encoded, removed by its reply or `reset`; at most
     /// [`MAX_PENDING`]).
     pending: BTreeMap<u64, Pending>,
+    /// The depth update-id chain of each subscribed depth stream.
+    chains: DepthChains,
+    /// Heartbeat answers sent (the next one's id is [`PONG_ID_BASE`] + this,
+    /// modulo [`PONG_ID_BASE`]).
+    pongs: u64,
 }
 
 /// What an unanswered subscribe request was for.
@@ -104,6 +152,9 @@ struct Pending {
     server_id: ServerId,
     channel: String,
     symbol: Option<String>,
+    /// The subscription ended before the ack (timed out, dropped): its slot
+    /// is the first to go when the map is full.
+    withdrawn: bool,
 }
 
 impl Weex {
@@ -118,9 +169,25 @@ impl Weex {
         ServerId::Key(stream_name(topic).into())
     }
 
+    /// The answer to a heartbeat, with the next id of the heartbeat id space.
+    fn pong(&mut self) -> Inbound<'static> {
+        let id = PONG_ID_BASE + self.pongs % PONG_ID_BASE;
+        self.pongs = self.pongs.wrapping_add(1);
+        Inbound::Reply {
+            text: Cow::Owned(format!(r#"{{"method":"PONG","id":{id}}}"#)),
+        }
+    }
+
     fn reply<'a>(&mut self, frame: &Frame<'a>, result: &str) -> Inbound<'a> {
         let id = unsigned(frame.id);
         let pending = id.and_then(|id| self.pending.remove(&id));
+        if pending.is_none() && id.is_some_and(|id| id >= PONG_ID_BASE) {
+            // The venue's answer to a heartbeat answer: nothing waits for it.
+            if result == "false" {
+                tracing::debug!(msg = ?frame.msg.as_deref(), "weex: heartbeat answer refused");
+            }
+            return Inbound::Control;
+        }
         if result == "false" {
             let error = venue_error(
                 super::op_args::code(frame.code),
@@ -145,13 +212,35 @@ impl Weex {
 
     fn push<'a>(&mut self, frame: &Frame<'a>, kind: &str) -> Inbound<'a> {
         let symbol = frame.s.as_deref();
+        let mut checksum = None;
         let server_id = match kind {
             _ if PRIVATE.contains(&kind) => self.streams.route(None, kind),
-            "depth" | "depthSnapshot" => match unsigned(frame.l) {
-                Some(level) => self.streams.route_level(symbol, "depth", Some(level)),
-                None => self.streams.the_one(symbol, "depth"),
+            "depth" | "depthSnapshot" => {
+                let server_id = match unsigned(frame.l) {
+                    Some(level) => self.streams.route_level(symbol, "depth", Some(level)),
+                    None => self.streams.the_one(symbol, "depth"),
+                };
+                if self.streams.contains(&server_id) {
+                    let marker = frame.d.map(|d| d.get());
+                    let depth_kind = match (kind, marker) {
+                        ("depthSnapshot", _) | (_, Some(r#""SNAPSHOT""#)) => DepthKind::Snapshot,
+                        (_, Some(r#""CHANGED""#)) => DepthKind::Changed,
+                        _ => DepthKind::Unknown,
+                    };
+                    checksum = self.chains.on_push(
+                        &server_id,
+                        depth_kind,
+                        unsigned(frame.first_id),
+                        unsigned(frame.last_id),
+                    );
+                }
+                server_id
+            }
+            "trade" | "tradeSnapshot" => self.streams.route(symbol, "trade"),
+            "kline" | "klineSnapshot" => match (kline_interval(frame.d), frame.p.as_deref()) {
+                (Some(interval), Some(price)) => self.streams.route_kline(symbol, &interval, price),
+                _ => self.streams.the_one(symbol, "kline"),
             },
-            "kline" => self.streams.the_one(symbol, "kline"),
             other => self.streams.route(symbol, other),
         };
         let payload = frame
@@ -161,28 +250,64 @@ impl Weex {
         Inbound::Data {
             server_id,
             seq: None,
-            checksum: None,
+            checksum,
             payload,
+        }
+    }
+
+    /// Makes room for one more pending request: the oldest withdrawn one
+    /// goes first, a live one only when none is withdrawn.
+    fn make_room(&mut self) {
+        let withdrawn = self
+            .pending
+            .iter()
+            .find_map(|(id, p)| p.withdrawn.then_some(*id));
+        match withdrawn {
+            Some(id) => {
+                self.pending.remove(&id);
+            }
+            None => {
+                self.pending.pop_first();
+            }
         }
     }
 }
 
-/// Classifies a WEEX error code and message.
+/// Classifies a WEEX V3 error code and message. V3 codes are negative,
+/// Binance-style; no code (V3 refusals carry none) is judged by the message.
+/// No V3 code documents a wait, so none sets
+/// [`retry_after`](VenueError::retry_after).
+///
+/// | Code | Meaning | Kind |
+/// |---|---|---|
+/// | -1054 | system error | `Transient` |
+/// | -1046 | request timestamp expired (every attempt signs a fresh one) | `Transient` |
+/// | -1040..=-1044, -1047, -1049 | authentication (key, signature, passphrase, timestamp) | `Permanent` |
+/// | -1050..=-1058 except -1054 | permissions (unauthorised, IP, symbol not allowed) | `Permanent` |
+/// | -1121 | invalid symbol | `Permanent` |
+/// | none, `msg` starting `INVALID_ARGUMENT` | the request is malformed or names an unknown symbol | `Permanent` |
+/// | anything else | | `Unknown` |
 ///
 /// ```
 /// use resilient_ws::protocol::weex::venue_error;
 /// use resilient_ws::VenueErrorKind;
-/// assert_eq!(venue_error(Some(40003), "sign error").kind, VenueErrorKind::Permanent);
-/// assert!(venue_error(Some(40029), "too many").retry_after().is_some());
+/// assert_eq!(venue_error(Some(-1121), "Invalid symbol").kind, VenueErrorKind::Permanent);
+/// assert_eq!(venue_error(Some(-1054), "System error").kind, VenueErrorKind::Transient);
+/// assert_eq!(
+///     venue_error(None, "INVALID_ARGUMENT: invalid symbol : X").kind,
+///     VenueErrorKind::Permanent
+/// );
 /// ```
 pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
     let error = VenueError::new(code, message);
     match code {
-        Some(40001..=40005) => error.with_kind(VenueErrorKind::Permanent),
-        Some(40029) => error
-            .with_kind(VenueErrorKind::RateLimited)
-            .with_retry_after(RATE_LIMIT_RETRY),
-        Some(50000..=50009) => error.with_kind(VenueErrorKind::Transient),
+        Some(-1054 | -1046) => error.with_kind(VenueErrorKind::Transient),
+        Some(-1044..=-1040 | -1047 | -1049 | -1058..=-1050 | -1121) => {
+            error.with_kind(VenueErrorKind::Permanent)
+        }
+        None if message.starts_with("INVALID_ARGUMENT") => {
+            error.with_kind(VenueErrorKind::Permanent)
+        }
         _ => error,
     }
 }
@@ -200,7 +325,7 @@ impl Protocol for Weex {
         // One topic per request (no batching): the reply names the first.
         if let (Some(topic), Some(stream)) = (topics.first(), streams.first()) {
             if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&req_id) {
-                self.pending.pop_first();
+                self.make_room();
             }
             self.pending.insert(
                 req_id,
@@ -208,6 +333,7 @@ impl Protocol for Weex {
                     server_id: self.streams.remember(stream),
                     channel: topic.channel().to_owned(),
                     symbol: topic.symbol_name().map(str::to_owned),
+                    withdrawn: false,
                 },
             );
         }
@@ -246,28 +372,40 @@ impl Protocol for Weex {
         if let Some(kind) = frame.e.as_deref() {
             return self.push(&frame, kind);
         }
-        match frame.event.as_deref() {
-            Some("ping") => Inbound::Reply {
-                text: Cow::Borrowed(PONG),
-            },
-            Some("pong") => Inbound::Pong,
-            Some(_) => Inbound::Control,
-            None => Inbound::Unsolicited,
+        if frame.event.as_deref() == Some("ping") || frame.kind.as_deref() == Some("ping") {
+            return self.pong();
+        }
+        match (frame.event.as_deref(), frame.method.as_deref()) {
+            (Some("pong"), _) => Inbound::Pong,
+            // The greeting every socket gets, and any other status event.
+            (Some(_), _) => Inbound::Control,
+            // The venue's echo of a heartbeat answer.
+            (None, Some("PONG")) => Inbound::Control,
+            (None, _) => Inbound::Unsolicited,
         }
     }
 
     fn reset(&mut self) {
         self.pending.clear();
+        self.chains.clear();
     }
 
     fn forget(&mut self, server_id: &ServerId) {
         self.streams.forget(server_id);
+        self.chains.forget(server_id);
     }
 
     fn forget_topic(&mut self, topic: &Topic) {
-        // Its pending entry stays (bounded): a late ack still names the
-        // stream, so the session can unsubscribe an abandoned subscription.
-        self.streams.forget_name(&stream_name(topic));
+        // Its pending entry stays (bounded, first to go when full): a late
+        // ack still names the stream, so the session can unsubscribe an
+        // abandoned subscription.
+        let stream = stream_name(topic);
+        for pending in self.pending.values_mut() {
+            if matches!(&pending.server_id, ServerId::Key(key) if **key == *stream) {
+                pending.withdrawn = true;
+            }
+        }
+        self.streams.forget_name(&stream);
     }
 }
 

@@ -2,6 +2,11 @@
 //! stream name a [`Topic`] subscribes, and the map from stream names to
 //! [`ServerId`]s that routes a push without allocating.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -22,9 +27,16 @@ pub(super) const PRIVATE: [&str; 4] = ["account", "positions", "orders", "fill"]
 /// value reads as absent); the rest are raw slices of the frame.
 #[derive(Deserialize)]
 pub(super) struct Frame<'a> {
-    /// `"ping"` on a server heartbeat.
+    /// `"ping"` on a public connection's heartbeat, `"connected"` on the
+    /// greeting.
     #[serde(default, borrow)]
     pub(super) event: Text<'a>,
+    /// `"ping"` on a private connection's heartbeat.
+    #[serde(default, borrow, rename = "type")]
+    pub(super) kind: Text<'a>,
+    /// `"PONG"` on the venue's echo of a heartbeat answer.
+    #[serde(default, borrow)]
+    pub(super) method: Text<'a>,
     /// Present (even `null`) on the reply to a request.
     #[serde(default, borrow, deserialize_with = "present")]
     pub(super) result: Option<&'a RawValue>,
@@ -45,9 +57,53 @@ pub(super) struct Frame<'a> {
     /// The depth push's level.
     #[serde(default, borrow)]
     pub(super) l: Option<&'a RawValue>,
+    /// The depth push's first update id (`U`).
+    #[serde(default, borrow, rename = "U")]
+    pub(super) first_id: Option<&'a RawValue>,
+    /// The depth push's last update id (`u`).
+    #[serde(default, borrow, rename = "u")]
+    pub(super) last_id: Option<&'a RawValue>,
+    /// The kline push's price type (`LAST_PRICE`, `MARK_PRICE`, ...).
+    #[serde(default, borrow)]
+    pub(super) p: Text<'a>,
     /// The push's rows (or, on depth, `"SNAPSHOT"`/`"CHANGED"`).
     #[serde(default, borrow)]
     pub(super) d: Option<&'a RawValue>,
+}
+
+/// The routing field of a kline row: its interval (`i`, e.g. `1m`).
+#[derive(Deserialize)]
+struct KlineRow<'a> {
+    #[serde(default, borrow)]
+    i: Text<'a>,
+}
+
+/// The first row of a kline push; the other rows are skipped without being
+/// kept, so a long push costs no memory here.
+struct FirstRow<'a>(Option<KlineRow<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstRow<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rows<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Rows<'a> {
+            type Value = FirstRow<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of kline rows")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut rows: A) -> Result<Self::Value, A::Error> {
+                let first = rows.next_element::<KlineRow<'a>>()?;
+                while rows.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstRow(first))
+            }
+        }
+        deserializer.deserialize_seq(Rows(PhantomData))
+    }
+}
+
+/// The interval a kline push's first row names, when it names one.
+pub(super) fn kline_interval<'a>(rows: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    let FirstRow(first) = serde_json::from_str(rows?.get()).ok()?;
+    first?.i.0
 }
 
 /// Keeps a field that is present, `null` included (`Option` alone reads
@@ -145,6 +201,30 @@ impl Streams {
                 let _ = write!(key, "{level}");
             }
         })
+    }
+
+    /// [`route`](Self::route) of `symbol@kline_<interval>_<price>`.
+    pub(super) fn route_kline(
+        &mut self,
+        symbol: Option<&str>,
+        interval: &str,
+        price: &str,
+    ) -> ServerId {
+        self.0.route(|key| {
+            if let Some(symbol) = symbol {
+                key.push_str(symbol);
+                key.push('@');
+            }
+            key.push_str("kline_");
+            key.push_str(interval);
+            key.push('_');
+            key.push_str(price);
+        })
+    }
+
+    /// Whether `server_id` is a subscribed stream's.
+    pub(super) fn contains(&self, server_id: &ServerId) -> bool {
+        self.0.contains(server_id)
     }
 
     /// The one subscribed stream of `symbol` whose name starts with `stream`

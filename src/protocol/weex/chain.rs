@@ -1,0 +1,102 @@
+//! The WEEX V3 depth update-id chain: a break means a push was lost and the
+//! local book is wrong, so it is reported and that one subscription resyncs.
+//!
+//! Rules, with the facts and their sources in `src/protocol/VENUES.md`:
+//! - A snapshot (`e:"depthSnapshot"`, or `d:"SNAPSHOT"`) starts the chain at
+//!   its `u` (a delisted symbol's empty snapshot has `U = u = 0`).
+//! - Each `CHANGED` push must have `U` equal to the previous push's `u` (not
+//!   `u + 1`); it then moves the chain to its own `u`.
+//! - A push whose `U` differs breaks the chain: it is reported as a
+//!   [`ChecksumMismatch`] (`expected` = the low 32 bits of the previous `u`,
+//!   `computed` = those of the push's `U`; the comparison itself is on the
+//!   full 64 bits), the chain is dropped, and the session resubscribes that
+//!   stream, whose new snapshot starts a new chain (as OKX's `prevSeqId` break).
+//! - Nothing is checked before a snapshot, after a break until the next
+//!   snapshot, or on a push that carries no `U`/`u` (the chain is dropped:
+//!   it cannot be continued honestly).
+//! - Memory: one number per subscribed depth stream; the caller only passes
+//!   subscribed streams, and [`forget`](DepthChains::forget)/`clear` drop them.
+
+use std::collections::HashMap;
+
+use super::super::{ChecksumMismatch, ServerId};
+
+/// What a depth push is, for the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DepthKind {
+    /// A full book: restarts the chain.
+    Snapshot,
+    /// An update: continues the chain.
+    Changed,
+    /// Neither marker: not checked, the chain left as is.
+    Unknown,
+}
+
+/// The last `u` of each subscribed depth stream since its snapshot.
+#[derive(Debug, Default)]
+pub(super) struct DepthChains {
+    last: HashMap<ServerId, u64>,
+}
+
+impl DepthChains {
+    /// Checks one push of a subscribed stream; `Some` reports a break.
+    pub(super) fn on_push(
+        &mut self,
+        server_id: &ServerId,
+        kind: DepthKind,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) -> Option<ChecksumMismatch> {
+        match kind {
+            DepthKind::Unknown => None,
+            DepthKind::Snapshot => {
+                match last {
+                    Some(last) => {
+                        self.last.insert(server_id.clone(), last);
+                    }
+                    None => {
+                        self.last.remove(server_id);
+                    }
+                }
+                None
+            }
+            DepthKind::Changed => {
+                let previous = *self.last.get(server_id)?;
+                match (first, last) {
+                    (Some(first), Some(last)) if first == previous => {
+                        self.last.insert(server_id.clone(), last);
+                        None
+                    }
+                    (Some(first), _) if first != previous => {
+                        self.last.remove(server_id);
+                        tracing::debug!(%server_id, previous, first, "weex: depth update ids break");
+                        Some(ChecksumMismatch {
+                            expected: previous as u32,
+                            computed: first as u32,
+                        })
+                    }
+                    _ => {
+                        self.last.remove(server_id);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops a stream's chain (the subscription ended or resyncs).
+    pub(super) fn forget(&mut self, server_id: &ServerId) {
+        self.last.remove(server_id);
+    }
+
+    /// Drops every chain (the connection was lost).
+    pub(super) fn clear(&mut self) {
+        self.last.clear();
+    }
+
+    /// How many chains are kept (for bound tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.last.len()
+    }
+}

@@ -16,6 +16,10 @@
 //!   registered when the client is spawned, with whatever recorder is current
 //!   there: the global one an application installed, or a scoped one
 //!   (`metrics::with_local_recorder`) around `Client::spawn` in a test.
+//!   The one exception is `resilient_ws_unplaced_total{kind}`: a kind is known
+//!   only when its first frame arrives, so its series is registered then, by
+//!   the connection task, with the recorder current in that task (the global
+//!   one; a scoped recorder must be current where the runtime polls the task).
 //! - **Labels.** `venue` (the protocol's name) and `connection` (the
 //!   [`connection_name`](crate::ConfigBuilder::connection_name); a pool's
 //!   members are `0`, `1`, ...). Venue errors also carry `kind`. There is no

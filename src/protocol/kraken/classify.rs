@@ -53,6 +53,16 @@ pub(super) fn frame_kind(text: &str) -> Option<&str> {
     kind.channel.or(kind.method)
 }
 
+/// `text` cut to at most `max` bytes at a character boundary (for log lines
+/// quoting the peer).
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
 /// The two classification paths behind `Protocol::classify`.
 impl Kraken {
     /// The fast path: a non-book data frame read by the single-pass scanner,
@@ -97,6 +107,13 @@ impl Kraken {
                             "kraken: subscribe acknowledgement without result.channel".to_owned(),
                         ));
                     };
+                    if let Some(warnings) = result.warnings {
+                        tracing::warn!(
+                            channel,
+                            warnings = cut(warnings.get(), 256),
+                            "kraken: subscription acknowledged with warnings"
+                        );
+                    }
                     let server_id = self.key(channel, result.symbol.as_deref());
                     Inbound::Subscribed {
                         req_id,

@@ -426,6 +426,6 @@ mod tests {
             other.map(|k| k.count),
             Some(10_000 - (MAX_KINDS as u64 - 2))
         );
-        assert_eq!(table.iter().map(|k| k.count).sum::<u64>(), 10_002);
+        assert_eq!(table.iter().map(|k| k.count).sum::<u64>(), 10_003);
     }
 }

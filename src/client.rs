@@ -446,6 +446,12 @@ impl Client {
         self.inner.shared.stats.snapshot()
     }
 
+    /// Frames the adapter could not place, counted per kind since the client
+    /// started (see [`Event::UnknownMessage`](crate::Event::UnknownMessage)).
+    pub fn unplaced(&self) -> Vec<crate::UnplacedKind> {
+        self.inner.shared.stats.unplaced()
+    }
+
     /// Closes the connection: sends Close 1000, waits up to the close timeout
     /// for the peer, lets every stream drain what was already received and then
     /// end, and waits until the supervisor task has exited.

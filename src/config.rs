@@ -31,6 +31,9 @@ pub struct Config {
     pub(crate) ping_interval: Duration,
     pub(crate) pong_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    /// Per channel: how long a subscription may receive nothing before it is
+    /// reported stale (`stale_after`); empty by default.
+    pub(crate) stale_after: Vec<(Arc<str>, Duration)>,
     pub(crate) request_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) max_message_size: usize,
@@ -71,6 +74,7 @@ impl std::fmt::Debug for Config {
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("stale_after", &self.stale_after)
             .field("request_timeout", &self.request_timeout)
             .field("close_timeout", &self.close_timeout)
             .field("max_message_size", &self.max_message_size)
@@ -145,6 +149,7 @@ impl ConfigBuilder {
                 ping_interval: Duration::from_secs(5),
                 pong_timeout: Duration::from_secs(5),
                 idle_timeout: None,
+                stale_after: Vec::new(),
                 request_timeout: Duration::from_secs(10),
                 close_timeout: Duration::from_secs(5),
                 max_message_size: 16 << 20,
@@ -220,6 +225,25 @@ impl ConfigBuilder {
     /// socket still answers pings.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Report a subscription on `channel` as stale
+    /// ([`Event::Stale`](crate::Event::Stale)) when it receives no data for
+    /// `silent_for`, once per silent period. Off by default for every channel:
+    /// how long a quiet market may be silent is the user's knowledge, not the
+    /// library's. Silence counts from the subscription's acknowledgement on
+    /// the current connection (or its last data), and the watch looks every
+    /// quarter of the shortest expectation, so a report comes between
+    /// `silent_for` and 1.25 times it. Nothing is reconnected: a stale report
+    /// is a signal for the operator (see
+    /// [`idle_timeout`](Self::idle_timeout) for a connection that should be
+    /// recycled). Setting a channel again replaces its expectation. Must be
+    /// greater than zero; clamped to [`LONGEST_DURATION`].
+    pub fn stale_after(mut self, channel: impl Into<String>, silent_for: Duration) -> Self {
+        let channel: Arc<str> = Arc::from(channel.into());
+        self.config.stale_after.retain(|(c, _)| *c != channel);
+        self.config.stale_after.push((channel, silent_for));
         self
     }
 
@@ -440,6 +464,11 @@ impl ConfigBuilder {
                 "idle_timeout must be greater than zero (or None)".into(),
             ));
         }
+        if c.stale_after.iter().any(|(_, t)| t.is_zero()) {
+            return Err(Error::Config(
+                "stale_after must be greater than zero".into(),
+            ));
+        }
         let sizes = [
             ("queue_capacity", c.queue_capacity),
             ("command_capacity", c.command_capacity),
@@ -493,6 +522,9 @@ impl ConfigBuilder {
         }
         if let Some(idle) = &mut c.idle_timeout {
             *idle = (*idle).min(LONGEST_DURATION);
+        }
+        for (_, silent_for) in &mut c.stale_after {
+            *silent_for = (*silent_for).min(LONGEST_DURATION);
         }
     }
 }

@@ -127,6 +127,37 @@ pub enum Event {
         /// What was wrong.
         error: ProtocolError,
     },
+    /// The first frame of a kind this connection could not place: a message
+    /// type the adapter does not know, data for no subscription, or data the
+    /// adapter names but sends to the inbound stream. Reported once per kind
+    /// for the life of the client, so a venue that starts sending something
+    /// new is seen at once instead of as a silent stream; every frame of the
+    /// kind is counted in [`Client::unplaced`](crate::Client::unplaced) (and
+    /// the `resilient_ws_unplaced_total{kind}` metric). The kind is the
+    /// venue's own name for the message (Kraken's `channel` or `method`),
+    /// cut to [`MAX_KIND_BYTES`](crate::MAX_KIND_BYTES); past
+    /// [`MAX_KINDS`](crate::MAX_KINDS) kinds, the rest are counted
+    /// together under [`OTHER_KINDS`](crate::OTHER_KINDS) (a peer
+    /// chooses the names).
+    UnknownMessage {
+        /// The venue's name for the frame's type.
+        kind: String,
+        /// Where the frame went.
+        fate: Unplaced,
+    },
+    /// A subscription whose channel has a
+    /// [`stale_after`](crate::ConfigBuilder::stale_after) expectation received
+    /// nothing for at least that long. Reported once per silent period: again
+    /// only after data has resumed and stopped again.
+    Stale {
+        /// Its durable id.
+        client_id: ClientId,
+        /// Its channel.
+        channel: String,
+        /// How long it has been silent (at least the expectation; the watch
+        /// looks every quarter of it, so at most a quarter more).
+        silent_for: Duration,
+    },
     /// The client finished. `error` is the terminal error, `None` after `close()`.
     Closed {
         /// The terminal error.
@@ -137,6 +168,24 @@ pub enum Event {
         /// How many events were skipped.
         missed: u64,
     },
+}
+
+/// What became of a frame the adapter could not place (see
+/// [`Event::UnknownMessage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unplaced {
+    /// The adapter does not know the message type
+    /// ([`Inbound::Unknown`](crate::protocol::Inbound::Unknown)); counted
+    /// unroutable and skipped.
+    UnknownType,
+    /// Data for a subscription this connection does not hold (a channel
+    /// nobody subscribed, or a stray frame of one that just ended); counted
+    /// unroutable and skipped.
+    Unroutable,
+    /// Data the adapter named but routed to no subscription; it went to the
+    /// client's inbound stream.
+    Unsolicited,
 }
 
 /// A stream of [`Event`]s, from [`Client::events`](crate::Client::events).

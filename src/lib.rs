@@ -87,7 +87,7 @@ pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transpo
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
-pub use events::{ConnectionState, Event, Events};
+pub use events::{ConnectionState, Event, Events, Unplaced};
 pub use ids::ClientId;
 pub use rate::RateLimit;
 
@@ -102,7 +102,7 @@ pub use proxy::{Proxy, ProxyKind, MAX_CONNECT_RESPONSE};
 pub use queue::{Overflow, QueueStats};
 pub use send::SendOptions;
 pub use set::{SetItem, SubscriptionSet};
-pub use stats::Stats;
+pub use stats::{Stats, UnplacedKind, MAX_KINDS, MAX_KIND_BYTES, OTHER_KINDS};
 pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};
 pub use venue_error::{Severity, VenueError, VenueErrorKind};

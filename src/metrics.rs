@@ -16,6 +16,10 @@
 //!   registered when the client is spawned, with whatever recorder is current
 //!   there: the global one an application installed, or a scoped one
 //!   (`metrics::with_local_recorder`) around `Client::spawn` in a test.
+//!   The one exception is `resilient_ws_unplaced_total{kind}`: a kind is known
+//!   only when its first frame arrives, so its series is registered then, by
+//!   the connection task, with the recorder current in that task (the global
+//!   one; a scoped recorder must be current where the runtime polls the task).
 //! - **Labels.** `venue` (the protocol's name) and `connection` (the
 //!   [`connection_name`](crate::ConfigBuilder::connection_name); a pool's
 //!   members are `0`, `1`, ...). Venue errors also carry `kind`. There is no
@@ -29,6 +33,7 @@
 //! | `resilient_ws_<counter>_total` | counter | each [`Stats`] connection counter, e.g. `frames_in`, `reconnects`, `gaps`, `checksum_mismatches`, `unroutable` |
 //! | `resilient_ws_routed_total`, `_delivered_total`, `_dropped_total` | counter | [`Stats::queues`] summed over every queue |
 //! | `resilient_ws_venue_errors_total{kind}` | counter | venue errors by [`VenueErrorKind`](crate::VenueErrorKind) |
+//! | `resilient_ws_unplaced_total{kind}` | counter | frames the adapter could not place, by the venue's name for their type ([`Client::unplaced`](crate::Client::unplaced); at most [`MAX_KINDS`](crate::MAX_KINDS) + 1 series per connection, since a peer chooses the names) |
 //! | `resilient_ws_queued` | gauge | messages waiting in all queues of the connection |
 //! | `resilient_ws_stashed`, `resilient_ws_subscriptions`, `resilient_ws_subscribe_ops_waiting` | gauge | the stash, live subscriptions, subscribe/unsubscribe requests waiting for the venue's operations window |
 //! | `resilient_ws_connection_state` | gauge | 0 closed, 1 connecting, 2 backoff, 3 connected, 4 closing |
@@ -44,7 +49,7 @@ use std::time::Duration;
 use ::metrics::{Counter, Gauge, Histogram, Label};
 
 use crate::events::ConnectionState;
-use crate::stats::Stats;
+use crate::stats::{Stats, UnplacedKind};
 
 /// The registered handles of one client.
 pub(crate) struct Publisher {
@@ -57,6 +62,9 @@ pub(crate) struct Publisher {
     state: Gauge,
     wait: Histogram,
     lag: Histogram,
+    /// The labels every series carries (for the per-kind series, registered
+    /// when a kind first appears).
+    labels: Vec<Label>,
 }
 
 enum Series {
@@ -104,6 +112,7 @@ impl Publisher {
             state: ::metrics::gauge!(format!("{PREFIX}connection_state"), labels.clone()),
             wait: ::metrics::histogram!(format!("{PREFIX}delivery_wait_seconds"), labels.clone()),
             lag: ::metrics::histogram!(format!("{PREFIX}venue_lag_seconds"), labels.clone()),
+            labels,
         }
     }
 
@@ -120,6 +129,17 @@ impl Publisher {
         self.dropped.absolute(stats.queues.dropped);
         self.queued.set(stats.queues.queued as f64);
         self.state(state);
+    }
+
+    /// Publishes the per-kind counts of unplaced frames. The table is bounded
+    /// (see [`MAX_KINDS`](crate::MAX_KINDS)), so this registers a bounded
+    /// number of series; a kind's series appears with its first frame.
+    pub(crate) fn publish_unplaced(&self, kinds: &[UnplacedKind]) {
+        for kind in kinds {
+            let mut labels = self.labels.clone();
+            labels.push(Label::new("kind", kind.kind.clone()));
+            ::metrics::counter!(format!("{PREFIX}unplaced_total"), labels).absolute(kind.count);
+        }
     }
 
     /// The histogram the session records venue-timestamp-to-receive lags in.

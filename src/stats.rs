@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::events::Unplaced;
 use crate::queue::{Queue, QueueStats};
 use crate::venue_error::VenueErrorKind;
 
@@ -165,6 +166,8 @@ pub(crate) struct StatsHub {
     /// load as a pool sees it. Kept by [`InFlight`] guards.
     pub(crate) subscribes_in_flight: AtomicU64,
     queues: Mutex<QueueSet>,
+    /// Frames the adapter could not place, counted per kind (bounded).
+    unplaced: Mutex<UnplacedTable>,
     /// Where the session records venue-timestamp-to-receive lags (feature
     /// `metrics`; set once when the client is spawned).
     #[cfg(feature = "metrics")]
@@ -264,6 +267,92 @@ impl StatsHub {
     }
 }
 
+/// The most kinds of unplaced frames counted apart; frames of further kinds
+/// are counted together under [`OTHER_KINDS`]. The peer chooses the names, so
+/// the table is bounded in entries and (with [`MAX_KIND_BYTES`]) in bytes.
+pub const MAX_KINDS: usize = 32;
+/// The longest kind name kept, in bytes; a longer one is cut at a character
+/// boundary.
+pub const MAX_KIND_BYTES: usize = 64;
+/// The kind under which frames past [`MAX_KINDS`] kinds are counted.
+pub const OTHER_KINDS: &str = "<other>";
+
+/// Frames of one kind the adapter could not place, from
+/// [`Client::unplaced`](crate::Client::unplaced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnplacedKind {
+    /// The venue's name for the frame type (see [`Event::UnknownMessage`](crate::Event::UnknownMessage)).
+    pub kind: String,
+    /// Where the first frame of this kind went.
+    pub fate: Unplaced,
+    /// How many frames of this kind arrived.
+    pub count: u64,
+}
+
+/// The per-kind counts behind [`Client::unplaced`](crate::Client::unplaced):
+/// at most [`MAX_KINDS`] named entries plus [`OTHER_KINDS`].
+#[derive(Default)]
+struct UnplacedTable {
+    kinds: Vec<UnplacedKind>,
+}
+
+impl UnplacedTable {
+    /// Counts one frame of `kind`; whether it is the first of its entry.
+    fn count(&mut self, kind: &str, fate: Unplaced) -> Option<&UnplacedKind> {
+        let kind = cut(kind, MAX_KIND_BYTES);
+        let index = match self.kinds.iter().position(|k| k.kind == kind) {
+            Some(index) => index,
+            None => {
+                let named = self.kinds.iter().filter(|k| k.kind != OTHER_KINDS).count();
+                let kind = if named < MAX_KINDS { kind } else { OTHER_KINDS };
+                match self.kinds.iter().position(|k| k.kind == kind) {
+                    Some(index) => index,
+                    None => {
+                        self.kinds.push(UnplacedKind {
+                            kind: kind.to_owned(),
+                            fate,
+                            count: 0,
+                        });
+                        self.kinds.len() - 1
+                    }
+                }
+            }
+        };
+        let entry = self.kinds.get_mut(index)?;
+        entry.count += 1;
+        (entry.count == 1).then_some(&*entry)
+    }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or("")
+}
+
+impl StatsHub {
+    /// Counts one frame the adapter could not place. Returns the kind as it
+    /// is kept (cut, or [`OTHER_KINDS`]) when it is the first of that kind:
+    /// the caller reports it once.
+    pub(crate) fn count_unplaced(&self, kind: &str, fate: Unplaced) -> Option<String> {
+        let mut table = self.unplaced.lock().unwrap_or_else(|p| p.into_inner());
+        table.count(kind, fate).map(|entry| entry.kind.clone())
+    }
+
+    /// The per-kind counts of frames the adapter could not place.
+    pub(crate) fn unplaced(&self) -> Vec<UnplacedKind> {
+        let table = self.unplaced.lock().unwrap_or_else(|p| p.into_inner());
+        table.kinds.clone()
+    }
+}
+
 impl Stats {
     /// Whether the accounting invariants hold for this snapshot (take it while
     /// the connection is quiet for an exact answer).
@@ -300,5 +389,43 @@ mod tests {
         let stats = hub.snapshot();
         assert_eq!(hub.tracked(), kept.len());
         assert!(stats.queues.routed == 0);
+    }
+
+    #[test]
+    fn unplaced_kinds_are_reported_once_and_bounded_in_count_and_bytes() {
+        let hub = StatsHub::default();
+        assert_eq!(
+            hub.count_unplaced("level4", Unplaced::UnknownType)
+                .as_deref(),
+            Some("level4")
+        );
+        assert_eq!(hub.count_unplaced("level4", Unplaced::UnknownType), None);
+        // A peer naming thousands of long kinds fills the table only so far.
+        let long = "é".repeat(100);
+        let first = hub.count_unplaced(&long, Unplaced::Unroutable);
+        let kept = first.as_deref().unwrap_or_default();
+        assert!(
+            kept.len() <= MAX_KIND_BYTES && long.starts_with(kept),
+            "{kept}"
+        );
+        let mut reported = 2;
+        for n in 0..10_000 {
+            let name = format!("{n}{long}");
+            reported += usize::from(hub.count_unplaced(&name, Unplaced::Unroutable).is_some());
+        }
+        let table = hub.unplaced();
+        assert_eq!(table.len(), MAX_KINDS + 1);
+        assert_eq!(
+            reported,
+            MAX_KINDS + 1,
+            "once per kind, and once for the rest"
+        );
+        assert!(table.iter().all(|k| k.kind.len() <= MAX_KIND_BYTES));
+        let other = table.iter().find(|k| k.kind == OTHER_KINDS);
+        assert_eq!(
+            other.map(|k| k.count),
+            Some(10_000 - (MAX_KINDS as u64 - 2))
+        );
+        assert_eq!(table.iter().map(|k| k.count).sum::<u64>(), 10_003);
     }
 }

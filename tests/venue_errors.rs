@@ -84,8 +84,14 @@ async fn every_documented_kraken_error_reaches_the_caller_classified() {
         ),
         (
             "Currency pair not supported XBT/USD",
-            VenueErrorKind::Unknown,
+            VenueErrorKind::Permanent,
             false,
+            None,
+        ),
+        (
+            "Rate limit for snapshot requests exceeded",
+            VenueErrorKind::RateLimited,
+            true,
             None,
         ),
     ];

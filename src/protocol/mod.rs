@@ -287,6 +287,14 @@ pub enum Inbound<'a> {
     },
     /// A status or informational frame.
     Control,
+    /// A well-formed frame of a message type the adapter does not know (a
+    /// channel or method the venue added, say): counted as unroutable and
+    /// reported once per `kind` ([`Event::UnknownMessage`](crate::Event::UnknownMessage)).
+    Unknown {
+        /// The venue's name for the frame's type (its `channel`, `method`,
+        /// `type` or `event` field).
+        kind: Cow<'a, str>,
+    },
     /// A frame the protocol cannot make sense of; counted as unroutable.
     Invalid(ProtocolError),
 }
@@ -340,6 +348,18 @@ pub trait Protocol: Send + 'static {
 
     /// Classifies an inbound text frame.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a>;
+
+    /// The venue's name for the type of `text` (its `channel`, `method`,
+    /// `type` or `event` field), asked only for a frame that could not be
+    /// placed: data classified for a subscription this connection does not
+    /// hold, or unsolicited data. The session counts such frames per kind and
+    /// reports each kind once ([`Event::UnknownMessage`](crate::Event::UnknownMessage)).
+    /// Default `None`: unroutable data is counted as the kind `"unnamed"`, and
+    /// unsolicited data (all of a raw feed's frames) is not reported.
+    fn frame_kind<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let _ = text;
+        None
+    }
 
     /// Decompresses an inbound binary frame into text, for venues that send
     /// gzip or deflate frames; the text is then classified by

@@ -24,7 +24,7 @@ use super::link::Link;
 use super::{Action, SessionEnd};
 use crate::config::Config;
 use crate::error::{scrub, ConnectionError, Error, ProtocolError, VenueError};
-use crate::events::Event;
+use crate::events::{Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Overflow, Pushed, Queue};
@@ -217,6 +217,9 @@ impl<P: Protocol> SessionCore<P> {
             }
             Inbound::Unsolicited => {
                 self.data_seen();
+                if let Some(kind) = self.protocol.frame_kind(text.as_str()) {
+                    self.unplaced(kind, Unplaced::Unsolicited);
+                }
                 let frame = Frame::from_text(text, None, self.received(now));
                 self.deliver(None, frame, None, now);
             }
@@ -254,6 +257,10 @@ impl<P: Protocol> SessionCore<P> {
                 let text = text.into_owned();
                 self.push_reply(text);
             }
+            Inbound::Unknown { kind } => {
+                self.stats.counters.unroutable.bump();
+                self.unplaced(&kind, Unplaced::UnknownType);
+            }
             Inbound::Invalid(error) => self.invalid(error),
         }
         Ok(())
@@ -275,6 +282,10 @@ impl<P: Protocol> SessionCore<P> {
                 let frame = Frame::from_binary(data, self.received(now));
                 self.deliver(None, frame, None, now);
             }
+            Inbound::Unknown { kind } => {
+                self.stats.counters.unroutable.bump();
+                self.unplaced(&kind, Unplaced::UnknownType);
+            }
             Inbound::Invalid(error) => self.invalid(error),
             _ => self.control(),
         }
@@ -282,6 +293,21 @@ impl<P: Protocol> SessionCore<P> {
 
     fn control(&self) {
         self.stats.counters.control.bump();
+    }
+
+    /// Counts a frame of `kind` that could not be placed, and reports the
+    /// first of each kind (cold: a venue speaking as documented sends none).
+    #[cold]
+    fn unplaced(&mut self, kind: &str, fate: Unplaced) {
+        if let Some(kind) = self.stats.count_unplaced(kind, fate) {
+            self.report_unplaced(kind, fate);
+        }
+    }
+
+    #[cold]
+    fn report_unplaced(&mut self, kind: String, fate: Unplaced) {
+        tracing::warn!(%kind, ?fate, "frames of a kind the adapter cannot place");
+        self.emit(Event::UnknownMessage { kind, fate });
     }
 
     fn invalid(&mut self, error: ProtocolError) {
@@ -335,7 +361,14 @@ impl<P: Protocol> SessionCore<P> {
                 counters.unroutable.add(evicted as u64);
                 counters.stashed.set(self.registry.stashed() as u64);
             }
-            Route::Unroutable => self.stats.counters.unroutable.bump(),
+            Route::Unroutable => {
+                self.stats.counters.unroutable.bump();
+                let text = frame.as_text().unwrap_or_default();
+                let kind = self.protocol.frame_kind(text).unwrap_or("unnamed");
+                if let Some(kind) = self.stats.count_unplaced(kind, Unplaced::Unroutable) {
+                    self.report_unplaced(kind, Unplaced::Unroutable);
+                }
+            }
         }
     }
 

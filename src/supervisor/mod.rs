@@ -112,6 +112,7 @@ impl Shared {
     pub(crate) fn publish_metrics(&self) {
         self.metrics
             .publish(&self.stats.snapshot(), *self.state.borrow());
+        self.metrics.publish_unplaced(&self.stats.unplaced());
     }
 
     pub(crate) fn emit(&self, event: Event) {

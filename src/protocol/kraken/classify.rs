@@ -9,6 +9,60 @@ use crate::error::ProtocolError;
 use crate::protocol::json::{self, opt_u64};
 use crate::protocol::{scan, Inbound};
 
+/// The data channels Kraken documents for WebSocket v2 (see VENUES.md): a
+/// frame of one of them without `data` is informational; a frame of any other
+/// channel without `data` is a kind the adapter does not know.
+pub(super) const DATA_CHANNELS: [&str; 8] = [
+    "ticker",
+    "book",
+    "level3",
+    "ohlc",
+    "trade",
+    "instrument",
+    "executions",
+    "balances",
+];
+
+/// The request methods Kraken documents for WebSocket v2 (trading and
+/// connection requests; see VENUES.md). Their answers carry the request's
+/// `req_id`; one without it answers nobody and is informational.
+pub(super) const REQUEST_METHODS: [&str; 9] = [
+    "add_order",
+    "amend_order",
+    "edit_order",
+    "cancel_order",
+    "cancel_all",
+    "cancel_all_orders_after",
+    "batch_add",
+    "batch_cancel",
+    "ping",
+];
+
+/// The venue's name for the type of a frame (`channel`, else `method`), for
+/// frames the session cannot place. Only a name the frame holds unescaped is
+/// given (a kind name with escapes is not worth an allocation).
+pub(super) fn frame_kind(text: &str) -> Option<&str> {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(default, borrow)]
+        channel: Option<&'a str>,
+        #[serde(default, borrow)]
+        method: Option<&'a str>,
+    }
+    let kind: Kind<'_> = serde_json::from_str(text).ok()?;
+    kind.channel.or(kind.method)
+}
+
+/// `text` cut to at most `max` bytes at a character boundary (for log lines
+/// quoting the peer).
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
 /// The two classification paths behind `Protocol::classify`.
 impl Kraken {
     /// The fast path: a non-book data frame read by the single-pass scanner,
@@ -53,6 +107,13 @@ impl Kraken {
                             "kraken: subscribe acknowledgement without result.channel".to_owned(),
                         ));
                     };
+                    if let Some(warnings) = result.warnings {
+                        tracing::warn!(
+                            channel,
+                            warnings = cut(warnings.get(), 256),
+                            "kraken: subscription acknowledged with warnings"
+                        );
+                    }
                     let server_id = self.key(channel, result.symbol.as_deref());
                     Inbound::Subscribed {
                         req_id,
@@ -73,14 +134,23 @@ impl Kraken {
                         req_id,
                         error: failed.then(|| frame.venue_error()),
                     },
-                    None => Inbound::Control,
+                    // The answer to a documented request sent without a
+                    // req_id: nobody waits for it.
+                    None if REQUEST_METHODS.contains(&method) => Inbound::Control,
+                    None => Inbound::Unknown {
+                        kind: frame.method.0.unwrap_or_default(),
+                    },
                 },
             };
         }
         if let Some(channel) = frame.channel.as_deref() {
             return match (channel, frame.data) {
                 ("heartbeat", _) => Inbound::Heartbeat,
-                ("status", _) | (_, None) => Inbound::Control,
+                ("status", _) => Inbound::Control,
+                (channel, None) if DATA_CHANNELS.contains(&channel) => Inbound::Control,
+                (_, None) => Inbound::Unknown {
+                    kind: frame.channel.0.unwrap_or_default(),
+                },
                 (channel, Some(data)) => {
                     let snapshot = frame.kind.as_deref() == Some("snapshot");
                     let seq = opt_u64(frame.sequence);

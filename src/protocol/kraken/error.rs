@@ -4,7 +4,11 @@
 //! [`VenueErrorKind`], with the documented lockout wait attached.
 //!
 //! Rules: a string of an unknown shape is kept raw and classified
-//! [`VenueErrorKind::Unknown`]; it never fails to parse. Messages are matched on
+//! [`VenueErrorKind::Unknown`]; it never fails to parse. WebSocket v2 also
+//! answers subscribes with plain sentences outside that grammar; the ones
+//! documented (see VENUES.md) are classified by their prefix:
+//! `Currency pair not supported …` is permanent, `Rate limit for snapshot
+//! requests exceeded` (and v1's `Exceeded msg rate`) is rate limiting. Messages are matched on
 //! their prefix, because Kraken sometimes appends detail
 //! (`EGeneral:Invalid arguments:depth`).
 
@@ -40,6 +44,8 @@ impl VenueError {
             error.category = Some(category);
             error.message = message.to_owned();
             error.kind = kraken_kind(category, message);
+        } else {
+            error.kind = sentence_kind(text);
         }
         if error.kind == VenueErrorKind::Lockout {
             error = error.with_retry_after(KRAKEN_LOCKOUT);
@@ -70,6 +76,17 @@ fn kraken_kind(category: &str, message: &str) -> VenueErrorKind {
         "Query" if starts("Unknown asset pair") => VenueErrorKind::Permanent,
         "Session" if starts("Invalid session") => VenueErrorKind::SessionExpired,
         _ => VenueErrorKind::Unknown,
+    }
+}
+
+/// Kraken's WebSocket v2 errors that are plain sentences, not `E<Category>:`.
+fn sentence_kind(text: &str) -> VenueErrorKind {
+    if text.starts_with("Currency pair not supported") {
+        VenueErrorKind::Permanent
+    } else if text.starts_with("Rate limit") || text.starts_with("Exceeded msg rate") {
+        VenueErrorKind::RateLimited
+    } else {
+        VenueErrorKind::Unknown
     }
 }
 
@@ -162,21 +179,28 @@ mod tests {
 
     #[test]
     fn unknown_shapes_are_kept_raw() {
-        for text in [
-            "Currency pair not supported XBT/USD",
-            "",
-            "E",
-            "EFoo:bar",
-            "W:",
-            "é:ü",
-            "ESession",
-        ] {
+        for text in ["", "E", "EFoo:bar", "W:", "é:ü", "ESession"] {
             let e = VenueError::kraken(text);
             assert_eq!(
                 (e.kind, e.raw.as_str(), e.category),
                 (VenueErrorKind::Unknown, text, None),
                 "{text}"
             );
+        }
+        // The documented v2 sentences are kept raw, and classified.
+        for (text, kind) in [
+            (
+                "Currency pair not supported XBT/USD",
+                VenueErrorKind::Permanent,
+            ),
+            (
+                "Rate limit for snapshot requests exceeded",
+                VenueErrorKind::RateLimited,
+            ),
+            ("Exceeded msg rate", VenueErrorKind::RateLimited),
+        ] {
+            let e = VenueError::kraken(text);
+            assert_eq!((e.kind, e.raw.as_str(), e.category), (kind, text, None));
         }
         let warning = VenueError::kraken("WGeneral:Something odd");
         assert_eq!(warning.severity, Some(Severity::Warning));

@@ -71,6 +71,10 @@ pub(super) struct AckResult<'a> {
     pub(super) channel: Text<'a>,
     #[serde(default, borrow)]
     pub(super) symbol: Text<'a>,
+    /// Kraken's advisory notes on the channel (deprecated fields, upcoming
+    /// changes): logged, so a venue change is not ignored in silence.
+    #[serde(default, borrow)]
+    pub(super) warnings: Option<&'a RawValue>,
 }
 
 /// The routing fields of a data item, read leniently.

@@ -459,6 +459,10 @@ impl Protocol for Kraken {
         }
     }
 
+    fn frame_kind<'a>(&self, text: &'a str) -> Option<&'a str> {
+        classify::frame_kind(text)
+    }
+
     fn set_token(&mut self, token: &str) {
         self.token = Some(Secret::new(token));
     }

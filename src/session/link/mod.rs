@@ -34,6 +34,7 @@ use crate::rate::RateLimit;
 use crate::subscription::{ClientId, ReqId};
 
 mod outbound;
+mod stale;
 mod timers;
 
 use outbound::{Outbound, OUTBOUND_LIMIT};
@@ -142,6 +143,8 @@ pub(crate) struct Link {
     next_ping: Instant,
     data_seen: u64,
     idle: Option<IdleWatch>,
+    /// Subscriptions silent past their channel's expectation (`stale.rs`).
+    stale: Option<stale::StaleWatch>,
     closing: Option<Instant>,
     /// Subscriptions ended while their subscribe was still unanswered (say, a
     /// `subscribe` call dropped by a timeout). If the ack comes after all, the
@@ -172,6 +175,7 @@ impl Link {
                 seen_at_tick: 0,
                 last_activity: now,
             }),
+            stale: stale::StaleWatch::new(config, now),
             closing: None,
             abandoned: VecDeque::new(),
             resyncing: HashMap::new(),
@@ -205,6 +209,9 @@ impl Link {
         }
         if let Some(idle) = &mut self.idle {
             idle.last_activity = later(idle.last_activity, stalled);
+        }
+        if let Some(stale) = &mut self.stale {
+            stale.pause(stalled);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The connection's timers: WebSocket or venue pings with a pong deadline, the
 //! idle watch (only data and venue heartbeats count as life), and request and
-//! subscribe deadlines.
+//! subscribe deadlines, and the stale watch (`stale.rs`).
 //!
 //! Rules: one [`next_timer`](SessionCore::next_timer) is all the shell arms;
 //! [`on_tick`](SessionCore::on_tick) handles everything due at `now`. The idle
@@ -19,6 +19,7 @@ impl<P: Protocol> SessionCore<P> {
         let candidates = [
             link.awaiting_pong,
             link.idle.as_ref().map(|i| i.next_tick),
+            link.stale.as_ref().map(|s| s.next_tick),
             link.deadlines.first().map(|(t, _)| *t),
             link.closing,
         ];
@@ -66,6 +67,10 @@ impl<P: Protocol> SessionCore<P> {
                 idle.next_tick = later(now, idle.timeout / 4);
             }
         }
+        let stale = match &mut link.stale {
+            Some(watch) => watch.on_tick(&self.config, &self.registry, now),
+            None => Vec::new(),
+        };
         let mut due = Vec::new();
         while let Some(&(deadline, req_id)) = link.deadlines.first() {
             if deadline > now {
@@ -79,6 +84,9 @@ impl<P: Protocol> SessionCore<P> {
             link.next_ping = later(now, self.config.ping_interval);
         }
         let ping = ping_due && link.awaiting_pong.is_none();
+        for event in stale {
+            self.emit(event);
+        }
         for req_id in due {
             self.expire(req_id)?;
         }

@@ -414,6 +414,44 @@ fn requests_private_channels_and_edges() {
 }
 
 #[test]
+fn message_types_the_adapter_does_not_know_are_named() {
+    let mut kraken = Kraken::new();
+    // A method or a data-less channel nobody documents: unknown, by name.
+    assert_eq!(
+        kraken.classify(r#"{"method":"maintenance_notice","result":{}}"#),
+        Inbound::Unknown {
+            kind: Cow::Borrowed("maintenance_notice")
+        }
+    );
+    assert_eq!(
+        kraken.classify(r#"{"channel":"announcement","type":"update"}"#),
+        Inbound::Unknown {
+            kind: Cow::Borrowed("announcement")
+        }
+    );
+    // Documented ones stay what they were.
+    assert_eq!(
+        kraken.classify(r#"{"channel":"trade","type":"update"}"#),
+        Inbound::Control
+    );
+    assert_eq!(
+        kraken.classify(r#"{"method":"cancel_all","success":true}"#),
+        Inbound::Control
+    );
+    // Data of a channel is routed by key; when nothing holds that key, the
+    // session asks the adapter to name the frame.
+    let unknown_data = r#"{"channel":"level4","type":"update","data":[{"symbol":"BTC/USD"}]}"#;
+    assert_eq!(
+        routed(kraken.classify(unknown_data)),
+        data("level4:BTC/USD", None)
+    );
+    assert_eq!(kraken.frame_kind(unknown_data), Some("level4"));
+    assert_eq!(kraken.frame_kind(r#"{"method":"x","req_id":1}"#), Some("x"));
+    assert_eq!(kraken.frame_kind(r#"{"channel":7}"#), None);
+    assert_eq!(kraken.frame_kind("not json"), None);
+}
+
+#[test]
 fn garbage_is_invalid_without_quoting_the_frame() {
     let mut kraken = Kraken::new();
     let secret = format!(

@@ -224,7 +224,10 @@ async fn kalshi_data_first_and_never() {
     send(&mut ws, json!({"id": 8, "cmd": "subscribe", "params": {"channels": ["ticker"], "market_tickers": ["B"]}})).await;
     send(&mut ws, json!({"id": 9, "cmd": "list_subscriptions"})).await;
     // Only the reply to id 9 arrives: the subscribe was swallowed.
-    assert_eq!(next_json(&mut ws).await, json!({"id": 9, "type": "ok"}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"id": 9, "type": "ok", "msg": [{"channel": "ticker", "sid": data["sid"]}]})
+    );
     assert_eq!(ex.subscriptions(), 1);
     ex.shutdown().await;
 }

@@ -88,7 +88,11 @@ async fn a_set_merges_its_members_and_names_each_item() {
         assert_eq!(frame.client_id(), Some(client_id));
         let tick: KalshiTicker<'_> = frame.decode().unwrap();
         assert_eq!(tick.market_ticker, symbol);
-        assert!(tick.price_dollars.starts_with("0."), "{}", tick.price_dollars);
+        assert!(
+            tick.price_dollars.starts_with("0."),
+            "{}",
+            tick.price_dollars
+        );
         seen.push((symbol, frame.seq().unwrap(), tick.volume()));
     }
     seen.sort();

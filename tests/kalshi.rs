@@ -57,8 +57,14 @@ async fn a_subscription_the_venue_ends_is_subscribed_again_and_streams_on() {
     for code in [25, 10] {
         let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
         let client = kalshi(&exchange).await;
-        let mut a = client.subscribe(Topic::new("ticker").symbol("A")).await.unwrap();
-        let mut b = client.subscribe(Topic::new("ticker").symbol("B")).await.unwrap();
+        let mut a = client
+            .subscribe(Topic::new("ticker").symbol("A"))
+            .await
+            .unwrap();
+        let mut b = client
+            .subscribe(Topic::new("ticker").symbol("B"))
+            .await
+            .unwrap();
         let (mut a_signals, mut b_signals) = (Vec::new(), Vec::new());
         exchange.publish("A", ticker_payload(Venue::Kalshi, "A", 1));
         let old_sid = next_data(&mut a, &mut a_signals).await["sid"].clone();
@@ -72,13 +78,19 @@ async fn a_subscription_the_venue_ends_is_subscribed_again_and_streams_on() {
                 .count()
                 == 2
         };
-        assert!(exchange.wait_received(resubscribed, SOON).await, "code {code}");
+        assert!(
+            exchange.wait_received(resubscribed, SOON).await,
+            "code {code}"
+        );
         exchange.publish("A", ticker_payload(Venue::Kalshi, "A", 2));
         exchange.publish("B", ticker_payload(Venue::Kalshi, "B", 3));
         let again = next_data(&mut a, &mut a_signals).await;
         assert_ne!(again["sid"], old_sid);
         assert_eq!(again["msg"]["volume_fp"], "2.00");
-        assert_eq!(next_data(&mut b, &mut b_signals).await["msg"]["volume_fp"], "3.00");
+        assert_eq!(
+            next_data(&mut b, &mut b_signals).await["msg"]["volume_fp"],
+            "3.00"
+        );
         assert!(
             matches!(a_signals[..], [Update::Resubscribed { .. }]),
             "{a_signals:?}"
@@ -101,7 +113,10 @@ async fn a_subscription_the_venue_ends_is_subscribed_again_and_streams_on() {
 async fn a_subscription_the_venue_ends_and_then_refuses_ends_with_the_refusal() {
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
     let client = kalshi(&exchange).await;
-    let mut a = client.subscribe(Topic::new("ticker").symbol("A")).await.unwrap();
+    let mut a = client
+        .subscribe(Topic::new("ticker").symbol("A"))
+        .await
+        .unwrap();
     exchange.reject("A", "Channel error", 10);
     assert_eq!(exchange.end_subscriptions("A", 25), 1);
     let end = loop {
@@ -115,7 +130,10 @@ async fn a_subscription_the_venue_ends_and_then_refuses_ends_with_the_refusal() 
         matches!(&end, Error::Subscription { op: SubscriptionOp::Resubscribe, error, .. } if error.code == Some(10)),
         "{end:?}"
     );
-    assert!(tokio::time::timeout(SOON, next(&mut a)).await.unwrap().is_none());
+    assert!(tokio::time::timeout(SOON, next(&mut a))
+        .await
+        .unwrap()
+        .is_none());
     client.close().await.unwrap();
     exchange.shutdown().await;
 }
@@ -132,24 +150,43 @@ async fn a_book_gap_resyncs_with_get_snapshot_on_the_live_sid() {
     let mut signals = Vec::new();
     let snapshot = next_data(&mut book, &mut signals).await;
     assert_eq!(snapshot["type"], "orderbook_snapshot");
-    assert_eq!(snapshot["msg"]["yes_dollars_fp"][0], json!(["0.0800", "300.00"]));
+    assert_eq!(
+        snapshot["msg"]["yes_dollars_fp"][0],
+        json!(["0.0800", "300.00"])
+    );
     let sid = snapshot["sid"].clone();
-    exchange.publish("A", kalshi_delta("0.0800", "-100.00", "yes", 1_700_000_000_000));
+    exchange.publish(
+        "A",
+        kalshi_delta("0.0800", "-100.00", "yes", 1_700_000_000_000),
+    );
     assert_eq!(next_data(&mut book, &mut signals).await["seq"], 2);
 
     exchange.skip_seq("A", 2);
-    exchange.publish("A", kalshi_delta("0.2200", "5.00", "yes", 1_700_000_000_001));
+    exchange.publish(
+        "A",
+        kalshi_delta("0.2200", "5.00", "yes", 1_700_000_000_001),
+    );
     assert_eq!(next_data(&mut book, &mut signals).await["seq"], 5);
     let resync = next_data(&mut book, &mut signals).await;
     assert_eq!(
-        (resync["type"].as_str(), &resync["sid"], resync["seq"].as_u64()),
+        (
+            resync["type"].as_str(),
+            &resync["sid"],
+            resync["seq"].as_u64()
+        ),
         (Some("orderbook_snapshot"), &sid, Some(6)),
         "{resync}"
     );
     exchange.publish("A", kalshi_delta("0.5400", "1.00", "no", 1_700_000_000_002));
     assert_eq!(next_data(&mut book, &mut signals).await["seq"], 7);
     assert!(
-        matches!(signals[..], [Update::Gap { last_seq: 2, next_seq: 5 }]),
+        matches!(
+            signals[..],
+            [Update::Gap {
+                last_seq: 2,
+                next_seq: 5
+            }]
+        ),
         "{signals:?}"
     );
     let sent = commands(&exchange.received());
@@ -178,7 +215,9 @@ async fn a_refused_get_snapshot_falls_back_to_subscribing_again() {
         .unwrap();
     let mut signals = Vec::new();
     exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 1));
-    let sid = next_data(&mut book, &mut signals).await["sid"].as_u64().unwrap();
+    let sid = next_data(&mut book, &mut signals).await["sid"]
+        .as_u64()
+        .unwrap();
     // The venue loses the sid without a word, and a late delta on it skips
     // numbers: the snapshot request is refused (code 7, unknown sid), so the
     // session subscribes again.
@@ -203,16 +242,29 @@ async fn a_refused_get_snapshot_falls_back_to_subscribing_again() {
     assert!(
         matches!(
             signals[..],
-            [Update::Gap { last_seq: 1, next_seq: 5 }, Update::Resubscribed { .. }]
+            [
+                Update::Gap {
+                    last_seq: 1,
+                    next_seq: 5
+                },
+                Update::Resubscribed { .. }
+            ]
         ),
         "{signals:?}"
     );
     let sent = commands(&exchange.received());
     let order: Vec<&str> = sent
         .iter()
-        .map(|c| c["params"]["action"].as_str().unwrap_or(c["cmd"].as_str().unwrap()))
+        .map(|c| {
+            c["params"]["action"]
+                .as_str()
+                .unwrap_or(c["cmd"].as_str().unwrap())
+        })
         .collect();
-    assert_eq!(order, ["subscribe", "get_snapshot", "unsubscribe", "subscribe"]);
+    assert_eq!(
+        order,
+        ["subscribe", "get_snapshot", "unsubscribe", "subscribe"]
+    );
     client.close().await.unwrap();
     exchange.shutdown().await;
 }
@@ -236,7 +288,10 @@ async fn an_ok_that_took_a_number_of_the_sequence_is_not_a_gap() {
         .await
         .unwrap();
     let ok: Value = serde_json::from_str(answer.as_text().unwrap()).unwrap();
-    assert_eq!((ok["type"].as_str(), ok["seq"].as_u64()), (Some("ok"), Some(2)));
+    assert_eq!(
+        (ok["type"].as_str(), ok["seq"].as_u64()),
+        (Some("ok"), Some(2))
+    );
     exchange.publish("A", kalshi_delta("0.0800", "2.00", "yes", 2));
     assert_eq!(next_data(&mut book, &mut signals).await["seq"], 3);
     assert!(signals.is_empty(), "{signals:?}");

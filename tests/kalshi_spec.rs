@@ -79,7 +79,9 @@ fn fits(word: &str, value: &Value) -> bool {
         "uuid" => value.as_str().is_some_and(|t| {
             let parts: Vec<&str> = t.split('-').collect();
             parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
-                && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+                && parts
+                    .iter()
+                    .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
         }),
         "datetime" => value
             .as_str()
@@ -98,7 +100,9 @@ fn fits(word: &str, value: &Value) -> bool {
 /// Checks `frame` against the shape of its `type`; the error says what is off.
 fn check(shapes: &Map<String, Value>, frame: &Value) -> Result<(), String> {
     let kind = frame["type"].as_str().ok_or("no type")?;
-    let shape = shapes.get(kind).ok_or(format!("undocumented type {kind}"))?;
+    let shape = shapes
+        .get(kind)
+        .ok_or(format!("undocumented type {kind}"))?;
     let optional = shape["optional"].as_object().cloned().unwrap_or_default();
     for (field, word) in shape["top"].as_object().unwrap() {
         let value = frame.get(field).ok_or(format!("{kind}: no {field}"))?;
@@ -146,7 +150,8 @@ fn every_spec_example_fits_its_shape_and_every_shape_has_an_example() {
         "msg": {"market_ticker": "A", "market_id": "9b0f6b43-5b68-4f9f-9f02-9a2d1b8ac1a1",
                 "price": 96, "delta": -54, "side": "yes"}});
     assert!(check(&shapes, &legacy).is_err());
-    let retired = json!({"id": 1, "type": "error", "msg": {"code": 6, "msg": "Already subscribed"}});
+    let retired =
+        json!({"id": 1, "type": "error", "msg": {"code": 6, "msg": "Already subscribed"}});
     assert!(check(&shapes, &retired).is_err());
 }
 
@@ -162,10 +167,21 @@ fn every_spec_example_classifies_as_documented() {
                 Some(server_id) == frame["msg"]["sid"].as_u64().map(ServerId::Num).as_ref()
             }
             ("unsubscribed", Inbound::Unsubscribed { req_id }) => *req_id == frame["id"].as_u64(),
-            ("response", Inbound::Response { req_id, error: None }) => {
-                Some(*req_id) == frame["id"].as_u64()
-            }
-            ("sequenced response", Inbound::Sequenced { server_id, seq: s, then }) => {
+            (
+                "response",
+                Inbound::Response {
+                    req_id,
+                    error: None,
+                },
+            ) => Some(*req_id) == frame["id"].as_u64(),
+            (
+                "sequenced response",
+                Inbound::Sequenced {
+                    server_id,
+                    seq: s,
+                    then,
+                },
+            ) => {
                 Some(server_id) == sid.as_ref()
                     && Some(*s) == seq
                     && matches!(**then, Inbound::Response { req_id, error: None } if Some(req_id) == frame["id"].as_u64())
@@ -176,7 +192,15 @@ fn every_spec_example_classifies_as_documented() {
             ("ended", Inbound::Ended { server_id, error }) => {
                 Some(server_id) == sid.as_ref() && error.code == frame["msg"]["code"].as_i64()
             }
-            ("data", Inbound::Data { server_id, seq: s, payload, .. }) => {
+            (
+                "data",
+                Inbound::Data {
+                    server_id,
+                    seq: s,
+                    payload,
+                    ..
+                },
+            ) => {
                 let msg = frame["msg"].to_string();
                 Some(server_id) == sid.as_ref() && *s == seq && *payload == Some(msg.as_str())
             }
@@ -186,20 +210,15 @@ fn every_spec_example_classifies_as_documented() {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn send(ws: &mut Ws, command: Value) {
     ws.send(Message::text(command.to_string())).await.unwrap();
 }
 
 /// The next `expected` frames the test venue sends over `ws`.
-async fn drain(
-    ws: &mut Ws,
-    into: &mut Vec<Value>,
-    expected: usize,
-) {
+async fn drain(ws: &mut Ws, into: &mut Vec<Value>, expected: usize) {
     let start = into.len();
     while into.len() < start + expected {
         match tokio::time::timeout(SOON, ws.next()).await {
@@ -228,28 +247,47 @@ async fn every_frame_the_test_venue_sends_fits_the_spec() {
     exchange.publish("A", ticker_payload(Venue::Kalshi, "A", 7));
     drain(&mut ws, &mut seen, 2).await;
     seen.truncate(seen.len() - 1); // the ticker payload on the book sid is not a delta
-    exchange.publish("A", kalshi_delta("0.9600", "-54.00", "yes", 1_669_149_841_000));
+    exchange.publish(
+        "A",
+        kalshi_delta("0.9600", "-54.00", "yes", 1_669_149_841_000),
+    );
     drain(&mut ws, &mut seen, 2).await;
     seen.remove(seen.len() - 2); // the delta payload on the ticker sid is not a ticker
-    // update_subscription: add, get_snapshot, and refusals.
+                                 // update_subscription: add, get_snapshot, and refusals.
     send(&mut ws, json!({"id": 3, "cmd": "update_subscription", "params": {"sids": [book_sid], "market_tickers": ["B"], "action": "add_markets"}})).await;
     send(&mut ws, json!({"id": 4, "cmd": "update_subscription", "params": {"sid": book_sid, "market_tickers": ["A", "B"], "action": "get_snapshot"}})).await;
     send(&mut ws, json!({"id": 5, "cmd": "update_subscription", "params": {"sids": [999], "action": "add_markets"}})).await;
     send(&mut ws, json!({"id": 6, "cmd": "update_subscription", "params": {"sids": [1, 2], "action": "add_markets"}})).await;
-    send(&mut ws, json!({"id": 7, "cmd": "update_subscription", "params": {"sids": [book_sid]}})).await;
+    send(
+        &mut ws,
+        json!({"id": 7, "cmd": "update_subscription", "params": {"sids": [book_sid]}}),
+    )
+    .await;
     send(&mut ws, json!({"id": 8, "cmd": "update_subscription", "params": {"sids": [book_sid], "action": "dance"}})).await;
     send(&mut ws, json!({"id": 9, "cmd": "list_subscriptions"})).await;
     drain(&mut ws, &mut seen, 8).await;
     // Refused subscribes and unsubscribes, and malformed text.
     send(&mut ws, json!({"id": 10, "cmd": "subscribe"})).await;
-    send(&mut ws, json!({"id": 11, "cmd": "subscribe", "params": {"channels": []}})).await;
-    send(&mut ws, json!({"id": 12, "cmd": "unsubscribe", "params": {}})).await;
+    send(
+        &mut ws,
+        json!({"id": 11, "cmd": "subscribe", "params": {"channels": []}}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"id": 12, "cmd": "unsubscribe", "params": {}}),
+    )
+    .await;
     ws.send(Message::text("{nope")).await.unwrap();
     drain(&mut ws, &mut seen, 4).await;
     // The venue ends the book's subscription (25), then one unsubscribes.
     assert_eq!(exchange.end_subscriptions("B", 25), 1);
     drain(&mut ws, &mut seen, 1).await;
-    send(&mut ws, json!({"id": 13, "cmd": "unsubscribe", "params": {"sids": [seen[0]["msg"]["sid"]]}})).await;
+    send(
+        &mut ws,
+        json!({"id": 13, "cmd": "unsubscribe", "params": {"sids": [seen[0]["msg"]["sid"]]}}),
+    )
+    .await;
     drain(&mut ws, &mut seen, 1).await;
 
     let shapes = shapes();
@@ -311,12 +349,9 @@ async fn every_data_example_reaches_its_subscription_through_a_session() {
             frame["seq"] = json!(seq);
         }
         exchange.send_text_all(&frame.to_string());
-        let got = loop {
-            match next(&mut sub).await {
-                Some(Ok(Update::Data(frame))) => break frame,
-                Some(Ok(signal)) => panic!("{signal:?} for {frame}"),
-                other => panic!("{other:?}"),
-            }
+        let got = match next(&mut sub).await {
+            Some(Ok(Update::Data(frame))) => frame,
+            other => panic!("{other:?} for {frame}"),
         };
         let payload: Value = serde_json::from_str(got.payload_text().unwrap()).unwrap();
         assert_eq!(payload, frame["msg"], "{}", frame["type"]);

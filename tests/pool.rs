@@ -428,5 +428,7 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
 /// A Kalshi `volume_fp` ("12.00") in whole contracts.
 fn volume(volume_fp: &serde_json::Value) -> u64 {
     let text = volume_fp.as_str().expect("volume_fp is a string");
-    text.trim_end_matches(".00").parse().expect("whole contracts")
+    text.trim_end_matches(".00")
+        .parse()
+        .expect("whole contracts")
 }

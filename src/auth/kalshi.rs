@@ -74,8 +74,9 @@ impl KalshiAuth {
     pub fn new(key_id: impl Into<String>, private_key_pem: &str) -> Result<Self, Error> {
         const FORMS: &str = "expected an RSA key as PKCS#8 PEM (BEGIN PRIVATE KEY) \
                              or PKCS#1 PEM (BEGIN RSA PRIVATE KEY)";
-        let der = PrivateKeyDer::from_pem_slice(private_key_pem.as_bytes())
-            .map_err(|_| Error::Config(format!("Kalshi private key: no private key PEM; {FORMS}")))?;
+        let der = PrivateKeyDer::from_pem_slice(private_key_pem.as_bytes()).map_err(|_| {
+            Error::Config(format!("Kalshi private key: no private key PEM; {FORMS}"))
+        })?;
         let key = match &der {
             PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()),

@@ -315,9 +315,7 @@ fn kalshi_kind(code: Option<i64>, message: &str) -> VenueErrorKind {
         // the subscription, which is subscribed again).
         Some(10 | 18 | 25) => return VenueErrorKind::Transient,
         // Malformed or refused commands: asking again changes nothing.
-        Some(1..=5 | 7..=9 | 11..=15 | 19..=24 | 26 | 28) => {
-            return VenueErrorKind::Permanent
-        }
+        Some(1..=5 | 7..=9 | 11..=15 | 19..=24 | 26 | 28) => return VenueErrorKind::Permanent,
         _ => {}
     }
     let lower = message.to_ascii_lowercase();
@@ -468,7 +466,9 @@ mod tests {
             }
         );
         assert_eq!(
-            classify(r#"{"type": "ticker", "sid": 7, "seq": 3, "msg": {"price_dollars": "0.4800"}}"#),
+            classify(
+                r#"{"type": "ticker", "sid": 7, "seq": 3, "msg": {"price_dollars": "0.4800"}}"#
+            ),
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: Some(3),
@@ -611,9 +611,8 @@ mod tests {
     #[test]
     fn sid_scoped_terminal_errors_end_that_subscription() {
         for code in [25, 10] {
-            let frame = format!(
-                r#"{{"type":"error","sid":4,"seq":9,"msg":{{"code":{code},"msg":"x"}}}}"#
-            );
+            let frame =
+                format!(r#"{{"type":"error","sid":4,"seq":9,"msg":{{"code":{code},"msg":"x"}}}}"#);
             match classify(&frame) {
                 Inbound::Ended { server_id, error } => {
                     assert_eq!(server_id, ServerId::Num(4));
@@ -627,12 +626,25 @@ mod tests {
         // command: a rejection (sequenced when it names sid and seq).
         assert!(matches!(
             classify(r#"{"id":3,"type":"error","msg":{"code":25,"msg":"x"}}"#),
-            Inbound::Rejected { req_id: Some(3), .. }
+            Inbound::Rejected {
+                req_id: Some(3),
+                ..
+            }
         ));
         match classify(r#"{"id":3,"type":"error","sid":4,"seq":9,"msg":{"code":13,"msg":"x"}}"#) {
-            Inbound::Sequenced { server_id, seq, then } => {
+            Inbound::Sequenced {
+                server_id,
+                seq,
+                then,
+            } => {
                 assert_eq!((server_id, seq), (ServerId::Num(4), 9));
-                assert!(matches!(*then, Inbound::Rejected { req_id: Some(3), .. }));
+                assert!(matches!(
+                    *then,
+                    Inbound::Rejected {
+                        req_id: Some(3),
+                        ..
+                    }
+                ));
             }
             other => panic!("{other:?}"),
         }
@@ -641,7 +653,9 @@ mod tests {
     #[test]
     fn ok_frames_that_name_a_sid_and_seq_are_sequenced() {
         assert_eq!(
-            classify(r#"{"id":123,"sid":456,"seq":222,"type":"ok","msg":{"market_tickers":["M"]}}"#),
+            classify(
+                r#"{"id":123,"sid":456,"seq":222,"type":"ok","msg":{"market_tickers":["M"]}}"#
+            ),
             Inbound::Sequenced {
                 server_id: ServerId::Num(456),
                 seq: 222,
@@ -694,12 +708,16 @@ mod tests {
         );
         let listed = Topic::new("orderbook_delta").param("market_tickers", json!(["A", "B"]));
         assert_eq!(
-            kalshi.encode_resync(&listed, &sid, 9).map(|f| parse(&f)["params"]["market_tickers"].clone()),
+            kalshi
+                .encode_resync(&listed, &sid, 9)
+                .map(|f| parse(&f)["params"]["market_tickers"].clone()),
             Some(json!(["A", "B"]))
         );
         let single = Topic::new("orderbook_delta").param("market_ticker", "C");
         assert_eq!(
-            kalshi.encode_resync(&single, &sid, 9).map(|f| parse(&f)["params"]["market_tickers"].clone()),
+            kalshi
+                .encode_resync(&single, &sid, 9)
+                .map(|f| parse(&f)["params"]["market_tickers"].clone()),
             Some(json!(["C"]))
         );
         for topic in [
@@ -709,7 +727,10 @@ mod tests {
         ] {
             assert_eq!(kalshi.encode_resync(&topic, &sid, 9), None, "{topic}");
         }
-        assert_eq!(kalshi.encode_resync(&book, &ServerId::Key("k".into()), 9), None);
+        assert_eq!(
+            kalshi.encode_resync(&book, &ServerId::Key("k".into()), 9),
+            None
+        );
     }
 
     #[test]

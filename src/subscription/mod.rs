@@ -247,7 +247,10 @@ impl Registry {
             return;
         };
         if let Some(entry) = self.subs.get_mut(client_id) {
-            if entry.last_seq.is_some_and(|last| seq == last.wrapping_add(1)) {
+            if entry
+                .last_seq
+                .is_some_and(|last| seq == last.wrapping_add(1))
+            {
                 entry.last_seq = Some(seq);
             }
         }

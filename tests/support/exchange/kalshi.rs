@@ -177,7 +177,11 @@ impl Shared {
                     .or_else(|| u64_list(p.get("sid")))
                     .unwrap_or_default();
                 let [sid] = sids[..] else {
-                    return vec![kalshi_error(id, 12, "Exactly one subscription ID is required")];
+                    return vec![kalshi_error(
+                        id,
+                        12,
+                        "Exactly one subscription ID is required",
+                    )];
                 };
                 let Some(action) = p.get("action").and_then(Value::as_str) else {
                     return vec![kalshi_error(id, 15, "Action required")];

@@ -12,12 +12,12 @@ mod support;
 use std::time::Duration;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Kalshi, Subscription, SubscriptionOp, Topic,
-    Update,
+    Backoff, Client, Config, ConfigBuilder, Error, Event, Kalshi, Subscription, SubscriptionOp,
+    Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, ticker_payload, Exchange, Received, Venue};
-use support::{next, SOON};
+use support::{next, wait_event, SOON};
 
 fn fast(url: &str) -> ConfigBuilder {
     Config::builder(url)
@@ -70,18 +70,10 @@ async fn a_subscription_the_venue_ends_is_subscribed_again_and_streams_on() {
         let old_sid = next_data(&mut a, &mut a_signals).await["sid"].clone();
 
         // The venue overflows A's buffer and stops that sid; B goes on.
+        let mut events = client.events();
         assert_eq!(exchange.end_subscriptions("A", code), 1);
-        let resubscribed = |r: &[Received]| {
-            commands(r)
-                .iter()
-                .filter(|c| c["cmd"] == "subscribe" && c["params"]["market_tickers"][0] == "A")
-                .count()
-                == 2
-        };
-        assert!(
-            exchange.wait_received(resubscribed, SOON).await,
-            "code {code}"
-        );
+        // Acknowledged: the venue holds the new subscription.
+        wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
         exchange.publish("A", ticker_payload(Venue::Kalshi, "A", 2));
         exchange.publish("B", ticker_payload(Venue::Kalshi, "B", 3));
         let again = next_data(&mut a, &mut a_signals).await;
@@ -221,6 +213,7 @@ async fn a_refused_get_snapshot_falls_back_to_subscribing_again() {
     // The venue loses the sid without a word, and a late delta on it skips
     // numbers: the snapshot request is refused (code 7, unknown sid), so the
     // session subscribes again.
+    let mut events = client.events();
     assert_eq!(exchange.forget_subscriptions("A"), 1);
     exchange.send_text_all(
         &json!({"type": "orderbook_delta", "sid": sid, "seq": 5,
@@ -228,14 +221,8 @@ async fn a_refused_get_snapshot_falls_back_to_subscribing_again() {
         .to_string(),
     );
     assert_eq!(next_data(&mut book, &mut signals).await["seq"], 5);
-    let resubscribed = |r: &[Received]| {
-        commands(r)
-            .iter()
-            .filter(|c| c["cmd"] == "subscribe")
-            .count()
-            == 2
-    };
-    assert!(exchange.wait_received(resubscribed, SOON).await);
+    // Acknowledged: the venue holds the new subscription.
+    wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
     exchange.publish("A", kalshi_delta("0.0800", "2.00", "yes", 3));
     let again = next_data(&mut book, &mut signals).await;
     assert_ne!(again["sid"].as_u64(), Some(sid));

@@ -160,6 +160,10 @@ impl<P: Protocol> SessionCore<P> {
         let Some(entry) = self.registry.remove(client_id) else {
             return;
         };
+        if let Some(link) = &mut self.link {
+            // Its snapshot request, if any, is answered for nobody now.
+            link.snapshots.remove(&client_id);
+        }
         if let (true, Phase::Pending { req_id }, Some(link)) =
             (tell_venue, entry.phase, &mut self.link)
         {

@@ -13,7 +13,9 @@
 //! `&str` fields borrowed from the frame. Output goes to stdout.
 //!
 //! Field names follow the venues' docs: Kalshi's `ticker` message (`msg` with
-//! `market_ticker`, `price`, `yes_bid`, `yes_ask`, `volume`;
+//! `market_ticker`, `price_dollars`, `yes_bid_dollars`, `yes_ask_dollars`,
+//! `volume_fp`, `ts_ms`: since its fixed-point migration prices and sizes are
+//! decimal strings, and the integer fields are gone since 12 Mar 2026;
 //! <https://docs.kalshi.com/asyncapi.yaml>, channel `ticker`) and Kraken v2's
 //! ticker snapshot/update (`data`, a list of objects with `symbol`, `bid`,
 //! `ask`, `last`, `volume`;
@@ -30,15 +32,20 @@ use resilient_ws::{Client, Config, Kalshi, Kraken, Protocol, SubscriptionSet, To
 use serde::Deserialize;
 use support::exchange::{Exchange, Venue};
 
-/// A Kalshi `ticker` message (`msg`).
+/// A Kalshi `ticker` message (`msg`). Prices are dollars and sizes
+/// contracts, as fixed-point strings (`"0.4800"`, `"33896.00"`): borrowed as
+/// text here, to be parsed into the decimal type of your choice (never a
+/// float if the exact value matters).
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)] // the fields are shown through `Debug`
 struct KalshiTicker<'a> {
     market_ticker: &'a str,
-    price: u32,
-    yes_bid: u32,
-    yes_ask: u32,
-    volume: u64,
+    price_dollars: &'a str,
+    yes_bid_dollars: &'a str,
+    yes_ask_dollars: &'a str,
+    volume_fp: &'a str,
+    /// When the venue made the update, Unix milliseconds.
+    ts_ms: u64,
 }
 
 /// One item of a Kraken v2 `ticker` message (`data` is a list of them).

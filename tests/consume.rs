@@ -53,8 +53,15 @@ async fn next_data(set: &mut SubscriptionSet) -> (ClientId, String, resilient_ws
 #[derive(Deserialize, Debug, PartialEq)]
 struct KalshiTicker<'a> {
     market_ticker: &'a str,
-    price: u64,
-    volume: u64,
+    price_dollars: &'a str,
+    volume_fp: &'a str,
+}
+
+impl KalshiTicker<'_> {
+    /// Whole contracts traded (the test venue's volumes are whole).
+    fn volume(&self) -> u64 {
+        self.volume_fp.trim_end_matches(".00").parse().unwrap()
+    }
 }
 
 #[tokio::test]
@@ -81,7 +88,12 @@ async fn a_set_merges_its_members_and_names_each_item() {
         assert_eq!(frame.client_id(), Some(client_id));
         let tick: KalshiTicker<'_> = frame.decode().unwrap();
         assert_eq!(tick.market_ticker, symbol);
-        seen.push((symbol, frame.seq().unwrap(), tick.volume));
+        assert!(
+            tick.price_dollars.starts_with("0."),
+            "{}",
+            tick.price_dollars
+        );
+        seen.push((symbol, frame.seq().unwrap(), tick.volume()));
     }
     seen.sort();
     assert_eq!(
@@ -209,7 +221,7 @@ async fn payloads_decode_without_a_second_parse_and_errors_are_typed() {
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
     let client = kalshi(&exchange).await;
     let mut sub = client.subscribe(ticker("A")).await.unwrap();
-    exchange.publish("A", json!({"price": "not a number", "volume": 1}));
+    exchange.publish("A", json!({"price_dollars": 0.5, "volume_fp": "1.00"}));
     let frame = loop {
         if let Some(Ok(Update::Data(frame))) = next(&mut sub).await {
             break frame;

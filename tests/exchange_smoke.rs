@@ -154,12 +154,16 @@ async fn kalshi_subscribe_ack_data_seq_and_fresh_sids() {
         json!({"id": 2, "sid": sid1, "seq": 7, "type": "unsubscribed"})
     );
     assert_eq!(ex.subscriptions(), 0);
+    // The sid is gone: Kalshi's code 7.
     send(
         &mut ws,
-        json!({"id": 3, "cmd": "update_subscription", "params": {"sids": [sid1]}}),
+        json!({"id": 3, "cmd": "update_subscription", "params": {"sids": [sid1], "action": "add_markets", "market_tickers": ["X"]}}),
     )
     .await;
-    assert_eq!(next_json(&mut ws).await, json!({"id": 3, "type": "ok"}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"id": 3, "type": "error", "msg": {"code": 7, "msg": "Unknown subscription ID"}})
+    );
 
     // Malformed text gets an error, not a crash.
     ws.send(Message::text("{not json")).await.unwrap();
@@ -169,7 +173,7 @@ async fn kalshi_subscribe_ack_data_seq_and_fresh_sids() {
     );
 
     // Rejected ticker.
-    ex.reject("BAD-1", "Market not found", 16);
+    ex.reject("BAD-1", "Market not found", 11);
     send(
         &mut ws,
         json!({"id": 4, "cmd": "subscribe", "params": {"channels": ["ticker"], "market_tickers": ["BAD-1"]}}),
@@ -177,7 +181,7 @@ async fn kalshi_subscribe_ack_data_seq_and_fresh_sids() {
     .await;
     assert_eq!(
         next_json(&mut ws).await,
-        json!({"id": 4, "type": "error", "msg": {"code": 16, "msg": "Market not found"}})
+        json!({"id": 4, "type": "error", "msg": {"code": 11, "msg": "Market not found"}})
     );
 
     // A second connection gets a fresh sid, and seq restarts at 1.
@@ -220,7 +224,10 @@ async fn kalshi_data_first_and_never() {
     send(&mut ws, json!({"id": 8, "cmd": "subscribe", "params": {"channels": ["ticker"], "market_tickers": ["B"]}})).await;
     send(&mut ws, json!({"id": 9, "cmd": "list_subscriptions"})).await;
     // Only the reply to id 9 arrives: the subscribe was swallowed.
-    assert_eq!(next_json(&mut ws).await, json!({"id": 9, "type": "ok"}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"id": 9, "type": "ok", "msg": [{"channel": "ticker", "sid": data["sid"]}]})
+    );
     assert_eq!(ex.subscriptions(), 1);
     ex.shutdown().await;
 }

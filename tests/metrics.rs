@@ -208,14 +208,16 @@ async fn venue_timestamps_give_a_receive_lag_per_stamped_frame() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    // Three frames stamped 100 s ago, one with no stamp (no sample).
+        .as_millis() as u64;
+    // Three frames stamped 100 s ago (Kalshi's `ts_ms`), one with only the
+    // deprecated `ts` and one with no stamp (no sample for either).
     for n in 0..3 {
-        exchange.publish("A", json!({ "n": n, "ts": now - 100 }));
+        exchange.publish("A", json!({ "n": n, "ts_ms": now - 100_000 }));
     }
-    exchange.publish("A", json!({ "n": 3 }));
+    exchange.publish("A", json!({ "n": 3, "ts": now / 1000 - 100 }));
+    exchange.publish("A", json!({ "n": 4 }));
     let mut data = 0;
-    while data < 4 {
+    while data < 5 {
         match next(&mut a).await {
             Some(Ok(Update::Data(_))) => data += 1,
             Some(Ok(_)) => {}

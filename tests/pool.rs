@@ -414,7 +414,7 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
         let payload: serde_json::Value = frame.decode().unwrap();
         assert_eq!(payload["market_ticker"], symbol.as_str(), "{payload}");
         assert!(
-            seen.insert(symbol.clone(), payload["volume"].as_u64().unwrap())
+            seen.insert(symbol.clone(), volume(&payload["volume_fp"]))
                 .is_none(),
             "{symbol} twice"
         );
@@ -423,4 +423,12 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
     let stats = set.stats();
     assert_eq!((stats.routed, stats.delivered, stats.queued), (6, 6, 0));
     pool.close().await.unwrap();
+}
+
+/// A Kalshi `volume_fp` ("12.00") in whole contracts.
+fn volume(volume_fp: &serde_json::Value) -> u64 {
+    let text = volume_fp.as_str().expect("volume_fp is a string");
+    text.trim_end_matches(".00")
+        .parse()
+        .expect("whole contracts")
 }

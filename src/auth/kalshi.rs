@@ -11,8 +11,11 @@
 //!   from the API root without the query, whatever the host
 //!   (<https://docs.kalshi.com/getting_started/api_environments>, *Request Signing*);
 //! - it is RSA-PSS with SHA-256, MGF1-SHA-256 and salt length = digest length,
-//!   base64 (standard alphabet, padded), the key a PKCS#8 PEM.
+//!   base64 (standard alphabet, padded).
 //!
+//! The key is accepted as PKCS#8 PEM (`BEGIN PRIVATE KEY`) or PKCS#1 PEM
+//! (`BEGIN RSA PRIVATE KEY`, the form many Kalshi users hold their key in);
+//! anything else is an [`Error::Config`] that never quotes the key.
 //! `ring`'s `RSA_PSS_SHA256` is exactly that PSS profile. The timestamp is
 //! read and the message signed on every call, so each connection attempt
 //! carries a fresh signature.
@@ -25,7 +28,7 @@ use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{RsaKeyPair, RSA_PSS_SHA256};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::PrivatePkcs8KeyDer;
+use rustls::pki_types::PrivateKeyDer;
 
 use super::{HeaderFuture, HeaderSource, Headers};
 use crate::error::Error;
@@ -60,19 +63,34 @@ impl fmt::Debug for KalshiAuth {
 }
 
 impl KalshiAuth {
-    /// From the API key id and the private key as PKCS#8 PEM
-    /// (`-----BEGIN PRIVATE KEY-----`).
+    /// From the API key id and the RSA private key as PEM: PKCS#8
+    /// (`-----BEGIN PRIVATE KEY-----`) or PKCS#1
+    /// (`-----BEGIN RSA PRIVATE KEY-----`).
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the PEM is not a PKCS#8 RSA key; the message never
-    /// quotes the key.
+    /// [`Error::Config`] when the PEM holds neither form of an RSA key; the
+    /// message names the forms accepted and never quotes the key.
     pub fn new(key_id: impl Into<String>, private_key_pem: &str) -> Result<Self, Error> {
-        let der = PrivatePkcs8KeyDer::from_pem_slice(private_key_pem.as_bytes()).map_err(|_| {
-            Error::Config("Kalshi private key: not a PKCS#8 PEM (BEGIN PRIVATE KEY)".into())
+        const FORMS: &str = "expected an RSA key as PKCS#8 PEM (BEGIN PRIVATE KEY) \
+                             or PKCS#1 PEM (BEGIN RSA PRIVATE KEY)";
+        let der = PrivateKeyDer::from_pem_slice(private_key_pem.as_bytes()).map_err(|_| {
+            Error::Config(format!("Kalshi private key: no private key PEM; {FORMS}"))
         })?;
-        let key = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(|e| {
-            Error::Config(format!("Kalshi private key: not a usable RSA key ({e})"))
+        let key = match &der {
+            PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()),
+            _ => {
+                return Err(Error::Config(format!(
+                    "Kalshi private key: not an RSA key (an EC key?); {FORMS}"
+                )))
+            }
+        }
+        .map_err(|e| {
+            // `ring`'s reason names the defect, never the key's bytes.
+            Error::Config(format!(
+                "Kalshi private key: not a usable RSA key ({e}); {FORMS}"
+            ))
         })?;
         Ok(KalshiAuth {
             inner: Arc::new(Inner {
@@ -133,17 +151,69 @@ impl HeaderSource for KalshiAuth {
 
 #[cfg(test)]
 mod tests {
+    use ring::signature::{UnparsedPublicKey, RSA_PSS_2048_8192_SHA256};
+
     use super::*;
 
+    const PKCS8: &str = include_str!("../../tests/data/kalshi_test_key.pem");
+    const PKCS1: &str = include_str!("../../tests/data/kalshi_test_key_pkcs1.pem");
+    const PUBLIC_DER: &[u8] = include_bytes!("../../tests/data/kalshi_test_key.pub.der");
+
+    /// The error text and Debug of a refused key.
+    fn refusal(pem: &str) -> String {
+        let error = KalshiAuth::new("id", pem).expect_err("refused");
+        assert!(matches!(error, Error::Config(_)), "{error:?}");
+        format!("{error} {error:?}")
+    }
+
     #[test]
-    fn a_bad_key_is_a_config_error_that_does_not_quote_it() {
-        let pem =
-            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
-        let err = KalshiAuth::new("id", pem)
-            .err()
-            .map(|e| format!("{e} {e:?}"));
-        let text = err.unwrap_or_default();
-        assert!(text.contains("Kalshi private key"), "{text}");
-        assert!(!text.contains("c2VjcmV0"), "{text}");
+    fn pkcs1_and_pkcs8_pem_give_the_same_verifiable_signature_scheme() {
+        assert!(PKCS1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert!(PKCS8.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let public = UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, PUBLIC_DER);
+        for pem in [PKCS1, PKCS8] {
+            let auth = KalshiAuth::new("key-id", pem).expect("accepted");
+            let headers = auth.headers_at(1_700_000_000_000).unwrap();
+            let get = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.expose().to_owned())
+                    .unwrap()
+            };
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(get("KALSHI-ACCESS-SIGNATURE"))
+                .unwrap();
+            public
+                .verify(b"1700000000000GET/trade-api/ws/v2", &signature)
+                .expect("verifies with the public key");
+            assert_eq!(get("KALSHI-ACCESS-KEY"), "key-id");
+        }
+    }
+
+    #[test]
+    fn a_key_in_neither_form_is_a_config_error_that_never_quotes_it() {
+        // Base64 of "secret-key-bytes": shows up if the message quotes the body.
+        let body = "c2VjcmV0LWtleS1ieXRlcw==";
+        let pkcs1_body: String = PKCS1
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        let cases = [
+            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"),
+            format!("-----BEGIN EC PRIVATE KEY-----\n{body}\n-----END EC PRIVATE KEY-----\n"),
+            // A real key without its PEM armour, and garbage.
+            pkcs1_body.clone(),
+            format!("not a key {body}"),
+            String::new(),
+        ];
+        for pem in &cases {
+            let text = refusal(pem);
+            assert!(text.contains("Kalshi private key"), "{text}");
+            assert!(text.contains("PKCS#1") && text.contains("PKCS#8"), "{text}");
+            assert!(!text.contains(body), "{text}");
+            assert!(!text.contains(&pkcs1_body[..40]), "{text}");
+        }
     }
 }

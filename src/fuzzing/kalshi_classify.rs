@@ -80,13 +80,38 @@ fn kalshi_round_trip(s: &str) {
             symbol: None,
         }
     );
-    let error = json!({"id": req_id, "type": "error", "msg": {"code": 6, "msg": s}}).to_string();
+    let error = json!({"id": req_id, "type": "error", "msg": {"code": 8, "msg": s}}).to_string();
     assert_eq!(
         kalshi.classify(&error),
         Inbound::Rejected {
             req_id: Some(req_id),
             symbol: None,
-            error: VenueError::kalshi(Some(6), s),
+            error: VenueError::kalshi(Some(8), s),
+        }
+    );
+    // A terminal error naming a sid ends that subscription, whatever its text.
+    let ended =
+        json!({"type": "error", "sid": sid, "seq": seq, "msg": {"code": 25, "msg": s}}).to_string();
+    assert_eq!(
+        kalshi.classify(&ended),
+        Inbound::Ended {
+            server_id: ServerId::Num(sid),
+            error: VenueError::kalshi(Some(25), s),
+        }
+    );
+    // An `ok` naming a sid and seq took that number of its sequence.
+    let ok =
+        json!({"id": req_id, "sid": sid, "seq": seq, "type": "ok", "msg": {"market_tickers": [s]}})
+            .to_string();
+    assert_eq!(
+        kalshi.classify(&ok),
+        Inbound::Sequenced {
+            server_id: ServerId::Num(sid),
+            seq,
+            then: Box::new(Inbound::Response {
+                req_id,
+                error: None
+            }),
         }
     );
     let data = json!({"type": "ticker", "sid": sid, "seq": seq, "msg": {"text": s}}).to_string();

@@ -57,6 +57,13 @@ use crate::protocol::Inbound;
 
 /// Checks that hold for any classification of any frame.
 fn check_inbound(inbound: &Inbound<'_>) {
+    if let Inbound::Sequenced { then, .. } = inbound {
+        assert!(
+            !matches!(**then, Inbound::Sequenced { .. }),
+            "a sequenced frame inside a sequenced frame"
+        );
+        check_inbound(then);
+    }
     if let Inbound::Invalid(error) = inbound {
         // Errors name the failure, never quote the (possibly huge) frame.
         let text = error.to_string();

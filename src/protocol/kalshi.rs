@@ -3,7 +3,21 @@
 //!
 //! Each topic is subscribed with its own request, so each acknowledgement maps
 //! one request id to one sid. There is no application-level ping: the supervisor
-//! uses WebSocket pings.
+//! uses WebSocket pings (Kalshi pings every 10 s with body `heartbeat`).
+//!
+//! Rules, from Kalshi's AsyncAPI spec for WebSocket v2 (see
+//! `src/protocol/VENUES.md`, "Kalshi"):
+//! - an `error` that names a `sid` with code 10 (channel error) or 25
+//!   (subscription buffer overflow) is terminal for that subscription: it is
+//!   [`Inbound::Ended`], and the session subscribes it again. Any other error
+//!   answers a command (its `id`) and stays a rejection;
+//! - `ok` and `error` frames that carry a `sid` and `seq` took a number of that
+//!   subscription's sequence ([`Inbound::Sequenced`]), so the delta after them
+//!   is not a gap;
+//! - a gap on `orderbook_delta` resyncs with `update_subscription`
+//!   `get_snapshot` on the live `sid` (the only channel the spec allows it on);
+//!   other channels subscribe again;
+//! - the venue time is `ts_ms` (Unix milliseconds); `ts` is deprecated.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -14,6 +28,13 @@ use super::scan;
 use super::{Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
+
+/// The channel whose gaps resync with `get_snapshot`.
+const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
+
+/// Error codes after which Kalshi has ended the subscription the error names
+/// (the spec's "Terminal Errors": channel error, subscription buffer overflow).
+const TERMINAL_CODES: [i64; 2] = [10, 25];
 
 /// The Kalshi WebSocket protocol (server-assigned subscription ids).
 ///
@@ -82,15 +103,47 @@ impl Protocol for Kalshi {
         "kalshi"
     }
 
-    /// Kalshi stamps market-data messages with `ts`, Unix seconds (e.g. the
-    /// `ticker` channel's `msg.ts`).
+    /// Kalshi stamps market-data messages with `ts_ms`, Unix milliseconds
+    /// (`ticker`, `trade`, `fill`, `orderbook_delta`, ...). The older `ts` is
+    /// deprecated (seconds on some channels, an RFC 3339 string on deltas)
+    /// and is not read.
     fn venue_time(&self, payload: &str) -> Option<std::time::SystemTime> {
         #[derive(serde::Deserialize)]
         struct Stamped {
-            ts: Option<u64>,
+            ts_ms: Option<u64>,
         }
-        let secs = serde_json::from_str::<Stamped>(payload).ok()?.ts?;
-        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+        let millis = serde_json::from_str::<Stamped>(payload).ok()?.ts_ms?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
+    }
+
+    /// `orderbook_delta` only (the spec allows `get_snapshot` on no other
+    /// channel), and only with the topic's markets named: the venue re-sends
+    /// the snapshot of each market it is given.
+    fn encode_resync(
+        &mut self,
+        topic: &Topic,
+        server_id: &ServerId,
+        req_id: u64,
+    ) -> Option<String> {
+        if topic.channel() != ORDERBOOK_CHANNEL {
+            return None;
+        }
+        let ServerId::Num(sid) = server_id else {
+            return None;
+        };
+        let markets = match topic.symbol_name() {
+            Some(symbol) => Value::from(vec![symbol]),
+            None => match topic.params().get("market_tickers") {
+                Some(Value::Array(list)) if !list.is_empty() => Value::Array(list.clone()),
+                _ => match topic.params().get("market_ticker") {
+                    Some(Value::String(one)) => Value::from(vec![one.as_str()]),
+                    _ => return None,
+                },
+            },
+        };
+        Some(format!(
+            r#"{{"id":{req_id},"cmd":"update_subscription","params":{{"sids":[{sid}],"market_tickers":{markets},"action":"get_snapshot"}}}}"#
+        ))
     }
 
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
@@ -186,20 +239,33 @@ impl Kalshi {
             Some("error") => {
                 let error: ErrorMsg<'a> = nested(frame.msg);
                 let code = error.code.and_then(|raw| raw.get().parse::<i64>().ok());
-                Inbound::Rejected {
-                    req_id,
-                    symbol: None,
-                    error: VenueError::kalshi(code, error.msg.0.unwrap_or_default()),
-                }
+                let error = VenueError::kalshi(code, error.msg.0.unwrap_or_default());
+                let inbound = match (frame.sid.0, code) {
+                    (Some(sid), Some(code)) if TERMINAL_CODES.contains(&code) => {
+                        return Inbound::Ended {
+                            server_id: ServerId::Num(sid),
+                            error,
+                        }
+                    }
+                    _ => Inbound::Rejected {
+                        req_id,
+                        symbol: None,
+                        error,
+                    },
+                };
+                sequenced(frame.sid.0, frame.seq.0, inbound)
             }
             Some("unsubscribed") => Inbound::Unsubscribed { req_id },
-            Some("ok") => match req_id {
-                Some(req_id) => Inbound::Response {
-                    req_id,
-                    error: None,
-                },
-                None => Inbound::Control,
-            },
+            Some("ok") => {
+                let inbound = match req_id {
+                    Some(req_id) => Inbound::Response {
+                        req_id,
+                        error: None,
+                    },
+                    None => Inbound::Control,
+                };
+                sequenced(frame.sid.0, frame.seq.0, inbound)
+            }
             _ => match frame.sid.0 {
                 Some(sid) => Inbound::Data {
                     server_id: ServerId::Num(sid),
@@ -213,6 +279,21 @@ impl Kalshi {
     }
 }
 
+/// A control frame that names a `sid` and a `seq` took that number of the
+/// subscription's sequence: the spec gives `ok`, `unsubscribed` and
+/// sid-scoped `error` frames the same `sequenceNumber` as data, and an error
+/// carries one only "on sequenced channels".
+fn sequenced(sid: Option<u64>, seq: Option<u64>, inbound: Inbound<'_>) -> Inbound<'_> {
+    match (sid, seq) {
+        (Some(sid), Some(seq)) => Inbound::Sequenced {
+            server_id: ServerId::Num(sid),
+            seq,
+            then: Box::new(inbound),
+        },
+        _ => inbound,
+    }
+}
+
 /// Kalshi's error codes and messages, mapped onto [`VenueErrorKind`].
 impl VenueError {
     /// Classifies a Kalshi error code and message.
@@ -223,8 +304,20 @@ impl VenueError {
     }
 }
 
-/// Kalshi: codes with an unambiguous meaning first, then the message's words.
+/// Kalshi: codes with an unambiguous meaning first (the spec's table, checked
+/// 2026-12-05; codes 6, 16 and 17 are retired and never sent), then the
+/// message's words for codes the table does not have yet.
 fn kalshi_kind(code: Option<i64>, message: &str) -> VenueErrorKind {
+    match code {
+        // Too many requests (the subscription's command rate limit).
+        Some(27) => return VenueErrorKind::RateLimited,
+        // Command timeout; channel error and buffer overflow (terminal for
+        // the subscription, which is subscribed again).
+        Some(10 | 18 | 25) => return VenueErrorKind::Transient,
+        // Malformed or refused commands: asking again changes nothing.
+        Some(1..=5 | 7..=9 | 11..=15 | 19..=24 | 26 | 28) => return VenueErrorKind::Permanent,
+        _ => {}
+    }
     let lower = message.to_ascii_lowercase();
     let has = |word: &str| lower.contains(word);
     if has("rate limit") || has("too many") {
@@ -238,8 +331,7 @@ fn kalshi_kind(code: Option<i64>, message: &str) -> VenueErrorKind {
         VenueErrorKind::Transient
     } else if has("session") && (has("expired") || has("invalid")) {
         VenueErrorKind::SessionExpired
-    } else if code == Some(6)
-        || has("auth")
+    } else if has("auth")
         || has("permission")
         || has("required")
         || has("unknown")
@@ -354,12 +446,12 @@ mod tests {
         );
         assert_eq!(
             classify(
-                r#"{"id": 1, "type": "error", "msg": {"code": 6, "msg": "Already subscribed"}}"#
+                r#"{"id": 1, "type": "error", "msg": {"code": 8, "msg": "Unknown channel name"}}"#
             ),
             Inbound::Rejected {
                 req_id: Some(1),
                 symbol: None,
-                error: VenueError::kalshi(Some(6), "Already subscribed"),
+                error: VenueError::kalshi(Some(8), "Unknown channel name"),
             }
         );
         assert_eq!(
@@ -374,12 +466,14 @@ mod tests {
             }
         );
         assert_eq!(
-            classify(r#"{"type": "ticker", "sid": 7, "seq": 3, "msg": {"price": 1}}"#),
+            classify(
+                r#"{"type": "ticker", "sid": 7, "seq": 3, "msg": {"price_dollars": "0.4800"}}"#
+            ),
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: Some(3),
                 checksum: None,
-                payload: Some(r#"{"price": 1}"#),
+                payload: Some(r#"{"price_dollars": "0.4800"}"#),
             }
         );
     }
@@ -515,7 +609,145 @@ mod tests {
     }
 
     #[test]
+    fn sid_scoped_terminal_errors_end_that_subscription() {
+        for code in [25, 10] {
+            let frame =
+                format!(r#"{{"type":"error","sid":4,"seq":9,"msg":{{"code":{code},"msg":"x"}}}}"#);
+            match classify(&frame) {
+                Inbound::Ended { server_id, error } => {
+                    assert_eq!(server_id, ServerId::Num(4));
+                    assert_eq!(error.code, Some(code));
+                    assert_eq!(error.kind, VenueErrorKind::Transient);
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        // Without a sid, or with a code that is not terminal, it answers a
+        // command: a rejection (sequenced when it names sid and seq).
+        assert!(matches!(
+            classify(r#"{"id":3,"type":"error","msg":{"code":25,"msg":"x"}}"#),
+            Inbound::Rejected {
+                req_id: Some(3),
+                ..
+            }
+        ));
+        match classify(r#"{"id":3,"type":"error","sid":4,"seq":9,"msg":{"code":13,"msg":"x"}}"#) {
+            Inbound::Sequenced {
+                server_id,
+                seq,
+                then,
+            } => {
+                assert_eq!((server_id, seq), (ServerId::Num(4), 9));
+                assert!(matches!(
+                    *then,
+                    Inbound::Rejected {
+                        req_id: Some(3),
+                        ..
+                    }
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ok_frames_that_name_a_sid_and_seq_are_sequenced() {
+        assert_eq!(
+            classify(
+                r#"{"id":123,"sid":456,"seq":222,"type":"ok","msg":{"market_tickers":["M"]}}"#
+            ),
+            Inbound::Sequenced {
+                server_id: ServerId::Num(456),
+                seq: 222,
+                then: Box::new(Inbound::Response {
+                    req_id: 123,
+                    error: None
+                }),
+            }
+        );
+        // A sid without a seq took no number.
+        assert_eq!(
+            classify(r#"{"id":1,"sid":456,"type":"ok"}"#),
+            Inbound::Response {
+                req_id: 1,
+                error: None
+            }
+        );
+        assert!(matches!(
+            classify(r#"{"sid":456,"seq":3,"type":"ok"}"#),
+            Inbound::Sequenced { then, .. } if *then == Inbound::Control
+        ));
+    }
+
+    #[test]
+    fn venue_time_is_ts_ms() {
+        let kalshi = Kalshi::new();
+        assert_eq!(
+            kalshi.venue_time(r#"{"ts":1669149841,"ts_ms":1669149841123}"#),
+            std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(1_669_149_841_123))
+        );
+        // The deprecated `ts` alone (seconds, or RFC 3339 on deltas) is not read.
+        assert_eq!(kalshi.venue_time(r#"{"ts":1669149841}"#), None);
+        assert_eq!(kalshi.venue_time(r#"{"ts":"2022-11-22T20:44:01Z"}"#), None);
+        assert_eq!(kalshi.venue_time(r#"{"ts_ms":-1}"#), None);
+        assert_eq!(
+            kalshi.venue_time(&format!(r#"{{"ts_ms":{}}}"#, u64::MAX)),
+            std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn book_gaps_resync_with_get_snapshot_and_other_channels_do_not() {
+        let mut kalshi = Kalshi::new();
+        let sid = ServerId::Num(7);
+        let book = Topic::new("orderbook_delta").symbol("A");
+        assert_eq!(
+            kalshi.encode_resync(&book, &sid, 9).map(|f| parse(&f)),
+            Some(json!({"id": 9, "cmd": "update_subscription",
+                        "params": {"sids": [7], "market_tickers": ["A"], "action": "get_snapshot"}}))
+        );
+        let listed = Topic::new("orderbook_delta").param("market_tickers", json!(["A", "B"]));
+        assert_eq!(
+            kalshi
+                .encode_resync(&listed, &sid, 9)
+                .map(|f| parse(&f)["params"]["market_tickers"].clone()),
+            Some(json!(["A", "B"]))
+        );
+        let single = Topic::new("orderbook_delta").param("market_ticker", "C");
+        assert_eq!(
+            kalshi
+                .encode_resync(&single, &sid, 9)
+                .map(|f| parse(&f)["params"]["market_tickers"].clone()),
+            Some(json!(["C"]))
+        );
+        for topic in [
+            Topic::new("orderbook_delta"),
+            Topic::new("ticker").symbol("A"),
+            Topic::new("trade").symbol("A"),
+        ] {
+            assert_eq!(kalshi.encode_resync(&topic, &sid, 9), None, "{topic}");
+        }
+        assert_eq!(
+            kalshi.encode_resync(&book, &ServerId::Key("k".into()), 9),
+            None
+        );
+    }
+
+    #[test]
     fn kalshi_codes_and_messages_map_the_same_way() {
+        // The spec's table: codes decide, whatever the message says.
+        for (code, kind) in [
+            (27, VenueErrorKind::RateLimited),
+            (18, VenueErrorKind::Transient),
+            (25, VenueErrorKind::Transient),
+            (10, VenueErrorKind::Transient),
+            (7, VenueErrorKind::Permanent),
+            (26, VenueErrorKind::Permanent),
+            (28, VenueErrorKind::Permanent),
+        ] {
+            assert_eq!(VenueError::kalshi(Some(code), "").kind, kind, "{code}");
+        }
+        // Retired codes (6, 16, 17) and unknown ones fall to the words.
         assert_eq!(
             VenueError::kalshi(Some(17), "Internal error").kind,
             VenueErrorKind::Transient

@@ -285,6 +285,32 @@ pub enum Inbound<'a> {
         /// The answer to write, exactly as the venue expects it.
         text: Cow<'a, str>,
     },
+    /// The venue ended the subscription it knows as `server_id` on its own
+    /// (Kalshi's error 25 "subscription buffer overflow" or 10 "channel
+    /// error"): nothing more will come for it. The session subscribes it
+    /// again (a fresh snapshot under a new server id; its consumer gets
+    /// [`Update::Resubscribed`](crate::Update::Resubscribed)), and a refusal
+    /// of that subscribe ends it with the venue's error, so the stream never
+    /// goes silent.
+    Ended {
+        /// The server id of the subscription that ended.
+        server_id: ServerId,
+        /// Why the venue ended it.
+        error: VenueError,
+    },
+    /// A control frame that took a number in a subscription's sequence
+    /// (Kalshi's `ok` and `error` frames carry the `sid` and `seq` of the
+    /// subscription they concern). When `seq` is the next number for
+    /// `server_id`, the session records it, so the data frame after it is not
+    /// taken for a gap; then it handles `then`, the frame's own meaning.
+    Sequenced {
+        /// The server id whose sequence the frame took a number of.
+        server_id: ServerId,
+        /// The number it took.
+        seq: u64,
+        /// What the frame is besides (a response, a rejection, ...).
+        then: Box<Inbound<'a>>,
+    },
     /// A status or informational frame.
     Control,
     /// A well-formed frame of a message type the adapter does not know (a
@@ -327,6 +353,22 @@ pub trait Protocol: Send + 'static {
     fn can_batch(&self, first: &Topic, next: &Topic) -> bool {
         let _ = (first, next);
         false
+    }
+
+    /// A frame that asks the venue for a fresh snapshot of the live
+    /// subscription `server_id` without ending it (Kalshi's
+    /// `update_subscription` with `action: "get_snapshot"`), used to resync
+    /// after a sequence gap. `None` (the default) resyncs the way every venue
+    /// can: unsubscribe, then subscribe again. If the venue refuses the
+    /// request, the session falls back to that.
+    fn encode_resync(
+        &mut self,
+        topic: &Topic,
+        server_id: &ServerId,
+        req_id: u64,
+    ) -> Option<String> {
+        let _ = (topic, server_id, req_id);
+        None
     }
 
     /// An application-level ping, if the venue has one. When `None` (the

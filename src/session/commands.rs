@@ -160,6 +160,10 @@ impl<P: Protocol> SessionCore<P> {
         let Some(entry) = self.registry.remove(client_id) else {
             return;
         };
+        if let Some(link) = &mut self.link {
+            // Its snapshot request, if any, is answered for nobody now.
+            link.snapshots.remove(&client_id);
+        }
         if let (true, Phase::Pending { req_id }, Some(link)) =
             (tell_venue, entry.phase, &mut self.link)
         {
@@ -205,28 +209,82 @@ impl<P: Protocol> SessionCore<P> {
         self.emit(Event::SubscriptionEnded { client_id, error });
     }
 
-    /// Re-subscribes one subscription for a fresh snapshot, unless its
-    /// previous resync has not even been written yet (then that one will do).
+    /// Asks for a fresh snapshot of one subscription, unless its previous
+    /// resync has not even been written yet (then that one will do): on the
+    /// live subscription where the venue can re-send one
+    /// ([`Protocol::encode_resync`]), else by subscribing it again.
     pub(super) fn resync(&mut self, client_id: ClientId) {
-        if self
+        if self.resync_waiting(client_id) {
+            return;
+        }
+        let req_id = self.next_req_id;
+        let text = match self.registry.get(client_id) {
+            Some(entry) if entry.phase == Phase::Active => {
+                entry.server_id.as_ref().and_then(|server_id| {
+                    self.protocol
+                        .encode_resync(&entry.topic, server_id, req_id.get())
+                })
+            }
+            _ => None,
+        };
+        let Some(text) = text else {
+            self.resubscribe(client_id, true);
+            return;
+        };
+        self.next_req_id = req_id.next();
+        if let Some(link) = &mut self.link {
+            // One snapshot request per subscription is remembered (a newer one
+            // replaces it), so the map is bounded by the subscriptions.
+            link.snapshots.insert(client_id, req_id);
+            link.resyncing.insert(client_id, req_id);
+            link.push_back(Outgoing::Request { text, req_id });
+        }
+    }
+
+    /// Whether a resync of `client_id` is queued and not yet written.
+    fn resync_waiting(&self, client_id: ClientId) -> bool {
+        let waiting = self
             .link
             .as_ref()
-            .is_some_and(|link| link.resyncing.contains_key(&client_id))
-        {
+            .is_some_and(|link| link.resyncing.contains_key(&client_id));
+        if waiting {
             tracing::debug!(%client_id, "a resync is already on its way");
+        }
+        waiting
+    }
+
+    /// The subscription a snapshot request `req_id` was for, forgotten now
+    /// that it was answered, refused or timed out.
+    pub(super) fn take_snapshot_request(&mut self, req_id: ReqId) -> Option<ClientId> {
+        let link = self.link.as_mut()?;
+        let client_id = link
+            .snapshots
+            .iter()
+            .find_map(|(client_id, pending)| (*pending == req_id).then_some(*client_id))?;
+        link.snapshots.remove(&client_id);
+        Some(client_id)
+    }
+
+    /// Subscribes one subscription again for a fresh snapshot under a new
+    /// server id (telling the venue to drop the old one when
+    /// `unsubscribe_old`; not when the venue ended it itself).
+    pub(super) fn resubscribe(&mut self, client_id: ClientId, unsubscribe_old: bool) {
+        if self.resync_waiting(client_id) {
             return;
         }
         let Some(old) = self.registry.begin_resync(client_id) else {
             return;
         };
         self.protocol.forget(&old);
-        let req_id = self.next_req_id();
-        let unsubscribe = self.registry.get(client_id).and_then(|entry| {
-            self.protocol
-                .encode_unsubscribe(&entry.topic, &old, req_id.get())
-        });
-        if let (Some(text), Some(link)) = (unsubscribe, &mut self.link) {
-            link.push_back(Outgoing::Unsubscribe { text });
+        if unsubscribe_old {
+            let req_id = self.next_req_id();
+            let unsubscribe = self.registry.get(client_id).and_then(|entry| {
+                self.protocol
+                    .encode_unsubscribe(&entry.topic, &old, req_id.get())
+            });
+            if let (Some(text), Some(link)) = (unsubscribe, &mut self.link) {
+                link.push_back(Outgoing::Unsubscribe { text });
+            }
         }
         self.flush_unsent();
         if let (Some(Phase::Pending { req_id }), Some(link)) = (

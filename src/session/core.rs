@@ -200,7 +200,18 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn on_text(&mut self, text: Utf8Bytes, now: Instant) -> Result<(), SessionEnd> {
-        let inbound = self.protocol.classify(text.as_str());
+        let mut inbound = self.protocol.classify(text.as_str());
+        if let Inbound::Sequenced {
+            server_id,
+            seq,
+            then,
+        } = inbound
+        {
+            // A control frame took a number of a subscription's sequence: the
+            // next data frame must not be taken for a gap.
+            self.registry.note_control_seq(&server_id, seq);
+            inbound = *then;
+        }
         match inbound {
             Inbound::Data {
                 server_id,
@@ -261,6 +272,10 @@ impl<P: Protocol> SessionCore<P> {
                 self.stats.counters.unroutable.bump();
                 self.unplaced(&kind, Unplaced::UnknownType);
             }
+            Inbound::Ended { server_id, error } => self.on_venue_ended(&server_id, error),
+            Inbound::Sequenced { .. } => self.invalid(ProtocolError::Unexpected(
+                "a sequenced frame inside a sequenced frame".to_owned(),
+            )),
             Inbound::Invalid(error) => self.invalid(error),
         }
         Ok(())
@@ -623,6 +638,15 @@ impl<P: Protocol> SessionCore<P> {
             }
             return Ok(());
         }
+        if let Some(client_id) = req_id.and_then(|id| self.take_snapshot_request(id)) {
+            tracing::info!(
+                %client_id,
+                error = %venue_error,
+                "the venue refused to re-send a snapshot; subscribing again instead"
+            );
+            self.resubscribe(client_id, true);
+            return Ok(());
+        }
         if let Some(req_id) = req_id.filter(|id| self.take_request(*id)) {
             let error = Error::Request {
                 req_id: req_id.get(),
@@ -647,6 +671,8 @@ impl<P: Protocol> SessionCore<P> {
         now: Instant,
     ) {
         if !self.take_request(req_id) {
+            // The answer to a snapshot request (resync) waits for nobody.
+            self.take_snapshot_request(req_id);
             return;
         }
         let result = match error {
@@ -662,6 +688,35 @@ impl<P: Protocol> SessionCore<P> {
             }
         };
         self.actions.push(Action::RequestResult { req_id, result });
+    }
+
+    /// The venue ended a subscription on its own (Kalshi's error 25 or 10):
+    /// subscribe it again, without an unsubscribe for the server id the
+    /// venue already dropped. A refusal of that subscribe ends it with the
+    /// venue's error (`on_rejected`); it never stays open and silent.
+    fn on_venue_ended(&mut self, server_id: &ServerId, error: VenueError) {
+        self.control();
+        self.stats.counters.venue_error(error.kind);
+        let Some(client_id) = self.registry.route_of(server_id) else {
+            tracing::debug!(%server_id, %error, "the venue ended a subscription nobody holds");
+            return;
+        };
+        tracing::warn!(
+            %client_id,
+            %server_id,
+            %error,
+            "the venue ended the subscription; subscribing again"
+        );
+        // A snapshot request on the ended server id will never be answered;
+        // it must not hold back the resubscribe.
+        if let Some(link) = &mut self.link {
+            if let Some(req_id) = link.snapshots.remove(&client_id) {
+                if link.resyncing.get(&client_id) == Some(&req_id) {
+                    link.resyncing.remove(&client_id);
+                }
+            }
+        }
+        self.resubscribe(client_id, false);
     }
 
     // ---- how the socket ends -------------------------------------------------

@@ -233,10 +233,27 @@ impl Registry {
         self.stash.len()
     }
 
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
     /// The subscription `server_id` routes to, if any.
     pub fn route_of(&self, server_id: &ServerId) -> Option<ClientId> {
         self.routes.get(server_id).copied()
+    }
+
+    /// A control frame took number `seq` of `server_id`'s sequence: recorded
+    /// when it is the next one, so the data frame after it is in order. Any
+    /// other number is ignored: a control frame never makes a data frame a
+    /// duplicate or hides a gap.
+    pub fn note_control_seq(&mut self, server_id: &ServerId, seq: u64) {
+        let Some(client_id) = self.routes.get(server_id) else {
+            return;
+        };
+        if let Some(entry) = self.subs.get_mut(client_id) {
+            if entry
+                .last_seq
+                .is_some_and(|last| seq == last.wrapping_add(1))
+            {
+                entry.last_seq = Some(seq);
+            }
+        }
     }
 
     /// Removes a subscription (unsubscribe, failure, consumer gone).

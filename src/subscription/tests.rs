@@ -235,6 +235,38 @@ fn sequence_checks() {
 }
 
 #[test]
+fn a_control_frame_takes_only_the_next_number_of_its_sequence() {
+    let mut r = registry_with(2);
+    r.mark_sent(&cs(&[1]), req(1));
+    assert!(r
+        .on_subscribed(Some(req(1)), ServerId::Num(7), None, None)
+        .is_some());
+    // Nothing seen yet: nothing to follow.
+    r.note_control_seq(&ServerId::Num(7), 3);
+    assert_eq!(r.check_seq(c(1), 1), SeqCheck::InOrder);
+    // The next number: the data frame after it is in order.
+    r.note_control_seq(&ServerId::Num(7), 2);
+    assert_eq!(r.check_seq(c(1), 3), SeqCheck::InOrder);
+    // Any other number is ignored: it neither hides a gap nor makes the
+    // next frame a duplicate.
+    r.note_control_seq(&ServerId::Num(7), 9);
+    r.note_control_seq(&ServerId::Num(7), 1);
+    assert_eq!(r.check_seq(c(1), 4), SeqCheck::InOrder);
+    r.note_control_seq(&ServerId::Num(7), 6);
+    assert_eq!(
+        r.check_seq(c(1), 6),
+        SeqCheck::Gap {
+            last_seq: 4,
+            next_seq: 6
+        }
+    );
+    // A server id nobody holds: nothing happens.
+    r.note_control_seq(&ServerId::Num(8), 1);
+    assert_eq!(r.check_seq(c(2), 1), SeqCheck::InOrder);
+    r.check_invariants().unwrap();
+}
+
+#[test]
 fn a_rejection_removes_only_the_named_symbol() {
     let mut r = registry_with(2);
     r.mark_sent(&cs(&[1, 2]), req(3));

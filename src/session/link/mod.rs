@@ -155,6 +155,10 @@ pub(crate) struct Link {
     /// written yet: at most one resync per subscription is in flight, so a
     /// peer alternating acks and bad checksums cannot grow the outbound queue.
     pub(super) resyncing: HashMap<ClientId, ReqId>,
+    /// Snapshot requests (resyncs on the live subscription) waiting for an
+    /// answer, at most one per subscription: a refusal falls back to
+    /// subscribing again.
+    pub(super) snapshots: HashMap<ClientId, ReqId>,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,
@@ -179,6 +183,7 @@ impl Link {
             closing: None,
             abandoned: VecDeque::new(),
             resyncing: HashMap::new(),
+            snapshots: HashMap::new(),
             worked: false,
         }
     }

@@ -158,6 +158,11 @@ impl<P: Protocol> SessionCore<P> {
             });
             return Ok(());
         }
+        if self.take_snapshot_request(req_id).is_some() {
+            // The venue answers a snapshot request with the snapshot itself;
+            // nothing else may come, and the deltas go on meanwhile.
+            return Ok(());
+        }
         if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
             // A durable subscription the venue acknowledged before: a missing
             // ack now says more about this connection (half-open, stuck right

@@ -1,13 +1,27 @@
-//! The Kalshi-style venue: server-assigned `sid`s, one `seq` per sid, errors as
-//! `{"type":"error","msg":{"code":N,"msg":"..."}}`, `ok` replies to
-//! `update_subscription`. Fault knobs: a seq gap (`skip_seq`) and a repeated seq
-//! (`repeat_seq`) on the next publish of a symbol.
+//! The Kalshi venue as its AsyncAPI spec for WebSocket v2 describes it
+//! (checked 2026-12-05; `tests/data/kalshi/` holds the shapes, and
+//! `tests/kalshi_spec.rs` checks every frame this venue sends against them):
+//! server-assigned `sid`s, one `seq` per sid shared by data and the `ok` /
+//! `error` frames that name the sid, errors as
+//! `{"type":"error","msg":{"code":N,"msg":"..."}}`, fixed-point prices and
+//! sizes (`_dollars` / `_fp` strings).
+//!
+//! `update_subscription` answers `ok` with the sid's next `seq` and its
+//! market list; `get_snapshot` answers with an `orderbook_snapshot` per market
+//! carrying the command's `id`. Fault knobs: a seq gap (`skip_seq`), a
+//! repeated seq (`repeat_seq`), and a subscription the venue ends itself
+//! (`end_subscriptions`, error 25 or 10). `set_book_snapshots` makes
+//! `orderbook_delta` subscribes start with a snapshot, as the venue's do
+//! (off by default: most tests count data frames from their own publishes).
 
 use serde_json::{json, Value};
 
 use super::state::{string_list, u64_list, with_field, with_id, Cmd, Shared, State, Sub};
 use super::{ticker_payload, AckMode, Exchange, Venue, KALSHI_PRIVATE_CHANNELS};
 use crate::support::tasks::lock;
+
+/// The `market_id` the venue gives every market (a UUID, as the spec's).
+pub const KALSHI_MARKET_ID: &str = "9b0f6b43-5b68-4f9f-9f02-9a2d1b8ac1a1";
 
 fn kalshi_error(id: Option<&Value>, code: u32, msg: &str) -> String {
     with_id(
@@ -19,6 +33,34 @@ fn kalshi_error(id: Option<&Value>, code: u32, msg: &str) -> String {
 
 fn kalshi_data(channel: &str, sid: u64, seq: u64, msg: &Value) -> String {
     json!({"type": channel, "sid": sid, "seq": seq, "msg": msg}).to_string()
+}
+
+/// The book every `orderbook_snapshot` shows (both sides present).
+pub fn kalshi_book_snapshot(symbol: &str) -> Value {
+    json!({
+        "market_ticker": symbol,
+        "market_id": KALSHI_MARKET_ID,
+        "yes_dollars_fp": [["0.0800", "300.00"], ["0.2200", "333.00"]],
+        "no_dollars_fp": [["0.5400", "20.00"], ["0.5600", "146.00"]]
+    })
+}
+
+/// An `orderbook_delta` payload (publish adds `market_ticker`): `delta_fp`
+/// contracts at `price_dollars` on `side`, stamped `ts_ms`.
+pub fn kalshi_delta(price_dollars: &str, delta_fp: &str, side: &str, ts_ms: u64) -> Value {
+    json!({
+        "market_id": KALSHI_MARKET_ID,
+        "price_dollars": price_dollars,
+        "delta_fp": delta_fp,
+        "side": side,
+        "ts_ms": ts_ms
+    })
+}
+
+/// The next seq of `sub`, used by a frame that names its sid.
+fn take_seq(sub: &mut Sub) -> u64 {
+    sub.seq += 1;
+    sub.seq
 }
 
 impl Shared {
@@ -83,12 +125,23 @@ impl Shared {
                     sub.seq = 1;
                     out.push(kalshi_data(&channel, sid, 1, &msg));
                 }
-                c.subs.push(sub);
                 out.push(with_id(
                     json!({"type": "subscribed", "msg": {"channel": channel, "sid": sid}}),
                     "id",
                     id,
                 ));
+                if st.book_snapshots && channel == "orderbook_delta" {
+                    for symbol in sub.symbols.clone().unwrap_or_default() {
+                        let seq = take_seq(&mut sub);
+                        out.push(kalshi_data(
+                            "orderbook_snapshot",
+                            sid,
+                            seq,
+                            &kalshi_book_snapshot(&symbol),
+                        ));
+                    }
+                }
+                c.subs.push(sub);
                 out
             }
             "unsubscribe" => {
@@ -116,36 +169,87 @@ impl Shared {
                 }
                 out
             }
-            other => {
-                if other == "update_subscription" {
-                    if let (Some(p), Some(c)) = (params, st.conns.get_mut(&conn)) {
-                        let sids = u64_list(p.get("sids"))
-                            .or_else(|| u64_list(p.get("sid")))
-                            .unwrap_or_default();
-                        let tickers = string_list(p.get("market_tickers")).unwrap_or_default();
-                        let action = p.get("action").and_then(Value::as_str).unwrap_or("");
-                        for sub in c.subs.iter_mut().filter(|s| sids.contains(&s.sid)) {
-                            if let Some(list) = sub.symbols.as_mut() {
-                                match action {
-                                    "add_markets" => {
-                                        for t in &tickers {
-                                            if !list.contains(t) {
-                                                list.push(t.clone());
-                                            }
-                                        }
-                                    }
-                                    "delete_markets" => list.retain(|s| !tickers.contains(s)),
-                                    _ => {}
+            "update_subscription" => {
+                let Some(p) = params else {
+                    return vec![kalshi_error(id, 2, "Params required")];
+                };
+                let sids = u64_list(p.get("sids"))
+                    .or_else(|| u64_list(p.get("sid")))
+                    .unwrap_or_default();
+                let [sid] = sids[..] else {
+                    return vec![kalshi_error(
+                        id,
+                        12,
+                        "Exactly one subscription ID is required",
+                    )];
+                };
+                let Some(action) = p.get("action").and_then(Value::as_str) else {
+                    return vec![kalshi_error(id, 15, "Action required")];
+                };
+                let tickers = string_list(p.get("market_tickers"))
+                    .or_else(|| string_list(p.get("market_ticker")))
+                    .unwrap_or_default();
+                let Some(c) = st.conns.get_mut(&conn) else {
+                    return Vec::new();
+                };
+                let Some(sub) = c.subs.iter_mut().find(|s| s.sid == sid) else {
+                    return vec![kalshi_error(id, 7, "Unknown subscription ID")];
+                };
+                match action {
+                    "get_snapshot" if sub.channel == "orderbook_delta" => tickers
+                        .iter()
+                        .map(|symbol| {
+                            let seq = take_seq(sub);
+                            with_id(
+                                json!({"type": "orderbook_snapshot", "sid": sid, "seq": seq,
+                                       "msg": kalshi_book_snapshot(symbol)}),
+                                "id",
+                                id,
+                            )
+                        })
+                        .collect(),
+                    "add_markets" | "delete_markets" => {
+                        let list = sub.symbols.get_or_insert_with(Vec::new);
+                        if action == "add_markets" {
+                            for t in &tickers {
+                                if !list.contains(t) {
+                                    list.push(t.clone());
                                 }
                             }
+                        } else {
+                            list.retain(|s| !tickers.contains(s));
                         }
+                        let markets = list.clone();
+                        let seq = take_seq(sub);
+                        vec![with_id(
+                            json!({"type": "ok", "sid": sid, "seq": seq,
+                                   "msg": {"market_tickers": markets}}),
+                            "id",
+                            id,
+                        )]
                     }
-                }
-                match id {
-                    Some(_) => vec![with_id(json!({"type": "ok"}), "id", id)],
-                    None => Vec::new(),
+                    _ => vec![kalshi_error(id, 13, "Unsupported action")],
                 }
             }
+            "list_subscriptions" => {
+                let list: Vec<Value> = st
+                    .conns
+                    .get(&conn)
+                    .map(|c| {
+                        c.subs
+                            .iter()
+                            .map(|s| json!({"channel": s.channel, "sid": s.sid}))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                vec![with_id(json!({"type": "ok", "msg": list}), "id", id)]
+            }
+            // Commands Kalshi's WebSocket does not have (tests send them to
+            // see a request answered): `ok`, so a request round trip works.
+            _ => match id {
+                Some(_) => vec![with_id(json!({"type": "ok"}), "id", id)],
+                None => Vec::new(),
+            },
         }
     }
 }
@@ -174,6 +278,52 @@ impl State {
 }
 
 impl Exchange {
+    /// Kalshi: every live subscription that covers `symbol` is ended by the
+    /// venue with a sid-scoped error `code` (25 buffer overflow, 10 channel
+    /// error) and gets nothing more. Returns how many were ended.
+    pub fn end_subscriptions(&self, symbol: &str, code: u32) -> usize {
+        let msg = match code {
+            25 => "Subscription buffer overflow",
+            _ => "Channel error",
+        };
+        let mut guard = lock(&self.inner.state);
+        let mut ended = 0;
+        for c in guard.conns.values_mut() {
+            let (gone, kept): (Vec<Sub>, Vec<Sub>) = std::mem::take(&mut c.subs)
+                .into_iter()
+                .partition(|s| s.matches(symbol));
+            c.subs = kept;
+            for mut sub in gone {
+                let seq = take_seq(&mut sub);
+                let frame = json!({"type": "error", "sid": sub.sid, "seq": seq,
+                                   "msg": {"code": code, "msg": msg}});
+                let _ = c.tx.try_send(Cmd::Data(frame.to_string()));
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Kalshi: every live subscription that covers `symbol` is dropped
+    /// without a word (as after a venue-side loss): nothing more comes for
+    /// it, and commands naming its sid get code 7. Returns how many.
+    pub fn forget_subscriptions(&self, symbol: &str) -> usize {
+        let mut guard = lock(&self.inner.state);
+        let mut forgotten = 0;
+        for c in guard.conns.values_mut() {
+            let before = c.subs.len();
+            c.subs.retain(|s| !s.matches(symbol));
+            forgotten += before - c.subs.len();
+        }
+        forgotten
+    }
+
+    /// Kalshi: whether `orderbook_delta` subscribes start with an
+    /// `orderbook_snapshot` per market (as the venue's do).
+    pub fn set_book_snapshots(&self, on: bool) {
+        lock(&self.inner.state).book_snapshots = on;
+    }
+
     /// Kalshi: the next publish for `symbol` jumps seq by `n` extra (a gap).
     pub fn skip_seq(&self, symbol: &str, n: u64) {
         *lock(&self.inner.state)

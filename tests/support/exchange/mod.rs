@@ -28,6 +28,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 // Not every test binary uses them; they stay reachable at their old path.
 #[allow(unused_imports)]
+pub use kalshi::{kalshi_book_snapshot, kalshi_delta, KALSHI_MARKET_ID};
+#[allow(unused_imports)]
 pub use kraken::{KRAKEN_CONNECTION_ID_BASE, KRAKEN_PRIVATE_CHANNELS};
 use state::{with_field, Cmd, ListenerSlot, Shared, State};
 
@@ -128,16 +130,50 @@ pub fn ticker_payload(venue: Venue, symbol: &str, n: u64) -> Value {
             "change": 100.0,
             "change_pct": 0.22
         }),
-        Venue::Kalshi | Venue::Raw => json!({
-            "market_ticker": symbol,
-            "price": 50 + n % 40,
-            "yes_bid": 49 + n % 40,
-            "yes_ask": 51 + n % 40,
-            "volume": n,
-            "open_interest": 1000 + n,
-            "ts": 1_700_000_000 + n
-        }),
+        // Kalshi's `ticker` as of its fixed-point migration (legacy integer
+        // fields removed 12 Mar 2026): prices `_dollars`, sizes `_fp`.
+        Venue::Kalshi | Venue::Raw => {
+            let secs = 1_700_000_000 + n;
+            json!({
+                "market_id": KALSHI_MARKET_ID,
+                "market_ticker": symbol,
+                "price_dollars": format!("0.{:02}00", 50 + n % 40),
+                "yes_bid_dollars": format!("0.{:02}00", 49 + n % 40),
+                "yes_ask_dollars": format!("0.{:02}00", 51 + n % 40),
+                "volume_fp": format!("{n}.00"),
+                "open_interest_fp": format!("{}.00", 1000 + n),
+                "dollar_volume": n / 2,
+                "dollar_open_interest": (1000 + n) / 2,
+                "yes_bid_size_fp": "300.00",
+                "yes_ask_size_fp": "150.00",
+                "last_trade_size_fp": "25.00",
+                "ts": secs,
+                "ts_ms": secs * 1000,
+                "time": rfc3339(secs)
+            })
+        }
     }
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp (days to civil date after
+/// Howard Hinnant's published algorithm).
+fn rfc3339(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 /// A hand-built WebSocket frame. `rsv` is the 3-bit RSV1..RSV3 field (0b100 = RSV1);

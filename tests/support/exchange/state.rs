@@ -76,6 +76,8 @@ pub(super) struct State {
     pub(super) required_token: Option<String>,
     /// Runs on every upgrade request (`None`: accept, authenticated).
     pub(super) handshake_check: Option<super::HandshakeCheck>,
+    /// Kalshi: `orderbook_delta` subscribes start with a snapshot.
+    pub(super) book_snapshots: bool,
 }
 
 impl State {
@@ -95,6 +97,7 @@ impl State {
             repeat: HashSet::new(),
             corrupt: HashSet::new(),
             books: HashMap::new(),
+            book_snapshots: false,
         }
     }
 }

@@ -418,6 +418,16 @@ impl Client {
         usize::try_from(registered.saturating_add(in_flight)).unwrap_or(usize::MAX)
     }
 
+    /// Whether the supervisor has finished or is closing (one watch read
+    /// each): a pool places nothing more on such a member and lets it go.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.inner.done.borrow().is_some()
+            || matches!(
+                *self.inner.shared.state.borrow(),
+                ConnectionState::Closing | ConnectionState::Closed
+            )
+    }
+
     /// Whether subscribe/unsubscribe requests of this connection wait for the
     /// venue's operations window right now (one atomic read; the pool places
     /// elsewhere while they do).

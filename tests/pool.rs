@@ -391,12 +391,14 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
         vec![2, 2, 2],
         "insert places through the pool"
     );
-    let ids: BTreeMap<String, resilient_ws::ClientId> = set
+    let ids: BTreeMap<String, (resilient_ws::MemberKey, resilient_ws::ClientId)> = set
         .members()
-        .map(|(id, topic)| (topic.symbol_name().unwrap().to_owned(), id))
+        .map(|(key, id, topic)| (topic.symbol_name().unwrap().to_owned(), (key, id)))
         .collect();
     assert_eq!(ids.len(), 6);
-    assert_eq!(ids["M5"], inserted);
+    assert_eq!(ids["M5"].0, inserted);
+    let client_ids: std::collections::BTreeSet<_> = ids.values().map(|(_, id)| *id).collect();
+    assert_eq!(client_ids.len(), 6, "client ids are unique across the pool");
 
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for (n, symbol) in ids.keys().enumerate() {
@@ -411,7 +413,7 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
         };
         let symbol = item.topic.symbol_name().unwrap().to_owned();
         // The item, the frame and the payload name the same subscription.
-        assert_eq!(ids[&symbol], item.client_id);
+        assert_eq!(ids[&symbol], (item.member, item.client_id));
         assert_eq!(frame.client_id(), Some(item.client_id));
         let payload: serde_json::Value = frame.decode().unwrap();
         assert_eq!(payload["market_ticker"], symbol.as_str(), "{payload}");

@@ -74,6 +74,7 @@ use crate::client::{Client, QueueOptions};
 use crate::config::{Config, LONGEST_DURATION};
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
+use crate::ids::ClientId;
 use crate::protocol::{Protocol, Topic};
 use crate::stats::Stats;
 use crate::stream::{Messages, Subscription};
@@ -163,6 +164,8 @@ struct Inner {
     events: broadcast::Sender<PoolEvent>,
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The client id counter every member draws from (also in `config`).
+    client_ids: Arc<AtomicU64>,
 }
 
 /// The live members, and the number the next one gets.
@@ -247,7 +250,8 @@ impl Pool {
         config.connect_limiter = Some(Arc::new(ConnectLimiter::new(options.connect_spacing)));
         // One id space for every member: a set may merge subscriptions of
         // several connections, keyed by client id.
-        config.client_ids = Some(Arc::new(AtomicU64::new(1)));
+        let client_ids = Arc::new(AtomicU64::new(1));
+        config.client_ids = Some(Arc::clone(&client_ids));
         let spawn = move |config: Config| Client::spawn(config, protocol());
         Ok(Pool {
             inner: Arc::new(Inner {
@@ -259,6 +263,7 @@ impl Pool {
                 members: Mutex::new(Members::default()),
                 forwarders: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
+                client_ids,
             }),
         })
     }
@@ -389,6 +394,12 @@ impl Pool {
             !ended
         });
         members
+    }
+
+    /// A fresh client id from the counter the members share, for a topic that
+    /// no member took (a set still names it by a unique id).
+    pub(crate) fn next_client_id(&self) -> ClientId {
+        ClientId::new(self.inner.client_ids.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Picks the member for one subscription and starts it there with

@@ -248,8 +248,8 @@ impl Pool {
         }
         let mut config = config;
         config.connect_limiter = Some(Arc::new(ConnectLimiter::new(options.connect_spacing)));
-        // One id space for every member: a set may merge subscriptions of
-        // several connections, keyed by client id.
+        // One id space for every member: a client id names one subscription
+        // across the pool, whichever connection carries it.
         let client_ids = Arc::new(AtomicU64::new(1));
         config.client_ids = Some(Arc::clone(&client_ids));
         let spawn = move |config: Config| Client::spawn(config, protocol());

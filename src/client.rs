@@ -50,6 +50,10 @@ struct Inner {
 /// the first `.await`) and the supervisor's answer.
 type Pending = (Subscription, oneshot::Receiver<Result<(), Error>>);
 
+/// One topic's outcome with the client id it was given: a refused topic
+/// keeps its id, so a [`SubscriptionSet`](crate::SubscriptionSet) can name it.
+pub(crate) type Answer = (ClientId, Result<Subscription, Error>);
+
 /// Subscriptions prepared but not yet handed to the supervisor.
 struct Prepared {
     pending: Vec<Pending>,
@@ -219,6 +223,17 @@ impl Client {
         topics: Vec<Topic>,
         options: QueueOptions,
     ) -> Result<Vec<Result<Subscription, Error>>, Error> {
+        let answers = self.subscribe_answers(topics, options).await?;
+        Ok(answers.into_iter().map(|(_, result)| result).collect())
+    }
+
+    /// As [`subscribe_many_with`](Client::subscribe_many_with), each result
+    /// with the client id its topic was given (in the order of `topics`).
+    pub(crate) async fn subscribe_answers(
+        &self,
+        topics: Vec<Topic>,
+        options: QueueOptions,
+    ) -> Result<Vec<Answer>, Error> {
         let prepared = self.prepare(topics, options)?;
         self.submit(prepared).await
     }
@@ -268,17 +283,18 @@ impl Client {
 
     /// The asynchronous half: hands the subscriptions to the supervisor and
     /// waits for each one's answer.
-    async fn submit(&self, prepared: Prepared) -> Result<Vec<Result<Subscription, Error>>, Error> {
+    async fn submit(&self, prepared: Prepared) -> Result<Vec<Answer>, Error> {
         let Prepared { pending, new } = prepared;
         self.command(Command::Subscribe(new)).await?;
         let mut results = Vec::with_capacity(pending.len());
         for (subscription, ready_rx) in pending {
+            let client_id = subscription.client_id();
             let result = match ready_rx.await {
                 Ok(Ok(())) => Ok(subscription),
                 Ok(Err(error)) => Err(error),
                 Err(_) => Err(self.terminal_error()),
             };
-            results.push(result);
+            results.push((client_id, result));
         }
         Ok(results)
     }
@@ -418,6 +434,16 @@ impl Client {
         usize::try_from(registered.saturating_add(in_flight)).unwrap_or(usize::MAX)
     }
 
+    /// Whether the supervisor has finished or is closing (one watch read
+    /// each): a pool places nothing more on such a member and lets it go.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.inner.done.borrow().is_some()
+            || matches!(
+                *self.inner.shared.state.borrow(),
+                ConnectionState::Closing | ConnectionState::Closed
+            )
+    }
+
     /// Whether subscribe/unsubscribe requests of this connection wait for the
     /// venue's operations window right now (one atomic read; the pool places
     /// elsewhere while they do).
@@ -433,12 +459,33 @@ impl Client {
         topic: Topic,
         options: QueueOptions,
     ) -> impl std::future::Future<Output = Result<Subscription, Error>> + Send + 'static {
+        let started = self.start_subscribe_answer(topic, options);
+        async move { started?.await.1 }
+    }
+
+    /// Like [`start_subscribe`](Client::start_subscribe), but bad options
+    /// fail at once and the answer keeps the client id (also when the
+    /// supervisor is gone before it takes the subscription).
+    pub(crate) fn start_subscribe_answer(
+        &self,
+        topic: Topic,
+        options: QueueOptions,
+    ) -> Result<impl std::future::Future<Output = Answer> + Send + 'static, Error> {
         let client = self.clone();
-        let prepared = self.prepare(vec![topic], options);
-        async move {
-            let mut results = client.submit(prepared?).await?;
-            results.pop().unwrap_or(Err(Error::ClientClosed))
-        }
+        let prepared = self.prepare(vec![topic], options)?;
+        let client_id = prepared
+            .new
+            .first()
+            .map(|new| new.client_id)
+            .ok_or(Error::ClientClosed)?;
+        Ok(async move {
+            match client.submit(prepared).await {
+                Ok(mut answers) => answers
+                    .pop()
+                    .unwrap_or((client_id, Err(Error::ClientClosed))),
+                Err(error) => (client_id, Err(error)),
+            }
+        })
     }
 
     /// A snapshot of the counters.

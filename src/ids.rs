@@ -32,6 +32,34 @@ impl std::fmt::Display for ClientId {
     }
 }
 
+/// A member's key in one [`SubscriptionSet`](crate::SubscriptionSet), given
+/// by the set when the member joins (1, 2, 3, ... per set, never reused).
+///
+/// Not the [`ClientId`]: client ids are unique per [`Client`](crate::Client)
+/// or per [`Pool`](crate::Pool) only, and a set may merge subscriptions of
+/// several of them, so two members can share a client id. The key keeps them
+/// apart; each [`SetItem`](crate::SetItem) carries both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberKey(u64);
+
+impl MemberKey {
+    /// Wraps a number; only the set (and tests) mint keys.
+    pub(crate) const fn new(key: u64) -> Self {
+        Self(key)
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for MemberKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The id the session puts on the wire with a subscribe, unsubscribe, ping or
 /// request, and matches the venue's answer by.
 ///

@@ -88,7 +88,7 @@ pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
 pub use events::{ConnectionState, Event, Events, Unplaced};
-pub use ids::ClientId;
+pub use ids::{ClientId, MemberKey};
 pub use rate::RateLimit;
 
 pub use message::{DecodeError, Frame, Received, Update};

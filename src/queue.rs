@@ -155,7 +155,7 @@ pub struct Queue {
     #[cfg(feature = "metrics")]
     wait: OnceLock<::metrics::Histogram>,
     /// The group this queue belongs to and its key there (set once).
-    group: OnceLock<(Arc<Group>, crate::ids::ClientId)>,
+    group: OnceLock<(Arc<Group>, crate::ids::MemberKey)>,
 }
 
 impl Queue {
@@ -257,7 +257,7 @@ impl Queue {
 
     /// Makes this queue a member of `group` under `key`: from now on its
     /// consumer is the group's. Returns false if it already belongs to one.
-    pub(crate) fn join(&self, group: Arc<Group>, key: crate::ids::ClientId) -> bool {
+    pub(crate) fn join(&self, group: Arc<Group>, key: crate::ids::MemberKey) -> bool {
         if self.group.set((group, key)).is_err() {
             return false;
         }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use resilient_ws::{
-    Backoff, Client, ClientId, Config, ConfigBuilder, Kalshi, Kraken, Overflow, QueueOptions,
-    SetItem, SubscriptionSet, Topic, Update,
+    Backoff, Client, ClientId, Config, ConfigBuilder, Kalshi, Kraken, MemberKey, Overflow,
+    QueueOptions, SetItem, SubscriptionSet, Topic, Update,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -35,14 +35,16 @@ fn ticker(symbol: &str) -> Topic {
     Topic::new("ticker").symbol(symbol)
 }
 
-/// The next data item of the set: (client id, symbol of the topic, frame).
-async fn next_data(set: &mut SubscriptionSet) -> (ClientId, String, resilient_ws::Frame) {
+/// The next data item of the set: (member key, symbol of the topic, frame).
+async fn next_data(set: &mut SubscriptionSet) -> (MemberKey, String, resilient_ws::Frame) {
     loop {
         let item: SetItem = next(set).await.expect("the set goes on");
         match item.item {
             Ok(Update::Data(frame)) => {
                 let symbol = item.topic.symbol_name().unwrap_or_default().to_owned();
-                return (item.client_id, symbol, frame);
+                // The item and the frame name the same subscription.
+                assert_eq!(frame.client_id(), Some(item.client_id));
+                return (item.member, symbol, frame);
             }
             Ok(_) => continue,
             Err(error) => panic!("unexpected error from {}: {error}", item.client_id),
@@ -73,19 +75,19 @@ async fn a_set_merges_its_members_and_names_each_item() {
         .await
         .unwrap();
     assert_eq!(set.len(), 3);
-    let ids: HashMap<String, ClientId> = set
+    let ids: HashMap<String, (MemberKey, ClientId)> = set
         .members()
-        .map(|(id, topic)| (topic.symbol_name().unwrap().to_owned(), id))
+        .map(|(key, id, topic)| (topic.symbol_name().unwrap().to_owned(), (key, id)))
         .collect();
     for (n, symbol) in ["B", "A", "C", "A"].into_iter().enumerate() {
         exchange.publish(symbol, ticker_payload(Venue::Kalshi, symbol, n as u64));
     }
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let (client_id, symbol, frame) = next_data(&mut set).await;
+        let (key, symbol, frame) = next_data(&mut set).await;
         // The item, the frame and the payload all name the same subscription.
-        assert_eq!(ids[&symbol], client_id);
-        assert_eq!(frame.client_id(), Some(client_id));
+        assert_eq!(ids[&symbol].0, key);
+        assert_eq!(frame.client_id(), Some(ids[&symbol].1));
         let tick: KalshiTicker<'_> = frame.decode().unwrap();
         assert_eq!(tick.market_ticker, symbol);
         assert!(
@@ -129,8 +131,8 @@ async fn each_member_keeps_its_overflow_policy_and_exact_counters() {
         .unwrap();
     let id = |set: &SubscriptionSet, s: &str| {
         set.members()
-            .find(|(_, t)| t.symbol_name() == Some(s))
-            .map(|(id, _)| id)
+            .find(|(_, _, t)| t.symbol_name() == Some(s))
+            .map(|(key, _, _)| key)
             .unwrap()
     };
     let (a, b) = (id(&set, "A"), id(&set, "B"));
@@ -145,8 +147,8 @@ async fn each_member_keeps_its_overflow_policy_and_exact_counters() {
     assert_eq!((sb.routed, sb.dropped, sb.queued), (1, 0, 1));
     let mut got = Vec::new();
     for _ in 0..3 {
-        let (client_id, _, frame) = next_data(&mut set).await;
-        got.push((client_id, frame.seq().unwrap()));
+        let (key, _, frame) = next_data(&mut set).await;
+        got.push((key, frame.seq().unwrap()));
     }
     got.sort();
     // A kept its newest two (DropOldest), B its one.
@@ -174,9 +176,9 @@ async fn members_join_and_leave_while_streaming() {
     assert_eq!(next_data(&mut set).await.1, "A");
     let b = set.insert(ticker("B")).await.unwrap();
     exchange.publish("B", json!({"n": 2}));
-    let (client_id, symbol, _) = next_data(&mut set).await;
-    assert_eq!((client_id, symbol.as_str()), (b, "B"));
-    let a = set.members().find(|(id, _)| *id != b).unwrap().0;
+    let (key, symbol, _) = next_data(&mut set).await;
+    assert_eq!((key, symbol.as_str()), (b, "B"));
+    let a = set.members().find(|(key, _, _)| *key != b).unwrap().0;
     // A has one frame queued when it leaves: counted as dropped, in the set's totals.
     exchange.publish("A", json!({"n": 3}));
     wait_until("A's frame routed", || set.stats().routed == 3).await;
@@ -185,8 +187,8 @@ async fn members_join_and_leave_while_streaming() {
     assert_eq!(set.len(), 1);
     exchange.publish("A", json!({"n": 4}));
     exchange.publish("B", json!({"n": 5}));
-    let (client_id, _, frame) = next_data(&mut set).await;
-    assert_eq!(client_id, b);
+    let (key, _, frame) = next_data(&mut set).await;
+    assert_eq!(key, b);
     assert_eq!(frame.payload_text(), Some(r#"{"market_ticker":"B","n":5}"#));
     let total = set.stats();
     assert_eq!(total.routed, total.delivered + total.dropped + total.queued);

@@ -1,7 +1,9 @@
 //! Issue 14: a pool of connections to one venue. Placement (cap, least-loaded,
 //! lazy) against an independent model, failure that stays on one connection
 //! (fault proxy on one member of three), one connect limiter across the pool,
-//! and a close that leaves nothing behind.
+//! and a close that leaves nothing behind. Issue 19: a member that gave up
+//! leaves the pool and a fresh one takes its place; a huge connect spacing
+//! saturates.
 
 mod support;
 
@@ -13,8 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    Backoff, Config, ConfigBuilder, ConnectFuture, Connector, Error, Event, Kalshi, Pool,
-    PoolEvent, PoolEvents, PoolOptions, Subscription, Topic, Transport, Update,
+    Backoff, Config, ConfigBuilder, ConnectFuture, ConnectionState, Connector, Error, Event,
+    Kalshi, Pool, PoolEvent, PoolEvents, PoolOptions, Subscription, Topic, Transport, Update,
 };
 use serde_json::json;
 use support::exchange::{ticker_payload, Exchange, Venue};
@@ -389,12 +391,14 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
         vec![2, 2, 2],
         "insert places through the pool"
     );
-    let ids: BTreeMap<String, resilient_ws::ClientId> = set
+    let ids: BTreeMap<String, (resilient_ws::MemberKey, resilient_ws::ClientId)> = set
         .members()
-        .map(|(id, topic)| (topic.symbol_name().unwrap().to_owned(), id))
+        .map(|(key, id, topic)| (topic.symbol_name().unwrap().to_owned(), (key, id)))
         .collect();
     assert_eq!(ids.len(), 6);
-    assert_eq!(ids["M5"], inserted);
+    assert_eq!(ids["M5"].0, inserted);
+    let client_ids: std::collections::BTreeSet<_> = ids.values().map(|(_, id)| *id).collect();
+    assert_eq!(client_ids.len(), 6, "client ids are unique across the pool");
 
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for (n, symbol) in ids.keys().enumerate() {
@@ -409,7 +413,7 @@ async fn a_pool_set_merges_subscriptions_of_every_connection() {
         };
         let symbol = item.topic.symbol_name().unwrap().to_owned();
         // The item, the frame and the payload name the same subscription.
-        assert_eq!(ids[&symbol], item.client_id);
+        assert_eq!(ids[&symbol], (item.member, item.client_id));
         assert_eq!(frame.client_id(), Some(item.client_id));
         let payload: serde_json::Value = frame.decode().unwrap();
         assert_eq!(payload["market_ticker"], symbol.as_str(), "{payload}");
@@ -431,4 +435,166 @@ fn volume(volume_fp: &serde_json::Value) -> u64 {
     text.trim_end_matches(".00")
         .parse()
         .expect("whole contracts")
+}
+
+/// The subscription's terminal error, skipping data and signals before it.
+async fn terminal_error(sub: &mut Subscription) -> Error {
+    loop {
+        match next(sub).await {
+            Some(Ok(_)) => continue,
+            Some(Err(error)) if !error.is_retryable() => return error,
+            Some(Err(_)) => continue,
+            None => panic!("the subscription ended without its error"),
+        }
+    }
+}
+
+/// Gives up after two failed attempts (issue 19's "venue down long enough").
+fn gives_up_quickly(url: &str) -> Config {
+    fast(url)
+        .backoff(
+            Backoff::new(Duration::from_millis(5), Duration::from_millis(20))
+                .seed(4)
+                .max_attempts(Some(2)),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Issue 19, must show 1: a member that gave up reported load 0 and won every
+/// placement, so once the venue was back every subscribe failed at once with
+/// its old "gave up reconnecting" error. Now it leaves the pool, the next
+/// subscribe opens a fresh member (within `max_connections`) and streams, and
+/// the pool counts live members only.
+#[tokio::test]
+async fn a_member_that_gave_up_is_replaced_once_the_venue_is_back() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let config = gives_up_quickly(&exchange.url());
+    // One connection at most: a dead member that still counted would block it.
+    let pool = Pool::new(config, Kalshi::new, options(10, 1)).unwrap();
+    let mut events = pool.events();
+    let mut first = pool.subscribe(ticker("G0")).await.unwrap();
+
+    // The venue goes away until the member gives up.
+    exchange.set_refuse(true);
+    exchange.abort_all();
+    let error = terminal_error(&mut first).await;
+    assert!(matches!(error, Error::Reconnect { .. }), "{error:?}");
+    collect_until(&mut events, 1, |e| {
+        matches!(e.event, Event::Closed { error: Some(_) })
+    })
+    .await;
+    assert_eq!(pool.connections(), 0, "the finished member left");
+    assert!(pool.stats().connections.is_empty());
+    assert!(pool.connection(0).is_none());
+
+    // The venue is back: a subscribe opens a fresh member and data flows.
+    exchange.set_refuse(false);
+    let mut second = pool.subscribe(ticker("G1")).await.expect("a fresh member");
+    exchange.publish("G1", json!({ "price": 7 }));
+    assert!(next_data_seq(&mut second).await >= 1);
+    let stats = pool.stats();
+    assert_eq!(stats.connections.len(), 1, "{stats:?}");
+    let member = stats.connections[0];
+    assert_eq!(member.connection, 1, "a new number, never the dead one's");
+    assert_eq!(member.state, ConnectionState::Connected);
+    assert_eq!(stats.total.subscriptions, 1);
+    assert_eq!(pool.connections(), 1);
+    assert!(pool.connection(1).is_some());
+    pool.close().await.unwrap();
+}
+
+/// Issue 19, must show 4: `connect_spacing` was added to an `Instant` as
+/// given, so `Duration::MAX` panicked the first member on its first attempt
+/// (its subscribe failed with `Panicked`). It saturates now, as every
+/// `Config` duration does: the first attempt goes at once and streams.
+#[tokio::test]
+async fn a_huge_connect_spacing_saturates_instead_of_panicking_the_member() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let config = fast(&exchange.url()).build().unwrap();
+    let mut options = options(10, 2).connect_spacing(Duration::MAX);
+    // The field is public: set it past the setter too.
+    options.connect_spacing = Duration::MAX;
+    let pool = Pool::new(config, Kalshi::new, options).unwrap();
+    let mut sub = pool.subscribe(ticker("H0")).await.expect("no panic");
+    exchange.publish("H0", json!({ "price": 7 }));
+    assert!(next_data_seq(&mut sub).await >= 1);
+    assert_eq!(
+        pool.stats().connections[0].state,
+        ConnectionState::Connected
+    );
+    pool.close().await.unwrap();
+}
+
+/// Issue 19, must show 1 ("the metrics count live members only"): the member
+/// that gave up publishes its final state (closed, no subscriptions) under its
+/// own number, and its replacement starts a series of its own instead of
+/// sharing (and fighting over) the dead one's.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn a_replaced_member_leaves_its_own_series_closed_and_empty() {
+    use futures::FutureExt;
+
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    // Rendering reads without resetting (the debugging recorder's snapshot
+    // zeroes what it reads, and a finished member never publishes again).
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let scrape = recorder.handle();
+    let gauge = |name: &str, connection: &str| {
+        let series = format!("resilient_ws_{name}{{");
+        let label = format!("connection=\"{connection}\"");
+        scrape
+            .render()
+            .lines()
+            .find(|line| line.starts_with(&series) && line.contains(&label))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let config = Config::builder(exchange.url())
+        .backoff(
+            Backoff::new(Duration::from_millis(5), Duration::from_millis(20))
+                .seed(4)
+                .max_attempts(Some(2)),
+        )
+        .idle_timeout(None)
+        .metrics_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let pool = Pool::new(config, Kalshi::new, options(10, 1)).unwrap();
+    // A member's handles bind to the recorder current when it is spawned,
+    // which is in the first poll of the subscribe that opens it.
+    let subscribe = |symbol: &str| {
+        let mut subscribing = Box::pin(pool.subscribe(ticker(symbol)));
+        let early = metrics::with_local_recorder(&recorder, || (&mut subscribing).now_or_never());
+        assert!(early.is_none(), "answered before the venue could ack");
+        subscribing
+    };
+    let mut first = subscribe("G0").await.unwrap();
+    exchange.set_refuse(true);
+    exchange.abort_all();
+    terminal_error(&mut first).await;
+    exchange.set_refuse(false);
+    let mut second = subscribe("G1").await.unwrap();
+    exchange.publish("G1", json!({ "price": 7 }));
+    assert!(next_data_seq(&mut second).await >= 1);
+
+    let read = || {
+        (
+            (gauge("connection_state", "0"), gauge("subscriptions", "0")),
+            (gauge("connection_state", "1"), gauge("subscriptions", "1")),
+        )
+    };
+    // Dead: closed (0) with no subscriptions; live: connected (3) with one.
+    let wanted = ((Some(0.0), Some(0.0)), (Some(3.0), Some(1.0)));
+    let published = tokio::time::timeout(SOON, async {
+        while read() != wanted {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        published.is_ok(),
+        "(state, subscriptions) of the dead and the live member: {:?}",
+        read()
+    );
+    pool.close().await.unwrap();
 }

@@ -10,11 +10,18 @@
 //! Hand-written (a dozen lines) rather than a rate-limiter crate because it
 //! must run on tokio's clock: tests pause time, and the slot is awaited while
 //! the supervisor keeps serving commands.
+//!
+//! The spacing is a user's setting, so it saturates rather than panics: it is
+//! clamped to [`LONGEST_DURATION`] (as every [`Config`](crate::Config)
+//! duration is), and a slot that would lie past the clock's range stays at
+//! the last one it can name (`Instant + Duration` panics on overflow).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::config::LONGEST_DURATION;
 
 /// Hands out connection-attempt slots at least `spacing` apart.
 #[derive(Debug)]
@@ -26,7 +33,7 @@ pub(crate) struct ConnectLimiter {
 impl ConnectLimiter {
     pub(crate) fn new(spacing: Duration) -> Self {
         ConnectLimiter {
-            spacing,
+            spacing: spacing.min(LONGEST_DURATION),
             next: Mutex::new(None),
         }
     }
@@ -38,7 +45,7 @@ impl ConnectLimiter {
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
             let slot = next.map_or(now, |at| at.max(now));
-            *next = Some(slot + self.spacing);
+            *next = Some(slot.checked_add(self.spacing).unwrap_or(slot));
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -62,5 +69,18 @@ mod tests {
         let idle = Instant::now();
         limiter.acquire().await;
         assert_eq!(idle.elapsed(), Duration::ZERO);
+    }
+
+    /// Issue 19: `slot + Duration::MAX` panicked inside the member's task.
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_spacing_saturates_instead_of_panicking() {
+        let limiter = ConnectLimiter::new(Duration::MAX);
+        assert_eq!(limiter.spacing, LONGEST_DURATION);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "the first slot is now");
+        // The next slot is a year away: still waiting after a day.
+        let second = tokio::time::timeout(Duration::from_secs(24 * 3600), limiter.acquire());
+        assert!(second.await.is_err());
     }
 }

@@ -30,8 +30,20 @@
 //! - **One connect limiter.** Every attempt of every member (first connects and
 //!   reconnects) waits for a slot of one shared limiter, so a venue restart
 //!   does not trigger N simultaneous reconnects (see `limiter.rs`).
+//! - **A finished member leaves.** A member whose supervisor ended (it gave
+//!   up reconnecting, the venue closed it for good, it panicked, or it was
+//!   closed through [`Pool::connection`]) can carry nothing more, yet it holds
+//!   no subscriptions and would win every placement. So the pool drops it
+//!   whenever it looks at its members (placing, [`Pool::connections`],
+//!   [`Pool::stats`]), and the next subscription that needs a connection opens
+//!   a fresh one. Its subscriptions already ended with its terminal error.
+//!   Only live members count towards [`PoolOptions::max_connections`] and in
+//!   the pool's stats.
 //! - **Which connection.** [`Pool::stats`] and [`Pool::events`] name the member
-//!   (its index, also the `connection` label of its metrics and its tracing span).
+//!   by its number (also the `connection` label of its metrics and its tracing
+//!   span). Numbers are given in spawn order and never reused: a replacement
+//!   gets a new one, so its metric series start from zero instead of sharing
+//!   counters (and a late final publish) with the member it replaces.
 //! - **One merged stream.** Members draw client ids from one counter, so a
 //!   client id names one subscription across the whole pool, and
 //!   [`Pool::subscribe_set`] (or [`SubscriptionSet::adopt`](crate::SubscriptionSet::adopt) of pool
@@ -59,9 +71,10 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::client::{Client, QueueOptions};
-use crate::config::Config;
+use crate::config::{Config, LONGEST_DURATION};
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
+use crate::ids::ClientId;
 use crate::protocol::{Protocol, Topic};
 use crate::stats::Stats;
 use crate::stream::{Messages, Subscription};
@@ -85,7 +98,8 @@ pub struct PoolOptions {
     pub max_per_connection: Option<usize>,
     /// Connections at most. Default 64.
     pub max_connections: usize,
-    /// Minimum time between two connection attempts across the pool. Default 100 ms.
+    /// Minimum time between two connection attempts across the pool. Default
+    /// 100 ms; clamped to [`LONGEST_DURATION`] like every [`Config`] duration.
     pub connect_spacing: Duration,
 }
 
@@ -114,10 +128,19 @@ impl PoolOptions {
         self
     }
 
-    /// Sets [`connect_spacing`](PoolOptions::connect_spacing).
+    /// Sets [`connect_spacing`](PoolOptions::connect_spacing) (clamped to
+    /// [`LONGEST_DURATION`]).
     #[must_use]
     pub fn connect_spacing(mut self, spacing: Duration) -> Self {
-        self.connect_spacing = spacing;
+        self.connect_spacing = spacing.min(LONGEST_DURATION);
+        self
+    }
+
+    /// Clamps every duration to [`LONGEST_DURATION`], as
+    /// [`ConfigBuilder::build`](crate::ConfigBuilder::build) does: the fields
+    /// are public, so the setters alone cannot guarantee it.
+    fn clamped(mut self) -> Self {
+        self.connect_spacing = self.connect_spacing.min(LONGEST_DURATION);
         self
     }
 }
@@ -137,13 +160,24 @@ struct Inner {
     spawn: Box<Spawn>,
     cap: usize,
     max_connections: usize,
-    members: Mutex<Vec<Member>>,
+    members: Mutex<Members>,
     events: broadcast::Sender<PoolEvent>,
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The client id counter every member draws from (also in `config`).
+    client_ids: Arc<AtomicU64>,
+}
+
+/// The live members, and the number the next one gets.
+#[derive(Default)]
+struct Members {
+    live: Vec<Member>,
+    next_number: usize,
 }
 
 struct Member {
+    /// Its `connection` label; never reused within the pool.
+    number: usize,
     client: Client,
 }
 
@@ -160,7 +194,7 @@ impl std::fmt::Debug for Pool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionStats {
-    /// The member's index (its `connection` label).
+    /// The member's number (its `connection` label).
     pub connection: usize,
     /// Its state when the snapshot was taken.
     pub state: ConnectionState,
@@ -172,9 +206,9 @@ pub struct ConnectionStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
-    /// Per member, in index order.
+    /// Per live member, in number order.
     pub connections: Vec<ConnectionStats>,
-    /// Every member summed.
+    /// Every live member summed.
     pub total: Stats,
 }
 
@@ -182,7 +216,7 @@ pub struct PoolStats {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PoolEvent {
-    /// The member's index; `None` for a [`Event::Lagged`] of the pool's own stream.
+    /// The member's number; `None` for a [`Event::Lagged`] of the pool's own stream.
     pub connection: Option<usize>,
     /// What happened.
     pub event: Event,
@@ -195,12 +229,13 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a zero cap or connection count.
+    /// [`Error::Config`] for a zero cap, connection count or spacing.
     pub fn new<P: Protocol>(
         config: Config,
         protocol: impl Fn() -> P + Send + Sync + 'static,
         options: PoolOptions,
     ) -> Result<Pool, Error> {
+        let options = options.clamped();
         let cap = options
             .max_per_connection
             .or_else(|| protocol().limits().channels_per_connection)
@@ -213,9 +248,10 @@ impl Pool {
         }
         let mut config = config;
         config.connect_limiter = Some(Arc::new(ConnectLimiter::new(options.connect_spacing)));
-        // One id space for every member: a set may merge subscriptions of
-        // several connections, keyed by client id.
-        config.client_ids = Some(Arc::new(AtomicU64::new(1)));
+        // One id space for every member: a client id names one subscription
+        // across the pool, whichever connection carries it.
+        let client_ids = Arc::new(AtomicU64::new(1));
+        config.client_ids = Some(Arc::clone(&client_ids));
         let spawn = move |config: Config| Client::spawn(config, protocol());
         Ok(Pool {
             inner: Arc::new(Inner {
@@ -224,9 +260,10 @@ impl Pool {
                 spawn: Box::new(spawn),
                 cap,
                 max_connections: options.max_connections,
-                members: Mutex::new(Vec::new()),
+                members: Mutex::new(Members::default()),
                 forwarders: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
+                client_ids,
             }),
         })
     }
@@ -236,9 +273,9 @@ impl Pool {
         self.inner.cap
     }
 
-    /// How many connections the pool has opened.
+    /// How many live connections the pool has (finished ones have left).
     pub fn connections(&self) -> usize {
-        self.members().len()
+        self.members().live.len()
     }
 
     /// Subscribes to `topic` on the least-loaded connection with room
@@ -275,18 +312,22 @@ impl Pool {
         }
     }
 
-    /// Every member's counters, and their sum.
+    /// Every live member's counters, and their sum.
     pub fn stats(&self) -> PoolStats {
-        let clients: Vec<Client> = self.members().iter().map(|m| m.client.clone()).collect();
+        let clients: Vec<(usize, Client)> = self
+            .members()
+            .live
+            .iter()
+            .map(|m| (m.number, m.client.clone()))
+            .collect();
         let mut total = Stats::default();
         let connections = clients
             .iter()
-            .enumerate()
             .map(|(connection, client)| {
                 let stats = client.stats();
                 total.add(&stats);
                 ConnectionStats {
-                    connection,
+                    connection: *connection,
                     state: *client.state().borrow(),
                     stats,
                 }
@@ -295,9 +336,14 @@ impl Pool {
         PoolStats { connections, total }
     }
 
-    /// The member at `index`, e.g. to send a request on it.
+    /// The live member numbered `index` (its `connection` label), e.g. to
+    /// send a request on it; `None` once it has finished.
     pub fn connection(&self, index: usize) -> Option<Client> {
-        self.members().get(index).map(|m| m.client.clone())
+        self.members()
+            .live
+            .iter()
+            .find(|m| m.number == index)
+            .map(|m| m.client.clone())
     }
 
     /// Closes every connection (as [`Client::close`]) and waits until every
@@ -306,10 +352,19 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// The first member's terminal error, if one had failed before `close`.
+    /// The terminal error of the first member that had failed before `close`
+    /// and had not yet left the pool (see the module docs).
     pub async fn close(&self) -> Result<(), Error> {
         self.inner.closed.store(true, Ordering::SeqCst);
-        let clients: Vec<Client> = self.members().iter().map(|m| m.client.clone()).collect();
+        let clients: Vec<Client> = self
+            .inner
+            .members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .live
+            .iter()
+            .map(|m| m.client.clone())
+            .collect();
         let results = futures::future::join_all(clients.iter().map(Client::close)).await;
         let forwarders: Vec<JoinHandle<()>> = std::mem::take(
             &mut *self
@@ -325,8 +380,26 @@ impl Pool {
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, Vec<Member>> {
-        self.inner.members.lock().unwrap_or_else(|p| p.into_inner())
+    /// The members, after dropping those that finished (see the module docs).
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.live.retain(|member| {
+            let ended = member.client.has_ended();
+            if ended {
+                tracing::debug!(
+                    connection = member.number,
+                    "a pool member finished; it leaves the pool"
+                );
+            }
+            !ended
+        });
+        members
+    }
+
+    /// A fresh client id from the counter the members share, for a topic that
+    /// no member took (a set still names it by a unique id).
+    pub(crate) fn next_client_id(&self) -> ClientId {
+        ClientId::new(self.inner.client_ids.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Picks the member for one subscription and starts it there with
@@ -340,6 +413,7 @@ impl Pool {
         }
         let cap = self.inner.cap;
         let with_room: Vec<(usize, usize, bool)> = members
+            .live
             .iter()
             .enumerate()
             .map(|(i, m)| {
@@ -359,7 +433,7 @@ impl Pool {
                 .min_by_key(|&&(i, load, _)| (load, i))
                 .map(|&(i, _, _)| i)
         };
-        let can_spawn = members.len() < self.inner.max_connections;
+        let can_spawn = members.live.len() < self.inner.max_connections;
         // A member whose operations window holds requests back would make
         // this subscribe wait too: prefer one with budget, then a new member
         // (a fresh window), and only then the least-loaded one anyway.
@@ -368,27 +442,29 @@ impl Pool {
         let index = match chosen {
             Some(index) => index,
             None if can_spawn => {
-                let index = members.len();
-                members.push(self.spawn_member(index));
-                index
+                let number = members.next_number;
+                members.next_number = number.saturating_add(1);
+                members.live.push(self.spawn_member(number));
+                members.live.len() - 1
             }
             None => {
                 return Err(Error::Config(format!(
                     "pool is full: {} connections x {} subscriptions",
-                    members.len(),
+                    members.live.len(),
                     cap
                 )))
             }
         };
         members
+            .live
             .get(index)
             .map(|member| start(&member.client))
             .ok_or(Error::ClientClosed)
     }
 
-    fn spawn_member(&self, index: usize) -> Member {
+    fn spawn_member(&self, number: usize) -> Member {
         let config = Config {
-            connection_name: Arc::from(index.to_string()),
+            connection_name: Arc::from(number.to_string()),
             ..self.inner.config.clone()
         };
         // Dropped at once: unsolicited frames are then counted as dropped
@@ -400,7 +476,7 @@ impl Pool {
             while let Some(event) = events.next().await {
                 let last = matches!(event, Event::Closed { .. });
                 let _ = sink.send(PoolEvent {
-                    connection: Some(index),
+                    connection: Some(number),
                     event,
                 });
                 if last {
@@ -408,12 +484,16 @@ impl Pool {
                 }
             }
         });
-        self.inner
+        let mut forwarders = self
+            .inner
             .forwarders
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(forwarder);
-        Member { client }
+            .unwrap_or_else(|p| p.into_inner());
+        // Those of members that left have ended: keep the list as long as
+        // the live members, not as long as the pool's history.
+        forwarders.retain(|forwarder| !forwarder.is_finished());
+        forwarders.push(forwarder);
+        Member { number, client }
     }
 }
 

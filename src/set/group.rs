@@ -13,7 +13,7 @@ use std::task::Context;
 use futures::task::AtomicWaker;
 
 use crate::error::Error;
-use crate::ids::ClientId;
+use crate::ids::MemberKey;
 use crate::message::Update;
 
 /// The ready list shared by the member queues of one
@@ -22,31 +22,31 @@ use crate::message::Update;
 /// scans idle members and the cost per item does not grow with the set.
 #[derive(Default)]
 pub(crate) struct Group {
-    ready: Mutex<VecDeque<ClientId>>,
+    ready: Mutex<VecDeque<MemberKey>>,
     waker: AtomicWaker,
 }
 
 impl Group {
-    pub(super) fn lock(&self) -> MutexGuard<'_, VecDeque<ClientId>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, VecDeque<MemberKey>> {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lists `key` as readable and wakes the consumer.
-    pub(crate) fn list(&self, key: ClientId) {
+    pub(crate) fn list(&self, key: MemberKey) {
         self.lock().push_back(key);
         self.waker.wake();
     }
 
     /// Lists `key` again (the consumer itself, after taking one item of many).
     #[cfg(test)]
-    pub(crate) fn relist(&self, key: ClientId) {
+    pub(crate) fn relist(&self, key: MemberKey) {
         self.lock().push_back(key);
     }
 
     /// Moves every listed key to the back of `into` (the consumer's own
     /// list); when there is none, registers the consumer's waker and returns
     /// false.
-    pub(crate) fn take_listed(&self, into: &mut VecDeque<ClientId>, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn take_listed(&self, into: &mut VecDeque<MemberKey>, cx: &mut Context<'_>) -> bool {
         let mut ready = self.lock();
         if ready.is_empty() {
             // Under the lock: a `list` lands before (and was taken) or after
@@ -60,7 +60,7 @@ impl Group {
 
     /// The next readable key, or `None` after registering the consumer's waker.
     #[cfg(test)]
-    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<ClientId> {
+    pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<MemberKey> {
         let mut ready = self.lock();
         if let Some(key) = ready.pop_front() {
             return Some(key);

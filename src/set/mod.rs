@@ -12,14 +12,20 @@
 //!   members are served round-robin, an idle member costs nothing per item,
 //!   the cost of an item does not grow with the number of members, and the
 //!   shared list's lock is taken once per batch, not once per item.
-//! - Every item says which member it came from ([`SetItem`]): the client id
-//!   and the topic (shared, not copied).
-//! - Members are keyed by client id. A pool's members draw client ids from one
-//!   counter, so subscriptions of several connections of one pool never
-//!   collide in a set; `insert` subscribes where the set came from (the client
-//!   or the pool, which places the topic on a connection with room).
+//! - Every item says which member it came from ([`SetItem`]): the member's
+//!   key, its client id and its topic (shared, not copied).
+//! - Members are keyed by a [`MemberKey`] the set gives them, not by client
+//!   id: client ids are unique per [`Client`] or per [`Pool`] only (a pool's
+//!   members draw them from one counter), and a set may merge subscriptions of
+//!   several clients and pools, e.g. two venues. Keyed by client id, the
+//!   second member with an id would silently replace (and unsubscribe) the
+//!   first. `insert` subscribes where the set came from (the client or the
+//!   pool, which places the topic on a connection with room).
 //! - A member that ends yields its terminal error (if any) as its last item and
-//!   leaves the set; the stream ends when the set has no members left.
+//!   leaves the set; the stream ends when the set has no members left. A topic
+//!   that [`Client::subscribe_set`] or [`Pool::subscribe_set`] could not
+//!   subscribe (refused, timed out, not placed) is such a member from the
+//!   start: its error is its only item, and the others stream regardless.
 //! - The set's own counters are the sum of its members' plus those of members
 //!   that left, taken once the supervisor stopped routing to them.
 
@@ -33,11 +39,11 @@ use rustc_hash::FxHashMap;
 
 use crate::client::{Client, QueueOptions};
 use crate::error::Error;
-use crate::ids::ClientId;
+use crate::ids::{ClientId, MemberKey};
 use crate::message::Update;
 use crate::pool::Pool;
 use crate::protocol::Topic;
-use crate::queue::{Queue, QueueStats};
+use crate::queue::{Overflow, Queue, QueueStats};
 use crate::stream::Subscription;
 
 pub(crate) mod group;
@@ -50,12 +56,16 @@ pub(crate) use group::{Group, Popped};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SetItem {
-    /// The member's durable client id.
+    /// The member's key in this set (unique within the set).
+    pub member: MemberKey,
+    /// The member's durable client id (unique within its client or pool).
     pub client_id: ClientId,
     /// The member's topic.
     pub topic: Arc<Topic>,
     /// The data, signal or error, as [`Subscription`] yields them. An `Err`
-    /// that is not [`retryable`](Error::is_retryable) is the member's last item.
+    /// that is not [`retryable`](Error::is_retryable) is the member's last
+    /// item; so is the error of a topic that was never subscribed (see
+    /// [`Client::subscribe_set`]), even a retryable one such as a timeout.
     pub item: Result<Update, Error>,
 }
 
@@ -69,10 +79,12 @@ pub(crate) enum Source {
 }
 
 struct Member {
+    client_id: ClientId,
     topic: Arc<Topic>,
     queue: Arc<Queue>,
-    /// Kept for its `Drop` (unsubscribes) and for `remove`.
-    subscription: Subscription,
+    /// Kept for its `Drop` (unsubscribes) and for `remove`; `None` for a
+    /// topic that was never subscribed (its queue holds only the error).
+    subscription: Option<Subscription>,
 }
 
 /// Many subscriptions read through one stream of [`SetItem`]s, with members
@@ -86,9 +98,12 @@ pub struct SubscriptionSet {
     source: Source,
     options: QueueOptions,
     group: Arc<Group>,
-    members: FxHashMap<ClientId, Member>,
+    members: FxHashMap<MemberKey, Member>,
+    /// The key the next member gets (keys are never reused, so a stale key
+    /// left on the ready list names no member).
+    next_key: u64,
     /// Keys taken from the group's shared list, served round-robin.
-    ready: VecDeque<ClientId>,
+    ready: VecDeque<MemberKey>,
     /// Counters of members that left.
     retired: QueueStats,
 }
@@ -100,42 +115,84 @@ impl SubscriptionSet {
             options,
             group: Arc::new(Group::default()),
             members: FxHashMap::default(),
+            next_key: 1,
             ready: VecDeque::new(),
             retired: QueueStats::default(),
         }
     }
 
-    /// Adds an existing subscription as a member; returns its client id.
+    /// Adds an existing subscription, from any client or pool, as a member;
+    /// returns its key in this set. Two members may share a client id (from
+    /// different clients or pools): their keys keep them apart.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] if its queue already belongs to a set (cannot happen
     /// through the public API, which moves the subscription in).
-    pub fn adopt(&mut self, subscription: Subscription) -> Result<ClientId, Error> {
+    pub fn adopt(&mut self, subscription: Subscription) -> Result<MemberKey, Error> {
         let client_id = subscription.client_id();
         let queue = subscription.queue();
-        if !queue.join(Arc::clone(&self.group), client_id) {
+        let key = self.next_key();
+        if !queue.join(Arc::clone(&self.group), key) {
             return Err(Error::Config(format!(
                 "subscription {client_id} already belongs to a set"
             )));
         }
-        self.members.insert(
-            client_id,
-            Member {
-                topic: Arc::new(subscription.topic().clone()),
-                queue,
-                subscription,
-            },
-        );
-        Ok(client_id)
+        let topic = Arc::new(subscription.topic().clone());
+        self.join(key, client_id, topic, queue, Some(subscription));
+        Ok(key)
     }
 
-    /// Subscribes to `topic` (with the set's queue options) and adds it.
+    /// Adds `topic`, which could not be subscribed, as a member whose only
+    /// item is `error` (see the module docs).
+    pub(crate) fn adopt_refused(
+        &mut self,
+        client_id: ClientId,
+        topic: Topic,
+        error: Error,
+    ) -> MemberKey {
+        let key = self.next_key();
+        // Holds no data: one slot, and the end carries the error.
+        let queue = Queue::new(1, Overflow::DropOldest);
+        queue.join(Arc::clone(&self.group), key);
+        queue.finish(Some(error));
+        self.join(key, client_id, Arc::new(topic), queue, None);
+        key
+    }
+
+    fn next_key(&mut self) -> MemberKey {
+        let key = MemberKey::new(self.next_key);
+        self.next_key = self.next_key.saturating_add(1);
+        key
+    }
+
+    fn join(
+        &mut self,
+        key: MemberKey,
+        client_id: ClientId,
+        topic: Arc<Topic>,
+        queue: Arc<Queue>,
+        subscription: Option<Subscription>,
+    ) {
+        let member = Member {
+            client_id,
+            topic,
+            queue,
+            subscription,
+        };
+        // Keys are never reused: nothing is replaced.
+        let replaced = self.members.insert(key, member);
+        debug_assert!(replaced.is_none(), "member key {key} reused");
+    }
+
+    /// Subscribes to `topic` (with the set's queue options) and adds it;
+    /// returns its key in this set.
     ///
     /// # Errors
     ///
-    /// As [`Client::subscribe`](crate::Client::subscribe).
-    pub async fn insert(&mut self, topic: Topic) -> Result<ClientId, Error> {
+    /// As [`Client::subscribe`](crate::Client::subscribe) (a refused topic
+    /// is not added).
+    pub async fn insert(&mut self, topic: Topic) -> Result<MemberKey, Error> {
         let subscription = match &self.source {
             Source::Client(client) => client.subscribe_with(topic, self.options).await?,
             Source::Pool(pool) => pool.subscribe_with(topic, self.options).await?,
@@ -143,26 +200,32 @@ impl SubscriptionSet {
         self.adopt(subscription)
     }
 
-    /// Unsubscribes the member `client_id` and removes it; items it had
-    /// queued are counted as dropped. Returns false if it is not a member.
+    /// Unsubscribes the member `key` and removes it; items it had queued are
+    /// counted as dropped. Returns false if it is not a member.
     ///
     /// # Errors
     ///
     /// As [`Subscription::unsubscribe`].
-    pub async fn remove(&mut self, client_id: ClientId) -> Result<bool, Error> {
-        let Some(member) = self.members.remove(&client_id) else {
+    pub async fn remove(&mut self, key: MemberKey) -> Result<bool, Error> {
+        let Some(member) = self.members.remove(&key) else {
             return Ok(false);
         };
-        let result = member.subscription.unsubscribe().await;
+        let result = match member.subscription {
+            Some(subscription) => subscription.unsubscribe().await,
+            // Never subscribed: nothing to undo.
+            None => Ok(()),
+        };
         // The supervisor has acted on the unsubscribe: nothing more is routed
         // to this queue, so its counters are final.
         self.retired.add(&member.queue.stats());
         result.map(|()| true)
     }
 
-    /// The members' client ids and topics.
-    pub fn members(&self) -> impl Iterator<Item = (ClientId, &Topic)> + '_ {
-        self.members.iter().map(|(id, m)| (*id, &*m.topic))
+    /// The members: each one's key, client id and topic.
+    pub fn members(&self) -> impl Iterator<Item = (MemberKey, ClientId, &Topic)> + '_ {
+        self.members
+            .iter()
+            .map(|(key, m)| (*key, m.client_id, &*m.topic))
     }
 
     /// The number of members.
@@ -176,8 +239,8 @@ impl SubscriptionSet {
     }
 
     /// One member's counters (`routed = delivered + dropped + queued`).
-    pub fn member_stats(&self, client_id: ClientId) -> Option<QueueStats> {
-        self.members.get(&client_id).map(|m| m.queue.stats())
+    pub fn member_stats(&self, key: MemberKey) -> Option<QueueStats> {
+        self.members.get(&key).map(|m| m.queue.stats())
     }
 
     /// The set's counters: the sum over its members, present and past.
@@ -189,10 +252,10 @@ impl SubscriptionSet {
         total
     }
 
-    fn retire(&mut self, client_id: ClientId) -> Option<Arc<Topic>> {
-        let member = self.members.remove(&client_id)?;
+    fn retire(&mut self, key: MemberKey) -> Option<(ClientId, Arc<Topic>)> {
+        let member = self.members.remove(&key)?;
         self.retired.add(&member.queue.stats());
-        Some(member.topic)
+        Some((member.client_id, member.topic))
     }
 }
 
@@ -208,20 +271,21 @@ impl Stream for SubscriptionSet {
                 }
                 return Poll::Pending;
             }
-            let Some(client_id) = this.ready.pop_front() else {
+            let Some(key) = this.ready.pop_front() else {
                 continue;
             };
             // A key of a member removed since it was listed is stale.
-            let Some(member) = this.members.get(&client_id) else {
+            let Some(member) = this.members.get(&key) else {
                 continue;
             };
             match member.queue.pop_listed() {
                 Popped::Item(item, more) => {
-                    let topic = Arc::clone(&member.topic);
+                    let (client_id, topic) = (member.client_id, Arc::clone(&member.topic));
                     if more {
-                        this.ready.push_back(client_id);
+                        this.ready.push_back(key);
                     }
                     return Poll::Ready(Some(SetItem {
+                        member: key,
                         client_id,
                         topic,
                         item,
@@ -229,11 +293,12 @@ impl Stream for SubscriptionSet {
                 }
                 Popped::Empty => {}
                 Popped::End(None) => {
-                    this.retire(client_id);
+                    this.retire(key);
                 }
                 Popped::End(Some(error)) => {
-                    if let Some(topic) = this.retire(client_id) {
+                    if let Some((client_id, topic)) = this.retire(key) {
                         return Poll::Ready(Some(SetItem {
+                            member: key,
                             client_id,
                             topic,
                             item: Err(error),
@@ -295,13 +360,13 @@ mod tests {
                     }
                     2 if !joined => {
                         // Joining late lists a queue that already holds items.
-                        assert!(queue.join(Arc::clone(&group), ClientId::new(7)));
-                        assert!(!queue.join(Arc::clone(&group), ClientId::new(8)));
+                        assert!(queue.join(Arc::clone(&group), MemberKey::new(7)));
+                        assert!(!queue.join(Arc::clone(&group), MemberKey::new(8)));
                         joined = true;
                     }
                     _ if joined => {
                         if let Some(key) = group.next(&mut cx) {
-                            assert_eq!(key, ClientId::new(7));
+                            assert_eq!(key, MemberKey::new(7));
                             match queue.pop_listed() {
                                 Popped::Item(Ok(Update::Data(frame)), more) => {
                                     got.push(frame.seq().unwrap_or(0));
@@ -320,7 +385,7 @@ mod tests {
                 let listed = group
                     .lock()
                     .iter()
-                    .filter(|k| **k == ClientId::new(7))
+                    .filter(|k| **k == MemberKey::new(7))
                     .count();
                 assert!(listed <= 1, "seed {seed}: listed {listed} times");
                 if joined {

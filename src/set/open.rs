@@ -3,6 +3,14 @@
 //! They are methods of the handles, but they live with the set: the set
 //! imports the client and the pool (its `insert` subscribes through them), so
 //! the handles do not import the set back.
+//!
+//! A refusal stays with its topic: the others are members and stream, and
+//! the refused topic becomes a member whose only item is its error (what a
+//! subscription that ends yields anyway). Why not fail the whole set: one
+//! delisted or misspelt symbol among 500 would otherwise unsubscribe the
+//! other 499. Why an item rather than a second list beside the set: whoever
+//! reads the set cannot miss it, and it names the topic exactly as data
+//! items do.
 
 use super::{Source, SubscriptionSet};
 use crate::client::{Client, QueueOptions};
@@ -16,10 +24,18 @@ impl Client {
     /// [`SubscriptionSet`]: a single stream of items that each name their
     /// subscription, with members added and removed while streaming.
     ///
+    /// **Refusals.** A topic the venue refuses (or that times out) does not
+    /// fail the set: it is a member whose only item is its error
+    /// ([`Error::Subscription`] with the venue's reason, [`Error::Timeout`],
+    /// ...), with its topic and client id, after which it leaves the set.
+    /// Every other topic streams as usual. Count the error items whose
+    /// member never yielded data to know exactly which topics were refused.
+    ///
     /// # Errors
     ///
-    /// The first refusal or failure among the topics (the others are then
-    /// unsubscribed), or as [`subscribe_many`](Client::subscribe_many).
+    /// Only when nothing could be sent at all, as for
+    /// [`subscribe_many`](Client::subscribe_many): bad options or a client
+    /// that has finished.
     pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
         self.subscribe_set_with(topics, QueueOptions::default())
             .await
@@ -42,9 +58,19 @@ impl Client {
             // An empty set to fill with `insert` or `adopt`; nothing to send.
             return Ok(set);
         }
-        let results = self.subscribe_many_with(topics, options).await?;
-        for result in results {
-            set.adopt(result?)?;
+        // The answers come back in the order of `topics`; a refused one has
+        // no subscription left to read its topic from.
+        let names = topics.clone();
+        let answers = self.subscribe_answers(topics, options).await?;
+        for (topic, (client_id, result)) in names.into_iter().zip(answers) {
+            match result {
+                Ok(subscription) => {
+                    set.adopt(subscription)?;
+                }
+                Err(error) => {
+                    set.adopt_refused(client_id, topic, error);
+                }
+            }
         }
         Ok(set)
     }
@@ -57,10 +83,16 @@ impl Pool {
     /// subscription, whichever connection carries it. The set's
     /// [`insert`](SubscriptionSet::insert) places new topics through the pool.
     ///
+    /// **Refusals** stay with their topic, as for
+    /// [`Client::subscribe_set`]: a topic the venue refuses, that times out,
+    /// whose connection finished before answering, or that finds every
+    /// allowed connection full ([`Error::Config`]) is a member whose only
+    /// item is that error; the others stream.
+    ///
     /// # Errors
     ///
-    /// The first refusal or failure among the topics (the others are then
-    /// unsubscribed), or as [`subscribe`](Pool::subscribe).
+    /// Only when nothing could be sent at all: bad options, or
+    /// [`Error::ClientClosed`] after [`close`](Pool::close).
     pub async fn subscribe_set(&self, topics: Vec<Topic>) -> Result<SubscriptionSet, Error> {
         self.subscribe_set_with(topics, QueueOptions::default())
             .await
@@ -82,11 +114,36 @@ impl Pool {
         // `.await`: if this future is dropped midway, each handle's `Drop`
         // unsubscribes its topic.
         let mut started = Vec::with_capacity(topics.len());
+        let mut placed = Vec::with_capacity(topics.len());
         for topic in topics {
-            started.push(self.place(|client| client.start_subscribe(topic, options))?);
+            match self.place(|client| client.start_subscribe_answer(topic.clone(), options)) {
+                Ok(start) => {
+                    started.push(start?);
+                    placed.push((topic, None));
+                }
+                Err(Error::ClientClosed) => return Err(Error::ClientClosed),
+                // No connection took it (every allowed one is full), so it
+                // has no client id yet: it gets one from the pool's counter.
+                Err(not_placed) => placed.push((topic, Some((self.next_client_id(), not_placed)))),
+            }
         }
-        for result in futures::future::join_all(started).await {
-            set.adopt(result?)?;
+        // Members join in the order of `topics`.
+        let mut answers = futures::future::join_all(started).await.into_iter();
+        for (topic, not_placed) in placed {
+            let (client_id, result) = match not_placed {
+                Some((client_id, error)) => (client_id, Err(error)),
+                None => answers
+                    .next()
+                    .unwrap_or((self.next_client_id(), Err(Error::ClientClosed))),
+            };
+            match result {
+                Ok(subscription) => {
+                    set.adopt(subscription)?;
+                }
+                Err(error) => {
+                    set.adopt_refused(client_id, topic, error);
+                }
+            }
         }
         Ok(set)
     }

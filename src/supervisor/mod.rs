@@ -27,6 +27,8 @@
 //! the terminal error (if any) as its last item and ends, and
 //! `Client::closed()` resolves: nothing is left waiting.
 
+pub(crate) mod attempt;
+pub(crate) mod drive;
 mod replies;
 mod shell;
 
@@ -38,8 +40,8 @@ use tokio::time::Instant;
 
 use crate::backoff::{BackoffState, Outcome};
 use crate::config::Config;
-use crate::connect::{open, Ws};
-use crate::error::{Error, Operation};
+use crate::connect::Ws;
+use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
@@ -47,7 +49,7 @@ use crate::queue::Queue;
 use crate::session::{SessionCore, SessionEnd};
 use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
-use replies::{Replies, Served};
+use drive::Drive;
 
 /// A message from a handle to the supervisor.
 pub(crate) enum Command {
@@ -139,10 +141,9 @@ enum Exit {
 
 pub(crate) struct Supervisor<P> {
     config: Arc<Config>,
-    /// Every decision of a session, and of commands served while offline.
-    core: SessionCore<P>,
-    /// The callers waiting on the core's answers.
-    replies: Replies,
+    /// The session core and the callers waiting on it (`drive.rs`: the rules
+    /// this task shares with the feed).
+    drive: Drive<P>,
     commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
     backoff: BackoffState,
@@ -167,8 +168,7 @@ impl<P: Protocol> Supervisor<P> {
         Supervisor {
             backoff: BackoffState::new(config.backoff.clone()),
             config,
-            core,
-            replies: Replies::default(),
+            drive: Drive::new(core, Arc::clone(&shared)),
             commands,
             shared,
             tls: None,
@@ -271,7 +271,7 @@ impl<P: Protocol> Supervisor<P> {
                 last_error: Box::new(error),
             }));
         };
-        let hinted = self.core.take_retry_wait(Instant::now());
+        let hinted = self.drive.take_retry_wait(Instant::now());
         let delay = delay.max(hinted);
         let attempt = self.backoff.failures() + 1;
         self.set_state(ConnectionState::Backoff);
@@ -287,60 +287,22 @@ impl<P: Protocol> Supervisor<P> {
     /// Remembers how long `error` asks us to wait before the next attempt
     /// (see [`SessionCore::note_retry_hint`]).
     fn note_retry_hint(&mut self, error: &Error) {
-        self.core.note_retry_hint(error, Instant::now());
+        self.drive.note_retry_hint(error, Instant::now());
     }
 
-    /// One connection attempt (token source, connector, TLS, WebSocket
-    /// handshake) bounded by the connect timeout, while commands keep being served.
+    /// One connection attempt (`attempt.rs`), while commands keep being served.
     async fn connect_serving_commands(&mut self, attempt: u32) -> Offline<Result<Ws, Error>> {
-        if let Some(limiter) = self.config.connect_limiter.clone() {
-            // A pool's members share one limiter: wait for this attempt's slot.
-            if let Offline::Close = self.serve_offline(limiter.acquire()).await {
-                return Offline::Close;
+        let attempted = attempt::attempt(Arc::clone(&self.config), self.tls.clone(), attempt);
+        match self.serve_offline(attempted).await {
+            Offline::Close => Offline::Close,
+            Offline::Done(attempted) => {
+                self.tls = attempted.tls;
+                if let Some(token) = attempted.token {
+                    self.drive.core.protocol_mut().set_token(&token);
+                }
+                Offline::Done(attempted.result)
             }
         }
-        let timeout = self.config.connect_timeout;
-        if let Some(source) = self.config.token_source.clone() {
-            let fetched = self
-                .serve_offline(tokio::time::timeout(timeout, source.token()))
-                .await;
-            match fetched {
-                Offline::Close => return Offline::Close,
-                Offline::Done(Ok(Ok(token))) => self.core.protocol_mut().set_token(&token),
-                Offline::Done(Ok(Err(source))) => {
-                    return Offline::Done(Err(Error::Token {
-                        attempts: attempt,
-                        source: Arc::from(source),
-                    }))
-                }
-                Offline::Done(Err(_)) => {
-                    return Offline::Done(Err(Error::Timeout {
-                        operation: Operation::Connect,
-                        timeout,
-                    }))
-                }
-            }
-        }
-        // Boxed: the TLS and handshake state is large and needed only while
-        // connecting; inline, it would enlarge the task for the connection's life.
-        let open = Box::pin(open(&self.config, &mut self.tls, attempt));
-        let bounded = async move {
-            match tokio::time::timeout(timeout, open).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout {
-                    operation: Operation::Connect,
-                    timeout,
-                }),
-            }
-        };
-        // `open` borrows config and tls only; commands are served on the side.
-        let (core, replies, shared, commands) = (
-            &mut self.core,
-            &mut self.replies,
-            &self.shared,
-            &mut self.commands,
-        );
-        serve_offline_with(bounded, core, replies, shared, commands).await
     }
 
     /// Serves commands until `until` completes or close is requested.
@@ -348,19 +310,7 @@ impl<P: Protocol> Supervisor<P> {
         &mut self,
         until: impl std::future::Future<Output = T>,
     ) -> Offline<T> {
-        serve_offline_with(
-            until,
-            &mut self.core,
-            &mut self.replies,
-            &self.shared,
-            &mut self.commands,
-        )
-        .await
-    }
-
-    /// Publishes the core's actions (events, replies).
-    fn apply(&mut self) {
-        self.replies.apply(&mut self.core, &self.shared);
+        serve_offline_with(until, &mut self.drive, &mut self.commands).await
     }
 
     fn set_state(&self, state: ConnectionState) {
@@ -373,23 +323,7 @@ impl<P: Protocol> Supervisor<P> {
             Exit::Closed => None,
             Exit::Failed(error) => Some(error),
         };
-        self.core.finish(error.as_ref(), Instant::now());
-        self.apply();
-        let answer = error.clone().unwrap_or(Error::ClientClosed);
-        self.replies.fail_all(&answer);
-        // Answer whatever is still queued so no caller waits on a dropped task.
-        self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
-            refuse(command, answer.clone());
-        }
-        self.set_state(ConnectionState::Closed);
-        self.shared.emit(Event::Closed {
-            error: error.clone(),
-        });
-        self.shared.done.send_replace(Some(match error {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }));
+        finish(&mut self.drive, &mut self.commands, error);
     }
 }
 
@@ -405,9 +339,7 @@ enum Offline<T> {
 /// subscriptions and fails what needs a socket.
 async fn serve_offline_with<T, P: Protocol>(
     until: impl std::future::Future<Output = T>,
-    core: &mut SessionCore<P>,
-    replies: &mut Replies,
-    shared: &Shared,
+    drive: &mut Drive<P>,
     commands: &mut mpsc::Receiver<Command>,
 ) -> Offline<T> {
     let mut until = std::pin::pin!(until);
@@ -417,14 +349,38 @@ async fn serve_offline_with<T, P: Protocol>(
         match next {
             Either::Left((value, _)) => return Offline::Done(value),
             Either::Right((command, _)) => {
-                let served = replies.serve(command, core);
-                replies.apply(core, shared);
-                if let Served::Close = served {
+                if drive.serve_offline(command) {
                     return Offline::Close;
                 }
             }
         }
     }
+}
+
+/// Ends a shell's life (both shells end this way): every stream ends (with
+/// the terminal error, if any), every waiting caller and every command still
+/// queued is answered, and the result is published.
+pub(crate) fn finish<P: Protocol>(
+    drive: &mut Drive<P>,
+    commands: &mut mpsc::Receiver<Command>,
+    error: Option<Error>,
+) {
+    drive.finish(error.as_ref(), Instant::now());
+    let answer = error.clone().unwrap_or(Error::ClientClosed);
+    // Answer whatever is still queued so no caller waits on a dropped task.
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        refuse(command, answer.clone());
+    }
+    let shared = drive.shared();
+    shared.set_state(ConnectionState::Closed);
+    shared.emit(Event::Closed {
+        error: error.clone(),
+    });
+    shared.done.send_replace(Some(match error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }));
 }
 
 /// Answers a command with `error` without running it.

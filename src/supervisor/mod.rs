@@ -29,6 +29,7 @@
 
 pub(crate) mod attempt;
 pub(crate) mod drive;
+pub(crate) mod reconnect;
 mod replies;
 mod shell;
 
@@ -38,7 +39,7 @@ use futures::future::{self, Either};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::backoff::{BackoffState, Outcome};
+use crate::backoff::Outcome;
 use crate::config::Config;
 use crate::connect::Ws;
 use crate::error::Error;
@@ -50,6 +51,7 @@ use crate::session::{SessionCore, SessionEnd};
 use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
 use drive::Drive;
+use reconnect::{After, Reconnect};
 
 /// A message from a handle to the supervisor.
 pub(crate) enum Command {
@@ -146,8 +148,8 @@ pub(crate) struct Supervisor<P> {
     drive: Drive<P>,
     commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
-    backoff: BackoffState,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Attempts, backoff and the TLS config (`reconnect.rs`, shared with the feed).
+    reconnect: Reconnect,
 }
 
 impl<P: Protocol> Supervisor<P> {
@@ -166,12 +168,11 @@ impl<P: Protocol> Supervisor<P> {
             inbound,
         );
         Supervisor {
-            backoff: BackoffState::new(config.backoff.clone()),
+            reconnect: Reconnect::new(Arc::clone(&config)),
             config,
             drive: Drive::new(core, Arc::clone(&shared)),
             commands,
             shared,
-            tls: None,
         }
     }
 
@@ -199,108 +200,32 @@ impl<P: Protocol> Supervisor<P> {
 
     async fn run_until_exit(&mut self) -> Exit {
         loop {
-            let attempt = self.backoff.failures() + 1;
-            tracing::Span::current().record("attempt", attempt);
-            self.set_state(ConnectionState::Connecting);
-            self.shared.emit(Event::Connecting { attempt });
-
-            let ws = match self.connect_serving_commands(attempt).await {
-                Offline::Done(Ok(ws)) => ws,
-                Offline::Done(Err(error)) => {
-                    tracing::debug!(attempt, %error, "connection attempt failed");
-                    self.shared.emit(Event::AttemptFailed {
-                        attempt,
-                        error: error.clone(),
-                    });
-                    match self.back_off(error, Outcome::AttemptFailed).await {
-                        Some(exit) => return exit,
-                        None => continue,
-                    }
-                }
+            let attempted = self.reconnect.start(&self.drive);
+            let attempted = match self.serve_offline(attempted).await {
+                Offline::Done(attempted) => attempted,
                 Offline::Close => return Exit::Closed,
             };
-
-            let counters = &self.shared.stats.counters;
-            if counters.connects.get() > 0 {
-                counters.reconnects.bump();
-            }
-            counters.connects.bump();
-            tracing::info!(url = %self.config.redacted_url, attempt, "connected");
-            self.set_state(ConnectionState::Connected);
-            self.shared.emit(Event::Connected { attempt });
-
-            let connected_at = Instant::now();
-            let (end, worked) = shell::run(self, ws).await;
-            let outcome = Outcome::SessionEnded {
-                healthy_for: connected_at.elapsed(),
-                worked,
-            };
-
-            match end {
-                SessionEnd::Closed => return Exit::Closed,
-                SessionEnd::Fatal(error) => {
-                    tracing::warn!(%error, "connection closed for good");
-                    self.shared.emit(Event::Disconnected {
-                        cause: error.clone(),
-                    });
-                    return Exit::Failed(error);
+            let after = match self.reconnect.finished(&mut self.drive, attempted) {
+                Ok(ws) => {
+                    let connected_at = Instant::now();
+                    let (end, worked) = shell::run(self, ws).await;
+                    let healthy_for = connected_at.elapsed();
+                    self.reconnect
+                        .session_ended(&mut self.drive, end, healthy_for, worked)
                 }
-                SessionEnd::Lost(error) => {
-                    tracing::info!(%error, "connection lost");
-                    self.shared.emit(Event::Disconnected {
-                        cause: error.clone(),
-                    });
-                    if let Some(exit) = self.back_off(error, outcome).await {
-                        return exit;
+                Err(error) => {
+                    self.reconnect
+                        .back_off(&mut self.drive, error, Outcome::AttemptFailed)
+                }
+            };
+            match after {
+                After::Exit(None) => return Exit::Closed,
+                After::Exit(Some(error)) => return Exit::Failed(error),
+                After::Retry(delay) => {
+                    if let Offline::Close = self.serve_offline(tokio::time::sleep(delay)).await {
+                        return Exit::Closed;
                     }
                 }
-            }
-        }
-    }
-
-    /// Records how the attempt or session ended and waits out the next delay,
-    /// or gives up. A retry hint (from this failure or one seen during the
-    /// session) lengthens the delay.
-    async fn back_off(&mut self, error: Error, outcome: Outcome) -> Option<Exit> {
-        self.note_retry_hint(&error);
-        let Some(delay) = self.backoff.next_delay(outcome) else {
-            let attempts = self.backoff.failures();
-            tracing::warn!(attempts, %error, "giving up reconnecting");
-            return Some(Exit::Failed(Error::Reconnect {
-                attempts,
-                last_error: Box::new(error),
-            }));
-        };
-        let hinted = self.drive.take_retry_wait(Instant::now());
-        let delay = delay.max(hinted);
-        let attempt = self.backoff.failures() + 1;
-        self.set_state(ConnectionState::Backoff);
-        self.shared
-            .emit(Event::ReconnectScheduled { attempt, delay });
-        let sleep = tokio::time::sleep(delay);
-        match self.serve_offline(sleep).await {
-            Offline::Done(()) => None,
-            Offline::Close => Some(Exit::Closed),
-        }
-    }
-
-    /// Remembers how long `error` asks us to wait before the next attempt
-    /// (see [`SessionCore::note_retry_hint`]).
-    fn note_retry_hint(&mut self, error: &Error) {
-        self.drive.note_retry_hint(error, Instant::now());
-    }
-
-    /// One connection attempt (`attempt.rs`), while commands keep being served.
-    async fn connect_serving_commands(&mut self, attempt: u32) -> Offline<Result<Ws, Error>> {
-        let attempted = attempt::attempt(Arc::clone(&self.config), self.tls.clone(), attempt);
-        match self.serve_offline(attempted).await {
-            Offline::Close => Offline::Close,
-            Offline::Done(attempted) => {
-                self.tls = attempted.tls;
-                if let Some(token) = attempted.token {
-                    self.drive.core.protocol_mut().set_token(&token);
-                }
-                Offline::Done(attempted.result)
             }
         }
     }

@@ -50,6 +50,7 @@ mod connect;
 mod connector;
 mod error;
 mod events;
+mod feed;
 mod ids;
 mod message;
 #[cfg(feature = "metrics")]
@@ -88,6 +89,7 @@ pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
 pub use events::{ConnectionState, Event, Events};
+pub use feed::{Feed, FeedHandle};
 pub use ids::ClientId;
 pub use rate::RateLimit;
 

@@ -47,6 +47,7 @@ use super::{Command, Shared};
 use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::queue::Queue;
+use crate::connect::Ws;
 use crate::session::{SessionCore, SessionEnd, WriteFailure, Written};
 
 /// Frames handled per wake-up before waiting again, so a busy socket
@@ -255,5 +256,30 @@ impl<P: Protocol> Drive<P> {
     /// The shared state (events, connection state, stats).
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+}
+
+/// The receive time of the frames cut from the socket's latest read: the
+/// clock is read once per read from the OS, not once per frame
+/// (`socket.rs` says why).
+#[derive(Default)]
+pub(crate) struct ReadStamp {
+    /// The socket's read count and the time taken for it; `None` before the
+    /// first frame.
+    last: Option<(u64, Instant)>,
+}
+
+impl ReadStamp {
+    /// The receive time of a frame that just came out of `ws`.
+    pub(crate) fn of(&mut self, ws: &Ws) -> Instant {
+        let reads = ws.get_ref().get_ref().reads();
+        match self.last {
+            Some((stamped, at)) if stamped == reads => at,
+            _ => {
+                let now = Instant::now();
+                self.last = Some((reads, now));
+                now
+            }
+        }
     }
 }

@@ -47,7 +47,7 @@ use crate::events::{ConnectionState, Event};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::Queue;
-use crate::session::{SessionCore, SessionEnd};
+use crate::session::SessionCore;
 use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
 use drive::Drive;
@@ -147,7 +147,6 @@ pub(crate) struct Supervisor<P> {
     /// this task shares with the feed).
     drive: Drive<P>,
     commands: mpsc::Receiver<Command>,
-    shared: Arc<Shared>,
     /// Attempts, backoff and the TLS config (`reconnect.rs`, shared with the feed).
     reconnect: Reconnect,
 }
@@ -170,10 +169,16 @@ impl<P: Protocol> Supervisor<P> {
         Supervisor {
             reconnect: Reconnect::new(Arc::clone(&config)),
             config,
-            drive: Drive::new(core, Arc::clone(&shared)),
+            drive: Drive::new(core, shared),
             commands,
-            shared,
         }
+    }
+
+    /// The parts the [`Feed`](crate::Feed) drives in the consumer's task
+    /// instead of this task: the config, the core with its callers, the
+    /// command channel and the reconnect machine.
+    pub(crate) fn into_parts(self) -> (Arc<Config>, Drive<P>, mpsc::Receiver<Command>, Reconnect) {
+        (self.config, self.drive, self.commands, self.reconnect)
     }
 
     /// The task body.
@@ -183,7 +188,7 @@ impl<P: Protocol> Supervisor<P> {
     /// name and current attempt.
     pub(crate) async fn run(mut self) {
         #[cfg(feature = "metrics")]
-        let (shared, interval) = (Arc::clone(&self.shared), self.config.metrics_interval);
+        let (shared, interval) = (Arc::clone(self.drive.shared()), self.config.metrics_interval);
         #[cfg(feature = "metrics")]
         let exit = crate::metrics::publish_while(
             interval,
@@ -236,10 +241,6 @@ impl<P: Protocol> Supervisor<P> {
         until: impl std::future::Future<Output = T>,
     ) -> Offline<T> {
         serve_offline_with(until, &mut self.drive, &mut self.commands).await
-    }
-
-    fn set_state(&self, state: ConnectionState) {
-        self.shared.set_state(state);
     }
 
     /// Ends every stream (with the terminal error, if any) and publishes the result.

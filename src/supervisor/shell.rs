@@ -11,7 +11,7 @@
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{sleep_until, Duration, Instant};
 
-use super::drive::{Turn, WriteOutcome, READ_BATCH};
+use super::drive::{ReadStamp, Turn, WriteOutcome, READ_BATCH};
 use super::{Supervisor, Ws};
 use crate::protocol::Protocol;
 use crate::session::SessionEnd;
@@ -42,31 +42,6 @@ struct Shell<'a, P> {
     sup: &'a mut Supervisor<P>,
     ws: Ws,
     read_at: ReadStamp,
-}
-
-/// The receive time of the frames cut from the socket's latest read: the
-/// clock is read once per read from the OS, not once per frame
-/// (`socket.rs` says why).
-#[derive(Default)]
-pub(crate) struct ReadStamp {
-    /// The socket's read count and the time taken for it; `None` before the
-    /// first frame.
-    last: Option<(u64, Instant)>,
-}
-
-impl ReadStamp {
-    /// The receive time of a frame that just came out of `ws`.
-    pub(crate) fn of(&mut self, ws: &Ws) -> Instant {
-        let reads = ws.get_ref().get_ref().reads();
-        match self.last {
-            Some((stamped, at)) if stamped == reads => at,
-            _ => {
-                let now = Instant::now();
-                self.last = Some((reads, now));
-                now
-            }
-        }
-    }
 }
 
 impl<P: Protocol> Shell<'_, P> {

@@ -118,9 +118,19 @@ impl Live {
         take_commands: bool,
     ) -> Poll<Result<(), SessionEnd>> {
         // Due timers and waiting commands before the socket: a socket that
-        // is always readable must not starve pings, deadlines or close.
+        // is always readable must not starve pings, deadlines or close. A
+        // due timer first takes one batch of what the socket already holds:
+        // after the consumer paused, the pong or data that came meanwhile
+        // counts before a deadline is judged.
         if timer_at <= now {
-            drive.tick(now)?;
+            if drive.may_read() {
+                if let Poll::Ready(message) = Pin::new(&mut self.ws).poll_next(cx) {
+                    let read_at = self.read_at.of(&self.ws);
+                    drive.socket(message, read_at, now)?;
+                    self.drain_buffered(cx, drive, now)?;
+                }
+            }
+            drive.tick(Instant::now())?;
             return Poll::Ready(Ok(()));
         }
         if take_commands {

@@ -39,12 +39,14 @@
 //! kernel's buffers fill, then TCP backpressure slows the venue, which may
 //! disconnect a slow consumer), pings are neither sent nor answered and
 //! timers do not fire, so the venue may drop the connection for silence.
-//! Nothing is lost silently: on the next poll the missed deadlines fire (a
-//! pong timeout or idle timeout ends the session as a
-//! [`Timeout`](crate::Error::Timeout), a closed socket as the disconnect
-//! cause), the session is reconnected with the usual backoff and
-//! subscriptions are replayed, and each subscription sees the gap as a
-//! retryable notice or sequence signal, as in the spawned mode. Frames read
+//! Nothing is lost silently: on the next poll, what the socket already holds
+//! is read first (a pong that came during the pause still counts), then the
+//! missed deadlines fire (a pong still missing or an idle feed ends the
+//! session as a [`Timeout`](crate::Error::Timeout), a socket the venue
+//! closed meanwhile ends it with the disconnect cause), the session is
+//! reconnected with the usual backoff and subscriptions are replayed, and
+//! each subscription sees the gap as a retryable notice or sequence signal,
+//! as in the spawned mode. Frames read
 //! but not yet yielded stay in the bounded queues under their overflow
 //! policies and are counted. Choose the spawned mode when the consumer may
 //! pause; choose the feed when one task reads everything in a loop.

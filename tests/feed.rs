@@ -157,12 +157,7 @@ async fn several_topics_flow_through_the_feed_with_commands_from_another_task() 
     sent.unwrap().unwrap();
     let (found, _) = drive_until(
         &mut feed,
-        condition(|| {
-            exchange
-                .received()
-                .iter()
-                .any(|r| r.text.contains("hello"))
-        }),
+        condition(|| exchange.received().iter().any(|r| r.text.contains("hello"))),
     )
     .await;
     let () = found;
@@ -188,7 +183,10 @@ async fn several_topics_flow_through_the_feed_with_commands_from_another_task() 
     }
     assert!(!got.contains(&ids[0]), "nothing after unsubscribe: {got:?}");
     assert_balanced(&feed);
-    assert_eq!(handle.client().state().borrow().clone(), ConnectionState::Connected);
+    assert_eq!(
+        handle.client().state().borrow().clone(),
+        ConnectionState::Connected
+    );
 }
 
 /// Drop, close and garbage: each reconnects, resubscribes, and items go on
@@ -203,7 +201,10 @@ async fn faults_reconnect_and_resubscribe_with_items_continuing() {
 
     let faults: [(&str, Box<dyn Fn()>); 3] = [
         ("tcp drop", Box::new(|| proxy.cut_all())),
-        ("close 1011", Box::new(|| exchange.close_all(1011, "restart"))),
+        (
+            "close 1011",
+            Box::new(|| exchange.close_all(1011, "restart")),
+        ),
         (
             "garbage frame",
             // A frame with a reserved opcode: a protocol error for tungstenite.
@@ -299,7 +300,9 @@ async fn close_from_another_task_ends_the_stream() {
             ended.push(item);
         }
     };
-    tokio::time::timeout(SOON, work).await.expect("the stream ends");
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the stream ends");
     assert!(feed.next().await.is_none(), "stays ended");
     tokio::time::timeout(SOON, closer)
         .await
@@ -366,7 +369,9 @@ async fn giving_up_ends_every_subscription_with_the_error() {
             }
         }
     };
-    tokio::time::timeout(SOON, work).await.expect("the stream ends");
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the stream ends");
     assert_eq!(errors.len(), ids.len(), "{errors:?}");
     assert!(errors
         .iter()

@@ -154,7 +154,8 @@ impl FeedHandle {
                 reply: Some(reply),
             })
             .await?;
-        rx.await.unwrap_or_else(|_| Err(self.client.terminal_error()))
+        rx.await
+            .unwrap_or_else(|_| Err(self.client.terminal_error()))
     }
 
     /// Asks the feed to close (Close 1000, then the items already received,

@@ -72,8 +72,8 @@ use crate::protocol::Protocol;
 use crate::queue::QueueStats;
 use crate::set::{SetItem, Source, SubscriptionSet};
 use crate::stream::Messages;
-pub use handle::FeedHandle;
 use handle::Arrivals;
+pub use handle::FeedHandle;
 use machine::{Machine, Step};
 
 /// Connection steps one `poll_next` may take before it yields the task (each
@@ -165,7 +165,6 @@ impl<P: Protocol> Feed<P> {
     pub fn subscription_stats(&self, client_id: ClientId) -> Option<QueueStats> {
         self.set.member_stats(client_id)
     }
-
 }
 
 /// Adopts subscriptions made by handles since the last poll.

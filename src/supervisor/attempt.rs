@@ -58,11 +58,10 @@ pub(crate) async fn attempt(
     }
     // Boxed: the TLS and handshake state is large and needed only while
     // connecting; inline, it would enlarge the shell for the connection's life.
-    let result = match tokio::time::timeout(timeout, Box::pin(open(&config, &mut tls, attempt)))
-        .await
-    {
-        Ok(result) => result,
-        Err(_) => Err(timed_out()),
-    };
+    let result =
+        match tokio::time::timeout(timeout, Box::pin(open(&config, &mut tls, attempt))).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out()),
+        };
     Attempted { tls, token, result }
 }

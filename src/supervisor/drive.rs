@@ -44,10 +44,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::replies::{Replies, Served};
 use super::{Command, Shared};
+use crate::connect::Ws;
 use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::queue::Queue;
-use crate::connect::Ws;
 use crate::session::{SessionCore, SessionEnd, WriteFailure, Written};
 
 /// Frames handled per wake-up before waiting again, so a busy socket

@@ -188,7 +188,10 @@ impl<P: Protocol> Supervisor<P> {
     /// name and current attempt.
     pub(crate) async fn run(mut self) {
         #[cfg(feature = "metrics")]
-        let (shared, interval) = (Arc::clone(self.drive.shared()), self.config.metrics_interval);
+        let (shared, interval) = (
+            Arc::clone(self.drive.shared()),
+            self.config.metrics_interval,
+        );
         #[cfg(feature = "metrics")]
         let exit = crate::metrics::publish_while(
             interval,

@@ -60,7 +60,9 @@ impl<P: Protocol> Shell<'_, P> {
         match self.sup.drive.next_turn(now) {
             Turn::Blocked { queue, timeout } => {
                 let made_room = tokio::time::timeout(timeout, queue.wait_space()).await;
-                self.sup.drive.blocked_ended(made_room.is_ok(), Instant::now());
+                self.sup
+                    .drive
+                    .blocked_ended(made_room.is_ok(), Instant::now());
                 return Ok(());
             }
             Turn::Write => self.write_next(now).await?,

@@ -189,6 +189,9 @@ async fn several_topics_flow_through_the_feed_with_commands_from_another_task() 
     );
 }
 
+/// One injected fault.
+type Fault<'a> = Box<dyn Fn() + 'a>;
+
 /// Drop, close and garbage: each reconnects, resubscribes, and items go on
 /// under the same client ids.
 #[tokio::test]
@@ -199,7 +202,7 @@ async fn faults_reconnect_and_resubscribe_with_items_continuing() {
     let ids = subscribe_all(&handle, &mut feed).await;
     let before = publish_round(&exchange, &mut feed, 1).await;
 
-    let faults: [(&str, Box<dyn Fn()>); 3] = [
+    let faults: [(&str, Fault); 3] = [
         ("tcp drop", Box::new(|| proxy.cut_all())),
         (
             "close 1011",

@@ -48,16 +48,16 @@ struct Inner {
 
 /// One prepared subscription as the caller keeps it: the handle (made before
 /// the first `.await`) and the supervisor's answer.
-type Pending = (Subscription, oneshot::Receiver<Result<(), Error>>);
+pub(crate) type Pending = (Subscription, oneshot::Receiver<Result<(), Error>>);
 
 /// One topic's outcome with the client id it was given: a refused topic
 /// keeps its id, so a [`SubscriptionSet`](crate::SubscriptionSet) can name it.
 pub(crate) type Answer = (ClientId, Result<Subscription, Error>);
 
 /// Subscriptions prepared but not yet handed to the supervisor.
-struct Prepared {
-    pending: Vec<Pending>,
-    new: Vec<NewSubscription>,
+pub(crate) struct Prepared {
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) new: Vec<NewSubscription>,
 }
 
 impl std::fmt::Debug for Client {
@@ -122,6 +122,21 @@ impl Client {
     ///
     /// Outside a tokio runtime (like `tokio::spawn`).
     pub fn spawn<P: Protocol>(config: Config, protocol: P) -> (Client, Messages) {
+        let (client, messages, supervisor, span) = Client::unspawned(config, protocol);
+        let shared = Arc::clone(&client.inner.shared);
+        let task = tokio::spawn(run_guarded(supervisor, shared).instrument(span));
+        *client.inner.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        (client, messages)
+    }
+
+    /// A client and the supervisor that would drive it, not started: the
+    /// spawned mode runs the supervisor as a task, the
+    /// [`Feed`](crate::Feed) drives its parts in the consumer's task. Also
+    /// returns the connection's span.
+    pub(crate) fn unspawned<P: Protocol>(
+        config: Config,
+        protocol: P,
+    ) -> (Client, Messages, Supervisor<P>, tracing::Span) {
         let (commands_tx, commands_rx) = mpsc::channel(config.command_capacity);
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (done_tx, done_rx) = watch::channel(None);
@@ -158,7 +173,6 @@ impl Client {
             .unwrap_or_else(|| Arc::new(AtomicU64::new(1)));
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
-        let task = tokio::spawn(run_guarded(supervisor, Arc::clone(&shared)).instrument(span));
         let client = Client {
             inner: Arc::new(Inner {
                 commands: commands_tx,
@@ -167,10 +181,10 @@ impl Client {
                 next_client_id,
                 queue_capacity,
                 overflow,
-                task: Mutex::new(Some(task)),
+                task: Mutex::new(None),
             }),
         };
-        (client, messages)
+        (client, messages, supervisor, span)
     }
 
     /// Subscribes to `topic` with the default queue settings and waits for the
@@ -240,7 +254,11 @@ impl Client {
 
     /// The synchronous half of a subscribe: validates, makes the queues and
     /// counts the subscriptions as in flight.
-    fn prepare(&self, topics: Vec<Topic>, options: QueueOptions) -> Result<Prepared, Error> {
+    pub(crate) fn prepare(
+        &self,
+        topics: Vec<Topic>,
+        options: QueueOptions,
+    ) -> Result<Prepared, Error> {
         let capacity = options.capacity.unwrap_or(self.inner.queue_capacity);
         let overflow = options.overflow.unwrap_or(self.inner.overflow);
         if capacity == 0 {
@@ -537,7 +555,7 @@ impl Client {
         result
     }
 
-    async fn command(&self, command: Command) -> Result<(), Error> {
+    pub(crate) async fn command(&self, command: Command) -> Result<(), Error> {
         self.inner
             .commands
             .send(command)
@@ -546,7 +564,7 @@ impl Client {
     }
 
     /// The error to report once the supervisor is gone.
-    fn terminal_error(&self) -> Error {
+    pub(crate) fn terminal_error(&self) -> Error {
         match self.inner.done.borrow().as_ref() {
             Some(Err(error)) => error.clone(),
             _ => Error::ClientClosed,

@@ -2,7 +2,8 @@
 //!
 //! WebSocket market-data streams that stay alive.
 //!
-//! One supervisor task owns each socket. It reconnects with jittered backoff,
+//! One supervisor task owns each socket (or, with [`Feed`], the consumer's own
+//! task drives it, under the same rules). It reconnects with jittered backoff,
 //! detects dead connections (pings, an idle timeout), replays subscriptions on
 //! every new connection and re-maps them onto the new server ids, so each
 //! [`Subscription`] keeps yielding on the same stream with the same
@@ -50,6 +51,7 @@ mod connect;
 mod connector;
 mod error;
 mod events;
+mod feed;
 mod ids;
 mod message;
 #[cfg(feature = "metrics")]
@@ -88,6 +90,7 @@ pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };
 pub use events::{ConnectionState, Event, Events, Unplaced};
+pub use feed::{Feed, FeedHandle};
 pub use ids::{ClientId, MemberKey};
 pub use rate::RateLimit;
 

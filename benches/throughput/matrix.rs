@@ -147,7 +147,7 @@ pub(crate) fn print_medians(results: &[CaseResult]) {
             continue; // BENCH_CONSUMER runs report no comparison
         }
         println!(
-            "  {:<6} {:<3} {:<5}  a {:>9.0}  b {:>9.0}  resilient-ws {:>9.0}  lib/a {:.3}  lib/b {}  (runs {}; {} dropped)",
+            "  {:<6} {:<3} {:<5}  a {:>9.0}  b {:>9.0}  resilient-ws {:>9.0}  lib/a {:.3}  lib/b {}  feed/a {}  (runs {}; {} dropped)",
             r.venue.name(),
             runtime_key(r.threads),
             r.case.name(),
@@ -156,6 +156,7 @@ pub(crate) fn print_medians(results: &[CaseResult]) {
             median_f64(&t.lib),
             t.ratio(),
             t.vs_framing().map_or_else(|| "na".to_owned(), |v| format!("{v:.3}")),
+            t.feed_ratio().map_or_else(|| "na".to_owned(), |v| format!("{v:.3}")),
             t.lib.len(),
             t.dropped
         );
@@ -197,6 +198,10 @@ pub(crate) fn bench_keys(results: &[CaseResult], primary_threads: usize) -> Stri
         let cell = format!("{}_{}_{suffix}", r.venue.name(), runtime_key(r.threads));
         keys.push(format!("vs_routing_{cell}={}", ratio(Some(&r.result))));
         keys.push(format!("vs_framing_{cell}={}", framing(Some(&r.result))));
+        keys.push(format!(
+            "feed_vs_routing_{cell}={}",
+            show(r.result.feed_ratio(), 3)
+        ));
     }
     let min = |f: &dyn Fn(&ThroughputResult) -> Option<f64>| {
         judged
@@ -212,6 +217,10 @@ pub(crate) fn bench_keys(results: &[CaseResult], primary_threads: usize) -> Stri
     keys.push(format!(
         "vs_framing_min={}",
         show(min(&ThroughputResult::vs_framing), 3)
+    ));
+    keys.push(format!(
+        "feed_vs_routing_min={}",
+        show(min(&ThroughputResult::feed_ratio), 3)
     ));
     keys.join(" ")
 }

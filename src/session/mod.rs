@@ -45,7 +45,7 @@ mod link;
 mod rate_limit;
 
 pub(crate) use self::core::SessionCore;
-pub(crate) use self::link::WriteFailure;
+pub(crate) use self::link::{WriteFailure, Written};
 
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};

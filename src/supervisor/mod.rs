@@ -27,6 +27,9 @@
 //! the terminal error (if any) as its last item and ends, and
 //! `Client::closed()` resolves: nothing is left waiting.
 
+pub(crate) mod attempt;
+pub(crate) mod drive;
+pub(crate) mod reconnect;
 mod replies;
 mod shell;
 
@@ -36,18 +39,19 @@ use futures::future::{self, Either};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::backoff::{BackoffState, Outcome};
+use crate::backoff::Outcome;
 use crate::config::Config;
-use crate::connect::{open, Ws};
-use crate::error::{Error, Operation};
+use crate::connect::Ws;
+use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::message::Frame;
 use crate::protocol::{Protocol, Request, Topic};
 use crate::queue::Queue;
-use crate::session::{SessionCore, SessionEnd};
+use crate::session::SessionCore;
 use crate::stats::{InFlight, StatsHub};
 use crate::subscription::ClientId;
-use replies::{Replies, Served};
+use drive::Drive;
+use reconnect::{After, Reconnect};
 
 /// A message from a handle to the supervisor.
 pub(crate) enum Command {
@@ -140,14 +144,12 @@ enum Exit {
 
 pub(crate) struct Supervisor<P> {
     config: Arc<Config>,
-    /// Every decision of a session, and of commands served while offline.
-    core: SessionCore<P>,
-    /// The callers waiting on the core's answers.
-    replies: Replies,
+    /// The session core and the callers waiting on it (`drive.rs`: the rules
+    /// this task shares with the feed).
+    drive: Drive<P>,
     commands: mpsc::Receiver<Command>,
-    shared: Arc<Shared>,
-    backoff: BackoffState,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Attempts, backoff and the TLS config (`reconnect.rs`, shared with the feed).
+    reconnect: Reconnect,
 }
 
 impl<P: Protocol> Supervisor<P> {
@@ -166,14 +168,18 @@ impl<P: Protocol> Supervisor<P> {
             inbound,
         );
         Supervisor {
-            backoff: BackoffState::new(config.backoff.clone()),
+            reconnect: Reconnect::new(Arc::clone(&config)),
             config,
-            core,
-            replies: Replies::default(),
+            drive: Drive::new(core, shared),
             commands,
-            shared,
-            tls: None,
         }
+    }
+
+    /// The parts the [`Feed`](crate::Feed) drives in the consumer's task
+    /// instead of this task: the config, the core with its callers, the
+    /// command channel and the reconnect machine.
+    pub(crate) fn into_parts(self) -> (Arc<Config>, Drive<P>, mpsc::Receiver<Command>, Reconnect) {
+        (self.config, self.drive, self.commands, self.reconnect)
     }
 
     /// The task body.
@@ -183,7 +189,10 @@ impl<P: Protocol> Supervisor<P> {
     /// name and current attempt.
     pub(crate) async fn run(mut self) {
         #[cfg(feature = "metrics")]
-        let (shared, interval) = (Arc::clone(&self.shared), self.config.metrics_interval);
+        let (shared, interval) = (
+            Arc::clone(self.drive.shared()),
+            self.config.metrics_interval,
+        );
         #[cfg(feature = "metrics")]
         let exit = crate::metrics::publish_while(
             interval,
@@ -200,148 +209,34 @@ impl<P: Protocol> Supervisor<P> {
 
     async fn run_until_exit(&mut self) -> Exit {
         loop {
-            let attempt = self.backoff.failures() + 1;
-            tracing::Span::current().record("attempt", attempt);
-            self.set_state(ConnectionState::Connecting);
-            self.shared.emit(Event::Connecting { attempt });
-
-            let ws = match self.connect_serving_commands(attempt).await {
-                Offline::Done(Ok(ws)) => ws,
-                Offline::Done(Err(error)) => {
-                    tracing::debug!(attempt, %error, "connection attempt failed");
-                    self.shared.emit(Event::AttemptFailed {
-                        attempt,
-                        error: error.clone(),
-                    });
-                    match self.back_off(error, Outcome::AttemptFailed).await {
-                        Some(exit) => return exit,
-                        None => continue,
-                    }
-                }
+            let attempted = self.reconnect.start(&self.drive);
+            let attempted = match self.serve_offline(attempted).await {
+                Offline::Done(attempted) => attempted,
                 Offline::Close => return Exit::Closed,
             };
-
-            let counters = &self.shared.stats.counters;
-            if counters.connects.get() > 0 {
-                counters.reconnects.bump();
-            }
-            counters.connects.bump();
-            tracing::info!(url = %self.config.redacted_url, attempt, "connected");
-            self.set_state(ConnectionState::Connected);
-            self.shared.emit(Event::Connected { attempt });
-
-            let connected_at = Instant::now();
-            let (end, worked) = shell::run(self, ws).await;
-            let outcome = Outcome::SessionEnded {
-                healthy_for: connected_at.elapsed(),
-                worked,
-            };
-
-            match end {
-                SessionEnd::Closed => return Exit::Closed,
-                SessionEnd::Fatal(error) => {
-                    tracing::warn!(%error, "connection closed for good");
-                    self.shared.emit(Event::Disconnected {
-                        cause: error.clone(),
-                    });
-                    return Exit::Failed(error);
+            let after = match self.reconnect.finished(&mut self.drive, attempted) {
+                Ok(ws) => {
+                    let connected_at = Instant::now();
+                    let (end, worked) = shell::run(self, ws).await;
+                    let healthy_for = connected_at.elapsed();
+                    self.reconnect
+                        .session_ended(&mut self.drive, end, healthy_for, worked)
                 }
-                SessionEnd::Lost(error) => {
-                    tracing::info!(%error, "connection lost");
-                    self.shared.emit(Event::Disconnected {
-                        cause: error.clone(),
-                    });
-                    if let Some(exit) = self.back_off(error, outcome).await {
-                        return exit;
+                Err(error) => {
+                    self.reconnect
+                        .back_off(&mut self.drive, error, Outcome::AttemptFailed)
+                }
+            };
+            match after {
+                After::Exit(None) => return Exit::Closed,
+                After::Exit(Some(error)) => return Exit::Failed(error),
+                After::Retry(delay) => {
+                    if let Offline::Close = self.serve_offline(tokio::time::sleep(delay)).await {
+                        return Exit::Closed;
                     }
                 }
             }
         }
-    }
-
-    /// Records how the attempt or session ended and waits out the next delay,
-    /// or gives up. A retry hint (from this failure or one seen during the
-    /// session) lengthens the delay.
-    async fn back_off(&mut self, error: Error, outcome: Outcome) -> Option<Exit> {
-        self.note_retry_hint(&error);
-        let Some(delay) = self.backoff.next_delay(outcome) else {
-            let attempts = self.backoff.failures();
-            tracing::warn!(attempts, %error, "giving up reconnecting");
-            return Some(Exit::Failed(Error::Reconnect {
-                attempts,
-                last_error: Box::new(error),
-            }));
-        };
-        let hinted = self.core.take_retry_wait(Instant::now());
-        let delay = delay.max(hinted);
-        let attempt = self.backoff.failures() + 1;
-        self.set_state(ConnectionState::Backoff);
-        self.shared
-            .emit(Event::ReconnectScheduled { attempt, delay });
-        let sleep = tokio::time::sleep(delay);
-        match self.serve_offline(sleep).await {
-            Offline::Done(()) => None,
-            Offline::Close => Some(Exit::Closed),
-        }
-    }
-
-    /// Remembers how long `error` asks us to wait before the next attempt
-    /// (see [`SessionCore::note_retry_hint`]).
-    fn note_retry_hint(&mut self, error: &Error) {
-        self.core.note_retry_hint(error, Instant::now());
-    }
-
-    /// One connection attempt (token source, connector, TLS, WebSocket
-    /// handshake) bounded by the connect timeout, while commands keep being served.
-    async fn connect_serving_commands(&mut self, attempt: u32) -> Offline<Result<Ws, Error>> {
-        if let Some(limiter) = self.config.connect_limiter.clone() {
-            // A pool's members share one limiter: wait for this attempt's slot.
-            if let Offline::Close = self.serve_offline(limiter.acquire()).await {
-                return Offline::Close;
-            }
-        }
-        let timeout = self.config.connect_timeout;
-        if let Some(source) = self.config.token_source.clone() {
-            let fetched = self
-                .serve_offline(tokio::time::timeout(timeout, source.token()))
-                .await;
-            match fetched {
-                Offline::Close => return Offline::Close,
-                Offline::Done(Ok(Ok(token))) => self.core.protocol_mut().set_token(&token),
-                Offline::Done(Ok(Err(source))) => {
-                    return Offline::Done(Err(Error::Token {
-                        attempts: attempt,
-                        source: Arc::from(source),
-                    }))
-                }
-                Offline::Done(Err(_)) => {
-                    return Offline::Done(Err(Error::Timeout {
-                        operation: Operation::Connect,
-                        timeout,
-                    }))
-                }
-            }
-        }
-        // Boxed: the TLS and handshake state is large and needed only while
-        // connecting; inline, it would enlarge the task for the connection's life.
-        let open = Box::pin(open(&self.config, &mut self.tls, attempt));
-        let bounded = async move {
-            match tokio::time::timeout(timeout, open).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout {
-                    operation: Operation::Connect,
-                    timeout,
-                }),
-            }
-        };
-        // `open` borrows config and tls only; commands are served on the side.
-        let (core, replies, shared, commands) = (
-            &mut self.core,
-            &mut self.replies,
-            &self.shared,
-            &mut self.commands,
-        );
-        serve_offline_with(bounded, core, replies, shared, commands).await
     }
 
     /// Serves commands until `until` completes or close is requested.
@@ -349,23 +244,7 @@ impl<P: Protocol> Supervisor<P> {
         &mut self,
         until: impl std::future::Future<Output = T>,
     ) -> Offline<T> {
-        serve_offline_with(
-            until,
-            &mut self.core,
-            &mut self.replies,
-            &self.shared,
-            &mut self.commands,
-        )
-        .await
-    }
-
-    /// Publishes the core's actions (events, replies).
-    fn apply(&mut self) {
-        self.replies.apply(&mut self.core, &self.shared);
-    }
-
-    fn set_state(&self, state: ConnectionState) {
-        self.shared.set_state(state);
+        serve_offline_with(until, &mut self.drive, &mut self.commands).await
     }
 
     /// Ends every stream (with the terminal error, if any) and publishes the result.
@@ -374,23 +253,7 @@ impl<P: Protocol> Supervisor<P> {
             Exit::Closed => None,
             Exit::Failed(error) => Some(error),
         };
-        self.core.finish(error.as_ref(), Instant::now());
-        self.apply();
-        let answer = error.clone().unwrap_or(Error::ClientClosed);
-        self.replies.fail_all(&answer);
-        // Answer whatever is still queued so no caller waits on a dropped task.
-        self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
-            refuse(command, answer.clone());
-        }
-        self.set_state(ConnectionState::Closed);
-        self.shared.emit(Event::Closed {
-            error: error.clone(),
-        });
-        self.shared.done.send_replace(Some(match error {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }));
+        finish(&mut self.drive, &mut self.commands, error);
     }
 }
 
@@ -406,9 +269,7 @@ enum Offline<T> {
 /// subscriptions and fails what needs a socket.
 async fn serve_offline_with<T, P: Protocol>(
     until: impl std::future::Future<Output = T>,
-    core: &mut SessionCore<P>,
-    replies: &mut Replies,
-    shared: &Shared,
+    drive: &mut Drive<P>,
     commands: &mut mpsc::Receiver<Command>,
 ) -> Offline<T> {
     let mut until = std::pin::pin!(until);
@@ -418,14 +279,38 @@ async fn serve_offline_with<T, P: Protocol>(
         match next {
             Either::Left((value, _)) => return Offline::Done(value),
             Either::Right((command, _)) => {
-                let served = replies.serve(command, core);
-                replies.apply(core, shared);
-                if let Served::Close = served {
+                if drive.serve_offline(command) {
                     return Offline::Close;
                 }
             }
         }
     }
+}
+
+/// Ends a shell's life (both shells end this way): every stream ends (with
+/// the terminal error, if any), every waiting caller and every command still
+/// queued is answered, and the result is published.
+pub(crate) fn finish<P: Protocol>(
+    drive: &mut Drive<P>,
+    commands: &mut mpsc::Receiver<Command>,
+    error: Option<Error>,
+) {
+    drive.finish(error.as_ref(), Instant::now());
+    let answer = error.clone().unwrap_or(Error::ClientClosed);
+    // Answer whatever is still queued so no caller waits on a dropped task.
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        refuse(command, answer.clone());
+    }
+    let shared = drive.shared();
+    shared.set_state(ConnectionState::Closed);
+    shared.emit(Event::Closed {
+        error: error.clone(),
+    });
+    shared.done.send_replace(Some(match error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }));
 }
 
 /// Answers a command with `error` without running it.

@@ -3,12 +3,14 @@
 use super::*;
 
 mod baselines;
+mod feed;
 mod latency;
 mod memory;
 mod recovery;
 mod throughput;
 
 pub(crate) use baselines::*;
+pub(crate) use feed::*;
 pub(crate) use latency::*;
 pub(crate) use memory::*;
 pub(crate) use recovery::*;

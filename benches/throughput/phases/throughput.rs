@@ -71,18 +71,12 @@ where
     (Instant::now(), count, stream)
 }
 
-pub(crate) async fn throughput_lib(
-    server: &Server,
-    venue: Venue,
-    subs: usize,
-    bytes: &Arc<Vec<u8>>,
-    frames: u64,
-    consumers: Consumers,
-) -> Run {
+/// The library side's config (the feed's too).
+pub(crate) fn lossless_config(server: &Server) -> Config {
     // Lossless like the raw loop: a full queue stops the socket (TCP
     // backpressure) instead of dropping, so a consumer that falls behind for a
     // moment slows the stream down rather than voiding the run.
-    let config = Config::builder(server.url())
+    Config::builder(server.url())
         .backoff(Backoff::immediate().max_attempts(None))
         .rate_limit(1000, Duration::from_secs(1))
         // The server blasts megabytes ahead of its pong; under callgrind (~50x
@@ -93,7 +87,18 @@ pub(crate) async fn throughput_lib(
             timeout: Duration::from_secs(30),
         })
         .build()
-        .expect("valid config");
+        .expect("valid config")
+}
+
+pub(crate) async fn throughput_lib(
+    server: &Server,
+    venue: Venue,
+    subs: usize,
+    bytes: &Arc<Vec<u8>>,
+    frames: u64,
+    consumers: Consumers,
+) -> Run {
+    let config = lossless_config(server);
     let connected = match venue {
         Venue::Kalshi => Client::connect(config, Kalshi::new()).await,
         Venue::Kraken => Client::connect(config, Kraken::new()).await,
@@ -181,6 +186,8 @@ pub(crate) struct ThroughputResult {
     pub(crate) raw: Vec<f64>,
     pub(crate) lib: Vec<f64>,
     pub(crate) framing: Vec<f64>,
+    /// The consumer-driven feed's runs (judged cells only).
+    pub(crate) feed: Vec<f64>,
     pub(crate) raw_cpu: Vec<f64>,
     pub(crate) lib_cpu: Vec<f64>,
     pub(crate) dropped: u64,
@@ -189,6 +196,11 @@ pub(crate) struct ThroughputResult {
 impl ThroughputResult {
     pub(crate) fn ratio(&self) -> f64 {
         median_f64(&self.lib) / median_f64(&self.raw)
+    }
+
+    /// The feed over the routing loop (a); `None` when it was not measured.
+    pub(crate) fn feed_ratio(&self) -> Option<f64> {
+        (!self.feed.is_empty()).then(|| median_f64(&self.feed) / median_f64(&self.raw))
     }
 
     /// Library over the framing limit (b); `None` when it was not measured.
@@ -214,6 +226,7 @@ pub(crate) async fn throughput(
         raw: vec![],
         lib: vec![],
         framing: vec![],
+        feed: vec![],
         raw_cpu: vec![],
         lib_cpu: vec![],
         dropped: 0,
@@ -241,6 +254,12 @@ pub(crate) async fn throughput(
     let warm = venue.stream(warm_frames, subs as u64).0;
     let _ = throughput_raw(server, venue, subs, &warm, warm_frames).await;
     let _ = throughput_lib(server, venue, subs, &warm, warm_frames, consumers).await;
+    // The feed is one stream over every subscription: measured where the
+    // library side reads one subscription or one set (the judged cells).
+    let measure_feed = subs == 1 || consumers == Consumers::Set;
+    if measure_feed {
+        let _ = throughput_feed(server, venue, subs, &warm, warm_frames).await;
+    }
     for rep in 0..settings.repeats {
         // Alternate the order so drift in background load hits both.
         let (raw, lib) = if rep % 2 == 0 {
@@ -269,6 +288,17 @@ pub(crate) async fn throughput(
             framing.cpu_ns_per_msg,
             lib.msgs_per_sec / framing.msgs_per_sec
         );
+        if measure_feed {
+            let feed = throughput_feed(server, venue, subs, &bytes, settings.frames).await;
+            println!(
+                "         feed (consumer-driven) {:>9.0} msg/s ({:>4.0} ns CPU/msg, {} dropped)   feed/raw {:.3}",
+                feed.msgs_per_sec,
+                feed.cpu_ns_per_msg,
+                feed.dropped,
+                feed.msgs_per_sec / raw.msgs_per_sec
+            );
+            result.feed.push(feed.msgs_per_sec);
+        }
         result.framing.push(framing.msgs_per_sec);
         result.dropped += lib.dropped;
         result.raw.push(raw.msgs_per_sec);

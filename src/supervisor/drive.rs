@@ -1,0 +1,285 @@
+//! The one set of rules for driving a [`SessionCore`], shared by both shells:
+//! the spawned supervisor's `select!` loop (`shell.rs`) and the
+//! consumer-driven [`Feed`](crate::Feed)'s `poll_next` (`feed/`).
+//!
+//! The core decides; a shell only does I/O. What a shell must do is written
+//! here once, as small synchronous steps that an `async` loop and a
+//! hand-written `poll` can both call, so neither shell holds a copy of the
+//! rules:
+//!
+//! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
+//!    end, a command, a tick, a write's outcome, room in a full queue,
+//!    connected, disconnected). Each method applies the core's actions
+//!    (events, state, answers to callers) before it returns, so no shell can
+//!    forget to.
+//! 2. Before waiting, a shell asks [`Drive::next_turn`] what to wait for, in
+//!    this order:
+//!    - [`Turn::Blocked`]: a `Block` queue is full and a message is parked.
+//!      Read nothing from the socket (that is the backpressure); wait for room
+//!      in that queue or the timeout, then call [`Drive::blocked_ended`].
+//!    - [`Turn::Write`]: a frame is due now. Take it with [`Drive::take_write`],
+//!      write it within the timeout given with it, report with
+//!      [`Drive::written`]. Due frames go out without arming a timer (tokio
+//!      rounds timers up to the next millisecond).
+//!    - [`Turn::Wait`]: wait for whichever comes first: a frame from the
+//!      socket ([`Drive::socket`]), a command if `commands` is true
+//!      ([`Drive::serve_online`]), the write slot at `write_at` (then ask
+//!      again), the timer at `timer_at` ([`Drive::tick`]).
+//! 3. After an input, while [`Drive::may_read`] is true, frames already
+//!    buffered by the socket may be handed in without waiting, up to
+//!    [`READ_BATCH`] per wake-up; then ask again.
+//! 4. Any step that returns `Err(SessionEnd)` ends the session: call
+//!    [`Drive::disconnected`] and run the reconnect machine
+//!    ([`BackoffState`](crate::backoff::BackoffState) with the
+//!    [`Outcome`](crate::backoff::Outcome) of the session).
+//!
+//! While no connection is up, commands go to [`Drive::serve_offline`]
+//! (subscriptions are recorded for the next connection; what needs a socket
+//! fails at once).
+
+use std::sync::Arc;
+
+use tokio::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::replies::{Replies, Served};
+use super::{Command, Shared};
+use crate::connect::Ws;
+use crate::error::Error;
+use crate::protocol::Protocol;
+use crate::queue::Queue;
+use crate::session::{SessionCore, SessionEnd, WriteFailure, Written};
+
+/// Frames handled per wake-up before waiting again, so a busy socket
+/// amortises the cost of a wake-up without starving commands and timers.
+pub(crate) const READ_BATCH: usize = 64;
+
+/// What a shell waits for next (see the module docs for the order).
+pub(crate) enum Turn {
+    /// Wait up to `timeout` for room in `queue`; read nothing meanwhile.
+    Blocked {
+        /// The full `Block` queue.
+        queue: Arc<Queue>,
+        /// How long the consumer has to make room.
+        timeout: Duration,
+    },
+    /// A frame is due now: [`Drive::take_write`] and write it.
+    Write,
+    /// Wait for the socket, commands (if `commands`), `write_at`, `timer_at`.
+    Wait {
+        /// When the next queued frame may go out; `None` when none waits.
+        write_at: Option<Instant>,
+        /// When [`Drive::tick`] is due.
+        timer_at: Instant,
+        /// Whether to take commands now (not while closing or while the
+        /// outbound queue is long: the bounded channel pushes back).
+        commands: bool,
+    },
+}
+
+/// How writing one frame ended.
+pub(crate) enum WriteOutcome {
+    /// The socket took it.
+    Done,
+    /// The socket failed.
+    Failed(tungstenite::Error),
+    /// The peer did not take it within the timeout.
+    TimedOut(Duration),
+}
+
+/// A [`SessionCore`] with the callers waiting on it: every input goes in
+/// here and its actions are applied before the call returns.
+pub(crate) struct Drive<P> {
+    /// Every decision of a session, and of commands served while offline.
+    pub(crate) core: SessionCore<P>,
+    /// The callers waiting on the core's answers.
+    replies: Replies,
+    /// Where events, state and stats go.
+    shared: Arc<Shared>,
+}
+
+impl<P: Protocol> Drive<P> {
+    pub(crate) fn new(core: SessionCore<P>, shared: Arc<Shared>) -> Self {
+        Drive {
+            core,
+            replies: Replies::default(),
+            shared,
+        }
+    }
+
+    /// Publishes the core's actions (events, state, replies).
+    fn apply(&mut self) {
+        self.replies.apply(&mut self.core, &self.shared);
+    }
+
+    /// A connection is up.
+    pub(crate) fn connected(&mut self, now: Instant) {
+        self.core.on_connected(now);
+        self.apply();
+    }
+
+    /// The connection is gone (`end` says how).
+    pub(crate) fn disconnected(&mut self, end: &SessionEnd, now: Instant) {
+        self.core.on_disconnected(end, now);
+        self.apply();
+    }
+
+    /// What to wait for next.
+    pub(crate) fn next_turn(&self, now: Instant) -> Turn {
+        if let Some((queue, timeout)) = self.core.blocked_on() {
+            return Turn::Blocked { queue, timeout };
+        }
+        let write_at = self.core.next_write_at(now);
+        if write_at.is_some_and(|at| at <= now) {
+            return Turn::Write;
+        }
+        Turn::Wait {
+            write_at,
+            timer_at: self.core.next_timer().unwrap_or(now),
+            commands: self.core.accepts_commands(),
+        }
+    }
+
+    /// The consumer made room in the blocked queue (`made_room`), or the
+    /// timeout passed.
+    pub(crate) fn blocked_ended(&mut self, made_room: bool, now: Instant) {
+        if made_room {
+            self.core.on_space(now);
+        } else {
+            self.core.on_block_timeout(now);
+        }
+        self.apply();
+    }
+
+    /// The frame due now, and how long its write may take.
+    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
+        let (message, written) = self.core.take_write(now)?;
+        let timeout = self.core.write_timeout(&written);
+        Some((message, written, timeout))
+    }
+
+    /// How writing `written` ended.
+    pub(crate) fn written(
+        &mut self,
+        written: Written,
+        outcome: WriteOutcome,
+        now: Instant,
+    ) -> Result<(), SessionEnd> {
+        let step = match outcome {
+            WriteOutcome::Done => {
+                self.core.on_written(written, now);
+                Ok(())
+            }
+            WriteOutcome::Failed(error) => Err(self
+                .core
+                .on_write_failed(written, WriteFailure::Socket(error))),
+            WriteOutcome::TimedOut(timeout) => Err(self
+                .core
+                .on_write_failed(written, WriteFailure::TimedOut(timeout))),
+        };
+        self.apply();
+        step
+    }
+
+    /// One read from the socket: a frame (received at `read_at`), an error,
+    /// or the end of the stream (`None`).
+    pub(crate) fn socket(
+        &mut self,
+        message: Option<Result<Message, tungstenite::Error>>,
+        read_at: Instant,
+        now: Instant,
+    ) -> Result<(), SessionEnd> {
+        self.core.set_read_at(read_at);
+        let step = match message {
+            Some(Ok(message)) => self.core.on_message(message, now),
+            Some(Err(error)) => Err(self.core.on_read_error(error)),
+            None => Err(self.core.on_stream_end()),
+        };
+        self.apply();
+        step
+    }
+
+    /// The timer fired at `now`.
+    pub(crate) fn tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        let step = self.core.on_tick(now);
+        self.apply();
+        step
+    }
+
+    /// Whether frames already buffered may be handed in now.
+    pub(crate) fn may_read(&self) -> bool {
+        self.core.accepts_reads()
+    }
+
+    /// A command while connected (`None`: every handle is gone). Close starts
+    /// the close handshake; the session goes on until the peer answers.
+    pub(crate) fn serve_online(&mut self, command: Option<Command>, now: Instant) {
+        let served = self.replies.serve(command, &mut self.core);
+        if let Served::Close = served {
+            self.core.begin_close(now);
+        }
+        self.apply();
+    }
+
+    /// A command while no connection is up. Returns true when close was
+    /// requested (or every handle is gone): then stop at once.
+    pub(crate) fn serve_offline(&mut self, command: Option<Command>) -> bool {
+        let served = self.replies.serve(command, &mut self.core);
+        self.apply();
+        matches!(served, Served::Close)
+    }
+
+    /// Whether the last session answered every subscription it replayed.
+    pub(crate) fn session_worked(&self) -> bool {
+        self.core.session_worked()
+    }
+
+    /// Remembers how long `error` asks us to wait before the next attempt.
+    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
+        self.core.note_retry_hint(error, now);
+    }
+
+    /// The wait a retry hint still asks for, once.
+    pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
+        self.core.take_retry_wait(now)
+    }
+
+    /// The shell is ending: every stream ends (with `error` if any) and every
+    /// caller still waiting gets the answer.
+    pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
+        self.core.finish(error, now);
+        self.apply();
+        let answer = error.cloned().unwrap_or(Error::ClientClosed);
+        self.replies.fail_all(&answer);
+    }
+
+    /// The shared state (events, connection state, stats).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+/// The receive time of the frames cut from the socket's latest read: the
+/// clock is read once per read from the OS, not once per frame
+/// (`socket.rs` says why).
+#[derive(Default)]
+pub(crate) struct ReadStamp {
+    /// The socket's read count and the time taken for it; `None` before the
+    /// first frame.
+    last: Option<(u64, Instant)>,
+}
+
+impl ReadStamp {
+    /// The receive time of a frame that just came out of `ws`.
+    pub(crate) fn of(&mut self, ws: &Ws) -> Instant {
+        let reads = ws.get_ref().get_ref().reads();
+        match self.last {
+            Some((stamped, at)) if stamped == reads => at,
+            _ => {
+                let now = Instant::now();
+                self.last = Some((reads, now));
+                now
+            }
+        }
+    }
+}

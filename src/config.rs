@@ -46,7 +46,9 @@ pub struct Config {
     pub(crate) stash_capacity: usize,
     pub(crate) stash_bytes: usize,
     pub(crate) on_connect: Vec<String>,
-    pub(crate) permanent_close: Arc<dyn Fn(u16) -> bool + Send + Sync>,
+    /// The user's close-code rule; `None`: the protocol's
+    /// ([`Protocol::is_permanent_close`](crate::Protocol::is_permanent_close)).
+    pub(crate) permanent_close: Option<Arc<dyn Fn(u16) -> bool + Send + Sync>>,
     pub(crate) resync_on_gap: bool,
     pub(crate) event_capacity: usize,
     pub(crate) token_source: Option<Arc<dyn TokenSource>>,
@@ -165,7 +167,7 @@ impl ConfigBuilder {
                 stash_capacity: 256,
                 stash_bytes: 1024 * 1024,
                 on_connect: Vec::new(),
-                permanent_close: Arc::new(default_permanent_close),
+                permanent_close: None,
                 resync_on_gap: true,
                 event_capacity: 1024,
                 token_source: None,
@@ -330,12 +332,16 @@ impl ConfigBuilder {
         self
     }
 
-    /// Which close codes stop reconnecting. Default [`default_permanent_close`].
+    /// Which close codes stop reconnecting. Default: the protocol's rule
+    /// ([`Protocol::is_permanent_close`](crate::Protocol::is_permanent_close)),
+    /// which is [`default_permanent_close`] unless the venue documents
+    /// otherwise (WEEX closes with 1007 after refused subscribes, and
+    /// reconnecting is right there).
     pub fn permanent_close_codes(
         mut self,
         is_permanent: impl Fn(u16) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.config.permanent_close = Arc::new(is_permanent);
+        self.config.permanent_close = Some(Arc::new(is_permanent));
         self
     }
 

@@ -640,7 +640,7 @@ async fn a_delisted_symbols_empty_snapshot_is_delivered_as_data() {
 }
 
 #[tokio::test]
-async fn six_refusals_close_with_1007_and_the_weex_rule_reconnects_the_rest() {
+async fn six_refusals_close_with_1007_and_the_client_reconnects_the_rest_by_default() {
     let venue = OpVenue::start(Dialect::Weex).await.unwrap();
     let refused = weex::example("subscribe_refused");
     let msg = refused["msg"].as_str().unwrap().to_owned();
@@ -650,10 +650,8 @@ async fn six_refusals_close_with_1007_and_the_weex_rule_reconnects_the_rest() {
             .rejects
             .insert(format!("BAD{i}"), (0, msg.clone()));
     }
-    let (client, _messages) = connect(&venue, |b| {
-        b.permanent_close_codes(resilient_ws::protocol::weex::permanent_close)
-    })
-    .await;
+    // The default rule is the adapter's: WEEX's 1007 reconnects.
+    let (client, _messages) = connect(&venue, |b| b).await;
     let mut events = client.events();
     let mut good = client
         .subscribe(Topic::new("ticker").symbol("ETHUSDT"))

@@ -425,6 +425,15 @@ pub trait Protocol: Send + 'static {
         None
     }
 
+    /// Whether a close with `code` will not fix itself, so reconnecting
+    /// stops (unless the user set
+    /// [`permanent_close_codes`](crate::ConfigBuilder::permanent_close_codes)).
+    /// Default: [`default_permanent_close`](crate::default_permanent_close)
+    /// (1002, 1003, 1007-1010, 4000-4999).
+    fn is_permanent_close(&self, code: u16) -> bool {
+        crate::close_code::default_permanent_close(code)
+    }
+
     /// The venue's documented per-connection limits (channels per connection,
     /// subscribe operations per window). A [`Pool`](crate::Pool) takes
     /// `channels_per_connection` as its default cap per connection; the

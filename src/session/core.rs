@@ -731,7 +731,10 @@ impl<P: Protocol> SessionCore<P> {
         };
         // Decided once, under the configured rule, and recorded in the error so
         // `is_retryable()` agrees with what the supervisor does with it.
-        let permanent = (self.config.permanent_close)(code);
+        let permanent = match &self.config.permanent_close {
+            Some(is_permanent) => is_permanent(code),
+            None => self.protocol.is_permanent_close(code),
+        };
         let error = Error::Closed {
             code,
             reason,

@@ -313,6 +313,12 @@ pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
 }
 
 impl Protocol for Weex {
+    /// WEEX closes with 1007 after six refused subscribes; the connection
+    /// itself is fine, so that code reconnects (see [`permanent_close`]).
+    fn is_permanent_close(&self, code: u16) -> bool {
+        permanent_close(code)
+    }
+
     fn name(&self) -> &'static str {
         "weex"
     }

@@ -263,7 +263,7 @@ impl<P: Protocol> Supervisor<P> {
     /// session) lengthens the delay.
     async fn back_off(&mut self, error: Error, outcome: Outcome) -> Option<Exit> {
         self.note_retry_hint(&error);
-        let Some(delay) = self.backoff.next_delay(outcome) else {
+        let Some(delay) = self.backoff.next_delay(outcome, Instant::now()) else {
             let attempts = self.backoff.failures();
             tracing::warn!(attempts, %error, "giving up reconnecting");
             return Some(Exit::Failed(Error::Reconnect {
@@ -299,6 +299,8 @@ impl<P: Protocol> Supervisor<P> {
                 return Offline::Close;
             }
         }
+        // The attempt starts now: the backoff spaces the next ones from here.
+        self.backoff.attempt_started(Instant::now());
         let timeout = self.config.connect_timeout;
         if let Some(source) = self.config.token_source.clone() {
             let fetched = self

@@ -425,9 +425,15 @@ mod tests {
     #[test]
     fn max_attempts_stops_retrying() {
         let mut state = BackoffState::new(policy().max_attempts(Some(3)));
-        assert!(state.next_delay(Outcome::AttemptFailed, Instant::now()).is_some());
-        assert!(state.next_delay(Outcome::AttemptFailed, Instant::now()).is_some());
-        assert!(state.next_delay(Outcome::AttemptFailed, Instant::now()).is_none());
+        assert!(state
+            .next_delay(Outcome::AttemptFailed, Instant::now())
+            .is_some());
+        assert!(state
+            .next_delay(Outcome::AttemptFailed, Instant::now())
+            .is_some());
+        assert!(state
+            .next_delay(Outcome::AttemptFailed, Instant::now())
+            .is_none());
         assert_eq!(state.failures(), 3);
     }
 
@@ -458,7 +464,10 @@ mod tests {
         );
         // A stable one: the first retry is immediate (no jitter here), the
         // next failure starts the delays over.
-        assert_eq!(state.next_delay(ended(5, true), Instant::now()), Some(Duration::ZERO));
+        assert_eq!(
+            state.next_delay(ended(5, true), Instant::now()),
+            Some(Duration::ZERO)
+        );
         assert_eq!(
             state.next_delay(Outcome::AttemptFailed, Instant::now()),
             Some(Duration::from_millis(100))
@@ -474,12 +483,16 @@ mod tests {
         let p = policy().max_attempts(Some(3));
         let mut state = BackoffState::new(p.clone());
         for _ in 0..10_000 {
-            let delay = state.next_delay(ended(0, true), Instant::now()).expect("never gives up");
+            let delay = state
+                .next_delay(ended(0, true), Instant::now())
+                .expect("never gives up");
             assert!(delay <= p.cap);
         }
         // Sessions that never worked are failed attempts.
         assert!(state.next_delay(ended(0, false), Instant::now()).is_some());
-        assert!(state.next_delay(Outcome::AttemptFailed, Instant::now()).is_some());
+        assert!(state
+            .next_delay(Outcome::AttemptFailed, Instant::now())
+            .is_some());
         assert!(state.next_delay(ended(0, false), Instant::now()).is_none());
     }
 
@@ -489,12 +502,16 @@ mod tests {
         let mut state = BackoffState::new(p.clone());
         let mut spread = std::collections::HashSet::new();
         for _ in 0..200 {
-            let quick = state.next_delay(ended(30, true), Instant::now()).expect("retries");
+            let quick = state
+                .next_delay(ended(30, true), Instant::now())
+                .expect("retries");
             assert!(quick <= QUICK_WINDOW, "{quick:?}");
             spread.insert(quick);
         }
         assert!(spread.len() > 100, "the quick retry is still jittered");
-        let second = state.next_delay(Outcome::AttemptFailed, Instant::now()).expect("retries");
+        let second = state
+            .next_delay(Outcome::AttemptFailed, Instant::now())
+            .expect("retries");
         assert!(second <= p.initial, "{second:?}");
     }
 
@@ -595,15 +612,18 @@ mod tests {
         );
         assert!(run.connected() >= 0.95, "connected {:.3}", run.connected());
         let median = run.median_outage();
-        assert!(median < Duration::from_millis(20), "median outage {median:?}");
+        assert!(
+            median < Duration::from_millis(20),
+            "median outage {median:?}"
+        );
         let worst = run.outages.iter().max().copied().unwrap_or_default();
         assert!(worst <= Duration::from_millis(6), "worst outage {worst:?}");
         assert!(run.most_starts_within(Duration::from_secs(1)) <= 2);
     }
 
     #[test]
-    fn short_working_sessions_never_wait_longer_than_they_lasted_nor_exceed_two_attempts_a_second(
-    ) {
+    fn short_working_sessions_never_wait_longer_than_they_lasted_nor_exceed_two_attempts_a_second()
+    {
         // From a third of the attempt window on: two sessions and their waits
         // fit in one window (shorter ones back off, see below).
         for millis in [340, 400, 499, 500, 700, 1000, 5000] {
@@ -738,7 +758,9 @@ mod tests {
         let now = Instant::now();
         for _ in 0..10 {
             state.attempt_started(now);
-            let delay = state.next_delay(Outcome::AttemptFailed, now).expect("retries");
+            let delay = state
+                .next_delay(Outcome::AttemptFailed, now)
+                .expect("retries");
             assert!(delay <= Duration::from_millis(50), "{delay:?}");
         }
     }

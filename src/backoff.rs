@@ -416,8 +416,8 @@ mod tests {
         let now = Instant::now();
         for _ in 0..50 {
             assert_eq!(
-                a.next_delay(Outcome::AttemptFailed, Instant::now()),
-                b.next_delay(Outcome::AttemptFailed, Instant::now())
+                a.next_delay(Outcome::AttemptFailed, now),
+                b.next_delay(Outcome::AttemptFailed, now)
             );
         }
     }

@@ -196,11 +196,9 @@ async fn close_1013_try_again_later_waits_at_least_the_backoff_cap() {
         Event::ReconnectScheduled { delay, .. } => delay,
         _ => unreachable!(),
     };
-    assert_eq!(
-        plain,
-        Duration::from_millis(10),
-        "no hint: the first backoff step"
-    );
+    // No hint: the session worked, so the retry is quick (a backoff step at
+    // most), far below the cap.
+    assert!(plain <= Duration::from_millis(10), "no hint: {plain:?}");
     wait_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
     assert!(exchange.wait_live(1, SOON).await);
     exchange.close_all(1013, "try again later");

@@ -384,3 +384,25 @@ fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_
     );
     assert!(texts[0].contains("\"S242@ticker\""), "{}", texts[0]);
 }
+
+#[test]
+fn while_closing_the_next_timer_is_the_close_deadline_not_a_due_ping() {
+    let config = Config::builder("ws://127.0.0.1:9")
+        .ping_interval(Duration::from_secs(1))
+        .close_timeout(Duration::from_secs(1))
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let mut core = core(config);
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    let closing_at = t0 + Duration::from_millis(900);
+    core.begin_close(closing_at);
+    // The ping falls due while the close handshake waits for the peer.
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(core.on_tick(t1).is_ok());
+    let next = core.next_timer().expect("connected");
+    assert!(next > t1, "due again at once: {next:?} <= {t1:?}");
+    assert_eq!(next, closing_at + Duration::from_secs(1));
+    assert!(matches!(core.on_tick(next), Err(SessionEnd::Closed)));
+}

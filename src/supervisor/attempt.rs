@@ -22,6 +22,9 @@ pub(crate) struct Attempted {
     pub(crate) token: Option<String>,
     /// The socket, or why there is none.
     pub(crate) result: Result<Ws, Error>,
+    /// When the attempt started (after a pool's connect limiter let it go):
+    /// the backoff spaces attempts from their starts.
+    pub(crate) started: tokio::time::Instant,
 }
 
 /// Runs attempt number `attempt`.
@@ -34,6 +37,7 @@ pub(crate) async fn attempt(
         // A pool's members share one limiter: wait for this attempt's slot.
         limiter.acquire().await;
     }
+    let started = tokio::time::Instant::now();
     let timeout = config.connect_timeout;
     let timed_out = || Error::Timeout {
         operation: Operation::Connect,
@@ -48,11 +52,21 @@ pub(crate) async fn attempt(
                     attempts: attempt,
                     source: Arc::from(source),
                 });
-                return Attempted { tls, token, result };
+                return Attempted {
+                    tls,
+                    token,
+                    result,
+                    started,
+                };
             }
             Err(_) => {
                 let result = Err(timed_out());
-                return Attempted { tls, token, result };
+                return Attempted {
+                    tls,
+                    token,
+                    result,
+                    started,
+                };
             }
         }
     }
@@ -63,5 +77,10 @@ pub(crate) async fn attempt(
             Ok(result) => result,
             Err(_) => Err(timed_out()),
         };
-    Attempted { tls, token, result }
+    Attempted {
+        tls,
+        token,
+        result,
+        started,
+    }
 }

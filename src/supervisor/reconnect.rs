@@ -75,6 +75,7 @@ impl Reconnect {
         attempted: Attempted,
     ) -> Result<Ws, Error> {
         let attempt = self.attempt();
+        self.backoff.attempt_started(attempted.started);
         self.tls = attempted.tls;
         if let Some(token) = attempted.token {
             drive.core.protocol_mut().set_token(&token);
@@ -146,7 +147,7 @@ impl Reconnect {
     ) -> After {
         let now = Instant::now();
         drive.note_retry_hint(&error, now);
-        let Some(delay) = self.backoff.next_delay(outcome) else {
+        let Some(delay) = self.backoff.next_delay(outcome, now) else {
             let attempts = self.backoff.failures();
             tracing::warn!(attempts, %error, "giving up reconnecting");
             return After::Exit(Some(Error::Reconnect {

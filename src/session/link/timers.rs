@@ -15,13 +15,19 @@ impl<P: Protocol> SessionCore<P> {
     /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         let link = self.link.as_ref()?;
+        // While closing, `on_tick` acts on the close deadline only: any other
+        // timer already due would wake the shell again at once, forever (a
+        // busy loop until the close deadline, endless on a clock that only
+        // moves when the task waits).
+        if let Some(closing) = link.closing {
+            return Some(closing);
+        }
         let mut at = link.next_ping;
         let candidates = [
             link.awaiting_pong,
             link.idle.as_ref().map(|i| i.next_tick),
             link.stale.as_ref().map(|s| s.next_tick),
             link.deadlines.first().map(|(t, _)| *t),
-            link.closing,
         ];
         for t in candidates.into_iter().flatten() {
             at = at.min(t);

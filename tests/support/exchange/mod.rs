@@ -81,6 +81,16 @@ pub enum AckMode {
     DataFirst,
 }
 
+/// When the exchange drops every connection on its own (`set_drop_after`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropAfter {
+    /// This long after the WebSocket handshake, whatever was answered.
+    Handshake(Duration),
+    /// This long after the connection's first subscribe was acknowledged: a
+    /// venue whose sessions work but are short.
+    Ack(Duration),
+}
+
 /// At most this many received frames are kept: when full, the connections
 /// older than the one at the middle go (or the oldest half, if one connection
 /// fills it). Tests look at recent frames, and a long soak must measure the
@@ -375,6 +385,12 @@ impl Exchange {
     /// (`Some(Duration::MAX)` = never complete it).
     pub fn set_handshake_delay(&self, d: Option<Duration>) {
         lock(&self.inner.state).handshake_delay = d;
+    }
+
+    /// Future connections are reset (TCP RST, no close frame) on their own,
+    /// as `when` says (`None`: they live until a test ends them).
+    pub fn set_drop_after(&self, when: Option<DropAfter>) {
+        lock(&self.inner.state).drop_after = when;
     }
 
     /// How future subscribe requests are acknowledged.

@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::kraken::{self, HEARTBEAT_PERIOD};
 use super::state::{Cmd, Conn, Shared};
-use super::{Gate, Venue};
+use super::{DropAfter, Gate, Venue};
 use crate::support::tasks::lock;
 
 /// Capacity of each connection's command queue; commands beyond it are dropped.
@@ -166,6 +166,22 @@ async fn close_and_drain(shared: &Shared, id: u64, ws: &mut ServerWs, code: u16,
     let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
 }
 
+/// Sleeps until `at` (forever for `None`).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Whether connection `id` holds a subscription (its subscribe was acknowledged).
+fn acknowledged(shared: &Shared, id: u64) -> bool {
+    lock(&shared.state)
+        .conns
+        .get(&id)
+        .is_some_and(|c| !c.subs.is_empty())
+}
+
 /// Serves one connection until it ends; `ws` is dropped (socket closed) on return.
 async fn serve(shared: &Shared, id: u64, mut ws: ServerWs, mut rx: mpsc::Receiver<Cmd>) {
     let kraken = shared.venue == Venue::Kraken;
@@ -176,6 +192,12 @@ async fn serve(shared: &Shared, id: u64, mut ws: ServerWs, mut rx: mpsc::Receive
     let mut hb = tokio::time::interval_at(Instant::now() + HEARTBEAT_PERIOD, HEARTBEAT_PERIOD);
     hb.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut silent = false;
+    let drop_after = lock(&shared.state).drop_after;
+    // When this connection resets itself (`Exchange::set_drop_after`).
+    let mut drop_at = match drop_after {
+        Some(DropAfter::Handshake(d)) => Instant::now().checked_add(d),
+        _ => None,
+    };
     loop {
         let hb_on = kraken && !silent && *hb_rx.borrow_and_update();
         tokio::select! {
@@ -219,6 +241,10 @@ async fn serve(shared: &Shared, id: u64, mut ws: ServerWs, mut rx: mpsc::Receive
                 }
                 hb.reset();
             }
+            _ = sleep_until_some(drop_at), if drop_at.is_some() => {
+                let _ = ws.get_ref().set_zero_linger();
+                return;
+            }
             _ = hb.tick(), if hb_on => {
                 if !send_frames(&mut ws, vec![r#"{"channel":"heartbeat"}"#.to_owned()]).await {
                     return;
@@ -228,6 +254,11 @@ async fn serve(shared: &Shared, id: u64, mut ws: ServerWs, mut rx: mpsc::Receive
                 Some(Ok(Message::Text(t))) => {
                     shared.record(id, t.as_str());
                     let replies = shared.handle_text(id, t.as_str());
+                    if let (Some(DropAfter::Ack(d)), None) = (drop_after, drop_at) {
+                        if acknowledged(shared, id) {
+                            drop_at = Instant::now().checked_add(d);
+                        }
+                    }
                     if !replies.is_empty() && !send_frames(&mut ws, replies).await {
                         return;
                     }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::kraken_book::Book;
-use super::{AckMode, Received, Venue, RECEIVED_LIMIT};
+use super::{AckMode, DropAfter, Received, Venue, RECEIVED_LIMIT};
 use crate::support::tasks::{lock, TaskSet};
 
 /// A command to one connection's task.
@@ -67,6 +67,8 @@ pub(super) struct State {
     pub(super) received: Vec<Received>,
     pub(super) handshake_delay: Option<Duration>,
     pub(super) ack_mode: AckMode,
+    /// Each new connection is reset on its own this long after its handshake or first ack.
+    pub(super) drop_after: Option<DropAfter>,
     pub(super) rejects: HashMap<String, (String, u32)>,
     pub(super) skip: HashMap<String, u64>,
     pub(super) repeat: HashSet<String>,
@@ -90,6 +92,7 @@ impl State {
             received: Vec::new(),
             handshake_delay: None,
             ack_mode: AckMode::Normal,
+            drop_after: None,
             rejects: HashMap::new(),
             required_token: None,
             handshake_check: None,

@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn shards_parse_and_reject_nonsense() {
         assert_eq!("1/3".parse::<Shard>().ok(), Shard::new(1, 3).ok());
-        assert_eq!(Shard::new(1, 3).map(|s| s.to_string()).ok().as_deref(), Some("1/3"));
+        assert_eq!(
+            Shard::new(1, 3).map(|s| s.to_string()).ok().as_deref(),
+            Some("1/3")
+        );
         for bad in ["3/3", "0/0", "1", "a/2", "1/-2", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }

@@ -78,7 +78,10 @@ fn fields(payload: &[u8]) -> Fields<'_> {
 
 fn text(raw: Option<&serde_json::value::RawValue>) -> Option<&str> {
     let raw = raw?.get().trim();
-    let raw = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
+    let raw = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
     (!raw.is_empty() && raw.len() <= 64).then_some(raw)
 }
 
@@ -96,7 +99,9 @@ pub fn message_id(venue: &str, channel: &str, instrument: &str, frame: &Frame) -
     let payload = frame.payload();
     let f = fields(payload);
     let venue_id = match venue {
-        "okx" => text(f.seq_id).map(|s| format!("seq:{s}")).or_else(|| text(f.okx_trade_id).map(|t| format!("trade:{t}"))),
+        "okx" => text(f.seq_id)
+            .map(|s| format!("seq:{s}"))
+            .or_else(|| text(f.okx_trade_id).map(|t| format!("trade:{t}"))),
         "weex" => text(f.u).map(|u| format!("u:{u}")),
         "kraken" | "kalshi" => text(f.trade_id).map(|t| format!("trade:{t}")),
         _ => None,
@@ -104,7 +109,9 @@ pub fn message_id(venue: &str, channel: &str, instrument: &str, frame: &Frame) -
     let (tail, source) = match venue_id {
         Some(tail) => (tail, IdSource::VenueSequence),
         None => match (venue, text(f.checksum), text(f.timestamp)) {
-            ("kraken", Some(sum), Some(time)) => (format!("crc:{sum}@{time}"), IdSource::ChecksumAndTime),
+            ("kraken", Some(sum), Some(time)) => {
+                (format!("crc:{sum}@{time}"), IdSource::ChecksumAndTime)
+            }
             _ => (
                 format!("h:{:016x}:{}", stable_hash(payload), payload.len()),
                 IdSource::ContentHash,
@@ -127,22 +134,60 @@ mod tests {
 
     #[test]
     fn venue_sequences_win_and_the_rest_is_hashed() {
-        let okx = id("okx", "books", r#"[{"asks":[],"bids":[],"ts":"1","checksum":0,"prevSeqId":4,"seqId":5}]"#);
-        assert_eq!(okx, MessageId { id: "okx.books.X:seq:5".into(), source: IdSource::VenueSequence });
+        let okx = id(
+            "okx",
+            "books",
+            r#"[{"asks":[],"bids":[],"ts":"1","checksum":0,"prevSeqId":4,"seqId":5}]"#,
+        );
+        assert_eq!(
+            okx,
+            MessageId {
+                id: "okx.books.X:seq:5".into(),
+                source: IdSource::VenueSequence
+            }
+        );
         let okx_trade = id("okx", "trades", r#"[{"tradeId":"130639474","px":"1"}]"#);
         assert_eq!(okx_trade.id, "okx.trades.X:trade:130639474");
         let weex = id("weex", "depth", r#"{"e":"depthUpdate","U":10,"u":12}"#);
         assert_eq!(weex.id, "weex.depth.X:u:12");
-        let kraken_book = id("kraken", "book", r#"[{"symbol":"X","bids":[],"asks":[],"checksum":3310070434,"timestamp":"2026-01-01T00:00:00.000001Z"}]"#);
+        let kraken_book = id(
+            "kraken",
+            "book",
+            r#"[{"symbol":"X","bids":[],"asks":[],"checksum":3310070434,"timestamp":"2026-01-01T00:00:00.000001Z"}]"#,
+        );
         assert_eq!(kraken_book.source, IdSource::ChecksumAndTime);
-        assert_eq!(kraken_book.id, "kraken.book.X:crc:3310070434@2026-01-01T00:00:00.000001Z");
-        let kalshi = id("kalshi", "ticker", r#"{"market_ticker":"X","price":50,"ts":1700000001}"#);
+        assert_eq!(
+            kraken_book.id,
+            "kraken.book.X:crc:3310070434@2026-01-01T00:00:00.000001Z"
+        );
+        let kalshi = id(
+            "kalshi",
+            "ticker",
+            r#"{"market_ticker":"X","price":50,"ts":1700000001}"#,
+        );
         assert_eq!(kalshi.source, IdSource::ContentHash);
         // Same bytes, same id (two replicas); one byte more, another id.
-        assert_eq!(kalshi, id("kalshi", "ticker", r#"{"market_ticker":"X","price":50,"ts":1700000001}"#));
-        assert_ne!(kalshi, id("kalshi", "ticker", r#"{"market_ticker":"X","price":50,"ts":1700000002}"#));
+        assert_eq!(
+            kalshi,
+            id(
+                "kalshi",
+                "ticker",
+                r#"{"market_ticker":"X","price":50,"ts":1700000001}"#
+            )
+        );
+        assert_ne!(
+            kalshi,
+            id(
+                "kalshi",
+                "ticker",
+                r#"{"market_ticker":"X","price":50,"ts":1700000002}"#
+            )
+        );
         // Garbage never panics and is hashed.
-        assert_eq!(id("okx", "books", "\u{0}not json").source, IdSource::ContentHash);
+        assert_eq!(
+            id("okx", "books", "\u{0}not json").source,
+            IdSource::ContentHash
+        );
         assert_eq!(id("okx", "books", "[]").source, IdSource::ContentHash);
     }
 
@@ -151,7 +196,10 @@ mod tests {
         let frame = Frame::text(r#"{"market_ticker":"X","ts":1700000001}"#, None);
         assert_eq!(venue_time_text(&frame).as_deref(), Some("1700000001"));
         let frame = Frame::text(r#"[{"timestamp":"2026-01-01T00:00:00Z"}]"#, None);
-        assert_eq!(venue_time_text(&frame).as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            venue_time_text(&frame).as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
         assert_eq!(venue_time_text(&Frame::text("{}", None)), None);
     }
 }

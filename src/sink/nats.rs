@@ -268,7 +268,9 @@ impl NatsOptions {
             ));
         }
         let bad_prefix = self.prefix.split('.').any(|t| {
-            t.is_empty() || t.bytes().any(|b| !b.is_ascii_graphic() || b == b'*' || b == b'>')
+            t.is_empty()
+                || t.bytes()
+                    .any(|b| !b.is_ascii_graphic() || b == b'*' || b == b'>')
         });
         if !self.prefix.is_empty() && bad_prefix {
             return Err(NatsSinkError::Config(format!(
@@ -290,7 +292,9 @@ impl NatsOptions {
                     .map_err(|_| bad("cannot read the CA file"))?;
                 for cert in certs {
                     let cert = cert.map_err(|_| bad("the CA file is not PEM"))?;
-                    roots.add(cert).map_err(|_| bad("a CA certificate is invalid"))?;
+                    roots
+                        .add(cert)
+                        .map_err(|_| bad("a CA certificate is invalid"))?;
                 }
                 Some(roots)
             }
@@ -312,13 +316,19 @@ pub struct NatsSink {
     jetstream: jetstream::Context,
     options: NatsOptions,
     stats: Arc<Mutex<SinkStats>>,
+    /// Whether the client is connected, from its events: nothing is sent
+    /// while it is not, so a message dropped from the buffer meanwhile is
+    /// not sitting in the client's own outbound queue, to be sent later.
+    connected: tokio::sync::watch::Receiver<bool>,
     /// Random per sink: signal ids of two sinks (or of one replica before
     /// and after a restart) never collide.
     nonce: u64,
 }
 
 fn lock(stats: &Mutex<SinkStats>) -> MutexGuard<'_, SinkStats> {
-    stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl NatsSink {
@@ -339,22 +349,32 @@ impl NatsSink {
             kind,
         };
         let events = Arc::clone(&stats);
+        let (connected_tx, connected) = tokio::sync::watch::channel(true);
         let max_delay = options.reconnect_delay_max;
         let mut connect = async_nats::ConnectOptions::new()
             .connection_timeout(options.connect_timeout)
             .max_reconnects(None)
             .reconnect_delay_callback(move |attempts| {
                 let factor = u32::try_from(attempts).unwrap_or(u32::MAX);
-                Duration::from_millis(50).saturating_mul(factor).min(max_delay)
+                Duration::from_millis(50)
+                    .saturating_mul(factor)
+                    .min(max_delay)
             })
             .tls_client_config(options.tls_config()?)
             .require_tls(options.require_tls)
             .event_callback(move |event| {
                 let events = Arc::clone(&events);
+                let connected = connected_tx.clone();
                 async move {
                     match event {
-                        async_nats::Event::Connected => lock(&events).connects += 1,
-                        async_nats::Event::Disconnected => lock(&events).disconnects += 1,
+                        async_nats::Event::Connected => {
+                            lock(&events).connects += 1;
+                            connected.send_replace(true);
+                        }
+                        async_nats::Event::Disconnected => {
+                            lock(&events).disconnects += 1;
+                            connected.send_replace(false);
+                        }
                         _ => {}
                     }
                     tracing::info!(%event, "NATS connection event");
@@ -369,10 +389,11 @@ impl NatsSink {
                 connect.user_and_password(user.clone(), password.expose().to_owned())
             }
             NatsAuth::Token(token) => connect.token(token.expose().to_owned()),
-            NatsAuth::CredentialsFile(path) => connect
-                .credentials_file(path)
-                .await
-                .map_err(|_| NatsSinkError::Config("cannot read the credentials file".to_owned()))?,
+            NatsAuth::CredentialsFile(path) => {
+                connect.credentials_file(path).await.map_err(|_| {
+                    NatsSinkError::Config("cannot read the credentials file".to_owned())
+                })?
+            }
         };
         let client = connect
             .connect(options.url.as_str())
@@ -392,6 +413,7 @@ impl NatsSink {
             jetstream,
             options,
             stats,
+            connected,
             nonce: rand::random(),
         })
     }
@@ -451,7 +473,12 @@ impl NatsSink {
     fn outgoing(&self, item: SetItem, signal_counter: &mut u64) -> Option<Outgoing> {
         let channel = item.topic.channel();
         let instrument = item.topic.symbol_name().unwrap_or("");
-        let subject = subject(&self.options.prefix, &self.options.venue, channel, instrument);
+        let subject = subject(
+            &self.options.prefix,
+            &self.options.venue,
+            channel,
+            instrument,
+        );
         let mut headers = HeaderMap::new();
         let (payload, signal) = match item.item {
             Ok(Update::Data(frame)) => {
@@ -547,15 +574,21 @@ fn describe(update: &Update) -> Option<(&'static str, String)> {
     let (kind, body) = match update {
         Update::Gap { last_seq, next_seq } => (
             "gap",
-            format!(r#"{{"signal":"gap","last_seq":{last_seq},"next_seq":{next_seq},"at_ns":{now}}}"#),
+            format!(
+                r#"{{"signal":"gap","last_seq":{last_seq},"next_seq":{next_seq},"at_ns":{now}}}"#
+            ),
         ),
         Update::Reset { last_seq, next_seq } => (
             "reset",
-            format!(r#"{{"signal":"reset","last_seq":{last_seq},"next_seq":{next_seq},"at_ns":{now}}}"#),
+            format!(
+                r#"{{"signal":"reset","last_seq":{last_seq},"next_seq":{next_seq},"at_ns":{now}}}"#
+            ),
         ),
         Update::ChecksumMismatch { expected, computed } => (
             "checksum_mismatch",
-            format!(r#"{{"signal":"checksum_mismatch","expected":{expected},"computed":{computed},"at_ns":{now}}}"#),
+            format!(
+                r#"{{"signal":"checksum_mismatch","expected":{expected},"computed":{computed},"at_ns":{now}}}"#
+            ),
         ),
         Update::Resubscribed { .. } => (
             "resubscribed",
@@ -633,7 +666,9 @@ impl<'a> Run<'a> {
         futures::pin_mut!(stop);
         let mut stopping = false;
         let mut drain_deadline = None::<Instant>;
+        let mut connected = self.sink.connected.clone();
         loop {
+            let is_connected = *connected.borrow_and_update();
             if self.in_flight.is_empty() && !self.failed.is_empty() {
                 if self.retry_at.is_none() {
                     self.retry_at = Some(Instant::now() + self.options().retry_delay);
@@ -642,7 +677,10 @@ impl<'a> Run<'a> {
                     self.requeue_failed();
                 }
             }
-            if self.failed.is_empty() && self.in_flight.len() < self.options().max_in_flight {
+            if is_connected
+                && self.failed.is_empty()
+                && self.in_flight.len() < self.options().max_in_flight
+            {
                 if let Some(message) = self.unsent.pop_front() {
                     let send = self.sink.jetstream.send_publish(
                         message.subject.clone(),
@@ -674,7 +712,8 @@ impl<'a> Run<'a> {
                 break;
             }
             let retry_at = self.retry_at;
-            let can_read = !stopping && (self.has_room() || self.options().overflow != SinkOverflow::Backpressure);
+            let can_read = !stopping
+                && (self.has_room() || self.options().overflow != SinkOverflow::Backpressure);
             tokio::select! {
                 biased;
                 () = &mut stop, if !stopping => {
@@ -686,6 +725,7 @@ impl<'a> Run<'a> {
                 }
                 () = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => break,
                 () = sleep_until_opt(retry_at), if retry_at.is_some() && self.in_flight.is_empty() => {}
+                Ok(()) = connected.changed(), if !is_connected => {}
                 item = set.next(), if can_read => match item {
                     Some(item) => self.accept(item),
                     None => {
@@ -706,7 +746,10 @@ impl<'a> Run<'a> {
         stats.dropped_at_close += left;
         self.publish_gauges(&mut stats);
         if left > 0 {
-            tracing::warn!(left, "NATS sink stopped with unacknowledged messages (counted as dropped at close)");
+            tracing::warn!(
+                left,
+                "NATS sink stopped with unacknowledged messages (counted as dropped at close)"
+            );
         }
     }
 
@@ -821,20 +864,31 @@ mod tests {
 
     #[test]
     fn debug_and_errors_never_show_secrets() {
-        let options = NatsOptions::new("nats://127.0.0.1:4222", "kraken")
-            .auth(NatsAuth::UserPassword {
+        let options =
+            NatsOptions::new("nats://127.0.0.1:4222", "kraken").auth(NatsAuth::UserPassword {
                 user: "feed".into(),
                 password: Secret::new("hunter2-password"),
             });
         let shown = format!("{options:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        let token = NatsOptions::new("nats://127.0.0.1:4222", "k").auth(NatsAuth::Token(Secret::new("tok-s3cret")));
+        let token = NatsOptions::new("nats://127.0.0.1:4222", "k")
+            .auth(NatsAuth::Token(Secret::new("tok-s3cret")));
         assert!(!format!("{token:?}").contains("s3cret"));
         let with_userinfo = NatsOptions::new("nats://feed:hunter2@127.0.0.1:4222", "k");
-        let error = with_userinfo.validate().err().map(|e| format!("{e} {e:?}")).unwrap_or_default();
+        let error = with_userinfo
+            .validate()
+            .err()
+            .map(|e| format!("{e} {e:?}"))
+            .unwrap_or_default();
         assert!(error.contains("must not carry credentials"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
-        assert!(NatsOptions::new("nats://h:1", "k").prefix("a.*").validate().is_err());
-        assert!(NatsOptions::new("nats://h:1", "k").prefix("md.prod").validate().is_ok());
+        assert!(NatsOptions::new("nats://h:1", "k")
+            .prefix("a.*")
+            .validate()
+            .is_err());
+        assert!(NatsOptions::new("nats://h:1", "k")
+            .prefix("md.prod")
+            .validate()
+            .is_ok());
     }
 }

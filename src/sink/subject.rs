@@ -59,7 +59,8 @@ pub fn untoken(token: &str) -> Option<String> {
 /// `{prefix}.{venue}.{channel}.{instrument}`, each part a [`token`]; the prefix
 /// is used as given (it may hold dots, e.g. `md.prod`).
 pub fn subject(prefix: &str, venue: &str, channel: &str, instrument: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + venue.len() + channel.len() + instrument.len() + 3);
+    let mut out =
+        String::with_capacity(prefix.len() + venue.len() + channel.len() + instrument.len() + 3);
     if !prefix.is_empty() {
         out.push_str(prefix);
         out.push('.');
@@ -79,21 +80,35 @@ mod tests {
     #[test]
     fn tokens_are_safe_injective_and_reversible() {
         let names = [
-            "BTC/USD", "KXBTC.2026", "a b", "~", "~7E", "*", ">", "", "é", "x\ty", "BTC-USDT",
+            "BTC/USD",
+            "KXBTC.2026",
+            "a b",
+            "~",
+            "~7E",
+            "*",
+            ">",
+            "",
+            "é",
+            "x\ty",
+            "BTC-USDT",
         ];
         let mut seen = std::collections::HashSet::new();
         for name in names {
             let t = token(name);
             assert!(!t.is_empty());
             assert!(
-                t.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>')),
+                t.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>')),
                 "{name:?} -> {t:?}"
             );
             assert!(seen.insert(t.clone()), "collision on {t:?}");
             assert_eq!(untoken(&t).as_deref(), Some(name));
         }
         assert_eq!(token("KXBTC.2026"), "KXBTC~2E2026");
-        assert_eq!(subject("md", "kraken", "book", "BTC/USD"), "md.kraken.book.BTC/USD");
+        assert_eq!(
+            subject("md", "kraken", "book", "BTC/USD"),
+            "md.kraken.book.BTC/USD"
+        );
         assert_eq!(subject("", "k", "c", ""), "k.c.~");
         assert_eq!(untoken("~4"), None);
     }

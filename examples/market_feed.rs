@@ -142,7 +142,9 @@ struct Args {
     connections: usize,
     metrics_addr: Option<std::net::SocketAddr>,
     publish: Option<String>,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     shard: resilient_ws::Shard,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     replica: String,
 }
 

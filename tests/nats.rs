@@ -321,8 +321,35 @@ async fn while_nats_is_away_the_buffer_bound_drops_the_oldest_and_counts_every_d
     exchange.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_password_or_token_never_reaches_the_error() {
+/// Every log line, at every level, into a buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A current-thread test: the sink's and the NATS client's tasks all run on
+/// this thread, inside the scoped subscriber.
+#[tokio::test]
+async fn a_refused_password_or_token_never_reaches_an_error_debug_or_log() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        // Not TRACE: async-nats 0.46 writes its CONNECT command, password
+        // and token included, at TRACE (target `async_nats::connection`);
+        // see docs/SCALING.md. Everything up to DEBUG must be clean.
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let nats = NatsServer::start_with(vec![
         "--user".into(),
         "feed".into(),
@@ -351,4 +378,13 @@ async fn a_refused_password_or_token_never_reaches_the_error() {
     });
     let sink = NatsSink::connect(right).await.expect("accepted");
     assert!(!format!("{sink:?}").contains("right-pass-7Q"));
+    drop(sink);
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("log")).into_owned();
+    assert!(
+        text.contains("async_nats"),
+        "the client's logs are captured: {text}"
+    );
+    for secret in ["wrong-pass-9Z", "tok-3X", "right-pass-7Q"] {
+        assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
+    }
 }

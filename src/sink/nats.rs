@@ -26,7 +26,10 @@
 //!   counted and logged.
 //! - Secrets (password, token, credentials) live in [`Secret`] or in a file;
 //!   a URL with userinfo is refused, so no secret reaches a `Debug`, an error
-//!   or a log line (the NATS client logs the server URL).
+//!   or a log line (the NATS client logs the server URL). Caveat: async-nats
+//!   0.46 itself logs its CONNECT command, credentials included, at TRACE
+//!   under the target `async_nats::connection`: keep that target at DEBUG or
+//!   below.
 //! - TLS always goes through a rustls config this crate builds with an
 //!   explicit provider ([`crate::tls`]): nothing is installed process-wide and
 //!   certificates are always verified.

@@ -388,3 +388,121 @@ async fn a_refused_password_or_token_never_reaches_an_error_debug_or_log() {
         assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
     }
 }
+
+/// Figures for the notes (not a pass/fail test): messages per second through
+/// the sink (venue frame -> exchange -> client -> set -> sink -> JetStream ack)
+/// against a bare async-nats JetStream publisher of the same frames with the
+/// same headers and the same in-flight bound; and the added latency from the
+/// frame's receive time to a JetStream reader (p50, p99).
+/// `cargo test --release --features nats --test nats figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn figures() {
+    use futures::StreamExt;
+    use resilient_ws::sink::nats::async_nats::HeaderMap;
+    use std::future::IntoFuture;
+    const ROUNDS: u64 = 5_000;
+    let nats = NatsServer::start().await;
+    let exchange = Exchange::start(Venue::Kalshi).await.expect("exchange");
+    let replica = Replica::start(&exchange, &nats.url(), "bench", |o| o).await;
+    wait_until("subscribed", || exchange.subscriptions() == 4).await;
+    let total = ROUNDS * SYMBOLS.len() as u64;
+
+    // A reader on the stream, recording receive-to-reader latency.
+    let reader = resilient_ws::sink::nats::async_nats::connect(nats.url())
+        .await
+        .expect("reader");
+    let mut sub = reader.subscribe("md.>").await.expect("subscribe");
+    let latencies = tokio::spawn(async move {
+        let mut out = Vec::with_capacity(total as usize);
+        while let Ok(Some(message)) = tokio::time::timeout(SOON, sub.next()).await {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let received: u128 = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Rws-Received"))
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(0);
+            out.push(now.saturating_sub(received) as u64);
+            if out.len() as u64 == total {
+                break;
+            }
+        }
+        out
+    });
+
+    // Phase 1, paced (one round per ms) for the latency: what a frame waits
+    // when the pipeline is not saturated.
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    for n in 1..=ROUNDS / 2 {
+        tick.tick().await;
+        publish_rounds(&exchange, n..=n);
+    }
+    wait_settled(&replica.stats, total / 2).await;
+    // Phase 2, a burst, for the throughput.
+    let started = std::time::Instant::now();
+    publish_rounds(&exchange, ROUNDS / 2 + 1..=ROUNDS);
+    wait_settled(&replica.stats, total).await;
+    let sink_elapsed = started.elapsed();
+    let all = latencies.await.expect("reader");
+    let burst = all
+        .get(total as usize / 2..)
+        .map(<[u64]>::to_vec)
+        .unwrap_or_default();
+    let mut burst = burst;
+    burst.sort_unstable();
+    let mut latencies = all;
+    latencies.truncate(total as usize / 2);
+    let _ = replica.stop().await;
+    latencies.sort_unstable();
+    let pct = |v: &[u64], p: usize| v.get(v.len() * p / 100).copied().unwrap_or(0) as f64 / 1e6;
+
+    // The bare publisher: the same frames and headers, 256 in flight.
+    let client = resilient_ws::sink::nats::async_nats::connect(nats.url())
+        .await
+        .expect("bare");
+    let js = jetstream::new(client);
+    let frames: Vec<(String, tokio_tungstenite::tungstenite::Bytes)> = (1..=ROUNDS)
+        .flat_map(|n| {
+            SYMBOLS.iter().map(move |s| {
+                let text = serde_json::json!({"type":"ticker","sid":1,"seq":n,"msg":ticker_payload(Venue::Kalshi, s, n)}).to_string();
+                (format!("md.bare.ticker.{}", n % 4), tokio_tungstenite::tungstenite::Bytes::from(text))
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    for (i, (subject, payload)) in frames.into_iter().enumerate() {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("bare:{i}").as_str());
+        headers.insert("Rws-Received", "1");
+        headers.insert("Rws-Client-Id", "1");
+        let ack = js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .expect("publish");
+        in_flight.push(ack.into_future());
+        if in_flight.len() >= 256 {
+            in_flight.next().await.expect("one").expect("ack");
+        }
+    }
+    while let Some(ack) = in_flight.next().await {
+        ack.expect("ack");
+    }
+    let bare_elapsed = started.elapsed();
+    println!(
+        "figures: burst of {} messages: sink {:.0} msg/s ({sink_elapsed:?}), receive->reader p50 {:.2} ms p99 {:.2} ms; bare async-nats {total} messages {:.0} msg/s ({bare_elapsed:?}); paced 4 msg/ms: receive->reader p50 {:.3} ms p99 {:.3} ms (n={})",
+        total / 2,
+        (total / 2) as f64 / sink_elapsed.as_secs_f64(),
+        pct(&burst, 50),
+        pct(&burst, 99),
+        total as f64 / bare_elapsed.as_secs_f64(),
+        pct(&latencies, 50),
+        pct(&latencies, 99),
+        latencies.len()
+    );
+    exchange.shutdown().await;
+}

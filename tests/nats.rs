@@ -506,3 +506,54 @@ async fn figures() {
     );
     exchange.shutdown().await;
 }
+
+/// TLS with verification: a server certificate from a private CA is accepted
+/// with that CA as the root and refused with the default roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_against_the_configured_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf");
+    let dir = std::env::temp_dir().join(format!("rws-nats-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tls dir");
+    let (cert, key, ca_file) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).expect("write cert");
+    std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
+    std::fs::write(&ca_file, ca.pem()).expect("write ca");
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let nats = NatsServer::start_with(vec![
+        "--tls".into(),
+        "--tlscert".into(),
+        path(&cert),
+        "--tlskey".into(),
+        path(&key),
+    ])
+    .await;
+
+    let trusted = NatsOptions::new(nats.url(), "kalshi")
+        .require_tls(true)
+        .tls_ca_file(&ca_file);
+    let sink = NatsSink::connect(trusted)
+        .await
+        .expect("verified with the CA");
+    sink.ensure_stream(STREAM).await.expect("stream over TLS");
+
+    let untrusted = NatsOptions::new(nats.url(), "kalshi").require_tls(true);
+    let error = NatsSink::connect(untrusted)
+        .await
+        .expect_err("an unknown CA is refused");
+    let text = format!("{error}");
+    assert!(text.contains("certificate"), "says why: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

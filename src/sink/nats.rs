@@ -401,7 +401,20 @@ impl NatsSink {
         let client = connect
             .connect(options.url.as_str())
             .await
-            .map_err(|error| connect_error(format!("{:?}", error.kind())))?;
+            .map_err(|error| {
+                // I/O and TLS errors say why (e.g. "invalid peer certificate:
+                // UnknownIssuer") and hold no input; other kinds are named only.
+                let kind = error.kind();
+                let detail = match kind {
+                    async_nats::ConnectErrorKind::Io | async_nats::ConnectErrorKind::Tls => {
+                        std::error::Error::source(&error)
+                            .map(|source| format!("{kind:?} ({source})"))
+                            .unwrap_or_else(|| format!("{kind:?}"))
+                    }
+                    _ => format!("{kind:?}"),
+                };
+                connect_error(detail)
+            })?;
         // The first Connected event may race the callback's registration.
         {
             let mut s = lock(&stats);

@@ -5,7 +5,16 @@
 //! cargo run --release --example market_feed -- [--protocol kalshi|kraken|weex|okx] [--url URL]
 //!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
 //!     [--connections N] [--metrics-addr 127.0.0.1:PORT]
+//!     [--publish nats://HOST:PORT --shard I/N --replica NAME]
 //! ```
+//!
+//! `--publish` (build with `--features nats`) publishes every item to NATS
+//! JetStream (stream `MD`, subjects `md.{venue}.{channel}.{instrument}`)
+//! instead of counting it, for the instruments shard `I` of `N` owns under
+//! rendezvous hashing; run each shard twice with different `--replica` names
+//! and JetStream stores each update once. It prints a `publish:` summary line
+//! (the sink's accounting) and fails if it does not balance. Without
+//! `--publish` nothing changes.
 //!
 //! `--connections N` (N > 1) runs the feed over a [`Pool`] of at most N
 //! connections, the symbols spread evenly. `--metrics-addr` (build with
@@ -132,11 +141,17 @@ struct Args {
     seed: u64,
     connections: usize,
     metrics_addr: Option<std::net::SocketAddr>,
+    publish: Option<String>,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    shard: resilient_ws::Shard,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    replica: String,
 }
 
 const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] \
                      [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N] \
-                     [--connections N] [--metrics-addr 127.0.0.1:PORT]";
+                     [--connections N] [--metrics-addr 127.0.0.1:PORT] \
+                     [--publish nats://HOST:PORT --shard I/N --replica NAME]";
 
 fn parse_args() -> Result<Args, String> {
     let mut venue = Venue::Kalshi;
@@ -147,6 +162,9 @@ fn parse_args() -> Result<Args, String> {
     let mut seed = 42;
     let mut connections = 1;
     let mut metrics_addr = None;
+    let mut publish = None;
+    let mut shard = resilient_ws::Shard::whole();
+    let mut replica = String::from("r0");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -196,10 +214,20 @@ fn parse_args() -> Result<Args, String> {
             "--metrics-addr" => {
                 metrics_addr = Some(value.parse().map_err(|_| bad("expected IP:PORT"))?);
             }
+            "--publish" => publish = Some(value),
+            "--shard" => shard = value.parse().map_err(|_| bad("expected I/N with I < N"))?,
+            "--replica" => replica = value,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
-    let symbols = symbols.unwrap_or_else(|| default_symbols(venue));
+    let mut symbols = symbols.unwrap_or_else(|| default_symbols(venue));
+    if publish.is_some() {
+        // This shard's instruments only (rendezvous hashing, no coordinator).
+        symbols.retain(|s| shard.owns(s));
+        if symbols.is_empty() {
+            return Err(format!("shard {shard} owns none of the symbols\n{USAGE}"));
+        }
+    }
     Ok(Args {
         venue,
         url,
@@ -209,6 +237,9 @@ fn parse_args() -> Result<Args, String> {
         seed,
         connections,
         metrics_addr,
+        publish,
+        shard,
+        replica,
     })
 }
 
@@ -345,6 +376,9 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         .iter()
         .map(|s| Topic::new(args.venue.ticker()).symbol(s.clone()))
         .collect();
+    if let Some(target) = args.publish.clone() {
+        return publish::run(feed, topics, target, &args, embedded, protocol_name).await;
+    }
     let subscriptions =
         match tokio::time::timeout(Duration::from_secs(30), feed.subscribe_many(topics)).await {
             Ok(Ok(results)) => results,
@@ -652,5 +686,104 @@ async fn op_chaos(venue: op_venue::OpVenue, every: Duration, seed: u64) {
                 venue.send_text_all("}{ not json \u{1f4a5}");
             }
         }
+    }
+}
+
+/// `--publish`: the feed's items go to NATS JetStream through the sink.
+#[cfg(feature = "nats")]
+mod publish {
+    use super::*;
+    use resilient_ws::sink::nats::{NatsOptions, NatsSink};
+
+    pub async fn run(
+        feed: Feed,
+        topics: Vec<Topic>,
+        target: String,
+        args: &Args,
+        embedded: Option<Embedded>,
+        protocol_name: &'static str,
+    ) -> ExitCode {
+        let options = NatsOptions::new(target, protocol_name).replica(args.replica.clone());
+        let sink = match NatsSink::connect(options).await {
+            Ok(sink) => sink,
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(error) = sink.ensure_stream("MD").await {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+        let set = match &feed {
+            Feed::Client(client) => client.subscribe_set(topics).await,
+            Feed::Pool(pool) => pool.subscribe_set(topics).await,
+        };
+        let mut set = match set {
+            Ok(set) => set,
+            Err(error) => {
+                eprintln!("subscribing failed: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "publish: shard {} replica {} owns {} instruments",
+            args.shard,
+            args.replica,
+            set.len()
+        );
+        let streaming = embedded.as_ref().map(|exchange| {
+            exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
+        });
+        let chaos = match (&embedded, args.chaos_every) {
+            (Some(exchange), Some(every)) => {
+                Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
+            }
+            _ => None,
+        };
+        let stats = sink.run(&mut set, tokio::time::sleep(args.duration)).await;
+        if let Some(chaos) = chaos {
+            chaos.abort();
+        }
+        if let Some(streaming) = streaming {
+            streaming.abort();
+        }
+        let set_stats = set.stats();
+        drop(set);
+        let _ = feed.close().await;
+        if let Some(exchange) = &embedded {
+            exchange.shutdown().await;
+        }
+        println!(
+            "publish: received={} published={} deduplicated={} dropped={} (overflow={} too_large={} at_close={}) signals={} retries={} set_dropped={}",
+            stats.received, stats.published, stats.deduplicated, stats.dropped(),
+            stats.dropped_overflow, stats.dropped_too_large, stats.dropped_at_close,
+            stats.signals, stats.retries, set_stats.dropped,
+        );
+        if stats.balances() && stats.buffered == 0 {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("FAIL: the sink's accounting does not balance: {stats:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "nats"))]
+mod publish {
+    use super::*;
+
+    pub async fn run(
+        _feed: Feed,
+        _topics: Vec<Topic>,
+        _target: String,
+        _args: &Args,
+        _embedded: Option<Embedded>,
+        _protocol_name: &'static str,
+    ) -> ExitCode {
+        eprintln!(
+            "--publish needs the nats feature: cargo run --features nats --example market_feed"
+        );
+        ExitCode::from(2)
     }
 }

@@ -161,9 +161,11 @@ impl<P: Protocol> Feed<P> {
         self.set.stats()
     }
 
-    /// One subscription's counters, while it is live.
+    /// One subscription's counters, while it is live. (Client ids are unique
+    /// within one feed: its subscriptions all come from its own client.)
     pub fn subscription_stats(&self, client_id: ClientId) -> Option<QueueStats> {
-        self.set.member_stats(client_id)
+        let (key, _, _) = self.set.members().find(|(_, id, _)| *id == client_id)?;
+        self.set.member_stats(key)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod exchange;
 pub mod kalshi_auth;
+pub mod nats;
 pub mod okx;
 pub mod op_soak;
 pub mod op_venue;

@@ -4,13 +4,17 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use resilient_ws::protocol::{inflate_bounded, Compression, MAX_DECODED_BYTES};
 use resilient_ws::{
-    Client, ConfigBuilder, Error, Event, Messages, Okx, Topic, Update, VenueErrorKind,
+    Client, ConfigBuilder, Error, Event, Inbound, Messages, Okx, Protocol, ProtocolError, ServerId,
+    TokenError, Topic, Update, VenueErrorKind,
 };
 use support::op_venue::{self, next_data, Dialect, OpVenue};
-use support::{next, okx, wait_event, wait_until};
+use support::{next, okx, wait_event, wait_until, SOON};
 
 const SEED: u64 = 7;
 
@@ -161,4 +165,213 @@ async fn a_dropped_connection_resubscribes_with_a_fresh_snapshot() {
     okx::update(&venue, "BTC-USDT", &[("100.3", "4")], &[]);
     assert_eq!(next_data(&mut book).await["action"], "update");
     assert_eq!(client.stats().checksum_mismatches, 0);
+}
+
+/// OKX spoken through raw-deflate binary frames (how OKX's v3 API and WEEX's
+/// V2 compressed everything), with one session-ending refusal: 60011 ("Please
+/// log in") is taken as "log in again", so a client with a token source
+/// reconnects with a fresh token. Counts the topics it is told to forget.
+struct DeflatedOkx {
+    okx: Okx,
+    forgotten: Arc<AtomicUsize>,
+}
+
+impl DeflatedOkx {
+    fn new() -> (Self, Arc<AtomicUsize>) {
+        let forgotten = Arc::new(AtomicUsize::new(0));
+        let protocol = DeflatedOkx {
+            okx: Okx::new(),
+            forgotten: Arc::clone(&forgotten),
+        };
+        (protocol, forgotten)
+    }
+}
+
+impl Protocol for DeflatedOkx {
+    fn name(&self) -> &'static str {
+        "deflated-okx"
+    }
+    fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
+        self.okx.encode_subscribe(topics, req_id)
+    }
+    fn encode_unsubscribe(&mut self, t: &Topic, s: &ServerId, r: u64) -> Option<String> {
+        self.okx.encode_unsubscribe(t, s, r)
+    }
+    fn can_batch(&self, first: &Topic, next: &Topic) -> bool {
+        self.okx.can_batch(first, next)
+    }
+    fn encode_ping(&mut self, req_id: u64) -> Option<String> {
+        self.okx.encode_ping(req_id)
+    }
+    fn decode_binary(&mut self, data: &[u8]) -> Option<Result<String, ProtocolError>> {
+        Some(inflate_bounded(
+            data,
+            Compression::Deflate,
+            MAX_DECODED_BYTES,
+        ))
+    }
+    fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
+        match self.okx.classify(text) {
+            Inbound::Rejected {
+                req_id,
+                symbol,
+                error,
+            } if error.code == Some(60011) => Inbound::Rejected {
+                req_id,
+                symbol,
+                error: error.with_kind(VenueErrorKind::SessionExpired),
+            },
+            other => other,
+        }
+    }
+    fn reset(&mut self) {
+        self.okx.reset()
+    }
+    fn forget(&mut self, server_id: &ServerId) {
+        self.okx.forget(server_id)
+    }
+    fn forget_topic(&mut self, topic: &Topic) {
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
+        self.okx.forget_topic(topic)
+    }
+}
+
+/// Issue 19: a compressed venue's session-ending reply was classified and then
+/// dropped (`on_binary` discarded `on_text`'s result), so the subscribe
+/// waited forever. Now the deflated refusal recycles the connection and the
+/// subscribe resolves on the next one.
+#[tokio::test]
+async fn a_deflated_refusal_that_asks_for_a_fresh_token_reconnects_and_resolves() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    {
+        let mut state = venue.state();
+        state.deflate = true;
+        state.reject_once = true;
+        state
+            .rejects
+            .insert("BTC-USDT".into(), (60011, "Please log in".into()));
+    }
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&tokens);
+    let (protocol, _) = DeflatedOkx::new();
+    let config = op_venue::fast(&venue.url(), SEED)
+        .token_source(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { Ok::<_, TokenError>(format!("token-{n}")) }
+        })
+        .build()
+        .unwrap();
+    let (client, _messages) = Client::connect(config, protocol).await.unwrap();
+    let mut events = client.events();
+    let mut tickers = tokio::time::timeout(
+        SOON,
+        client.subscribe(Topic::new("tickers").symbol("BTC-USDT")),
+    )
+    .await
+    .expect("the subscribe resolves after the reconnect")
+    .unwrap();
+    match wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await {
+        Event::Disconnected { cause } => assert_eq!(
+            cause.venue_error().map(|v| (v.code, v.kind)),
+            Some((Some(60011), VenueErrorKind::SessionExpired))
+        ),
+        _ => unreachable!(),
+    }
+    assert_eq!(venue.handshakes(), 2);
+    assert_eq!(
+        tokens.load(Ordering::SeqCst),
+        2,
+        "a fresh token per connection"
+    );
+    // Data arrives deflated too.
+    okx::push(&venue, "tickers", "BTC-USDT", 7);
+    assert_eq!(next_data(&mut tickers).await["data"][0]["last"], "7");
+    client.close().await.unwrap();
+}
+
+/// Issue 19: an OKX error names no instrument, and OKX does not document in
+/// which order it answers the members of a batch. Sent before the acks, the
+/// error used to end the first member still waiting (a valid one, whose ack
+/// then arrived for nobody) while the refused one waited until its timeout.
+/// Now each member still waiting ends with the error, never a guessed one,
+/// and the late ack of a valid one is unsubscribed.
+#[tokio::test]
+async fn a_nameless_error_ends_each_waiting_member_of_its_batch_not_a_guessed_one() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    {
+        let mut state = venue.state();
+        state.errors_first = true;
+        state.rejects.insert(
+            "NOPE-USDT".into(),
+            (
+                60018,
+                "Wrong URL or channel:tickers,instId:NOPE-USDT doesn't exist.".into(),
+            ),
+        );
+    }
+    let (client, _messages) = connect(&venue, |b| b).await;
+    let topics = vec![
+        Topic::new("tickers").symbol("BTC-USDT"),
+        Topic::new("tickers").symbol("NOPE-USDT"),
+    ];
+    let results = tokio::time::timeout(Duration::from_secs(5), client.subscribe_many(topics))
+        .await
+        .expect("no member waits for a timeout")
+        .unwrap();
+    assert_eq!(venue.ops("subscribe").len(), 1, "one batched request");
+    assert_eq!(results.len(), 2);
+    for result in results {
+        match result {
+            Err(Error::Subscription { error, .. }) => {
+                assert_eq!(error.code, Some(60018));
+                assert_eq!(error.kind, VenueErrorKind::Permanent);
+            }
+            other => panic!("each member ends with the venue's error: {other:?}"),
+        }
+    }
+    // The valid member's ack came after the error: it is unsubscribed, not
+    // left streaming to nobody.
+    wait_until("the late ack is unsubscribed", || {
+        venue.ops("unsubscribe").len() == 1 && venue.state().subs.is_empty()
+    })
+    .await;
+    let unsubscribe = &venue.ops("unsubscribe")[0];
+    assert_eq!(unsubscribe["args"][0]["instId"], "BTC-USDT");
+    // The connection goes on; a single refusal still ends exactly its topic.
+    venue.state().errors_first = false;
+    assert!(client
+        .subscribe(Topic::new("tickers").symbol("ETH-USDT"))
+        .await
+        .is_ok());
+    assert!(client
+        .subscribe(Topic::new("tickers").symbol("NOPE-USDT"))
+        .await
+        .is_err());
+    assert_eq!(venue.handshakes(), 1);
+}
+
+/// Issue 19: a refused subscription never got a server id, and the session
+/// did not tell the adapter to forget what its subscribe kept (OKX kept the
+/// key, and a book channel its depth), so refusals grew the adapter.
+#[tokio::test]
+async fn a_refused_subscription_is_forgotten_by_the_adapter() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    venue
+        .state()
+        .rejects
+        .insert("NOPE-USDT".into(), (60018, "doesn't exist".into()));
+    let (protocol, forgotten) = DeflatedOkx::new();
+    let (client, _messages) = Client::connect(
+        op_venue::fast(&venue.url(), SEED).build().unwrap(),
+        protocol,
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        assert!(client
+            .subscribe(Topic::new("books").symbol("NOPE-USDT"))
+            .await
+            .is_err());
+    }
+    assert_eq!(forgotten.load(Ordering::SeqCst), 3);
 }

@@ -133,6 +133,10 @@ mod tests {
         assert_eq!(tight.next_slot(start), start + per);
         assert_eq!(tight.next_slot(start + per), start + per);
         tight.record(start + per);
-        assert_eq!(tight.remembered(), 1, "the three at `start` left the window");
+        assert_eq!(
+            tight.remembered(),
+            1,
+            "the three at `start` left the window"
+        );
     }
 }

@@ -326,6 +326,15 @@ impl Protocol for Okx {
         self.books.remove(server_id);
         self.depths.remove(server_id);
     }
+
+    fn forget_topic(&mut self, topic: &Topic) {
+        // OKX's server id is the topic's own key, so a subscription that never
+        // got one is forgotten by the key its subscribe remembered (and its
+        // book depth); one live subscription per topic, so nothing live
+        // shares it. A late ack then routes nowhere, and the session
+        // unsubscribes it.
+        self.forget(&Keys::server_id(topic.channel(), topic.symbol_name()));
+    }
 }
 
 #[cfg(test)]

@@ -251,3 +251,35 @@ fn the_documented_request_budget_is_declared_and_no_channel_cap() {
     let ops = limits.subscribe_ops.unwrap();
     assert_eq!((ops.frames, ops.per.as_secs()), (480, 3600));
 }
+
+/// Issue 19: a subscription that ended without a server id (refused, timed
+/// out, dropped while pending) left its key and book depth behind, so churn
+/// grew the adapter without bound.
+#[test]
+fn a_topic_that_never_got_a_server_id_is_forgotten() {
+    let mut okx = Okx::new();
+    for i in 0..100 {
+        let book = Topic::new("books").symbol(format!("X{i}-USDT"));
+        let ticker = Topic::new("tickers").symbol(format!("X{i}-USDT"));
+        let _ = okx.encode_subscribe(&[&book], 2 * i);
+        let _ = okx.encode_subscribe(&[&ticker], 2 * i + 1);
+        okx.forget_topic(&book);
+        okx.forget_topic(&ticker);
+    }
+    assert_eq!(okx.keys.len(), 0);
+    assert!(okx.depths.is_empty() && okx.books.is_empty());
+    // A live subscription of another topic is untouched.
+    let live = Topic::new("books").symbol("BTC-USDT");
+    let _ = okx.encode_subscribe(&[&live], 1000);
+    okx.forget_topic(&Topic::new("books").symbol("ETH-USDT"));
+    assert_eq!(okx.keys.len(), 1);
+    assert_eq!(okx.depths.len(), 1);
+    // A late ack for a forgotten topic routes by a fresh key (nowhere).
+    let _ = okx.encode_subscribe(&[&Topic::new("trades").symbol("LATE")], 1001);
+    okx.forget_topic(&Topic::new("trades").symbol("LATE"));
+    assert!(matches!(
+        okx.classify(r#"{"id":"1001","event":"subscribe","arg":{"channel":"trades","instId":"LATE"},"connId":"a"}"#),
+        Inbound::Subscribed { req_id: Some(1001), .. }
+    ));
+    assert_eq!(okx.keys.len(), 1);
+}

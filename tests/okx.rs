@@ -8,13 +8,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use resilient_ws::protocol::{inflate_bounded, Compression, MAX_DECODED_BYTES};
 use resilient_ws::{
     Client, ConfigBuilder, Error, Event, Inbound, Messages, Okx, Protocol, ProtocolError, ServerId,
     TokenError, Topic, Update, VenueErrorKind,
 };
+use serde_json::Value;
 use support::op_venue::{self, next_data, Dialect, OpVenue};
 use support::{next, okx, wait_event, wait_until, SOON};
+use tokio_tungstenite::tungstenite::Message;
 
 const SEED: u64 = 7;
 
@@ -44,7 +47,7 @@ async fn tickers_and_trades_are_acked_by_request_id_and_routed() {
         .all(|s| s["id"].as_str().is_some_and(|id| id.parse::<u64>().is_ok())));
     okx::push(&venue, "trades", "ETH-USDT", 1);
     okx::push(&venue, "tickers", "BTC-USDT", 2);
-    assert_eq!(next_data(&mut trades).await["data"][0]["last"], "1");
+    assert_eq!(next_data(&mut trades).await["data"][0]["px"], "1");
     assert_eq!(next_data(&mut tickers).await["data"][0]["last"], "2");
     drop(trades);
     wait_until("unsubscribe sent", || venue.ops("unsubscribe").len() == 1).await;
@@ -374,4 +377,270 @@ async fn a_refused_subscription_is_forgotten_by_the_adapter() {
             .is_err());
     }
     assert_eq!(forgotten.load(Ordering::SeqCst), 3);
+}
+
+// ---- issue 20: the adapter and the test venue against OKX's documented examples
+
+/// A raw WebSocket client (not the library) on the test venue.
+async fn raw_client(
+    venue: &OpVenue,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (ws, _) = tokio_tungstenite::connect_async(venue.url()).await.unwrap();
+    ws
+}
+
+/// The next text frame the raw client reads, within [`SOON`].
+async fn read_text<S>(ws: &mut S) -> String
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(SOON, ws.next())
+            .await
+            .expect("a frame")
+        {
+            Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn read_json<S>(ws: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    serde_json::from_str(&read_text(ws).await).unwrap()
+}
+
+fn assert_documented(ours: &Value, name: &str) {
+    if let Err(diff) = okx::same_shape(ours, &okx::documented(name), name) {
+        panic!("the test venue drifted from OKX's documented {name}: {diff}\n{ours}");
+    }
+}
+
+/// Issue 20: the test venue's frames have the shapes of OKX's documented
+/// examples (keys, types, nesting), so the venue the tests run against cannot
+/// drift from OKX's without a test failing.
+#[tokio::test]
+async fn the_test_venue_speaks_okxs_documented_shapes() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    venue
+        .state()
+        .rejects
+        .insert("NOPE-USDT".into(), (60018, "doesn't exist".into()));
+    let mut ws = raw_client(&venue).await;
+    // The documented request, verbatim, is understood and acked.
+    let request = okx::documented("subscribe_request");
+    ws.send(Message::text(request.to_string())).await.unwrap();
+    let ack = read_json(&mut ws).await;
+    assert_documented(&ack, "subscribe_ack");
+    assert_eq!(ack["id"], "1512");
+    okx::push(&venue, "tickers", "BTC-USDT", 5);
+    assert_documented(&read_json(&mut ws).await, "tickers_push");
+    let trades = r#"{"id":"2","op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"}]}"#;
+    ws.send(Message::text(trades)).await.unwrap();
+    assert_documented(&read_json(&mut ws).await, "subscribe_ack");
+    okx::push(&venue, "trades", "BTC-USDT", 6);
+    assert_documented(&read_json(&mut ws).await, "trades_push");
+    // Books: the snapshot after the ack, then an update.
+    let books = r#"{"id":"3","op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}"#;
+    ws.send(Message::text(books)).await.unwrap();
+    assert_documented(&read_json(&mut ws).await, "subscribe_ack");
+    assert_documented(&read_json(&mut ws).await, "books_snapshot");
+    okx::update(&venue, "BTC-USDT", &[("100.45", "2")], &[("100.6", "0")]);
+    assert_documented(&read_json(&mut ws).await, "books_update");
+    // A refusal.
+    let refused =
+        r#"{"id":"4","op":"subscribe","args":[{"channel":"tickers","instId":"NOPE-USDT"}]}"#;
+    ws.send(Message::text(refused)).await.unwrap();
+    assert_documented(&read_json(&mut ws).await, "subscribe_error");
+    // Unsubscribe, the documented request verbatim.
+    let request = okx::documented("unsubscribe_request");
+    ws.send(Message::text(request.to_string())).await.unwrap();
+    let ack = read_json(&mut ws).await;
+    assert_documented(&ack, "unsubscribe_ack");
+    assert_eq!(ack["id"], "1513");
+    // The text heartbeat.
+    let ping = okx::documented("ping");
+    ws.send(Message::text(ping.as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::from(read_text(&mut ws).await),
+        okx::documented("pong")
+    );
+    // The venue's notice helper.
+    assert_documented(&okx::notice_frame(1), "notice_service_upgrade");
+}
+
+/// Issue 20: the adapter encodes OKX's documented requests and classifies
+/// every documented message type as the coverage table in VENUES.md says.
+#[test]
+fn every_documented_message_is_classified_as_the_coverage_table_says() {
+    let text = |name: &str| okx::documented(name).to_string();
+    let mut okx = Okx::new();
+    // Requests, equal to the documented ones as JSON.
+    let tickers = Topic::new("tickers").symbol("BTC-USDT");
+    let ours: Value = serde_json::from_str(&okx.encode_subscribe(&[&tickers], 1512)).unwrap();
+    assert_eq!(ours, okx::documented("subscribe_request"));
+    let id = Okx::server_id("tickers", Some("BTC-USDT"));
+    let ours: Value =
+        serde_json::from_str(&okx.encode_unsubscribe(&tickers, &id, 1513).unwrap()).unwrap();
+    assert_eq!(ours, okx::documented("unsubscribe_request"));
+    assert_eq!(
+        okx.encode_ping(1).map(Value::from),
+        Some(okx::documented("ping"))
+    );
+    // Replies.
+    match okx.classify(&text("subscribe_ack")) {
+        Inbound::Subscribed {
+            req_id: Some(1512),
+            server_id,
+            channel: Some(channel),
+            symbol: Some(symbol),
+        } => {
+            assert_eq!(server_id, id);
+            assert_eq!((&*channel, &*symbol), ("tickers", "BTC-USDT"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let rejected = |inbound: Inbound<'_>| match inbound {
+        Inbound::Rejected {
+            req_id,
+            symbol: None,
+            error,
+        } => (req_id, error.code, error.kind),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        rejected(okx.classify(&text("subscribe_error"))),
+        (Some(1512), Some(60012), VenueErrorKind::Permanent)
+    );
+    assert_eq!(
+        okx.classify(&text("unsubscribe_ack")),
+        Inbound::Unsubscribed { req_id: Some(1513) }
+    );
+    // Login: status; its failure is a venue error for no request.
+    assert_eq!(okx.classify(&text("login_ack")), Inbound::Control);
+    assert_eq!(
+        rejected(okx.classify(&text("login_error"))),
+        (None, Some(60009), VenueErrorKind::Permanent)
+    );
+    // The service-upgrade notice asks for a new connection.
+    match okx.classify(&text("notice_service_upgrade")) {
+        Inbound::Reconnect { notice } => {
+            assert_eq!(notice.code, Some(64008));
+            assert_eq!(notice.kind, VenueErrorKind::Transient);
+            assert!(notice.message.contains("service upgrade"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(okx.classify(&text("channel_conn_count")), Inbound::Control);
+    assert_eq!(
+        okx.classify(&text("channel_conn_count_error")),
+        Inbound::Control
+    );
+    // Pushes: routed by channel and instrument, the payload is `data`.
+    for (name, channel) in [("tickers_push", "tickers"), ("trades_push", "trades")] {
+        let _ = okx.encode_subscribe(&[&Topic::new(channel).symbol("BTC-USDT")], 1);
+        let frame = text(name);
+        match okx.classify(&frame) {
+            Inbound::Data {
+                server_id,
+                seq: None,
+                checksum: None,
+                payload: Some(payload),
+            } => {
+                assert_eq!(server_id, Okx::server_id(channel, Some("BTC-USDT")));
+                let data: Value = serde_json::from_str(payload).unwrap();
+                assert_eq!(data, okx::documented(name)["data"]);
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The book: the snapshot and the update verify (checksum and seqId chain).
+    let _ = okx.encode_subscribe(&[&Topic::new("books").symbol("BTC-USDT")], 2);
+    for name in ["books_snapshot", "books_update"] {
+        assert!(
+            matches!(
+                okx.classify(&text(name)),
+                Inbound::Data { checksum: None, .. }
+            ),
+            "{name}"
+        );
+    }
+    let book = okx.book("books", "BTC-USDT").unwrap();
+    assert_eq!((book.bids().count(), book.asks().count()), (2, 1));
+    // The heartbeat answer; `ping` is the client's, never the server's.
+    let pong = okx::documented("pong");
+    assert_eq!(okx.classify(pong.as_str().unwrap()), Inbound::Pong);
+    assert!(matches!(okx.classify("ping"), Inbound::Invalid(_)));
+}
+
+/// Every WebSocket error code OKX documents, with the kind the coverage
+/// table in VENUES.md gives it.
+#[test]
+fn every_documented_error_code_has_its_kind() {
+    use resilient_ws::protocol::okx::venue_error;
+    use VenueErrorKind::{Permanent, RateLimited, Transient, Unknown};
+    let kinds = [
+        (60001..=60013, Permanent),
+        (60014..=60014, RateLimited),
+        (60015..=60016, Transient),
+        (60017..=60021, Permanent),
+        (60022..=60022, Unknown),
+        (60023..=60023, RateLimited),
+        (60024..=60032, Permanent),
+        (63999..=63999, Transient),
+        (64000..=64003, Permanent),
+        (64008..=64008, Transient),
+        (50011..=50011, RateLimited),
+    ];
+    for (codes, kind) in kinds {
+        for code in codes {
+            assert_eq!(venue_error(Some(code), "").kind, kind, "{code}");
+        }
+    }
+    assert_eq!(venue_error(Some(64004), "").kind, Unknown);
+    assert_eq!(venue_error(None, "").kind, Unknown);
+}
+
+/// Issue 20: OKX's service-upgrade notice (64008, 60 s before the close)
+/// reconnects at once and replays the subscriptions, instead of waiting to
+/// be cut off; other documented status events leave the session alone.
+#[tokio::test]
+async fn a_service_upgrade_notice_reconnects_at_once_and_status_events_do_not() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    let (client, _messages) = connect(&venue, |b| b).await;
+    let mut events = client.events();
+    let mut tickers = client
+        .subscribe(Topic::new("tickers").symbol("BTC-USDT"))
+        .await
+        .unwrap();
+    // Status events and a request-less error: the session goes on.
+    for name in [
+        "login_ack",
+        "channel_conn_count",
+        "channel_conn_count_error",
+        "login_error",
+    ] {
+        venue.send_text_all(&okx::documented(name).to_string());
+    }
+    okx::push(&venue, "tickers", "BTC-USDT", 1);
+    assert_eq!(next_data(&mut tickers).await["data"][0]["last"], "1");
+    assert_eq!(venue.handshakes(), 1);
+    // The notice: disconnect now, reconnect, resubscribe.
+    venue.send(1, okx::notice_frame(1).to_string());
+    match wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await {
+        Event::Disconnected { cause } => {
+            assert!(cause.to_string().contains("64008"), "{cause}")
+        }
+        _ => unreachable!(),
+    }
+    wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
+    assert_eq!(venue.handshakes(), 2);
+    okx::push(&venue, "tickers", "BTC-USDT", 2);
+    assert_eq!(next_data(&mut tickers).await["data"][0]["last"], "2");
+    client.close().await.unwrap();
 }

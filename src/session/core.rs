@@ -275,6 +275,13 @@ impl<P: Protocol> SessionCore<P> {
             Inbound::Sequenced { .. } => self.invalid(ProtocolError::Unexpected(
                 "a sequenced frame inside a sequenced frame".to_owned(),
             )),
+            Inbound::Reconnect { notice } => {
+                self.control();
+                tracing::info!(%notice, "the venue will close the connection; reconnecting now");
+                return Err(SessionEnd::Lost(
+                    self.lost(&format!("the venue announced a close: {notice}")),
+                ));
+            }
             Inbound::Invalid(error) => self.invalid(error),
         }
         Ok(())

@@ -517,13 +517,12 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
                     }
                     // OKX sends its codes as strings, and its error names
                     // no `arg` (the documented failure example).
-                    let error = json!({"event": "error", "code": code.to_string(), "msg": msg, "connId": "a4d3ae55"});
+                    let error = json!({"event": "error", "code": code.to_string(), "msg": msg, "connId": conn_id(conn)});
                     errors.push(echo(error).to_string());
                     continue;
                 }
                 state.subs.insert((conn, channel.clone(), inst.clone()));
-                let ack =
-                    json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}});
+                let ack = json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
                 if channel == "books" {
                     let book = state.books.entry(inst.clone()).or_insert_with(default_book);
@@ -535,8 +534,7 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
             }
             "unsubscribe" => {
                 state.subs.remove(&(conn, channel.clone(), inst.clone()));
-                let ack =
-                    json!({"event": "unsubscribe", "arg": {"channel": channel, "instId": inst}});
+                let ack = json!({"event": "unsubscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
             }
             _ => {}
@@ -550,6 +548,11 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
     // is the order the tests that do not care about it have always seen.
     replies.append(&mut errors);
     replies
+}
+
+/// OKX's `connId` for connection `conn` (8 hex digits, as documented).
+pub fn conn_id(conn: u64) -> String {
+    format!("{conn:08x}")
 }
 
 /// A small two-sided book.

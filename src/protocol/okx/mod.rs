@@ -204,22 +204,50 @@ fn pairs<'a>(levels: &[Vec<&'a str>]) -> Option<Vec<(&'a str, &'a str)>> {
         .collect()
 }
 
-/// Classifies an OKX WebSocket error code (the documented 60xxx/63xxx codes).
+/// The code of OKX's service-upgrade notice: the connection closes soon.
+pub const SERVICE_UPGRADE_NOTICE: i64 = 64008;
+
+/// A `notice` event: the service-upgrade notice asks for a new connection
+/// (OKX sends it 60 s before closing); any other notice is status.
+fn notice<'a>(frame: &Envelope<'_>) -> Inbound<'a> {
+    let code = op_args::code(frame.code);
+    let message = frame.msg.as_deref().unwrap_or_default();
+    if code == Some(SERVICE_UPGRADE_NOTICE) {
+        return Inbound::Reconnect {
+            notice: venue_error(code, message),
+        };
+    }
+    tracing::warn!(?code, message, "okx: a notice of an undocumented kind");
+    Inbound::Control
+}
+
+/// Classifies an OKX WebSocket error code: every 60xxx, 63xxx and 64xxx code
+/// OKX documents for its WebSocket (the table, with sources, is in
+/// `src/protocol/VENUES.md`), and 50011, its rate-limit code.
+///
+/// - Refusals that retrying cannot change (keys, login, arguments, an
+///   unknown channel or instrument, the wrong URL, a fee tier too low:
+///   60029/60030 before 2026-04-07, 64003 since) are `Permanent`.
+/// - Too many requests (60014, 60023, 50011) is `RateLimited`.
+/// - The venue's own trouble (60015 no data for 30 s, 60016 buffer full,
+///   63999 internal error, 64008 service upgrade) is `Transient`.
+/// - 60022 (a batch login partly succeeded) and anything undocumented are
+///   `Unknown`.
 ///
 /// ```
 /// use resilient_ws::protocol::okx::venue_error;
 /// use resilient_ws::VenueErrorKind;
 /// assert_eq!(venue_error(Some(60014), "Requests too frequent").kind, VenueErrorKind::RateLimited);
+/// assert_eq!(venue_error(Some(64003), "fee tier").kind, VenueErrorKind::Permanent);
 /// ```
 pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
     let error = VenueError::new(code, message);
     let kind = match code {
-        // Login and key errors, invalid requests, arguments, channels and ops.
-        Some(60004..=60007 | 60009 | 60011..=60013 | 60018 | 60019 | 60024 | 60031) => {
+        Some(60001..=60013 | 60017..=60021 | 60024..=60032 | 64000..=64003) => {
             VenueErrorKind::Permanent
         }
-        Some(60014) => VenueErrorKind::RateLimited,
-        Some(63999) => VenueErrorKind::Transient,
+        Some(60014 | 60023 | 50011) => VenueErrorKind::RateLimited,
+        Some(60015 | 60016 | 63999 | SERVICE_UPGRADE_NOTICE) => VenueErrorKind::Transient,
         _ => VenueErrorKind::Unknown,
     };
     error.with_kind(kind)
@@ -309,6 +337,18 @@ impl Protocol for Okx {
                     frame.msg.as_deref().unwrap_or_default(),
                 ),
             },
+            Some("notice") => notice(&frame),
+            Some("channel-conn-count-error") => {
+                // Only private channels (which need a login this adapter does
+                // not send) are counted; should one be refused anyway, say so.
+                tracing::warn!(
+                    code = ?op_args::code(frame.code),
+                    "okx: channel-conn-count-error: the venue ended a channel \
+                     subscription over its per-channel connection limit"
+                );
+                Inbound::Control
+            }
+            // `login`, `channel-conn-count`: status only.
             Some(_) => Inbound::Control,
             None => match frame.data {
                 Some(data) => self.classify_push(&arg, frame.action.as_deref(), data),

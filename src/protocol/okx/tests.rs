@@ -121,8 +121,14 @@ fn classifies_the_documented_events() {
         okx.classify(r#"{"id":"3","event":"unsubscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"x"}"#),
         Inbound::Unsubscribed { req_id: Some(3) }
     );
-    assert_eq!(
+    // The service-upgrade notice asks for a new connection; another notice
+    // is status.
+    assert!(matches!(
         okx.classify(r#"{"event":"notice","code":"64008","msg":"upgrade","connId":"x"}"#),
+        Inbound::Reconnect { notice } if notice.code == Some(64008)
+    ));
+    assert_eq!(
+        okx.classify(r#"{"event":"notice","code":"64999","msg":"?","connId":"x"}"#),
         Inbound::Control
     );
     for (code, kind) in [

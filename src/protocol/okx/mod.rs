@@ -15,7 +15,15 @@
 //!   or an update whose `prevSeqId` is not the previous `seqId`, drops the
 //!   book and is reported as [`ChecksumMismatch`], so the session resubscribes
 //!   for a fresh snapshot, as for Kraken. A `checksum` of 0 is not verified:
-//!   OKX announced that the field becomes 0 when it is retired.
+//!   OKX announced that the field becomes 0 when it is retired. Since OKX
+//!   stopped sending the initial snapshot (changelog of 2026-02-12;
+//!   production from early August 2026), a book topic may get updates with no
+//!   snapshot: there is no book to verify then, but each update must still
+//!   name the previous one's `seqId` as its `prevSeqId`, and a break resyncs.
+//! - A `notice` with code 64008 (service upgrade: the connection closes in
+//!   60 s) is [`Inbound::Reconnect`]: the session reconnects at once.
+//!   `login`, `channel-conn-count` and `channel-conn-count-error` are status
+//!   (this adapter never logs in, and only private channels are counted).
 //! - Only instruments this adapter subscribed on a book channel get a book,
 //!   so a peer cannot grow memory by naming instruments.
 //! - Limits: 480 subscribe/unsubscribe/login requests per hour per connection
@@ -68,6 +76,9 @@ pub struct Okx {
     /// The verified book of each subscribed book topic, from its latest
     /// snapshot, with the `seqId` of the last frame applied.
     books: HashMap<ServerId, (Book, i64)>,
+    /// The `seqId` of the last update of a subscribed book topic that has no
+    /// snapshot (OKX stopped sending one in 2026): the chain is still checked.
+    chains: HashMap<ServerId, i64>,
 }
 
 /// One book push's payload.
@@ -151,14 +162,17 @@ impl Okx {
         let seq = item.seq_id.unwrap_or(-1);
         let snapshot = action == Some("snapshot");
         if snapshot {
+            self.chains.remove(server_id);
             let mut book = Book::new(depth);
             book.apply_snapshot(&asks, &bids)
                 .map_err(|e| ProtocolError::Unparseable(format!("okx: book snapshot: {e}")))?;
             self.books.insert(server_id.clone(), (book, seq));
         } else {
             let Some((book, last)) = self.books.get_mut(server_id) else {
-                // No snapshot yet (or dropped after a mismatch): nothing to verify.
-                return Ok(None);
+                // No snapshot (none yet, dropped after a mismatch, or OKX no
+                // longer sends one): no book to verify, but the updates must
+                // still chain by `seqId`.
+                return Ok(self.chain(server_id, item));
             };
             if item.prev_seq_id.is_some_and(|prev| prev != *last) {
                 let computed = book.checksum();
@@ -193,6 +207,27 @@ impl Okx {
         }
         self.books.remove(server_id);
         Ok(Some(ChecksumMismatch { expected, computed }))
+    }
+}
+
+impl Okx {
+    /// Checks that an update without a book follows the previous one
+    /// (`prevSeqId` equals its `seqId`); `Some` on a break, which resyncs.
+    fn chain(&mut self, server_id: &ServerId, item: &BookData<'_>) -> Option<ChecksumMismatch> {
+        let seq = item.seq_id?;
+        let last = self.chains.insert(server_id.clone(), seq);
+        match (last, item.prev_seq_id) {
+            (Some(last), Some(prev)) if prev != last => {
+                self.chains.remove(server_id);
+                // No book, so nothing was computed: the frame's checksum (0
+                // once retired) against 0 marks the break.
+                Some(ChecksumMismatch {
+                    expected: item.checksum.unwrap_or(0) as u32,
+                    computed: 0,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -265,8 +300,9 @@ impl Protocol for Okx {
             if let Some((_, depth)) = BOOK_CHANNELS.iter().find(|(c, _)| *c == channel) {
                 if symbol.is_some() {
                     let id = Keys::server_id(channel, symbol);
-                    // A resubscribe starts from a fresh snapshot.
+                    // A resubscribe starts from a fresh snapshot (or chain).
                     self.books.remove(&id);
+                    self.chains.remove(&id);
                     self.depths.insert(id, *depth);
                 }
             }
@@ -359,11 +395,13 @@ impl Protocol for Okx {
 
     fn reset(&mut self) {
         self.books.clear();
+        self.chains.clear();
     }
 
     fn forget(&mut self, server_id: &ServerId) {
         self.keys.forget(server_id);
         self.books.remove(server_id);
+        self.chains.remove(server_id);
         self.depths.remove(server_id);
     }
 

@@ -289,3 +289,31 @@ fn a_topic_that_never_got_a_server_id_is_forgotten() {
     ));
     assert_eq!(okx.keys.len(), 1);
 }
+
+/// OKX stopped sending the books' initial snapshot (changelog 2026-02-12,
+/// production from early August 2026): updates without a book were not
+/// checked at all, so a skipped update went unnoticed. The `seqId` chain is
+/// checked without a book.
+#[test]
+fn without_a_snapshot_the_seq_id_chain_is_still_checked() {
+    let mut okx = subscribed_books();
+    let update = |prev: i64, seq: i64| book_frame("update", &[("3366", "5")], &[], 0, prev, seq);
+    assert_eq!(routed(okx.classify(&update(10, 11))), data(None));
+    assert_eq!(routed(okx.classify(&update(11, 12))), data(None));
+    // An unchanged update repeats its seqId.
+    assert_eq!(routed(okx.classify(&update(12, 12))), data(None));
+    // 13 never arrived.
+    assert_eq!(
+        routed(okx.classify(&update(13, 14))),
+        data(Some(ChecksumMismatch {
+            expected: 0,
+            computed: 0
+        }))
+    );
+    // The chain starts again from the next update; a resubscribe forgets it.
+    assert_eq!(routed(okx.classify(&update(20, 21))), data(None));
+    let _ = okx.encode_subscribe(&[&Topic::new("books").symbol("BTC-USDT")], 9);
+    assert_eq!(routed(okx.classify(&update(40, 41))), data(None));
+    okx.forget(&Okx::server_id("books", Some("BTC-USDT")));
+    assert!(okx.chains.is_empty());
+}

@@ -31,6 +31,7 @@
 //!   channel cap is documented, only advice (fewer than 30 deep book channels
 //!   per connection), so `channels_per_connection` stays `None`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -243,7 +244,7 @@ fn pairs<'a>(levels: &[Vec<&'a str>]) -> Option<Vec<(&'a str, &'a str)>> {
 pub const SERVICE_UPGRADE_NOTICE: i64 = 64008;
 
 /// A `notice` event: the service-upgrade notice asks for a new connection
-/// (OKX sends it 60 s before closing); any other notice is status.
+/// (OKX sends it 60 s before closing); any other notice is of an unknown kind.
 fn notice<'a>(frame: &Envelope<'_>) -> Inbound<'a> {
     let code = op_args::code(frame.code);
     let message = frame.msg.as_deref().unwrap_or_default();
@@ -252,8 +253,13 @@ fn notice<'a>(frame: &Envelope<'_>) -> Inbound<'a> {
             notice: venue_error(code, message),
         };
     }
-    tracing::warn!(?code, message, "okx: a notice of an undocumented kind");
-    Inbound::Control
+    // A notice of a kind OKX has not documented: counted and reported.
+    Inbound::Unknown {
+        kind: Cow::Owned(match code {
+            Some(code) => format!("notice {code}"),
+            None => "notice".to_owned(),
+        }),
+    }
 }
 
 /// Classifies an OKX WebSocket error code: every 60xxx, 63xxx and 64xxx code
@@ -384,8 +390,12 @@ impl Protocol for Okx {
                 );
                 Inbound::Control
             }
-            // `login`, `channel-conn-count`: status only.
-            Some(_) => Inbound::Control,
+            // Status only.
+            Some("login" | "channel-conn-count") => Inbound::Control,
+            // A kind OKX added after this adapter: counted and reported.
+            Some(other) => Inbound::Unknown {
+                kind: Cow::Owned(other.to_owned()),
+            },
             None => match frame.data {
                 Some(data) => self.classify_push(&arg, frame.action.as_deref(), data),
                 None => Inbound::Unsolicited,

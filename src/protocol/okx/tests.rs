@@ -129,7 +129,15 @@ fn classifies_the_documented_events() {
     ));
     assert_eq!(
         okx.classify(r#"{"event":"notice","code":"64999","msg":"?","connId":"x"}"#),
-        Inbound::Control
+        Inbound::Unknown {
+            kind: Cow::Borrowed("notice 64999")
+        }
+    );
+    assert_eq!(
+        okx.classify(r#"{"event":"brand-new","connId":"x"}"#),
+        Inbound::Unknown {
+            kind: Cow::Borrowed("brand-new")
+        }
     );
     for (code, kind) in [
         (60014, VenueErrorKind::RateLimited),

@@ -321,6 +321,14 @@ pub enum Inbound<'a> {
         /// `type` or `event` field).
         kind: Cow<'a, str>,
     },
+    /// The venue announced that it will close this connection soon (OKX's
+    /// service-upgrade notice, code 64008): the session reconnects now and
+    /// replays its subscriptions instead of waiting to be cut off. The
+    /// notice is the reported cause of the disconnect.
+    Reconnect {
+        /// The venue's notice.
+        notice: VenueError,
+    },
     /// A frame the protocol cannot make sense of; counted as unroutable.
     Invalid(ProtocolError),
 }

@@ -23,13 +23,13 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 use super::link::Link;
 use super::{Action, SessionEnd};
 use crate::config::Config;
-use crate::error::{scrub, ConnectionError, Error, ProtocolError, VenueError};
+use crate::error::{scrub, ConnectionError, Error, ProtocolError, SubscriptionOp, VenueError};
 use crate::events::{Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
-use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
+use crate::subscription::{ClientId, Phase, Registry, ReqId, Route, SeqCheck, Stashed};
 use crate::venue_error::VenueErrorKind;
 
 /// The decisions of one supervised connection, kept across reconnects: the
@@ -180,8 +180,7 @@ impl<P: Protocol> SessionCore<P> {
             }
             Message::Binary(data) => {
                 counters.bytes_in.add(data.len() as u64);
-                self.on_binary(data, now);
-                Ok(())
+                self.on_binary(data, now)
             }
             Message::Ping(_) | Message::Frame(_) => {
                 counters.control.bump();
@@ -276,19 +275,28 @@ impl<P: Protocol> SessionCore<P> {
             Inbound::Sequenced { .. } => self.invalid(ProtocolError::Unexpected(
                 "a sequenced frame inside a sequenced frame".to_owned(),
             )),
+            Inbound::Reconnect { notice } => {
+                self.control();
+                tracing::info!(%notice, "the venue will close the connection; reconnecting now");
+                return Err(SessionEnd::Lost(
+                    self.lost(&format!("the venue announced a close: {notice}")),
+                ));
+            }
             Inbound::Invalid(error) => self.invalid(error),
         }
         Ok(())
     }
 
-    fn on_binary(&mut self, data: Bytes, now: Instant) {
-        // A compressed venue: inflate (bounded by the adapter), then classify as text.
+    fn on_binary(&mut self, data: Bytes, now: Instant) -> Result<(), SessionEnd> {
+        // A compressed venue: inflate (bounded by the adapter), then classify
+        // as text, with the same outcome a text frame has (a reply that ends
+        // the session ends it).
         match self.protocol.decode_binary(&data) {
-            Some(Ok(text)) => {
-                let _ = self.on_text(Utf8Bytes::from(text), now);
-                return;
+            Some(Ok(text)) => return self.on_text(Utf8Bytes::from(text), now),
+            Some(Err(error)) => {
+                self.invalid(error);
+                return Ok(());
             }
-            Some(Err(error)) => return self.invalid(error),
             None => {}
         }
         match self.protocol.classify_binary(&data) {
@@ -304,6 +312,7 @@ impl<P: Protocol> SessionCore<P> {
             Inbound::Invalid(error) => self.invalid(error),
             _ => self.control(),
         }
+        Ok(())
     }
 
     fn control(&self) {
@@ -599,7 +608,16 @@ impl<P: Protocol> SessionCore<P> {
         self.stats.counters.venue_error(venue_error.kind);
         let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
         if session_expired && self.config.token_source.is_some() {
-            if let Some((client_id, op)) = self.registry.requeue_rejected(req_id, symbol) {
+            // A refusal naming no member asks the whole request for a fresh
+            // session: every member still waiting is replayed.
+            let mut requeued = None;
+            while let Some(found) = self.registry.requeue_rejected(req_id, symbol) {
+                requeued.get_or_insert(found);
+                if symbol.is_some() {
+                    break;
+                }
+            }
+            if let Some((client_id, op)) = requeued {
                 tracing::info!(
                     %client_id,
                     "session expired; reconnecting with a fresh token"
@@ -613,7 +631,34 @@ impl<P: Protocol> SessionCore<P> {
                 return Err(SessionEnd::Lost(error));
             }
         }
+        if let Some(members) = self.unnamed_members(req_id, symbol) {
+            // A refusal that names none of several waiting members of one
+            // request cannot be pinned on one of them (OKX does not document
+            // the order of its replies to a batch): each of them ends with it,
+            // never a guessed one, and a late ack of any is unsubscribed.
+            let op = req_id
+                .and_then(|id| self.registry.pending_op(id))
+                .unwrap_or(SubscriptionOp::Subscribe);
+            tracing::warn!(?req_id, error = %venue_error, members = members.len(),
+                "a refusal names no member of a batched subscribe; ending each");
+            for client_id in members {
+                let error = Error::Subscription {
+                    op,
+                    client_id,
+                    req_id: req_id.map(ReqId::get),
+                    error: venue_error.clone(),
+                };
+                self.note_retry_hint(&error, now);
+                self.end_subscription(client_id, Some(error), true);
+            }
+            return Ok(());
+        }
         if let Some((client_id, op, entry)) = self.registry.on_rejected(req_id, symbol) {
+            // Drop what the adapter kept for it (a book depth, a route key).
+            match &entry.server_id {
+                Some(server_id) => self.protocol.forget(server_id),
+                None => self.protocol.forget_topic(&entry.topic),
+            }
             let error = Error::Subscription {
                 op,
                 client_id,
@@ -661,6 +706,23 @@ impl<P: Protocol> SessionCore<P> {
         }
         tracing::debug!(?req_id, error = %venue_error, "venue error for no pending request");
         Ok(())
+    }
+
+    /// The members of request `req_id` still waiting for their ack, when a
+    /// refusal names none of them (`symbol` is `None`) and there are several.
+    fn unnamed_members(
+        &self,
+        req_id: Option<ReqId>,
+        symbol: Option<&str>,
+    ) -> Option<Vec<ClientId>> {
+        let req_id = req_id.filter(|_| symbol.is_none())?;
+        let members: Vec<ClientId> = self
+            .registry
+            .iter()
+            .filter(|(_, entry)| entry.phase == Phase::Pending { req_id })
+            .map(|(id, _)| id)
+            .collect();
+        (members.len() > 1).then_some(members)
     }
 
     fn on_response(

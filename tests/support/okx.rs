@@ -86,12 +86,81 @@ pub fn update(venue: &OpVenue, inst: &str, bids: &[(&str, &str)], asks: &[(&str,
     venue.push("books", inst, &frame);
 }
 
-/// A `tickers` or `trades` push.
+/// A `tickers` or `trades` push with the fields of OKX's documented push
+/// examples (`tests/data/okx/documented.json`); `n` is the ticker's `last`
+/// and the trade's `px`.
 pub fn push(venue: &OpVenue, channel: &str, inst: &str, n: u64) {
-    let frame = with_arg(
+    let n = n.to_string();
+    let row = match channel {
+        "trades" => json!({
+            "instId": inst, "tradeId": "130639474", "px": n, "sz": "0.12060306",
+            "side": "buy", "ts": "1630048897897", "count": "3", "source": "0", "seqId": 1234
+        }),
+        _ => json!({
+            "instType": "SPOT", "instId": inst, "last": n, "lastSz": "0.1",
+            "askPx": "9999.99", "askSz": "11", "bidPx": "8888.88", "bidSz": "5",
+            "open24h": "9000", "high24h": "10000", "low24h": "8888.88",
+            "volCcy24h": "2222", "vol24h": "2222", "sodUtc0": "2222", "sodUtc8": "2222",
+            "ts": "1597026383085"
+        }),
+    };
+    venue.push(
         channel,
         inst,
-        json!({"data": [{"instId": inst, "last": n.to_string()}]}),
+        &with_arg(channel, inst, json!({ "data": [row] })),
     );
-    venue.push(channel, inst, &frame);
+}
+
+/// OKX's service-upgrade notice (sent 60 s before the connection closes).
+pub fn notice_frame(conn: u64) -> Value {
+    json!({
+        "event": "notice", "code": "64008",
+        "msg": "The connection will soon be closed for a service upgrade. Please reconnect.",
+        "connId": super::op_venue::conn_id(conn)
+    })
+}
+
+/// The documented examples (`tests/data/okx/documented.json`) by name: the
+/// JSON frame, or the text of a text-only frame (`ping`, `pong`).
+pub fn documented(name: &str) -> Value {
+    let all: Value = serde_json::from_str(include_str!("../data/okx/documented.json")).unwrap();
+    let entry = &all[name];
+    assert!(!entry.is_null(), "no documented example {name}");
+    entry
+        .get("frame")
+        .or_else(|| entry.get("text"))
+        .cloned()
+        .unwrap()
+}
+
+/// Whether `ours` has the shape of the documented `theirs`: the same JSON
+/// types, the same object keys at every level, and array elements shaped
+/// like the documented array's first element. Returns where they differ.
+pub fn same_shape(ours: &Value, theirs: &Value, at: &str) -> Result<(), String> {
+    match (ours, theirs) {
+        (Value::Object(a), Value::Object(b)) => {
+            let (mut ka, mut kb): (Vec<_>, Vec<_>) = (a.keys().collect(), b.keys().collect());
+            ka.sort();
+            kb.sort();
+            if ka != kb {
+                return Err(format!("{at}: keys {ka:?}, documented {kb:?}"));
+            }
+            for (k, v) in a {
+                same_shape(v, &b[k], &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) => match b.first() {
+            Some(first) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| same_shape(v, first, &format!("{at}[{i}]"))),
+            None => Ok(()),
+        },
+        (Value::String(_), Value::String(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Bool(_), Value::Bool(_))
+        | (Value::Null, Value::Null) => Ok(()),
+        _ => Err(format!("{at}: {ours}, documented {theirs}")),
+    }
 }

@@ -101,6 +101,14 @@ impl Ord for Price {
 pub struct State {
     /// Symbols whose subscribe is refused with (code, message).
     pub rejects: HashMap<String, (i64, String)>,
+    /// A refusal is used once: the symbol leaves `rejects` when refused.
+    pub reject_once: bool,
+    /// OKX: within one request, every error is sent before the acks (OKX
+    /// does not document the order of its replies to a batch).
+    pub errors_first: bool,
+    /// Send every reply and pushed frame as a raw-deflate binary frame (the
+    /// compression OKX's v3 API and WEEX's V2 used).
+    pub deflate: bool,
     /// Swallow subscribe requests (no ack, no error).
     pub drop_subscribes: bool,
     /// Answer the client's text `ping` (OKX); off = unanswered heartbeats.
@@ -267,10 +275,11 @@ impl OpVenue {
         }
     }
 
-    /// Sends a text frame on one connection.
+    /// Sends a text frame on one connection (deflated when `deflate` is on).
     pub fn send(&self, conn: u64, text: String) {
+        let message = outgoing(&self.state(), text);
         if let Some(tx) = self.shared.conns.lock().unwrap().get(&conn) {
-            let _ = tx.send(Message::text(text));
+            let _ = tx.send(message);
         }
     }
 
@@ -342,6 +351,19 @@ impl OpVenue {
     pub fn live(&self) -> usize {
         self.shared.conns.lock().unwrap().len()
     }
+}
+
+/// `text` as the server sends it: a text frame, or a raw-deflate binary
+/// frame when `state.deflate` is on.
+fn outgoing(state: &State, text: String) -> Message {
+    if !state.deflate {
+        return Message::text(text);
+    }
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    Message::binary(encoder.finish().unwrap())
 }
 
 /// `{"arg":{"channel":..,"instId":..}}` plus `rest`.
@@ -424,8 +446,13 @@ async fn serve(
                             unanswered = 0;
                         }
                     }
-                    for reply in on_text(&shared, conn, &text) {
-                        if sink.send(Message::text(reply)).await.is_err() {
+                    let replies: Vec<Message> = {
+                        let replies = on_text(&shared, conn, &text);
+                        let state = shared.state.lock().unwrap();
+                        replies.into_iter().map(|r| outgoing(&state, r)).collect()
+                    };
+                    for reply in replies {
+                        if sink.send(reply).await.is_err() {
                             break;
                         }
                     }
@@ -471,6 +498,7 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
     let op = request["op"].as_str().unwrap_or_default();
     let id = request.get("id").cloned();
     let mut replies = Vec::new();
+    let mut errors = Vec::new();
     let echo = |mut frame: Value| {
         if let (Some(id), Some(obj)) = (&id, frame.as_object_mut()) {
             obj.insert("id".to_owned(), id.clone());
@@ -484,14 +512,17 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
             "subscribe" if state.drop_subscribes => {}
             "subscribe" => {
                 if let Some((code, msg)) = state.rejects.get(&inst).cloned() {
-                    // OKX sends its codes as strings.
-                    let error = json!({"event": "error", "code": code.to_string(), "msg": msg});
-                    replies.push(echo(error).to_string());
+                    if state.reject_once {
+                        state.rejects.remove(&inst);
+                    }
+                    // OKX sends its codes as strings, and its error names
+                    // no `arg` (the documented failure example).
+                    let error = json!({"event": "error", "code": code.to_string(), "msg": msg, "connId": conn_id(conn)});
+                    errors.push(echo(error).to_string());
                     continue;
                 }
                 state.subs.insert((conn, channel.clone(), inst.clone()));
-                let ack =
-                    json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}});
+                let ack = json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
                 if channel == "books" {
                     let book = state.books.entry(inst.clone()).or_insert_with(default_book);
@@ -503,14 +534,25 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
             }
             "unsubscribe" => {
                 state.subs.remove(&(conn, channel.clone(), inst.clone()));
-                let ack =
-                    json!({"event": "unsubscribe", "arg": {"channel": channel, "instId": inst}});
+                let ack = json!({"event": "unsubscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
             }
             _ => {}
         }
     }
+    if state.errors_first {
+        errors.append(&mut replies);
+        return errors;
+    }
+    // In argument order would interleave them; acks first, then errors,
+    // is the order the tests that do not care about it have always seen.
+    replies.append(&mut errors);
     replies
+}
+
+/// OKX's `connId` for connection `conn` (8 hex digits, as documented).
+pub fn conn_id(conn: u64) -> String {
+    format!("{conn:08x}")
 }
 
 /// A small two-sided book.

@@ -112,11 +112,30 @@ impl SessionModel {
         expired: bool,
     ) -> Option<MEnd> {
         self.on_control();
-        if expired
-            && self.settings.token_source
-            && self.reg.requeue_rejected(req_id, symbol).is_some()
-        {
-            return Some(MEnd::Lost);
+        if expired && self.settings.token_source {
+            // Naming no member, it replays every member still waiting.
+            let mut requeued = false;
+            while self.reg.requeue_rejected(req_id, symbol).is_some() {
+                requeued = true;
+                if symbol.is_some() {
+                    break;
+                }
+            }
+            if requeued {
+                return Some(MEnd::Lost);
+            }
+        }
+        // Naming none of several waiting members, it ends each of them.
+        let unnamed = req_id
+            .filter(|_| symbol.is_none())
+            .and_then(|r| self.reg.requests.get(&r))
+            .map(|request| request.members.clone())
+            .filter(|members| members.len() > 1);
+        if let Some(members) = unnamed {
+            for id in members {
+                self.end_subscription(id, true);
+            }
+            return None;
         }
         if let Some((id, _, sub)) = self.reg.on_rejected(req_id, symbol) {
             if !sub.acked_once {

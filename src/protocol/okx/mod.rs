@@ -15,7 +15,15 @@
 //!   or an update whose `prevSeqId` is not the previous `seqId`, drops the
 //!   book and is reported as [`ChecksumMismatch`], so the session resubscribes
 //!   for a fresh snapshot, as for Kraken. A `checksum` of 0 is not verified:
-//!   OKX announced that the field becomes 0 when it is retired.
+//!   OKX announced that the field becomes 0 when it is retired. Since OKX
+//!   stopped sending the initial snapshot (changelog of 2026-02-12;
+//!   production from early August 2026), a book topic may get updates with no
+//!   snapshot: there is no book to verify then, but each update must still
+//!   name the previous one's `seqId` as its `prevSeqId`, and a break resyncs.
+//! - A `notice` with code 64008 (service upgrade: the connection closes in
+//!   60 s) is [`Inbound::Reconnect`]: the session reconnects at once.
+//!   `login`, `channel-conn-count` and `channel-conn-count-error` are status
+//!   (this adapter never logs in, and only private channels are counted).
 //! - Only instruments this adapter subscribed on a book channel get a book,
 //!   so a peer cannot grow memory by naming instruments.
 //! - Limits: 480 subscribe/unsubscribe/login requests per hour per connection
@@ -23,6 +31,7 @@
 //!   channel cap is documented, only advice (fewer than 30 deep book channels
 //!   per connection), so `channels_per_connection` stays `None`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -68,6 +77,9 @@ pub struct Okx {
     /// The verified book of each subscribed book topic, from its latest
     /// snapshot, with the `seqId` of the last frame applied.
     books: HashMap<ServerId, (Book, i64)>,
+    /// The `seqId` of the last update of a subscribed book topic that has no
+    /// snapshot (OKX stopped sending one in 2026): the chain is still checked.
+    chains: HashMap<ServerId, i64>,
 }
 
 /// One book push's payload.
@@ -151,14 +163,17 @@ impl Okx {
         let seq = item.seq_id.unwrap_or(-1);
         let snapshot = action == Some("snapshot");
         if snapshot {
+            self.chains.remove(server_id);
             let mut book = Book::new(depth);
             book.apply_snapshot(&asks, &bids)
                 .map_err(|e| ProtocolError::Unparseable(format!("okx: book snapshot: {e}")))?;
             self.books.insert(server_id.clone(), (book, seq));
         } else {
             let Some((book, last)) = self.books.get_mut(server_id) else {
-                // No snapshot yet (or dropped after a mismatch): nothing to verify.
-                return Ok(None);
+                // No snapshot (none yet, dropped after a mismatch, or OKX no
+                // longer sends one): no book to verify, but the updates must
+                // still chain by `seqId`.
+                return Ok(self.chain(server_id, item));
             };
             if item.prev_seq_id.is_some_and(|prev| prev != *last) {
                 let computed = book.checksum();
@@ -196,6 +211,27 @@ impl Okx {
     }
 }
 
+impl Okx {
+    /// Checks that an update without a book follows the previous one
+    /// (`prevSeqId` equals its `seqId`); `Some` on a break, which resyncs.
+    fn chain(&mut self, server_id: &ServerId, item: &BookData<'_>) -> Option<ChecksumMismatch> {
+        let seq = item.seq_id?;
+        let last = self.chains.insert(server_id.clone(), seq);
+        match (last, item.prev_seq_id) {
+            (Some(last), Some(prev)) if prev != last => {
+                self.chains.remove(server_id);
+                // No book, so nothing was computed: the frame's checksum (0
+                // once retired) against 0 marks the break.
+                Some(ChecksumMismatch {
+                    expected: item.checksum.unwrap_or(0) as u32,
+                    computed: 0,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `(price, size)` of each level, or `None` when one lacks either.
 fn pairs<'a>(levels: &[Vec<&'a str>]) -> Option<Vec<(&'a str, &'a str)>> {
     levels
@@ -204,22 +240,55 @@ fn pairs<'a>(levels: &[Vec<&'a str>]) -> Option<Vec<(&'a str, &'a str)>> {
         .collect()
 }
 
-/// Classifies an OKX WebSocket error code (the documented 60xxx/63xxx codes).
+/// The code of OKX's service-upgrade notice: the connection closes soon.
+pub const SERVICE_UPGRADE_NOTICE: i64 = 64008;
+
+/// A `notice` event: the service-upgrade notice asks for a new connection
+/// (OKX sends it 60 s before closing); any other notice is of an unknown kind.
+fn notice<'a>(frame: &Envelope<'_>) -> Inbound<'a> {
+    let code = op_args::code(frame.code);
+    let message = frame.msg.as_deref().unwrap_or_default();
+    if code == Some(SERVICE_UPGRADE_NOTICE) {
+        return Inbound::Reconnect {
+            notice: venue_error(code, message),
+        };
+    }
+    // A notice of a kind OKX has not documented: counted and reported.
+    Inbound::Unknown {
+        kind: Cow::Owned(match code {
+            Some(code) => format!("notice {code}"),
+            None => "notice".to_owned(),
+        }),
+    }
+}
+
+/// Classifies an OKX WebSocket error code: every 60xxx, 63xxx and 64xxx code
+/// OKX documents for its WebSocket (the table, with sources, is in
+/// `src/protocol/VENUES.md`), and 50011, its rate-limit code.
+///
+/// - Refusals that retrying cannot change (keys, login, arguments, an
+///   unknown channel or instrument, the wrong URL, a fee tier too low:
+///   60029/60030 before 2026-04-07, 64003 since) are `Permanent`.
+/// - Too many requests (60014, 60023, 50011) is `RateLimited`.
+/// - The venue's own trouble (60015 no data for 30 s, 60016 buffer full,
+///   63999 internal error, 64008 service upgrade) is `Transient`.
+/// - 60022 (a batch login partly succeeded) and anything undocumented are
+///   `Unknown`.
 ///
 /// ```
 /// use resilient_ws::protocol::okx::venue_error;
 /// use resilient_ws::VenueErrorKind;
 /// assert_eq!(venue_error(Some(60014), "Requests too frequent").kind, VenueErrorKind::RateLimited);
+/// assert_eq!(venue_error(Some(64003), "fee tier").kind, VenueErrorKind::Permanent);
 /// ```
 pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
     let error = VenueError::new(code, message);
     let kind = match code {
-        // Login and key errors, invalid requests, arguments, channels and ops.
-        Some(60004..=60007 | 60009 | 60011..=60013 | 60018 | 60019 | 60024 | 60031) => {
+        Some(60001..=60013 | 60017..=60021 | 60024..=60032 | 64000..=64003) => {
             VenueErrorKind::Permanent
         }
-        Some(60014) => VenueErrorKind::RateLimited,
-        Some(63999) => VenueErrorKind::Transient,
+        Some(60014 | 60023 | 50011) => VenueErrorKind::RateLimited,
+        Some(60015 | 60016 | 63999 | SERVICE_UPGRADE_NOTICE) => VenueErrorKind::Transient,
         _ => VenueErrorKind::Unknown,
     };
     error.with_kind(kind)
@@ -237,8 +306,9 @@ impl Protocol for Okx {
             if let Some((_, depth)) = BOOK_CHANNELS.iter().find(|(c, _)| *c == channel) {
                 if symbol.is_some() {
                     let id = Keys::server_id(channel, symbol);
-                    // A resubscribe starts from a fresh snapshot.
+                    // A resubscribe starts from a fresh snapshot (or chain).
                     self.books.remove(&id);
+                    self.chains.remove(&id);
                     self.depths.insert(id, *depth);
                 }
             }
@@ -309,7 +379,23 @@ impl Protocol for Okx {
                     frame.msg.as_deref().unwrap_or_default(),
                 ),
             },
-            Some(_) => Inbound::Control,
+            Some("notice") => notice(&frame),
+            Some("channel-conn-count-error") => {
+                // Only private channels (which need a login this adapter does
+                // not send) are counted; should one be refused anyway, say so.
+                tracing::warn!(
+                    code = ?op_args::code(frame.code),
+                    "okx: channel-conn-count-error: the venue ended a channel \
+                     subscription over its per-channel connection limit"
+                );
+                Inbound::Control
+            }
+            // Status only.
+            Some("login" | "channel-conn-count") => Inbound::Control,
+            // A kind OKX added after this adapter: counted and reported.
+            Some(other) => Inbound::Unknown {
+                kind: Cow::Owned(other.to_owned()),
+            },
             None => match frame.data {
                 Some(data) => self.classify_push(&arg, frame.action.as_deref(), data),
                 None => Inbound::Unsolicited,
@@ -319,12 +405,23 @@ impl Protocol for Okx {
 
     fn reset(&mut self) {
         self.books.clear();
+        self.chains.clear();
     }
 
     fn forget(&mut self, server_id: &ServerId) {
         self.keys.forget(server_id);
         self.books.remove(server_id);
+        self.chains.remove(server_id);
         self.depths.remove(server_id);
+    }
+
+    fn forget_topic(&mut self, topic: &Topic) {
+        // OKX's server id is the topic's own key, so a subscription that never
+        // got one is forgotten by the key its subscribe remembered (and its
+        // book depth); one live subscription per topic, so nothing live
+        // shares it. A late ack then routes nowhere, and the session
+        // unsubscribes it.
+        self.forget(&Keys::server_id(topic.channel(), topic.symbol_name()));
     }
 }
 

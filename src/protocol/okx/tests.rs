@@ -121,9 +121,23 @@ fn classifies_the_documented_events() {
         okx.classify(r#"{"id":"3","event":"unsubscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"x"}"#),
         Inbound::Unsubscribed { req_id: Some(3) }
     );
-    assert_eq!(
+    // The service-upgrade notice asks for a new connection; another notice
+    // is status.
+    assert!(matches!(
         okx.classify(r#"{"event":"notice","code":"64008","msg":"upgrade","connId":"x"}"#),
-        Inbound::Control
+        Inbound::Reconnect { notice } if notice.code == Some(64008)
+    ));
+    assert_eq!(
+        okx.classify(r#"{"event":"notice","code":"64999","msg":"?","connId":"x"}"#),
+        Inbound::Unknown {
+            kind: Cow::Borrowed("notice 64999")
+        }
+    );
+    assert_eq!(
+        okx.classify(r#"{"event":"brand-new","connId":"x"}"#),
+        Inbound::Unknown {
+            kind: Cow::Borrowed("brand-new")
+        }
     );
     for (code, kind) in [
         (60014, VenueErrorKind::RateLimited),
@@ -250,4 +264,64 @@ fn the_documented_request_budget_is_declared_and_no_channel_cap() {
     assert_eq!(limits.channels_per_connection, None);
     let ops = limits.subscribe_ops.unwrap();
     assert_eq!((ops.frames, ops.per.as_secs()), (480, 3600));
+}
+
+/// Issue 19: a subscription that ended without a server id (refused, timed
+/// out, dropped while pending) left its key and book depth behind, so churn
+/// grew the adapter without bound.
+#[test]
+fn a_topic_that_never_got_a_server_id_is_forgotten() {
+    let mut okx = Okx::new();
+    for i in 0..100 {
+        let book = Topic::new("books").symbol(format!("X{i}-USDT"));
+        let ticker = Topic::new("tickers").symbol(format!("X{i}-USDT"));
+        let _ = okx.encode_subscribe(&[&book], 2 * i);
+        let _ = okx.encode_subscribe(&[&ticker], 2 * i + 1);
+        okx.forget_topic(&book);
+        okx.forget_topic(&ticker);
+    }
+    assert_eq!(okx.keys.len(), 0);
+    assert!(okx.depths.is_empty() && okx.books.is_empty());
+    // A live subscription of another topic is untouched.
+    let live = Topic::new("books").symbol("BTC-USDT");
+    let _ = okx.encode_subscribe(&[&live], 1000);
+    okx.forget_topic(&Topic::new("books").symbol("ETH-USDT"));
+    assert_eq!(okx.keys.len(), 1);
+    assert_eq!(okx.depths.len(), 1);
+    // A late ack for a forgotten topic routes by a fresh key (nowhere).
+    let _ = okx.encode_subscribe(&[&Topic::new("trades").symbol("LATE")], 1001);
+    okx.forget_topic(&Topic::new("trades").symbol("LATE"));
+    assert!(matches!(
+        okx.classify(r#"{"id":"1001","event":"subscribe","arg":{"channel":"trades","instId":"LATE"},"connId":"a"}"#),
+        Inbound::Subscribed { req_id: Some(1001), .. }
+    ));
+    assert_eq!(okx.keys.len(), 1);
+}
+
+/// OKX stopped sending the books' initial snapshot (changelog 2026-02-12,
+/// production from early August 2026): updates without a book were not
+/// checked at all, so a skipped update went unnoticed. The `seqId` chain is
+/// checked without a book.
+#[test]
+fn without_a_snapshot_the_seq_id_chain_is_still_checked() {
+    let mut okx = subscribed_books();
+    let update = |prev: i64, seq: i64| book_frame("update", &[("3366", "5")], &[], 0, prev, seq);
+    assert_eq!(routed(okx.classify(&update(10, 11))), data(None));
+    assert_eq!(routed(okx.classify(&update(11, 12))), data(None));
+    // An unchanged update repeats its seqId.
+    assert_eq!(routed(okx.classify(&update(12, 12))), data(None));
+    // 13 never arrived.
+    assert_eq!(
+        routed(okx.classify(&update(13, 14))),
+        data(Some(ChecksumMismatch {
+            expected: 0,
+            computed: 0
+        }))
+    );
+    // The chain starts again from the next update; a resubscribe forgets it.
+    assert_eq!(routed(okx.classify(&update(20, 21))), data(None));
+    let _ = okx.encode_subscribe(&[&Topic::new("books").symbol("BTC-USDT")], 9);
+    assert_eq!(routed(okx.classify(&update(40, 41))), data(None));
+    okx.forget(&Okx::server_id("books", Some("BTC-USDT")));
+    assert!(okx.chains.is_empty());
 }

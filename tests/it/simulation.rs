@@ -20,10 +20,8 @@
 //! so a seed always replays the same faults at the same virtual times. For a
 //! tick-for-tick identical replay the tokio runtimes' RNG must be seeded as
 //! well, which turmoil does only under `--cfg tokio_unstable`:
-//! `RUSTFLAGS="--cfg tokio_unstable" SIM_SEED=N cargo test --test simulation`
+//! `RUSTFLAGS="--cfg tokio_unstable" SIM_SEED=N cargo test --test it simulation::`
 //! (a separate build; `a_seed_replays_to_the_same_trace` then asserts identical traces).
-
-mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -875,7 +873,7 @@ fn seeds() -> Vec<u64> {
 fn report(seed: u64, outcome: &Outcome) -> String {
     let tail: Vec<&String> = outcome.trace.iter().rev().take(60).rev().collect();
     format!(
-        "seed {seed} failed: {}\nfaults: {:?}\ntrace tail:\n{}\nreplay: SIM_SEED={seed} cargo test --test simulation \
+        "seed {seed} failed: {}\nfaults: {:?}\ntrace tail:\n{}\nreplay: SIM_SEED={seed} cargo test --test it simulation:: \
          (tick for tick: with RUSTFLAGS=\"--cfg tokio_unstable\")",
         outcome.result.as_ref().err().map_or("", String::as_str),
         outcome.faults,

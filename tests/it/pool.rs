@@ -3,7 +3,7 @@
 //! (fault proxy on one member of three), one connect limiter across the pool,
 //! and a close that leaves nothing behind.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -2,7 +2,7 @@
 //! Kalshi's signed handshake verified by the emulator, readable refusals with
 //! `Retry-After`, and TLS against a local `wss://` server with a test CA.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! Before this rule, `is_retryable()` used `default_permanent_close` whatever the
 //! configuration said: both tests below failed on it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -12,7 +12,7 @@
 //! - a token source that never works: `venue_errors.rs::a_token_source_that_never_works_ends_with_the_terminal_error`
 //! - a close frame with an invalid code (reported as 1002): `bad_input.rs::the_bad_input_matrix_kalshi`
 
-mod support;
+use crate::support;
 
 use std::io;
 use std::net::SocketAddr;

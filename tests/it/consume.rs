@@ -2,7 +2,7 @@
 //! exact accounting, frames that carry their subscription, receive time and
 //! payload span, typed decoding, and the verified Kraken book.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! overflows `Instant` arithmetic later: each one is driven through a
 //! subscribe, a reconnect and a close 1013 on a paused clock.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

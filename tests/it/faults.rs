@@ -2,7 +2,7 @@
 //! between the client and the Kalshi-style test exchange: what the library does
 //! for each, checked exactly. The chaos soak (tests/chaos.rs) mixes them at random.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! a Kalshi-like wire format deliberately written with `serde_json::Value`) and
 //! runs a durable subscription through a reconnect with it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -12,14 +12,14 @@ use serde_json::json;
 use support::exchange::{Exchange, Venue};
 use support::{next, wait_event, SOON};
 
-#[path = "../examples/custom_protocol/tiny.rs"]
+#[path = "../../examples/custom_protocol/tiny.rs"]
 mod tiny;
 
 use tiny::Tiny;
 
 #[test]
 fn the_example_protocol_is_under_80_lines() {
-    let source = include_str!("../examples/custom_protocol/tiny.rs");
+    let source = include_str!("../../examples/custom_protocol/tiny.rs");
     let start = source
         .find("// ---- the whole protocol")
         .expect("start marker");

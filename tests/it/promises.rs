@@ -3,7 +3,7 @@
 //! restarts, and the early-frame stash is bounded by bytes. Each test failed on
 //! the code before the session core enforced it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Smoke tests for the test exchange itself, driven by a plain tokio-tungstenite client.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@
 //! against a generous RSS growth limit; the size limits here are 1.5 MiB per
 //! frame and 2 MiB per message).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! connection, and `ESession:Invalid session` fetches a fresh one.
 #![cfg(feature = "kraken-token")]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

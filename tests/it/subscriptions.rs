@@ -2,7 +2,7 @@
 //! rejections, ids that survive reconnects, the early-frame stash, replay
 //! pacing, per-subscription queues, sequence tracking and requests.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

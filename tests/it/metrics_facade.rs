@@ -2,7 +2,7 @@
 //! labelled by venue and connection, plus one delivery wait per delivered message.
 #![cfg(feature = "metrics")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! refusals classified by code, and the server heartbeat answered so the
 //! venue keeps the connection.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

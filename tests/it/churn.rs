@@ -6,7 +6,7 @@
 //! maps are also churned 100,000 times in unit tests (`stats.rs`,
 //! `protocol/kraken/mod.rs`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

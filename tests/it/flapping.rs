@@ -8,7 +8,7 @@
 //! - After a session that was healthy for `reset_after`, the first retry goes
 //!   out within a few milliseconds; a second failure backs off as before.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

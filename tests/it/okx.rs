@@ -2,7 +2,7 @@
 //! errors by request id, the text heartbeat, and the book checksum verified
 //! on the wire text, with a resync after a bad checksum or a sequence gap.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

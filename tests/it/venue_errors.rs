@@ -2,7 +2,7 @@
 //! are classified, retry hints lengthen the next backoff delay, and the token
 //! source is called before connecting and again when the session is invalid.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

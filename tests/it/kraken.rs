@@ -2,7 +2,7 @@
 //! per-symbol acks of one request, app-level ping/pong, heartbeat and status as
 //! control, book checksums and the resubscribe after a mismatch.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

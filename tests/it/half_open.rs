@@ -2,7 +2,7 @@
 //! settings, and a quiet feed whose peer answers pings is not recycled
 //! (issue 11, item 9), on a paused clock against the real test exchange.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

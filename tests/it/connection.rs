@@ -2,7 +2,7 @@
 //! the inbound queue's overflow policies, give-up paths and clean close, all
 //! against a real WebSocket server on 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

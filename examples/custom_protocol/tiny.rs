@@ -22,7 +22,7 @@
 //! clarity; the bundled adapters read only routing fields into borrowed structs,
 //! which is faster.
 //!
-//! `tests/custom_protocol.rs` runs this same type through a reconnect.
+//! `tests/it/custom_protocol.rs` runs this same type through a reconnect.
 
 use resilient_ws::{Inbound, Protocol, ServerId, Topic, VenueError};
 use serde_json::{json, Value};

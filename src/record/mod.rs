@@ -37,10 +37,13 @@ mod replay;
 mod tap;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use reader::{Recording, RecordingSummary};
@@ -127,21 +130,13 @@ struct Counters {
     files: AtomicU64,
     /// Bytes in the queue now.
     queued_bytes: AtomicUsize,
-    /// Dropped since the last hole was written: (records, bytes) packed by a lock.
-    hole: Mutex<(u64, u64)>,
-}
-
-impl Counters {
-    fn take_hole(&self) -> (u64, u64) {
-        let mut hole = self.hole.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::take(&mut *hole)
-    }
 }
 
 /// What goes to the writer thread.
 enum Msg {
-    /// A record and the bytes it counts against the queue.
-    Entry(Entry, usize),
+    /// A record, the bytes it counts against the queue, and the records
+    /// (and bytes) of its stream dropped just before it: the hole to mark.
+    Entry(Entry, usize, (u64, u64)),
     /// Flush the file, then answer.
     Flush(mpsc::Sender<std::io::Result<()>>),
 }
@@ -241,31 +236,23 @@ impl Recorder {
         tap
     }
 
-    /// Queues `entry` if there is room in count and bytes; else counts it
-    /// dropped (the writer marks the hole). Never blocks.
-    fn offer(&self, entry: Entry, payload: usize) {
+    /// Queues `entry` (after `hole`, what its stream dropped just before)
+    /// if there is room in count and bytes. Never blocks. `Err(cost)`: it was
+    /// dropped and counted; the caller adds it to its stream's next hole.
+    fn offer(&self, entry: Entry, payload: usize, hole: (u64, u64)) -> Result<(), u64> {
         let inner = &*self.inner;
         let cost = payload.saturating_add(RECORD_OVERHEAD);
         let before = inner.counters.queued_bytes.fetch_add(cost, Ordering::AcqRel);
-        if before.saturating_add(cost) > inner.queue_bytes {
-            inner.counters.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
-            self.dropped(cost);
-            return;
+        let sent = before.saturating_add(cost) <= inner.queue_bytes
+            && match inner.sender.try_send(Msg::Entry(entry, cost, hole)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            };
+        if sent {
+            return Ok(());
         }
-        match inner.sender.try_send(Msg::Entry(entry, cost)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                inner.counters.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
-                self.dropped(cost);
-            }
-        }
-    }
-
-    fn dropped(&self, cost: usize) {
-        let counters = &self.inner.counters;
-        counters.dropped.fetch_add(1, Ordering::Relaxed);
-        let mut hole = counters.hole.lock().unwrap_or_else(|p| p.into_inner());
-        hole.0 += 1;
-        hole.1 += cost as u64;
+        inner.counters.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        Err(cost as u64)
     }
 }

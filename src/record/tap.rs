@@ -4,6 +4,7 @@
 //! Called from `supervisor/drive.rs` only, before the input is applied, so
 //! the recording holds the inputs in the order the core saw them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -19,11 +20,21 @@ use crate::supervisor::Command;
 pub(crate) struct Tap {
     recorder: Recorder,
     stream: u32,
+    /// Records (and bytes) of this stream dropped since the last one queued:
+    /// the hole the next queued record carries, so the file marks it exactly
+    /// where it is in this stream.
+    hole_records: AtomicU64,
+    hole_bytes: AtomicU64,
 }
 
 impl Tap {
     pub(super) fn new(recorder: Recorder, stream: u32) -> Self {
-        Tap { recorder, stream }
+        Tap {
+            recorder,
+            stream,
+            hole_records: AtomicU64::new(0),
+            hole_bytes: AtomicU64::new(0),
+        }
     }
 
     fn offset(&self, at: Instant) -> std::time::Duration {
@@ -41,7 +52,21 @@ impl Tap {
             wall,
             event,
         };
-        self.recorder.offer(entry, payload);
+        let hole = (
+            self.hole_records.load(Ordering::Relaxed),
+            self.hole_bytes.load(Ordering::Relaxed),
+        );
+        match self.recorder.offer(entry, payload, hole) {
+            Ok(()) if hole.0 > 0 => {
+                self.hole_records.store(0, Ordering::Relaxed);
+                self.hole_bytes.store(0, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+            Err(cost) => {
+                self.hole_records.fetch_add(1, Ordering::Relaxed);
+                self.hole_bytes.fetch_add(cost, Ordering::Relaxed);
+            }
+        }
     }
 
     pub(super) fn stream_start(&self, name: &str, venue: &str) {

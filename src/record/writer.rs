@@ -48,9 +48,8 @@ pub(super) fn run(sink: Sink, messages: Receiver<Msg>) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while let Ok(message) = messages.recv() {
         match message {
-            Msg::Entry(entry, cost) => {
+            Msg::Entry(entry, cost, holes) => {
                 buf.clear();
-                let holes = sink.counters.take_hole();
                 if holes.0 > 0 {
                     let hole = Entry {
                         stream: entry.stream,

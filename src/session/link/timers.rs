@@ -15,6 +15,13 @@ impl<P: Protocol> SessionCore<P> {
     /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         let link = self.link.as_ref()?;
+        // While closing only the close deadline counts (as in `on_tick`): a
+        // ping or idle deadline already past would otherwise be "due" at
+        // every turn, and the shell would tick in a busy loop until the
+        // close deadline.
+        if let Some(deadline) = link.closing {
+            return Some(deadline);
+        }
         let mut at = link.next_ping;
         let candidates = [
             link.awaiting_pong,

@@ -4,8 +4,12 @@
 //! ```text
 //! cargo run --release --example market_feed -- [--protocol kalshi|kraken|weex|okx] [--url URL]
 //!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
-//!     [--connections N] [--metrics-addr 127.0.0.1:PORT]
+//!     [--connections N] [--metrics-addr 127.0.0.1:PORT] [--record DIR]
 //! ```
+//!
+//! `--record DIR` records the connection(s) into DIR (rotating, crash-safe
+//! files; one stream per connection) for `examples/replay.rs`; the
+//! recorder's counters go to stderr at the end.
 //!
 //! `--connections N` (N > 1) runs the feed over a [`Pool`] of at most N
 //! connections, the symbols spread evenly. `--metrics-addr` (build with
@@ -46,7 +50,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use resilient_ws::{
     Backoff, Client, Config, ConnectionState, Error, Kalshi, Kraken, Okx, Pool, PoolOptions,
-    Protocol, Stats, Subscription, Topic, Update, Weex,
+    Protocol, RecordOptions, Recorder, Stats, Subscription, Topic, Update, Weex,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,11 +136,12 @@ struct Args {
     seed: u64,
     connections: usize,
     metrics_addr: Option<std::net::SocketAddr>,
+    record: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] \
                      [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N] \
-                     [--connections N] [--metrics-addr 127.0.0.1:PORT]";
+                     [--connections N] [--metrics-addr 127.0.0.1:PORT] [--record DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut venue = Venue::Kalshi;
@@ -147,6 +152,7 @@ fn parse_args() -> Result<Args, String> {
     let mut seed = 42;
     let mut connections = 1;
     let mut metrics_addr = None;
+    let mut record = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -196,6 +202,7 @@ fn parse_args() -> Result<Args, String> {
             "--metrics-addr" => {
                 metrics_addr = Some(value.parse().map_err(|_| bad("expected IP:PORT"))?);
             }
+            "--record" => record = Some(std::path::PathBuf::from(value)),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -209,6 +216,7 @@ fn parse_args() -> Result<Args, String> {
         seed,
         connections,
         metrics_addr,
+        record,
     })
 }
 
@@ -301,7 +309,21 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         (None, Some(exchange)) => exchange.url(),
         (None, None) => unreachable!("either a URL or an embedded exchange"),
     };
-    let config = match Config::builder(url)
+    let recorder = match &args.record {
+        None => None,
+        Some(dir) => match Recorder::create(dir, RecordOptions::default()) {
+            Ok(recorder) => Some(recorder),
+            Err(error) => {
+                eprintln!("cannot record into {}: {error}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut builder = Config::builder(url);
+    if let Some(recorder) = &recorder {
+        builder = builder.record(recorder.clone());
+    }
+    let config = match builder
         .backoff(
             Backoff::new(Duration::from_millis(50), Duration::from_secs(2))
                 .max_attempts(None)
@@ -419,6 +441,12 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
     }
     if let Some(exchange) = &embedded {
         exchange.shutdown().await;
+    }
+
+    if let Some(recorder) = recorder {
+        let flushed = recorder.clone();
+        let _ = tokio::task::spawn_blocking(move || flushed.flush()).await;
+        eprintln!("record: {:?}", recorder.stats());
     }
 
     let s = feed.stats();

@@ -38,6 +38,9 @@ mod tap;
 mod writer;
 
 #[cfg(test)]
+mod conformance;
+
+#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;

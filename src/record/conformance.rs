@@ -147,3 +147,13 @@ async fn kalshi_conformance_recording() {
 async fn kraken_conformance_recording() {
     conform("kraken", crate::protocol::kraken::Kraken::new()).await;
 }
+
+#[tokio::test]
+async fn okx_conformance_recording() {
+    conform("okx", crate::protocol::okx::Okx::new()).await;
+}
+
+#[tokio::test]
+async fn weex_conformance_recording() {
+    conform("weex", crate::protocol::weex::Weex::new()).await;
+}

@@ -111,7 +111,8 @@ const SEND_PLACEHOLDER: &str = "[recorded send: content not stored]";
 /// ```
 pub struct Replay<P: Protocol> {
     recording: Recording,
-    /// The stream (connection) followed: the first one met.
+    /// The stream (connection) followed: the first one met, or the one
+    /// given to [`follow`](Replay::follow).
     stream: Option<u32>,
     drive: Drive<P>,
     client: Client,
@@ -170,6 +171,15 @@ impl<P: Protocol> Replay<P> {
             ended: false,
             stats: ReplayStats::default(),
         }
+    }
+
+    /// Follows stream (connection) `stream` of the recording instead of the
+    /// first one met: a recorder shared by a pool's or set's clients holds
+    /// one stream per connection ([`RecordingSummary::streams`](super::RecordingSummary::streams)
+    /// lists them). Call before the first item.
+    pub fn follow(mut self, stream: u32) -> Self {
+        self.stream = Some(stream);
+        self
     }
 
     /// What was checked and skipped so far.

@@ -24,9 +24,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use futures::StreamExt;
-use resilient_ws::{
-    Config, Kalshi, Kraken, Okx, Pace, Protocol, Recording, Replay, Update, Weex,
-};
+use resilient_ws::{Config, Kalshi, Kraken, Okx, Pace, Protocol, Recording, Replay, Update, Weex};
 
 const USAGE: &str = "usage: replay DIR [--protocol kalshi|kraken|weex|okx] [--paced]";
 

@@ -23,6 +23,9 @@ use support::SOON;
 
 const SYMBOLS: [&str; 3] = ["A", "B", "C"];
 
+/// A named fault to inject.
+type Fault<'a> = (&'a str, Box<dyn Fn() + 'a>);
+
 fn config(url: &str) -> ConfigBuilder {
     Config::builder(url)
         .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(20)).seed(3))
@@ -94,7 +97,10 @@ async fn round(exchange: &Exchange, set: &mut SubscriptionSet, n: u64, items: &m
         while got < SYMBOLS.len() {
             let item = set.next().await.expect("the set goes on");
             if let Ok(Update::Data(frame)) = &item.item {
-                if frame.as_text().is_some_and(|t| t.contains(&format!("\"n\":{n}"))) {
+                if frame
+                    .as_text()
+                    .is_some_and(|t| t.contains(&format!("\"n\":{n}")))
+                {
                     got += 1;
                 }
             }
@@ -112,7 +118,10 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
     let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
     let proxy = Proxy::start(exchange.addr()).await.unwrap();
-    let live_config = config(&proxy.url()).record(recorder.clone()).build().unwrap();
+    let live_config = config(&proxy.url())
+        .record(recorder.clone())
+        .build()
+        .unwrap();
     let (client, _unsolicited) = Client::spawn(live_config, Kalshi::new());
     let topics = SYMBOLS
         .iter()
@@ -122,9 +131,12 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
     let mut live = Vec::new();
     round(&exchange, &mut set, 1, &mut live).await;
 
-    let faults: [(&str, Box<dyn Fn()>); 3] = [
+    let faults: [Fault<'_>; 3] = [
         ("tcp drop", Box::new(|| proxy.cut_all())),
-        ("close 1011", Box::new(|| exchange.close_all(1011, "restart"))),
+        (
+            "close 1011",
+            Box::new(|| exchange.close_all(1011, "restart")),
+        ),
         (
             "garbage frame",
             Box::new(|| exchange.send_raw_all(raw_frame(0x3, true, 0, b"junk", false))),
@@ -189,13 +201,19 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
         assert_eq!(items.len(), again.len(), "subscription {id}: item count");
     }
     assert_eq!(live_map.len(), replay_map.len());
-    let data = live.iter().filter(|i| matches!(seen(i), Seen::Data(_))).count();
+    let data = live
+        .iter()
+        .filter(|i| matches!(seen(i), Seen::Data(_)))
+        .count();
     assert!(data >= 12, "four rounds of three: {data}");
     let resubscribed = live
         .iter()
         .filter(|i| seen(i) == Seen::Resubscribed)
         .count();
-    assert!(resubscribed >= 9, "three reconnects of three: {resubscribed}");
+    assert!(
+        resubscribed >= 9,
+        "three reconnects of three: {resubscribed}"
+    );
     let r = replay.stats();
     assert_eq!(r.writes_mismatched, 0, "{r:?}");
     assert!(r.writes_matched > 0, "{r:?}");

@@ -50,7 +50,10 @@ fn build(script: &str) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {
                 let mut topic = Topic::new(words.next().unwrap()).symbol(words.next().unwrap());
                 for param in words {
                     let (key, value) = param.split_once('=').unwrap();
-                    topic = topic.param(key, serde_json::from_str::<serde_json::Value>(value).unwrap());
+                    topic = topic.param(
+                        key,
+                        serde_json::from_str::<serde_json::Value>(value).unwrap(),
+                    );
                 }
                 inputs.push(Input::Command {
                     online: true,
@@ -120,7 +123,12 @@ async fn conform<P: Protocol>(venue: &str, protocol: P) {
         .resync_on_gap(true)
         .build()
         .unwrap();
-    let replay = Replay::new(Recording::open(&dir).unwrap(), config, protocol, Pace::AsFastAsPossible);
+    let replay = Replay::new(
+        Recording::open(&dir).unwrap(),
+        config,
+        protocol,
+        Pace::AsFastAsPossible,
+    );
     let items: Vec<_> = replay.collect().await;
     let mut got: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for item in &items {
@@ -132,7 +140,9 @@ async fn conform<P: Protocol>(venue: &str, protocol: P) {
             Ok(Update::Resubscribed { .. }) => "resubscribed",
             Err(_) => "error",
         };
-        got.entry(item.client_id.get()).or_default().push(kind.to_owned());
+        got.entry(item.client_id.get())
+            .or_default()
+            .push(kind.to_owned());
     }
     assert_eq!(got, expected, "{venue}: items per subscription: {items:#?}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -48,35 +48,66 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Input {
     /// A connection's first record: its name and venue.
-    Stream { name: String, venue: String },
+    Stream {
+        name: String,
+        venue: String,
+    },
     Connected,
     /// A frame read from the socket; `read_at` is its receive time (offset).
-    Frame { read_at: Duration, message: Message },
+    Frame {
+        read_at: Duration,
+        message: Message,
+    },
     /// The socket failed (`Some(text)`) or ended (`None`).
-    ReadEnd { error: Option<String> },
+    ReadEnd {
+        error: Option<String>,
+    },
     Tick,
     /// A command; `online` when served while connected.
-    Command { online: bool, command: Recorded },
+    Command {
+        online: bool,
+        command: Recorded,
+    },
     /// A frame taken for writing: its length and CRC (never its text).
-    Write { len: u64, crc: u32 },
+    Write {
+        len: u64,
+        crc: u32,
+    },
     /// How that write ended.
     Written(WriteEnd),
-    BlockedEnded { made_room: bool },
-    Disconnected { end: End },
-    Finish { error: Option<String> },
+    BlockedEnded {
+        made_room: bool,
+    },
+    Disconnected {
+        end: End,
+    },
+    Finish {
+        error: Option<String>,
+    },
     /// Records were dropped here (the recorder's queue was full).
-    Hole { records: u64, bytes: u64 },
+    Hole {
+        records: u64,
+        bytes: u64,
+    },
 }
 
 /// A command as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Recorded {
     Subscribe(Vec<NewTopic>),
-    Unsubscribe { client_id: u64 },
+    Unsubscribe {
+        client_id: u64,
+    },
     /// A one-off send: only its length and CRC are kept.
-    Send { rate_limited: bool, len: u64, crc: u32 },
+    Send {
+        rate_limited: bool,
+        len: u64,
+        crc: u32,
+    },
     /// A request: only its method is kept (params may be credentials).
-    Request { method: String },
+    Request {
+        method: String,
+    },
     Close,
     /// Every handle is gone.
     HandlesGone,
@@ -230,7 +261,8 @@ impl Writer<'_> {
             Message::Close(None) => self.u8(4),
             Message::Close(Some(frame)) => {
                 self.u8(5);
-                self.0.extend_from_slice(&u16::from(frame.code).to_le_bytes());
+                self.0
+                    .extend_from_slice(&u16::from(frame.code).to_le_bytes());
                 self.text(&frame.reason);
             }
             // Raw frames never come out of the reader; kept as binary.

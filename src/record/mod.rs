@@ -245,7 +245,10 @@ impl Recorder {
     fn offer(&self, entry: Entry, payload: usize, hole: (u64, u64)) -> Result<(), u64> {
         let inner = &*self.inner;
         let cost = payload.saturating_add(RECORD_OVERHEAD);
-        let before = inner.counters.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+        let before = inner
+            .counters
+            .queued_bytes
+            .fetch_add(cost, Ordering::AcqRel);
         let sent = before.saturating_add(cost) <= inner.queue_bytes
             && match inner.sender.try_send(Msg::Entry(entry, cost, hole)) {
                 Ok(()) => true,
@@ -254,7 +257,10 @@ impl Recorder {
         if sent {
             return Ok(());
         }
-        inner.counters.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        inner
+            .counters
+            .queued_bytes
+            .fetch_sub(cost, Ordering::AcqRel);
         inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
         Err(cost as u64)
     }

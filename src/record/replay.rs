@@ -29,8 +29,8 @@
 //! - Where the recorder dropped records (a hole), the session diverges from
 //!   that point; [`ReplayStats::dropped`] says so.
 
-use std::pin::Pin;
 use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::task::noop_waker_ref;
@@ -216,7 +216,8 @@ impl<P: Protocol> Replay<P> {
                 self.note(step);
             }
             Input::ReadEnd { error } => {
-                let read = error.map(|text| Err(tungstenite::Error::Io(std::io::Error::other(text))));
+                let read =
+                    error.map(|text| Err(tungstenite::Error::Io(std::io::Error::other(text))));
                 let step = self.drive.socket(read, now, now);
                 self.note(step);
             }
@@ -317,7 +318,7 @@ impl<P: Protocol> Replay<P> {
             Recorded::Send { rate_limited, .. } => {
                 self.unverifiable += 1;
                 Command::Send {
-                message: Message::text(SEND_PLACEHOLDER),
+                    message: Message::text(SEND_PLACEHOLDER),
                     rate_limited,
                     reply: oneshot::channel().0,
                 }
@@ -431,9 +432,7 @@ impl<P: Protocol> Stream for Replay<P> {
             if this.pace == Pace::Recorded {
                 let due = this.time(entry.at);
                 if due > Instant::now() {
-                    let sleep = this
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(sleep_until(due)));
+                    let sleep = this.sleep.get_or_insert_with(|| Box::pin(sleep_until(due)));
                     sleep.as_mut().reset(due);
                     if sleep.as_mut().poll(cx).is_pending() {
                         this.waiting = Some(entry);

@@ -61,7 +61,11 @@ fn rotates_into_sorted_files_and_skips_a_torn_tail() {
         let Input::Frame { message, .. } = input else {
             panic!("{input:?}");
         };
-        assert_eq!(message.to_text().unwrap(), format!("{{\"n\":{n}}}"), "in order");
+        assert_eq!(
+            message.to_text().unwrap(),
+            format!("{{\"n\":{n}}}"),
+            "in order"
+        );
     }
 
     // A crash mid-record: the last file ends inside its last record.

@@ -96,7 +96,9 @@ impl Sink {
     ) -> std::io::Result<()> {
         let due = current.as_ref().is_some_and(|c| {
             c.written >= self.rotate_bytes
-                || self.rotate_after.is_some_and(|age| c.opened.elapsed() >= age)
+                || self
+                    .rotate_after
+                    .is_some_and(|age| c.opened.elapsed() >= age)
         });
         if due {
             if let Some(mut old) = current.take() {

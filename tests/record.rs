@@ -220,3 +220,67 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
     assert_eq!(r.dropped, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a client writes (a one-off send here; subscribe frames with a token
+/// likewise) may hold credentials: the recording keeps only its length and
+/// CRC, so the secret never reaches the file, while the frames it received
+/// are there.
+#[tokio::test]
+async fn outbound_secrets_never_reach_the_recording() {
+    const SECRET: &str = "sk-live-5ecret-t0ken";
+    let dir = scratch("secret");
+    let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let url = format!("{}?token={SECRET}", exchange.url());
+    let config = config(&url).record(recorder.clone()).build().unwrap();
+    let (client, _unsolicited) = Client::spawn(config, Kalshi::new());
+    let mut set = client
+        .subscribe_set(vec![Topic::new("ticker").symbol("A")])
+        .await
+        .unwrap();
+    client
+        .send(format!(r#"{{"cmd":"login","token":"{SECRET}"}}"#))
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    round_of(&exchange, &mut set, &mut items).await;
+    assert!(
+        exchange
+            .wait_received(|r| r.iter().any(|r| r.text.contains(SECRET)), SOON)
+            .await,
+        "the send went out"
+    );
+    client.close().await.unwrap();
+    drop(set);
+    let flushed = recorder.clone();
+    tokio::task::spawn_blocking(move || flushed.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.contains("\"n\":1"), "the received frame is recorded");
+    assert!(!text.contains(SECRET), "the secret is not");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One round on symbol A only.
+async fn round_of(exchange: &Exchange, set: &mut SubscriptionSet, items: &mut Vec<SetItem>) {
+    exchange.publish("A", json!({ "n": 1 }));
+    let work = async {
+        loop {
+            let item = set.next().await.expect("the set goes on");
+            let done = matches!(&item.item, Ok(Update::Data(f)) if f.as_text().is_some_and(|t| t.contains("\"n\":1")));
+            items.push(item);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the round arrives");
+}

@@ -29,7 +29,7 @@ use crate::protocol::{Protocol, Topic};
 use crate::queue::Overflow;
 
 /// The recording a script stands for, and the expected items per client id.
-fn build(script: &str) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {
+fn build(script: &str, step: Duration) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {
     let mut inputs = vec![
         Input::Stream {
             name: "conformance".into(),
@@ -91,7 +91,7 @@ fn build(script: &str) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {
         .enumerate()
         .map(|(i, event)| Entry {
             stream: 1,
-            at: Duration::from_micros(i as u64),
+            at: step * i as u32,
             wall: 1_760_000_000_000_000_000,
             event,
         })
@@ -101,15 +101,27 @@ fn build(script: &str) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {
 
 /// Replays the venue's fixture through `protocol`; asserts the expected items.
 async fn conform<P: Protocol>(venue: &str, protocol: P) {
+    let dir = write_fixture(venue, Duration::from_micros(1));
+    let expected = fixture(venue, Duration::from_micros(1)).1;
+    replay_and_check(venue, &dir, protocol, Pace::AsFastAsPossible, &expected).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn fixture(venue: &str, step: Duration) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {
     let path = format!(
         "{}/tests/data/{venue}/conformance.txt",
         env!("CARGO_MANIFEST_DIR")
     );
-    let script = std::fs::read_to_string(&path).unwrap();
-    let (entries, expected) = build(&script);
+    build(&std::fs::read_to_string(&path).unwrap(), step)
+}
+
+/// The venue's fixture as a recording in a scratch directory, inputs `step` apart.
+fn write_fixture(venue: &str, step: Duration) -> std::path::PathBuf {
+    let (entries, _) = fixture(venue, step);
     let dir = std::env::temp_dir().join(format!(
-        "resilient-ws-conformance-{venue}-{}",
-        std::process::id()
+        "resilient-ws-conformance-{venue}-{}-{}",
+        std::process::id(),
+        step.as_nanos()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -118,17 +130,21 @@ async fn conform<P: Protocol>(venue: &str, protocol: P) {
         encode(entry, &mut bytes);
     }
     std::fs::write(dir.join("0000000000000000-000001.rwsrec"), bytes).unwrap();
+    dir
+}
 
+async fn replay_and_check<P: Protocol>(
+    venue: &str,
+    dir: &std::path::Path,
+    protocol: P,
+    pace: Pace,
+    expected: &BTreeMap<u64, Vec<String>>,
+) {
     let config = Config::builder("wss://conformance.invalid/")
         .resync_on_gap(true)
         .build()
         .unwrap();
-    let replay = Replay::new(
-        Recording::open(&dir).unwrap(),
-        config,
-        protocol,
-        Pace::AsFastAsPossible,
-    );
+    let replay = Replay::new(Recording::open(dir).unwrap(), config, protocol, pace);
     let items: Vec<_> = replay.collect().await;
     let mut got: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for item in &items {
@@ -144,7 +160,31 @@ async fn conform<P: Protocol>(venue: &str, protocol: P) {
             .or_default()
             .push(kind.to_owned());
     }
-    assert_eq!(got, expected, "{venue}: items per subscription: {items:#?}");
+    assert_eq!(
+        &got, expected,
+        "{venue}: items per subscription: {items:#?}"
+    );
+}
+
+/// At recorded pace each input waits for its time; as fast as possible none
+/// does; the items are the same either way (the clock is tokio's, paused).
+#[tokio::test(start_paused = true)]
+async fn paced_replay_keeps_the_recorded_times_and_the_same_items() {
+    let step = Duration::from_secs(1);
+    let (entries, expected) = fixture("kalshi", step);
+    let dir = write_fixture("kalshi", step);
+    let span = step * (entries.len() as u32 - 1);
+    let start = tokio::time::Instant::now();
+    let kalshi = crate::protocol::kalshi::Kalshi::new;
+    replay_and_check("kalshi", &dir, kalshi(), Pace::Recorded, &expected).await;
+    assert_eq!(start.elapsed(), span, "paced: the recording's span");
+    let start = tokio::time::Instant::now();
+    replay_and_check("kalshi", &dir, kalshi(), Pace::AsFastAsPossible, &expected).await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "as fast as possible: no waiting"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

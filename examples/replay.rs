@@ -16,15 +16,13 @@
 //! replay: items=N data=N signals=N errors=N subscriptions=K writes_matched=N writes_mismatched=N
 //! ```
 //!
-//! The config must match the live one where it shapes decisions (ping,
-//! pong, idle and request timeouts, queue sizes, resync): a different ping
-//! interval, say, makes the replayed session ping at other times than the
-//! recorded one (`writes_mismatched` then counts it). This example uses
-//! `market_feed`'s settings, so it replays `market_feed --record` exactly.
+//! The settings that shape the session's decisions (ping, pong, idle and
+//! request timeouts, queue and stash sizes, resync on gap) come from the
+//! recording itself; the outbound rate limit is the library's default here
+//! (as in `market_feed`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{Config, Kalshi, Kraken, Okx, Pace, Protocol, Recording, Replay, Update, Weex};
@@ -96,13 +94,7 @@ async fn replay<P: Protocol>(dir: &str, protocol: P, pace: Pace) -> ExitCode {
         return ExitCode::FAILURE;
     };
     // The URL only names the connection in errors; nothing is dialled.
-    let config = match Config::builder("wss://replay.invalid/")
-        .ping_interval(Duration::from_secs(2))
-        .pong_timeout(Duration::from_secs(2))
-        .idle_timeout(Some(Duration::from_secs(3)))
-        .request_timeout(Duration::from_secs(5))
-        .build()
-    {
+    let config = match Config::builder("wss://replay.invalid/").build() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{error}");

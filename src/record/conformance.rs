@@ -34,6 +34,7 @@ fn build(script: &str, step: Duration) -> (Vec<Entry>, BTreeMap<u64, Vec<String>
         Input::Stream {
             name: "conformance".into(),
             venue: "fixture".into(),
+            settings: String::new(),
         },
         Input::Connected,
     ];

@@ -47,10 +47,12 @@ pub(crate) struct Entry {
 /// One input to a drive (or a note about the recording itself).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Input {
-    /// A connection's first record: its name and venue.
+    /// A connection's first record: its name, venue and the settings that
+    /// shape its decisions (`settings.rs`).
     Stream {
         name: String,
         venue: String,
+        settings: String,
     },
     Connected,
     /// A frame read from the socket; `read_at` is its receive time (offset).
@@ -285,10 +287,15 @@ impl Writer<'_> {
     }
     fn input(&mut self, input: &Input) {
         match input {
-            Input::Stream { name, venue } => {
+            Input::Stream {
+                name,
+                venue,
+                settings,
+            } => {
                 self.u8(1);
                 self.text(name);
                 self.text(venue);
+                self.text(settings);
             }
             Input::Connected => self.u8(2),
             Input::Frame { read_at, message } => {
@@ -476,6 +483,7 @@ impl Reader<'_> {
             1 => Input::Stream {
                 name: self.text()?,
                 venue: self.text()?,
+                settings: self.text()?,
             },
             2 => Input::Connected,
             3 => Input::Frame {
@@ -563,6 +571,7 @@ mod tests {
             Input::Stream {
                 name: "main".into(),
                 venue: "kraken".into(),
+                settings: "{}".into(),
             },
             Input::Connected,
             Input::Frame {

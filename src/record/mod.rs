@@ -34,6 +34,7 @@
 mod format;
 mod reader;
 mod replay;
+mod settings;
 mod tap;
 mod writer;
 
@@ -232,10 +233,10 @@ impl Recorder {
     }
 
     /// A tap for one new connection (its own stream number).
-    pub(crate) fn tap(&self, name: &str, venue: &str) -> Tap {
+    pub(crate) fn tap(&self, config: &crate::config::Config, venue: &str) -> Tap {
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let tap = Tap::new(self.clone(), stream);
-        tap.stream_start(name, venue);
+        tap.stream_start(&config.connection_name, venue, settings::of(config));
         tap
     }
 

@@ -103,7 +103,7 @@ impl Recording {
             span.0 = span.0.min(entry.wall);
             span.1 = span.1.max(entry.wall);
             match entry.event {
-                Input::Stream { name, venue } => {
+                Input::Stream { name, venue, .. } => {
                     s.streams.insert(entry.stream, (name, venue));
                 }
                 Input::Frame { message, .. } => {

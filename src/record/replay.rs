@@ -91,9 +91,10 @@ const SEND_PLACEHOLDER: &str = "[recorded send: content not stored]";
 /// [`Replay::new`]; ends after the recording's last input (then every
 /// subscription yields its terminal error, if any, and ends).
 ///
-/// The config must be the live one (queue sizes, stash, timeouts and
-/// resync settings shape the session's decisions); a recorder in it is
-/// ignored.
+/// The settings that shape the session's decisions (ping, pong, idle,
+/// request and close timeouts, queue capacity, stash bounds, resync on gap)
+/// are taken from the recording; the rest of `config` (the outbound rate
+/// limit above all) should be the live one. A recorder in it is ignored.
 ///
 /// ```no_run
 /// use futures::StreamExt;
@@ -145,8 +146,17 @@ impl<P: Protocol> Unpin for Replay<P> {}
 
 impl<P: Protocol> Replay<P> {
     /// A replay of `recording` through `protocol` under `config`.
-    pub fn new(recording: Recording, mut config: Config, protocol: P, pace: Pace) -> Self {
+    pub fn new(mut recording: Recording, mut config: Config, protocol: P, pace: Pace) -> Self {
         config.recorder = None;
+        // The first record names the first stream and its settings.
+        let first = recording.next_entry();
+        if let Some(Entry {
+            event: Input::Stream { settings, .. },
+            ..
+        }) = &first
+        {
+            super::settings::apply(settings, &mut config);
+        }
         let url = config.redacted_url.clone();
         let (client, unsolicited, supervisor, _span) = Client::unspawned(config, protocol);
         let (_config, drive, commands, _reconnect) = supervisor.into_parts();
@@ -162,7 +172,7 @@ impl<P: Protocol> Replay<P> {
             pace,
             clock: None,
             sleep: None,
-            waiting: None,
+            waiting: first,
             writing: None,
             unverifiable: 0,
             url,

@@ -69,12 +69,14 @@ impl Tap {
         }
     }
 
-    pub(super) fn stream_start(&self, name: &str, venue: &str) {
+    pub(super) fn stream_start(&self, name: &str, venue: &str, settings: String) {
+        let size = name.len() + venue.len() + settings.len();
         let event = Input::Stream {
             name: name.to_owned(),
             venue: venue.to_owned(),
+            settings,
         };
-        self.record(Instant::now(), event, name.len() + venue.len());
+        self.record(Instant::now(), event, size);
     }
 
     pub(crate) fn connected(&self, now: Instant) {

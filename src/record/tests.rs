@@ -44,7 +44,10 @@ fn rotates_into_sorted_files_and_skips_a_torn_tail() {
     let dir = scratch("rotate");
     let options = RecordOptions::default().rotate_bytes(200);
     let recorder = Recorder::create(&dir, options).unwrap();
-    let tap = recorder.tap("main", "kalshi");
+    let tap = recorder.tap(
+        &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
+        "kalshi",
+    );
     let now = Instant::now();
     for n in 0..20 {
         let frame = Ok(Message::text(format!("{{\"n\":{n}}}")));
@@ -86,7 +89,10 @@ fn a_full_queue_drops_and_the_file_marks_the_hole() {
     // overhead each), never for a 1,000-byte frame.
     let options = RecordOptions::default().queue_bytes(1000);
     let recorder = Recorder::create(&dir, options).unwrap();
-    let tap = recorder.tap("main", "kalshi");
+    let tap = recorder.tap(
+        &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
+        "kalshi",
+    );
     let now = Instant::now();
     tap.tick(now);
     let big = Ok(Message::text("x".repeat(1000)));

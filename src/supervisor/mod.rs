@@ -163,7 +163,7 @@ impl<P: Protocol> Supervisor<P> {
         let tap = config
             .recorder
             .as_ref()
-            .map(|recorder| recorder.tap(&config.connection_name, protocol.name()));
+            .map(|recorder| recorder.tap(&config, protocol.name()));
         let core = SessionCore::new(
             Arc::clone(&config),
             protocol,

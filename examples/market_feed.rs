@@ -5,7 +5,7 @@
 //! cargo run --release --example market_feed -- [--protocol kalshi|kraken|weex|okx] [--url URL]
 //!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
 //!     [--connections N] [--metrics-addr 127.0.0.1:PORT]
-//!     [--publish nats://HOST:PORT --shard I/N --replica NAME]
+//!     [--publish nats://HOST:PORT --shard I/N --replica NAME] [--record DIR]
 //! ```
 //!
 //! `--publish` (build with `--features nats`) publishes every item to NATS
@@ -15,6 +15,10 @@
 //! and JetStream stores each update once. It prints a `publish:` summary line
 //! (the sink's accounting) and fails if it does not balance. Without
 //! `--publish` nothing changes.
+//!
+//! `--record DIR` records the connection(s) into DIR (rotating, crash-safe
+//! files; one stream per connection) for `examples/replay.rs`; the
+//! recorder's counters go to stderr at the end.
 //!
 //! `--connections N` (N > 1) runs the feed over a [`Pool`] of at most N
 //! connections, the symbols spread evenly. `--metrics-addr` (build with
@@ -55,7 +59,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use resilient_ws::{
     Backoff, Client, Config, ConnectionState, Error, Kalshi, Kraken, Okx, Pool, PoolOptions,
-    Protocol, Stats, Subscription, Topic, Update, Weex,
+    Protocol, RecordOptions, Recorder, Stats, Subscription, Topic, Update, Weex,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,12 +150,13 @@ struct Args {
     shard: resilient_ws::Shard,
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     replica: String,
+    record: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] \
                      [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N] \
                      [--connections N] [--metrics-addr 127.0.0.1:PORT] \
-                     [--publish nats://HOST:PORT --shard I/N --replica NAME]";
+                     [--publish nats://HOST:PORT --shard I/N --replica NAME] [--record DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut venue = Venue::Kalshi;
@@ -165,6 +170,7 @@ fn parse_args() -> Result<Args, String> {
     let mut publish = None;
     let mut shard = resilient_ws::Shard::whole();
     let mut replica = String::from("r0");
+    let mut record = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -217,6 +223,7 @@ fn parse_args() -> Result<Args, String> {
             "--publish" => publish = Some(value),
             "--shard" => shard = value.parse().map_err(|_| bad("expected I/N with I < N"))?,
             "--replica" => replica = value,
+            "--record" => record = Some(std::path::PathBuf::from(value)),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -240,6 +247,7 @@ fn parse_args() -> Result<Args, String> {
         publish,
         shard,
         replica,
+        record,
     })
 }
 
@@ -332,7 +340,21 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         (None, Some(exchange)) => exchange.url(),
         (None, None) => unreachable!("either a URL or an embedded exchange"),
     };
-    let config = match Config::builder(url)
+    let recorder = match &args.record {
+        None => None,
+        Some(dir) => match Recorder::create(dir, RecordOptions::default()) {
+            Ok(recorder) => Some(recorder),
+            Err(error) => {
+                eprintln!("cannot record into {}: {error}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut builder = Config::builder(url);
+    if let Some(recorder) = &recorder {
+        builder = builder.record(recorder.clone());
+    }
+    let config = match builder
         .backoff(
             Backoff::new(Duration::from_millis(50), Duration::from_secs(2))
                 .max_attempts(None)
@@ -453,6 +475,12 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
     }
     if let Some(exchange) = &embedded {
         exchange.shutdown().await;
+    }
+
+    if let Some(recorder) = recorder {
+        let flushed = recorder.clone();
+        let _ = tokio::task::spawn_blocking(move || flushed.flush()).await;
+        eprintln!("record: {:?}", recorder.stats());
     }
 
     let s = feed.stats();

@@ -299,6 +299,20 @@ impl Client {
         Ok(Prepared { pending, new })
     }
 
+    /// [`prepare`](Self::prepare) of one topic under a given client id
+    /// (replay makes each subscription again with its recorded id).
+    pub(crate) fn prepare_as(
+        &self,
+        client_id: ClientId,
+        topic: Topic,
+        options: QueueOptions,
+    ) -> Result<Prepared, Error> {
+        self.inner
+            .next_client_id
+            .store(client_id.get(), Ordering::Relaxed);
+        self.prepare(vec![topic], options)
+    }
+
     /// The asynchronous half: hands the subscriptions to the supervisor and
     /// waits for each one's answer.
     async fn submit(&self, prepared: Prepared) -> Result<Vec<Answer>, Error> {

@@ -64,6 +64,8 @@ pub struct Config {
     /// across the pool, so one [`SubscriptionSet`](crate::SubscriptionSet) can
     /// hold subscriptions of several connections.
     pub(crate) client_ids: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Records every input of the session's drive (`record/`).
+    pub(crate) recorder: Option<crate::record::Recorder>,
 }
 
 impl std::fmt::Debug for Config {
@@ -178,6 +180,7 @@ impl ConfigBuilder {
                 user_agent: Some(Arc::from(DEFAULT_USER_AGENT)),
                 tls: None,
                 client_ids: None,
+                recorder: None,
             },
         }
     }
@@ -372,6 +375,16 @@ impl ConfigBuilder {
     /// [`Pool`](crate::Pool) names its connections by index.
     pub fn connection_name(mut self, name: impl Into<String>) -> Self {
         self.config.connection_name = Arc::from(name.into());
+        self
+    }
+
+    /// Records this connection's inputs (every frame with its receive time,
+    /// connects, disconnects, commands, timer ticks, writes) with `recorder`,
+    /// for [`Replay`](crate::Replay). Give one recorder to several clients to
+    /// record them into one directory (each connection is its own stream).
+    /// Default: not recorded.
+    pub fn record(mut self, recorder: crate::record::Recorder) -> Self {
+        self.config.recorder = Some(recorder);
         self
     }
 

@@ -61,6 +61,7 @@ pub mod protocol;
 mod proxy;
 mod queue;
 mod rate;
+mod record;
 mod send;
 mod session;
 mod set;
@@ -95,6 +96,9 @@ pub use events::{ConnectionState, Event, Events, Unplaced};
 pub use feed::{Feed, FeedHandle};
 pub use ids::{ClientId, MemberKey};
 pub use rate::RateLimit;
+pub use record::{
+    Pace, RecordOptions, RecordStats, Recorder, Recording, RecordingSummary, Replay, ReplayStats,
+};
 
 pub use message::{DecodeError, Frame, Received, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};

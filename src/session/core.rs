@@ -124,6 +124,12 @@ impl<P: Protocol> SessionCore<P> {
         self.read_at = Some(at);
     }
 
+    /// Replay (`record/replay.rs`): frames of this connection get wall-clock
+    /// receive times counted from the recorded wall clock at `at`.
+    pub(crate) fn anchor_wall(&mut self, at: Instant, wall: std::time::SystemTime) {
+        self.wall_anchor = (at.into_std(), wall);
+    }
+
     /// The receive time of a frame handled at `now`.
     fn received(&self, now: Instant) -> Received {
         let at = self.read_at.unwrap_or(now).into_std();

@@ -406,3 +406,32 @@ fn while_closing_the_next_timer_is_the_close_deadline_not_a_due_ping() {
     assert_eq!(next, closing_at + Duration::from_secs(1));
     assert!(matches!(core.on_tick(next), Err(SessionEnd::Closed)));
 }
+
+/// While closing, the next timer is the close deadline: a ping or idle
+/// deadline that passed during the close handshake must not make every turn
+/// "due" (found in a recording: hundreds of thousands of ticks per second
+/// until the close deadline).
+#[test]
+fn while_closing_past_ping_and_idle_deadlines_do_not_make_every_turn_due() {
+    let config = Config::builder("ws://127.0.0.1:9")
+        .ping_interval(Duration::from_secs(1))
+        .pong_timeout(Duration::from_secs(1))
+        .idle_timeout(Some(Duration::from_secs(2)))
+        .close_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut core = core(config);
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    core.begin_close(t0);
+    write_all(&mut core, t0);
+    let close_deadline = t0 + Duration::from_secs(5);
+    // The ping (1 s) and the idle watch (2 s) are past; the close is not.
+    let t1 = t0 + Duration::from_secs(3);
+    assert!(core.on_tick(t1).is_ok());
+    assert_eq!(core.next_timer(), Some(close_deadline), "no busy loop");
+    assert!(matches!(
+        core.on_tick(close_deadline),
+        Err(SessionEnd::Closed)
+    ));
+}

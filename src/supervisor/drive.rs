@@ -36,6 +36,12 @@
 //! While no connection is up, commands go to [`Drive::serve_offline`]
 //! (subscriptions are recorded for the next connection; what needs a socket
 //! fails at once).
+//!
+//! Because every input passes here, this is where a recorder taps them
+//! (`record/`): with [`ConfigBuilder::record`](crate::ConfigBuilder::record)
+//! each method hands its input to the recorder before applying it, and
+//! replay is a third shell calling these same methods with the recorded
+//! inputs. Without a recorder the tap costs one branch per input.
 
 use std::sync::Arc;
 
@@ -48,6 +54,7 @@ use crate::connect::Ws;
 use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::queue::Queue;
+use crate::record::Tap;
 use crate::session::{SessionCore, SessionEnd, WriteFailure, Written};
 
 /// Frames handled per wake-up before waiting again, so a busy socket
@@ -96,14 +103,17 @@ pub(crate) struct Drive<P> {
     replies: Replies,
     /// Where events, state and stats go.
     shared: Arc<Shared>,
+    /// The recorder's tap, when recording (`record/`).
+    tap: Option<Tap>,
 }
 
 impl<P: Protocol> Drive<P> {
-    pub(crate) fn new(core: SessionCore<P>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
         Drive {
             core,
             replies: Replies::default(),
             shared,
+            tap,
         }
     }
 
@@ -114,12 +124,18 @@ impl<P: Protocol> Drive<P> {
 
     /// A connection is up.
     pub(crate) fn connected(&mut self, now: Instant) {
+        if let Some(tap) = &self.tap {
+            tap.connected(now);
+        }
         self.core.on_connected(now);
         self.apply();
     }
 
     /// The connection is gone (`end` says how).
     pub(crate) fn disconnected(&mut self, end: &SessionEnd, now: Instant) {
+        if let Some(tap) = &self.tap {
+            tap.disconnected(end, now);
+        }
         self.core.on_disconnected(end, now);
         self.apply();
     }
@@ -143,6 +159,9 @@ impl<P: Protocol> Drive<P> {
     /// The consumer made room in the blocked queue (`made_room`), or the
     /// timeout passed.
     pub(crate) fn blocked_ended(&mut self, made_room: bool, now: Instant) {
+        if let Some(tap) = &self.tap {
+            tap.blocked_ended(made_room, now);
+        }
         if made_room {
             self.core.on_space(now);
         } else {
@@ -154,6 +173,9 @@ impl<P: Protocol> Drive<P> {
     /// The frame due now, and how long its write may take.
     pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
         let (message, written) = self.core.take_write(now)?;
+        if let Some(tap) = &self.tap {
+            tap.write(&message, now);
+        }
         let timeout = self.core.write_timeout(&written);
         Some((message, written, timeout))
     }
@@ -165,6 +187,9 @@ impl<P: Protocol> Drive<P> {
         outcome: WriteOutcome,
         now: Instant,
     ) -> Result<(), SessionEnd> {
+        if let Some(tap) = &self.tap {
+            tap.written(&outcome, now);
+        }
         let step = match outcome {
             WriteOutcome::Done => {
                 self.core.on_written(written, now);
@@ -189,6 +214,9 @@ impl<P: Protocol> Drive<P> {
         read_at: Instant,
         now: Instant,
     ) -> Result<(), SessionEnd> {
+        if let Some(tap) = &self.tap {
+            tap.socket(message.as_ref(), read_at, now);
+        }
         self.core.set_read_at(read_at);
         let step = match message {
             Some(Ok(message)) => self.core.on_message(message, now),
@@ -201,6 +229,9 @@ impl<P: Protocol> Drive<P> {
 
     /// The timer fired at `now`.
     pub(crate) fn tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        if let Some(tap) = &self.tap {
+            tap.tick(now);
+        }
         let step = self.core.on_tick(now);
         self.apply();
         step
@@ -214,6 +245,9 @@ impl<P: Protocol> Drive<P> {
     /// A command while connected (`None`: every handle is gone). Close starts
     /// the close handshake; the session goes on until the peer answers.
     pub(crate) fn serve_online(&mut self, command: Option<Command>, now: Instant) {
+        if let Some(tap) = &self.tap {
+            tap.command(command.as_ref(), true, now);
+        }
         let served = self.replies.serve(command, &mut self.core);
         if let Served::Close = served {
             self.core.begin_close(now);
@@ -224,6 +258,9 @@ impl<P: Protocol> Drive<P> {
     /// A command while no connection is up. Returns true when close was
     /// requested (or every handle is gone): then stop at once.
     pub(crate) fn serve_offline(&mut self, command: Option<Command>) -> bool {
+        if let Some(tap) = &self.tap {
+            tap.command(command.as_ref(), false, Instant::now());
+        }
         let served = self.replies.serve(command, &mut self.core);
         self.apply();
         matches!(served, Served::Close)
@@ -247,6 +284,9 @@ impl<P: Protocol> Drive<P> {
     /// The shell is ending: every stream ends (with `error` if any) and every
     /// caller still waiting gets the answer.
     pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
+        if let Some(tap) = &self.tap {
+            tap.finish(error, now);
+        }
         self.core.finish(error, now);
         self.apply();
         let answer = error.cloned().unwrap_or(Error::ClientClosed);

@@ -161,6 +161,10 @@ impl<P: Protocol> Supervisor<P> {
         inbound: Arc<Queue>,
     ) -> Self {
         let config = Arc::new(config);
+        let tap = config
+            .recorder
+            .as_ref()
+            .map(|recorder| recorder.tap(&config, protocol.name()));
         let core = SessionCore::new(
             Arc::clone(&config),
             protocol,
@@ -170,7 +174,7 @@ impl<P: Protocol> Supervisor<P> {
         Supervisor {
             reconnect: Reconnect::new(Arc::clone(&config)),
             config,
-            drive: Drive::new(core, shared),
+            drive: Drive::new(core, shared, tap),
             commands,
         }
     }

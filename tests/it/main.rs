@@ -39,6 +39,7 @@ mod okx;
 mod panics;
 mod pool;
 mod promises;
+mod record;
 mod set_edges;
 mod silence;
 mod simulation;

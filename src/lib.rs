@@ -48,6 +48,7 @@ mod close_code;
 mod config;
 mod connect;
 mod connector;
+pub mod decimal;
 mod error;
 mod events;
 mod ids;
@@ -83,6 +84,7 @@ pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, LONGEST_DURATION};
 pub use connect::MAX_RETRY_AFTER;
+pub use decimal::{Decimal, DecimalError};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,

@@ -43,6 +43,7 @@
 
 mod auth;
 mod backoff;
+pub mod book;
 mod client;
 mod close_code;
 mod config;
@@ -80,6 +81,7 @@ pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, WeexAuth, KALSHI
 pub use rustls;
 
 pub use backoff::Backoff;
+pub use book::{BookTop, BookView, BookViews};
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, LONGEST_DURATION};

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
+use crate::book::BookViews;
 use crate::config::Config;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event, Events};
@@ -44,6 +45,8 @@ struct Inner {
     queue_capacity: usize,
     overflow: Overflow,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// The adapter's book views, taken before it moved into the supervisor.
+    books: Option<BookViews>,
 }
 
 /// One prepared subscription as the caller keeps it: the handle (made before
@@ -171,6 +174,7 @@ impl Client {
             .client_ids
             .clone()
             .unwrap_or_else(|| Arc::new(AtomicU64::new(1)));
+        let books = protocol.book_views();
         let supervisor =
             Supervisor::new(config, protocol, commands_rx, Arc::clone(&shared), inbound);
         let client = Client {
@@ -182,9 +186,18 @@ impl Client {
                 queue_capacity,
                 overflow,
                 task: Mutex::new(None),
+                books,
             }),
         };
         (client, messages, supervisor, span)
+    }
+
+    /// The views of the books the adapter verifies (Kraken today), readable
+    /// at any time while the client lives: `client.book_views()?.watch(symbol,
+    /// levels)`. `None` for an adapter that keeps no books. See
+    /// [`BookViews`](crate::BookViews).
+    pub fn book_views(&self) -> Option<BookViews> {
+        self.inner.books.clone()
     }
 
     /// Subscribes to `topic` with the default queue settings and waits for the

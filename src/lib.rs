@@ -44,11 +44,13 @@
 
 mod auth;
 mod backoff;
+pub mod book;
 mod client;
 mod close_code;
 mod config;
 mod connect;
 mod connector;
+pub mod decimal;
 mod error;
 mod events;
 mod feed;
@@ -84,10 +86,12 @@ pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, WeexAuth, KALSHI
 pub use rustls;
 
 pub use backoff::Backoff;
+pub use book::{BookTop, BookView, BookViews};
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, LONGEST_DURATION};
 pub use connect::MAX_RETRY_AFTER;
+pub use decimal::{Decimal, DecimalError};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,

@@ -21,8 +21,10 @@
 //! | [`kraken_classify`](fn@crate::fuzzing::kraken_classify) | `kraken_classify.rs` | JSON lines and `#` commands | no panic, deterministic, verified books really verify |
 //! | [`kraken_book`](fn@crate::fuzzing::kraken_book) | `kraken_book.rs` | a depth line, then `S`/`U` lines of `price:qty` | book equals `model/book.rs`; sorted, no zeros, depth; checksum |
 //! | [`envelope_scan`](fn@crate::fuzzing::envelope_scan) | `envelope_scan.rs` | JSON lines (also placed inside frames) and Kraken `#` commands | each single-pass scan answers exactly what the serde path answers, or leaves the frame to it |
+//! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
 //! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
 
+mod decimal;
 mod envelope_scan;
 mod frame_read;
 mod kalshi_classify;
@@ -31,6 +33,7 @@ mod kraken_classify;
 mod model;
 mod session_script;
 
+pub use self::decimal::decimal;
 pub use self::envelope_scan::{
     envelope_scan, kalshi_classify_fast, kalshi_classify_reference, kraken_classify_fast,
     kraken_classify_reference,
@@ -142,7 +145,8 @@ mod tests {
 
     type Harness = fn(&[u8]);
 
-    const TARGETS: [(&str, Harness); 6] = [
+    const TARGETS: [(&str, Harness); 7] = [
+        ("decimal", decimal),
         ("envelope_scan", envelope_scan),
         ("frame_read", frame_read),
         ("kalshi_classify", kalshi_classify),

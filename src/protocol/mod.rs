@@ -442,6 +442,14 @@ pub trait Protocol: Send + 'static {
         crate::close_code::default_permanent_close(code)
     }
 
+    /// The views of the books this adapter verifies, if it keeps any
+    /// (Kraken): the client keeps a clone, so
+    /// [`Client::book_views`](crate::Client::book_views) reads them at any
+    /// time, after the adapter moved into the connection. Default: `None`.
+    fn book_views(&self) -> Option<crate::book::BookViews> {
+        None
+    }
+
     /// The venue's documented per-connection limits (channels per connection,
     /// subscribe operations per window). A [`Pool`](crate::Pool) takes
     /// `channels_per_connection` as its default cap per connection; the

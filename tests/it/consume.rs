@@ -311,8 +311,8 @@ async fn the_verified_kraken_book_is_readable_after_each_frame() {
     let snapshot = next_update(&mut set).await.expect("the snapshot");
     let items: Vec<BookItem<'_>> = snapshot.decode().unwrap();
     let top = view.latest().expect("the snapshot verified");
-    assert_eq!(top.checksum(), items[0].checksum);
-    assert_eq!(top.frames(), 1);
+    assert_eq!(top.checksum(), Some(i64::from(items[0].checksum)));
+    assert_eq!(top.updates(), 1);
     // The top levels, with the exact wire text of the snapshot.
     let wire = |levels: &[WireLevel<'_>]| -> Vec<(String, String)> {
         levels
@@ -330,14 +330,19 @@ async fn the_verified_kraken_book_is_readable_after_each_frame() {
     assert_eq!(owned(top.asks().collect()), wire(&items[0].asks));
     assert_eq!(owned(top.bids().collect()), wire(&items[0].bids));
     assert_eq!(top.asks().len(), 3);
+    // The same levels as exact decimals: the best ask is the first wire level.
+    let (best_price, best_qty) = top.best_ask().expect("a best ask");
+    assert_eq!(best_price.to_string(), items[0].asks[0].price.get());
+    assert_eq!(best_qty.to_string(), items[0].asks[0].qty.get());
+    assert!(top.best_bid().expect("a best bid").0 < best_price);
     for n in 0..5 {
         exchange.publish("BTC/USD", json!({}));
         let frame = next_update(&mut set).await.expect("an update");
         let items: Vec<BookItem<'_>> = frame.decode().unwrap();
         let top = view.latest().expect("verified");
-        assert_eq!(top.checksum(), items[0].checksum);
-        assert_eq!(top.checksum(), exchange.book_checksum("BTC/USD"));
-        assert_eq!(top.frames(), n + 2);
+        assert_eq!(top.checksum(), Some(i64::from(items[0].checksum)));
+        assert_eq!(top.checksum(), Some(i64::from(exchange.book_checksum("BTC/USD"))));
+        assert_eq!(top.updates(), n + 2);
     }
     // A diverged book is not shown as verified...
     exchange.corrupt_next_checksum("BTC/USD");
@@ -354,8 +359,8 @@ async fn the_verified_kraken_book_is_readable_after_each_frame() {
     }
     let top = view.latest().expect("the fresh snapshot verified");
     assert_eq!(
-        (top.frames(), top.checksum()),
-        (1, exchange.book_checksum("BTC/USD"))
+        (top.updates(), top.checksum()),
+        (1, Some(i64::from(exchange.book_checksum("BTC/USD"))))
     );
     client.close().await.unwrap();
 }

@@ -6,6 +6,7 @@
 //! test: a model that shares code with what it checks cannot disagree with it.
 
 pub(super) mod book;
+pub(super) mod decimal;
 pub(super) mod frames;
 pub(super) mod queue;
 pub(super) mod registry;

@@ -32,14 +32,14 @@ mod error;
 mod frames;
 
 pub use error::KRAKEN_LOCKOUT;
-mod view;
 
 pub use book::{
     checksum_levels, cmp_price, Book, BookError, Level, NumberError, Side, CHECKSUM_LEVELS,
     MAX_NUMBER_LEN,
 };
 
-pub use view::{BookTop, BookView, BookViews};
+pub use crate::book::{BookTop, BookView, BookViews};
+use crate::book::Verified;
 
 /// The channel whose frames are verified against a local order book.
 const BOOK: &str = "book";
@@ -322,7 +322,17 @@ impl Kraken {
             }
             (Ok(computed), Some(_)) => {
                 if let Some(book) = self.books.get(symbol) {
-                    self.views.verified(symbol, book, computed, snapshot);
+                    let levels = |l: book::Level<'_>| (l.price(), l.qty());
+                    self.views.verified(
+                        symbol,
+                        book.asks().map(levels),
+                        book.bids().map(levels),
+                        Verified {
+                            checksum: Some(i64::from(computed)),
+                            snapshot,
+                            venue_time: None,
+                        },
+                    );
                 }
                 None
             }
@@ -363,6 +373,10 @@ fn requested_depth(params: &Map<String, Value>) -> usize {
 }
 
 impl Protocol for Kraken {
+    fn book_views(&self) -> Option<BookViews> {
+        Some(self.views.clone())
+    }
+
     fn name(&self) -> &'static str {
         "kraken"
     }

@@ -1,60 +1,94 @@
-//! The verified Kraken book, readable by consumers: [`BookViews`] and [`BookView`].
+//! Verified order books, readable by consumers, for every venue:
+//! [`BookViews`], [`BookView`] and [`BookTop`].
 //!
-//! The adapter owns the books and runs inside the supervisor task; consumers
-//! live elsewhere. After each book frame that verified (its checksum matched
-//! the local book), the adapter publishes the top levels of that symbol's book
-//! to the views that watch it, through a `tokio::sync::watch` channel holding
-//! an `Arc<BookTop>`. Rules, and why:
+//! An adapter owns its books and runs inside the connection's task (or the
+//! consumer's, for a feed); consumers live elsewhere. After each book frame
+//! that verified (by whatever the venue offers: Kraken's and OKX's checksums,
+//! OKX's `seqId` chain, WEEX's `U`/`u` update-id chain, Kalshi's per-sid
+//! `seq`), the adapter publishes the top levels of that symbol's book to the
+//! views that watch it, through a `tokio::sync::watch` channel holding an
+//! `Arc<BookTop>`. Rules, and why:
+//! - One view type for every venue. Levels are kept as the venue's wire text
+//!   (a checksum needs the exact text) and read as exact [`Decimal`]s, never
+//!   `f64`.
 //! - Only the top `levels` a view asked for are copied, once per verified
 //!   frame, into one text buffer (one allocation for the text, one for the
 //!   offsets), and only while a view of that symbol is alive: an unwatched book
 //!   costs nothing, a watched one never a copy of the whole book.
 //! - Reading is a clone of an `Arc` under the watch's lock, released at once:
-//!   no lock is held across an await, and the supervisor never waits on a reader.
-//! - When a book stops being verified (a mismatch, a malformed frame, the
-//!   connection lost, the subscription ended) the view holds `None` until the
-//!   next snapshot verifies, so nobody reads a book the library distrusts.
+//!   no lock is held across an await, and the adapter never waits on a reader.
+//! - When a book stops being verified (a checksum mismatch, a sequence or
+//!   update-id break, a malformed frame, the connection lost, the subscription
+//!   ended) the view holds `None` until the next snapshot verifies, so nobody
+//!   reads a book the library distrusts; the break itself reaches the
+//!   subscription's stream in-band (`Update::ChecksumMismatch` or
+//!   `Update::Gap`) and that one subscription resyncs.
 //! - A view is the latest verified state: it may be ahead of the frames still
-//!   waiting in the subscription's queue. [`BookTop::frames`] counts the book
+//!   waiting in the subscription's queue. [`BookTop::updates`] counts the book
 //!   frames applied since the snapshot, to correlate.
 //! - The number of watched symbols is the user's (views are made by the user),
 //!   not the peer's, and `levels` is capped at the book's depth.
+//! - [`BookViews`] is shared: get it from the adapter before connecting
+//!   (`Kraken::book_views`) or from a running client
+//!   ([`Client::book_views`](crate::Client::book_views)) at any time.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::book::Book;
+use crate::decimal::Decimal;
+use crate::error::Error;
 
 /// The top levels of a verified book, with the exact wire text of each price
-/// and quantity, and the checksum that verified it.
+/// and quantity, the checksum that verified it (where the venue has one), the
+/// venue's time of the last applied update and when it was applied.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BookTop {
     text: String,
     /// (price end, qty end) offsets into `text`, asks then bids.
     ends: Vec<(u32, u32)>,
     asks: usize,
-    checksum: u32,
+    checksum: Option<i64>,
     frames: u64,
+    venue_time: Option<SystemTime>,
+    applied: SystemTime,
+}
+
+/// What an adapter knows about one verified book frame, for [`BookViews::verified`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verified {
+    /// The checksum the frame verified against, if the venue sends one.
+    pub(crate) checksum: Option<i64>,
+    /// Whether the frame was a snapshot (restarts [`BookTop::updates`]).
+    pub(crate) snapshot: bool,
+    /// The venue's time of the update, if it sends one.
+    pub(crate) venue_time: Option<SystemTime>,
 }
 
 impl BookTop {
-    fn build(book: &Book, levels: usize, checksum: u32, frames: u64) -> Self {
-        let asks: Vec<_> = book.asks().take(levels).collect();
-        let bids: Vec<_> = book.bids().take(levels).collect();
+    fn build<'a>(
+        asks: impl Iterator<Item = (&'a str, &'a str)>,
+        bids: impl Iterator<Item = (&'a str, &'a str)>,
+        levels: usize,
+        verified: Verified,
+        frames: u64,
+    ) -> Self {
+        let asks: Vec<_> = asks.take(levels).collect();
+        let bids: Vec<_> = bids.take(levels).collect();
         let len = asks
             .iter()
             .chain(&bids)
-            .map(|l| l.price().len() + l.qty().len())
+            .map(|(price, qty)| price.len() + qty.len())
             .sum();
         let mut text = String::with_capacity(len);
         let mut ends = Vec::with_capacity(asks.len() + bids.len());
-        for level in asks.iter().chain(&bids) {
-            text.push_str(level.price());
+        for (price, qty) in asks.iter().chain(&bids) {
+            text.push_str(price);
             let price_end = text.len();
-            text.push_str(level.qty());
+            text.push_str(qty);
             // Levels are at most `MAX_NUMBER_LEN` bytes and a side at most
             // 1000 levels: far below u32::MAX.
             ends.push((
@@ -66,8 +100,10 @@ impl BookTop {
             text,
             ends,
             asks: asks.len(),
-            checksum,
+            checksum: verified.checksum,
             frames,
+            venue_time: verified.venue_time,
+            applied: SystemTime::now(),
         }
     }
 
@@ -92,14 +128,49 @@ impl BookTop {
         (self.asks..self.ends.len()).map(|i| self.level(i).unwrap_or(("", "")))
     }
 
-    /// The venue checksum this state verified against.
-    pub fn checksum(&self) -> u32 {
+    /// The asks, lowest price first, as exact decimals (price, quantity).
+    /// A level whose text is not a decimal (the venue's checksum verified it,
+    /// so this does not happen on a real feed) is left out.
+    pub fn ask_levels(&self) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
+        self.asks().filter_map(decimal_level)
+    }
+
+    /// The bids, highest price first, as exact decimals (price, quantity).
+    pub fn bid_levels(&self) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
+        self.bids().filter_map(decimal_level)
+    }
+
+    /// The best (lowest) ask as exact decimals, if any.
+    pub fn best_ask(&self) -> Option<(Decimal, Decimal)> {
+        self.ask_levels().next()
+    }
+
+    /// The best (highest) bid as exact decimals, if any.
+    pub fn best_bid(&self) -> Option<(Decimal, Decimal)> {
+        self.bid_levels().next()
+    }
+
+    /// The venue checksum this state verified against, for venues that send
+    /// one (Kraken: unsigned CRC-32; OKX: signed); `None` where the book is
+    /// verified by sequence or update-id continuity instead.
+    pub fn checksum(&self) -> Option<i64> {
         self.checksum
     }
 
     /// Book frames applied since the snapshot (1 for the snapshot itself).
-    pub fn frames(&self) -> u64 {
+    pub fn updates(&self) -> u64 {
         self.frames
+    }
+
+    /// The venue's time of the last applied update, when the venue sends one.
+    pub fn venue_time(&self) -> Option<SystemTime> {
+        self.venue_time
+    }
+
+    /// When the adapter applied the last update: the receive time, give or
+    /// take the microseconds between the socket read and classification.
+    pub fn applied(&self) -> SystemTime {
+        self.applied
     }
 }
 
@@ -109,9 +180,14 @@ impl fmt::Debug for BookTop {
             .field("asks", &self.asks().collect::<Vec<_>>())
             .field("bids", &self.bids().collect::<Vec<_>>())
             .field("checksum", &self.checksum)
-            .field("frames", &self.frames)
+            .field("updates", &self.frames)
+            .field("venue_time", &self.venue_time)
             .finish()
     }
+}
+
+fn decimal_level((price, qty): (&str, &str)) -> Option<(Decimal, Decimal)> {
+    Some((Decimal::parse(price)?, Decimal::parse(qty)?))
 }
 
 type Latest = Option<Arc<BookTop>>;
@@ -122,8 +198,8 @@ struct Slot {
     frames: u64,
 }
 
-/// The registry of book views shared between a [`Kraken`](super::Kraken)
-/// adapter and its consumers. Cheap to clone.
+/// The registry of book views shared between an adapter and its consumers.
+/// Cheap to clone.
 #[derive(Clone, Default)]
 pub struct BookViews {
     slots: Arc<Mutex<HashMap<Box<str>, Slot>>>,
@@ -158,8 +234,15 @@ impl BookViews {
         }
     }
 
-    /// Publishes `book` of `symbol` after a frame that verified against `checksum`.
-    pub(crate) fn verified(&self, symbol: &str, book: &Book, checksum: u32, snapshot: bool) {
+    /// Publishes the book of `symbol` (its levels, best first) after a frame
+    /// that verified.
+    pub(crate) fn verified<'a>(
+        &self,
+        symbol: &str,
+        asks: impl Iterator<Item = (&'a str, &'a str)>,
+        bids: impl Iterator<Item = (&'a str, &'a str)>,
+        verified: Verified,
+    ) {
         let mut slots = self.lock();
         let Some(slot) = slots.get_mut(symbol) else {
             return;
@@ -168,8 +251,12 @@ impl BookViews {
             slots.remove(symbol);
             return;
         }
-        slot.frames = if snapshot { 1 } else { slot.frames + 1 };
-        let top = BookTop::build(book, slot.levels, checksum, slot.frames);
+        slot.frames = if verified.snapshot {
+            1
+        } else {
+            slot.frames + 1
+        };
+        let top = BookTop::build(asks, bids, slot.levels, verified, slot.frames);
         slot.tx.send_replace(Some(Arc::new(top)));
     }
 
@@ -204,17 +291,19 @@ impl BookView {
         self.rx.borrow().clone()
     }
 
+    /// Whether the view holds a verified state now.
+    pub fn is_verified(&self) -> bool {
+        self.rx.borrow().is_some()
+    }
+
     /// Waits until the state changes (a new verified frame, or it became
     /// unverified), then returns it.
     ///
     /// # Errors
     ///
     /// [`Error::ClientClosed`](crate::Error::ClientClosed) once the adapter is gone.
-    pub async fn changed(&mut self) -> Result<Option<Arc<BookTop>>, crate::Error> {
-        self.rx
-            .changed()
-            .await
-            .map_err(|_| crate::Error::ClientClosed)?;
+    pub async fn changed(&mut self) -> Result<Option<Arc<BookTop>>, Error> {
+        self.rx.changed().await.map_err(|_| Error::ClientClosed)?;
         Ok(self.rx.borrow_and_update().clone())
     }
 }

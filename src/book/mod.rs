@@ -1,0 +1,10 @@
+//! Order books for every venue, and the views consumers read them through.
+//!
+//! Each adapter that carries a book builds it from the feed and verifies it
+//! with what its venue offers; `view.rs` is the one way consumers read any of
+//! them. See [`BookViews`].
+
+mod view;
+
+pub(crate) use view::Verified;
+pub use view::{BookTop, BookView, BookViews};

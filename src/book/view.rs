@@ -3,12 +3,13 @@
 //!
 //! An adapter owns its books and runs inside the connection's task (or the
 //! consumer's, for a feed); consumers live elsewhere. After each book frame
-//! that verified (by whatever the venue offers: Kraken's and OKX's checksums,
-//! OKX's `seqId` chain, WEEX's `U`/`u` update-id chain, Kalshi's per-sid
-//! `seq`), the adapter publishes the top levels of that symbol's book to the
-//! views that watch it, through a `tokio::sync::watch` channel holding an
+//! that verified, the adapter publishes the top levels of that symbol's book
+//! to the views that watch it, through a `tokio::sync::watch` channel holding an
 //! `Arc<BookTop>`. Rules, and why:
-//! - One view type for every venue. Levels are kept as the venue's wire text
+//! - One view type for every venue. Today the Kraken adapter publishes to it
+//!   (its CRC-32 checksum verifies each frame); OKX, WEEX and Kalshi verify
+//!   their books' continuity (`seqId`, `U`/`u`, `seq`) and resync on a break,
+//!   but do not keep a readable book yet. Levels are kept as the venue's wire text
 //!   (a checksum needs the exact text) and read as exact [`Decimal`]s, never
 //!   `f64`.
 //! - Only the top `levels` a view asked for are copied, once per verified

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::auth::HeaderSource;
 use crate::backoff::Backoff;
-use crate::close_code::default_permanent_close;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
 use crate::pool::limiter::ConnectLimiter;
@@ -337,7 +336,7 @@ impl ConfigBuilder {
 
     /// Which close codes stop reconnecting. Default: the protocol's rule
     /// ([`Protocol::is_permanent_close`](crate::Protocol::is_permanent_close)),
-    /// which is [`default_permanent_close`] unless the venue documents
+    /// which is [`default_permanent_close`](crate::default_permanent_close) unless the venue documents
     /// otherwise (WEEX closes with 1007 after refused subscribes, and
     /// reconnecting is right there).
     pub fn permanent_close_codes(

@@ -322,11 +322,10 @@ impl Kraken {
             }
             (Ok(computed), Some(_)) => {
                 if let Some(book) = self.books.get(symbol) {
-                    let levels = |l: book::Level<'_>| (l.price(), l.qty());
                     self.views.verified(
                         symbol,
-                        book.asks().map(levels),
-                        book.bids().map(levels),
+                        book.asks().map(wire_level),
+                        book.bids().map(wire_level),
                         Verified {
                             checksum: Some(i64::from(computed)),
                             snapshot,
@@ -522,6 +521,11 @@ fn topic_key_text<'s>(scratch: &'s mut String, topic: &Topic) -> &'s str {
     scratch.clear();
     write_key(scratch, topic.channel(), topic.symbol_name());
     scratch.as_str()
+}
+
+/// A level's (price, qty) wire text, for the book views.
+fn wire_level(level: book::Level<'_>) -> (&str, &str) {
+    (level.price(), level.qty())
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub mod decimal;
 mod error;
 mod events;
 mod ids;
+pub mod market;
 mod message;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -84,8 +85,8 @@ pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, LONGEST_DURATION};
 pub use connect::MAX_RETRY_AFTER;
-pub use decimal::{Decimal, DecimalError};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
+pub use decimal::{Decimal, DecimalError};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };

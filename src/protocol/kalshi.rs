@@ -82,15 +82,10 @@ impl Protocol for Kalshi {
         "kalshi"
     }
 
-    /// Kalshi stamps market-data messages with `ts`, Unix seconds (e.g. the
-    /// `ticker` channel's `msg.ts`).
-    fn venue_time(&self, payload: &str) -> Option<std::time::SystemTime> {
-        #[derive(serde::Deserialize)]
-        struct Stamped {
-            ts: Option<u64>,
-        }
-        let secs = serde_json::from_str::<Stamped>(payload).ok()?.ts?;
-        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+    /// Kalshi stamps market-data messages with `msg.ts_ms` (Unix ms); the
+    /// deprecated `msg.ts` (Unix seconds) is read when `ts_ms` is absent.
+    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::kalshi(payload)
     }
 
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {

@@ -58,15 +58,28 @@ async fn okx_trades_and_tickers_decode_exactly_with_venue_time() {
     assert_eq!(frame.venue_time(), Some(stamp));
     let trade = &frame.trades::<Okx>().unwrap()[0];
     assert_eq!(trade.symbol, "BTC-USDT");
-    assert_eq!((trade.price, trade.size, trade.side), (d("42219.9"), d("0.12060306"), Side::Buy));
+    assert_eq!(
+        (trade.price, trade.size, trade.side),
+        (d("42219.9"), d("0.12060306"), Side::Buy)
+    );
     assert_eq!(trade.venue_time, Some(stamp));
     assert_eq!(trade.received, frame.received());
 
     let frame = next_frame(&mut tickers).await;
     let quote = frame.quote::<Okx>().unwrap();
     assert_eq!(
-        (quote.bid_price, quote.bid_size, quote.ask_price, quote.ask_size),
-        (Some(d("8888.88")), Some(d("5")), Some(d("9999.99")), Some(d("11")))
+        (
+            quote.bid_price,
+            quote.bid_size,
+            quote.ask_price,
+            quote.ask_size
+        ),
+        (
+            Some(d("8888.88")),
+            Some(d("5")),
+            Some(d("9999.99")),
+            Some(d("11"))
+        )
     );
     assert_eq!(
         quote.venue_time,
@@ -106,7 +119,10 @@ async fn weex_trades_and_book_tickers_decode_exactly_with_venue_time() {
     );
     let trade = &frame.trades::<Weex>().unwrap()[0];
     assert_eq!(trade.symbol, "ETHUSDT");
-    assert_eq!((trade.price, trade.size, trade.side), (d("2050.56"), d("0.02625"), Side::Sell));
+    assert_eq!(
+        (trade.price, trade.size, trade.side),
+        (d("2050.56"), d("0.02625"), Side::Sell)
+    );
     assert_eq!(
         trade.venue_time,
         Some(UNIX_EPOCH + Duration::from_millis(1_775_118_619_691))
@@ -116,8 +132,16 @@ async fn weex_trades_and_book_tickers_decode_exactly_with_venue_time() {
     let quote = frame.quote::<Weex>().unwrap();
     assert_eq!(quote.symbol, "ETHUSDT");
     assert_eq!(
-        (quote.bid_price, quote.ask_price, quote.ask_size.map(|s| s.to_string())),
-        (Some(d("2050.67")), Some(d("2050.70")), Some("2.26200".to_owned()))
+        (
+            quote.bid_price,
+            quote.ask_price,
+            quote.ask_size.map(|s| s.to_string())
+        ),
+        (
+            Some(d("2050.67")),
+            Some(d("2050.70")),
+            Some("2.26200".to_owned())
+        )
     );
     assert_eq!(
         quote.venue_time,

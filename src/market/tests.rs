@@ -43,8 +43,8 @@ fn kraken_trade_and_ticker() {
     assert_eq!(trades[1].venue_time, at_ms(1_695_628_178_000));
     assert_eq!(
         frame.venue_time(),
-        first.venue_time,
-        "the frame's is the first row's"
+        trades[1].venue_time,
+        "the frame's is the last (newest) row's"
     );
 
     // docs.kraken.com, ticker channel example.

@@ -1,14 +1,23 @@
-//! The venue's own timestamp of a data frame, read by a key scan.
+//! The venue's own timestamp of a data frame, read by a key search.
 //!
 //! The session asks each adapter for it once per data frame
 //! ([`Protocol::venue_time`](super::Protocol::venue_time)) and stores it on
-//! the [`Frame`](crate::Frame), so it must cost little. Rules, and why:
-//! - **A scan, never a parse.** The [`Cursor`] walks the keys of one object
-//!   (the payload, or the first row of an array payload) and stops at the
-//!   key it wants; values before it are skipped (validated, not decoded).
-//!   No allocation, no tree.
-//! - **Top-level keys only** of that object: a nested object with the same
-//!   key name (a book level, metadata) is never taken for the stamp.
+//! the [`Frame`](crate::Frame), so it must cost little: tens of nanoseconds,
+//! not a walk over the payload. Rules, and why:
+//! - **A substring search, never a parse.** The key with its quotes
+//!   (`"ts_ms"`) is searched for in the text the adapter already validated
+//!   as JSON, followed by `:`; then only the value is read. In valid JSON
+//!   that text is a member name: inside a string its quotes would be escaped
+//!   (a match preceded by `\` is skipped), and a string followed by `:` is
+//!   always a name.
+//! - **One member of that name, at any depth: the last for a stamp the
+//!   venue writes near the end (Kalshi, Kraken and OKX rows), the first for
+//!   one near the start (WEEX `E`)**, so the search reads little of the
+//!   frame. The venues put the stamp once per row and nest no object with
+//!   the same name in the documented messages (Kraken book levels are
+//!   `price`/`qty` pairs); for a multi-row payload it is the last row's
+//!   stamp, the newest. A name written with escapes (`"t\u0073"`) is not
+//!   found: the frame then has no venue time.
 //! - **Anything unexpected is `None`**: a missing key, a value of another
 //!   type, a time before 1970 or past what [`SystemTime`] holds. A venue
 //!   time is information, not a routing fact, so it is never guessed.
@@ -16,15 +25,98 @@
 //! Where each venue puts its stamp (sources in `src/protocol/VENUES.md`,
 //! "Typed data"): Kraken v2 `timestamp` (RFC 3339) in each data row; OKX v5
 //! `ts` (Unix ms as a string) in each data row; WEEX V3 `E` (Unix ms) at the
-//! top level of the frame; Kalshi `ts_ms` (Unix ms) in `msg`, else the
+//! top level of the push; Kalshi `ts_ms` (Unix ms) in `msg`, else the
 //! deprecated `ts` (Unix seconds, or RFC 3339 text on some channels).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::scan::{Cursor, Kind, Value};
+use super::scan::{Cursor, Value};
+
+/// A scalar member value: a number's text, or a string's content (no escapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar<'a> {
+    Num(&'a str),
+    Str(&'a str),
+}
+
+/// Which occurrence of a member name to take.
+#[derive(Clone, Copy)]
+enum From {
+    /// The first: for a stamp near the start (WEEX `E`).
+    Start,
+    /// The last: for a stamp near the end (Kalshi `ts`, the last row's stamp
+    /// of a Kraken or OKX payload), so the search reads only the tail.
+    End,
+}
+
+/// The value of the first (or last) member named `quoted_key` (the name
+/// with its quotes) in `text`; `Some(None)` when it is neither a number nor
+/// a string without escapes.
+fn scalar<'a>(text: &'a str, quoted_key: &str, from: From) -> Option<Option<Scalar<'a>>> {
+    let (bytes, key) = (text.as_bytes(), quoted_key.as_bytes());
+    let last_start = bytes.len().checked_sub(key.len())?;
+    // A plain byte loop: the stamp is a few dozen bytes from where the search
+    // starts, so setting up a vectorised searcher would cost more than it saves.
+    // Two byte compares reject almost every position before a slice compare.
+    let (first, second) = (key.first()?, key.get(1)?);
+    let matches_at = |at: &usize| {
+        bytes.get(*at + 1) == Some(second)
+            && bytes.get(*at) == Some(first)
+            && bytes.get(*at..*at + key.len()) == Some(key)
+    };
+    match from {
+        From::Start => (0..=last_start)
+            .filter(matches_at)
+            .find_map(|at| value_after(text, at, key.len())),
+        From::End => (0..=last_start)
+            .rev()
+            .filter(matches_at)
+            .find_map(|at| value_after(text, at, key.len())),
+    }
+}
+
+/// For a quoted name found at `at`: `None` when it is not a member name
+/// (inside a string, or a string value), else the member's scalar value.
+fn value_after(text: &str, at: usize, key_len: usize) -> Option<Option<Scalar<'_>>> {
+    let bytes = text.as_bytes();
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    if at > 0 && bytes.get(at - 1) == Some(&b'\\') {
+        return None; // an escaped quote: inside a string
+    }
+    let mut i = at + key_len;
+    while bytes.get(i).is_some_and(is_ws) {
+        i += 1;
+    }
+    if bytes.get(i) != Some(&b':') {
+        return None; // a string value, not a name
+    }
+    i += 1;
+    while bytes.get(i).is_some_and(is_ws) {
+        i += 1;
+    }
+    let value = match bytes.get(i) {
+        Some(b'"') => bytes
+            .get(i + 1..)
+            .and_then(|rest| rest.iter().position(|b| *b == b'"'))
+            .and_then(|len| text.get(i + 1..i + 1 + len))
+            .filter(|content| !content.contains('\\'))
+            .map(Scalar::Str),
+        Some(b'-' | b'0'..=b'9') => {
+            let rest = bytes.get(i..).unwrap_or_default();
+            let len = rest
+                .iter()
+                .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                .unwrap_or(rest.len());
+            text.get(i..i + len).map(Scalar::Num)
+        }
+        _ => None,
+    };
+    Some(value)
+}
 
 /// The value of `key` among the top-level members of the object the cursor
-/// is at, or `None` (absent, or the text is not an object).
+/// is at, or `None` (absent, or the text is not an object). A full walk:
+/// for opt-in decoding (the WEEX symbol), not the per-frame stamp.
 pub(crate) fn member<'a>(cursor: &mut Cursor<'a>, key: &[u8]) -> Option<Value<'a>> {
     let mut members = cursor.begin_object()?;
     while let Some(name) = cursor.next_key(&mut members)? {
@@ -36,62 +128,60 @@ pub(crate) fn member<'a>(cursor: &mut Cursor<'a>, key: &[u8]) -> Option<Value<'a
     None
 }
 
-/// The value of `key` in the first row of an array of objects.
-fn first_row_member<'a>(payload: &'a str, key: &[u8]) -> Option<Value<'a>> {
-    let mut cursor = Cursor::new(payload);
-    if cursor.begin_array()? {
-        return None;
-    }
-    member(&mut cursor, key)
-}
-
 /// Unix milliseconds as a time.
 pub(crate) fn from_millis(ms: u64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
-/// Unix milliseconds written as digits (a JSON number or the digits of a string).
-pub(crate) fn millis_text(text: &str) -> Option<SystemTime> {
+/// A non-negative integer written as plain digits (at most 20).
+fn digits(text: &str) -> Option<u64> {
     if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    from_millis(text.parse().ok()?)
+    text.parse().ok()
 }
 
-/// Kraken v2: the first data row's `timestamp` (RFC 3339).
+/// Unix milliseconds written as digits (a JSON number or the digits of a string).
+pub(crate) fn millis_text(text: &str) -> Option<SystemTime> {
+    from_millis(digits(text)?)
+}
+
+/// Kraken v2: the last data row's `timestamp` (RFC 3339).
 pub(crate) fn kraken(payload: &str) -> Option<SystemTime> {
-    rfc3339(first_row_member(payload, b"timestamp")?.plain_str()?)
+    match scalar(payload, "\"timestamp\"", From::End)?? {
+        Scalar::Str(text) => rfc3339(text),
+        Scalar::Num(_) => None,
+    }
 }
 
-/// OKX v5: the first data row's `ts` (Unix ms, a string of digits).
+/// OKX v5: the last data row's `ts` (Unix ms, a string of digits).
 pub(crate) fn okx(payload: &str) -> Option<SystemTime> {
-    millis_text(first_row_member(payload, b"ts")?.plain_str()?)
+    match scalar(payload, "\"ts\"", From::End)?? {
+        Scalar::Str(text) => millis_text(text),
+        Scalar::Num(_) => None,
+    }
 }
 
-/// WEEX V3: the frame's top-level `E` (Unix ms, a number).
+/// WEEX V3: the push's `E` (Unix ms, a number).
 pub(crate) fn weex(text: &str) -> Option<SystemTime> {
-    from_millis(member(&mut Cursor::new(text), b"E")?.uint()?)
+    match scalar(text, "\"E\"", From::Start)?? {
+        Scalar::Num(text) => millis_text(text),
+        Scalar::Str(_) => None,
+    }
 }
 
 /// Kalshi: `msg.ts_ms` (Unix ms); without it the deprecated `msg.ts` (Unix
 /// seconds, or RFC 3339 text as `orderbook_delta` once sent).
 pub(crate) fn kalshi(payload: &str) -> Option<SystemTime> {
-    let mut cursor = Cursor::new(payload);
-    let mut members = cursor.begin_object()?;
-    let mut seconds = None;
-    while let Some(name) = cursor.next_key(&mut members)? {
-        let value = cursor.value()?;
-        match name {
-            b"ts_ms" => return from_millis(value.uint()?),
-            b"ts" => seconds = Some(value),
-            _ => {}
-        }
+    if let Some(found) = scalar(payload, "\"ts_ms\"", From::End) {
+        return match found? {
+            Scalar::Num(text) => millis_text(text),
+            Scalar::Str(_) => None,
+        };
     }
-    let value = seconds?;
-    match value.kind {
-        Kind::Num { uint: true } => UNIX_EPOCH.checked_add(Duration::from_secs(value.uint()?)),
-        Kind::Str { plain: true } => rfc3339(value.plain_str()?),
-        _ => None,
+    match scalar(payload, "\"ts\"", From::End)?? {
+        Scalar::Num(text) => UNIX_EPOCH.checked_add(Duration::from_secs(digits(text)?)),
+        Scalar::Str(text) => rfc3339(text),
     }
 }
 
@@ -243,11 +333,11 @@ mod tests {
             nanos(kraken(kraken_trade).unwrap()),
             1_695_628_177_708_706_000
         );
-        // A nested `timestamp` (inside a book level) is not the row's.
-        assert_eq!(
-            kraken(r#"[{"bids":[{"timestamp":"2023-09-25T07:49:37Z"}]}]"#),
-            None
-        );
+        // The last row's stamp; a string that merely holds the key's text
+        // (escaped quotes) or a value spelled like the key is not a name.
+        let tricky = r#"[{"timestamp":"2024-01-01T00:00:00Z"},{"timestamp" : "2023-09-25T07:49:37.708706Z","note":"\"timestamp\":\"2001-01-01T00:00:00Z\"","x":"timestamp"}]"#;
+        assert_eq!(nanos(kraken(tricky).unwrap()), 1_695_628_177_708_706_000);
+        assert_eq!(kraken(r#"[{"timestamp":1695628177}]"#), None);
         assert_eq!(kraken("[]"), None);
 
         let okx_trade = r#"[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]"#;
@@ -269,6 +359,13 @@ mod tests {
         assert_eq!(ms(kalshi(kalshi_text).unwrap()), 1_771_083_000_000);
         assert_eq!(kalshi(r#"{"market_ticker":"M"}"#), None);
         assert_eq!(kalshi(r#"{"ts":-1}"#), None);
+        assert_eq!(kalshi(r#"{"ts":1.5}"#), None);
+        assert_eq!(
+            kalshi(r#"{"ts_ms":"1707667200123","ts":1}"#),
+            None,
+            "ts_ms of the wrong type"
+        );
+        assert_eq!(weex(r#"{"e":"x","E":"1"}"#), None);
         assert_eq!(kalshi("not json"), None);
     }
 }

@@ -367,7 +367,7 @@ impl Protocol for Kraken {
         "kraken"
     }
 
-    /// The venue time: the first data row's `timestamp` (RFC 3339).
+    /// The venue time: the last data row's `timestamp` (RFC 3339).
     fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
         super::venue_time::kraken(payload)
     }

@@ -230,7 +230,7 @@ impl Protocol for Okx {
         "okx"
     }
 
-    /// The venue time: the first data row's `ts` (Unix ms, a string).
+    /// The venue time: the last data row's `ts` (Unix ms, a string).
     fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
         super::venue_time::okx(payload)
     }

@@ -173,11 +173,9 @@ fn main() {
             true,
             |frame| {
                 let rows: Vec<KrakenTradeF64<'_>> = frame.decode().unwrap();
-                black_box(
-                    rows.iter()
-                        .map(|r| (r.symbol, r.side, r.price, r.qty, r.timestamp))
-                        .count(),
-                );
+                for r in &rows {
+                    black_box((r.symbol, r.side, r.price, r.qty, r.timestamp));
+                }
             },
         ),
         measure(
@@ -200,19 +198,15 @@ fn main() {
             true,
             |frame| {
                 let rows: Vec<OkxTradeRaw<'_>> = frame.decode().unwrap();
-                black_box(
-                    rows.iter()
-                        .map(|r| {
-                            (
-                                r.inst_id,
-                                f(r.px),
-                                f(r.sz),
-                                r.side,
-                                r.ts.parse::<u64>().ok(),
-                            )
-                        })
-                        .count(),
-                );
+                for r in &rows {
+                    black_box((
+                        r.inst_id,
+                        f(r.px),
+                        f(r.sz),
+                        r.side,
+                        r.ts.parse::<u64>().ok(),
+                    ));
+                }
             },
         ),
         measure(
@@ -240,7 +234,9 @@ fn main() {
             true,
             |frame| {
                 let rows: Vec<WeexTradeRaw<'_>> = frame.decode().unwrap();
-                black_box(rows.iter().map(|r| (r.time, f(r.p), f(r.q), r.m)).count());
+                for r in &rows {
+                    black_box((r.time, f(r.p), f(r.q), r.m));
+                }
             },
         ),
         measure(

@@ -321,11 +321,7 @@ impl<'de> serde::Deserialize<'de> for Decimal {
     /// through `f64`.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let raw: &serde_json::value::RawValue =
-            match <&serde_json::value::RawValue>::deserialize(deserializer) {
-                Ok(raw) => raw,
-                Err(e) => return Err(e),
-            };
+        let raw = <&serde_json::value::RawValue>::deserialize(deserializer)?;
         let text = raw.get();
         let text = text
             .strip_prefix('"')

@@ -59,6 +59,7 @@ use crate::{Decimal, DecodeError, Frame, Received};
 mod kalshi;
 mod kraken;
 mod okx;
+mod rows;
 mod weex;
 
 #[cfg(test)]
@@ -185,6 +186,59 @@ fn decode<'a, T: Deserialize<'a>>(
     frame
         .decode::<T>()
         .map_err(|error| DecodeError { target, ..error })
+}
+
+/// Decodes the payload, an array of rows, into one item per row with `each`,
+/// without collecting the rows first.
+fn decode_rows<'a, R: Deserialize<'a>, T>(
+    frame: &'a Frame,
+    target: &'static str,
+    each: impl FnMut(R) -> T,
+) -> Result<Vec<T>, DecodeError> {
+    run(frame, target, rows::EachRow::new(each))
+}
+
+/// Decodes the first row of the payload (an array of rows), skipping the
+/// rest without collecting them; `None` for an empty array.
+fn decode_first<'a, R: Deserialize<'a>>(
+    frame: &'a Frame,
+    target: &'static str,
+) -> Result<Option<R>, DecodeError> {
+    run(frame, target, rows::FirstRow::new())
+}
+
+/// Runs `seed` over the whole payload (trailing text is an error).
+fn run<'a, S: serde::de::DeserializeSeed<'a>>(
+    frame: &'a Frame,
+    target: &'static str,
+    seed: S,
+) -> Result<S::Value, DecodeError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(frame.payload());
+    let value = seed
+        .deserialize(&mut deserializer)
+        .map_err(|error| serde_error(frame, target, &error))?;
+    deserializer
+        .end()
+        .map_err(|error| serde_error(frame, target, &error))?;
+    Ok(value)
+}
+
+/// A serde error as a [`DecodeError`], as [`Frame::decode`] reports it.
+fn serde_error(frame: &Frame, target: &'static str, error: &serde_json::Error) -> DecodeError {
+    use serde_json::error::Category;
+    DecodeError {
+        client_id: frame.client_id().unwrap_or(ClientId::new(0)),
+        target,
+        category: match error.classify() {
+            Category::Io => "io",
+            Category::Syntax => "syntax",
+            Category::Data => "data",
+            Category::Eof => "eof",
+        },
+        line: error.line(),
+        column: error.column(),
+        message: error.to_string(),
+    }
 }
 
 /// A decode error about a value rather than a place in the text.

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{decode, optional_decimal, value_error, MarketData, Quote, Side, Trade};
+use super::{
+    decode_first, decode_rows, optional_decimal, value_error, MarketData, Quote, Side, Trade,
+};
 use crate::protocol::venue_time;
 use crate::{Decimal, DecodeError, Frame, Okx};
 
@@ -45,34 +47,27 @@ const TICKER: &str = "okx tickers";
 
 impl MarketData for Okx {
     fn trades(frame: &Frame) -> Result<Vec<Trade<'_>>, DecodeError> {
-        let rows: Vec<TradeRow<'_>> = decode(frame, TRADE)?;
         let received = frame.received();
-        Ok(rows
-            .into_iter()
-            .map(|row| Trade {
-                venue_time: row
-                    .ts
-                    .as_deref()
-                    .and_then(venue_time::millis_text)
-                    .or(frame.venue_time()),
-                side: match row.side.as_deref() {
-                    Some("buy") => Side::Buy,
-                    Some("sell") => Side::Sell,
-                    _ => Side::Unknown,
-                },
-                symbol: row.inst_id,
-                price: row.px,
-                size: row.sz,
-                received,
-            })
-            .collect())
+        decode_rows(frame, TRADE, |row: TradeRow<'_>| Trade {
+            venue_time: row
+                .ts
+                .as_deref()
+                .and_then(venue_time::millis_text)
+                .or(frame.venue_time()),
+            side: match row.side.as_deref() {
+                Some("buy") => Side::Buy,
+                Some("sell") => Side::Sell,
+                _ => Side::Unknown,
+            },
+            symbol: row.inst_id,
+            price: row.px,
+            size: row.sz,
+            received,
+        })
     }
 
     fn quote(frame: &Frame) -> Result<Quote<'_>, DecodeError> {
-        let rows: Vec<TickerRow<'_>> = decode(frame, TICKER)?;
-        let row = rows
-            .into_iter()
-            .next()
+        let row: TickerRow<'_> = decode_first(frame, TICKER)?
             .ok_or_else(|| value_error(frame, TICKER, "no ticker row in data"))?;
         Ok(Quote {
             venue_time: row

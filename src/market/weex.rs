@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{decode, optional_decimal, value_error, MarketData, Quote, Side, Trade};
+use super::{decode, decode_rows, optional_decimal, value_error, MarketData, Quote, Side, Trade};
 use crate::protocol::scan::Cursor;
 use crate::protocol::venue_time;
 use crate::{Decimal, DecodeError, Frame, Weex};
@@ -56,26 +56,22 @@ impl MarketData for Weex {
     fn trades(frame: &Frame) -> Result<Vec<Trade<'_>>, DecodeError> {
         let symbol = symbol(frame)
             .ok_or_else(|| value_error(frame, TRADE, "no plain string `s` (symbol) in the push"))?;
-        let rows: Vec<TradeRow> = decode(frame, TRADE)?;
         let received = frame.received();
-        Ok(rows
-            .into_iter()
-            .map(|row| Trade {
-                symbol: Cow::Borrowed(symbol),
-                price: row.price,
-                size: row.size,
-                side: match row.buyer_is_maker {
-                    Some(true) => Side::Sell,
-                    Some(false) => Side::Buy,
-                    None => Side::Unknown,
-                },
-                venue_time: row
-                    .time
-                    .and_then(venue_time::from_millis)
-                    .or(frame.venue_time()),
-                received,
-            })
-            .collect())
+        decode_rows(frame, TRADE, |row: TradeRow| Trade {
+            symbol: Cow::Borrowed(symbol),
+            price: row.price,
+            size: row.size,
+            side: match row.buyer_is_maker {
+                Some(true) => Side::Sell,
+                Some(false) => Side::Buy,
+                None => Side::Unknown,
+            },
+            venue_time: row
+                .time
+                .and_then(venue_time::from_millis)
+                .or(frame.venue_time()),
+            received,
+        })
     }
 
     fn quote(frame: &Frame) -> Result<Quote<'_>, DecodeError> {

@@ -8,8 +8,11 @@ mod support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::market::Side;
-use resilient_ws::{Decimal, Frame, Okx, Subscription, Topic, Update, Weex};
+use resilient_ws::{
+    Client, Config, Decimal, Frame, Kalshi, Kraken, Okx, Subscription, Topic, Update, Weex,
+};
 use serde_json::json;
+use support::exchange::{Exchange, Venue};
 use support::next;
 use support::op_venue::{self, Dialect, OpVenue};
 
@@ -147,5 +150,71 @@ async fn weex_trades_and_book_tickers_decode_exactly_with_venue_time() {
         quote.venue_time,
         Some(UNIX_EPOCH + Duration::from_millis(1_775_117_847_999))
     );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn kraken_and_kalshi_trades_and_tickers_decode_exactly_with_venue_time() {
+    let kraken = Exchange::start(Venue::Kraken).await.unwrap();
+    let (client, _unsolicited) = Client::spawn(
+        Config::builder(kraken.url()).build().unwrap(),
+        Kraken::new(),
+    );
+    let mut trades = client
+        .subscribe(Topic::new("trade").symbol("MATIC/USD"))
+        .await
+        .unwrap();
+    let mut ticker = client
+        .subscribe(Topic::new("ticker").symbol("ALGO/USD"))
+        .await
+        .unwrap();
+    kraken.publish(
+        "MATIC/USD",
+        json!({"side":"sell","price":0.5117,"qty":40.0,"ord_type":"market","trade_id":4665906,"timestamp":"2023-09-25T07:49:37.708706Z"}),
+    );
+    kraken.publish(
+        "ALGO/USD",
+        json!({"bid":0.10025,"bid_qty":740.0,"ask":0.10036,"ask_qty":1361.44813783,"timestamp":"2023-09-25T09:04:31.742648Z"}),
+    );
+    let frame = next_frame(&mut trades).await;
+    let stamp = UNIX_EPOCH + Duration::from_nanos(1_695_628_177_708_706_000);
+    assert_eq!(frame.venue_time(), Some(stamp));
+    let trade = &frame.trades::<Kraken>().unwrap()[0];
+    assert_eq!(trade.symbol, "MATIC/USD");
+    assert_eq!(
+        (trade.price, trade.size, trade.side),
+        (d("0.5117"), d("40"), Side::Sell)
+    );
+    let frame = next_frame(&mut ticker).await;
+    let quote = frame.quote::<Kraken>().unwrap();
+    assert_eq!(
+        (quote.bid_price, quote.ask_size),
+        (Some(d("0.10025")), Some(d("1361.44813783")))
+    );
+    client.close().await.unwrap();
+
+    let kalshi = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, _unsolicited) = Client::spawn(
+        Config::builder(kalshi.url()).build().unwrap(),
+        Kalshi::new(),
+    );
+    let mut trades = client
+        .subscribe(Topic::new("trade").symbol("M"))
+        .await
+        .unwrap();
+    kalshi.publish(
+        "M",
+        json!({"yes_price_dollars":"0.5500","count_fp":"10.00","taker_side":"no","ts":1707667200,"ts_ms":1707667200123u64}),
+    );
+    let frame = next_frame(&mut trades).await;
+    let stamp = UNIX_EPOCH + Duration::from_millis(1_707_667_200_123);
+    assert_eq!(frame.venue_time(), Some(stamp));
+    let trade = &frame.trades::<Kalshi>().unwrap()[0];
+    assert_eq!(trade.symbol, "M");
+    assert_eq!(
+        (trade.price, trade.size, trade.side),
+        (d("0.55"), d("10"), Side::Sell)
+    );
+    assert_eq!(trade.venue_time, Some(stamp));
     client.close().await.unwrap();
 }

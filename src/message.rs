@@ -13,7 +13,7 @@
 //!   [`Frame::decode`] deserializes with serde, borrowing where the target
 //!   type borrows;
 //! - the venue's own timestamp, when the venue stamps its data
-//!   ([`Frame::venue_time`]): read once by a key scan as the frame is routed
+//!   ([`Frame::venue_time`]): found once by a key search as the frame is routed
 //!   ([`Protocol::venue_time`](crate::Protocol::venue_time)), never parsed twice.
 
 use std::fmt;
@@ -61,7 +61,7 @@ pub struct DecodeError {
     /// What kind of failure: `syntax`, `data` (valid JSON, wrong shape) or `eof`.
     pub category: &'static str,
     /// 1-based line in the payload (0 when the failure is about a value,
-    /// not a place in the text, e.g. an unknown trade side).
+    /// not a place in the text, e.g. a ticker frame with no row).
     pub line: usize,
     /// 1-based column in the payload (0 as for `line`).
     pub column: usize,
@@ -154,7 +154,7 @@ impl Frame {
     /// the payload span and the venue time the adapter found, received now
     /// (no subscription is stamped). For tests, replays and benchmarks of
     /// code that reads frames, e.g. typed market data
-    /// ([`Frame::trades`](crate::market::MarketData)).
+    /// ([`Frame::trades`]).
     ///
     /// ```
     /// use resilient_ws::{Frame, Kraken};

@@ -211,7 +211,7 @@ impl<P: Protocol> SessionCore<P> {
                 self.data_seen();
                 let span = payload.and_then(|part| span_of(text.as_str(), part));
                 let mut frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
-                // Once per frame, a key scan in the span (see `Protocol::venue_time`).
+                // Once per frame, a key search in the span (see `Protocol::venue_time`).
                 let venue_time = match (frame.as_text(), frame.payload_text()) {
                     (Some(text), Some(payload)) => self.protocol.venue_time(text, payload),
                     _ => None,

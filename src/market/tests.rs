@@ -47,6 +47,34 @@ fn kraken_trade_and_ticker() {
         "the frame's is the last (newest) row's"
     );
 
+    // docs.kraken.com, trade channel snapshot example.
+    let text = r#"{"channel":"trade","type":"snapshot","data":[{"symbol":"MATIC/USD","side":"buy","price":0.5147,"qty":6423.46326,"ord_type":"limit","trade_id":4665846,"timestamp":"2023-09-25T07:48:36.925533Z"},{"symbol":"MATIC/USD","side":"buy","price":0.5147,"qty":1136.19677815,"ord_type":"limit","trade_id":4665847,"timestamp":"2023-09-25T07:49:36.925603Z"}]}"#;
+    let frame = classify(&mut Kraken::new(), text);
+    let trades = frame.trades::<Kraken>().unwrap();
+    let exact: Vec<_> = trades
+        .iter()
+        .map(|t| (t.symbol.as_ref(), t.price, t.size, t.side, t.venue_time))
+        .collect();
+    assert_eq!(
+        exact,
+        [
+            (
+                "MATIC/USD",
+                d("0.5147"),
+                d("6423.46326"),
+                Side::Buy,
+                Some(UNIX_EPOCH + Duration::from_nanos(1_695_628_116_925_533_000))
+            ),
+            (
+                "MATIC/USD",
+                d("0.5147"),
+                d("1136.19677815"),
+                Side::Buy,
+                Some(UNIX_EPOCH + Duration::from_nanos(1_695_628_176_925_603_000))
+            ),
+        ]
+    );
+
     // docs.kraken.com, ticker channel example.
     let text = r#"{"channel":"ticker","type":"snapshot","data":[{"symbol":"ALGO/USD","bid":0.10025,"bid_qty":740.0,"ask":0.10036,"ask_qty":1361.44813783,"last":0.10035,"volume":997038.98383185,"vwap":0.10148,"low":0.09979,"high":0.10285,"change":-0.00017,"change_pct":-0.17,"timestamp":"2023-09-25T09:04:31.742648Z"}]}"#;
     let frame = classify(&mut Kraken::new(), text);

@@ -204,11 +204,13 @@ fn parse_exponent(text: &[u8]) -> Result<i64, DecimalError> {
         _ => (false, text),
     };
     if digits.is_empty() || digits.len() > 4 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(if digits.iter().all(u8::is_ascii_digit) && !digits.is_empty() {
-            DecimalError::OutOfRange
-        } else {
-            DecimalError::Syntax
-        });
+        return Err(
+            if digits.iter().all(u8::is_ascii_digit) && !digits.is_empty() {
+                DecimalError::OutOfRange
+            } else {
+                DecimalError::Syntax
+            },
+        );
     }
     let value = digits
         .iter()
@@ -319,12 +321,7 @@ impl<'de> serde::Deserialize<'de> for Decimal {
     /// through `f64`.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let raw: &serde_json::value::RawValue = match <&serde_json::value::RawValue>::deserialize(
-            deserializer,
-        ) {
-            Ok(raw) => raw,
-            Err(e) => return Err(e),
-        };
+        let raw = <&serde_json::value::RawValue>::deserialize(deserializer)?;
         let text = raw.get();
         let text = text
             .strip_prefix('"')
@@ -372,11 +369,25 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_decimal_or_does_not_fit() {
-        for bad in ["", "-", ".5", "5.", "+5", "1..2", "1e", "1e+", "NaN", "1 ", " 1", "0x10", "1e-x"] {
-            assert_eq!(Decimal::try_parse(bad), Err(DecimalError::Syntax), "{bad:?}");
+        for bad in [
+            "", "-", ".5", "5.", "+5", "1..2", "1e", "1e+", "NaN", "1 ", " 1", "0x10", "1e-x",
+        ] {
+            assert_eq!(
+                Decimal::try_parse(bad),
+                Err(DecimalError::Syntax),
+                "{bad:?}"
+            );
         }
-        for big in ["1e99", "1e-29", "123456789012345678901234567890123456789012"] {
-            assert_eq!(Decimal::try_parse(big), Err(DecimalError::OutOfRange), "{big:?}");
+        for big in [
+            "1e99",
+            "1e-29",
+            "123456789012345678901234567890123456789012",
+        ] {
+            assert_eq!(
+                Decimal::try_parse(big),
+                Err(DecimalError::OutOfRange),
+                "{big:?}"
+            );
         }
         assert!(Decimal::parse(&"1".repeat(MAX_TEXT_LEN + 1)).is_none());
     }
@@ -392,7 +403,8 @@ mod tests {
 
     #[test]
     fn deserializes_strings_and_numbers_without_f64() {
-        let v: Vec<Decimal> = serde_json::from_str(r#"["0.0800", 0.00100000, 3310070434]"#).unwrap();
+        let v: Vec<Decimal> =
+            serde_json::from_str(r#"["0.0800", 0.00100000, 3310070434]"#).unwrap();
         assert_eq!(v[0].to_string(), "0.0800");
         assert_eq!(v[1].to_string(), "0.00100000");
         assert_eq!(v[2].to_string(), "3310070434");

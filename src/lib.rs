@@ -55,6 +55,7 @@ mod error;
 mod events;
 mod feed;
 mod ids;
+pub mod market;
 mod message;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -91,8 +92,8 @@ pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, LONGEST_DURATION};
 pub use connect::MAX_RETRY_AFTER;
-pub use decimal::{Decimal, DecimalError};
 pub use connector::{AsyncStream, ConnectFuture, Connector, TcpConnector, Transport};
+pub use decimal::{Decimal, DecimalError};
 pub use error::{
     BoxError, ConnectionError, Error, Operation, ProtocolError, RedactedUrl, SubscriptionOp,
 };

@@ -11,7 +11,10 @@
 //! - the byte span of the venue payload the protocol found while classifying
 //!   (Kalshi `msg`, Kraken `data`), which [`Frame::payload`] returns and
 //!   [`Frame::decode`] deserializes with serde, borrowing where the target
-//!   type borrows.
+//!   type borrows;
+//! - the venue's own timestamp, when the venue stamps its data
+//!   ([`Frame::venue_time`]): found once by a key search as the frame is routed
+//!   ([`Protocol::venue_time`](crate::Protocol::venue_time)), never parsed twice.
 
 use std::fmt;
 use std::time::{Instant, SystemTime};
@@ -57,9 +60,10 @@ pub struct DecodeError {
     pub target: &'static str,
     /// What kind of failure: `syntax`, `data` (valid JSON, wrong shape) or `eof`.
     pub category: &'static str,
-    /// 1-based line in the payload.
+    /// 1-based line in the payload (0 when the failure is about a value,
+    /// not a place in the text, e.g. a ticker frame with no row).
     pub line: usize,
-    /// 1-based column in the payload.
+    /// 1-based column in the payload (0 as for `line`).
     pub column: usize,
     /// serde's description.
     pub message: String,
@@ -79,6 +83,7 @@ pub struct Frame {
     span: (u32, u32),
     has_span: bool,
     received: Received,
+    venue_time: Option<SystemTime>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -115,6 +120,7 @@ impl Frame {
             span: (0, 0),
             has_span: false,
             received,
+            venue_time: None,
         }
     }
 
@@ -126,6 +132,7 @@ impl Frame {
             span: (0, 0),
             has_span: false,
             received,
+            venue_time: None,
         }
     }
 
@@ -136,6 +143,44 @@ impl Frame {
             self.has_span = true;
         }
         self
+    }
+
+    /// Records the venue's timestamp of the frame.
+    pub(crate) fn set_venue_time(&mut self, venue_time: Option<SystemTime>) {
+        self.venue_time = venue_time;
+    }
+
+    /// A text frame as a session hands it on: classified by `protocol`, with
+    /// the payload span and the venue time the adapter found, received now
+    /// (no subscription is stamped). For tests, replays and benchmarks of
+    /// code that reads frames, e.g. typed market data
+    /// ([`Frame::trades`]).
+    ///
+    /// ```
+    /// use resilient_ws::{Frame, Kraken};
+    /// let text = r#"{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","timestamp":"2023-09-25T07:49:37.708706Z"}]}"#;
+    /// let frame = Frame::classified(&mut Kraken::new(), text);
+    /// assert!(frame.payload().starts_with(b"[{"));
+    /// assert!(frame.venue_time().is_some());
+    /// ```
+    pub fn classified<P: crate::Protocol + ?Sized>(
+        protocol: &mut P,
+        text: impl Into<String>,
+    ) -> Self {
+        let text = Utf8Bytes::from(text.into());
+        let (span, seq) = match protocol.classify(text.as_str()) {
+            crate::protocol::Inbound::Data { seq, payload, .. } => {
+                (payload.and_then(|part| span_of(text.as_str(), part)), seq)
+            }
+            _ => (None, None),
+        };
+        let mut frame = Self::from_text(text, seq, Received::now()).with_span(span);
+        let venue_time = match (frame.as_text(), frame.payload_text()) {
+            (Some(text), Some(payload)) => protocol.venue_time(text, payload),
+            _ => None,
+        };
+        frame.set_venue_time(venue_time);
+        frame
     }
 
     /// Stamps the subscription the frame was routed to.
@@ -236,6 +281,15 @@ impl Frame {
     /// When the frame was read from the socket.
     pub fn received(&self) -> Received {
         self.received
+    }
+
+    /// The venue's own timestamp of this frame, when the venue sends one
+    /// (Kraken `timestamp`, OKX `ts`, WEEX `E`, Kalshi `ts_ms`; see
+    /// [`Protocol::venue_time`](crate::Protocol::venue_time)). Compare it with
+    /// [`received`](Frame::received)`().wall` for the feed's lag; the two
+    /// clocks are different machines', so the difference can be negative.
+    pub fn venue_time(&self) -> Option<SystemTime> {
+        self.venue_time
     }
 
     /// How long ago the frame was read from the socket.

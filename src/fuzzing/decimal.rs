@@ -34,7 +34,11 @@ pub fn decimal(data: &[u8]) {
                     fits(&model) != Some(false),
                     "{line:?} parsed to {value:?} but does not fit: {model:?}"
                 );
-                assert_eq!(value.normalized().to_string(), model.canonical(), "{line:?}");
+                assert_eq!(
+                    value.normalized().to_string(),
+                    model.canonical(),
+                    "{line:?}"
+                );
                 let sent = model.sent_scale;
                 let scale = if sent <= 0 || (value.is_zero() && sent > i64::from(MAX_SCALE)) {
                     0
@@ -42,7 +46,11 @@ pub fn decimal(data: &[u8]) {
                     sent
                 };
                 assert_eq!(i64::from(value.scale()), scale, "{line:?} scale");
-                assert_eq!(value.to_string().parse::<Decimal>(), Ok(value), "{line:?} round trip");
+                assert_eq!(
+                    value.to_string().parse::<Decimal>(),
+                    Ok(value),
+                    "{line:?} round trip"
+                );
                 parsed.push((value, model));
             }
             (Err(DecimalError::OutOfRange), Some(model)) => {
@@ -54,7 +62,10 @@ pub fn decimal(data: &[u8]) {
             (Err(DecimalError::OutOfRange), None) => {
                 // Only an over-long exponent is out of range without being a
                 // value the reference reads.
-                assert!(line.contains(['e', 'E']), "{line:?} out of range without an exponent");
+                assert!(
+                    line.contains(['e', 'E']),
+                    "{line:?} out of range without an exponent"
+                );
             }
             (Err(DecimalError::Syntax), Some(model)) => {
                 panic!("{line:?} refused as syntax, but the reference reads {model:?}")

@@ -103,17 +103,10 @@ impl Protocol for Kalshi {
         "kalshi"
     }
 
-    /// Kalshi stamps market-data messages with `ts_ms`, Unix milliseconds
-    /// (`ticker`, `trade`, `fill`, `orderbook_delta`, ...). The older `ts` is
-    /// deprecated (seconds on some channels, an RFC 3339 string on deltas)
-    /// and is not read.
-    fn venue_time(&self, payload: &str) -> Option<std::time::SystemTime> {
-        #[derive(serde::Deserialize)]
-        struct Stamped {
-            ts_ms: Option<u64>,
-        }
-        let millis = serde_json::from_str::<Stamped>(payload).ok()?.ts_ms?;
-        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
+    /// Kalshi stamps market-data messages with `msg.ts_ms` (Unix ms); the
+    /// deprecated `msg.ts` (Unix seconds) is read when `ts_ms` is absent.
+    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::kalshi(payload)
     }
 
     /// `orderbook_delta` only (the spec allows `get_snapshot` on no other

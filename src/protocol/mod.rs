@@ -27,6 +27,7 @@ pub(crate) mod op_args;
 mod raw;
 mod route_keys;
 pub(crate) mod scan;
+pub(crate) mod venue_time;
 pub mod weex;
 
 pub use kalshi::Kalshi;
@@ -423,13 +424,16 @@ pub trait Protocol: Send + 'static {
         None
     }
 
-    /// The venue's own timestamp of a data payload (the span
-    /// [`Frame::payload`](crate::Frame::payload) returns), where the venue sends
-    /// one. Only the `metrics` feature calls it, for the
-    /// venue-timestamp-to-receive lag histogram, so it costs nothing otherwise.
-    /// Default: `None`.
-    fn venue_time(&self, payload: &str) -> Option<std::time::SystemTime> {
-        let _ = payload;
+    /// The venue's own timestamp of a data frame, where the venue sends one:
+    /// `text` is the whole frame, `payload` the span
+    /// [`Frame::payload`](crate::Frame::payload) returns (the whole frame when
+    /// the adapter named none). The session calls it once per data frame and
+    /// stores the answer on the frame ([`Frame::venue_time`](crate::Frame::venue_time));
+    /// the `metrics` feature's venue-lag histogram reads it from there. It is
+    /// on the hot path: scan for the key, never parse the payload into a
+    /// tree. Default: `None`.
+    fn venue_time(&self, text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        let _ = (text, payload);
         None
     }
 

@@ -226,7 +226,13 @@ impl<P: Protocol> SessionCore<P> {
             } => {
                 self.data_seen();
                 let span = payload.and_then(|part| span_of(text.as_str(), part));
-                let frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
+                let mut frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
+                // Once per frame, a key search in the span (see `Protocol::venue_time`).
+                let venue_time = match (frame.as_text(), frame.payload_text()) {
+                    (Some(text), Some(payload)) => self.protocol.venue_time(text, payload),
+                    _ => None,
+                };
+                frame.set_venue_time(venue_time);
                 #[cfg(feature = "metrics")]
                 self.record_venue_lag(&frame);
                 self.route(server_id, frame, checksum, now);
@@ -355,10 +361,7 @@ impl<P: Protocol> SessionCore<P> {
         let Some(histogram) = self.stats.venue_lag.get() else {
             return;
         };
-        let Some(stamp) = frame
-            .payload_text()
-            .and_then(|payload| self.protocol.venue_time(payload))
-        else {
+        let Some(stamp) = frame.venue_time() else {
             return;
         };
         // A venue clock ahead of ours is a zero lag, not a negative one.

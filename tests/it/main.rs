@@ -44,5 +44,6 @@ mod set_edges;
 mod silence;
 mod simulation;
 mod subscriptions;
+mod typed_data;
 mod venue_errors;
 mod weex;

@@ -380,6 +380,11 @@ impl Protocol for Kraken {
         "kraken"
     }
 
+    /// The venue time: the last data row's `timestamp` (RFC 3339).
+    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::kraken(payload)
+    }
+
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
         let (channel, mut params) = match topics.first() {
             Some(first) => (first.channel(), first.params().clone()),

@@ -299,6 +299,11 @@ impl Protocol for Okx {
         "okx"
     }
 
+    /// The venue time: the last data row's `ts` (Unix ms, a string).
+    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::okx(payload)
+    }
+
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
         for topic in topics {
             let (channel, symbol) = (topic.channel(), topic.symbol_name());

@@ -323,6 +323,11 @@ impl Protocol for Weex {
         "weex"
     }
 
+    /// The venue time: the frame's top-level `E` (Unix ms).
+    fn venue_time(&self, text: &str, _payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::weex(text)
+    }
+
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
         let streams: Vec<String> = topics.iter().map(|t| stream_name(t)).collect();
         for stream in &streams {

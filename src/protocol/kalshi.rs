@@ -673,20 +673,17 @@ mod tests {
     }
 
     #[test]
-    fn venue_time_is_ts_ms() {
+    fn venue_time_is_ts_ms_and_the_deprecated_ts_only_without_it() {
         let kalshi = Kalshi::new();
+        let at = |ms: u64| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms));
         assert_eq!(
-            kalshi.venue_time(r#"{"ts":1669149841,"ts_ms":1669149841123}"#),
-            std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(1_669_149_841_123))
+            kalshi.venue_time("", r#"{"ts":1669149841,"ts_ms":1669149841123}"#),
+            at(1_669_149_841_123)
         );
-        // The deprecated `ts` alone (seconds, or RFC 3339 on deltas) is not read.
-        assert_eq!(kalshi.venue_time(r#"{"ts":1669149841}"#), None);
-        assert_eq!(kalshi.venue_time(r#"{"ts":"2022-11-22T20:44:01Z"}"#), None);
-        assert_eq!(kalshi.venue_time(r#"{"ts_ms":-1}"#), None);
-        assert_eq!(
-            kalshi.venue_time(&format!(r#"{{"ts_ms":{}}}"#, u64::MAX)),
-            std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(u64::MAX))
-        );
+        // The deprecated `ts` (seconds) only when `ts_ms` is missing.
+        assert_eq!(kalshi.venue_time("", r#"{"ts":1669149841}"#), at(1_669_149_841_000));
+        assert_eq!(kalshi.venue_time("", r#"{"market_ticker":"A"}"#), None);
+        assert_eq!(kalshi.venue_time("", r#"{"ts_ms":-1}"#), None);
     }
 
     #[test]

@@ -681,7 +681,10 @@ mod tests {
             at(1_669_149_841_123)
         );
         // The deprecated `ts` (seconds) only when `ts_ms` is missing.
-        assert_eq!(kalshi.venue_time("", r#"{"ts":1669149841}"#), at(1_669_149_841_000));
+        assert_eq!(
+            kalshi.venue_time("", r#"{"ts":1669149841}"#),
+            at(1_669_149_841_000)
+        );
         assert_eq!(kalshi.venue_time("", r#"{"market_ticker":"A"}"#), None);
         assert_eq!(kalshi.venue_time("", r#"{"ts_ms":-1}"#), None);
     }

@@ -341,7 +341,10 @@ async fn the_verified_kraken_book_is_readable_after_each_frame() {
         let items: Vec<BookItem<'_>> = frame.decode().unwrap();
         let top = view.latest().expect("verified");
         assert_eq!(top.checksum(), Some(i64::from(items[0].checksum)));
-        assert_eq!(top.checksum(), Some(i64::from(exchange.book_checksum("BTC/USD"))));
+        assert_eq!(
+            top.checksum(),
+            Some(i64::from(exchange.book_checksum("BTC/USD")))
+        );
         assert_eq!(top.updates(), n + 2);
     }
     // A diverged book is not shown as verified...

@@ -38,8 +38,8 @@ pub use book::{
     MAX_NUMBER_LEN,
 };
 
-pub use crate::book::{BookTop, BookView, BookViews};
 use crate::book::Verified;
+pub use crate::book::{BookTop, BookView, BookViews};
 
 /// The channel whose frames are verified against a local order book.
 const BOOK: &str = "book";

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::auth::HeaderSource;
 use crate::backoff::Backoff;
+use crate::connect_limiter::ConnectLimiter;
 use crate::connector::{Connector, TcpConnector};
 use crate::error::{Error, RedactedUrl};
-use crate::pool::limiter::ConnectLimiter;
 use crate::proxy::Proxy;
 use crate::queue::Overflow;
 use crate::rate::RateLimit;
@@ -120,11 +120,7 @@ impl Config {
     }
 }
 
-/// The longest any duration setting may be: one year. Longer values (up to
-/// `Duration::MAX`, a natural way to say "never") are clamped to it by
-/// [`ConfigBuilder::build`], because `Instant + Duration::MAX` overflows and
-/// would panic deep inside the connection task hours later.
-pub const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub use crate::duration::LONGEST_DURATION;
 
 /// The `User-Agent` sent on every handshake unless set otherwise
 /// ([`ConfigBuilder::user_agent`]): the crate's name and version. Some venues

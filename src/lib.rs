@@ -49,8 +49,10 @@ mod client;
 mod close_code;
 mod config;
 mod connect;
+mod connect_limiter;
 mod connector;
 pub mod decimal;
+mod duration;
 mod error;
 mod events;
 mod feed;
@@ -65,6 +67,7 @@ mod proxy;
 mod queue;
 mod rate;
 mod record;
+mod replay;
 mod send;
 mod session;
 mod set;
@@ -101,9 +104,8 @@ pub use events::{ConnectionState, Event, Events, Unplaced};
 pub use feed::{Feed, FeedHandle};
 pub use ids::{ClientId, MemberKey};
 pub use rate::RateLimit;
-pub use record::{
-    Pace, RecordOptions, RecordStats, Recorder, Recording, RecordingSummary, Replay, ReplayStats,
-};
+pub use record::{RecordOptions, RecordStats, Recorder, Recording, RecordingSummary};
+pub use replay::{Pace, Replay, ReplayStats};
 
 pub use message::{DecodeError, Frame, Received, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};

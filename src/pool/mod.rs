@@ -56,8 +56,6 @@
 //! for an unsolicited stream. A topic is not checked for duplicates across
 //! members: subscribe each topic once.
 
-pub(crate) mod limiter;
-
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,7 +77,7 @@ use crate::protocol::{Protocol, Topic};
 use crate::stats::Stats;
 use crate::stream::{Messages, Subscription};
 
-pub(crate) use limiter::ConnectLimiter;
+pub(crate) use crate::connect_limiter::ConnectLimiter;
 
 /// The per-connection cap when neither the options nor the protocol give one.
 ///

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::protocol::Topic;
 use crate::queue::Overflow;
 
 /// The first bytes of every recording file (format version 1).
@@ -560,6 +561,16 @@ impl Reader<'_> {
             _ => return None,
         })
     }
+}
+
+/// A topic as JSON, for the recording.
+pub(crate) fn topic_json(topic: &Topic) -> String {
+    serde_json::json!({
+        "channel": topic.channel(),
+        "symbol": topic.symbol_name(),
+        "params": topic.params(),
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -31,15 +31,9 @@
 //!   client of a set or pool (clone it into each config); each connection is
 //!   its own stream inside the files, and replay follows one stream.
 
-mod format;
+pub(crate) mod format;
 mod reader;
-mod replay;
-mod settings;
-mod tap;
 mod writer;
-
-#[cfg(test)]
-mod conformance;
 
 #[cfg(test)]
 mod tests;
@@ -51,8 +45,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use reader::{Recording, RecordingSummary};
-pub use replay::{Pace, Replay, ReplayStats};
-pub(crate) use tap::Tap;
 
 use format::Entry;
 
@@ -232,18 +224,20 @@ impl Recorder {
             .map_err(|_| std::io::Error::other("recorder thread is gone"))?
     }
 
-    /// A tap for one new connection (its own stream number).
-    pub(crate) fn tap(&self, config: &crate::config::Config, venue: &str) -> Tap {
-        let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
-        let tap = Tap::new(self.clone(), stream);
-        tap.stream_start(&config.connection_name, venue, settings::of(config));
-        tap
+    /// The instant the recording's offsets count from.
+    pub(crate) fn origin(&self) -> std::time::Instant {
+        self.inner.origin
+    }
+
+    /// The number of the next connection's stream in this recording.
+    pub(crate) fn next_stream(&self) -> u32 {
+        self.inner.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Queues `entry` (after `hole`, what its stream dropped just before)
     /// if there is room in count and bytes. Never blocks. `Err(cost)`: it was
     /// dropped and counted; the caller adds it to its stream's next hole.
-    fn offer(&self, entry: Entry, payload: usize, hole: (u64, u64)) -> Result<(), u64> {
+    pub(crate) fn offer(&self, entry: Entry, payload: usize, hole: (u64, u64)) -> Result<(), u64> {
         let inner = &*self.inner;
         let cost = payload.saturating_add(RECORD_OVERHEAD);
         let before = inner

@@ -44,7 +44,8 @@ fn rotates_into_sorted_files_and_skips_a_torn_tail() {
     let dir = scratch("rotate");
     let options = RecordOptions::default().rotate_bytes(200);
     let recorder = Recorder::create(&dir, options).unwrap();
-    let tap = recorder.tap(
+    let tap = crate::supervisor::tap::Tap::start(
+        &recorder,
         &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
         "kalshi",
     );
@@ -89,7 +90,8 @@ fn a_full_queue_drops_and_the_file_marks_the_hole() {
     // overhead each), never for a 1,000-byte frame.
     let options = RecordOptions::default().queue_bytes(1000);
     let recorder = Recorder::create(&dir, options).unwrap();
-    let tap = recorder.tap(
+    let tap = crate::supervisor::tap::Tap::start(
+        &recorder,
         &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
         "kalshi",
     );

@@ -49,12 +49,12 @@ use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::replies::{Replies, Served};
+use super::tap::Tap;
 use super::{Command, Shared};
 use crate::connect::Ws;
 use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::queue::Queue;
-use crate::record::Tap;
 use crate::session::{SessionCore, SessionEnd, WriteFailure, Written};
 
 /// Frames handled per wake-up before waiting again, so a busy socket
@@ -84,15 +84,7 @@ pub(crate) enum Turn {
     },
 }
 
-/// How writing one frame ended.
-pub(crate) enum WriteOutcome {
-    /// The socket took it.
-    Done,
-    /// The socket failed.
-    Failed(tungstenite::Error),
-    /// The peer did not take it within the timeout.
-    TimedOut(Duration),
-}
+pub(crate) use super::write_outcome::WriteOutcome;
 
 /// A [`SessionCore`] with the callers waiting on it: every input goes in
 /// here and its actions are applied before the call returns.

@@ -30,8 +30,11 @@
 pub(crate) mod attempt;
 pub(crate) mod drive;
 pub(crate) mod reconnect;
+pub(crate) mod recorded_settings;
 mod replies;
 mod shell;
+pub(crate) mod tap;
+mod write_outcome;
 
 use std::sync::{Arc, OnceLock};
 
@@ -164,7 +167,7 @@ impl<P: Protocol> Supervisor<P> {
         let tap = config
             .recorder
             .as_ref()
-            .map(|recorder| recorder.tap(&config, protocol.name()));
+            .map(|recorder| tap::Tap::start(recorder, &config, protocol.name()));
         let core = SessionCore::new(
             Arc::clone(&config),
             protocol,

@@ -1,5 +1,5 @@
 //! The drive's side of a recorder: turns each drive input into a record and
-//! offers it to the recorder without blocking (`mod.rs` says why).
+//! offers it to the recorder without blocking (`record/mod.rs` says why).
 //!
 //! Called from `supervisor/drive.rs` only, before the input is applied, so
 //! the recording holds the inputs in the order the core saw them.
@@ -10,11 +10,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::format::{fingerprint, End, Entry, Input, NewTopic, Recorded, WriteEnd};
-use super::Recorder;
+use super::recorded_settings;
+use super::write_outcome::WriteOutcome;
+use super::Command;
+use crate::config::Config;
+use crate::record::format::{
+    fingerprint, topic_json, End, Entry, Input, NewTopic, Recorded, WriteEnd,
+};
+use crate::record::Recorder;
 use crate::session::SessionEnd;
-use crate::supervisor::drive::WriteOutcome;
-use crate::supervisor::Command;
 
 /// One connection's stream in a recording.
 pub(crate) struct Tap {
@@ -28,7 +32,19 @@ pub(crate) struct Tap {
 }
 
 impl Tap {
-    pub(super) fn new(recorder: Recorder, stream: u32) -> Self {
+    /// A tap for one new connection of `recorder` (its own stream number),
+    /// opened with the settings of `config` that shape the session's decisions.
+    pub(crate) fn start(recorder: &Recorder, config: &Config, venue: &str) -> Self {
+        let tap = Tap::new(recorder.clone(), recorder.next_stream());
+        tap.stream_start(
+            &config.connection_name,
+            venue,
+            recorded_settings::of(config),
+        );
+        tap
+    }
+
+    fn new(recorder: Recorder, stream: u32) -> Self {
         Tap {
             recorder,
             stream,
@@ -39,7 +55,7 @@ impl Tap {
 
     fn offset(&self, at: Instant) -> std::time::Duration {
         at.into_std()
-            .saturating_duration_since(self.recorder.inner.origin)
+            .saturating_duration_since(self.recorder.origin())
     }
 
     fn record(&self, now: Instant, event: Input, payload: usize) {
@@ -128,7 +144,7 @@ impl Tap {
                 new.iter()
                     .map(|n| NewTopic {
                         client_id: n.client_id.get(),
-                        topic: super::replay::topic_json(&n.topic),
+                        topic: topic_json(&n.topic),
                         capacity: n.queue.capacity() as u64,
                         overflow: n.queue.policy(),
                     })

@@ -33,7 +33,7 @@ pub(super) fn of(config: &Config) -> String {
 
 /// Applies recorded settings (`of`'s text) to `config`; what is missing or
 /// malformed keeps the config's value.
-pub(super) fn apply(text: &str, config: &mut Config) {
+pub(crate) fn apply(text: &str, config: &mut Config) {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return;
     };

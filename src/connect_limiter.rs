@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::LONGEST_DURATION;
+use crate::duration::LONGEST_DURATION;
 
 /// Hands out connection-attempt slots at least `spacing` apart.
 #[derive(Debug)]

@@ -29,6 +29,9 @@
 //! - Where the recorder dropped records (a hole), the session diverges from
 //!   that point; [`ReplayStats::dropped`] says so.
 
+#[cfg(test)]
+mod conformance;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -39,13 +42,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Duration, Instant, Sleep};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::format::{fingerprint, End, Entry, Input, NewTopic, Recorded, WriteEnd};
-use super::reader::Recording;
 use crate::client::{Client, Prepared, QueueOptions};
 use crate::config::Config;
 use crate::error::{ConnectionError, Error, RedactedUrl};
 use crate::ids::ClientId;
 use crate::protocol::{Protocol, Request, Topic};
+use crate::record::format::{fingerprint, End, Entry, Input, NewTopic, Recorded, WriteEnd};
+use crate::record::Recording;
 use crate::session::{SessionEnd, Written};
 use crate::set::{SetItem, Source, SubscriptionSet};
 use crate::stream::Messages;
@@ -155,7 +158,7 @@ impl<P: Protocol> Replay<P> {
             ..
         }) = &first
         {
-            super::settings::apply(settings, &mut config);
+            crate::supervisor::recorded_settings::apply(settings, &mut config);
         }
         let url = config.redacted_url.clone();
         let (client, unsolicited, supervisor, _span) = Client::unspawned(config, protocol);
@@ -375,16 +378,6 @@ fn recorded_error(url: &RedactedUrl, text: &str) -> Error {
         message: text.to_owned(),
     };
     Error::connection(url, 0, io)
-}
-
-/// A topic as JSON, for the recording.
-pub(super) fn topic_json(topic: &Topic) -> String {
-    serde_json::json!({
-        "channel": topic.channel(),
-        "symbol": topic.symbol_name(),
-        "params": topic.params(),
-    })
-    .to_string()
 }
 
 /// A topic back from its JSON.

@@ -20,13 +20,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::format::{encode, Entry, Input, NewTopic, Recorded, WriteEnd, MAGIC};
-use super::replay::topic_json;
-use super::{Pace, Recording, Replay};
+use super::{Pace, Replay};
 use crate::config::Config;
 use crate::message::Update;
 use crate::protocol::{Protocol, Topic};
 use crate::queue::Overflow;
+use crate::record::format::{
+    encode, topic_json, Entry, Input, NewTopic, Recorded, WriteEnd, MAGIC,
+};
+use crate::record::Recording;
 
 /// The recording a script stands for, and the expected items per client id.
 fn build(script: &str, step: Duration) -> (Vec<Entry>, BTreeMap<u64, Vec<String>>) {

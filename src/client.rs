@@ -472,6 +472,7 @@ impl Client {
     /// subscription is never missed; it may be seen twice for an instant.
     pub(crate) fn subscription_count(&self) -> usize {
         let stats = &self.inner.shared.stats;
+        let _handover = stats.handover();
         let in_flight = stats
             .subscribes_in_flight
             .load(std::sync::atomic::Ordering::Relaxed);

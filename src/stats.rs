@@ -165,6 +165,10 @@ pub(crate) struct StatsHub {
     /// the command channel): with `counters.subscriptions`, a connection's
     /// load as a pool sees it. Kept by [`InFlight`] guards.
     pub(crate) subscribes_in_flight: AtomicU64,
+    /// Held while a subscription moves from in flight to registered, and
+    /// while a pool reads the two: a reader in between would count it twice
+    /// (a spurious "pool is full" at exact capacity) or not at all.
+    handover: Mutex<()>,
     queues: Mutex<QueueSet>,
     /// Frames the adapter could not place, counted per kind (bounded).
     unplaced: Mutex<UnplacedTable>,
@@ -183,6 +187,11 @@ const PRUNE_FLOOR: usize = 64;
 pub(crate) struct InFlight(Arc<StatsHub>);
 
 impl InFlight {
+    /// The hub it counts in.
+    pub(crate) fn hub(&self) -> &Arc<StatsHub> {
+        &self.0
+    }
+
     pub(crate) fn new(hub: &Arc<StatsHub>) -> Self {
         hub.subscribes_in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(hub))
@@ -226,6 +235,11 @@ impl QueueSet {
 }
 
 impl StatsHub {
+    /// The lock of the in-flight -> registered handover (see `handover`).
+    pub(crate) fn handover(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.handover.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Starts counting a queue. Called where the queue is made, so the hub
     /// knows every queue a consumer may wait on (the panic guard ends them).
     pub(crate) fn track(&self, queue: &Arc<Queue>) {

@@ -45,6 +45,9 @@ impl Replies {
         };
         match command {
             Command::Subscribe(subs) => {
+                let hub = subs
+                    .first()
+                    .map(|sub| std::sync::Arc::clone(sub.in_flight.hub()));
                 let mut new = Vec::with_capacity(subs.len());
                 let mut in_flight = Vec::with_capacity(subs.len());
                 for sub in subs {
@@ -52,9 +55,13 @@ impl Replies {
                     new.push((sub.client_id, sub.topic, sub.queue));
                     in_flight.push(sub.in_flight);
                 }
+                // A pool reads registered + in flight: under the handover lock
+                // it never sees them counted in both, or in neither.
+                let handover = hub.as_ref().map(|hub| hub.handover());
                 core.subscribe(new);
                 // Only now: the core has counted them as registered.
                 drop(in_flight);
+                drop(handover);
             }
             Command::Unsubscribe { client_id, reply } => {
                 core.unsubscribe(client_id);

@@ -99,6 +99,17 @@ fn nested<'a, T: Deserialize<'a> + Default>(msg: Option<&'a RawValue>) -> T {
 }
 
 impl Protocol for Kalshi {
+    /// Kalshi names every message by its `type` (`ticker`, `orderbook_delta`,
+    /// `error`, ...): that names a frame the session could not place.
+    fn frame_kind<'a>(&self, text: &'a str) -> Option<&'a str> {
+        #[derive(serde::Deserialize)]
+        struct Kind<'a> {
+            #[serde(default, borrow, rename = "type")]
+            kind: Option<&'a str>,
+        }
+        serde_json::from_str::<Kind<'_>>(text).ok()?.kind
+    }
+
     fn name(&self) -> &'static str {
         "kalshi"
     }
@@ -765,5 +776,17 @@ mod tests {
             VenueError::kalshi(Some(99), "Something new").kind,
             VenueErrorKind::Unknown
         );
+    }
+
+    #[test]
+    fn an_unplaced_frame_is_named_by_its_type() {
+        let kalshi = Kalshi::new();
+        let kind = |text| crate::Protocol::frame_kind(&kalshi, text);
+        assert_eq!(
+            kind(r#"{"type":"market_lifecycle_v3","sid":9,"msg":{}}"#),
+            Some("market_lifecycle_v3")
+        );
+        assert_eq!(kind(r#"{"sid":9,"msg":{}}"#), None);
+        assert_eq!(kind("not json"), None);
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{decode, Decoded, Entry, Input, MAGIC};
 
-/// A recording directory opened for reading (by [`Replay`](super::Replay)
+/// A recording directory opened for reading (by [`Replay`](crate::Replay)
 /// or for a [`summary`](Recording::summary)).
 #[derive(Debug)]
 pub struct Recording {

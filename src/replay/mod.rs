@@ -188,7 +188,7 @@ impl<P: Protocol> Replay<P> {
 
     /// Follows stream (connection) `stream` of the recording instead of the
     /// first one met: a recorder shared by a pool's or set's clients holds
-    /// one stream per connection ([`RecordingSummary::streams`](super::RecordingSummary::streams)
+    /// one stream per connection ([`RecordingSummary::streams`](crate::RecordingSummary::streams)
     /// lists them). Call before the first item.
     pub fn follow(mut self, stream: u32) -> Self {
         self.stream = Some(stream);

@@ -295,6 +295,25 @@ pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
 }
 
 impl Protocol for Okx {
+    /// OKX names a reply or notice by its `event` and a push by its
+    /// `arg.channel`: that names a frame the session could not place.
+    fn frame_kind<'a>(&self, text: &'a str) -> Option<&'a str> {
+        #[derive(serde::Deserialize)]
+        struct Arg<'a> {
+            #[serde(default, borrow)]
+            channel: Option<&'a str>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Kind<'a> {
+            #[serde(default, borrow)]
+            event: Option<&'a str>,
+            #[serde(default, borrow)]
+            arg: Option<Arg<'a>>,
+        }
+        let kind: Kind<'_> = serde_json::from_str(text).ok()?;
+        kind.event.or(kind.arg.and_then(|arg| arg.channel))
+    }
+
     fn name(&self) -> &'static str {
         "okx"
     }

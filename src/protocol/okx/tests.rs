@@ -325,3 +325,18 @@ fn without_a_snapshot_the_seq_id_chain_is_still_checked() {
     okx.forget(&Okx::server_id("books", Some("BTC-USDT")));
     assert!(okx.chains.is_empty());
 }
+
+#[test]
+fn an_unplaced_frame_is_named_by_its_event_or_channel() {
+    let okx = crate::Okx::new();
+    let kind = |text| crate::Protocol::frame_kind(&okx, text);
+    assert_eq!(
+        kind(r#"{"event":"notice","code":"64009","msg":"x"}"#),
+        Some("notice")
+    );
+    assert_eq!(
+        kind(r#"{"arg":{"channel":"mark-price","instId":"BTC-USDT"},"data":[]}"#),
+        Some("mark-price")
+    );
+    assert_eq!(kind(r#"{"data":[]}"#), None);
+}

@@ -313,6 +313,23 @@ pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
 }
 
 impl Protocol for Weex {
+    /// WEEX V3 names a push by its `e`, a greeting or public heartbeat by its
+    /// `event` and a private heartbeat by its `type`: that names a frame the
+    /// session could not place.
+    fn frame_kind<'a>(&self, text: &'a str) -> Option<&'a str> {
+        #[derive(serde::Deserialize)]
+        struct Kind<'a> {
+            #[serde(default, borrow)]
+            e: Option<&'a str>,
+            #[serde(default, borrow)]
+            event: Option<&'a str>,
+            #[serde(default, borrow, rename = "type")]
+            kind: Option<&'a str>,
+        }
+        let kind: Kind<'_> = serde_json::from_str(text).ok()?;
+        kind.e.or(kind.event).or(kind.kind)
+    }
+
     /// WEEX closes with 1007 after six refused subscribes; the connection
     /// itself is fine, so that code reconnects (see [`permanent_close`]).
     fn is_permanent_close(&self, code: u16) -> bool {

@@ -691,3 +691,19 @@ fn a_break_in_the_depth_update_ids_is_reported_once_and_a_snapshot_restarts_the_
     assert_eq!(weex.chains.len(), 0);
     let _ = again;
 }
+
+#[test]
+fn an_unplaced_frame_is_named_by_its_e_event_or_type() {
+    let weex = crate::Weex::new();
+    let kind = |text| crate::Protocol::frame_kind(&weex, text);
+    assert_eq!(
+        kind(r#"{"e":"markPrice","E":1,"s":"BTCUSDT","d":[]}"#),
+        Some("markPrice")
+    );
+    assert_eq!(
+        kind(r#"{"event":"connected","cid":"x"}"#),
+        Some("connected")
+    );
+    assert_eq!(kind(r#"{"type":"ping","time":"1"}"#), Some("ping"));
+    assert_eq!(kind(r#"{"result":true,"id":1}"#), None);
+}

@@ -171,6 +171,9 @@ struct Inner {
 struct Members {
     live: Vec<Member>,
     next_number: usize,
+    /// The final counters of members that finished and left the pool, so the
+    /// pool's totals never go backwards (gauges zeroed: they hold nothing now).
+    retired: Stats,
 }
 
 struct Member {
@@ -312,13 +315,15 @@ impl Pool {
 
     /// Every live member's counters, and their sum.
     pub fn stats(&self) -> PoolStats {
-        let clients: Vec<(usize, Client)> = self
-            .members()
-            .live
-            .iter()
-            .map(|m| (m.number, m.client.clone()))
-            .collect();
-        let mut total = Stats::default();
+        let (clients, mut total): (Vec<(usize, Client)>, Stats) = {
+            let members = self.members();
+            let clients = members
+                .live
+                .iter()
+                .map(|m| (m.number, m.client.clone()))
+                .collect();
+            (clients, members.retired)
+        };
         let connections = clients
             .iter()
             .map(|(connection, client)| {
@@ -381,13 +386,18 @@ impl Pool {
     /// The members, after dropping those that finished (see the module docs).
     fn members(&self) -> std::sync::MutexGuard<'_, Members> {
         let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.live.retain(|member| {
+        let Members { live, retired, .. } = &mut *members;
+        live.retain(|member| {
             let ended = member.client.has_ended();
             if ended {
                 tracing::debug!(
                     connection = member.number,
                     "a pool member finished; it leaves the pool"
                 );
+                let mut last = member.client.stats();
+                last.subscriptions = 0;
+                last.subscribe_ops_waiting = 0;
+                retired.add(&last);
             }
             !ended
         });

@@ -146,7 +146,11 @@ async fn read_stream(nats_url: &str) -> (BTreeMap<String, Vec<u64>>, u64) {
         let frame: serde_json::Value =
             serde_json::from_slice(&message.payload).expect("the venue frame, as received");
         assert_eq!(frame["msg"]["market_ticker"], symbol.as_str());
-        let round = frame["msg"]["volume"].as_u64().expect("volume");
+        // The Kalshi test venue counts rounds in `volume_fp` ("12.00").
+        let round = frame["msg"]["volume_fp"]
+            .as_str()
+            .and_then(|v| v.trim_end_matches(".00").parse::<u64>().ok())
+            .expect("volume_fp in whole contracts");
         rounds.entry(symbol).or_default().push(round);
     }
     (rounds, signals)

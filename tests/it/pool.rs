@@ -598,3 +598,28 @@ async fn a_replaced_member_leaves_its_own_series_closed_and_empty() {
     );
     pool.close().await.unwrap();
 }
+
+/// The pool's totals never go backwards: a member that finished (here, every
+/// member, at close) leaves its final counters in the totals. Found by
+/// `market_feed --connections 3`, whose summary read 0 delivered after close
+/// once finished members left the pool.
+#[tokio::test]
+async fn the_totals_keep_what_finished_members_counted() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let config = fast(&exchange.url()).build().unwrap();
+    let pool = Pool::new(config, Kalshi::new, options(1, 2)).unwrap();
+    let mut a = pool.subscribe(ticker("T0")).await.unwrap();
+    let mut b = pool.subscribe(ticker("T1")).await.unwrap();
+    for (symbol, sub) in [("T0", &mut a), ("T1", &mut b)] {
+        exchange.publish(symbol, ticker_payload(Venue::Kalshi, symbol, 1));
+        assert!(matches!(next(sub).await, Some(Ok(_))));
+    }
+    let before = pool.stats().total;
+    assert_eq!(before.queues.delivered, 2, "{before:?}");
+    pool.close().await.unwrap();
+    let after = pool.stats();
+    assert!(after.connections.is_empty(), "{after:?}");
+    assert_eq!(after.total.queues.delivered, 2, "{after:?}");
+    assert!(after.total.frames_in >= before.frames_in, "{after:?}");
+    assert_eq!(after.total.subscriptions, 0, "{after:?}");
+}

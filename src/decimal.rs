@@ -112,21 +112,21 @@ impl Decimal {
             return Err(DecimalError::Syntax);
         }
         let frac = frac.unwrap_or_default();
+        // The whole shape first: text that is not a decimal is a syntax error
+        // even where its digits would also overflow.
+        if !int.iter().chain(frac).all(u8::is_ascii_digit) {
+            return Err(DecimalError::Syntax);
+        }
+        let exponent = exponent.map(parse_exponent).transpose()?;
         let mut mantissa: i128 = 0;
         for &digit in int.iter().chain(frac) {
-            if !digit.is_ascii_digit() {
-                return Err(DecimalError::Syntax);
-            }
             mantissa = mantissa
                 .checked_mul(10)
                 .and_then(|m| m.checked_add(i128::from(digit - b'0')))
                 .ok_or(DecimalError::OutOfRange)?;
         }
         // The value is mantissa * 10^(exponent - frac digits).
-        let mut shift = -(frac.len() as i64);
-        if let Some(exponent) = exponent {
-            shift += parse_exponent(exponent)?;
-        }
+        let shift = exponent.unwrap_or(0) - frac.len() as i64;
         let (mantissa, scale) = if mantissa == 0 {
             // Zero times any power of ten is zero, however large the
             // exponent; its places are kept as sent when they fit.

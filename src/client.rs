@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use crate::book::BookViews;
+use crate::command::{Command, NewSubscription};
 use crate::config::Config;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event, Events};
@@ -23,7 +24,7 @@ use crate::send::SendOptions;
 use crate::stats::{InFlight, Stats, StatsHub};
 use crate::stream::{Messages, Subscription};
 use crate::subscription::ClientId;
-use crate::supervisor::{Command, NewSubscription, Shared, Supervisor};
+use crate::supervisor::{Shared, Supervisor};
 
 /// A handle to one supervised WebSocket connection.
 ///
@@ -541,7 +542,7 @@ impl Client {
 
     /// Frames the adapter could not place, counted per kind since the client
     /// started (see [`Event::UnknownMessage`](crate::Event::UnknownMessage)).
-    pub fn unplaced(&self) -> Vec<crate::UnplacedKind> {
+    pub fn unplaced(&self) -> Vec<crate::stats::UnplacedKind> {
         self.inner.shared.stats.unplaced()
     }
 

@@ -163,7 +163,7 @@ impl Frame {
     /// assert!(frame.payload().starts_with(b"[{"));
     /// assert!(frame.venue_time().is_some());
     /// ```
-    pub fn classified<P: crate::Protocol + ?Sized>(
+    pub fn classified<P: crate::protocol::Protocol + ?Sized>(
         protocol: &mut P,
         text: impl Into<String>,
     ) -> Self {

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::message::Update;
-use crate::set::group::{Group, Popped};
+use crate::queue_group::{Group, Popped};
 
 /// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
 /// Signals are rare, but a hostile peer could make one per frame: past this

@@ -12,12 +12,12 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::command::Command;
 use crate::error::Error;
 use crate::message::{Frame, Update};
 use crate::protocol::Topic;
 use crate::queue::{Queue, QueueStats};
 use crate::subscription::ClientId;
-use crate::supervisor::Command;
 
 /// A durable subscription: a stream of [`Update`]s that survives reconnects.
 ///

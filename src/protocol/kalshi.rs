@@ -781,7 +781,7 @@ mod tests {
     #[test]
     fn an_unplaced_frame_is_named_by_its_type() {
         let kalshi = Kalshi::new();
-        let kind = |text| crate::Protocol::frame_kind(&kalshi, text);
+        let kind = |text| crate::protocol::Protocol::frame_kind(&kalshi, text);
         assert_eq!(
             kind(r#"{"type":"market_lifecycle_v3","sid":9,"msg":{}}"#),
             Some("market_lifecycle_v3")

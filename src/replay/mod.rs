@@ -352,7 +352,7 @@ impl<P: Protocol> Replay<P> {
 
     /// One recorded subscription, made again with its client id and queue
     /// settings; its handle joins the set.
-    fn subscription(&mut self, new: NewTopic) -> Option<crate::supervisor::NewSubscription> {
+    fn subscription(&mut self, new: NewTopic) -> Option<crate::command::NewSubscription> {
         let topic = topic_from_json(&new.topic)?;
         let options = QueueOptions {
             capacity: Some(usize::try_from(new.capacity).unwrap_or(usize::MAX)),

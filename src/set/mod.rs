@@ -46,10 +46,9 @@ use crate::protocol::Topic;
 use crate::queue::{Overflow, Queue, QueueStats};
 use crate::stream::Subscription;
 
-pub(crate) mod group;
 mod open;
 
-pub(crate) use group::{Group, Popped};
+pub(crate) use crate::queue_group::{Group, Popped};
 
 /// One item of a [`SubscriptionSet`]: what a lone [`Subscription`] would have
 /// yielded, and which member it belongs to.

@@ -39,7 +39,7 @@ mod write_outcome;
 use std::sync::{Arc, OnceLock};
 
 use futures::future::{self, Either};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backoff::Outcome;
@@ -47,48 +47,16 @@ use crate::config::Config;
 use crate::connect::Ws;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
-use crate::message::Frame;
-use crate::protocol::{Protocol, Request, Topic};
+use crate::protocol::Protocol;
 use crate::queue::Queue;
 use crate::session::SessionCore;
-use crate::stats::{InFlight, StatsHub};
-use crate::subscription::ClientId;
+use crate::stats::StatsHub;
 use drive::Drive;
 use reconnect::{After, Reconnect};
 
-/// A message from a handle to the supervisor.
-pub(crate) enum Command {
-    /// Register subscriptions; each `ready` resolves at its first ack or failure.
-    Subscribe(Vec<NewSubscription>),
-    /// End a subscription. `reply` is `None` when sent from `Drop`.
-    Unsubscribe {
-        client_id: ClientId,
-        reply: Option<oneshot::Sender<Result<(), Error>>>,
-    },
-    /// Send a one-off frame (never replayed on another connection).
-    Send {
-        message: tokio_tungstenite::tungstenite::Message,
-        /// Whether it spends the outbound rate limit's budget.
-        rate_limited: bool,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    /// Send a request and wait for the response with its request id.
-    Request {
-        request: Request,
-        reply: oneshot::Sender<Result<Frame, Error>>,
-    },
-    /// Close the connection cleanly and end the task.
-    Close,
-}
-
-pub(crate) struct NewSubscription {
-    pub(crate) client_id: ClientId,
-    pub(crate) topic: Topic,
-    pub(crate) queue: Arc<Queue>,
-    pub(crate) ready: oneshot::Sender<Result<(), Error>>,
-    /// Counts it as in flight until the core has registered it.
-    pub(crate) in_flight: InFlight,
-}
+// The shells name it here; it lives below the handles (`command.rs`) so a
+// stream can send one without importing the supervisor.
+pub(crate) use crate::command::Command;
 
 /// What the supervisor shares with every handle.
 pub(crate) struct Shared {

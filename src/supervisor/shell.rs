@@ -27,8 +27,8 @@ pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> (Sessio
     };
     let end = shell.run().await;
     let worked = shell.sup.drive.session_worked();
-    if let SessionEnd::Lost(crate::Error::Closed { .. })
-    | SessionEnd::Fatal(crate::Error::Closed { .. }) = &end
+    if let SessionEnd::Lost(crate::error::Error::Closed { .. })
+    | SessionEnd::Fatal(crate::error::Error::Closed { .. }) = &end
     {
         // Complete the close handshake politely: tungstenite queued our reply.
         let bound = shell.sup.config.close_timeout.min(Duration::from_secs(1));

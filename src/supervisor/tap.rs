@@ -191,7 +191,7 @@ impl Tap {
         self.record(now, Input::BlockedEnded { made_room }, 0);
     }
 
-    pub(crate) fn finish(&self, error: Option<&crate::Error>, now: Instant) {
+    pub(crate) fn finish(&self, error: Option<&crate::error::Error>, now: Instant) {
         let error = error.map(ToString::to_string);
         self.record(now, Input::Finish { error }, 0);
     }

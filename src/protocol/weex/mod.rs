@@ -107,7 +107,7 @@ pub const REFUSALS_BEFORE_CLOSE: u32 = 6;
 /// assert!(permanent_close(1008));
 /// ```
 pub fn permanent_close(code: u16) -> bool {
-    code != 1007 && crate::default_permanent_close(code)
+    code != 1007 && crate::close_code::default_permanent_close(code)
 }
 
 /// The WEEX V3 WebSocket protocol.

@@ -1,10 +1,11 @@
 //! The ready list between a [`SubscriptionSet`](crate::SubscriptionSet)'s
 //! member queues and its consumer.
 //!
-//! A file of its own because both sides use it: the queues (`queue.rs`) list
-//! themselves here when they become readable, and the set takes the list. It
-//! depends on nothing but the item types, so the queue, far below the set,
-//! does not import the set (which imports the client and the pool).
+//! A file of its own, beside the queue and below the set, because both sides
+//! use it: the queues (`queue.rs`) list themselves here when they become
+//! readable, and the set (`set/`) takes the list. It depends on nothing but
+//! the item types, so the queue, far below the set, never imports the set
+//! (which imports the client and the pool).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -27,7 +28,7 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub(super) fn lock(&self) -> MutexGuard<'_, VecDeque<MemberKey>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<MemberKey>> {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -10,8 +10,9 @@
 //! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
 //!    end, a command, a tick, a write's outcome, room in a full queue,
 //!    connected, disconnected). Each method applies the core's actions
-//!    (events, state, answers to callers) before it returns, so no shell can
-//!    forget to.
+//!    (events, state, answers to callers) and publishes its gauges before it
+//!    returns, so no shell can forget to; the questions a shell asks
+//!    ([`Drive::next_turn`], [`Drive::may_read`]) change nothing.
 //! 2. Before waiting, a shell asks [`Drive::next_turn`] what to wait for, in
 //!    this order:
 //!    - [`Turn::Blocked`]: a `Block` queue is full and a message is parked.
@@ -109,9 +110,12 @@ impl<P: Protocol> Drive<P> {
         }
     }
 
-    /// Publishes the core's actions (events, state, replies).
-    fn apply(&mut self) {
+    /// Publishes the core's actions (events, state, replies) and, as of
+    /// `now`, its gauge of subscribe operations held back: the last step of
+    /// every input, so no getter has to.
+    fn apply(&mut self, now: Instant) {
         self.replies.apply(&mut self.core, &self.shared);
+        self.core.publish_ops_waiting(now);
     }
 
     /// A connection is up.
@@ -120,7 +124,7 @@ impl<P: Protocol> Drive<P> {
             tap.connected(now);
         }
         self.core.on_connected(now);
-        self.apply();
+        self.apply(now);
     }
 
     /// The connection is gone (`end` says how).
@@ -129,7 +133,7 @@ impl<P: Protocol> Drive<P> {
             tap.disconnected(end, now);
         }
         self.core.on_disconnected(end, now);
-        self.apply();
+        self.apply(now);
     }
 
     /// What to wait for next.
@@ -144,7 +148,7 @@ impl<P: Protocol> Drive<P> {
         Turn::Wait {
             write_at,
             timer_at: self.core.next_timer().unwrap_or(now),
-            commands: self.core.accepts_commands(),
+            commands: self.core.accepts_commands(now),
         }
     }
 
@@ -159,7 +163,7 @@ impl<P: Protocol> Drive<P> {
         } else {
             self.core.on_block_timeout(now);
         }
-        self.apply();
+        self.apply(now);
     }
 
     /// The frame due now, and how long its write may take.
@@ -194,7 +198,7 @@ impl<P: Protocol> Drive<P> {
                 .core
                 .on_write_failed(written, WriteFailure::TimedOut(timeout))),
         };
-        self.apply();
+        self.apply(now);
         step
     }
 
@@ -215,7 +219,7 @@ impl<P: Protocol> Drive<P> {
             Some(Err(error)) => Err(self.core.on_read_error(error)),
             None => Err(self.core.on_stream_end()),
         };
-        self.apply();
+        self.apply(now);
         step
     }
 
@@ -225,7 +229,7 @@ impl<P: Protocol> Drive<P> {
             tap.tick(now);
         }
         let step = self.core.on_tick(now);
-        self.apply();
+        self.apply(now);
         step
     }
 
@@ -244,17 +248,18 @@ impl<P: Protocol> Drive<P> {
         if let Served::Close = served {
             self.core.begin_close(now);
         }
-        self.apply();
+        self.apply(now);
     }
 
     /// A command while no connection is up. Returns true when close was
     /// requested (or every handle is gone): then stop at once.
     pub(crate) fn serve_offline(&mut self, command: Option<Command>) -> bool {
+        let now = Instant::now();
         if let Some(tap) = &self.tap {
-            tap.command(command.as_ref(), false, Instant::now());
+            tap.command(command.as_ref(), false, now);
         }
         let served = self.replies.serve(command, &mut self.core);
-        self.apply();
+        self.apply(now);
         matches!(served, Served::Close)
     }
 
@@ -280,7 +285,7 @@ impl<P: Protocol> Drive<P> {
             tap.finish(error, now);
         }
         self.core.finish(error, now);
-        self.apply();
+        self.apply(now);
         let answer = error.cloned().unwrap_or(Error::ClientClosed);
         self.replies.fail_all(&answer);
     }

@@ -126,7 +126,7 @@ impl Harness {
 
     /// Whether the shell takes commands now.
     fn takes_commands(&self) -> bool {
-        !self.parked() && (!self.core.is_connected() || self.core.accepts_commands())
+        !self.parked() && (!self.core.is_connected() || self.core.accepts_commands(self.at()))
     }
 
     /// Whether the shell reads the socket now.

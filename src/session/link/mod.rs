@@ -309,13 +309,13 @@ impl<P: Protocol> SessionCore<P> {
     /// while many frames wait for the rate limiter (the bounded command
     /// channel then pushes back on the callers).
     ///
-    /// Requests held back by the venue's operations window (as of the last
-    /// [`next_write_at`](Self::next_write_at)) do not count: they may wait an
-    /// hour, and `close` or `send` must not wait with them.
-    pub(crate) fn accepts_commands(&self) -> bool {
-        let held = self.stats.counters.subscribe_ops_waiting.get();
-        let held = usize::try_from(held).unwrap_or(usize::MAX);
+    /// Requests the venue's operations window holds back at `now` do not
+    /// count: they may wait an hour, and `close` or `send` must not wait with
+    /// them. Counted here from the outbound queue itself, never read back
+    /// from a gauge some other call may or may not have set.
+    pub(crate) fn accepts_commands(&self, now: Instant) -> bool {
         self.link.as_ref().is_some_and(|l| {
+            let held = l.outbound.ops_held(now);
             l.closing.is_none() && l.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
         })
     }
@@ -347,19 +347,23 @@ impl<P: Protocol> SessionCore<P> {
 
     // ---- writes ---------------------------------------------------------------
 
-    /// When the next frame may be written: `None` when nothing waits.
-    ///
-    /// Also publishes how many subscribe operations the venue's window holds
-    /// back (the shell asks before every wait, so the gauge is current
-    /// whenever a pool reads it to place a subscription).
+    /// When the next frame may be written: `None` when nothing waits. Pure:
+    /// asking changes nothing.
     pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
-        let outbound = &self.link.as_ref()?.outbound;
-        let held = outbound.ops_held(now) as u64;
+        self.link.as_ref()?.outbound.next_write_at(now)
+    }
+
+    /// Publishes how many subscribe operations the venue's window holds back
+    /// at `now` (the `subscribe_ops_waiting` gauge a pool reads to place a
+    /// subscription). The last step of every input (`Drive` calls it after
+    /// the core's actions): the count changes with commands, with writes and
+    /// when the window opens, and the driver wakes for each of those.
+    pub(crate) fn publish_ops_waiting(&self, now: Instant) {
+        let held = self.link.as_ref().map_or(0, |l| l.outbound.ops_held(now)) as u64;
         let gauge = &self.stats.counters.subscribe_ops_waiting;
         if gauge.get() != held {
             gauge.set(held);
         }
-        outbound.next_write_at(now)
     }
 
     /// The next frame to write, if one is due at `now`. The shell writes it and

@@ -201,6 +201,16 @@ pub(crate) const QUICK_WINDOW: Duration = Duration::from_millis(5);
 /// The longest [`Backoff::attempt_window`]: never more than two attempts per second.
 const MAX_ATTEMPT_WINDOW: Duration = Duration::from_secs(1);
 
+/// How long `error` asks to wait before the next attempt: its own
+/// Retry-After (a refused handshake, a venue lockout), or the backoff `cap`
+/// for a close 1013 "try again later", which names no duration.
+pub(crate) fn retry_hint(error: &Error, cap: Duration) -> Option<Duration> {
+    match error {
+        Error::Closed { code: 1013, .. } => Some(cap),
+        other => other.retry_after(),
+    }
+}
+
 /// What ended before the next delay is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {

@@ -268,11 +268,6 @@ impl<P: Protocol> Drive<P> {
         self.core.session_worked()
     }
 
-    /// Remembers how long `error` asks us to wait before the next attempt.
-    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
-        self.core.note_retry_hint(error, now);
-    }
-
     /// The wait a retry hint still asks for, once.
     pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
         self.core.take_retry_wait(now)

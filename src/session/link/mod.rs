@@ -324,11 +324,7 @@ impl<P: Protocol> SessionCore<P> {
     /// its own retry-after (a venue lockout), or the backoff cap for a close
     /// 1013 "try again later", which names no duration.
     pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
-        let hint = match error {
-            Error::Closed { code: 1013, .. } => Some(self.config.backoff.cap),
-            other => other.retry_after(),
-        };
-        if let Some(hint) = hint {
+        if let Some(hint) = crate::backoff::retry_hint(error, self.config.backoff.cap) {
             tracing::info!(
                 ?hint,
                 "the venue asked to wait; lengthening the next backoff delay"

@@ -1,10 +1,13 @@
 //! The reconnect machine's bookkeeping as synchronous steps, shared by both
 //! shells: what starting an attempt, its result, the end of a session and a
-//! backoff publish (state, events, counters, logs) and decide (the next
-//! delay from [`BackoffState`], a retry hint, giving up).
+//! backoff publish (state, events, counters, logs). What they decide (the
+//! attempt number, the next delay, a retry hint, giving up) is the sans-I/O
+//! [`ReconnectMachine`] (`machine.rs`), which the fuzzer drives too.
 //!
 //! The waiting (the attempt future, the backoff sleep, serving commands
 //! meanwhile) is the shell's: the supervisor awaits, the feed polls.
+
+pub(crate) mod machine;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use tokio::time::Instant;
 
 use super::attempt::{attempt, Attempted};
 use super::drive::Drive;
-use crate::backoff::{BackoffState, Outcome};
+use crate::backoff::Outcome;
 use crate::config::Config;
 use crate::connect::Ws;
 use crate::error::Error;
@@ -22,25 +25,21 @@ use crate::events::{ConnectionState, Event};
 use crate::protocol::Protocol;
 use crate::session::SessionEnd;
 
-/// What comes after a session or a failed attempt.
-pub(crate) enum After {
-    /// Wait this long, then attempt again.
-    Retry(Duration),
-    /// Stop: `None` after a close, else the terminal error.
-    Exit(Option<Error>),
-}
+pub(crate) use machine::After;
+use machine::ReconnectMachine;
 
-/// Attempt counting, the backoff and the TLS config kept across attempts.
+/// The reconnect machine with what publishing its steps needs, and the TLS
+/// config kept across attempts.
 pub(crate) struct Reconnect {
     config: Arc<Config>,
-    backoff: BackoffState,
+    machine: ReconnectMachine,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Reconnect {
     pub(crate) fn new(config: Arc<Config>) -> Self {
         Reconnect {
-            backoff: BackoffState::new(config.backoff.clone()),
+            machine: ReconnectMachine::new(config.backoff.clone()),
             config,
             tls: None,
         }
@@ -48,7 +47,7 @@ impl Reconnect {
 
     /// The number of the next attempt.
     pub(crate) fn attempt(&self) -> u32 {
-        self.backoff.failures() + 1
+        self.machine.attempt()
     }
 
     /// Announces the next attempt and returns it as a future that owns
@@ -75,7 +74,7 @@ impl Reconnect {
         attempted: Attempted,
     ) -> Result<Ws, Error> {
         let attempt = self.attempt();
-        self.backoff.attempt_started(attempted.started);
+        self.machine.attempt_started(attempted.started);
         self.tls = attempted.tls;
         if let Some(token) = attempted.token {
             drive.core.protocol_mut().set_token(&token);
@@ -113,53 +112,77 @@ impl Reconnect {
         healthy_for: Duration,
         worked: bool,
     ) -> After {
-        match end {
-            SessionEnd::Closed => After::Exit(None),
+        match &end {
+            SessionEnd::Closed => {}
             SessionEnd::Fatal(error) => {
                 tracing::warn!(%error, "connection closed for good");
                 drive.shared().emit(Event::Disconnected {
                     cause: error.clone(),
                 });
-                After::Exit(Some(error))
             }
             SessionEnd::Lost(error) => {
                 tracing::info!(%error, "connection lost");
                 drive.shared().emit(Event::Disconnected {
                     cause: error.clone(),
                 });
-                let outcome = Outcome::SessionEnded {
-                    healthy_for,
-                    worked,
-                };
-                self.back_off(drive, error, outcome)
             }
         }
+        let now = self.take_session_hint(drive);
+        let after = self.machine.session_ended(end, healthy_for, worked, now);
+        self.publish(drive, after)
     }
 
-    /// Records how the attempt or session ended and returns the next delay,
-    /// or gives up. A retry hint (from this failure or one seen during the
-    /// session) lengthens the delay.
+    /// Records how the attempt ended and returns the next delay, or gives up.
     pub(crate) fn back_off<P: Protocol>(
         &mut self,
         drive: &mut Drive<P>,
         error: Error,
         outcome: Outcome,
     ) -> After {
-        let now = Instant::now();
-        drive.note_retry_hint(&error, now);
-        let Some(delay) = self.backoff.next_delay(outcome, now) else {
-            let attempts = self.backoff.failures();
-            tracing::warn!(attempts, %error, "giving up reconnecting");
-            return After::Exit(Some(Error::Reconnect {
-                attempts,
-                last_error: Box::new(error),
-            }));
+        let now = self.take_session_hint(drive);
+        let after = match outcome {
+            Outcome::AttemptFailed => self.machine.attempt_failed(error, now),
+            Outcome::SessionEnded {
+                healthy_for,
+                worked,
+            } => self
+                .machine
+                .session_ended(SessionEnd::Lost(error), healthy_for, worked, now),
         };
-        let delay = delay.max(drive.take_retry_wait(now));
-        let attempt = self.attempt();
-        let shared = drive.shared();
-        shared.set_state(ConnectionState::Backoff);
-        shared.emit(Event::ReconnectScheduled { attempt, delay });
-        After::Retry(delay)
+        self.publish(drive, after)
+    }
+
+    /// Hands the machine the wait a hint seen during the session asks for
+    /// (a venue lockout); returns the time of this step.
+    fn take_session_hint<P: Protocol>(&mut self, drive: &mut Drive<P>) -> Instant {
+        let now = Instant::now();
+        let wait = drive.take_retry_wait(now);
+        if !wait.is_zero() {
+            self.machine
+                .asked_to_wait(now.checked_add(wait).unwrap_or(now));
+        }
+        now
+    }
+
+    /// Publishes what comes next: the backoff, or giving up.
+    fn publish<P: Protocol>(&self, drive: &Drive<P>, after: After) -> After {
+        match &after {
+            After::Retry(delay) => {
+                let shared = drive.shared();
+                shared.set_state(ConnectionState::Backoff);
+                shared.emit(Event::ReconnectScheduled {
+                    attempt: self.attempt(),
+                    delay: *delay,
+                });
+            }
+            After::Exit(Some(Error::Reconnect {
+                attempts,
+                last_error,
+            })) => {
+                tracing::warn!(attempts, error = %last_error, "giving up reconnecting");
+            }
+            After::Exit(_) => {}
+        }
+        after
     }
 }

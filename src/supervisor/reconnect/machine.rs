@@ -1,0 +1,136 @@
+//! The reconnect machine's decisions, sans-I/O: which attempt comes next,
+//! how long to wait before it, and when to give up.
+//!
+//! Inputs, each with the time it happened at:
+//! - [`attempt_started`](ReconnectMachine::attempt_started): an attempt
+//!   began (the backoff spaces attempts from their starts);
+//! - [`asked_to_wait`](ReconnectMachine::asked_to_wait): the session saw a
+//!   retry hint (a venue lockout) before it ended;
+//! - [`attempt_failed`](ReconnectMachine::attempt_failed): an attempt
+//!   failed (token, connect, TLS, handshake);
+//! - [`session_ended`](ReconnectMachine::session_ended): a connected
+//!   session ended, and how.
+//!
+//! The last two answer with [`After`]: wait this long and attempt again, or
+//! stop. Nothing else comes out: publishing (state, events, counters, logs)
+//! and waiting are the shells' (`reconnect/mod.rs`), so the rules run the
+//! same under a fuzzer and on a paused clock.
+//!
+//! The rules:
+//! - The attempt number is the count of consecutive failed attempts plus one
+//!   (see [`BackoffState`] for which outcomes count as failed).
+//! - A session closed on request ends the machine; so does a permanent close
+//!   (decided where the close frame was read, `SessionEnd::Fatal`).
+//! - `max_attempts` consecutive failures give up with
+//!   [`Error::Reconnect`], carrying the last error.
+//! - Otherwise the delay is the backoff's (growth, the quick first retry,
+//!   spacing), lengthened to the latest "not before" any hint asked for: the
+//!   failure's own Retry-After, the backoff cap for a close 1013, or a hint
+//!   the session saw ([`retry_hint`]). A hint is used once.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::backoff::{retry_hint, Backoff, BackoffState, Outcome};
+use crate::error::Error;
+use crate::session::SessionEnd;
+
+/// What comes after a session or a failed attempt.
+#[derive(Debug)]
+pub(crate) enum After {
+    /// Wait this long, then attempt again.
+    Retry(Duration),
+    /// Stop: `None` after a close, else the terminal error.
+    Exit(Option<Error>),
+}
+
+/// Attempt counting, the backoff and the pending retry hint.
+#[derive(Debug)]
+pub(crate) struct ReconnectMachine {
+    backoff: BackoffState,
+    /// The backoff cap: what a close 1013 asks for (it names no duration).
+    cap: Duration,
+    /// The latest "not before" a hint asked for, until the next delay uses it.
+    not_before: Option<Instant>,
+}
+
+impl ReconnectMachine {
+    /// A machine under the `policy`.
+    pub(crate) fn new(policy: Backoff) -> Self {
+        ReconnectMachine {
+            cap: policy.cap,
+            backoff: BackoffState::new(policy),
+            not_before: None,
+        }
+    }
+
+    /// The number of the next attempt (1 for the first).
+    pub(crate) fn attempt(&self) -> u32 {
+        self.backoff.failures().saturating_add(1)
+    }
+
+    /// An attempt started at `at`.
+    pub(crate) fn attempt_started(&mut self, at: Instant) {
+        self.backoff.attempt_started(at);
+    }
+
+    /// Something asked that the next attempt start no earlier than `at`.
+    pub(crate) fn asked_to_wait(&mut self, at: Instant) {
+        self.not_before = self.not_before.max(Some(at));
+    }
+
+    /// An attempt failed with `error` at `now`.
+    pub(crate) fn attempt_failed(&mut self, error: Error, now: Instant) -> After {
+        self.back_off(error, Outcome::AttemptFailed, now)
+    }
+
+    /// A session ended at `now` after `healthy_for` connected; `worked` if it
+    /// answered every subscription it replayed.
+    pub(crate) fn session_ended(
+        &mut self,
+        end: SessionEnd,
+        healthy_for: Duration,
+        worked: bool,
+        now: Instant,
+    ) -> After {
+        match end {
+            SessionEnd::Closed => After::Exit(None),
+            SessionEnd::Fatal(error) => After::Exit(Some(error)),
+            SessionEnd::Lost(error) => {
+                let outcome = Outcome::SessionEnded {
+                    healthy_for,
+                    worked,
+                };
+                self.back_off(error, outcome, now)
+            }
+        }
+    }
+
+    /// Records the outcome; the next delay, or giving up.
+    fn back_off(&mut self, error: Error, outcome: Outcome, now: Instant) -> After {
+        if let Some(hint) = retry_hint(&error, self.cap) {
+            tracing::info!(
+                ?hint,
+                "the venue asked to wait; lengthening the next backoff delay"
+            );
+            // Retry-After is capped where it is parsed and the cap by the
+            // config; a year stands in for an instant past the clock's end.
+            let year = Duration::from_secs(365 * 24 * 3600);
+            let at = now.checked_add(hint).or_else(|| now.checked_add(year));
+            self.asked_to_wait(at.unwrap_or(now));
+        }
+        let Some(delay) = self.backoff.next_delay(outcome, now) else {
+            return After::Exit(Some(Error::Reconnect {
+                attempts: self.backoff.failures(),
+                last_error: Box::new(error),
+            }));
+        };
+        let asked = self
+            .not_before
+            .take()
+            .map(|at| at.saturating_duration_since(now))
+            .unwrap_or_default();
+        After::Retry(delay.max(asked))
+    }
+}

@@ -205,3 +205,30 @@ w('session_script', 'block_consumer_leaves_while_parked', script([
   Connect, Subscribe(0, 0, 0, 0, 3), Subscribe(1, 1, 0, 0, 3), W, Ack(1, 0, sid('Num', 1), True, True), Ack(0, 0, sid('Num', 2), True, True),
   Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), DropConsumer(1, True), Unblock(False), Data(sid('Num', 1), seq('Next')),
   Data(sid('Num', 2), seq('Next')), Data(sid('Num', 2), seq('Next')), DropConsumer(1, False), Unblock(False), Tick(10), Read(0, 3)]))
+
+# ---------- reconnect_script (src/fuzzing/reconnect_script.rs) ----------
+# Header: initial (index into 1,3,10,50,200,1000 ms), cap (initial * (1 + x % 40)),
+# factor (1 + x % 3), max_attempts (x % 6: 0|1 none, n: n - 1), reset_after
+# (x % 8 * 250 ms), close rule (0 default, 1 only 1011, 2 1013 and 4001).
+# Steps of four bytes: op (% 4: 0 timeout, 1 refused, 2 token, 3 session; bits
+# 2-3 a session hint, bits 4-7 its length in 100 ms), a (attempt ms % 50), b
+# (session length), c (bit 0 worked, bits 1-4 end: 0 close on request, 1 dropped,
+# else a close code index; bits 6-7 the length's scale 1/10/100/1000 ms;
+# for a refused attempt: Retry-After c * 10 ms, 0 = a 503 without one).
+def rstep(op, a=0, b=0, c=0): return bytes([op, a, b, c])
+def session(lasted, scale, worked, end, hint=None):
+    op = 3 if hint is None else 3 | 4 | (hint << 4)
+    return rstep(op, 5, lasted, (scale << 6) | (end << 1) | int(worked))
+def rhead(initial=3, capx=9, factor=1, max_attempts=0, reset=4, rule=0):
+    return bytes([initial, capx, factor, max_attempts, reset, rule])
+w('reconnect_script', 'failures_grow_to_the_cap', rhead() + rstep(0) * 12)
+w('reconnect_script', 'max_attempts_gives_up', rhead(max_attempts=4) + rstep(0) + rstep(2) + rstep(0) + rstep(0))
+w('reconnect_script', 'retry_after_and_503', rhead(initial=2) + rstep(1, 3, 0, 40) + rstep(1, 3, 0, 0) + rstep(1, 0, 0, 250))
+w('reconnect_script', 'healthy_session_quick_retry', rhead(reset=2) + rstep(0) * 3 + session(200, 1, True, 1) * 3)
+w('reconnect_script', 'short_working_sessions', rhead(initial=4, reset=6) + session(3, 1, True, 1) + session(30, 1, True, 1) + session(0, 0, True, 1) + session(2, 2, False, 1))
+w('reconnect_script', 'close_1013_waits_the_cap', rhead(initial=3, capx=20) + session(200, 1, True, 11))
+w('reconnect_script', 'permanent_close_stops', rhead() + session(20, 1, True, 1) + session(20, 1, True, 4))
+w('reconnect_script', 'configured_close_rule', rhead(rule=1) + session(20, 1, True, 4) + session(20, 1, True, 9))
+w('reconnect_script', 'closed_on_request', rhead() + rstep(0) + session(10, 1, True, 0))
+w('reconnect_script', 'lockout_hint_in_session', rhead(initial=1) + session(10, 1, True, 1, hint=7) + session(10, 1, False, 1, hint=1))
+w('reconnect_script', 'sessions_that_never_work_count', rhead(max_attempts=3) + session(50, 1, False, 1) + session(50, 1, False, 2) + session(50, 1, False, 1))

@@ -24,6 +24,7 @@
 //! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
 //! | [`okx_classify`](fn@crate::fuzzing::okx_classify) | `okx_classify.rs` | frames split by `0xff` | no panic; books only for the subscribed instrument; the fast checksum of a kept book equals the plain one over its levels |
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
+//! | [`reconnect_script`](fn@crate::fuzzing::reconnect_script) | `reconnect_script.rs` | six policy bytes, then four bytes per attempt or session | the real `ReconnectMachine` (and the core's close rule) agrees with `model/reconnect.rs`: attempt numbers, exact delays (growth, quick retry, spacing, Retry-After, 1013), give-up after `max_attempts`, permanent closes |
 //! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
 
 mod decimal;
@@ -34,6 +35,7 @@ mod kraken_book;
 mod kraken_classify;
 mod model;
 mod okx_classify;
+mod reconnect_script;
 mod session_script;
 mod weex_classify;
 
@@ -47,6 +49,7 @@ pub use self::kalshi_classify::kalshi_classify;
 pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
 pub use self::okx_classify::okx_classify;
+pub use self::reconnect_script::reconnect_script;
 pub use self::session_script::session_script;
 pub use self::weex_classify::weex_classify;
 
@@ -151,7 +154,7 @@ mod tests {
 
     type Harness = fn(&[u8]);
 
-    const TARGETS: [(&str, Harness); 9] = [
+    const TARGETS: [(&str, Harness); 10] = [
         ("decimal", decimal),
         ("okx_classify", okx_classify),
         ("weex_classify", weex_classify),
@@ -161,6 +164,7 @@ mod tests {
         ("kraken_classify", kraken_classify),
         ("kraken_book", kraken_book),
         ("session_script", session_script),
+        ("reconnect_script", reconnect_script),
     ];
 
     fn files(dir: &Path) -> Vec<PathBuf> {

@@ -9,5 +9,6 @@ pub(super) mod book;
 pub(super) mod decimal;
 pub(super) mod frames;
 pub(super) mod queue;
+pub(super) mod reconnect;
 pub(super) mod registry;
 pub(super) mod session;

@@ -50,8 +50,9 @@ use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::replies::{Replies, Served};
+use super::shared::Shared;
 use super::tap::Tap;
-use super::{Command, Shared};
+use crate::command::Command;
 use crate::connect::Ws;
 use crate::error::Error;
 use crate::protocol::Protocol;

@@ -32,78 +32,31 @@ pub(crate) mod drive;
 pub(crate) mod reconnect;
 pub(crate) mod recorded_settings;
 mod replies;
+mod shared;
 mod shell;
 pub(crate) mod tap;
 mod write_outcome;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use futures::future::{self, Either};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backoff::Outcome;
 use crate::config::Config;
-use crate::connect::Ws;
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::protocol::Protocol;
 use crate::queue::Queue;
 use crate::session::SessionCore;
-use crate::stats::StatsHub;
 use drive::Drive;
 use reconnect::{After, Reconnect};
 
 // The shells name it here; it lives below the handles (`command.rs`) so a
 // stream can send one without importing the supervisor.
 pub(crate) use crate::command::Command;
-
-/// What the supervisor shares with every handle.
-pub(crate) struct Shared {
-    /// Created by the first [`Client::events`](crate::Client::events) call: a
-    /// broadcast channel allocates all its slots up front (about 160 KiB at the
-    /// default capacity), which a connection nobody observes should not pay.
-    pub(crate) events: OnceLock<broadcast::Sender<Event>>,
-    pub(crate) event_capacity: usize,
-    pub(crate) state: watch::Sender<ConnectionState>,
-    /// `None` while running; the final result once the task has finished.
-    pub(crate) done: watch::Sender<Option<Result<(), Error>>>,
-    pub(crate) stats: Arc<StatsHub>,
-    /// The handles the counters are published to (see `metrics.rs`).
-    #[cfg(feature = "metrics")]
-    pub(crate) metrics: crate::metrics::Publisher,
-}
-
-impl Shared {
-    /// Moves to `state` (and publishes it as a gauge with the `metrics` feature).
-    pub(crate) fn set_state(&self, state: ConnectionState) {
-        self.state.send_replace(state);
-        #[cfg(feature = "metrics")]
-        self.metrics.state(state);
-    }
-
-    /// Publishes a snapshot of the counters to the metrics recorder.
-    #[cfg(feature = "metrics")]
-    pub(crate) fn publish_metrics(&self) {
-        self.metrics
-            .publish(&self.stats.snapshot(), *self.state.borrow());
-        self.metrics.publish_unplaced(&self.stats.unplaced());
-    }
-
-    pub(crate) fn emit(&self, event: Event) {
-        // No receiver is fine: events are optional to observe.
-        if let Some(events) = self.events.get() {
-            let _ = events.send(event);
-        }
-    }
-
-    /// A receiver of every event emitted from now on.
-    pub(crate) fn subscribe_events(&self) -> broadcast::Receiver<Event> {
-        self.events
-            .get_or_init(|| broadcast::channel(self.event_capacity).0)
-            .subscribe()
-    }
-}
+pub(crate) use shared::Shared;
 
 /// How the supervisor's life ends.
 enum Exit {
@@ -192,7 +145,9 @@ impl<P: Protocol> Supervisor<P> {
             let after = match self.reconnect.finished(&mut self.drive, attempted) {
                 Ok(ws) => {
                     let connected_at = Instant::now();
-                    let (end, worked) = shell::run(self, ws).await;
+                    let close_timeout = self.config.close_timeout;
+                    let (end, worked) =
+                        shell::run(&mut self.drive, &mut self.commands, close_timeout, ws).await;
                     let healthy_for = connected_at.elapsed();
                     self.reconnect
                         .session_ended(&mut self.drive, end, healthy_for, worked)

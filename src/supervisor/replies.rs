@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 
-use super::{Command, Shared};
+use super::shared::Shared;
+use crate::command::Command;
 use crate::error::Error;
 use crate::message::Frame;
 use crate::session::{Action, SessionCore};

@@ -12,34 +12,45 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{sleep_until, Duration, Instant};
 
 use super::drive::{ReadStamp, Turn, WriteOutcome, READ_BATCH};
-use super::{Supervisor, Ws};
+use tokio::sync::mpsc;
+
+use super::drive::Drive;
+use crate::command::Command;
+use crate::connect::Ws;
 use crate::protocol::Protocol;
 use crate::session::SessionEnd;
 
 /// Runs one connected session until it ends. Returns how it ended and whether
 /// it worked (every subscription it replayed was answered).
-pub(super) async fn run<P: Protocol>(sup: &mut Supervisor<P>, ws: Ws) -> (SessionEnd, bool) {
-    sup.drive.connected(Instant::now());
+pub(super) async fn run<P: Protocol>(
+    drive: &mut Drive<P>,
+    commands: &mut mpsc::Receiver<Command>,
+    close_timeout: Duration,
+    ws: Ws,
+) -> (SessionEnd, bool) {
+    drive.connected(Instant::now());
     let mut shell = Shell {
-        sup,
+        drive,
+        commands,
         ws,
         read_at: ReadStamp::default(),
     };
     let end = shell.run().await;
-    let worked = shell.sup.drive.session_worked();
+    let worked = shell.drive.session_worked();
     if let SessionEnd::Lost(crate::error::Error::Closed { .. })
     | SessionEnd::Fatal(crate::error::Error::Closed { .. }) = &end
     {
         // Complete the close handshake politely: tungstenite queued our reply.
-        let bound = shell.sup.config.close_timeout.min(Duration::from_secs(1));
+        let bound = close_timeout.min(Duration::from_secs(1));
         let _ = tokio::time::timeout(bound, shell.ws.flush()).await;
     }
-    shell.sup.drive.disconnected(&end, Instant::now());
+    shell.drive.disconnected(&end, Instant::now());
     (end, worked)
 }
 
 struct Shell<'a, P> {
-    sup: &'a mut Supervisor<P>,
+    drive: &'a mut Drive<P>,
+    commands: &'a mut mpsc::Receiver<Command>,
     ws: Ws,
     read_at: ReadStamp,
 }
@@ -57,12 +68,10 @@ impl<P: Protocol> Shell<'_, P> {
     /// (the order is `drive.rs`'s).
     async fn turn(&mut self) -> Result<(), SessionEnd> {
         let now = Instant::now();
-        match self.sup.drive.next_turn(now) {
+        match self.drive.next_turn(now) {
             Turn::Blocked { queue, timeout } => {
                 let made_room = tokio::time::timeout(timeout, queue.wait_space()).await;
-                self.sup
-                    .drive
-                    .blocked_ended(made_room.is_ok(), Instant::now());
+                self.drive.blocked_ended(made_room.is_ok(), Instant::now());
                 return Ok(());
             }
             Turn::Write => self.write_next(now).await?,
@@ -71,14 +80,14 @@ impl<P: Protocol> Shell<'_, P> {
                 timer_at,
                 commands: take_commands,
             } => {
-                let drive = &mut self.sup.drive;
+                let drive = &mut *self.drive;
                 tokio::select! {
                     // The receive time is when the read completed, not when the wait began.
                     message = self.ws.next() => {
                         let read_at = self.read_at.of(&self.ws);
                         drive.socket(message, read_at, now)?;
                     }
-                    command = self.sup.commands.recv(), if take_commands => {
+                    command = self.commands.recv(), if take_commands => {
                         drive.serve_online(command, now);
                     }
                     () = sleep_opt(write_at) => {}
@@ -88,14 +97,14 @@ impl<P: Protocol> Shell<'_, P> {
         }
         // Drain frames that are already buffered before selecting again.
         for _ in 0..READ_BATCH {
-            if !self.sup.drive.may_read() {
+            if !self.drive.may_read() {
                 break;
             }
             let Some(message) = self.ws.next().now_or_never() else {
                 break;
             };
             let read_at = self.read_at.of(&self.ws);
-            self.sup.drive.socket(message, read_at, now)?;
+            self.drive.socket(message, read_at, now)?;
             // Frames already inside tungstenite's buffer cost no tokio budget,
             // so without this a busy socket never yields and a consumer woken
             // onto this worker cannot run until its queue has overflowed.
@@ -107,7 +116,7 @@ impl<P: Protocol> Shell<'_, P> {
     /// Writes the frame the core says is due, bounded so a peer that stopped
     /// reading cannot wedge us.
     async fn write_next(&mut self, now: Instant) -> Result<(), SessionEnd> {
-        let Some((message, written, timeout)) = self.sup.drive.take_write(now) else {
+        let Some((message, written, timeout)) = self.drive.take_write(now) else {
             return Ok(());
         };
         let outcome = match tokio::time::timeout(timeout, self.ws.send(message)).await {
@@ -115,7 +124,7 @@ impl<P: Protocol> Shell<'_, P> {
             Ok(Err(error)) => WriteOutcome::Failed(error),
             Err(_) => WriteOutcome::TimedOut(timeout),
         };
-        self.sup.drive.written(written, outcome, now)
+        self.drive.written(written, outcome, now)
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::recorded_settings;
 use super::write_outcome::WriteOutcome;
-use super::Command;
+use crate::command::Command;
 use crate::config::Config;
 use crate::record::format::{
     fingerprint, topic_json, End, Entry, Input, NewTopic, Recorded, WriteEnd,

@@ -39,7 +39,7 @@ mod writer;
 mod tests;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,7 @@ use std::time::Duration;
 pub use reader::{Recording, RecordingSummary};
 
 use format::Entry;
+use writer::{Counters, Msg};
 
 /// How a [`Recorder`] queues, writes and rotates. `Default` is 65,536
 /// records or 64 MiB in the queue, a new file every 256 MiB, no age limit.
@@ -116,26 +117,6 @@ pub struct RecordStats {
 
 /// Fixed per-record overhead counted against [`RecordOptions::queue_bytes`].
 const RECORD_OVERHEAD: usize = 64;
-
-/// Counters shared by the senders and the writer thread.
-#[derive(Default)]
-struct Counters {
-    written: AtomicU64,
-    dropped: AtomicU64,
-    write_errors: AtomicU64,
-    files: AtomicU64,
-    /// Bytes in the queue now.
-    queued_bytes: AtomicUsize,
-}
-
-/// What goes to the writer thread.
-enum Msg {
-    /// A record, the bytes it counts against the queue, and the records
-    /// (and bytes) of its stream dropped just before it: the hole to mark.
-    Entry(Entry, usize, (u64, u64)),
-    /// Flush the file, then answer.
-    Flush(mpsc::Sender<std::io::Result<()>>),
-}
 
 struct Inner {
     sender: SyncSender<Msg>,

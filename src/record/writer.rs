@@ -19,13 +19,32 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::format::{encode, Entry, Input, MAGIC};
-use super::{Counters, Msg};
+
+/// Counters shared by the senders and the writer thread.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) written: AtomicU64,
+    pub(super) dropped: AtomicU64,
+    pub(super) write_errors: AtomicU64,
+    pub(super) files: AtomicU64,
+    /// Bytes in the queue now.
+    pub(super) queued_bytes: AtomicUsize,
+}
+
+/// What goes to the writer thread.
+pub(super) enum Msg {
+    /// A record, the bytes it counts against the queue, and the records
+    /// (and bytes) of its stream dropped just before it: the hole to mark.
+    Entry(Entry, usize, (u64, u64)),
+    /// Flush the file, then answer.
+    Flush(mpsc::Sender<std::io::Result<()>>),
+}
 
 /// Where the thread writes and when it rotates.
 pub(super) struct Sink {

@@ -30,7 +30,7 @@ use ring::signature::{RsaKeyPair, RSA_PSS_SHA256};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 
-use super::{HeaderFuture, HeaderSource, Headers};
+use super::headers::{HeaderFuture, HeaderSource, Headers};
 use crate::error::Error;
 use crate::token::TokenError;
 

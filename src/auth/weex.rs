@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{HeaderFuture, HeaderSource, Headers};
+use super::headers::{HeaderFuture, HeaderSource, Headers};
 use crate::protocol::weex::{sign_headers, WeexCredentials};
 use crate::token::TokenError;
 

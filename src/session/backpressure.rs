@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::core::SessionCore;
 use super::core::{Parked, PushNow};
-use super::SessionCore;
 use crate::error::Error;
 use crate::message::Update;
 use crate::protocol::{ChecksumMismatch, Protocol};

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::core::SessionCore;
 use super::link::{Outgoing, ABANDONED_LIMIT};
-use super::{Action, SessionCore};
+use super::output::Action;
 use crate::error::{ConnectionError, Error, SubscriptionOp, VenueError};
 use crate::events::Event;
 use crate::protocol::{Protocol, Request, ServerId, Topic};

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
 use super::link::Link;
-use super::{Action, SessionEnd};
+use super::output::{Action, SessionEnd};
 use crate::config::Config;
 use crate::error::{scrub, ConnectionError, Error, ProtocolError, SubscriptionOp, VenueError};
 use crate::events::{Event, Unplaced};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{SessionCore, SessionEnd};
+use super::core::SessionCore;
+use super::output::SessionEnd;
 use crate::config::Config;
 use crate::message::Update;
 use crate::protocol::weex::PONG_ID_BASE;

@@ -25,7 +25,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 
 use super::deadline::later;
-use super::{Action, SessionCore, SessionEnd};
+use super::output::{Action, SessionEnd};
+use super::SessionCore;
 use crate::config::Config;
 use crate::error::{Error, Operation, SubscriptionOp};
 use crate::events::{ConnectionState, Event};

@@ -6,6 +6,9 @@
 
 use crate::support;
 
+mod creds;
+mod shards;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,25 +1,118 @@
-//! A `.creds` file against a nats-server in operator (JWT) mode: the sink
-//! connects with [`NatsAuth::CredentialsFile`] and publishes; a user the
-//! server does not know is refused with an error that says why, and neither
-//! the user's JWT nor its seed reaches the error, its `Debug` or a log line
-//! up to DEBUG.
+//! The JetStream sink's secrets (issue 24): a password, a token or a
+//! credentials file never reaches an error, its `Debug` or a log line up to
+//! DEBUG, refused or accepted, against a real `nats-server`.
 //!
-//! Everything is made here: an operator, an account (JetStream enabled) and
-//! users as nkeys, their JWTs signed as the NATS JWT v2 format has them
-//! (header `{"typ":"JWT","alg":"ed25519-nkey"}`, base64url without padding,
-//! an Ed25519 signature by the issuer's nkey), and the server's config with
-//! `resolver: MEMORY` and the account preloaded.
+//! Its own test binary with one process-wide subscriber, set before any
+//! test logs: a subscriber scoped to a test thread (`set_default`) misses
+//! lines in a binary whose other tests hit the same callsites without one
+//! (tracing caches each callsite's interest), and a log check that missed
+//! lines would pass without proving anything. Every test checks its secrets
+//! against everything captured.
+//!
+//! DEBUG, not TRACE: async-nats 0.46 writes its CONNECT command (password,
+//! token, a credentials file's user JWT; never the seed, which is not sent)
+//! at TRACE under the target `async_nats::connection`; see docs/SCALING.md.
+//!
+//! Credentials files: everything is made here: an operator, a system
+//! account and an account (JetStream enabled) and users as nkeys, their JWTs
+//! signed as the NATS JWT v2 format has them (header
+//! `{"typ":"JWT","alg":"ed25519-nkey"}`, base64url without padding, an
+//! Ed25519 signature by the issuer's nkey), and the server's config with
+//! `resolver: MEMORY` and the accounts preloaded.
+#![cfg(feature = "nats")]
+
+mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use nkeys::KeyPair;
-use resilient_ws::sink::nats::{NatsAuth, NatsOptions, NatsSink, NatsSinkError};
-use serde_json::{json, Value};
 
-use super::LogBuffer;
-use crate::support::nats::NatsServer;
+use resilient_ws::sink::nats::{NatsAuth, NatsOptions, NatsSink, NatsSinkError};
+use resilient_ws::Secret;
+use serde_json::{json, Value};
+use support::nats::NatsServer;
+
+/// Every log line up to DEBUG, of every test of this binary.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log")).into_owned()
+    }
+}
+
+/// The process-wide capture; every test calls it before anything logs.
+fn capture() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("the only subscriber of this binary");
+        logs
+    })
+}
+
+#[tokio::test]
+async fn a_refused_password_or_token_never_reaches_an_error_debug_or_log() {
+    let logs = capture();
+    let nats = NatsServer::start_with(vec![
+        "--user".into(),
+        "feed".into(),
+        "--pass".into(),
+        "right-pass-7Q".into(),
+    ])
+    .await;
+    let wrong = NatsOptions::new(nats.url(), "kalshi").auth(NatsAuth::UserPassword {
+        user: "feed".into(),
+        password: Secret::new("wrong-pass-9Z"),
+    });
+    let shown = format!("{wrong:?}");
+    assert!(!shown.contains("wrong-pass-9Z"), "{shown}");
+    let error = NatsSink::connect(wrong).await.expect_err("refused");
+    let text = format!("{error} {error:?}");
+    assert!(text.contains("Authorization"), "says why: {text}");
+    assert!(!text.contains("wrong-pass-9Z"), "{text}");
+
+    let token = NatsOptions::new(nats.url(), "kalshi").auth(NatsAuth::Token(Secret::new("tok-3X")));
+    let error = NatsSink::connect(token).await.expect_err("refused");
+    assert!(!format!("{error} {error:?}").contains("tok-3X"));
+
+    let right = NatsOptions::new(nats.url(), "kalshi").auth(NatsAuth::UserPassword {
+        user: "feed".into(),
+        password: Secret::new("right-pass-7Q"),
+    });
+    let sink = NatsSink::connect(right).await.expect("accepted");
+    assert!(!format!("{sink:?}").contains("right-pass-7Q"));
+    drop(sink);
+    let text = logs.text();
+    assert!(
+        text.contains("authorization violation") && text.contains("establishing connection"),
+        "the client's logs are captured, DEBUG included: {text}"
+    );
+    for secret in ["wrong-pass-9Z", "tok-3X", "right-pass-7Q"] {
+        assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
+    }
+}
 
 /// A NATS JWT: `claims` completed with the issuer, subject and name, signed
 /// by `issuer`.
@@ -108,19 +201,9 @@ fn operator_config(dir: &Path, operator: &KeyPair, account: &KeyPair) -> PathBuf
     path
 }
 
-/// A current-thread test: the sink's and the NATS client's tasks all run on
-/// this thread, inside the scoped subscriber.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credentials_file_connects_and_publishes_and_a_refused_one_leaks_nothing() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        // DEBUG, not TRACE: see the password test in the parent module.
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = capture();
 
     let dir = std::env::temp_dir().join(format!("rws-nats-creds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("creds dir");
@@ -196,10 +279,10 @@ async fn a_credentials_file_connects_and_publishes_and_a_refused_one_leaks_nothi
         }
     }
 
-    let text = String::from_utf8_lossy(&logs.0.lock().expect("log")).into_owned();
+    let text = logs.text();
     assert!(
-        text.contains("authorization violation"),
-        "the client's logs are captured: {text}"
+        text.contains("authorization violation") && text.contains("establishing connection"),
+        "the client's logs are captured, DEBUG included: {text}"
     );
     for secret in secrets {
         assert!(!text.contains(secret), "a secret in the logs:\n{text}");

@@ -16,7 +16,7 @@ use resilient_ws::sink::nats::async_nats::jetstream;
 use resilient_ws::sink::nats::{NatsOptions, NatsSink, StatsHandle, SIGNAL_HEADER};
 use resilient_ws::sink::subject::untoken;
 use resilient_ws::{
-    Backoff, Client, Config, Kalshi, Overflow, QueueOptions, Secret, SinkOverflow, SinkStats, Topic,
+    Backoff, Client, Config, Kalshi, Overflow, QueueOptions, SinkOverflow, SinkStats, Topic,
 };
 use support::exchange::{ticker_payload, Exchange, Venue};
 use support::nats::NatsServer;

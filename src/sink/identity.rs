@@ -191,6 +191,47 @@ mod tests {
         assert_eq!(id("okx", "books", "[]").source, IdSource::ContentHash);
     }
 
+    /// The README's id table, row by row, for the rows not above.
+    #[test]
+    fn trade_ids_and_untimed_tickers() {
+        // OKX trades: the first trade's `seqId` wins over its `tradeId`.
+        let okx = id(
+            "okx",
+            "trades",
+            r#"[{"tradeId":"130639474","seqId":77,"px":"1"}]"#,
+        );
+        assert_eq!(okx.id, "okx.trades.X:seq:77");
+        assert_eq!(okx.source, IdSource::VenueSequence);
+        // Kraken `trade`: the first trade's `trade_id` of the data array.
+        let kraken = id(
+            "kraken",
+            "trade",
+            r#"[{"symbol":"X","trade_id":4665906,"price":1},{"symbol":"X","trade_id":4665907}]"#,
+        );
+        assert_eq!(kraken.id, "kraken.trade.X:trade:4665906");
+        assert_eq!(kraken.source, IdSource::VenueSequence);
+        // Kalshi `trade`: the message's `trade_id`, never its per-sid `seq`.
+        let kalshi = id(
+            "kalshi",
+            "trade",
+            r#"{"trade_id":"d91bc706-ee49-470d-82d8-11418bda6fed","market_ticker":"X","ts":1}"#,
+        );
+        assert_eq!(
+            kalshi.id,
+            "kalshi.trade.X:trade:d91bc706-ee49-470d-82d8-11418bda6fed"
+        );
+        // Kraken `ticker` has no id and no timestamp: hashed.
+        let ticker = id(
+            "kraken",
+            "ticker",
+            r#"[{"symbol":"X","bid":1.5,"ask":1.6}]"#,
+        );
+        assert_eq!(ticker.source, IdSource::ContentHash);
+        // A Kraken book update without a timestamp is hashed too.
+        let book = id("kraken", "book", r#"[{"symbol":"X","checksum":7}]"#);
+        assert_eq!(book.source, IdSource::ContentHash);
+    }
+
     #[test]
     fn venue_time_is_passed_on_as_written() {
         let frame = Frame::text(r#"{"market_ticker":"X","ts":1700000001}"#, None);

@@ -6,10 +6,11 @@
 //! of one crate they compile `support` once and link once. Run one file's
 //! tests with `cargo test --test it connection::`, one test with its full path.
 //!
-//! Two suites keep binaries of their own, for process-wide state: `chaos`
+//! Some suites keep binaries of their own, for process-wide state: `chaos`
 //! (a counting global allocator measures the heap; the soak re-executes its
 //! binary as the exchange child) and `traces` (tracing's per-callsite interest
-//! cache races with other tests' threads).
+//! cache races with other tests' threads); `nats_secrets` has its own for the
+//! same cache (one process-wide log capture).
 
 #[path = "../support/mod.rs"]
 mod support;

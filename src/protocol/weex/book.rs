@@ -233,7 +233,11 @@ impl DepthBooks {
     /// Applies a push whose update ids continue the chain (or a snapshot).
     /// `Err` means it could not be applied: the book is dropped (views
     /// cleared), and the caller reports a break.
-    pub(super) fn apply(&mut self, server_id: &ServerId, push: &Push<'_>) -> Result<(), LevelError> {
+    pub(super) fn apply(
+        &mut self,
+        server_id: &ServerId,
+        push: &Push<'_>,
+    ) -> Result<(), LevelError> {
         let result = self.try_apply(server_id, push);
         if let Err(error) = result {
             tracing::debug!(%server_id, %error, "weex: depth push cannot be applied; dropping the book");

@@ -126,7 +126,10 @@ fn a_break_or_an_unusable_push_clears_the_view_until_the_next_snapshot() {
         let broken = push("CHANGED", 10, 11, 4, bad, "[]");
         assert!(verdict(&weex.classify(&broken)).is_some(), "{bad}");
         assert!(!view.is_verified(), "{bad}");
-        assert!(!weex.chains.holds(&depth), "{bad}: the resync starts afresh");
+        assert!(
+            !weex.chains.holds(&depth),
+            "{bad}: the resync starts afresh"
+        );
     }
     // A lost connection and the end of the subscription clear it too.
     let _ = weex.classify(&snapshot);
@@ -164,7 +167,11 @@ fn a_side_holds_at_most_the_cap_and_keeps_the_best_levels() {
     let book = weex.books.book(&depth).expect("a book");
     assert_eq!(book.bids().len(), MAX_LEVELS_PER_SIDE);
     let top = view.latest().expect("verified");
-    assert_eq!(top.bids().len(), 3, "the view copies only the watched levels");
+    assert_eq!(
+        top.bids().len(),
+        3,
+        "the view copies only the watched levels"
+    );
     assert_eq!(top.bids().next(), Some(("21009", "1")));
 }
 

@@ -81,8 +81,8 @@ mod chain;
 mod sign;
 mod wire;
 
-pub use sign::{sign_headers, signature, WeexCredentials};
 pub use book::MAX_LEVELS_PER_SIDE;
+pub use sign::{sign_headers, signature, WeexCredentials};
 pub use wire::{stream_name, DEFAULT_DEPTH_LEVEL, DEFAULT_KLINE_INTERVAL, DEFAULT_KLINE_PRICE};
 
 use book::DepthBooks;

@@ -686,7 +686,11 @@ fn a_break_in_the_depth_update_ids_is_reported_once_and_a_snapshot_restarts_the_
     let _ = weex.classify(&depth_push("SNAPSHOT", 60, 60));
     let unmarked = depth_push("CHANGED", 60, 61).replace(r#","d":"CHANGED""#, "");
     assert!(checksum_of(&weex.classify(&unmarked)).is_some());
-    assert_eq!(checksum_of(&weex.classify(&unmarked)), None, "reported once");
+    assert_eq!(
+        checksum_of(&weex.classify(&unmarked)),
+        None,
+        "reported once"
+    );
     // Chains are per stream and only for subscribed ones; they end with it.
     for i in 0..100 {
         let other = depth_push("SNAPSHOT", 1, 1).replace("ETHUSDT", &format!("X{i}"));

@@ -19,12 +19,14 @@
 //!   (`depth15` and `depth200`) both publish to that symbol's view: their
 //!   top levels are the same book.
 //! - Memory: one book per subscribed depth stream (the caller passes only
-//!   subscribed streams); each side holds at most [`MAX_LEVELS_PER_SIDE`]
-//!   levels, each at most [`MAX_TEXT_LEN`](crate::decimal::MAX_TEXT_LEN)
-//!   bytes of price and of quantity text, so a side is bounded in count and
-//!   bytes whatever the peer sends. At the cap the worst-priced levels (the
-//!   far end of the side) are dropped: the top of the book, which views
-//!   read, is unaffected, and WEEX subscribes at most 200 levels.
+//!   subscribed streams); after each push a side holds at most
+//!   [`MAX_LEVELS_PER_SIDE`] levels, each at most
+//!   [`MAX_TEXT_LEN`](crate::decimal::MAX_TEXT_LEN) bytes of price and of
+//!   quantity text, so a side is bounded in count and bytes whatever the
+//!   peer sends (within one push, by the frame size limit too). At the cap
+//!   the worst-priced levels (the far end of the side) are dropped: the top
+//!   of the book, which views read, is unaffected, and WEEX subscribes at
+//!   most 200 levels.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -75,18 +77,37 @@ type Side = BTreeMap<Decimal, Level>;
 /// Invariants, whatever is applied: one level per decimal price, no zero
 /// quantity, no negative number, at most [`MAX_LEVELS_PER_SIDE`] levels per
 /// side. A push that cannot be applied leaves the book as it was.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct DepthBook {
     asks: Side,
     bids: Side,
+    /// Levels kept per side after each push.
+    cap: usize,
+}
+
+impl Default for DepthBook {
+    fn default() -> Self {
+        DepthBook::with_cap(MAX_LEVELS_PER_SIDE)
+    }
 }
 
 /// A validated change: exact price and quantity with their text.
 type Change<'a> = (Decimal, Decimal, &'a str, &'a str);
 
 impl DepthBook {
+    /// An empty book keeping at most `cap` levels per side (the adapter uses
+    /// [`MAX_LEVELS_PER_SIDE`]; the fuzz target a small cap, to reach it).
+    pub(crate) fn with_cap(cap: usize) -> Self {
+        DepthBook {
+            asks: Side::new(),
+            bids: Side::new(),
+            cap,
+        }
+    }
+
     /// Replaces the book with the given levels (price text, qty text). Zero
-    /// quantities are skipped; a repeated price keeps its last level.
+    /// quantities are skipped; a repeated price keeps its last level; each
+    /// side is then cut to the cap (its worst levels dropped).
     pub(crate) fn apply_snapshot(
         &mut self,
         asks: &[(&str, &str)],
@@ -95,22 +116,34 @@ impl DepthBook {
         let (asks, bids) = (validate(asks)?, validate(bids)?);
         self.asks.clear();
         self.bids.clear();
-        apply(&mut self.asks, &asks, Best::Lowest);
-        apply(&mut self.bids, &bids, Best::Highest);
+        apply(&mut self.asks, &asks);
+        apply(&mut self.bids, &bids);
+        self.truncate();
         Ok(())
     }
 
     /// Applies changes in order: a zero quantity deletes the price, any
-    /// other sets it (taking the new text).
+    /// other sets it (taking the new text); each side is then cut to the cap.
     pub(crate) fn apply_changes(
         &mut self,
         asks: &[(&str, &str)],
         bids: &[(&str, &str)],
     ) -> Result<(), LevelError> {
         let (asks, bids) = (validate(asks)?, validate(bids)?);
-        apply(&mut self.asks, &asks, Best::Lowest);
-        apply(&mut self.bids, &bids, Best::Highest);
+        apply(&mut self.asks, &asks);
+        apply(&mut self.bids, &bids);
+        self.truncate();
         Ok(())
+    }
+
+    fn truncate(&mut self) {
+        // The worst levels go: the highest asks, the lowest bids.
+        while self.asks.len() > self.cap {
+            self.asks.pop_last();
+        }
+        while self.bids.len() > self.cap {
+            self.bids.pop_first();
+        }
     }
 
     /// The asks, lowest price first, as (price, qty) wire text.
@@ -122,13 +155,6 @@ impl DepthBook {
     pub(crate) fn bids(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
         self.bids.values().rev().map(|l| (&*l.price, &*l.qty))
     }
-}
-
-/// Which end of a side is the best.
-#[derive(Clone, Copy)]
-enum Best {
-    Lowest,
-    Highest,
 }
 
 fn validate<'a>(levels: &[(&'a str, &'a str)]) -> Result<Vec<Change<'a>>, LevelError> {
@@ -145,25 +171,18 @@ fn validate<'a>(levels: &[(&'a str, &'a str)]) -> Result<Vec<Change<'a>>, LevelE
         .collect()
 }
 
-fn apply(side: &mut Side, changes: &[Change<'_>], best: Best) {
+fn apply(side: &mut Side, changes: &[Change<'_>]) {
     for &(price, qty, price_text, qty_text) in changes {
         if qty.is_zero() {
             side.remove(&price);
-            continue;
-        }
-        side.insert(
-            price,
-            Level {
-                price: price_text.into(),
-                qty: qty_text.into(),
-            },
-        );
-        if side.len() > MAX_LEVELS_PER_SIDE {
-            // The worst level goes: the highest ask, the lowest bid.
-            match best {
-                Best::Lowest => side.pop_last(),
-                Best::Highest => side.pop_first(),
-            };
+        } else {
+            side.insert(
+                price,
+                Level {
+                    price: price_text.into(),
+                    qty: qty_text.into(),
+                },
+            );
         }
     }
 }

@@ -81,9 +81,9 @@ mod chain;
 mod sign;
 mod wire;
 
-pub use book::MAX_LEVELS_PER_SIDE;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use book::DepthBook;
+pub use book::MAX_LEVELS_PER_SIDE;
 pub use sign::{sign_headers, signature, WeexCredentials};
 pub use wire::{stream_name, DEFAULT_DEPTH_LEVEL, DEFAULT_KLINE_INTERVAL, DEFAULT_KLINE_PRICE};
 

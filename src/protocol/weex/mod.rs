@@ -31,7 +31,7 @@
 //!   (depth's `d` is only `"SNAPSHOT"`/`"CHANGED"`; its levels are `b`/`a`).
 //! - Depth continuity: each `CHANGED` push's `U` must equal the previous
 //!   push's `u`; a break is reported in-band as a
-//!   [`ChecksumMismatch`](super::ChecksumMismatch) and the session resyncs
+//!   [`ChecksumMismatch`] and the session resyncs
 //!   that one subscription (see `chain.rs` for the rules).
 //! - Depth book: while a stream's chain holds, its snapshot and `CHANGED`
 //!   levels (`b`/`a`, `[price, qty]`, quantity 0 deletes) are kept as exact

@@ -6,10 +6,12 @@
 //! that verified, the adapter publishes the top levels of that symbol's book
 //! to the views that watch it, through a `tokio::sync::watch` channel holding an
 //! `Arc<BookTop>`. Rules, and why:
-//! - One view type for every venue. Today the Kraken adapter publishes to it
-//!   (its CRC-32 checksum verifies each frame); OKX, WEEX and Kalshi verify
-//!   their books' continuity (`seqId`, `U`/`u`, `seq`) and resync on a break,
-//!   but do not keep a readable book yet. Levels are kept as the venue's wire text
+//! - One view type for every venue. The Kraken adapter publishes to it (its
+//!   CRC-32 checksum verifies each frame), and so does WEEX (`U`/`u`
+//!   update-id continuity verifies each push; symbol as WEEX spells it,
+//!   `BTCUSDT`); OKX and Kalshi verify their books' continuity (`seqId`,
+//!   `seq`) and resync on a break, but do not keep a readable book yet.
+//!   Levels are kept as the venue's wire text
 //!   (a checksum needs the exact text) and read as exact [`Decimal`]s, never
 //!   `f64`.
 //! - Only the top `levels` a view asked for are copied, once per verified

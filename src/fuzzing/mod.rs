@@ -24,6 +24,7 @@
 //! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
 //! | [`okx_classify`](fn@crate::fuzzing::okx_classify) | `okx_classify.rs` | frames split by `0xff` | no panic; books only for the subscribed instrument; the fast checksum of a kept book equals the plain one over its levels |
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
+//! | [`weex_book`](fn@crate::fuzzing::weex_book) | `weex_book.rs` | a cap line, then `S`/`C`/`G` lines of `price:qty` asks `\|` bids | the real `DepthBook` (small cap) and the adapter's view equal `model/ordered_book.rs` (a `BTreeMap` of exact decimals); gaps and unusable pushes clear the view until a snapshot |
 //! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
 
 mod decimal;
@@ -35,6 +36,7 @@ mod kraken_classify;
 mod model;
 mod okx_classify;
 mod session_script;
+mod weex_book;
 mod weex_classify;
 
 pub use self::decimal::decimal;
@@ -48,6 +50,7 @@ pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
 pub use self::okx_classify::okx_classify;
 pub use self::session_script::session_script;
+pub use self::weex_book::weex_book;
 pub use self::weex_classify::weex_classify;
 
 pub use crate::queue::{Pushed, Queue};
@@ -151,7 +154,7 @@ mod tests {
 
     type Harness = fn(&[u8]);
 
-    const TARGETS: [(&str, Harness); 9] = [
+    const TARGETS: [(&str, Harness); 10] = [
         ("decimal", decimal),
         ("okx_classify", okx_classify),
         ("weex_classify", weex_classify),
@@ -161,6 +164,7 @@ mod tests {
         ("kraken_classify", kraken_classify),
         ("kraken_book", kraken_book),
         ("session_script", session_script),
+        ("weex_book", weex_book),
     ];
 
     fn files(dir: &Path) -> Vec<PathBuf> {

@@ -48,3 +48,4 @@ mod subscriptions;
 mod typed_data;
 mod venue_errors;
 mod weex;
+mod weex_book;

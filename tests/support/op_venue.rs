@@ -137,6 +137,9 @@ pub struct State {
     pub close_after_refusals: bool,
     /// WEEX: symbols whose depth snapshot is empty with `U = u = 0`.
     pub delisted: HashSet<String>,
+    /// WEEX: symbols whose depth subscribe is acked but whose snapshot is
+    /// held back until `weex::release_snapshot`.
+    pub hold_snapshots: HashSet<String>,
     /// WEEX: refuse (403) a public handshake without a `User-Agent`.
     pub require_user_agent: bool,
     /// The `User-Agent` of every handshake, in order (`None`: absent).

@@ -1,0 +1,404 @@
+//! The books of a Kalshi adapter's `orderbook_delta` subscriptions, verified
+//! by each `sid`'s `seq` and published to [`BookViews`].
+//!
+//! Rules, and why:
+//! - Only subscriptions this adapter encoded on `orderbook_delta` get books,
+//!   and only for the markets the topic names (its symbol, or its
+//!   `market_tickers` / `market_ticker` params): a peer naming other markets
+//!   or sids allocates nothing. A subscribe waits here by request id until
+//!   its `subscribed` ack names the `sid`.
+//! - The sequence is checked the way the session checks it (`seq` one more
+//!   than the last is in order, at or below it a duplicate that is skipped,
+//!   above it a gap; the first frame under a sid starts the count; an `ok` or
+//!   `error` that names the sid takes a number only when it is the next one),
+//!   so a book and the subscription's stream agree on which frames count.
+//! - A gap drops every book of that sid (`seq` counts per sid, so any of its
+//!   markets may have missed a delta) and their views read `None`. The
+//!   session reports the gap in-band (`Update::Gap`) and resyncs the
+//!   subscription with `get_snapshot`; the snapshot that follows verifies
+//!   that market's book again. A snapshot is the whole book, so it is
+//!   applied even when it arrives after a gap.
+//! - A break the session cannot see (a delta that takes a count below zero,
+//!   a price or count that is not a decimal, a price outside `[0, 1]`, a
+//!   ladder over its cap, a delta without a `seq`, an unreadable book frame)
+//!   drops that market's book and is reported as a [`ChecksumMismatch`] with
+//!   both sums 0 (Kalshi has no checksum; it is the signal every adapter
+//!   gives for a book it no longer trusts), which resyncs the subscription.
+//! - Deltas for a market with no book (before its snapshot, after a break)
+//!   are skipped: nothing to apply them to until the snapshot.
+//! - Views: YES bids are the bids (highest first); NO bids are offers to
+//!   sell YES, so they are the asks at `1 - price` (lowest first), computed
+//!   exactly; with `use_yes_price: true` on the topic the venue already sends
+//!   NO levels in YES-leg prices and they are the asks as sent. The venue
+//!   time is the delta's `ts_ms` (a snapshot has none); only the top levels
+//!   a live view asks for are formatted, and nothing when none watches.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::book::{KalshiBook, Outcome};
+use crate::book::{BookViews, Verified};
+use crate::protocol::{ChecksumMismatch, Topic};
+
+/// The channel whose subscriptions carry books.
+const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
+
+/// Subscribes waiting for their ack at most; the oldest is dropped beyond it
+/// (acks come within the subscribe timeout, so only a venue that never acks
+/// could fill it).
+const MAX_PENDING: usize = 1024;
+
+/// What a book subscription covers.
+#[derive(Debug, Clone, PartialEq)]
+struct Covers {
+    markets: Vec<Box<str>>,
+    /// `use_yes_price: true`: NO levels arrive in YES-leg prices.
+    yes_priced: bool,
+}
+
+/// One live book subscription.
+#[derive(Debug, Clone)]
+struct SidBooks {
+    covers: Covers,
+    last_seq: Option<u64>,
+    books: HashMap<Box<str>, KalshiBook>,
+}
+
+/// How a sequence number relates to the last one (the session's rule).
+enum Order {
+    InOrder,
+    Duplicate,
+    Gap,
+}
+
+/// The book subscriptions of one adapter.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Books {
+    pending: Vec<(u64, Covers)>,
+    sids: HashMap<u64, SidBooks>,
+    views: BookViews,
+    scratch: String,
+    ends: Vec<(usize, usize)>,
+}
+
+/// The fields of a book frame the book needs.
+#[derive(Deserialize)]
+struct BookFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    msg: BookMsg<'a>,
+}
+
+#[derive(Deserialize)]
+struct BookMsg<'a> {
+    #[serde(borrow)]
+    market_ticker: &'a str,
+    #[serde(default, borrow)]
+    yes_dollars_fp: Vec<(&'a str, &'a str)>,
+    #[serde(default, borrow)]
+    no_dollars_fp: Vec<(&'a str, &'a str)>,
+    #[serde(default, borrow)]
+    price_dollars: Option<&'a str>,
+    #[serde(default, borrow)]
+    delta_fp: Option<&'a str>,
+    #[serde(default, borrow)]
+    side: Option<&'a str>,
+}
+
+/// The break signal for what the session's sequence check cannot see.
+const BREAK: ChecksumMismatch = ChecksumMismatch {
+    expected: 0,
+    computed: 0,
+};
+
+/// The markets a topic names: its symbol, or its `market_tickers` /
+/// `market_ticker` params.
+fn topic_markets(topic: &Topic) -> Vec<&str> {
+    match topic.symbol_name() {
+        Some(symbol) => vec![symbol],
+        None => match topic.params().get("market_tickers") {
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => match topic.params().get("market_ticker") {
+                Some(Value::String(one)) => vec![one.as_str()],
+                _ => Vec::new(),
+            },
+        },
+    }
+}
+
+fn covers(topic: &Topic) -> Option<Covers> {
+    if topic.channel() != ORDERBOOK_CHANNEL {
+        return None;
+    }
+    let markets: Vec<Box<str>> = topic_markets(topic).into_iter().map(Box::from).collect();
+    if markets.is_empty() {
+        return None;
+    }
+    Some(Covers {
+        markets,
+        yes_priced: topic.params().get("use_yes_price") == Some(&Value::Bool(true)),
+    })
+}
+
+impl Books {
+    /// The views consumers read.
+    pub(super) fn views(&self) -> BookViews {
+        self.views.clone()
+    }
+
+    /// A subscribe of `topic` under `req_id` was encoded.
+    pub(super) fn subscribing(&mut self, topic: &Topic, req_id: u64) {
+        if let Some(covers) = covers(topic) {
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.remove(0);
+            }
+            self.pending.push((req_id, covers));
+        }
+    }
+
+    /// A subscribe was acknowledged with `sid`.
+    pub(super) fn subscribed(&mut self, req_id: Option<u64>, sid: u64) {
+        let Some(req_id) = req_id else { return };
+        let Some(at) = self.pending.iter().position(|(id, _)| *id == req_id) else {
+            return;
+        };
+        let (_, covers) = self.pending.swap_remove(at);
+        self.sids.insert(
+            sid,
+            SidBooks {
+                covers,
+                last_seq: None,
+                books: HashMap::new(),
+            },
+        );
+    }
+
+    /// A control frame of `sid` took number `seq` (recorded only when next).
+    pub(super) fn sequenced(&mut self, sid: u64, seq: u64) {
+        if let Some(entry) = self.sids.get_mut(&sid) {
+            if entry.last_seq.is_some_and(|last| last.checked_add(1) == Some(seq)) {
+                entry.last_seq = Some(seq);
+            }
+        }
+    }
+
+    /// Whether `sid` carries books (the only frames [`Books::data`] reads).
+    pub(super) fn has(&self, sid: u64) -> bool {
+        self.sids.contains_key(&sid)
+    }
+
+    /// A data frame of book subscription `sid`: applies it, publishes the
+    /// view, and returns the break signal when the session must resync.
+    pub(super) fn data(
+        &mut self,
+        sid: u64,
+        seq: Option<u64>,
+        text: &str,
+        payload: Option<&str>,
+    ) -> Option<ChecksumMismatch> {
+        let entry = self.sids.get_mut(&sid)?;
+        let order = match (seq, entry.last_seq) {
+            (None, _) | (Some(_), None) => Order::InOrder,
+            (Some(seq), Some(last)) if last.checked_add(1) == Some(seq) => Order::InOrder,
+            (Some(seq), Some(last)) if seq <= last => Order::Duplicate,
+            (Some(_), Some(_)) => Order::Gap,
+        };
+        match order {
+            Order::Duplicate => return None,
+            Order::Gap => {
+                tracing::debug!(sid, "kalshi: seq gap; the sid's books are dropped");
+                for market in entry.books.keys() {
+                    self.views.invalidate(Some(market));
+                }
+                entry.books.clear();
+            }
+            Order::InOrder => {}
+        }
+        if seq.is_some() {
+            entry.last_seq = seq;
+        }
+        let Ok(frame) = serde_json::from_str::<BookFrame<'_>>(text) else {
+            return Self::unreadable(entry, &self.views, text);
+        };
+        let market = frame.msg.market_ticker;
+        let Some(market) = entry.covers.markets.iter().find(|m| ***m == *market) else {
+            // A market the subscription does not name: nothing allocated.
+            return None;
+        };
+        let venue_time = payload.and_then(crate::protocol::venue_time::kalshi);
+        let snapshot = match frame.kind {
+            "orderbook_snapshot" => true,
+            "orderbook_delta" => false,
+            _ => return None,
+        };
+        let applied = if snapshot {
+            let mut book = KalshiBook::default();
+            book.apply_snapshot(&frame.msg.yes_dollars_fp, &frame.msg.no_dollars_fp)
+                .map(|()| {
+                    entry.books.insert(market.clone(), book);
+                })
+        } else {
+            let Some(book) = entry.books.get_mut(&**market) else {
+                // No snapshot yet (or dropped at a break): skipped until one.
+                return None;
+            };
+            if seq.is_none() {
+                tracing::debug!(sid, "kalshi: book delta without a seq");
+                Err(super::book::KalshiBookError::NotADecimal)
+            } else {
+                match (frame.msg.side.and_then(Outcome::parse), frame.msg.price_dollars, frame.msg.delta_fp) {
+                    (Some(side), Some(price), Some(delta)) => book.apply_delta(side, price, delta),
+                    _ => Err(super::book::KalshiBookError::NotADecimal),
+                }
+            }
+        };
+        if let Err(error) = applied {
+            tracing::debug!(sid, %error, "kalshi: book frame cannot be applied; dropping the book");
+            entry.books.remove(&**market);
+            self.views.invalidate(Some(market));
+            return Some(BREAK);
+        }
+        if let (Some(book), Some(levels)) = (entry.books.get(&**market), self.views.levels(market)) {
+            publish(
+                &self.views,
+                &mut self.scratch,
+                &mut self.ends,
+                market,
+                book,
+                levels,
+                entry.covers.yes_priced,
+                Verified {
+                    checksum: None,
+                    snapshot,
+                    venue_time,
+                },
+            );
+        }
+        None
+    }
+
+    /// A book frame serde cannot read: the market it names (or, if none can
+    /// be read, every market of the sid) loses its book.
+    fn unreadable(entry: &mut SidBooks, views: &BookViews, text: &str) -> Option<ChecksumMismatch> {
+        #[derive(Deserialize)]
+        struct Named<'a> {
+            #[serde(default, borrow, rename = "type")]
+            kind: Option<&'a str>,
+            #[serde(default, borrow)]
+            msg: Option<NamedMsg<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct NamedMsg<'a> {
+            #[serde(default, borrow)]
+            market_ticker: Option<&'a str>,
+        }
+        let named = serde_json::from_str::<Named<'_>>(text).ok();
+        let kind = named.as_ref().and_then(|n| n.kind);
+        if !matches!(kind, Some("orderbook_snapshot" | "orderbook_delta")) && named.is_some() {
+            // Another message type on the sid: not a book frame.
+            return None;
+        }
+        let market = named
+            .and_then(|n| n.msg)
+            .and_then(|m| m.market_ticker)
+            .filter(|m| entry.covers.markets.iter().any(|c| **c == **m));
+        tracing::debug!("kalshi: unreadable book frame; dropping the book");
+        match market {
+            Some(market) => {
+                entry.books.remove(market);
+                views.invalidate(Some(market));
+            }
+            None => {
+                for market in entry.books.keys() {
+                    views.invalidate(Some(market));
+                }
+                entry.books.clear();
+            }
+        }
+        Some(BREAK)
+    }
+
+    /// The subscription `sid` ended: its books go, and a market's view reads
+    /// `None` unless another live subscription still holds its book.
+    pub(super) fn forget(&mut self, sid: u64) {
+        let Some(gone) = self.sids.remove(&sid) else {
+            return;
+        };
+        for market in gone.books.keys() {
+            let held = self.sids.values().any(|e| e.books.contains_key(market));
+            if !held {
+                self.views.invalidate(Some(market));
+            }
+        }
+    }
+
+    /// A subscribe of `topic` ended without a sid.
+    pub(super) fn forget_topic(&mut self, topic: &Topic) {
+        if let Some(covers) = covers(topic) {
+            self.pending.retain(|(_, c)| *c != covers);
+        }
+    }
+
+    /// The connection was lost: every book and waiting subscribe goes.
+    pub(super) fn reset(&mut self) {
+        self.pending.clear();
+        self.sids.clear();
+        self.views.invalidate(None);
+    }
+
+    /// Entries held (tests of the bounds).
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> (usize, usize, usize) {
+        let books = self.sids.values().map(|e| e.books.len()).sum();
+        (self.pending.len(), self.sids.len(), books)
+    }
+}
+
+/// Formats the top `levels` of `book` once and publishes them.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    views: &BookViews,
+    scratch: &mut String,
+    ends: &mut Vec<(usize, usize)>,
+    market: &str,
+    book: &KalshiBook,
+    levels: usize,
+    yes_priced: bool,
+    verified: Verified,
+) {
+    scratch.clear();
+    ends.clear();
+    let mut asks = 0;
+    for (price, count) in book.asks(yes_priced).take(levels) {
+        let _ = write!(scratch, "{price}");
+        let price_end = scratch.len();
+        let _ = write!(scratch, "{count}");
+        ends.push((price_end, scratch.len()));
+        asks += 1;
+    }
+    for (price, count) in book.bids().take(levels) {
+        let _ = write!(scratch, "{price}");
+        let price_end = scratch.len();
+        let _ = write!(scratch, "{count}");
+        ends.push((price_end, scratch.len()));
+    }
+    let text = scratch.as_str();
+    let level = |i: usize| -> (&str, &str) {
+        let start = i.checked_sub(1).and_then(|p| ends.get(p)).map_or(0, |e| e.1);
+        let (price_end, end) = ends.get(i).copied().unwrap_or((start, start));
+        (
+            text.get(start..price_end).unwrap_or(""),
+            text.get(price_end..end).unwrap_or(""),
+        )
+    };
+    views.verified(
+        market,
+        (0..asks).map(level),
+        (asks..ends.len()).map(level),
+        verified,
+    );
+}

@@ -28,9 +28,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::json::{self, Num, Text};
-use crate::book::BookViews;
 use super::scan;
 use super::{Inbound, Protocol, Request, ServerId, Topic};
+use crate::book::BookViews;
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 

@@ -201,14 +201,12 @@ impl KalshiBook {
             (None, Some(self.no.iter().rev()))
         };
         let one = Decimal::new(1, 0).unwrap_or(Decimal::ZERO);
-        direct
-            .into_iter()
-            .flatten()
-            .map(|(p, c)| (*p, *c))
-            .chain(derived.into_iter().flatten().filter_map(move |(p, c)| {
+        direct.into_iter().flatten().map(|(p, c)| (*p, *c)).chain(
+            derived.into_iter().flatten().filter_map(move |(p, c)| {
                 // `p` is in [0, 1] with a scale of at most 28: always fits.
                 Some((one.checked_sub(*p)?, *c))
-            }))
+            }),
+        )
     }
 
     /// Levels held per ladder (YES, NO).
@@ -237,7 +235,9 @@ mod tests {
     }
 
     fn text(levels: impl Iterator<Item = (Decimal, Decimal)>) -> Vec<(String, String)> {
-        levels.map(|(p, c)| (p.to_string(), c.to_string())).collect()
+        levels
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect()
     }
 
     fn pairs(levels: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -291,7 +291,12 @@ mod tests {
         for (side, price, delta, error) in [
             (Outcome::Yes, "0.10", "-1.01", KalshiBookError::BelowZero),
             (Outcome::No, "0.30", "-1", KalshiBookError::BelowZero),
-            (Outcome::Yes, "1.0001", "1", KalshiBookError::PriceOutOfRange),
+            (
+                Outcome::Yes,
+                "1.0001",
+                "1",
+                KalshiBookError::PriceOutOfRange,
+            ),
             (Outcome::Yes, "-0.1", "1", KalshiBookError::PriceOutOfRange),
             (Outcome::Yes, "x", "1", KalshiBookError::NotADecimal),
             (Outcome::Yes, "0.5", "", KalshiBookError::NotADecimal),

@@ -180,7 +180,10 @@ impl Books {
     /// A control frame of `sid` took number `seq` (recorded only when next).
     pub(super) fn sequenced(&mut self, sid: u64, seq: u64) {
         if let Some(entry) = self.sids.get_mut(&sid) {
-            if entry.last_seq.is_some_and(|last| last.checked_add(1) == Some(seq)) {
+            if entry
+                .last_seq
+                .is_some_and(|last| last.checked_add(1) == Some(seq))
+            {
                 entry.last_seq = Some(seq);
             }
         }
@@ -250,7 +253,11 @@ impl Books {
                 tracing::debug!(sid, "kalshi: book delta without a seq");
                 Err(super::book::KalshiBookError::NotADecimal)
             } else {
-                match (frame.msg.side.and_then(Outcome::parse), frame.msg.price_dollars, frame.msg.delta_fp) {
+                match (
+                    frame.msg.side.and_then(Outcome::parse),
+                    frame.msg.price_dollars,
+                    frame.msg.delta_fp,
+                ) {
                     (Some(side), Some(price), Some(delta)) => book.apply_delta(side, price, delta),
                     _ => Err(super::book::KalshiBookError::NotADecimal),
                 }
@@ -262,7 +269,8 @@ impl Books {
             self.views.invalidate(Some(market));
             return Some(BREAK);
         }
-        if let (Some(book), Some(levels)) = (entry.books.get(&**market), self.views.levels(market)) {
+        if let (Some(book), Some(levels)) = (entry.books.get(&**market), self.views.levels(market))
+        {
             publish(
                 &self.views,
                 &mut self.scratch,
@@ -388,7 +396,10 @@ fn publish(
     }
     let text = scratch.as_str();
     let level = |i: usize| -> (&str, &str) {
-        let start = i.checked_sub(1).and_then(|p| ends.get(p)).map_or(0, |e| e.1);
+        let start = i
+            .checked_sub(1)
+            .and_then(|p| ends.get(p))
+            .map_or(0, |e| e.1);
         let (price_end, end) = ends.get(i).copied().unwrap_or((start, start));
         (
             text.get(start..price_end).unwrap_or(""),
@@ -401,4 +412,281 @@ fn publish(
         (asks..ends.len()).map(level),
         verified,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::protocol::{Inbound, Protocol, ServerId};
+    use crate::Kalshi;
+
+    const SNAPSHOT: &str = r#"{"type":"orderbook_snapshot","sid":7,"seq":1,"msg":{"market_ticker":"A","market_id":"m","yes_dollars_fp":[["0.0800","300.00"],["0.2200","333.00"]],"no_dollars_fp":[["0.5400","20.00"],["0.5600","146.00"]]}}"#;
+
+    fn delta(seq: u64, price: &str, delta: &str, side: &str) -> String {
+        json!({"type": "orderbook_delta", "sid": 7, "seq": seq, "msg": {
+            "market_ticker": "A", "market_id": "m", "price_dollars": price,
+            "delta_fp": delta, "side": side, "ts_ms": 1_700_000_000_000u64 + seq}})
+        .to_string()
+    }
+
+    /// A Kalshi adapter with `topic` subscribed as sid 7.
+    fn subscribed(topic: Topic) -> Kalshi {
+        let mut kalshi = Kalshi::new();
+        kalshi.encode_subscribe(&[&topic], 1);
+        kalshi.classify(
+            r#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":7}}"#,
+        );
+        kalshi
+    }
+
+    fn checksum(inbound: Inbound<'_>) -> Option<ChecksumMismatch> {
+        match inbound {
+            Inbound::Data { checksum, .. } => checksum,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn levels(view: &crate::BookView) -> (Vec<(String, String)>, Vec<(String, String)>) {
+        let top = view.latest().expect("verified");
+        let own = |(p, q): (&str, &str)| (p.to_owned(), q.to_owned());
+        (top.asks().map(own).collect(), top.bids().map(own).collect())
+    }
+
+    fn pairs(levels: &[(&str, &str)]) -> Vec<(String, String)> {
+        levels
+            .iter()
+            .map(|(p, q)| ((*p).to_owned(), (*q).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_view_is_the_book_after_snapshot_and_deltas() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        assert_eq!(checksum(kalshi.classify(SNAPSHOT)), None);
+        let top = view.latest().unwrap();
+        assert_eq!(
+            (top.updates(), top.venue_time(), top.checksum()),
+            (1, None, None)
+        );
+        // YES bids are the bids; NO bids at 0.56 and 0.54 are YES asks at 0.44 and 0.46.
+        assert_eq!(
+            levels(&view),
+            (
+                pairs(&[("0.4400", "146.00"), ("0.4600", "20.00")]),
+                pairs(&[("0.2200", "333.00"), ("0.0800", "300.00")])
+            )
+        );
+        for (seq, price, d, side) in [
+            (2, "0.0800", "-100.00", "yes"),
+            (3, "0.2200", "-333.00", "yes"),
+            (4, "0.5500", "0.50", "no"),
+            (5, "0.3000", "7.25", "yes"),
+        ] {
+            assert_eq!(checksum(kalshi.classify(&delta(seq, price, d, side))), None);
+        }
+        let top = view.latest().unwrap();
+        assert_eq!(top.updates(), 5);
+        assert_eq!(
+            top.venue_time(),
+            UNIX_EPOCH.checked_add(Duration::from_millis(1_700_000_000_005))
+        );
+        assert_eq!(
+            levels(&view),
+            (
+                pairs(&[
+                    ("0.4400", "146.00"),
+                    ("0.4500", "0.50"),
+                    ("0.4600", "20.00")
+                ]),
+                pairs(&[("0.3000", "7.25"), ("0.0800", "200.00")])
+            )
+        );
+        assert_eq!(
+            top.best_bid(),
+            Some((
+                crate::Decimal::parse("0.3").unwrap(),
+                crate::Decimal::parse("7.25").unwrap()
+            ))
+        );
+        // Only the levels a view asks for are published.
+        let narrow = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let mut narrow = narrow;
+        let one = narrow.book_views().watch("A", 1);
+        narrow.classify(SNAPSHOT);
+        assert_eq!(
+            levels(&one),
+            (
+                pairs(&[("0.4400", "146.00")]),
+                pairs(&[("0.2200", "333.00")])
+            )
+        );
+    }
+
+    #[test]
+    fn a_gap_unverifies_until_the_next_snapshot() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"));
+        assert!(view.is_verified());
+        // seq 3 and 4 are lost. The session signals the gap and resyncs; the
+        // adapter drops the book (no second signal).
+        assert_eq!(
+            checksum(kalshi.classify(&delta(5, "0.0800", "1", "yes"))),
+            None
+        );
+        assert!(!view.is_verified());
+        assert_eq!(
+            checksum(kalshi.classify(&delta(6, "0.0800", "1", "yes"))),
+            None
+        );
+        assert!(
+            !view.is_verified(),
+            "a delta without a book verifies nothing"
+        );
+        let fresh = SNAPSHOT
+            .replace(r#""seq":1"#, r#""seq":7"#)
+            .replace(r#"["0.0800","300.00"],"#, "");
+        assert_eq!(checksum(kalshi.classify(&fresh)), None);
+        let top = view.latest().unwrap();
+        assert_eq!(top.updates(), 1);
+        assert_eq!(levels(&view).1, pairs(&[("0.2200", "333.00")]));
+        kalshi.classify(&delta(8, "0.2200", "-3.00", "yes"));
+        assert_eq!(levels(&view).1, pairs(&[("0.2200", "330.00")]));
+    }
+
+    #[test]
+    fn a_duplicate_is_not_applied_twice_and_an_ok_takes_its_number() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"));
+        kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"));
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "200.00".into()));
+        // An `ok` with the sid's next seq: the delta after it is in order.
+        assert!(matches!(
+            kalshi.classify(r#"{"id":5,"sid":7,"seq":3,"type":"ok","msg":{}}"#),
+            Inbound::Sequenced { .. }
+        ));
+        kalshi.classify(&delta(4, "0.0800", "1.00", "yes"));
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "201.00".into()));
+    }
+
+    #[test]
+    fn a_count_below_zero_is_a_break_that_resyncs() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        assert_eq!(
+            checksum(kalshi.classify(&delta(2, "0.0800", "-300.01", "yes"))),
+            Some(BREAK)
+        );
+        assert!(!view.is_verified());
+        // Until the snapshot, later deltas are skipped without another signal.
+        assert_eq!(
+            checksum(kalshi.classify(&delta(3, "0.0800", "-1", "yes"))),
+            None
+        );
+        for bad in [
+            delta(4, "1.5", "1", "yes"),
+            delta(5, "0.5", "1", "maybe"),
+            delta(6, "0.5", "one", "no"),
+        ] {
+            let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+            kalshi.classify(SNAPSHOT);
+            let bad = bad
+                .replace(r#""seq":4"#, r#""seq":2"#)
+                .replace(r#""seq":5"#, r#""seq":2"#)
+                .replace(r#""seq":6"#, r#""seq":2"#);
+            assert_eq!(checksum(kalshi.classify(&bad)), Some(BREAK), "{bad}");
+        }
+        let again = SNAPSHOT.replace(r#""seq":1"#, r#""seq":4"#);
+        kalshi.classify(&again);
+        assert!(view.is_verified());
+        // An unreadable book frame is a break too.
+        let garbled = r#"{"type":"orderbook_delta","sid":7,"seq":5,"msg":{"market_ticker":"A","price_dollars":1}}"#;
+        assert_eq!(checksum(kalshi.classify(garbled)), Some(BREAK));
+        assert!(!view.is_verified());
+    }
+
+    #[test]
+    fn yes_priced_no_levels_are_the_asks_as_sent() {
+        let topic = Topic::new("orderbook_delta")
+            .symbol("A")
+            .param("use_yes_price", true);
+        let mut kalshi = subscribed(topic);
+        let view = kalshi.book_views().watch("A", 10);
+        let snapshot = SNAPSHOT.replace(
+            r#"[["0.5400","20.00"],["0.5600","146.00"]]"#,
+            r#"[["0.4600","20.00"],["0.4400","146.00"]]"#,
+        );
+        kalshi.classify(&snapshot);
+        assert_eq!(
+            levels(&view).0,
+            pairs(&[("0.4400", "146.00"), ("0.4600", "20.00")])
+        );
+    }
+
+    #[test]
+    fn only_named_markets_of_book_subscriptions_hold_state() {
+        let topic = Topic::new("orderbook_delta").param("market_tickers", json!(["A", "B"]));
+        let mut kalshi = subscribed(topic.clone());
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(
+            &SNAPSHOT
+                .replace(r#""A""#, r#""B""#)
+                .replace(r#""seq":1"#, r#""seq":2"#),
+        );
+        for (seq, market) in (3..).zip(["C", "D", "E"]) {
+            let other = SNAPSHOT
+                .replace(r#""A""#, &format!("{market:?}"))
+                .replace(r#""seq":1"#, &format!(r#""seq":{seq}"#));
+            assert_eq!(checksum(kalshi.classify(&other)), None);
+        }
+        // Another sid, and a channel without books: nothing.
+        kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":8"#));
+        kalshi.encode_subscribe(&[&Topic::new("ticker").symbol("A")], 2);
+        assert_eq!(kalshi.books.entries(), (0, 1, 2));
+        // Ended without a sid, forgotten, reset: nothing left.
+        kalshi.encode_subscribe(&[&topic], 3);
+        assert_eq!(kalshi.books.entries(), (1, 1, 2));
+        kalshi.forget_topic(&topic);
+        assert_eq!(kalshi.books.entries(), (0, 1, 2));
+        kalshi.forget(&ServerId::Num(7));
+        assert_eq!(kalshi.books.entries(), (0, 0, 0));
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        kalshi.reset();
+        assert!(!view.is_verified());
+        assert_eq!(kalshi.books.entries(), (0, 0, 0));
+        // Waiting subscribes are bounded.
+        for id in 0..(MAX_PENDING as u64 + 10) {
+            kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], id);
+        }
+        assert_eq!(kalshi.books.entries().0, MAX_PENDING);
+    }
+
+    #[test]
+    fn a_replaced_subscription_keeps_the_view_its_successor_verified() {
+        let topic = Topic::new("orderbook_delta").symbol("A");
+        let mut kalshi = subscribed(topic.clone());
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        // Resubscribed as sid 9, whose snapshot arrives before sid 7 is forgotten.
+        kalshi.encode_subscribe(&[&topic], 2);
+        kalshi.classify(
+            r#"{"id":2,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":9}}"#,
+        );
+        kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":9"#));
+        kalshi.forget(&ServerId::Num(7));
+        assert!(view.is_verified());
+        kalshi.forget(&ServerId::Num(9));
+        assert!(!view.is_verified());
+    }
 }

@@ -21,7 +21,8 @@
 //! - A break the session cannot see (a delta that takes a count below zero,
 //!   a price or count that is not a decimal, a price outside `[0, 1]`, a
 //!   ladder over its cap, a delta without a `seq`, an unreadable book frame)
-//!   drops that market's book and is reported as a [`ChecksumMismatch`] with
+//!   drops that market's book (a delta of a market with no book, readable or
+//!   not, is only skipped: that market waits for its snapshot anyway) and is reported as a [`ChecksumMismatch`] with
 //!   both sums 0 (Kalshi has no checksum; it is the signal every adapter
 //!   gives for a book it no longer trusts), which resyncs the subscription.
 //! - Deltas for a market with no book (before its snapshot, after a break)
@@ -315,19 +316,24 @@ impl Books {
             .and_then(|m| m.market_ticker)
             .filter(|m| entry.covers.markets.iter().any(|c| **c == **m));
         tracing::debug!("kalshi: unreadable book frame; dropping the book");
-        match market {
+        let dropped = match market {
             Some(market) => {
-                entry.books.remove(market);
                 views.invalidate(Some(market));
+                entry.books.remove(market).is_some()
             }
             None => {
                 for market in entry.books.keys() {
                     views.invalidate(Some(market));
                 }
+                let held = !entry.books.is_empty();
                 entry.books.clear();
+                held
             }
-        }
-        Some(BREAK)
+        };
+        // A snapshot that cannot be read leaves a book missing: ask again. A
+        // delta is a break only for a book that was held (one with no book
+        // waits for its snapshot anyway).
+        (dropped || kind == Some("orderbook_snapshot")).then_some(BREAK)
     }
 
     /// The subscription `sid` ended: its books go, and a market's view reads
@@ -612,6 +618,21 @@ mod tests {
         let garbled = r#"{"type":"orderbook_delta","sid":7,"seq":5,"msg":{"market_ticker":"A","price_dollars":1}}"#;
         assert_eq!(checksum(kalshi.classify(garbled)), Some(BREAK));
         assert!(!view.is_verified());
+    }
+
+    #[test]
+    fn an_unreadable_frame_breaks_only_a_held_book_or_a_snapshot() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let nameless = r#"{"type":"orderbook_delta","sid":7,"seq":1,"msg":{"price_dollars":"0.1","delta_fp":"1","side":"yes"}}"#;
+        assert_eq!(checksum(kalshi.classify(nameless)), None, "no book held");
+        let bad_snapshot = r#"{"type":"orderbook_snapshot","sid":7,"seq":2,"msg":{"market_ticker":"A","yes_dollars_fp":[["0.1"]]}}"#;
+        assert_eq!(checksum(kalshi.classify(bad_snapshot)), Some(BREAK));
+        kalshi.classify(&SNAPSHOT.replace(r#""seq":1"#, r#""seq":3"#));
+        let nameless = nameless.replace(r#""seq":1"#, r#""seq":4"#);
+        assert_eq!(checksum(kalshi.classify(&nameless)), Some(BREAK));
+        // Another message type on the sid is not a book frame.
+        let other = r#"{"type":"something_new","sid":7,"seq":5,"msg":{}}"#;
+        assert_eq!(checksum(kalshi.classify(other)), None);
     }
 
     #[test]

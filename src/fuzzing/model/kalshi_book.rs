@@ -70,22 +70,23 @@ impl KalshiModel {
         let mut ladders = [Ladder::new(), Ladder::new()];
         for (side, levels) in [yes, no].into_iter().enumerate() {
             let mut seen = Vec::new();
+            // Every rule a level breaks counts, whichever the book checks first.
             for &(price, count) in levels {
-                let (Some(price), Some(count)) = (price, count) else {
+                if price.is_none() || count.is_none() {
                     broken.push(Refusal::NotADecimal);
-                    continue;
-                };
-                if !(0..=UNIT).contains(&price) {
+                }
+                if price.is_some_and(|p| !(0..=UNIT).contains(&p)) {
                     broken.push(Refusal::PriceOutOfRange);
                 }
-                if count < 0 {
+                if count.is_some_and(|c| c < 0) {
                     broken.push(Refusal::NegativeCount);
                 }
+                let Some(price) = price else { continue };
                 if seen.contains(&price) {
                     broken.push(Refusal::DuplicatePrice);
                 }
                 seen.push(price);
-                if count > 0 {
+                if let Some(count) = count.filter(|c| *c > 0) {
                     ladders[side].insert(price, count);
                 }
             }

@@ -192,7 +192,8 @@ impl Books {
 
     /// Whether `sid` carries books (the only frames [`Books::data`] reads).
     pub(super) fn has(&self, sid: u64) -> bool {
-        self.sids.contains_key(&sid)
+        // No hashing at all on a connection without book subscriptions.
+        !self.sids.is_empty() && self.sids.contains_key(&sid)
     }
 
     /// A data frame of book subscription `sid`: applies it, publishes the

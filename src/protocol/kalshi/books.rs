@@ -70,7 +70,7 @@ struct SidBooks {
 
 /// How a sequence number relates to the last one (the session's rule).
 enum Order {
-    InOrder,
+    Next,
     Duplicate,
     Gap,
 }
@@ -207,8 +207,8 @@ impl Books {
     ) -> Option<ChecksumMismatch> {
         let entry = self.sids.get_mut(&sid)?;
         let order = match (seq, entry.last_seq) {
-            (None, _) | (Some(_), None) => Order::InOrder,
-            (Some(seq), Some(last)) if last.checked_add(1) == Some(seq) => Order::InOrder,
+            (None, _) | (Some(_), None) => Order::Next,
+            (Some(seq), Some(last)) if last.checked_add(1) == Some(seq) => Order::Next,
             (Some(seq), Some(last)) if seq <= last => Order::Duplicate,
             (Some(_), Some(_)) => Order::Gap,
         };
@@ -221,7 +221,7 @@ impl Books {
                 }
                 entry.books.clear();
             }
-            Order::InOrder => {}
+            Order::Next => {}
         }
         if seq.is_some() {
             entry.last_seq = seq;
@@ -457,13 +457,15 @@ mod tests {
         }
     }
 
-    fn levels(view: &crate::BookView) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    type Levels = Vec<(String, String)>;
+
+    fn levels(view: &crate::BookView) -> (Levels, Levels) {
         let top = view.latest().expect("verified");
         let own = |(p, q): (&str, &str)| (p.to_owned(), q.to_owned());
         (top.asks().map(own).collect(), top.bids().map(own).collect())
     }
 
-    fn pairs(levels: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn pairs(levels: &[(&str, &str)]) -> Levels {
         levels
             .iter()
             .map(|(p, q)| ((*p).to_owned(), (*q).to_owned()))

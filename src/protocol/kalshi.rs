@@ -37,7 +37,7 @@ use crate::venue_error::VenueErrorKind;
 mod book;
 mod books;
 
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use book::{KalshiBook, KalshiBookError, Outcome};
 
 /// The channel whose gaps resync with `get_snapshot`.

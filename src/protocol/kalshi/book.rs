@@ -22,7 +22,10 @@
 //!   fixed-size decimals, so that bounds the bytes too. More is refused, not
 //!   truncated: a bids-only book cut at depth N would show the wrong best
 //!   levels once the top ones are taken. [`MAX_LEVELS`] covers every price a
-//!   market with four decimals can have.
+//!   market with four decimals can have; at most 64 bytes a level (two
+//!   `Decimal`s) that is at most about 640 KiB of entries per ladder, plus
+//!   the map's nodes. A venue that sent more would be refused at every
+//!   snapshot: each refusal is a break and a resync, logged at debug.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -281,6 +284,12 @@ mod tests {
             pairs(&[("0.4400", "146.00"), ("0.4500", "0.10")])
         );
         assert_eq!(book.len(), (1, 2));
+    }
+
+    #[test]
+    fn a_level_is_two_fixed_size_decimals() {
+        // The byte bound in the module docs rests on this.
+        assert!(std::mem::size_of::<(Decimal, Decimal)>() <= 64);
     }
 
     #[test]

@@ -53,16 +53,23 @@ pub(crate) enum KalshiBookError {
     TooManyLevels,
 }
 
-impl fmt::Display for KalshiBookError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl KalshiBookError {
+    /// What was refused, in words.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
             Self::NotADecimal => "a price or count is not a decimal number",
             Self::PriceOutOfRange => "a price is outside [0, 1] dollars",
             Self::NegativeCount => "a snapshot level has a negative count",
             Self::DuplicatePrice => "a snapshot names a price twice",
             Self::BelowZero => "a delta takes a count below zero",
             Self::TooManyLevels => "more levels than the book holds",
-        })
+        }
+    }
+}
+
+impl fmt::Display for KalshiBookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
     }
 }
 

@@ -240,33 +240,35 @@ impl Books {
             "orderbook_delta" => false,
             _ => return None,
         };
-        let applied = if snapshot {
+        let applied: Result<(), &'static str> = if snapshot {
             let mut book = KalshiBook::default();
-            book.apply_snapshot(&frame.msg.yes_dollars_fp, &frame.msg.no_dollars_fp)
-                .map(|()| {
+            match book.apply_snapshot(&frame.msg.yes_dollars_fp, &frame.msg.no_dollars_fp) {
+                Ok(()) => {
                     entry.books.insert(market.clone(), book);
-                })
+                    Ok(())
+                }
+                Err(error) => Err(error.reason()),
+            }
         } else {
             let Some(book) = entry.books.get_mut(&**market) else {
                 // No snapshot yet (or dropped at a break): skipped until one.
                 return None;
             };
-            if seq.is_none() {
-                tracing::debug!(sid, "kalshi: book delta without a seq");
-                Err(super::book::KalshiBookError::NotADecimal)
-            } else {
-                match (
-                    frame.msg.side.and_then(Outcome::parse),
-                    frame.msg.price_dollars,
-                    frame.msg.delta_fp,
-                ) {
-                    (Some(side), Some(price), Some(delta)) => book.apply_delta(side, price, delta),
-                    _ => Err(super::book::KalshiBookError::NotADecimal),
+            let side = frame.msg.side.and_then(Outcome::parse);
+            match (seq, side, frame.msg.price_dollars, frame.msg.delta_fp) {
+                (None, ..) => Err("a delta without a seq"),
+                (Some(_), Some(side), Some(price), Some(delta)) => {
+                    book.apply_delta(side, price, delta).map_err(|e| e.reason())
                 }
+                _ => Err("a delta without a yes/no side, a price or a delta"),
             }
         };
         if let Err(error) = applied {
-            tracing::debug!(sid, %error, "kalshi: book frame cannot be applied; dropping the book");
+            tracing::debug!(
+                sid,
+                error,
+                "kalshi: book frame cannot be applied; dropping the book"
+            );
             entry.books.remove(&**market);
             self.views.invalidate(Some(market));
             return Some(BREAK);

@@ -2,19 +2,20 @@
 //! 23): the view a client reads equals the venue's book after its snapshot
 //! and deltas; a seq gap or a count below zero unverifies it, reaches the
 //! subscription in-band, resyncs that subscription with `get_snapshot`, and
-//! the snapshot that answers verifies it again.
+//! the snapshot that answers verifies it again; a lost connection shows
+//! nothing until the replayed subscription's snapshot.
 
 use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::{
-    Backoff, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Kalshi, Subscription,
-    Topic, Update,
+    Backoff, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
+    Subscription, Topic, Update,
 };
 use serde_json::Value;
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};
-use support::{next, SOON};
+use support::{next, wait_event, SOON};
 
 fn fast(url: &str) -> ConfigBuilder {
     Config::builder(url)
@@ -253,6 +254,40 @@ async fn a_count_below_zero_signals_resyncs_and_verifies_again() {
     );
     assert_eq!(get_snapshots(&exchange.received()), 1);
     assert_eq!(client.stats().checksum_mismatches, 1);
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_connection_unverifies_and_the_replayed_subscription_verifies_again() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    next_data(&mut book, &mut signals).await;
+    assert!(view.is_verified());
+    let mut events = client.events();
+    exchange.set_kalshi_book("A", &[("0.5000", "1.00")], &[]);
+    // Reconnects are refused until the test has looked.
+    exchange.set_refuse(true);
+    exchange.abort_all();
+    wait_event(&mut events, |e| matches!(e, Event::AttemptFailed { .. })).await;
+    assert!(
+        view.latest().is_none(),
+        "no book is shown while disconnected"
+    );
+    exchange.set_refuse(false);
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(snapshot["type"], "orderbook_snapshot");
+    let top = view
+        .latest()
+        .expect("the replayed subscription's snapshot verifies it");
+    assert_eq!(sides(&top), (levels(&[]), levels(&[("0.5000", "1.00")])));
+    assert!(
+        signals
+            .iter()
+            .any(|s| matches!(s, Update::Resubscribed { .. })),
+        "{signals:?}"
+    );
     client.close().await.unwrap();
     exchange.shutdown().await;
 }

@@ -20,6 +20,7 @@
 //! | [`kalshi_classify`](fn@crate::fuzzing::kalshi_classify) | `kalshi_classify.rs` | JSON lines | no panic, pure, short errors, encode/classify round trips |
 //! | [`kraken_classify`](fn@crate::fuzzing::kraken_classify) | `kraken_classify.rs` | JSON lines and `#` commands | no panic, deterministic, verified books really verify |
 //! | [`kraken_book`](fn@crate::fuzzing::kraken_book) | `kraken_book.rs` | a depth line, then `S`/`U` lines of `price:qty` | book equals `model/book.rs`; sorted, no zeros, depth; checksum |
+//! | [`kalshi_book`](fn@crate::fuzzing::kalshi_book) | `kalshi_book.rs` | a cap line, then `S` (yes `\|` no levels of `price:count`) and `D y\|n price delta` lines | the Kalshi book equals `model/kalshi_book.rs` (integer units): refusals leave it unchanged, bids and derived asks in order, counts positive, prices in `[0, 1]`, the cap |
 //! | [`envelope_scan`](fn@crate::fuzzing::envelope_scan) | `envelope_scan.rs` | JSON lines (also placed inside frames) and Kraken `#` commands | each single-pass scan answers exactly what the serde path answers, or leaves the frame to it |
 //! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
 //! | [`okx_classify`](fn@crate::fuzzing::okx_classify) | `okx_classify.rs` | frames split by `0xff` | no panic; books only for the subscribed instrument; the fast checksum of a kept book equals the plain one over its levels |
@@ -30,6 +31,7 @@
 mod decimal;
 mod envelope_scan;
 mod frame_read;
+mod kalshi_book;
 mod kalshi_classify;
 mod kraken_book;
 mod kraken_classify;
@@ -45,6 +47,7 @@ pub use self::envelope_scan::{
     kraken_classify_reference,
 };
 pub use self::frame_read::frame_read;
+pub use self::kalshi_book::kalshi_book;
 pub use self::kalshi_classify::kalshi_classify;
 pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
@@ -163,6 +166,7 @@ mod tests {
         ("kalshi_classify", kalshi_classify),
         ("kraken_classify", kraken_classify),
         ("kraken_book", kraken_book),
+        ("kalshi_book", kalshi_book),
         ("session_script", session_script),
         ("weex_book", weex_book),
     ];

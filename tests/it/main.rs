@@ -29,6 +29,7 @@ mod flapping;
 mod give_up;
 mod half_open;
 mod kalshi;
+mod kalshi_book;
 mod kalshi_spec;
 mod kraken;
 mod kraken_spec;

@@ -157,7 +157,7 @@ mod tests {
 
     type Harness = fn(&[u8]);
 
-    const TARGETS: [(&str, Harness); 10] = [
+    const TARGETS: &[(&str, Harness)] = &[
         ("decimal", decimal),
         ("okx_classify", okx_classify),
         ("weex_classify", weex_classify),
@@ -194,7 +194,7 @@ mod tests {
             .join("fuzz")
             .join(kind);
         let mut replayed = 0;
-        for (target, harness) in TARGETS {
+        for &(target, harness) in TARGETS {
             for file in files(&root.join(target)) {
                 let data =
                     std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn empty_and_tiny_inputs_are_fine() {
-        for (_, harness) in TARGETS {
+        for &(_, harness) in TARGETS {
             harness(&[]);
             harness(&[0]);
             harness(&[0xff; 7]);

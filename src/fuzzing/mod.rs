@@ -22,6 +22,7 @@
 //! | [`kraken_book`](fn@crate::fuzzing::kraken_book) | `kraken_book.rs` | a depth line, then `S`/`U` lines of `price:qty` | book equals `model/book.rs`; sorted, no zeros, depth; checksum |
 //! | [`envelope_scan`](fn@crate::fuzzing::envelope_scan) | `envelope_scan.rs` | JSON lines (also placed inside frames) and Kraken `#` commands | each single-pass scan answers exactly what the serde path answers, or leaves the frame to it |
 //! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
+//! | [`okx_book`](fn@crate::fuzzing::okx_book) | `okx_book.rs` | bytes scripting a venue's book changes and what reaches the client (drops, WS/REST snapshots, checksums) | a verified view is exactly a state of the true book (`BTreeMap` of exact decimals); drops and wrong checksums are reported; a fault-free snapshot verifies |
 //! | [`okx_classify`](fn@crate::fuzzing::okx_classify) | `okx_classify.rs` | frames split by `0xff` | no panic; books only for the subscribed instrument; the fast checksum of a kept book equals the plain one over its levels |
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
 //! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
@@ -33,6 +34,7 @@ mod kalshi_classify;
 mod kraken_book;
 mod kraken_classify;
 mod model;
+mod okx_book;
 mod okx_classify;
 mod session_script;
 mod weex_classify;
@@ -46,6 +48,7 @@ pub use self::frame_read::frame_read;
 pub use self::kalshi_classify::kalshi_classify;
 pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
+pub use self::okx_book::okx_book;
 pub use self::okx_classify::okx_classify;
 pub use self::session_script::session_script;
 pub use self::weex_classify::weex_classify;
@@ -151,7 +154,8 @@ mod tests {
 
     type Harness = fn(&[u8]);
 
-    const TARGETS: [(&str, Harness); 9] = [
+    const TARGETS: [(&str, Harness); 10] = [
+        ("okx_book", okx_book),
         ("decimal", decimal),
         ("okx_classify", okx_classify),
         ("weex_classify", weex_classify),

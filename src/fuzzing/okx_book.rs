@@ -76,11 +76,9 @@ impl Truth {
             }
         }
         let crc = crc32fast::hash(parts.join(":").as_bytes()) as i32;
-        // Not the code under test, but the two must agree.
-        let borrowed = |l: &Levels| -> Vec<(String, String)> { l.clone() };
-        let (a, b) = (borrowed(&asks), borrowed(&bids));
-        let a: Vec<(&str, &str)> = a.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
-        let b: Vec<(&str, &str)> = b.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+        // The library's checksum of the same levels must agree with this one.
+        let a: Vec<(&str, &str)> = asks.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+        let b: Vec<(&str, &str)> = bids.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
         assert_eq!(checksum_levels(&b, &a) as i32, crc);
         i64::from(crc)
     }
@@ -267,7 +265,11 @@ pub fn okx_book(data: &[u8]) {
                     let latest = snapshot.seq == seq && !drop_next;
                     let fail = bytes.next().unwrap_or(0) % 5 == 0;
                     let was_verified = view.is_verified();
-                    let result = if fail { Err("down".to_owned()) } else { Ok(snapshot) };
+                    let result = if fail {
+                        Err("down".to_owned())
+                    } else {
+                        Ok(snapshot)
+                    };
                     books.fetched(&id, number, result);
                     if let Some((_, _, number)) = books.take_requests().pop() {
                         request = Some(number);
@@ -309,8 +311,12 @@ pub fn okx_book(data: &[u8]) {
         }
         if let Some(top) = view.latest() {
             let shown = (
-                top.asks().map(|(p, s)| (p.to_owned(), s.to_owned())).collect::<Levels>(),
-                top.bids().map(|(p, s)| (p.to_owned(), s.to_owned())).collect::<Levels>(),
+                top.asks()
+                    .map(|(p, s)| (p.to_owned(), s.to_owned()))
+                    .collect::<Levels>(),
+                top.bids()
+                    .map(|(p, s)| (p.to_owned(), s.to_owned()))
+                    .collect::<Levels>(),
             );
             assert!(
                 history.iter().any(|t| t.levels() == shown),
@@ -335,10 +341,17 @@ fn assert_view(view: &crate::book::BookView, truth: &Truth, when: &str) {
         .latest()
         .unwrap_or_else(|| panic!("the view is not verified {when}"));
     let shown = (
-        top.asks().map(|(p, s)| (p.to_owned(), s.to_owned())).collect::<Levels>(),
-        top.bids().map(|(p, s)| (p.to_owned(), s.to_owned())).collect::<Levels>(),
+        top.asks()
+            .map(|(p, s)| (p.to_owned(), s.to_owned()))
+            .collect::<Levels>(),
+        top.bids()
+            .map(|(p, s)| (p.to_owned(), s.to_owned()))
+            .collect::<Levels>(),
     );
-    assert!(shown == truth.levels(), "the view differs from the venue's book {when}");
+    assert!(
+        shown == truth.levels(),
+        "the view differs from the venue's book {when}"
+    );
     // The exact decimals agree with the text.
     let decimals: Vec<_> = top.ask_levels().collect();
     let expected: Vec<_> = truth

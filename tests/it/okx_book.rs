@@ -28,11 +28,22 @@ fn assert_view_is_the_venues_book(view: &BookView, venue: &OpVenue) {
     let top = view.latest().expect("a verified book");
     let (asks, bids) = server_levels(venue, INST);
     assert_eq!(top_levels(&top), (asks.clone(), bids.clone()));
-    let decimal = |(p, s): &(String, String)| (Decimal::parse(p).unwrap(), Decimal::parse(s).unwrap());
+    let decimal =
+        |(p, s): &(String, String)| (Decimal::parse(p).unwrap(), Decimal::parse(s).unwrap());
     assert_eq!(top.best_ask(), asks.first().map(decimal));
-    assert_eq!(top.bid_levels().collect::<Vec<_>>(), bids.iter().map(decimal).collect::<Vec<_>>());
-    assert!(top.venue_time().is_some(), "the venue time of the last update");
-    assert_eq!(top.checksum(), None, "OKX's checksum is 0: verified by seqId");
+    assert_eq!(
+        top.bid_levels().collect::<Vec<_>>(),
+        bids.iter().map(decimal).collect::<Vec<_>>()
+    );
+    assert!(
+        top.venue_time().is_some(),
+        "the venue time of the last update"
+    );
+    assert_eq!(
+        top.checksum(),
+        None,
+        "OKX's checksum is 0: verified by seqId"
+    );
 }
 
 /// Pushes one more delta at a time (each classified before the next) until
@@ -67,7 +78,10 @@ async fn deltas_before_during_and_after_a_rest_snapshot_build_the_exact_book() {
     let port = rest.port;
     let okx = Okx::new().snapshot_source(move |inst| okx::fetch_books(port, inst));
     let client = okx_client(&venue, okx).await;
-    let view = client.book_views().expect("OKX keeps books").watch(INST, 400);
+    let view = client
+        .book_views()
+        .expect("OKX keeps books")
+        .watch(INST, 400);
     let mut book = client
         .subscribe(Topic::new("books").symbol(INST))
         .await
@@ -81,7 +95,12 @@ async fn deltas_before_during_and_after_a_rest_snapshot_build_the_exact_book() {
     // During, before the snapshot is taken: in it, so dropped from the buffer.
     // (It deletes the level the first delta set: re-applying that one after
     // the snapshot would bring the level back.)
-    okx::update(&venue, INST, &[("100.45", "0"), ("100", "7.5")], &[("100.7", "1")]);
+    okx::update(
+        &venue,
+        INST,
+        &[("100.45", "0"), ("100", "7.5")],
+        &[("100.7", "1")],
+    );
     let _ = next_data(&mut book).await;
     rest.take.add_permits(1);
     wait_until("snapshot taken", || rest.taken.lock().unwrap().len() == 1).await;
@@ -134,7 +153,11 @@ async fn a_gap_after_a_rest_snapshot_unverifies_resyncs_and_refetches() {
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
     delta_until_verified(&venue, &mut book, &view).await;
     assert_view_is_the_venues_book(&view, &venue);
-    assert_eq!(rest.taken.lock().unwrap().len(), 2, "refetched after the break");
+    assert_eq!(
+        rest.taken.lock().unwrap().len(),
+        2,
+        "refetched after the break"
+    );
     assert_eq!(client.stats().checksum_mismatches, 1);
     client.close().await.unwrap();
 }
@@ -173,7 +196,40 @@ async fn a_websocket_snapshot_with_checksum_zero_is_readable_and_a_gap_resyncs()
     assert!(view.latest().is_none());
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
     assert_eq!(next_data(&mut book).await["action"], "snapshot");
-    let top = view.changed().await.unwrap().or_else(|| view.latest()).expect("verified again");
+    let top = view
+        .changed()
+        .await
+        .unwrap()
+        .or_else(|| view.latest())
+        .expect("verified again");
     assert_eq!(top.updates(), 1);
+    client.close().await.unwrap();
+}
+
+/// The built-in REST source (feature `okx-rest`) against the local endpoint.
+#[cfg(feature = "okx-rest")]
+#[tokio::test]
+async fn the_built_in_rest_source_builds_the_book() {
+    use resilient_ws::protocol::okx::rest::OkxRestSnapshots;
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    venue.state().okx_no_snapshot = true;
+    let rest = BooksEndpoint::start(&venue, false).await;
+    let tls = resilient_ws::tls::client_config().unwrap();
+    let source =
+        OkxRestSnapshots::with_options(&format!("http://127.0.0.1:{}", rest.port), 400, tls)
+            .unwrap();
+    let client = okx_client(&venue, Okx::new().snapshot_source(source)).await;
+    let view = client.book_views().unwrap().watch(INST, 400);
+    let mut book = client
+        .subscribe(Topic::new("books").symbol(INST))
+        .await
+        .unwrap();
+    delta_until_verified(&venue, &mut book, &view).await;
+    let top = view.latest().unwrap();
+    assert_eq!(top_levels(&top), server_levels(&venue, INST));
+    assert!(rest
+        .next_request()
+        .await
+        .ends_with("instId=BTC-USDT&sz=400"));
     client.close().await.unwrap();
 }

@@ -192,7 +192,11 @@ impl BooksEndpoint {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let permits = if gated { 0 } else { tokio::sync::Semaphore::MAX_PERMITS };
+        let permits = if gated {
+            0
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        };
         let take = std::sync::Arc::new(tokio::sync::Semaphore::new(permits));
         let answer = std::sync::Arc::new(tokio::sync::Semaphore::new(permits));
         let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -200,7 +204,8 @@ impl BooksEndpoint {
         let (venue, gates, log) = (venue.clone(), (take.clone(), answer.clone()), taken.clone());
         tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {
-                let (venue, gates, log, tx) = (venue.clone(), gates.clone(), log.clone(), tx.clone());
+                let (venue, gates, log, tx) =
+                    (venue.clone(), gates.clone(), log.clone(), tx.clone());
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut chunk = [0u8; 1024];
@@ -211,7 +216,11 @@ impl BooksEndpoint {
                         }
                     }
                     let text = String::from_utf8_lossy(&head).into_owned();
-                    let path = text.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                    let path = text
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
                     assert!(text.starts_with("GET /api/v5/market/books?"), "{text}");
                     let inst = path
                         .split(['?', '&'])
@@ -224,10 +233,17 @@ impl BooksEndpoint {
                         let state = venue.state();
                         let book = state.books.get(&inst).cloned().unwrap_or_default();
                         log.lock().unwrap().push(book.seq);
-                        let asks: Vec<Value> =
-                            book.asks.iter().map(|(p, s)| json!([p.0, s, "0", "1"])).collect();
-                        let bids: Vec<Value> =
-                            book.bids.iter().rev().map(|(p, s)| json!([p.0, s, "0", "1"])).collect();
+                        let asks: Vec<Value> = book
+                            .asks
+                            .iter()
+                            .map(|(p, s)| json!([p.0, s, "0", "1"]))
+                            .collect();
+                        let bids: Vec<Value> = book
+                            .bids
+                            .iter()
+                            .rev()
+                            .map(|(p, s)| json!([p.0, s, "0", "1"]))
+                            .collect();
                         json!({"code": "0", "msg": "", "data": [{
                             "asks": asks, "bids": bids, "ts": "1597026383085", "seqId": book.seq
                         }]})
@@ -270,8 +286,10 @@ pub async fn fetch_books(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     let path = resilient_ws::protocol::okx::rest::books_path(&inst, 400);
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").as_bytes())
-        .await?;
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut answer = Vec::new();
     tcp.read_to_end(&mut answer).await?;
     let at = answer
@@ -281,12 +299,22 @@ pub async fn fetch_books(
     resilient_ws::protocol::okx::rest::parse_books(&answer[at + 4..])
 }
 
+/// One side of a book as (price, size) text, best first.
+pub type TextLevels = Vec<(String, String)>;
+
 /// The venue's book of `inst` as (asks, bids) text, best first.
-pub fn server_levels(venue: &OpVenue, inst: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub fn server_levels(venue: &OpVenue, inst: &str) -> (TextLevels, TextLevels) {
     let state = venue.state();
     let book = state.books.get(inst).cloned().unwrap_or_default();
     (
-        book.asks.iter().map(|(p, s)| (p.0.clone(), s.clone())).collect(),
-        book.bids.iter().rev().map(|(p, s)| (p.0.clone(), s.clone())).collect(),
+        book.asks
+            .iter()
+            .map(|(p, s)| (p.0.clone(), s.clone()))
+            .collect(),
+        book.bids
+            .iter()
+            .rev()
+            .map(|(p, s)| (p.0.clone(), s.clone()))
+            .collect(),
     )
 }

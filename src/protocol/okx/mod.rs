@@ -57,8 +57,8 @@ mod checksum;
 mod fetch;
 pub mod rest;
 
-pub use book::{MAX_BUFFERED_BYTES, MAX_BUFFERED_UPDATES, MAX_SNAPSHOT_ATTEMPTS};
 pub(crate) use book::{BookFrame, Books};
+pub use book::{MAX_BUFFERED_BYTES, MAX_BUFFERED_UPDATES, MAX_SNAPSHOT_ATTEMPTS};
 
 pub use checksum::{checksum, checksum_levels, CHECKSUM_LEVELS};
 

@@ -261,7 +261,13 @@ fn garbage_is_invalid() {
         r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[],"bids":[],"checksum":99999999999}]}"#,
     ] {
         assert!(
-            matches!(okx.classify(frame), Inbound::Data { checksum: Some(_), .. }),
+            matches!(
+                okx.classify(frame),
+                Inbound::Data {
+                    checksum: Some(_),
+                    ..
+                }
+            ),
             "{frame}"
         );
     }

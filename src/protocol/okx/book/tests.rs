@@ -36,7 +36,9 @@ fn snapshot(seq: i64, asks: &[(&str, &str)], bids: &[(&str, &str)]) -> BookSnaps
     }
 }
 
-fn levels(books: &Books) -> (Vec<(String, String)>, Vec<(String, String)>) {
+type Levels = Vec<(String, String)>;
+
+fn levels(books: &Books) -> (Levels, Levels) {
     let book = books.book(&id()).expect("live");
     (
         book.asks()
@@ -60,11 +62,20 @@ fn deltas_before_the_fetched_snapshot_are_buffered_and_only_later_ones_apply() {
     let mut books = with_source();
     let view = books.views().watch("BTC-USDT", 5);
     // Deltas 10 -> 11 -> 12 arrive before any snapshot.
-    assert_eq!(books.apply(&id(), &frame(false, &[("101", "1")], &[], 10, 11)), None);
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("101", "1")], &[], 10, 11)),
+        None
+    );
     let requests = books.take_requests();
     assert_eq!(requests.len(), 1, "one fetch asked for");
-    assert_eq!(books.apply(&id(), &frame(false, &[("102", "2")], &[], 11, 12)), None);
-    assert!(books.take_requests().is_empty(), "still one fetch in flight");
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("102", "2")], &[], 11, 12)),
+        None
+    );
+    assert!(
+        books.take_requests().is_empty(),
+        "still one fetch in flight"
+    );
     assert!(!view.is_verified());
     // The snapshot was taken at 11: delta 11 is in it, delta 12 is not.
     let (_, _, number) = requests[0].clone();
@@ -76,14 +87,23 @@ fn deltas_before_the_fetched_snapshot_are_buffered_and_only_later_ones_apply() {
     let (asks, bids) = levels(&books);
     assert_eq!(
         asks,
-        [("101".into(), "1".into()), ("102".into(), "2".into()), ("103".into(), "3".into())]
+        [
+            ("101".into(), "1".into()),
+            ("102".into(), "2".into()),
+            ("103".into(), "3".into())
+        ]
     );
     assert_eq!(bids, [("99".into(), "9".into())]);
     assert!(view.is_verified());
     // After: strict chaining from 12.
-    assert_eq!(books.apply(&id(), &frame(false, &[("103", "0")], &[], 12, 13)), None);
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("103", "0")], &[], 12, 13)),
+        None
+    );
     assert_eq!(levels(&books).0.len(), 2);
-    assert!(books.apply(&id(), &frame(false, &[], &[], 14, 15)).is_some());
+    assert!(books
+        .apply(&id(), &frame(false, &[], &[], 14, 15))
+        .is_some());
     assert!(!view.is_verified(), "a gap makes the view unverified");
 }
 
@@ -104,17 +124,24 @@ fn a_snapshot_older_than_the_buffer_is_fetched_again_then_gives_up() {
     let (_, _, number) = requests[0].clone();
     books.fetched(&id(), number, Err("down".into()));
     // The break is reported on the next frame, which resyncs.
-    assert!(books.apply(&id(), &frame(false, &[], &[], 11, 12)).is_some());
+    assert!(books
+        .apply(&id(), &frame(false, &[], &[], 11, 12))
+        .is_some());
 }
 
 #[test]
 fn the_buffer_is_bounded_in_count() {
     let mut books = with_source();
     for seq in 0..MAX_BUFFERED_UPDATES as i64 {
-        assert_eq!(books.apply(&id(), &frame(false, &[], &[], seq, seq + 1)), None);
+        assert_eq!(
+            books.apply(&id(), &frame(false, &[], &[], seq, seq + 1)),
+            None
+        );
     }
     let last = MAX_BUFFERED_UPDATES as i64;
-    assert!(books.apply(&id(), &frame(false, &[], &[], last, last + 1)).is_some());
+    assert!(books
+        .apply(&id(), &frame(false, &[], &[], last, last + 1))
+        .is_some());
 }
 
 #[test]
@@ -127,7 +154,9 @@ fn the_buffer_is_bounded_in_bytes() {
     assert!(fits < MAX_BUFFERED_UPDATES as i64, "bytes bind first");
     let mut broke = false;
     for seq in 0..=fits {
-        broke |= books.apply(&id(), &frame(false, &level, &[], seq, seq + 1)).is_some();
+        broke |= books
+            .apply(&id(), &frame(false, &level, &[], seq, seq + 1))
+            .is_some();
     }
     assert!(broke);
 }
@@ -136,12 +165,18 @@ fn the_buffer_is_bounded_in_bytes() {
 fn a_websocket_snapshot_is_used_at_once_and_a_checksum_of_zero_is_not_checked() {
     let mut books = with_source();
     let view = books.views().watch("BTC-USDT", 5);
-    assert_eq!(books.apply(&id(), &frame(true, &[("2", "1")], &[("1", "1")], -1, 5)), None);
+    assert_eq!(
+        books.apply(&id(), &frame(true, &[("2", "1")], &[("1", "1")], -1, 5)),
+        None
+    );
     assert!(books.take_requests().is_empty());
     assert!(view.is_verified());
     let mut bad = frame(false, &[("2", "3")], &[], 5, 6);
     bad.checksum = Some(12345);
-    assert!(books.apply(&id(), &bad).is_some(), "a non-zero checksum is checked");
+    assert!(
+        books.apply(&id(), &bad).is_some(),
+        "a non-zero checksum is checked"
+    );
     assert!(!view.is_verified());
 }
 

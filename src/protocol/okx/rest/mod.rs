@@ -10,6 +10,9 @@
 //! - OKX's 2026 changelog tells clients to take this snapshot's `seqId` and
 //!   apply the WebSocket deltas after it (rules in `book.rs`).
 //!
+//! With the cargo feature `okx-rest`, [`OkxRestSnapshots`] is a ready
+//! [`SnapshotSource`](crate::SnapshotSource) over `reqwest`.
+//!
 //! Rules: a body over [`MAX_BOOKS_RESPONSE`] bytes, a non-zero `code`, or an
 //! answer without `seqId` is an error (a snapshot without a sequence number
 //! cannot be joined to the deltas); the error quotes OKX's `code` and `msg`,
@@ -90,11 +93,7 @@ pub fn parse_books(body: &[u8]) -> Result<BookSnapshot, SnapshotError> {
         let msg: String = answer.msg.unwrap_or_default().chars().take(200).collect();
         return Err(format!("okx books: error {code}: {msg}").into());
     }
-    let data = answer
-        .data
-        .into_iter()
-        .next()
-        .ok_or("okx books: no data")?;
+    let data = answer.data.into_iter().next().ok_or("okx books: no data")?;
     let seq = data.seq_id.ok_or("okx books: no seqId")?;
     let levels = |side: Vec<Vec<String>>| -> Result<Vec<(String, String)>, SnapshotError> {
         side.into_iter()
@@ -115,6 +114,11 @@ pub fn parse_books(body: &[u8]) -> Result<BookSnapshot, SnapshotError> {
     })
 }
 
+#[cfg(feature = "okx-rest")]
+mod source;
+#[cfg(feature = "okx-rest")]
+pub use source::{OkxRestSnapshots, OKX_REST_URL};
+
 /// Unix milliseconds as OKX writes them (a decimal string).
 pub(crate) fn unix_ms(text: &str) -> Option<SystemTime> {
     let ms: u64 = text.parse().ok()?;
@@ -127,12 +131,15 @@ mod tests {
 
     #[test]
     fn refuses_error_answers_missing_sequence_and_bad_levels() {
-        let error = parse_books(br#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#)
-            .unwrap_err()
-            .to_string();
+        let error =
+            parse_books(br#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#)
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("51001"), "{error}");
         assert!(parse_books(br#"{"code":"0","data":[{"asks":[],"bids":[]}]}"#).is_err());
-        assert!(parse_books(br#"{"code":"0","data":[{"asks":[["1"]],"bids":[],"seqId":1}]}"#).is_err());
+        assert!(
+            parse_books(br#"{"code":"0","data":[{"asks":[["1"]],"bids":[],"seqId":1}]}"#).is_err()
+        );
         assert!(parse_books(b"not json").is_err());
         let big = vec![b' '; MAX_BOOKS_RESPONSE + 1];
         assert!(parse_books(&big).is_err());

@@ -19,7 +19,7 @@
 //!   2026); `seqId` continuity is then the verification. OKX also announced
 //!   (changelog of 2026-02-12; production from early August 2026) that the
 //!   initial snapshot goes, to be fetched over REST: with a
-//!   [`SnapshotSource`](crate::SnapshotSource) ([`Okx::snapshot_source`];
+//!   [`SnapshotSource`] ([`Okx::snapshot_source`];
 //!   [`rest`] has OKX's REST format) the deltas are buffered and applied to the
 //!   fetched snapshot (`book.rs` has the rules); without one an update with no
 //!   snapshot is only chain-checked. Both work: a WebSocket snapshot, when it

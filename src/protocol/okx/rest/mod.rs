@@ -10,7 +10,7 @@
 //! - OKX's 2026 changelog tells clients to take this snapshot's `seqId` and
 //!   apply the WebSocket deltas after it (rules in `book.rs`).
 //!
-//! With the cargo feature `okx-rest`, [`OkxRestSnapshots`] is a ready
+//! With the cargo feature `okx-rest`, `OkxRestSnapshots` is a ready
 //! [`SnapshotSource`](crate::SnapshotSource) over `reqwest`.
 //!
 //! Rules: a body over [`MAX_BOOKS_RESPONSE`] bytes, a non-zero `code`, or an

@@ -363,7 +363,9 @@ impl Books {
             loose: true,
         };
         entry.attempts = 0;
-        let mut published = false;
+        // The snapshot itself first (it restarts `BookTop::updates`); it has
+        // no checksum to check, so this cannot break.
+        let _ = self.verify(id, None, true, snapshot.venue_time);
         for delta in buffer.iter().filter(|d| d.seq > snapshot.seq) {
             let asks: Vec<(&str, &str)> = delta.asks.iter().map(|(p, s)| (&**p, &**s)).collect();
             let bids: Vec<(&str, &str)> = delta.bids.iter().map(|(p, s)| (&**p, &**s)).collect();
@@ -382,12 +384,6 @@ impl Books {
                 }
                 return;
             }
-            published = true;
-        }
-        if !published {
-            // No delta after the snapshot yet: publish the snapshot itself.
-            // No checksum to check: this cannot break.
-            let _ = self.verify(id, None, true, snapshot.venue_time);
         }
     }
 

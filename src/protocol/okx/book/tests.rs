@@ -95,6 +95,11 @@ fn deltas_before_the_fetched_snapshot_are_buffered_and_only_later_ones_apply() {
     );
     assert_eq!(bids, [("99".into(), "9".into())]);
     assert!(view.is_verified());
+    assert_eq!(
+        view.latest().unwrap().updates(),
+        2,
+        "the snapshot and delta 12"
+    );
     // After: strict chaining from 12.
     assert_eq!(
         books.apply(&id(), &frame(false, &[("103", "0")], &[], 12, 13)),

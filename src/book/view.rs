@@ -7,8 +7,9 @@
 //! to the views that watch it, through a `tokio::sync::watch` channel holding an
 //! `Arc<BookTop>`. Rules, and why:
 //! - One view type for every venue. Today the Kraken adapter publishes to it
-//!   (its CRC-32 checksum verifies each frame); OKX, WEEX and Kalshi verify
-//!   their books' continuity (`seqId`, `U`/`u`, `seq`) and resync on a break,
+//!   (its CRC-32 checksum verifies each frame), and so does OKX (`seqId`
+//!   continuity, and its checksum while non-zero); WEEX and Kalshi verify
+//!   their books' continuity (`U`/`u`, `seq`) and resync on a break,
 //!   but do not keep a readable book yet. Levels are kept as the venue's wire text
 //!   (a checksum needs the exact text) and read as exact [`Decimal`]s, never
 //!   `f64`.

@@ -6,16 +6,16 @@
 //! that verified, the adapter publishes the top levels of that symbol's book
 //! to the views that watch it, through a `tokio::sync::watch` channel holding an
 //! `Arc<BookTop>`. Rules, and why:
-//! - One view type for every venue. The Kraken adapter publishes to it (its
-//!   CRC-32 checksum verifies each frame), and so do WEEX (`U`/`u`
-//!   update-id continuity verifies each push; symbol as WEEX spells it,
-//!   `BTCUSDT`) and Kalshi (its per-`sid` `seq` verifies each frame; see
-//!   `protocol::kalshi` for how a yes/no book reads as bids and asks: YES
-//!   bids are the bids, NO bids are the asks at `1 - price`, computed
-//!   exactly). OKX verifies its book's continuity (`seqId`) and resyncs on a
-//!   break, but does not publish a view yet. Levels are kept as the venue's
-//!   wire text where a checksum needs it (Kalshi's are the exact decimals
-//!   printed at the scale sent) and read as exact [`Decimal`]s, never `f64`.
+//! - One view type for every venue, and every bundled adapter publishes to
+//!   it: Kraken (its CRC-32 checksum verifies each frame), OKX (`seqId`
+//!   continuity, and its checksum while non-zero), WEEX (`U`/`u` update-id
+//!   continuity verifies each push; symbol as WEEX spells it, `BTCUSDT`) and
+//!   Kalshi (its per-`sid` `seq` verifies each frame; see `protocol::kalshi`
+//!   for how a yes/no book reads as bids and asks: YES bids are the bids, NO
+//!   bids are the asks at `1 - price`, computed exactly). Levels are kept as
+//!   the venue's wire text where a checksum needs it (Kalshi's are the exact
+//!   decimals printed at the scale sent) and read as exact [`Decimal`]s,
+//!   never `f64`.
 //! - Only the top `levels` a view asked for are copied, once per verified
 //!   frame, into one text buffer (one allocation for the text, one for the
 //!   offsets), and only while a view of that symbol is alive: an unwatched book

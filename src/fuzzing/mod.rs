@@ -23,6 +23,7 @@
 //! | [`kalshi_book`](fn@crate::fuzzing::kalshi_book) | `kalshi_book.rs` | a cap line, then `S` (yes `\|` no levels of `price:count`) and `D y\|n price delta` lines | the Kalshi book equals `model/kalshi_book.rs` (integer units): refusals leave it unchanged, bids and derived asks in order, counts positive, prices in `[0, 1]`, the cap |
 //! | [`envelope_scan`](fn@crate::fuzzing::envelope_scan) | `envelope_scan.rs` | JSON lines (also placed inside frames) and Kraken `#` commands | each single-pass scan answers exactly what the serde path answers, or leaves the frame to it |
 //! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
+//! | [`okx_book`](fn@crate::fuzzing::okx_book) | `okx_book.rs` | bytes scripting a venue's book changes and what reaches the client (drops, WS/REST snapshots, checksums) | a verified view is exactly a state of the true book (`BTreeMap` of exact decimals); drops and wrong checksums are reported; a fault-free snapshot verifies |
 //! | [`okx_classify`](fn@crate::fuzzing::okx_classify) | `okx_classify.rs` | frames split by `0xff` | no panic; books only for the subscribed instrument; the fast checksum of a kept book equals the plain one over its levels |
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
 //! | [`weex_book`](fn@crate::fuzzing::weex_book) | `weex_book.rs` | a cap line, then `S`/`C`/`G` lines of `price:qty` asks `\|` bids | the real `DepthBook` (small cap) and the adapter's view equal `model/ordered_book.rs` (a `BTreeMap` of exact decimals); gaps and unusable pushes clear the view until a snapshot |
@@ -36,6 +37,7 @@ mod kalshi_classify;
 mod kraken_book;
 mod kraken_classify;
 mod model;
+mod okx_book;
 mod okx_classify;
 mod session_script;
 mod weex_book;
@@ -51,6 +53,7 @@ pub use self::kalshi_book::kalshi_book;
 pub use self::kalshi_classify::kalshi_classify;
 pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
+pub use self::okx_book::okx_book;
 pub use self::okx_classify::okx_classify;
 pub use self::session_script::session_script;
 pub use self::weex_book::weex_book;
@@ -158,6 +161,7 @@ mod tests {
     type Harness = fn(&[u8]);
 
     const TARGETS: &[(&str, Harness)] = &[
+        ("okx_book", okx_book),
         ("decimal", decimal),
         ("okx_classify", okx_classify),
         ("weex_classify", weex_classify),

@@ -38,6 +38,7 @@ mod market_feed_metrics;
 mod metrics_facade;
 mod nats;
 mod okx;
+mod okx_book;
 mod panics;
 mod pool;
 mod promises;

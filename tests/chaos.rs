@@ -532,13 +532,7 @@ fn venue_setup(venue: Venue) -> (Vec<String>, Vec<Topic>) {
 
 /// Runs one protocol's soak against the venue behind `link` and returns what
 /// it saw; panics (with the seed) on any broken promise.
-async fn soak(
-    venue: Venue,
-    mode: Mode,
-    link: VenueLink<'_>,
-    chaos_seed: u64,
-    secs: u64,
-) -> Report {
+async fn soak(venue: Venue, mode: Mode, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> Report {
     // Each protocol draws its own faults from the one seed.
     let seed = match venue {
         Venue::Kalshi => chaos_seed,
@@ -610,11 +604,13 @@ async fn soak(
                 .unwrap_or_else(|e| panic!("{ctx}: subscribe_many: {e}"))
                 .into_iter()
                 .zip(&symbols)
-                .map(|(id, symbol)| {
-                    id.unwrap_or_else(|e| panic!("{ctx}: subscribe {symbol}: {e}"))
-                })
+                .map(|(id, symbol)| id.unwrap_or_else(|e| panic!("{ctx}: subscribe {symbol}: {e}")))
                 .collect();
-            (handle.client().clone(), messages, Consumers::Feed { task, ids })
+            (
+                handle.client().clone(),
+                messages,
+                Consumers::Feed { task, ids },
+            )
         }
     };
     let causes = tokio::spawn(collect_causes(client.events()));
@@ -697,7 +693,11 @@ async fn soak(
         }
         Consumers::Feed { task, ids } => {
             let seen = task.await.expect("feed task");
-            assert!(seen.strays.is_empty(), "{ctx}: items of no subscription {:?}", seen.strays);
+            assert!(
+                seen.strays.is_empty(),
+                "{ctx}: items of no subscription {:?}",
+                seen.strays
+            );
             for ((symbol, under), id) in symbols.iter().zip(&seen.ids).zip(&ids) {
                 assert!(
                     under.iter().all(|u| u == id),
@@ -782,7 +782,10 @@ fn check(
     let data: u64 = streams.iter().map(|s| s.data).sum();
     assert_eq!(q.routed, q.delivered + q.dropped + q.queued, "{ctx}: {q:?}");
     assert_eq!(q.queued, 0, "{ctx}: drained to the end: {q:?}");
-    assert_eq!(q.delivered, data, "{ctx}: every delivered frame was read: {q:?}");
+    assert_eq!(
+        q.delivered, data,
+        "{ctx}: every delivered frame was read: {q:?}"
+    );
     assert_eq!(q.signals_dropped, 0, "{ctx}: {q:?}");
     assert!(stats.is_balanced(), "{ctx}: {stats:?}");
     // Nothing was dropped for overflow: every drop is a duplicate sequence number.
@@ -979,8 +982,20 @@ async fn chaos_soak_kalshi_and_kraken() {
     let (kalshi_mode, kraken_mode) = modes(seed);
     eprintln!("chaos: Kalshi {kalshi_mode:?}, Kraken {kraken_mode:?}");
     let (kalshi, kraken, weex, okx) = tokio::join!(
-        soak(Venue::Kalshi, kalshi_mode, harness.venue("kalshi"), seed, secs),
-        soak(Venue::Kraken, kraken_mode, harness.venue("kraken"), seed, secs),
+        soak(
+            Venue::Kalshi,
+            kalshi_mode,
+            harness.venue("kalshi"),
+            seed,
+            secs
+        ),
+        soak(
+            Venue::Kraken,
+            kraken_mode,
+            harness.venue("kraken"),
+            seed,
+            secs
+        ),
         support::op_soak::op_soak(Dialect::Weex, harness.venue("weex"), seed, secs),
         support::op_soak::op_soak(Dialect::Okx, harness.venue("okx"), seed, secs)
     );

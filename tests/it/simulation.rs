@@ -452,7 +452,10 @@ async fn drive_feed(mut feed: Feed<Kalshi>, progress: Arc<Progress>) -> FeedRepo
                 ids[index].insert(item.client_id);
                 checkers[index].on_item(item.item, &progress);
             }
-            None => strays.push(format!("{} {:?}: {:?}", item.client_id, item.topic, item.item)),
+            None => strays.push(format!(
+                "{} {:?}: {:?}",
+                item.client_id, item.topic, item.item
+            )),
         }
     }
     FeedReport {
@@ -580,7 +583,11 @@ async fn client_host(seed: u64, stage: Shared, quiet_at: Duration, mode: Mode) -
             for id in handle.subscribe_many(topics).await? {
                 ids.push(id?);
             }
-            (handle.client().clone(), messages, Consumers::Feed { task, ids })
+            (
+                handle.client().clone(),
+                messages,
+                Consumers::Feed { task, ids },
+            )
         }
     };
     let mut state = client.state();
@@ -713,7 +720,9 @@ fn check_feed(fed: &FeedReport, ids: &[ClientId]) -> Vec<String> {
     let mut problems = Vec::new();
     for ((symbol, seen), id) in SYMBOLS.iter().zip(&fed.ids).zip(ids) {
         if seen.iter().any(|s| s != id) {
-            problems.push(format!("{symbol}: items under {seen:?}, subscribed as {id}"));
+            problems.push(format!(
+                "{symbol}: items under {seen:?}, subscribed as {id}"
+            ));
         }
     }
     if !fed.strays.is_empty() {
@@ -917,7 +926,9 @@ fn run_seed(seed: u64, mode: Mode) -> Outcome {
         .build();
     let host_stage = Arc::clone(&stage);
     sim.host(SERVER, move || exchange_host(Arc::clone(&host_stage)));
-    sim.client(CLIENT, client_host(seed, Arc::clone(&stage), plan.quiet_at, mode),
+    sim.client(
+        CLIENT,
+        client_host(seed, Arc::clone(&stage), plan.quiet_at, mode),
     );
 
     let mut actions = plan.actions.clone();

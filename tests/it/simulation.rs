@@ -441,11 +441,36 @@ struct FeedReport {
 
 /// Polls the feed until its stream ends (the consumer's task drives the
 /// connection), handing each item to its symbol's checker.
-async fn drive_feed(mut feed: Feed<Kalshi>, progress: Arc<Progress>) -> FeedReport {
+///
+/// `pauses` (virtual instants and lengths, in order): the consumer stops
+/// polling the feed for that long, so nothing happens on the connection
+/// meanwhile (no read, no ping, no timer); a scheduled part of the scenario.
+async fn drive_feed(
+    mut feed: Feed<Kalshi>,
+    progress: Arc<Progress>,
+    pauses: Vec<(Duration, Duration)>,
+    stage: Shared,
+) -> FeedReport {
     let mut checkers: Vec<Checker> = (0..SYMBOLS.len()).map(Checker::new).collect();
     let mut ids: Vec<HashSet<ClientId>> = vec![HashSet::new(); SYMBOLS.len()];
     let mut strays = Vec::new();
-    while let Some(item) = feed.next().await {
+    let mut pauses = pauses.into_iter().peekable();
+    loop {
+        let next_pause = pauses.peek().copied();
+        let item = tokio::select! {
+            biased;
+            _ = tokio::time::sleep(
+                next_pause.map_or(Duration::ZERO, |(at, _)| at.saturating_sub(turmoil::elapsed()))
+            ), if next_pause.is_some() => {
+                let Some((_, length)) = pauses.next() else { continue };
+                trace(&stage, format!("client: consumer pauses {}ms", length.as_millis()));
+                tokio::time::sleep(length).await;
+                trace(&stage, "client: consumer polls again".into());
+                continue;
+            }
+            item = feed.next() => item,
+        };
+        let Some(item) = item else { break };
         let symbol = item.topic.symbol_name();
         match SYMBOLS.iter().position(|s| Some(*s) == symbol) {
             Some(index) => {
@@ -545,6 +570,33 @@ enum Mode {
     /// `Feed::new`: one consumer task polls the feed, which reads the socket,
     /// runs the session and reconnects in that task; commands come from this host's task.
     Feed,
+    /// As `Feed`, and the consumer also stops polling a few times (`consumer_pauses`).
+    PausingFeed,
+}
+
+/// When and how long a `PausingFeed` consumer stops polling: three pauses
+/// from 300 ms to 4 s (past the ping interval plus pong timeout, 2 s, and
+/// the idle timeout, 2.5 s, or not), each over before the last fault's quiet
+/// point. Drawn from the seed with an RNG of their own, so the seed's fault
+/// plan is the same as in the other modes.
+fn consumer_pauses(seed: u64, quiet_at: Duration) -> Vec<(Duration, Duration)> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7A05_E5ED);
+    let span = quiet_at.saturating_sub(FIRST_FAULT_AT + Duration::from_secs(5));
+    let mut pauses: Vec<(Duration, Duration)> = (0..3)
+        .map(|_| {
+            let at = FIRST_FAULT_AT + span.mul_f64(rng.random_range(0.0..1.0));
+            (at, Duration::from_millis(rng.random_range(300..4_000)))
+        })
+        .collect();
+    pauses.sort();
+    // One at a time: a pause starts after the previous one ended.
+    let mut free_at = Duration::ZERO;
+    for (at, length) in &mut pauses {
+        *at = (*at).max(free_at);
+        free_at = *at + *length;
+    }
+    pauses.retain(|(at, length)| *at + *length < quiet_at);
+    pauses
 }
 
 /// How the consumers end: joined after `close()`.
@@ -575,10 +627,19 @@ async fn client_host(seed: u64, stage: Shared, quiet_at: Duration, mode: Mode) -
             }
             (client, messages, Consumers::Spawned(tasks))
         }
-        Mode::Feed => {
+        Mode::Feed | Mode::PausingFeed => {
             let (handle, mut feed) = Feed::new(config(seed), Kalshi::new());
             let messages = feed.take_unsolicited().ok_or("unsolicited taken")?;
-            let task = tokio::spawn(drive_feed(feed, Arc::clone(&progress)));
+            let pauses = match mode {
+                Mode::PausingFeed => consumer_pauses(seed, quiet_at),
+                _ => Vec::new(),
+            };
+            let task = tokio::spawn(drive_feed(
+                feed,
+                Arc::clone(&progress),
+                pauses,
+                Arc::clone(&stage),
+            ));
             let mut ids = Vec::new();
             for id in handle.subscribe_many(topics).await? {
                 ids.push(id?);
@@ -1066,6 +1127,18 @@ fn many_seeds_of_faults_in_simulated_time_through_the_feed() {
     many_seeds(Mode::Feed, &seeds("SIM_FEED_SEEDS", FEED_SEEDS));
 }
 
+/// The feed's consumer also stops polling three times per seed, from 300 ms
+/// to 4 s (`consumer_pauses`), among the same faults: nothing is lost
+/// silently and every check holds, whether a pause ends in a ping or idle
+/// timeout and a reconnect or in just reading what the socket held. 10 seeds
+/// (`SIM_PAUSE_SEEDS=K`): the scenario-coverage assertions need 20 seeds, so
+/// this test asserts the checks, and that at least one pause was followed by
+/// a disconnect and one was not (`pause_outcomes`, printed).
+#[test]
+fn a_feed_consumer_that_pauses_loses_nothing_silently() {
+    many_seeds(Mode::PausingFeed, &seeds("SIM_PAUSE_SEEDS", 10));
+}
+
 /// Seeds the feed runs by default. Every fault kind and every cause the
 /// spawned test asserts (`EFFECTS` and the causes list, checked from 20
 /// seeds up) already shows up within the first 20 seeds, and a seed costs
@@ -1074,13 +1147,40 @@ fn many_seeds_of_faults_in_simulated_time_through_the_feed() {
 /// against the feed too. `SIM_FEED_SEEDS=40` (or more) for a longer run.
 const FEED_SEEDS: u64 = 20;
 
+/// Pauses the consumer ended (from the trace), and how many of them were
+/// followed by a disconnect within 100 ms of virtual time of polling again
+/// (the deadlines missed during the pause fire on that first poll).
+fn pause_outcomes(trace: &[String]) -> (u64, u64) {
+    let at =
+        |line: &str| -> Option<u64> { line.trim_start().split("ms ").next()?.trim().parse().ok() };
+    let (mut pauses, mut disconnected) = (0, 0);
+    for (i, line) in trace.iter().enumerate() {
+        if !line.contains("client: consumer polls again") {
+            continue;
+        }
+        pauses += 1;
+        let Some(resumed) = at(line) else { continue };
+        let soon = trace[i + 1..]
+            .iter()
+            .take_while(|l| at(l).is_some_and(|t| t <= resumed + 100))
+            .any(|l| l.contains("client disconnected"));
+        if soon {
+            disconnected += 1;
+        }
+    }
+    (pauses, disconnected)
+}
+
 fn many_seeds(mode: Mode, seeds: &[u64]) {
+    let mut pauses = (0, 0);
     let mut failures = Vec::new();
     let mut seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut causes: BTreeMap<String, u64> = BTreeMap::new();
     let mut effects: BTreeMap<&'static str, u64> = BTreeMap::new();
     for &seed in seeds {
         let outcome = run_seed(seed, mode);
+        let (ended, disconnected) = pause_outcomes(&outcome.trace);
+        pauses = (pauses.0 + ended, pauses.1 + disconnected);
         for (cause, n) in &outcome.causes {
             *causes.entry(cause.clone()).or_default() += n;
         }
@@ -1117,6 +1217,18 @@ fn many_seeds(mode: Mode, seeds: &[u64]) {
     eprintln!("simulation ({mode:?}): effects {effects:?}");
     eprintln!("simulation ({mode:?}): what the client saw {causes:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    if mode == Mode::PausingFeed {
+        eprintln!(
+            "simulation ({mode:?}): {} consumer pauses, {} followed by a disconnect",
+            pauses.0, pauses.1
+        );
+        if seeds.len() >= 10 {
+            assert!(
+                pauses.1 > 0 && pauses.1 < pauses.0,
+                "pauses should end both ways: {pauses:?}"
+            );
+        }
+    }
     if seeds.len() >= 20 {
         // Each scenario really happened somewhere in the default seed set.
         let causes_with = |prefix: &str| -> u64 {

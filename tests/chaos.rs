@@ -43,7 +43,8 @@
 //! Kalshi and Kraken clients is a [`Feed`] polled by one consumer task (which
 //! then reads the socket, runs the session and reconnects itself), the other
 //! the spawned supervisor, swapped with the seed's parity (`modes`;
-//! `CHAOS_FEED=kalshi|kraken|both|none` overrides). The same checks hold for
+//! `CHAOS_FEED=kalshi|kraken|both|none` overrides); likewise one of the WEEX
+//! and OKX clients (WEEX goes with Kalshi, OKX with Kraken). The same checks hold for
 //! both; for the feed, also that each symbol's items all came under the client
 //! id its subscribe returned, and the feed's counters balance over its
 //! subscriptions with every delivered frame read.
@@ -497,7 +498,8 @@ enum Mode {
 /// The mode of each protocol's client in this run: one of the two runs
 /// through a feed, the other spawned, swapped with the seed's parity (an even
 /// seed drives Kraken through the feed, an odd one Kalshi), so every run soaks
-/// both modes in the same time and a seed replays in the same modes.
+/// both modes in the same time and a seed replays in the same modes. The
+/// WEEX soak follows Kalshi's mode and the OKX soak Kraken's.
 /// `CHAOS_FEED=kalshi|kraken|both|none` chooses instead.
 fn modes(seed: u64) -> (Mode, Mode) {
     use Mode::{Feed, Spawned};
@@ -996,8 +998,20 @@ async fn chaos_soak_kalshi_and_kraken() {
             seed,
             secs
         ),
-        support::op_soak::op_soak(Dialect::Weex, harness.venue("weex"), seed, secs),
-        support::op_soak::op_soak(Dialect::Okx, harness.venue("okx"), seed, secs)
+        support::op_soak::op_soak(
+            Dialect::Weex,
+            kalshi_mode == Mode::Feed,
+            harness.venue("weex"),
+            seed,
+            secs
+        ),
+        support::op_soak::op_soak(
+            Dialect::Okx,
+            kraken_mode == Mode::Feed,
+            harness.venue("okx"),
+            seed,
+            secs
+        )
     );
     let (samples, (rss_warm, rss_last)) = sampler.await.expect("sampler");
     let rss_after = vm_rss_kib();
@@ -1008,8 +1022,8 @@ async fn chaos_soak_kalshi_and_kraken() {
     print_report(&kraken);
     for r in [&weex, &okx] {
         eprintln!(
-            "chaos[{:?}]: faults={} {:?} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
-            r.dialect, r.faults.values().sum::<u64>(), r.faults, r.stats.reconnects, r.stats.resubscribes,
+            "chaos[{:?} {}]: faults={} {:?} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
+            r.dialect, if r.feed { "Feed" } else { "Spawned" }, r.faults.values().sum::<u64>(), r.faults, r.stats.reconnects, r.stats.resubscribes,
             r.stats.checksum_mismatches, r.pongs, r.per_stream
         );
     }

@@ -543,3 +543,84 @@ async fn the_other_faults_reconnect_with_the_cause_reported() {
         assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
     }
 }
+
+/// A permanent close code ends the feed: every subscription yields the
+/// close as its last item, the stream ends, `closed()` returns it, and the
+/// feed never reconnects.
+#[tokio::test]
+async fn a_permanent_close_ends_every_subscription_with_it() {
+    for code in [1008, 4000] {
+        let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+        let (handle, mut feed) = Feed::new(config(&exchange.url()).build().unwrap(), Kalshi::new());
+        let ids = subscribe_all(&handle, &mut feed).await;
+        exchange.close_all(code, "permanent");
+        let mut last: HashMap<ClientId, SetItem> = HashMap::new();
+        let work = async {
+            while let Some(item) = feed.next().await {
+                last.insert(item.client_id, item);
+            }
+        };
+        tokio::time::timeout(SOON, work)
+            .await
+            .expect("the stream ends");
+        for id in &ids {
+            let item = &last[id];
+            assert!(
+                matches!(&item.item, Err(Error::Closed { code: c, .. }) if *c == code),
+                "{code}: {id} ended with {:?}",
+                item.item
+            );
+        }
+        let closed = handle.client().closed().await;
+        assert!(
+            matches!(&closed, Err(Error::Closed { code: c, .. }) if *c == code),
+            "{closed:?}"
+        );
+        assert_eq!(exchange.handshakes(), 1, "{code}: never reconnected");
+        assert_balanced(&feed);
+        exchange.shutdown().await;
+    }
+}
+
+/// `close()` while the network is silent: a ping is already out when the
+/// close starts and its pong deadline passes during the close; the close
+/// still completes, the stream ends, and nothing reconnects.
+#[tokio::test]
+async fn close_in_a_blackhole_is_not_undone_by_a_ping_timeout() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let proxy = Proxy::start(exchange.addr()).await.unwrap();
+    // Pong deadline 400 ms, inside the close timeout.
+    let builder = config(&proxy.url()).close_timeout(Duration::from_millis(1500));
+    let (handle, mut feed) = Feed::new(builder.build().unwrap(), Kalshi::new());
+    let mut events = handle.client().events();
+    subscribe_all(&handle, &mut feed).await;
+    publish_round(&exchange, &mut feed, 1).await;
+    proxy.set_blackhole(true);
+    let client = handle.client().clone();
+    let sent = client.stats().frames_out;
+    let (_, _) = drive_until(&mut feed, condition(|| client.stats().frames_out > sent)).await;
+    // What happened before the close (the first connect) is not the question.
+    while let Some(Some(_)) = futures::FutureExt::now_or_never(events.next()) {}
+    let close = tokio::spawn(async move { client.close().await });
+    let work = async { while feed.next().await.is_some() {} };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the stream ends");
+    let closed = tokio::time::timeout(SOON, close)
+        .await
+        .expect("close returns")
+        .unwrap();
+    assert!(closed.is_ok(), "{closed:?}");
+    assert_eq!(*handle.client().state().borrow(), ConnectionState::Closed);
+    while let Some(Some(event)) = futures::FutureExt::now_or_never(events.next()) {
+        assert!(
+            !matches!(
+                event,
+                resilient_ws::Event::Connecting { .. } | resilient_ws::Event::Disconnected { .. }
+            ),
+            "the feed went on after close(): {event:?}"
+        );
+    }
+    assert_eq!(proxy.accepted(), 1, "no new connection after close()");
+    assert_balanced(&feed);
+}

@@ -11,6 +11,7 @@
 //! and never await.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::message::Update;
-use crate::set::group::{Group, Popped};
+use crate::set::group::{Batched, Group, Popped};
 
 /// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
 /// Signals are rare, but a hostile peer could make one per frame: past this
@@ -156,6 +157,12 @@ pub struct Queue {
     wait: OnceLock<::metrics::Histogram>,
     /// The group this queue belongs to and its key there (set once).
     group: OnceLock<(Arc<Group>, crate::ids::MemberKey)>,
+    /// Data messages a batch pop ([`Queue::pop_listed_batch`]) moved to the
+    /// consumer's own buffer and the consumer has not yielded yet. Counted
+    /// as delivered under the lock when moved; reported as queued (not
+    /// delivered) until [`Queue::yielded_lent`], so a snapshot stays exact
+    /// while the consumer takes them one by one without the lock.
+    lent: AtomicU64,
 }
 
 impl Queue {
@@ -184,6 +191,7 @@ impl Queue {
             #[cfg(feature = "metrics")]
             wait: OnceLock::new(),
             group: OnceLock::new(),
+            lent: AtomicU64::new(0),
         })
     }
 
@@ -298,6 +306,61 @@ impl Queue {
         }
     }
 
+    /// The feed's pop: moves up to `max` items into `out` under one lock
+    /// (the feed yields them one by one without it), or the end, or nothing
+    /// (then the queue is unlisted, as in [`Queue::pop_listed`]). The data
+    /// messages moved are lent until the consumer calls
+    /// [`Queue::yielded_lent`] for each.
+    pub(crate) fn pop_listed_batch(
+        &self,
+        out: &mut VecDeque<Result<Update, Error>>,
+        max: usize,
+    ) -> Batched {
+        let mut state = self.lock();
+        let was_full = state.data_len >= self.capacity;
+        let mut data = 0u64;
+        while out.len() < max {
+            let Some(item) = Self::take(&mut state, self.capacity) else {
+                break;
+            };
+            #[cfg(feature = "metrics")]
+            self.record_wait(&mut state, &item);
+            if matches!(item, Ok(ref update) if update.is_data()) {
+                data += 1;
+            }
+            out.push_back(item);
+        }
+        if !out.is_empty() {
+            // Under the lock, with the counters: a snapshot sees both or neither.
+            self.lent.fetch_add(data, Ordering::Relaxed);
+            let more = state.readable();
+            state.listed = more;
+            drop(state);
+            self.made_room(was_full);
+            return Batched::Items { more };
+        }
+        match state.end.take() {
+            Some(End::Failed(error)) => {
+                state.end = Some(End::Clean);
+                Batched::End(Some(error))
+            }
+            Some(End::Clean) => {
+                state.end = Some(End::Clean);
+                Batched::End(None)
+            }
+            None => {
+                state.listed = false;
+                Batched::Empty
+            }
+        }
+    }
+
+    /// The consumer yielded one data message a batch pop lent it.
+    #[inline]
+    pub(crate) fn yielded_lent(&self) {
+        self.lent.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn push_locked(&self, state: &mut State, update: Update) -> Pushed {
         if !state.consumer_alive || state.end.is_some() {
             state.counters.routed += 1;
@@ -408,7 +471,10 @@ impl Queue {
     pub fn consumer_dropped(&self) {
         let mut state = self.lock();
         state.consumer_alive = false;
-        let queued = state.data_len as u64;
+        // Lent messages the consumer never yielded go with it: dropped.
+        let lent = self.lent.swap(0, Ordering::Relaxed);
+        state.counters.delivered = state.counters.delivered.saturating_sub(lent);
+        let queued = state.data_len as u64 + lent;
         state.counters.dropped += queued;
         state.items.clear();
         #[cfg(feature = "metrics")]
@@ -422,8 +488,10 @@ impl Queue {
     /// A consistent snapshot of the counters.
     pub fn stats(&self) -> QueueStats {
         let state = self.lock();
+        let lent = self.lent.load(Ordering::Relaxed);
         QueueStats {
-            queued: state.data_len as u64,
+            queued: state.data_len as u64 + lent,
+            delivered: state.counters.delivered.saturating_sub(lent),
             ..state.counters
         }
     }

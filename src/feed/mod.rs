@@ -70,7 +70,7 @@ use crate::config::Config;
 use crate::ids::ClientId;
 use crate::protocol::Protocol;
 use crate::queue::QueueStats;
-use crate::set::{SetItem, Source, SubscriptionSet};
+use crate::set::{SetItem, Source, Staged, SubscriptionSet};
 use crate::stream::Messages;
 use handle::Arrivals;
 pub use handle::FeedHandle;
@@ -79,6 +79,10 @@ use machine::{Machine, Step};
 /// Connection steps one `poll_next` may take before it yields the task (each
 /// step hands in up to a batch of frames).
 const STEPS_PER_POLL: usize = 32;
+
+/// Items moved from one subscription's queue per lock (one socket read's
+/// worth: the drive hands in up to `READ_BATCH` frames per step).
+const STAGE_BATCH: usize = 64;
 
 /// One connection's subscriptions as one [`Stream`] of [`SetItem`]s, driven
 /// by the task that polls it: `poll_next` reads the socket, runs the session,
@@ -116,6 +120,10 @@ pub struct Feed<P: Protocol> {
     machine: Machine<P>,
     /// The subscriptions' queues and the feed-local ready list.
     set: SubscriptionSet,
+    /// Items taken from one queue under one lock, yielded one by one.
+    /// Declared after `set`: dropped after it, when the queues have counted
+    /// what it still holds as dropped.
+    staged: Staged,
     arrivals: Arc<Arrivals>,
     unsolicited: Option<Messages>,
     /// The connection's span, entered while polled (every log line of this
@@ -140,6 +148,7 @@ impl<P: Protocol> Feed<P> {
         let feed = Feed {
             machine: Machine::new(config, drive, commands, reconnect),
             set,
+            staged: Staged::default(),
             arrivals: Arc::clone(&arrivals),
             unsolicited: Some(unsolicited),
             span,
@@ -170,7 +179,11 @@ impl<P: Protocol> Feed<P> {
 }
 
 /// Adopts subscriptions made by handles since the last poll.
+#[inline]
 fn adopt_arrivals(arrivals: &Arrivals, set: &mut SubscriptionSet) {
+    if !arrivals.waiting() {
+        return;
+    }
     for subscription in arrivals.take() {
         if let Err(error) = set.adopt(subscription) {
             tracing::debug!(%error, "subscription not adopted by the feed");
@@ -185,6 +198,7 @@ impl<P: Protocol> Stream for Feed<P> {
         let Feed {
             machine,
             set,
+            staged,
             arrivals,
             span,
             ended,
@@ -193,14 +207,21 @@ impl<P: Protocol> Stream for Feed<P> {
         if *ended {
             return Poll::Ready(None);
         }
+        // The fast path: an item staged by an earlier poll (no lock, no
+        // span entered: nothing here logs).
+        if let Some(item) = staged.pop() {
+            return Poll::Ready(Some(item));
+        }
         let _entered = span.enter();
         // Deliveries happen only inside this function: nobody needs to wake
         // the set, so it is polled with a waker that does nothing.
         let mut quiet = Context::from_waker(noop_waker_ref());
         for _ in 0..STEPS_PER_POLL {
             adopt_arrivals(arrivals, set);
-            if let Poll::Ready(Some(item)) = Pin::new(&mut *set).poll_next(&mut quiet) {
-                return Poll::Ready(Some(item));
+            if let Poll::Ready(Some(terminal)) = set.poll_stage(staged, STAGE_BATCH, &mut quiet) {
+                if let Some(item) = terminal.or_else(|| staged.pop()) {
+                    return Poll::Ready(Some(item));
+                }
             }
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
             match machine.poll_step(cx) {

@@ -49,7 +49,7 @@ use crate::stream::Subscription;
 pub(crate) mod group;
 mod open;
 
-pub(crate) use group::{Group, Popped};
+pub(crate) use group::{Batched, Group, Popped};
 
 /// One item of a [`SubscriptionSet`]: what a lone [`Subscription`] would have
 /// yielded, and which member it belongs to.
@@ -256,6 +256,101 @@ impl SubscriptionSet {
         let member = self.members.remove(&key)?;
         self.retired.add(&member.queue.stats());
         Some((member.client_id, member.topic))
+    }
+}
+
+/// Items of one member moved out of its queue in one batch, yielded one by
+/// one without the queue's lock (the feed's delivery path: the feed polls
+/// the set in the task that fills it, so a batch per socket read costs one
+/// lock instead of one per item).
+#[derive(Default)]
+pub(crate) struct Staged {
+    items: VecDeque<Result<Update, Error>>,
+    /// The member the items came from; `None` while empty.
+    from: Option<StagedFrom>,
+}
+
+struct StagedFrom {
+    member: MemberKey,
+    client_id: ClientId,
+    topic: Arc<Topic>,
+    queue: Arc<Queue>,
+}
+
+impl Staged {
+    /// The next staged item.
+    pub(crate) fn pop(&mut self) -> Option<SetItem> {
+        let from = self.from.as_ref()?;
+        let item = self.items.pop_front()?;
+        if matches!(item, Ok(ref update) if update.is_data()) {
+            from.queue.yielded_lent();
+        }
+        Some(SetItem {
+            member: from.member,
+            client_id: from.client_id,
+            topic: Arc::clone(&from.topic),
+            item,
+        })
+    }
+}
+
+impl SubscriptionSet {
+    /// Moves up to `max` items of the next readable member into `staged`
+    /// (which must be empty); returns a member's terminal error item
+    /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
+    /// no members. The same round-robin as `poll_next`, by batch.
+    pub(crate) fn poll_stage(
+        &mut self,
+        staged: &mut Staged,
+        max: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Option<SetItem>>> {
+        debug_assert!(staged.items.is_empty(), "staged items left");
+        loop {
+            if self.ready.is_empty() && !self.group.take_listed(&mut self.ready, cx) {
+                if self.members.is_empty() {
+                    return Poll::Ready(None);
+                }
+                return Poll::Pending;
+            }
+            let Some(key) = self.ready.pop_front() else {
+                continue;
+            };
+            let Some(member) = self.members.get(&key) else {
+                continue;
+            };
+            match member.queue.pop_listed_batch(&mut staged.items, max) {
+                Batched::Items { more } => {
+                    if more {
+                        self.ready.push_back(key);
+                    }
+                    if staged.from.as_ref().map(|from| from.member) != Some(key) {
+                        staged.from = Some(StagedFrom {
+                            member: key,
+                            client_id: member.client_id,
+                            topic: Arc::clone(&member.topic),
+                            queue: Arc::clone(&member.queue),
+                        });
+                    }
+                    return Poll::Ready(Some(None));
+                }
+                Batched::Empty => {}
+                Batched::End(error) => {
+                    if staged.from.as_ref().map(|from| from.member) == Some(key) {
+                        staged.from = None;
+                    }
+                    let retired = self.retire(key);
+                    if let (Some(error), Some((client_id, topic))) = (error, retired) {
+                        return Poll::Ready(Some(Some(SetItem {
+                            member: key,
+                            client_id,
+                            topic,
+                            item: Err(error),
+                        })));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -306,33 +306,50 @@ impl Queue {
         }
     }
 
-    /// The feed's pop: moves up to `max` items into `out` under one lock
-    /// (the feed yields them one by one without it), or the end, or nothing
-    /// (then the queue is unlisted, as in [`Queue::pop_listed`]). The data
-    /// messages moved are lent until the consumer calls
-    /// [`Queue::yielded_lent`] for each.
+    /// The feed's pop: moves every item into `out` (which must be empty)
+    /// under one lock, by swapping buffers (no per-item copy); the feed
+    /// yields them one by one without the lock. Or the end, or nothing (then
+    /// the queue is unlisted, as in [`Queue::pop_listed`]). The data messages
+    /// moved are lent until the consumer calls [`Queue::yielded_lent`] for
+    /// each.
+    /// A drop report (policy `Error`) due first is put in `report`.
     pub(crate) fn pop_listed_batch(
         &self,
-        out: &mut VecDeque<Result<Update, Error>>,
-        max: usize,
+        out: &mut VecDeque<Update>,
+        report: &mut Option<Error>,
     ) -> Batched {
         let mut state = self.lock();
         let was_full = state.data_len >= self.capacity;
-        let mut data = 0u64;
-        while out.len() < max {
-            let Some(item) = Self::take(&mut state, self.capacity) else {
-                break;
-            };
-            #[cfg(feature = "metrics")]
-            self.record_wait(&mut state, &item);
-            if matches!(item, Ok(ref update) if update.is_data()) {
-                data += 1;
+        if state.unreported_drops > 0 {
+            // Rare: policy `Error` overflowed; `take` gives the report first.
+            if let Some(Err(error)) = Self::take(&mut state, self.capacity) {
+                *report = Some(error);
             }
-            out.push_back(item);
         }
-        if !out.is_empty() {
+        if !state.items.is_empty() {
+            let data = state.data_len as u64;
+            if out.is_empty() {
+                std::mem::swap(&mut state.items, out);
+            } else {
+                out.append(&mut state.items);
+            }
+            // What `take` does per item, for the whole batch.
+            state.counters.delivered += data;
+            state.data_len = 0;
+            state.signal_len = 0;
+            if data > 0 {
+                state.dropping = false;
+            }
+            #[cfg(feature = "metrics")]
+            if let Some(wait) = self.wait.get() {
+                for at in state.stamps.drain(..) {
+                    wait.record(at.elapsed().as_secs_f64());
+                }
+            }
             // Under the lock, with the counters: a snapshot sees both or neither.
             self.lent.fetch_add(data, Ordering::Relaxed);
+        }
+        if !out.is_empty() || report.is_some() {
             let more = state.readable();
             state.listed = more;
             drop(state);
@@ -560,6 +577,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::message::Frame;
+    use crate::set::group::Batched;
     use futures::task::noop_waker_ref;
 
     fn data(n: u64) -> Update {
@@ -676,6 +694,55 @@ mod tests {
         }
         assert_eq!(q.stats().signals_dropped, 10);
         assert_eq!(drain(&q).len(), 1 + SIGNAL_RESERVE);
+    }
+
+    /// The feed's batch pop: every item leaves under one lock, and until
+    /// the consumer yields a lent message it still counts as queued, so
+    /// every snapshot is exact; a consumer dropped with lent messages
+    /// counts them as dropped.
+    #[test]
+    fn a_batch_pop_lends_messages_and_every_snapshot_stays_exact() {
+        let q = Queue::new(8, Overflow::Error);
+        for n in 1..=10 {
+            q.push(data(n));
+        }
+        q.push_signal(Update::Gap {
+            last_seq: 10,
+            next_seq: 12,
+        });
+        let (mut out, mut report) = (VecDeque::new(), None);
+        assert!(matches!(
+            q.pop_listed_batch(&mut out, &mut report),
+            Batched::Items { more: false }
+        ));
+        assert!(matches!(
+            report,
+            Some(Error::QueueFull {
+                dropped_count: 2,
+                ..
+            })
+        ));
+        assert_eq!(out.len(), 9, "8 data messages and the signal");
+        let s = q.stats();
+        assert_eq!((s.routed, s.delivered, s.dropped, s.queued), (10, 0, 2, 8));
+        for _ in 0..3 {
+            q.yielded_lent();
+        }
+        let s = q.stats();
+        assert_eq!((s.delivered, s.queued), (3, 5));
+        assert_accounting(&q);
+        assert!(matches!(
+            q.pop_listed_batch(&mut VecDeque::new(), &mut None),
+            Batched::Empty
+        ));
+        q.consumer_dropped();
+        let s = q.stats();
+        assert_eq!((s.routed, s.delivered, s.dropped, s.queued), (10, 3, 7, 0));
+        q.finish(None);
+        assert!(matches!(
+            q.pop_listed_batch(&mut VecDeque::new(), &mut None),
+            Batched::End(None)
+        ));
     }
 
     #[test]

@@ -80,10 +80,6 @@ use machine::{Machine, Step};
 /// step hands in up to a batch of frames).
 const STEPS_PER_POLL: usize = 32;
 
-/// Items moved from one subscription's queue per lock (one socket read's
-/// worth: the drive hands in up to `READ_BATCH` frames per step).
-const STAGE_BATCH: usize = 64;
-
 /// One connection's subscriptions as one [`Stream`] of [`SetItem`]s, driven
 /// by the task that polls it: `poll_next` reads the socket, runs the session,
 /// answers pings, fires timers, writes and reconnects. Made by
@@ -218,7 +214,7 @@ impl<P: Protocol> Stream for Feed<P> {
         let mut quiet = Context::from_waker(noop_waker_ref());
         for _ in 0..STEPS_PER_POLL {
             adopt_arrivals(arrivals, set);
-            if let Poll::Ready(Some(terminal)) = set.poll_stage(staged, STAGE_BATCH, &mut quiet) {
+            if let Poll::Ready(Some(terminal)) = set.poll_stage(staged, &mut quiet) {
                 if let Some(item) = terminal.or_else(|| staged.pop()) {
                     return Poll::Ready(Some(item));
                 }

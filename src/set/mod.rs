@@ -265,7 +265,9 @@ impl SubscriptionSet {
 /// lock instead of one per item).
 #[derive(Default)]
 pub(crate) struct Staged {
-    items: VecDeque<Result<Update, Error>>,
+    /// A drop report (policy `Error`) to yield before `items`.
+    report: Option<Error>,
+    items: VecDeque<Update>,
     /// The member the items came from; `None` while empty.
     from: Option<StagedFrom>,
 }
@@ -281,10 +283,16 @@ impl Staged {
     /// The next staged item.
     pub(crate) fn pop(&mut self) -> Option<SetItem> {
         let from = self.from.as_ref()?;
-        let item = self.items.pop_front()?;
-        if matches!(item, Ok(ref update) if update.is_data()) {
-            from.queue.yielded_lent();
-        }
+        let item = match self.report.take() {
+            Some(report) => Err(report),
+            None => {
+                let update = self.items.pop_front()?;
+                if update.is_data() {
+                    from.queue.yielded_lent();
+                }
+                Ok(update)
+            }
+        };
         Some(SetItem {
             member: from.member,
             client_id: from.client_id,
@@ -295,17 +303,19 @@ impl Staged {
 }
 
 impl SubscriptionSet {
-    /// Moves up to `max` items of the next readable member into `staged`
+    /// Moves the items of the next readable member into `staged`
     /// (which must be empty); returns a member's terminal error item
     /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
     /// no members. The same round-robin as `poll_next`, by batch.
     pub(crate) fn poll_stage(
         &mut self,
         staged: &mut Staged,
-        max: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Option<SetItem>>> {
-        debug_assert!(staged.items.is_empty(), "staged items left");
+        debug_assert!(
+            staged.items.is_empty() && staged.report.is_none(),
+            "staged items left"
+        );
         loop {
             if self.ready.is_empty() && !self.group.take_listed(&mut self.ready, cx) {
                 if self.members.is_empty() {
@@ -319,7 +329,7 @@ impl SubscriptionSet {
             let Some(member) = self.members.get(&key) else {
                 continue;
             };
-            match member.queue.pop_listed_batch(&mut staged.items, max) {
+            match member.queue.pop_listed_batch(&mut staged.items, &mut staged.report) {
                 Batched::Items { more } => {
                     if more {
                         self.ready.push_back(key);

@@ -70,6 +70,7 @@ fn scalar<'a>(text: &'a str, quoted_key: &str, from: From) -> Option<Option<Scal
 
 /// For a `:` at `colon`: `None` unless the quoted name just before it (white
 /// space allowed between) is `quoted_key`, else the member's scalar value.
+#[inline(always)]
 fn member_at_colon<'a>(
     text: &'a str,
     colon: usize,
@@ -80,20 +81,21 @@ fn member_at_colon<'a>(
 }
 
 /// Where `quoted_key` starts when it ends just before `colon` (white space
-/// allowed between). Compared from its end without a `memcmp` call: most
-/// names differ in their last letter, so most colons cost a few compares.
+/// allowed between). Inlined so that the key's length is a constant and the
+/// compare needs no `memcmp` call; the closing quote and the last letter
+/// are compared first, which rejects most names.
+#[inline(always)]
 fn name_before(bytes: &[u8], colon: usize, quoted_key: &[u8]) -> Option<usize> {
     let mut end = colon;
     while end > 0 && bytes.get(end - 1).is_some_and(is_ws) {
         end -= 1;
     }
     let at = end.checked_sub(quoted_key.len())?;
-    let name = bytes.get(at..end)?;
-    name.iter()
-        .rev()
-        .zip(quoted_key.iter().rev())
-        .all(|(a, b)| a == b)
-        .then_some(at)
+    let last = quoted_key.len().checked_sub(2)?;
+    if bytes.get(at + last) != quoted_key.get(last) {
+        return None;
+    }
+    (bytes.get(at..end)? == quoted_key).then_some(at)
 }
 
 fn is_ws(b: &u8) -> bool {

@@ -347,7 +347,9 @@ impl Queue {
                 }
             }
             // Under the lock, with the counters: a snapshot sees both or neither.
-            self.lent.fetch_add(data, Ordering::Relaxed);
+            if data > 0 {
+                self.lent.fetch_add(data, Ordering::Relaxed);
+            }
         }
         if !out.is_empty() || report.is_some() {
             let more = state.readable();

@@ -205,7 +205,7 @@ impl<P: Protocol> Stream for Feed<P> {
         }
         // The fast path: an item staged by an earlier poll (no lock, no
         // span entered: nothing here logs).
-        if let Some(item) = staged.pop() {
+        if let Some(item) = set.pop_staged(staged) {
             return Poll::Ready(Some(item));
         }
         let _entered = span.enter();
@@ -215,7 +215,7 @@ impl<P: Protocol> Stream for Feed<P> {
         for _ in 0..STEPS_PER_POLL {
             adopt_arrivals(arrivals, set);
             if let Poll::Ready(Some(terminal)) = set.poll_stage(staged, &mut quiet) {
-                if let Some(item) = terminal.or_else(|| staged.pop()) {
+                if let Some(item) = terminal.or_else(|| set.pop_staged(staged)) {
                     return Poll::Ready(Some(item));
                 }
             }

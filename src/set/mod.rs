@@ -268,38 +268,9 @@ pub(crate) struct Staged {
     /// A drop report (policy `Error`) to yield before `items`.
     report: Option<Error>,
     items: VecDeque<Update>,
-    /// The member the items came from; `None` while empty.
-    from: Option<StagedFrom>,
-}
-
-struct StagedFrom {
-    member: MemberKey,
-    client_id: ClientId,
-    topic: Arc<Topic>,
-    queue: Arc<Queue>,
-}
-
-impl Staged {
-    /// The next staged item.
-    pub(crate) fn pop(&mut self) -> Option<SetItem> {
-        let from = self.from.as_ref()?;
-        let item = match self.report.take() {
-            Some(report) => Err(report),
-            None => {
-                let update = self.items.pop_front()?;
-                if update.is_data() {
-                    from.queue.yielded_lent();
-                }
-                Ok(update)
-            }
-        };
-        Some(SetItem {
-            member: from.member,
-            client_id: from.client_id,
-            topic: Arc::clone(&from.topic),
-            item,
-        })
-    }
+    /// The member the items came from (looked up per item rather than
+    /// holding its `Arc`s: with many members a batch is often one item).
+    member: Option<MemberKey>,
 }
 
 impl SubscriptionSet {
@@ -307,6 +278,30 @@ impl SubscriptionSet {
     /// (which must be empty); returns a member's terminal error item
     /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
     /// no members. The same round-robin as `poll_next`, by batch.
+    /// The next item staged by [`poll_stage`](Self::poll_stage).
+    pub(crate) fn pop_staged(&self, staged: &mut Staged) -> Option<SetItem> {
+        let key = staged.member?;
+        // A staged member is never retired before its items are yielded:
+        // members retire in `poll_stage`, which runs only when `staged` is empty.
+        let member = self.members.get(&key)?;
+        let item = match staged.report.take() {
+            Some(report) => Err(report),
+            None => {
+                let update = staged.items.pop_front()?;
+                if update.is_data() {
+                    member.queue.yielded_lent();
+                }
+                Ok(update)
+            }
+        };
+        Some(SetItem {
+            member: key,
+            client_id: member.client_id,
+            topic: Arc::clone(&member.topic),
+            item,
+        })
+    }
+
     pub(crate) fn poll_stage(
         &mut self,
         staged: &mut Staged,
@@ -334,21 +329,11 @@ impl SubscriptionSet {
                     if more {
                         self.ready.push_back(key);
                     }
-                    if staged.from.as_ref().map(|from| from.member) != Some(key) {
-                        staged.from = Some(StagedFrom {
-                            member: key,
-                            client_id: member.client_id,
-                            topic: Arc::clone(&member.topic),
-                            queue: Arc::clone(&member.queue),
-                        });
-                    }
+                    staged.member = Some(key);
                     return Poll::Ready(Some(None));
                 }
                 Batched::Empty => {}
                 Batched::End(error) => {
-                    if staged.from.as_ref().map(|from| from.member) == Some(key) {
-                        staged.from = None;
-                    }
                     let retired = self.retire(key);
                     if let (Some(error), Some((client_id, topic))) = (error, retired) {
                         return Poll::Ready(Some(Some(SetItem {

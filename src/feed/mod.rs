@@ -25,6 +25,14 @@
 //!   does connection work only when nothing is ready. The set is polled with a
 //!   no-op waker: every delivery happens inside this same `poll_next`, so
 //!   nobody else ever needs to wake it.
+//! - A readable queue is emptied in one step: its buffer is swapped with the
+//!   feed's (one lock, no per-item copy), and the items are yielded one by one
+//!   from there without a lock, so a socket read's batch costs one lock per
+//!   subscription instead of one per item. The counters stay exact at every
+//!   moment: a message taken this way counts as queued until it is yielded
+//!   (one relaxed atomic per message), and one the feed is dropped with counts
+//!   as dropped. The overflow policies act on the queue as before: the
+//!   feed's buffer only ever holds what one step took.
 //! - One `poll_next` does a bounded amount of work (a batch of buffered
 //!   frames per step, a bounded number of steps, and tokio's cooperative
 //!   budget), so a busy socket cannot keep the task from yielding.

@@ -694,11 +694,15 @@ mod driven {
         });
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(item) = feed.next().await {
-                seen.entry(item.client_id).or_default().take(item.item, item.client_id);
+                seen.entry(item.client_id)
+                    .or_default()
+                    .take(item.item, item.client_id);
             }
         })
         .await;
-        let close_result = closing.await.unwrap_or(Err(resilient_ws::Error::ClientClosed));
+        let close_result = closing
+            .await
+            .unwrap_or(Err(resilient_ws::Error::ClientClosed));
         if let Some(streaming) = streaming {
             streaming.abort();
         }
@@ -747,7 +751,9 @@ mod driven {
             ok = false;
         }
         // Every item the feed yielded is counted as delivered, exactly.
-        if consumed != s.queues.delivered || gaps_seen + s.queues.signals_dropped < s.gaps + s.resets {
+        if consumed != s.queues.delivered
+            || gaps_seen + s.queues.signals_dropped < s.gaps + s.resets
+        {
             eprintln!(
                 "FAIL: the feed yielded {consumed} frames and {gaps_seen} gap signals; stats say {} delivered, {} gaps, {} resets",
                 s.queues.delivered, s.gaps, s.resets

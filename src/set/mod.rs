@@ -324,7 +324,10 @@ impl SubscriptionSet {
             let Some(member) = self.members.get(&key) else {
                 continue;
             };
-            match member.queue.pop_listed_batch(&mut staged.items, &mut staged.report) {
+            match member
+                .queue
+                .pop_listed_batch(&mut staged.items, &mut staged.report)
+            {
                 Batched::Items { more } => {
                     if more {
                         self.ready.push_back(key);

@@ -161,10 +161,14 @@ pub(crate) fn from_millis(ms: u64) -> Option<SystemTime> {
 
 /// A non-negative integer written as plain digits (at most 20).
 fn digits(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || text.len() > 20 {
         return None;
     }
-    text.parse().ok()
+    // By hand rather than `str::parse`: this runs once per frame.
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// Unix milliseconds written as digits (a JSON number or the digits of a string).
@@ -206,6 +210,14 @@ pub(crate) fn kalshi(payload: &str) -> Option<SystemTime> {
     let bytes = payload.as_bytes();
     let mut ts = None;
     for colon in memchr::memrchr_iter(b':', bytes) {
+        // Both names end in `s"`: most members are rejected by two compares.
+        let mut end = colon;
+        while end > 0 && bytes.get(end - 1).is_some_and(is_ws) {
+            end -= 1;
+        }
+        if end < 2 || bytes.get(end - 2..end) != Some(b"s\"".as_slice()) {
+            continue;
+        }
         if let Some(found) = member_at_colon(payload, colon, TS_MS) {
             return match found? {
                 Scalar::Num(text) => millis_text(text),
@@ -400,6 +412,9 @@ mod tests {
         assert_eq!(ms(kalshi(kalshi_escaped).unwrap()), 1_707_667_200_000);
         assert_eq!(kalshi(r#"{"ts":-1}"#), None);
         assert_eq!(kalshi(r#"{"ts":1.5}"#), None);
+        assert_eq!(digits("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(digits("18446744073709551616"), None, "overflow");
+        assert_eq!(digits("12a"), None);
         assert_eq!(
             kalshi(r#"{"ts_ms":"1707667200123","ts":1}"#),
             None,

@@ -274,10 +274,6 @@ pub(crate) struct Staged {
 }
 
 impl SubscriptionSet {
-    /// Moves the items of the next readable member into `staged`
-    /// (which must be empty); returns a member's terminal error item
-    /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
-    /// no members. The same round-robin as `poll_next`, by batch.
     /// The next item staged by [`poll_stage`](Self::poll_stage).
     pub(crate) fn pop_staged(&self, staged: &mut Staged) -> Option<SetItem> {
         let key = staged.member?;
@@ -302,6 +298,10 @@ impl SubscriptionSet {
         })
     }
 
+    /// Moves the items of the next readable member into `staged`
+    /// (which must be empty); returns a member's terminal error item
+    /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
+    /// no members. The same round-robin as `poll_next`, by batch.
     pub(crate) fn poll_stage(
         &mut self,
         staged: &mut Staged,

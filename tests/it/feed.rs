@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    Backoff, ClientId, Config, ConfigBuilder, ConnectionState, Error, Feed, FeedHandle, Kalshi,
-    Overflow, QueueOptions, SetItem, Topic, Update,
+    Backoff, ClientId, Config, ConfigBuilder, ConnectionState, Error, Event, Feed, FeedHandle,
+    Kalshi, Operation, Overflow, QueueOptions, SetItem, Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{raw_frame, Exchange, Venue};
@@ -236,6 +236,87 @@ async fn faults_reconnect_and_resubscribe_with_items_continuing() {
     for id in ids {
         let s = feed.subscription_stats(id).expect("still live");
         assert_eq!(s.routed, s.delivered + s.dropped + s.queued);
+    }
+}
+
+/// Silence (a blackhole: nothing in either direction, the socket still open)
+/// is found by the feed's own pong deadline while it is polled, and ends the
+/// session as a ping `Timeout`; once it lifts, and after an orderly TCP close
+/// without a close frame (FIN), the feed reconnects and the next round
+/// arrives under the same client ids, with exact accounting.
+#[tokio::test]
+async fn silence_and_a_fin_reconnect_the_feed() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let proxy = Proxy::start(exchange.addr()).await.unwrap();
+    let (handle, mut feed) = Feed::new(config(&proxy.url()).build().unwrap(), Kalshi::new());
+    let mut events = handle.client().events();
+    let ids = subscribe_all(&handle, &mut feed).await;
+    let before = publish_round(&exchange, &mut feed, 1).await;
+
+    let handshakes = exchange.handshakes();
+    proxy.set_blackhole(true);
+    let (cause, _) = drive_until(&mut feed, async {
+        match support::wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await {
+            Event::Disconnected { cause } => cause,
+            _ => unreachable!(),
+        }
+    })
+    .await;
+    match cause {
+        Error::Timeout {
+            operation: Operation::Ping,
+            timeout,
+        } => assert_eq!(timeout, Duration::from_millis(400)),
+        other => panic!("silence should end the session as a ping timeout, got {other:?}"),
+    }
+    proxy.set_blackhole(false);
+    drive_until(
+        &mut feed,
+        condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+    )
+    .await;
+    assert_eq!(publish_round(&exchange, &mut feed, 2).await, before);
+
+    let handshakes = exchange.handshakes();
+    proxy.fin_all();
+    drive_until(
+        &mut feed,
+        condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+    )
+    .await;
+    assert_eq!(publish_round(&exchange, &mut feed, 3).await, before);
+
+    assert!(handle.client().stats().reconnects >= 2);
+    assert_balanced(&feed);
+    for id in ids {
+        let s = feed.subscription_stats(id).expect("still live");
+        assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
+    }
+}
+
+/// The feed takes a queue's items in one batch and yields them one by one:
+/// a snapshot between two items counts exactly what was yielded as
+/// delivered, and what is taken but not yet yielded as queued.
+#[tokio::test]
+async fn a_snapshot_between_items_counts_exactly_what_was_yielded() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (handle, mut feed) = Feed::new(config(&exchange.url()).build().unwrap(), Kalshi::new());
+    subscribe_all(&handle, &mut feed).await;
+    let start = feed.stats();
+    const BURST: u64 = 100;
+    for n in 1..=BURST {
+        exchange.publish("A", json!({ "n": n }));
+    }
+    let mut yielded = 0;
+    while yielded < BURST {
+        let item = support::next(&mut feed).await.expect("the feed goes on");
+        if n_of(&item).is_some() {
+            yielded += 1;
+        }
+        let s = feed.stats();
+        assert_eq!(s.delivered - start.delivered, yielded, "{s:?}");
+        assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
+        assert_eq!(handle.client().stats().queues.delivered, s.delivered);
     }
 }
 

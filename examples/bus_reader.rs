@@ -6,15 +6,19 @@
 //!     [--stream MD] [--durable reader] [--subject md.>] [--duration SECS]
 //! ```
 //!
-//! Continuity is checked on the embedded exchange's ticker `volume` (the
-//! round number, +1 per update per instrument) when the payload has one, and
-//! otherwise on the venue's message id header: a repeated `Nats-Msg-Id` is a
-//! duplicate. Signals (`Rws-Signal`) are counted and reset the instrument's
-//! expectation, as a book builder would discard its state there. Messages are
-//! acknowledged after they are checked, so a restarted reader resumes where
-//! the durable consumer stopped.
+//! Continuity is checked on the embedded exchange's ticker round number
+//! (`volume`, or Kalshi's `volume_fp` "N.00"; +1 per update per instrument)
+//! when the payload has one, and otherwise on the venue's message id header:
+//! a repeated `Nats-Msg-Id` is a duplicate. A round below the highest seen
+//! that fills a hole is `late`, not a duplicate: with two replicas, one can
+//! store an instrument's updates ahead of the other after a venue fault, so
+//! stream order is not venue order. Holes still open at the end are `gaps`,
+//! unless a signal (`Rws-Signal`) came right before them: then they are
+//! `lost_after_signal`, as a book builder would have discarded its state
+//! there. Messages are acknowledged after they are checked, so a restarted
+//! reader resumes where the durable consumer stopped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,13 +63,73 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Holes larger than this are counted, not each remembered.
+const MAX_HOLES: u64 = 100_000;
+
 #[derive(Default)]
 struct Instrument {
-    last_round: Option<u64>,
+    max_round: Option<u64>,
+    /// Rounds not seen yet below `max_round`, each with whether a signal came
+    /// right before the round that opened the hole.
+    missing: BTreeMap<u64, bool>,
+    /// A signal came since the last data message.
+    signalled: bool,
+    /// Rounds skipped past `MAX_HOLES` at once.
+    jumped: u64,
     messages: u64,
-    gaps: u64,
+    late: u64,
     duplicates: u64,
     signals: u64,
+}
+
+impl Instrument {
+    fn round(&mut self, round: u64) {
+        match self.max_round {
+            Some(max) if round > max => {
+                let holes = round - max - 1;
+                if holes > MAX_HOLES {
+                    self.jumped += holes;
+                } else {
+                    for hole in max + 1..round {
+                        self.missing.insert(hole, self.signalled);
+                    }
+                }
+                self.max_round = Some(round);
+            }
+            Some(_) => {
+                if self.missing.remove(&round).is_some() {
+                    self.late += 1;
+                } else {
+                    self.duplicates += 1;
+                }
+            }
+            None => self.max_round = Some(round),
+        }
+        self.signalled = false;
+    }
+
+    fn gaps(&self) -> usize {
+        self.missing
+            .values()
+            .filter(|after_signal| !**after_signal)
+            .count()
+    }
+}
+
+/// The embedded exchange's round number: Kraken `data[0].volume`, Kalshi
+/// `msg.volume_fp` ("12.00") or an integer `msg.volume`.
+fn round_of(payload: &[u8]) -> Option<u64> {
+    let v = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
+    v["msg"]["volume"]
+        .as_u64()
+        .or(v["data"][0]["volume"].as_u64())
+        .or_else(|| {
+            v["msg"]["volume_fp"]
+                .as_str()?
+                .strip_suffix(".00")?
+                .parse()
+                .ok()
+        })
 }
 
 #[tokio::main]
@@ -126,31 +190,17 @@ async fn read(args: Args) -> Result<bool, String> {
         let headers = message.headers.as_ref();
         if headers.and_then(|h| h.get(SIGNAL_HEADER)).is_some() {
             entry.signals += 1;
-            entry.last_round = None;
+            entry.signalled = true;
         } else {
             entry.messages += 1;
             let id = headers
                 .and_then(|h| h.get("Nats-Msg-Id"))
                 .map(|v| v.as_str().to_owned());
-            if let Some(id) = id {
-                if !ids.insert(id) {
-                    entry.duplicates += 1;
-                }
-            }
-            let round = serde_json::from_slice::<serde_json::Value>(&message.payload)
-                .ok()
-                .and_then(|v| {
-                    v["msg"]["volume"]
-                        .as_u64()
-                        .or(v["data"][0]["volume"].as_u64())
-                });
-            if let Some(round) = round {
-                match entry.last_round {
-                    Some(last) if round == last => entry.duplicates += 1,
-                    Some(last) if round != last + 1 => entry.gaps += 1,
-                    _ => {}
-                }
-                entry.last_round = Some(round);
+            let repeated_id = id.is_some_and(|id| !ids.insert(id));
+            match round_of(&message.payload) {
+                Some(round) => entry.round(round),
+                None if repeated_id => entry.duplicates += 1,
+                None => {}
             }
         }
         message.ack().await.map_err(|e| format!("ack: {e}"))?;
@@ -161,10 +211,15 @@ async fn read(args: Args) -> Result<bool, String> {
     for name in names {
         let i = &instruments[&name];
         println!(
-            "{name}: messages={} gaps={} duplicates={} signals={}",
-            i.messages, i.gaps, i.duplicates, i.signals
+            "{name}: messages={} gaps={} lost_after_signal={} late={} duplicates={} signals={}",
+            i.messages,
+            i.gaps() as u64 + i.jumped,
+            i.missing.len() - i.gaps(),
+            i.late,
+            i.duplicates,
+            i.signals
         );
-        ok &= i.gaps == 0 && i.duplicates == 0;
+        ok &= i.gaps() == 0 && i.jumped == 0 && i.duplicates == 0;
     }
     println!("instruments={} continuous={ok}", instruments.len());
     Ok(ok)

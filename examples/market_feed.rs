@@ -5,8 +5,13 @@
 //! cargo run --release --example market_feed -- [--protocol kalshi|kraken|weex|okx] [--url URL]
 //!     [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N]
 //!     [--connections N] [--metrics-addr 127.0.0.1:PORT]
-//!     [--publish nats://HOST:PORT --shard I/N --replica NAME] [--record DIR]
+//!     [--publish nats://HOST:PORT --shard I/N --replica NAME] [--record DIR] [--feed]
 //! ```
+//!
+//! `--feed` runs the same job through the consumer-driven [`resilient_ws::Feed`]:
+//! the one task that reads every item also reads the socket, answers pings and
+//! reconnects (no spawned connection task); same faults, same summary and
+//! checks. Not with `--connections` > 1 or `--publish`.
 //!
 //! `--publish` (build with `--features nats`) publishes every item to NATS
 //! JetStream (stream `MD`, subjects `md.{venue}.{channel}.{instrument}`)
@@ -151,12 +156,14 @@ struct Args {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     replica: String,
     record: Option<std::path::PathBuf>,
+    /// `--feed`: the consumer-driven feed instead of the spawned supervisor.
+    feed: bool,
 }
 
 const USAGE: &str = "usage: market_feed [--protocol kalshi|kraken|weex|okx] [--url URL] \
                      [--symbols A,B,C] [--duration SECS] [--chaos-every-ms MS] [--seed N] \
                      [--connections N] [--metrics-addr 127.0.0.1:PORT] \
-                     [--publish nats://HOST:PORT --shard I/N --replica NAME] [--record DIR]";
+                     [--publish nats://HOST:PORT --shard I/N --replica NAME] [--record DIR] [--feed]";
 
 fn parse_args() -> Result<Args, String> {
     let mut venue = Venue::Kalshi;
@@ -171,8 +178,13 @@ fn parse_args() -> Result<Args, String> {
     let mut shard = resilient_ws::Shard::whole();
     let mut replica = String::from("r0");
     let mut record = None;
+    let mut feed = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--feed" {
+            feed = true;
+            continue;
+        }
         if flag == "--help" || flag == "-h" {
             return Err(USAGE.to_owned());
         }
@@ -227,6 +239,11 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
+    if feed && (connections > 1 || publish.is_some()) {
+        return Err(format!(
+            "--feed drives one connection: not with --connections > 1 or --publish\n{USAGE}"
+        ));
+    }
     let mut symbols = symbols.unwrap_or_else(|| default_symbols(venue));
     if publish.is_some() {
         // This shard's instruments only (rendezvous hashing, no coordinator).
@@ -248,6 +265,7 @@ fn parse_args() -> Result<Args, String> {
         shard,
         replica,
         record,
+        feed,
     })
 }
 
@@ -375,6 +393,9 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         }
     };
 
+    if args.feed {
+        return driven::run(args, config, protocol(), embedded, recorder).await;
+    }
     let (feed, unsolicited_task) = if args.connections > 1 {
         let per_connection = args.symbols.len().div_ceil(args.connections).max(1);
         let options = PoolOptions::default()
@@ -530,6 +551,220 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `--feed`: the main job through the consumer-driven [`resilient_ws::Feed`].
+mod driven {
+    use std::collections::HashMap;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use resilient_ws::{ClientId, Config, Feed, Protocol, Recorder, Topic, Update};
+
+    use super::{chaos, Args, Embedded};
+
+    /// What the feed yielded for one subscription.
+    #[derive(Default)]
+    struct Seen {
+        data: u64,
+        gaps: u64,
+        ended: bool,
+    }
+
+    impl Seen {
+        fn take(&mut self, item: Result<Update, resilient_ws::Error>, id: ClientId) {
+            match item {
+                Ok(Update::Data(_)) => self.data += 1,
+                Ok(Update::Gap { .. } | Update::Reset { .. }) => self.gaps += 1,
+                Ok(_) => {}
+                Err(error) if error.is_retryable() => {
+                    eprintln!("subscription {id}: notice: {error}");
+                }
+                Err(error) => {
+                    eprintln!("subscription {id} ended: {error}");
+                    self.ended = true;
+                }
+            }
+        }
+    }
+
+    pub(super) async fn run<P: Protocol>(
+        args: Args,
+        config: Config,
+        protocol: P,
+        embedded: Option<Embedded>,
+        recorder: Option<Recorder>,
+    ) -> ExitCode {
+        let protocol_name = protocol.name();
+        let (handle, mut feed) = Feed::new(config, protocol);
+        let unsolicited_task = feed.take_unsolicited().map(|mut unsolicited| {
+            tokio::spawn(async move { while unsolicited.next().await.is_some() {} })
+        });
+        let topics: Vec<Topic> = args
+            .symbols
+            .iter()
+            .map(|s| Topic::new(args.venue.ticker()).symbol(s.clone()))
+            .collect();
+        let total = topics.len();
+        let mut seen: HashMap<ClientId, Seen> = HashMap::new();
+        // Subscribing is answered by polling the feed: subscribe from another
+        // task and poll here meanwhile.
+        let mut subscribing = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.subscribe_many(topics).await }
+        });
+        let subscribed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                tokio::select! {
+                    done = &mut subscribing => return done,
+                    item = feed.next() => match item {
+                        Some(item) => seen.entry(item.client_id).or_default().take(item.item, item.client_id),
+                        None => return Ok(Ok(Vec::new())),
+                    },
+                }
+            }
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(Ok(results))) => {
+                for (symbol, result) in args.symbols.iter().zip(results) {
+                    match result {
+                        Ok(id) => {
+                            seen.entry(id).or_default();
+                        }
+                        Err(error) => eprintln!("subscription to {symbol} failed: {error}"),
+                    }
+                }
+            }
+            Ok(Ok(Err(error))) => {
+                eprintln!("subscribing failed: {error}");
+                return ExitCode::FAILURE;
+            }
+            Ok(Err(error)) => {
+                eprintln!("subscribing task failed: {error}");
+                return ExitCode::FAILURE;
+            }
+            Err(_) => {
+                eprintln!("subscribing timed out");
+                return ExitCode::FAILURE;
+            }
+        }
+
+        let streaming = embedded.as_ref().map(|exchange| {
+            exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
+        });
+        let chaos = match (&embedded, args.chaos_every) {
+            (Some(exchange), Some(every)) => {
+                Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
+            }
+            _ => None,
+        };
+        let deadline = tokio::time::Instant::now() + args.duration;
+        let mut progress = tokio::time::interval(Duration::from_secs(1));
+        progress.tick().await;
+        let client = handle.client().clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = progress.tick() => {
+                    let s = client.stats();
+                    let alive = seen.values().filter(|s| !s.ended).count();
+                    eprintln!(
+                        "[{protocol_name} feed] state={:?} frames_in={} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} alive={alive}/{total}",
+                        *client.state().borrow(), s.frames_in, s.queues.delivered, s.queues.dropped,
+                        s.unroutable, s.reconnects, s.resubscribes, s.gaps,
+                    );
+                }
+                item = feed.next() => match item {
+                    Some(item) => seen.entry(item.client_id).or_default().take(item.item, item.client_id),
+                    None => break,
+                },
+            }
+        }
+        if let Some(chaos) = chaos {
+            chaos.abort();
+        }
+        let alive = seen.values().filter(|s| !s.ended && s.data > 0).count();
+        // Close from another task; the feed is polled (and drained) until it ends.
+        let closing = tokio::spawn({
+            let client = client.clone();
+            async move { client.close().await }
+        });
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(item) = feed.next().await {
+                seen.entry(item.client_id)
+                    .or_default()
+                    .take(item.item, item.client_id);
+            }
+        })
+        .await;
+        let close_result = closing
+            .await
+            .unwrap_or(Err(resilient_ws::Error::ClientClosed));
+        if let Some(streaming) = streaming {
+            streaming.abort();
+        }
+        if let Some(task) = unsolicited_task {
+            let _ = task.await;
+        }
+        if let Some(exchange) = &embedded {
+            exchange.shutdown().await;
+        }
+        if let Some(recorder) = recorder {
+            let flushed = recorder.clone();
+            let _ = tokio::task::spawn_blocking(move || flushed.flush()).await;
+            eprintln!("record: {:?}", recorder.stats());
+        }
+
+        let s = client.stats();
+        let received = s.frames_in - s.control;
+        let consumed: u64 = seen.values().map(|s| s.data).sum();
+        let gaps_seen: u64 = seen.values().map(|s| s.gaps).sum();
+        println!(
+            "summary: protocol={protocol_name} received={received} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} subscriptions_alive={alive}/{total}",
+            s.queues.delivered, s.queues.dropped, s.unroutable, s.reconnects, s.resubscribes, s.gaps,
+        );
+        let mut ok = true;
+        if drained.is_err() {
+            eprintln!("FAIL: the feed did not end within 10 s of close");
+            ok = false;
+        }
+        if let Err(error) = close_result {
+            eprintln!("FAIL: the feed had already failed: {error}");
+            ok = false;
+        }
+        if alive != total {
+            eprintln!("FAIL: only {alive} of {total} subscriptions are alive");
+            ok = false;
+        }
+        if received != s.queues.delivered + s.queues.dropped + s.unroutable
+            || s.queues.queued != 0
+            || s.stashed != 0
+        {
+            eprintln!("FAIL: counts do not add up: {s:?}");
+            ok = false;
+        }
+        if !s.is_balanced() {
+            eprintln!("FAIL: the accounting invariant does not hold: {s:?}");
+            ok = false;
+        }
+        // Every item the feed yielded is counted as delivered, exactly.
+        if consumed != s.queues.delivered
+            || gaps_seen + s.queues.signals_dropped < s.gaps + s.resets
+        {
+            eprintln!(
+                "FAIL: the feed yielded {consumed} frames and {gaps_seen} gap signals; stats say {} delivered, {} gaps, {} resets",
+                s.queues.delivered, s.gaps, s.resets
+            );
+            ok = false;
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -193,7 +193,7 @@ impl Client {
         (client, messages, supervisor, span)
     }
 
-    /// The views of the books the adapter verifies (Kraken today), readable
+    /// The views of the books the adapter verifies (Kraken, WEEX), readable
     /// at any time while the client lives: `client.book_views()?.watch(symbol,
     /// levels)`. `None` for an adapter that keeps no books. See
     /// [`BookViews`](crate::BookViews).

@@ -187,6 +187,40 @@ impl Decimal {
         d
     }
 
+    /// The exact sum, at the larger of the two scales (`"300.00" + "-100.5"`
+    /// is `199.50`); `None` when it does not fit (never rounded).
+    ///
+    /// ```
+    /// use resilient_ws::Decimal;
+    /// let sum = Decimal::parse("300.00").unwrap().checked_add(Decimal::parse("-100.5").unwrap());
+    /// assert_eq!(sum.unwrap().to_string(), "199.50");
+    /// ```
+    pub fn checked_add(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale.max(other.scale);
+        let a = rescale(self, scale)?;
+        let b = rescale(other, scale)?;
+        Some(Decimal {
+            mantissa: a.checked_add(b)?,
+            scale,
+        })
+    }
+
+    /// The exact difference `self - other`, at the larger of the two scales;
+    /// `None` when it does not fit.
+    ///
+    /// ```
+    /// use resilient_ws::Decimal;
+    /// let one = Decimal::parse("1").unwrap();
+    /// assert_eq!(one.checked_sub(Decimal::parse("0.5400").unwrap()).unwrap().to_string(), "0.4600");
+    /// ```
+    pub fn checked_sub(self, other: Decimal) -> Option<Decimal> {
+        let negated = Decimal {
+            mantissa: other.mantissa.checked_neg()?,
+            scale: other.scale,
+        };
+        self.checked_add(negated)
+    }
+
     /// An approximation as `f64`, for display or statistics only: never for
     /// keys, checksums or comparisons.
     pub fn to_f64(&self) -> f64 {
@@ -390,6 +424,31 @@ mod tests {
             );
         }
         assert!(Decimal::parse(&"1".repeat(MAX_TEXT_LEN + 1)).is_none());
+    }
+
+    #[test]
+    fn sums_and_differences_are_exact_or_refused() {
+        assert_eq!(
+            d("300.00").checked_add(d("-100.00")).unwrap().to_string(),
+            "200.00"
+        );
+        assert_eq!(d("0.1").checked_add(d("0.2")).unwrap(), d("0.3"));
+        assert_eq!(
+            d("1").checked_sub(d("0.5400")).unwrap().to_string(),
+            "0.4600"
+        );
+        assert_eq!(d("5").checked_sub(d("5.00")).unwrap(), Decimal::ZERO);
+        let huge = d("99999999999999999999999999999999999999");
+        assert!(Decimal::new(i128::MAX, 0)
+            .unwrap()
+            .checked_add(d("1"))
+            .is_none());
+        assert!(d("1")
+            .checked_add(d("0.0000000000000000000000000001"))
+            .is_some());
+        assert!(huge.checked_add(d("0.1")).is_none());
+        let min = Decimal::new(i128::MIN, 0).unwrap();
+        assert!(d("0").checked_sub(min).is_none());
     }
 
     #[test]

@@ -92,7 +92,9 @@ pub use auth::{HeaderFuture, HeaderSource, Headers, KalshiAuth, WeexAuth, KALSHI
 pub use rustls;
 
 pub use backoff::Backoff;
-pub use book::{BookTop, BookView, BookViews};
+pub use book::{
+    BookSnapshot, BookTop, BookView, BookViews, SnapshotError, SnapshotFuture, SnapshotSource,
+};
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, LONGEST_DURATION};

@@ -11,6 +11,7 @@
 //! and never await.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::message::Update;
-use crate::queue_group::{Group, Popped};
+use crate::queue_group::{Batched, Group, Popped};
 
 /// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
 /// Signals are rare, but a hostile peer could make one per frame: past this
@@ -156,6 +157,12 @@ pub struct Queue {
     wait: OnceLock<::metrics::Histogram>,
     /// The group this queue belongs to and its key there (set once).
     group: OnceLock<(Arc<Group>, crate::ids::MemberKey)>,
+    /// Data messages a batch pop ([`Queue::pop_listed_batch`]) moved to the
+    /// consumer's own buffer and the consumer has not yielded yet. Counted
+    /// as delivered under the lock when moved; reported as queued (not
+    /// delivered) until [`Queue::yielded_lent`], so a snapshot stays exact
+    /// while the consumer takes them one by one without the lock.
+    lent: AtomicU64,
 }
 
 impl Queue {
@@ -184,6 +191,7 @@ impl Queue {
             #[cfg(feature = "metrics")]
             wait: OnceLock::new(),
             group: OnceLock::new(),
+            lent: AtomicU64::new(0),
         })
     }
 
@@ -298,6 +306,80 @@ impl Queue {
         }
     }
 
+    /// The feed's pop: moves every item into `out` (which must be empty)
+    /// under one lock, by swapping buffers (no per-item copy); the feed
+    /// yields them one by one without the lock. Or the end, or nothing (then
+    /// the queue is unlisted, as in [`Queue::pop_listed`]). The data messages
+    /// moved are lent until the consumer calls [`Queue::yielded_lent`] for
+    /// each.
+    /// A drop report (policy `Error`) due first is put in `report`.
+    pub(crate) fn pop_listed_batch(
+        &self,
+        out: &mut VecDeque<Update>,
+        report: &mut Option<Error>,
+    ) -> Batched {
+        let mut state = self.lock();
+        let was_full = state.data_len >= self.capacity;
+        if state.unreported_drops > 0 {
+            // Rare: policy `Error` overflowed; `take` gives the report first.
+            if let Some(Err(error)) = Self::take(&mut state, self.capacity) {
+                *report = Some(error);
+            }
+        }
+        if !state.items.is_empty() {
+            let data = state.data_len as u64;
+            if out.is_empty() {
+                std::mem::swap(&mut state.items, out);
+            } else {
+                out.append(&mut state.items);
+            }
+            // What `take` does per item, for the whole batch.
+            state.counters.delivered += data;
+            state.data_len = 0;
+            state.signal_len = 0;
+            if data > 0 {
+                state.dropping = false;
+            }
+            #[cfg(feature = "metrics")]
+            if let Some(wait) = self.wait.get() {
+                for at in state.stamps.drain(..) {
+                    wait.record(at.elapsed().as_secs_f64());
+                }
+            }
+            // Under the lock, with the counters: a snapshot sees both or neither.
+            if data > 0 {
+                self.lent.fetch_add(data, Ordering::Relaxed);
+            }
+        }
+        if !out.is_empty() || report.is_some() {
+            let more = state.readable();
+            state.listed = more;
+            drop(state);
+            self.made_room(was_full);
+            return Batched::Items { more };
+        }
+        match state.end.take() {
+            Some(End::Failed(error)) => {
+                state.end = Some(End::Clean);
+                Batched::End(Some(error))
+            }
+            Some(End::Clean) => {
+                state.end = Some(End::Clean);
+                Batched::End(None)
+            }
+            None => {
+                state.listed = false;
+                Batched::Empty
+            }
+        }
+    }
+
+    /// The consumer yielded one data message a batch pop lent it.
+    #[inline]
+    pub(crate) fn yielded_lent(&self) {
+        self.lent.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn push_locked(&self, state: &mut State, update: Update) -> Pushed {
         if !state.consumer_alive || state.end.is_some() {
             state.counters.routed += 1;
@@ -408,7 +490,10 @@ impl Queue {
     pub fn consumer_dropped(&self) {
         let mut state = self.lock();
         state.consumer_alive = false;
-        let queued = state.data_len as u64;
+        // Lent messages the consumer never yielded go with it: dropped.
+        let lent = self.lent.swap(0, Ordering::Relaxed);
+        state.counters.delivered = state.counters.delivered.saturating_sub(lent);
+        let queued = state.data_len as u64 + lent;
         state.counters.dropped += queued;
         state.items.clear();
         #[cfg(feature = "metrics")]
@@ -422,8 +507,10 @@ impl Queue {
     /// A consistent snapshot of the counters.
     pub fn stats(&self) -> QueueStats {
         let state = self.lock();
+        let lent = self.lent.load(Ordering::Relaxed);
         QueueStats {
-            queued: state.data_len as u64,
+            queued: state.data_len as u64 + lent,
+            delivered: state.counters.delivered.saturating_sub(lent),
             ..state.counters
         }
     }
@@ -492,6 +579,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::message::Frame;
+    use crate::queue_group::Batched;
     use futures::task::noop_waker_ref;
 
     fn data(n: u64) -> Update {
@@ -608,6 +696,55 @@ mod tests {
         }
         assert_eq!(q.stats().signals_dropped, 10);
         assert_eq!(drain(&q).len(), 1 + SIGNAL_RESERVE);
+    }
+
+    /// The feed's batch pop: every item leaves under one lock, and until
+    /// the consumer yields a lent message it still counts as queued, so
+    /// every snapshot is exact; a consumer dropped with lent messages
+    /// counts them as dropped.
+    #[test]
+    fn a_batch_pop_lends_messages_and_every_snapshot_stays_exact() {
+        let q = Queue::new(8, Overflow::Error);
+        for n in 1..=10 {
+            q.push(data(n));
+        }
+        q.push_signal(Update::Gap {
+            last_seq: 10,
+            next_seq: 12,
+        });
+        let (mut out, mut report) = (VecDeque::new(), None);
+        assert!(matches!(
+            q.pop_listed_batch(&mut out, &mut report),
+            Batched::Items { more: false }
+        ));
+        assert!(matches!(
+            report,
+            Some(Error::QueueFull {
+                dropped_count: 2,
+                ..
+            })
+        ));
+        assert_eq!(out.len(), 9, "8 data messages and the signal");
+        let s = q.stats();
+        assert_eq!((s.routed, s.delivered, s.dropped, s.queued), (10, 0, 2, 8));
+        for _ in 0..3 {
+            q.yielded_lent();
+        }
+        let s = q.stats();
+        assert_eq!((s.delivered, s.queued), (3, 5));
+        assert_accounting(&q);
+        assert!(matches!(
+            q.pop_listed_batch(&mut VecDeque::new(), &mut None),
+            Batched::Empty
+        ));
+        q.consumer_dropped();
+        let s = q.stats();
+        assert_eq!((s.routed, s.delivered, s.dropped, s.queued), (10, 3, 7, 0));
+        q.finish(None);
+        assert!(matches!(
+            q.pop_listed_batch(&mut VecDeque::new(), &mut None),
+            Batched::End(None)
+        ));
     }
 
     #[test]

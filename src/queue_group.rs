@@ -82,3 +82,16 @@ pub(crate) enum Popped {
     /// The member ended, with its terminal error if any.
     End(Option<Error>),
 }
+
+/// What a member queue's batch pop found (the feed's [`Queue::pop_listed_batch`](crate::queue::Queue::pop_listed_batch)).
+pub(crate) enum Batched {
+    /// Items were moved; `more`: the queue is still readable (listed again).
+    Items {
+        /// Whether the queue still holds something.
+        more: bool,
+    },
+    /// Nothing; the queue is no longer listed.
+    Empty,
+    /// The queue has ended, with its terminal error if any.
+    End(Option<Error>),
+}

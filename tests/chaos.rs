@@ -38,6 +38,16 @@
 //! print it): `CHAOS_SECS=300 cargo test --test chaos`.
 //!
 //! The soak figures are printed with `eprintln!` (`-- --nocapture` shows them).
+//!
+//! Both modes of driving a connection are soaked in every run: one of the
+//! Kalshi and Kraken clients is a [`Feed`] polled by one consumer task (which
+//! then reads the socket, runs the session and reconnects itself), the other
+//! the spawned supervisor, swapped with the seed's parity (`modes`;
+//! `CHAOS_FEED=kalshi|kraken|both|none` overrides); likewise one of the WEEX
+//! and OKX clients (WEEX goes with Kalshi, OKX with Kraken). The same checks hold for
+//! both; for the feed, also that each symbol's items all came under the client
+//! id its subscribe returned, and the feed's counters balance over its
+//! subscriptions with every delivered frame read.
 
 mod support;
 
@@ -49,8 +59,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    Backoff, Client, Config, Error, Event, Kalshi, Kraken, Operation, ProtocolError, QueueStats,
-    ServerId, Stats, Subscription, Topic, Update,
+    Backoff, Client, ClientId, Config, Error, Event, Feed, Kalshi, Kraken, Operation,
+    ProtocolError, QueueStats, ServerId, Stats, Subscription, Topic, Update,
 };
 use serde_json::Value;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -144,7 +154,9 @@ struct StreamReport {
     sids: HashSet<u64>,
     violations: Vec<String>,
     errors: Vec<Error>,
-    stats: QueueStats,
+    /// The subscription's own counters (spawned mode; a feed's members are
+    /// checked through the feed's total, `Report::queues`).
+    stats: Option<QueueStats>,
 }
 
 /// Data counts since the last `mark`, shared with the consumers.
@@ -214,22 +226,41 @@ fn symbol_of(venue: Venue, value: &Value) -> Option<&str> {
     }
 }
 
-/// Reads one subscription until it ends, checking order and gap signals as it goes.
-async fn consume(
+/// One subscription's items, checked as they come (order, gap signals, the
+/// right symbol), whichever way they are consumed.
+struct StreamCheck {
     venue: Venue,
-    symbol: String,
     index: usize,
-    mut sub: Subscription,
-    progress: Arc<Progress>,
-) -> StreamReport {
-    let mut report = StreamReport {
-        symbol: symbol.clone(),
-        ..StreamReport::default()
-    };
-    let mut last: Option<u64> = None;
-    let mut announced: Option<(u64, u64)> = None;
-    let mut last_sid: Option<u64> = None;
-    while let Some(item) = sub.next().await {
+    last: Option<u64>,
+    announced: Option<(u64, u64)>,
+    last_sid: Option<u64>,
+    report: StreamReport,
+}
+
+impl StreamCheck {
+    fn new(venue: Venue, symbol: String, index: usize) -> StreamCheck {
+        StreamCheck {
+            venue,
+            index,
+            last: None,
+            announced: None,
+            last_sid: None,
+            report: StreamReport {
+                symbol,
+                ..StreamReport::default()
+            },
+        }
+    }
+
+    fn on_item(&mut self, item: Result<Update, Error>, progress: &Progress) {
+        let StreamCheck {
+            venue,
+            index,
+            last,
+            announced,
+            last_sid,
+            report,
+        } = self;
         match item {
             Ok(Update::Data(frame)) => {
                 let value: Value = match frame.as_text().map(serde_json::from_str) {
@@ -238,22 +269,22 @@ async fn consume(
                         report
                             .violations
                             .push(format!("unparseable data {frame:?}"));
-                        continue;
+                        return;
                     }
                 };
-                if symbol_of(venue, &value) != Some(symbol.as_str()) {
+                if symbol_of(*venue, &value) != Some(report.symbol.as_str()) {
                     report.violations.push(format!("misrouted frame {value}"));
                 }
                 if let Some(sid) = value["sid"].as_u64() {
-                    last_sid = Some(sid);
+                    *last_sid = Some(sid);
                 }
-                let Some(n) = number_of(venue, &frame, &value) else {
+                let Some(n) = number_of(*venue, &frame, &value) else {
                     report
                         .violations
                         .push(format!("no sequence number in {value}"));
-                    continue;
+                    return;
                 };
-                match last {
+                match *last {
                     Some(l) if n == l + 1 => {
                         if let Some(gap) = announced {
                             report
@@ -262,7 +293,7 @@ async fn consume(
                         }
                     }
                     Some(l) if n > l + 1 => {
-                        if announced != Some((l, n)) {
+                        if *announced != Some((l, n)) {
                             report.violations.push(format!(
                                 "lost silently: {l} -> {n} without a gap signal (announced {announced:?})"
                             ));
@@ -279,23 +310,23 @@ async fn consume(
                         }
                     }
                 }
-                last = Some(n);
-                announced = None;
+                *last = Some(n);
+                *announced = None;
                 report.data += 1;
-                progress.on_data(index);
+                progress.on_data(*index);
             }
             Ok(Update::Gap { last_seq, next_seq }) => {
-                if last != Some(last_seq) || next_seq <= last_seq + 1 || announced.is_some() {
+                if *last != Some(last_seq) || next_seq <= last_seq + 1 || announced.is_some() {
                     report.violations.push(format!(
                         "gap {last_seq} -> {next_seq} does not follow {last:?} (announced {announced:?})"
                     ));
                 }
-                if let Some(sid) = last_sid {
+                if let Some(sid) = *last_sid {
                     report.sids.insert(sid);
                 }
                 report.gap_signals += 1;
                 report.announced_skips += next_seq.saturating_sub(last_seq + 1);
-                announced = Some((last_seq, next_seq));
+                *announced = Some((last_seq, next_seq));
             }
             Ok(Update::Resubscribed { server_id }) => {
                 if let Some(gap) = announced {
@@ -304,11 +335,11 @@ async fn consume(
                         .push(format!("gap {gap:?} announced, then resubscribed"));
                 }
                 if let ServerId::Num(sid) = server_id {
-                    last_sid = Some(sid);
+                    *last_sid = Some(sid);
                 }
                 report.resubscribed += 1;
-                last = None;
-                announced = None;
+                *last = None;
+                *announced = None;
             }
             Ok(other) => report
                 .violations
@@ -316,8 +347,66 @@ async fn consume(
             Err(error) => report.errors.push(error),
         }
     }
-    report.stats = sub.stats();
-    report
+}
+
+/// Reads one subscription (spawned mode) until it ends.
+async fn consume(
+    venue: Venue,
+    symbol: String,
+    index: usize,
+    mut sub: Subscription,
+    progress: Arc<Progress>,
+) -> StreamReport {
+    let mut check = StreamCheck::new(venue, symbol, index);
+    while let Some(item) = sub.next().await {
+        check.on_item(item, &progress);
+    }
+    check.report.stats = Some(sub.stats());
+    check.report
+}
+
+/// What the task that polled a feed saw: the reports by symbol, the client
+/// ids each symbol's items came under, items of no symbol, and the feed's
+/// counters at the end.
+struct FeedSeen {
+    streams: Vec<StreamReport>,
+    ids: Vec<HashSet<ClientId>>,
+    strays: Vec<String>,
+    stats: QueueStats,
+}
+
+/// Polls the feed until its stream ends (this task reads the socket, runs the
+/// session and reconnects), handing each item to its symbol's check.
+async fn drive_feed<P: resilient_ws::Protocol>(
+    venue: Venue,
+    symbols: Vec<String>,
+    mut feed: Feed<P>,
+    progress: Arc<Progress>,
+) -> FeedSeen {
+    let mut checks: Vec<StreamCheck> = symbols
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StreamCheck::new(venue, s.clone(), i))
+        .collect();
+    let mut ids = vec![HashSet::new(); symbols.len()];
+    let mut strays = Vec::new();
+    while let Some(item) = feed.next().await {
+        let symbol = item.topic.symbol_name();
+        match symbols.iter().position(|s| Some(s.as_str()) == symbol) {
+            Some(i) => {
+                ids[i].insert(item.client_id);
+                checks[i].on_item(item.item, &progress);
+            }
+            None if strays.len() < 10 => strays.push(format!("{:?}: {:?}", item.topic, item.item)),
+            None => {}
+        }
+    }
+    FeedSeen {
+        streams: checks.into_iter().map(|c| c.report).collect(),
+        ids,
+        strays,
+        stats: feed.stats(),
+    }
 }
 
 /// Disconnect causes and failed attempts, by kind, from the events stream.
@@ -369,6 +458,7 @@ async fn collect_causes(mut events: resilient_ws::Events) -> Causes {
 
 struct Report {
     venue: Venue,
+    mode: Mode,
     faults: BTreeMap<String, u64>,
     stats: Stats,
     causes: Causes,
@@ -386,6 +476,53 @@ impl Report {
     }
 }
 
+/// `total += q`, field by field.
+fn add_queue_stats(total: &mut QueueStats, q: &QueueStats) {
+    total.routed += q.routed;
+    total.delivered += q.delivered;
+    total.dropped += q.dropped;
+    total.queued += q.queued;
+    total.signals_dropped += q.signals_dropped;
+}
+
+/// Who drives a client's connection in the soak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `Client::connect`: the library's task; one consumer task per subscription.
+    Spawned,
+    /// `Feed::new`: one consumer task polls the feed, which reads the socket,
+    /// runs the session and reconnects in that task.
+    Feed,
+}
+
+/// The mode of each protocol's client in this run: one of the two runs
+/// through a feed, the other spawned, swapped with the seed's parity (an even
+/// seed drives Kraken through the feed, an odd one Kalshi), so every run soaks
+/// both modes in the same time and a seed replays in the same modes. The
+/// WEEX soak follows Kalshi's mode and the OKX soak Kraken's.
+/// `CHAOS_FEED=kalshi|kraken|both|none` chooses instead.
+fn modes(seed: u64) -> (Mode, Mode) {
+    use Mode::{Feed, Spawned};
+    match std::env::var("CHAOS_FEED").ok().as_deref().map(str::trim) {
+        Some("kalshi") => (Feed, Spawned),
+        Some("kraken") => (Spawned, Feed),
+        Some("both") => (Feed, Feed),
+        Some("none") => (Spawned, Spawned),
+        _ if seed % 2 == 1 => (Feed, Spawned),
+        _ => (Spawned, Feed),
+    }
+}
+
+/// The consumers of one soak, joined after `close()`.
+enum Consumers {
+    Spawned(Vec<tokio::task::JoinHandle<StreamReport>>),
+    Feed {
+        task: tokio::task::JoinHandle<FeedSeen>,
+        /// What each subscribe returned, by symbol.
+        ids: Vec<ClientId>,
+    },
+}
+
 fn venue_setup(venue: Venue) -> (Vec<String>, Vec<Topic>) {
     let symbols = exchange_symbols(venue);
     let topics = symbols
@@ -397,13 +534,13 @@ fn venue_setup(venue: Venue) -> (Vec<String>, Vec<Topic>) {
 
 /// Runs one protocol's soak against the venue behind `link` and returns what
 /// it saw; panics (with the seed) on any broken promise.
-async fn soak(venue: Venue, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> Report {
+async fn soak(venue: Venue, mode: Mode, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> Report {
     // Each protocol draws its own faults from the one seed.
     let seed = match venue {
         Venue::Kalshi => chaos_seed,
         _ => chaos_seed.wrapping_add(0x9E37_79B9_7F4A_7C15),
     };
-    let ctx = format!("{venue:?} CHAOS_SEED={chaos_seed}");
+    let ctx = format!("{venue:?} ({mode:?}) CHAOS_SEED={chaos_seed}");
     let (symbols, topics) = venue_setup(venue);
     let config = Config::builder(link.url())
         .backoff(
@@ -421,11 +558,63 @@ async fn soak(venue: Venue, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> 
         .close_timeout(Duration::from_secs(1))
         .build()
         .expect("valid config");
-    let connected = match venue {
-        Venue::Kalshi => Client::connect(config, Kalshi::new()).await,
-        _ => Client::connect(config, Kraken::new()).await,
+    let progress = Progress::new(SUBSCRIPTIONS);
+    let (client, mut messages, consumers) = match mode {
+        Mode::Spawned => {
+            let connected = match venue {
+                Venue::Kalshi => Client::connect(config, Kalshi::new()).await,
+                _ => Client::connect(config, Kraken::new()).await,
+            };
+            let (client, messages) = connected.expect("connects");
+            let subs = client
+                .subscribe_many(topics)
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: subscribe_many: {e}"));
+            let mut tasks = Vec::new();
+            for (i, (sub, symbol)) in subs.into_iter().zip(&symbols).enumerate() {
+                let sub = sub.unwrap_or_else(|e| panic!("{ctx}: subscribe {symbol}: {e}"));
+                tasks.push(tokio::spawn(consume(
+                    venue,
+                    symbol.clone(),
+                    i,
+                    sub,
+                    Arc::clone(&progress),
+                )));
+            }
+            (client, messages, Consumers::Spawned(tasks))
+        }
+        Mode::Feed => {
+            // One task polls the feed: it reads the socket, runs the session
+            // and reconnects; subscribe and close come from this task.
+            let (handle, messages, task) = match venue {
+                Venue::Kalshi => {
+                    let (handle, mut feed) = Feed::new(config, Kalshi::new());
+                    let messages = feed.take_unsolicited().expect("unsolicited");
+                    let task = drive_feed(venue, symbols.clone(), feed, Arc::clone(&progress));
+                    (handle, messages, tokio::spawn(task))
+                }
+                _ => {
+                    let (handle, mut feed) = Feed::new(config, Kraken::new());
+                    let messages = feed.take_unsolicited().expect("unsolicited");
+                    let task = drive_feed(venue, symbols.clone(), feed, Arc::clone(&progress));
+                    (handle, messages, tokio::spawn(task))
+                }
+            };
+            let ids = handle
+                .subscribe_many(topics)
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: subscribe_many: {e}"))
+                .into_iter()
+                .zip(&symbols)
+                .map(|(id, symbol)| id.unwrap_or_else(|e| panic!("{ctx}: subscribe {symbol}: {e}")))
+                .collect();
+            (
+                handle.client().clone(),
+                messages,
+                Consumers::Feed { task, ids },
+            )
+        }
     };
-    let (client, mut messages) = connected.expect("connects");
     let causes = tokio::spawn(collect_causes(client.events()));
     // Unsolicited frames (none expected, but the stream must be read).
     let unsolicited = tokio::spawn(async move {
@@ -435,22 +624,6 @@ async fn soak(venue: Venue, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> 
         }
         n
     });
-    let progress = Progress::new(SUBSCRIPTIONS);
-    let subs = client
-        .subscribe_many(topics)
-        .await
-        .unwrap_or_else(|e| panic!("{ctx}: subscribe_many: {e}"));
-    let mut consumers = Vec::new();
-    for (i, (sub, symbol)) in subs.into_iter().zip(&symbols).enumerate() {
-        let sub = sub.unwrap_or_else(|e| panic!("{ctx}: subscribe {symbol}: {e}"));
-        consumers.push(tokio::spawn(consume(
-            venue,
-            symbol.clone(),
-            i,
-            sub,
-            Arc::clone(&progress),
-        )));
-    }
     link.stream().await;
     progress
         .wait_all(1, RECOVERY)
@@ -509,10 +682,33 @@ async fn soak(venue: Venue, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> 
         .close()
         .await
         .unwrap_or_else(|e| panic!("{ctx}: close: {e}"));
-    let mut streams = Vec::new();
-    for consumer in consumers {
-        streams.push(consumer.await.expect("consumer task"));
-    }
+    let (streams, queues) = match consumers {
+        Consumers::Spawned(tasks) => {
+            let mut streams: Vec<StreamReport> = Vec::new();
+            let mut queues = QueueStats::default();
+            for task in tasks {
+                let stream = task.await.expect("consumer task");
+                add_queue_stats(&mut queues, &stream.stats.unwrap_or_default());
+                streams.push(stream);
+            }
+            (streams, queues)
+        }
+        Consumers::Feed { task, ids } => {
+            let seen = task.await.expect("feed task");
+            assert!(
+                seen.strays.is_empty(),
+                "{ctx}: items of no subscription {:?}",
+                seen.strays
+            );
+            for ((symbol, under), id) in symbols.iter().zip(&seen.ids).zip(&ids) {
+                assert!(
+                    under.iter().all(|u| u == id),
+                    "{ctx}: {symbol}: items under {under:?}, subscribed as {id}"
+                );
+            }
+            (seen.streams, seen.stats)
+        }
+    };
     let unsolicited = unsolicited.await.expect("inbound task");
     let causes = causes.await.expect("events task");
     let stats = client.stats();
@@ -532,9 +728,10 @@ async fn soak(venue: Venue, link: VenueLink<'_>, chaos_seed: u64, secs: u64) -> 
     let connections = record["handshakes"].as_u64().unwrap_or_default();
 
     assert_eq!(unsolicited, 0, "{ctx}: unsolicited frames");
-    check(&ctx, venue, &symbols, &streams, &stats, &received);
+    check(&ctx, venue, &symbols, &streams, &queues, &stats, &received);
     Report {
         venue,
+        mode,
         faults,
         stats,
         causes,
@@ -552,10 +749,10 @@ fn check(
     venue: Venue,
     symbols: &[String],
     streams: &[StreamReport],
+    queues: &QueueStats,
     stats: &Stats,
     received: &[(u64, String)],
 ) {
-    let mut duplicates_dropped = 0;
     for s in streams {
         assert!(
             s.violations.is_empty(),
@@ -570,21 +767,31 @@ fn check(
             s.errors
         );
         assert!(s.data > 0, "{ctx}: {}: no data", s.symbol);
-        let q = s.stats;
-        assert_eq!(
-            q.routed,
-            q.delivered + q.dropped + q.queued,
-            "{ctx}: {}: {q:?}",
-            s.symbol
-        );
-        assert_eq!(q.queued, 0, "{ctx}: {}: drained to the end", s.symbol);
-        assert_eq!(q.delivered, s.data, "{ctx}: {}: {q:?}", s.symbol);
-        assert_eq!(q.signals_dropped, 0, "{ctx}: {}: {q:?}", s.symbol);
-        duplicates_dropped += q.dropped;
+        if let Some(q) = s.stats {
+            assert_eq!(
+                q.routed,
+                q.delivered + q.dropped + q.queued,
+                "{ctx}: {}: {q:?}",
+                s.symbol
+            );
+            assert_eq!(q.queued, 0, "{ctx}: {}: drained to the end", s.symbol);
+            assert_eq!(q.delivered, s.data, "{ctx}: {}: {q:?}", s.symbol);
+            assert_eq!(q.signals_dropped, 0, "{ctx}: {}: {q:?}", s.symbol);
+        }
     }
+    // The same over all subscriptions (for a feed: its own counters).
+    let q = queues;
+    let data: u64 = streams.iter().map(|s| s.data).sum();
+    assert_eq!(q.routed, q.delivered + q.dropped + q.queued, "{ctx}: {q:?}");
+    assert_eq!(q.queued, 0, "{ctx}: drained to the end: {q:?}");
+    assert_eq!(
+        q.delivered, data,
+        "{ctx}: every delivered frame was read: {q:?}"
+    );
+    assert_eq!(q.signals_dropped, 0, "{ctx}: {q:?}");
     assert!(stats.is_balanced(), "{ctx}: {stats:?}");
     // Nothing was dropped for overflow: every drop is a duplicate sequence number.
-    assert_eq!(duplicates_dropped, stats.duplicates, "{ctx}: {stats:?}");
+    assert_eq!(q.dropped, stats.duplicates, "{ctx}: {stats:?}");
     let gap_signals: u64 = streams.iter().map(|s| s.gap_signals).sum();
     assert_eq!(
         gap_signals, stats.gaps,
@@ -703,11 +910,12 @@ fn print_report(r: &Report) {
     let skipped: u64 = r.streams.iter().map(|s| s.announced_skips).sum();
     let resubscribed: u64 = r.streams.iter().map(|s| s.resubscribed).sum();
     eprintln!(
-        "chaos[{:?}]: faults={} reconnects={} connections={} frames_in={} delivered={} \
+        "chaos[{:?} {:?}]: faults={} reconnects={} connections={} frames_in={} delivered={} \
          control={} unroutable={} duplicates_dropped={} gaps_reported={} seq_skipped_reported={} \
          resubscribes={} resubscribed_signals={} ping_timeouts={} idle_timeouts={} lost_silently=0 \
          streams_alive={}/{} recovery_after_last_fault={:?}",
         r.venue,
+        r.mode,
         r.faults_total(),
         s.reconnects,
         r.connections,
@@ -773,11 +981,37 @@ async fn chaos_soak_kalshi_and_kraken() {
             }
         }
     });
+    let (kalshi_mode, kraken_mode) = modes(seed);
+    eprintln!("chaos: Kalshi {kalshi_mode:?}, Kraken {kraken_mode:?}");
     let (kalshi, kraken, weex, okx) = tokio::join!(
-        soak(Venue::Kalshi, harness.venue("kalshi"), seed, secs),
-        soak(Venue::Kraken, harness.venue("kraken"), seed, secs),
-        support::op_soak::op_soak(Dialect::Weex, harness.venue("weex"), seed, secs),
-        support::op_soak::op_soak(Dialect::Okx, harness.venue("okx"), seed, secs)
+        soak(
+            Venue::Kalshi,
+            kalshi_mode,
+            harness.venue("kalshi"),
+            seed,
+            secs
+        ),
+        soak(
+            Venue::Kraken,
+            kraken_mode,
+            harness.venue("kraken"),
+            seed,
+            secs
+        ),
+        support::op_soak::op_soak(
+            Dialect::Weex,
+            kalshi_mode == Mode::Feed,
+            harness.venue("weex"),
+            seed,
+            secs
+        ),
+        support::op_soak::op_soak(
+            Dialect::Okx,
+            kraken_mode == Mode::Feed,
+            harness.venue("okx"),
+            seed,
+            secs
+        )
     );
     let (samples, (rss_warm, rss_last)) = sampler.await.expect("sampler");
     let rss_after = vm_rss_kib();
@@ -788,8 +1022,8 @@ async fn chaos_soak_kalshi_and_kraken() {
     print_report(&kraken);
     for r in [&weex, &okx] {
         eprintln!(
-            "chaos[{:?}]: faults={} {:?} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
-            r.dialect, r.faults.values().sum::<u64>(), r.faults, r.stats.reconnects, r.stats.resubscribes,
+            "chaos[{:?} {}]: faults={} {:?} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
+            r.dialect, if r.feed { "Feed" } else { "Spawned" }, r.faults.values().sum::<u64>(), r.faults, r.stats.reconnects, r.stats.resubscribes,
             r.stats.checksum_mismatches, r.pongs, r.per_stream
         );
     }

@@ -26,10 +26,12 @@
 //! `bench: throughput_ratio_1=R throughput_ratio_100=R vs_routing_1=R vs_routing_100_set=R
 //! vs_framing_1=R vs_framing_100_set=R vs_routing_<venue>_<ct|mt2>_<1|100>=R
 //! vs_framing_<venue>_<ct|mt2>_<1|100>=R ... matrix_cells=N vs_routing_min=R vs_framing_min=R
-//! p50_added_us=X p99_added_us=X recovery_median_ms=X kib_per_idle_conn=X`: `vs_routing` is
+//! p50_added_us=X p99_added_us=X feed_p50_added_us=X feed_p99_added_us=X recovery_median_ms=X
+//! kib_per_idle_conn=X`: `vs_routing` is
 //! library / (a), `vs_framing` library / (b); the unsuffixed older keys are Kalshi on the
 //! 2-worker runtime; the minima cover every judged cell that ran (`matrix_cells`, 8 for
-//! the full matrix).
+//! the full matrix). `feed_vs_routing_*` is the consumer-driven feed / (a); the
+//! `feed_p*_added_us` keys are the feed's added latency, measured as the spawned mode's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -138,14 +140,17 @@ fn main() {
     }
 
     let (mut p50_added, mut p99_added) = (None, None);
+    let (mut feed_p50_added, mut feed_p99_added) = (None, None);
     if settings.runs("latency") {
         let (server, settings) = (server.clone(), Arc::clone(&settings));
-        let (p50, p99) = on(
+        let added = on(
             &primary,
             async move { latency_phase(&server, &settings).await },
         );
-        p50_added = Some(p50);
-        p99_added = Some(p99);
+        p50_added = Some(added.p50);
+        p99_added = Some(added.p99);
+        feed_p50_added = Some(added.feed_p50);
+        feed_p99_added = Some(added.feed_p99);
     }
 
     let mut recovery_median = None;
@@ -177,10 +182,12 @@ fn main() {
         v.map_or_else(|| "na".to_owned(), |v| format!("{v:.digits$}"))
     };
     println!(
-        "bench: {} p50_added_us={} p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
+        "bench: {} p50_added_us={} p99_added_us={} feed_p50_added_us={} feed_p99_added_us={} recovery_median_ms={} kib_per_idle_conn={}",
         bench_keys(&matrix, settings.client_threads),
         show(p50_added, 1),
         show(p99_added, 1),
+        show(feed_p50_added, 1),
+        show(feed_p99_added, 1),
         show(recovery_median, 2),
         show(idle.map(|m| m.kib_per_conn), 1),
     );
@@ -254,11 +261,19 @@ async fn stall_phase(server: &Server, settings: &Settings) {
     );
 }
 
-/// Returns the added p99 in microseconds.
+/// The medians of the added latencies, in microseconds.
+struct Added {
+    p50: f64,
+    p99: f64,
+    feed_p50: f64,
+    feed_p99: f64,
+}
+
 /// Runs the latency comparison [`LATENCY_RUNS`] times (single-run tails on 2
 /// cores swing by tens of microseconds) and returns the medians of the added
-/// p50 and p99, in microseconds.
-async fn latency_phase(server: &Server, settings: &Settings) -> (f64, f64) {
+/// p50 and p99 of the spawned mode and of the feed, each against the raw
+/// loop of the same run.
+async fn latency_phase(server: &Server, settings: &Settings) -> Added {
     let count = (settings.latency_rate as f64 * settings.latency_secs) as u64;
     let interval = Duration::from_secs_f64(1.0 / settings.latency_rate as f64);
     println!(
@@ -267,10 +282,12 @@ async fn latency_phase(server: &Server, settings: &Settings) -> (f64, f64) {
     );
     let added = |a: u64, b: u64| (b as f64 - a as f64) / 1e3;
     let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    let (mut feed_p50s, mut feed_p99s) = (Vec::new(), Vec::new());
     for run in 0..LATENCY_RUNS {
         let raw = latency_raw(server, count, interval).await;
         let lib = latency_lib(server, count, interval).await;
-        for (label, l) in [("raw", &raw), ("resilient-ws", &lib)] {
+        let feed = latency_feed(server, count, interval).await;
+        for (label, l) in [("raw", &raw), ("resilient-ws", &lib), ("feed", &feed)] {
             println!(
                 "  run {}: {label:<12} p50 {:>6.1} us  p99 {:>6.1} us  p99.9 {:>7.1} us  max {:>8.1} us  ({} samples, {:.0} msg/s sent)",
                 run + 1,
@@ -283,18 +300,31 @@ async fn latency_phase(server: &Server, settings: &Settings) -> (f64, f64) {
             );
         }
         println!(
-            "  run {}: added p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
+            "  run {}: added p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us; feed p50 {:+.1} us  p99 {:+.1} us  p99.9 {:+.1} us",
             run + 1,
             added(raw.p50, lib.p50),
             added(raw.p99, lib.p99),
-            added(raw.p999, lib.p999)
+            added(raw.p999, lib.p999),
+            added(raw.p50, feed.p50),
+            added(raw.p99, feed.p99),
+            added(raw.p999, feed.p999)
         );
         p50s.push(added(raw.p50, lib.p50));
         p99s.push(added(raw.p99, lib.p99));
+        feed_p50s.push(added(raw.p50, feed.p50));
+        feed_p99s.push(added(raw.p99, feed.p99));
     }
-    let (p50, p99) = (median_f64(&p50s), median_f64(&p99s));
-    println!("  median added over {LATENCY_RUNS} runs: p50 {p50:+.1} us  p99 {p99:+.1} us");
-    (p50, p99)
+    let result = Added {
+        p50: median_f64(&p50s),
+        p99: median_f64(&p99s),
+        feed_p50: median_f64(&feed_p50s),
+        feed_p99: median_f64(&feed_p99s),
+    };
+    println!(
+        "  median added over {LATENCY_RUNS} runs: p50 {:+.1} us  p99 {:+.1} us; feed p50 {:+.1} us  p99 {:+.1} us",
+        result.p50, result.p99, result.feed_p50, result.feed_p99
+    );
+    result
 }
 
 /// Latency runs whose median is reported.

@@ -2,9 +2,12 @@
 //!
 //! Each adapter that carries a book builds it from the feed and verifies it
 //! with what its venue offers; `view.rs` is the one way consumers read any of
-//! them. See [`BookViews`].
+//! them. See [`BookViews`]. `snapshot.rs` is the hook for venues whose
+//! snapshot comes from elsewhere ([`SnapshotSource`]).
 
+mod snapshot;
 mod view;
 
+pub use snapshot::{BookSnapshot, SnapshotError, SnapshotFuture, SnapshotSource};
 pub(crate) use view::Verified;
 pub use view::{BookTop, BookView, BookViews};

@@ -6,12 +6,16 @@
 //! that verified, the adapter publishes the top levels of that symbol's book
 //! to the views that watch it, through a `tokio::sync::watch` channel holding an
 //! `Arc<BookTop>`. Rules, and why:
-//! - One view type for every venue. Today the Kraken adapter publishes to it
-//!   (its CRC-32 checksum verifies each frame); OKX, WEEX and Kalshi verify
-//!   their books' continuity (`seqId`, `U`/`u`, `seq`) and resync on a break,
-//!   but do not keep a readable book yet. Levels are kept as the venue's wire text
-//!   (a checksum needs the exact text) and read as exact [`Decimal`]s, never
-//!   `f64`.
+//! - One view type for every venue, and every bundled adapter publishes to
+//!   it: Kraken (its CRC-32 checksum verifies each frame), OKX (`seqId`
+//!   continuity, and its checksum while non-zero), WEEX (`U`/`u` update-id
+//!   continuity verifies each push; symbol as WEEX spells it, `BTCUSDT`) and
+//!   Kalshi (its per-`sid` `seq` verifies each frame; see `protocol::kalshi`
+//!   for how a yes/no book reads as bids and asks: YES bids are the bids, NO
+//!   bids are the asks at `1 - price`, computed exactly). Levels are kept as
+//!   the venue's wire text where a checksum needs it (Kalshi's are the exact
+//!   decimals printed at the scale sent) and read as exact [`Decimal`]s,
+//!   never `f64`.
 //! - Only the top `levels` a view asked for are copied, once per verified
 //!   frame, into one text buffer (one allocation for the text, one for the
 //!   offsets), and only while a view of that symbol is alive: an unwatched book
@@ -119,7 +123,8 @@ impl BookTop {
         Some((price, qty))
     }
 
-    /// The asks, lowest price first: (price, qty) as the venue sent them.
+    /// The asks, lowest price first: (price, qty) as the venue sent them
+    /// (Kalshi: YES asks derived from NO bids, see the module docs).
     pub fn asks(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
         (0..self.asks).map(|i| self.level(i).unwrap_or(("", "")))
     }
@@ -259,6 +264,15 @@ impl BookViews {
         };
         let top = BookTop::build(asks, bids, slot.levels, verified, slot.frames);
         slot.tx.send_replace(Some(Arc::new(top)));
+    }
+
+    /// How many levels per side the views of `symbol` want, or `None` when
+    /// no view of it is alive: an adapter that has to format its levels
+    /// (Kalshi) formats only these, and nothing for an unwatched book.
+    pub(crate) fn levels(&self, symbol: &str) -> Option<usize> {
+        let slots = self.lock();
+        let slot = slots.get(symbol)?;
+        (slot.tx.receiver_count() > 0).then_some(slot.levels)
     }
 
     /// `symbol`'s book is no longer verified (or gone); `None` for every symbol.

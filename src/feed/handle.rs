@@ -41,11 +41,15 @@ impl Arrivals {
         self.waiting.store(true, Ordering::Release);
     }
 
-    /// Takes every waiting subscription (one atomic load when there is none).
+    /// Whether a subscription waits to be taken (one atomic load): the
+    /// feed asks on every poll, so the common "none" costs no `Vec`.
+    #[inline]
+    pub(super) fn waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Takes every waiting subscription.
     pub(super) fn take(&self) -> Vec<Subscription> {
-        if !self.waiting.load(Ordering::Acquire) {
-            return Vec::new();
-        }
         let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
         self.waiting.store(false, Ordering::Release);
         std::mem::take(&mut *list)

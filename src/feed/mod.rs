@@ -25,6 +25,14 @@
 //!   does connection work only when nothing is ready. The set is polled with a
 //!   no-op waker: every delivery happens inside this same `poll_next`, so
 //!   nobody else ever needs to wake it.
+//! - A readable queue is emptied in one step: its buffer is swapped with the
+//!   feed's (one lock, no per-item copy), and the items are yielded one by one
+//!   from there without a lock, so a socket read's batch costs one lock per
+//!   subscription instead of one per item. The counters stay exact at every
+//!   moment: a message taken this way counts as queued until it is yielded
+//!   (one relaxed atomic per message), and one the feed is dropped with counts
+//!   as dropped. The overflow policies act on the queue as before: the
+//!   feed's buffer only ever holds what one step took.
 //! - One `poll_next` does a bounded amount of work (a batch of buffered
 //!   frames per step, a bounded number of steps, and tokio's cooperative
 //!   budget), so a busy socket cannot keep the task from yielding.
@@ -70,7 +78,7 @@ use crate::config::Config;
 use crate::ids::ClientId;
 use crate::protocol::Protocol;
 use crate::queue::QueueStats;
-use crate::set::{SetItem, Source, SubscriptionSet};
+use crate::set::{SetItem, Source, Staged, SubscriptionSet};
 use crate::stream::Messages;
 use handle::Arrivals;
 pub use handle::FeedHandle;
@@ -116,6 +124,10 @@ pub struct Feed<P: Protocol> {
     machine: Machine<P>,
     /// The subscriptions' queues and the feed-local ready list.
     set: SubscriptionSet,
+    /// Items taken from one queue under one lock, yielded one by one.
+    /// Declared after `set`: dropped after it, when the queues have counted
+    /// what it still holds as dropped.
+    staged: Staged,
     arrivals: Arc<Arrivals>,
     unsolicited: Option<Messages>,
     /// The connection's span, entered while polled (every log line of this
@@ -140,6 +152,7 @@ impl<P: Protocol> Feed<P> {
         let feed = Feed {
             machine: Machine::new(config, drive, commands, reconnect),
             set,
+            staged: Staged::default(),
             arrivals: Arc::clone(&arrivals),
             unsolicited: Some(unsolicited),
             span,
@@ -170,7 +183,11 @@ impl<P: Protocol> Feed<P> {
 }
 
 /// Adopts subscriptions made by handles since the last poll.
+#[inline]
 fn adopt_arrivals(arrivals: &Arrivals, set: &mut SubscriptionSet) {
+    if !arrivals.waiting() {
+        return;
+    }
     for subscription in arrivals.take() {
         if let Err(error) = set.adopt(subscription) {
             tracing::debug!(%error, "subscription not adopted by the feed");
@@ -185,6 +202,7 @@ impl<P: Protocol> Stream for Feed<P> {
         let Feed {
             machine,
             set,
+            staged,
             arrivals,
             span,
             ended,
@@ -193,14 +211,21 @@ impl<P: Protocol> Stream for Feed<P> {
         if *ended {
             return Poll::Ready(None);
         }
+        // The fast path: an item staged by an earlier poll (no lock, no
+        // span entered: nothing here logs).
+        if let Some(item) = set.pop_staged(staged) {
+            return Poll::Ready(Some(item));
+        }
         let _entered = span.enter();
         // Deliveries happen only inside this function: nobody needs to wake
         // the set, so it is polled with a waker that does nothing.
         let mut quiet = Context::from_waker(noop_waker_ref());
         for _ in 0..STEPS_PER_POLL {
             adopt_arrivals(arrivals, set);
-            if let Poll::Ready(Some(item)) = Pin::new(&mut *set).poll_next(&mut quiet) {
-                return Poll::Ready(Some(item));
+            if let Poll::Ready(Some(terminal)) = set.poll_stage(staged, &mut quiet) {
+                if let Some(item) = terminal.or_else(|| set.pop_staged(staged)) {
+                    return Poll::Ready(Some(item));
+                }
             }
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
             match machine.poll_step(cx) {

@@ -1,5 +1,7 @@
-//! `kraken_book`: the Kraken order book against the reference model in
-//! `model/book.rs`.
+//! `kraken_book`: the Kraken order book against two reference models: the
+//! sorted vectors of wire text in `model/book.rs` (with the documented
+//! checksum) and the naive `BTreeMap` of exact decimals in
+//! `model/ordered_book.rs`.
 
 use std::cmp::Ordering;
 
@@ -7,6 +9,7 @@ use super::model::book::{
     book_error_place, decimal_cmp, first_invalid, is_decimal, is_zero, reference_checksum,
     BookModel, Levels,
 };
+use super::model::ordered_book::OrderedBook;
 use crate::protocol::kraken::{checksum_levels, Book};
 
 /// Applies a script of snapshots and updates to a [`Book`] and to a simple
@@ -28,6 +31,7 @@ pub fn kraken_book(data: &[u8]) {
         .unwrap_or(10);
     let mut book = Book::new(depth);
     let mut model = BookModel::default();
+    let mut ordered = OrderedBook::default();
     for line in lines {
         let mut words = line.split_whitespace();
         let snapshot = match words.next() {
@@ -55,7 +59,10 @@ pub fn kraken_book(data: &[u8]) {
             book.apply_update(&asks, &bids)
         };
         match (result, first_invalid(&asks, &bids)) {
-            (Ok(()), None) => model.apply(snapshot, &asks, &bids, depth),
+            (Ok(()), None) => {
+                model.apply(snapshot, &asks, &bids, depth);
+                ordered.apply(snapshot, &asks, &bids, depth);
+            }
             (Err(error), Some(expected)) => {
                 assert_eq!(book_error_place(&error), expected, "{error}");
                 let after = (
@@ -80,6 +87,16 @@ pub fn kraken_book(data: &[u8]) {
             levels_of(book.bids()),
             model.bids,
             "bids differ from the model after {line:.300}"
+        );
+        assert_eq!(
+            levels_of(book.asks()),
+            ordered.asks(),
+            "asks differ from the ordered model after {line:.300}"
+        );
+        assert_eq!(
+            levels_of(book.bids()),
+            ordered.bids(),
+            "bids differ from the ordered model after {line:.300}"
         );
     }
 }

@@ -20,23 +20,29 @@
 //! | [`kalshi_classify`](fn@crate::fuzzing::kalshi_classify) | `kalshi_classify.rs` | JSON lines | no panic, pure, short errors, encode/classify round trips |
 //! | [`kraken_classify`](fn@crate::fuzzing::kraken_classify) | `kraken_classify.rs` | JSON lines and `#` commands | no panic, deterministic, verified books really verify |
 //! | [`kraken_book`](fn@crate::fuzzing::kraken_book) | `kraken_book.rs` | a depth line, then `S`/`U` lines of `price:qty` | book equals `model/book.rs`; sorted, no zeros, depth; checksum |
+//! | [`kalshi_book`](fn@crate::fuzzing::kalshi_book) | `kalshi_book.rs` | a cap line, then `S` (yes `\|` no levels of `price:count`) and `D y\|n price delta` lines | the Kalshi book equals `model/kalshi_book.rs` (integer units): refusals leave it unchanged, bids and derived asks in order, counts positive, prices in `[0, 1]`, the cap |
 //! | [`envelope_scan`](fn@crate::fuzzing::envelope_scan) | `envelope_scan.rs` | JSON lines (also placed inside frames) and Kraken `#` commands | each single-pass scan answers exactly what the serde path answers, or leaves the frame to it |
 //! | [`decimal`](fn@crate::fuzzing::decimal) | `decimal.rs` | lines of text | [`Decimal`](crate::Decimal) parses, prints, scales, compares and hashes as the digit-string reference `model/decimal.rs` says |
+//! | [`okx_book`](fn@crate::fuzzing::okx_book) | `okx_book.rs` | bytes scripting a venue's book changes and what reaches the client (drops, WS/REST snapshots, checksums) | a verified view is exactly a state of the true book (`BTreeMap` of exact decimals); drops and wrong checksums are reported; a fault-free snapshot verifies |
 //! | [`okx_classify`](fn@crate::fuzzing::okx_classify) | `okx_classify.rs` | frames split by `0xff` | no panic; books only for the subscribed instrument; the fast checksum of a kept book equals the plain one over its levels |
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
+//! | [`weex_book`](fn@crate::fuzzing::weex_book) | `weex_book.rs` | a cap line, then `S`/`C`/`G` lines of `price:qty` asks `\|` bids | the real `DepthBook` (small cap) and the adapter's view equal `model/ordered_book.rs` (a `BTreeMap` of exact decimals); gaps and unusable pushes clear the view until a snapshot |
 //! | [`reconnect_script`](fn@crate::fuzzing::reconnect_script) | `reconnect_script.rs` | six policy bytes, then four bytes per attempt or session | the real `ReconnectMachine` (and the core's close rule) agrees with `model/reconnect.rs`: attempt numbers, exact delays (growth, quick retry, spacing, Retry-After, 1013), give-up after `max_attempts`, permanent closes |
 //! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
 
 mod decimal;
 mod envelope_scan;
 mod frame_read;
+mod kalshi_book;
 mod kalshi_classify;
 mod kraken_book;
 mod kraken_classify;
 mod model;
+mod okx_book;
 mod okx_classify;
 mod reconnect_script;
 mod session_script;
+mod weex_book;
 mod weex_classify;
 
 pub use self::decimal::decimal;
@@ -45,12 +51,15 @@ pub use self::envelope_scan::{
     kraken_classify_reference,
 };
 pub use self::frame_read::frame_read;
+pub use self::kalshi_book::kalshi_book;
 pub use self::kalshi_classify::kalshi_classify;
 pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
+pub use self::okx_book::okx_book;
 pub use self::okx_classify::okx_classify;
 pub use self::reconnect_script::reconnect_script;
 pub use self::session_script::session_script;
+pub use self::weex_book::weex_book;
 pub use self::weex_classify::weex_classify;
 
 pub use crate::queue::{Pushed, Queue};
@@ -154,7 +163,8 @@ mod tests {
 
     type Harness = fn(&[u8]);
 
-    const TARGETS: [(&str, Harness); 10] = [
+    const TARGETS: &[(&str, Harness)] = &[
+        ("okx_book", okx_book),
         ("decimal", decimal),
         ("okx_classify", okx_classify),
         ("weex_classify", weex_classify),
@@ -163,7 +173,9 @@ mod tests {
         ("kalshi_classify", kalshi_classify),
         ("kraken_classify", kraken_classify),
         ("kraken_book", kraken_book),
+        ("kalshi_book", kalshi_book),
         ("session_script", session_script),
+        ("weex_book", weex_book),
         ("reconnect_script", reconnect_script),
     ];
 
@@ -190,7 +202,7 @@ mod tests {
             .join("fuzz")
             .join(kind);
         let mut replayed = 0;
-        for (target, harness) in TARGETS {
+        for &(target, harness) in TARGETS {
             for file in files(&root.join(target)) {
                 let data =
                     std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
@@ -218,7 +230,7 @@ mod tests {
 
     #[test]
     fn empty_and_tiny_inputs_are_fine() {
-        for (_, harness) in TARGETS {
+        for &(_, harness) in TARGETS {
             harness(&[]);
             harness(&[0]);
             harness(&[0xff; 7]);

@@ -45,11 +45,7 @@ impl MarketData for Kalshi {
             symbol: msg.market_ticker,
             price: msg.yes_price_dollars,
             size: msg.count_fp,
-            side: match msg.taker_side.as_deref() {
-                Some("yes") => Side::Buy,
-                Some("no") => Side::Sell,
-                _ => Side::Unknown,
-            },
+            side: Side::from_words(msg.taker_side.as_deref(), "yes", "no"),
             venue_time: frame.venue_time(),
             received: frame.received(),
         }])

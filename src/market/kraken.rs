@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::{
-    decode_first, decode_rows, optional_decimal, value_error, MarketData, Quote, Side, Trade,
+    decode_first, decode_rows, optional_decimal, row_time, value_error, MarketData, Quote, Side,
+    Trade,
 };
 use crate::protocol::venue_time;
 use crate::{Decimal, DecodeError, Frame, Kraken};
@@ -48,16 +49,8 @@ impl MarketData for Kraken {
     fn trades(frame: &Frame) -> Result<Vec<Trade<'_>>, DecodeError> {
         let received = frame.received();
         decode_rows(frame, TRADE, |row: TradeRow<'_>| Trade {
-            venue_time: row
-                .timestamp
-                .as_deref()
-                .and_then(venue_time::rfc3339)
-                .or(frame.venue_time()),
-            side: match row.side.as_deref() {
-                Some("buy") => Side::Buy,
-                Some("sell") => Side::Sell,
-                _ => Side::Unknown,
-            },
+            venue_time: row_time(frame, row.timestamp.as_deref(), venue_time::rfc3339),
+            side: Side::from_words(row.side.as_deref(), "buy", "sell"),
             symbol: row.symbol,
             price: row.price,
             size: row.qty,
@@ -69,11 +62,7 @@ impl MarketData for Kraken {
         let row: TickerRow<'_> = decode_first(frame, TICKER)?
             .ok_or_else(|| value_error(frame, TICKER, "no ticker row in data"))?;
         Ok(Quote {
-            venue_time: row
-                .timestamp
-                .as_deref()
-                .and_then(venue_time::rfc3339)
-                .or(frame.venue_time()),
+            venue_time: row_time(frame, row.timestamp.as_deref(), venue_time::rfc3339),
             symbol: row.symbol,
             bid_price: row.bid,
             bid_size: row.bid_qty,

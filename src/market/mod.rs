@@ -76,6 +76,27 @@ pub enum Side {
     Unknown,
 }
 
+impl Side {
+    /// The taker's side from the venue's words for buying and selling
+    /// (`buy`/`sell`; Kalshi's `yes`/`no`); anything else is `Unknown`.
+    fn from_words(text: Option<&str>, buy: &str, sell: &str) -> Side {
+        match text {
+            Some(word) if word == buy => Side::Buy,
+            Some(word) if word == sell => Side::Sell,
+            _ => Side::Unknown,
+        }
+    }
+}
+
+/// A row's own time where it has a readable one, else the frame's venue time.
+fn row_time(
+    frame: &Frame,
+    text: Option<&str>,
+    parse: fn(&str) -> Option<SystemTime>,
+) -> Option<SystemTime> {
+    text.and_then(parse).or(frame.venue_time())
+}
+
 /// One trade, with exact price and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::{
-    decode_first, decode_rows, optional_decimal, value_error, MarketData, Quote, Side, Trade,
+    decode_first, decode_rows, optional_decimal, row_time, value_error, MarketData, Quote, Side,
+    Trade,
 };
 use crate::protocol::venue_time;
 use crate::{Decimal, DecodeError, Frame, Okx};
@@ -49,16 +50,8 @@ impl MarketData for Okx {
     fn trades(frame: &Frame) -> Result<Vec<Trade<'_>>, DecodeError> {
         let received = frame.received();
         decode_rows(frame, TRADE, |row: TradeRow<'_>| Trade {
-            venue_time: row
-                .ts
-                .as_deref()
-                .and_then(venue_time::millis_text)
-                .or(frame.venue_time()),
-            side: match row.side.as_deref() {
-                Some("buy") => Side::Buy,
-                Some("sell") => Side::Sell,
-                _ => Side::Unknown,
-            },
+            venue_time: row_time(frame, row.ts.as_deref(), venue_time::millis_text),
+            side: Side::from_words(row.side.as_deref(), "buy", "sell"),
             symbol: row.inst_id,
             price: row.px,
             size: row.sz,
@@ -70,11 +63,7 @@ impl MarketData for Okx {
         let row: TickerRow<'_> = decode_first(frame, TICKER)?
             .ok_or_else(|| value_error(frame, TICKER, "no ticker row in data"))?;
         Ok(Quote {
-            venue_time: row
-                .ts
-                .as_deref()
-                .and_then(venue_time::millis_text)
-                .or(frame.venue_time()),
+            venue_time: row_time(frame, row.ts.as_deref(), venue_time::millis_text),
             symbol: row.inst_id,
             bid_price: row.bid_px,
             bid_size: row.bid_sz,

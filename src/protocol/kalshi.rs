@@ -17,7 +17,11 @@
 //! - a gap on `orderbook_delta` resyncs with `update_subscription`
 //!   `get_snapshot` on the live `sid` (the only channel the spec allows it on);
 //!   other channels subscribe again;
-//! - the venue time is `ts_ms` (Unix milliseconds); `ts` is deprecated.
+//! - the venue time is `ts_ms` (Unix milliseconds); `ts` is deprecated;
+//! - `orderbook_delta` subscriptions get a book per market, built from
+//!   `orderbook_snapshot` and `orderbook_delta`, verified by the sid's `seq`
+//!   and readable through [`BookViews`] (`books.rs` has the rules: YES bids
+//!   are the bids, NO bids the asks at `1 - price`).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -26,8 +30,15 @@ use serde_json::{Map, Value};
 use super::json::{self, Num, Text};
 use super::scan;
 use super::{Inbound, Protocol, Request, ServerId, Topic};
+use crate::book::BookViews;
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
+
+mod book;
+mod books;
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use book::{KalshiBook, KalshiBookError, Outcome};
 
 /// The channel whose gaps resync with `get_snapshot`.
 const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
@@ -47,15 +58,61 @@ const TERMINAL_CODES: [i64; 2] = [10, 25];
 ///     r#"{"id":1,"cmd":"subscribe","params":{"channels":["ticker"],"market_tickers":["KXBTC-25"]}}"#
 /// );
 /// ```
+///
+/// The books of its `orderbook_delta` subscriptions are readable through
+/// [`Kalshi::book_views`] (or [`Client::book_views`](crate::Client::book_views)
+/// once connected). A clone shares the views with the original.
 #[derive(Debug, Clone, Default)]
 pub struct Kalshi {
-    _private: (),
+    books: books::Books,
 }
 
 impl Kalshi {
     /// The Kalshi protocol.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The views of the verified books of `orderbook_delta` subscriptions,
+    /// one per market ticker: take it before handing the adapter to the
+    /// client, then [`watch`](BookViews::watch) a market.
+    ///
+    /// ```
+    /// use resilient_ws::Kalshi;
+    /// let kalshi = Kalshi::new();
+    /// let view = kalshi.book_views().watch("KXBTC-25", 10);
+    /// assert!(view.latest().is_none()); // until a snapshot verifies
+    /// ```
+    pub fn book_views(&self) -> BookViews {
+        self.books.views()
+    }
+
+    /// Keeps the book state in step with a classified frame: an ack names a
+    /// book subscription's sid, a control frame takes a number of its
+    /// sequence, a data frame of a book subscription is applied (and, on a
+    /// break the session cannot see, flagged so the session resyncs).
+    fn observe<'a>(&mut self, text: &'a str, inbound: &mut Inbound<'a>) {
+        match inbound {
+            Inbound::Data {
+                server_id: ServerId::Num(sid),
+                seq,
+                checksum,
+                payload,
+            } if self.books.has(*sid) => {
+                *checksum = self.books.data(*sid, *seq, text, *payload);
+            }
+            Inbound::Subscribed {
+                req_id,
+                server_id: ServerId::Num(sid),
+                ..
+            } => self.books.subscribed(*req_id, *sid),
+            Inbound::Sequenced {
+                server_id: ServerId::Num(sid),
+                seq,
+                ..
+            } => self.books.sequenced(*sid, *seq),
+            _ => {}
+        }
     }
 }
 
@@ -114,6 +171,24 @@ impl Protocol for Kalshi {
         "kalshi"
     }
 
+    fn book_views(&self) -> Option<BookViews> {
+        Some(self.books.views())
+    }
+
+    fn reset(&mut self) {
+        self.books.reset();
+    }
+
+    fn forget(&mut self, server_id: &ServerId) {
+        if let ServerId::Num(sid) = server_id {
+            self.books.forget(*sid);
+        }
+    }
+
+    fn forget_topic(&mut self, topic: &Topic) {
+        self.books.forget_topic(topic);
+    }
+
     /// Kalshi stamps market-data messages with `msg.ts_ms` (Unix ms); the
     /// deprecated `msg.ts` (Unix seconds) is read when `ts_ms` is absent.
     fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
@@ -154,6 +229,7 @@ impl Protocol for Kalshi {
         // `can_batch` is false, so there is one topic.
         let mut params = Map::new();
         if let Some(topic) = topics.first() {
+            self.books.subscribing(topic, req_id);
             params.clone_from(topic.params());
             params.insert("channels".to_owned(), Value::from(vec![topic.channel()]));
             match topic.symbol_name() {
@@ -195,10 +271,12 @@ impl Protocol for Kalshi {
     /// public); anything it does not answer takes the serde path, which stays
     /// the reference.
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
-        match Self::classify_fast(text) {
+        let mut inbound = match Self::classify_fast(text) {
             Some(inbound) => inbound,
             None => Self::classify_serde(text),
-        }
+        };
+        self.observe(text, &mut inbound);
+        inbound
     }
 }
 

@@ -52,34 +52,60 @@ enum From {
 /// The value of the first (or last) member named `quoted_key` (the name
 /// with its quotes) in `text`; `Some(None)` when it is neither a number nor
 /// a string without escapes.
+///
+/// The search is anchored on `:`, found with `memchr` (vectorised): every
+/// member name is followed by one, and a frame has a few dozen at most, so
+/// only those places are compared with the key. A byte-by-byte search for
+/// the key itself cost ~12 instructions per byte, ~1,250 per Kalshi ticker
+/// that has no `ts_ms` (callgrind): more than the rest of the routing.
 fn scalar<'a>(text: &'a str, quoted_key: &str, from: From) -> Option<Option<Scalar<'a>>> {
-    let (bytes, key) = (text.as_bytes(), quoted_key.as_bytes());
-    let last_start = bytes.len().checked_sub(key.len())?;
-    // A plain byte loop: the stamp is a few dozen bytes from where the search
-    // starts, so setting up a vectorised searcher would cost more than it saves.
-    // Two byte compares reject almost every position before a slice compare.
-    let (first, second) = (key.first()?, key.get(1)?);
-    let matches_at = |at: &usize| {
-        bytes.get(*at + 1) == Some(second)
-            && bytes.get(*at) == Some(first)
-            && bytes.get(*at..*at + key.len()) == Some(key)
-    };
+    let bytes = text.as_bytes();
     match from {
-        From::Start => (0..=last_start)
-            .filter(matches_at)
-            .find_map(|at| value_after(text, at, key.len())),
-        From::End => (0..=last_start)
-            .rev()
-            .filter(matches_at)
-            .find_map(|at| value_after(text, at, key.len())),
+        From::Start => memchr::memchr_iter(b':', bytes)
+            .find_map(|colon| member_at_colon(text, colon, quoted_key)),
+        From::End => memchr::memrchr_iter(b':', bytes)
+            .find_map(|colon| member_at_colon(text, colon, quoted_key)),
     }
+}
+
+/// For a `:` at `colon`: `None` unless the quoted name just before it (white
+/// space allowed between) is `quoted_key`, else the member's scalar value.
+#[inline(always)]
+fn member_at_colon<'a>(
+    text: &'a str,
+    colon: usize,
+    quoted_key: &str,
+) -> Option<Option<Scalar<'a>>> {
+    let at = name_before(text.as_bytes(), colon, quoted_key.as_bytes())?;
+    value_after(text, at, quoted_key.len())
+}
+
+/// Where `quoted_key` starts when it ends just before `colon` (white space
+/// allowed between). Inlined so that the key's length is a constant and the
+/// compare needs no `memcmp` call; the closing quote and the last letter
+/// are compared first, which rejects most names.
+#[inline(always)]
+fn name_before(bytes: &[u8], colon: usize, quoted_key: &[u8]) -> Option<usize> {
+    let mut end = colon;
+    while end > 0 && bytes.get(end - 1).is_some_and(is_ws) {
+        end -= 1;
+    }
+    let at = end.checked_sub(quoted_key.len())?;
+    let last = quoted_key.len().checked_sub(2)?;
+    if bytes.get(at + last) != quoted_key.get(last) {
+        return None;
+    }
+    (bytes.get(at..end)? == quoted_key).then_some(at)
+}
+
+fn is_ws(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// For a quoted name found at `at`: `None` when it is not a member name
 /// (inside a string, or a string value), else the member's scalar value.
 fn value_after(text: &str, at: usize, key_len: usize) -> Option<Option<Scalar<'_>>> {
     let bytes = text.as_bytes();
-    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     if at > 0 && bytes.get(at - 1) == Some(&b'\\') {
         return None; // an escaped quote: inside a string
     }
@@ -135,10 +161,14 @@ pub(crate) fn from_millis(ms: u64) -> Option<SystemTime> {
 
 /// A non-negative integer written as plain digits (at most 20).
 fn digits(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || text.len() > 20 {
         return None;
     }
-    text.parse().ok()
+    // By hand rather than `str::parse`: this runs once per frame.
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// Unix milliseconds written as digits (a JSON number or the digits of a string).
@@ -173,13 +203,32 @@ pub(crate) fn weex(text: &str) -> Option<SystemTime> {
 /// Kalshi: `msg.ts_ms` (Unix ms); without it the deprecated `msg.ts` (Unix
 /// seconds, or RFC 3339 text as `orderbook_delta` once sent).
 pub(crate) fn kalshi(payload: &str) -> Option<SystemTime> {
-    if let Some(found) = scalar(payload, "\"ts_ms\"", From::End) {
-        return match found? {
-            Scalar::Num(text) => millis_text(text),
-            Scalar::Str(_) => None,
-        };
+    // One pass from the end for both names: `ts_ms` wins wherever it is,
+    // the last `ts` is kept in case there is none.
+    const TS_MS: &str = "\"ts_ms\"";
+    const TS: &str = "\"ts\"";
+    let bytes = payload.as_bytes();
+    let mut ts = None;
+    for colon in memchr::memrchr_iter(b':', bytes) {
+        // Both names end in `s"`: most members are rejected by two compares.
+        let mut end = colon;
+        while end > 0 && bytes.get(end - 1).is_some_and(is_ws) {
+            end -= 1;
+        }
+        if end < 2 || bytes.get(end - 2..end) != Some(b"s\"".as_slice()) {
+            continue;
+        }
+        if let Some(found) = member_at_colon(payload, colon, TS_MS) {
+            return match found? {
+                Scalar::Num(text) => millis_text(text),
+                Scalar::Str(_) => None,
+            };
+        }
+        if ts.is_none() {
+            ts = member_at_colon(payload, colon, TS);
+        }
     }
-    match scalar(payload, "\"ts\"", From::End)?? {
+    match ts?? {
         Scalar::Num(text) => UNIX_EPOCH.checked_add(Duration::from_secs(digits(text)?)),
         Scalar::Str(text) => rfc3339(text),
     }
@@ -358,8 +407,14 @@ mod tests {
         let kalshi_text = r#"{"market_ticker":"M","ts":"2026-02-14T15:30:00Z"}"#;
         assert_eq!(ms(kalshi(kalshi_text).unwrap()), 1_771_083_000_000);
         assert_eq!(kalshi(r#"{"market_ticker":"M"}"#), None);
+        // A string holding `"ts_ms":` (escaped quotes) is not a member.
+        let kalshi_escaped = r#"{"note":"a \"ts_ms\":5","ts":1707667200}"#;
+        assert_eq!(ms(kalshi(kalshi_escaped).unwrap()), 1_707_667_200_000);
         assert_eq!(kalshi(r#"{"ts":-1}"#), None);
         assert_eq!(kalshi(r#"{"ts":1.5}"#), None);
+        assert_eq!(digits("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(digits("18446744073709551616"), None, "overflow");
+        assert_eq!(digits("12a"), None);
         assert_eq!(
             kalshi(r#"{"ts_ms":"1707667200123","ts":1}"#),
             None,

@@ -48,7 +48,7 @@ use crate::stream::Subscription;
 
 mod open;
 
-pub(crate) use crate::queue_group::{Group, Popped};
+pub(crate) use crate::queue_group::{Batched, Group, Popped};
 
 /// One item of a [`SubscriptionSet`]: what a lone [`Subscription`] would have
 /// yielded, and which member it belongs to.
@@ -255,6 +255,99 @@ impl SubscriptionSet {
         let member = self.members.remove(&key)?;
         self.retired.add(&member.queue.stats());
         Some((member.client_id, member.topic))
+    }
+}
+
+/// Items of one member moved out of its queue in one batch, yielded one by
+/// one without the queue's lock (the feed's delivery path: the feed polls
+/// the set in the task that fills it, so a batch per socket read costs one
+/// lock instead of one per item).
+#[derive(Default)]
+pub(crate) struct Staged {
+    /// A drop report (policy `Error`) to yield before `items`.
+    report: Option<Error>,
+    items: VecDeque<Update>,
+    /// The member the items came from (looked up per item rather than
+    /// holding its `Arc`s: with many members a batch is often one item).
+    member: Option<MemberKey>,
+}
+
+impl SubscriptionSet {
+    /// The next item staged by [`poll_stage`](Self::poll_stage).
+    pub(crate) fn pop_staged(&self, staged: &mut Staged) -> Option<SetItem> {
+        let key = staged.member?;
+        // A staged member is never retired before its items are yielded:
+        // members retire in `poll_stage`, which runs only when `staged` is empty.
+        let member = self.members.get(&key)?;
+        let item = match staged.report.take() {
+            Some(report) => Err(report),
+            None => {
+                let update = staged.items.pop_front()?;
+                if update.is_data() {
+                    member.queue.yielded_lent();
+                }
+                Ok(update)
+            }
+        };
+        Some(SetItem {
+            member: key,
+            client_id: member.client_id,
+            topic: Arc::clone(&member.topic),
+            item,
+        })
+    }
+
+    /// Moves the items of the next readable member into `staged`
+    /// (which must be empty); returns a member's terminal error item
+    /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
+    /// no members. The same round-robin as `poll_next`, by batch.
+    pub(crate) fn poll_stage(
+        &mut self,
+        staged: &mut Staged,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Option<SetItem>>> {
+        debug_assert!(
+            staged.items.is_empty() && staged.report.is_none(),
+            "staged items left"
+        );
+        loop {
+            if self.ready.is_empty() && !self.group.take_listed(&mut self.ready, cx) {
+                if self.members.is_empty() {
+                    return Poll::Ready(None);
+                }
+                return Poll::Pending;
+            }
+            let Some(key) = self.ready.pop_front() else {
+                continue;
+            };
+            let Some(member) = self.members.get(&key) else {
+                continue;
+            };
+            match member
+                .queue
+                .pop_listed_batch(&mut staged.items, &mut staged.report)
+            {
+                Batched::Items { more } => {
+                    if more {
+                        self.ready.push_back(key);
+                    }
+                    staged.member = Some(key);
+                    return Poll::Ready(Some(None));
+                }
+                Batched::Empty => {}
+                Batched::End(error) => {
+                    let retired = self.retire(key);
+                    if let (Some(error), Some((client_id, topic))) = (error, retired) {
+                        return Poll::Ready(Some(Some(SetItem {
+                            member: key,
+                            client_id,
+                            topic,
+                            item: Err(error),
+                        })));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@
 //! - The id always starts with venue, channel and instrument, because a
 //!   JetStream de-duplication window spans the whole stream.
 
+use std::time::UNIX_EPOCH;
+
 use crate::message::Frame;
 use crate::shard::stable_hash;
 
@@ -46,7 +48,7 @@ pub struct MessageId {
     pub source: IdSource,
 }
 
-/// The fields an id or a venue time can come from, borrowed from the payload.
+/// The fields an id can come from, borrowed from the payload.
 #[derive(serde::Deserialize, Default)]
 struct Fields<'a> {
     #[serde(borrow, rename = "seqId")]
@@ -61,8 +63,6 @@ struct Fields<'a> {
     checksum: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     timestamp: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow)]
-    ts: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The first object of the payload (the payload itself, or its first element).
@@ -85,12 +85,14 @@ fn text(raw: Option<&serde_json::value::RawValue>) -> Option<&str> {
     (!raw.is_empty() && raw.len() <= 64).then_some(raw)
 }
 
-/// The venue's timestamp of a payload as the venue wrote it (Kalshi and OKX
-/// `ts`, Kraken `timestamp`), for the `Rws-Venue-Time` header; `None` if the
-/// payload has none.
-pub fn venue_time_text(frame: &Frame) -> Option<String> {
-    let f = fields(frame.payload());
-    text(f.ts).or_else(|| text(f.timestamp)).map(str::to_owned)
+/// The `Rws-Venue-Time` header's value: the venue's time of the frame as its
+/// adapter read it ([`Frame::venue_time`]: Kalshi `ts_ms`, OKX `ts`, Kraken
+/// `timestamp`, WEEX's event time), in nanoseconds since the Unix epoch like
+/// `Rws-Received`, so a reader compares the two without knowing the venue's
+/// format. `None` when the frame carries no venue time.
+pub fn venue_time_nanos(frame: &Frame) -> Option<String> {
+    let since_epoch = frame.venue_time()?.duration_since(UNIX_EPOCH).ok()?;
+    Some(since_epoch.as_nanos().to_string())
 }
 
 /// The message id of `frame`, routed to (`venue`, `channel`, `instrument`).
@@ -191,15 +193,63 @@ mod tests {
         assert_eq!(id("okx", "books", "[]").source, IdSource::ContentHash);
     }
 
+    /// The README's id table, row by row, for the rows not above.
     #[test]
-    fn venue_time_is_passed_on_as_written() {
-        let frame = Frame::text(r#"{"market_ticker":"X","ts":1700000001}"#, None);
-        assert_eq!(venue_time_text(&frame).as_deref(), Some("1700000001"));
-        let frame = Frame::text(r#"[{"timestamp":"2026-01-01T00:00:00Z"}]"#, None);
-        assert_eq!(
-            venue_time_text(&frame).as_deref(),
-            Some("2026-01-01T00:00:00Z")
+    fn trade_ids_and_untimed_tickers() {
+        // OKX trades: the first trade's `seqId` wins over its `tradeId`.
+        let okx = id(
+            "okx",
+            "trades",
+            r#"[{"tradeId":"130639474","seqId":77,"px":"1"}]"#,
         );
-        assert_eq!(venue_time_text(&Frame::text("{}", None)), None);
+        assert_eq!(okx.id, "okx.trades.X:seq:77");
+        assert_eq!(okx.source, IdSource::VenueSequence);
+        // Kraken `trade`: the first trade's `trade_id` of the data array.
+        let kraken = id(
+            "kraken",
+            "trade",
+            r#"[{"symbol":"X","trade_id":4665906,"price":1},{"symbol":"X","trade_id":4665907}]"#,
+        );
+        assert_eq!(kraken.id, "kraken.trade.X:trade:4665906");
+        assert_eq!(kraken.source, IdSource::VenueSequence);
+        // Kalshi `trade`: the message's `trade_id`, never its per-sid `seq`.
+        let kalshi = id(
+            "kalshi",
+            "trade",
+            r#"{"trade_id":"d91bc706-ee49-470d-82d8-11418bda6fed","market_ticker":"X","ts":1}"#,
+        );
+        assert_eq!(
+            kalshi.id,
+            "kalshi.trade.X:trade:d91bc706-ee49-470d-82d8-11418bda6fed"
+        );
+        // Kraken `ticker` has no id and no timestamp: hashed.
+        let ticker = id(
+            "kraken",
+            "ticker",
+            r#"[{"symbol":"X","bid":1.5,"ask":1.6}]"#,
+        );
+        assert_eq!(ticker.source, IdSource::ContentHash);
+        // A Kraken book update without a timestamp is hashed too.
+        let book = id("kraken", "book", r#"[{"symbol":"X","checksum":7}]"#);
+        assert_eq!(book.source, IdSource::ContentHash);
+    }
+
+    #[test]
+    fn venue_time_is_the_adapters_in_nanoseconds_since_the_epoch() {
+        // Kalshi: `ts_ms` wins over the deprecated `ts` (seconds); the header
+        // once carried `ts` as written, a second's precision.
+        let kalshi = r#"{"type":"ticker","sid":1,"seq":1,"msg":{"market_ticker":"X","ts":1700000001,"ts_ms":1700000001234}}"#;
+        let frame = Frame::classified(&mut crate::Kalshi::new(), kalshi);
+        assert_eq!(
+            venue_time_nanos(&frame).as_deref(),
+            Some("1700000001234000000")
+        );
+        let kraken = r#"{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","timestamp":"2026-01-01T00:00:00.5Z"}]}"#;
+        let frame = Frame::classified(&mut crate::Kraken::new(), kraken);
+        assert_eq!(
+            venue_time_nanos(&frame).as_deref(),
+            Some("1767225600500000000")
+        );
+        assert_eq!(venue_time_nanos(&Frame::text("{}", None)), None);
     }
 }

@@ -9,7 +9,8 @@
 //!   per-sink random nonce and counter for signals, which are one replica's
 //!   observation and must never be merged with another's), `Rws-Received`
 //!   (receive wall time, ns since the Unix epoch), `Rws-Venue-Time` (the
-//!   venue's timestamp as written, when the payload has one), `Rws-Seq` (the
+//!   venue's time as the adapter read it, ns since the Unix epoch, when the
+//!   frame has one), `Rws-Seq` (the
 //!   sequence the protocol reported; per connection for Kalshi),
 //!   `Rws-Client-Id`, `Rws-Id-Source`, and `Rws-Replica` when set.
 //! - The payload is the venue frame as received ([`Frame::as_bytes`]); a
@@ -51,7 +52,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::identity::{message_id, venue_time_text, IdSource};
+use super::identity::{message_id, venue_time_nanos, IdSource};
 use super::subject::subject;
 use super::{SinkOverflow, SinkStats};
 use crate::error::RedactedUrl;
@@ -572,7 +573,7 @@ fn stamp(headers: &mut HeaderMap, frame: &Frame) {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     headers.insert(RECEIVED_HEADER, received.to_string().as_str());
-    if let Some(time) = venue_time_text(frame) {
+    if let Some(time) = venue_time_nanos(frame) {
         headers.insert(VENUE_TIME_HEADER, time.as_str());
     }
     if let Some(seq) = frame.seq() {

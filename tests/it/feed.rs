@@ -2,6 +2,9 @@
 //! data flows from the feed's own `poll_next`, faults reconnect and
 //! resubscribe with items continuing under the same client ids, commands work
 //! from other tasks, accounting is exact, and close or drop ends everything.
+//! The faults: drop, close and garbage frame in one test, silence (exchange
+//! and network), FIN, reset, more close codes, a cut frame, a corrupted byte
+//! and non-JSON text in another.
 //!
 //! While a command or a condition is awaited, the test keeps polling the feed
 //! ([`drive_until`]): nothing happens on the connection otherwise.
@@ -14,12 +17,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    Backoff, ClientId, Config, ConfigBuilder, ConnectionState, Error, Feed, FeedHandle, Kalshi,
-    Overflow, QueueOptions, SetItem, Topic, Update,
+    Backoff, ClientId, Config, ConfigBuilder, ConnectionState, Error, Event, Feed, FeedHandle,
+    Kalshi, Operation, Overflow, QueueOptions, SetItem, Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{raw_frame, Exchange, Venue};
-use support::proxy::Proxy;
+use support::proxy::{Direction, Proxy};
 use support::SOON;
 
 const SYMBOLS: [&str; 3] = ["A", "B", "C"];
@@ -236,6 +239,87 @@ async fn faults_reconnect_and_resubscribe_with_items_continuing() {
     }
 }
 
+/// Silence (a blackhole: nothing in either direction, the socket still open)
+/// is found by the feed's own pong deadline while it is polled, and ends the
+/// session as a ping `Timeout`; once it lifts, and after an orderly TCP close
+/// without a close frame (FIN), the feed reconnects and the next round
+/// arrives under the same client ids, with exact accounting.
+#[tokio::test]
+async fn silence_and_a_fin_reconnect_the_feed() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let proxy = Proxy::start(exchange.addr()).await.unwrap();
+    let (handle, mut feed) = Feed::new(config(&proxy.url()).build().unwrap(), Kalshi::new());
+    let mut events = handle.client().events();
+    let ids = subscribe_all(&handle, &mut feed).await;
+    let before = publish_round(&exchange, &mut feed, 1).await;
+
+    let handshakes = exchange.handshakes();
+    proxy.set_blackhole(true);
+    let (cause, _) = drive_until(&mut feed, async {
+        match support::wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await {
+            Event::Disconnected { cause } => cause,
+            _ => unreachable!(),
+        }
+    })
+    .await;
+    match cause {
+        Error::Timeout {
+            operation: Operation::Ping,
+            timeout,
+        } => assert_eq!(timeout, Duration::from_millis(400)),
+        other => panic!("silence should end the session as a ping timeout, got {other:?}"),
+    }
+    proxy.set_blackhole(false);
+    drive_until(
+        &mut feed,
+        condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+    )
+    .await;
+    assert_eq!(publish_round(&exchange, &mut feed, 2).await, before);
+
+    let handshakes = exchange.handshakes();
+    proxy.fin_all();
+    drive_until(
+        &mut feed,
+        condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+    )
+    .await;
+    assert_eq!(publish_round(&exchange, &mut feed, 3).await, before);
+
+    assert!(handle.client().stats().reconnects >= 2);
+    assert_balanced(&feed);
+    for id in ids {
+        let s = feed.subscription_stats(id).expect("still live");
+        assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
+    }
+}
+
+/// The feed takes a queue's items in one batch and yields them one by one:
+/// a snapshot between two items counts exactly what was yielded as
+/// delivered, and what is taken but not yet yielded as queued.
+#[tokio::test]
+async fn a_snapshot_between_items_counts_exactly_what_was_yielded() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (handle, mut feed) = Feed::new(config(&exchange.url()).build().unwrap(), Kalshi::new());
+    subscribe_all(&handle, &mut feed).await;
+    let start = feed.stats();
+    const BURST: u64 = 100;
+    for n in 1..=BURST {
+        exchange.publish("A", json!({ "n": n }));
+    }
+    let mut yielded = 0;
+    while yielded < BURST {
+        let item = support::next(&mut feed).await.expect("the feed goes on");
+        if n_of(&item).is_some() {
+            yielded += 1;
+        }
+        let s = feed.stats();
+        assert_eq!(s.delivered - start.delivered, yielded, "{s:?}");
+        assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
+        assert_eq!(handle.client().stats().queues.delivered, s.delivered);
+    }
+}
+
 /// A small queue under `DropOldest` that the consumer does not drain while a
 /// burst arrives: what is yielded is exactly `delivered`, and every routed
 /// frame is counted once.
@@ -381,4 +465,243 @@ async fn giving_up_ends_every_subscription_with_the_error() {
         .all(|(_, e)| matches!(e, Error::Reconnect { .. })));
     let closed = handle.client().closed().await;
     assert!(matches!(closed, Err(Error::Reconnect { .. })), "{closed:?}");
+}
+
+/// What a fault in [`the_other_faults_reconnect_with_the_cause_reported`] is
+/// expected to end the session with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// Silence: the liveness check (a pong or frame overdue).
+    Timeout,
+    /// The socket ended without a close frame, or the bytes broke the framing.
+    Connection,
+    /// A WebSocket protocol violation.
+    Protocol,
+    /// A close frame with this code.
+    Close(u16),
+}
+
+fn cause_of(error: &Error) -> Option<Cause> {
+    Some(match error {
+        Error::Timeout { .. } => Cause::Timeout,
+        Error::Connection { .. } => Cause::Connection,
+        Error::Protocol { .. } => Cause::Protocol,
+        Error::Closed { code, .. } => Cause::Close(*code),
+        _ => return None,
+    })
+}
+
+/// Drives the feed until every one of `ids` has yielded `Update::Resubscribed`
+/// (its replay was acknowledged on the new connection); items of `ids` only.
+async fn until_resubscribed(feed: &mut Feed<Kalshi>, ids: &[ClientId]) {
+    let mut left: Vec<ClientId> = ids.to_vec();
+    let work = async {
+        while !left.is_empty() {
+            let item = feed.next().await.expect("the feed goes on");
+            assert!(ids.contains(&item.client_id), "{item:?}");
+            if let Ok(Update::Resubscribed { .. }) = item.item {
+                left.retain(|id| *id != item.client_id);
+            }
+        }
+    };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("every subscription resubscribed");
+}
+
+/// The rest of the fault catalogue against the feed (drop, close and garbage
+/// frame are above): a silent exchange and a network blackhole (silence, found
+/// by the feed's own ping timer), a TCP FIN and an exchange reset without a
+/// close frame, close codes 1001 and 1012, a frame cut in the middle and a
+/// corrupted byte. Each one ends the session with its cause reported, the feed
+/// reconnects, every subscription yields `Resubscribed`, and the next round
+/// arrives under the same client ids. A text frame that is not JSON at all is
+/// not a reason to reconnect: the round after it arrives on the same
+/// connection. Accounting is exact throughout.
+#[tokio::test]
+async fn the_other_faults_reconnect_with_the_cause_reported() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let proxy = Proxy::start(exchange.addr()).await.unwrap();
+    let (handle, mut feed) = Feed::new(config(&proxy.url()).build().unwrap(), Kalshi::new());
+    let (causes_tx, mut causes) = tokio::sync::mpsc::unbounded_channel();
+    let mut events = handle.client().events();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            if let resilient_ws::Event::Disconnected { cause } = event {
+                let _ = causes_tx.send(cause);
+            }
+        }
+    });
+    let ids = subscribe_all(&handle, &mut feed).await;
+    let before = publish_round(&exchange, &mut feed, 1).await;
+
+    let faults: [(&str, Cause, Fault); 8] = [
+        (
+            "silent exchange",
+            Cause::Timeout,
+            Box::new(|| exchange.set_silent(true)),
+        ),
+        (
+            "network blackhole",
+            Cause::Timeout,
+            Box::new(|| proxy.set_blackhole(true)),
+        ),
+        ("tcp fin", Cause::Connection, Box::new(|| proxy.fin_all())),
+        (
+            "exchange reset",
+            Cause::Connection,
+            Box::new(|| exchange.abort_all()),
+        ),
+        (
+            "close 1001",
+            Cause::Close(1001),
+            Box::new(|| exchange.close_all(1001, "going away")),
+        ),
+        (
+            "close 1012",
+            Cause::Close(1012),
+            Box::new(|| exchange.close_all(1012, "restart")),
+        ),
+        (
+            "frame cut in the middle",
+            Cause::Connection,
+            // Published after the fault is armed: the next chunk is a data frame.
+            Box::new(|| proxy.truncate_next(5)),
+        ),
+        (
+            "corrupted byte",
+            Cause::Protocol,
+            Box::new(|| proxy.corrupt_next(Direction::ServerToClient, 0)),
+        ),
+    ];
+    let mut n = 1;
+    for (name, expected, fault) in &faults {
+        let reconnects = handle.client().stats().reconnects;
+        fault();
+        if *name == "frame cut in the middle" || *name == "corrupted byte" {
+            // The armed fault hits the next chunk from the exchange.
+            for symbol in SYMBOLS {
+                exchange.publish(symbol, json!({ "n": 0 }));
+            }
+        }
+        let (cause, _) = drive_until(&mut feed, causes.recv()).await;
+        let cause = cause.expect("a disconnect is reported");
+        if *name == "network blackhole" {
+            // Silence was detected; let the reconnect through.
+            proxy.clear();
+        }
+        // The cut and corruption may land either in a frame or between two.
+        let acceptable = match expected {
+            Cause::Connection | Cause::Protocol => {
+                matches!(cause_of(&cause), Some(Cause::Connection | Cause::Protocol))
+            }
+            _ => cause_of(&cause) == Some(*expected),
+        };
+        assert!(acceptable, "{name}: ended by {cause:?}");
+        until_resubscribed(&mut feed, &ids).await;
+        n += 1;
+        let after = publish_round(&exchange, &mut feed, n).await;
+        assert_eq!(after, before, "{name}: same client ids after the reconnect");
+        assert!(
+            handle.client().stats().reconnects > reconnects,
+            "{name}: {:?}",
+            handle.client().stats()
+        );
+        assert_balanced(&feed);
+    }
+
+    // Garbage that is not a frame error: the session goes on.
+    let reconnects = handle.client().stats().reconnects;
+    exchange.send_text_all("this is not json {");
+    n += 1;
+    let after = publish_round(&exchange, &mut feed, n).await;
+    assert_eq!(after, before, "garbage text: same client ids");
+    assert_eq!(handle.client().stats().reconnects, reconnects);
+    assert!(causes.try_recv().is_err(), "garbage text: no disconnect");
+    assert_balanced(&feed);
+    for id in ids {
+        let s = feed.subscription_stats(id).expect("still live");
+        assert_eq!(s.routed, s.delivered + s.dropped + s.queued, "{s:?}");
+    }
+}
+
+/// A permanent close code ends the feed: every subscription yields the
+/// close as its last item, the stream ends, `closed()` returns it, and the
+/// feed never reconnects.
+#[tokio::test]
+async fn a_permanent_close_ends_every_subscription_with_it() {
+    for code in [1008, 4000] {
+        let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+        let (handle, mut feed) = Feed::new(config(&exchange.url()).build().unwrap(), Kalshi::new());
+        let ids = subscribe_all(&handle, &mut feed).await;
+        exchange.close_all(code, "permanent");
+        let mut last: HashMap<ClientId, SetItem> = HashMap::new();
+        let work = async {
+            while let Some(item) = feed.next().await {
+                last.insert(item.client_id, item);
+            }
+        };
+        tokio::time::timeout(SOON, work)
+            .await
+            .expect("the stream ends");
+        for id in &ids {
+            let item = &last[id];
+            assert!(
+                matches!(&item.item, Err(Error::Closed { code: c, .. }) if *c == code),
+                "{code}: {id} ended with {:?}",
+                item.item
+            );
+        }
+        let closed = handle.client().closed().await;
+        assert!(
+            matches!(&closed, Err(Error::Closed { code: c, .. }) if *c == code),
+            "{closed:?}"
+        );
+        assert_eq!(exchange.handshakes(), 1, "{code}: never reconnected");
+        assert_balanced(&feed);
+        exchange.shutdown().await;
+    }
+}
+
+/// `close()` while the network is silent: a ping is already out when the
+/// close starts and its pong deadline passes during the close; the close
+/// still completes, the stream ends, and nothing reconnects.
+#[tokio::test]
+async fn close_in_a_blackhole_is_not_undone_by_a_ping_timeout() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let proxy = Proxy::start(exchange.addr()).await.unwrap();
+    // Pong deadline 400 ms, inside the close timeout.
+    let builder = config(&proxy.url()).close_timeout(Duration::from_millis(1500));
+    let (handle, mut feed) = Feed::new(builder.build().unwrap(), Kalshi::new());
+    let mut events = handle.client().events();
+    subscribe_all(&handle, &mut feed).await;
+    publish_round(&exchange, &mut feed, 1).await;
+    proxy.set_blackhole(true);
+    let client = handle.client().clone();
+    let sent = client.stats().frames_out;
+    let (_, _) = drive_until(&mut feed, condition(|| client.stats().frames_out > sent)).await;
+    // What happened before the close (the first connect) is not the question.
+    while let Some(Some(_)) = futures::FutureExt::now_or_never(events.next()) {}
+    let close = tokio::spawn(async move { client.close().await });
+    let work = async { while feed.next().await.is_some() {} };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the stream ends");
+    let closed = tokio::time::timeout(SOON, close)
+        .await
+        .expect("close returns")
+        .unwrap();
+    assert!(closed.is_ok(), "{closed:?}");
+    assert_eq!(*handle.client().state().borrow(), ConnectionState::Closed);
+    while let Some(Some(event)) = futures::FutureExt::now_or_never(events.next()) {
+        assert!(
+            !matches!(
+                event,
+                resilient_ws::Event::Connecting { .. } | resilient_ws::Event::Disconnected { .. }
+            ),
+            "the feed went on after close(): {event:?}"
+        );
+    }
+    assert_eq!(proxy.accepted(), 1, "no new connection after close()");
+    assert_balanced(&feed);
 }

@@ -6,10 +6,11 @@
 //! of one crate they compile `support` once and link once. Run one file's
 //! tests with `cargo test --test it connection::`, one test with its full path.
 //!
-//! Two suites keep binaries of their own, for process-wide state: `chaos`
+//! Some suites keep binaries of their own, for process-wide state: `chaos`
 //! (a counting global allocator measures the heap; the soak re-executes its
 //! binary as the exchange child) and `traces` (tracing's per-callsite interest
-//! cache races with other tests' threads).
+//! cache races with other tests' threads); `nats_secrets` has its own for the
+//! same cache (one process-wide log capture).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -28,6 +29,7 @@ mod flapping;
 mod give_up;
 mod half_open;
 mod kalshi;
+mod kalshi_book;
 mod kalshi_spec;
 mod kraken;
 mod kraken_spec;
@@ -36,6 +38,7 @@ mod market_feed_metrics;
 mod metrics_facade;
 mod nats;
 mod okx;
+mod okx_book;
 mod panics;
 mod pool;
 mod promises;
@@ -47,3 +50,4 @@ mod subscriptions;
 mod typed_data;
 mod venue_errors;
 mod weex;
+mod weex_book;

@@ -13,8 +13,16 @@
 //! increase within a connection and every skip was announced, the server saw
 //! each live subscription once per connection, and the counters balance.
 //!
-//! `SIM_SEED=N` runs one seed; `SIM_SEEDS=K` runs seeds 0..K (default 40).
-//! A failing seed is printed with the tail of its trace.
+//! The client host runs in one of two modes (`Mode`), with the same fault
+//! plans and the same checks: the spawned supervisor (`Client::connect`, one
+//! consumer task per subscription) or a [`Feed`] that one consumer task polls,
+//! so that task itself reads the socket, answers pings, fires the timers and
+//! reconnects; for the feed the checks add that each symbol's items come under
+//! the one client id its subscribe returned, and the feed's counters are exact.
+//!
+//! `SIM_SEED=N` runs one seed (in both modes); `SIM_SEEDS=K` runs seeds 0..K
+//! in the spawned mode (default 40), `SIM_FEED_SEEDS=K` in the feed mode
+//! (default `FEED_SEEDS`). A failing seed is printed with the tail of its trace.
 //!
 //! Replay: the fault schedule and turmoil's network are functions of the seed,
 //! so a seed always replays the same faults at the same virtual times. For a
@@ -32,8 +40,8 @@ use futures::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use resilient_ws::{
-    Backoff, Client, Config, ConnectFuture, ConnectionState, Connector, Error, Event, Kalshi,
-    Operation, ServerId, Subscription, Topic, Transport, Update,
+    Backoff, Client, ClientId, Config, ConnectFuture, ConnectionState, Connector, Error, Event,
+    Feed, Kalshi, Operation, QueueStats, ServerId, Subscription, Topic, Transport, Update,
 };
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -327,68 +335,160 @@ impl Progress {
     }
 }
 
-/// Reads one subscription until it ends: sequence numbers increase within a
-/// connection, and every skip is announced by a gap signal first.
-async fn consume(mut sub: Subscription, index: usize, progress: Arc<Progress>) -> StreamReport {
-    use std::sync::atomic::Ordering::Relaxed;
-    let symbol = SYMBOLS[index];
-    let mut r = StreamReport {
-        symbol: symbol.to_owned(),
-        ..StreamReport::default()
-    };
-    let (mut last, mut announced): (Option<u64>, Option<(u64, u64)>) = (None, None);
-    while let Some(item) = sub.next().await {
+/// One subscription's items, checked as they come: sequence numbers increase
+/// within a connection, every skip is announced by a gap signal first, and
+/// every frame is the subscription's own symbol. The same checks whichever
+/// way the items are consumed (a [`Subscription`] of its own, or a feed).
+struct Checker {
+    index: usize,
+    last: Option<u64>,
+    announced: Option<(u64, u64)>,
+    report: StreamReport,
+}
+
+impl Checker {
+    fn new(index: usize) -> Checker {
+        Checker {
+            index,
+            last: None,
+            announced: None,
+            report: StreamReport {
+                symbol: SYMBOLS[index].to_owned(),
+                ..StreamReport::default()
+            },
+        }
+    }
+
+    fn on_item(&mut self, item: Result<Update, Error>, progress: &Progress) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Checker {
+            index,
+            last,
+            announced,
+            report: r,
+        } = self;
         match item {
             Ok(Update::Data(frame)) => {
                 let Some(n) = frame.seq() else {
                     r.violations.push("no seq".into());
-                    continue;
+                    return;
                 };
                 let v: Value =
                     serde_json::from_str(frame.as_text().unwrap_or("null")).unwrap_or_default();
-                if v["msg"]["market_ticker"] != symbol {
+                if v["msg"]["market_ticker"] != SYMBOLS[*index] {
                     r.violations.push(format!("misrouted {v}"));
                 }
-                match last {
+                match *last {
                     Some(l) if n == l + 1 && announced.is_none() => {}
-                    Some(l) if n > l + 1 && announced == Some((l, n)) => {}
+                    Some(l) if n > l + 1 && *announced == Some((l, n)) => {}
                     None if announced.is_none() => {}
                     _ => r
                         .violations
                         .push(format!("{last:?} -> {n} (announced {announced:?})")),
                 }
-                last = Some(n);
-                announced = None;
+                *last = Some(n);
+                *announced = None;
                 r.data += 1;
                 if progress.quiet.load(Relaxed) {
                     r.data_after_quiet += 1;
-                    progress.after_quiet[index].fetch_add(1, Relaxed);
+                    progress.after_quiet[*index].fetch_add(1, Relaxed);
                     progress.bump.send_modify(|v| *v += 1);
                 }
             }
             Ok(Update::Gap { last_seq, next_seq }) => {
-                if last != Some(last_seq) || announced.is_some() {
+                if *last != Some(last_seq) || announced.is_some() {
                     r.violations
                         .push(format!("gap {last_seq}->{next_seq} after {last:?}"));
                 }
                 r.gaps += 1;
-                announced = Some((last_seq, next_seq));
+                *announced = Some((last_seq, next_seq));
             }
             Ok(Update::Resubscribed { server_id }) => {
                 if announced.is_some() || !matches!(server_id, ServerId::Num(_)) {
                     r.violations
                         .push(format!("resubscribed {server_id:?} after {announced:?}"));
                 }
-                last = None;
-                announced = None;
+                *last = None;
+                *announced = None;
             }
             Ok(other) => r.violations.push(format!("unexpected {other:?}")),
             Err(error) => r.errors.push(error.to_string()),
         }
     }
+}
+
+/// Reads one subscription (spawned mode) until it ends.
+async fn consume(mut sub: Subscription, index: usize, progress: Arc<Progress>) -> StreamReport {
+    let mut checker = Checker::new(index);
+    while let Some(item) = sub.next().await {
+        checker.on_item(item, &progress);
+    }
     let q = sub.stats();
+    let r = &mut checker.report;
     (r.routed, r.delivered, r.dropped) = (q.routed, q.delivered, q.dropped);
-    r
+    checker.report
+}
+
+/// What the task that drove a feed saw.
+struct FeedReport {
+    reports: Vec<StreamReport>,
+    /// The client ids each symbol's items came under.
+    ids: Vec<HashSet<ClientId>>,
+    /// Items whose topic is none of [`SYMBOLS`].
+    strays: Vec<String>,
+    stats: QueueStats,
+}
+
+/// Polls the feed until its stream ends (the consumer's task drives the
+/// connection), handing each item to its symbol's checker.
+///
+/// `pauses` (virtual instants and lengths, in order): the consumer stops
+/// polling the feed for that long, so nothing happens on the connection
+/// meanwhile (no read, no ping, no timer); a scheduled part of the scenario.
+async fn drive_feed(
+    mut feed: Feed<Kalshi>,
+    progress: Arc<Progress>,
+    pauses: Vec<(Duration, Duration)>,
+    stage: Shared,
+) -> FeedReport {
+    let mut checkers: Vec<Checker> = (0..SYMBOLS.len()).map(Checker::new).collect();
+    let mut ids: Vec<HashSet<ClientId>> = vec![HashSet::new(); SYMBOLS.len()];
+    let mut strays = Vec::new();
+    let mut pauses = pauses.into_iter().peekable();
+    loop {
+        let next_pause = pauses.peek().copied();
+        let item = tokio::select! {
+            biased;
+            _ = tokio::time::sleep(
+                next_pause.map_or(Duration::ZERO, |(at, _)| at.saturating_sub(turmoil::elapsed()))
+            ), if next_pause.is_some() => {
+                let Some((_, length)) = pauses.next() else { continue };
+                trace(&stage, format!("client: consumer pauses {}ms", length.as_millis()));
+                tokio::time::sleep(length).await;
+                trace(&stage, "client: consumer polls again".into());
+                continue;
+            }
+            item = feed.next() => item,
+        };
+        let Some(item) = item else { break };
+        let symbol = item.topic.symbol_name();
+        match SYMBOLS.iter().position(|s| Some(*s) == symbol) {
+            Some(index) => {
+                ids[index].insert(item.client_id);
+                checkers[index].on_item(item.item, &progress);
+            }
+            None => strays.push(format!(
+                "{} {:?}: {:?}",
+                item.client_id, item.topic, item.item
+            )),
+        }
+    }
+    FeedReport {
+        reports: checkers.into_iter().map(|c| c.report).collect(),
+        ids,
+        strays,
+        stats: feed.stats(),
+    }
 }
 
 fn kind_of(error: &Error) -> String {
@@ -462,8 +562,95 @@ fn config(seed: u64) -> Config {
         .expect("valid config")
 }
 
-async fn client_host(seed: u64, stage: Shared, quiet_at: Duration) -> turmoil::Result {
-    let (client, mut messages) = Client::connect(config(seed), Kalshi::new()).await?;
+/// Who drives the connection in the client host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `Client::connect`: the library's own task; one task per subscription reads it.
+    Spawned,
+    /// `Feed::new`: one consumer task polls the feed, which reads the socket,
+    /// runs the session and reconnects in that task; commands come from this host's task.
+    Feed,
+    /// As `Feed`, and the consumer also stops polling a few times (`consumer_pauses`).
+    PausingFeed,
+}
+
+/// When and how long a `PausingFeed` consumer stops polling: three pauses
+/// from 300 ms to 4 s (past the ping interval plus pong timeout, 2 s, and
+/// the idle timeout, 2.5 s, or not), each over before the last fault's quiet
+/// point. Drawn from the seed with an RNG of their own, so the seed's fault
+/// plan is the same as in the other modes.
+fn consumer_pauses(seed: u64, quiet_at: Duration) -> Vec<(Duration, Duration)> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7A05_E5ED);
+    let span = quiet_at.saturating_sub(FIRST_FAULT_AT + Duration::from_secs(5));
+    let mut pauses: Vec<(Duration, Duration)> = (0..3)
+        .map(|_| {
+            let at = FIRST_FAULT_AT + span.mul_f64(rng.random_range(0.0..1.0));
+            (at, Duration::from_millis(rng.random_range(300..4_000)))
+        })
+        .collect();
+    pauses.sort();
+    // One at a time: a pause starts after the previous one ended.
+    let mut free_at = Duration::ZERO;
+    for (at, length) in &mut pauses {
+        *at = (*at).max(free_at);
+        free_at = *at + *length;
+    }
+    pauses.retain(|(at, length)| *at + *length < quiet_at);
+    pauses
+}
+
+/// How the consumers end: joined after `close()`.
+enum Consumers {
+    Spawned(Vec<tokio::task::JoinHandle<StreamReport>>),
+    Feed {
+        task: tokio::task::JoinHandle<FeedReport>,
+        ids: Vec<ClientId>,
+    },
+}
+
+async fn client_host(seed: u64, stage: Shared, quiet_at: Duration, mode: Mode) -> turmoil::Result {
+    let progress = Arc::new(Progress {
+        quiet: Default::default(),
+        after_quiet: SYMBOLS.iter().map(|_| Default::default()).collect(),
+        bump: tokio::sync::watch::Sender::new(0),
+    });
+    let topics: Vec<Topic> = SYMBOLS
+        .iter()
+        .map(|s| Topic::new("ticker").symbol(*s))
+        .collect();
+    let (client, mut messages, consumers) = match mode {
+        Mode::Spawned => {
+            let (client, messages) = Client::connect(config(seed), Kalshi::new()).await?;
+            let mut tasks = Vec::new();
+            for (index, sub) in client.subscribe_many(topics).await?.into_iter().enumerate() {
+                tasks.push(tokio::spawn(consume(sub?, index, Arc::clone(&progress))));
+            }
+            (client, messages, Consumers::Spawned(tasks))
+        }
+        Mode::Feed | Mode::PausingFeed => {
+            let (handle, mut feed) = Feed::new(config(seed), Kalshi::new());
+            let messages = feed.take_unsolicited().ok_or("unsolicited taken")?;
+            let pauses = match mode {
+                Mode::PausingFeed => consumer_pauses(seed, quiet_at),
+                _ => Vec::new(),
+            };
+            let task = tokio::spawn(drive_feed(
+                feed,
+                Arc::clone(&progress),
+                pauses,
+                Arc::clone(&stage),
+            ));
+            let mut ids = Vec::new();
+            for id in handle.subscribe_many(topics).await? {
+                ids.push(id?);
+            }
+            (
+                handle.client().clone(),
+                messages,
+                Consumers::Feed { task, ids },
+            )
+        }
+    };
     let mut state = client.state();
     let watcher_stage = Arc::clone(&stage);
     tokio::spawn(async move {
@@ -508,19 +695,6 @@ async fn client_host(seed: u64, stage: Shared, quiet_at: Duration) -> turmoil::R
         }
         n
     });
-    let topics = SYMBOLS
-        .iter()
-        .map(|s| Topic::new("ticker").symbol(*s))
-        .collect();
-    let progress = Arc::new(Progress {
-        quiet: Default::default(),
-        after_quiet: SYMBOLS.iter().map(|_| Default::default()).collect(),
-        bump: tokio::sync::watch::Sender::new(0),
-    });
-    let mut consumers = Vec::new();
-    for (index, sub) in client.subscribe_many(topics).await?.into_iter().enumerate() {
-        consumers.push(tokio::spawn(consume(sub?, index, Arc::clone(&progress))));
-    }
 
     // The driver injects faults until `quiet_at` (virtual time): a scheduled
     // instant of the scenario, not a guess at how long something takes.
@@ -541,15 +715,25 @@ async fn client_host(seed: u64, stage: Shared, quiet_at: Duration) -> turmoil::R
     .is_ok();
     trace(&stage, format!("client: recovered={recovered}"));
     client.close().await?;
-    let mut reports = Vec::new();
-    for consumer in consumers {
-        reports.push(consumer.await?);
-    }
+    let mut problems = Vec::new();
+    let reports = match consumers {
+        Consumers::Spawned(tasks) => {
+            let mut reports = Vec::new();
+            for task in tasks {
+                reports.push(task.await?);
+            }
+            reports
+        }
+        Consumers::Feed { task, ids } => {
+            let fed = task.await?;
+            problems.extend(check_feed(&fed, &ids));
+            fed.reports
+        }
+    };
     events_task.await?;
     let unsolicited = inbound.await?;
     let stats = client.stats();
     let stage_now = lock(&stage);
-    let mut problems = Vec::new();
     if !recovered {
         problems.push("not every stream flowed again after the last fault".to_owned());
     }
@@ -586,6 +770,31 @@ async fn client_host(seed: u64, stage: Shared, quiet_at: Duration) -> turmoil::R
     } else {
         Err(problems.join("\n").into())
     }
+}
+
+/// The feed's own promises: each symbol's items all came under the one client
+/// id its subscribe returned (re-mapped across every reconnect), nothing came
+/// for a topic it does not hold, and its counters are exact: every routed
+/// frame was yielded or dropped (none left queued at the end), and what was
+/// yielded is what the checkers counted.
+fn check_feed(fed: &FeedReport, ids: &[ClientId]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for ((symbol, seen), id) in SYMBOLS.iter().zip(&fed.ids).zip(ids) {
+        if seen.iter().any(|s| s != id) {
+            problems.push(format!(
+                "{symbol}: items under {seen:?}, subscribed as {id}"
+            ));
+        }
+    }
+    if !fed.strays.is_empty() {
+        problems.push(format!("items of no subscription: {:?}", fed.strays));
+    }
+    let s = fed.stats;
+    let data: u64 = fed.reports.iter().map(|r| r.data).sum();
+    if s.routed != s.delivered + s.dropped + s.queued || s.queued != 0 || s.delivered != data {
+        problems.push(format!("feed accounting {s:?}, {data} data items yielded"));
+    }
+    problems
 }
 
 /// Per connection: each live subscription subscribed once (a second time only
@@ -758,6 +967,7 @@ fn plan(seed: u64) -> Plan {
 }
 
 struct Outcome {
+    mode: Mode,
     result: Result<(), String>,
     trace: Vec<String>,
     causes: BTreeMap<String, u64>,
@@ -765,7 +975,7 @@ struct Outcome {
 }
 
 /// Runs one seed to the end; the result is the client host's verdict.
-fn run_seed(seed: u64) -> Outcome {
+fn run_seed(seed: u64, mode: Mode) -> Outcome {
     let stage: Shared = Arc::default();
     let plan = plan(seed);
     let mut sim = turmoil::Builder::new()
@@ -777,7 +987,10 @@ fn run_seed(seed: u64) -> Outcome {
         .build();
     let host_stage = Arc::clone(&stage);
     sim.host(SERVER, move || exchange_host(Arc::clone(&host_stage)));
-    sim.client(CLIENT, client_host(seed, Arc::clone(&stage), plan.quiet_at));
+    sim.client(
+        CLIENT,
+        client_host(seed, Arc::clone(&stage), plan.quiet_at, mode),
+    );
 
     let mut actions = plan.actions.clone();
     actions.reverse(); // pop from the end in time order
@@ -842,6 +1055,7 @@ fn run_seed(seed: u64) -> Outcome {
     let trace = std::mem::take(&mut lock(&stage).trace);
     let causes = std::mem::take(&mut lock(&stage).causes);
     Outcome {
+        mode,
         result,
         trace,
         causes,
@@ -859,22 +1073,24 @@ fn trace_driver(stage: &Shared, at: Duration, action: Action) {
     trace_line(stage, at, format!("driver: {action:?}"));
 }
 
-fn seeds() -> Vec<u64> {
+/// The seeds to run: `SIM_SEED` alone, else 0..`count_var` (or 0..`default`).
+fn seeds(count_var: &str, default: u64) -> Vec<u64> {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()) {
         return vec![seed];
     }
-    let count = std::env::var("SIM_SEEDS")
+    let count = std::env::var(count_var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(default);
     (0..count).collect()
 }
 
 fn report(seed: u64, outcome: &Outcome) -> String {
     let tail: Vec<&String> = outcome.trace.iter().rev().take(60).rev().collect();
     format!(
-        "seed {seed} failed: {}\nfaults: {:?}\ntrace tail:\n{}\nreplay: SIM_SEED={seed} cargo test --test it simulation:: \
+        "seed {seed} ({:?} mode) failed: {}\nfaults: {:?}\ntrace tail:\n{}\nreplay: SIM_SEED={seed} cargo test --test it simulation:: \
          (tick for tick: with RUSTFLAGS=\"--cfg tokio_unstable\")",
+        outcome.mode,
         outcome.result.as_ref().err().map_or("", String::as_str),
         outcome.faults,
         tail.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n")
@@ -895,13 +1111,76 @@ const EFFECTS: [&str; 8] = [
 
 #[test]
 fn many_seeds_of_faults_in_simulated_time() {
+    many_seeds(Mode::Spawned, &seeds("SIM_SEEDS", 40));
+}
+
+/// The same seeds' faults with the consumer driving a [`Feed`]: one task
+/// polls it (so the socket is read, pings answered, timers fired and
+/// reconnects made in that task), subscribe and close come from another.
+/// Same checks, plus the feed's own (`check_feed`): each symbol's items come
+/// under its one client id, and the feed's counters are exact.
+///
+/// Default: the first `FEED_SEEDS` of the spawned test's 40 seeds (`SIM_FEED_SEEDS=K`
+/// runs 0..K; `SIM_SEED=N` one seed in both tests). Why that many: see `FEED_SEEDS`.
+#[test]
+fn many_seeds_of_faults_in_simulated_time_through_the_feed() {
+    many_seeds(Mode::Feed, &seeds("SIM_FEED_SEEDS", FEED_SEEDS));
+}
+
+/// The feed's consumer also stops polling three times per seed, from 300 ms
+/// to 4 s (`consumer_pauses`), among the same faults: nothing is lost
+/// silently and every check holds, whether a pause ends in a ping or idle
+/// timeout and a reconnect or in just reading what the socket held. 10 seeds
+/// (`SIM_PAUSE_SEEDS=K`): the scenario-coverage assertions need 20 seeds, so
+/// this test asserts the checks, and that at least one pause was followed by
+/// a disconnect and one was not (`pause_outcomes`, printed).
+#[test]
+fn a_feed_consumer_that_pauses_loses_nothing_silently() {
+    many_seeds(Mode::PausingFeed, &seeds("SIM_PAUSE_SEEDS", 10));
+}
+
+/// Seeds the feed runs by default. Every fault kind and every cause the
+/// spawned test asserts (`EFFECTS` and the causes list, checked from 20
+/// seeds up) already shows up within the first 20 seeds, and a seed costs
+/// about as much CPU in either mode; 20 keeps the added test time at half of
+/// the spawned test's while every scenario is asserted to have happened
+/// against the feed too. `SIM_FEED_SEEDS=40` (or more) for a longer run.
+const FEED_SEEDS: u64 = 20;
+
+/// Pauses the consumer ended (from the trace), and how many of them were
+/// followed by a disconnect within 100 ms of virtual time of polling again
+/// (the deadlines missed during the pause fire on that first poll).
+fn pause_outcomes(trace: &[String]) -> (u64, u64) {
+    let at =
+        |line: &str| -> Option<u64> { line.trim_start().split("ms ").next()?.trim().parse().ok() };
+    let (mut pauses, mut disconnected) = (0, 0);
+    for (i, line) in trace.iter().enumerate() {
+        if !line.contains("client: consumer polls again") {
+            continue;
+        }
+        pauses += 1;
+        let Some(resumed) = at(line) else { continue };
+        let soon = trace[i + 1..]
+            .iter()
+            .take_while(|l| at(l).is_some_and(|t| t <= resumed + 100))
+            .any(|l| l.contains("client disconnected"));
+        if soon {
+            disconnected += 1;
+        }
+    }
+    (pauses, disconnected)
+}
+
+fn many_seeds(mode: Mode, seeds: &[u64]) {
+    let mut pauses = (0, 0);
     let mut failures = Vec::new();
     let mut seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut causes: BTreeMap<String, u64> = BTreeMap::new();
     let mut effects: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let seeds = seeds();
-    for &seed in &seeds {
-        let outcome = run_seed(seed);
+    for &seed in seeds {
+        let outcome = run_seed(seed, mode);
+        let (ended, disconnected) = pause_outcomes(&outcome.trace);
+        pauses = (pauses.0 + ended, pauses.1 + disconnected);
         for (cause, n) in &outcome.causes {
             *causes.entry(cause.clone()).or_default() += n;
         }
@@ -932,12 +1211,24 @@ fn many_seeds_of_faults_in_simulated_time() {
         }
     }
     eprintln!(
-        "simulation: {} seeds; faults injected by kind {seen:?}",
+        "simulation ({mode:?}): {} seeds; faults injected by kind {seen:?}",
         seeds.len()
     );
-    eprintln!("simulation: effects {effects:?}");
-    eprintln!("simulation: what the client saw {causes:?}");
+    eprintln!("simulation ({mode:?}): effects {effects:?}");
+    eprintln!("simulation ({mode:?}): what the client saw {causes:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    if mode == Mode::PausingFeed {
+        eprintln!(
+            "simulation ({mode:?}): {} consumer pauses, {} followed by a disconnect",
+            pauses.0, pauses.1
+        );
+        if seeds.len() >= 10 {
+            assert!(
+                pauses.1 > 0 && pauses.1 < pauses.0,
+                "pauses should end both ways: {pauses:?}"
+            );
+        }
+    }
     if seeds.len() >= 20 {
         // Each scenario really happened somewhere in the default seed set.
         let causes_with = |prefix: &str| -> u64 {
@@ -979,14 +1270,25 @@ const RUNTIME_RNG_SEEDED: bool = cfg!(tokio_unstable);
 
 #[test]
 fn a_seed_replays_to_the_same_trace() {
+    replays(Mode::Spawned);
+}
+
+/// The replay check with a feed: the feed adds no randomness of its own (it
+/// polls in a fixed order), so a seed replays as in the spawned mode.
+#[test]
+fn a_seed_replays_to_the_same_trace_through_the_feed() {
+    replays(Mode::Feed);
+}
+
+fn replays(mode: Mode) {
     let count = std::env::var("SIM_REPLAY_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3u64);
     let mut equal = 0;
     for seed in (0..count).map(|i| 7 + i * 1000) {
-        let first = run_seed(seed);
-        let second = run_seed(seed);
+        let first = run_seed(seed, mode);
+        let second = run_seed(seed, mode);
         // Always: the same schedule of faults, and the same verdict.
         assert_eq!(
             format!("{:?}", first.faults),
@@ -1004,7 +1306,7 @@ fn a_seed_replays_to_the_same_trace() {
         }
     }
     eprintln!(
-        "simulation: {equal}/{count} seeds replayed tick for tick \
+        "simulation ({mode:?}): {equal}/{count} seeds replayed tick for tick \
          (runtime RNG seeded: {RUNTIME_RNG_SEEDED})"
     );
 }

@@ -71,6 +71,7 @@ pub fn update(venue: &OpVenue, inst: &str, bids: &[(&str, &str)], asks: &[(&str,
         let mut state = venue.state();
         let corrupt = state.corrupt_checksum.remove(inst);
         let gap = state.gap.remove(inst);
+        let zero = state.okx_zero_checksum;
         let Some(book) = state.books.get_mut(inst) else {
             return;
         };
@@ -80,6 +81,8 @@ pub fn update(venue: &OpVenue, inst: &str, bids: &[(&str, &str)], asks: &[(&str,
         let mut frame = book_frame(inst, "update", book, prev, Some((bids, asks)));
         if corrupt {
             frame["data"][0]["checksum"] = json!(checksum(book).wrapping_add(1));
+        } else if zero {
+            frame["data"][0]["checksum"] = json!(0);
         }
         frame
     };
@@ -163,4 +166,155 @@ pub fn same_shape(ours: &Value, theirs: &Value, at: &str) -> Result<(), String> 
         | (Value::Null, Value::Null) => Ok(()),
         _ => Err(format!("{at}: {ours}, documented {theirs}")),
     }
+}
+
+/// A local plain-HTTP endpoint playing OKX's `GET /api/v5/market/books`:
+/// it answers with the test venue's current book of `instId` and its `seqId`.
+///
+/// Each request is held at two gates the test opens: `taken` (the book is
+/// read when it opens) and `answer` (the answer is written when it opens), so
+/// deltas can be pushed before, while and after the snapshot is taken.
+pub struct BooksEndpoint {
+    pub port: u16,
+    /// One message per request received, with its path.
+    pub requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// Opens the first gate (take the book) once per permit.
+    pub take: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Opens the second gate (write the answer) once per permit.
+    pub answer: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The `seqId` of each snapshot taken.
+    pub taken: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
+}
+
+impl BooksEndpoint {
+    /// Starts the endpoint on 127.0.0.1; `gated`: requests wait for permits.
+    pub async fn start(venue: &OpVenue, gated: bool) -> BooksEndpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let permits = if gated {
+            0
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        };
+        let take = std::sync::Arc::new(tokio::sync::Semaphore::new(permits));
+        let answer = std::sync::Arc::new(tokio::sync::Semaphore::new(permits));
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (venue, gates, log) = (venue.clone(), (take.clone(), answer.clone()), taken.clone());
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (venue, gates, log, tx) =
+                    (venue.clone(), gates.clone(), log.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let path = text
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    assert!(text.starts_with("GET /api/v5/market/books?"), "{text}");
+                    let inst = path
+                        .split(['?', '&'])
+                        .find_map(|kv| kv.strip_prefix("instId="))
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(path);
+                    gates.0.acquire().await.unwrap().forget();
+                    let body = {
+                        let state = venue.state();
+                        let book = state.books.get(&inst).cloned().unwrap_or_default();
+                        log.lock().unwrap().push(book.seq);
+                        let asks: Vec<Value> = book
+                            .asks
+                            .iter()
+                            .map(|(p, s)| json!([p.0, s, "0", "1"]))
+                            .collect();
+                        let bids: Vec<Value> = book
+                            .bids
+                            .iter()
+                            .rev()
+                            .map(|(p, s)| json!([p.0, s, "0", "1"]))
+                            .collect();
+                        json!({"code": "0", "msg": "", "data": [{
+                            "asks": asks, "bids": bids, "ts": "1597026383085", "seqId": book.seq
+                        }]})
+                        .to_string()
+                    };
+                    gates.1.acquire().await.unwrap().forget();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(response.as_bytes()).await;
+                    let _ = tcp.shutdown().await;
+                });
+            }
+        });
+        BooksEndpoint {
+            port,
+            requests: tokio::sync::Mutex::new(rx),
+            take,
+            answer,
+            taken,
+        }
+    }
+
+    /// Waits for the next request; returns its path.
+    pub async fn next_request(&self) -> String {
+        tokio::time::timeout(super::SOON, self.requests.lock().await.recv())
+            .await
+            .expect("a snapshot request within SOON")
+            .expect("endpoint running")
+    }
+}
+
+/// A minimal HTTP/1.1 GET of OKX's order book from 127.0.0.1:`port`,
+/// parsed by the library's `rest::parse_books`: the example snapshot source.
+pub async fn fetch_books(
+    port: u16,
+    inst: String,
+) -> Result<resilient_ws::BookSnapshot, resilient_ws::SnapshotError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let path = resilient_ws::protocol::okx::rest::books_path(&inst, 400);
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await?;
+    let at = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP head")?;
+    resilient_ws::protocol::okx::rest::parse_books(&answer[at + 4..])
+}
+
+/// One side of a book as (price, size) text, best first.
+pub type TextLevels = Vec<(String, String)>;
+
+/// The venue's book of `inst` as (asks, bids) text, best first.
+pub fn server_levels(venue: &OpVenue, inst: &str) -> (TextLevels, TextLevels) {
+    let state = venue.state();
+    let book = state.books.get(inst).cloned().unwrap_or_default();
+    (
+        book.asks
+            .iter()
+            .map(|(p, s)| (p.0.clone(), s.clone()))
+            .collect(),
+        book.bids
+            .iter()
+            .rev()
+            .map(|(p, s)| (p.0.clone(), s.clone()))
+            .collect(),
+    )
 }

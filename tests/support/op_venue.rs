@@ -121,6 +121,10 @@ pub struct State {
     pub corrupt_checksum: HashSet<String>,
     /// The next book update for these symbols skips a sequence number.
     pub gap: HashSet<String>,
+    /// OKX: subscribing `books` sends no snapshot (OKX's 2026 change).
+    pub okx_no_snapshot: bool,
+    /// OKX: every book push carries `checksum` 0 (retired since June 2026).
+    pub okx_zero_checksum: bool,
     /// Books by symbol (OKX `books`, WEEX `depth<level>`).
     pub books: HashMap<String, ServerBook>,
     /// Live subscriptions: (conn, channel or WEEX stream, instId or symbol).
@@ -137,6 +141,9 @@ pub struct State {
     pub close_after_refusals: bool,
     /// WEEX: symbols whose depth snapshot is empty with `U = u = 0`.
     pub delisted: HashSet<String>,
+    /// WEEX: symbols whose depth subscribe is acked but whose snapshot is
+    /// held back until `weex::release_snapshot`.
+    pub hold_snapshots: HashSet<String>,
     /// WEEX: refuse (403) a public handshake without a `User-Agent`.
     pub require_user_agent: bool,
     /// The `User-Agent` of every handshake, in order (`None`: absent).
@@ -524,12 +531,17 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
                 state.subs.insert((conn, channel.clone(), inst.clone()));
                 let ack = json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
-                if channel == "books" {
+                if channel == "books" && !state.okx_no_snapshot {
+                    let zero = state.okx_zero_checksum;
                     let book = state.books.entry(inst.clone()).or_insert_with(default_book);
                     book.seq += 1;
-                    replies.push(
-                        super::okx::book_frame(&inst, "snapshot", book, -1, None).to_string(),
-                    );
+                    let mut frame = super::okx::book_frame(&inst, "snapshot", book, -1, None);
+                    if zero {
+                        frame["data"][0]["checksum"] = serde_json::json!(0);
+                    }
+                    replies.push(frame.to_string());
+                } else if channel == "books" {
+                    state.books.entry(inst.clone()).or_insert_with(default_book);
                 }
             }
             "unsubscribe" => {

@@ -12,7 +12,8 @@
 //! - Depth: after the ack a `depthSnapshot` (`d:"SNAPSHOT"`, `U = u`), then
 //!   `CHANGED` pushes whose `U` is the previous push's `u`; the gap fault makes
 //!   one push's `U` skip ahead; a delisted symbol gets an empty snapshot with
-//!   `U = u = 0`.
+//!   `U = u = 0`; a symbol in `hold_snapshots` gets its ack but no snapshot
+//!   until [`release_snapshot`].
 //! - Heartbeats: public connections get `{"event":"ping","time":T}`, private
 //!   ones (URL path ending in `/private`) `{"type":"ping","time":T}`. A
 //!   client's `{"method":"PONG","id":N}` is recorded and, on a public
@@ -262,6 +263,9 @@ pub fn on_request(state: &mut State, conn: u64, request: &Value) -> Vec<String> 
                         replies.push(depth_frame(&symbol, level, &empty, 0, None).to_string());
                         continue;
                     }
+                    if state.hold_snapshots.contains(&symbol) {
+                        continue;
+                    }
                     let book = state
                         .books
                         .entry(symbol.clone())
@@ -287,4 +291,49 @@ pub fn on_request(state: &mut State, conn: u64, request: &Value) -> Vec<String> 
 pub fn close_after_refusals(state: &State, conn: u64) -> bool {
     state.close_after_refusals
         && state.refusals.get(&conn).copied().unwrap_or(0) >= REFUSALS_BEFORE_CLOSE
+}
+
+/// Like [`depth_update`], but the push carries no `U`/`u` (a push the
+/// client cannot place in its update-id chain); the server's book and its
+/// last update id move on as usual.
+pub fn depth_update_without_ids(
+    venue: &OpVenue,
+    symbol: &str,
+    level: u32,
+    bids: &[(&str, &str)],
+    asks: &[(&str, &str)],
+) {
+    let frame = {
+        let mut state = venue.state();
+        let Some(book) = state.books.get_mut(symbol) else {
+            return;
+        };
+        book.apply(bids, asks);
+        let first = book.seq;
+        book.seq = first + 3;
+        let mut frame = depth_frame(symbol, level, book, first, Some((bids, asks)));
+        if let Some(fields) = frame.as_object_mut() {
+            fields.remove("U");
+            fields.remove("u");
+        }
+        frame
+    };
+    venue.push(&format!("depth{level}"), symbol, &frame);
+}
+
+/// Stops holding `symbol`'s depth snapshots and pushes one now, of its
+/// current book, on `depth<level>`.
+pub fn release_snapshot(venue: &OpVenue, symbol: &str, level: u32) {
+    let frame = {
+        let mut state = venue.state();
+        state.hold_snapshots.remove(symbol);
+        let book = state
+            .books
+            .entry(symbol.to_owned())
+            .or_insert_with(default_book);
+        book.seq += 1;
+        let first = book.seq;
+        depth_frame(symbol, level, book, first, None)
+    };
+    venue.push(&format!("depth{level}"), symbol, &frame);
 }

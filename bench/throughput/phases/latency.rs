@@ -84,3 +84,51 @@ pub(crate) async fn latency_lib(server: &Server, count: u64, interval: Duration)
     let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
     Latency::from_samples(samples, (count / 10) as usize, elapsed)
 }
+
+/// The same measure through the consumer-driven [`Feed`](resilient_ws::Feed):
+/// the task that reads the socket is the one that takes the sample.
+pub(crate) async fn latency_feed(server: &Server, count: u64, interval: Duration) -> Latency {
+    let (handle, mut feed) = resilient_ws::Feed::new(config(&server.url()), Kalshi::new());
+    // Subscribing needs the feed polled: subscribe from another task.
+    let mut subscribing = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.subscribe_many(topics(1)).await }
+    });
+    loop {
+        tokio::select! {
+            done = &mut subscribing => {
+                for result in done.expect("subscribe task").expect("subscribe_many") {
+                    result.expect("subscribed");
+                }
+                break;
+            }
+            item = feed.next() => assert!(item.is_some(), "feed ended while subscribing"),
+        }
+    }
+    let conn = server.conn_with(1).await;
+    let mut samples = Vec::with_capacity(count as usize);
+    let start = Instant::now();
+    let done = conn.paced(count, interval, 1);
+    while (samples.len() as u64) < count {
+        match feed.next().await.expect("feed ended").item {
+            Ok(Update::Data(frame)) => {
+                if let Some(ts) = frame.as_text().and_then(extract_ts) {
+                    samples.push(now_ns().saturating_sub(ts));
+                }
+            }
+            Ok(_) => {}
+            Err(error) if error.is_retryable() => {}
+            Err(error) => panic!("feed: subscription ended: {error}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let _ = done.await;
+    // Close: the feed must be polled until it ends.
+    let closing = tokio::spawn(async move { handle.close().await });
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while feed.next().await.is_some() {}
+    })
+    .await;
+    let _ = closing.await;
+    Latency::from_samples(samples, (count / 10) as usize, elapsed)
+}

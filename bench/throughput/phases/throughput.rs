@@ -231,7 +231,7 @@ pub(crate) async fn throughput(
         lib_cpu: vec![],
         dropped: 0,
     };
-    // For profiling one side: BENCH_CONSUMER=raw, framing or lib.
+    // For profiling one side: BENCH_CONSUMER=raw, framing, lib or feed.
     let only = std::env::var("BENCH_CONSUMER").unwrap_or_default();
     if !only.is_empty() {
         for _ in 0..settings.repeats {
@@ -239,6 +239,8 @@ pub(crate) async fn throughput(
                 throughput_raw(server, venue, subs, &bytes, settings.frames).await
             } else if only == "framing" {
                 throughput_framing(server, venue, subs, &bytes, settings.frames).await
+            } else if only == "feed" {
+                throughput_feed(server, venue, subs, &bytes, settings.frames).await
             } else {
                 throughput_lib(server, venue, subs, &bytes, settings.frames, consumers).await
             };

@@ -8,6 +8,8 @@
 pub(super) mod book;
 pub(super) mod decimal;
 pub(super) mod frames;
+pub(super) mod kalshi_book;
+pub(super) mod ordered_book;
 pub(super) mod queue;
 pub(super) mod reconnect;
 pub(super) mod registry;

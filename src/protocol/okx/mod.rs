@@ -15,11 +15,18 @@
 //!   or an update whose `prevSeqId` is not the previous `seqId`, drops the
 //!   book and is reported as [`ChecksumMismatch`], so the session resubscribes
 //!   for a fresh snapshot, as for Kraken. A `checksum` of 0 is not verified:
-//!   OKX announced that the field becomes 0 when it is retired. Since OKX
-//!   stopped sending the initial snapshot (changelog of 2026-02-12;
-//!   production from early August 2026), a book topic may get updates with no
-//!   snapshot: there is no book to verify then, but each update must still
-//!   name the previous one's `seqId` as its `prevSeqId`, and a break resyncs.
+//!   OKX keeps the field but sends 0 since it retired the checksum (23 June
+//!   2026); `seqId` continuity is then the verification. OKX also announced
+//!   (changelog of 2026-02-12; production from early August 2026) that the
+//!   initial snapshot goes, to be fetched over REST: with a
+//!   [`SnapshotSource`] ([`Okx::snapshot_source`];
+//!   [`rest`] has OKX's REST format) the deltas are buffered and applied to the
+//!   fetched snapshot (`book.rs` has the rules); without one an update with no
+//!   snapshot is only chain-checked. Both work: a WebSocket snapshot, when it
+//!   comes, is used at once.
+//! - Verified books are readable through [`BookViews`] keyed by `instId`
+//!   ([`Okx::book_views`], or [`Client::book_views`](crate::Client::book_views)
+//!   at any time), with the venue time (`ts`) of the last applied update.
 //! - A `notice` with code 64008 (service upgrade: the connection closes in
 //!   60 s) is [`Inbound::Reconnect`]: the session reconnects at once.
 //!   `login`, `channel-conn-count` and `channel-conn-count-error` are status
@@ -32,7 +39,7 @@
 //!   per connection), so `channels_per_connection` stays `None`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -41,10 +48,17 @@ use super::json;
 use super::kraken::Book;
 use super::op_args::{self, Arg, Envelope, Keys};
 use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic, VenueLimits};
+use crate::book::{BookViews, SnapshotSource};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
+mod book;
 mod checksum;
+mod fetch;
+pub mod rest;
+
+pub(crate) use book::{BookFrame, Books};
+pub use book::{MAX_BUFFERED_BYTES, MAX_BUFFERED_UPDATES, MAX_SNAPSHOT_ATTEMPTS};
 
 pub use checksum::{checksum, checksum_levels, CHECKSUM_LEVELS};
 
@@ -71,15 +85,12 @@ pub const MAX_OPS_PER_HOUR: u32 = 480;
 #[derive(Debug, Default)]
 pub struct Okx {
     keys: Keys,
-    /// Subscribed book depth per book server id (added when a book subscribe
-    /// is encoded, removed by `forget`): only these may hold a book.
-    depths: HashMap<ServerId, usize>,
-    /// The verified book of each subscribed book topic, from its latest
-    /// snapshot, with the `seqId` of the last frame applied.
-    books: HashMap<ServerId, (Book, i64)>,
-    /// The `seqId` of the last update of a subscribed book topic that has no
-    /// snapshot (OKX stopped sending one in 2026): the chain is still checked.
-    chains: HashMap<ServerId, i64>,
+    /// The books of the subscribed book topics (`book.rs`), with their
+    /// depth: added when a book subscribe is encoded, removed by `forget`,
+    /// so only these may hold a book.
+    books: Books,
+    /// Runs snapshot fetches when a source is set (`fetch.rs`).
+    fetcher: Option<fetch::Fetcher>,
 }
 
 /// One book push's payload.
@@ -96,6 +107,9 @@ struct BookData<'a> {
     seq_id: Option<i64>,
     #[serde(default, rename = "prevSeqId")]
     prev_seq_id: Option<i64>,
+    /// Unix ms as a string.
+    #[serde(default, borrow)]
+    ts: Option<Cow<'a, str>>,
 }
 
 impl Okx {
@@ -111,9 +125,48 @@ impl Okx {
 
     /// The verified book of a subscribed book topic, if it has one.
     pub fn book(&self, channel: &str, symbol: &str) -> Option<&Book> {
-        self.books
-            .get(&Keys::server_id(channel, Some(symbol)))
-            .map(|(book, _)| book)
+        self.books.book(&Keys::server_id(channel, Some(symbol)))
+    }
+
+    /// The views of the verified books, keyed by `instId`: take it before
+    /// handing the adapter to the client (or later from
+    /// [`Client::book_views`](crate::Client::book_views)), then
+    /// [`watch`](BookViews::watch) an instrument.
+    ///
+    /// ```
+    /// use resilient_ws::Okx;
+    /// let okx = Okx::new();
+    /// let view = okx.book_views().watch("BTC-USDT", 10);
+    /// assert!(view.latest().is_none()); // until a book verifies
+    /// ```
+    pub fn book_views(&self) -> BookViews {
+        self.books.views()
+    }
+
+    /// Where book snapshots come from when OKX sends deltas without one (its
+    /// 2026 change): the deltas are buffered, bounded by
+    /// [`MAX_BUFFERED_UPDATES`] and [`MAX_BUFFERED_BYTES`], while the source
+    /// fetches, off the frame path, on the current tokio runtime.
+    /// [`rest`] parses OKX's `GET /api/v5/market/books` answer.
+    #[must_use]
+    pub fn snapshot_source(mut self, source: impl SnapshotSource) -> Self {
+        let source: Arc<dyn SnapshotSource> = Arc::new(source);
+        self.fetcher = Some(fetch::Fetcher::new(source));
+        self.books.set_source(true);
+        self
+    }
+
+    /// Applies finished snapshot fetches, and starts the ones asked for.
+    fn run_fetches(&mut self) {
+        let Some(fetcher) = &mut self.fetcher else {
+            return;
+        };
+        for (id, number, result) in fetcher.finished() {
+            self.books.fetched(&id, number, result);
+        }
+        for (id, inst, number) in self.books.take_requests() {
+            fetcher.start(id, &inst, number);
+        }
     }
 
     fn classify_push<'a>(
@@ -126,12 +179,12 @@ impl Okx {
             return Inbound::Unsolicited;
         };
         let server_id = self.keys.route(channel, arg.inst_id.as_deref());
-        let checksum = match self.depths.get(&server_id).copied() {
-            Some(depth) => match self.apply_book(&server_id, depth, action, data) {
+        let checksum = match self.books.contains(&server_id) {
+            true => match self.apply_book(&server_id, action, data) {
                 Ok(verdict) => verdict,
                 Err(error) => return Inbound::Invalid(error),
             },
-            None => None,
+            false => None,
         };
         Inbound::Data {
             server_id,
@@ -141,11 +194,11 @@ impl Okx {
         }
     }
 
-    /// Applies a book push; `Some` when the book did not verify (then it is dropped).
+    /// Applies a book push; `Some` when the book did not verify (then it is
+    /// dropped and the subscription resyncs).
     fn apply_book(
         &mut self,
         server_id: &ServerId,
-        depth: usize,
         action: Option<&str>,
         data: &RawValue,
     ) -> Result<Option<ChecksumMismatch>, ProtocolError> {
@@ -160,75 +213,19 @@ impl Okx {
                 "okx: a book level has no price or size".to_owned(),
             ));
         };
-        let seq = item.seq_id.unwrap_or(-1);
-        let snapshot = action == Some("snapshot");
-        if snapshot {
-            self.chains.remove(server_id);
-            let mut book = Book::new(depth);
-            book.apply_snapshot(&asks, &bids)
-                .map_err(|e| ProtocolError::Unparseable(format!("okx: book snapshot: {e}")))?;
-            self.books.insert(server_id.clone(), (book, seq));
-        } else {
-            let Some((book, last)) = self.books.get_mut(server_id) else {
-                // No snapshot (none yet, dropped after a mismatch, or OKX no
-                // longer sends one): no book to verify, but the updates must
-                // still chain by `seqId`.
-                return Ok(self.chain(server_id, item));
-            };
-            if item.prev_seq_id.is_some_and(|prev| prev != *last) {
-                let computed = book.checksum();
-                self.books.remove(server_id);
-                return Ok(Some(ChecksumMismatch {
-                    expected: item.checksum.unwrap_or(0) as u32,
-                    computed,
-                }));
-            }
-            book.apply_update(&asks, &bids)
-                .map_err(|e| ProtocolError::Unparseable(format!("okx: book update: {e}")))?;
-            *last = seq;
-        }
-        let expected = match item.checksum {
-            Some(0) | None => return Ok(None),
-            Some(sum) => match i32::try_from(sum) {
-                Ok(sum) => sum as u32,
-                Err(_) => {
-                    self.books.remove(server_id);
-                    return Err(ProtocolError::Unparseable(
-                        "okx: book checksum is not a 32-bit integer".to_owned(),
-                    ));
-                }
-            },
+        let frame = BookFrame {
+            snapshot: action == Some("snapshot"),
+            asks,
+            bids,
+            checksum: item.checksum,
+            seq: item.seq_id,
+            prev: item.prev_seq_id,
+            venue_time: item.ts.as_deref().and_then(rest::unix_ms),
         };
-        let Some((book, _)) = self.books.get(server_id) else {
-            return Ok(None);
-        };
-        let computed = checksum(book);
-        if computed == expected {
-            return Ok(None);
-        }
-        self.books.remove(server_id);
-        Ok(Some(ChecksumMismatch { expected, computed }))
-    }
-}
-
-impl Okx {
-    /// Checks that an update without a book follows the previous one
-    /// (`prevSeqId` equals its `seqId`); `Some` on a break, which resyncs.
-    fn chain(&mut self, server_id: &ServerId, item: &BookData<'_>) -> Option<ChecksumMismatch> {
-        let seq = item.seq_id?;
-        let last = self.chains.insert(server_id.clone(), seq);
-        match (last, item.prev_seq_id) {
-            (Some(last), Some(prev)) if prev != last => {
-                self.chains.remove(server_id);
-                // No book, so nothing was computed: the frame's checksum (0
-                // once retired) against 0 marks the break.
-                Some(ChecksumMismatch {
-                    expected: item.checksum.unwrap_or(0) as u32,
-                    computed: 0,
-                })
-            }
-            _ => None,
-        }
+        let verdict = self.books.apply(server_id, &frame);
+        // Start the fetch this frame may have asked for.
+        self.run_fetches();
+        Ok(verdict)
     }
 }
 
@@ -328,12 +325,10 @@ impl Protocol for Okx {
             let (channel, symbol) = (topic.channel(), topic.symbol_name());
             self.keys.remember(channel, symbol);
             if let Some((_, depth)) = BOOK_CHANNELS.iter().find(|(c, _)| *c == channel) {
-                if symbol.is_some() {
-                    let id = Keys::server_id(channel, symbol);
+                if let Some(symbol) = symbol {
+                    let id = Keys::server_id(channel, Some(symbol));
                     // A resubscribe starts from a fresh snapshot (or chain).
-                    self.books.remove(&id);
-                    self.chains.remove(&id);
-                    self.depths.insert(id, *depth);
+                    self.books.subscribe(id, symbol, *depth);
                 }
             }
         }
@@ -368,6 +363,8 @@ impl Protocol for Okx {
     }
 
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
+        // Snapshots fetched since the last frame apply first.
+        self.run_fetches();
         if text == "pong" {
             return Inbound::Pong;
         }
@@ -427,16 +424,17 @@ impl Protocol for Okx {
         }
     }
 
+    fn book_views(&self) -> Option<BookViews> {
+        Some(self.books.views())
+    }
+
     fn reset(&mut self) {
-        self.books.clear();
-        self.chains.clear();
+        self.books.reset();
     }
 
     fn forget(&mut self, server_id: &ServerId) {
         self.keys.forget(server_id);
-        self.books.remove(server_id);
-        self.chains.remove(server_id);
-        self.depths.remove(server_id);
+        self.books.forget(server_id);
     }
 
     fn forget_topic(&mut self, topic: &Topic) {

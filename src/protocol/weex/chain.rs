@@ -11,9 +11,12 @@
 //!   `computed` = those of the push's `U`; the comparison itself is on the
 //!   full 64 bits), the chain is dropped, and the session resubscribes that
 //!   stream, whose new snapshot starts a new chain (as OKX's `prevSeqId` break).
-//! - Nothing is checked before a snapshot, after a break until the next
-//!   snapshot, or on a push that carries no `U`/`u` (the chain is dropped:
-//!   it cannot be continued honestly).
+//! - Nothing is checked before a snapshot or after a break until the next
+//!   snapshot. A snapshot without `u` starts no chain.
+//! - Once a chain holds, a `CHANGED` push without `U` or `u`, or a depth
+//!   push with neither marker, cannot be placed in it: that is a break too
+//!   (`computed` = the low 32 bits of its `U`, or 0), because the book
+//!   (`book.rs`) cannot apply it honestly and only a resync repairs it.
 //! - Memory: one number per subscribed depth stream; the caller only passes
 //!   subscribed streams, and [`forget`](DepthChains::forget)/`clear` drop them.
 
@@ -28,7 +31,7 @@ pub(super) enum DepthKind {
     Snapshot,
     /// An update: continues the chain.
     Changed,
-    /// Neither marker: not checked, the chain left as is.
+    /// Neither marker: a break while a chain holds, else not checked.
     Unknown,
 }
 
@@ -48,7 +51,14 @@ impl DepthChains {
         last: Option<u64>,
     ) -> Option<ChecksumMismatch> {
         match kind {
-            DepthKind::Unknown => None,
+            DepthKind::Unknown => {
+                let previous = self.last.remove(server_id)?;
+                tracing::debug!(%server_id, previous, "weex: depth push without a marker breaks the chain");
+                Some(ChecksumMismatch {
+                    expected: previous as u32,
+                    computed: first.unwrap_or(0) as u32,
+                })
+            }
             DepthKind::Snapshot => {
                 match last {
                     Some(last) => {
@@ -77,11 +87,21 @@ impl DepthChains {
                     }
                     _ => {
                         self.last.remove(server_id);
-                        None
+                        tracing::debug!(%server_id, previous, "weex: depth push without update ids breaks the chain");
+                        Some(ChecksumMismatch {
+                            expected: previous as u32,
+                            computed: first.unwrap_or(0) as u32,
+                        })
                     }
                 }
             }
         }
+    }
+
+    /// Whether `server_id`'s chain holds (a snapshot started it and no
+    /// break ended it since).
+    pub(super) fn holds(&self, server_id: &ServerId) -> bool {
+        self.last.contains_key(server_id)
     }
 
     /// Drops a stream's chain (the subscription ended or resyncs).

@@ -31,8 +31,15 @@
 //!   (depth's `d` is only `"SNAPSHOT"`/`"CHANGED"`; its levels are `b`/`a`).
 //! - Depth continuity: each `CHANGED` push's `U` must equal the previous
 //!   push's `u`; a break is reported in-band as a
-//!   [`ChecksumMismatch`](super::ChecksumMismatch) and the session resyncs
+//!   [`ChecksumMismatch`] and the session resyncs
 //!   that one subscription (see `chain.rs` for the rules).
+//! - Depth book: while a stream's chain holds, its snapshot and `CHANGED`
+//!   levels (`b`/`a`, `[price, qty]`, quantity 0 deletes) are kept as exact
+//!   decimals and published to [`Weex::book_views`] (also
+//!   [`Client::book_views`](crate::Client::book_views)) after every push,
+//!   with the push's `E` as the venue time; a break, a push whose levels
+//!   cannot be applied, a lost connection or the end of the subscription
+//!   clears the view until the next snapshot (see `book.rs`).
 //! - Heartbeats: public connections get `{"event":"ping","time":T}`, private
 //!   ones `{"type":"ping","time":T}`; both are answered
 //!   `{"method":"PONG","id":N}` ([`Inbound::Reply`]) with `N` from the
@@ -64,17 +71,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::json;
-use super::{Inbound, Protocol, ServerId, Topic, VenueLimits};
+use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic, VenueLimits};
+use crate::book::BookViews;
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
+mod book;
 mod chain;
 mod sign;
 mod wire;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use book::DepthBook;
+pub use book::MAX_LEVELS_PER_SIDE;
 pub use sign::{sign_headers, signature, WeexCredentials};
 pub use wire::{stream_name, DEFAULT_DEPTH_LEVEL, DEFAULT_KLINE_INTERVAL, DEFAULT_KLINE_PRICE};
 
+use book::DepthBooks;
 use chain::{DepthChains, DepthKind};
 use wire::{kline_interval, unsigned, Frame, Streams, PRIVATE};
 
@@ -141,6 +154,9 @@ pub struct Weex {
     pending: BTreeMap<u64, Pending>,
     /// The depth update-id chain of each subscribed depth stream.
     chains: DepthChains,
+    /// The depth book of each subscribed depth stream whose chain holds,
+    /// and the views they publish to.
+    books: DepthBooks,
     /// Heartbeat answers sent (the next one's id is [`PONG_ID_BASE`] + this,
     /// modulo [`PONG_ID_BASE`]).
     pongs: u64,
@@ -161,6 +177,21 @@ impl Weex {
     /// The WEEX protocol.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The views of the depth books, for consumers: take it before handing
+    /// the adapter to the client (or later from
+    /// [`Client::book_views`](crate::Client::book_views)), then
+    /// [`watch`](BookViews::watch) a symbol as WEEX spells it (`BTCUSDT`).
+    ///
+    /// ```
+    /// use resilient_ws::Weex;
+    /// let weex = Weex::new();
+    /// let view = weex.book_views().watch("BTCUSDT", 10);
+    /// assert!(view.latest().is_none()); // until a snapshot arrives
+    /// ```
+    pub fn book_views(&self) -> BookViews {
+        self.books.views()
     }
 
     /// The server id WEEX data for `topic` is routed by: the key
@@ -210,7 +241,42 @@ impl Weex {
         }
     }
 
-    fn push<'a>(&mut self, frame: &Frame<'a>, kind: &str) -> Inbound<'a> {
+    /// Keeps the depth book of a subscribed stream after the chain's
+    /// verdict: applied while the chain holds, dropped otherwise. A push the
+    /// book cannot apply is a break (reported like one).
+    fn on_depth(
+        &mut self,
+        server_id: &ServerId,
+        frame: &Frame<'_>,
+        text: &str,
+        kind: DepthKind,
+        verdict: Option<ChecksumMismatch>,
+    ) -> Option<ChecksumMismatch> {
+        if verdict.is_some() || !self.chains.holds(server_id) {
+            self.books.drop_book(server_id);
+            return verdict;
+        }
+        let push = book::Push {
+            symbol: frame.s.as_deref(),
+            snapshot: kind == DepthKind::Snapshot,
+            asks: frame.a,
+            bids: frame.b,
+            venue_time: super::venue_time::weex(text),
+        };
+        match self.books.apply(server_id, &push) {
+            Ok(()) => None,
+            Err(_) => {
+                self.chains.forget(server_id);
+                let ids = |raw| unsigned(raw).unwrap_or(0) as u32;
+                Some(ChecksumMismatch {
+                    expected: ids(frame.first_id),
+                    computed: ids(frame.last_id),
+                })
+            }
+        }
+    }
+
+    fn push<'a>(&mut self, frame: &Frame<'a>, kind: &str, text: &str) -> Inbound<'a> {
         let symbol = frame.s.as_deref();
         let mut checksum = None;
         let server_id = match kind {
@@ -233,6 +299,7 @@ impl Weex {
                         unsigned(frame.first_id),
                         unsigned(frame.last_id),
                     );
+                    checksum = self.on_depth(&server_id, frame, text, depth_kind, checksum);
                 }
                 server_id
             }
@@ -398,7 +465,7 @@ impl Protocol for Weex {
             return self.reply(&frame, result.get());
         }
         if let Some(kind) = frame.e.as_deref() {
-            return self.push(&frame, kind);
+            return self.push(&frame, kind, text);
         }
         if frame.event.as_deref() == Some("ping") || frame.kind.as_deref() == Some("ping") {
             return self.pong();
@@ -416,11 +483,17 @@ impl Protocol for Weex {
     fn reset(&mut self) {
         self.pending.clear();
         self.chains.clear();
+        self.books.clear();
     }
 
     fn forget(&mut self, server_id: &ServerId) {
         self.streams.forget(server_id);
         self.chains.forget(server_id);
+        self.books.drop_book(server_id);
+    }
+
+    fn book_views(&self) -> Option<BookViews> {
+        Some(self.books.views())
     }
 
     fn forget_topic(&mut self, topic: &Topic) {
@@ -433,6 +506,7 @@ impl Protocol for Weex {
                 pending.withdrawn = true;
             }
         }
+        self.books.drop_stream(&stream);
         self.streams.forget_name(&stream);
     }
 }
@@ -445,3 +519,6 @@ fn encode(method: &str, streams: &[String], id: u64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod book_tests;

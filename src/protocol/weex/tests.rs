@@ -668,12 +668,28 @@ fn a_break_in_the_depth_update_ids_is_reported_once_and_a_snapshot_restarts_the_
         checksum_of(&weex.classify(&depth_push("CHANGED", 0, 3))),
         None
     );
-    // A push without U/u cannot continue the chain: dropped, not reported.
+    // A push without U/u cannot continue the chain: a break (the book
+    // cannot apply it honestly), reported once.
     let bare = r#"{"e":"depth","s":"ETHUSDT","l":15,"d":"CHANGED","b":[],"a":[]}"#;
-    assert_eq!(checksum_of(&weex.classify(bare)), None);
+    assert_eq!(
+        checksum_of(&weex.classify(bare)),
+        Some(ChecksumMismatch {
+            expected: 3,
+            computed: 0
+        })
+    );
     assert_eq!(
         checksum_of(&weex.classify(&depth_push("CHANGED", 50, 60))),
         None
+    );
+    // So is a depth push with neither marker while a chain holds.
+    let _ = weex.classify(&depth_push("SNAPSHOT", 60, 60));
+    let unmarked = depth_push("CHANGED", 60, 61).replace(r#","d":"CHANGED""#, "");
+    assert!(checksum_of(&weex.classify(&unmarked)).is_some());
+    assert_eq!(
+        checksum_of(&weex.classify(&unmarked)),
+        None,
+        "reported once"
     );
     // Chains are per stream and only for subscribed ones; they end with it.
     for i in 0..100 {

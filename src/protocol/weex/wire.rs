@@ -66,6 +66,12 @@ pub(super) struct Frame<'a> {
     /// The kline push's price type (`LAST_PRICE`, `MARK_PRICE`, ...).
     #[serde(default, borrow)]
     pub(super) p: Text<'a>,
+    /// The depth push's bids, `[[price, qty], ..]`.
+    #[serde(default, borrow)]
+    pub(super) b: Option<&'a RawValue>,
+    /// The depth push's asks, `[[price, qty], ..]`.
+    #[serde(default, borrow)]
+    pub(super) a: Option<&'a RawValue>,
     /// The push's rows (or, on depth, `"SNAPSHOT"`/`"CHANGED"`).
     #[serde(default, borrow)]
     pub(super) d: Option<&'a RawValue>,

@@ -12,7 +12,8 @@
 //! repeated seq (`repeat_seq`), and a subscription the venue ends itself
 //! (`end_subscriptions`, error 25 or 10). `set_book_snapshots` makes
 //! `orderbook_delta` subscribes start with a snapshot, as the venue's do
-//! (off by default: most tests count data frames from their own publishes).
+//! (off by default: most tests count data frames from their own publishes);
+//! `set_kalshi_book` sets the book a market's snapshots show.
 
 use serde_json::{json, Value};
 
@@ -43,6 +44,14 @@ pub fn kalshi_book_snapshot(symbol: &str) -> Value {
         "yes_dollars_fp": [["0.0800", "300.00"], ["0.2200", "333.00"]],
         "no_dollars_fp": [["0.5400", "20.00"], ["0.5600", "146.00"]]
     })
+}
+
+/// The snapshot `msg` of `symbol`: the book set for it, else the default.
+fn snapshot_of(books: &std::collections::HashMap<String, Value>, symbol: &str) -> Value {
+    books
+        .get(symbol)
+        .cloned()
+        .unwrap_or_else(|| kalshi_book_snapshot(symbol))
 }
 
 /// An `orderbook_delta` payload (publish adds `market_ticker`): `delta_fp`
@@ -137,7 +146,7 @@ impl Shared {
                             "orderbook_snapshot",
                             sid,
                             seq,
-                            &kalshi_book_snapshot(&symbol),
+                            &snapshot_of(&st.kalshi_books, &symbol),
                         ));
                     }
                 }
@@ -202,7 +211,7 @@ impl Shared {
                             let seq = take_seq(sub);
                             with_id(
                                 json!({"type": "orderbook_snapshot", "sid": sid, "seq": seq,
-                                       "msg": kalshi_book_snapshot(symbol)}),
+                                       "msg": snapshot_of(&st.kalshi_books, symbol)}),
                                 "id",
                                 id,
                             )
@@ -322,6 +331,21 @@ impl Exchange {
     /// `orderbook_snapshot` per market (as the venue's do).
     pub fn set_book_snapshots(&self, on: bool) {
         lock(&self.inner.state).book_snapshots = on;
+    }
+
+    /// Kalshi: from now on, `symbol`'s `orderbook_snapshot` shows these YES
+    /// and NO bids (`[price_dollars, count_fp]`; an empty side is left out,
+    /// as the venue does).
+    pub fn set_kalshi_book(&self, symbol: &str, yes: &[(&str, &str)], no: &[(&str, &str)]) {
+        let mut msg = json!({"market_ticker": symbol, "market_id": KALSHI_MARKET_ID});
+        for (key, side) in [("yes_dollars_fp", yes), ("no_dollars_fp", no)] {
+            if !side.is_empty() {
+                msg[key] = json!(side);
+            }
+        }
+        lock(&self.inner.state)
+            .kalshi_books
+            .insert(symbol.to_owned(), msg);
     }
 
     /// Kalshi: the next publish for `symbol` jumps seq by `n` extra (a gap).

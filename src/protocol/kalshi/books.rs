@@ -1,0 +1,718 @@
+//! The books of a Kalshi adapter's `orderbook_delta` subscriptions, verified
+//! by each `sid`'s `seq` and published to [`BookViews`].
+//!
+//! Rules, and why:
+//! - Only subscriptions this adapter encoded on `orderbook_delta` get books,
+//!   and only for the markets the topic names (its symbol, or its
+//!   `market_tickers` / `market_ticker` params): a peer naming other markets
+//!   or sids allocates nothing. A subscribe waits here by request id until
+//!   its `subscribed` ack names the `sid`.
+//! - The sequence is checked the way the session checks it (`seq` one more
+//!   than the last is in order, at or below it a duplicate that is skipped,
+//!   above it a gap; the first frame under a sid starts the count; an `ok` or
+//!   `error` that names the sid takes a number only when it is the next one),
+//!   so a book and the subscription's stream agree on which frames count.
+//! - A gap drops every book of that sid (`seq` counts per sid, so any of its
+//!   markets may have missed a delta) and their views read `None`. The
+//!   session reports the gap in-band (`Update::Gap`) and resyncs the
+//!   subscription with `get_snapshot`; the snapshot that follows verifies
+//!   that market's book again. A snapshot is the whole book, so it is
+//!   applied even when it arrives after a gap.
+//! - A break the session cannot see (a delta that takes a count below zero,
+//!   a price or count that is not a decimal, a price outside `[0, 1]`, a
+//!   ladder over its cap, a delta without a `seq`, an unreadable book frame)
+//!   drops that market's book (a delta of a market with no book, readable or
+//!   not, is only skipped: that market waits for its snapshot anyway) and is reported as a [`ChecksumMismatch`] with
+//!   both sums 0 (Kalshi has no checksum; it is the signal every adapter
+//!   gives for a book it no longer trusts), which resyncs the subscription.
+//! - Deltas for a market with no book (before its snapshot, after a break)
+//!   are skipped: nothing to apply them to until the snapshot.
+//! - Views: YES bids are the bids (highest first); NO bids are offers to
+//!   sell YES, so they are the asks at `1 - price` (lowest first), computed
+//!   exactly; with `use_yes_price: true` on the topic the venue already sends
+//!   NO levels in YES-leg prices and they are the asks as sent. The venue
+//!   time is the delta's `ts_ms` (a snapshot has none); only the top levels
+//!   a live view asks for are formatted, and nothing when none watches.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::book::{KalshiBook, Outcome};
+use crate::book::{BookViews, Verified};
+use crate::protocol::{ChecksumMismatch, Topic};
+
+/// The channel whose subscriptions carry books.
+const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
+
+/// Subscribes waiting for their ack at most; the oldest is dropped beyond it
+/// (acks come within the subscribe timeout, so only a venue that never acks
+/// could fill it).
+const MAX_PENDING: usize = 1024;
+
+/// What a book subscription covers.
+#[derive(Debug, Clone, PartialEq)]
+struct Covers {
+    markets: Vec<Box<str>>,
+    /// `use_yes_price: true`: NO levels arrive in YES-leg prices.
+    yes_priced: bool,
+}
+
+/// One live book subscription.
+#[derive(Debug, Clone)]
+struct SidBooks {
+    covers: Covers,
+    last_seq: Option<u64>,
+    books: HashMap<Box<str>, KalshiBook>,
+}
+
+/// How a sequence number relates to the last one (the session's rule).
+enum Order {
+    Next,
+    Duplicate,
+    Gap,
+}
+
+/// The book subscriptions of one adapter.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Books {
+    pending: Vec<(u64, Covers)>,
+    sids: HashMap<u64, SidBooks>,
+    views: BookViews,
+    scratch: String,
+    ends: Vec<(usize, usize)>,
+}
+
+/// The fields of a book frame the book needs.
+#[derive(Deserialize)]
+struct BookFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    msg: BookMsg<'a>,
+}
+
+#[derive(Deserialize)]
+struct BookMsg<'a> {
+    #[serde(borrow)]
+    market_ticker: &'a str,
+    #[serde(default, borrow)]
+    yes_dollars_fp: Vec<(&'a str, &'a str)>,
+    #[serde(default, borrow)]
+    no_dollars_fp: Vec<(&'a str, &'a str)>,
+    #[serde(default, borrow)]
+    price_dollars: Option<&'a str>,
+    #[serde(default, borrow)]
+    delta_fp: Option<&'a str>,
+    #[serde(default, borrow)]
+    side: Option<&'a str>,
+}
+
+/// The break signal for what the session's sequence check cannot see.
+const BREAK: ChecksumMismatch = ChecksumMismatch {
+    expected: 0,
+    computed: 0,
+};
+
+/// The markets a topic names: its symbol, or its `market_tickers` /
+/// `market_ticker` params.
+fn topic_markets(topic: &Topic) -> Vec<&str> {
+    match topic.symbol_name() {
+        Some(symbol) => vec![symbol],
+        None => match topic.params().get("market_tickers") {
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => match topic.params().get("market_ticker") {
+                Some(Value::String(one)) => vec![one.as_str()],
+                _ => Vec::new(),
+            },
+        },
+    }
+}
+
+fn covers(topic: &Topic) -> Option<Covers> {
+    if topic.channel() != ORDERBOOK_CHANNEL {
+        return None;
+    }
+    let markets: Vec<Box<str>> = topic_markets(topic).into_iter().map(Box::from).collect();
+    if markets.is_empty() {
+        return None;
+    }
+    Some(Covers {
+        markets,
+        yes_priced: topic.params().get("use_yes_price") == Some(&Value::Bool(true)),
+    })
+}
+
+impl Books {
+    /// The views consumers read.
+    pub(super) fn views(&self) -> BookViews {
+        self.views.clone()
+    }
+
+    /// A subscribe of `topic` under `req_id` was encoded.
+    pub(super) fn subscribing(&mut self, topic: &Topic, req_id: u64) {
+        if let Some(covers) = covers(topic) {
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.remove(0);
+            }
+            self.pending.push((req_id, covers));
+        }
+    }
+
+    /// A subscribe was acknowledged with `sid`.
+    pub(super) fn subscribed(&mut self, req_id: Option<u64>, sid: u64) {
+        let Some(req_id) = req_id else { return };
+        let Some(at) = self.pending.iter().position(|(id, _)| *id == req_id) else {
+            return;
+        };
+        let (_, covers) = self.pending.swap_remove(at);
+        self.sids.insert(
+            sid,
+            SidBooks {
+                covers,
+                last_seq: None,
+                books: HashMap::new(),
+            },
+        );
+    }
+
+    /// A control frame of `sid` took number `seq` (recorded only when next).
+    pub(super) fn sequenced(&mut self, sid: u64, seq: u64) {
+        if let Some(entry) = self.sids.get_mut(&sid) {
+            if entry
+                .last_seq
+                .is_some_and(|last| last.checked_add(1) == Some(seq))
+            {
+                entry.last_seq = Some(seq);
+            }
+        }
+    }
+
+    /// Whether `sid` carries books (the only frames [`Books::data`] reads).
+    pub(super) fn has(&self, sid: u64) -> bool {
+        // No hashing at all on a connection without book subscriptions.
+        !self.sids.is_empty() && self.sids.contains_key(&sid)
+    }
+
+    /// A data frame of book subscription `sid`: applies it, publishes the
+    /// view, and returns the break signal when the session must resync.
+    pub(super) fn data(
+        &mut self,
+        sid: u64,
+        seq: Option<u64>,
+        text: &str,
+        payload: Option<&str>,
+    ) -> Option<ChecksumMismatch> {
+        let entry = self.sids.get_mut(&sid)?;
+        let order = match (seq, entry.last_seq) {
+            (None, _) | (Some(_), None) => Order::Next,
+            (Some(seq), Some(last)) if last.checked_add(1) == Some(seq) => Order::Next,
+            (Some(seq), Some(last)) if seq <= last => Order::Duplicate,
+            (Some(_), Some(_)) => Order::Gap,
+        };
+        match order {
+            Order::Duplicate => return None,
+            Order::Gap => {
+                tracing::debug!(sid, "kalshi: seq gap; the sid's books are dropped");
+                for market in entry.books.keys() {
+                    self.views.invalidate(Some(market));
+                }
+                entry.books.clear();
+            }
+            Order::Next => {}
+        }
+        if seq.is_some() {
+            entry.last_seq = seq;
+        }
+        let Ok(frame) = serde_json::from_str::<BookFrame<'_>>(text) else {
+            return Self::unreadable(entry, &self.views, text);
+        };
+        let market = frame.msg.market_ticker;
+        let Some(market) = entry.covers.markets.iter().find(|m| ***m == *market) else {
+            // A market the subscription does not name: nothing allocated.
+            return None;
+        };
+        let venue_time = payload.and_then(crate::protocol::venue_time::kalshi);
+        let snapshot = match frame.kind {
+            "orderbook_snapshot" => true,
+            "orderbook_delta" => false,
+            _ => return None,
+        };
+        let applied: Result<(), &'static str> = if snapshot {
+            let mut book = KalshiBook::default();
+            match book.apply_snapshot(&frame.msg.yes_dollars_fp, &frame.msg.no_dollars_fp) {
+                Ok(()) => {
+                    entry.books.insert(market.clone(), book);
+                    Ok(())
+                }
+                Err(error) => Err(error.reason()),
+            }
+        } else {
+            let Some(book) = entry.books.get_mut(&**market) else {
+                // No snapshot yet (or dropped at a break): skipped until one.
+                return None;
+            };
+            let side = frame.msg.side.and_then(Outcome::parse);
+            match (seq, side, frame.msg.price_dollars, frame.msg.delta_fp) {
+                (None, ..) => Err("a delta without a seq"),
+                (Some(_), Some(side), Some(price), Some(delta)) => {
+                    book.apply_delta(side, price, delta).map_err(|e| e.reason())
+                }
+                _ => Err("a delta without a yes/no side, a price or a delta"),
+            }
+        };
+        if let Err(error) = applied {
+            tracing::debug!(
+                sid,
+                error,
+                "kalshi: book frame cannot be applied; dropping the book"
+            );
+            entry.books.remove(&**market);
+            self.views.invalidate(Some(market));
+            return Some(BREAK);
+        }
+        if let (Some(book), Some(levels)) = (entry.books.get(&**market), self.views.levels(market))
+        {
+            publish(
+                &self.views,
+                &mut self.scratch,
+                &mut self.ends,
+                market,
+                book,
+                levels,
+                entry.covers.yes_priced,
+                Verified {
+                    checksum: None,
+                    snapshot,
+                    venue_time,
+                },
+            );
+        }
+        None
+    }
+
+    /// A book frame serde cannot read: the market it names (or, if none can
+    /// be read, every market of the sid) loses its book.
+    fn unreadable(entry: &mut SidBooks, views: &BookViews, text: &str) -> Option<ChecksumMismatch> {
+        #[derive(Deserialize)]
+        struct Named<'a> {
+            #[serde(default, borrow, rename = "type")]
+            kind: Option<&'a str>,
+            #[serde(default, borrow)]
+            msg: Option<NamedMsg<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct NamedMsg<'a> {
+            #[serde(default, borrow)]
+            market_ticker: Option<&'a str>,
+        }
+        let named = serde_json::from_str::<Named<'_>>(text).ok();
+        let kind = named.as_ref().and_then(|n| n.kind);
+        if !matches!(kind, Some("orderbook_snapshot" | "orderbook_delta")) && named.is_some() {
+            // Another message type on the sid: not a book frame.
+            return None;
+        }
+        let market = named
+            .and_then(|n| n.msg)
+            .and_then(|m| m.market_ticker)
+            .filter(|m| entry.covers.markets.iter().any(|c| **c == **m));
+        tracing::debug!("kalshi: unreadable book frame; dropping the book");
+        let dropped = match market {
+            Some(market) => {
+                views.invalidate(Some(market));
+                entry.books.remove(market).is_some()
+            }
+            None => {
+                for market in entry.books.keys() {
+                    views.invalidate(Some(market));
+                }
+                let held = !entry.books.is_empty();
+                entry.books.clear();
+                held
+            }
+        };
+        // A snapshot that cannot be read leaves a book missing: ask again. A
+        // delta is a break only for a book that was held (one with no book
+        // waits for its snapshot anyway).
+        (dropped || kind == Some("orderbook_snapshot")).then_some(BREAK)
+    }
+
+    /// The subscription `sid` ended: its books go, and a market's view reads
+    /// `None` unless another live subscription still holds its book.
+    pub(super) fn forget(&mut self, sid: u64) {
+        let Some(gone) = self.sids.remove(&sid) else {
+            return;
+        };
+        for market in gone.books.keys() {
+            let held = self.sids.values().any(|e| e.books.contains_key(market));
+            if !held {
+                self.views.invalidate(Some(market));
+            }
+        }
+    }
+
+    /// A subscribe of `topic` ended without a sid.
+    pub(super) fn forget_topic(&mut self, topic: &Topic) {
+        if let Some(covers) = covers(topic) {
+            self.pending.retain(|(_, c)| *c != covers);
+        }
+    }
+
+    /// The connection was lost: every book and waiting subscribe goes.
+    pub(super) fn reset(&mut self) {
+        self.pending.clear();
+        self.sids.clear();
+        self.views.invalidate(None);
+    }
+
+    /// Entries held (tests of the bounds).
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> (usize, usize, usize) {
+        let books = self.sids.values().map(|e| e.books.len()).sum();
+        (self.pending.len(), self.sids.len(), books)
+    }
+}
+
+/// Formats the top `levels` of `book` once and publishes them.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    views: &BookViews,
+    scratch: &mut String,
+    ends: &mut Vec<(usize, usize)>,
+    market: &str,
+    book: &KalshiBook,
+    levels: usize,
+    yes_priced: bool,
+    verified: Verified,
+) {
+    scratch.clear();
+    ends.clear();
+    let mut asks = 0;
+    for (price, count) in book.asks(yes_priced).take(levels) {
+        let _ = write!(scratch, "{price}");
+        let price_end = scratch.len();
+        let _ = write!(scratch, "{count}");
+        ends.push((price_end, scratch.len()));
+        asks += 1;
+    }
+    for (price, count) in book.bids().take(levels) {
+        let _ = write!(scratch, "{price}");
+        let price_end = scratch.len();
+        let _ = write!(scratch, "{count}");
+        ends.push((price_end, scratch.len()));
+    }
+    let text = scratch.as_str();
+    let level = |i: usize| -> (&str, &str) {
+        let start = i
+            .checked_sub(1)
+            .and_then(|p| ends.get(p))
+            .map_or(0, |e| e.1);
+        let (price_end, end) = ends.get(i).copied().unwrap_or((start, start));
+        (
+            text.get(start..price_end).unwrap_or(""),
+            text.get(price_end..end).unwrap_or(""),
+        )
+    };
+    views.verified(
+        market,
+        (0..asks).map(level),
+        (asks..ends.len()).map(level),
+        verified,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::protocol::Kalshi;
+    use crate::protocol::{Inbound, Protocol, ServerId};
+
+    const SNAPSHOT: &str = r#"{"type":"orderbook_snapshot","sid":7,"seq":1,"msg":{"market_ticker":"A","market_id":"m","yes_dollars_fp":[["0.0800","300.00"],["0.2200","333.00"]],"no_dollars_fp":[["0.5400","20.00"],["0.5600","146.00"]]}}"#;
+
+    fn delta(seq: u64, price: &str, delta: &str, side: &str) -> String {
+        json!({"type": "orderbook_delta", "sid": 7, "seq": seq, "msg": {
+            "market_ticker": "A", "market_id": "m", "price_dollars": price,
+            "delta_fp": delta, "side": side, "ts_ms": 1_700_000_000_000u64 + seq}})
+        .to_string()
+    }
+
+    /// A Kalshi adapter with `topic` subscribed as sid 7.
+    fn subscribed(topic: Topic) -> Kalshi {
+        let mut kalshi = Kalshi::new();
+        kalshi.encode_subscribe(&[&topic], 1);
+        kalshi.classify(
+            r#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":7}}"#,
+        );
+        kalshi
+    }
+
+    fn checksum(inbound: Inbound<'_>) -> Option<ChecksumMismatch> {
+        match inbound {
+            Inbound::Data { checksum, .. } => checksum,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    type Levels = Vec<(String, String)>;
+
+    fn levels(view: &crate::book::BookView) -> (Levels, Levels) {
+        let top = view.latest().expect("verified");
+        let own = |(p, q): (&str, &str)| (p.to_owned(), q.to_owned());
+        (top.asks().map(own).collect(), top.bids().map(own).collect())
+    }
+
+    fn pairs(levels: &[(&str, &str)]) -> Levels {
+        levels
+            .iter()
+            .map(|(p, q)| ((*p).to_owned(), (*q).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_view_is_the_book_after_snapshot_and_deltas() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        assert_eq!(checksum(kalshi.classify(SNAPSHOT)), None);
+        let top = view.latest().unwrap();
+        assert_eq!(
+            (top.updates(), top.venue_time(), top.checksum()),
+            (1, None, None)
+        );
+        // YES bids are the bids; NO bids at 0.56 and 0.54 are YES asks at 0.44 and 0.46.
+        assert_eq!(
+            levels(&view),
+            (
+                pairs(&[("0.4400", "146.00"), ("0.4600", "20.00")]),
+                pairs(&[("0.2200", "333.00"), ("0.0800", "300.00")])
+            )
+        );
+        for (seq, price, d, side) in [
+            (2, "0.0800", "-100.00", "yes"),
+            (3, "0.2200", "-333.00", "yes"),
+            (4, "0.5500", "0.50", "no"),
+            (5, "0.3000", "7.25", "yes"),
+        ] {
+            assert_eq!(checksum(kalshi.classify(&delta(seq, price, d, side))), None);
+        }
+        let top = view.latest().unwrap();
+        assert_eq!(top.updates(), 5);
+        assert_eq!(
+            top.venue_time(),
+            UNIX_EPOCH.checked_add(Duration::from_millis(1_700_000_000_005))
+        );
+        assert_eq!(
+            levels(&view),
+            (
+                pairs(&[
+                    ("0.4400", "146.00"),
+                    ("0.4500", "0.50"),
+                    ("0.4600", "20.00")
+                ]),
+                pairs(&[("0.3000", "7.25"), ("0.0800", "200.00")])
+            )
+        );
+        assert_eq!(
+            top.best_bid(),
+            Some((
+                crate::decimal::Decimal::parse("0.3").unwrap(),
+                crate::decimal::Decimal::parse("7.25").unwrap()
+            ))
+        );
+        // Only the levels a view asks for are published.
+        let narrow = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let mut narrow = narrow;
+        let one = narrow.book_views().watch("A", 1);
+        narrow.classify(SNAPSHOT);
+        assert_eq!(
+            levels(&one),
+            (
+                pairs(&[("0.4400", "146.00")]),
+                pairs(&[("0.2200", "333.00")])
+            )
+        );
+    }
+
+    #[test]
+    fn a_gap_unverifies_until_the_next_snapshot() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"));
+        assert!(view.is_verified());
+        // seq 3 and 4 are lost. The session signals the gap and resyncs; the
+        // adapter drops the book (no second signal).
+        assert_eq!(
+            checksum(kalshi.classify(&delta(5, "0.0800", "1", "yes"))),
+            None
+        );
+        assert!(!view.is_verified());
+        assert_eq!(
+            checksum(kalshi.classify(&delta(6, "0.0800", "1", "yes"))),
+            None
+        );
+        assert!(
+            !view.is_verified(),
+            "a delta without a book verifies nothing"
+        );
+        let fresh = SNAPSHOT
+            .replace(r#""seq":1"#, r#""seq":7"#)
+            .replace(r#"["0.0800","300.00"],"#, "");
+        assert_eq!(checksum(kalshi.classify(&fresh)), None);
+        let top = view.latest().unwrap();
+        assert_eq!(top.updates(), 1);
+        assert_eq!(levels(&view).1, pairs(&[("0.2200", "333.00")]));
+        kalshi.classify(&delta(8, "0.2200", "-3.00", "yes"));
+        assert_eq!(levels(&view).1, pairs(&[("0.2200", "330.00")]));
+    }
+
+    #[test]
+    fn a_duplicate_is_not_applied_twice_and_an_ok_takes_its_number() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"));
+        kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"));
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "200.00".into()));
+        // An `ok` with the sid's next seq: the delta after it is in order.
+        assert!(matches!(
+            kalshi.classify(r#"{"id":5,"sid":7,"seq":3,"type":"ok","msg":{}}"#),
+            Inbound::Sequenced { .. }
+        ));
+        kalshi.classify(&delta(4, "0.0800", "1.00", "yes"));
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "201.00".into()));
+    }
+
+    #[test]
+    fn a_count_below_zero_is_a_break_that_resyncs() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        assert_eq!(
+            checksum(kalshi.classify(&delta(2, "0.0800", "-300.01", "yes"))),
+            Some(BREAK)
+        );
+        assert!(!view.is_verified());
+        // Until the snapshot, later deltas are skipped without another signal.
+        assert_eq!(
+            checksum(kalshi.classify(&delta(3, "0.0800", "-1", "yes"))),
+            None
+        );
+        for bad in [
+            delta(4, "1.5", "1", "yes"),
+            delta(5, "0.5", "1", "maybe"),
+            delta(6, "0.5", "one", "no"),
+        ] {
+            let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+            kalshi.classify(SNAPSHOT);
+            let bad = bad
+                .replace(r#""seq":4"#, r#""seq":2"#)
+                .replace(r#""seq":5"#, r#""seq":2"#)
+                .replace(r#""seq":6"#, r#""seq":2"#);
+            assert_eq!(checksum(kalshi.classify(&bad)), Some(BREAK), "{bad}");
+        }
+        let again = SNAPSHOT.replace(r#""seq":1"#, r#""seq":4"#);
+        kalshi.classify(&again);
+        assert!(view.is_verified());
+        // An unreadable book frame is a break too.
+        let garbled = r#"{"type":"orderbook_delta","sid":7,"seq":5,"msg":{"market_ticker":"A","price_dollars":1}}"#;
+        assert_eq!(checksum(kalshi.classify(garbled)), Some(BREAK));
+        assert!(!view.is_verified());
+    }
+
+    #[test]
+    fn an_unreadable_frame_breaks_only_a_held_book_or_a_snapshot() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let nameless = r#"{"type":"orderbook_delta","sid":7,"seq":1,"msg":{"price_dollars":"0.1","delta_fp":"1","side":"yes"}}"#;
+        assert_eq!(checksum(kalshi.classify(nameless)), None, "no book held");
+        let bad_snapshot = r#"{"type":"orderbook_snapshot","sid":7,"seq":2,"msg":{"market_ticker":"A","yes_dollars_fp":[["0.1"]]}}"#;
+        assert_eq!(checksum(kalshi.classify(bad_snapshot)), Some(BREAK));
+        kalshi.classify(&SNAPSHOT.replace(r#""seq":1"#, r#""seq":3"#));
+        let nameless = nameless.replace(r#""seq":1"#, r#""seq":4"#);
+        assert_eq!(checksum(kalshi.classify(&nameless)), Some(BREAK));
+        // Another message type on the sid is not a book frame.
+        let other = r#"{"type":"something_new","sid":7,"seq":5,"msg":{}}"#;
+        assert_eq!(checksum(kalshi.classify(other)), None);
+    }
+
+    #[test]
+    fn yes_priced_no_levels_are_the_asks_as_sent() {
+        let topic = Topic::new("orderbook_delta")
+            .symbol("A")
+            .param("use_yes_price", true);
+        let mut kalshi = subscribed(topic);
+        let view = kalshi.book_views().watch("A", 10);
+        let snapshot = SNAPSHOT.replace(
+            r#"[["0.5400","20.00"],["0.5600","146.00"]]"#,
+            r#"[["0.4600","20.00"],["0.4400","146.00"]]"#,
+        );
+        kalshi.classify(&snapshot);
+        assert_eq!(
+            levels(&view).0,
+            pairs(&[("0.4400", "146.00"), ("0.4600", "20.00")])
+        );
+    }
+
+    #[test]
+    fn only_named_markets_of_book_subscriptions_hold_state() {
+        let topic = Topic::new("orderbook_delta").param("market_tickers", json!(["A", "B"]));
+        let mut kalshi = subscribed(topic.clone());
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(
+            &SNAPSHOT
+                .replace(r#""A""#, r#""B""#)
+                .replace(r#""seq":1"#, r#""seq":2"#),
+        );
+        for (seq, market) in (3..).zip(["C", "D", "E"]) {
+            let other = SNAPSHOT
+                .replace(r#""A""#, &format!("{market:?}"))
+                .replace(r#""seq":1"#, &format!(r#""seq":{seq}"#));
+            assert_eq!(checksum(kalshi.classify(&other)), None);
+        }
+        // Another sid, and a channel without books: nothing.
+        kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":8"#));
+        kalshi.encode_subscribe(&[&Topic::new("ticker").symbol("A")], 2);
+        assert_eq!(kalshi.books.entries(), (0, 1, 2));
+        // Ended without a sid, forgotten, reset: nothing left.
+        kalshi.encode_subscribe(&[&topic], 3);
+        assert_eq!(kalshi.books.entries(), (1, 1, 2));
+        kalshi.forget_topic(&topic);
+        assert_eq!(kalshi.books.entries(), (0, 1, 2));
+        kalshi.forget(&ServerId::Num(7));
+        assert_eq!(kalshi.books.entries(), (0, 0, 0));
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        kalshi.reset();
+        assert!(!view.is_verified());
+        assert_eq!(kalshi.books.entries(), (0, 0, 0));
+        // Waiting subscribes are bounded.
+        for id in 0..(MAX_PENDING as u64 + 10) {
+            kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], id);
+        }
+        assert_eq!(kalshi.books.entries().0, MAX_PENDING);
+    }
+
+    #[test]
+    fn a_replaced_subscription_keeps_the_view_its_successor_verified() {
+        let topic = Topic::new("orderbook_delta").symbol("A");
+        let mut kalshi = subscribed(topic.clone());
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.classify(SNAPSHOT);
+        // Resubscribed as sid 9, whose snapshot arrives before sid 7 is forgotten.
+        kalshi.encode_subscribe(&[&topic], 2);
+        kalshi.classify(
+            r#"{"id":2,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":9}}"#,
+        );
+        kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":9"#));
+        kalshi.forget(&ServerId::Num(7));
+        assert!(view.is_verified());
+        kalshi.forget(&ServerId::Num(9));
+        assert!(!view.is_verified());
+    }
+}

@@ -1,0 +1,293 @@
+//! Kalshi's order book through a real session against the test venue (issue
+//! 23): the view a client reads equals the venue's book after its snapshot
+//! and deltas; a seq gap or a count below zero unverifies it, reaches the
+//! subscription in-band, resyncs that subscription with `get_snapshot`, and
+//! the snapshot that answers verifies it again; a lost connection shows
+//! nothing until the replayed subscription's snapshot.
+
+use crate::support;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use resilient_ws::{
+    Backoff, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
+    Subscription, Topic, Update,
+};
+use serde_json::Value;
+use support::exchange::{kalshi_delta, Exchange, Received, Venue};
+use support::{next, wait_event, SOON};
+
+fn fast(url: &str) -> ConfigBuilder {
+    Config::builder(url)
+        .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(20)).seed(3))
+        .idle_timeout(None)
+        .rate_limit(1000, Duration::from_secs(1))
+}
+
+/// A venue whose book subscribes start with a snapshot, a client of it, and
+/// a view of market `A` (taken from the running client).
+async fn setup(
+    exchange: &Exchange,
+    config: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (Client, BookView, Subscription) {
+    exchange.set_book_snapshots(true);
+    let config = config(fast(&exchange.url())).build().unwrap();
+    let client = Client::connect(config, Kalshi::new()).await.unwrap().0;
+    let views = client.book_views().expect("Kalshi publishes book views");
+    let view = views.watch("A", 10);
+    assert!(
+        view.latest().is_none(),
+        "nothing verified before a snapshot"
+    );
+    let book = client
+        .subscribe(Topic::new("orderbook_delta").symbol("A"))
+        .await
+        .unwrap();
+    (client, view, book)
+}
+
+/// The next data frame as JSON; signals go to `signals`. Once a frame is
+/// here the adapter has applied it, so the view shows it.
+async fn next_data(sub: &mut Subscription, signals: &mut Vec<Update>) -> Value {
+    loop {
+        match tokio::time::timeout(SOON, next(sub)).await {
+            Ok(Some(Ok(Update::Data(frame)))) => {
+                return serde_json::from_str(frame.as_text().unwrap()).unwrap()
+            }
+            Ok(Some(Ok(signal))) => signals.push(signal),
+            other => panic!("expected data, got {other:?} (signals {signals:?})"),
+        }
+    }
+}
+
+type Levels = Vec<(String, String)>;
+
+fn sides(top: &BookTop) -> (Levels, Levels) {
+    let own = |(p, q): (&str, &str)| (p.to_owned(), q.to_owned());
+    (top.asks().map(own).collect(), top.bids().map(own).collect())
+}
+
+fn levels(pairs: &[(&str, &str)]) -> Levels {
+    pairs
+        .iter()
+        .map(|(p, q)| ((*p).to_owned(), (*q).to_owned()))
+        .collect()
+}
+
+fn get_snapshots(received: &[Received]) -> usize {
+    received
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.text).ok())
+        .filter(|c| c["cmd"] == "update_subscription" && c["params"]["action"] == "get_snapshot")
+        .count()
+}
+
+fn at(ms: u64) -> Option<std::time::SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+}
+
+#[tokio::test]
+async fn the_view_is_the_venues_book_after_its_snapshot_and_deltas() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    // The venue's snapshot: YES bids 0.08 x 300, 0.22 x 333; NO bids 0.54 x 20, 0.56 x 146.
+    assert_eq!(
+        next_data(&mut book, &mut signals).await["type"],
+        "orderbook_snapshot"
+    );
+    let top = view.latest().expect("verified by the snapshot");
+    assert_eq!(
+        sides(&top),
+        (
+            levels(&[("0.4400", "146.00"), ("0.4600", "20.00")]),
+            levels(&[("0.2200", "333.00"), ("0.0800", "300.00")])
+        )
+    );
+    assert_eq!(
+        (top.updates(), top.venue_time(), top.checksum()),
+        (1, None, None)
+    );
+    for (price, delta, side, ts) in [
+        ("0.0800", "-100.00", "yes", 1_700_000_000_001),
+        ("0.2200", "-333.00", "yes", 1_700_000_000_002),
+        ("0.5500", "2.50", "no", 1_700_000_000_003),
+        ("0.5600", "-0.01", "no", 1_700_000_000_004),
+        ("0.2100", "1.00", "yes", 1_700_000_000_005),
+    ] {
+        exchange.publish("A", kalshi_delta(price, delta, side, ts));
+        next_data(&mut book, &mut signals).await;
+    }
+    let top = view.latest().expect("still verified");
+    assert_eq!(
+        sides(&top),
+        (
+            levels(&[
+                ("0.4400", "145.99"),
+                ("0.4500", "2.50"),
+                ("0.4600", "20.00")
+            ]),
+            levels(&[("0.2100", "1.00"), ("0.0800", "200.00")])
+        )
+    );
+    assert_eq!(top.updates(), 6);
+    assert_eq!(top.venue_time(), at(1_700_000_000_005));
+    assert!(top.applied() >= UNIX_EPOCH);
+    let d = |t: &str| Decimal::parse(t).unwrap();
+    assert_eq!(top.best_bid(), Some((d("0.21"), d("1"))));
+    assert_eq!(top.best_ask(), Some((d("0.44"), d("145.99"))));
+    assert!(signals.is_empty(), "{signals:?}");
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gap_unverifies_the_view_and_signals_it_in_band() {
+    // No resync, so the unverified state stays to be seen.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view, mut book) = setup(&exchange, |c| c.resync_on_gap(false)).await;
+    let mut signals = Vec::new();
+    next_data(&mut book, &mut signals).await;
+    exchange.publish("A", kalshi_delta("0.0800", "-100.00", "yes", 1));
+    next_data(&mut book, &mut signals).await;
+    assert!(view.is_verified());
+    exchange.skip_seq("A", 2);
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 2));
+    assert_eq!(next_data(&mut book, &mut signals).await["seq"], 5);
+    assert!(
+        matches!(
+            signals[..],
+            [Update::Gap {
+                last_seq: 2,
+                next_seq: 5
+            }]
+        ),
+        "{signals:?}"
+    );
+    assert!(view.latest().is_none(), "a gap unverifies the book");
+    // In-order deltas after the gap have no book to apply to.
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 3));
+    assert_eq!(next_data(&mut book, &mut signals).await["seq"], 6);
+    assert!(view.latest().is_none());
+    assert_eq!(get_snapshots(&exchange.received()), 0);
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gap_resyncs_and_the_answering_snapshot_verifies_the_view_again() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    let sid = next_data(&mut book, &mut signals).await["sid"].clone();
+    exchange.publish("A", kalshi_delta("0.0800", "-100.00", "yes", 1));
+    next_data(&mut book, &mut signals).await;
+    // The venue's book moves on while seq 3 and 4 are lost.
+    exchange.set_kalshi_book("A", &[("0.3000", "12.00")], &[("0.6500", "4.00")]);
+    exchange.skip_seq("A", 2);
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 2));
+    assert_eq!(next_data(&mut book, &mut signals).await["seq"], 5);
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(
+        (
+            snapshot["type"].as_str(),
+            &snapshot["sid"],
+            snapshot["seq"].as_u64()
+        ),
+        (Some("orderbook_snapshot"), &sid, Some(6))
+    );
+    let top = view.latest().expect("the snapshot verifies the book again");
+    assert_eq!(
+        sides(&top),
+        (
+            levels(&[("0.3500", "4.00")]),
+            levels(&[("0.3000", "12.00")])
+        )
+    );
+    assert_eq!(top.updates(), 1, "the view restarted at the snapshot");
+    exchange.publish("A", kalshi_delta("0.3000", "-2.00", "yes", 7));
+    next_data(&mut book, &mut signals).await;
+    let top = view.latest().unwrap();
+    assert_eq!(sides(&top).1, levels(&[("0.3000", "10.00")]));
+    assert_eq!((top.updates(), top.venue_time()), (2, at(7)));
+    assert!(
+        matches!(
+            signals[..],
+            [Update::Gap {
+                last_seq: 2,
+                next_seq: 5
+            }]
+        ),
+        "{signals:?}"
+    );
+    assert_eq!(get_snapshots(&exchange.received()), 1);
+    assert_eq!(client.stats().gaps, 1);
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_count_below_zero_signals_resyncs_and_verifies_again() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    next_data(&mut book, &mut signals).await;
+    // The venue's book and ours disagree: 300 contracts at 0.08, not 301.
+    exchange.publish("A", kalshi_delta("0.0800", "-301.00", "yes", 1));
+    next_data(&mut book, &mut signals).await;
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(snapshot["type"], "orderbook_snapshot");
+    assert!(
+        matches!(
+            signals[..],
+            [Update::ChecksumMismatch {
+                expected: 0,
+                computed: 0
+            }]
+        ),
+        "{signals:?}"
+    );
+    let top = view.latest().expect("verified again by the snapshot");
+    assert_eq!(
+        sides(&top).1,
+        levels(&[("0.2200", "333.00"), ("0.0800", "300.00")])
+    );
+    assert_eq!(get_snapshots(&exchange.received()), 1);
+    assert_eq!(client.stats().checksum_mismatches, 1);
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_connection_unverifies_and_the_replayed_subscription_verifies_again() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    next_data(&mut book, &mut signals).await;
+    assert!(view.is_verified());
+    let mut events = client.events();
+    exchange.set_kalshi_book("A", &[("0.5000", "1.00")], &[]);
+    // Reconnects are refused until the test has looked.
+    exchange.set_refuse(true);
+    exchange.abort_all();
+    wait_event(&mut events, |e| matches!(e, Event::AttemptFailed { .. })).await;
+    assert!(
+        view.latest().is_none(),
+        "no book is shown while disconnected"
+    );
+    exchange.set_refuse(false);
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(snapshot["type"], "orderbook_snapshot");
+    let top = view
+        .latest()
+        .expect("the replayed subscription's snapshot verifies it");
+    assert_eq!(sides(&top), (levels(&[]), levels(&[("0.5000", "1.00")])));
+    assert!(
+        signals
+            .iter()
+            .any(|s| matches!(s, Update::Resubscribed { .. })),
+        "{signals:?}"
+    );
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}

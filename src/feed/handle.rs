@@ -4,7 +4,7 @@
 //! adopts new subscriptions from. A subscription is put on that list before
 //! its command is sent, so the feed holds its queue by the time the venue's
 //! first frame for it can arrive; a queue adopted after items landed in it is
-//! listed at once (see `set/group.rs`), so nothing is skipped either way.
+//! listed at once (see `queue_group.rs`), so nothing is skipped either way.
 //!
 //! Every answer (a subscribe's ack, a send written, close done) comes from the
 //! feed's `poll_next`: a handle awaited in the task that should be polling the

@@ -8,7 +8,7 @@ use crate::protocol::kalshi::{KalshiBook, KalshiBookError, Outcome};
 /// Most lines one input plays (a bound on one run).
 const MAX_STEPS: usize = 2_000;
 
-/// Applies a script of snapshots and deltas to a [`KalshiBook`] and to the
+/// Applies a script of snapshots and deltas to a `KalshiBook` and to the
 /// model, and compares them after every step.
 ///
 /// Format: the first line is the ladder cap (a number, 8 if unreadable,

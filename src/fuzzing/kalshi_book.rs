@@ -1,7 +1,7 @@
 //! `kalshi_book`: the Kalshi order book against the reference model in
 //! `model/kalshi_book.rs`.
 
-use super::model::kalshi_book::{number, KalshiModel, Number, Refusal, UNIT};
+use super::model::kalshi_book::{number, units_of, KalshiModel, Number, Refusal, UNIT};
 use crate::decimal::Decimal;
 use crate::protocol::kalshi::{KalshiBook, KalshiBookError, Outcome};
 
@@ -118,13 +118,12 @@ fn refusal(error: &KalshiBookError) -> Refusal {
     }
 }
 
-/// A decimal the book produced, in model units (it is always in range: the
-/// book only holds and derives in-range values).
+/// A decimal the book produced, in model units. Its scale is at most the
+/// inputs' (8); its size may exceed the input cap, since counts add up.
 fn to_units(d: Decimal) -> i128 {
-    let text = d.to_string();
-    match number(&text) {
-        Ok(Number::Units(u)) => u,
-        _ => panic!("the book holds {text}, outside what it was given"),
+    match units_of(&d) {
+        Some(u) => u,
+        None => panic!("the book holds {d}, more decimals than it was given"),
     }
 }
 

@@ -24,16 +24,22 @@ pub(crate) enum Number {
 #[allow(clippy::result_unit_err)]
 pub(crate) fn number(text: &str) -> Result<Number, ()> {
     let d = Decimal::parse(text).ok_or(())?;
-    if d.scale() > 8 {
-        return Ok(Number::OutOfRange);
-    }
-    let units = 10i128
-        .checked_pow(8 - d.scale())
-        .and_then(|f| d.mantissa().checked_mul(f));
-    Ok(match units {
+    Ok(match units_of(&d) {
         Some(u) if u.abs() < 1_000_000_000_000_000 * UNIT => Number::Units(u),
         _ => Number::OutOfRange,
     })
+}
+
+/// `d` in units, whatever its size, when it has at most 8 decimals and fits
+/// an `i128`. Inputs are capped (see [`number`]); sums of many capped inputs
+/// are not, and the book may hold them.
+pub(crate) fn units_of(d: &Decimal) -> Option<i128> {
+    if d.scale() > 8 {
+        return None;
+    }
+    10i128
+        .checked_pow(8 - d.scale())
+        .and_then(|f| d.mantissa().checked_mul(f))
 }
 
 /// The ways a change may be refused; the book must name one that applies.

@@ -505,7 +505,6 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
     }
 
     let s = feed.stats();
-    let received = s.frames_in - s.control;
     let consumed: u64 = seen_all
         .iter()
         .map(|s| s.data.load(Ordering::Relaxed))
@@ -514,29 +513,9 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         .iter()
         .map(|s| s.gaps.load(Ordering::Relaxed))
         .sum();
-    println!(
-        "summary: protocol={protocol_name} received={received} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} subscriptions_alive={alive}/{total}",
-        s.queues.delivered, s.queues.dropped, s.unroutable, s.reconnects, s.resubscribes, s.gaps,
-    );
-
-    let mut ok = true;
+    let mut ok = summarize(protocol_name, &s, alive, total);
     if let Err(error) = close_result {
         eprintln!("FAIL: the client had already failed: {error}");
-        ok = false;
-    }
-    if alive != total {
-        eprintln!("FAIL: only {alive} of {total} subscriptions are alive");
-        ok = false;
-    }
-    if received != s.queues.delivered + s.queues.dropped + s.unroutable
-        || s.queues.queued != 0
-        || s.stashed != 0
-    {
-        eprintln!("FAIL: counts do not add up: {s:?}");
-        ok = false;
-    }
-    if !s.is_balanced() {
-        eprintln!("FAIL: the accounting invariant does not hold: {s:?}");
         ok = false;
     }
     // The subscriptions' consumers plus the unsolicited drain account for every delivery.
@@ -552,6 +531,35 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Prints the run's summary line and checks what holds for every run, driven
+/// either way: every subscription alive, every frame received accounted for
+/// (delivered, dropped or unroutable; none left queued or stashed), and the
+/// stats' own invariant. `false` when one fails (each failure is printed).
+fn summarize(protocol_name: &str, s: &Stats, alive: usize, total: usize) -> bool {
+    let received = s.frames_in - s.control;
+    println!(
+        "summary: protocol={protocol_name} received={received} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} subscriptions_alive={alive}/{total}",
+        s.queues.delivered, s.queues.dropped, s.unroutable, s.reconnects, s.resubscribes, s.gaps,
+    );
+    let mut ok = true;
+    if alive != total {
+        eprintln!("FAIL: only {alive} of {total} subscriptions are alive");
+        ok = false;
+    }
+    if received != s.queues.delivered + s.queues.dropped + s.unroutable
+        || s.queues.queued != 0
+        || s.stashed != 0
+    {
+        eprintln!("FAIL: counts do not add up: {s:?}");
+        ok = false;
+    }
+    if !s.is_balanced() {
+        eprintln!("FAIL: the accounting invariant does not hold: {s:?}");
+        ok = false;
+    }
+    ok
 }
 
 /// `--feed`: the main job through the consumer-driven [`resilient_ws::Feed`].
@@ -719,35 +727,15 @@ mod driven {
         }
 
         let s = client.stats();
-        let received = s.frames_in - s.control;
         let consumed: u64 = seen.values().map(|s| s.data).sum();
         let gaps_seen: u64 = seen.values().map(|s| s.gaps).sum();
-        println!(
-            "summary: protocol={protocol_name} received={received} delivered={} dropped={} unroutable={} reconnects={} resubscribes={} gaps={} subscriptions_alive={alive}/{total}",
-            s.queues.delivered, s.queues.dropped, s.unroutable, s.reconnects, s.resubscribes, s.gaps,
-        );
-        let mut ok = true;
+        let mut ok = super::summarize(protocol_name, &s, alive, total);
         if drained.is_err() {
             eprintln!("FAIL: the feed did not end within 10 s of close");
             ok = false;
         }
         if let Err(error) = close_result {
             eprintln!("FAIL: the feed had already failed: {error}");
-            ok = false;
-        }
-        if alive != total {
-            eprintln!("FAIL: only {alive} of {total} subscriptions are alive");
-            ok = false;
-        }
-        if received != s.queues.delivered + s.queues.dropped + s.unroutable
-            || s.queues.queued != 0
-            || s.stashed != 0
-        {
-            eprintln!("FAIL: counts do not add up: {s:?}");
-            ok = false;
-        }
-        if !s.is_balanced() {
-            eprintln!("FAIL: the accounting invariant does not hold: {s:?}");
             ok = false;
         }
         // Every item the feed yielded is counted as delivered, exactly.

@@ -600,11 +600,6 @@ impl Client {
         }
     }
 
-    #[allow(dead_code)]
-    fn emit(&self, event: Event) {
-        self.inner.shared.emit(event);
-    }
-
     /// How many queues the stats hub holds right now (live ones, plus ended
     /// ones not pruned yet). For the churn tests; not a stable API.
     #[doc(hidden)]

@@ -143,7 +143,6 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     /// The registry (for the supervisor's final sweep, tests and the fuzzer).
-    #[allow(dead_code)] // the session_script harness drives these
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -205,7 +205,7 @@ impl Registry {
         self.subs.get(&client_id)
     }
 
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
+    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
     /// The subscription, if live.
     pub fn get_mut(&mut self, client_id: ClientId) -> Option<&mut Entry> {
         self.subs.get_mut(&client_id)
@@ -216,13 +216,12 @@ impl Registry {
         self.subs.iter().map(|(id, e)| (*id, e))
     }
 
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
     /// Number of live subscriptions.
     pub fn len(&self) -> usize {
         self.subs.len()
     }
 
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
+    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
     /// Whether there are no live subscriptions.
     pub fn is_empty(&self) -> bool {
         self.subs.is_empty()
@@ -399,7 +398,7 @@ impl Registry {
     }
 
     /// Payload bytes in the stash now.
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn stashed_bytes(&self) -> usize {
         self.stash_bytes
     }
@@ -467,7 +466,7 @@ impl Registry {
         dropped
     }
 
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // the fuzz harness uses it
+    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
     /// Checks the registry's own invariants (for tests and fuzzing): routes and
     /// entries agree both ways, pending requests name pending entries.
     pub fn check_invariants(&self) -> Result<(), String> {

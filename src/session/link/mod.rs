@@ -203,7 +203,7 @@ impl Link {
     }
 
     /// How many frames wait for the rate limiter.
-    #[allow(dead_code)] // the session_script harness drives these
+    #[cfg(test)] // only the session's unit tests read it
     pub(crate) fn outbound_len(&self) -> usize {
         self.outbound.len()
     }
@@ -291,7 +291,7 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     /// Whether a connection is up.
-    #[allow(dead_code)] // the session_script harness drives these
+    #[cfg(any(test, feature = "fuzzing"))] // only the session_script harness and unit tests read it
     pub(crate) fn is_connected(&self) -> bool {
         self.link.is_some()
     }

@@ -34,15 +34,17 @@
 //!   time is the delta's `ts_ms` (a snapshot has none); only the top levels
 //!   a live view asks for are formatted, and nothing when none watches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::book::{KalshiBook, Outcome};
+use super::early::{self, Claimed, EarlyFrames};
+use super::updates::{self, Action, MarketUpdate};
 use crate::book::{BookViews, Verified};
-use crate::protocol::{ChecksumMismatch, Topic};
+use crate::protocol::{ChecksumMismatch, Request, Topic};
 
 /// The channel whose subscriptions carry books.
 const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
@@ -52,10 +54,15 @@ const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
 /// could fill it).
 const MAX_PENDING: usize = 1024;
 
+/// Markets one subscription holds books for at most (the topic's and those
+/// added with `add_markets` together); markets past it get no book. Kalshi
+/// has a per-subscription market limit (error 26) but publishes no number.
+pub(super) const MAX_MARKETS: usize = 512;
+
 /// What a book subscription covers.
 #[derive(Debug, Clone, PartialEq)]
 struct Covers {
-    markets: Vec<Box<str>>,
+    markets: BTreeSet<Box<str>>,
     /// `use_yes_price: true`: NO levels arrive in YES-leg prices.
     yes_priced: bool,
 }
@@ -66,6 +73,10 @@ struct SidBooks {
     covers: Covers,
     last_seq: Option<u64>,
     books: HashMap<Box<str>, KalshiBook>,
+    /// A break the session has not been told of yet (an early frame that
+    /// could not be applied, or early frames lost to the bounds): the next
+    /// data frame of the sid carries it.
+    owed_break: bool,
 }
 
 /// How a sequence number relates to the last one (the session's rule).
@@ -80,6 +91,10 @@ enum Order {
 pub(super) struct Books {
     pending: Vec<(u64, Covers)>,
     sids: HashMap<u64, SidBooks>,
+    /// Book frames of sids no ack has named yet, while a subscribe waits.
+    early: EarlyFrames,
+    /// `add_markets` / `delete_markets` requests waiting for their answer.
+    updates: Vec<(u64, MarketUpdate)>,
     views: BookViews,
     scratch: String,
     ends: Vec<(usize, usize)>,
@@ -135,7 +150,15 @@ fn covers(topic: &Topic) -> Option<Covers> {
     if topic.channel() != ORDERBOOK_CHANNEL {
         return None;
     }
-    let markets: Vec<Box<str>> = topic_markets(topic).into_iter().map(Box::from).collect();
+    let named = topic_markets(topic);
+    if named.len() > MAX_MARKETS {
+        tracing::warn!(
+            markets = named.len(),
+            cap = MAX_MARKETS,
+            "kalshi: a book subscription names more markets than get books"
+        );
+    }
+    let markets: BTreeSet<Box<str>> = named.into_iter().take(MAX_MARKETS).map(Box::from).collect();
     if markets.is_empty() {
         return None;
     }
@@ -161,21 +184,121 @@ impl Books {
         }
     }
 
-    /// A subscribe was acknowledged with `sid`.
-    pub(super) fn subscribed(&mut self, req_id: Option<u64>, sid: u64) {
-        let Some(req_id) = req_id else { return };
-        let Some(at) = self.pending.iter().position(|(id, _)| *id == req_id) else {
-            return;
+    /// A subscribe was acknowledged with `sid`: returns the book frames that
+    /// came for `sid` before the ack, for the caller to apply in order.
+    pub(super) fn subscribed(&mut self, req_id: Option<u64>, sid: u64) -> Claimed {
+        let claimed = self.early.claim(sid);
+        let at = req_id.and_then(|req_id| self.pending.iter().position(|(id, _)| *id == req_id));
+        let Some(at) = at else {
+            // Not a book subscribe: what was held for the sid is nobody's.
+            return Claimed::default();
         };
         let (_, covers) = self.pending.swap_remove(at);
+        if self.pending.is_empty() {
+            self.early.clear();
+        }
         self.sids.insert(
             sid,
             SidBooks {
                 covers,
                 last_seq: None,
                 books: HashMap::new(),
+                owed_break: false,
             },
         );
+        claimed
+    }
+
+    /// A data frame of `sid`, which no ack has named: held while a book
+    /// subscribe waits (it may be that subscribe's first frame).
+    pub(super) fn early(&mut self, sid: u64, text: &str) {
+        if !self.pending.is_empty() && early::is_book_frame(text) {
+            self.early.hold(sid, text);
+        }
+    }
+
+    /// The next data frame of `sid` carries a break signal.
+    pub(super) fn owe_break(&mut self, sid: u64) {
+        if let Some(entry) = self.sids.get_mut(&sid) {
+            entry.owed_break = true;
+        }
+    }
+
+    /// The markets whose books `sid` holds (the topic's and those added),
+    /// or `None` when `sid` is not a book subscription.
+    pub(super) fn markets(&self, sid: u64) -> Option<impl Iterator<Item = &str>> {
+        let entry = self.sids.get(&sid)?;
+        (!entry.covers.markets.is_empty()).then(|| entry.covers.markets.iter().map(|m| &**m))
+    }
+
+    /// The user sent `request` under `req_id`: an `add_markets` on a book
+    /// subscription covers its markets from now on (their snapshots may come
+    /// before the `ok`), undone if the venue refuses it; a `delete_markets`
+    /// waits for the `ok`.
+    pub(super) fn updating(&mut self, request: &Request, req_id: u64) {
+        if self.sids.is_empty() {
+            return;
+        }
+        let Some(mut update) = updates::market_update(request) else {
+            return;
+        };
+        let Some(entry) = self.sids.get_mut(&update.sid) else {
+            return;
+        };
+        if update.action == Action::Add {
+            let mut added = Vec::new();
+            for market in update.markets {
+                if entry.covers.markets.contains(&market) {
+                    continue;
+                }
+                if entry.covers.markets.len() >= MAX_MARKETS {
+                    tracing::warn!(
+                        sid = update.sid,
+                        cap = MAX_MARKETS,
+                        "kalshi: markets added past the cap get no book"
+                    );
+                    break;
+                }
+                entry.covers.markets.insert(market.clone());
+                added.push(market);
+            }
+            update.markets = added;
+        }
+        if self.updates.len() >= MAX_PENDING {
+            self.updates.remove(0);
+        }
+        self.updates.push((req_id, update));
+    }
+
+    /// The venue answered request `req_id`: `accepted` (an `ok`) or not.
+    pub(super) fn answered(&mut self, req_id: u64, accepted: bool) {
+        let Some(at) = self.updates.iter().position(|(id, _)| *id == req_id) else {
+            return;
+        };
+        let (_, update) = self.updates.remove(at);
+        match (update.action, accepted) {
+            (Action::Add, true) | (Action::Delete, false) => {}
+            (Action::Add, false) | (Action::Delete, true) => {
+                self.drop_markets(update.sid, &update.markets)
+            }
+        }
+    }
+
+    /// `sid` no longer covers `markets`: their books go, and a market's view
+    /// reads `None` unless another live subscription still holds its book.
+    fn drop_markets(&mut self, sid: u64, markets: &[Box<str>]) {
+        let Some(entry) = self.sids.get_mut(&sid) else {
+            return;
+        };
+        for market in markets {
+            entry.covers.markets.remove(market);
+            entry.books.remove(market);
+        }
+        for market in markets {
+            if !self.sids.values().any(|e| e.books.contains_key(market)) {
+                self.views.invalidate(Some(market));
+            }
+        }
     }
 
     /// A control frame of `sid` took number `seq` (recorded only when next).
@@ -197,8 +320,24 @@ impl Books {
     }
 
     /// A data frame of book subscription `sid`: applies it, publishes the
-    /// view, and returns the break signal when the session must resync.
+    /// view, and returns the break signal when the session must resync
+    /// (this frame's, or one owed since the ack).
     pub(super) fn data(
+        &mut self,
+        sid: u64,
+        seq: Option<u64>,
+        text: &str,
+        payload: Option<&str>,
+    ) -> Option<ChecksumMismatch> {
+        let verdict = self.apply(sid, seq, text, payload);
+        let owed = self
+            .sids
+            .get_mut(&sid)
+            .is_some_and(|entry| std::mem::take(&mut entry.owed_break));
+        verdict.or(owed.then_some(BREAK))
+    }
+
+    fn apply(
         &mut self,
         sid: u64,
         seq: Option<u64>,
@@ -229,8 +368,7 @@ impl Books {
         let Ok(frame) = serde_json::from_str::<BookFrame<'_>>(text) else {
             return Self::unreadable(entry, &self.views, text);
         };
-        let market = frame.msg.market_ticker;
-        let Some(market) = entry.covers.markets.iter().find(|m| ***m == *market) else {
+        let Some(market) = entry.covers.markets.get(frame.msg.market_ticker) else {
             // A market the subscription does not name: nothing allocated.
             return None;
         };
@@ -317,7 +455,7 @@ impl Books {
         let market = named
             .and_then(|n| n.msg)
             .and_then(|m| m.market_ticker)
-            .filter(|m| entry.covers.markets.iter().any(|c| **c == **m));
+            .filter(|m| entry.covers.markets.contains(*m));
         tracing::debug!("kalshi: unreadable book frame; dropping the book");
         let dropped = match market {
             Some(market) => {
@@ -342,6 +480,7 @@ impl Books {
     /// The subscription `sid` ended: its books go, and a market's view reads
     /// `None` unless another live subscription still holds its book.
     pub(super) fn forget(&mut self, sid: u64) {
+        self.updates.retain(|(_, update)| update.sid != sid);
         let Some(gone) = self.sids.remove(&sid) else {
             return;
         };
@@ -357,6 +496,9 @@ impl Books {
     pub(super) fn forget_topic(&mut self, topic: &Topic) {
         if let Some(covers) = covers(topic) {
             self.pending.retain(|(_, c)| *c != covers);
+            if self.pending.is_empty() {
+                self.early.clear();
+            }
         }
     }
 
@@ -364,6 +506,8 @@ impl Books {
     pub(super) fn reset(&mut self) {
         self.pending.clear();
         self.sids.clear();
+        self.early.clear();
+        self.updates.clear();
         self.views.invalidate(None);
     }
 

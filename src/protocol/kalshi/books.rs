@@ -842,6 +842,196 @@ mod tests {
         assert_eq!(kalshi.books.entries().0, MAX_PENDING);
     }
 
+    fn snapshot_of(market: &str, seq: u64) -> String {
+        SNAPSHOT
+            .replace(r#""A""#, &format!("{market:?}"))
+            .replace(r#""seq":1"#, &format!(r#""seq":{seq}"#))
+    }
+
+    fn update(kalshi: &mut Kalshi, req_id: u64, action: &str, markets: &[&str]) {
+        let request = crate::protocol::Request::new(
+            "update_subscription",
+            Some(json!({"sids": [7], "market_tickers": markets, "action": action})),
+        );
+        kalshi.encode_request(&request, req_id).unwrap();
+    }
+
+    #[test]
+    fn added_markets_get_books_and_deleted_ones_drop_them() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let views = kalshi.book_views();
+        let (a, b) = (views.watch("A", 10), views.watch("B", 10));
+        kalshi.classify(SNAPSHOT);
+        // Before the add, B's frames on the sid build nothing.
+        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 2))), None);
+        assert!(!b.is_verified());
+        update(&mut kalshi, 2, "add_markets", &["B"]);
+        // The venue's `ok` (the full list, the sid's next seq), then B's snapshot.
+        kalshi
+            .classify(r#"{"id":2,"sid":7,"seq":3,"type":"ok","msg":{"market_tickers":["A","B"]}}"#);
+        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 4))), None);
+        assert!(b.is_verified());
+        let delta_b = delta(5, "0.0800", "-100.00", "yes").replace(r#""A""#, r#""B""#);
+        assert_eq!(checksum(kalshi.classify(&delta_b)), None);
+        assert_eq!(levels(&b).1[1], ("0.0800".into(), "200.00".into()));
+        assert_eq!(kalshi.books.entries(), (0, 1, 2));
+        // A gap's get_snapshot names the added market too.
+        assert_eq!(
+            kalshi
+                .encode_resync(
+                    &Topic::new("orderbook_delta").symbol("A"),
+                    &ServerId::Num(7),
+                    9
+                )
+                .map(
+                    |f| serde_json::from_str::<Value>(&f).unwrap()["params"]["market_tickers"]
+                        .clone()
+                ),
+            Some(json!(["A", "B"]))
+        );
+        // A delete takes effect with its `ok`: until then B's book stands.
+        update(&mut kalshi, 3, "delete_markets", &["B"]);
+        assert!(b.is_verified());
+        kalshi.classify(r#"{"id":3,"sid":7,"seq":6,"type":"ok","msg":{"market_tickers":["A"]}}"#);
+        assert!(!b.is_verified());
+        assert!(a.is_verified(), "the other market keeps its book");
+        assert_eq!(kalshi.books.entries(), (0, 1, 1));
+        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 7))), None);
+        assert!(!b.is_verified(), "a deleted market builds nothing");
+        // A refused delete changes nothing.
+        update(&mut kalshi, 4, "delete_markets", &["A"]);
+        kalshi.classify(
+            r#"{"id":4,"type":"error","msg":{"code":7,"msg":"Unknown subscription ID"}}"#,
+        );
+        assert!(a.is_verified());
+    }
+
+    #[test]
+    fn a_refused_add_takes_its_markets_back() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let c = kalshi.book_views().watch("C", 10);
+        kalshi.classify(SNAPSHOT);
+        update(&mut kalshi, 2, "add_markets", &["C", "A"]);
+        // C's snapshot may come before the answer.
+        kalshi.classify(&snapshot_of("C", 2));
+        assert!(c.is_verified());
+        kalshi.classify(r#"{"id":2,"sid":7,"seq":3,"type":"error","msg":{"code":26,"msg":"Subscription market limit exceeded"}}"#);
+        assert!(!c.is_verified());
+        // A was covered before the add and stays.
+        assert_eq!(kalshi.books.entries(), (0, 1, 1));
+        assert_eq!(
+            kalshi.books.markets(7).map(Iterator::collect::<Vec<_>>),
+            Some(vec!["A"])
+        );
+        // Requests that are not market updates of a book sid change nothing.
+        let request =
+            |params: Value| crate::protocol::Request::new("update_subscription", Some(params));
+        for params in [
+            json!({"sids": [8], "market_tickers": ["D"], "action": "add_markets"}),
+            json!({"sids": [7], "market_tickers": ["D"], "action": "get_snapshot"}),
+        ] {
+            kalshi.encode_request(&request(params), 5).unwrap();
+        }
+        kalshi.classify(r#"{"id":5,"type":"ok"}"#);
+        assert_eq!(
+            kalshi.books.markets(7).map(Iterator::collect::<Vec<_>>),
+            Some(vec!["A"])
+        );
+    }
+
+    #[test]
+    fn markets_per_subscription_are_capped() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let many: Vec<String> = (0..MAX_MARKETS + 10).map(|n| format!("M{n}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        update(&mut kalshi, 2, "add_markets", &many);
+        assert_eq!(
+            kalshi.books.markets(7).map(Iterator::count),
+            Some(MAX_MARKETS)
+        );
+        // A topic that names too many is capped the same way.
+        let topic = Topic::new("orderbook_delta").param("market_tickers", json!(many));
+        assert_eq!(covers(&topic).map(|c| c.markets.len()), Some(MAX_MARKETS));
+        // Pending updates are bounded.
+        for id in 0..(MAX_PENDING as u64 + 10) {
+            update(&mut kalshi, 100 + id, "delete_markets", &["A"]);
+        }
+        assert_eq!(kalshi.books.updates.len(), MAX_PENDING);
+    }
+
+    #[test]
+    fn a_snapshot_before_its_ack_verifies_the_market() {
+        let mut kalshi = Kalshi::new();
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
+        // The snapshot and a delta come first; the session stashes them.
+        assert_eq!(checksum(kalshi.classify(SNAPSHOT)), None);
+        assert_eq!(
+            checksum(kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"))),
+            None
+        );
+        assert!(!view.is_verified());
+        kalshi.classify(
+            r#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":7}}"#,
+        );
+        assert!(view.is_verified(), "the ack applies what came before it");
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "200.00".into()));
+        assert_eq!(view.latest().unwrap().updates(), 2);
+        // The stream goes on from there.
+        assert_eq!(
+            checksum(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
+            None
+        );
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "201.00".into()));
+        assert_eq!(kalshi.books.early.held(), (0, 0, 0));
+    }
+
+    #[test]
+    fn an_early_frame_that_breaks_the_book_is_signalled_with_the_next_one() {
+        let mut kalshi = Kalshi::new();
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(&delta(2, "0.0800", "-300.01", "yes"));
+        kalshi.classify(
+            r#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":7}}"#,
+        );
+        assert!(!view.is_verified());
+        assert_eq!(
+            checksum(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
+            Some(BREAK),
+            "owed since the ack"
+        );
+        assert_eq!(
+            checksum(kalshi.classify(&delta(4, "0.0800", "1.00", "yes"))),
+            None
+        );
+    }
+
+    #[test]
+    fn only_book_frames_are_held_and_only_while_a_book_subscribe_waits() {
+        let mut kalshi = Kalshi::new();
+        // Nothing waits: nothing is held.
+        kalshi.classify(SNAPSHOT);
+        assert_eq!(kalshi.books.early.held().0, 0);
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
+        kalshi.classify(r#"{"type":"ticker","sid":8,"seq":1,"msg":{}}"#);
+        assert_eq!(kalshi.books.early.held().0, 0, "not a book frame");
+        kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":8"#));
+        kalshi.classify(SNAPSHOT);
+        assert_eq!(kalshi.books.early.held().0, 2);
+        // Sid 8's ack is not a book subscribe's: its frames go.
+        kalshi.classify(r#"{"id":5,"type":"subscribed","msg":{"channel":"ticker","sid":8}}"#);
+        assert_eq!(kalshi.books.early.held().0, 1);
+        // The book subscribe ends without a sid: nothing waits, nothing is held.
+        kalshi.forget_topic(&Topic::new("orderbook_delta").symbol("A"));
+        assert_eq!(kalshi.books.early.held(), (0, 0, 0));
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 2);
+        kalshi.classify(SNAPSHOT);
+        kalshi.reset();
+        assert_eq!(kalshi.books.early.held(), (0, 0, 0));
+    }
+
     #[test]
     fn a_replaced_subscription_keeps_the_view_its_successor_verified() {
         let topic = Topic::new("orderbook_delta").symbol("A");

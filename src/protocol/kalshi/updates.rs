@@ -50,7 +50,11 @@ pub(super) fn market_update(request: &Request) -> Option<MarketUpdate> {
         _ => return None,
     };
     let markets: Vec<Box<str>> = match params.get("market_tickers") {
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(Box::from).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(Box::from)
+            .collect(),
         _ => match params.get("market_ticker") {
             Some(Value::String(one)) => vec![one.as_str().into()],
             _ => Vec::new(),

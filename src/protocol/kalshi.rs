@@ -21,7 +21,9 @@
 //! - `orderbook_delta` subscriptions get a book per market, built from
 //!   `orderbook_snapshot` and `orderbook_delta`, verified by the sid's `seq`
 //!   and readable through [`BookViews`] (`books.rs` has the rules: YES bids
-//!   are the bids, NO bids the asks at `1 - price`).
+//!   are the bids, NO bids the asks at `1 - price`; markets added with
+//!   `update_subscription` `add_markets` get books too, and a snapshot that
+//!   comes before its `subscribed` ack still verifies its market).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

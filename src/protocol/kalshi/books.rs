@@ -4,9 +4,29 @@
 //! Rules, and why:
 //! - Only subscriptions this adapter encoded on `orderbook_delta` get books,
 //!   and only for the markets the topic names (its symbol, or its
-//!   `market_tickers` / `market_ticker` params): a peer naming other markets
-//!   or sids allocates nothing. A subscribe waits here by request id until
-//!   its `subscribed` ack names the `sid`.
+//!   `market_tickers` / `market_ticker` params) and those the user adds: a
+//!   peer naming other markets or sids allocates nothing. A subscribe waits
+//!   here by request id until its `subscribed` ack names the `sid`.
+//! - Markets added to a live book subscription with `update_subscription`
+//!   `add_markets` (sent through `Client::request`, which encodes it here)
+//!   are covered from the moment the request is sent, because their
+//!   snapshots may come before the `ok`; a refusal (an `error` with the
+//!   command's `id`) takes them back. `delete_markets` takes effect with its
+//!   `ok`: the market's book goes and its view reads `None` (unless another
+//!   subscription holds it), and later frames for it build nothing. A gap's
+//!   `get_snapshot` names every covered market, added ones included. A
+//!   command sent as raw text (`Client::send`) is not seen, and a
+//!   subscription replayed after a reconnect covers its topic's markets
+//!   only (the session replays topics, not requests).
+//! - At most [`MAX_MARKETS`] markets per subscription get books (topic and
+//!   added together; the rest are logged and get none), and at most
+//!   `MAX_PENDING` subscribes and market updates wait for their answer.
+//! - Book frames that come before their subscription's ack (the session
+//!   stashes them) are kept here too, bounded (`early.rs`), and applied when
+//!   the ack names the sid: an early snapshot verifies its market. A break
+//!   among them, or frames lost to the bounds, is signalled with the sid's
+//!   next data frame (the session delivers its stashed copies without
+//!   asking the adapter again).
 //! - The sequence is checked the way the session checks it (`seq` one more
 //!   than the last is in order, at or below it a duplicate that is skipped,
 //!   above it a gap; the first frame under a sid starts the count; an `ok` or

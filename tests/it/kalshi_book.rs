@@ -429,3 +429,47 @@ async fn added_markets_get_books_and_deleted_markets_drop_them() {
 async fn an_added_markets_snapshot_before_the_ok_verifies_it() {
     added_and_deleted_markets(true).await;
 }
+
+#[tokio::test]
+async fn an_early_snapshot_that_cannot_apply_is_signalled_with_the_next_frame() {
+    // The early snapshot has a price above $1: the book refuses it. The
+    // session delivered its stashed copy with no signal, so the signal
+    // rides on the sid's next data frame, and the resync verifies the book.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_snapshots_first(true);
+    exchange.set_kalshi_book("A", &[("1.5000", "1.00")], &[]);
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    assert_eq!(
+        next_data(&mut book, &mut signals).await["type"],
+        "orderbook_snapshot"
+    );
+    assert!(
+        view.latest().is_none(),
+        "a refused snapshot verifies nothing"
+    );
+    assert!(signals.is_empty(), "{signals:?}");
+    exchange.set_kalshi_book("A", &[("0.5000", "2.00")], &[]);
+    exchange.publish("A", kalshi_delta("0.5000", "1.00", "yes", 1));
+    assert_eq!(
+        next_data(&mut book, &mut signals).await["type"],
+        "orderbook_delta"
+    );
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(snapshot["type"], "orderbook_snapshot");
+    assert!(
+        matches!(
+            signals[..],
+            [Update::ChecksumMismatch {
+                expected: 0,
+                computed: 0
+            }]
+        ),
+        "{signals:?}"
+    );
+    let top = view.latest().expect("the resync's snapshot verifies it");
+    assert_eq!(sides(&top).1, levels(&[("0.5000", "2.00")]));
+    assert_eq!(get_snapshots(&exchange.received()), 1);
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -55,10 +56,13 @@ pub(crate) struct SessionCore<P> {
     pub(super) backlog: VecDeque<Delivery>,
     /// What the shell must do next, in order.
     pub(super) actions: Vec<Action>,
-    /// A monotonic instant and the wall clock at that instant, taken at each
-    /// connect: frames get their wall-clock receive time from it and the
-    /// monotonic time since (one clock read per frame, not two).
-    pub(super) wall_anchor: (std::time::Instant, std::time::SystemTime),
+    /// A monotonic instant and the wall clock at that instant, handed in by
+    /// the driver at each connect ([`on_connected`](Self::on_connected)):
+    /// frames get their wall-clock receive time from it and the monotonic
+    /// time since (no wall-clock read per frame, and none in the core: a
+    /// replay hands in the recorded wall clock and gets the same times).
+    /// `None` before the first connect.
+    pub(super) wall_anchor: Option<(std::time::Instant, SystemTime)>,
     /// When the shell's read of the current frame completed. Only the frame's
     /// receive time uses it: the core's timers keep the loop's `now` (a clock
     /// read after a paused-clock jump must not move the session's deadlines).
@@ -114,7 +118,7 @@ impl<P: Protocol> SessionCore<P> {
             parked: None,
             backlog: VecDeque::new(),
             actions: Vec::new(),
-            wall_anchor: (std::time::Instant::now(), std::time::SystemTime::now()),
+            wall_anchor: None,
             read_at: None,
         }
     }
@@ -124,16 +128,16 @@ impl<P: Protocol> SessionCore<P> {
         self.read_at = Some(at);
     }
 
-    /// Replay (`record/replay.rs`): frames of this connection get wall-clock
-    /// receive times counted from the recorded wall clock at `at`.
-    pub(crate) fn anchor_wall(&mut self, at: Instant, wall: std::time::SystemTime) {
-        self.wall_anchor = (at.into_std(), wall);
-    }
-
-    /// The receive time of a frame handled at `now`.
+    /// The receive time of a frame handled at `now`. Before any connect
+    /// (no wall clock handed in yet) its wall time is the epoch.
     fn received(&self, now: Instant) -> Received {
         let at = self.read_at.unwrap_or(now).into_std();
-        let (anchor, wall) = self.wall_anchor;
+        let Some((anchor, wall)) = self.wall_anchor else {
+            return Received {
+                at,
+                wall: UNIX_EPOCH,
+            };
+        };
         let wall = match at.checked_duration_since(anchor) {
             Some(since) => wall.checked_add(since),
             None => wall.checked_sub(anchor.saturating_duration_since(at)),

@@ -45,6 +45,7 @@
 //! inputs. Without a recorder the tap costs one branch per input.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -119,12 +120,14 @@ impl<P: Protocol> Drive<P> {
         self.core.publish_ops_waiting(now);
     }
 
-    /// A connection is up.
-    pub(crate) fn connected(&mut self, now: Instant) {
+    /// A connection is up at `now`, when the wall clock read `wall` (the
+    /// shell reads both clocks; the core reads none, so a replay handing in
+    /// the recorded `wall` gets the same receive times).
+    pub(crate) fn connected(&mut self, now: Instant, wall: SystemTime) {
         if let Some(tap) = &self.tap {
-            tap.connected(now);
+            tap.connected(now, wall);
         }
-        self.core.on_connected(now);
+        self.core.on_connected(now, wall);
         self.apply(now);
     }
 

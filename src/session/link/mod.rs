@@ -225,10 +225,12 @@ impl Link {
 impl<P: Protocol> SessionCore<P> {
     // ---- the connection comes and goes ------------------------------------------
 
-    /// The handshake succeeded: queue the on-connect frames and replay every
-    /// unsent subscription.
-    pub(crate) fn on_connected(&mut self, now: Instant) {
-        self.wall_anchor = (now.into_std(), std::time::SystemTime::now());
+    /// The handshake succeeded at `now`, when the wall clock read `wall`:
+    /// queue the on-connect frames and replay every unsent subscription.
+    /// Frames of this connection get wall-clock receive times counted from
+    /// `wall` (the driver reads the clock; a replay hands in the recorded one).
+    pub(crate) fn on_connected(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.wall_anchor = Some((now.into_std(), wall));
         // A fresh operations window: the venue counts per connection.
         let subscribe_ops = self.protocol.limits().subscribe_ops;
         let mut link = Link::new(&self.config, subscribe_ops, now);

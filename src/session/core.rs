@@ -19,10 +19,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::link::Link;
 use super::output::{Action, SessionEnd};
+use super::socket_failure::SocketFailure;
 use crate::config::Config;
 use crate::error::{scrub, ConnectionError, Error, ProtocolError, SubscriptionOp, VenueError};
 use crate::events::{Event, Unplaced};
@@ -829,42 +830,29 @@ impl<P: Protocol> SessionCore<P> {
         SessionEnd::Lost(self.lost("the server ended the stream without a close frame"))
     }
 
-    /// Reading (or writing) the socket failed.
-    pub(crate) fn on_read_error(&self, error: tungstenite::Error) -> SessionEnd {
-        use tungstenite::error::CapacityError;
-        use tungstenite::Error as E;
+    /// Reading (or writing) the socket failed, for the reason the shell
+    /// describes (it maps its transport's errors; see [`SocketFailure`]).
+    pub(crate) fn on_read_error(&self, failure: SocketFailure) -> SessionEnd {
         if self.is_closing() {
             // We asked to close: however the socket ends now (the peer's reply,
             // a reset, a FIN without a close frame), the session is over and
             // must not be reconnected.
             return SessionEnd::Closed;
         }
-        let lost = match error {
-            // The peer closed TCP without a close frame: tungstenite calls that
-            // a protocol error, but it is a dropped connection.
-            E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+        let lost = match failure {
+            SocketFailure::ResetWithoutClose => {
                 self.lost("the server ended the stream without a close frame")
             }
-            E::Capacity(CapacityError::MessageTooLong { size, max_size }) => Error::protocol(
-                ProtocolError::TooLarge(format!("{size} bytes > limit {max_size}")),
-            ),
-            E::Capacity(other) => Error::protocol(ProtocolError::TooLarge(other.to_string())),
-            E::Utf8(_) => Error::protocol(ProtocolError::InvalidUtf8),
-            E::Protocol(violation) => {
-                Error::protocol(ProtocolError::Violation(violation.to_string()))
-            }
-            E::AttackAttempt => {
-                Error::protocol(ProtocolError::Violation("attack attempt detected".into()))
-            }
-            E::Io(io) => Error::connection(
+            SocketFailure::Protocol(error) => Error::protocol(error),
+            SocketFailure::Io { kind, message } => Error::connection(
                 &self.config.redacted_url,
                 0,
                 ConnectionError::Io {
-                    kind: io.kind(),
-                    message: scrub(&io.to_string(), &self.config.url),
+                    kind,
+                    message: scrub(&message, &self.config.url),
                 },
             ),
-            other => self.lost(&scrub(&other.to_string(), &self.config.url)),
+            SocketFailure::Other(text) => self.lost(&scrub(&text, &self.config.url)),
         };
         SessionEnd::Lost(lost)
     }

@@ -44,10 +44,12 @@ mod deadline;
 mod link;
 mod output;
 mod rate_limit;
+mod socket_failure;
 
 pub(crate) use self::core::SessionCore;
 pub(crate) use self::link::{WriteFailure, Written};
 pub(crate) use self::output::{Action, SessionEnd};
+pub(crate) use self::socket_failure::SocketFailure;
 
 #[cfg(test)]
 mod tests;

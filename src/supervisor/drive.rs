@@ -52,6 +52,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::replies::{Replies, Served};
 use super::shared::Shared;
+use super::socket_failure;
 use super::tap::Tap;
 use crate::command::Command;
 use crate::connect::Ws;
@@ -197,7 +198,7 @@ impl<P: Protocol> Drive<P> {
             }
             WriteOutcome::Failed(error) => Err(self
                 .core
-                .on_write_failed(written, WriteFailure::Socket(error))),
+                .on_write_failed(written, WriteFailure::Socket(socket_failure::of(error)))),
             WriteOutcome::TimedOut(timeout) => Err(self
                 .core
                 .on_write_failed(written, WriteFailure::TimedOut(timeout))),
@@ -220,7 +221,7 @@ impl<P: Protocol> Drive<P> {
         self.core.set_read_at(read_at);
         let step = match message {
             Some(Ok(message)) => self.core.on_message(message, now),
-            Some(Err(error)) => Err(self.core.on_read_error(error)),
+            Some(Err(error)) => Err(self.core.on_read_error(socket_failure::of(error))),
             None => Err(self.core.on_stream_end()),
         };
         self.apply(now);

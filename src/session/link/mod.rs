@@ -22,10 +22,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::deadline::later;
 use super::output::{Action, SessionEnd};
+use super::socket_failure::SocketFailure;
 use super::SessionCore;
 use crate::config::Config;
 use crate::error::{Error, Operation, SubscriptionOp};
@@ -120,7 +121,7 @@ impl Written {
 /// Why writing a frame failed.
 pub(crate) enum WriteFailure {
     /// The socket refused it.
-    Socket(tungstenite::Error),
+    Socket(SocketFailure),
     /// The peer did not take it within the timeout.
     TimedOut(Duration),
 }

@@ -1,4 +1,10 @@
-//! What the library does with one inbound frame, top to bottom.
+//! The session core: [`SessionCore`] with its calling contract, the inputs
+//! that coordinate its parts (a connection coming and going, writes, ticks),
+//! and what the library does with one inbound frame, top to bottom.
+//!
+//! The per-connection state ([`Link`], `link/`) owns its fields and its
+//! behaviour and knows nothing of the core: the core asks it and acts on
+//! its answers (counters, events, the registry, the protocol adapter).
 //!
 //! Per frame: count it, let the protocol classify it, then
 //! - data goes to its subscription's queue (sequence-checked, under the
@@ -15,18 +21,21 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
-use super::link::Link;
+use super::deadline::later;
+use super::link::{Lapsed, Link, Outgoing, WriteFailure, Written};
 use super::output::{Action, SessionEnd};
 use super::socket_failure::SocketFailure;
 use crate::config::Config;
-use crate::error::{scrub, ConnectionError, Error, ProtocolError, SubscriptionOp, VenueError};
-use crate::events::{Event, Unplaced};
+use crate::error::{
+    scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp, VenueError,
+};
+use crate::events::{ConnectionState, Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Overflow, Pushed, Queue};
@@ -175,6 +184,346 @@ impl<P: Protocol> SessionCore<P> {
         let id = self.next_req_id;
         self.next_req_id = id.next();
         id
+    }
+
+    // ---- the connection comes and goes ----------------------------------------
+
+    /// The handshake succeeded at `now`, when the wall clock read `wall`:
+    /// queue the on-connect frames and replay every unsent subscription.
+    /// Frames of this connection get wall-clock receive times counted from
+    /// `wall` (the driver reads the clock; a replay hands in the recorded one).
+    pub(crate) fn on_connected(&mut self, now: Instant, wall: SystemTime) {
+        self.wall_anchor = Some((now.into_std(), wall));
+        let subscribe_ops = self.protocol.limits().subscribe_ops;
+        self.link = Some(Link::new(&self.config, subscribe_ops, now));
+        self.flush_unsent();
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+    }
+
+    /// Every subscribe sent on this connection has been answered.
+    pub(super) fn all_acknowledged(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.all_acknowledged();
+        }
+    }
+
+    /// Whether the current (or just ended) connection got every subscription
+    /// it replayed answered: it was a working session, not a failed attempt.
+    pub(crate) fn session_worked(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::worked)
+    }
+
+    /// The connection is gone (`end` says why): requests in flight and queued
+    /// sends fail with that cause, old server ids must never route again, and
+    /// per-connection protocol state (books) is void.
+    pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
+        // The shell never lets a session end while a message is parked, but a
+        // script might: the consumer did not make room in time.
+        while self.parked.is_some() {
+            self.on_block_timeout(now);
+        }
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        link.end(&end.error(), &mut self.actions);
+        let dropped = self.registry.on_disconnect();
+        let counters = &self.stats.counters;
+        counters.unroutable.add(dropped as u64);
+        counters.stashed.set(0);
+        counters.subscribe_ops_waiting.set(0);
+        self.protocol.reset();
+    }
+
+    /// Whether a connection is up.
+    #[cfg(any(test, feature = "fuzzing"))] // only the session_script harness and unit tests read it
+    pub(crate) fn is_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::is_closing)
+    }
+
+    /// Whether the shell should drain buffered frames now: not while closing
+    /// (only the peer's close matters then) and not while a message is parked.
+    pub(crate) fn accepts_reads(&self) -> bool {
+        self.parked.is_none() && !self.is_closing()
+    }
+
+    /// Whether the shell should take commands now: not while closing, and not
+    /// while many frames wait for the rate limiter (the bounded command
+    /// channel then pushes back on the callers).
+    ///
+    /// Requests the venue's operations window holds back at `now` do not
+    /// count: they may wait an hour, and `close` or `send` must not wait with
+    /// them. Counted here from the outbound queue itself, never read back
+    /// from a gauge some other call may or may not have set.
+    pub(crate) fn accepts_commands(&self, now: Instant) -> bool {
+        self.link
+            .as_ref()
+            .is_some_and(|link| link.accepts_commands(now))
+    }
+
+    /// Remembers how long `error` asks us to wait before the next attempt:
+    /// its own retry-after (a venue lockout), or the backoff cap for a close
+    /// 1013 "try again later", which names no duration.
+    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
+        if let Some(hint) = crate::backoff::retry_hint(error, self.config.backoff.cap) {
+            tracing::info!(
+                ?hint,
+                "the venue asked to wait; lengthening the next backoff delay"
+            );
+            self.retry_not_before = self.retry_not_before.max(Some(later(now, hint)));
+        }
+    }
+
+    /// The wait a retry hint still asks for, once.
+    pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
+        self.retry_not_before
+            .take()
+            .map(|at| at.saturating_duration_since(now))
+            .unwrap_or_default()
+    }
+
+    // ---- writes ---------------------------------------------------------------
+
+    /// When the next frame may be written: `None` when nothing waits. Pure:
+    /// asking changes nothing.
+    pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
+        self.link.as_ref()?.next_write_at(now)
+    }
+
+    /// Publishes how many subscribe operations the venue's window holds back
+    /// at `now` (the `subscribe_ops_waiting` gauge a pool reads to place a
+    /// subscription). The last step of every input (`Drive` calls it after
+    /// the core's actions): the count changes with commands, with writes and
+    /// when the window opens, and the driver wakes for each of those.
+    pub(crate) fn publish_ops_waiting(&self, now: Instant) {
+        let held = self.link.as_ref().map_or(0, |l| l.ops_held(now)) as u64;
+        let gauge = &self.stats.counters.subscribe_ops_waiting;
+        if gauge.get() != held {
+            gauge.set(held);
+        }
+    }
+
+    /// The next frame to write, if one is due at `now`. The shell writes it and
+    /// reports back with [`on_written`](Self::on_written).
+    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
+        self.link.as_mut()?.take_write(now)
+    }
+
+    /// How long the shell may wait for the peer to take `written`.
+    pub(crate) fn write_timeout(&self, written: &Written) -> Duration {
+        if written.is_close() {
+            self.config.close_timeout
+        } else {
+            self.config.request_timeout
+        }
+    }
+
+    /// `written` went out at `now`: start what its writing starts.
+    pub(crate) fn on_written(&mut self, written: Written, now: Instant) {
+        let counters = &self.stats.counters;
+        counters.frames_out.bump();
+        counters.bytes_out.add(written.len());
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if let Some(send_id) = link.on_written(&written, &self.config, now) {
+            self.actions.push(Action::SendResult {
+                send_id,
+                result: Ok(()),
+            });
+        }
+    }
+
+    /// Writing `written` failed: the session ends (a one-off send learns why).
+    pub(crate) fn on_write_failed(
+        &mut self,
+        written: Written,
+        failure: WriteFailure,
+    ) -> SessionEnd {
+        let end = if written.is_close() || self.is_closing() {
+            // The socket is already gone or wedged: nothing left to wait for.
+            SessionEnd::Closed
+        } else {
+            match failure {
+                WriteFailure::Socket(failure) => self.on_read_error(failure),
+                WriteFailure::TimedOut(timeout) => SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Send,
+                    timeout,
+                }),
+            }
+        };
+        if let Some(send_id) = written.send_id() {
+            self.actions.push(Action::SendResult {
+                send_id,
+                result: Err(end.error()),
+            });
+        }
+        end
+    }
+
+    /// Sends Close 1000 and keeps reading (so the consumer gets what is already
+    /// on the wire) until the peer answers or the close timeout passes. Frames
+    /// still waiting for the rate limiter are not sent.
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let deadline = later(now, self.config.close_timeout);
+        if link.begin_close(deadline, &mut self.actions) {
+            self.actions
+                .push(Action::SetState(ConnectionState::Closing));
+        }
+    }
+
+    // ---- timers (`link/timers.rs` keeps them) --------------------------------
+
+    /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        Some(self.link.as_ref()?.next_timer())
+    }
+
+    /// Time passed: what the connection finds due at `now` (the close,
+    /// pong and idle deadlines end the session; stale reports, request
+    /// deadlines and the next ping are acted on here).
+    pub(crate) fn on_tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        let Some(link) = &mut self.link else {
+            return Ok(());
+        };
+        let due = match link.on_tick(&self.config, &self.registry, now) {
+            Ok(due) => due,
+            Err(Lapsed::Close) => return Err(SessionEnd::Closed),
+            Err(Lapsed::Pong) => {
+                self.stats.counters.ping_timeouts.bump();
+                return Err(SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Ping,
+                    timeout: self.config.pong_timeout,
+                }));
+            }
+            Err(Lapsed::Idle(timeout)) => {
+                self.stats.counters.idle_timeouts.bump();
+                return Err(SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Receive,
+                    timeout,
+                }));
+            }
+        };
+        for event in due.stale {
+            self.emit(event);
+        }
+        for req_id in due.expired {
+            self.expire(req_id)?;
+        }
+        if due.ping {
+            self.ping();
+        }
+        Ok(())
+    }
+
+    fn ping(&mut self) {
+        let req_id = self.next_req_id();
+        let outgoing = match self.protocol.encode_ping(req_id.get()) {
+            // App-level pings count against the venue's rate limit; they jump the queue.
+            Some(text) => Outgoing::Ping { text },
+            None => Outgoing::WsPing,
+        };
+        if let Some(link) = &mut self.link {
+            link.push_ping(outgoing);
+        }
+    }
+
+    /// Queues the answer to a venue heartbeat (see [`Link::push_reply`]).
+    fn push_reply(&mut self, text: String) {
+        if let Some(link) = &mut self.link {
+            link.push_reply(text);
+        }
+    }
+
+    /// A pong (WebSocket or application-level) answered our ping.
+    fn pong_received(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.pong_received();
+        }
+    }
+
+    /// A data frame or venue heartbeat: the feed is alive.
+    #[inline] // on every data frame's path
+    fn data_seen(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.data_seen();
+        }
+    }
+
+    /// Removes `req_id` from the requests in flight; whether it was one.
+    pub(super) fn take_request(&mut self, req_id: ReqId) -> bool {
+        self.link
+            .as_mut()
+            .is_some_and(|link| link.take_request(req_id))
+    }
+
+    /// A request or subscribe got no answer in time.
+    fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
+        let timeout = self.config.request_timeout;
+        if self.take_request(req_id) {
+            self.actions.push(Action::RequestResult {
+                req_id,
+                result: Err(Error::Timeout {
+                    operation: Operation::Request,
+                    timeout,
+                }),
+            });
+            return Ok(());
+        }
+        if self.take_snapshot_request(req_id).is_some() {
+            // The venue answers a snapshot request with the snapshot itself;
+            // nothing else may come, and the deltas go on meanwhile.
+            return Ok(());
+        }
+        if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
+            // A durable subscription the venue acknowledged before: a missing
+            // ack now says more about this connection (half-open, stuck right
+            // after the handshake) than about the subscription, so reconnect
+            // and replay instead of ending it. Backoff bounds the retries.
+            tracing::warn!(
+                %req_id,
+                "a replayed subscribe was not acknowledged in time; reconnecting"
+            );
+            return Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Subscribe,
+                timeout,
+            }));
+        }
+        for (client_id, op, entry) in self.registry.on_timeout(req_id) {
+            let operation = match op {
+                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
+                _ => Operation::Subscribe,
+            };
+            let error = Error::Timeout { operation, timeout };
+            tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
+            if !entry.acked_once {
+                self.actions.push(Action::SubscribeResult {
+                    client_id,
+                    result: Err(error.clone()),
+                });
+            }
+            entry.queue.finish(Some(error.clone()));
+            match &entry.server_id {
+                Some(server_id) => self.protocol.forget(server_id),
+                None => self.protocol.forget_topic(&entry.topic),
+            }
+            self.emit(Event::SubscriptionEnded {
+                client_id,
+                error: Some(error),
+            });
+        }
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+        Ok(())
     }
 
     // ---- one frame from the socket ------------------------------------------

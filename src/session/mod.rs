@@ -29,12 +29,17 @@
 //! which are plain data too (a mutex, counters and a waker).
 //!
 //! The fuzzer (`session_script`) and the turmoil simulation drive this same
-//! type, so what is tested is what runs. Files: `core.rs` is what happens to
-//! one inbound frame, top to bottom; `backpressure.rs` what happens when that
-//! frame meets a full `Block` queue; `commands.rs` what handles ask for;
-//! `link/` the per-connection state: writes (`mod.rs`), the outbound queue
-//! and its two limiters (`outbound.rs`), pings, idle watch and deadlines
-//! (`timers.rs`).
+//! type, so what is tested is what runs. Files: `core.rs` is the type, its
+//! calling contract, the inputs that coordinate its parts (connect,
+//! disconnect, writes, ticks) and what happens to one inbound frame, top to
+//! bottom; `backpressure.rs` what happens when that frame meets a full
+//! `Block` queue; `commands.rs` what handles ask for; `link/` the
+//! per-connection state, which owns its behaviour and never imports the
+//! core: writes and the connection's end (`mod.rs`), the outbound queue and
+//! its two limiters (`outbound.rs`), pings, idle watch and deadlines
+//! (`timers.rs`), silent subscriptions (`stale.rs`); `socket_failure.rs` why
+//! the socket failed, in the core's words (the shell maps its transport's
+//! errors to it).
 
 mod backpressure;
 mod commands;

@@ -46,6 +46,78 @@ use crate::venue_error::VenueErrorKind;
 /// The decisions of one supervised connection, kept across reconnects: the
 /// registry and protocol live as long as the client; [`Link`] holds what
 /// lives as long as one connection.
+///
+/// # Calling contract
+///
+/// The core does no I/O, reads no clock and never calls back: every input
+/// carries `now` (and the connect the wall clock too), and everything it
+/// wants done comes out of the outputs below. A driver follows these rules;
+/// [`Drive`](crate::supervisor::drive::Drive) is the one that does, and
+/// every shell (the spawned supervisor, the consumer-driven feed, a replay)
+/// goes through it.
+///
+/// **Inputs.** After each one the driver must *apply* (below).
+/// - The handshake succeeded: [`on_connected(now, wall)`](Self::on_connected).
+///   The driver reads both clocks; frames get their wall-clock receive time
+///   from `wall` (a replay hands in the recorded one).
+/// - A frame was read: [`set_read_at(read_at)`](Self::set_read_at) (when the
+///   read completed: the frame's receive time), then
+///   [`on_message(message, now)`](Self::on_message).
+/// - The socket failed or ended: [`on_read_error(failure)`](Self::on_read_error)
+///   (the driver describes its transport's error as a [`SocketFailure`]) or
+///   [`on_stream_end`](Self::on_stream_end). Both return the session's end.
+/// - The timer fired: [`on_tick(now)`](Self::on_tick).
+/// - A command: `subscribe`, `unsubscribe`, `send`, `request` (`commands.rs`;
+///   they work offline too: subscriptions wait for the next connection, what
+///   needs a socket fails at once); close while connected:
+///   [`begin_close(now)`](Self::begin_close) (the session goes on until the
+///   peer answers or the close timeout passes).
+/// - A frame from [`take_write`](Self::take_write) was written, or writing
+///   it failed: [`on_written(written, now)`](Self::on_written) or
+///   [`on_write_failed(written, failure)`](Self::on_write_failed), exactly
+///   once per [`Written`] (it is not `Clone`). A failure returns the end.
+/// - The full `Block` queue made room, or did not in time:
+///   [`on_space(now)`](Self::on_space) or
+///   [`on_block_timeout(now)`](Self::on_block_timeout).
+/// - The connection is gone: [`on_disconnected(end, now)`](Self::on_disconnected).
+/// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
+///   stream ends; callers still waiting are answered).
+///
+/// **Apply**, after every input, before anything else: take the actions
+/// with [`drain_actions`](Self::drain_actions) and carry each out in order
+/// ([`Action`]: publish the event or the connection state; answer the
+/// caller of `subscribe`, `request` or `send` the action names, whose reply
+/// channel the driver keeps), then [`publish_ops_waiting(now)`](Self::publish_ops_waiting)
+/// (the gauge a pool reads). Actions are the only way callers hear back: a
+/// driver that skips this leaves them waiting. Deliveries need no step: data
+/// goes straight into the subscriptions' queues, which wake their consumers.
+///
+/// **Outputs**, asked before the driver waits, in this order (asking
+/// changes nothing):
+/// 1. [`blocked_on`](Self::blocked_on): `Some((queue, timeout))` while a
+///    message is parked on a full `Block` queue. The driver must read nothing
+///    from the socket (that is the backpressure) until `queue` has room or
+///    `timeout` passes, then hand in `on_space` or `on_block_timeout`.
+/// 2. [`next_write_at(now)`](Self::next_write_at): at or before `now`, a
+///    frame is due: take it with [`take_write(now)`](Self::take_write), write
+///    it within [`write_timeout`](Self::write_timeout), report its outcome.
+///    Later: wake then (the rate limit paces writes). `None`: nothing waits.
+/// 3. [`next_timer`](Self::next_timer): wake then and hand in `on_tick`
+///    (`None` while disconnected).
+/// 4. [`accepts_commands(now)`](Self::accepts_commands): take commands only
+///    while true (the bounded command channel then pushes back on callers).
+///
+/// After an input, frames the socket already buffered may be handed in
+/// without waiting while [`accepts_reads`](Self::accepts_reads) is true.
+///
+/// **The end.** An input that returns a [`SessionEnd`] ends the connection:
+/// the driver stops reading and writing, reads
+/// [`session_worked`](Self::session_worked) (whether every subscription it
+/// replayed was answered: a working session, not a failed attempt), hands
+/// in `on_disconnected` and applies. What follows is the reconnect
+/// machine's: `Closed` stops, `Lost` reconnects with backoff, `Fatal` gives
+/// up; [`take_retry_wait(now)`](Self::take_retry_wait) says, once, how long
+/// a venue asked to wait before the next attempt.
 pub(crate) struct SessionCore<P> {
     pub(super) config: Arc<Config>,
     pub(super) protocol: P,

@@ -9,24 +9,13 @@
 //! deadlines, the liveness timers, the outbound queue with its rate limiter and
 //! the venue's subscribe-operations window, the
 //! memory of abandoned subscribes, resync decisions, routing and accounting. It
-//! has no `async`, no socket, no channel and no clock of its own: every input
-//! carries `now`. Its inputs are
-//!
-//! - a frame read from the socket ([`SessionCore::on_message`]) or the way the
-//!   socket ended ([`SessionCore::on_read_error`], [`SessionCore::on_stream_end`]);
-//! - a command from a handle (`subscribe`, `unsubscribe`, `send`, `request`, `close`);
-//! - a tick at `now` ([`SessionCore::on_tick`]), due at [`SessionCore::next_timer`];
-//! - "this frame was written" or "writing it failed" ([`SessionCore::on_written`]);
-//! - "the consumer made room" or "it did not in time" for a full `Block` queue;
-//! - "connected" and "the connection is gone" ([`SessionCore::on_connected`],
-//!   [`SessionCore::on_disconnected`]).
-//!
-//! Its outputs are the frames to write ([`SessionCore::take_write`], paced by
-//! the rate limit), the [`Action`]s queued for the shell (emit an event, answer
-//! a caller, change the state), a queue to wait on while a `Block` queue is
-//! full ([`SessionCore::blocked_on`]), and a [`SessionEnd`] when the session must
-//! stop. Deliveries go straight into the subscriptions' [`Queue`](crate::queue::Queue)s,
-//! which are plain data too (a mutex, counters and a waker).
+//! has no `async`, no socket, no channel, no transport error type and no clock
+//! of its own: every input carries `now` (the connect the wall clock too).
+//! Which inputs exist, what to call after each and what each output obliges
+//! the driver to do is written on the type: [`SessionCore`]'s calling
+//! contract. Deliveries go straight into the subscriptions'
+//! [`Queue`](crate::queue::Queue)s, which are plain data too (a mutex,
+//! counters and a waker).
 //!
 //! The fuzzer (`session_script`) and the turmoil simulation drive this same
 //! type, so what is tested is what runs. Files: `core.rs` is the type, its

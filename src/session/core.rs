@@ -1206,11 +1206,7 @@ impl<P: Protocol> SessionCore<P> {
         // A snapshot request on the ended server id will never be answered;
         // it must not hold back the resubscribe.
         if let Some(link) = &mut self.link {
-            if let Some(req_id) = link.snapshots.remove(&client_id) {
-                if link.resyncing.get(&client_id) == Some(&req_id) {
-                    link.resyncing.remove(&client_id);
-                }
-            }
+            link.drop_snapshot_request(client_id);
         }
         self.resubscribe(client_id, false);
     }

@@ -26,7 +26,8 @@
 //! per-connection state, which owns its behaviour and never imports the
 //! core: writes and the connection's end (`mod.rs`), the outbound queue and
 //! its two limiters (`outbound.rs`), pings, idle watch and deadlines
-//! (`timers.rs`), silent subscriptions (`stale.rs`); `socket_failure.rs` why
+//! (`timers.rs`), silent subscriptions (`stale.rs`), requests in flight,
+//! snapshot requests, resyncs and abandoned subscribes (`pending.rs`); `socket_failure.rs` why
 //! the socket failed, in the core's words (the shell maps its transport's
 //! errors to it).
 

@@ -40,15 +40,12 @@ use crate::rate::RateLimit;
 use crate::subscription::{ClientId, ReqId};
 
 mod outbound;
+mod pending;
 mod stale;
 mod timers;
 
 use outbound::{Outbound, OUTBOUND_LIMIT};
 pub(super) use timers::Lapsed;
-
-/// How many subscriptions ended while their subscribe was unanswered a
-/// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
-pub(super) const ABANDONED_LIMIT: usize = 64;
 
 /// How many heartbeat replies may wait to be written; a venue heartbeat that
 /// arrives while they are all waiting is not answered again.
@@ -157,7 +154,7 @@ struct IdleWatch {
 pub(crate) struct Link {
     outbound: Outbound,
     /// Requests written or queued whose answer the shell's caller waits for.
-    pub(super) requests: HashSet<ReqId>,
+    requests: HashSet<ReqId>,
     deadlines: BTreeSet<(Instant, ReqId)>,
     awaiting_pong: Option<Instant>,
     next_ping: Instant,
@@ -170,15 +167,15 @@ pub(crate) struct Link {
     /// `subscribe` call dropped by a timeout). If the ack comes after all, the
     /// venue is told to unsubscribe, or it would stream to nobody for the rest
     /// of the connection.
-    pub(super) abandoned: VecDeque<(ReqId, Topic)>,
+    abandoned: VecDeque<(ReqId, Topic)>,
     /// Subscriptions whose resync subscribe (under this request id) is not
     /// written yet: at most one resync per subscription is in flight, so a
     /// peer alternating acks and bad checksums cannot grow the outbound queue.
-    pub(super) resyncing: HashMap<ClientId, ReqId>,
+    resyncing: HashMap<ClientId, ReqId>,
     /// Snapshot requests (resyncs on the live subscription) waiting for an
     /// answer, at most one per subscription: a refusal falls back to
     /// subscribing again.
-    pub(super) snapshots: HashMap<ClientId, ReqId>,
+    snapshots: HashMap<ClientId, ReqId>,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,

@@ -142,7 +142,7 @@ impl<P: Protocol> Machine<P> {
         match self.reconnect.finished(&mut self.drive, attempted) {
             Ok(ws) => {
                 let now = Instant::now();
-                self.drive.connected(now);
+                self.drive.connected(now, std::time::SystemTime::now());
                 self.phase = Phase::Live(Box::new(Live::new(ws, now)));
             }
             Err(error) => {

@@ -101,7 +101,7 @@ pub fn reconnect_script(data: &[u8]) {
                     model.wait_until(hint_at);
                 }
                 now = connected + lasted;
-                core.on_connected(at(connected));
+                core.on_connected(at(connected), std::time::UNIX_EPOCH);
                 let (end, mend) = session_end(&mut core, (c >> 1) % 16, at(now));
                 core.on_disconnected(&end, at(now));
                 core.drain_actions().for_each(drop);

@@ -218,9 +218,8 @@ impl<P: Protocol> Replay<P> {
         match entry.event {
             Input::Stream { .. } => {}
             Input::Connected => {
-                self.drive.connected(now);
                 let wall = std::time::UNIX_EPOCH + Duration::from_nanos(entry.wall);
-                self.drive.core.anchor_wall(now, wall);
+                self.drive.connected(now, wall);
             }
             Input::Frame { read_at, message } => {
                 self.stats.frames += 1;

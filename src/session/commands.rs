@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::core::SessionCore;
-use super::link::{Outgoing, ABANDONED_LIMIT};
+use super::link::Outgoing;
 use super::output::Action;
 use crate::error::{ConnectionError, Error, SubscriptionOp, VenueError};
 use crate::events::Event;
@@ -99,8 +99,7 @@ impl<P: Protocol> SessionCore<P> {
             .encode_request(request, req_id.get())
             .map_err(Error::protocol)?;
         if let Some(link) = &mut self.link {
-            link.requests.insert(req_id);
-            link.push_back(Outgoing::Request { text, req_id });
+            link.push_request(text, req_id);
         }
         Ok(req_id)
     }
@@ -163,7 +162,7 @@ impl<P: Protocol> SessionCore<P> {
         };
         if let Some(link) = &mut self.link {
             // Its snapshot request, if any, is answered for nobody now.
-            link.snapshots.remove(&client_id);
+            link.forget_snapshot_request(client_id);
         }
         if let (true, Phase::Pending { req_id }, Some(link)) =
             (tell_venue, entry.phase, &mut self.link)
@@ -172,12 +171,9 @@ impl<P: Protocol> SessionCore<P> {
             // is withdrawn if it has not gone out yet.
             let withdrawn = !self.registry.is_pending(req_id) && link.withdraw_subscribe(req_id);
             if withdrawn {
-                link.resyncing.remove(&client_id);
+                link.forget_resync(client_id);
             } else {
-                if link.abandoned.len() == ABANDONED_LIMIT {
-                    link.abandoned.pop_front();
-                }
-                link.abandoned.push_back((req_id, entry.topic.clone()));
+                link.abandon(req_id, entry.topic.clone());
             }
         }
         if !entry.acked_once {
@@ -236,9 +232,7 @@ impl<P: Protocol> SessionCore<P> {
         if let Some(link) = &mut self.link {
             // One snapshot request per subscription is remembered (a newer one
             // replaces it), so the map is bounded by the subscriptions.
-            link.snapshots.insert(client_id, req_id);
-            link.resyncing.insert(client_id, req_id);
-            link.push_back(Outgoing::Request { text, req_id });
+            link.push_snapshot_request(client_id, text, req_id);
         }
     }
 
@@ -247,7 +241,7 @@ impl<P: Protocol> SessionCore<P> {
         let waiting = self
             .link
             .as_ref()
-            .is_some_and(|link| link.resyncing.contains_key(&client_id));
+            .is_some_and(|link| link.resync_waiting(client_id));
         if waiting {
             tracing::debug!(%client_id, "a resync is already on its way");
         }
@@ -257,13 +251,7 @@ impl<P: Protocol> SessionCore<P> {
     /// The subscription a snapshot request `req_id` was for, forgotten now
     /// that it was answered, refused or timed out.
     pub(super) fn take_snapshot_request(&mut self, req_id: ReqId) -> Option<ClientId> {
-        let link = self.link.as_mut()?;
-        let client_id = link
-            .snapshots
-            .iter()
-            .find_map(|(client_id, pending)| (*pending == req_id).then_some(*client_id))?;
-        link.snapshots.remove(&client_id);
-        Some(client_id)
+        self.link.as_mut()?.take_snapshot_request(req_id)
     }
 
     /// Subscribes one subscription again for a fresh snapshot under a new
@@ -292,7 +280,7 @@ impl<P: Protocol> SessionCore<P> {
             self.registry.get(client_id).map(|e| e.phase),
             &mut self.link,
         ) {
-            link.resyncing.insert(client_id, req_id);
+            link.note_resync(client_id, req_id);
         }
     }
 
@@ -307,13 +295,7 @@ impl<P: Protocol> SessionCore<P> {
         let Some(link) = &mut self.link else {
             return;
         };
-        let position = req_id.and_then(|req_id| {
-            link.abandoned.iter().position(|(abandoned_req, topic)| {
-                *abandoned_req == req_id
-                    && symbol.is_none_or(|s| topic.symbol_name().is_none_or(|t| t == s))
-            })
-        });
-        let Some((_, topic)) = position.and_then(|at| link.abandoned.remove(at)) else {
+        let Some(topic) = req_id.and_then(|req_id| link.take_abandoned(req_id, symbol)) else {
             tracing::debug!(?req_id, %server_id, "ack matches no pending subscription");
             return;
         };

@@ -1,4 +1,10 @@
-//! What the library does with one inbound frame, top to bottom.
+//! The session core: [`SessionCore`] with its calling contract, the inputs
+//! that coordinate its parts (a connection coming and going, writes, ticks),
+//! and what the library does with one inbound frame, top to bottom.
+//!
+//! The per-connection state ([`Link`], `link/`) owns its fields and its
+//! behaviour and knows nothing of the core: the core asks it and acts on
+//! its answers (counters, events, the registry, the protocol adapter).
 //!
 //! Per frame: count it, let the protocol classify it, then
 //! - data goes to its subscription's queue (sequence-checked, under the
@@ -15,16 +21,21 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
-use super::link::Link;
+use super::deadline::later;
+use super::link::{Lapsed, Link, Outgoing, WriteFailure, Written};
 use super::output::{Action, SessionEnd};
+use super::socket_failure::SocketFailure;
 use crate::config::Config;
-use crate::error::{scrub, ConnectionError, Error, ProtocolError, SubscriptionOp, VenueError};
-use crate::events::{Event, Unplaced};
+use crate::error::{
+    scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp, VenueError,
+};
+use crate::events::{ConnectionState, Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
 use crate::queue::{Overflow, Pushed, Queue};
@@ -35,6 +46,78 @@ use crate::venue_error::VenueErrorKind;
 /// The decisions of one supervised connection, kept across reconnects: the
 /// registry and protocol live as long as the client; [`Link`] holds what
 /// lives as long as one connection.
+///
+/// # Calling contract
+///
+/// The core does no I/O, reads no clock and never calls back: every input
+/// carries `now` (and the connect the wall clock too), and everything it
+/// wants done comes out of the outputs below. A driver follows these rules;
+/// [`Drive`](crate::supervisor::drive::Drive) is the one that does, and
+/// every shell (the spawned supervisor, the consumer-driven feed, a replay)
+/// goes through it.
+///
+/// **Inputs.** After each one the driver must *apply* (below).
+/// - The handshake succeeded: [`on_connected(now, wall)`](Self::on_connected).
+///   The driver reads both clocks; frames get their wall-clock receive time
+///   from `wall` (a replay hands in the recorded one).
+/// - A frame was read: [`set_read_at(read_at)`](Self::set_read_at) (when the
+///   read completed: the frame's receive time), then
+///   [`on_message(message, now)`](Self::on_message).
+/// - The socket failed or ended: [`on_read_error(failure)`](Self::on_read_error)
+///   (the driver describes its transport's error as a [`SocketFailure`]) or
+///   [`on_stream_end`](Self::on_stream_end). Both return the session's end.
+/// - The timer fired: [`on_tick(now)`](Self::on_tick).
+/// - A command: `subscribe`, `unsubscribe`, `send`, `request` (`commands.rs`;
+///   they work offline too: subscriptions wait for the next connection, what
+///   needs a socket fails at once); close while connected:
+///   [`begin_close(now)`](Self::begin_close) (the session goes on until the
+///   peer answers or the close timeout passes).
+/// - A frame from [`take_write`](Self::take_write) was written, or writing
+///   it failed: [`on_written(written, now)`](Self::on_written) or
+///   [`on_write_failed(written, failure)`](Self::on_write_failed), exactly
+///   once per [`Written`] (it is not `Clone`). A failure returns the end.
+/// - The full `Block` queue made room, or did not in time:
+///   [`on_space(now)`](Self::on_space) or
+///   [`on_block_timeout(now)`](Self::on_block_timeout).
+/// - The connection is gone: [`on_disconnected(end, now)`](Self::on_disconnected).
+/// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
+///   stream ends; callers still waiting are answered).
+///
+/// **Apply**, after every input, before anything else: take the actions
+/// with [`drain_actions`](Self::drain_actions) and carry each out in order
+/// ([`Action`]: publish the event or the connection state; answer the
+/// caller of `subscribe`, `request` or `send` the action names, whose reply
+/// channel the driver keeps), then [`publish_ops_waiting(now)`](Self::publish_ops_waiting)
+/// (the gauge a pool reads). Actions are the only way callers hear back: a
+/// driver that skips this leaves them waiting. Deliveries need no step: data
+/// goes straight into the subscriptions' queues, which wake their consumers.
+///
+/// **Outputs**, asked before the driver waits, in this order (asking
+/// changes nothing):
+/// 1. [`blocked_on`](Self::blocked_on): `Some((queue, timeout))` while a
+///    message is parked on a full `Block` queue. The driver must read nothing
+///    from the socket (that is the backpressure) until `queue` has room or
+///    `timeout` passes, then hand in `on_space` or `on_block_timeout`.
+/// 2. [`next_write_at(now)`](Self::next_write_at): at or before `now`, a
+///    frame is due: take it with [`take_write(now)`](Self::take_write), write
+///    it within [`write_timeout`](Self::write_timeout), report its outcome.
+///    Later: wake then (the rate limit paces writes). `None`: nothing waits.
+/// 3. [`next_timer`](Self::next_timer): wake then and hand in `on_tick`
+///    (`None` while disconnected).
+/// 4. [`accepts_commands(now)`](Self::accepts_commands): take commands only
+///    while true (the bounded command channel then pushes back on callers).
+///
+/// After an input, frames the socket already buffered may be handed in
+/// without waiting while [`accepts_reads`](Self::accepts_reads) is true.
+///
+/// **The end.** An input that returns a [`SessionEnd`] ends the connection:
+/// the driver stops reading and writing, reads
+/// [`session_worked`](Self::session_worked) (whether every subscription it
+/// replayed was answered: a working session, not a failed attempt), hands
+/// in `on_disconnected` and applies. What follows is the reconnect
+/// machine's: `Closed` stops, `Lost` reconnects with backoff, `Fatal` gives
+/// up; [`take_retry_wait(now)`](Self::take_retry_wait) says, once, how long
+/// a venue asked to wait before the next attempt.
 pub(crate) struct SessionCore<P> {
     pub(super) config: Arc<Config>,
     pub(super) protocol: P,
@@ -55,10 +138,13 @@ pub(crate) struct SessionCore<P> {
     pub(super) backlog: VecDeque<Delivery>,
     /// What the shell must do next, in order.
     pub(super) actions: Vec<Action>,
-    /// A monotonic instant and the wall clock at that instant, taken at each
-    /// connect: frames get their wall-clock receive time from it and the
-    /// monotonic time since (one clock read per frame, not two).
-    pub(super) wall_anchor: (std::time::Instant, std::time::SystemTime),
+    /// A monotonic instant and the wall clock at that instant, handed in by
+    /// the driver at each connect ([`on_connected`](Self::on_connected)):
+    /// frames get their wall-clock receive time from it and the monotonic
+    /// time since (no wall-clock read per frame, and none in the core: a
+    /// replay hands in the recorded wall clock and gets the same times).
+    /// `None` before the first connect.
+    pub(super) wall_anchor: Option<(std::time::Instant, SystemTime)>,
     /// When the shell's read of the current frame completed. Only the frame's
     /// receive time uses it: the core's timers keep the loop's `now` (a clock
     /// read after a paused-clock jump must not move the session's deadlines).
@@ -114,7 +200,7 @@ impl<P: Protocol> SessionCore<P> {
             parked: None,
             backlog: VecDeque::new(),
             actions: Vec::new(),
-            wall_anchor: (std::time::Instant::now(), std::time::SystemTime::now()),
+            wall_anchor: None,
             read_at: None,
         }
     }
@@ -124,16 +210,16 @@ impl<P: Protocol> SessionCore<P> {
         self.read_at = Some(at);
     }
 
-    /// Replay (`record/replay.rs`): frames of this connection get wall-clock
-    /// receive times counted from the recorded wall clock at `at`.
-    pub(crate) fn anchor_wall(&mut self, at: Instant, wall: std::time::SystemTime) {
-        self.wall_anchor = (at.into_std(), wall);
-    }
-
-    /// The receive time of a frame handled at `now`.
+    /// The receive time of a frame handled at `now`. Before any connect
+    /// (no wall clock handed in yet) its wall time is the epoch.
     fn received(&self, now: Instant) -> Received {
         let at = self.read_at.unwrap_or(now).into_std();
-        let (anchor, wall) = self.wall_anchor;
+        let Some((anchor, wall)) = self.wall_anchor else {
+            return Received {
+                at,
+                wall: UNIX_EPOCH,
+            };
+        };
         let wall = match at.checked_duration_since(anchor) {
             Some(since) => wall.checked_add(since),
             None => wall.checked_sub(anchor.saturating_duration_since(at)),
@@ -170,6 +256,346 @@ impl<P: Protocol> SessionCore<P> {
         let id = self.next_req_id;
         self.next_req_id = id.next();
         id
+    }
+
+    // ---- the connection comes and goes ----------------------------------------
+
+    /// The handshake succeeded at `now`, when the wall clock read `wall`:
+    /// queue the on-connect frames and replay every unsent subscription.
+    /// Frames of this connection get wall-clock receive times counted from
+    /// `wall` (the driver reads the clock; a replay hands in the recorded one).
+    pub(crate) fn on_connected(&mut self, now: Instant, wall: SystemTime) {
+        self.wall_anchor = Some((now.into_std(), wall));
+        let subscribe_ops = self.protocol.limits().subscribe_ops;
+        self.link = Some(Link::new(&self.config, subscribe_ops, now));
+        self.flush_unsent();
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+    }
+
+    /// Every subscribe sent on this connection has been answered.
+    pub(super) fn all_acknowledged(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.all_acknowledged();
+        }
+    }
+
+    /// Whether the current (or just ended) connection got every subscription
+    /// it replayed answered: it was a working session, not a failed attempt.
+    pub(crate) fn session_worked(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::worked)
+    }
+
+    /// The connection is gone (`end` says why): requests in flight and queued
+    /// sends fail with that cause, old server ids must never route again, and
+    /// per-connection protocol state (books) is void.
+    pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
+        // The shell never lets a session end while a message is parked, but a
+        // script might: the consumer did not make room in time.
+        while self.parked.is_some() {
+            self.on_block_timeout(now);
+        }
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        link.end(&end.error(), &mut self.actions);
+        let dropped = self.registry.on_disconnect();
+        let counters = &self.stats.counters;
+        counters.unroutable.add(dropped as u64);
+        counters.stashed.set(0);
+        counters.subscribe_ops_waiting.set(0);
+        self.protocol.reset();
+    }
+
+    /// Whether a connection is up.
+    #[cfg(any(test, feature = "fuzzing"))] // only the session_script harness and unit tests read it
+    pub(crate) fn is_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::is_closing)
+    }
+
+    /// Whether the shell should drain buffered frames now: not while closing
+    /// (only the peer's close matters then) and not while a message is parked.
+    pub(crate) fn accepts_reads(&self) -> bool {
+        self.parked.is_none() && !self.is_closing()
+    }
+
+    /// Whether the shell should take commands now: not while closing, and not
+    /// while many frames wait for the rate limiter (the bounded command
+    /// channel then pushes back on the callers).
+    ///
+    /// Requests the venue's operations window holds back at `now` do not
+    /// count: they may wait an hour, and `close` or `send` must not wait with
+    /// them. Counted here from the outbound queue itself, never read back
+    /// from a gauge some other call may or may not have set.
+    pub(crate) fn accepts_commands(&self, now: Instant) -> bool {
+        self.link
+            .as_ref()
+            .is_some_and(|link| link.accepts_commands(now))
+    }
+
+    /// Remembers how long `error` asks us to wait before the next attempt:
+    /// its own retry-after (a venue lockout), or the backoff cap for a close
+    /// 1013 "try again later", which names no duration.
+    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
+        if let Some(hint) = crate::backoff::retry_hint(error, self.config.backoff.cap) {
+            tracing::info!(
+                ?hint,
+                "the venue asked to wait; lengthening the next backoff delay"
+            );
+            self.retry_not_before = self.retry_not_before.max(Some(later(now, hint)));
+        }
+    }
+
+    /// The wait a retry hint still asks for, once.
+    pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
+        self.retry_not_before
+            .take()
+            .map(|at| at.saturating_duration_since(now))
+            .unwrap_or_default()
+    }
+
+    // ---- writes ---------------------------------------------------------------
+
+    /// When the next frame may be written: `None` when nothing waits. Pure:
+    /// asking changes nothing.
+    pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
+        self.link.as_ref()?.next_write_at(now)
+    }
+
+    /// Publishes how many subscribe operations the venue's window holds back
+    /// at `now` (the `subscribe_ops_waiting` gauge a pool reads to place a
+    /// subscription). The last step of every input (`Drive` calls it after
+    /// the core's actions): the count changes with commands, with writes and
+    /// when the window opens, and the driver wakes for each of those.
+    pub(crate) fn publish_ops_waiting(&self, now: Instant) {
+        let held = self.link.as_ref().map_or(0, |l| l.ops_held(now)) as u64;
+        let gauge = &self.stats.counters.subscribe_ops_waiting;
+        if gauge.get() != held {
+            gauge.set(held);
+        }
+    }
+
+    /// The next frame to write, if one is due at `now`. The shell writes it and
+    /// reports back with [`on_written`](Self::on_written).
+    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
+        self.link.as_mut()?.take_write(now)
+    }
+
+    /// How long the shell may wait for the peer to take `written`.
+    pub(crate) fn write_timeout(&self, written: &Written) -> Duration {
+        if written.is_close() {
+            self.config.close_timeout
+        } else {
+            self.config.request_timeout
+        }
+    }
+
+    /// `written` went out at `now`: start what its writing starts.
+    pub(crate) fn on_written(&mut self, written: Written, now: Instant) {
+        let counters = &self.stats.counters;
+        counters.frames_out.bump();
+        counters.bytes_out.add(written.len());
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if let Some(send_id) = link.on_written(&written, &self.config, now) {
+            self.actions.push(Action::SendResult {
+                send_id,
+                result: Ok(()),
+            });
+        }
+    }
+
+    /// Writing `written` failed: the session ends (a one-off send learns why).
+    pub(crate) fn on_write_failed(
+        &mut self,
+        written: Written,
+        failure: WriteFailure,
+    ) -> SessionEnd {
+        let end = if written.is_close() || self.is_closing() {
+            // The socket is already gone or wedged: nothing left to wait for.
+            SessionEnd::Closed
+        } else {
+            match failure {
+                WriteFailure::Socket(failure) => self.on_read_error(failure),
+                WriteFailure::TimedOut(timeout) => SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Send,
+                    timeout,
+                }),
+            }
+        };
+        if let Some(send_id) = written.send_id() {
+            self.actions.push(Action::SendResult {
+                send_id,
+                result: Err(end.error()),
+            });
+        }
+        end
+    }
+
+    /// Sends Close 1000 and keeps reading (so the consumer gets what is already
+    /// on the wire) until the peer answers or the close timeout passes. Frames
+    /// still waiting for the rate limiter are not sent.
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let deadline = later(now, self.config.close_timeout);
+        if link.begin_close(deadline, &mut self.actions) {
+            self.actions
+                .push(Action::SetState(ConnectionState::Closing));
+        }
+    }
+
+    // ---- timers (`link/timers.rs` keeps them) --------------------------------
+
+    /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        Some(self.link.as_ref()?.next_timer())
+    }
+
+    /// Time passed: what the connection finds due at `now` (the close,
+    /// pong and idle deadlines end the session; stale reports, request
+    /// deadlines and the next ping are acted on here).
+    pub(crate) fn on_tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        let Some(link) = &mut self.link else {
+            return Ok(());
+        };
+        let due = match link.on_tick(&self.config, &self.registry, now) {
+            Ok(due) => due,
+            Err(Lapsed::Close) => return Err(SessionEnd::Closed),
+            Err(Lapsed::Pong) => {
+                self.stats.counters.ping_timeouts.bump();
+                return Err(SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Ping,
+                    timeout: self.config.pong_timeout,
+                }));
+            }
+            Err(Lapsed::Idle(timeout)) => {
+                self.stats.counters.idle_timeouts.bump();
+                return Err(SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Receive,
+                    timeout,
+                }));
+            }
+        };
+        for event in due.stale {
+            self.emit(event);
+        }
+        for req_id in due.expired {
+            self.expire(req_id)?;
+        }
+        if due.ping {
+            self.ping();
+        }
+        Ok(())
+    }
+
+    fn ping(&mut self) {
+        let req_id = self.next_req_id();
+        let outgoing = match self.protocol.encode_ping(req_id.get()) {
+            // App-level pings count against the venue's rate limit; they jump the queue.
+            Some(text) => Outgoing::Ping { text },
+            None => Outgoing::WsPing,
+        };
+        if let Some(link) = &mut self.link {
+            link.push_ping(outgoing);
+        }
+    }
+
+    /// Queues the answer to a venue heartbeat (see [`Link::push_reply`]).
+    fn push_reply(&mut self, text: String) {
+        if let Some(link) = &mut self.link {
+            link.push_reply(text);
+        }
+    }
+
+    /// A pong (WebSocket or application-level) answered our ping.
+    fn pong_received(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.pong_received();
+        }
+    }
+
+    /// A data frame or venue heartbeat: the feed is alive.
+    #[inline] // on every data frame's path
+    fn data_seen(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.data_seen();
+        }
+    }
+
+    /// Removes `req_id` from the requests in flight; whether it was one.
+    pub(super) fn take_request(&mut self, req_id: ReqId) -> bool {
+        self.link
+            .as_mut()
+            .is_some_and(|link| link.take_request(req_id))
+    }
+
+    /// A request or subscribe got no answer in time.
+    fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
+        let timeout = self.config.request_timeout;
+        if self.take_request(req_id) {
+            self.actions.push(Action::RequestResult {
+                req_id,
+                result: Err(Error::Timeout {
+                    operation: Operation::Request,
+                    timeout,
+                }),
+            });
+            return Ok(());
+        }
+        if self.take_snapshot_request(req_id).is_some() {
+            // The venue answers a snapshot request with the snapshot itself;
+            // nothing else may come, and the deltas go on meanwhile.
+            return Ok(());
+        }
+        if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
+            // A durable subscription the venue acknowledged before: a missing
+            // ack now says more about this connection (half-open, stuck right
+            // after the handshake) than about the subscription, so reconnect
+            // and replay instead of ending it. Backoff bounds the retries.
+            tracing::warn!(
+                %req_id,
+                "a replayed subscribe was not acknowledged in time; reconnecting"
+            );
+            return Err(SessionEnd::Lost(Error::Timeout {
+                operation: Operation::Subscribe,
+                timeout,
+            }));
+        }
+        for (client_id, op, entry) in self.registry.on_timeout(req_id) {
+            let operation = match op {
+                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
+                _ => Operation::Subscribe,
+            };
+            let error = Error::Timeout { operation, timeout };
+            tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
+            if !entry.acked_once {
+                self.actions.push(Action::SubscribeResult {
+                    client_id,
+                    result: Err(error.clone()),
+                });
+            }
+            entry.queue.finish(Some(error.clone()));
+            match &entry.server_id {
+                Some(server_id) => self.protocol.forget(server_id),
+                None => self.protocol.forget_topic(&entry.topic),
+            }
+            self.emit(Event::SubscriptionEnded {
+                client_id,
+                error: Some(error),
+            });
+        }
+        if !self.registry.any_pending() {
+            self.all_acknowledged();
+        }
+        Ok(())
     }
 
     // ---- one frame from the socket ------------------------------------------
@@ -780,11 +1206,7 @@ impl<P: Protocol> SessionCore<P> {
         // A snapshot request on the ended server id will never be answered;
         // it must not hold back the resubscribe.
         if let Some(link) = &mut self.link {
-            if let Some(req_id) = link.snapshots.remove(&client_id) {
-                if link.resyncing.get(&client_id) == Some(&req_id) {
-                    link.resyncing.remove(&client_id);
-                }
-            }
+            link.drop_snapshot_request(client_id);
         }
         self.resubscribe(client_id, false);
     }
@@ -825,42 +1247,29 @@ impl<P: Protocol> SessionCore<P> {
         SessionEnd::Lost(self.lost("the server ended the stream without a close frame"))
     }
 
-    /// Reading (or writing) the socket failed.
-    pub(crate) fn on_read_error(&self, error: tungstenite::Error) -> SessionEnd {
-        use tungstenite::error::CapacityError;
-        use tungstenite::Error as E;
+    /// Reading (or writing) the socket failed, for the reason the shell
+    /// describes (it maps its transport's errors; see [`SocketFailure`]).
+    pub(crate) fn on_read_error(&self, failure: SocketFailure) -> SessionEnd {
         if self.is_closing() {
             // We asked to close: however the socket ends now (the peer's reply,
             // a reset, a FIN without a close frame), the session is over and
             // must not be reconnected.
             return SessionEnd::Closed;
         }
-        let lost = match error {
-            // The peer closed TCP without a close frame: tungstenite calls that
-            // a protocol error, but it is a dropped connection.
-            E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+        let lost = match failure {
+            SocketFailure::ResetWithoutClose => {
                 self.lost("the server ended the stream without a close frame")
             }
-            E::Capacity(CapacityError::MessageTooLong { size, max_size }) => Error::protocol(
-                ProtocolError::TooLarge(format!("{size} bytes > limit {max_size}")),
-            ),
-            E::Capacity(other) => Error::protocol(ProtocolError::TooLarge(other.to_string())),
-            E::Utf8(_) => Error::protocol(ProtocolError::InvalidUtf8),
-            E::Protocol(violation) => {
-                Error::protocol(ProtocolError::Violation(violation.to_string()))
-            }
-            E::AttackAttempt => {
-                Error::protocol(ProtocolError::Violation("attack attempt detected".into()))
-            }
-            E::Io(io) => Error::connection(
+            SocketFailure::Protocol(error) => Error::protocol(error),
+            SocketFailure::Io { kind, message } => Error::connection(
                 &self.config.redacted_url,
                 0,
                 ConnectionError::Io {
-                    kind: io.kind(),
-                    message: scrub(&io.to_string(), &self.config.url),
+                    kind,
+                    message: scrub(&message, &self.config.url),
                 },
             ),
-            other => self.lost(&scrub(&other.to_string(), &self.config.url)),
+            SocketFailure::Other(text) => self.lost(&scrub(&text, &self.config.url)),
         };
         SessionEnd::Lost(lost)
     }

@@ -9,32 +9,27 @@
 //! deadlines, the liveness timers, the outbound queue with its rate limiter and
 //! the venue's subscribe-operations window, the
 //! memory of abandoned subscribes, resync decisions, routing and accounting. It
-//! has no `async`, no socket, no channel and no clock of its own: every input
-//! carries `now`. Its inputs are
-//!
-//! - a frame read from the socket ([`SessionCore::on_message`]) or the way the
-//!   socket ended ([`SessionCore::on_read_error`], [`SessionCore::on_stream_end`]);
-//! - a command from a handle (`subscribe`, `unsubscribe`, `send`, `request`, `close`);
-//! - a tick at `now` ([`SessionCore::on_tick`]), due at [`SessionCore::next_timer`];
-//! - "this frame was written" or "writing it failed" ([`SessionCore::on_written`]);
-//! - "the consumer made room" or "it did not in time" for a full `Block` queue;
-//! - "connected" and "the connection is gone" ([`SessionCore::on_connected`],
-//!   [`SessionCore::on_disconnected`]).
-//!
-//! Its outputs are the frames to write ([`SessionCore::take_write`], paced by
-//! the rate limit), the [`Action`]s queued for the shell (emit an event, answer
-//! a caller, change the state), a queue to wait on while a `Block` queue is
-//! full ([`SessionCore::blocked_on`]), and a [`SessionEnd`] when the session must
-//! stop. Deliveries go straight into the subscriptions' [`Queue`](crate::queue::Queue)s,
-//! which are plain data too (a mutex, counters and a waker).
+//! has no `async`, no socket, no channel, no transport error type and no clock
+//! of its own: every input carries `now` (the connect the wall clock too).
+//! Which inputs exist, what to call after each and what each output obliges
+//! the driver to do is written on the type: [`SessionCore`]'s calling
+//! contract. Deliveries go straight into the subscriptions'
+//! [`Queue`](crate::queue::Queue)s, which are plain data too (a mutex,
+//! counters and a waker).
 //!
 //! The fuzzer (`session_script`) and the turmoil simulation drive this same
-//! type, so what is tested is what runs. Files: `core.rs` is what happens to
-//! one inbound frame, top to bottom; `backpressure.rs` what happens when that
-//! frame meets a full `Block` queue; `commands.rs` what handles ask for;
-//! `link/` the per-connection state: writes (`mod.rs`), the outbound queue
-//! and its two limiters (`outbound.rs`), pings, idle watch and deadlines
-//! (`timers.rs`).
+//! type, so what is tested is what runs. Files: `core.rs` is the type, its
+//! calling contract, the inputs that coordinate its parts (connect,
+//! disconnect, writes, ticks) and what happens to one inbound frame, top to
+//! bottom; `backpressure.rs` what happens when that frame meets a full
+//! `Block` queue; `commands.rs` what handles ask for; `link/` the
+//! per-connection state, which owns its behaviour and never imports the
+//! core: writes and the connection's end (`mod.rs`), the outbound queue and
+//! its two limiters (`outbound.rs`), pings, idle watch and deadlines
+//! (`timers.rs`), silent subscriptions (`stale.rs`), requests in flight,
+//! snapshot requests, resyncs and abandoned subscribes (`pending.rs`); `socket_failure.rs` why
+//! the socket failed, in the core's words (the shell maps its transport's
+//! errors to it).
 
 mod backpressure;
 mod commands;
@@ -44,10 +39,12 @@ mod deadline;
 mod link;
 mod output;
 mod rate_limit;
+mod socket_failure;
 
 pub(crate) use self::core::SessionCore;
 pub(crate) use self::link::{WriteFailure, Written};
 pub(crate) use self::output::{Action, SessionEnd};
+pub(crate) use self::socket_failure::SocketFailure;
 
 #[cfg(test)]
 mod tests;

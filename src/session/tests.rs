@@ -98,7 +98,7 @@ fn a_stall_on_a_full_block_queue_is_not_a_ping_timeout() {
         .unwrap();
     let mut core = core(config);
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     let queue = Queue::new(
         1,
         Overflow::Block {
@@ -148,7 +148,7 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
         .unwrap();
     let mut core = core(config);
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     let queue = Queue::new(1024, Overflow::DropOldest);
     core.subscribe(vec![(ClientId::new(1), Topic::new("book"), queue)]);
     // The peer acks whatever request is pending and follows each ack with a
@@ -210,7 +210,7 @@ fn venue_heartbeats_are_answered_ahead_of_the_queue_and_bounded() {
         .unwrap();
     let mut core = core_of(config, Weex::new());
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     for (id, symbol) in [(1, "A"), (2, "B")] {
         let queue = Queue::new(8, Overflow::DropOldest);
         let id = ClientId::new(id);
@@ -240,7 +240,7 @@ fn answered_heartbeats_keep_an_idle_watch_satisfied() {
         .unwrap();
     let mut core = core_of(config, Weex::new());
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     for second in 1..=20 {
         let now = t0 + Duration::from_secs(second);
         core.on_message(text(r#"{"event":"ping","time":1}"#), now)
@@ -298,7 +298,7 @@ fn compressed_frames_are_inflated_within_a_budget_then_classified() {
         .unwrap();
     let mut core = core_of(config, Gzipped(crate::protocol::Weex::new()));
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     core.on_message(gzip(br#"{"event":"ping","time":7}"#), t0)
         .unwrap();
     assert_eq!(
@@ -322,7 +322,7 @@ fn an_unlimited_send_skips_the_rate_limit_budget_and_keeps_its_place() {
         .unwrap();
     let mut core = core(config);
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     core.send(1, text("limited-1"), true);
     core.send(2, Message::binary(vec![1u8, 2]), false);
     core.send(3, Message::binary(vec![3u8]), false);
@@ -353,7 +353,7 @@ fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_
         .unwrap();
     let mut core = core_of(config, Weex::new());
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     let subscribe = |core: &mut SessionCore<Weex>, id: u64| {
         let queue = Queue::new(8, Overflow::DropOldest);
         let topic = Topic::new("ticker").symbol(format!("S{id}"));
@@ -401,7 +401,7 @@ fn while_closing_the_next_timer_is_the_close_deadline_not_a_due_ping() {
         .unwrap();
     let mut core = core(config);
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     let closing_at = t0 + Duration::from_millis(900);
     core.begin_close(closing_at);
     // The ping falls due while the close handshake waits for the peer.
@@ -428,7 +428,7 @@ fn while_closing_past_ping_and_idle_deadlines_do_not_make_every_turn_due() {
         .unwrap();
     let mut core = core(config);
     let t0 = Instant::now();
-    core.on_connected(t0);
+    core.on_connected(t0, std::time::UNIX_EPOCH);
     core.begin_close(t0);
     write_all(&mut core, t0);
     let close_deadline = t0 + Duration::from_secs(5);

@@ -2,23 +2,26 @@
 //! the spawned supervisor's `select!` loop (`shell.rs`) and the
 //! consumer-driven [`Feed`](crate::Feed)'s `poll_next` (`feed/`).
 //!
-//! The core decides; a shell only does I/O. What a shell must do is written
-//! here once, as small synchronous steps that an `async` loop and a
-//! hand-written `poll` can both call, so neither shell holds a copy of the
-//! rules:
+//! The core decides; a shell only does I/O. The rules a driver of the core
+//! must follow (its inputs, the *apply* step after each, the outputs to ask
+//! before waiting and what each obliges the driver to do, how a session
+//! ends) are written once, on the type: [`SessionCore`]'s calling contract.
+//! `Drive` is the one driver that follows them, as small synchronous steps
+//! that an `async` loop and a hand-written `poll` can both call, so no shell
+//! holds a copy of them:
 //!
 //! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
 //!    end, a command, a tick, a write's outcome, room in a full queue,
-//!    connected, disconnected). Each method applies the core's actions
-//!    (events, state, answers to callers) and publishes its gauges before it
-//!    returns, so no shell can forget to; the questions a shell asks
-//!    ([`Drive::next_turn`], [`Drive::may_read`]) change nothing.
-//! 2. Before waiting, a shell asks [`Drive::next_turn`] what to wait for, in
-//!    this order:
-//!    - [`Turn::Blocked`]: a `Block` queue is full and a message is parked.
-//!      Read nothing from the socket (that is the backpressure); wait for room
-//!      in that queue or the timeout, then call [`Drive::blocked_ended`].
-//!    - [`Turn::Write`]: a frame is due now. Take it with [`Drive::take_write`],
+//!    connected, disconnected). Each method applies the core's actions and
+//!    publishes its gauge before it returns, so no shell can forget to; it
+//!    also maps the transport's errors (tungstenite's) to the core's
+//!    [`SocketFailure`](crate::session::SocketFailure) (`socket_failure.rs`).
+//!    The questions ([`Drive::next_turn`], [`Drive::may_read`]) change nothing.
+//! 2. [`Drive::next_turn`] asks the core's outputs in the contract's order
+//!    and says what to wait for:
+//!    - [`Turn::Blocked`]: read nothing from the socket; wait for room in
+//!      that queue or the timeout, then call [`Drive::blocked_ended`].
+//!    - [`Turn::Write`]: take the due frame with [`Drive::take_write`],
 //!      write it within the timeout given with it, report with
 //!      [`Drive::written`]. Due frames go out without arming a timer (tokio
 //!      rounds timers up to the next millisecond).
@@ -29,10 +32,9 @@
 //! 3. After an input, while [`Drive::may_read`] is true, frames already
 //!    buffered by the socket may be handed in without waiting, up to
 //!    [`READ_BATCH`] per wake-up; then ask again.
-//! 4. Any step that returns `Err(SessionEnd)` ends the session: call
-//!    [`Drive::disconnected`] and run the reconnect machine
-//!    ([`BackoffState`](crate::backoff::BackoffState) with the
-//!    [`Outcome`](crate::backoff::Outcome) of the session).
+//! 4. Any step that returns `Err(SessionEnd)` ends the session: read
+//!    [`Drive::session_worked`], call [`Drive::disconnected`] and run the
+//!    reconnect machine (`reconnect/`).
 //!
 //! While no connection is up, commands go to [`Drive::serve_offline`]
 //! (subscriptions are recorded for the next connection; what needs a socket
@@ -45,12 +47,14 @@
 //! inputs. Without a recorder the tap costs one branch per input.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::replies::{Replies, Served};
 use super::shared::Shared;
+use super::socket_failure;
 use super::tap::Tap;
 use crate::command::Command;
 use crate::connect::Ws;
@@ -119,12 +123,14 @@ impl<P: Protocol> Drive<P> {
         self.core.publish_ops_waiting(now);
     }
 
-    /// A connection is up.
-    pub(crate) fn connected(&mut self, now: Instant) {
+    /// A connection is up at `now`, when the wall clock read `wall` (the
+    /// shell reads both clocks; the core reads none, so a replay handing in
+    /// the recorded `wall` gets the same receive times).
+    pub(crate) fn connected(&mut self, now: Instant, wall: SystemTime) {
         if let Some(tap) = &self.tap {
-            tap.connected(now);
+            tap.connected(now, wall);
         }
-        self.core.on_connected(now);
+        self.core.on_connected(now, wall);
         self.apply(now);
     }
 
@@ -194,7 +200,7 @@ impl<P: Protocol> Drive<P> {
             }
             WriteOutcome::Failed(error) => Err(self
                 .core
-                .on_write_failed(written, WriteFailure::Socket(error))),
+                .on_write_failed(written, WriteFailure::Socket(socket_failure::of(error)))),
             WriteOutcome::TimedOut(timeout) => Err(self
                 .core
                 .on_write_failed(written, WriteFailure::TimedOut(timeout))),
@@ -217,7 +223,7 @@ impl<P: Protocol> Drive<P> {
         self.core.set_read_at(read_at);
         let step = match message {
             Some(Ok(message)) => self.core.on_message(message, now),
-            Some(Err(error)) => Err(self.core.on_read_error(error)),
+            Some(Err(error)) => Err(self.core.on_read_error(socket_failure::of(error))),
             None => Err(self.core.on_stream_end()),
         };
         self.apply(now);

@@ -34,6 +34,7 @@ pub(crate) mod recorded_settings;
 mod replies;
 mod shared;
 mod shell;
+mod socket_failure;
 pub(crate) mod tap;
 mod write_outcome;
 

@@ -8,6 +8,8 @@
 //! replies, and while the core is parked on a full `Block` queue the socket is
 //! not read (TCP backpressure) until the queue has room or the timeout passes.
 
+use std::time::SystemTime;
+
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{sleep_until, Duration, Instant};
 
@@ -28,7 +30,7 @@ pub(super) async fn run<P: Protocol>(
     close_timeout: Duration,
     ws: Ws,
 ) -> (SessionEnd, bool) {
-    drive.connected(Instant::now());
+    drive.connected(Instant::now(), SystemTime::now());
     let mut shell = Shell {
         drive,
         commands,

@@ -59,7 +59,13 @@ impl Tap {
     }
 
     fn record(&self, now: Instant, event: Input, payload: usize) {
-        let wall = SystemTime::now()
+        self.record_at(now, SystemTime::now(), event, payload);
+    }
+
+    /// Records `event` with the wall clock `wall` (the one the core was
+    /// handed, where it was handed one, so a replay hands in the same).
+    fn record_at(&self, now: Instant, wall: SystemTime, event: Input, payload: usize) {
+        let wall = wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let entry = Entry {
@@ -95,8 +101,8 @@ impl Tap {
         self.record(Instant::now(), event, size);
     }
 
-    pub(crate) fn connected(&self, now: Instant) {
-        self.record(now, Input::Connected, 0);
+    pub(crate) fn connected(&self, now: Instant, wall: SystemTime) {
+        self.record_at(now, wall, Input::Connected, 0);
     }
 
     pub(crate) fn disconnected(&self, end: &SessionEnd, now: Instant) {

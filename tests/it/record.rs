@@ -54,18 +54,26 @@ fn scratch(name: &str) -> PathBuf {
 /// What is compared between live and replay: per item, its kind and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
-    Data(String),
+    /// The frame's text and its wall-clock receive time: the driver hands the
+    /// core the wall clock at connect, the recorder keeps that same reading,
+    /// so a replay stamps every frame with the wall time live did.
+    Data(String, std::time::SystemTime),
     Gap,
     Reset,
     Checksum,
     Resubscribed,
-    Error { retryable: bool },
+    Error {
+        retryable: bool,
+    },
     Other,
 }
 
 fn seen(item: &SetItem) -> Seen {
     match &item.item {
-        Ok(Update::Data(frame)) => Seen::Data(frame.as_text().unwrap_or_default().to_owned()),
+        Ok(Update::Data(frame)) => Seen::Data(
+            frame.as_text().unwrap_or_default().to_owned(),
+            frame.received().wall,
+        ),
         Ok(Update::Gap { .. }) => Seen::Gap,
         Ok(Update::Reset { .. }) => Seen::Reset,
         Ok(Update::ChecksumMismatch { .. }) => Seen::Checksum,
@@ -203,7 +211,7 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
     assert_eq!(live_map.len(), replay_map.len());
     let data = live
         .iter()
-        .filter(|i| matches!(seen(i), Seen::Data(_)))
+        .filter(|i| matches!(seen(i), Seen::Data(..)))
         .count();
     assert!(data >= 12, "four rounds of three: {data}");
     let resubscribed = live

@@ -154,7 +154,7 @@ impl Harness {
                         return false;
                     }
                 }
-                self.core.on_connected(self.at());
+                self.core.on_connected(self.at(), std::time::UNIX_EPOCH);
                 self.model.on_connected(self.now);
             }
             Step::Drop if reads => {

@@ -2,6 +2,12 @@
 //! rate limiter, the frames written and what each arms, the liveness timers,
 //! request deadlines, and what happens when the connection comes and goes.
 //!
+//! [`Link`] owns these fields and their behaviour. It never sees the
+//! [`SessionCore`](super::SessionCore) (this module imports nothing of it):
+//! it answers the core's questions and hands back what falls due (frames to
+//! write, [`timers::Due`], [`Lapsed`], failed callers as actions), and the
+//! core coordinates the rest (counters, events, the registry, the protocol).
+//!
 //! Rules kept here:
 //! - Everything but WebSocket pings and the close frame goes through one
 //!   strict sliding-window limiter; app-level pings jump the queue.
@@ -22,27 +28,24 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::deadline::later;
-use super::output::{Action, SessionEnd};
-use super::SessionCore;
+use super::output::Action;
+use super::socket_failure::SocketFailure;
 use crate::config::Config;
-use crate::error::{Error, Operation, SubscriptionOp};
-use crate::events::{ConnectionState, Event};
-use crate::protocol::{Protocol, Topic};
+use crate::error::Error;
+use crate::protocol::Topic;
 use crate::rate::RateLimit;
 use crate::subscription::{ClientId, ReqId};
 
 mod outbound;
+mod pending;
 mod stale;
 mod timers;
 
 use outbound::{Outbound, OUTBOUND_LIMIT};
-
-/// How many subscriptions ended while their subscribe was unanswered a
-/// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
-pub(super) const ABANDONED_LIMIT: usize = 64;
+pub(super) use timers::Lapsed;
 
 /// How many heartbeat replies may wait to be written; a venue heartbeat that
 /// arrives while they are all waiting is not answered again.
@@ -115,12 +118,25 @@ impl Written {
     pub(crate) fn is_close(&self) -> bool {
         matches!(self.kind, WrittenKind::Close)
     }
+
+    /// The one-off send this was, if it was one (its caller learns the outcome).
+    pub(super) fn send_id(&self) -> Option<u64> {
+        match self.kind {
+            WrittenKind::Send(send_id) => Some(send_id),
+            _ => None,
+        }
+    }
+
+    /// The bytes of text it carried (0 for binary and control frames).
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
 }
 
 /// Why writing a frame failed.
 pub(crate) enum WriteFailure {
     /// The socket refused it.
-    Socket(tungstenite::Error),
+    Socket(SocketFailure),
     /// The peer did not take it within the timeout.
     TimedOut(Duration),
 }
@@ -138,7 +154,7 @@ struct IdleWatch {
 pub(crate) struct Link {
     outbound: Outbound,
     /// Requests written or queued whose answer the shell's caller waits for.
-    pub(super) requests: HashSet<ReqId>,
+    requests: HashSet<ReqId>,
     deadlines: BTreeSet<(Instant, ReqId)>,
     awaiting_pong: Option<Instant>,
     next_ping: Instant,
@@ -151,23 +167,26 @@ pub(crate) struct Link {
     /// `subscribe` call dropped by a timeout). If the ack comes after all, the
     /// venue is told to unsubscribe, or it would stream to nobody for the rest
     /// of the connection.
-    pub(super) abandoned: VecDeque<(ReqId, Topic)>,
+    abandoned: VecDeque<(ReqId, Topic)>,
     /// Subscriptions whose resync subscribe (under this request id) is not
     /// written yet: at most one resync per subscription is in flight, so a
     /// peer alternating acks and bad checksums cannot grow the outbound queue.
-    pub(super) resyncing: HashMap<ClientId, ReqId>,
+    resyncing: HashMap<ClientId, ReqId>,
     /// Snapshot requests (resyncs on the live subscription) waiting for an
     /// answer, at most one per subscription: a refusal falls back to
     /// subscribing again.
-    pub(super) snapshots: HashMap<ClientId, ReqId>,
+    snapshots: HashMap<ClientId, ReqId>,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,
 }
 
 impl Link {
-    fn new(config: &Config, subscribe_ops: Option<RateLimit>, now: Instant) -> Self {
-        Link {
+    /// A connection opened at `now`, with the on-connect frames of `config`
+    /// queued and a fresh operations window (`subscribe_ops`: the venue
+    /// counts per connection).
+    pub(super) fn new(config: &Config, subscribe_ops: Option<RateLimit>, now: Instant) -> Self {
+        let mut link = Link {
             outbound: Outbound::new(config.rate_limit, subscribe_ops),
             requests: HashSet::new(),
             deadlines: BTreeSet::new(),
@@ -186,7 +205,11 @@ impl Link {
             resyncing: HashMap::new(),
             snapshots: HashMap::new(),
             worked: false,
+        };
+        for frame in &config.on_connect {
+            link.push_back(Outgoing::Handshake(frame.clone()));
         }
+        link
     }
 
     /// Queues a frame; nothing new goes out once closing.
@@ -220,153 +243,46 @@ impl Link {
             stale.pause(stalled);
         }
     }
-}
 
-impl<P: Protocol> SessionCore<P> {
-    // ---- the connection comes and goes ------------------------------------------
-
-    /// The handshake succeeded: queue the on-connect frames and replay every
-    /// unsent subscription.
-    pub(crate) fn on_connected(&mut self, now: Instant) {
-        self.wall_anchor = (now.into_std(), std::time::SystemTime::now());
-        // A fresh operations window: the venue counts per connection.
-        let subscribe_ops = self.protocol.limits().subscribe_ops;
-        let mut link = Link::new(&self.config, subscribe_ops, now);
-        for frame in &self.config.on_connect {
-            link.push_back(Outgoing::Handshake(frame.clone()));
-        }
-        self.link = Some(link);
-        self.flush_unsent();
-        if !self.registry.any_pending() {
-            self.all_acknowledged();
-        }
-    }
-
-    /// Every subscribe sent on this connection has been answered.
+    /// Every subscribe sent on this connection has been answered: the
+    /// connection did the job it was made for.
     pub(super) fn all_acknowledged(&mut self) {
-        if let Some(link) = &mut self.link {
-            link.worked = true;
-        }
+        self.worked = true;
     }
 
-    /// Whether the current (or just ended) connection got every subscription
-    /// it replayed answered: it was a working session, not a failed attempt.
-    pub(crate) fn session_worked(&self) -> bool {
-        self.link.as_ref().is_some_and(|link| link.worked)
+    /// Whether every subscribe sent on this connection was answered.
+    pub(super) fn worked(&self) -> bool {
+        self.worked
     }
 
-    /// The connection is gone (`end` says why): requests in flight and queued
-    /// sends fail with that cause, old server ids must never route again, and
-    /// per-connection protocol state (books) is void.
-    pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
-        // The shell never lets a session end while a message is parked, but a
-        // script might: the consumer did not make room in time.
-        while self.parked.is_some() {
-            self.on_block_timeout(now);
-        }
-        let Some(mut link) = self.link.take() else {
-            return;
-        };
-        let error = end.error();
-        for req_id in link.requests.drain() {
-            self.actions.push(Action::RequestResult {
-                req_id,
-                result: Err(error.clone()),
-            });
-        }
-        for outgoing in link.outbound.drain() {
-            if let Outgoing::Send { send_id, .. } = outgoing {
-                self.actions.push(Action::SendResult {
-                    send_id,
-                    result: Err(error.clone()),
-                });
-            }
-        }
-        let dropped = self.registry.on_disconnect();
-        let counters = &self.stats.counters;
-        counters.unroutable.add(dropped as u64);
-        counters.stashed.set(0);
-        counters.subscribe_ops_waiting.set(0);
-        self.protocol.reset();
-    }
-
-    /// Whether a connection is up.
-    #[cfg(any(test, feature = "fuzzing"))] // only the session_script harness and unit tests read it
-    pub(crate) fn is_connected(&self) -> bool {
-        self.link.is_some()
-    }
-
+    /// Whether the close handshake has begun.
     pub(super) fn is_closing(&self) -> bool {
-        self.link.as_ref().is_some_and(|l| l.closing.is_some())
+        self.closing.is_some()
     }
 
-    /// Whether the shell should drain buffered frames now: not while closing
-    /// (only the peer's close matters then) and not while a message is parked.
-    pub(crate) fn accepts_reads(&self) -> bool {
-        self.parked.is_none() && !self.is_closing()
+    /// Whether commands may come in at `now`: not while closing, and not
+    /// while many frames wait for the rate limiter. Requests the venue's
+    /// operations window holds back at `now` do not count: they may wait an
+    /// hour, and `close` or `send` must not wait with them.
+    pub(super) fn accepts_commands(&self, now: Instant) -> bool {
+        let held = self.outbound.ops_held(now);
+        self.closing.is_none() && self.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
     }
 
-    /// Whether the shell should take commands now: not while closing, and not
-    /// while many frames wait for the rate limiter (the bounded command
-    /// channel then pushes back on the callers).
-    ///
-    /// Requests the venue's operations window holds back at `now` do not
-    /// count: they may wait an hour, and `close` or `send` must not wait with
-    /// them. Counted here from the outbound queue itself, never read back
-    /// from a gauge some other call may or may not have set.
-    pub(crate) fn accepts_commands(&self, now: Instant) -> bool {
-        self.link.as_ref().is_some_and(|l| {
-            let held = l.outbound.ops_held(now);
-            l.closing.is_none() && l.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
-        })
+    /// How many subscribe operations the venue's window holds back at `now`.
+    pub(super) fn ops_held(&self, now: Instant) -> usize {
+        self.outbound.ops_held(now)
     }
 
-    /// Remembers how long `error` asks us to wait before the next attempt:
-    /// its own retry-after (a venue lockout), or the backoff cap for a close
-    /// 1013 "try again later", which names no duration.
-    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
-        if let Some(hint) = crate::backoff::retry_hint(error, self.config.backoff.cap) {
-            tracing::info!(
-                ?hint,
-                "the venue asked to wait; lengthening the next backoff delay"
-            );
-            self.retry_not_before = self.retry_not_before.max(Some(later(now, hint)));
-        }
+    /// When the next frame may be written: `None` when nothing waits.
+    pub(super) fn next_write_at(&self, now: Instant) -> Option<Instant> {
+        self.outbound.next_write_at(now)
     }
 
-    /// The wait a retry hint still asks for, once.
-    pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
-        self.retry_not_before
-            .take()
-            .map(|at| at.saturating_duration_since(now))
-            .unwrap_or_default()
-    }
-
-    // ---- writes ---------------------------------------------------------------
-
-    /// When the next frame may be written: `None` when nothing waits. Pure:
-    /// asking changes nothing.
-    pub(crate) fn next_write_at(&self, now: Instant) -> Option<Instant> {
-        self.link.as_ref()?.outbound.next_write_at(now)
-    }
-
-    /// Publishes how many subscribe operations the venue's window holds back
-    /// at `now` (the `subscribe_ops_waiting` gauge a pool reads to place a
-    /// subscription). The last step of every input (`Drive` calls it after
-    /// the core's actions): the count changes with commands, with writes and
-    /// when the window opens, and the driver wakes for each of those.
-    pub(crate) fn publish_ops_waiting(&self, now: Instant) {
-        let held = self.link.as_ref().map_or(0, |l| l.outbound.ops_held(now)) as u64;
-        let gauge = &self.stats.counters.subscribe_ops_waiting;
-        if gauge.get() != held {
-            gauge.set(held);
-        }
-    }
-
-    /// The next frame to write, if one is due at `now`. The shell writes it and
-    /// reports back with [`on_written`](Self::on_written).
-    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
-        let outgoing = self.link.as_mut()?.outbound.take(now)?;
+    /// The next frame to write, if one is due at `now`, with what its
+    /// writing will start.
+    pub(super) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
+        let outgoing = self.outbound.take(now)?;
         let (message, kind) = match outgoing {
             Outgoing::Handshake(text) | Outgoing::Unsubscribe { text } => {
                 (Message::text(text), WrittenKind::Plain)
@@ -395,91 +311,67 @@ impl<P: Protocol> SessionCore<P> {
         Some((message, Written { kind, len }))
     }
 
-    /// How long the shell may wait for the peer to take `written`.
-    pub(crate) fn write_timeout(&self, written: &Written) -> Duration {
-        if written.is_close() {
-            self.config.close_timeout
-        } else {
-            self.config.request_timeout
-        }
-    }
-
-    /// `written` went out at `now`: start what its writing starts.
-    pub(crate) fn on_written(&mut self, written: Written, now: Instant) {
-        let counters = &self.stats.counters;
-        counters.frames_out.bump();
-        counters.bytes_out.add(written.len);
-        let Some(link) = &mut self.link else {
-            return;
-        };
+    /// `written` went out at `now`: arm what its writing starts (a request's
+    /// deadline, the pong deadline). Returns the one-off send it completed.
+    pub(super) fn on_written(
+        &mut self,
+        written: &Written,
+        config: &Config,
+        now: Instant,
+    ) -> Option<u64> {
         match written.kind {
-            WrittenKind::Plain | WrittenKind::Close => {}
+            WrittenKind::Plain | WrittenKind::Close => None,
             WrittenKind::Deadline(req_id) => {
-                if !link.resyncing.is_empty() {
-                    link.resyncing.retain(|_, pending| *pending != req_id);
+                if !self.resyncing.is_empty() {
+                    self.resyncing.retain(|_, pending| *pending != req_id);
                 }
-                link.deadlines
-                    .insert((later(now, self.config.request_timeout), req_id));
+                self.deadlines
+                    .insert((later(now, config.request_timeout), req_id));
+                None
             }
             WrittenKind::Ping => {
-                link.awaiting_pong = Some(later(now, self.config.pong_timeout));
+                self.awaiting_pong = Some(later(now, config.pong_timeout));
+                None
             }
-            WrittenKind::Send(send_id) => self.actions.push(Action::SendResult {
-                send_id,
-                result: Ok(()),
-            }),
+            WrittenKind::Send(send_id) => Some(send_id),
         }
     }
 
-    /// Writing `written` failed: the session ends (a one-off send learns why).
-    pub(crate) fn on_write_failed(
-        &mut self,
-        written: Written,
-        failure: WriteFailure,
-    ) -> SessionEnd {
-        let end = if written.is_close() || self.is_closing() {
-            // The socket is already gone or wedged: nothing left to wait for.
-            SessionEnd::Closed
-        } else {
-            match failure {
-                WriteFailure::Socket(error) => self.on_read_error(error),
-                WriteFailure::TimedOut(timeout) => SessionEnd::Lost(Error::Timeout {
-                    operation: Operation::Send,
-                    timeout,
-                }),
-            }
-        };
-        if let WrittenKind::Send(send_id) = written.kind {
-            self.actions.push(Action::SendResult {
-                send_id,
-                result: Err(end.error()),
+    /// Starts the close handshake, to give up at `deadline`: Close 1000 is
+    /// the only frame left to write, and one-off sends still waiting fail
+    /// into `actions`. False when it had already begun.
+    pub(super) fn begin_close(&mut self, deadline: Instant, actions: &mut Vec<Action>) -> bool {
+        if self.closing.is_some() {
+            return false;
+        }
+        self.closing = Some(deadline);
+        let drained = self.outbound.drain();
+        self.outbound.push_back(Outgoing::Close);
+        fail_sends(drained, &Error::ClientClosed, actions);
+        true
+    }
+
+    /// The connection is gone: requests in flight and queued sends fail with
+    /// `error` into `actions`, and are never replayed.
+    pub(super) fn end(mut self, error: &Error, actions: &mut Vec<Action>) {
+        for req_id in self.requests.drain() {
+            actions.push(Action::RequestResult {
+                req_id,
+                result: Err(error.clone()),
             });
         }
-        end
+        fail_sends(self.outbound.drain(), error, actions);
     }
+}
 
-    /// Sends Close 1000 and keeps reading (so the consumer gets what is already
-    /// on the wire) until the peer answers or the close timeout passes. Frames
-    /// still waiting for the rate limiter are not sent.
-    pub(crate) fn begin_close(&mut self, now: Instant) {
-        let Some(link) = &mut self.link else {
-            return;
-        };
-        if link.closing.is_some() {
-            return;
+/// Fails the one-off sends among `drained` with `error`.
+fn fail_sends(drained: Vec<Outgoing>, error: &Error, actions: &mut Vec<Action>) {
+    for outgoing in drained {
+        if let Outgoing::Send { send_id, .. } = outgoing {
+            actions.push(Action::SendResult {
+                send_id,
+                result: Err(error.clone()),
+            });
         }
-        link.closing = Some(later(now, self.config.close_timeout));
-        let drained = link.outbound.drain();
-        link.outbound.push_back(Outgoing::Close);
-        for outgoing in drained {
-            if let Outgoing::Send { send_id, .. } = outgoing {
-                self.actions.push(Action::SendResult {
-                    send_id,
-                    result: Err(Error::ClientClosed),
-                });
-            }
-        }
-        self.actions
-            .push(Action::SetState(ConnectionState::Closing));
     }
 }

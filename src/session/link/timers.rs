@@ -1,214 +1,156 @@
 //! The connection's timers: WebSocket or venue pings with a pong deadline, the
-//! idle watch (only data and venue heartbeats count as life), and request and
+//! idle watch (only data and venue heartbeats count as life), request and
 //! subscribe deadlines, and the stale watch (`stale.rs`).
 //!
-//! Rules: one [`next_timer`](SessionCore::next_timer) is all the shell arms;
-//! [`on_tick`](SessionCore::on_tick) handles everything due at `now`. The idle
+//! Rules: one [`next_timer`](Link::next_timer) is all the driver arms;
+//! [`on_tick`](Link::on_tick) finds everything due at `now`. The idle
 //! watch touches no timer per frame: a tick every quarter of the timeout compares
 //! a frame counter with the previous tick's. A missed pong or an idle feed ends
-//! the session (it reconnects); an expired request fails only that request; an
-//! expired subscribe reconnects (and replays) when it was a replay.
+//! the session (it reconnects: [`Lapsed`]); what else is due ([`Due`]) the
+//! core acts on: an expired request fails only that request, an expired
+//! subscribe reconnects (and replays) when it was a replay.
 
-use super::*;
+use std::time::Duration;
 
-impl<P: Protocol> SessionCore<P> {
-    /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        let link = self.link.as_ref()?;
+use tokio::time::Instant;
+
+use super::super::deadline::later;
+use super::{Link, Outgoing, REPLY_LIMIT};
+use crate::config::Config;
+use crate::events::Event;
+use crate::subscription::{Registry, ReqId};
+
+/// What a tick found due on a live connection.
+#[derive(Default)]
+pub(in crate::session) struct Due {
+    /// Stale reports to emit.
+    pub(in crate::session) stale: Vec<Event>,
+    /// Requests and subscribes whose deadline passed, earliest first.
+    pub(in crate::session) expired: Vec<ReqId>,
+    /// Whether to ping now.
+    pub(in crate::session) ping: bool,
+}
+
+/// A deadline that ends the session.
+pub(in crate::session) enum Lapsed {
+    /// The peer did not answer our close in time.
+    Close,
+    /// Our ping went unanswered past the pong timeout.
+    Pong,
+    /// No data or venue heartbeat for the idle timeout (given).
+    Idle(Duration),
+}
+
+impl Link {
+    /// When [`on_tick`](Self::on_tick) is next due.
+    pub(in crate::session) fn next_timer(&self) -> Instant {
         // While closing, `on_tick` acts on the close deadline only: any other
         // timer already due would wake the shell again at once, forever (a
         // busy loop until the close deadline, endless on a clock that only
         // moves when the task waits).
-        if let Some(closing) = link.closing {
-            return Some(closing);
+        if let Some(closing) = self.closing {
+            return closing;
         }
-        let mut at = link.next_ping;
+        let mut at = self.next_ping;
         let candidates = [
-            link.awaiting_pong,
-            link.idle.as_ref().map(|i| i.next_tick),
-            link.stale.as_ref().map(|s| s.next_tick),
-            link.deadlines.first().map(|(t, _)| *t),
+            self.awaiting_pong,
+            self.idle.as_ref().map(|i| i.next_tick),
+            self.stale.as_ref().map(|s| s.next_tick),
+            self.deadlines.first().map(|(t, _)| *t),
         ];
         for t in candidates.into_iter().flatten() {
             at = at.min(t);
         }
-        Some(at)
+        at
     }
 
     /// Time passed: the close deadline, the pong deadline, the idle watch,
-    /// request deadlines, the next ping.
-    pub(crate) fn on_tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
-        let Some(link) = &mut self.link else {
-            return Ok(());
-        };
-        if let Some(deadline) = link.closing {
+    /// the stale watch (over `registry`), request deadlines, the next ping.
+    pub(in crate::session) fn on_tick(
+        &mut self,
+        config: &Config,
+        registry: &Registry,
+        now: Instant,
+    ) -> Result<Due, Lapsed> {
+        if let Some(deadline) = self.closing {
             if now >= deadline {
                 tracing::debug!("close handshake timed out");
-                return Err(SessionEnd::Closed);
+                return Err(Lapsed::Close);
             }
             // While closing only the close deadline counts: a pong or idle
             // deadline passing now must not turn the close into a reconnect.
-            return Ok(());
+            return Ok(Due::default());
         }
-        if link.awaiting_pong.is_some_and(|deadline| now >= deadline) {
-            self.stats.counters.ping_timeouts.bump();
-            return Err(SessionEnd::Lost(Error::Timeout {
-                operation: Operation::Ping,
-                timeout: self.config.pong_timeout,
-            }));
+        if self.awaiting_pong.is_some_and(|deadline| now >= deadline) {
+            return Err(Lapsed::Pong);
         }
-        if let Some(idle) = &mut link.idle {
+        if let Some(idle) = &mut self.idle {
             if now >= idle.next_tick {
-                if link.data_seen != idle.seen_at_tick {
-                    idle.seen_at_tick = link.data_seen;
+                if self.data_seen != idle.seen_at_tick {
+                    idle.seen_at_tick = self.data_seen;
                     idle.last_activity = now;
                 }
                 if now.saturating_duration_since(idle.last_activity) >= idle.timeout {
-                    self.stats.counters.idle_timeouts.bump();
-                    return Err(SessionEnd::Lost(Error::Timeout {
-                        operation: Operation::Receive,
-                        timeout: idle.timeout,
-                    }));
+                    return Err(Lapsed::Idle(idle.timeout));
                 }
                 idle.next_tick = later(now, idle.timeout / 4);
             }
         }
-        let stale = match &mut link.stale {
-            Some(watch) => watch.on_tick(&self.config, &self.registry, now),
+        let stale = match &mut self.stale {
+            Some(watch) => watch.on_tick(config, registry, now),
             None => Vec::new(),
         };
-        let mut due = Vec::new();
-        while let Some(&(deadline, req_id)) = link.deadlines.first() {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, req_id)) = self.deadlines.first() {
             if deadline > now {
                 break;
             }
-            link.deadlines.pop_first();
-            due.push(req_id);
+            self.deadlines.pop_first();
+            expired.push(req_id);
         }
-        let ping_due = now >= link.next_ping;
+        let ping_due = now >= self.next_ping;
         if ping_due {
-            link.next_ping = later(now, self.config.ping_interval);
+            self.next_ping = later(now, config.ping_interval);
         }
-        let ping = ping_due && link.awaiting_pong.is_none();
-        for event in stale {
-            self.emit(event);
-        }
-        for req_id in due {
-            self.expire(req_id)?;
-        }
-        if ping {
-            self.ping();
-        }
-        Ok(())
+        Ok(Due {
+            stale,
+            expired,
+            ping: ping_due && self.awaiting_pong.is_none(),
+        })
     }
 
-    fn ping(&mut self) {
-        let req_id = self.next_req_id();
-        let outgoing = match self.protocol.encode_ping(req_id.get()) {
-            // App-level pings count against the venue's rate limit; they jump the queue.
-            Some(text) => Outgoing::Ping { text },
-            None => Outgoing::WsPing,
-        };
-        if let Some(link) = &mut self.link {
-            if link.closing.is_none() {
-                link.outbound.push_front(outgoing);
-            }
+    /// Queues a ping ahead of everything else (not once closing).
+    pub(in crate::session) fn push_ping(&mut self, ping: Outgoing) {
+        if self.closing.is_none() {
+            self.outbound.push_front(ping);
         }
     }
 
     /// Queues the answer to a venue heartbeat ahead of everything but earlier
-    /// answers, at most [`REPLY_LIMIT`](super::REPLY_LIMIT) at a time.
+    /// answers, at most [`REPLY_LIMIT`] at a time.
     pub(in crate::session) fn push_reply(&mut self, text: String) {
-        let Some(link) = &mut self.link else {
-            return;
-        };
-        if link.closing.is_some() {
+        if self.closing.is_some() {
             return;
         }
-        if !link.outbound.push_reply(text, super::REPLY_LIMIT) {
+        if !self.outbound.push_reply(text, REPLY_LIMIT) {
             tracing::debug!("heartbeat replies already waiting; not answering this one");
         }
     }
 
     /// A pong (WebSocket or application-level) answered our ping.
+    #[inline]
     pub(in crate::session) fn pong_received(&mut self) {
-        if let Some(link) = &mut self.link {
-            link.awaiting_pong = None;
-        }
+        self.awaiting_pong = None;
     }
 
     /// A data frame or venue heartbeat: the feed is alive.
+    #[inline] // on every data frame's path
     pub(in crate::session) fn data_seen(&mut self) {
-        if let Some(link) = &mut self.link {
-            link.data_seen += 1;
-        }
+        self.data_seen += 1;
     }
 
     /// Removes `req_id` from the requests in flight; whether it was one.
     pub(in crate::session) fn take_request(&mut self, req_id: ReqId) -> bool {
-        self.link
-            .as_mut()
-            .is_some_and(|link| link.requests.remove(&req_id))
-    }
-
-    /// A request or subscribe got no answer in time.
-    fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
-        let timeout = self.config.request_timeout;
-        if self.take_request(req_id) {
-            self.actions.push(Action::RequestResult {
-                req_id,
-                result: Err(Error::Timeout {
-                    operation: Operation::Request,
-                    timeout,
-                }),
-            });
-            return Ok(());
-        }
-        if self.take_snapshot_request(req_id).is_some() {
-            // The venue answers a snapshot request with the snapshot itself;
-            // nothing else may come, and the deltas go on meanwhile.
-            return Ok(());
-        }
-        if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
-            // A durable subscription the venue acknowledged before: a missing
-            // ack now says more about this connection (half-open, stuck right
-            // after the handshake) than about the subscription, so reconnect
-            // and replay instead of ending it. Backoff bounds the retries.
-            tracing::warn!(
-                %req_id,
-                "a replayed subscribe was not acknowledged in time; reconnecting"
-            );
-            return Err(SessionEnd::Lost(Error::Timeout {
-                operation: Operation::Subscribe,
-                timeout,
-            }));
-        }
-        for (client_id, op, entry) in self.registry.on_timeout(req_id) {
-            let operation = match op {
-                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
-                _ => Operation::Subscribe,
-            };
-            let error = Error::Timeout { operation, timeout };
-            tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
-            if !entry.acked_once {
-                self.actions.push(Action::SubscribeResult {
-                    client_id,
-                    result: Err(error.clone()),
-                });
-            }
-            entry.queue.finish(Some(error.clone()));
-            match &entry.server_id {
-                Some(server_id) => self.protocol.forget(server_id),
-                None => self.protocol.forget_topic(&entry.topic),
-            }
-            self.emit(Event::SubscriptionEnded {
-                client_id,
-                error: Some(error),
-            });
-        }
-        if !self.registry.any_pending() {
-            self.all_acknowledged();
-        }
-        Ok(())
+        self.requests.remove(&req_id)
     }
 }

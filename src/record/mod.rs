@@ -215,6 +215,11 @@ impl Recorder {
         self.inner.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Counts a record its tap could not offer at all (too large to record).
+    pub(crate) fn count_dropped(&self) {
+        self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Queues `entry` (after `hole`, what its stream dropped just before)
     /// if there is room in count and bytes. Never blocks. `Err(cost)`: it was
     /// dropped and counted; the caller adds it to its stream's next hole.

@@ -749,6 +749,29 @@ mod tests {
                 bytes: 40,
             },
             Input::Finish { error: None },
+            Input::Fetched(SnapshotFetched {
+                server_id: ServerId::Key("books:BTC-USDT".into()),
+                number: 3,
+                result: Ok(BookSnapshot {
+                    seq: -5,
+                    asks: vec![("100.5".into(), "1".into()), ("101".into(), "0.25".into())],
+                    bids: vec![("99".into(), "7".into())],
+                    venue_time: Some(UNIX_EPOCH + Duration::from_millis(1_597_026_383_085)),
+                }),
+            }),
+            Input::Fetched(SnapshotFetched {
+                server_id: ServerId::Num(9),
+                number: u64::MAX,
+                result: Ok(BookSnapshot {
+                    venue_time: Some(UNIX_EPOCH - Duration::from_secs(1)),
+                    ..BookSnapshot::default()
+                }),
+            }),
+            Input::Fetched(SnapshotFetched {
+                server_id: ServerId::Num(9),
+                number: 1,
+                result: Err("503 from the venue".into()),
+            }),
         ];
         inputs
             .into_iter()

@@ -107,7 +107,8 @@ impl RecordOptions {
 pub struct RecordStats {
     /// Records written to a file.
     pub written: u64,
-    /// Records dropped because the queue was full (marked in the file).
+    /// Records dropped because the queue was full, or (a book snapshot) too
+    /// large to record; marked in the file.
     pub dropped: u64,
     /// Records lost to a failed write (the file may end torn there).
     pub write_errors: u64,

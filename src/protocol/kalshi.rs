@@ -21,7 +21,9 @@
 //! - `orderbook_delta` subscriptions get a book per market, built from
 //!   `orderbook_snapshot` and `orderbook_delta`, verified by the sid's `seq`
 //!   and readable through [`BookViews`] (`books.rs` has the rules: YES bids
-//!   are the bids, NO bids the asks at `1 - price`).
+//!   are the bids, NO bids the asks at `1 - price`; markets added with
+//!   `update_subscription` `add_markets` get books too, and a snapshot that
+//!   comes before its `subscribed` ack still verifies its market).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -36,6 +38,8 @@ use crate::venue_error::VenueErrorKind;
 
 mod book;
 mod books;
+mod early;
+mod updates;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use book::{KalshiBook, KalshiBookError, Outcome};
@@ -88,9 +92,12 @@ impl Kalshi {
     }
 
     /// Keeps the book state in step with a classified frame: an ack names a
-    /// book subscription's sid, a control frame takes a number of its
-    /// sequence, a data frame of a book subscription is applied (and, on a
-    /// break the session cannot see, flagged so the session resyncs).
+    /// book subscription's sid (and applies its book frames that came before
+    /// it), a control frame takes a number of its sequence, an answer to an
+    /// `add_markets` / `delete_markets` request settles it, a data frame of
+    /// a book subscription is applied (and, on a break the session cannot
+    /// see, flagged so the session resyncs), and a book frame of a sid no ack
+    /// has named yet is kept for that ack.
     fn observe<'a>(&mut self, text: &'a str, inbound: &mut Inbound<'a>) {
         match inbound {
             Inbound::Data {
@@ -98,20 +105,57 @@ impl Kalshi {
                 seq,
                 checksum,
                 payload,
-            } if self.books.has(*sid) => {
-                *checksum = self.books.data(*sid, *seq, text, *payload);
+            } => {
+                if self.books.has(*sid) {
+                    *checksum = self.books.data(*sid, *seq, text, *payload);
+                } else {
+                    self.books.early(*sid, text);
+                }
             }
             Inbound::Subscribed {
                 req_id,
                 server_id: ServerId::Num(sid),
                 ..
-            } => self.books.subscribed(*req_id, *sid),
+            } => self.subscribed(*req_id, *sid),
             Inbound::Sequenced {
                 server_id: ServerId::Num(sid),
                 seq,
+                then,
+            } => {
+                self.books.sequenced(*sid, *seq);
+                self.answered(then);
+            }
+            other => self.answered(other),
+        }
+    }
+
+    /// An answer to a request settles a pending market update.
+    fn answered(&mut self, inbound: &Inbound<'_>) {
+        match inbound {
+            Inbound::Response { req_id, error } => self.books.answered(*req_id, error.is_none()),
+            Inbound::Rejected {
+                req_id: Some(req_id),
                 ..
-            } => self.books.sequenced(*sid, *seq),
+            } => self.books.answered(*req_id, false),
             _ => {}
+        }
+    }
+
+    /// The ack of `req_id` named `sid`: a book subscription's frames that
+    /// came before it are applied now, in arrival order (the session delivers
+    /// its own copies of them after the ack). A break among them, or frames
+    /// lost to the bounds, is signalled with the sid's next data frame.
+    fn subscribed(&mut self, req_id: Option<u64>, sid: u64) {
+        let claimed = self.books.subscribed(req_id, sid);
+        let mut owed = claimed.lost;
+        for text in &claimed.frames {
+            let inbound = Self::classify_fast(text).unwrap_or_else(|| Self::classify_serde(text));
+            if let Inbound::Data { seq, payload, .. } = inbound {
+                owed |= self.books.data(sid, seq, text, payload).is_some();
+            }
+        }
+        if owed {
+            self.books.owe_break(sid);
         }
     }
 }
@@ -196,8 +240,9 @@ impl Protocol for Kalshi {
     }
 
     /// `orderbook_delta` only (the spec allows `get_snapshot` on no other
-    /// channel), and only with the topic's markets named: the venue re-sends
-    /// the snapshot of each market it is given.
+    /// channel), and only with markets named: the venue re-sends the snapshot
+    /// of each market it is given. The markets are those the sid's books
+    /// cover (the topic's and any added with `add_markets`), else the topic's.
     fn encode_resync(
         &mut self,
         topic: &Topic,
@@ -210,15 +255,19 @@ impl Protocol for Kalshi {
         let ServerId::Num(sid) = server_id else {
             return None;
         };
-        let markets = match topic.symbol_name() {
-            Some(symbol) => Value::from(vec![symbol]),
+        let by_topic = || match topic.symbol_name() {
+            Some(symbol) => Some(Value::from(vec![symbol])),
             None => match topic.params().get("market_tickers") {
-                Some(Value::Array(list)) if !list.is_empty() => Value::Array(list.clone()),
+                Some(Value::Array(list)) if !list.is_empty() => Some(Value::Array(list.clone())),
                 _ => match topic.params().get("market_ticker") {
-                    Some(Value::String(one)) => Value::from(vec![one.as_str()]),
-                    _ => return None,
+                    Some(Value::String(one)) => Some(Value::from(vec![one.as_str()])),
+                    _ => None,
                 },
             },
+        };
+        let markets = match self.books.markets(*sid) {
+            Some(covered) => Value::from(covered.collect::<Vec<_>>()),
+            None => by_topic()?,
         };
         Some(format!(
             r#"{{"id":{req_id},"cmd":"update_subscription","params":{{"sids":[{sid}],"market_tickers":{markets},"action":"get_snapshot"}}}}"#
@@ -259,7 +308,11 @@ impl Protocol for Kalshi {
         }
     }
 
+    /// Any command, as sent. An `update_subscription` that adds or deletes
+    /// markets of a book subscription also changes which markets get books
+    /// (`books.rs`).
     fn encode_request(&mut self, request: &Request, req_id: u64) -> Result<String, ProtocolError> {
+        self.books.updating(request, req_id);
         let cmd = Value::from(request.method.as_str());
         Ok(match &request.params {
             Some(params) => format!(r#"{{"id":{req_id},"cmd":{cmd},"params":{params}}}"#),

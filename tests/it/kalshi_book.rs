@@ -3,17 +3,19 @@
 //! and deltas; a seq gap or a count below zero unverifies it, reaches the
 //! subscription in-band, resyncs that subscription with `get_snapshot`, and
 //! the snapshot that answers verifies it again; a lost connection shows
-//! nothing until the replayed subscription's snapshot.
+//! nothing until the replayed subscription's snapshot. A snapshot sent ahead
+//! of its ack verifies too; markets added with `add_markets` get books and
+//! those removed with `delete_markets` lose them.
 
 use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::{
-    Backoff, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
+    Backoff, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi, Request,
     Subscription, Topic, Update,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};
 use support::{next, wait_event, SOON};
 
@@ -288,6 +290,186 @@ async fn a_lost_connection_unverifies_and_the_replayed_subscription_verifies_aga
             .any(|s| matches!(s, Update::Resubscribed { .. })),
         "{signals:?}"
     );
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_before_its_ack_verifies_the_market() {
+    // The venue sends the snapshot ahead of the `subscribed` ack: the
+    // session stashes it until the ack, and the book must still see it.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_snapshots_first(true);
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(
+        (snapshot["type"].as_str(), snapshot["seq"].as_u64()),
+        (Some("orderbook_snapshot"), Some(1))
+    );
+    let top = view.latest().expect("the early snapshot verifies the book");
+    assert_eq!(
+        sides(&top).1,
+        levels(&[("0.2200", "333.00"), ("0.0800", "300.00")])
+    );
+    exchange.publish("A", kalshi_delta("0.0800", "-100.00", "yes", 1));
+    next_data(&mut book, &mut signals).await;
+    let top = view.latest().expect("still verified");
+    assert_eq!(
+        sides(&top).1,
+        levels(&[("0.2200", "333.00"), ("0.0800", "200.00")])
+    );
+    assert_eq!(top.updates(), 2);
+    assert!(signals.is_empty(), "{signals:?}");
+    assert_eq!(get_snapshots(&exchange.received()), 0, "no resync needed");
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+/// The user's `update_subscription` on the book's sid, answered.
+async fn update_markets(client: &Client, sid: &Value, action: &str, markets: &[&str]) -> Value {
+    let answer = client
+        .request(Request::new(
+            "update_subscription",
+            Some(json!({"sids": [sid], "market_tickers": markets, "action": action})),
+        ))
+        .await
+        .unwrap();
+    serde_json::from_str(answer.as_text().unwrap()).unwrap()
+}
+
+/// `add_markets` gives the added market a book (its snapshot, then its
+/// deltas, seq-checked with the sid's); a gap's `get_snapshot` names it; and
+/// `delete_markets` drops it. `snapshots_first`: the venue sends the added
+/// market's snapshot before the `ok` rather than after it.
+async fn added_and_deleted_markets(snapshots_first: bool) {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_snapshots_first(snapshots_first);
+    exchange.set_kalshi_book("B", &[("0.4000", "5.00")], &[("0.5500", "7.00")]);
+    let (client, view_a, mut book) = setup(&exchange, |c| c).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut signals = Vec::new();
+    let sid = next_data(&mut book, &mut signals).await["sid"].clone();
+    assert!(view_b.latest().is_none());
+
+    let ok = update_markets(&client, &sid, "add_markets", &["B"]).await;
+    assert_eq!(ok["msg"]["market_tickers"], json!(["A", "B"]));
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(
+        (
+            snapshot["type"].as_str(),
+            snapshot["msg"]["market_ticker"].as_str()
+        ),
+        (Some("orderbook_snapshot"), Some("B"))
+    );
+    let top = view_b
+        .latest()
+        .expect("the added market's snapshot verifies it");
+    assert_eq!(
+        sides(&top),
+        (levels(&[("0.4500", "7.00")]), levels(&[("0.4000", "5.00")]))
+    );
+    exchange.publish("B", kalshi_delta("0.4000", "-1.00", "yes", 11));
+    next_data(&mut book, &mut signals).await;
+    let top = view_b.latest().expect("still verified");
+    assert_eq!(sides(&top).1, levels(&[("0.4000", "4.00")]));
+    assert_eq!((top.updates(), top.venue_time()), (2, at(11)));
+
+    // A gap on the sid: the resync asks for both markets' snapshots.
+    exchange.skip_seq("A", 2);
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 12));
+    next_data(&mut book, &mut signals).await;
+    let mut resent = Vec::new();
+    for _ in 0..2 {
+        let snapshot = next_data(&mut book, &mut signals).await;
+        assert_eq!(snapshot["type"], "orderbook_snapshot");
+        resent.push(
+            snapshot["msg"]["market_ticker"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    resent.sort();
+    assert_eq!(resent, ["A", "B"]);
+    let asked: Vec<Value> = exchange
+        .received()
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.text).ok())
+        .filter(|c| c["params"]["action"] == "get_snapshot")
+        .map(|c| c["params"]["market_tickers"].clone())
+        .collect();
+    assert_eq!(asked, [json!(["A", "B"])]);
+    assert_eq!(view_a.latest().map(|t| t.updates()), Some(1));
+    assert_eq!(
+        view_b.latest().map(|t| sides(&t).1),
+        Some(levels(&[("0.4000", "5.00")])),
+        "B is the venue's book again"
+    );
+    assert!(matches!(signals[..], [Update::Gap { .. }]), "{signals:?}");
+
+    // delete_markets: B's book goes with the `ok`; A's stays.
+    update_markets(&client, &sid, "delete_markets", &["B"]).await;
+    assert!(view_b.latest().is_none(), "a deleted market shows no book");
+    assert!(view_a.is_verified());
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 13));
+    next_data(&mut book, &mut signals).await;
+    assert!(view_a.is_verified());
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn added_markets_get_books_and_deleted_markets_drop_them() {
+    added_and_deleted_markets(false).await;
+}
+
+#[tokio::test]
+async fn an_added_markets_snapshot_before_the_ok_verifies_it() {
+    added_and_deleted_markets(true).await;
+}
+
+#[tokio::test]
+async fn an_early_snapshot_that_cannot_apply_is_signalled_with_the_next_frame() {
+    // The early snapshot has a price above $1: the book refuses it. The
+    // session delivered its stashed copy with no signal, so the signal
+    // rides on the sid's next data frame, and the resync verifies the book.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_snapshots_first(true);
+    exchange.set_kalshi_book("A", &[("1.5000", "1.00")], &[]);
+    let (client, view, mut book) = setup(&exchange, |c| c).await;
+    let mut signals = Vec::new();
+    assert_eq!(
+        next_data(&mut book, &mut signals).await["type"],
+        "orderbook_snapshot"
+    );
+    assert!(
+        view.latest().is_none(),
+        "a refused snapshot verifies nothing"
+    );
+    assert!(signals.is_empty(), "{signals:?}");
+    exchange.set_kalshi_book("A", &[("0.5000", "2.00")], &[]);
+    exchange.publish("A", kalshi_delta("0.5000", "1.00", "yes", 1));
+    assert_eq!(
+        next_data(&mut book, &mut signals).await["type"],
+        "orderbook_delta"
+    );
+    let snapshot = next_data(&mut book, &mut signals).await;
+    assert_eq!(snapshot["type"], "orderbook_snapshot");
+    assert!(
+        matches!(
+            signals[..],
+            [Update::ChecksumMismatch {
+                expected: 0,
+                computed: 0
+            }]
+        ),
+        "{signals:?}"
+    );
+    let top = view.latest().expect("the resync's snapshot verifies it");
+    assert_eq!(sides(&top).1, levels(&[("0.5000", "2.00")]));
+    assert_eq!(get_snapshots(&exchange.received()), 1);
     client.close().await.unwrap();
     exchange.shutdown().await;
 }

@@ -265,7 +265,8 @@ async fn every_frame_the_test_venue_sends_fits_the_spec() {
     .await;
     send(&mut ws, json!({"id": 8, "cmd": "update_subscription", "params": {"sids": [book_sid], "action": "dance"}})).await;
     send(&mut ws, json!({"id": 9, "cmd": "list_subscriptions"})).await;
-    drain(&mut ws, &mut seen, 8).await;
+    // The add's `ok` and B's snapshot, two snapshots, four errors, the list.
+    drain(&mut ws, &mut seen, 9).await;
     // Refused subscribes and unsubscribes, and malformed text.
     send(&mut ws, json!({"id": 10, "cmd": "subscribe"})).await;
     send(

@@ -4,9 +4,29 @@
 //! Rules, and why:
 //! - Only subscriptions this adapter encoded on `orderbook_delta` get books,
 //!   and only for the markets the topic names (its symbol, or its
-//!   `market_tickers` / `market_ticker` params): a peer naming other markets
-//!   or sids allocates nothing. A subscribe waits here by request id until
-//!   its `subscribed` ack names the `sid`.
+//!   `market_tickers` / `market_ticker` params) and those the user adds: a
+//!   peer naming other markets or sids allocates nothing. A subscribe waits
+//!   here by request id until its `subscribed` ack names the `sid`.
+//! - Markets added to a live book subscription with `update_subscription`
+//!   `add_markets` (sent through `Client::request`, which encodes it here)
+//!   are covered from the moment the request is sent, because their
+//!   snapshots may come before the `ok`; a refusal (an `error` with the
+//!   command's `id`) takes them back. `delete_markets` takes effect with its
+//!   `ok`: the market's book goes and its view reads `None` (unless another
+//!   subscription holds it), and later frames for it build nothing. A gap's
+//!   `get_snapshot` names every covered market, added ones included. A
+//!   command sent as raw text (`Client::send`) is not seen, and a
+//!   subscription replayed after a reconnect covers its topic's markets
+//!   only (the session replays topics, not requests).
+//! - At most [`MAX_MARKETS`] markets per subscription get books (topic and
+//!   added together; the rest are logged and get none), and at most
+//!   `MAX_PENDING` subscribes and market updates wait for their answer.
+//! - Book frames that come before their subscription's ack (the session
+//!   stashes them) are kept here too, bounded (`early.rs`), and applied when
+//!   the ack names the sid: an early snapshot verifies its market. A break
+//!   among them, or frames lost to the bounds, is signalled with the sid's
+//!   next data frame (the session delivers its stashed copies without
+//!   asking the adapter again).
 //! - The sequence is checked the way the session checks it (`seq` one more
 //!   than the last is in order, at or below it a duplicate that is skipped,
 //!   above it a gap; the first frame under a sid starts the count; an `ok` or
@@ -34,15 +54,17 @@
 //!   time is the delta's `ts_ms` (a snapshot has none); only the top levels
 //!   a live view asks for are formatted, and nothing when none watches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::book::{KalshiBook, Outcome};
+use super::early::{self, Claimed, EarlyFrames};
+use super::updates::{self, Action, MarketUpdate};
 use crate::book::{BookViews, Verified};
-use crate::protocol::{ChecksumMismatch, Topic};
+use crate::protocol::{ChecksumMismatch, Request, Topic};
 
 /// The channel whose subscriptions carry books.
 const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
@@ -52,10 +74,15 @@ const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
 /// could fill it).
 const MAX_PENDING: usize = 1024;
 
+/// Markets one subscription holds books for at most (the topic's and those
+/// added with `add_markets` together); markets past it get no book. Kalshi
+/// has a per-subscription market limit (error 26) but publishes no number.
+pub(super) const MAX_MARKETS: usize = 512;
+
 /// What a book subscription covers.
 #[derive(Debug, Clone, PartialEq)]
 struct Covers {
-    markets: Vec<Box<str>>,
+    markets: BTreeSet<Box<str>>,
     /// `use_yes_price: true`: NO levels arrive in YES-leg prices.
     yes_priced: bool,
 }
@@ -66,6 +93,10 @@ struct SidBooks {
     covers: Covers,
     last_seq: Option<u64>,
     books: HashMap<Box<str>, KalshiBook>,
+    /// A break the session has not been told of yet (an early frame that
+    /// could not be applied, or early frames lost to the bounds): the next
+    /// data frame of the sid carries it.
+    owed_break: bool,
 }
 
 /// How a sequence number relates to the last one (the session's rule).
@@ -80,6 +111,10 @@ enum Order {
 pub(super) struct Books {
     pending: Vec<(u64, Covers)>,
     sids: HashMap<u64, SidBooks>,
+    /// Book frames of sids no ack has named yet, while a subscribe waits.
+    early: EarlyFrames,
+    /// `add_markets` / `delete_markets` requests waiting for their answer.
+    updates: Vec<(u64, MarketUpdate)>,
     views: BookViews,
     scratch: String,
     ends: Vec<(usize, usize)>,
@@ -135,7 +170,15 @@ fn covers(topic: &Topic) -> Option<Covers> {
     if topic.channel() != ORDERBOOK_CHANNEL {
         return None;
     }
-    let markets: Vec<Box<str>> = topic_markets(topic).into_iter().map(Box::from).collect();
+    let named = topic_markets(topic);
+    if named.len() > MAX_MARKETS {
+        tracing::warn!(
+            markets = named.len(),
+            cap = MAX_MARKETS,
+            "kalshi: a book subscription names more markets than get books"
+        );
+    }
+    let markets: BTreeSet<Box<str>> = named.into_iter().take(MAX_MARKETS).map(Box::from).collect();
     if markets.is_empty() {
         return None;
     }
@@ -161,21 +204,121 @@ impl Books {
         }
     }
 
-    /// A subscribe was acknowledged with `sid`.
-    pub(super) fn subscribed(&mut self, req_id: Option<u64>, sid: u64) {
-        let Some(req_id) = req_id else { return };
-        let Some(at) = self.pending.iter().position(|(id, _)| *id == req_id) else {
-            return;
+    /// A subscribe was acknowledged with `sid`: returns the book frames that
+    /// came for `sid` before the ack, for the caller to apply in order.
+    pub(super) fn subscribed(&mut self, req_id: Option<u64>, sid: u64) -> Claimed {
+        let claimed = self.early.claim(sid);
+        let at = req_id.and_then(|req_id| self.pending.iter().position(|(id, _)| *id == req_id));
+        let Some(at) = at else {
+            // Not a book subscribe: what was held for the sid is nobody's.
+            return Claimed::default();
         };
         let (_, covers) = self.pending.swap_remove(at);
+        if self.pending.is_empty() {
+            self.early.clear();
+        }
         self.sids.insert(
             sid,
             SidBooks {
                 covers,
                 last_seq: None,
                 books: HashMap::new(),
+                owed_break: false,
             },
         );
+        claimed
+    }
+
+    /// A data frame of `sid`, which no ack has named: held while a book
+    /// subscribe waits (it may be that subscribe's first frame).
+    pub(super) fn early(&mut self, sid: u64, text: &str) {
+        if !self.pending.is_empty() && early::is_book_frame(text) {
+            self.early.hold(sid, text);
+        }
+    }
+
+    /// The next data frame of `sid` carries a break signal.
+    pub(super) fn owe_break(&mut self, sid: u64) {
+        if let Some(entry) = self.sids.get_mut(&sid) {
+            entry.owed_break = true;
+        }
+    }
+
+    /// The markets whose books `sid` holds (the topic's and those added),
+    /// or `None` when `sid` is not a book subscription.
+    pub(super) fn markets(&self, sid: u64) -> Option<impl Iterator<Item = &str>> {
+        let entry = self.sids.get(&sid)?;
+        (!entry.covers.markets.is_empty()).then(|| entry.covers.markets.iter().map(|m| &**m))
+    }
+
+    /// The user sent `request` under `req_id`: an `add_markets` on a book
+    /// subscription covers its markets from now on (their snapshots may come
+    /// before the `ok`), undone if the venue refuses it; a `delete_markets`
+    /// waits for the `ok`.
+    pub(super) fn updating(&mut self, request: &Request, req_id: u64) {
+        if self.sids.is_empty() {
+            return;
+        }
+        let Some(mut update) = updates::market_update(request) else {
+            return;
+        };
+        let Some(entry) = self.sids.get_mut(&update.sid) else {
+            return;
+        };
+        if update.action == Action::Add {
+            let mut added = Vec::new();
+            for market in update.markets {
+                if entry.covers.markets.contains(&market) {
+                    continue;
+                }
+                if entry.covers.markets.len() >= MAX_MARKETS {
+                    tracing::warn!(
+                        sid = update.sid,
+                        cap = MAX_MARKETS,
+                        "kalshi: markets added past the cap get no book"
+                    );
+                    break;
+                }
+                entry.covers.markets.insert(market.clone());
+                added.push(market);
+            }
+            update.markets = added;
+        }
+        if self.updates.len() >= MAX_PENDING {
+            self.updates.remove(0);
+        }
+        self.updates.push((req_id, update));
+    }
+
+    /// The venue answered request `req_id`: `accepted` (an `ok`) or not.
+    pub(super) fn answered(&mut self, req_id: u64, accepted: bool) {
+        let Some(at) = self.updates.iter().position(|(id, _)| *id == req_id) else {
+            return;
+        };
+        let (_, update) = self.updates.remove(at);
+        match (update.action, accepted) {
+            (Action::Add, true) | (Action::Delete, false) => {}
+            (Action::Add, false) | (Action::Delete, true) => {
+                self.drop_markets(update.sid, &update.markets)
+            }
+        }
+    }
+
+    /// `sid` no longer covers `markets`: their books go, and a market's view
+    /// reads `None` unless another live subscription still holds its book.
+    fn drop_markets(&mut self, sid: u64, markets: &[Box<str>]) {
+        let Some(entry) = self.sids.get_mut(&sid) else {
+            return;
+        };
+        for market in markets {
+            entry.covers.markets.remove(market);
+            entry.books.remove(market);
+        }
+        for market in markets {
+            if !self.sids.values().any(|e| e.books.contains_key(market)) {
+                self.views.invalidate(Some(market));
+            }
+        }
     }
 
     /// A control frame of `sid` took number `seq` (recorded only when next).
@@ -197,8 +340,24 @@ impl Books {
     }
 
     /// A data frame of book subscription `sid`: applies it, publishes the
-    /// view, and returns the break signal when the session must resync.
+    /// view, and returns the break signal when the session must resync
+    /// (this frame's, or one owed since the ack).
     pub(super) fn data(
+        &mut self,
+        sid: u64,
+        seq: Option<u64>,
+        text: &str,
+        payload: Option<&str>,
+    ) -> Option<ChecksumMismatch> {
+        let verdict = self.apply(sid, seq, text, payload);
+        let owed = self
+            .sids
+            .get_mut(&sid)
+            .is_some_and(|entry| std::mem::take(&mut entry.owed_break));
+        verdict.or(owed.then_some(BREAK))
+    }
+
+    fn apply(
         &mut self,
         sid: u64,
         seq: Option<u64>,
@@ -229,8 +388,7 @@ impl Books {
         let Ok(frame) = serde_json::from_str::<BookFrame<'_>>(text) else {
             return Self::unreadable(entry, &self.views, text);
         };
-        let market = frame.msg.market_ticker;
-        let Some(market) = entry.covers.markets.iter().find(|m| ***m == *market) else {
+        let Some(market) = entry.covers.markets.get(frame.msg.market_ticker) else {
             // A market the subscription does not name: nothing allocated.
             return None;
         };
@@ -317,7 +475,7 @@ impl Books {
         let market = named
             .and_then(|n| n.msg)
             .and_then(|m| m.market_ticker)
-            .filter(|m| entry.covers.markets.iter().any(|c| **c == **m));
+            .filter(|m| entry.covers.markets.contains(*m));
         tracing::debug!("kalshi: unreadable book frame; dropping the book");
         let dropped = match market {
             Some(market) => {
@@ -342,6 +500,7 @@ impl Books {
     /// The subscription `sid` ended: its books go, and a market's view reads
     /// `None` unless another live subscription still holds its book.
     pub(super) fn forget(&mut self, sid: u64) {
+        self.updates.retain(|(_, update)| update.sid != sid);
         let Some(gone) = self.sids.remove(&sid) else {
             return;
         };
@@ -357,6 +516,9 @@ impl Books {
     pub(super) fn forget_topic(&mut self, topic: &Topic) {
         if let Some(covers) = covers(topic) {
             self.pending.retain(|(_, c)| *c != covers);
+            if self.pending.is_empty() {
+                self.early.clear();
+            }
         }
     }
 
@@ -364,6 +526,8 @@ impl Books {
     pub(super) fn reset(&mut self) {
         self.pending.clear();
         self.sids.clear();
+        self.early.clear();
+        self.updates.clear();
         self.views.invalidate(None);
     }
 
@@ -696,6 +860,196 @@ mod tests {
             kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], id);
         }
         assert_eq!(kalshi.books.entries().0, MAX_PENDING);
+    }
+
+    fn snapshot_of(market: &str, seq: u64) -> String {
+        SNAPSHOT
+            .replace(r#""A""#, &format!("{market:?}"))
+            .replace(r#""seq":1"#, &format!(r#""seq":{seq}"#))
+    }
+
+    fn update(kalshi: &mut Kalshi, req_id: u64, action: &str, markets: &[&str]) {
+        let request = crate::protocol::Request::new(
+            "update_subscription",
+            Some(json!({"sids": [7], "market_tickers": markets, "action": action})),
+        );
+        kalshi.encode_request(&request, req_id).unwrap();
+    }
+
+    #[test]
+    fn added_markets_get_books_and_deleted_ones_drop_them() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let views = kalshi.book_views();
+        let (a, b) = (views.watch("A", 10), views.watch("B", 10));
+        kalshi.classify(SNAPSHOT);
+        // Before the add, B's frames on the sid build nothing.
+        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 2))), None);
+        assert!(!b.is_verified());
+        update(&mut kalshi, 2, "add_markets", &["B"]);
+        // The venue's `ok` (the full list, the sid's next seq), then B's snapshot.
+        kalshi
+            .classify(r#"{"id":2,"sid":7,"seq":3,"type":"ok","msg":{"market_tickers":["A","B"]}}"#);
+        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 4))), None);
+        assert!(b.is_verified());
+        let delta_b = delta(5, "0.0800", "-100.00", "yes").replace(r#""A""#, r#""B""#);
+        assert_eq!(checksum(kalshi.classify(&delta_b)), None);
+        assert_eq!(levels(&b).1[1], ("0.0800".into(), "200.00".into()));
+        assert_eq!(kalshi.books.entries(), (0, 1, 2));
+        // A gap's get_snapshot names the added market too.
+        assert_eq!(
+            kalshi
+                .encode_resync(
+                    &Topic::new("orderbook_delta").symbol("A"),
+                    &ServerId::Num(7),
+                    9
+                )
+                .map(
+                    |f| serde_json::from_str::<Value>(&f).unwrap()["params"]["market_tickers"]
+                        .clone()
+                ),
+            Some(json!(["A", "B"]))
+        );
+        // A delete takes effect with its `ok`: until then B's book stands.
+        update(&mut kalshi, 3, "delete_markets", &["B"]);
+        assert!(b.is_verified());
+        kalshi.classify(r#"{"id":3,"sid":7,"seq":6,"type":"ok","msg":{"market_tickers":["A"]}}"#);
+        assert!(!b.is_verified());
+        assert!(a.is_verified(), "the other market keeps its book");
+        assert_eq!(kalshi.books.entries(), (0, 1, 1));
+        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 7))), None);
+        assert!(!b.is_verified(), "a deleted market builds nothing");
+        // A refused delete changes nothing.
+        update(&mut kalshi, 4, "delete_markets", &["A"]);
+        kalshi.classify(
+            r#"{"id":4,"type":"error","msg":{"code":7,"msg":"Unknown subscription ID"}}"#,
+        );
+        assert!(a.is_verified());
+    }
+
+    #[test]
+    fn a_refused_add_takes_its_markets_back() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let c = kalshi.book_views().watch("C", 10);
+        kalshi.classify(SNAPSHOT);
+        update(&mut kalshi, 2, "add_markets", &["C", "A"]);
+        // C's snapshot may come before the answer.
+        kalshi.classify(&snapshot_of("C", 2));
+        assert!(c.is_verified());
+        kalshi.classify(r#"{"id":2,"sid":7,"seq":3,"type":"error","msg":{"code":26,"msg":"Subscription market limit exceeded"}}"#);
+        assert!(!c.is_verified());
+        // A was covered before the add and stays.
+        assert_eq!(kalshi.books.entries(), (0, 1, 1));
+        assert_eq!(
+            kalshi.books.markets(7).map(Iterator::collect::<Vec<_>>),
+            Some(vec!["A"])
+        );
+        // Requests that are not market updates of a book sid change nothing.
+        let request =
+            |params: Value| crate::protocol::Request::new("update_subscription", Some(params));
+        for params in [
+            json!({"sids": [8], "market_tickers": ["D"], "action": "add_markets"}),
+            json!({"sids": [7], "market_tickers": ["D"], "action": "get_snapshot"}),
+        ] {
+            kalshi.encode_request(&request(params), 5).unwrap();
+        }
+        kalshi.classify(r#"{"id":5,"type":"ok"}"#);
+        assert_eq!(
+            kalshi.books.markets(7).map(Iterator::collect::<Vec<_>>),
+            Some(vec!["A"])
+        );
+    }
+
+    #[test]
+    fn markets_per_subscription_are_capped() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let many: Vec<String> = (0..MAX_MARKETS + 10).map(|n| format!("M{n}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        update(&mut kalshi, 2, "add_markets", &many);
+        assert_eq!(
+            kalshi.books.markets(7).map(Iterator::count),
+            Some(MAX_MARKETS)
+        );
+        // A topic that names too many is capped the same way.
+        let topic = Topic::new("orderbook_delta").param("market_tickers", json!(many));
+        assert_eq!(covers(&topic).map(|c| c.markets.len()), Some(MAX_MARKETS));
+        // Pending updates are bounded.
+        for id in 0..(MAX_PENDING as u64 + 10) {
+            update(&mut kalshi, 100 + id, "delete_markets", &["A"]);
+        }
+        assert_eq!(kalshi.books.updates.len(), MAX_PENDING);
+    }
+
+    #[test]
+    fn a_snapshot_before_its_ack_verifies_the_market() {
+        let mut kalshi = Kalshi::new();
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
+        // The snapshot and a delta come first; the session stashes them.
+        assert_eq!(checksum(kalshi.classify(SNAPSHOT)), None);
+        assert_eq!(
+            checksum(kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"))),
+            None
+        );
+        assert!(!view.is_verified());
+        kalshi.classify(
+            r#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":7}}"#,
+        );
+        assert!(view.is_verified(), "the ack applies what came before it");
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "200.00".into()));
+        assert_eq!(view.latest().unwrap().updates(), 2);
+        // The stream goes on from there.
+        assert_eq!(
+            checksum(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
+            None
+        );
+        assert_eq!(levels(&view).1[1], ("0.0800".into(), "201.00".into()));
+        assert_eq!(kalshi.books.early.held(), (0, 0, 0));
+    }
+
+    #[test]
+    fn an_early_frame_that_breaks_the_book_is_signalled_with_the_next_one() {
+        let mut kalshi = Kalshi::new();
+        let view = kalshi.book_views().watch("A", 10);
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
+        kalshi.classify(SNAPSHOT);
+        kalshi.classify(&delta(2, "0.0800", "-300.01", "yes"));
+        kalshi.classify(
+            r#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":7}}"#,
+        );
+        assert!(!view.is_verified());
+        assert_eq!(
+            checksum(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
+            Some(BREAK),
+            "owed since the ack"
+        );
+        assert_eq!(
+            checksum(kalshi.classify(&delta(4, "0.0800", "1.00", "yes"))),
+            None
+        );
+    }
+
+    #[test]
+    fn only_book_frames_are_held_and_only_while_a_book_subscribe_waits() {
+        let mut kalshi = Kalshi::new();
+        // Nothing waits: nothing is held.
+        kalshi.classify(SNAPSHOT);
+        assert_eq!(kalshi.books.early.held().0, 0);
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
+        kalshi.classify(r#"{"type":"ticker","sid":8,"seq":1,"msg":{}}"#);
+        assert_eq!(kalshi.books.early.held().0, 0, "not a book frame");
+        kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":8"#));
+        kalshi.classify(SNAPSHOT);
+        assert_eq!(kalshi.books.early.held().0, 2);
+        // Sid 8's ack is not a book subscribe's: its frames go.
+        kalshi.classify(r#"{"id":5,"type":"subscribed","msg":{"channel":"ticker","sid":8}}"#);
+        assert_eq!(kalshi.books.early.held().0, 1);
+        // The book subscribe ends without a sid: nothing waits, nothing is held.
+        kalshi.forget_topic(&Topic::new("orderbook_delta").symbol("A"));
+        assert_eq!(kalshi.books.early.held(), (0, 0, 0));
+        kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 2);
+        kalshi.classify(SNAPSHOT);
+        kalshi.reset();
+        assert_eq!(kalshi.books.early.held(), (0, 0, 0));
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! repeated seq (`repeat_seq`), and a subscription the venue ends itself
 //! (`end_subscriptions`, error 25 or 10). `set_book_snapshots` makes
 //! `orderbook_delta` subscribes start with a snapshot, as the venue's do
-//! (off by default: most tests count data frames from their own publishes);
+//! (off by default: most tests count data frames from their own publishes),
+//! and an `add_markets` on such a subscription answers its `ok` and then a
+//! snapshot per added market; `set_kalshi_snapshots_first` sends those
+//! snapshots before the `subscribed` ack or the `ok` instead;
 //! `set_kalshi_book` sets the book a market's snapshots show.
 
 use serde_json::{json, Value};
@@ -64,6 +67,26 @@ pub fn kalshi_delta(price_dollars: &str, delta_fp: &str, side: &str, ts_ms: u64)
         "side": side,
         "ts_ms": ts_ms
     })
+}
+
+/// An `orderbook_snapshot` of each of `symbols` on `sub`, each taking a seq.
+fn snapshots(
+    books: &std::collections::HashMap<String, Value>,
+    sub: &mut Sub,
+    symbols: &[String],
+) -> Vec<String> {
+    symbols
+        .iter()
+        .map(|symbol| {
+            let seq = take_seq(sub);
+            kalshi_data(
+                "orderbook_snapshot",
+                sub.sid,
+                seq,
+                &snapshot_of(books, symbol),
+            )
+        })
+        .collect()
 }
 
 /// The next seq of `sub`, used by a frame that names its sid.
@@ -134,21 +157,23 @@ impl Shared {
                     sub.seq = 1;
                     out.push(kalshi_data(&channel, sid, 1, &msg));
                 }
-                out.push(with_id(
+                let ack = with_id(
                     json!({"type": "subscribed", "msg": {"channel": channel, "sid": sid}}),
                     "id",
                     id,
-                ));
-                if st.book_snapshots && channel == "orderbook_delta" {
-                    for symbol in sub.symbols.clone().unwrap_or_default() {
-                        let seq = take_seq(&mut sub);
-                        out.push(kalshi_data(
-                            "orderbook_snapshot",
-                            sid,
-                            seq,
-                            &snapshot_of(&st.kalshi_books, &symbol),
-                        ));
-                    }
+                );
+                let snapshots = if st.book_snapshots && channel == "orderbook_delta" {
+                    let symbols = sub.symbols.clone().unwrap_or_default();
+                    snapshots(&st.kalshi_books, &mut sub, &symbols)
+                } else {
+                    Vec::new()
+                };
+                if st.kalshi_snapshots_first {
+                    out.extend(snapshots);
+                    out.push(ack);
+                } else {
+                    out.push(ack);
+                    out.extend(snapshots);
                 }
                 c.subs.push(sub);
                 out
@@ -219,23 +244,35 @@ impl Shared {
                         .collect(),
                     "add_markets" | "delete_markets" => {
                         let list = sub.symbols.get_or_insert_with(Vec::new);
+                        let mut added = Vec::new();
                         if action == "add_markets" {
                             for t in &tickers {
                                 if !list.contains(t) {
                                     list.push(t.clone());
+                                    added.push(t.clone());
                                 }
                             }
                         } else {
                             list.retain(|s| !tickers.contains(s));
                         }
                         let markets = list.clone();
+                        let book = st.book_snapshots && sub.channel == "orderbook_delta";
+                        let first = st.kalshi_snapshots_first;
+                        let mut out = Vec::new();
+                        if book && first {
+                            out.extend(snapshots(&st.kalshi_books, sub, &added));
+                        }
                         let seq = take_seq(sub);
-                        vec![with_id(
+                        out.push(with_id(
                             json!({"type": "ok", "sid": sid, "seq": seq,
                                    "msg": {"market_tickers": markets}}),
                             "id",
                             id,
-                        )]
+                        ));
+                        if book && !first {
+                            out.extend(snapshots(&st.kalshi_books, sub, &added));
+                        }
+                        out
                     }
                     _ => vec![kalshi_error(id, 13, "Unsupported action")],
                 }
@@ -331,6 +368,13 @@ impl Exchange {
     /// `orderbook_snapshot` per market (as the venue's do).
     pub fn set_book_snapshots(&self, on: bool) {
         lock(&self.inner.state).book_snapshots = on;
+    }
+
+    /// Kalshi: book snapshots go out before the `subscribed` ack (or the
+    /// `ok` of an `add_markets`) that they follow by default. The spec does
+    /// not order them; a client must cope with either.
+    pub fn set_kalshi_snapshots_first(&self, on: bool) {
+        lock(&self.inner.state).kalshi_snapshots_first = on;
     }
 
     /// Kalshi: from now on, `symbol`'s `orderbook_snapshot` shows these YES

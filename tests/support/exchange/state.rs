@@ -83,6 +83,9 @@ pub(super) struct State {
     /// Kalshi: the book a market's `orderbook_snapshot` shows, when set
     /// (`Exchange::set_kalshi_book`); else `kalshi_book_snapshot`.
     pub(super) kalshi_books: HashMap<String, serde_json::Value>,
+    /// Kalshi: snapshots go out before the `subscribed` ack (or the `ok` of
+    /// an `add_markets`) instead of after it.
+    pub(super) kalshi_snapshots_first: bool,
 }
 
 impl State {
@@ -105,6 +108,7 @@ impl State {
             books: HashMap::new(),
             book_snapshots: false,
             kalshi_books: HashMap::new(),
+            kalshi_snapshots_first: false,
         }
     }
 }

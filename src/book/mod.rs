@@ -8,6 +8,8 @@
 mod snapshot;
 mod view;
 
-pub use snapshot::{BookSnapshot, SnapshotError, SnapshotFuture, SnapshotSource};
+pub use snapshot::{
+    BookSnapshot, SnapshotError, SnapshotFetched, SnapshotFuture, SnapshotRequest, SnapshotSource,
+};
 pub(crate) use view::Verified;
 pub use view::{BookTop, BookView, BookViews};

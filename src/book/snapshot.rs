@@ -14,11 +14,20 @@
 //!   calls in flight is bounded by the number of book subscriptions.
 //! - A snapshot names the sequence number it was taken at; only deltas after
 //!   it are applied to it (the venue's rule decides which).
-//! - Errors carry the source's message; a source must not put secrets in it.
+//! - Errors carry the source's message; a source must not put secrets in it
+//!   (it is logged, and recorded by a [`Recorder`](crate::Recorder)).
+//! - The adapter never runs a fetch itself (its book stays sans I/O): it asks
+//!   ([`SnapshotRequest`]) and is handed the result ([`SnapshotFetched`]) as
+//!   an input of the connection, like a frame. The connection's shell runs
+//!   the fetch off the frame path and wakes up when it ends, so a fetched
+//!   snapshot is applied at once, not when the next frame comes; a recorder
+//!   keeps the result, so a replay hands it in at the same point.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
+
+use crate::protocol::ServerId;
 
 /// The error a snapshot source may return.
 pub type SnapshotError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -65,4 +74,28 @@ where
     fn snapshot(&self, symbol: &str) -> SnapshotFuture {
         Box::pin(self(symbol.to_owned()))
     }
+}
+
+/// A snapshot an adapter asks for ([`Protocol::take_snapshot_requests`](crate::Protocol::take_snapshot_requests)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// The subscription whose book waits for it.
+    pub server_id: ServerId,
+    /// The symbol to fetch (what [`SnapshotSource::snapshot`] is called with).
+    pub symbol: String,
+    /// The adapter's number for this request; the result carries it back, so
+    /// an adapter can ignore the result of a request it no longer waits for.
+    pub number: u64,
+}
+
+/// A finished fetch, handed back to the adapter that asked for it
+/// ([`Protocol::snapshot_fetched`](crate::Protocol::snapshot_fetched)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFetched {
+    /// The subscription of the request.
+    pub server_id: ServerId,
+    /// The request's number.
+    pub number: u64,
+    /// The snapshot, or the source's error as text.
+    pub result: Result<BookSnapshot, String>,
 }

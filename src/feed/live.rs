@@ -3,10 +3,11 @@
 //!
 //! One [`Live::poll_step`] does what one wake-up of the spawned shell does:
 //! finish a write in flight, or wait for room in a full `Block` queue, or
-//! take the first of socket / commands / write slot / timer that is ready and
-//! then the frames already buffered (up to [`READ_BATCH`]). It returns
-//! `Ready` after any progress so the feed can yield what was delivered, and
-//! `Pending` only once every source it waits on has registered the waker.
+//! take the first of socket / commands / snapshot fetch (only while one is in
+//! flight) / write slot / timer that is ready and then the frames already
+//! buffered (up to [`READ_BATCH`]). It returns `Ready` after any progress so
+//! the feed can yield what was delivered, and `Pending` only once every
+//! source it waits on has registered the waker.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -136,6 +137,13 @@ impl Live {
         if take_commands {
             if let Poll::Ready(command) = commands.poll_recv(cx) {
                 drive.serve_online(command, now);
+                return Poll::Ready(Ok(()));
+            }
+        }
+        // Only a connection with a book snapshot fetch in flight polls it.
+        if drive.fetching() {
+            if let Poll::Ready(fetched) = drive.poll_fetched(cx) {
+                drive.fetched(fetched, Instant::now());
                 return Poll::Ready(Ok(()));
             }
         }

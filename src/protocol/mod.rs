@@ -499,6 +499,35 @@ pub trait Protocol: Send + 'static {
     fn forget_topic(&mut self, topic: &Topic) {
         let _ = topic;
     }
+
+    /// Where this adapter's book snapshots come from, when its venue sends
+    /// them only over REST (OKX with
+    /// [`Okx::snapshot_source`](crate::Okx::snapshot_source)). The
+    /// connection runs the fetches the adapter asks for
+    /// ([`take_snapshot_requests`](Protocol::take_snapshot_requests)) through
+    /// it, off the frame path, and hands each result back as soon as it ends
+    /// ([`snapshot_fetched`](Protocol::snapshot_fetched)); the adapter itself
+    /// does no I/O. Asked once, when the client is built. Default: `None`
+    /// (then the other two are never called).
+    fn book_snapshot_source(&self) -> Option<std::sync::Arc<dyn crate::book::SnapshotSource>> {
+        None
+    }
+
+    /// The snapshots asked for since the last call, asked after every input
+    /// of the connection while a source is set: keep it cheap when there are
+    /// none. Default: none.
+    fn take_snapshot_requests(&mut self) -> Vec<crate::book::SnapshotRequest> {
+        Vec::new()
+    }
+
+    /// A fetch asked for by [`take_snapshot_requests`](Protocol::take_snapshot_requests)
+    /// ended. Results come in the order the fetches end, possibly after the
+    /// subscription ended or the connection was replaced (compare
+    /// [`SnapshotFetched::number`](crate::book::SnapshotFetched::number)).
+    /// Default: ignored.
+    fn snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) {
+        let _ = fetched;
+    }
 }
 
 #[cfg(test)]

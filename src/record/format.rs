@@ -16,18 +16,34 @@
 //! frames and one-off sends are kept as length + CRC only: they may carry
 //! credentials (tokens, signatures, login frames), which must never reach a
 //! file.
+//!
+//! Versions (the file header says which; the reader takes both):
+//! - `RWSREC1`: records of kinds 1-12.
+//! - `RWSREC2`: adds kind 13, a book snapshot fetch's result
+//!   ([`Input::Fetched`]: the subscription, the request number, and the
+//!   snapshot's sequence, venue time and levels as wire text, or the
+//!   source's error text), so a replay of a book built from a REST snapshot
+//!   verifies as live did. The body of every older kind is unchanged, so a
+//!   version 1 file reads as before. A reader that knows only version 1
+//!   skips a version 2 file as unreadable (counted) instead of stopping at
+//!   its first kind-13 record as if it were corrupt.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::protocol::Topic;
+use crate::book::{BookSnapshot, SnapshotFetched};
+use crate::protocol::{ServerId, Topic};
 use crate::queue::Overflow;
 
-/// The first bytes of every recording file (format version 1).
-pub(crate) const MAGIC: &[u8; 8] = b"RWSREC1\n";
+/// The first bytes of every recording file this version writes (format
+/// version 2).
+pub(crate) const MAGIC: &[u8; 8] = b"RWSREC2\n";
+
+/// The headers of every format version the reader takes (see the module docs).
+pub(crate) const READABLE: [&[u8; 8]; 2] = [b"RWSREC1\n", MAGIC];
 
 /// The largest body a record may have: a frame up to the largest message
 /// the library accepts by default, plus its fields. Longer is corruption.
@@ -92,6 +108,28 @@ pub(crate) enum Input {
         records: u64,
         bytes: u64,
     },
+    /// A book snapshot fetch ended (format version 2).
+    Fetched(SnapshotFetched),
+}
+
+/// The bytes a [`Input::Fetched`] record's body takes beyond its fixed
+/// fields: what the recorder's queue counts, and what must stay under
+/// [`MAX_BODY`].
+pub(crate) fn fetched_bytes(fetched: &SnapshotFetched) -> usize {
+    let id = match &fetched.server_id {
+        ServerId::Num(_) => 8,
+        ServerId::Key(key) => 4 + key.len(),
+    };
+    let body = match &fetched.result {
+        Ok(snapshot) => snapshot
+            .asks
+            .iter()
+            .chain(&snapshot.bids)
+            .map(|(p, s)| 8 + p.len() + s.len())
+            .sum::<usize>(),
+        Err(error) => 4 + error.len(),
+    };
+    id + body
 }
 
 /// A command as recorded.
@@ -360,6 +398,53 @@ impl Writer<'_> {
                 self.u64(*records);
                 self.u64(*bytes);
             }
+            Input::Fetched(fetched) => {
+                self.u8(13);
+                self.fetched(fetched);
+            }
+        }
+    }
+    fn fetched(&mut self, fetched: &SnapshotFetched) {
+        match &fetched.server_id {
+            ServerId::Num(n) => {
+                self.u8(0);
+                self.u64(*n);
+            }
+            ServerId::Key(key) => {
+                self.u8(1);
+                self.text(key);
+            }
+        }
+        self.u64(fetched.number);
+        match &fetched.result {
+            Ok(snapshot) => {
+                self.u8(0);
+                self.u64(u64::from_le_bytes(snapshot.seq.to_le_bytes()));
+                match snapshot.venue_time.map(|t| t.duration_since(UNIX_EPOCH)) {
+                    None => self.u8(0),
+                    Some(Ok(after)) => {
+                        self.u8(1);
+                        self.duration(after);
+                    }
+                    Some(Err(before)) => {
+                        self.u8(2);
+                        self.duration(before.duration());
+                    }
+                }
+                self.levels(&snapshot.asks);
+                self.levels(&snapshot.bids);
+            }
+            Err(error) => {
+                self.u8(1);
+                self.text(error);
+            }
+        }
+    }
+    fn levels(&mut self, levels: &[(String, String)]) {
+        self.u32(u32::try_from(levels.len()).unwrap_or(u32::MAX));
+        for (price, size) in levels {
+            self.text(price);
+            self.text(size);
         }
     }
     fn command(&mut self, command: &Recorded) {
@@ -527,8 +612,51 @@ impl Reader<'_> {
                 records: self.u64()?,
                 bytes: self.u64()?,
             },
+            13 => Input::Fetched(self.fetched()?),
             _ => return None,
         })
+    }
+    fn fetched(&mut self) -> Option<SnapshotFetched> {
+        let server_id = match self.u8()? {
+            0 => ServerId::Num(self.u64()?),
+            1 => ServerId::Key(self.text()?.into()),
+            _ => return None,
+        };
+        let number = self.u64()?;
+        let result = match self.u8()? {
+            0 => {
+                let seq = i64::from_le_bytes(self.u64()?.to_le_bytes());
+                let venue_time = match self.u8()? {
+                    0 => None,
+                    1 => Some(UNIX_EPOCH.checked_add(self.duration()?)?),
+                    2 => Some(UNIX_EPOCH.checked_sub(self.duration()?)?),
+                    _ => return None,
+                };
+                Ok(BookSnapshot {
+                    seq,
+                    asks: self.levels()?,
+                    bids: self.levels()?,
+                    venue_time,
+                })
+            }
+            1 => Err(self.text()?),
+            _ => return None,
+        };
+        Some(SnapshotFetched {
+            server_id,
+            number,
+            result,
+        })
+    }
+    fn levels(&mut self) -> Option<Vec<(String, String)>> {
+        let count = self.u32()?;
+        // Not preallocated from `count`: a corrupt count must not allocate;
+        // every level takes bytes the body must hold.
+        let mut levels = Vec::new();
+        for _ in 0..count {
+            levels.push((self.text()?, self.text()?));
+        }
+        Some(levels)
     }
     fn command(&mut self) -> Option<Recorded> {
         Some(match self.u8()? {
@@ -621,6 +749,29 @@ mod tests {
                 bytes: 40,
             },
             Input::Finish { error: None },
+            Input::Fetched(SnapshotFetched {
+                server_id: ServerId::Key("books:BTC-USDT".into()),
+                number: 3,
+                result: Ok(BookSnapshot {
+                    seq: -5,
+                    asks: vec![("100.5".into(), "1".into()), ("101".into(), "0.25".into())],
+                    bids: vec![("99".into(), "7".into())],
+                    venue_time: Some(UNIX_EPOCH + Duration::from_millis(1_597_026_383_085)),
+                }),
+            }),
+            Input::Fetched(SnapshotFetched {
+                server_id: ServerId::Num(9),
+                number: u64::MAX,
+                result: Ok(BookSnapshot {
+                    venue_time: Some(UNIX_EPOCH - Duration::from_secs(1)),
+                    ..BookSnapshot::default()
+                }),
+            }),
+            Input::Fetched(SnapshotFetched {
+                server_id: ServerId::Num(9),
+                number: 1,
+                result: Err("503 from the venue".into()),
+            }),
         ];
         inputs
             .into_iter()

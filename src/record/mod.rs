@@ -107,7 +107,8 @@ impl RecordOptions {
 pub struct RecordStats {
     /// Records written to a file.
     pub written: u64,
-    /// Records dropped because the queue was full (marked in the file).
+    /// Records dropped because the queue was full, or (a book snapshot) too
+    /// large to record; marked in the file.
     pub dropped: u64,
     /// Records lost to a failed write (the file may end torn there).
     pub write_errors: u64,
@@ -213,6 +214,11 @@ impl Recorder {
     /// The number of the next connection's stream in this recording.
     pub(crate) fn next_stream(&self) -> u32 {
         self.inner.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a record its tap could not offer at all (too large to record).
+    pub(crate) fn count_dropped(&self) {
+        self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Queues `entry` (after `hole`, what its stream dropped just before)

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::format::{decode, Decoded, Entry, Input, MAGIC};
+use super::format::{decode, Decoded, Entry, Input, READABLE};
 
 /// A recording directory opened for reading (by [`Replay`](crate::Replay)
 /// or for a [`summary`](Recording::summary)).
@@ -49,6 +49,8 @@ pub struct RecordingSummary {
     pub writes: u64,
     /// Records the recorder dropped (its queue was full), from the holes.
     pub dropped: u64,
+    /// Book snapshot fetch results (a REST-built book's snapshots).
+    pub snapshots: u64,
     /// Files that ended inside a record (a crash): the tail was skipped.
     pub torn: u64,
     /// Records with a bad CRC or body: the rest of that file was skipped.
@@ -115,6 +117,7 @@ impl Recording {
                 Input::Command { .. } => s.commands += 1,
                 Input::Write { .. } => s.writes += 1,
                 Input::Hole { records, .. } => s.dropped += records,
+                Input::Fetched(_) => s.snapshots += 1,
                 _ => {}
             }
         }
@@ -157,10 +160,11 @@ impl Recording {
         loop {
             let path = self.files.pop_front()?;
             match std::fs::read(&path) {
-                Ok(bytes) if bytes.starts_with(MAGIC) => {
+                Ok(bytes) if READABLE.iter().any(|magic| bytes.starts_with(*magic)) => {
                     self.files_done_total += 1;
                     self.current = bytes;
-                    self.at = MAGIC.len();
+                    // Every version's header is 8 bytes.
+                    self.at = READABLE[0].len();
                     return Some(());
                 }
                 _ => {

@@ -114,3 +114,74 @@ fn a_full_queue_drops_and_the_file_marks_the_hole() {
     assert_eq!(inputs.len(), 4);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn fetched(levels: usize) -> crate::book::SnapshotFetched {
+    crate::book::SnapshotFetched {
+        server_id: crate::protocol::ServerId::Key("books:BTC-USDT".into()),
+        number: 4,
+        result: Ok(crate::book::BookSnapshot {
+            seq: 1_234,
+            asks: (0..levels)
+                .map(|i| (format!("{}.5", 100 + i), "1.25".to_owned()))
+                .collect(),
+            bids: vec![("99.5".into(), "3".into())],
+            venue_time: Some(std::time::UNIX_EPOCH + Duration::from_millis(1_597_026_383_085)),
+        }),
+    }
+}
+
+#[test]
+fn a_snapshot_fetch_is_recorded_and_its_bytes_count_against_the_queue() {
+    let dir = scratch("fetched");
+    let options = RecordOptions::default().queue_bytes(2000);
+    let recorder = Recorder::create(&dir, options).unwrap();
+    let tap = crate::supervisor::tap::Tap::start(
+        &recorder,
+        &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
+        "okx",
+    );
+    let now = Instant::now();
+    // Small: recorded whole. Large (200 levels, about 3,500 bytes, more than
+    // the whole queue holds): dropped and marked, as a large frame is.
+    tap.fetched(&fetched(3), now);
+    tap.fetched(&fetched(200), now);
+    tap.tick(now);
+    recorder.flush().unwrap();
+    assert_eq!(recorder.stats().dropped, 1);
+    let (inputs, _) = read_all(&dir);
+    assert_eq!(inputs[1], Input::Fetched(fetched(3)), "{inputs:?}");
+    assert!(
+        matches!(inputs[2], Input::Hole { records: 1, .. }),
+        "{inputs:?}"
+    );
+    assert_eq!(inputs[3], Input::Tick);
+    let summary = Recording::open(&dir).unwrap().summary();
+    assert_eq!(summary.snapshots, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_version_1_file_still_reads() {
+    let dir = scratch("v1");
+    let mut bytes = b"RWSREC1\n".to_vec();
+    for (i, event) in [Input::Connected, Input::Tick].into_iter().enumerate() {
+        let entry = super::format::Entry {
+            stream: 1,
+            at: Duration::from_millis(i as u64),
+            wall: 7,
+            event,
+        };
+        super::format::encode(&entry, &mut bytes);
+    }
+    std::fs::write(dir.join("0000000000000001-000001.rwsrec"), &bytes).unwrap();
+    let mut recording = Recording::open(&dir).unwrap();
+    let mut inputs = Vec::new();
+    while let Some(entry) = recording.next_entry() {
+        inputs.push(entry.event);
+    }
+    assert_eq!(inputs, vec![Input::Connected, Input::Tick]);
+    assert_eq!(recording.corrupt(), 0);
+    // This version writes version 2.
+    assert_eq!(super::format::MAGIC, b"RWSREC2\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,13 @@
 //!   frame differ.
 //! - Where the recorder dropped records (a hole), the session diverges from
 //!   that point; [`ReplayStats::dropped`] says so.
+//! - Book snapshots fetched from a
+//!   [`SnapshotSource`](crate::SnapshotSource) (OKX over REST) are recorded
+//!   and handed in at the point they came in live; the source is never
+//!   called. Give replay the adapter configured as live (with
+//!   [`Okx::snapshot_source`](crate::Okx::snapshot_source) set, to any
+//!   source): without one the adapter does not wait for a snapshot, so the
+//!   recorded ones find no book waiting and its view stays unverified.
 
 #[cfg(test)]
 mod conformance;
@@ -162,7 +169,9 @@ impl<P: Protocol> Replay<P> {
         }
         let url = config.redacted_url.clone();
         let (client, unsolicited, supervisor, _span) = Client::unspawned(config, protocol);
-        let (_config, drive, commands, _reconnect) = supervisor.into_parts();
+        let (_config, mut drive, commands, _reconnect) = supervisor.into_parts();
+        // Book snapshots come from the recording, never from the source.
+        drive.replaying();
         let set = SubscriptionSet::new(Source::Client(client.clone()), QueueOptions::default());
         Replay {
             recording,
@@ -281,6 +290,7 @@ impl<P: Protocol> Replay<P> {
                 self.drive.finish(error.as_ref(), now);
                 self.finished = true;
             }
+            Input::Fetched(fetched) => self.drive.fetched(fetched, now),
             Input::Hole { records, .. } => {
                 tracing::warn!(records, "replay: the recording has a hole here");
                 self.stats.dropped += records;

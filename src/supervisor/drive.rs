@@ -12,8 +12,9 @@
 //!
 //! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
 //!    end, a command, a tick, a write's outcome, room in a full queue,
-//!    connected, disconnected). Each method applies the core's actions and
-//!    publishes its gauge before it returns, so no shell can forget to; it
+//!    connected, disconnected, a book snapshot fetch's result). Each method
+//!    applies the core's actions and publishes its gauge before it returns,
+//!    so no shell can forget to; it
 //!    also maps the transport's errors (tungstenite's) to the core's
 //!    [`SocketFailure`](crate::session::SocketFailure) (`socket_failure.rs`).
 //!    The questions ([`Drive::next_turn`], [`Drive::may_read`]) change nothing.
@@ -28,7 +29,11 @@
 //!    - [`Turn::Wait`]: wait for whichever comes first: a frame from the
 //!      socket ([`Drive::socket`]), a command if `commands` is true
 //!      ([`Drive::serve_online`]), the write slot at `write_at` (then ask
-//!      again), the timer at `timer_at` ([`Drive::tick`]).
+//!      again), the timer at `timer_at` ([`Drive::tick`]), and, only while
+//!      [`Drive::fetching`] is true, the result of a book snapshot fetch
+//!      ([`Drive::poll_fetched`], then [`Drive::fetched`]): a fetched
+//!      snapshot is applied when it arrives, not when the next frame does
+//!      (`fetches.rs`; a connection without a snapshot source never polls it).
 //! 3. After an input, while [`Drive::may_read`] is true, frames already
 //!    buffered by the socket may be handed in without waiting, up to
 //!    [`READ_BATCH`] per wake-up; then ask again.
@@ -52,10 +57,12 @@ use std::time::SystemTime;
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::fetches::Fetches;
 use super::replies::{Replies, Served};
 use super::shared::Shared;
 use super::socket_failure;
 use super::tap::Tap;
+use crate::book::SnapshotFetched;
 use crate::command::Command;
 use crate::connect::Ws;
 use crate::error::Error;
@@ -103,15 +110,19 @@ pub(crate) struct Drive<P> {
     shared: Arc<Shared>,
     /// The recorder's tap, when recording (`record/`).
     tap: Option<Tap>,
+    /// The adapter's book snapshot fetches, when it has a source (`fetches.rs`).
+    fetches: Option<Fetches>,
 }
 
 impl<P: Protocol> Drive<P> {
-    pub(crate) fn new(core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
+    pub(crate) fn new(mut core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
+        let fetches = core.protocol_mut().book_snapshot_source().map(Fetches::new);
         Drive {
             core,
             replies: Replies::default(),
             shared,
             tap,
+            fetches,
         }
     }
 
@@ -121,6 +132,45 @@ impl<P: Protocol> Drive<P> {
     fn apply(&mut self, now: Instant) {
         self.replies.apply(&mut self.core, &self.shared);
         self.core.publish_ops_waiting(now);
+        if let Some(fetches) = &mut self.fetches {
+            fetches.start(self.core.protocol_mut().take_snapshot_requests());
+        }
+    }
+
+    /// Whether a book snapshot fetch is in flight: only then does a shell
+    /// wait on [`poll_fetched`](Self::poll_fetched).
+    pub(crate) fn fetching(&self) -> bool {
+        self.fetches.as_ref().is_some_and(Fetches::in_flight)
+    }
+
+    /// The next finished book snapshot fetch, registering the waker when
+    /// none is there yet; pending for ever without a snapshot source.
+    pub(crate) fn poll_fetched(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<SnapshotFetched> {
+        match &mut self.fetches {
+            Some(fetches) => fetches.poll_fetched(cx),
+            None => std::task::Poll::Pending,
+        }
+    }
+
+    /// A book snapshot fetch ended: the adapter applies it now (its book may
+    /// become verified without another frame).
+    pub(crate) fn fetched(&mut self, fetched: SnapshotFetched, now: Instant) {
+        if let Some(tap) = &self.tap {
+            tap.fetched(&fetched, now);
+        }
+        self.core.protocol_mut().snapshot_fetched(fetched);
+        self.apply(now);
+    }
+
+    /// Replay: the adapter's snapshot requests are never fetched; the
+    /// recorded results are handed to [`fetched`](Self::fetched) instead.
+    pub(crate) fn replaying(&mut self) {
+        if let Some(fetches) = &mut self.fetches {
+            fetches.replaying();
+        }
     }
 
     /// A connection is up at `now`, when the wall clock read `wall` (the

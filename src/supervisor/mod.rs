@@ -29,6 +29,7 @@
 
 pub(crate) mod attempt;
 pub(crate) mod drive;
+mod fetches;
 pub(crate) mod reconnect;
 pub(crate) mod recorded_settings;
 mod replies;

@@ -1,5 +1,6 @@
 //! The async shell of one connected session: a `select!` loop over the
-//! socket, the command channel, the next write slot and the next timer.
+//! socket, the command channel, the next write slot and the next timer (and,
+//! while one is in flight, a book snapshot fetch's result).
 //!
 //! It decides nothing and holds no rule of its own: it follows `drive.rs`
 //! (which the consumer-driven feed follows too). Every input goes to the
@@ -82,6 +83,8 @@ impl<P: Protocol> Shell<'_, P> {
                 timer_at,
                 commands: take_commands,
             } => {
+                // Only a connection with a fetch in flight polls the channel.
+                let fetching = self.drive.fetching();
                 let drive = &mut *self.drive;
                 tokio::select! {
                     // The receive time is when the read completed, not when the wait began.
@@ -94,6 +97,9 @@ impl<P: Protocol> Shell<'_, P> {
                     }
                     () = sleep_opt(write_at) => {}
                     () = sleep_until(timer_at) => drive.tick(Instant::now())?,
+                    fetched = std::future::poll_fn(|cx| drive.poll_fetched(cx)), if fetching => {
+                        drive.fetched(fetched, Instant::now());
+                    }
                 }
             }
         }

@@ -12,10 +12,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::recorded_settings;
 use super::write_outcome::WriteOutcome;
+use crate::book::SnapshotFetched;
 use crate::command::Command;
 use crate::config::Config;
 use crate::record::format::{
-    fingerprint, topic_json, End, Entry, Input, NewTopic, Recorded, WriteEnd,
+    fetched_bytes, fingerprint, topic_json, End, Entry, Input, NewTopic, Recorded, WriteEnd,
+    MAX_BODY,
 };
 use crate::record::Recorder;
 use crate::session::SessionEnd;
@@ -195,6 +197,24 @@ impl Tap {
 
     pub(crate) fn blocked_ended(&self, made_room: bool, now: Instant) {
         self.record(now, Input::BlockedEnded { made_room }, 0);
+    }
+
+    /// A book snapshot fetch's result. One whose record would pass the
+    /// largest body a reader accepts is dropped and marked as a hole, as a
+    /// record refused by a full queue is (replay then says it diverged).
+    pub(crate) fn fetched(&self, fetched: &SnapshotFetched, now: Instant) {
+        let size = fetched_bytes(fetched);
+        if size > (MAX_BODY / 2) as usize {
+            tracing::warn!(
+                bytes = size,
+                "recording: a book snapshot too large to record; marked as a hole"
+            );
+            self.recorder.count_dropped();
+            self.hole_records.fetch_add(1, Ordering::Relaxed);
+            self.hole_bytes.fetch_add(size as u64, Ordering::Relaxed);
+            return;
+        }
+        self.record(now, Input::Fetched(fetched.clone()), size);
     }
 
     pub(crate) fn finish(&self, error: Option<&crate::error::Error>, now: Instant) {

@@ -39,6 +39,7 @@ mod metrics_facade;
 mod nats;
 mod okx;
 mod okx_book;
+mod okx_book_rest;
 mod panics;
 mod pool;
 mod promises;

@@ -47,8 +47,9 @@ fn assert_view_is_the_venues_book(view: &BookView, venue: &OpVenue) {
 }
 
 /// Pushes one more delta at a time (each classified before the next) until
-/// the fetched snapshot has been applied and the view is verified: the
-/// snapshot is applied before the next frame once its fetch finished.
+/// the fetched snapshot has been applied and the view is verified: deltas
+/// keep arriving before, during and after the fetch, as OKX's do (that the
+/// snapshot needs no further frame is `okx_book_rest.rs`'s test).
 async fn delta_until_verified(venue: &OpVenue, book: &mut Subscription, view: &BookView) {
     for i in 0..500u32 {
         if view.is_verified() {

@@ -21,7 +21,9 @@
 //!   initial snapshot goes, to be fetched over REST: with a
 //!   [`SnapshotSource`] ([`Okx::snapshot_source`];
 //!   [`rest`] has OKX's REST format) the deltas are buffered and applied to the
-//!   fetched snapshot (`book.rs` has the rules); without one an update with no
+//!   fetched snapshot (`book.rs` has the rules); the connection runs the
+//!   fetch and hands its result in as soon as it ends
+//!   ([`Protocol::snapshot_fetched`]). Without a source an update with no
 //!   snapshot is only chain-checked. Both work: a WebSocket snapshot, when it
 //!   comes, is used at once.
 //! - Verified books are readable through [`BookViews`] keyed by `instId`
@@ -48,13 +50,12 @@ use super::json;
 use super::kraken::Book;
 use super::op_args::{self, Arg, Envelope, Keys};
 use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic, VenueLimits};
-use crate::book::{BookViews, SnapshotSource};
+use crate::book::{BookViews, SnapshotFetched, SnapshotRequest, SnapshotSource};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
 mod book;
 mod checksum;
-mod fetch;
 pub mod rest;
 
 pub(crate) use book::{BookFrame, Books};
@@ -89,8 +90,19 @@ pub struct Okx {
     /// depth: added when a book subscribe is encoded, removed by `forget`,
     /// so only these may hold a book.
     books: Books,
-    /// Runs snapshot fetches when a source is set (`fetch.rs`).
-    fetcher: Option<fetch::Fetcher>,
+    /// Where book snapshots come from when OKX sends none; the connection
+    /// runs the fetches the books ask for (`supervisor/fetches.rs`).
+    source: Option<Source>,
+}
+
+/// The snapshot source, shown in `Debug` by its presence only.
+#[derive(Clone)]
+struct Source(Arc<dyn SnapshotSource>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotSource")
+    }
 }
 
 /// One book push's payload.
@@ -145,28 +157,17 @@ impl Okx {
 
     /// Where book snapshots come from when OKX sends deltas without one (its
     /// 2026 change): the deltas are buffered, bounded by
-    /// [`MAX_BUFFERED_UPDATES`] and [`MAX_BUFFERED_BYTES`], while the source
-    /// fetches, off the frame path, on the current tokio runtime.
-    /// [`rest`] parses OKX's `GET /api/v5/market/books` answer.
+    /// [`MAX_BUFFERED_UPDATES`] and [`MAX_BUFFERED_BYTES`], while the
+    /// connection runs the source off the frame path, on the current tokio
+    /// runtime; the snapshot is applied as soon as the fetch ends.
+    /// [`rest`] parses OKX's `GET /api/v5/market/books` answer. A recorder
+    /// keeps each result; a [`Replay`](crate::Replay) needs an adapter with a
+    /// source set too, and never calls it.
     #[must_use]
     pub fn snapshot_source(mut self, source: impl SnapshotSource) -> Self {
-        let source: Arc<dyn SnapshotSource> = Arc::new(source);
-        self.fetcher = Some(fetch::Fetcher::new(source));
+        self.source = Some(Source(Arc::new(source)));
         self.books.set_source(true);
         self
-    }
-
-    /// Applies finished snapshot fetches, and starts the ones asked for.
-    fn run_fetches(&mut self) {
-        let Some(fetcher) = &mut self.fetcher else {
-            return;
-        };
-        for (id, number, result) in fetcher.finished() {
-            self.books.fetched(&id, number, result);
-        }
-        for (id, inst, number) in self.books.take_requests() {
-            fetcher.start(id, &inst, number);
-        }
     }
 
     fn classify_push<'a>(
@@ -222,10 +223,7 @@ impl Okx {
             prev: item.prev_seq_id,
             venue_time: item.ts.as_deref().and_then(rest::unix_ms),
         };
-        let verdict = self.books.apply(server_id, &frame);
-        // Start the fetch this frame may have asked for.
-        self.run_fetches();
-        Ok(verdict)
+        Ok(self.books.apply(server_id, &frame))
     }
 }
 
@@ -363,8 +361,6 @@ impl Protocol for Okx {
     }
 
     fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
-        // Snapshots fetched since the last frame apply first.
-        self.run_fetches();
         if text == "pong" {
             return Inbound::Pong;
         }
@@ -435,6 +431,27 @@ impl Protocol for Okx {
     fn forget(&mut self, server_id: &ServerId) {
         self.keys.forget(server_id);
         self.books.forget(server_id);
+    }
+
+    fn book_snapshot_source(&self) -> Option<Arc<dyn SnapshotSource>> {
+        self.source.as_ref().map(|source| Arc::clone(&source.0))
+    }
+
+    fn take_snapshot_requests(&mut self) -> Vec<SnapshotRequest> {
+        self.books
+            .take_requests()
+            .into_iter()
+            .map(|(server_id, symbol, number)| SnapshotRequest {
+                server_id,
+                symbol: symbol.into(),
+                number,
+            })
+            .collect()
+    }
+
+    fn snapshot_fetched(&mut self, fetched: SnapshotFetched) {
+        self.books
+            .fetched(&fetched.server_id, fetched.number, fetched.result);
     }
 
     fn forget_topic(&mut self, topic: &Topic) {

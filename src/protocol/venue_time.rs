@@ -159,12 +159,15 @@ pub(crate) fn from_millis(ms: u64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
-/// A non-negative integer written as plain digits (at most 20).
+/// A non-negative integer written as plain digits, leading zeros allowed
+/// (an OKX string may have any number); `None` past `u64`.
 fn digits(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 {
+    if text.is_empty() {
         return None;
     }
-    // By hand rather than `str::parse`: this runs once per frame.
+    // By hand rather than `str::parse`: this runs once per frame. The
+    // checked steps bound the value; no length cap (a cap of 20 characters
+    // refused `"000000000000000000001"`, found by the `venue_time` target).
     text.bytes().try_fold(0u64, |n, b| {
         let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
         n.checked_mul(10)?.checked_add(digit)
@@ -415,6 +418,8 @@ mod tests {
         assert_eq!(digits("18446744073709551615"), Some(u64::MAX));
         assert_eq!(digits("18446744073709551616"), None, "overflow");
         assert_eq!(digits("12a"), None);
+        assert_eq!(digits("000000000000000000001"), Some(1), "leading zeros");
+        assert_eq!(digits("018446744073709551616"), None, "overflow");
         assert_eq!(
             kalshi(r#"{"ts_ms":"1707667200123","ts":1}"#),
             None,

@@ -19,8 +19,13 @@
 //!   stamp, the newest. A name written with escapes (`"t\u0073"`) is not
 //!   found: the frame then has no venue time.
 //! - **Anything unexpected is `None`**: a missing key, a value of another
-//!   type, a time before 1970 or past what [`SystemTime`] holds. A venue
+//!   type, a string value written with escapes (`"16300\u0034..."`: never
+//!   decoded), a time before 1970 or past what [`SystemTime`] holds. A venue
 //!   time is information, not a routing fact, so it is never guessed.
+//! - **Checked by a differential fuzz target**, `venue_time`
+//!   (`src/fuzzing/venue_time.rs`): through each adapter, the answer equals
+//!   these rules read from a serde tree, and, on payloads of the documented
+//!   shape, the venue's documented field read with `serde_json::Value`.
 //!
 //! Where each venue puts its stamp (sources in `src/protocol/VENUES.md`,
 //! "Typed data"): Kraken v2 `timestamp` (RFC 3339) in each data row; OKX v5

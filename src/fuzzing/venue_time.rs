@@ -45,7 +45,7 @@ use crate::{Kalshi, Kraken, Okx, Protocol, Weex};
 /// At most this many generated frames per input (one run stays short).
 const MAX_FRAMES: usize = 16;
 /// At most this many text lines per input.
-const MAX_LINES: usize = 64;
+const MAX_LINES: usize = 16;
 
 /// Fuzz entry point: see the module docs.
 ///

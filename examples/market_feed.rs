@@ -491,18 +491,7 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
     for consumer in consumers {
         let _ = consumer.await;
     }
-    if let Some(task) = unsolicited_task {
-        let _ = task.await;
-    }
-    if let Some(exchange) = &embedded {
-        exchange.shutdown().await;
-    }
-
-    if let Some(recorder) = recorder {
-        let flushed = recorder.clone();
-        let _ = tokio::task::spawn_blocking(move || flushed.flush()).await;
-        eprintln!("record: {:?}", recorder.stats());
-    }
+    shut_down(unsolicited_task, embedded.as_ref(), recorder).await;
 
     let s = feed.stats();
     let consumed: u64 = seen_all
@@ -530,6 +519,28 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The tail of a run, driven either way, once the client is closed: waits
+/// for the unsolicited-frames drain (it ends with the client), stops the
+/// embedded exchange, and flushes the recording to disk (blocking file I/O,
+/// so off the runtime's threads) before printing its stats.
+async fn shut_down(
+    unsolicited_task: Option<tokio::task::JoinHandle<()>>,
+    embedded: Option<&Embedded>,
+    recorder: Option<Recorder>,
+) {
+    if let Some(task) = unsolicited_task {
+        let _ = task.await;
+    }
+    if let Some(exchange) = embedded {
+        exchange.shutdown().await;
+    }
+    if let Some(recorder) = recorder {
+        let flushed = recorder.clone();
+        let _ = tokio::task::spawn_blocking(move || flushed.flush()).await;
+        eprintln!("record: {:?}", recorder.stats());
     }
 }
 
@@ -714,17 +725,7 @@ mod driven {
         if let Some(streaming) = streaming {
             streaming.abort();
         }
-        if let Some(task) = unsolicited_task {
-            let _ = task.await;
-        }
-        if let Some(exchange) = &embedded {
-            exchange.shutdown().await;
-        }
-        if let Some(recorder) = recorder {
-            let flushed = recorder.clone();
-            let _ = tokio::task::spawn_blocking(move || flushed.flush()).await;
-            eprintln!("record: {:?}", recorder.stats());
-        }
+        super::shut_down(unsolicited_task, embedded.as_ref(), recorder).await;
 
         let s = client.stats();
         let consumed: u64 = seen.values().map(|s| s.data).sum();

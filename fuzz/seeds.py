@@ -238,3 +238,35 @@ w('reconnect_script', 'configured_close_rule', rhead(rule=1) + session(20, 1, Tr
 w('reconnect_script', 'closed_on_request', rhead() + rstep(0) + session(10, 1, True, 0))
 w('reconnect_script', 'lockout_hint_in_session', rhead(initial=1) + session(10, 1, True, 1, hint=7) + session(10, 1, False, 1, hint=1))
 w('reconnect_script', 'sessions_that_never_work_count', rhead(max_attempts=3) + session(50, 1, False, 1) + session(50, 1, False, 2) + session(50, 1, False, 1))
+
+# ---------- venue_time ----------
+# Text mode (first byte below 0x80): each line goes to every adapter raw and as
+# each venue's payload. The documented frames come from tests/data.
+DATA = os.path.join(root, '..', 'tests', 'data')
+def load(*path): return json.load(open(os.path.join(DATA, *path)))
+compact = lambda v: json.dumps(v, separators=(',', ':'))
+# One small file per venue: libFuzzer's length limit starts at the largest seed.
+w('venue_time', 'kalshi_documented.jsonl', '\n'.join(
+    compact(e['frame']) for e in load('kalshi', 'examples.json')['examples']
+    if e['expect'] == 'data' and '"ts' in compact(e['frame'])))
+kraken = [e['frame'] for e in load('kraken', 'v2_examples.json')['examples']
+          if isinstance(e.get('frame'), str) and 'timestamp' in e['frame'] and len(e['frame']) < 1200]
+w('venue_time', 'kraken_documented.jsonl', '\n'.join(kraken))
+okx = load('okx', 'documented.json')
+w('venue_time', 'okx_documented.jsonl', '\n'.join(compact(okx[k]['frame']) for k in ('tickers_push', 'trades_push', 'books_update')))
+w('venue_time', 'weex_documented.jsonl', '\n'.join(
+    open(os.path.join(DATA, 'weex', f)).read().strip() for f in ('trade.json', 'bookTicker.json', 'depth.json')))
+w('venue_time', 'tricky_payloads.jsonl', '\n'.join([
+    '[{"ts":"1630048897897","x":{"ts":"1"}}]',
+    '[{"ts" : "1630048897897"},{"ts":"0001630048897897"}]',
+    '{"note":"a \\"ts_ms\\":5","ts":1707667200}',
+    '{"t\\u0073_ms":1,"ts_ms":1707667200123,"ts":"2026-02-14T15:30:00Z"}',
+    '[{"timestamp":"2023-09-25T09:49:37.708706+02:00","n":{"timestamp":1}}]',
+    '[{"timestamp":"2023-09-25T07:49:37.708706Z","timestamp":"1969-12-31T23:30:00-01:00"}]',
+    '{"e":"trade","E":18446744073709551615,"s":"BTCUSDT","d":[{"E":1}]}',
+    '{"ts":"16300\\u00348897897"}',
+    '{"ts":18446744073709551615}',
+]))
+# Generator mode (first byte 0x80 and up): frames from the bytes.
+w('venue_time', 'generated_mixed', bytes([0x80]) + bytes(range(0, 256, 3)))
+w('venue_time', 'generated_nested', bytes([0x80, 1, 3, 0, 1, 7, 2, 0, 8, 1, 4, 1, 0, 0, 2, 9, 1, 0, 2, 0, 5, 1, 3]) * 3)

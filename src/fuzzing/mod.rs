@@ -28,6 +28,7 @@
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
 //! | [`weex_book`](fn@crate::fuzzing::weex_book) | `weex_book.rs` | a cap line, then `S`/`C`/`G` lines of `price:qty` asks `\|` bids | the real `DepthBook` (small cap) and the adapter's view equal `model/ordered_book.rs` (a `BTreeMap` of exact decimals); gaps and unusable pushes clear the view until a snapshot |
 //! | [`reconnect_script`](fn@crate::fuzzing::reconnect_script) | `reconnect_script.rs` | six policy bytes, then four bytes per attempt or session | the real `ReconnectMachine` (and the core's close rule) agrees with `model/reconnect.rs`: attempt numbers, exact delays (growth, quick retry, spacing, Retry-After, 1013), give-up after `max_attempts`, permanent closes |
+//! | [`venue_time`](fn@crate::fuzzing::venue_time) | `venue_time.rs`, model `model/venue_time.rs` | text lines (raw, and as each venue's payload), or (first byte `0x80`+) generator bytes for frames with the stamp names nested, duplicated, escaped, inside strings, with white space around `:` and values of every type and range | each adapter's `venue_time` on the span it found equals the scanner's contract read from a serde tree, and on a documented-shape payload the venue's documented field read from a `serde_json::Value` (only difference allowed: an escaped string stamp is declined) |
 //! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
 
 mod decimal;
@@ -42,6 +43,7 @@ mod okx_book;
 mod okx_classify;
 mod reconnect_script;
 mod session_script;
+mod venue_time;
 mod weex_book;
 mod weex_classify;
 
@@ -59,6 +61,7 @@ pub use self::okx_book::okx_book;
 pub use self::okx_classify::okx_classify;
 pub use self::reconnect_script::reconnect_script;
 pub use self::session_script::session_script;
+pub use self::venue_time::venue_time;
 pub use self::weex_book::weex_book;
 pub use self::weex_classify::weex_classify;
 
@@ -177,6 +180,7 @@ mod tests {
         ("session_script", session_script),
         ("weex_book", weex_book),
         ("reconnect_script", reconnect_script),
+        ("venue_time", venue_time),
     ];
 
     fn files(dir: &Path) -> Vec<PathBuf> {

@@ -19,8 +19,13 @@
 //!   stamp, the newest. A name written with escapes (`"t\u0073"`) is not
 //!   found: the frame then has no venue time.
 //! - **Anything unexpected is `None`**: a missing key, a value of another
-//!   type, a time before 1970 or past what [`SystemTime`] holds. A venue
+//!   type, a string value written with escapes (`"16300\u0034..."`: never
+//!   decoded), a time before 1970 or past what [`SystemTime`] holds. A venue
 //!   time is information, not a routing fact, so it is never guessed.
+//! - **Checked by a differential fuzz target**, `venue_time`
+//!   (`src/fuzzing/venue_time.rs`): through each adapter, the answer equals
+//!   these rules read from a serde tree, and, on payloads of the documented
+//!   shape, the venue's documented field read with `serde_json::Value`.
 //!
 //! Where each venue puts its stamp (sources in `src/protocol/VENUES.md`,
 //! "Typed data"): Kraken v2 `timestamp` (RFC 3339) in each data row; OKX v5
@@ -159,12 +164,15 @@ pub(crate) fn from_millis(ms: u64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
-/// A non-negative integer written as plain digits (at most 20).
+/// A non-negative integer written as plain digits, leading zeros allowed
+/// (an OKX string may have any number); `None` past `u64`.
 fn digits(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 {
+    if text.is_empty() {
         return None;
     }
-    // By hand rather than `str::parse`: this runs once per frame.
+    // By hand rather than `str::parse`: this runs once per frame. The
+    // checked steps bound the value; no length cap (a cap of 20 characters
+    // refused `"000000000000000000001"`, found by the `venue_time` target).
     text.bytes().try_fold(0u64, |n, b| {
         let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
         n.checked_mul(10)?.checked_add(digit)
@@ -415,6 +423,8 @@ mod tests {
         assert_eq!(digits("18446744073709551615"), Some(u64::MAX));
         assert_eq!(digits("18446744073709551616"), None, "overflow");
         assert_eq!(digits("12a"), None);
+        assert_eq!(digits("000000000000000000001"), Some(1), "leading zeros");
+        assert_eq!(digits("018446744073709551616"), None, "overflow");
         assert_eq!(
             kalshi(r#"{"ts_ms":"1707667200123","ts":1}"#),
             None,

@@ -14,3 +14,4 @@ pub(super) mod queue;
 pub(super) mod reconnect;
 pub(super) mod registry;
 pub(super) mod session;
+pub(super) mod venue_time;

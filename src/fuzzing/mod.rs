@@ -28,7 +28,7 @@
 //! | [`weex_classify`](fn@crate::fuzzing::weex_classify) | `weex_classify.rs` | frames split by `0xff` | no panic; heartbeat answers only with ids no request reaches; acks only for subscribed topics, with their channel and symbol |
 //! | [`weex_book`](fn@crate::fuzzing::weex_book) | `weex_book.rs` | a cap line, then `S`/`C`/`G` lines of `price:qty` asks `\|` bids | the real `DepthBook` (small cap) and the adapter's view equal `model/ordered_book.rs` (a `BTreeMap` of exact decimals); gaps and unusable pushes clear the view until a snapshot |
 //! | [`reconnect_script`](fn@crate::fuzzing::reconnect_script) | `reconnect_script.rs` | six policy bytes, then four bytes per attempt or session | the real `ReconnectMachine` (and the core's close rule) agrees with `model/reconnect.rs`: attempt numbers, exact delays (growth, quick retry, spacing, Retry-After, 1013), give-up after `max_attempts`, permanent closes |
-//! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore` agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes |
+//! | [`session_script`](fn@crate::fuzzing::session_script) | `session_script/` | [`arbitrary`] script of session events | the real `SessionCore`, driven through `supervisor/drive.rs`'s `Drive` as every shell drives it, agrees with `model/session.rs`: registry, exact accounting, no frame on the wrong stream, no stale server id routes, every caller answered once |
 
 mod decimal;
 mod envelope_scan;

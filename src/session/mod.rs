@@ -28,8 +28,11 @@
 //! stop. Deliveries go straight into the subscriptions' [`Queue`](crate::queue::Queue)s,
 //! which are plain data too (a mutex, counters and a waker).
 //!
-//! The fuzzer (`session_script`) and the turmoil simulation drive this same
-//! type, so what is tested is what runs. Files: `core.rs` is what happens to
+//! Nothing calls these inputs but `supervisor/drive.rs`: the shells, replay,
+//! the fuzzer (`session_script`) and the unit tests here (`tests.rs`) all go
+//! through its `Drive`, which applies the actions after every input, so what
+//! is tested is what runs, driven by the rules that run. The turmoil
+//! simulation runs the real client around it. Files: `core.rs` is what happens to
 //! one inbound frame, top to bottom; `backpressure.rs` what happens when that
 //! frame meets a full `Block` queue; `commands.rs` what handles ask for;
 //! `link/` the per-connection state: writes (`mod.rs`), the outbound queue

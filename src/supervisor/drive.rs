@@ -1,11 +1,15 @@
-//! The one set of rules for driving a [`SessionCore`], shared by both shells:
-//! the spawned supervisor's `select!` loop (`shell.rs`) and the
-//! consumer-driven [`Feed`](crate::Feed)'s `poll_next` (`feed/`).
+//! The one set of rules for driving a [`SessionCore`], shared by every
+//! driver: the spawned supervisor's `select!` loop (`shell.rs`), the
+//! consumer-driven [`Feed`](crate::Feed)'s `poll_next` (`feed/`), replay
+//! (`replay/`), the `session_script` fuzz harness and the core's unit tests
+//! (`session/tests.rs`). None of them calls the core's inputs directly.
 //!
 //! The core decides; a shell only does I/O. What a shell must do is written
 //! here once, as small synchronous steps that an `async` loop and a
-//! hand-written `poll` can both call, so neither shell holds a copy of the
-//! rules:
+//! hand-written `poll` can both call, so no driver holds a copy of the
+//! rules. A driver without a socket (replay, the fuzz harness, the unit
+//! tests) hands in the frames, times and write outcomes a socket and a clock
+//! would have given: every method takes values, never the socket itself.
 //!
 //! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
 //!    end, a command, a tick, a write's outcome, room in a full queue,

@@ -202,12 +202,6 @@ impl Link {
         self.outbound.has_ops_window() && self.outbound.withdraw_subscribe(req_id)
     }
 
-    /// How many frames wait for the rate limiter.
-    #[cfg(test)] // only the session's unit tests read it
-    pub(crate) fn outbound_len(&self) -> usize {
-        self.outbound.len()
-    }
-
     /// Moves the liveness deadlines by a stall of `stalled`.
     pub(super) fn pause_liveness(&mut self, stalled: Duration) {
         if let Some(deadline) = &mut self.awaiting_pong {
@@ -259,8 +253,8 @@ impl<P: Protocol> SessionCore<P> {
     /// sends fail with that cause, old server ids must never route again, and
     /// per-connection protocol state (books) is void.
     pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
-        // The shell never lets a session end while a message is parked, but a
-        // script might: the consumer did not make room in time.
+        // A running shell never ends a session while a message is parked,
+        // but a feed dropped mid-session does: the consumer is gone.
         while self.parked.is_some() {
             self.on_block_timeout(now);
         }
@@ -288,12 +282,6 @@ impl<P: Protocol> SessionCore<P> {
         counters.stashed.set(0);
         counters.subscribe_ops_waiting.set(0);
         self.protocol.reset();
-    }
-
-    /// Whether a connection is up.
-    #[cfg(any(test, feature = "fuzzing"))] // only the session_script harness and unit tests read it
-    pub(crate) fn is_connected(&self) -> bool {
-        self.link.is_some()
     }
 
     pub(super) fn is_closing(&self) -> bool {

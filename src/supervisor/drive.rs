@@ -258,8 +258,7 @@ impl<P: Protocol> Drive<P> {
 
     /// A command while no connection is up. Returns true when close was
     /// requested (or every handle is gone): then stop at once.
-    pub(crate) fn serve_offline(&mut self, command: Option<Command>) -> bool {
-        let now = Instant::now();
+    pub(crate) fn serve_offline(&mut self, command: Option<Command>, now: Instant) -> bool {
         if let Some(tap) = &self.tap {
             tap.command(command.as_ref(), false, now);
         }

@@ -220,7 +220,7 @@ impl Harness {
         if self.connected {
             self.drive.serve_online(Some(command), self.at());
         } else {
-            let close = self.drive.serve_offline(Some(command));
+            let close = self.drive.serve_offline(Some(command), self.at());
             assert!(!close, "only close ends the shell offline");
         }
     }

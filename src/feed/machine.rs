@@ -195,7 +195,7 @@ impl<P: Protocol> Machine<P> {
         match self.commands.poll_recv(cx) {
             Poll::Pending => Step::Pending,
             Poll::Ready(command) => {
-                if self.drive.serve_offline(command) {
+                if self.drive.serve_offline(command, Instant::now()) {
                     self.finish(None);
                 }
                 Step::Progress

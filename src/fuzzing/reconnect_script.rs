@@ -2,8 +2,10 @@
 //! [`ReconnectMachine`](crate::supervisor::reconnect::machine::ReconnectMachine)
 //! decides every attempt number, delay and give-up of a script of attempts
 //! and sessions; `model/reconnect.rs` says what the documented rules give.
-//! Close codes go through the real session core (`on_close_frame`), so the
-//! permanent-close rule (default or configured) is the library's own.
+//! Sessions go through the real session core, driven by `supervisor/drive.rs`
+//! as every shell drives it, so the way a close frame or a dropped stream
+//! ends a session, and the permanent-close rule (default or configured), are
+//! the library's own.
 //!
 //! Input: six header bytes (initial delay, cap, factor, `max_attempts`,
 //! `reset_after`, the close rule), then four bytes per step. A step starts an
@@ -22,12 +24,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::model::reconnect::{MAfter, MEnd, MPolicy, ReconnectModel};
 use crate::backoff::Backoff;
+use crate::client::Client;
+use crate::command::Command;
 use crate::config::Config;
 use crate::error::{ConnectionError, Error, Operation, RedactedUrl};
 use crate::protocol::RawProtocol;
-use crate::queue::{Overflow, Queue};
-use crate::session::{SessionCore, SessionEnd};
-use crate::stats::StatsHub;
+use crate::session::SessionEnd;
+use crate::supervisor::drive::{Drive, Turn, WriteOutcome};
 use crate::supervisor::reconnect::machine::{After, ReconnectMachine};
 
 /// Initial delays, in milliseconds.
@@ -71,7 +74,7 @@ pub fn reconnect_script(data: &[u8]) {
         reset_after: u128::from(reset_after) * MS,
         permanent: (!rule.is_empty()).then(|| rule.to_vec()),
     });
-    let mut core = core_with(rule);
+    let mut drive = drive_with(rule);
     let url = RedactedUrl::new("wss://127.0.0.1:9/ws");
     let base = Instant::now();
     let at = |ns: u128| base + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX));
@@ -101,10 +104,9 @@ pub fn reconnect_script(data: &[u8]) {
                     model.wait_until(hint_at);
                 }
                 now = connected + lasted;
-                core.on_connected(at(connected), std::time::UNIX_EPOCH);
-                let (end, mend) = session_end(&mut core, (c >> 1) % 16, at(now));
-                core.on_disconnected(&end, at(now));
-                core.drain_actions().for_each(drop);
+                drive.connected(at(connected), std::time::UNIX_EPOCH);
+                let (end, mend) = session_end(&mut drive, (c >> 1) % 16, at(now));
+                drive.disconnected(&end, at(now));
                 let error = match &end {
                     SessionEnd::Lost(error) => Some(error.clone()),
                     _ => None,
@@ -190,41 +192,50 @@ fn failed_attempt(kind: u8, c: u8, attempt: u32, url: &RedactedUrl) -> (Error, O
     }
 }
 
-/// A session core whose close rule is `rule` (empty: the default).
-fn core_with(rule: &'static [u16]) -> SessionCore<RawProtocol> {
+/// A session core whose close rule is `rule` (empty: the default), with
+/// its drive, built as every shell builds it.
+fn drive_with(rule: &'static [u16]) -> Drive<RawProtocol> {
     let mut builder = Config::builder("wss://127.0.0.1:9/ws").idle_timeout(None);
     if !rule.is_empty() {
         builder = builder.permanent_close_codes(move |code| rule.contains(&code));
     }
     let config = builder.build().expect("a valid script config");
-    SessionCore::new(
-        Arc::new(config),
-        RawProtocol,
-        Arc::new(StatsHub::default()),
-        Queue::new(4, Overflow::DropOldest),
-    )
+    let (_client, _inbound, supervisor, _span) = Client::unspawned(config, RawProtocol);
+    let (_config, drive, _commands, _reconnect) = supervisor.into_parts();
+    drive
 }
 
 /// Ends the session: 0 closed on request, 1 dropped, else a close code.
-fn session_end(core: &mut SessionCore<RawProtocol>, pick: u8, now: Instant) -> (SessionEnd, MEnd) {
+fn session_end(drive: &mut Drive<RawProtocol>, pick: u8, now: Instant) -> (SessionEnd, MEnd) {
     let code = CODES[usize::from(pick) % CODES.len()];
     let (end, mend) = match pick {
         0 => {
-            core.begin_close(now);
-            (close_frame(core, 1000, now), MEnd::Closed)
+            drive.serve_online(Some(Command::Close), now);
+            // The shell writes our close frame, then the peer answers.
+            while let Turn::Write = drive.next_turn(now) {
+                let Some((_message, written, _timeout)) = drive.take_write(now) else {
+                    break;
+                };
+                let written = drive.written(written, WriteOutcome::Done, now);
+                assert!(written.is_ok(), "a frame written ends no session");
+            }
+            (close_frame(drive, 1000, now), MEnd::Closed)
         }
-        1 => (core.on_stream_end(), MEnd::Dropped),
-        _ => (close_frame(core, code, now), MEnd::Code(code)),
+        1 => match drive.socket(None, now, now) {
+            Err(end) => (end, MEnd::Dropped),
+            Ok(()) => panic!("the end of the stream must end the session"),
+        },
+        _ => (close_frame(drive, code, now), MEnd::Code(code)),
     };
     (end, mend)
 }
 
-fn close_frame(core: &mut SessionCore<RawProtocol>, code: u16, now: Instant) -> SessionEnd {
+fn close_frame(drive: &mut Drive<RawProtocol>, code: u16, now: Instant) -> SessionEnd {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: "".into(),
     };
-    match core.on_message(Message::Close(Some(frame)), now) {
+    match drive.socket(Some(Ok(Message::Close(Some(frame)))), now, now) {
         Err(end) => end,
         Ok(()) => panic!("a close frame must end the session"),
     }

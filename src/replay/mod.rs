@@ -252,7 +252,7 @@ impl<P: Protocol> Replay<P> {
                     self.drive.serve_online(command, now);
                 } else {
                     // Whether this ends the shell is recorded too (Finish).
-                    let _ = self.drive.serve_offline(command);
+                    let _ = self.drive.serve_offline(command, now);
                 }
             }
             Input::Write { len, crc } => self.take_write(len, crc, now),

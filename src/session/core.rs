@@ -308,12 +308,6 @@ impl<P: Protocol> SessionCore<P> {
         self.protocol.reset();
     }
 
-    /// Whether a connection is up.
-    #[cfg(any(test, feature = "fuzzing"))] // only the session_script harness and unit tests read it
-    pub(crate) fn is_connected(&self) -> bool {
-        self.link.is_some()
-    }
-
     pub(super) fn is_closing(&self) -> bool {
         self.link.as_ref().is_some_and(Link::is_closing)
     }

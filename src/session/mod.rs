@@ -17,8 +17,10 @@
 //! [`Queue`](crate::queue::Queue)s, which are plain data too (a mutex,
 //! counters and a waker).
 //!
-//! The fuzzer (`session_script`) and the turmoil simulation drive this same
-//! type, so what is tested is what runs. Files: `core.rs` is the type, its
+//! Nothing calls these inputs but `supervisor/drive.rs`: the shells, replay,
+//! the fuzzer (`session_script`) and the unit tests here (`tests.rs`) all go
+//! through its `Drive`, so what is tested is what runs, driven by the rules
+//! that run; the turmoil simulation runs the real client around it. Files: `core.rs` is the type, its
 //! calling contract, the inputs that coordinate its parts (connect,
 //! disconnect, writes, ticks) and what happens to one inbound frame, top to
 //! bottom; `backpressure.rs` what happens when that frame meets a full
@@ -27,9 +29,9 @@
 //! core: writes and the connection's end (`mod.rs`), the outbound queue and
 //! its two limiters (`outbound.rs`), pings, idle watch and deadlines
 //! (`timers.rs`), silent subscriptions (`stale.rs`), requests in flight,
-//! snapshot requests, resyncs and abandoned subscribes (`pending.rs`); `socket_failure.rs` why
-//! the socket failed, in the core's words (the shell maps its transport's
-//! errors to it).
+//! snapshot requests, resyncs and abandoned subscribes (`pending.rs`);
+//! `socket_failure.rs` why the socket failed, in the core's words (the shell
+//! maps its transport's errors to it).
 
 mod backpressure;
 mod commands;

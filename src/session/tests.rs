@@ -1,21 +1,26 @@
-//! The core driven directly, with a clock the test moves: rules that need
-//! exact timing or a hostile peer faster than any socket test could be.
+//! The core driven through [`Drive`] as every shell drives it, with a clock
+//! the test moves: rules that need exact timing or a hostile peer faster
+//! than any socket test could be.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::core::SessionCore;
 use super::output::SessionEnd;
+use crate::client::Client;
+use crate::command::{Command, NewSubscription};
 use crate::config::Config;
+use crate::error::Error;
 use crate::message::Update;
 use crate::protocol::weex::PONG_ID_BASE;
 use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
 use crate::queue::{Overflow, Queue};
-use crate::stats::StatsHub;
+use crate::stats::InFlight;
 use crate::subscription::{ClientId, Phase};
+use crate::supervisor::drive::{Drive, Turn, WriteOutcome};
 
 /// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a checksum mismatch).
 struct Lines;
@@ -68,24 +73,102 @@ impl Protocol for Lines {
     }
 }
 
-fn core(config: Config) -> SessionCore<Lines> {
-    let stats = Arc::new(StatsHub::default());
-    let inbound = Queue::new(8, Overflow::DropOldest);
-    SessionCore::new(Arc::new(config), Lines, stats, inbound)
+/// A drive of a core speaking `protocol`, built as every shell builds it.
+fn drive_of<P: Protocol>(config: Config, protocol: P) -> Drive<P> {
+    let (_client, _inbound, supervisor, _span) = Client::unspawned(config, protocol);
+    let (_config, drive, _commands, _reconnect) = supervisor.into_parts();
+    drive
+}
+
+fn drive(config: Config) -> Drive<Lines> {
+    drive_of(config, Lines)
 }
 
 fn text(s: &str) -> Message {
     Message::Text(Utf8Bytes::from(s.to_owned()))
 }
 
-/// Writes everything due at `now`, as the shell would.
-fn write_all(core: &mut SessionCore<Lines>, now: Instant) -> Vec<Message> {
+/// The peer sends `message` at `now`.
+fn read<P: Protocol>(
+    drive: &mut Drive<P>,
+    message: Message,
+    now: Instant,
+) -> Result<(), SessionEnd> {
+    drive.socket(Some(Ok(message)), now, now)
+}
+
+/// A handle subscribes `id` to `topic`; the receiver gets the answer.
+fn subscribe<P: Protocol>(
+    drive: &mut Drive<P>,
+    id: u64,
+    topic: Topic,
+    queue: Arc<Queue>,
+    now: Instant,
+) -> oneshot::Receiver<Result<(), Error>> {
+    let (ready, answer) = oneshot::channel();
+    let in_flight = InFlight::new(&drive.shared().stats);
+    let new = NewSubscription {
+        client_id: ClientId::new(id),
+        topic,
+        queue,
+        ready,
+        in_flight,
+    };
+    drive.serve_online(Some(Command::Subscribe(vec![new])), now);
+    answer
+}
+
+/// A handle sends a one-off frame.
+fn send<P: Protocol>(drive: &mut Drive<P>, message: Message, rate_limited: bool, now: Instant) {
+    let (reply, _answer) = oneshot::channel();
+    let command = Command::Send {
+        message,
+        rate_limited,
+        reply,
+    };
+    drive.serve_online(Some(command), now);
+}
+
+/// Writes every frame due at `now`, as a shell does.
+fn write_all<P: Protocol>(drive: &mut Drive<P>, now: Instant) -> Vec<Message> {
     let mut written = Vec::new();
-    while let Some((message, w)) = core.take_write(now) {
-        core.on_written(w, now);
+    while matches!(drive.next_turn(now), Turn::Write) {
+        let Some((message, w, _timeout)) = drive.take_write(now) else {
+            break;
+        };
+        drive.written(w, WriteOutcome::Done, now).unwrap();
         written.push(message);
     }
     written
+}
+
+/// Writes every frame waiting, from `now` on, each when the drive says it is
+/// due (the clock jumps to each write slot, no timer runs).
+fn write_all_waiting<P: Protocol>(drive: &mut Drive<P>, mut now: Instant) -> Vec<Message> {
+    let mut written = Vec::new();
+    loop {
+        written.extend(write_all(drive, now));
+        match drive.next_turn(now) {
+            Turn::Wait {
+                write_at: Some(at), ..
+            } => now = at,
+            _ => return written,
+        }
+    }
+}
+
+fn texts(written: Vec<Message>) -> Vec<String> {
+    written
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::Text(text) => Some(text.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn written_texts<P: Protocol>(drive: &mut Drive<P>, now: Instant) -> Vec<String> {
+    texts(write_all(drive, now))
 }
 
 #[test]
@@ -96,33 +179,29 @@ fn a_stall_on_a_full_block_queue_is_not_a_ping_timeout() {
         .idle_timeout(None)
         .build()
         .unwrap();
-    let mut core = core(config);
+    let mut drive = drive(config);
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
+    drive.connected(t0, std::time::UNIX_EPOCH);
     let queue = Queue::new(
         1,
         Overflow::Block {
             timeout: Duration::from_secs(60),
         },
     );
-    core.subscribe(vec![(
-        ClientId::new(1),
-        Topic::new("t"),
-        Arc::clone(&queue),
-    )]);
-    write_all(&mut core, t0);
-    core.on_message(text("ack 1 7"), t0).unwrap();
+    let _ready = subscribe(&mut drive, 1, Topic::new("t"), Arc::clone(&queue), t0);
+    write_all(&mut drive, t0);
+    read(&mut drive, text("ack 1 7"), t0).unwrap();
 
     // The ping goes out; its pong is due a second later.
     let t1 = t0 + Duration::from_secs(1);
-    core.on_tick(t1).unwrap();
-    let pings = write_all(&mut core, t1);
+    drive.tick(t1).unwrap();
+    let pings = write_all(&mut drive, t1);
     assert!(matches!(pings.as_slice(), [Message::Ping(_)]), "{pings:?}");
 
     // The consumer stalls with a full queue: the session stops reading.
-    core.on_message(text("data 7"), t1).unwrap();
-    core.on_message(text("data 7"), t1).unwrap();
-    assert!(core.blocked_on().is_some());
+    read(&mut drive, text("data 7"), t1).unwrap();
+    read(&mut drive, text("data 7"), t1).unwrap();
+    assert!(matches!(drive.next_turn(t1), Turn::Blocked { .. }));
 
     // Ten seconds later it makes room. The peer could not have answered the
     // ping while we were not reading, so the pong deadline moved with the stall.
@@ -132,71 +211,58 @@ fn a_stall_on_a_full_block_queue_is_not_a_ping_timeout() {
         queue.poll_pop(&mut cx),
         std::task::Poll::Ready(Some(Ok(Update::Data(_))))
     ));
-    core.on_space(t2);
-    assert!(core.blocked_on().is_none());
-    assert!(core.on_tick(t2).is_ok(), "a stall is not a dead peer");
+    drive.blocked_ended(true, t2);
+    assert!(matches!(drive.next_turn(t2), Turn::Wait { .. }));
+    assert!(drive.tick(t2).is_ok(), "a stall is not a dead peer");
     // Without a pong the peer is dead, counted from when we read again.
-    let end = core.on_tick(t2 + Duration::from_secs(2));
+    let end = drive.tick(t2 + Duration::from_secs(2));
     assert!(matches!(end, Err(SessionEnd::Lost(_))), "{end:?}");
 }
 
 #[test]
 fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
+    // One frame an hour: after the first subscribe, whatever the core queues
+    // waits for the rate limiter.
     let config = Config::builder("ws://127.0.0.1:9")
+        .rate_limit(1, Duration::from_secs(3600))
         .idle_timeout(None)
         .build()
         .unwrap();
-    let mut core = core(config);
+    let mut drive = drive(config);
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
+    drive.connected(t0, std::time::UNIX_EPOCH);
     let queue = Queue::new(1024, Overflow::DropOldest);
-    core.subscribe(vec![(ClientId::new(1), Topic::new("book"), queue)]);
+    let _ready = subscribe(&mut drive, 1, Topic::new("book"), queue, t0);
+    assert_eq!(write_all(&mut drive, t0).len(), 1, "the subscribe");
+    let pending = |drive: &Drive<Lines>| match drive.core.registry().get(ClientId::new(1)) {
+        Some(entry) => match entry.phase {
+            Phase::Pending { req_id } => Some(req_id),
+            _ => None,
+        },
+        None => None,
+    };
     // The peer acks whatever request is pending and follows each ack with a
-    // frame whose checksum fails; nothing is written in between (say, the
-    // rate limiter holds the frames back).
-    let mut longest = 0;
+    // frame whose checksum fails.
     for _ in 0..500 {
-        if let Some(Phase::Pending { req_id }) =
-            core.registry().get(ClientId::new(1)).map(|e| e.phase)
-        {
-            core.on_message(text(&format!("ack {req_id} 7")), t0)
-                .unwrap();
+        if let Some(req_id) = pending(&drive) {
+            read(&mut drive, text(&format!("ack {req_id} 7")), t0).unwrap();
         }
-        core.on_message(text("bad 7"), t0).unwrap();
-        let queued = core.link.as_ref().map_or(0, |l| l.outbound_len());
-        longest = longest.max(queued);
+        read(&mut drive, text("bad 7"), t0).unwrap();
+        assert!(write_all(&mut drive, t0).is_empty(), "held back");
     }
+    let waiting = write_all_waiting(&mut drive, t0);
     assert!(
-        longest <= 3,
-        "one subscribe and at most one resync (unsubscribe + subscribe) wait: {longest}"
+        waiting.len() <= 2,
+        "at most one resync (unsubscribe + subscribe) waits: {waiting:?}"
     );
     // Once written, a later mismatch may resync again.
-    write_all(&mut core, t0);
-    if let Some(Phase::Pending { req_id }) = core.registry().get(ClientId::new(1)).map(|e| e.phase)
-    {
-        core.on_message(text(&format!("ack {req_id} 7")), t0)
-            .unwrap();
+    let later = t0 + Duration::from_secs(24 * 3600);
+    if let Some(req_id) = pending(&drive) {
+        read(&mut drive, text(&format!("ack {req_id} 7")), later).unwrap();
     }
-    core.on_message(text("bad 7"), t0).unwrap();
-    let written = write_all(&mut core, t0);
+    read(&mut drive, text("bad 7"), later).unwrap();
+    let written = write_all_waiting(&mut drive, later);
     assert_eq!(written.len(), 2, "{written:?}");
-}
-
-fn core_of<P: Protocol>(config: Config, protocol: P) -> SessionCore<P> {
-    let stats = Arc::new(StatsHub::default());
-    let inbound = Queue::new(8, Overflow::DropOldest);
-    SessionCore::new(Arc::new(config), protocol, stats, inbound)
-}
-
-fn written_texts<P: Protocol>(core: &mut SessionCore<P>, now: Instant) -> Vec<String> {
-    let mut written = Vec::new();
-    while let Some((message, w)) = core.take_write(now) {
-        core.on_written(w, now);
-        if let Message::Text(text) = message {
-            written.push(text.as_str().to_owned());
-        }
-    }
-    written
 }
 
 #[test]
@@ -208,26 +274,27 @@ fn venue_heartbeats_are_answered_ahead_of_the_queue_and_bounded() {
         .idle_timeout(None)
         .build()
         .unwrap();
-    let mut core = core_of(config, Weex::new());
+    let mut drive = drive_of(config, Weex::new());
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
+    drive.connected(t0, std::time::UNIX_EPOCH);
     for (id, symbol) in [(1, "A"), (2, "B")] {
         let queue = Queue::new(8, Overflow::DropOldest);
-        let id = ClientId::new(id);
-        core.subscribe(vec![(id, Topic::new("ticker").symbol(symbol), queue)]);
+        let topic = Topic::new("ticker").symbol(symbol);
+        let _ready = subscribe(&mut drive, id, topic, queue, t0);
+        write_all(&mut drive, t0);
     }
     for time in 1..=10 {
         let ping = format!(r#"{{"event":"ping","time":{time}}}"#);
-        core.on_message(text(&ping), t0).unwrap();
+        read(&mut drive, text(&ping), t0).unwrap();
     }
-    // At most four answers wait, in arrival order, ahead of the subscribes.
-    let queued = core.link.as_ref().map_or(0, |l| l.outbound_len());
-    assert_eq!(queued, 4 + 2);
+    // At most four answers wait, in arrival order, ahead of the subscribe
+    // the limiter holds (the first went out at once).
     let pong = |n: u64| format!(r#"{{"method":"PONG","id":{}}}"#, PONG_ID_BASE + n);
-    assert_eq!(written_texts(&mut core, t0), [pong(0)]);
-    let t1 = t0 + Duration::from_secs(3600);
-    assert_eq!(written_texts(&mut core, t1), [pong(1)]);
-    assert_eq!(core.stats.counters.control.get(), 10);
+    let waiting = texts(write_all_waiting(&mut drive, t0));
+    assert_eq!(waiting.len(), 4 + 1, "{waiting:?}");
+    assert_eq!(waiting[..4], [pong(0), pong(1), pong(2), pong(3)]);
+    assert!(waiting[4].contains("\"B@ticker\""), "{}", waiting[4]);
+    assert_eq!(drive.shared().stats.counters.control.get(), 10);
 }
 
 #[test]
@@ -238,20 +305,19 @@ fn answered_heartbeats_keep_an_idle_watch_satisfied() {
         .ping_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
-    let mut core = core_of(config, Weex::new());
+    let mut drive = drive_of(config, Weex::new());
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
+    drive.connected(t0, std::time::UNIX_EPOCH);
     for second in 1..=20 {
         let now = t0 + Duration::from_secs(second);
-        core.on_message(text(r#"{"event":"ping","time":1}"#), now)
-            .unwrap();
-        let _ = written_texts(&mut core, now);
-        assert!(core.on_tick(now).is_ok(), "second {second}");
+        read(&mut drive, text(r#"{"event":"ping","time":1}"#), now).unwrap();
+        let _ = written_texts(&mut drive, now);
+        assert!(drive.tick(now).is_ok(), "second {second}");
     }
     // The heartbeats stop: the feed is idle.
     let mut ended = false;
     for second in 21..=30 {
-        if core.on_tick(t0 + Duration::from_secs(second)).is_err() {
+        if drive.tick(t0 + Duration::from_secs(second)).is_err() {
             ended = true;
             break;
         }
@@ -296,21 +362,19 @@ fn compressed_frames_are_inflated_within_a_budget_then_classified() {
         .idle_timeout(None)
         .build()
         .unwrap();
-    let mut core = core_of(config, Gzipped(crate::protocol::Weex::new()));
+    let mut drive = drive_of(config, Gzipped(crate::protocol::Weex::new()));
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
-    core.on_message(gzip(br#"{"event":"ping","time":7}"#), t0)
-        .unwrap();
+    drive.connected(t0, std::time::UNIX_EPOCH);
+    read(&mut drive, gzip(br#"{"event":"ping","time":7}"#), t0).unwrap();
     assert_eq!(
-        written_texts(&mut core, t0),
+        written_texts(&mut drive, t0),
         [format!(r#"{{"method":"PONG","id":{PONG_ID_BASE}}}"#)]
     );
     // A bomb: 8 MiB of zeros in a few KiB; the budget is 1 KiB.
-    core.on_message(gzip(&vec![b' '; 8 << 20]), t0).unwrap();
-    core.on_message(Message::Binary(vec![1, 2, 3].into()), t0)
-        .unwrap();
-    assert_eq!(core.stats.counters.unroutable.get(), 2);
-    assert!(written_texts(&mut core, t0).is_empty());
+    read(&mut drive, gzip(&vec![b' '; 8 << 20]), t0).unwrap();
+    read(&mut drive, Message::Binary(vec![1, 2, 3].into()), t0).unwrap();
+    assert_eq!(drive.shared().stats.counters.unroutable.get(), 2);
+    assert!(written_texts(&mut drive, t0).is_empty());
 }
 
 #[test]
@@ -320,16 +384,16 @@ fn an_unlimited_send_skips_the_rate_limit_budget_and_keeps_its_place() {
         .rate_limit(1, Duration::from_secs(1))
         .build()
         .unwrap();
-    let mut core = core(config);
+    let mut drive = drive(config);
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
-    core.send(1, text("limited-1"), true);
-    core.send(2, Message::binary(vec![1u8, 2]), false);
-    core.send(3, Message::binary(vec![3u8]), false);
-    core.send(4, text("limited-2"), true);
+    drive.connected(t0, std::time::UNIX_EPOCH);
+    send(&mut drive, text("limited-1"), true, t0);
+    send(&mut drive, Message::binary(vec![1u8, 2]), false, t0);
+    send(&mut drive, Message::binary(vec![3u8]), false, t0);
+    send(&mut drive, text("limited-2"), true, t0);
     // The budget (one frame a second) covers limited-1; the unlimited frames
     // follow at once; limited-2 waits for the next window.
-    let now = write_all(&mut core, t0);
+    let now = write_all(&mut drive, t0);
     assert_eq!(
         now,
         vec![
@@ -338,8 +402,8 @@ fn an_unlimited_send_skips_the_rate_limit_budget_and_keeps_its_place() {
             Message::binary(vec![3u8])
         ]
     );
-    assert!(write_all(&mut core, t0 + Duration::from_millis(999)).is_empty());
-    let later = write_all(&mut core, t0 + Duration::from_secs(1));
+    assert!(write_all(&mut drive, t0 + Duration::from_millis(999)).is_empty());
+    let later = write_all(&mut drive, t0 + Duration::from_secs(1));
     assert_eq!(later, vec![text("limited-2")]);
 }
 
@@ -351,37 +415,44 @@ fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_
         .idle_timeout(None)
         .build()
         .unwrap();
-    let mut core = core_of(config, Weex::new());
+    let mut drive = drive_of(config, Weex::new());
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
-    let subscribe = |core: &mut SessionCore<Weex>, id: u64| {
+    drive.connected(t0, std::time::UNIX_EPOCH);
+    let mut written = 0;
+    let mut subscribe = |drive: &mut Drive<Weex>, id: u64| {
         let queue = Queue::new(8, Overflow::DropOldest);
         let topic = Topic::new("ticker").symbol(format!("S{id}"));
-        core.subscribe(vec![(ClientId::new(id), topic, queue)]);
+        let _ready = subscribe(drive, id, topic, queue, t0);
+        written += write_all(drive, t0).len();
     };
     // WEEX: 240 operations an hour. They all go; the next ones are held.
-    for id in 1..=240 {
-        subscribe(&mut core, id);
+    for id in 1..=1300 {
+        subscribe(&mut drive, id);
     }
-    assert_eq!(written_texts(&mut core, t0).len(), 240);
-    for id in 241..=1300 {
-        subscribe(&mut core, id);
-    }
+    assert_eq!(written, 240);
     let hour = Duration::from_secs(3600);
-    let gauge = || core.stats.counters.subscribe_ops_waiting.get();
-    assert_eq!(core.next_write_at(t0), Some(t0 + hour));
-    assert_eq!(gauge(), 0, "asking when to write publishes nothing");
-    // More than the outbound limit waits, yet commands (close, sends) are
-    // taken: the held operations are counted from the queue, not read back
-    // from the gauge.
-    assert!(core.accepts_commands(t0));
-    core.publish_ops_waiting(t0);
-    assert_eq!(gauge(), 1060);
+    let gauge = |drive: &Drive<Weex>| drive.shared().stats.counters.subscribe_ops_waiting.get();
+    // Every input publishes the held operations; more than the outbound
+    // limit wait, yet commands (close, sends) are taken: they are counted
+    // from the queue, not read back from the gauge.
+    assert_eq!(gauge(&drive), 1060);
+    let Turn::Wait {
+        write_at, commands, ..
+    } = drive.next_turn(t0)
+    else {
+        panic!("nothing is due before the window opens");
+    };
+    assert_eq!(write_at, Some(t0 + hour));
+    assert!(commands);
     // A held request whose subscription ended is withdrawn: no operation is
     // spent on it, and no unsubscribe follows.
-    core.unsubscribe(ClientId::new(241));
-    assert_eq!(core.link.as_ref().map(|l| l.outbound_len()), Some(1059));
-    let texts = written_texts(&mut core, t0 + hour);
+    let unsubscribe = Command::Unsubscribe {
+        client_id: ClientId::new(241),
+        reply: None,
+    };
+    drive.serve_online(Some(unsubscribe), t0);
+    assert_eq!(gauge(&drive), 1059);
+    let texts = written_texts(&mut drive, t0 + hour);
     assert_eq!(texts.len(), 240, "one window's worth");
     assert!(
         texts.iter().all(|t| !t.contains("\"S241@ticker\"")),
@@ -399,18 +470,21 @@ fn while_closing_the_next_timer_is_the_close_deadline_not_a_due_ping() {
         .idle_timeout(None)
         .build()
         .unwrap();
-    let mut core = core(config);
+    let mut drive = drive(config);
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
+    drive.connected(t0, std::time::UNIX_EPOCH);
     let closing_at = t0 + Duration::from_millis(900);
-    core.begin_close(closing_at);
+    drive.serve_online(Some(Command::Close), closing_at);
+    write_all(&mut drive, closing_at);
     // The ping falls due while the close handshake waits for the peer.
     let t1 = t0 + Duration::from_secs(1);
-    assert!(core.on_tick(t1).is_ok());
-    let next = core.next_timer().expect("connected");
-    assert!(next > t1, "due again at once: {next:?} <= {t1:?}");
-    assert_eq!(next, closing_at + Duration::from_secs(1));
-    assert!(matches!(core.on_tick(next), Err(SessionEnd::Closed)));
+    assert!(drive.tick(t1).is_ok());
+    let Turn::Wait { timer_at, .. } = drive.next_turn(t1) else {
+        panic!("nothing to write while closing");
+    };
+    assert!(timer_at > t1, "due again at once: {timer_at:?} <= {t1:?}");
+    assert_eq!(timer_at, closing_at + Duration::from_secs(1));
+    assert!(matches!(drive.tick(timer_at), Err(SessionEnd::Closed)));
 }
 
 /// While closing, the next timer is the close deadline: a ping or idle
@@ -426,18 +500,21 @@ fn while_closing_past_ping_and_idle_deadlines_do_not_make_every_turn_due() {
         .close_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let mut core = core(config);
+    let mut drive = drive(config);
     let t0 = Instant::now();
-    core.on_connected(t0, std::time::UNIX_EPOCH);
-    core.begin_close(t0);
-    write_all(&mut core, t0);
+    drive.connected(t0, std::time::UNIX_EPOCH);
+    drive.serve_online(Some(Command::Close), t0);
+    write_all(&mut drive, t0);
     let close_deadline = t0 + Duration::from_secs(5);
     // The ping (1 s) and the idle watch (2 s) are past; the close is not.
     let t1 = t0 + Duration::from_secs(3);
-    assert!(core.on_tick(t1).is_ok());
-    assert_eq!(core.next_timer(), Some(close_deadline), "no busy loop");
+    assert!(drive.tick(t1).is_ok());
+    let Turn::Wait { timer_at, .. } = drive.next_turn(t1) else {
+        panic!("nothing to write while closing");
+    };
+    assert_eq!(timer_at, close_deadline, "no busy loop");
     assert!(matches!(
-        core.on_tick(close_deadline),
+        drive.tick(close_deadline),
         Err(SessionEnd::Closed)
     ));
 }

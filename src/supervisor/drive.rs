@@ -1,22 +1,25 @@
-//! The one set of rules for driving a [`SessionCore`], shared by both shells:
-//! the spawned supervisor's `select!` loop (`shell.rs`) and the
-//! consumer-driven [`Feed`](crate::Feed)'s `poll_next` (`feed/`).
+//! The one set of rules for driving a [`SessionCore`], shared by every
+//! driver: the spawned supervisor's `select!` loop (`shell.rs`), the
+//! consumer-driven [`Feed`](crate::Feed)'s `poll_next` (`feed/`), replay
+//! (`replay/`), the `session_script` fuzz harness and the core's unit tests
+//! (`session/tests.rs`). None of them calls the core's inputs directly.
 //!
 //! The core decides; a shell only does I/O. The rules a driver of the core
 //! must follow (its inputs, the *apply* step after each, the outputs to ask
 //! before waiting and what each obliges the driver to do, how a session
 //! ends) are written once, on the type: [`SessionCore`]'s calling contract.
 //! `Drive` is the one driver that follows them, as small synchronous steps
-//! that an `async` loop and a hand-written `poll` can both call, so no shell
-//! holds a copy of them:
+//! that an `async` loop and a hand-written `poll` can both call, so no driver
+//! holds a copy of them. A driver without a socket (replay, the fuzz harness,
+//! the unit tests) hands in the frames, times and write outcomes a socket and
+//! a clock would have given: every method takes values, never the socket.
 //!
 //! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
 //!    end, a command, a tick, a write's outcome, room in a full queue,
 //!    connected, disconnected, a book snapshot fetch's result). Each method
 //!    applies the core's actions and publishes its gauge before it returns,
-//!    so no shell can forget to; it
-//!    also maps the transport's errors (tungstenite's) to the core's
-//!    [`SocketFailure`](crate::session::SocketFailure) (`socket_failure.rs`).
+//!    so no shell can forget to; it also maps the transport's errors
+//!    (tungstenite's) to the core's [`SocketFailure`](crate::session::SocketFailure) (`socket_failure.rs`).
 //!    The questions ([`Drive::next_turn`], [`Drive::may_read`]) change nothing.
 //! 2. [`Drive::next_turn`] asks the core's outputs in the contract's order
 //!    and says what to wait for:
@@ -310,8 +313,7 @@ impl<P: Protocol> Drive<P> {
 
     /// A command while no connection is up. Returns true when close was
     /// requested (or every handle is gone): then stop at once.
-    pub(crate) fn serve_offline(&mut self, command: Option<Command>) -> bool {
-        let now = Instant::now();
+    pub(crate) fn serve_offline(&mut self, command: Option<Command>, now: Instant) -> bool {
         if let Some(tap) = &self.tap {
             tap.command(command.as_ref(), false, now);
         }

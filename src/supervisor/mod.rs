@@ -211,7 +211,7 @@ async fn serve_offline_with<T, P: Protocol>(
         match next {
             Either::Left((value, _)) => return Offline::Done(value),
             Either::Right((command, _)) => {
-                if drive.serve_offline(command) {
+                if drive.serve_offline(command, Instant::now()) {
                     return Offline::Close;
                 }
             }

@@ -1,7 +1,8 @@
 //! The session as its documentation states it (`session/*.rs` module docs,
 //! RELIABILITY.md), on plain maps and a clock in milliseconds, written
-//! without calling the core. The harness feeds it the same inputs as the
-//! real `SessionCore` and compares them after every step.
+//! without calling the core. The harness feeds it the same inputs it hands
+//! the real `SessionCore` (through `supervisor/drive.rs`'s `Drive`) and
+//! compares the two after every step.
 //!
 //! Rules modelled:
 //! - every frame read is counted once: control, unroutable, stashed, or

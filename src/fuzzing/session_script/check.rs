@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::task::noop_waker_ref;
+use futures::Stream;
+use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::oneshot;
 
 use super::harness::Harness;
 use crate::error::Error;
@@ -11,33 +14,80 @@ use crate::events::Event;
 use crate::fuzzing::model::registry::MPhase;
 use crate::fuzzing::model::session::{Expect, MCounters, INBOUND};
 use crate::message::Update;
-use crate::queue::Overflow;
-use crate::session::{Action, SessionEnd};
+use crate::queue::{Overflow, QueueStats};
 use crate::subscription::{ClientId, Phase, ReqId};
+use crate::supervisor::drive::Turn;
+
+/// What one consumer's next poll gave, as the model sees items.
+enum Popped {
+    /// A data frame, with the number the harness wrote into it.
+    Data(Option<u64>),
+    /// A signal (gap, reset, ...), which the model does not queue.
+    Signal,
+    /// An error item.
+    Error(Error),
+    /// The stream ended.
+    End,
+    Pending,
+}
 
 impl Harness {
     pub(super) fn drop_consumer(&mut self, id: ClientId, lost: bool) {
         self.alive.remove(&id);
+        self.model.consumer_dropped(id);
+        if id == INBOUND {
+            // `Messages::drop` tells the queue.
+            self.inbound = None;
+            return;
+        }
         let queue = Arc::clone(&self.queues[&id]);
         queue.consumer_dropped();
-        self.model.consumer_dropped(id);
         // `Subscription::drop` sends an unsubscribe unless the queue already ended.
-        if !lost && id != INBOUND && !queue.is_finished() {
+        if !lost && !queue.is_finished() {
             self.deferred.push(id);
+        }
+    }
+
+    /// Polls `id`'s stream once, as its consumer does.
+    fn poll_consumer(&mut self, id: ClientId) -> Popped {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let number = |text: Option<&str>| {
+            text.and_then(|t| t.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if id == INBOUND {
+            let messages = self.inbound.as_mut().expect("the inbound stream is held");
+            return match std::pin::Pin::new(messages).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => Popped::Data(number(frame.as_text())),
+                Poll::Ready(Some(Err(error))) => Popped::Error(error),
+                Poll::Ready(None) => Popped::End,
+                Poll::Pending => Popped::Pending,
+            };
+        }
+        match self.queues[&id].poll_pop(&mut cx) {
+            Poll::Ready(Some(Ok(Update::Data(frame)))) => Popped::Data(number(frame.as_text())),
+            Poll::Ready(Some(Ok(_signal))) => Popped::Signal,
+            Poll::Ready(Some(Err(error))) => Popped::Error(error),
+            Poll::Ready(None) => Popped::End,
+            Poll::Pending => Popped::Pending,
+        }
+    }
+
+    fn policy_of(&self, id: ClientId) -> Overflow {
+        if id == INBOUND {
+            self.inbound_policy
+        } else {
+            self.queues[&id].policy()
         }
     }
 
     /// Pops one item as `id`'s consumer; `false` when nothing is ready.
     pub(super) fn pop_one(&mut self, id: ClientId) -> bool {
-        let queue = Arc::clone(&self.queues[&id]);
+        let popped = self.poll_consumer(id);
+        let policy = self.policy_of(id);
         let model = self.model.queues.get_mut(&id).expect("a modelled queue");
-        let mut cx = Context::from_waker(noop_waker_ref());
-        match queue.poll_pop(&mut cx) {
-            Poll::Ready(Some(Ok(Update::Data(frame)))) => {
-                let number = frame
-                    .as_text()
-                    .and_then(|t| t.rsplit(' ').next())
-                    .and_then(|n| n.parse::<u64>().ok());
+        match popped {
+            Popped::Data(number) => {
                 let expected = model.pop();
                 assert!(
                     number.is_some() && number == expected,
@@ -45,23 +95,19 @@ impl Harness {
                 );
                 true
             }
-            Poll::Ready(Some(Ok(_signal))) => true,
-            Poll::Ready(Some(Err(Error::QueueFull { .. }))) => {
-                assert_eq!(
-                    queue.policy(),
-                    Overflow::Error,
-                    "QueueFull from another policy"
-                );
+            Popped::Signal => true,
+            Popped::Error(Error::QueueFull { .. }) => {
+                assert_eq!(policy, Overflow::Error, "QueueFull from another policy");
                 true
             }
-            Poll::Ready(Some(Err(_terminal))) => {
+            Popped::Error(_terminal) => {
                 assert!(
                     model.finished,
                     "stream {id}: an error item from a live queue"
                 );
                 true
             }
-            Poll::Ready(None) => {
+            Popped::End => {
                 assert!(model.finished, "stream {id} ended before its queue");
                 assert!(
                     model.items.is_empty(),
@@ -69,7 +115,7 @@ impl Harness {
                 );
                 false
             }
-            Poll::Pending => {
+            Popped::Pending => {
                 assert!(
                     model.items.is_empty(),
                     "stream {id} pends with frames queued"
@@ -80,13 +126,18 @@ impl Harness {
     }
 
     pub(super) fn check(&mut self) {
-        let registry = self.core.registry();
+        let registry = self.drive.core.registry();
         if let Err(broken) = registry.check_invariants() {
             panic!("registry invariant: {broken}");
         }
         let model = &self.model;
-        assert_eq!(self.core.is_connected(), model.connected, "connected");
+        assert_eq!(self.connected, model.connected, "connected");
         assert_eq!(registry.len(), model.reg.subs.len(), "live subscriptions");
+        assert_eq!(
+            self.stats.counters.subscriptions.get(),
+            model.reg.subs.len() as u64,
+            "subscriptions gauge"
+        );
         for (id, sub) in &model.reg.subs {
             let entry = registry
                 .get(*id)
@@ -129,38 +180,64 @@ impl Harness {
             );
         }
 
-        // Parked on the queue the model says, or not at all.
-        let parked = self.core.blocked_on().map(|(queue, _)| queue);
-        let expected = model.parked_on().map(|id| &self.queues[&id]);
-        assert!(
-            match (&parked, expected) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            },
-            "parked on {:?}, the model expected {:?}",
-            parked.map(|q| q.capacity()),
-            model.parked_on()
-        );
+        // Parked on the queue the model says, or not at all. The inbound
+        // queue is the one the core holds that no subscription does.
+        let parked = match self.turn() {
+            Some(Turn::Blocked { queue, .. }) => Some(
+                self.queues
+                    .iter()
+                    .find(|(_, q)| Arc::ptr_eq(q, &queue))
+                    .map_or(INBOUND, |(id, _)| *id),
+            ),
+            _ => None,
+        };
+        assert_eq!(parked, model.parked_on(), "parked on");
 
         // Every queue's accounting, and every frame counted once.
-        let mut routed = 0;
-        for (id, queue) in &self.queues {
-            let m = &model.queues[id];
-            let stats = queue.stats();
+        let inbound = self.inbound.as_ref().map(|m| (INBOUND, m.stats(), None));
+        let streams = self
+            .queues
+            .iter()
+            .map(|(id, q)| (*id, q.stats(), Some(q.is_finished())));
+        for (id, stats, finished) in streams.chain(inbound) {
+            let m = &model.queues[&id];
+            let QueueStats {
+                routed: r,
+                delivered,
+                dropped,
+                queued,
+                ..
+            } = stats;
             assert_eq!(
-                (stats.routed, stats.delivered, stats.dropped, stats.queued),
+                (r, delivered, dropped, queued),
                 (m.routed, m.delivered, m.dropped, m.items.len() as u64),
                 "queue {id}: (routed, delivered, dropped, queued)"
             );
             assert_eq!(
-                stats.routed,
-                stats.delivered + stats.dropped + stats.queued,
+                r,
+                delivered + dropped + queued,
                 "queue {id}: routed = delivered + dropped + queued"
             );
-            assert_eq!(queue.is_finished(), m.finished, "queue {id} finished?");
-            routed += stats.routed;
+            if let Some(finished) = finished {
+                assert_eq!(finished, m.finished, "queue {id} finished?");
+            }
         }
+        // The hub's totals (`Client::stats`) cover every queue, the inbound
+        // one also after its consumer dropped it.
+        let total = self.stats.snapshot().queues;
+        let sum = |f: fn(&crate::fuzzing::model::queue::MQueue) -> u64| {
+            model.queues.values().map(f).sum::<u64>()
+        };
+        assert_eq!(
+            (total.routed, total.delivered, total.dropped, total.queued),
+            (
+                sum(|m| m.routed),
+                sum(|m| m.delivered),
+                sum(|m| m.dropped),
+                sum(|m| m.items.len() as u64)
+            ),
+            "all queues: (routed, delivered, dropped, queued)"
+        );
         let c = &self.stats.counters;
         let counters = MCounters {
             frames_in: c.frames_in.get(),
@@ -179,36 +256,40 @@ impl Harness {
         );
         assert_eq!(
             counters.frames_in,
-            routed + counters.control + counters.unroutable + c.stashed.get() + model.in_limbo(),
+            total.routed
+                + counters.control
+                + counters.unroutable
+                + c.stashed.get()
+                + model.in_limbo(),
             "frames_in = routed + control + unroutable + stashed (+ parked)"
         );
 
-        // Callers and events, as the model expected them.
+        // Callers and events, as the model expected them: what the callers'
+        // reply channels and the events channel carry.
         let mut got: Vec<Expect> = Vec::new();
-        for action in self.core.drain_actions() {
-            got.extend(match action {
-                Action::SubscribeResult { client_id, result } => {
-                    assert!(
-                        self.answered.insert(client_id),
-                        "subscribe caller {client_id} answered twice"
-                    );
-                    Some(Expect::SubscribeResult(client_id, result.is_ok()))
-                }
-                Action::RequestResult { req_id, result } => {
-                    Some(Expect::RequestResult(req_id.get(), result.is_ok()))
-                }
-                Action::SendResult { send_id, result } => {
-                    Some(Expect::SendResult(send_id, result.is_ok()))
-                }
-                Action::Emit(Event::SubscriptionEnded { client_id, .. }) => {
-                    Some(Expect::Ended(client_id))
-                }
-                Action::Emit(Event::Subscribed { client_id, .. }) => {
-                    Some(Expect::Subscribed(client_id))
-                }
-                Action::Emit(Event::Resubscribed { client_id, .. }) => {
-                    Some(Expect::Resubscribed(client_id))
-                }
+        for (id, ok) in answers(&mut self.subscribes) {
+            assert!(
+                self.answered.insert(id),
+                "subscribe caller {id} answered twice"
+            );
+            got.push(Expect::SubscribeResult(id, ok));
+        }
+        for (req_id, ok) in answers(&mut self.requests) {
+            got.push(Expect::RequestResult(req_id, ok));
+        }
+        for (send_id, ok) in answers(&mut self.sends) {
+            got.push(Expect::SendResult(send_id, ok));
+        }
+        loop {
+            let event = match self.events.try_recv() {
+                Ok(event) => event,
+                Err(TryRecvError::Empty) => break,
+                Err(error) => panic!("events: {error}"),
+            };
+            got.extend(match event {
+                Event::SubscriptionEnded { client_id, .. } => Some(Expect::Ended(client_id)),
+                Event::Subscribed { client_id, .. } => Some(Expect::Subscribed(client_id)),
+                Event::Resubscribed { client_id, .. } => Some(Expect::Resubscribed(client_id)),
                 _ => None,
             });
         }
@@ -223,13 +304,16 @@ impl Harness {
     pub(super) fn finish(mut self) {
         if !self.over {
             while self.parked() {
-                self.core.on_block_timeout(self.at());
+                self.drive.blocked_ended(false, self.at());
                 self.model.on_block_timeout(self.now);
             }
-            let end = SessionEnd::Closed;
-            self.core.on_disconnected(&end, self.at());
+            if self.connected {
+                self.drive
+                    .disconnected(&crate::session::SessionEnd::Closed, self.at());
+                self.connected = false;
+            }
             self.model.on_disconnected(self.now);
-            self.core.finish(None, self.at());
+            self.drive.finish(None, self.at());
             self.model.finish(self.now);
         }
         self.check();
@@ -239,11 +323,9 @@ impl Harness {
                 steps += 1;
                 assert!(steps < 10_000, "stream {id} never ends");
             }
-            let mut cx = Context::from_waker(noop_waker_ref());
-            let end = self.queues[&id].poll_pop(&mut cx);
             assert!(
-                matches!(end, Poll::Ready(None)),
-                "stream {id} did not end: {end:?}"
+                matches!(self.poll_consumer(id), Popped::End),
+                "stream {id} did not end"
             );
         }
         self.check();
@@ -253,5 +335,28 @@ impl Harness {
                 "subscribe caller {id} never answered"
             );
         }
+        assert!(
+            self.requests.is_empty() && self.sends.is_empty(),
+            "callers never answered: requests {:?}, sends {:?}",
+            self.requests.keys(),
+            self.sends.keys()
+        );
     }
+}
+
+/// The callers in `waiting` answered since the last look (`true`: ok); a
+/// reply channel dropped unanswered is a broken promise.
+fn answers<K: Ord + Copy + std::fmt::Display, T>(
+    waiting: &mut std::collections::BTreeMap<K, oneshot::Receiver<Result<T, Error>>>,
+) -> Vec<(K, bool)> {
+    let mut answered = Vec::new();
+    waiting.retain(|key, answer| match answer.try_recv() {
+        Ok(result) => {
+            answered.push((*key, result.is_ok()));
+            false
+        }
+        Err(oneshot::error::TryRecvError::Empty) => true,
+        Err(oneshot::error::TryRecvError::Closed) => panic!("caller {key} dropped unanswered"),
+    });
+    answered
 }

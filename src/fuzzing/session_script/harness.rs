@@ -1,34 +1,67 @@
-//! The harness: it plays the shell and the world around the core, one
-//! script step at a time, feeding the model the same inputs.
+//! The harness: it plays a shell of `supervisor/drive.rs` and the world
+//! around it, one script step at a time, feeding the model the same inputs.
+//!
+//! It holds no rule of its own about driving the core: every input goes
+//! through [`Drive`], and what may happen next is what [`Drive::next_turn`]
+//! says, as for the spawned shell and the feed. The script only chooses among
+//! what a shell could see next: which frame the peer sends, which command a
+//! handle sends, how long the machine takes, whether a write fails.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::wire::{sid_word, ScriptProtocol};
-use super::{other, policy_of, Script, SeqPick, SidPick, Step, CHANNELS, CLOSE_CODES, SYMBOLS};
+use super::{
+    other, policy_of, Script, SeqPick, SidPick, Step, CHANNELS, CLOSE_CODES, MAX_STEPS, SYMBOLS,
+};
+use crate::client::Client;
 use crate::close_code::default_permanent_close;
+use crate::command::{Command, NewSubscription};
 use crate::config::Config;
+use crate::error::Error;
+use crate::events::Event;
 use crate::fuzzing::model::queue::MQueue;
 use crate::fuzzing::model::registry::MFrame;
 use crate::fuzzing::model::session::{MEnd, SessionModel, Settings, INBOUND};
+use crate::message::Frame;
 use crate::protocol::{Request, ServerId, Topic};
-use crate::queue::Queue;
-use crate::session::{SessionCore, SessionEnd, WriteFailure};
-use crate::stats::StatsHub;
-use crate::subscription::{ClientId, ReqId};
+use crate::queue::{Overflow, Queue};
+use crate::session::SessionEnd;
+use crate::stats::{InFlight, StatsHub};
+use crate::stream::Messages;
+use crate::subscription::ClientId;
+use crate::supervisor::drive::{Drive, Turn, WriteOutcome, READ_BATCH};
 
 pub(super) struct Harness {
-    pub(super) core: SessionCore<ScriptProtocol>,
+    /// The core with its callers, driven as the shells drive it.
+    pub(super) drive: Drive<ScriptProtocol>,
+    /// Every event the drive publishes, as `Client::events` would see it.
+    pub(super) events: broadcast::Receiver<Event>,
     pub(super) stats: Arc<StatsHub>,
     pub(super) model: SessionModel,
-    /// Every queue handed to the core (`INBOUND`: the inbound stream).
+    /// The queue of every subscription handed to the core.
     pub(super) queues: BTreeMap<ClientId, Arc<Queue>>,
+    /// The client's inbound stream (`INBOUND`) while its consumer holds it,
+    /// and that queue's policy.
+    pub(super) inbound: Option<Messages>,
+    pub(super) inbound_policy: Overflow,
+    /// The callers waiting for an answer: subscribe, request (by the model's
+    /// request id) and send.
+    pub(super) subscribes: BTreeMap<ClientId, oneshot::Receiver<Result<(), Error>>>,
+    pub(super) requests: BTreeMap<u64, oneshot::Receiver<Result<Frame, Error>>>,
+    pub(super) sends: BTreeMap<u64, oneshot::Receiver<Result<(), Error>>>,
+    /// Whether the shell has a connection up.
+    pub(super) connected: bool,
+    /// Frames the shell may still hand in from the socket's buffer before it
+    /// asks for the next turn (`drive.rs` rule 3).
+    batch: usize,
     /// Consumers that still hold their stream.
     pub(super) alive: BTreeSet<ClientId>,
     /// Unsubscribe commands of dropped streams, waiting for the shell.
@@ -80,28 +113,41 @@ impl Harness {
         if script.token_source {
             builder = builder.token_source(|| async { Ok::<_, crate::TokenError>("t".into()) });
         }
-        let config = builder.build().expect("a valid script config");
-        let stats = Arc::new(StatsHub::default());
         let capacity = usize::from(script.inbound_capacity % 3) + 1;
         let policy = policy_of(script.inbound_policy);
-        let inbound = Queue::new(capacity, policy);
+        // Room for every event one step can cause (each subscription ending).
+        let events = MAX_STEPS * 3 + 64;
+        let config = builder
+            .queue_capacity(capacity)
+            .overflow(policy)
+            .event_capacity(events)
+            .build()
+            .expect("a valid script config");
         let protocol = ScriptProtocol {
             batch: script.batch,
             app_ping: script.app_ping,
         };
-        let core = SessionCore::new(
-            Arc::new(config),
-            protocol,
-            Arc::clone(&stats),
-            Arc::clone(&inbound),
-        );
+        // Built as every shell builds it: the client's shared state, the
+        // core and its callers, the inbound stream.
+        let (_client, inbound, supervisor, _span) = Client::unspawned(config, protocol);
+        let (_config, drive, _commands, _reconnect) = supervisor.into_parts();
+        let stats = Arc::clone(&drive.shared().stats);
+        let events = drive.shared().subscribe_events();
         let mut model = SessionModel::new(settings, stash_capacity, stash_bytes);
         model.queues.insert(INBOUND, MQueue::new(capacity, policy));
         Harness {
-            core,
+            drive,
+            events,
             stats,
             model,
-            queues: BTreeMap::from([(INBOUND, inbound)]),
+            queues: BTreeMap::new(),
+            inbound: Some(inbound),
+            inbound_policy: policy,
+            subscribes: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            sends: BTreeMap::new(),
+            connected: false,
+            batch: 0,
             alive: BTreeSet::from([INBOUND]),
             deferred: Vec::new(),
             answered: BTreeSet::new(),
@@ -120,47 +166,96 @@ impl Harness {
         self.base + Duration::from_millis(self.now)
     }
 
+    /// What the drive says a shell does next; `None` while no connection is up.
+    pub(super) fn turn(&self) -> Option<Turn> {
+        self.connected.then(|| self.drive.next_turn(self.at()))
+    }
+
     pub(super) fn parked(&self) -> bool {
-        self.core.blocked_on().is_some()
+        matches!(self.turn(), Some(Turn::Blocked { .. }))
     }
 
-    /// Whether the shell takes commands now.
-    fn takes_commands(&self) -> bool {
-        !self.parked() && (!self.core.is_connected() || self.core.accepts_commands(self.at()))
+    /// A new turn that is not blocked: frames due go out first, as a shell
+    /// writes them before it waits for anything else. Then `true` when the
+    /// shell waits (and so may take the next input).
+    fn wake(&mut self) -> bool {
+        loop {
+            match self.turn() {
+                Some(Turn::Write) => self.write(),
+                Some(Turn::Wait { .. }) => {
+                    self.batch = READ_BATCH;
+                    return true;
+                }
+                Some(Turn::Blocked { .. }) | None => return false,
+            }
+        }
     }
 
-    /// Whether the shell reads the socket now.
-    fn reads(&self) -> bool {
-        self.core.is_connected() && !self.parked()
+    /// Whether the shell hands in a frame from the socket now: on a turn
+    /// that waits, or from the buffer after the last input (up to
+    /// [`READ_BATCH`], while the drive may read).
+    fn reads(&mut self) -> bool {
+        if !self.connected || self.parked() {
+            return false;
+        }
+        if self.batch > 0 && self.drive.may_read() {
+            self.batch -= 1;
+            return true;
+        }
+        self.wake()
+    }
+
+    /// Whether the shell takes a command now; offline it always does.
+    fn takes_commands(&mut self) -> bool {
+        if !self.connected {
+            return true;
+        }
+        self.wake()
+            && matches!(self.turn(), Some(Turn::Wait { commands: true, .. }))
+            && !self.model.is_closing()
+    }
+
+    /// Hands `command` to the drive, online or offline as a shell does.
+    fn command(&mut self, command: Command) {
+        if self.connected {
+            self.drive.serve_online(Some(command), self.at());
+        } else {
+            let close = self.drive.serve_offline(Some(command), self.at());
+            assert!(!close, "only close ends the shell offline");
+        }
     }
 
     /// One step; `false` once the client is finished.
     pub(super) fn step(&mut self, step: &Step) -> bool {
-        if self.takes_commands() {
+        if !self.deferred.is_empty() && self.takes_commands() {
             for id in std::mem::take(&mut self.deferred) {
-                self.core.unsubscribe(id);
+                self.command(Command::Unsubscribe {
+                    client_id: id,
+                    reply: None,
+                });
                 self.model.unsubscribe(id);
             }
         }
-        let now = self.at();
-        let commands = self.takes_commands() && !self.model.is_closing();
-        let reads = self.reads();
         match *step {
             Step::Connect if !self.parked() => {
-                if self.core.is_connected() {
+                if self.connected {
+                    // The old connection's end is read first.
+                    if !self.reads() {
+                        return true;
+                    }
                     let expected = self.stream_end();
-                    let end = self.core.on_stream_end();
-                    if !self.ended(end, expected) {
+                    if !self.read(None, Some(expected)) {
                         return false;
                     }
                 }
-                self.core.on_connected(self.at(), std::time::UNIX_EPOCH);
+                self.drive.connected(self.at(), std::time::UNIX_EPOCH);
+                self.connected = true;
+                self.batch = 0;
                 self.model.on_connected(self.now);
             }
-            Step::Drop if reads => {
+            Step::Drop if self.reads() => {
                 let expected = self.stream_end();
-                let end = self.core.on_stream_end();
-                return self.ended(end, expected);
+                return self.read(None, Some(expected));
             }
             Step::Subscribe {
                 channel,
@@ -168,33 +263,54 @@ impl Harness {
                 count,
                 capacity,
                 policy,
-            } if commands => self.subscribe(channel, symbol, count, capacity, policy),
-            Step::Unsubscribe { pick } if commands => {
+            } if self.takes_commands() => self.subscribe(channel, symbol, count, capacity, policy),
+            Step::Unsubscribe { pick } if self.takes_commands() => {
                 if let Some(id) = self.pick_consumer(pick, false) {
                     // `Subscription::unsubscribe` consumes the handle.
-                    self.core.unsubscribe(id);
+                    let (reply, mut answer) = oneshot::channel();
+                    self.command(Command::Unsubscribe {
+                        client_id: id,
+                        reply: Some(reply),
+                    });
+                    assert!(
+                        matches!(answer.try_recv(), Ok(Ok(()))),
+                        "unsubscribe answered at once"
+                    );
                     self.model.unsubscribe(id);
                     self.drop_consumer(id, true);
                 }
             }
-            Step::Send if commands => {
+            Step::Send if self.takes_commands() => {
                 let send_id = self.next_send_id;
                 self.next_send_id += 1;
-                self.core
-                    .send(send_id, Message::text(format!("X {send_id}")), true);
+                let (reply, answer) = oneshot::channel();
+                self.command(Command::Send {
+                    message: Message::text(format!("X {send_id}")),
+                    rate_limited: true,
+                    reply,
+                });
+                self.sends.insert(send_id, answer);
                 self.model.send(send_id);
             }
-            Step::Request if commands => {
-                let got = self
-                    .core
-                    .request(&Request::new("m", None))
-                    .ok()
-                    .map(ReqId::get);
-                assert_eq!(got, self.model.request(), "request id");
-                self.one_off.extend(got);
+            Step::Request if self.takes_commands() => {
+                let (reply, mut answer) = oneshot::channel();
+                self.command(Command::Request {
+                    request: Request::new("m", None),
+                    reply,
+                });
+                match self.model.request() {
+                    Some(req_id) => {
+                        self.requests.insert(req_id, answer);
+                        self.one_off.push(req_id);
+                    }
+                    None => assert!(
+                        matches!(answer.try_recv(), Ok(Err(_))),
+                        "a request without a connection fails at once"
+                    ),
+                }
             }
-            Step::Close if commands && self.core.is_connected() => {
-                self.core.begin_close(now);
+            Step::Close if self.connected && self.takes_commands() => {
+                self.drive.serve_online(Some(Command::Close), self.at());
                 self.model.begin_close(self.now);
             }
             Step::Ack {
@@ -204,12 +320,12 @@ impl Harness {
                 channel,
                 symbol,
                 echo,
-            } if reads => return self.ack(req, member, sid, (channel, symbol, echo)),
+            } if self.reads() => return self.ack(req, member, sid, (channel, symbol, echo)),
             Step::Reject {
                 req,
                 symbol,
                 expired,
-            } if reads => {
+            } if self.reads() => {
                 let req_id = self.pick_subscribe(req);
                 let symbol = symbol.map(|s| SYMBOLS[usize::from(s) % SYMBOLS.len()]);
                 let text = format!(
@@ -219,65 +335,72 @@ impl Harness {
                     u8::from(expired)
                 );
                 let expected = self.model.on_reject(req_id, symbol, expired);
-                let result = self.core.on_message(Message::text(text), now);
-                return self.outcome(result, expected);
+                return self.read(Some(Message::text(text)), expected);
             }
-            Step::Response { req, error } if reads => {
+            Step::Response { req, error } if self.reads() => {
                 let req_id = match self.one_off.len() {
                     0 => u64::from(req),
                     n => self.one_off[n - 1 - usize::from(req) % n.min(4)],
                 };
                 self.model.on_response(req_id, !error);
                 let text = format!("P {req_id} {}", u8::from(error));
-                let result = self.core.on_message(Message::text(text), now);
-                return self.outcome(result, None);
+                return self.read(Some(Message::text(text)), None);
             }
             Step::Data {
                 sid,
                 seq,
                 bad_checksum,
-            } if reads => return self.data(sid, seq, bad_checksum),
-            Step::Unsolicited if reads => {
+            } if self.reads() => return self.data(sid, seq, bad_checksum),
+            Step::Unsolicited if self.reads() => {
                 let text = format!("N {}", self.next_frame);
                 let frame = self.frame(&text, None, false);
                 self.model.on_unsolicited(frame, self.now);
-                let result = self.core.on_message(Message::text(text), now);
-                return self.outcome(result, None);
+                return self.read(Some(Message::text(text)), None);
             }
-            Step::Other { kind } if reads => return self.other(kind),
-            Step::ServerClose { code } if reads => {
+            Step::Other { kind } if self.reads() => return self.other(kind),
+            Step::ServerClose { code } if self.reads() => {
                 let code = CLOSE_CODES[usize::from(code) % CLOSE_CODES.len()];
                 let expected = self.model.on_close(default_permanent_close(code));
                 let frame = CloseFrame {
                     code: CloseCode::from(code),
                     reason: Utf8Bytes::from_static("bye"),
                 };
-                let result = self.core.on_message(Message::Close(Some(frame)), now);
-                return self.outcome(result, Some(expected));
+                return self.read(Some(Message::Close(Some(frame))), Some(expected));
             }
-            Step::Write { count } if reads => {
+            Step::Write { count } => {
                 for _ in 0..=(count % 4) {
-                    let Some((message, written)) = self.core.take_write(now) else {
+                    if !matches!(self.turn(), Some(Turn::Write)) {
                         break;
-                    };
-                    self.written(&message, true);
-                    self.core.on_written(written, now);
+                    }
+                    self.write();
                 }
             }
-            Step::WriteFail if reads => {
-                if let Some((message, written)) = self.core.take_write(now) {
-                    let expected = self.model.write_failed(written.is_close());
+            Step::WriteFail if matches!(self.turn(), Some(Turn::Write)) => {
+                let now = self.at();
+                if let Some((message, written, _timeout)) = self.drive.take_write(now) {
+                    let expected = self
+                        .model
+                        .write_failed(matches!(message, Message::Close(_)));
                     self.written(&message, false);
-                    let failure = WriteFailure::TimedOut(Duration::from_secs(1));
-                    let end = self.core.on_write_failed(written, failure);
-                    return self.ended(end, expected);
+                    let outcome = WriteOutcome::TimedOut(Duration::from_secs(1));
+                    let result = self.drive.written(written, outcome, now);
+                    return self.outcome(result, Some(expected));
                 }
             }
             Step::Tick { ms } if !self.parked() => {
+                // Time passes; the timer fires once it is due (late on a
+                // busy machine, never early).
+                let woke = self.wake();
                 self.now += u64::from(ms);
-                let expected = self.model.on_tick(self.now);
-                let result = self.core.on_tick(self.at());
-                return self.outcome(result, expected);
+                let due = match self.turn() {
+                    Some(Turn::Wait { timer_at, .. }) => woke && timer_at <= self.at(),
+                    _ => false,
+                };
+                if due {
+                    let expected = self.model.on_tick(self.now);
+                    let result = self.drive.tick(self.at());
+                    return self.outcome(result, expected);
+                }
             }
             Step::Read { pick, max } => {
                 if let Some(id) = self.pick_consumer(pick, true) {
@@ -301,10 +424,10 @@ impl Harness {
                     .and_then(|id| self.model.queues.get(&id))
                     .is_some_and(MQueue::has_room);
                 if timeout {
-                    self.core.on_block_timeout(self.at());
+                    self.drive.blocked_ended(false, self.at());
                     self.model.on_block_timeout(self.now);
                 } else if room {
-                    self.core.on_space(self.at());
+                    self.drive.blocked_ended(true, self.at());
                     self.model.on_space(self.now);
                 }
             }
@@ -312,6 +435,25 @@ impl Harness {
             _ => {}
         }
         true
+    }
+
+    /// Writes the frame due now.
+    fn write(&mut self) {
+        let now = self.at();
+        let Some((message, written, _timeout)) = self.drive.take_write(now) else {
+            panic!("the drive said a frame is due, and handed none");
+        };
+        self.written(&message, true);
+        let result = self.drive.written(written, WriteOutcome::Done, now);
+        assert!(result.is_ok(), "a frame written ends no session");
+        self.batch = READ_BATCH;
+    }
+
+    /// One read from the socket: a frame, or the stream's end (`None`).
+    fn read(&mut self, message: Option<Message>, expected: Option<MEnd>) -> bool {
+        let now = self.at();
+        let result = self.drive.socket(message.map(Ok), now, now);
+        self.outcome(result, expected)
     }
 
     /// How the session ends when the peer ends the stream.
@@ -333,8 +475,8 @@ impl Harness {
         }
     }
 
-    /// The session ended: check how, then tell both sides as the supervisor
-    /// does; `false` when the client is finished.
+    /// The session ended: check how, then tell both sides as a shell does;
+    /// `false` when the client is finished.
     fn ended(&mut self, end: SessionEnd, expected: MEnd) -> bool {
         let kind = match end {
             SessionEnd::Closed => MEnd::Closed,
@@ -342,20 +484,22 @@ impl Harness {
             SessionEnd::Fatal(_) => MEnd::Fatal,
         };
         assert_eq!(kind, expected, "how the session ended: {end:?}");
-        self.core.on_disconnected(&end, self.at());
+        self.drive.disconnected(&end, self.at());
+        self.connected = false;
+        self.batch = 0;
         self.model.on_disconnected(self.now);
         if kind == MEnd::Lost {
             return true;
         }
         self.over = true;
-        self.core.finish(Some(&end.error()), self.at());
+        self.drive.finish(Some(&end.error()), self.at());
         self.model.finish(self.now);
         false
     }
 
     fn subscribe(&mut self, channel: u8, symbol: u8, count: u8, capacity: u8, policy: u8) {
         let channel = CHANNELS[usize::from(channel) % CHANNELS.len()];
-        let mut core_subs = Vec::new();
+        let mut new = Vec::new();
         let mut model_subs = Vec::new();
         for i in 0..=(count % 3) {
             let topic = match (usize::from(symbol) + usize::from(i)) % (SYMBOLS.len() + 1) {
@@ -364,14 +508,24 @@ impl Harness {
             };
             let (capacity, policy) = (usize::from(capacity % 3) + 1, policy_of(policy));
             let queue = Queue::new(capacity, policy);
+            // Known to the stats hub from creation, as `Client::prepare` does.
+            self.stats.track(&queue);
             let id = ClientId::new(self.next_client_id);
             self.next_client_id += 1;
             self.queues.insert(id, Arc::clone(&queue));
             self.alive.insert(id);
-            core_subs.push((id, topic.clone(), queue));
+            let (ready, answer) = oneshot::channel();
+            self.subscribes.insert(id, answer);
+            new.push(NewSubscription {
+                client_id: id,
+                topic: topic.clone(),
+                queue,
+                ready,
+                in_flight: InFlight::new(&self.stats),
+            });
             model_subs.push((id, topic, MQueue::new(capacity, policy)));
         }
-        self.core.subscribe(core_subs);
+        self.command(Command::Subscribe(new));
         self.model.subscribe(model_subs);
     }
 
@@ -453,8 +607,7 @@ impl Harness {
         );
         self.model
             .on_ack(req_id, &server_id, channel, symbol, self.now);
-        let result = self.core.on_message(Message::text(text), self.at());
-        self.outcome(result, None)
+        self.read(Some(Message::text(text)), None)
     }
 
     fn data(&mut self, sid: SidPick, seq: SeqPick, bad_checksum: bool) -> bool {
@@ -494,8 +647,7 @@ impl Harness {
         );
         let frame = self.frame(&text, seq, bad_checksum);
         self.model.on_data(server_id, frame, self.now);
-        let result = self.core.on_message(Message::text(text), self.at());
-        self.outcome(result, None)
+        self.read(Some(Message::text(text)), None)
     }
 
     fn other(&mut self, kind: u8) -> bool {
@@ -514,8 +666,7 @@ impl Harness {
             4 | 7 => self.model.on_invalid(),
             _ => self.model.on_control(),
         }
-        let result = self.core.on_message(message, self.at());
-        self.outcome(result, None)
+        self.read(Some(message), None)
     }
 
     /// A frame the core handed out for writing (`ok`: it went out).
@@ -545,7 +696,13 @@ impl Harness {
                     self.model.written_deadline(req_id, self.now);
                 }
             }
-            ("Q", Some(req_id)) if ok => self.model.written_deadline(req_id, self.now),
+            ("Q", Some(req_id)) => {
+                // The core numbers requests as the model does.
+                assert!(self.one_off.contains(&req_id), "request frame {text}");
+                if ok {
+                    self.model.written_deadline(req_id, self.now);
+                }
+            }
             ("X", Some(send_id)) => self.model.written_send(send_id, ok),
             ("PING", _) if ok => self.model.written_ping(self.now),
             _ => {}

@@ -1,14 +1,21 @@
 //! `session_script`: the real `SessionCore` driven by a fuzzer-chosen
 //! script, step for step against the independent model in `model/session.rs`.
 //!
-//! The harness plays the shell (`supervisor/shell.rs`) and the world around
-//! it: it feeds the core frames in the line protocol of `wire.rs`,
-//! commands, ticks at a fuzzer-chosen `now`, writes and write failures, and
-//! consumers that read or drop their streams. It keeps the shell's rules:
-//! nothing is read, written or commanded while a `Block` queue is full (only
-//! the consumer side moves), no commands while closing or while the outbound
-//! queue is long, and a session that ends is reported back with
-//! `on_disconnected` (then `finish` when it ended for good).
+//! The harness is one more shell of `supervisor/drive.rs`: the core, its
+//! callers and the shared state are built as `Client::unspawned` builds them,
+//! and every input goes through the same [`Drive`](crate::supervisor::drive::Drive)
+//! methods the spawned shell and the feed call. The script picks what the
+//! world does: frames in the line protocol of `wire.rs`, commands sent as
+//! real [`Command`](crate::command::Command)s with reply channels, time
+//! passing, writes and write failures, consumers that read or drop their
+//! streams. What the harness may do next is what [`Drive::next_turn`](crate::supervisor::drive::Drive::next_turn)
+//! allows: nothing is read, written or commanded while a `Block` queue is
+//! full (only the consumer side moves); due frames are written before a
+//! command or a tick; frames are read on a turn that waits or from the
+//! socket's buffer after the last input; the timer fires only once it is
+//! due; a session that ends is reported back with `disconnected` (then
+//! `finish` when it ended for good). Callers and events are read where a
+//! user reads them: the reply channels and the events channel.
 //!
 //! After every step it checks: the registry against the model (phases,
 //! server ids, acked-once, last sequence numbers, pending requests, stash),

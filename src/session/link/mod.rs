@@ -225,12 +225,6 @@ impl Link {
         self.outbound.has_ops_window() && self.outbound.withdraw_subscribe(req_id)
     }
 
-    /// How many frames wait for the rate limiter.
-    #[cfg(test)] // only the session's unit tests read it
-    pub(crate) fn outbound_len(&self) -> usize {
-        self.outbound.len()
-    }
-
     /// Moves the liveness deadlines by a stall of `stalled`.
     pub(super) fn pause_liveness(&mut self, stalled: Duration) {
         if let Some(deadline) = &mut self.awaiting_pong {

@@ -96,3 +96,22 @@ impl std::fmt::Display for ReqId {
         self.0.fmt(f)
     }
 }
+
+/// The id a venue uses for a subscription on one connection: a number it
+/// assigns (Kalshi `sid`) or a key derived from the topic (Kraken channel + symbol).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerId {
+    /// A server-assigned number.
+    Num(u64),
+    /// A key such as `book:BTC/USD`.
+    Key(std::sync::Arc<str>),
+}
+
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerId::Num(n) => write!(f, "{n}"),
+            ServerId::Key(k) => f.write_str(k),
+        }
+    }
+}

@@ -27,7 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
-use crate::protocol::ServerId;
+use crate::ids::ServerId;
 
 /// The error a snapshot source may return.
 pub type SnapshotError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -14,7 +14,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use crate::error::{ProtocolError, VenueError};
 
@@ -36,6 +35,9 @@ pub use limits::{inflate_bounded, Compression, VenueLimits, MAX_DECODED_BYTES};
 pub use okx::Okx;
 pub use raw::RawProtocol;
 pub use weex::Weex;
+// Plain data below the adapters (the book's snapshot requests name it too);
+// its public path stays here.
+pub use crate::ids::ServerId;
 
 /// What a subscription is for: a channel, usually a symbol, and venue parameters.
 ///
@@ -158,25 +160,6 @@ impl fmt::Display for Topic {
         match &self.symbol {
             Some(symbol) => write!(f, "{}:{}", self.channel, symbol),
             None => f.write_str(&self.channel),
-        }
-    }
-}
-
-/// The id a venue uses for a subscription on one connection: a number it
-/// assigns (Kalshi `sid`) or a key derived from the topic (Kraken channel + symbol).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ServerId {
-    /// A server-assigned number.
-    Num(u64),
-    /// A key such as `book:BTC/USD`.
-    Key(Arc<str>),
-}
-
-impl fmt::Display for ServerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerId::Num(n) => write!(f, "{n}"),
-            ServerId::Key(k) => f.write_str(k),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::output::SessionEnd;
 use crate::config::Config;
 use crate::message::Update;
 use crate::protocol::weex::PONG_ID_BASE;
-use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
+use crate::protocol::{BookBreak, Inbound, Protocol, ServerId, Topic};
 use crate::queue::{Overflow, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Phase};
@@ -51,13 +51,13 @@ impl Protocol for Lines {
             Some(&"data") => Inbound::Data {
                 server_id: ServerId::Num(num(1)),
                 seq: None,
-                checksum: None,
+                book_break: None,
                 payload: None,
             },
             Some(&"bad") => Inbound::Data {
                 server_id: ServerId::Num(num(1)),
                 seq: None,
-                checksum: Some(ChecksumMismatch {
+                book_break: Some(BookBreak::ChecksumMismatch {
                     expected: 1,
                     computed: 2,
                 }),

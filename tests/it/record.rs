@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    Backoff, Client, ClientId, Config, ConfigBuilder, Kalshi, Pace, RecordOptions, Recorder,
-    Recording, Replay, SetItem, SubscriptionSet, Topic, Update,
+    Backoff, BookBreak, Client, ClientId, Config, ConfigBuilder, Kalshi, Pace, RecordOptions,
+    Recorder, Recording, Replay, SetItem, SubscriptionSet, Topic, Update,
 };
 use serde_json::json;
 use support::exchange::{raw_frame, Exchange, Venue};
@@ -57,7 +57,7 @@ enum Seen {
     Data(String),
     Gap,
     Reset,
-    Checksum,
+    BookBreak(BookBreak),
     Resubscribed,
     Error { retryable: bool },
     Other,
@@ -68,7 +68,7 @@ fn seen(item: &SetItem) -> Seen {
         Ok(Update::Data(frame)) => Seen::Data(frame.as_text().unwrap_or_default().to_owned()),
         Ok(Update::Gap { .. }) => Seen::Gap,
         Ok(Update::Reset { .. }) => Seen::Reset,
-        Ok(Update::ChecksumMismatch { .. }) => Seen::Checksum,
+        Ok(Update::BookBreak(kind)) => Seen::BookBreak(*kind),
         Ok(Update::Resubscribed { .. }) => Seen::Resubscribed,
         Err(error) => Seen::Error {
             retryable: error.is_retryable(),

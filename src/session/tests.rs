@@ -17,7 +17,7 @@ use crate::queue::{Overflow, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Phase};
 
-/// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a checksum mismatch).
+/// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a book break: a checksum mismatch).
 struct Lines;
 
 impl Protocol for Lines {

@@ -17,7 +17,9 @@ use crate::queue::{Overflow, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Phase};
 
-/// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a book break: a checksum mismatch).
+/// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a book break: a checksum
+/// mismatch), `skip <sid> <expected> <got>` (an update-id discontinuity),
+/// `odd <sid>` (an unusable update).
 struct Lines;
 
 impl Protocol for Lines {
@@ -60,6 +62,23 @@ impl Protocol for Lines {
                 book_break: Some(BookBreak::ChecksumMismatch {
                     expected: 1,
                     computed: 2,
+                }),
+                payload: None,
+            },
+            Some(&"skip") => Inbound::Data {
+                server_id: ServerId::Num(num(1)),
+                seq: None,
+                book_break: Some(BookBreak::Discontinuity {
+                    expected: num(2) as i64,
+                    got: num(3) as i64,
+                }),
+                payload: None,
+            },
+            Some(&"odd") => Inbound::Data {
+                server_id: ServerId::Num(num(1)),
+                seq: None,
+                book_break: Some(BookBreak::Unusable {
+                    reason: "an odd update",
                 }),
                 payload: None,
             },
@@ -180,6 +199,76 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     core.on_message(text("bad 7"), t0).unwrap();
     let written = write_all(&mut core, t0);
     assert_eq!(written.len(), 2, "{written:?}");
+}
+
+/// Every kind of book break reaches the stream after its frame, as the
+/// adapter named it, is counted once, and resyncs that subscription.
+#[test]
+fn every_book_break_is_signalled_as_named_and_resyncs() {
+    let config = Config::builder("ws://127.0.0.1:9")
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let mut core = core(config);
+    let t0 = Instant::now();
+    core.on_connected(t0);
+    let queue = Queue::new(64, Overflow::DropOldest);
+    core.subscribe(vec![(
+        ClientId::new(1),
+        Topic::new("book"),
+        Arc::clone(&queue),
+    )]);
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    let cases = [
+        (
+            "bad 7",
+            BookBreak::ChecksumMismatch {
+                expected: 1,
+                computed: 2,
+            },
+        ),
+        (
+            "skip 7 41 43",
+            BookBreak::Discontinuity {
+                expected: 41,
+                got: 43,
+            },
+        ),
+        (
+            "odd 7",
+            BookBreak::Unusable {
+                reason: "an odd update",
+            },
+        ),
+    ];
+    for (round, (frame, kind)) in cases.into_iter().enumerate() {
+        write_all(&mut core, t0);
+        let Some(Phase::Pending { req_id }) =
+            core.registry().get(ClientId::new(1)).map(|e| e.phase)
+        else {
+            panic!("round {round}: no subscribe pending");
+        };
+        core.on_message(text(&format!("ack {req_id} 7")), t0)
+            .unwrap();
+        while let std::task::Poll::Ready(Some(_)) = queue.poll_pop(&mut cx) {}
+        core.on_message(text(frame), t0).unwrap();
+        assert!(matches!(
+            queue.poll_pop(&mut cx),
+            std::task::Poll::Ready(Some(Ok(Update::Data(_))))
+        ));
+        match queue.poll_pop(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(Update::BookBreak(got)))) => assert_eq!(got, kind),
+            other => panic!("{frame}: {other:?}"),
+        }
+        assert_eq!(core.stats.counters.book_breaks.get(), round as u64 + 1);
+        let written: Vec<String> = write_all(&mut core, t0)
+            .into_iter()
+            .filter_map(|m| m.into_text().ok().map(|t| t.as_str().to_owned()))
+            .collect();
+        assert_eq!(written.len(), 2, "{frame}: a resync, {written:?}");
+        assert!(written[0].starts_with("unsub"), "{written:?}");
+        assert!(written[1].starts_with("sub"), "{written:?}");
+    }
 }
 
 fn core_of<P: Protocol>(config: Config, protocol: P) -> SessionCore<P> {

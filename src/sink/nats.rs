@@ -17,7 +17,7 @@
 //!   signal's payload is a small JSON object describing it. A book break is
 //!   the signal `book_break` with its `kind` (`checksum_mismatch` with
 //!   `expected`/`computed`, `discontinuity` with `expected`/`got`, `unusable`
-//!   with `reason`), as [`BookBreak`](crate::BookBreak) names it.
+//!   with `reason`), as [`BookBreak`] names it.
 //! - Publishing keeps at most `max_in_flight` messages awaiting JetStream's
 //!   acknowledgement. A failed or unacknowledged publish is sent again with
 //!   the same message id, after everything in flight settled and in the

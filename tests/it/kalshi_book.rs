@@ -13,8 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::{
     Backoff, BookBreak, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
-    Request,
-    Subscription, Topic, Update,
+    Request, Subscription, Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};

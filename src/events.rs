@@ -106,14 +106,13 @@ pub enum Event {
         /// Arrived.
         next_seq: u64,
     },
-    /// A book checksum did not verify.
-    ChecksumMismatch {
+    /// A subscription's book broke (see [`Update::BookBreak`](crate::Update::BookBreak));
+    /// that subscription is resynced.
+    BookBreak {
         /// Its durable id.
         client_id: ClientId,
-        /// The venue's checksum.
-        expected: u32,
-        /// Ours.
-        computed: u32,
+        /// Which break.
+        kind: crate::book::BookBreak,
     },
     /// A queue started dropping messages (one event per episode, not per message).
     Overflow {

@@ -93,7 +93,8 @@ pub use rustls;
 
 pub use backoff::Backoff;
 pub use book::{
-    BookSnapshot, BookTop, BookView, BookViews, SnapshotError, SnapshotFuture, SnapshotSource,
+    BookBreak, BookSnapshot, BookTop, BookView, BookViews, SnapshotError, SnapshotFuture,
+    SnapshotSource,
 };
 pub use client::{Client, QueueOptions};
 pub use close_code::default_permanent_close;
@@ -115,8 +116,8 @@ pub use message::{DecodeError, Frame, Received, Update};
 pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolStats};
 pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
-    ChecksumMismatch, Inbound, Kalshi, Kraken, Okx, Protocol, RawProtocol, Request, ServerId,
-    Topic, VenueLimits, Weex,
+    Inbound, Kalshi, Kraken, Okx, Protocol, RawProtocol, Request, ServerId, Topic, VenueLimits,
+    Weex,
 };
 pub use proxy::{Proxy, ProxyKind, MAX_CONNECT_RESPONSE};
 pub use queue::{Overflow, QueueStats};

@@ -345,14 +345,13 @@ pub enum Update {
         /// The lower sequence number that arrived.
         next_seq: u64,
     },
-    /// The venue's book checksum did not match the book built from the messages;
-    /// a fresh snapshot is requested.
-    ChecksumMismatch {
-        /// The checksum the venue sent.
-        expected: u32,
-        /// The checksum of our book.
-        computed: u32,
-    },
+    /// The book the adapter builds for this subscription broke: its checksum
+    /// did not match, an update did not continue the venue's update-id chain,
+    /// or an update could not be used ([`BookBreak`](crate::BookBreak) names
+    /// which). The book's view reads `None` and a fresh snapshot is requested
+    /// for this subscription only. A sequence gap the session sees itself is
+    /// [`Update::Gap`] instead.
+    BookBreak(crate::book::BookBreak),
     /// The subscription was re-established (after a reconnect or a resync) under
     /// a new server id. Data that follows belongs to the new server stream
     /// (sequence numbers start over, snapshots are re-sent).

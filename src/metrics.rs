@@ -30,7 +30,7 @@
 //!
 //! | metric | type | from |
 //! |---|---|---|
-//! | `resilient_ws_<counter>_total` | counter | each [`Stats`] connection counter, e.g. `frames_in`, `reconnects`, `gaps`, `checksum_mismatches`, `unroutable` |
+//! | `resilient_ws_<counter>_total` | counter | each [`Stats`] connection counter, e.g. `frames_in`, `reconnects`, `gaps`, `book_breaks`, `unroutable` |
 //! | `resilient_ws_routed_total`, `_delivered_total`, `_dropped_total` | counter | [`Stats::queues`] summed over every queue |
 //! | `resilient_ws_venue_errors_total{kind}` | counter | venue errors by [`VenueErrorKind`](crate::VenueErrorKind) |
 //! | `resilient_ws_unplaced_total{kind}` | counter | frames the adapter could not place, by the venue's name for their type ([`Client::unplaced`](crate::Client::unplaced); at most [`MAX_KINDS`](crate::MAX_KINDS) + 1 series per connection, since a peer chooses the names) |

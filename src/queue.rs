@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::message::Update;
 use crate::queue_group::{Batched, Group, Popped};
 
-/// How many signals (gap, reset, checksum notices) may wait beyond the capacity.
+/// How many signals (gap, reset, book breaks) may wait beyond the capacity.
 /// Signals are rare, but a hostile peer could make one per frame: past this
 /// reserve further signals are dropped and counted.
 const SIGNAL_RESERVE: usize = 64;
@@ -71,7 +71,7 @@ pub struct QueueStats {
     pub dropped: u64,
     /// Data messages waiting now.
     pub queued: u64,
-    /// Signals (gap, reset, checksum, resubscribed) discarded past the reserve.
+    /// Signals (gap, reset, book break, resubscribed) discarded past the reserve.
     pub signals_dropped: u64,
 }
 

@@ -88,8 +88,9 @@ counters! {
     resets,
     /// Duplicate sequence numbers dropped.
     duplicates,
-    /// Book checksum mismatches.
-    checksum_mismatches,
+    /// Book breaks (checksum mismatches, update-id discontinuities, unusable
+    /// updates; see [`BookBreak`](crate::BookBreak)).
+    book_breaks,
     /// Subscriptions registered right now (pending or acknowledged); a gauge.
     subscriptions,
     /// Subscribe and unsubscribe requests held back right now by the venue's

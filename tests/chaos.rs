@@ -1022,9 +1022,9 @@ async fn chaos_soak_kalshi_and_kraken() {
     print_report(&kraken);
     for r in [&weex, &okx] {
         eprintln!(
-            "chaos[{:?} {}]: faults={} {:?} reconnects={} resubscribes={} checksum_mismatches={} pongs={} per-stream={:?}",
+            "chaos[{:?} {}]: faults={} {:?} reconnects={} resubscribes={} book_breaks={} pongs={} per-stream={:?}",
             r.dialect, if r.feed { "Feed" } else { "Spawned" }, r.faults.values().sum::<u64>(), r.faults, r.stats.reconnects, r.stats.resubscribes,
-            r.stats.checksum_mismatches, r.pongs, r.per_stream
+            r.stats.book_breaks, r.pongs, r.per_stream
         );
     }
     // Up to the end checks; `rss_after` also counts the exchange's log parsed for them.

@@ -85,7 +85,7 @@ impl Protocol for Tiny {
             (_, Some(sid)) => Inbound::Data {
                 server_id: ServerId::Num(sid),
                 seq: v["seq"].as_u64(),
-                checksum: None,
+                book_break: None,
                 payload: None,
             },
             _ => Inbound::Unsolicited,

@@ -26,8 +26,11 @@
 //!   update-id break, a malformed frame, the connection lost, the subscription
 //!   ended) the view holds `None` until the next snapshot verifies, so nobody
 //!   reads a book the library distrusts; the break itself reaches the
-//!   subscription's stream in-band (`Update::ChecksumMismatch` or
-//!   `Update::Gap`) and that one subscription resyncs.
+//!   subscription's stream in-band and that one subscription resyncs: a
+//!   break the adapter finds as [`Update::BookBreak`](crate::Update::BookBreak)
+//!   naming its kind ([`BookBreak`](crate::BookBreak): checksum mismatch,
+//!   update-id discontinuity, unusable update), a sequence gap the session
+//!   finds as [`Update::Gap`](crate::Update::Gap).
 //! - A view is the latest verified state: it may be ahead of the frames still
 //!   waiting in the subscription's queue. [`BookTop::updates`] counts the book
 //!   frames applied since the snapshot, to correlate.

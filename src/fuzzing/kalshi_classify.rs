@@ -121,7 +121,7 @@ fn kalshi_round_trip(s: &str) {
         Inbound::Data {
             server_id: ServerId::Num(sid),
             seq: Some(seq),
-            checksum: None,
+            book_break: None,
             payload: Some(&msg),
         }
     );

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::kraken_book::check_book;
 use super::{check_inbound, check_venue_errors, numbers_for, parse_json, sample, ROUND_TRIPS};
 use crate::error::VenueError;
-use crate::protocol::{ChecksumMismatch, Inbound, Kraken, Protocol, ServerId, Topic};
+use crate::protocol::{BookBreak, Inbound, Kraken, Protocol, ServerId, Topic};
 
 /// Classifies every line as a Kraken frame on two adapters side by side (they
 /// must agree: no hidden state), with `#` lines as adapter calls the supervisor
@@ -58,9 +58,9 @@ pub fn kraken_classify(data: &[u8]) {
             }
             Inbound::Data {
                 server_id,
-                checksum,
+                book_break,
                 ..
-            } => check_book_frame(&a, line, server_id, *checksum),
+            } => check_book_frame(&a, line, server_id, *book_break),
             _ => {}
         }
         if round_trip {
@@ -130,12 +130,7 @@ pub(super) fn kraken_command(kraken: &mut Kraken, command: &str, req_id: u64) {
 
 /// Checks the book a book frame touched, and that a frame classified as
 /// verified really carried its book's checksum.
-fn check_book_frame(
-    kraken: &Kraken,
-    line: &str,
-    server_id: &ServerId,
-    verdict: Option<ChecksumMismatch>,
-) {
+fn check_book_frame(kraken: &Kraken, line: &str, server_id: &ServerId, verdict: Option<BookBreak>) {
     let ServerId::Key(key) = server_id else {
         panic!("kraken routes by key, got {server_id:?}");
     };
@@ -240,7 +235,7 @@ fn kraken_round_trip(s: &str) {
         Inbound::Data {
             server_id: Kraken::server_id("ticker", Some(s)),
             seq: None,
-            checksum: None,
+            book_break: None,
             payload: Some(&items),
         }
     );

@@ -13,14 +13,18 @@
 //!   book at some moment; after a delivered update that the book accepted
 //!   while verified, at that update's moment.
 //! - Detection: a dropped update, or a wrong non-zero checksum, delivered to a
-//!   verified book is reported as a break, and the view is then `None`.
+//!   verified book is reported as a break, and the view is then `None`. A
+//!   break names what the frame did: a checksum mismatch carries the frame's
+//!   checksum and a different one, a discontinuity the frame's `prevSeqId`
+//!   and a different expected id; a skipped update to a verified book is a
+//!   discontinuity.
 //! - Liveness: with no fault since the last restart, a delivered WebSocket
 //!   snapshot, or a REST snapshot of the latest state answering the request in
 //!   flight, makes the view verified and equal to the true book now.
 
 use std::collections::BTreeMap;
 
-use crate::book::BookSnapshot;
+use crate::book::{BookBreak, BookSnapshot};
 use crate::decimal::Decimal;
 use crate::protocol::okx::{checksum_levels, BookFrame, Books};
 use crate::protocol::ServerId;
@@ -176,6 +180,7 @@ pub fn okx_book(data: &[u8]) {
                     venue_time: None,
                 };
                 let verdict = books.apply(&id, &frame);
+                check_kind(verdict, &frame);
                 let expect_break = faulted_pending(&mut corrupt_next, &mut faulted);
                 if was_verified && expect_break && checksum != Some(0) {
                     assert!(verdict.is_some(), "a wrong checksum was not reported");
@@ -216,8 +221,12 @@ pub fn okx_book(data: &[u8]) {
                         venue_time: None,
                     };
                     let verdict = books.apply(&id, &frame);
+                    check_kind(verdict, &frame);
                     if was_verified {
-                        assert!(verdict.is_some(), "a skipped update was not reported");
+                        assert!(
+                            matches!(verdict, Some(BookBreak::Discontinuity { .. })),
+                            "a skipped update was reported as {verdict:?}"
+                        );
                     }
                     if verdict.is_some() {
                         assert!(!view.is_verified());
@@ -328,6 +337,25 @@ pub fn okx_book(data: &[u8]) {
 
 /// Whether the frame just delivered carried an armed corruption (disarms it
 /// and marks the run faulted).
+/// A reported break names what the frame did (see the module docs).
+fn check_kind(verdict: Option<BookBreak>, frame: &BookFrame<'_>) {
+    match verdict {
+        None | Some(BookBreak::Unusable { .. }) => {}
+        Some(BookBreak::ChecksumMismatch { expected, computed }) => {
+            assert_eq!(Some(i64::from(expected as i32)), frame.checksum);
+            assert_ne!(expected, computed, "a mismatch of equal checksums");
+        }
+        Some(BookBreak::Discontinuity { expected, got }) => {
+            assert_eq!(
+                Some(got),
+                frame.prev,
+                "the discontinuity names another prevSeqId"
+            );
+            assert_ne!(expected, got, "a discontinuity of equal ids");
+        }
+    }
+}
+
 fn faulted_pending(corrupt_next: &mut bool, faulted: &mut bool) -> bool {
     if std::mem::take(corrupt_next) {
         *faulted = true;

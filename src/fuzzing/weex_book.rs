@@ -7,7 +7,8 @@
 //!   `U`/`u` through [`Weex::classify`](crate::Weex), read back through its
 //!   [`BookViews`](crate::BookViews): the view equals the model while the
 //!   chain holds, is cleared (and the push reported as a break) on an
-//!   update-id gap or a push it cannot apply, and stays cleared until the
+//!   update-id gap (a `Discontinuity` naming the previous `u` and the push's
+//!   `U`) or a push it cannot apply (`Unusable`), and stays cleared until the
 //!   next snapshot.
 //!
 //! Input: the first line is the cap (8 if unreadable, at most 64); then one
@@ -19,7 +20,7 @@ use super::model::decimal as reference;
 use super::model::ordered_book::{OrderedBook, TextLevels};
 use crate::decimal::{MAX_SCALE, MAX_TEXT_LEN};
 use crate::protocol::weex::{DepthBook, MAX_LEVELS_PER_SIDE};
-use crate::{Inbound, Protocol, Topic, Weex};
+use crate::{BookBreak, Inbound, Protocol, Topic, Weex};
 
 /// At most this many pushes per input.
 const MAX_PUSHES: usize = 64;
@@ -187,7 +188,7 @@ fn through_the_adapter(pushes: &[Push<'_>]) {
         })
         .to_string();
         let verdict = match weex.classify(&frame) {
-            Inbound::Data { checksum, .. } => checksum,
+            Inbound::Data { book_break, .. } => book_break,
             other => panic!("a depth push classified as {other:?}"),
         };
         // JSON escapes in a level's text are refused by the adapter: no
@@ -197,7 +198,9 @@ fn through_the_adapter(pushes: &[Push<'_>]) {
         let gap = push.kind == 'G' && chain.is_some();
         match (applies, gap, validity, verdict) {
             (false, _, _, None) => {}
-            (true, true, _, Some(_)) => {
+            (true, true, _, Some(BookBreak::Discontinuity { expected, got })) => {
+                let ids = chain.map(|last| (last as i64, first as i64));
+                assert_eq!(Some((expected, got)), ids, "the break names other ids");
                 chain = None;
             }
             (true, false, Validity::Valid, None) | (true, false, Validity::Edge, None) => {
@@ -205,7 +208,7 @@ fn through_the_adapter(pushes: &[Push<'_>]) {
                 chain = Some(last);
                 updates = if snapshot { 1 } else { updates + 1 };
             }
-            (true, false, Validity::Invalid | Validity::Edge, Some(_)) => {
+            (true, false, Validity::Invalid | Validity::Edge, Some(BookBreak::Unusable { .. })) => {
                 chain = None;
             }
             (applies, gap, validity, verdict) => panic!(

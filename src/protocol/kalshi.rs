@@ -103,11 +103,11 @@ impl Kalshi {
             Inbound::Data {
                 server_id: ServerId::Num(sid),
                 seq,
-                checksum,
+                book_break,
                 payload,
             } => {
                 if self.books.has(*sid) {
-                    *checksum = self.books.data(*sid, *seq, text, *payload);
+                    *book_break = self.books.data(*sid, *seq, text, *payload);
                 } else {
                     self.books.early(*sid, text);
                 }
@@ -147,15 +147,17 @@ impl Kalshi {
     /// lost to the bounds, is signalled with the sid's next data frame.
     fn subscribed(&mut self, req_id: Option<u64>, sid: u64) {
         let claimed = self.books.subscribed(req_id, sid);
-        let mut owed = claimed.lost;
+        let mut owed = None;
         for text in &claimed.frames {
             let inbound = Self::classify_fast(text).unwrap_or_else(|| Self::classify_serde(text));
             if let Inbound::Data { seq, payload, .. } = inbound {
-                owed |= self.books.data(sid, seq, text, payload).is_some();
+                let found = self.books.data(sid, seq, text, payload);
+                owed = owed.or(found);
             }
         }
-        if owed {
-            self.books.owe_break(sid);
+        // The first break among the frames names more than the lost ones.
+        if let Some(kind) = owed.or(claimed.lost.then_some(books::EARLY_FRAMES_LOST)) {
+            self.books.owe_break(sid, kind);
         }
     }
 }
@@ -339,7 +341,7 @@ impl Kalshi {
         scan::kalshi::data(text).map(|data| Inbound::Data {
             server_id: ServerId::Num(data.sid),
             seq: data.seq,
-            checksum: None,
+            book_break: None,
             payload: data.msg,
         })
     }
@@ -405,7 +407,7 @@ impl Kalshi {
                 Some(sid) => Inbound::Data {
                     server_id: ServerId::Num(sid),
                     seq: frame.seq.0,
-                    checksum: None,
+                    book_break: None,
                     payload: frame.msg.map(RawValue::get),
                 },
                 None => Inbound::Unsolicited,
@@ -607,7 +609,7 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: Some(3),
-                checksum: None,
+                book_break: None,
                 payload: Some(r#"{"price_dollars": "0.4800"}"#),
             }
         );
@@ -636,7 +638,7 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(u64::MAX),
                 seq: None,
-                checksum: None,
+                book_break: None,
                 payload: Some("{}"),
             }
         );
@@ -671,7 +673,7 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: None,
-                checksum: None,
+                book_break: None,
                 payload: None,
             }
         );
@@ -680,7 +682,7 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: Some(1),
-                checksum: None,
+                book_break: None,
                 payload: None,
             }
         );
@@ -701,7 +703,7 @@ mod tests {
             Inbound::Data {
                 server_id: ServerId::Num(7),
                 seq: None,
-                checksum: None,
+                book_break: None,
                 payload: None,
             }
         );

@@ -195,14 +195,8 @@ impl Request {
     }
 }
 
-/// A book-integrity verdict the protocol attaches to a data frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChecksumMismatch {
-    /// The checksum the venue sent.
-    pub expected: u32,
-    /// The checksum of the locally maintained book.
-    pub computed: u32,
-}
+/// A book break the protocol attaches to a data frame (see [`BookBreak`]).
+pub use crate::book::BookBreak;
 
 /// The classification of one inbound text frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,8 +208,11 @@ pub enum Inbound<'a> {
         server_id: ServerId,
         /// The per-subscription sequence number, when the venue sends one.
         seq: Option<u64>,
-        /// Set when the frame carried a book checksum that did not verify.
-        checksum: Option<ChecksumMismatch>,
+        /// Set when the frame broke the book the protocol keeps for the
+        /// subscription (a checksum mismatch, an update-id discontinuity, an
+        /// update the book cannot use): the session reports it in-band and
+        /// resyncs that one subscription.
+        book_break: Option<BookBreak>,
         /// The venue payload (e.g. Kalshi `msg`, Kraken `data`) as a slice of
         /// the classified text, when the protocol found one while classifying:
         /// consumers get it from [`Frame::payload`](crate::Frame::payload)

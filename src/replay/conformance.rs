@@ -8,8 +8,9 @@
 //!   (the core writes the subscribe; its write is recorded as done);
 //! - `in JSON`: a frame from the venue;
 //! - `write`: the next frame the core has queued goes out (a resubscribe);
-//! - `expect ID data|gap|reset|checksum|resubscribed|error`: the items, in
-//!   order per subscription, that replay must yield.
+//! - `expect ID data|gap|reset|checksum|break|resubscribed|error`: the items,
+//!   in order per subscription, that replay must yield (`checksum` is a book
+//!   break that is a checksum mismatch, `break` any other book break).
 //!
 //! The script becomes a recording (stream, connected, commands, frames,
 //! writes, finish) in a scratch directory, written by the recorder's own
@@ -21,6 +22,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::{Pace, Replay};
+use crate::book::BookBreak;
 use crate::config::Config;
 use crate::message::Update;
 use crate::protocol::{Protocol, Topic};
@@ -155,7 +157,8 @@ async fn replay_and_check<P: Protocol>(
             Ok(Update::Data(_)) => "data",
             Ok(Update::Gap { .. }) => "gap",
             Ok(Update::Reset { .. }) => "reset",
-            Ok(Update::ChecksumMismatch { .. }) => "checksum",
+            Ok(Update::BookBreak(BookBreak::ChecksumMismatch { .. })) => "checksum",
+            Ok(Update::BookBreak(_)) => "break",
             Ok(Update::Resubscribed { .. }) => "resubscribed",
             Err(_) => "error",
         };

@@ -19,7 +19,7 @@ use super::core::SessionCore;
 use super::core::{Parked, PushNow};
 use crate::error::Error;
 use crate::message::Update;
-use crate::protocol::{ChecksumMismatch, Protocol};
+use crate::protocol::{BookBreak, Protocol};
 use crate::queue::{Overflow, Queue};
 use crate::subscription::ClientId;
 
@@ -29,7 +29,7 @@ impl<P: Protocol> SessionCore<P> {
         client_id: Option<ClientId>,
         queue: Arc<Queue>,
         update: Update,
-        checksum: Option<ChecksumMismatch>,
+        book_break: Option<BookBreak>,
         resync: bool,
         now: Instant,
     ) {
@@ -37,7 +37,7 @@ impl<P: Protocol> SessionCore<P> {
             client_id,
             queue,
             update,
-            checksum,
+            book_break,
             resync,
             since: now,
         });
@@ -63,7 +63,7 @@ impl<P: Protocol> SessionCore<P> {
             client_id,
             queue,
             update,
-            checksum,
+            book_break,
             resync,
             since,
         } = parked;
@@ -73,7 +73,7 @@ impl<P: Protocol> SessionCore<P> {
                     client_id,
                     queue,
                     update,
-                    checksum,
+                    book_break,
                     resync,
                     since,
                 });
@@ -81,12 +81,12 @@ impl<P: Protocol> SessionCore<P> {
             }
             PushNow::Alive => {
                 if let Some(id) = client_id {
-                    self.after_push(id, &queue, true, checksum, resync);
+                    self.after_push(id, &queue, true, book_break, resync);
                 }
             }
             PushNow::Ended => {
                 if let Some(id) = client_id {
-                    self.after_push(id, &queue, false, checksum, resync);
+                    self.after_push(id, &queue, false, book_break, resync);
                 }
             }
         }
@@ -120,7 +120,7 @@ impl<P: Protocol> SessionCore<P> {
             let Some(next) = self.backlog.pop_front() else {
                 break;
             };
-            self.deliver(next.client_id, next.frame, next.checksum, now);
+            self.deliver(next.client_id, next.frame, next.book_break, now);
         }
     }
 

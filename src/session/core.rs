@@ -37,7 +37,7 @@ use crate::error::{
 };
 use crate::events::{ConnectionState, Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
-use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId};
+use crate::protocol::{BookBreak, Inbound, Protocol, ServerId};
 use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
 use crate::subscription::{ClientId, Phase, Registry, ReqId, Route, SeqCheck, Stashed};
@@ -157,7 +157,7 @@ pub(crate) struct Parked {
     pub(super) client_id: Option<ClientId>,
     pub(super) queue: Arc<Queue>,
     pub(super) update: Update,
-    pub(super) checksum: Option<ChecksumMismatch>,
+    pub(super) book_break: Option<BookBreak>,
     pub(super) resync: bool,
     pub(super) since: Instant,
 }
@@ -166,7 +166,7 @@ pub(crate) struct Parked {
 pub(crate) struct Delivery {
     pub(super) client_id: Option<ClientId>,
     pub(super) frame: Frame,
-    pub(super) checksum: Option<ChecksumMismatch>,
+    pub(super) book_break: Option<BookBreak>,
 }
 
 /// The outcome of one push under the queue's policy.
@@ -640,7 +640,7 @@ impl<P: Protocol> SessionCore<P> {
             Inbound::Data {
                 server_id,
                 seq,
-                checksum,
+                book_break,
                 payload,
             } => {
                 self.data_seen();
@@ -654,7 +654,7 @@ impl<P: Protocol> SessionCore<P> {
                 frame.set_venue_time(venue_time);
                 #[cfg(feature = "metrics")]
                 self.record_venue_lag(&frame);
-                self.route(server_id, frame, checksum, now);
+                self.route(server_id, frame, book_break, now);
             }
             Inbound::Unsolicited => {
                 self.data_seen();
@@ -797,17 +797,17 @@ impl<P: Protocol> SessionCore<P> {
         &mut self,
         server_id: ServerId,
         frame: Frame,
-        checksum: Option<ChecksumMismatch>,
+        book_break: Option<BookBreak>,
         now: Instant,
     ) {
         match self.registry.route(&server_id) {
-            Route::To(client_id) => self.deliver(Some(client_id), frame, checksum, now),
+            Route::To(client_id) => self.deliver(Some(client_id), frame, book_break, now),
             Route::Stash => {
                 let counters = &self.stats.counters;
                 let stashed = Stashed {
                     server_id,
                     frame,
-                    checksum,
+                    book_break,
                 };
                 let evicted = self.registry.stash(stashed);
                 counters.unroutable.add(evicted as u64);
@@ -825,13 +825,13 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     /// Sequence check, then the queue with its overflow policy, then what
-    /// follows (a checksum signal, a resync, the end of a subscription whose
+    /// follows (a book-break signal, a resync, the end of a subscription whose
     /// consumer is gone). `None` is the client's inbound stream.
     pub(super) fn deliver(
         &mut self,
         client_id: Option<ClientId>,
         mut frame: Frame,
-        checksum: Option<ChecksumMismatch>,
+        book_break: Option<BookBreak>,
         now: Instant,
     ) {
         if self.parked.is_some() {
@@ -839,7 +839,7 @@ impl<P: Protocol> SessionCore<P> {
             self.backlog.push_back(Delivery {
                 client_id,
                 frame,
-                checksum,
+                book_break,
             });
             return;
         }
@@ -857,10 +857,10 @@ impl<P: Protocol> SessionCore<P> {
                 self.stats.counters.unroutable.bump();
                 return;
             }
-            // Nearly every frame: in order, no checksum verdict. Pushed through
+            // Nearly every frame: in order, no book break. Pushed through
             // the registry's own handle on the queue, so no reference count
             // moves; only the rare outcomes below need the core itself.
-            Some((queue, SeqCheck::InOrder)) if checksum.is_none() => {
+            Some((queue, SeqCheck::InOrder)) if book_break.is_none() => {
                 let policy = queue.policy();
                 let pushed = queue.push(Update::Data(frame));
                 match self.pushed(Some(id), policy, pushed) {
@@ -896,34 +896,30 @@ impl<P: Protocol> SessionCore<P> {
             }
         }
         match self.push(Some(id), &queue, Update::Data(frame)) {
-            PushNow::Alive => self.after_push(id, &queue, true, checksum, resync),
-            PushNow::Ended => self.after_push(id, &queue, false, checksum, resync),
-            PushNow::Full(update) => self.park(Some(id), queue, update, checksum, resync, now),
+            PushNow::Alive => self.after_push(id, &queue, true, book_break, resync),
+            PushNow::Ended => self.after_push(id, &queue, false, book_break, resync),
+            PushNow::Full(update) => self.park(Some(id), queue, update, book_break, resync, now),
         }
     }
 
     /// What follows a data push: the end of a subscription whose consumer is
-    /// gone, a checksum signal, a resync.
+    /// gone, a book-break signal, a resync.
     pub(super) fn after_push(
         &mut self,
         client_id: ClientId,
         queue: &Queue,
         alive: bool,
-        checksum: Option<ChecksumMismatch>,
+        book_break: Option<BookBreak>,
         mut resync: bool,
     ) {
         if !alive {
             self.end_subscription(client_id, None, true);
             return;
         }
-        if let Some(ChecksumMismatch { expected, computed }) = checksum {
-            self.stats.counters.checksum_mismatches.bump();
-            queue.push_signal(Update::ChecksumMismatch { expected, computed });
-            self.emit(Event::ChecksumMismatch {
-                client_id,
-                expected,
-                computed,
-            });
+        if let Some(kind) = book_break {
+            self.stats.counters.book_breaks.bump();
+            queue.push_signal(Update::BookBreak(kind));
+            self.emit(Event::BookBreak { client_id, kind });
             resync = true;
         }
         if resync {
@@ -1008,7 +1004,7 @@ impl<P: Protocol> SessionCore<P> {
             });
         }
         for stashed in acked.stashed {
-            self.deliver(Some(client_id), stashed.frame, stashed.checksum, now);
+            self.deliver(Some(client_id), stashed.frame, stashed.book_break, now);
         }
         if !self.registry.any_pending() {
             let unclaimed = self.registry.clear_stash();

@@ -16,13 +16,15 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::message::Update;
 use crate::protocol::weex::PONG_ID_BASE;
-use crate::protocol::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic};
+use crate::protocol::{BookBreak, Inbound, Protocol, ServerId, Topic};
 use crate::queue::{Overflow, Queue};
 use crate::stats::InFlight;
 use crate::subscription::{ClientId, Phase};
 use crate::supervisor::drive::{Drive, Turn, WriteOutcome};
 
-/// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a checksum mismatch).
+/// `ack <req> <sid>`, `data <sid>`, `bad <sid>` (a book break: a checksum
+/// mismatch), `skip <sid> <expected> <got>` (an update-id discontinuity),
+/// `odd <sid>` (an unusable update).
 struct Lines;
 
 impl Protocol for Lines {
@@ -56,15 +58,32 @@ impl Protocol for Lines {
             Some(&"data") => Inbound::Data {
                 server_id: ServerId::Num(num(1)),
                 seq: None,
-                checksum: None,
+                book_break: None,
                 payload: None,
             },
             Some(&"bad") => Inbound::Data {
                 server_id: ServerId::Num(num(1)),
                 seq: None,
-                checksum: Some(ChecksumMismatch {
+                book_break: Some(BookBreak::ChecksumMismatch {
                     expected: 1,
                     computed: 2,
+                }),
+                payload: None,
+            },
+            Some(&"skip") => Inbound::Data {
+                server_id: ServerId::Num(num(1)),
+                seq: None,
+                book_break: Some(BookBreak::Discontinuity {
+                    expected: num(2) as i64,
+                    got: num(3) as i64,
+                }),
+                payload: None,
+            },
+            Some(&"odd") => Inbound::Data {
+                server_id: ServerId::Num(num(1)),
+                seq: None,
+                book_break: Some(BookBreak::Unusable {
+                    reason: "an odd update",
                 }),
                 payload: None,
             },
@@ -263,6 +282,71 @@ fn alternating_acks_and_bad_checksums_cannot_grow_the_outbound_queue() {
     read(&mut drive, text("bad 7"), later).unwrap();
     let written = write_all_waiting(&mut drive, later);
     assert_eq!(written.len(), 2, "{written:?}");
+}
+
+/// Every kind of book break reaches the stream after its frame, as the
+/// adapter named it, is counted once, and resyncs that subscription.
+#[test]
+fn every_book_break_is_signalled_as_named_and_resyncs() {
+    let config = Config::builder("ws://127.0.0.1:9")
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let mut drive = drive(config);
+    let t0 = Instant::now();
+    drive.connected(t0, std::time::UNIX_EPOCH);
+    let queue = Queue::new(64, Overflow::DropOldest);
+    let _ready = subscribe(&mut drive, 1, Topic::new("book"), Arc::clone(&queue), t0);
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    let cases = [
+        (
+            "bad 7",
+            BookBreak::ChecksumMismatch {
+                expected: 1,
+                computed: 2,
+            },
+        ),
+        (
+            "skip 7 41 43",
+            BookBreak::Discontinuity {
+                expected: 41,
+                got: 43,
+            },
+        ),
+        (
+            "odd 7",
+            BookBreak::Unusable {
+                reason: "an odd update",
+            },
+        ),
+    ];
+    for (round, (frame, kind)) in cases.into_iter().enumerate() {
+        write_all(&mut drive, t0);
+        let Some(Phase::Pending { req_id }) =
+            drive.core.registry().get(ClientId::new(1)).map(|e| e.phase)
+        else {
+            panic!("round {round}: no subscribe pending");
+        };
+        read(&mut drive, text(&format!("ack {req_id} 7")), t0).unwrap();
+        while let std::task::Poll::Ready(Some(_)) = queue.poll_pop(&mut cx) {}
+        read(&mut drive, text(frame), t0).unwrap();
+        assert!(matches!(
+            queue.poll_pop(&mut cx),
+            std::task::Poll::Ready(Some(Ok(Update::Data(_))))
+        ));
+        match queue.poll_pop(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(Update::BookBreak(got)))) => assert_eq!(got, kind),
+            other => panic!("{frame}: {other:?}"),
+        }
+        assert_eq!(
+            drive.shared().stats.counters.book_breaks.get(),
+            round as u64 + 1
+        );
+        let written = written_texts(&mut drive, t0);
+        assert_eq!(written.len(), 2, "{frame}: a resync, {written:?}");
+        assert!(written[0].starts_with("unsub"), "{written:?}");
+        assert!(written[1].starts_with("sub"), "{written:?}");
+    }
 }
 
 #[test]

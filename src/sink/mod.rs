@@ -25,7 +25,7 @@ pub mod subject;
 pub struct SinkStats {
     /// Items (data and signals) taken from the set.
     pub received: u64,
-    /// Of those, in-band signals (gap, reset, resubscribed, checksum mismatch).
+    /// Of those, in-band signals (gap, reset, resubscribed, book break).
     pub signals: u64,
     /// Stored by the bus as new messages.
     pub published: u64,

@@ -14,7 +14,10 @@
 //!   sequence the protocol reported; per connection for Kalshi),
 //!   `Rws-Client-Id`, `Rws-Id-Source`, and `Rws-Replica` when set.
 //! - The payload is the venue frame as received ([`Frame::as_bytes`]); a
-//!   signal's payload is a small JSON object describing it.
+//!   signal's payload is a small JSON object describing it. A book break is
+//!   the signal `book_break` with its `kind` (`checksum_mismatch` with
+//!   `expected`/`computed`, `discontinuity` with `expected`/`got`, `unusable`
+//!   with `reason`), as [`BookBreak`] names it.
 //! - Publishing keeps at most `max_in_flight` messages awaiting JetStream's
 //!   acknowledgement. A failed or unacknowledged publish is sent again with
 //!   the same message id, after everything in flight settled and in the
@@ -55,6 +58,7 @@ use tokio_tungstenite::tungstenite::Bytes;
 use super::identity::{message_id, venue_time_nanos, IdSource};
 use super::subject::subject;
 use super::{SinkOverflow, SinkStats};
+use crate::book::BookBreak;
 use crate::error::RedactedUrl;
 use crate::message::{Frame, Update};
 use crate::set::{SetItem, SubscriptionSet};
@@ -601,12 +605,7 @@ fn describe(update: &Update) -> Option<(&'static str, String)> {
                 r#"{{"signal":"reset","last_seq":{last_seq},"next_seq":{next_seq},"at_ns":{now}}}"#
             ),
         ),
-        Update::ChecksumMismatch { expected, computed } => (
-            "checksum_mismatch",
-            format!(
-                r#"{{"signal":"checksum_mismatch","expected":{expected},"computed":{computed},"at_ns":{now}}}"#
-            ),
-        ),
+        Update::BookBreak(kind) => ("book_break", describe_break(kind, now)?),
         Update::Resubscribed { .. } => (
             "resubscribed",
             format!(r#"{{"signal":"resubscribed","at_ns":{now}}}"#),
@@ -614,6 +613,27 @@ fn describe(update: &Update) -> Option<(&'static str, String)> {
         _ => return None,
     };
     Some((kind, body))
+}
+
+/// The JSON body of a book-break signal (`None` only if the reason could not
+/// be written as JSON, which a `&str` always can).
+fn describe_break(kind: &BookBreak, now: u128) -> Option<String> {
+    let detail = match kind {
+        BookBreak::ChecksumMismatch { expected, computed } => {
+            format!(r#""kind":"checksum_mismatch","expected":{expected},"computed":{computed}"#)
+        }
+        BookBreak::Discontinuity { expected, got } => {
+            format!(r#""kind":"discontinuity","expected":{expected},"got":{got}"#)
+        }
+        BookBreak::Unusable { reason } => {
+            // Fixed text from the adapters, escaped all the same.
+            let reason = serde_json::to_string(reason).ok()?;
+            format!(r#""kind":"unusable","reason":{reason}"#)
+        }
+    };
+    Some(format!(
+        r#"{{"signal":"book_break",{detail},"at_ns":{now}}}"#
+    ))
 }
 
 /// One message to publish, kept until JetStream acknowledged it.
@@ -878,6 +898,38 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_book_break_is_published_with_its_kind() {
+        let body = |kind| {
+            let (signal, body) = describe(&Update::BookBreak(kind)).expect("described");
+            assert_eq!(signal, "book_break");
+            let mut json: serde_json::Value = serde_json::from_str(&body).expect(&body);
+            assert!(json["at_ns"].as_u64().is_some(), "{body}");
+            json.as_object_mut().map(|o| o.remove("at_ns"));
+            json
+        };
+        assert_eq!(
+            body(BookBreak::ChecksumMismatch {
+                expected: 1,
+                computed: 2
+            }),
+            serde_json::json!({"signal": "book_break", "kind": "checksum_mismatch", "expected": 1, "computed": 2})
+        );
+        assert_eq!(
+            body(BookBreak::Discontinuity {
+                expected: -1,
+                got: 7
+            }),
+            serde_json::json!({"signal": "book_break", "kind": "discontinuity", "expected": -1, "got": 7})
+        );
+        assert_eq!(
+            body(BookBreak::Unusable {
+                reason: "a \"quoted\" reason"
+            }),
+            serde_json::json!({"signal": "book_break", "kind": "unusable", "reason": "a \"quoted\" reason"})
+        );
+    }
 
     #[test]
     fn debug_and_errors_never_show_secrets() {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::error::SubscriptionOp;
 use crate::message::Frame;
-use crate::protocol::{ChecksumMismatch, Protocol, ServerId, Topic};
+use crate::protocol::{BookBreak, Protocol, ServerId, Topic};
 use crate::queue::Queue;
 
 mod acks;
@@ -71,8 +71,8 @@ pub struct Stashed {
     pub server_id: ServerId,
     /// The frame.
     pub frame: Frame,
-    /// The book checksum verdict that came with it.
-    pub checksum: Option<ChecksumMismatch>,
+    /// The book break that came with it.
+    pub book_break: Option<BookBreak>,
 }
 
 /// Where a data frame goes.

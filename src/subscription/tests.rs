@@ -163,7 +163,7 @@ fn early_frames_wait_in_the_stash_and_come_out_with_the_ack() {
     let evicted = r.stash(Stashed {
         server_id: ServerId::Num(9),
         frame,
-        checksum: None,
+        book_break: None,
     });
     assert_eq!(evicted, 0);
     let acked = r
@@ -182,7 +182,7 @@ fn the_stash_is_bounded() {
         let item = Stashed {
             server_id: ServerId::Num(i),
             frame: Frame::text("x", None),
-            checksum: None,
+            book_break: None,
         };
         evicted += r.stash(item);
     }
@@ -201,7 +201,7 @@ fn the_stash_is_bounded_by_bytes_too() {
     let item = |n: usize| Stashed {
         server_id: ServerId::Num(9),
         frame: Frame::text("x".repeat(n), None),
-        checksum: None,
+        book_break: None,
     };
     let mut evicted = 0;
     for _ in 0..10 {

@@ -12,8 +12,8 @@ use crate::support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::{
-    Backoff, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi, Request,
-    Subscription, Topic, Update,
+    Backoff, BookBreak, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
+    Request, Subscription, Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};
@@ -242,10 +242,9 @@ async fn a_count_below_zero_signals_resyncs_and_verifies_again() {
     assert!(
         matches!(
             signals[..],
-            [Update::ChecksumMismatch {
-                expected: 0,
-                computed: 0
-            }]
+            [Update::BookBreak(BookBreak::Unusable {
+                reason: "a delta takes a count below zero"
+            })]
         ),
         "{signals:?}"
     );
@@ -255,7 +254,7 @@ async fn a_count_below_zero_signals_resyncs_and_verifies_again() {
         levels(&[("0.2200", "333.00"), ("0.0800", "300.00")])
     );
     assert_eq!(get_snapshots(&exchange.received()), 1);
-    assert_eq!(client.stats().checksum_mismatches, 1);
+    assert_eq!(client.stats().book_breaks, 1);
     client.close().await.unwrap();
     exchange.shutdown().await;
 }
@@ -460,10 +459,9 @@ async fn an_early_snapshot_that_cannot_apply_is_signalled_with_the_next_frame() 
     assert!(
         matches!(
             signals[..],
-            [Update::ChecksumMismatch {
-                expected: 0,
-                computed: 0
-            }]
+            [Update::BookBreak(BookBreak::Unusable {
+                reason: "a price is outside [0, 1] dollars"
+            })]
         ),
         "{signals:?}"
     );

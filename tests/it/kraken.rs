@@ -7,8 +7,8 @@ use crate::support;
 use std::time::Duration;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Kraken, Messages, Subscription, Topic,
-    Update,
+    Backoff, BookBreak, Client, Config, ConfigBuilder, Error, Event, Kraken, Messages,
+    Subscription, Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{Exchange, Venue};
@@ -179,20 +179,27 @@ async fn book_checksums_verify_and_a_mismatch_resubscribes_that_symbol() {
         exchange.publish("BTC/USD", json!({}));
         assert_eq!(next_data(&mut book).await["type"], "update");
     }
-    assert_eq!(
-        client.stats().checksum_mismatches,
-        0,
-        "every update verified"
-    );
+    assert_eq!(client.stats().book_breaks, 0, "every update verified");
 
     exchange.corrupt_next_checksum("BTC/USD");
     exchange.publish("BTC/USD", json!({}));
     assert_eq!(next_data(&mut book).await["type"], "update");
     match next(&mut book).await {
-        Some(Ok(Update::ChecksumMismatch { expected, computed })) => assert_ne!(expected, computed),
+        Some(Ok(Update::BookBreak(BookBreak::ChecksumMismatch { expected, computed }))) => {
+            assert_ne!(expected, computed)
+        }
         other => panic!("expected a checksum signal, got {other:?}"),
     }
-    wait_event(&mut events, |e| matches!(e, Event::ChecksumMismatch { .. })).await;
+    wait_event(&mut events, |e| {
+        matches!(
+            e,
+            Event::BookBreak {
+                kind: BookBreak::ChecksumMismatch { .. },
+                ..
+            }
+        )
+    })
+    .await;
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
     assert_eq!(sent(&exchange, "unsubscribe").len(), 1);
     assert_eq!(sent(&exchange, "subscribe").len(), 2);
@@ -205,6 +212,6 @@ async fn book_checksums_verify_and_a_mismatch_resubscribes_that_symbol() {
     }
     exchange.publish("BTC/USD", json!({}));
     next_data(&mut book).await;
-    assert_eq!(client.stats().checksum_mismatches, 1);
+    assert_eq!(client.stats().book_breaks, 1);
     client.close().await.unwrap();
 }

@@ -98,12 +98,12 @@ fn check(kraken: &Kraken, example: &Example, inbound: &Inbound<'_>) {
             Inbound::Data {
                 server_id,
                 seq,
-                checksum,
+                book_break,
                 payload,
             },
         ) => {
             assert_eq!(server_id.to_string(), *key, "{name}");
-            assert_eq!(*checksum, None, "{name}: the documented book verifies");
+            assert_eq!(*book_break, None, "{name}: the documented book verifies");
             let frame: Value = serde_json::from_str(&example.frame).unwrap();
             let payload: Value = serde_json::from_str(payload.expect("a payload")).unwrap();
             assert_eq!(payload, frame["data"], "{name}: the payload is `data`");
@@ -225,13 +225,13 @@ async fn every_documented_data_frame_reaches_its_subscription_through_the_sessio
         "{stats:?}"
     );
     assert_eq!(stats.unroutable, before.unroutable, "{stats:?}");
-    assert_eq!(stats.checksum_mismatches, 0, "the documented book verifies");
+    assert_eq!(stats.book_breaks, 0, "the documented book verifies");
     assert!(client.unplaced().is_empty(), "{:?}", client.unplaced());
     while let Some(Some(event)) = futures::FutureExt::now_or_never(events.next()) {
         assert!(
             !matches!(
                 event,
-                Event::UnknownMessage { .. } | Event::ChecksumMismatch { .. }
+                Event::UnknownMessage { .. } | Event::BookBreak { .. }
             ),
             "{event:?}"
         );

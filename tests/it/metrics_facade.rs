@@ -66,7 +66,7 @@ fn assert_matches(series: &HashMap<String, f64>, stats: &Stats) {
         ("reconnects_total", stats.reconnects),
         ("resubscribes_total", stats.resubscribes),
         ("gaps_total", stats.gaps),
-        ("checksum_mismatches_total", stats.checksum_mismatches),
+        ("book_breaks_total", stats.book_breaks),
         ("routed_total", stats.queues.routed),
         ("delivered_total", stats.queues.delivered),
         ("dropped_total", stats.queues.dropped),

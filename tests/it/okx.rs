@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use resilient_ws::protocol::{inflate_bounded, Compression, MAX_DECODED_BYTES};
 use resilient_ws::{
-    Client, ConfigBuilder, Error, Event, Inbound, Messages, Okx, Protocol, ProtocolError, ServerId,
-    TokenError, Topic, Update, VenueErrorKind,
+    BookBreak, Client, ConfigBuilder, Error, Event, Inbound, Messages, Okx, Protocol,
+    ProtocolError, ServerId, TokenError, Topic, Update, VenueErrorKind,
 };
 use serde_json::Value;
 use support::op_venue::{self, next_data, Dialect, OpVenue};
@@ -94,35 +94,50 @@ async fn books_verify_and_a_bad_checksum_or_a_gap_resyncs() {
     okx::update(&venue, "BTC-USDT", &[("100", "7.5")], &[("100.7", "1")]);
     assert_eq!(next_data(&mut book).await["action"], "update");
     assert_eq!(next_data(&mut book).await["action"], "update");
-    assert_eq!(client.stats().checksum_mismatches, 0);
+    assert_eq!(client.stats().book_breaks, 0);
 
     // A corrupted checksum: the signal, then a resubscribe and a new snapshot.
     venue.state().corrupt_checksum.insert("BTC-USDT".into());
     okx::update(&venue, "BTC-USDT", &[("100.1", "1")], &[]);
     let _ = next_data(&mut book).await;
     match next(&mut book).await {
-        Some(Ok(Update::ChecksumMismatch { expected, computed })) => assert_ne!(expected, computed),
+        Some(Ok(Update::BookBreak(BookBreak::ChecksumMismatch { expected, computed }))) => {
+            assert_ne!(expected, computed)
+        }
         other => panic!("expected a checksum signal, got {other:?}"),
     }
+    wait_event(&mut events, |e| {
+        matches!(
+            e,
+            Event::BookBreak {
+                kind: BookBreak::ChecksumMismatch { .. },
+                ..
+            }
+        )
+    })
+    .await;
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
     assert_eq!(next_data(&mut book).await["action"], "snapshot");
     assert_eq!(venue.ops("subscribe").len(), 2);
 
-    // A skipped sequence number resyncs the same way.
+    // A skipped sequence number resyncs the same way, reported as the
+    // discontinuity it is: `prevSeqId` one past the last `seqId`.
     venue.state().gap.insert("BTC-USDT".into());
     okx::update(&venue, "BTC-USDT", &[("100.2", "1")], &[]);
     let _ = next_data(&mut book).await;
-    assert!(matches!(
-        next(&mut book).await,
-        Some(Ok(Update::ChecksumMismatch { .. }))
-    ));
+    match next(&mut book).await {
+        Some(Ok(Update::BookBreak(BookBreak::Discontinuity { expected, got }))) => {
+            assert_eq!(got, expected + 1)
+        }
+        other => panic!("expected a discontinuity, got {other:?}"),
+    }
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
     assert_eq!(next_data(&mut book).await["action"], "snapshot");
-    assert_eq!(client.stats().checksum_mismatches, 2);
+    assert_eq!(client.stats().book_breaks, 2);
     // Verified again after the new snapshot.
     okx::update(&venue, "BTC-USDT", &[("99", "1")], &[]);
     assert_eq!(next_data(&mut book).await["action"], "update");
-    assert_eq!(client.stats().checksum_mismatches, 2);
+    assert_eq!(client.stats().book_breaks, 2);
 }
 
 #[tokio::test]
@@ -167,7 +182,7 @@ async fn a_dropped_connection_resubscribes_with_a_fresh_snapshot() {
     assert_eq!(next_data(&mut book).await["action"], "snapshot");
     okx::update(&venue, "BTC-USDT", &[("100.3", "4")], &[]);
     assert_eq!(next_data(&mut book).await["action"], "update");
-    assert_eq!(client.stats().checksum_mismatches, 0);
+    assert_eq!(client.stats().book_breaks, 0);
 }
 
 /// OKX spoken through raw-deflate binary frames (how OKX's v3 API and WEEX's
@@ -549,7 +564,7 @@ fn every_documented_message_is_classified_as_the_coverage_table_says() {
             Inbound::Data {
                 server_id,
                 seq: None,
-                checksum: None,
+                book_break: None,
                 payload: Some(payload),
             } => {
                 assert_eq!(server_id, Okx::server_id(channel, Some("BTC-USDT")));
@@ -565,7 +580,10 @@ fn every_documented_message_is_classified_as_the_coverage_table_says() {
         assert!(
             matches!(
                 okx.classify(&text(name)),
-                Inbound::Data { checksum: None, .. }
+                Inbound::Data {
+                    book_break: None,
+                    ..
+                }
             ),
             "{name}"
         );

@@ -8,7 +8,9 @@ use crate::support;
 
 use std::sync::Arc;
 
-use resilient_ws::{BookTop, BookView, Client, Decimal, Event, Okx, Subscription, Topic, Update};
+use resilient_ws::{
+    BookBreak, BookTop, BookView, Client, Decimal, Event, Okx, Subscription, Topic, Update,
+};
 use support::okx::{self, server_levels, BooksEndpoint};
 use support::op_venue::{self, next_data, Dialect, OpVenue};
 use support::{next, wait_event, wait_until};
@@ -117,7 +119,7 @@ async fn deltas_before_during_and_after_a_rest_snapshot_build_the_exact_book() {
     let _ = next_data(&mut book).await;
     assert_view_is_the_venues_book(&view, &venue);
     assert_eq!(rest.taken.lock().unwrap().len(), 1, "one snapshot sufficed");
-    assert_eq!(client.stats().checksum_mismatches, 0);
+    assert_eq!(client.stats().book_breaks, 0);
     client.close().await.unwrap();
 }
 
@@ -147,7 +149,9 @@ async fn a_gap_after_a_rest_snapshot_unverifies_resyncs_and_refetches() {
     okx::update(&venue, INST, &[("100.2", "1")], &[]);
     let _ = next_data(&mut book).await;
     match next(&mut book).await {
-        Some(Ok(Update::ChecksumMismatch { .. })) => {}
+        Some(Ok(Update::BookBreak(BookBreak::Discontinuity { expected, got }))) => {
+            assert_eq!(got, expected + 1, "prevSeqId one past the last seqId")
+        }
         other => panic!("expected the in-band break signal, got {other:?}"),
     }
     assert!(!view.is_verified(), "a break makes the view unverified");
@@ -159,7 +163,7 @@ async fn a_gap_after_a_rest_snapshot_unverifies_resyncs_and_refetches() {
         2,
         "refetched after the break"
     );
-    assert_eq!(client.stats().checksum_mismatches, 1);
+    assert_eq!(client.stats().book_breaks, 1);
     client.close().await.unwrap();
 }
 
@@ -192,7 +196,7 @@ async fn a_websocket_snapshot_with_checksum_zero_is_readable_and_a_gap_resyncs()
     let _ = next_data(&mut book).await;
     assert!(matches!(
         next(&mut book).await,
-        Some(Ok(Update::ChecksumMismatch { .. }))
+        Some(Ok(Update::BookBreak(BookBreak::Discontinuity { .. })))
     ));
     assert!(view.latest().is_none());
     wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;

@@ -8,8 +8,8 @@ use crate::support;
 use std::time::Duration;
 
 use resilient_ws::{
-    Backoff, Client, Config, ConfigBuilder, Error, Event, Kalshi, Kraken, Subscription, Topic,
-    Update,
+    Backoff, BookBreak, Client, Config, ConfigBuilder, Error, Event, Kalshi, Kraken, Subscription,
+    Topic, Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{AckMode, Exchange, Venue};
@@ -148,13 +148,13 @@ async fn a_second_subscription_of_a_live_topic_is_refused_and_the_book_stays_ver
     let (updates, signals) = data_items(&mut book, 3).await;
     assert!(updates.iter().all(|u| u["type"] == "update"));
     assert!(signals.is_empty(), "{signals:?}");
-    assert_eq!(client.stats().checksum_mismatches, 0);
+    assert_eq!(client.stats().book_breaks, 0);
     // ...and a bad checksum is still caught.
     exchange.corrupt_next_checksum("BTC/USD");
     exchange.publish("BTC/USD", json!({}));
     data_items(&mut book, 1).await;
     match next(&mut book).await {
-        Some(Ok(Update::ChecksumMismatch { .. })) => {}
+        Some(Ok(Update::BookBreak(BookBreak::ChecksumMismatch { .. }))) => {}
         other => panic!("expected a checksum signal, got {other:?}"),
     }
     client.close().await.unwrap();

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    Backoff, Client, ClientId, Config, ConfigBuilder, Kalshi, Pace, RecordOptions, Recorder,
-    Recording, Replay, SetItem, SubscriptionSet, Topic, Update,
+    Backoff, BookBreak, Client, ClientId, Config, ConfigBuilder, Kalshi, Pace, RecordOptions,
+    Recorder, Recording, Replay, SetItem, SubscriptionSet, Topic, Update,
 };
 use serde_json::json;
 use support::exchange::{raw_frame, Exchange, Venue};
@@ -60,7 +60,7 @@ enum Seen {
     Data(String, std::time::SystemTime),
     Gap,
     Reset,
-    Checksum,
+    BookBreak(BookBreak),
     Resubscribed,
     Error {
         retryable: bool,
@@ -76,7 +76,7 @@ fn seen(item: &SetItem) -> Seen {
         ),
         Ok(Update::Gap { .. }) => Seen::Gap,
         Ok(Update::Reset { .. }) => Seen::Reset,
-        Ok(Update::ChecksumMismatch { .. }) => Seen::Checksum,
+        Ok(Update::BookBreak(kind)) => Seen::BookBreak(*kind),
         Ok(Update::Resubscribed { .. }) => Seen::Resubscribed,
         Err(error) => Seen::Error {
             retryable: error.is_retryable(),

@@ -9,7 +9,9 @@ use crate::support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use resilient_ws::{BookTop, BookView, Client, Decimal, Event, Messages, Topic, Update, Weex};
+use resilient_ws::{
+    BookBreak, BookTop, BookView, Client, Decimal, Event, Messages, Topic, Update, Weex,
+};
 use support::op_venue::{self, next_data, Dialect, OpVenue};
 use support::{next, wait_event, weex, SOON};
 
@@ -110,7 +112,7 @@ async fn the_view_is_the_venues_book_after_the_snapshot_and_each_change() {
     for _ in 0..3 {
         next_data(&mut sub).await;
     }
-    assert_eq!(client.stats().checksum_mismatches, 0);
+    assert_eq!(client.stats().book_breaks, 0);
     // Ending the subscription clears the view.
     drop(sub);
     tokio::time::timeout(SOON, async {
@@ -123,9 +125,12 @@ async fn the_view_is_the_venues_book_after_the_snapshot_and_each_change() {
 }
 
 /// Breaks ETHUSDT's chain with `break_it`, then checks the break clears the
-/// view, is signalled in-band, resyncs only that subscription, and that the
-/// fresh snapshot verifies the view again.
-async fn a_break_clears_signals_resyncs_and_verifies_again(break_it: impl FnOnce(&OpVenue)) {
+/// view, is signalled in-band as the kind `expected` accepts, resyncs only
+/// that subscription, and that the fresh snapshot verifies the view again.
+async fn a_break_clears_signals_resyncs_and_verifies_again(
+    break_it: impl FnOnce(&OpVenue),
+    expected: impl Fn(&BookBreak) -> bool,
+) {
     let venue = OpVenue::start(Dialect::Weex).await.unwrap();
     let (client, _messages) = connect(&venue).await;
     let mut events = client.events();
@@ -148,7 +153,7 @@ async fn a_break_clears_signals_resyncs_and_verifies_again(break_it: impl FnOnce
     break_it(&venue);
     loop {
         match next(&mut eth).await {
-            Some(Ok(Update::ChecksumMismatch { .. })) => break,
+            Some(Ok(Update::BookBreak(kind))) if expected(&kind) => break,
             Some(Ok(Update::Data(_))) => continue,
             other => panic!("expected the break signalled in-band, got {other:?}"),
         }
@@ -172,7 +177,7 @@ async fn a_break_clears_signals_resyncs_and_verifies_again(break_it: impl FnOnce
     weex::depth_update(&venue, "ETHUSDT", 15, &[("100.5", "0")], &[]);
     let top = until_view_is(&mut eth_view, &venue_book(&venue, "ETHUSDT")).await;
     assert_eq!(top.best_bid(), Some((dec("100.4"), dec("7"))));
-    assert_eq!(client.stats().checksum_mismatches, 1);
+    assert_eq!(client.stats().book_breaks, 1);
     assert!(btc_view.is_verified(), "the other book never noticed");
     let btc_subscribes = venue
         .ops("SUBSCRIBE")
@@ -184,17 +189,29 @@ async fn a_break_clears_signals_resyncs_and_verifies_again(break_it: impl FnOnce
 
 #[tokio::test]
 async fn an_update_id_break_clears_the_view_signals_resyncs_and_verifies_again() {
-    a_break_clears_signals_resyncs_and_verifies_again(|venue| {
-        venue.state().gap.insert("ETHUSDT".into());
-        weex::depth_update(venue, "ETHUSDT", 15, &[("100.4", "7")], &[]);
-    })
+    a_break_clears_signals_resyncs_and_verifies_again(
+        |venue| {
+            venue.state().gap.insert("ETHUSDT".into());
+            weex::depth_update(venue, "ETHUSDT", 15, &[("100.4", "7")], &[]);
+        },
+        // The venue's `U` skips 5 past the previous `u`.
+        |kind| matches!(kind, BookBreak::Discontinuity { expected, got } if *got == expected + 5),
+    )
     .await;
 }
 
 #[tokio::test]
 async fn a_push_without_update_ids_clears_the_view_signals_resyncs_and_verifies_again() {
-    a_break_clears_signals_resyncs_and_verifies_again(|venue| {
-        weex::depth_update_without_ids(venue, "ETHUSDT", 15, &[("100.4", "7")], &[]);
-    })
+    a_break_clears_signals_resyncs_and_verifies_again(
+        |venue| {
+            weex::depth_update_without_ids(venue, "ETHUSDT", 15, &[("100.4", "7")], &[]);
+        },
+        |kind| {
+            *kind
+                == BookBreak::Unusable {
+                    reason: "a depth update without its update ids U and u",
+                }
+        },
+    )
     .await;
 }

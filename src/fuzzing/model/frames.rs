@@ -202,7 +202,7 @@ impl SessionModel {
             return;
         }
         if bad_checksum {
-            self.counters.checksum_mismatches += 1;
+            self.counters.book_breaks += 1;
             resync = true;
         }
         if resync {

@@ -2,7 +2,7 @@
 //! messages under an overflow policy, and the counters that prove nothing
 //! disappears uncounted (`routed = delivered + dropped + queued`).
 //!
-//! Signals (gap, checksum, resubscribed) take no data capacity and are not
+//! Signals (gap, book break, resubscribed) take no data capacity and are not
 //! modelled: the consumer skips them.
 
 use std::collections::VecDeque;

@@ -101,7 +101,7 @@ pub(crate) struct MCounters {
     pub(crate) unroutable: u64,
     pub(crate) duplicates: u64,
     pub(crate) gaps: u64,
-    pub(crate) checksum_mismatches: u64,
+    pub(crate) book_breaks: u64,
     pub(crate) resubscribes: u64,
 }
 

@@ -245,7 +245,7 @@ impl Harness {
             unroutable: c.unroutable.get(),
             duplicates: c.duplicates.get(),
             gaps: c.gaps.get(),
-            checksum_mismatches: c.checksum_mismatches.get(),
+            book_breaks: c.book_breaks.get(),
             resubscribes: c.resubscribes.get(),
         };
         assert_eq!(counters, model.counters, "counters");

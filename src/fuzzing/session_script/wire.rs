@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 
 use crate::error::{ProtocolError, VenueError};
-use crate::protocol::{ChecksumMismatch, Inbound, Protocol, Request, ServerId, Topic};
+use crate::protocol::{BookBreak, Inbound, Protocol, Request, ServerId, Topic};
 use crate::venue_error::VenueErrorKind;
 
 /// The scripted adapter: batches topics of one channel when `batch`, pings
@@ -95,14 +95,15 @@ impl Protocol for ScriptProtocol {
             "D" => {
                 let server_id = parse_sid(words.next().unwrap_or_default());
                 let seq = opt_num(words.next());
-                let checksum = (words.next() == Some("1")).then_some(ChecksumMismatch {
-                    expected: 1,
-                    computed: 2,
-                });
+                let book_break =
+                    (words.next() == Some("1")).then_some(BookBreak::ChecksumMismatch {
+                        expected: 1,
+                        computed: 2,
+                    });
                 Inbound::Data {
                     server_id,
                     seq,
-                    checksum,
+                    book_break,
                     payload: None,
                 }
             }

@@ -42,9 +42,9 @@
 //!   a price or count that is not a decimal, a price outside `[0, 1]`, a
 //!   ladder over its cap, a delta without a `seq`, an unreadable book frame)
 //!   drops that market's book (a delta of a market with no book, readable or
-//!   not, is only skipped: that market waits for its snapshot anyway) and is reported as a [`ChecksumMismatch`] with
-//!   both sums 0 (Kalshi has no checksum; it is the signal every adapter
-//!   gives for a book it no longer trusts), which resyncs the subscription.
+//!   not, is only skipped: that market waits for its snapshot anyway) and is
+//!   reported as a [`BookBreak::Unusable`] naming what was wrong, which
+//!   resyncs the subscription.
 //! - Deltas for a market with no book (before its snapshot, after a break)
 //!   are skipped: nothing to apply them to until the snapshot.
 //! - Views: YES bids are the bids (highest first); NO bids are offers to
@@ -64,7 +64,7 @@ use super::book::{KalshiBook, Outcome};
 use super::early::{self, Claimed, EarlyFrames};
 use super::updates::{self, Action, MarketUpdate};
 use crate::book::{BookViews, Verified};
-use crate::protocol::{ChecksumMismatch, Request, Topic};
+use crate::protocol::{BookBreak, Request, Topic};
 
 /// The channel whose subscriptions carry books.
 const ORDERBOOK_CHANNEL: &str = "orderbook_delta";
@@ -96,7 +96,7 @@ struct SidBooks {
     /// A break the session has not been told of yet (an early frame that
     /// could not be applied, or early frames lost to the bounds): the next
     /// data frame of the sid carries it.
-    owed_break: bool,
+    owed_break: Option<BookBreak>,
 }
 
 /// How a sequence number relates to the last one (the session's rule).
@@ -145,10 +145,15 @@ struct BookMsg<'a> {
     side: Option<&'a str>,
 }
 
-/// The break signal for what the session's sequence check cannot see.
-const BREAK: ChecksumMismatch = ChecksumMismatch {
-    expected: 0,
-    computed: 0,
+/// The break for a book frame that cannot be read.
+const UNREADABLE: BookBreak = BookBreak::Unusable {
+    reason: "an unreadable book frame",
+};
+
+/// The break for book frames that came before their subscription's ack and
+/// were dropped by the bounds of `early.rs`.
+pub(super) const EARLY_FRAMES_LOST: BookBreak = BookBreak::Unusable {
+    reason: "book frames before the subscription's ack were lost to the bound",
 };
 
 /// The markets a topic names: its symbol, or its `market_tickers` /
@@ -223,7 +228,7 @@ impl Books {
                 covers,
                 last_seq: None,
                 books: HashMap::new(),
-                owed_break: false,
+                owed_break: None,
             },
         );
         claimed
@@ -237,10 +242,10 @@ impl Books {
         }
     }
 
-    /// The next data frame of `sid` carries a break signal.
-    pub(super) fn owe_break(&mut self, sid: u64) {
+    /// The next data frame of `sid` carries the break `kind`.
+    pub(super) fn owe_break(&mut self, sid: u64, kind: BookBreak) {
         if let Some(entry) = self.sids.get_mut(&sid) {
-            entry.owed_break = true;
+            entry.owed_break = Some(kind);
         }
     }
 
@@ -348,13 +353,13 @@ impl Books {
         seq: Option<u64>,
         text: &str,
         payload: Option<&str>,
-    ) -> Option<ChecksumMismatch> {
+    ) -> Option<BookBreak> {
         let verdict = self.apply(sid, seq, text, payload);
         let owed = self
             .sids
             .get_mut(&sid)
-            .is_some_and(|entry| std::mem::take(&mut entry.owed_break));
-        verdict.or(owed.then_some(BREAK))
+            .and_then(|entry| entry.owed_break.take());
+        verdict.or(owed)
     }
 
     fn apply(
@@ -363,7 +368,7 @@ impl Books {
         seq: Option<u64>,
         text: &str,
         payload: Option<&str>,
-    ) -> Option<ChecksumMismatch> {
+    ) -> Option<BookBreak> {
         let entry = self.sids.get_mut(&sid)?;
         let order = match (seq, entry.last_seq) {
             (None, _) | (Some(_), None) => Order::Next,
@@ -429,7 +434,7 @@ impl Books {
             );
             entry.books.remove(&**market);
             self.views.invalidate(Some(market));
-            return Some(BREAK);
+            return Some(BookBreak::Unusable { reason: error });
         }
         if let (Some(book), Some(levels)) = (entry.books.get(&**market), self.views.levels(market))
         {
@@ -453,7 +458,7 @@ impl Books {
 
     /// A book frame serde cannot read: the market it names (or, if none can
     /// be read, every market of the sid) loses its book.
-    fn unreadable(entry: &mut SidBooks, views: &BookViews, text: &str) -> Option<ChecksumMismatch> {
+    fn unreadable(entry: &mut SidBooks, views: &BookViews, text: &str) -> Option<BookBreak> {
         #[derive(Deserialize)]
         struct Named<'a> {
             #[serde(default, borrow, rename = "type")]
@@ -494,7 +499,7 @@ impl Books {
         // A snapshot that cannot be read leaves a book missing: ask again. A
         // delta is a break only for a book that was held (one with no book
         // waits for its snapshot anyway).
-        (dropped || kind == Some("orderbook_snapshot")).then_some(BREAK)
+        (dropped || kind == Some("orderbook_snapshot")).then_some(UNREADABLE)
     }
 
     /// The subscription `sid` ended: its books go, and a market's view reads
@@ -616,9 +621,9 @@ mod tests {
         kalshi
     }
 
-    fn checksum(inbound: Inbound<'_>) -> Option<ChecksumMismatch> {
+    fn book_break(inbound: Inbound<'_>) -> Option<BookBreak> {
         match inbound {
-            Inbound::Data { checksum, .. } => checksum,
+            Inbound::Data { book_break, .. } => book_break,
             other => panic!("{other:?}"),
         }
     }
@@ -642,7 +647,7 @@ mod tests {
     fn the_view_is_the_book_after_snapshot_and_deltas() {
         let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
         let view = kalshi.book_views().watch("A", 10);
-        assert_eq!(checksum(kalshi.classify(SNAPSHOT)), None);
+        assert_eq!(book_break(kalshi.classify(SNAPSHOT)), None);
         let top = view.latest().unwrap();
         assert_eq!(
             (top.updates(), top.venue_time(), top.checksum()),
@@ -662,7 +667,10 @@ mod tests {
             (4, "0.5500", "0.50", "no"),
             (5, "0.3000", "7.25", "yes"),
         ] {
-            assert_eq!(checksum(kalshi.classify(&delta(seq, price, d, side))), None);
+            assert_eq!(
+                book_break(kalshi.classify(&delta(seq, price, d, side))),
+                None
+            );
         }
         let top = view.latest().unwrap();
         assert_eq!(top.updates(), 5);
@@ -712,12 +720,12 @@ mod tests {
         // seq 3 and 4 are lost. The session signals the gap and resyncs; the
         // adapter drops the book (no second signal).
         assert_eq!(
-            checksum(kalshi.classify(&delta(5, "0.0800", "1", "yes"))),
+            book_break(kalshi.classify(&delta(5, "0.0800", "1", "yes"))),
             None
         );
         assert!(!view.is_verified());
         assert_eq!(
-            checksum(kalshi.classify(&delta(6, "0.0800", "1", "yes"))),
+            book_break(kalshi.classify(&delta(6, "0.0800", "1", "yes"))),
             None
         );
         assert!(
@@ -727,7 +735,7 @@ mod tests {
         let fresh = SNAPSHOT
             .replace(r#""seq":1"#, r#""seq":7"#)
             .replace(r#"["0.0800","300.00"],"#, "");
-        assert_eq!(checksum(kalshi.classify(&fresh)), None);
+        assert_eq!(book_break(kalshi.classify(&fresh)), None);
         let top = view.latest().unwrap();
         assert_eq!(top.updates(), 1);
         assert_eq!(levels(&view).1, pairs(&[("0.2200", "333.00")]));
@@ -758,19 +766,30 @@ mod tests {
         let view = kalshi.book_views().watch("A", 10);
         kalshi.classify(SNAPSHOT);
         assert_eq!(
-            checksum(kalshi.classify(&delta(2, "0.0800", "-300.01", "yes"))),
-            Some(BREAK)
+            book_break(kalshi.classify(&delta(2, "0.0800", "-300.01", "yes"))),
+            Some(BookBreak::Unusable {
+                reason: "a delta takes a count below zero"
+            })
         );
         assert!(!view.is_verified());
         // Until the snapshot, later deltas are skipped without another signal.
         assert_eq!(
-            checksum(kalshi.classify(&delta(3, "0.0800", "-1", "yes"))),
+            book_break(kalshi.classify(&delta(3, "0.0800", "-1", "yes"))),
             None
         );
-        for bad in [
-            delta(4, "1.5", "1", "yes"),
-            delta(5, "0.5", "1", "maybe"),
-            delta(6, "0.5", "one", "no"),
+        for (bad, reason) in [
+            (
+                delta(4, "1.5", "1", "yes"),
+                "a price is outside [0, 1] dollars",
+            ),
+            (
+                delta(5, "0.5", "1", "maybe"),
+                "a delta without a yes/no side, a price or a delta",
+            ),
+            (
+                delta(6, "0.5", "one", "no"),
+                "a price or count is not a decimal number",
+            ),
         ] {
             let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
             kalshi.classify(SNAPSHOT);
@@ -778,14 +797,18 @@ mod tests {
                 .replace(r#""seq":4"#, r#""seq":2"#)
                 .replace(r#""seq":5"#, r#""seq":2"#)
                 .replace(r#""seq":6"#, r#""seq":2"#);
-            assert_eq!(checksum(kalshi.classify(&bad)), Some(BREAK), "{bad}");
+            assert_eq!(
+                book_break(kalshi.classify(&bad)),
+                Some(BookBreak::Unusable { reason }),
+                "{bad}"
+            );
         }
         let again = SNAPSHOT.replace(r#""seq":1"#, r#""seq":4"#);
         kalshi.classify(&again);
         assert!(view.is_verified());
         // An unreadable book frame is a break too.
         let garbled = r#"{"type":"orderbook_delta","sid":7,"seq":5,"msg":{"market_ticker":"A","price_dollars":1}}"#;
-        assert_eq!(checksum(kalshi.classify(garbled)), Some(BREAK));
+        assert_eq!(book_break(kalshi.classify(garbled)), Some(UNREADABLE));
         assert!(!view.is_verified());
     }
 
@@ -793,15 +816,15 @@ mod tests {
     fn an_unreadable_frame_breaks_only_a_held_book_or_a_snapshot() {
         let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
         let nameless = r#"{"type":"orderbook_delta","sid":7,"seq":1,"msg":{"price_dollars":"0.1","delta_fp":"1","side":"yes"}}"#;
-        assert_eq!(checksum(kalshi.classify(nameless)), None, "no book held");
+        assert_eq!(book_break(kalshi.classify(nameless)), None, "no book held");
         let bad_snapshot = r#"{"type":"orderbook_snapshot","sid":7,"seq":2,"msg":{"market_ticker":"A","yes_dollars_fp":[["0.1"]]}}"#;
-        assert_eq!(checksum(kalshi.classify(bad_snapshot)), Some(BREAK));
+        assert_eq!(book_break(kalshi.classify(bad_snapshot)), Some(UNREADABLE));
         kalshi.classify(&SNAPSHOT.replace(r#""seq":1"#, r#""seq":3"#));
         let nameless = nameless.replace(r#""seq":1"#, r#""seq":4"#);
-        assert_eq!(checksum(kalshi.classify(&nameless)), Some(BREAK));
+        assert_eq!(book_break(kalshi.classify(&nameless)), Some(UNREADABLE));
         // Another message type on the sid is not a book frame.
         let other = r#"{"type":"something_new","sid":7,"seq":5,"msg":{}}"#;
-        assert_eq!(checksum(kalshi.classify(other)), None);
+        assert_eq!(book_break(kalshi.classify(other)), None);
     }
 
     #[test]
@@ -836,7 +859,7 @@ mod tests {
             let other = SNAPSHOT
                 .replace(r#""A""#, &format!("{market:?}"))
                 .replace(r#""seq":1"#, &format!(r#""seq":{seq}"#));
-            assert_eq!(checksum(kalshi.classify(&other)), None);
+            assert_eq!(book_break(kalshi.classify(&other)), None);
         }
         // Another sid, and a channel without books: nothing.
         kalshi.classify(&SNAPSHOT.replace(r#""sid":7"#, r#""sid":8"#));
@@ -883,16 +906,16 @@ mod tests {
         let (a, b) = (views.watch("A", 10), views.watch("B", 10));
         kalshi.classify(SNAPSHOT);
         // Before the add, B's frames on the sid build nothing.
-        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 2))), None);
+        assert_eq!(book_break(kalshi.classify(&snapshot_of("B", 2))), None);
         assert!(!b.is_verified());
         update(&mut kalshi, 2, "add_markets", &["B"]);
         // The venue's `ok` (the full list, the sid's next seq), then B's snapshot.
         kalshi
             .classify(r#"{"id":2,"sid":7,"seq":3,"type":"ok","msg":{"market_tickers":["A","B"]}}"#);
-        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 4))), None);
+        assert_eq!(book_break(kalshi.classify(&snapshot_of("B", 4))), None);
         assert!(b.is_verified());
         let delta_b = delta(5, "0.0800", "-100.00", "yes").replace(r#""A""#, r#""B""#);
-        assert_eq!(checksum(kalshi.classify(&delta_b)), None);
+        assert_eq!(book_break(kalshi.classify(&delta_b)), None);
         assert_eq!(levels(&b).1[1], ("0.0800".into(), "200.00".into()));
         assert_eq!(kalshi.books.entries(), (0, 1, 2));
         // A gap's get_snapshot names the added market too.
@@ -916,7 +939,7 @@ mod tests {
         assert!(!b.is_verified());
         assert!(a.is_verified(), "the other market keeps its book");
         assert_eq!(kalshi.books.entries(), (0, 1, 1));
-        assert_eq!(checksum(kalshi.classify(&snapshot_of("B", 7))), None);
+        assert_eq!(book_break(kalshi.classify(&snapshot_of("B", 7))), None);
         assert!(!b.is_verified(), "a deleted market builds nothing");
         // A refused delete changes nothing.
         update(&mut kalshi, 4, "delete_markets", &["A"]);
@@ -985,9 +1008,9 @@ mod tests {
         let view = kalshi.book_views().watch("A", 10);
         kalshi.encode_subscribe(&[&Topic::new("orderbook_delta").symbol("A")], 1);
         // The snapshot and a delta come first; the session stashes them.
-        assert_eq!(checksum(kalshi.classify(SNAPSHOT)), None);
+        assert_eq!(book_break(kalshi.classify(SNAPSHOT)), None);
         assert_eq!(
-            checksum(kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"))),
+            book_break(kalshi.classify(&delta(2, "0.0800", "-100.00", "yes"))),
             None
         );
         assert!(!view.is_verified());
@@ -999,7 +1022,7 @@ mod tests {
         assert_eq!(view.latest().unwrap().updates(), 2);
         // The stream goes on from there.
         assert_eq!(
-            checksum(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
+            book_break(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
             None
         );
         assert_eq!(levels(&view).1[1], ("0.0800".into(), "201.00".into()));
@@ -1018,12 +1041,14 @@ mod tests {
         );
         assert!(!view.is_verified());
         assert_eq!(
-            checksum(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
-            Some(BREAK),
-            "owed since the ack"
+            book_break(kalshi.classify(&delta(3, "0.0800", "1.00", "yes"))),
+            Some(BookBreak::Unusable {
+                reason: "a delta takes a count below zero"
+            }),
+            "owed since the ack, as found"
         );
         assert_eq!(
-            checksum(kalshi.classify(&delta(4, "0.0800", "1.00", "yes"))),
+            book_break(kalshi.classify(&delta(4, "0.0800", "1.00", "yes"))),
             None
         );
     }

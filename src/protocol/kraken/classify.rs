@@ -72,7 +72,7 @@ impl Kraken {
         Some(Inbound::Data {
             server_id: self.route(data.channel, data.symbol),
             seq: data.seq,
-            checksum: None,
+            book_break: None,
             payload: Some(data.data),
         })
     }

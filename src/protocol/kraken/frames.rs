@@ -82,8 +82,6 @@ pub(super) struct AckResult<'a> {
 pub(super) struct Head<'a> {
     #[serde(default, borrow)]
     pub(super) symbol: Text<'a>,
-    #[serde(default, borrow)]
-    pub(super) checksum: Option<&'a RawValue>,
 }
 
 /// The [`Head`] of the first item of `data`, or an empty one when `data` is

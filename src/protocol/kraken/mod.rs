@@ -9,8 +9,9 @@
 //! For the `book` channel the adapter keeps one [`Book`] per symbol on the exact
 //! wire text of prices and quantities, applies every snapshot and update, and
 //! verifies the frame's `checksum` against it. A mismatch is reported on the
-//! data frame as [`ChecksumMismatch`], so the supervisor can resubscribe for a
-//! fresh snapshot. Only symbols this adapter subscribed on the `book` channel
+//! data frame as [`BookBreak::ChecksumMismatch`] (a frame the book cannot
+//! apply, or a checksum that is not a `u32`, as [`BookBreak::Unusable`]), so
+//! the supervisor can resubscribe for a fresh snapshot. Only symbols this adapter subscribed on the `book` channel
 //! (and has not forgotten since) get a book: book frames for any other symbol
 //! are routed but allocate nothing, so a peer cannot grow memory by naming
 //! symbols.
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{ChecksumMismatch, Inbound, Protocol, Request, ServerId, Topic};
+use super::{BookBreak, Inbound, Protocol, Request, ServerId, Topic};
 use crate::error::ProtocolError;
 use crate::token::Secret;
 use frames::{first_head, parse_u32, BookItem, RawLevel};
@@ -205,7 +206,7 @@ impl Kraken {
         Inbound::Data {
             server_id: self.route(channel, head.symbol.as_deref()),
             seq,
-            checksum: None,
+            book_break: None,
             payload: Some(data.get()),
         }
     }
@@ -227,7 +228,7 @@ impl Kraken {
                 Inbound::Data {
                     server_id: self.route(BOOK, symbol),
                     seq,
-                    checksum: verdict,
+                    book_break: verdict,
                     payload: Some(data.get()),
                 }
             }
@@ -238,21 +239,25 @@ impl Kraken {
                 // subset of `depths`); for any other the frame is only routed.
                 let head = first_head(data);
                 let symbol = head.symbol.as_deref();
-                let checksum = match symbol {
+                let book_break = match symbol {
                     Some(symbol)
                         if self.books.contains_key(symbol)
                             || (snapshot && self.depths.contains_key(symbol)) =>
                     {
                         tracing::debug!("kraken: malformed book frame; dropping the book");
-                        let expected = head.checksum.and_then(parse_u32).unwrap_or(0);
-                        Some(self.drop_book(symbol, expected))
+                        Some(self.drop_book(
+                            symbol,
+                            BookBreak::Unusable {
+                                reason: "a book frame that is not a list of book items",
+                            },
+                        ))
                     }
                     _ => None,
                 };
                 Inbound::Data {
                     server_id: self.route(BOOK, symbol),
                     seq,
-                    checksum,
+                    book_break,
                     payload: Some(data.get()),
                 }
             }
@@ -270,7 +275,7 @@ impl Kraken {
     /// subscription just forgotten (still in flight) is not garbage. Either way,
     /// nothing is allocated for it, so a peer naming millions of symbols
     /// cannot grow the adapter's memory.
-    fn apply_book_item(&mut self, snapshot: bool, item: &BookItem<'_>) -> Option<ChecksumMismatch> {
+    fn apply_book_item(&mut self, snapshot: bool, item: &BookItem<'_>) -> Option<BookBreak> {
         let symbol = item.symbol.as_deref()?;
         let depth = *self.depths.get(symbol)?;
         if !snapshot && !self.books.contains_key(symbol) {
@@ -284,7 +289,12 @@ impl Kraken {
                 Some(expected) => Some(expected),
                 None => {
                     tracing::debug!("kraken: book checksum is not a u32; dropping the book");
-                    return Some(self.drop_book(symbol, 0));
+                    return Some(self.drop_book(
+                        symbol,
+                        BookBreak::Unusable {
+                            reason: "a book checksum that is not a 32-bit unsigned number",
+                        },
+                    ));
                 }
             },
         };
@@ -309,16 +319,17 @@ impl Kraken {
             }
         };
         match (applied, expected) {
-            (Err(error), expected) => {
+            (Err(error), _) => {
                 tracing::debug!(%error, "kraken: book frame cannot be applied; dropping the book");
-                Some(self.drop_book(symbol, expected.unwrap_or(0)))
+                let reason = error.reason();
+                Some(self.drop_book(symbol, BookBreak::Unusable { reason }))
             }
             (Ok(computed), Some(expected)) if computed != expected => {
                 // The book has diverged: drop it so that the updates still in
                 // flight before the fresh snapshot are not reported again.
                 self.books.remove(symbol);
                 self.views.invalidate(Some(symbol));
-                Some(ChecksumMismatch { expected, computed })
+                Some(BookBreak::ChecksumMismatch { expected, computed })
             }
             (Ok(computed), Some(_)) => {
                 if let Some(book) = self.books.get(symbol) {
@@ -343,11 +354,12 @@ impl Kraken {
         }
     }
 
-    /// Drops the book of `symbol`, reporting its last checksum (0 for no book).
-    fn drop_book(&mut self, symbol: &str, expected: u32) -> ChecksumMismatch {
+    /// Drops the book of `symbol` (its view reads `None`), returning the
+    /// break to report.
+    fn drop_book(&mut self, symbol: &str, kind: BookBreak) -> BookBreak {
         self.views.invalidate(Some(symbol));
-        let computed = self.books.remove(symbol).map_or(0, |book| book.checksum());
-        ChecksumMismatch { expected, computed }
+        self.books.remove(symbol);
+        kind
     }
 }
 

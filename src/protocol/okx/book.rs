@@ -20,7 +20,9 @@
 //! - A break (a `prevSeqId` that is not the previous `seqId`, a checksum
 //!   mismatch, a frame whose levels cannot be applied, a buffer overflow, too
 //!   many failed fetches) drops the book, makes its view `None` and returns a
-//!   [`ChecksumMismatch`] for the frame, so the session reports it in-band and
+//!   [`BookBreak`] naming it (`ChecksumMismatch`, `Discontinuity` with the
+//!   previous `seqId` and the `prevSeqId`, or `Unusable` with a fixed reason)
+//!   for the frame, so the session reports it in-band and
 //!   resubscribes that one subscription. A break found outside a frame (while
 //!   applying a fetched snapshot) is reported on the subscription's next frame.
 //! - A checksum of 0 (or none) is not verified: OKX keeps the field but sends
@@ -35,7 +37,7 @@ use std::time::SystemTime;
 
 use crate::book::{BookSnapshot, BookViews, Verified};
 use crate::protocol::kraken::Book;
-use crate::protocol::{ChecksumMismatch, ServerId};
+use crate::protocol::{BookBreak, ServerId};
 
 use super::checksum::checksum;
 
@@ -89,18 +91,18 @@ struct Entry {
     state: State,
     attempts: u32,
     /// A break found outside a frame, reported on the next one.
-    pending: Option<ChecksumMismatch>,
+    pending: Option<BookBreak>,
 }
 
 /// What to do once a frame's state change is decided.
 enum Step {
     Done,
-    Break,
+    Break(BookBreak),
     Verify,
 }
 
 /// What a frame did to its book.
-pub(crate) type Verdict = Option<ChecksumMismatch>;
+pub(crate) type Verdict = Option<BookBreak>;
 
 /// The books of one connection.
 #[derive(Default)]
@@ -128,13 +130,6 @@ fn waiting() -> State {
         bytes: 0,
         request: None,
         last: None,
-    }
-}
-
-fn break_of(expected: Option<i64>, computed: u32) -> ChecksumMismatch {
-    ChecksumMismatch {
-        expected: expected.unwrap_or(0) as u32,
-        computed,
     }
 }
 
@@ -220,8 +215,9 @@ impl Books {
         }
         if frame.snapshot {
             let mut book = Book::new(entry.depth);
-            if book.apply_snapshot(&frame.asks, &frame.bids).is_err() {
-                return Some(self.drop_book(id, frame.checksum));
+            if let Err(error) = book.apply_snapshot(&frame.asks, &frame.bids) {
+                let reason = error.reason();
+                return Some(self.drop_book(id, BookBreak::Unusable { reason }));
             }
             let entry = self.entries.get_mut(id)?;
             entry.state = State::Live {
@@ -244,8 +240,14 @@ impl Books {
                 if stale {
                     // Already in the fetched snapshot.
                     Step::Done
-                } else if !chained || book.apply_update(&frame.asks, &frame.bids).is_err() {
-                    Step::Break
+                } else if !chained {
+                    Step::Break(BookBreak::Discontinuity {
+                        expected: *seq,
+                        got: frame.prev.unwrap_or(*seq),
+                    })
+                } else if let Err(error) = book.apply_update(&frame.asks, &frame.bids) {
+                    let reason = error.reason();
+                    Step::Break(BookBreak::Unusable { reason })
                 } else {
                     *seq = frame.seq.unwrap_or(*seq);
                     *loose = false;
@@ -261,12 +263,12 @@ impl Books {
                 None => Step::Done,
                 Some(next) => {
                     let previous = last.replace(next);
-                    let broken = matches!(
-                        (previous, frame.prev),
-                        (Some(previous), Some(prev)) if prev != previous
-                    );
-                    if broken {
-                        Step::Break
+                    let broken = match (previous, frame.prev) {
+                        (Some(previous), Some(prev)) if prev != previous => Some((previous, prev)),
+                        _ => None,
+                    };
+                    if let Some((expected, got)) = broken {
+                        Step::Break(BookBreak::Discontinuity { expected, got })
                     } else if !source {
                         Step::Done
                     } else {
@@ -278,7 +280,9 @@ impl Books {
                                 inst = %entry.inst,
                                 "okx: too many deltas buffered while the book snapshot is fetched; resyncing"
                             );
-                            Step::Break
+                            Step::Break(BookBreak::Unusable {
+                                reason: "too many updates buffered while the snapshot is fetched",
+                            })
                         } else {
                             *bytes += delta.bytes;
                             buffer.push_back(delta);
@@ -299,7 +303,7 @@ impl Books {
         };
         match step {
             Step::Done => None,
-            Step::Break => Some(self.drop_book(id, frame.checksum)),
+            Step::Break(kind) => Some(self.drop_book(id, kind)),
             Step::Verify => self.verify(id, frame.checksum, false, frame.venue_time),
         }
     }
@@ -396,7 +400,9 @@ impl Books {
         if entry.attempts >= MAX_SNAPSHOT_ATTEMPTS {
             entry.attempts = 0;
             entry.state = waiting();
-            entry.pending = Some(break_of(None, 0));
+            entry.pending = Some(BookBreak::Unusable {
+                reason: "the book snapshot could not be fetched",
+            });
             return;
         }
         if let State::Waiting { request, .. } = &mut entry.state {
@@ -424,12 +430,17 @@ impl Books {
             None | Some(0) => None,
             Some(sum) => match i32::try_from(sum) {
                 Ok(sum) => Some(sum),
-                Err(_) => return Some(self.drop_book(id, expected)),
+                Err(_) => {
+                    let reason = "a book checksum that is not a 32-bit integer";
+                    return Some(self.drop_book(id, BookBreak::Unusable { reason }));
+                }
             },
         };
         let computed = checksum(book);
-        if wanted.is_some_and(|w| w as u32 != computed) {
-            return Some(self.drop_book(id, expected));
+        if let Some(wanted) = wanted.filter(|w| *w as u32 != computed) {
+            let expected = wanted as u32;
+            let kind = BookBreak::ChecksumMismatch { expected, computed };
+            return Some(self.drop_book(id, kind));
         }
         self.views.verified(
             &entry.inst,
@@ -445,19 +456,15 @@ impl Books {
     }
 
     /// Drops the book of `id` (it waits for a fresh snapshot) and returns the
-    /// break to report; the view shows `None`.
-    fn drop_book(&mut self, id: &ServerId, expected: Option<i64>) -> ChecksumMismatch {
+    /// break to report, `kind`; the view shows `None`.
+    fn drop_book(&mut self, id: &ServerId, kind: BookBreak) -> BookBreak {
         let Some(entry) = self.entries.get_mut(id) else {
-            return break_of(expected, 0);
-        };
-        let computed = match &entry.state {
-            State::Live { book, .. } => checksum(book),
-            State::Waiting { .. } => 0,
+            return kind;
         };
         entry.state = waiting();
         self.views.invalidate(Some(&entry.inst));
         self.requests.retain(|(rid, _, _)| rid != id);
-        break_of(expected, computed)
+        kind
     }
 }
 

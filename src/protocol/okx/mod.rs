@@ -13,7 +13,8 @@
 //!   `checksum`: CRC-32 of the first 25 bids and asks interleaved as
 //!   `bid:size:ask:size:..`, compared as a signed 32-bit integer. A mismatch,
 //!   or an update whose `prevSeqId` is not the previous `seqId`, drops the
-//!   book and is reported as [`ChecksumMismatch`], so the session resubscribes
+//!   book and is reported as a [`BookBreak`] (`ChecksumMismatch`,
+//!   `Discontinuity`), so the session resubscribes
 //!   for a fresh snapshot, as for Kraken. A `checksum` of 0 is not verified:
 //!   OKX keeps the field but sends 0 since it retired the checksum (23 June
 //!   2026); `seqId` continuity is then the verification. OKX also announced
@@ -49,7 +50,7 @@ use serde_json::value::RawValue;
 use super::json;
 use super::kraken::Book;
 use super::op_args::{self, Arg, Envelope, Keys};
-use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic, VenueLimits};
+use super::{BookBreak, Inbound, Protocol, ServerId, Topic, VenueLimits};
 use crate::book::{BookViews, SnapshotFetched, SnapshotRequest, SnapshotSource};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
@@ -180,7 +181,7 @@ impl Okx {
             return Inbound::Unsolicited;
         };
         let server_id = self.keys.route(channel, arg.inst_id.as_deref());
-        let checksum = match self.books.contains(&server_id) {
+        let book_break = match self.books.contains(&server_id) {
             true => match self.apply_book(&server_id, action, data) {
                 Ok(verdict) => verdict,
                 Err(error) => return Inbound::Invalid(error),
@@ -190,7 +191,7 @@ impl Okx {
         Inbound::Data {
             server_id,
             seq: None,
-            checksum,
+            book_break,
             payload: Some(data.get()),
         }
     }
@@ -202,7 +203,7 @@ impl Okx {
         server_id: &ServerId,
         action: Option<&str>,
         data: &RawValue,
-    ) -> Result<Option<ChecksumMismatch>, ProtocolError> {
+    ) -> Result<Option<BookBreak>, ProtocolError> {
         let items: Vec<BookData<'_>> = serde_json::from_str(data.get()).map_err(|_| {
             ProtocolError::Unparseable("okx: book data is not a list of books".to_owned())
         })?;

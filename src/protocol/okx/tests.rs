@@ -32,11 +32,11 @@ fn subscribed_books() -> Okx {
     okx
 }
 
-fn data(checksum: Option<ChecksumMismatch>) -> Inbound<'static> {
+fn data(book_break: Option<BookBreak>) -> Inbound<'static> {
     Inbound::Data {
         server_id: Okx::server_id("books", Some("BTC-USDT")),
         seq: None,
-        checksum,
+        book_break,
         payload: None,
     }
 }
@@ -48,7 +48,7 @@ fn routed(inbound: Inbound<'_>) -> Inbound<'_> {
         Inbound::Data {
             server_id,
             seq,
-            checksum,
+            book_break,
             payload,
         } => {
             let payload = payload.expect("okx data names its payload");
@@ -59,7 +59,7 @@ fn routed(inbound: Inbound<'_>) -> Inbound<'_> {
             Inbound::Data {
                 server_id,
                 seq,
-                checksum,
+                book_break,
                 payload: None,
             }
         }
@@ -153,7 +153,7 @@ fn classifies_the_documented_events() {
         Inbound::Data {
             server_id: Okx::server_id("trades", Some("BTC-USDT")),
             seq: None,
-            checksum: None,
+            book_break: None,
             payload: Some(r#"[{"px":"1"}]"#),
         }
     );
@@ -190,7 +190,7 @@ fn a_bad_checksum_or_a_sequence_break_drops_the_book() {
     let frame = book_frame("update", &[("3366", "5")], &[], 12345, 1, 2);
     match okx.classify(&frame) {
         Inbound::Data {
-            checksum: Some(ChecksumMismatch { expected, computed }),
+            book_break: Some(BookBreak::ChecksumMismatch { expected, computed }),
             ..
         } => {
             assert_eq!(expected, 12345);
@@ -208,13 +208,13 @@ fn a_bad_checksum_or_a_sequence_break_drops_the_book() {
     let frame = book_frame("snapshot", &bids, &asks, -1_881_014_294, -1, 5);
     assert_eq!(routed(okx.classify(&frame)), data(None));
     let frame = book_frame("update", &[], &[], -1_881_014_294, 6, 7);
-    assert!(matches!(
-        okx.classify(&frame),
-        Inbound::Data {
-            checksum: Some(_),
-            ..
-        }
-    ));
+    assert_eq!(
+        routed(okx.classify(&frame)),
+        data(Some(BookBreak::Discontinuity {
+            expected: 5,
+            got: 6
+        }))
+    );
     assert!(okx.book("books", "BTC-USDT").is_none());
     // A zero checksum (the retired field) is not verified.
     let frame = book_frame("snapshot", &bids, &asks, 0, -1, 8);
@@ -230,7 +230,10 @@ fn books_exist_only_for_subscribed_instruments() {
         );
         assert!(matches!(
             okx.classify(&frame),
-            Inbound::Data { checksum: None, .. }
+            Inbound::Data {
+                book_break: None,
+                ..
+            }
         ));
     }
     assert_eq!(okx.books.len(), 1, "only the subscribed instrument");
@@ -256,18 +259,19 @@ fn garbage_is_invalid() {
     }
     // Levels that cannot be applied, or a checksum that is not 32 bits, leave
     // the book unknown: the frame is the subscription's and it resyncs.
-    for frame in [
-        r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[["-1","1"]],"bids":[]}]}"#,
-        r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[],"bids":[],"checksum":99999999999}]}"#,
+    for (frame, reason) in [
+        (
+            r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[["-1","1"]],"bids":[]}]}"#,
+            "a level's price is not a plain non-negative decimal",
+        ),
+        (
+            r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[],"bids":[],"checksum":99999999999}]}"#,
+            "a book checksum that is not a 32-bit integer",
+        ),
     ] {
-        assert!(
-            matches!(
-                okx.classify(frame),
-                Inbound::Data {
-                    checksum: Some(_),
-                    ..
-                }
-            ),
+        assert_eq!(
+            routed(okx.classify(frame)),
+            data(Some(BookBreak::Unusable { reason })),
             "{frame}"
         );
     }
@@ -328,9 +332,9 @@ fn without_a_snapshot_the_seq_id_chain_is_still_checked() {
     // 13 never arrived.
     assert_eq!(
         routed(okx.classify(&update(13, 14))),
-        data(Some(ChecksumMismatch {
-            expected: 0,
-            computed: 0
+        data(Some(BookBreak::Discontinuity {
+            expected: 12,
+            got: 13
         }))
     );
     // The chain starts again from the next update; a resubscribe forgets it.

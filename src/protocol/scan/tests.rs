@@ -188,7 +188,7 @@ fn fast_answers_route_like_the_serde_path() {
         Some(Inbound::Data {
             server_id: ServerId::Key("executions".into()),
             seq: None,
-            checksum: None,
+            book_break: None,
             payload: Some(r#"[{"symbol":"BTC/USD"}]"#),
         })
     );
@@ -198,7 +198,7 @@ fn fast_answers_route_like_the_serde_path() {
         Some(Inbound::Data {
             server_id: ServerId::Num(3),
             seq: Some(4),
-            checksum: None,
+            book_break: None,
             payload: Some(r#"{"a":1}"#),
         })
     );

@@ -53,12 +53,19 @@ pub(crate) enum LevelError {
     Number,
 }
 
-impl fmt::Display for LevelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl LevelError {
+    /// A fixed description, for a [`BookBreak::Unusable`](crate::BookBreak::Unusable).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
             LevelError::Shape => "levels are not [price, qty] pairs",
             LevelError::Number => "a price or quantity is not a non-negative decimal",
-        })
+        }
+    }
+}
+
+impl fmt::Display for LevelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
 use crate::decimal::Decimal;
-use crate::protocol::ChecksumMismatch;
+use crate::protocol::BookBreak;
 
 fn subscribe_depth(weex: &mut Weex, symbol: &str) -> ServerId {
     let topic = Topic::new("depth").symbol(symbol);
@@ -25,9 +25,9 @@ fn push(kind: &str, first: u64, last: u64, time: u64, bids: &str, asks: &str) ->
     )
 }
 
-fn verdict(inbound: &Inbound<'_>) -> Option<ChecksumMismatch> {
+fn verdict(inbound: &Inbound<'_>) -> Option<BookBreak> {
     match inbound {
-        Inbound::Data { checksum, .. } => *checksum,
+        Inbound::Data { book_break, .. } => *book_break,
         other => panic!("not data: {other:?}"),
     }
 }
@@ -104,7 +104,13 @@ fn a_break_or_an_unusable_push_clears_the_view_until_the_next_snapshot() {
     assert!(view.is_verified());
     // An update-id break.
     let skipped = push("CHANGED", 11, 12, 2, r#"[["1","2"]]"#, "[]");
-    assert!(verdict(&weex.classify(&skipped)).is_some());
+    assert_eq!(
+        verdict(&weex.classify(&skipped)),
+        Some(BookBreak::Discontinuity {
+            expected: 10,
+            got: 11
+        })
+    );
     assert!(!view.is_verified());
     assert!(weex.books.book(&depth).is_none());
     // Changes after the break are not applied and not reported again.
@@ -114,17 +120,23 @@ fn a_break_or_an_unusable_push_clears_the_view_until_the_next_snapshot() {
     let _ = weex.classify(&snapshot);
     assert!(view.is_verified());
     // Levels that are not non-negative decimals: the push is a break.
-    for bad in [
-        r#"[["1","-2"]]"#,
-        r#"[["x","2"]]"#,
-        r#"[["1"]]"#,
-        r#"{"1":"2"}"#,
-        r#"[["1","1e400"]]"#,
+    let number = "a price or quantity is not a non-negative decimal";
+    let shape = "levels are not [price, qty] pairs";
+    for (bad, reason) in [
+        (r#"[["1","-2"]]"#, number),
+        (r#"[["x","2"]]"#, number),
+        (r#"[["1"]]"#, shape),
+        (r#"{"1":"2"}"#, shape),
+        (r#"[["1","1e400"]]"#, number),
     ] {
         let _ = weex.classify(&snapshot);
         assert!(view.is_verified());
         let broken = push("CHANGED", 10, 11, 4, bad, "[]");
-        assert!(verdict(&weex.classify(&broken)).is_some(), "{bad}");
+        assert_eq!(
+            verdict(&weex.classify(&broken)),
+            Some(BookBreak::Unusable { reason }),
+            "{bad}"
+        );
         assert!(!view.is_verified(), "{bad}");
         assert!(
             !weex.chains.holds(&depth),

@@ -7,22 +7,22 @@
 //! - Each `CHANGED` push must have `U` equal to the previous push's `u` (not
 //!   `u + 1`); it then moves the chain to its own `u`.
 //! - A push whose `U` differs breaks the chain: it is reported as a
-//!   [`ChecksumMismatch`] (`expected` = the low 32 bits of the previous `u`,
-//!   `computed` = those of the push's `U`; the comparison itself is on the
-//!   full 64 bits), the chain is dropped, and the session resubscribes that
+//!   [`BookBreak::Discontinuity`] (`expected` = the previous `u`, `got` = the
+//!   push's `U`), the chain is dropped, and the session resubscribes that
 //!   stream, whose new snapshot starts a new chain (as OKX's `prevSeqId` break).
 //! - Nothing is checked before a snapshot or after a break until the next
 //!   snapshot. A snapshot without `u` starts no chain.
 //! - Once a chain holds, a `CHANGED` push without `U` or `u`, or a depth
 //!   push with neither marker, cannot be placed in it: that is a break too
-//!   (`computed` = the low 32 bits of its `U`, or 0), because the book
-//!   (`book.rs`) cannot apply it honestly and only a resync repairs it.
+//!   ([`BookBreak::Unusable`], naming which), because the book (`book.rs`)
+//!   cannot apply it honestly and only a resync repairs it.
 //! - Memory: one number per subscribed depth stream; the caller only passes
 //!   subscribed streams, and [`forget`](DepthChains::forget)/`clear` drop them.
 
 use std::collections::HashMap;
 
-use super::super::{ChecksumMismatch, ServerId};
+use super::super::{BookBreak, ServerId};
+use crate::book::signed_id;
 
 /// What a depth push is, for the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,14 +49,13 @@ impl DepthChains {
         kind: DepthKind,
         first: Option<u64>,
         last: Option<u64>,
-    ) -> Option<ChecksumMismatch> {
+    ) -> Option<BookBreak> {
         match kind {
             DepthKind::Unknown => {
                 let previous = self.last.remove(server_id)?;
                 tracing::debug!(%server_id, previous, "weex: depth push without a marker breaks the chain");
-                Some(ChecksumMismatch {
-                    expected: previous as u32,
-                    computed: first.unwrap_or(0) as u32,
+                Some(BookBreak::Unusable {
+                    reason: "a depth push that is neither SNAPSHOT nor CHANGED",
                 })
             }
             DepthKind::Snapshot => {
@@ -80,17 +79,16 @@ impl DepthChains {
                     (Some(first), _) if first != previous => {
                         self.last.remove(server_id);
                         tracing::debug!(%server_id, previous, first, "weex: depth update ids break");
-                        Some(ChecksumMismatch {
-                            expected: previous as u32,
-                            computed: first as u32,
+                        Some(BookBreak::Discontinuity {
+                            expected: signed_id(previous),
+                            got: signed_id(first),
                         })
                     }
                     _ => {
                         self.last.remove(server_id);
                         tracing::debug!(%server_id, previous, "weex: depth push without update ids breaks the chain");
-                        Some(ChecksumMismatch {
-                            expected: previous as u32,
-                            computed: first.unwrap_or(0) as u32,
+                        Some(BookBreak::Unusable {
+                            reason: "a depth update without its update ids U and u",
                         })
                     }
                 }

@@ -31,7 +31,7 @@
 //!   (depth's `d` is only `"SNAPSHOT"`/`"CHANGED"`; its levels are `b`/`a`).
 //! - Depth continuity: each `CHANGED` push's `U` must equal the previous
 //!   push's `u`; a break is reported in-band as a
-//!   [`ChecksumMismatch`] and the session resyncs
+//!   [`BookBreak`] (`Discontinuity`) and the session resyncs
 //!   that one subscription (see `chain.rs` for the rules).
 //! - Depth book: while a stream's chain holds, its snapshot and `CHANGED`
 //!   levels (`b`/`a`, `[price, qty]`, quantity 0 deletes) are kept as exact
@@ -71,7 +71,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::json;
-use super::{ChecksumMismatch, Inbound, Protocol, ServerId, Topic, VenueLimits};
+use super::{BookBreak, Inbound, Protocol, ServerId, Topic, VenueLimits};
 use crate::book::BookViews;
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
@@ -250,8 +250,8 @@ impl Weex {
         frame: &Frame<'_>,
         text: &str,
         kind: DepthKind,
-        verdict: Option<ChecksumMismatch>,
-    ) -> Option<ChecksumMismatch> {
+        verdict: Option<BookBreak>,
+    ) -> Option<BookBreak> {
         if verdict.is_some() || !self.chains.holds(server_id) {
             self.books.drop_book(server_id);
             return verdict;
@@ -265,20 +265,17 @@ impl Weex {
         };
         match self.books.apply(server_id, &push) {
             Ok(()) => None,
-            Err(_) => {
+            Err(error) => {
                 self.chains.forget(server_id);
-                let ids = |raw| unsigned(raw).unwrap_or(0) as u32;
-                Some(ChecksumMismatch {
-                    expected: ids(frame.first_id),
-                    computed: ids(frame.last_id),
-                })
+                let reason = error.reason();
+                Some(BookBreak::Unusable { reason })
             }
         }
     }
 
     fn push<'a>(&mut self, frame: &Frame<'a>, kind: &str, text: &str) -> Inbound<'a> {
         let symbol = frame.s.as_deref();
-        let mut checksum = None;
+        let mut book_break = None;
         let server_id = match kind {
             _ if PRIVATE.contains(&kind) => self.streams.route(None, kind),
             "depth" | "depthSnapshot" => {
@@ -293,13 +290,13 @@ impl Weex {
                         (_, Some(r#""CHANGED""#)) => DepthKind::Changed,
                         _ => DepthKind::Unknown,
                     };
-                    checksum = self.chains.on_push(
+                    book_break = self.chains.on_push(
                         &server_id,
                         depth_kind,
                         unsigned(frame.first_id),
                         unsigned(frame.last_id),
                     );
-                    checksum = self.on_depth(&server_id, frame, text, depth_kind, checksum);
+                    book_break = self.on_depth(&server_id, frame, text, depth_kind, book_break);
                 }
                 server_id
             }
@@ -317,7 +314,7 @@ impl Weex {
         Inbound::Data {
             server_id,
             seq: None,
-            checksum,
+            book_break,
             payload,
         }
     }

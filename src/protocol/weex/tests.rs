@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::protocol::ChecksumMismatch;
+use crate::protocol::BookBreak;
 
 fn key(stream: &str) -> ServerId {
     ServerId::Key(stream.into())
@@ -247,7 +247,7 @@ fn data(server_id: ServerId, payload: Option<&str>) -> Inbound<'_> {
     Inbound::Data {
         server_id,
         seq: None,
-        checksum: None,
+        book_break: None,
         payload,
     }
 }
@@ -444,9 +444,9 @@ macro_rules! example {
     };
 }
 
-fn checksum_of(inbound: &Inbound<'_>) -> Option<ChecksumMismatch> {
+fn break_of(inbound: &Inbound<'_>) -> Option<BookBreak> {
     match inbound {
-        Inbound::Data { checksum, .. } => *checksum,
+        Inbound::Data { book_break, .. } => *book_break,
         other => panic!("not data: {other:?}"),
     }
 }
@@ -544,12 +544,12 @@ fn every_documented_example_has_its_outcome() {
         match inbound {
             Inbound::Data {
                 payload: Some(payload),
-                checksum: None,
+                book_break: None,
                 ..
             } => assert!(payload.starts_with('['), "{name}: rows are the payload"),
             Inbound::Data {
                 payload: None,
-                checksum: None,
+                book_break: None,
                 ..
             } => assert_eq!(name, "bookTicker", "only bookTicker has no rows"),
             other => panic!("{name}: {other:?}"),
@@ -558,13 +558,13 @@ fn every_documented_example_has_its_outcome() {
     // Depth: snapshot then a CHANGED push chained to it.
     let snapshot = weex.classify(example!("depthSnapshot"));
     assert_eq!(server_id_of(&snapshot), key("ETHUSDT@depth15"));
-    assert_eq!(checksum_of(&snapshot), None);
-    assert_eq!(checksum_of(&weex.classify(example!("depth"))), None);
+    assert_eq!(break_of(&snapshot), None);
+    assert_eq!(break_of(&weex.classify(example!("depth"))), None);
     // A delisted symbol's empty snapshot is data for its stream, not an error.
     let _ = subscribed(&mut weex, Topic::new("depth").symbol("OLDUSDT"), 99);
     let delisted = weex.classify(example!("depthSnapshot_delisted"));
     assert_eq!(server_id_of(&delisted), key("OLDUSDT@depth15"));
-    assert_eq!(checksum_of(&delisted), None);
+    assert_eq!(break_of(&delisted), None);
 }
 
 #[test]
@@ -616,25 +616,22 @@ fn a_break_in_the_depth_update_ids_is_reported_once_and_a_snapshot_restarts_the_
     let mut weex = Weex::new();
     let depth = subscribed(&mut weex, Topic::new("depth").symbol("ETHUSDT"), 1);
     // Before any snapshot nothing is checked.
+    assert_eq!(break_of(&weex.classify(&depth_push("CHANGED", 7, 9))), None);
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 7, 9))),
-        None
-    );
-    assert_eq!(
-        checksum_of(&weex.classify(&depth_push("SNAPSHOT", 100, 100))),
+        break_of(&weex.classify(&depth_push("SNAPSHOT", 100, 100))),
         None
     );
     // U == previous u (not u + 1) continues the chain.
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 100, 112))),
+        break_of(&weex.classify(&depth_push("CHANGED", 100, 112))),
         None
     );
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 112, 112))),
+        break_of(&weex.classify(&depth_push("CHANGED", 112, 112))),
         None
     );
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 112, 130))),
+        break_of(&weex.classify(&depth_push("CHANGED", 112, 130))),
         None
     );
     // A skipped push: U is not the previous u.
@@ -642,55 +639,58 @@ fn a_break_in_the_depth_update_ids_is_reported_once_and_a_snapshot_restarts_the_
     let broken = weex.classify(&skipped);
     assert_eq!(server_id_of(&broken), depth);
     assert_eq!(
-        checksum_of(&broken),
-        Some(ChecksumMismatch {
+        break_of(&broken),
+        Some(BookBreak::Discontinuity {
             expected: 130,
-            computed: 140
+            got: 140
         })
     );
     // Reported once: until the next snapshot nothing is checked.
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 999, 1000))),
+        break_of(&weex.classify(&depth_push("CHANGED", 999, 1000))),
         None
     );
     // `u + 1`, the old assumption, is a break too.
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("SNAPSHOT", 200, 210))),
+        break_of(&weex.classify(&depth_push("SNAPSHOT", 200, 210))),
         None
     );
-    assert!(checksum_of(&weex.classify(&depth_push("CHANGED", 211, 220))).is_some());
+    assert_eq!(
+        break_of(&weex.classify(&depth_push("CHANGED", 211, 220))),
+        Some(BookBreak::Discontinuity {
+            expected: 210,
+            got: 211
+        })
+    );
     // An empty snapshot (a delisted symbol) restarts at 0.
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("SNAPSHOT", 0, 0))),
+        break_of(&weex.classify(&depth_push("SNAPSHOT", 0, 0))),
         None
     );
-    assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 0, 3))),
-        None
-    );
+    assert_eq!(break_of(&weex.classify(&depth_push("CHANGED", 0, 3))), None);
     // A push without U/u cannot continue the chain: a break (the book
     // cannot apply it honestly), reported once.
     let bare = r#"{"e":"depth","s":"ETHUSDT","l":15,"d":"CHANGED","b":[],"a":[]}"#;
     assert_eq!(
-        checksum_of(&weex.classify(bare)),
-        Some(ChecksumMismatch {
-            expected: 3,
-            computed: 0
+        break_of(&weex.classify(bare)),
+        Some(BookBreak::Unusable {
+            reason: "a depth update without its update ids U and u"
         })
     );
     assert_eq!(
-        checksum_of(&weex.classify(&depth_push("CHANGED", 50, 60))),
+        break_of(&weex.classify(&depth_push("CHANGED", 50, 60))),
         None
     );
     // So is a depth push with neither marker while a chain holds.
     let _ = weex.classify(&depth_push("SNAPSHOT", 60, 60));
     let unmarked = depth_push("CHANGED", 60, 61).replace(r#","d":"CHANGED""#, "");
-    assert!(checksum_of(&weex.classify(&unmarked)).is_some());
     assert_eq!(
-        checksum_of(&weex.classify(&unmarked)),
-        None,
-        "reported once"
+        break_of(&weex.classify(&unmarked)),
+        Some(BookBreak::Unusable {
+            reason: "a depth push that is neither SNAPSHOT nor CHANGED"
+        })
     );
+    assert_eq!(break_of(&weex.classify(&unmarked)), None, "reported once");
     // Chains are per stream and only for subscribed ones; they end with it.
     for i in 0..100 {
         let other = depth_push("SNAPSHOT", 1, 1).replace("ETHUSDT", &format!("X{i}"));

@@ -160,6 +160,16 @@ impl fmt::Display for BookError {
 
 impl std::error::Error for BookError {}
 
+impl BookError {
+    /// A fixed description, for a [`BookBreak::Unusable`](crate::BookBreak::Unusable).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            BookError::Price { .. } => "a level's price is not a plain non-negative decimal",
+            BookError::Qty { .. } => "a level's quantity is not a plain non-negative decimal",
+        }
+    }
+}
+
 /// Compares two price texts as exact decimals.
 ///
 /// ```

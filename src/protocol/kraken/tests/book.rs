@@ -61,7 +61,7 @@ fn updates_verify_and_a_mismatch_is_reported_once() {
         routed(kraken.classify(&frame)),
         data(
             "book:BTC/USD",
-            Some(ChecksumMismatch {
+            Some(BookBreak::ChecksumMismatch {
                 expected,
                 computed: shadow.checksum()
             })
@@ -86,7 +86,7 @@ fn updates_verify_and_a_mismatch_is_reported_once() {
         routed(kraken.classify(&snapshot)),
         data(
             "book:BTC/USD",
-            Some(ChecksumMismatch {
+            Some(BookBreak::ChecksumMismatch {
                 expected: 5,
                 computed: 3_310_070_434
             })
@@ -139,7 +139,7 @@ fn books_are_truncated_to_the_subscribed_depth() {
 }
 
 #[test]
-fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
+fn unapplicable_book_frames_are_breaks_and_drop_the_book() {
     let bad_updates = [
         book_frame("update", "BTC/USD", &[("1e5", "1")], &[], Some(7)),
         book_frame("update", "BTC/USD", &[("-1", "1")], &[], Some(7)),
@@ -152,16 +152,12 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
     ];
     for frame in &bad_updates {
         let mut kraken = with_book("BTC/USD", 10);
-        assert_eq!(
-            routed(kraken.classify(frame)),
-            data(
-                "book:BTC/USD",
-                Some(ChecksumMismatch {
-                    expected: 7,
-                    computed: 3_310_070_434
-                })
-            ),
-            "{frame:.120}"
+        let Inbound::Data { book_break, .. } = kraken.classify(frame) else {
+            panic!("not data: {frame:.120}");
+        };
+        assert!(
+            matches!(book_break, Some(BookBreak::Unusable { .. })),
+            "{book_break:?} {frame:.120}"
         );
         assert!(kraken.book("BTC/USD").is_none());
         // Without a book the same frame is only routed.
@@ -176,9 +172,8 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
         let expected = if checksum == "null" {
             None
         } else {
-            Some(ChecksumMismatch {
-                expected: 0,
-                computed: 3_310_070_434,
+            Some(BookBreak::Unusable {
+                reason: "a book checksum that is not a 32-bit unsigned number",
             })
         };
         assert_eq!(
@@ -198,9 +193,8 @@ fn unapplicable_book_frames_are_mismatches_and_drop_the_book() {
         routed(kraken.classify(&frame)),
         data(
             "book:BTC/USD",
-            Some(ChecksumMismatch {
-                expected: 9,
-                computed: 0
+            Some(BookBreak::Unusable {
+                reason: "a level's price is not a plain non-negative decimal"
             })
         )
     );
@@ -335,7 +329,7 @@ fn snapshots_for_unsubscribed_symbols_allocate_no_book() {
         routed(kraken.classify(&bad)),
         data(
             "book:BTC/USD",
-            Some(ChecksumMismatch {
+            Some(BookBreak::ChecksumMismatch {
                 expected: 7,
                 computed: shadow.checksum()
             })

@@ -70,11 +70,11 @@ fn book_frame(
     )
 }
 
-fn data(server_id: &str, checksum: Option<ChecksumMismatch>) -> Inbound<'static> {
+fn data(server_id: &str, book_break: Option<BookBreak>) -> Inbound<'static> {
     Inbound::Data {
         server_id: key(server_id),
         seq: None,
-        checksum,
+        book_break,
         payload: None,
     }
 }
@@ -86,7 +86,7 @@ fn routed(inbound: Inbound<'_>) -> Inbound<'_> {
         Inbound::Data {
             server_id,
             seq,
-            checksum,
+            book_break,
             payload,
         } => {
             let payload = payload.expect("kraken data names its payload");
@@ -95,7 +95,7 @@ fn routed(inbound: Inbound<'_>) -> Inbound<'_> {
             Inbound::Data {
                 server_id,
                 seq,
-                checksum,
+                book_break,
                 payload: None,
             }
         }
@@ -363,7 +363,7 @@ fn requests_private_channels_and_edges() {
         Inbound::Data {
             server_id: key("executions"),
             seq: Some(12),
-            checksum: None,
+            book_break: None,
             payload: Some(r#"[{"order_id":"O","symbol":"BTC/USD","exec_type":"new"}]"#),
         }
     );
@@ -372,7 +372,7 @@ fn requests_private_channels_and_edges() {
         Inbound::Data {
             server_id: key("balances"),
             seq: Some(1),
-            checksum: None,
+            book_break: None,
             payload: Some(r#"[{"asset":"BTC","balance":1.5}]"#),
         }
     );

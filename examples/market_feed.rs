@@ -448,15 +448,7 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         }
     }
 
-    let streaming = embedded.as_ref().map(|exchange| {
-        exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
-    });
-    let chaos = match (&embedded, args.chaos_every) {
-        (Some(exchange), Some(every)) => {
-            Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
-        }
-        _ => None,
-    };
+    let mut load = Load::start(embedded.as_ref(), &args);
 
     let deadline = tokio::time::Instant::now() + args.duration;
     let mut progress = tokio::time::interval(Duration::from_secs(1));
@@ -476,18 +468,14 @@ async fn run<P: Protocol>(args: Args, protocol: fn() -> P) -> ExitCode {
         }
     }
 
-    if let Some(chaos) = chaos {
-        chaos.abort();
-    }
+    load.stop_chaos();
     // Alive means: the stream is still open now, before we close on purpose.
     let alive = seen_all
         .iter()
         .filter(|s| !s.ended.load(Ordering::Relaxed) && s.data.load(Ordering::Relaxed) > 0)
         .count();
     let close_result = feed.close().await;
-    if let Some(streaming) = streaming {
-        streaming.abort();
-    }
+    load.stop_streaming();
     for consumer in consumers {
         let _ = consumer.await;
     }
@@ -582,7 +570,7 @@ mod driven {
     use futures::StreamExt;
     use resilient_ws::{ClientId, Config, Feed, Protocol, Recorder, Topic, Update};
 
-    use super::{chaos, Args, Embedded};
+    use super::{Args, Embedded, Load};
 
     /// What the feed yielded for one subscription.
     #[derive(Default)]
@@ -671,15 +659,7 @@ mod driven {
             }
         }
 
-        let streaming = embedded.as_ref().map(|exchange| {
-            exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
-        });
-        let chaos = match (&embedded, args.chaos_every) {
-            (Some(exchange), Some(every)) => {
-                Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
-            }
-            _ => None,
-        };
+        let mut load = Load::start(embedded.as_ref(), &args);
         let deadline = tokio::time::Instant::now() + args.duration;
         let mut progress = tokio::time::interval(Duration::from_secs(1));
         progress.tick().await;
@@ -702,9 +682,7 @@ mod driven {
                 },
             }
         }
-        if let Some(chaos) = chaos {
-            chaos.abort();
-        }
+        load.stop_chaos();
         let alive = seen.values().filter(|s| !s.ended && s.data > 0).count();
         // Close from another task; the feed is polled (and drained) until it ends.
         let closing = tokio::spawn({
@@ -722,9 +700,7 @@ mod driven {
         let close_result = closing
             .await
             .unwrap_or(Err(resilient_ws::Error::ClientClosed));
-        if let Some(streaming) = streaming {
-            streaming.abort();
-        }
+        load.stop_streaming();
         super::shut_down(unsolicited_task, embedded.as_ref(), recorder).await;
 
         let s = client.stats();
@@ -884,6 +860,42 @@ async fn consume(mut subscription: Subscription, seen: Arc<Seen>) {
     seen.ended.store(true, Ordering::Relaxed);
 }
 
+/// The embedded venue's load for one run: its stream of data and, with
+/// `--chaos-every-ms`, the chaos task. Every driving mode starts it once its
+/// subscriptions are in, stops the chaos at the deadline and the stream once
+/// the client is closed.
+struct Load {
+    streaming: Option<tokio::task::JoinHandle<()>>,
+    chaos: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(embedded: Option<&Embedded>, args: &Args) -> Self {
+        let streaming = embedded.map(|exchange| {
+            exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
+        });
+        let chaos = match (embedded, args.chaos_every) {
+            (Some(exchange), Some(every)) => {
+                Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
+            }
+            _ => None,
+        };
+        Load { streaming, chaos }
+    }
+
+    fn stop_chaos(&mut self) {
+        if let Some(chaos) = self.chaos.take() {
+            chaos.abort();
+        }
+    }
+
+    fn stop_streaming(&mut self) {
+        if let Some(streaming) = self.streaming.take() {
+            streaming.abort();
+        }
+    }
+}
+
 /// Injects one random fault every `every`.
 async fn chaos(embedded: Embedded, every: Duration, seed: u64) {
     let exchange = match embedded {
@@ -984,22 +996,10 @@ mod publish {
             args.replica,
             set.len()
         );
-        let streaming = embedded.as_ref().map(|exchange| {
-            exchange.start_stream(args.venue, args.symbols.clone(), Duration::from_millis(10))
-        });
-        let chaos = match (&embedded, args.chaos_every) {
-            (Some(exchange), Some(every)) => {
-                Some(tokio::spawn(chaos(exchange.clone(), every, args.seed)))
-            }
-            _ => None,
-        };
+        let mut load = Load::start(embedded.as_ref(), args);
         let stats = sink.run(&mut set, tokio::time::sleep(args.duration)).await;
-        if let Some(chaos) = chaos {
-            chaos.abort();
-        }
-        if let Some(streaming) = streaming {
-            streaming.abort();
-        }
+        load.stop_chaos();
+        load.stop_streaming();
         let set_stats = set.stats();
         drop(set);
         let _ = feed.close().await;

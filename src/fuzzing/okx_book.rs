@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::book::{BookBreak, BookSnapshot};
+use crate::book::{BookBreak, BookSnapshot, BookTop};
 use crate::decimal::Decimal;
 use crate::protocol::okx::{checksum_levels, BookFrame, Books};
 use crate::protocol::ServerId;
@@ -332,14 +332,7 @@ pub fn okx_book(data: &[u8]) {
             }
         }
         if let Some(top) = view.latest() {
-            let shown = (
-                top.asks()
-                    .map(|(p, s)| (p.to_owned(), s.to_owned()))
-                    .collect::<Levels>(),
-                top.bids()
-                    .map(|(p, s)| (p.to_owned(), s.to_owned()))
-                    .collect::<Levels>(),
-            );
+            let shown = shown_levels(&top);
             assert!(
                 history.iter().any(|t| t.levels() == shown),
                 "the verified view is no state the venue's book ever had: {shown:?}"
@@ -388,18 +381,20 @@ fn faulted_pending(corrupt_next: &mut bool, faulted: &mut bool) -> bool {
     false
 }
 
+/// The levels a view shows, as owned text.
+fn shown_levels(top: &BookTop) -> (Levels, Levels) {
+    let owned = |(p, s): (&str, &str)| (p.to_owned(), s.to_owned());
+    (
+        top.asks().map(owned).collect(),
+        top.bids().map(owned).collect(),
+    )
+}
+
 fn assert_view(view: &crate::book::BookView, truth: &Truth, when: &str) {
     let top = view
         .latest()
         .unwrap_or_else(|| panic!("the view is not verified {when}"));
-    let shown = (
-        top.asks()
-            .map(|(p, s)| (p.to_owned(), s.to_owned()))
-            .collect::<Levels>(),
-        top.bids()
-            .map(|(p, s)| (p.to_owned(), s.to_owned()))
-            .collect::<Levels>(),
-    );
+    let shown = shown_levels(&top);
     assert!(
         shown == truth.levels(),
         "the view differs from the venue's book {when}"

@@ -17,9 +17,9 @@
 //!   break names what the frame did: a checksum mismatch carries the frame's
 //!   checksum and a different one, a discontinuity the frame's `prevSeqId`
 //!   and a different expected id; a skipped update to a verified book is a
-//!   discontinuity. A break found while applying a fetched snapshot is owed
-//!   to the next frame and names the buffered delta that broke (a
-//!   `prevSeqId` delivered before it).
+//!   discontinuity. A break found while applying a fetched snapshot is
+//!   returned with the fetch's result (nothing is owed to the next frame) and
+//!   names the buffered delta that broke (a `prevSeqId` delivered before).
 //! - Liveness: with no fault since the last restart, a delivered WebSocket
 //!   snapshot, or a REST snapshot of the latest state answering the request in
 //!   flight, makes the view verified and equal to the true book now.
@@ -132,9 +132,7 @@ pub fn okx_book(data: &[u8]) {
     let mut taken: Option<BookSnapshot> = None;
     let mut request: Option<u64> = None;
     // Applying a fetched snapshot replays the buffered deltas; a break among
-    // them is owed to the next frame and names that buffered delta, so the
-    // next apply may report a `prevSeqId` delivered earlier, not its own.
-    let mut owed = false;
+    // them names that buffered delta, a `prevSeqId` delivered earlier.
     let mut delivered_prevs: Vec<i64> = Vec::new();
 
     for _ in 0..MAX_STEPS {
@@ -187,7 +185,7 @@ pub fn okx_book(data: &[u8]) {
                     venue_time: None,
                 };
                 let verdict = books.apply(&id, &frame);
-                check_kind(verdict, &frame, std::mem::take(&mut owed), &delivered_prevs);
+                check_kind(verdict, Some(&frame), &delivered_prevs);
                 delivered_prevs.extend(frame.prev);
                 let expect_break = faulted_pending(&mut corrupt_next, &mut faulted);
                 if was_verified && expect_break && checksum != Some(0) {
@@ -229,7 +227,7 @@ pub fn okx_book(data: &[u8]) {
                         venue_time: None,
                     };
                     let verdict = books.apply(&id, &frame);
-                    check_kind(verdict, &frame, std::mem::take(&mut owed), &delivered_prevs);
+                    check_kind(verdict, Some(&frame), &delivered_prevs);
                     delivered_prevs.extend(frame.prev);
                     if was_verified {
                         assert!(
@@ -256,7 +254,6 @@ pub fn okx_book(data: &[u8]) {
                     venue_time: None,
                 };
                 let verdict = books.apply(&id, &frame);
-                owed = false;
                 if verdict.is_none() {
                     // A snapshot clears every fault before it.
                     faulted = false;
@@ -289,13 +286,17 @@ pub fn okx_book(data: &[u8]) {
                     } else {
                         Ok(snapshot)
                     };
-                    books.fetched(&id, number, result);
-                    owed = true;
+                    let verdict = books.fetched(&id, number, result);
+                    check_kind(verdict, None, &delivered_prevs);
                     if let Some((_, _, number)) = books.take_requests().pop() {
                         request = Some(number);
                     }
                     if !fail && latest && !faulted && !was_verified {
                         assert_view(&view, &truth, "after a REST snapshot of now");
+                    }
+                    if verdict.is_some() {
+                        assert!(!view.is_verified(), "a break left the view verified");
+                        restart = true;
                     }
                 }
             }
@@ -309,7 +310,6 @@ pub fn okx_book(data: &[u8]) {
         if restart {
             // The session resubscribes: the book starts over.
             books.subscribe(id.clone(), INST, 400);
-            owed = false;
             delivered_prevs.clear();
             faulted = false;
             corrupt_next = false;
@@ -342,29 +342,28 @@ pub fn okx_book(data: &[u8]) {
 }
 
 /// A reported break names what the frame did (see the module docs), or,
-/// when a break may be `owed` from applying a fetched snapshot, what one of
-/// the deltas delivered before it did.
-fn check_kind(verdict: Option<BookBreak>, frame: &BookFrame<'_>, owed: bool, earlier: &[i64]) {
+/// for a break found applying a fetched snapshot (`frame` is `None`), what
+/// one of the deltas delivered before it did.
+fn check_kind(verdict: Option<BookBreak>, frame: Option<&BookFrame<'_>>, earlier: &[i64]) {
     match verdict {
         None | Some(BookBreak::Unusable { .. }) => {}
         Some(BookBreak::ChecksumMismatch { expected, computed }) => {
-            if !owed {
+            if let Some(frame) = frame {
                 assert_eq!(Some(i64::from(expected as i32)), frame.checksum);
             }
             assert_ne!(expected, computed, "a mismatch of equal checksums");
         }
         Some(BookBreak::Discontinuity { expected, got }) => {
-            if owed && frame.prev != Some(got) {
-                assert!(
+            match frame {
+                None => assert!(
                     earlier.contains(&got),
-                    "an owed discontinuity names a prevSeqId never delivered: {got}"
-                );
-            } else {
-                assert_eq!(
+                    "a fetch's discontinuity names a prevSeqId never delivered: {got}"
+                ),
+                Some(frame) => assert_eq!(
                     Some(got),
                     frame.prev,
                     "the discontinuity names another prevSeqId"
-                );
+                ),
             }
             assert_ne!(expected, got, "a discontinuity of equal ids");
         }

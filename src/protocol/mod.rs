@@ -504,9 +504,14 @@ pub trait Protocol: Send + 'static {
     /// ended. Results come in the order the fetches end, possibly after the
     /// subscription ended or the connection was replaced (compare
     /// [`SnapshotFetched::number`](crate::book::SnapshotFetched::number)).
+    /// `Some`: applying it broke the book of `fetched.server_id` (a buffered
+    /// delta that does not verify, or too many failed fetches); the session
+    /// reports it at once, as it would a frame's
+    /// `book_break` ([`Inbound::Data`]), and resyncs that subscription.
     /// Default: ignored.
-    fn snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) {
+    fn snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) -> Option<BookBreak> {
         let _ = fetched;
+        None
     }
 }
 

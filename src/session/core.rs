@@ -31,6 +31,7 @@ use super::deadline::later;
 use super::link::{Lapsed, Link, Outgoing, WriteFailure, Written};
 use super::output::{Action, SessionEnd};
 use super::socket_failure::SocketFailure;
+use crate::book::SnapshotFetched;
 use crate::config::Config;
 use crate::error::{
     scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp, VenueError,
@@ -79,6 +80,8 @@ use crate::venue_error::VenueErrorKind;
 /// - The full `Block` queue made room, or did not in time:
 ///   [`on_space(now)`](Self::on_space) or
 ///   [`on_block_timeout(now)`](Self::on_block_timeout).
+/// - A book snapshot fetch the adapter asked for ended:
+///   [`on_snapshot_fetched(fetched)`](Self::on_snapshot_fetched).
 /// - The connection is gone: [`on_disconnected(end, now)`](Self::on_disconnected).
 /// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
 ///   stream ends; callers still waiting are answered).
@@ -790,6 +793,31 @@ impl<P: Protocol> SessionCore<P> {
             .duration_since(stamp)
             .unwrap_or_default();
         histogram.record(lag.as_secs_f64());
+    }
+
+    /// A book snapshot fetch ended: the adapter applies it, and a break it
+    /// finds (in the deltas it buffered meanwhile) is reported now, as a
+    /// frame's would be (counted, signalled in-band, an event, a resync), not
+    /// with the subscription's next frame, which may be long in coming.
+    /// Before the subscription's ack, the break rides on its last stashed
+    /// frame, as it would have on a frame; a break of no subscription is
+    /// dropped (nothing is left to resync).
+    pub(crate) fn on_snapshot_fetched(&mut self, fetched: SnapshotFetched) {
+        let server_id = fetched.server_id.clone();
+        let Some(kind) = self.protocol.snapshot_fetched(fetched) else {
+            return;
+        };
+        match self.registry.route(&server_id) {
+            Route::To(client_id) => {
+                if let Some(queue) = self.registry.get(client_id).map(|e| Arc::clone(&e.queue)) {
+                    self.after_push(client_id, &queue, true, Some(kind), false);
+                }
+            }
+            Route::Stash if self.registry.stash_break(&server_id, kind) => {}
+            Route::Stash | Route::Unroutable => {
+                tracing::debug!(?server_id, ?kind, "a book break of no subscription");
+            }
+        }
     }
 
     /// Routes a data frame by its server id.

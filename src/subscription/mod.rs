@@ -397,6 +397,25 @@ impl Registry {
         evicted
     }
 
+    /// A book break found between frames for `server_id`, whose ack has not
+    /// come: it rides on the newest stashed frame of that server id (and is
+    /// reported when that frame is delivered). False when none is stashed,
+    /// or that frame carries a break already.
+    pub fn stash_break(&mut self, server_id: &ServerId, kind: BookBreak) -> bool {
+        match self
+            .stash
+            .iter_mut()
+            .rev()
+            .find(|s| s.server_id == *server_id)
+        {
+            Some(stashed) if stashed.book_break.is_none() => {
+                stashed.book_break = Some(kind);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Payload bytes in the stash now.
     #[cfg(any(test, feature = "fuzzing"))]
     pub fn stashed_bytes(&self) -> usize {

@@ -159,12 +159,12 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// A book snapshot fetch ended: the adapter applies it now (its book may
-    /// become verified without another frame).
+    /// become verified, or break and resync, without another frame).
     pub(crate) fn fetched(&mut self, fetched: SnapshotFetched, now: Instant) {
         if let Some(tap) = &self.tap {
             tap.fetched(&fetched, now);
         }
-        self.core.protocol_mut().snapshot_fetched(fetched);
+        self.core.on_snapshot_fetched(fetched);
         self.apply(now);
     }
 

@@ -24,7 +24,10 @@
 //!   previous `seqId` and the `prevSeqId`, or `Unusable` with a fixed reason)
 //!   for the frame, so the session reports it in-band and
 //!   resubscribes that one subscription. A break found outside a frame (while
-//!   applying a fetched snapshot) is reported on the subscription's next frame.
+//!   applying a fetched snapshot's buffered deltas, or after too many failed
+//!   fetches) is returned by [`Books::fetched`] the same way, so the session
+//!   reports it at once, not with the subscription's next frame (which may be
+//!   long in coming).
 //! - A checksum of 0 (or none) is not verified: OKX keeps the field but sends
 //!   0 since it retired the checksum; continuity is then the verification.
 //! - Fetch results carry a request number: a result for a subscription that
@@ -90,8 +93,6 @@ struct Entry {
     depth: usize,
     state: State,
     attempts: u32,
-    /// A break found outside a frame, reported on the next one.
-    pending: Option<BookBreak>,
 }
 
 /// What to do once a frame's state change is decided.
@@ -177,7 +178,6 @@ impl Books {
                 depth,
                 state: waiting(),
                 attempts: 0,
-                pending: None,
             },
         );
     }
@@ -195,7 +195,6 @@ impl Books {
         for entry in self.entries.values_mut() {
             entry.state = waiting();
             entry.attempts = 0;
-            entry.pending = None;
         }
         self.requests.clear();
         self.views.invalidate(None);
@@ -210,9 +209,6 @@ impl Books {
     /// Applies one book frame of subscription `id` (a subscribed book).
     pub(crate) fn apply(&mut self, id: &ServerId, frame: &BookFrame<'_>) -> Verdict {
         let entry = self.entries.get_mut(id)?;
-        if let Some(pending) = entry.pending.take() {
-            return Some(pending);
-        }
         if frame.snapshot {
             let mut book = Book::new(entry.depth);
             if let Err(error) = book.apply_snapshot(&frame.asks, &frame.bids) {
@@ -309,40 +305,38 @@ impl Books {
     }
 
     /// A fetched snapshot (or the source's failure) for request `number` of
-    /// subscription `id`. A break is reported on that subscription's next frame.
+    /// subscription `id`. `Some`: a break of that subscription, found while
+    /// applying the buffered deltas or after too many failed fetches (the
+    /// book is dropped, as for a frame's break; the caller reports it now).
     pub(crate) fn fetched(
         &mut self,
         id: &ServerId,
         number: u64,
         result: Result<BookSnapshot, String>,
-    ) {
-        let Some(entry) = self.entries.get_mut(id) else {
-            return;
-        };
+    ) -> Verdict {
+        let entry = self.entries.get_mut(id)?;
         let State::Waiting {
             buffer, request, ..
         } = &mut entry.state
         else {
-            return;
+            return None;
         };
         if *request != Some(number) {
-            return;
+            return None;
         }
         *request = None;
         let snapshot = match result {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 tracing::warn!(inst = %entry.inst, %error, "okx: book snapshot fetch failed");
-                self.retry(id);
-                return;
+                return self.retry(id);
             }
         };
         let first_prev = buffer.front().and_then(|d| d.prev);
         if first_prev.is_some_and(|prev| snapshot.seq < prev) {
             // Older than the first buffered delta: fetch again (OKX's rule).
             tracing::debug!(inst = %entry.inst, "okx: book snapshot older than the buffer; refetching");
-            self.retry(id);
-            return;
+            return self.retry(id);
         }
         let asks: Vec<(&str, &str)> = snapshot
             .asks
@@ -357,8 +351,7 @@ impl Books {
         let mut book = Book::new(entry.depth);
         if book.apply_snapshot(&asks, &bids).is_err() {
             tracing::warn!(inst = %entry.inst, "okx: fetched book snapshot is not valid");
-            self.retry(id);
-            return;
+            return self.retry(id);
         }
         let buffer = std::mem::take(buffer);
         entry.state = State::Live {
@@ -383,27 +376,21 @@ impl Books {
                 venue_time: delta.venue_time,
             };
             if let Some(broken) = self.apply(id, &frame) {
-                if let Some(entry) = self.entries.get_mut(id) {
-                    entry.pending = Some(broken);
-                }
-                return;
+                return Some(broken);
             }
         }
+        None
     }
 
-    /// A failed or unusable fetch: ask again, or give up and resync.
-    fn retry(&mut self, id: &ServerId) {
-        let Some(entry) = self.entries.get_mut(id) else {
-            return;
-        };
+    /// A failed or unusable fetch: ask again, or give up (`Some`: the break
+    /// that resyncs the subscription).
+    fn retry(&mut self, id: &ServerId) -> Verdict {
+        let entry = self.entries.get_mut(id)?;
         entry.attempts += 1;
         if entry.attempts >= MAX_SNAPSHOT_ATTEMPTS {
             entry.attempts = 0;
-            entry.state = waiting();
-            entry.pending = Some(BookBreak::Unusable {
-                reason: "the book snapshot could not be fetched",
-            });
-            return;
+            let reason = "the book snapshot could not be fetched";
+            return Some(self.drop_book(id, BookBreak::Unusable { reason }));
         }
         if let State::Waiting { request, .. } = &mut entry.state {
             self.next_request += 1;
@@ -411,6 +398,7 @@ impl Books {
             self.requests
                 .push((id.clone(), entry.inst.clone(), self.next_request));
         }
+        None
     }
 
     /// Verifies the live book of `id` against `expected` (0 or none: not

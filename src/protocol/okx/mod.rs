@@ -450,9 +450,9 @@ impl Protocol for Okx {
             .collect()
     }
 
-    fn snapshot_fetched(&mut self, fetched: SnapshotFetched) {
+    fn snapshot_fetched(&mut self, fetched: SnapshotFetched) -> Option<BookBreak> {
         self.books
-            .fetched(&fetched.server_id, fetched.number, fetched.result);
+            .fetched(&fetched.server_id, fetched.number, fetched.result)
     }
 
     fn forget_topic(&mut self, topic: &Topic) {

@@ -513,6 +513,17 @@ pub trait Protocol: Send + 'static {
         let _ = fetched;
         None
     }
+
+    /// Replay only: whether the live connection's adapter had a
+    /// [`book_snapshot_source`](Protocol::book_snapshot_source). Its books
+    /// must then wait for snapshots (and ask for them, with the same request
+    /// numbers) exactly as they did live, whatever source this adapter was
+    /// given; the recorded results are handed to
+    /// [`snapshot_fetched`](Protocol::snapshot_fetched) and no source is
+    /// called. Called once, before any input. Default: nothing.
+    fn replay_snapshot_source(&mut self, live: bool) {
+        let _ = live;
+    }
 }
 
 #[cfg(test)]

@@ -162,8 +162,8 @@ impl Okx {
     /// connection runs the source off the frame path, on the current tokio
     /// runtime; the snapshot is applied as soon as the fetch ends.
     /// [`rest`] parses OKX's `GET /api/v5/market/books` answer. A recorder
-    /// keeps each result; a [`Replay`](crate::Replay) needs an adapter with a
-    /// source set too, and never calls it.
+    /// keeps each result; a [`Replay`](crate::Replay) hands them in and needs
+    /// no source (the recording says the live adapter had one).
     #[must_use]
     pub fn snapshot_source(mut self, source: impl SnapshotSource) -> Self {
         self.source = Some(Source(Arc::new(source)));
@@ -453,6 +453,10 @@ impl Protocol for Okx {
     fn snapshot_fetched(&mut self, fetched: SnapshotFetched) -> Option<BookBreak> {
         self.books
             .fetched(&fetched.server_id, fetched.number, fetched.result)
+    }
+
+    fn replay_snapshot_source(&mut self, live: bool) {
+        self.books.set_source(live);
     }
 
     fn forget_topic(&mut self, topic: &Topic) {

@@ -5,8 +5,8 @@
 //!
 //! Rules (facts and sources in `src/protocol/VENUES.md`), and why:
 //! - A book subscription starts [`Waiting`](State::Waiting). A WebSocket
-//!   `snapshot` makes it live at once. When OKX sends no snapshot (retired
-//!   in 2026) and a snapshot source is set, the deltas are buffered (at most
+//!   `snapshot` makes it live at once. When OKX sends no snapshot (its
+//!   removal was announced for 2026) and a snapshot source is set, the deltas are buffered (at most
 //!   [`MAX_BUFFERED_UPDATES`] and [`MAX_BUFFERED_BYTES`]; overflow is a break)
 //!   and one snapshot is requested ([`Books::take_requests`]); the shell runs
 //!   the fetch and hands the result back ([`Books::fetched`]). Without a

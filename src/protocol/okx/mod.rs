@@ -19,7 +19,8 @@
 //!   OKX keeps the field but sends 0 since it retired the checksum (23 June
 //!   2026); `seqId` continuity is then the verification. OKX also announced
 //!   (changelog of 2026-02-12; production from early August 2026) that the
-//!   initial snapshot goes, to be fetched over REST: with a
+//!   initial snapshot goes, to be fetched over REST (not confirmed: OKX's
+//!   channel page still described it in August 2026): with a
 //!   [`SnapshotSource`] ([`Okx::snapshot_source`];
 //!   [`rest`] has OKX's REST format) the deltas are buffered and applied to the
 //!   fetched snapshot (`book.rs` has the rules); the connection runs the

@@ -462,6 +462,20 @@ pub trait Protocol: Send + 'static {
         let _ = token;
     }
 
+    /// Live subscriptions the venue now holds differently from the topic
+    /// they were subscribed with, each as its server id and the topic a
+    /// subscribe of it must name from now on (Kalshi: markets added or
+    /// deleted with `update_subscription`, answered `ok`). The session
+    /// subscribes that topic whenever it subscribes the subscription again
+    /// (after a reconnect, a resync by resubscribe, or the venue ending it),
+    /// so what a user changed on a live subscription survives those. The
+    /// subscription keeps its identity (channel and symbol it was created
+    /// with); a topic of another channel is ignored. Asked after each answer
+    /// to a request ([`Inbound::Response`]). Default: none.
+    fn take_changed_topics(&mut self) -> Vec<(ServerId, Topic)> {
+        Vec::new()
+    }
+
     /// The connection was lost: drop any per-connection state (books, ...).
     fn reset(&mut self) {}
 

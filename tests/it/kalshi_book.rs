@@ -471,3 +471,106 @@ async fn an_early_snapshot_that_cannot_apply_is_signalled_with_the_next_frame() 
     client.close().await.unwrap();
     exchange.shutdown().await;
 }
+
+/// The `market_tickers` of every `subscribe` the venue read, in order.
+fn subscribed_markets(received: &[Received]) -> Vec<Value> {
+    received
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.text).ok())
+        .filter(|c| c["cmd"] == "subscribe")
+        .map(|c| c["params"]["market_tickers"].clone())
+        .collect()
+}
+
+/// Drops the connection and returns the snapshots the replayed
+/// subscription brought, by market (sorted), once `count` came.
+async fn reconnect_and_take_snapshots(
+    exchange: &Exchange,
+    book: &mut Subscription,
+    signals: &mut Vec<Update>,
+    count: usize,
+) -> Vec<String> {
+    exchange.abort_all();
+    let mut markets = Vec::new();
+    while markets.len() < count {
+        let frame = next_data(book, signals).await;
+        assert_eq!(frame["type"], "orderbook_snapshot", "{frame}");
+        markets.push(frame["msg"]["market_ticker"].as_str().unwrap().to_owned());
+    }
+    markets.sort();
+    assert!(
+        signals
+            .iter()
+            .any(|s| matches!(s, Update::Resubscribed { .. })),
+        "{signals:?}"
+    );
+    markets
+}
+
+#[tokio::test]
+async fn an_added_market_is_subscribed_again_after_a_reconnect() {
+    // The bug: the session replayed the topic as first subscribed (A only),
+    // so B's data silently stopped after a reconnect.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_book("B", &[("0.4000", "5.00")], &[]);
+    let (client, view_a, mut book) = setup(&exchange, |c| c).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut signals = Vec::new();
+    let sid = next_data(&mut book, &mut signals).await["sid"].clone();
+    update_markets(&client, &sid, "add_markets", &["B"]).await;
+    next_data(&mut book, &mut signals).await; // B's snapshot
+    assert!(view_b.is_verified());
+
+    exchange.set_kalshi_book("B", &[("0.3000", "2.00")], &[]);
+    let resent = reconnect_and_take_snapshots(&exchange, &mut book, &mut signals, 2).await;
+    assert_eq!(resent, ["A", "B"]);
+    assert_eq!(
+        subscribed_markets(&exchange.received()),
+        [json!(["A"]), json!(["A", "B"])],
+        "the replayed subscribe names the added market"
+    );
+    // B's data flows again, and its book is the venue's.
+    exchange.publish("B", kalshi_delta("0.3000", "1.00", "yes", 21));
+    let delta = next_data(&mut book, &mut signals).await;
+    assert_eq!(delta["msg"]["market_ticker"], "B");
+    let top = view_b
+        .latest()
+        .expect("B verified again after the reconnect");
+    assert_eq!(sides(&top), (levels(&[]), levels(&[("0.3000", "3.00")])));
+    assert_eq!(top.venue_time(), at(21));
+    assert!(view_a.is_verified());
+    assert_eq!(signals.len(), 1, "only the resubscribe: {signals:?}");
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_market_stays_deleted_after_a_reconnect() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view_a, mut book) = setup(&exchange, |c| c).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut signals = Vec::new();
+    let sid = next_data(&mut book, &mut signals).await["sid"].clone();
+    update_markets(&client, &sid, "add_markets", &["B"]).await;
+    next_data(&mut book, &mut signals).await; // B's snapshot
+    let ok = update_markets(&client, &sid, "delete_markets", &["A"]).await;
+    assert_eq!(ok["msg"]["market_tickers"], json!(["B"]));
+    assert!(view_a.latest().is_none());
+
+    let resent = reconnect_and_take_snapshots(&exchange, &mut book, &mut signals, 1).await;
+    assert_eq!(resent, ["B"]);
+    assert_eq!(
+        subscribed_markets(&exchange.received()),
+        [json!(["A"]), json!(["B"])],
+        "the replayed subscribe names the markets the venue held"
+    );
+    // A's delta (published first) never comes: B's is the next frame.
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 31));
+    exchange.publish("B", kalshi_delta("0.4000", "1.00", "yes", 32));
+    let delta = next_data(&mut book, &mut signals).await;
+    assert_eq!(delta["msg"]["market_ticker"], "B");
+    assert!(view_a.latest().is_none(), "a deleted market gets no book");
+    assert!(view_b.is_verified());
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}

@@ -257,6 +257,19 @@ impl Protocol for Kalshi {
         self.markets.forget_topic(topic);
     }
 
+    /// An `update_subscription` that adds or deletes markets keeps its sid,
+    /// action and markets (a replay's books need them); nothing else of any
+    /// request is recorded.
+    fn recordable_params(&self, request: &Request) -> Option<Value> {
+        let update = updates::market_update(request)?;
+        let action = match update.action {
+            updates::Action::Add => "add_markets",
+            updates::Action::Delete => "delete_markets",
+        };
+        let markets: Vec<&str> = update.markets.iter().map(|m| &**m).collect();
+        Some(serde_json::json!({"sid": update.sid, "action": action, "market_tickers": markets}))
+    }
+
     /// A subscription whose markets an accepted `add_markets` /
     /// `delete_markets` changed is subscribed from then on with
     /// `market_tickers` naming its markets now (`kalshi/markets.rs`).

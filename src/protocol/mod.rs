@@ -462,6 +462,19 @@ pub trait Protocol: Send + 'static {
         let _ = token;
     }
 
+    /// The parts of `request`'s params a recording may keep (see
+    /// [`Recorder`](crate::Recorder)): none of them a secret, and enough for
+    /// a replay to rebuild what this adapter derives from the request (Kalshi:
+    /// the sid, action and markets of an `update_subscription` that adds or
+    /// deletes markets, so a replay's books cover them as live did). A
+    /// recording keeps a request's method and these, never its other params;
+    /// a replay hands the adapter a request with exactly these params.
+    /// Default: `None` (only the method is kept).
+    fn recordable_params(&self, request: &Request) -> Option<serde_json::Value> {
+        let _ = request;
+        None
+    }
+
     /// Live subscriptions the venue now holds differently from the topic
     /// they were subscribed with, each as its server id and the topic a
     /// subscribe of it must name from now on (Kalshi: markets added or

@@ -181,7 +181,7 @@ fn a_version_1_file_still_reads() {
     }
     assert_eq!(inputs, vec![Input::Connected, Input::Tick]);
     assert_eq!(recording.corrupt(), 0);
-    // This version writes version 2.
-    assert_eq!(super::format::MAGIC, b"RWSREC2\n");
+    // This version writes version 3.
+    assert_eq!(super::format::MAGIC, b"RWSREC3\n");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -590,6 +590,38 @@ mod tests {
     }
 
     #[test]
+    fn only_a_market_updates_sid_action_and_markets_are_recordable() {
+        let kalshi = Kalshi::new();
+        let request = Request::new(
+            "update_subscription",
+            Some(
+                json!({"sids": [7], "action": "add_markets", "market_tickers": ["B", "C"],
+                        "api_token": "hunter2"}),
+            ),
+        );
+        assert_eq!(
+            kalshi.recordable_params(&request),
+            Some(json!({"sid": 7, "action": "add_markets", "market_tickers": ["B", "C"]}))
+        );
+        // What is recorded reads back as the same update.
+        let replayed = Request::new("update_subscription", kalshi.recordable_params(&request));
+        assert_eq!(
+            updates::market_update(&replayed),
+            updates::market_update(&request)
+        );
+        for other in [
+            Request::new("login", Some(json!({"token": "hunter2"}))),
+            Request::new(
+                "update_subscription",
+                Some(json!({"sids": [7], "action": "get_snapshot", "market_tickers": ["B"]})),
+            ),
+            Request::new("list_subscriptions", None),
+        ] {
+            assert_eq!(kalshi.recordable_params(&other), None, "{other:?}");
+        }
+    }
+
+    #[test]
     fn encodes_unsubscribe_and_requests() {
         let mut kalshi = Kalshi::new();
         let topic = Topic::new("ticker").symbol("A");

@@ -184,16 +184,18 @@ impl Tap {
             }
             Some(Command::Request { request, .. }) => Recorded::Request {
                 method: request.method.clone(),
-                params: request_params.map(|params| params.to_string()).filter(|text| {
-                    let fits = text.len() <= MAX_REQUEST_PARAMS;
-                    if !fits {
-                        tracing::warn!(
-                            bytes = text.len(),
-                            "recording: a request's params too long to keep; method only"
-                        );
-                    }
-                    fits
-                }),
+                params: request_params
+                    .map(|params| params.to_string())
+                    .filter(|text| {
+                        let fits = text.len() <= MAX_REQUEST_PARAMS;
+                        if !fits {
+                            tracing::warn!(
+                                bytes = text.len(),
+                                "recording: a request's params too long to keep; method only"
+                            );
+                        }
+                        fits
+                    }),
             },
             Some(Command::Close) => Recorded::Close,
         };

@@ -13,7 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::{
     Backoff, BookBreak, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
-    Request, Subscription, Topic, Update,
+    Pace, RecordOptions, Recorder, Recording, Replay, Request, SetItem, Subscription, Topic,
+    Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};
@@ -572,5 +573,119 @@ async fn a_deleted_market_stays_deleted_after_a_reconnect() {
     assert!(view_a.latest().is_none(), "a deleted market gets no book");
     assert!(view_b.is_verified());
     client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+/// An item and, right after it, the views of markets A and B.
+fn seen_with_views(
+    item: &Result<Update, resilient_ws::Error>,
+    a: &BookView,
+    b: &BookView,
+) -> String {
+    let item = match item {
+        Ok(Update::Data(frame)) => frame.as_text().unwrap_or_default().to_owned(),
+        other => format!("{other:?}"),
+    };
+    let view = |v: &BookView| v.latest().map(|t| (sides(&t), t.updates(), t.venue_time()));
+    format!("{item} | A {:?} | B {:?}", view(a), view(b))
+}
+
+#[tokio::test]
+async fn a_recorded_add_markets_replays_to_the_same_items_and_books() {
+    // Only the request's recordable params (sid, action, markets) may reach
+    // the file; this one rides along in the same request and must not.
+    const SECRET: &str = "tok-5ecret-in-request-params";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "resilient-ws-kalshi-add-markets-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_book("B", &[("0.4000", "5.00")], &[("0.5500", "7.00")]);
+    let (client, view_a, mut book) = setup(&exchange, |c| c.record(recorder.clone())).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut live = Vec::new();
+    let take = async |book: &mut Subscription| {
+        let item = tokio::time::timeout(SOON, next(book))
+            .await
+            .expect("an item")
+            .expect("the subscription goes on");
+        let text = seen_with_views(&item, &view_a, &view_b);
+        (item, text)
+    };
+    let (snapshot, text) = take(&mut book).await;
+    live.push(text);
+    let Ok(Update::Data(snapshot)) = snapshot else {
+        panic!("{snapshot:?}")
+    };
+    let sid = serde_json::from_str::<Value>(snapshot.as_text().unwrap()).unwrap()["sid"].clone();
+    client
+        .request(Request::new(
+            "update_subscription",
+            Some(
+                json!({"sids": [sid], "market_tickers": ["B"], "action": "add_markets",
+                        "api_token": SECRET}),
+            ),
+        ))
+        .await
+        .unwrap();
+    live.push(take(&mut book).await.1); // B's snapshot
+    exchange.publish("B", kalshi_delta("0.4000", "-1.00", "yes", 41));
+    live.push(take(&mut book).await.1);
+    update_markets(&client, &sid, "delete_markets", &["A"]).await;
+    exchange.publish("B", kalshi_delta("0.5500", "2.00", "no", 42));
+    live.push(take(&mut book).await.1);
+    assert!(
+        live.last().unwrap().contains("| A None | B Some"),
+        "B verified, A deleted: {live:?}"
+    );
+    client.close().await.unwrap();
+    drop(book);
+    let flushed = recorder.clone();
+    tokio::task::spawn_blocking(move || flushed.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorder.stats().dropped, 0);
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let file = String::from_utf8_lossy(&all);
+    assert!(
+        file.contains("add_markets"),
+        "the update's action is recorded"
+    );
+    assert!(!file.contains(SECRET), "the request's other params are not");
+
+    let kalshi = Kalshi::new();
+    let views = kalshi.book_views();
+    let (replay_a, replay_b) = (views.watch("A", 10), views.watch("B", 10));
+    let config = fast(&exchange.url()).build().unwrap();
+    let mut replay = Replay::new(
+        Recording::open(&dir).unwrap(),
+        config,
+        kalshi,
+        Pace::AsFastAsPossible,
+    );
+    let mut replayed = Vec::new();
+    let work = async {
+        // Replay hands in the next input only once the items before it are
+        // read, so each view is the one right after its item's frame.
+        while let Some(SetItem { item, .. }) = futures::StreamExt::next(&mut replay).await {
+            replayed.push(seen_with_views(&item, &replay_a, &replay_b));
+        }
+    };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the replay ends");
+    assert_eq!(live, replayed, "the same items and books");
+    assert_eq!(replay.stats().dropped, 0);
+    let _ = std::fs::remove_dir_all(&dir);
     exchange.shutdown().await;
 }

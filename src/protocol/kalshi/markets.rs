@@ -20,6 +20,13 @@
 //!   put a symbol over `market_tickers`). The session subscribes that topic
 //!   from then on. A set emptied by deletes is reported as such: what the
 //!   venue answers to a subscribe naming no market decides then.
+//! - Only requests are seen: a command sent as raw text (`Client::send`)
+//!   never reaches the adapter, so markets it adds are neither tracked here
+//!   nor given books, and a reconnect drops them.
+//! - An update answered while its subscription is being replaced (a resync
+//!   by resubscribe in flight) names a sid the session no longer routes:
+//!   the session ignores the change, and the new subscription has the
+//!   markets it was subscribed with.
 //! - Bounds: at most `MAX_PENDING` subscribes and updates wait for their
 //!   answer (the oldest go first), one entry per live sid, at most
 //!   [`MAX_TRACKED`] markets per subscription (more is logged and cut: the

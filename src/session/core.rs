@@ -1184,6 +1184,11 @@ impl<P: Protocol> SessionCore<P> {
         text: &Utf8Bytes,
         now: Instant,
     ) {
+        // An answer may have changed what the venue holds for a live
+        // subscription (Kalshi `add_markets`): later subscribes name that.
+        for (server_id, topic) in self.protocol.take_changed_topics() {
+            self.registry.retopic(&server_id, topic);
+        }
         if !self.take_request(req_id) {
             // The answer to a snapshot request (resync) waits for nobody.
             self.take_snapshot_request(req_id);

@@ -5,13 +5,8 @@
 //! hold them (sorted vectors, ordered maps), never by calling the code under
 //! test: a model that shares code with what it checks cannot disagree with it.
 
-pub(super) mod book;
-pub(super) mod decimal;
 pub(super) mod frames;
-pub(super) mod kalshi_book;
-pub(super) mod ordered_book;
 pub(super) mod queue;
 pub(super) mod reconnect;
 pub(super) mod registry;
 pub(super) mod session;
-pub(super) mod venue_time;

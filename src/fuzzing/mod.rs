@@ -9,17 +9,19 @@
 //! re-exports of internal types whose behaviour a harness checks directly
 //! (a book without its adapter, a protocol's routing types).
 //!
-//! `session_script` and `reconnect_script` still live here (with the models
-//! they need) until the session core's driving contract settles: they drive
-//! `supervisor/drive.rs` directly.
+//! `session_script` still lives here, with the models it needs: it drives
+//! `supervisor/drive.rs` and reads the core's registry, queues and counters
+//! directly (see its module docs), so moving it out means exposing most of
+//! the session core. [`SessionEnds`] is the one small exception: a session
+//! core reduced to how a session ends, for `reconnect_script`.
 
 use crate::protocol::{Inbound, Kalshi, Kraken};
 
 mod model;
-mod reconnect_script;
+mod session_ends;
 mod session_script;
 
-pub use self::reconnect_script::reconnect_script;
+pub use self::session_ends::SessionEnds;
 pub use self::session_script::session_script;
 
 /// Kalshi: the fast path's answer, or `None` when it leaves the frame to
@@ -54,3 +56,9 @@ pub use crate::protocol::kalshi::book::{KalshiBook, KalshiBookError, Outcome};
 pub use crate::protocol::okx::book::{BookFrame, Books};
 /// The WEEX depth book on its own, with a small cap (harness `weex_book`).
 pub use crate::protocol::weex::book::DepthBook;
+/// How a session ended, as the session core reports it (harness
+/// `reconnect_script`, through [`SessionEnds`]).
+pub use crate::session::SessionEnd;
+/// The reconnect machine: attempt numbers, delays, give-up (harness
+/// `reconnect_script`, against its model).
+pub use crate::supervisor::reconnect::machine::{After, ReconnectMachine};

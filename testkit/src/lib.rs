@@ -28,6 +28,7 @@ mod kraken_classify;
 mod model;
 mod okx_book;
 mod okx_classify;
+mod reconnect_script;
 mod venue_time;
 mod weex_book;
 mod weex_classify;
@@ -41,10 +42,11 @@ pub use self::kraken_book::kraken_book;
 pub use self::kraken_classify::kraken_classify;
 pub use self::okx_book::okx_book;
 pub use self::okx_classify::okx_classify;
+pub use self::reconnect_script::reconnect_script;
 pub use self::venue_time::venue_time;
 pub use self::weex_book::weex_book;
 pub use self::weex_classify::weex_classify;
-pub use resilient_ws::fuzzing::{reconnect_script, session_script};
+pub use resilient_ws::fuzzing::session_script;
 
 use serde_json::Value;
 

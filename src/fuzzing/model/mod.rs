@@ -7,6 +7,5 @@
 
 pub(super) mod frames;
 pub(super) mod queue;
-pub(super) mod reconnect;
 pub(super) mod registry;
 pub(super) mod session;

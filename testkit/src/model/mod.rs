@@ -9,4 +9,5 @@ pub(crate) mod book;
 pub(crate) mod decimal;
 pub(crate) mod kalshi_book;
 pub(crate) mod ordered_book;
+pub(crate) mod reconnect;
 pub(crate) mod venue_time;

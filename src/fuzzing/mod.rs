@@ -12,7 +12,7 @@
 //! `session_script` still lives here, with the models it needs: it drives
 //! `supervisor/drive.rs` and reads the core's registry, queues and counters
 //! directly (see its module docs), so moving it out means exposing most of
-//! the session core. [`SessionEnds`] is the one small exception: a session
+//! the session core. [`SessionEnds`](crate::fuzzing::SessionEnds) is the one small exception: a session
 //! core reduced to how a session ends, for `reconnect_script`.
 
 use crate::protocol::{Inbound, Kalshi, Kraken};
@@ -57,7 +57,7 @@ pub use crate::protocol::okx::book::{BookFrame, Books};
 /// The WEEX depth book on its own, with a small cap (harness `weex_book`).
 pub use crate::protocol::weex::book::DepthBook;
 /// How a session ended, as the session core reports it (harness
-/// `reconnect_script`, through [`SessionEnds`]).
+/// `reconnect_script`, through [`SessionEnds`](crate::fuzzing::SessionEnds)).
 pub use crate::session::SessionEnd;
 /// The reconnect machine: attempt numbers, delays, give-up (harness
 /// `reconnect_script`, against its model).

@@ -17,6 +17,10 @@
 //!   from the documented rules, not from the code under test.
 //! - One run is bounded (steps, bytes, a guard timer) so the fuzzer never
 //!   reports a slow input as a hang.
+//!
+//! `fuzz/README.md` lists every target: its input and what must hold.
+//! `session_script` is re-exported from the library, where it still lives
+//! (it reads the session core's registry, queues and counters directly).
 
 mod decimal;
 mod envelope_scan;

@@ -1,4 +1,5 @@
-//! Independent models the harnesses compare the real code against.
+//! Independent models `session_script` compares the real session core against
+//! (the other harnesses' models live in `testkit/src/model/`).
 //!
 //! Each is written from the documented rules (module docs, PROTOCOLS.md,
 //! COMMON rules of the session), on the simplest data structures that can

@@ -236,12 +236,6 @@ impl Registry {
         self.subs.get(&client_id)
     }
 
-    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
-    /// The subscription, if live.
-    pub fn get_mut(&mut self, client_id: ClientId) -> Option<&mut Entry> {
-        self.subs.get_mut(&client_id)
-    }
-
     /// Live subscriptions in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (ClientId, &Entry)> {
         self.subs.iter().map(|(id, e)| (*id, e))
@@ -250,12 +244,6 @@ impl Registry {
     /// Number of live subscriptions.
     pub fn len(&self) -> usize {
         self.subs.len()
-    }
-
-    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
-    /// Whether there are no live subscriptions.
-    pub fn is_empty(&self) -> bool {
-        self.subs.is_empty()
     }
 
     /// Frames in the stash now.

@@ -52,14 +52,21 @@ pub const MAX_BUFFERED_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_SNAPSHOT_ATTEMPTS: u32 = 3;
 
 /// One book frame's contents, as the adapter parsed them (wire text).
-pub(crate) struct BookFrame<'a> {
-    pub(crate) snapshot: bool,
-    pub(crate) asks: Vec<(&'a str, &'a str)>,
-    pub(crate) bids: Vec<(&'a str, &'a str)>,
-    pub(crate) checksum: Option<i64>,
-    pub(crate) seq: Option<i64>,
-    pub(crate) prev: Option<i64>,
-    pub(crate) venue_time: Option<SystemTime>,
+pub struct BookFrame<'a> {
+    /// `action: "snapshot"` (else an update).
+    pub snapshot: bool,
+    /// Ask levels, `(price, size)` as wire text.
+    pub asks: Vec<(&'a str, &'a str)>,
+    /// Bid levels, `(price, size)` as wire text.
+    pub bids: Vec<(&'a str, &'a str)>,
+    /// The venue's CRC32 of the book after this frame, if sent.
+    pub checksum: Option<i64>,
+    /// `seqId`, if sent.
+    pub seq: Option<i64>,
+    /// `prevSeqId`, if sent.
+    pub prev: Option<i64>,
+    /// The venue's timestamp of the frame, if sent.
+    pub venue_time: Option<SystemTime>,
 }
 
 /// A buffered delta, owning its text.
@@ -103,11 +110,11 @@ enum Step {
 }
 
 /// What a frame did to its book.
-pub(crate) type Verdict = Option<BookBreak>;
+pub type Verdict = Option<BookBreak>;
 
 /// The books of one connection.
 #[derive(Default)]
-pub(crate) struct Books {
+pub struct Books {
     entries: HashMap<ServerId, Entry>,
     views: BookViews,
     /// Whether a snapshot source is set (else deltas are not buffered).
@@ -135,11 +142,14 @@ fn waiting() -> State {
 }
 
 impl Books {
-    pub(crate) fn views(&self) -> BookViews {
+    /// The verified top levels of every book, as readers see them.
+    pub fn views(&self) -> BookViews {
         self.views.clone()
     }
 
-    pub(crate) fn set_source(&mut self, source: bool) {
+    /// Whether a snapshot source is set: without one, deltas before a
+    /// snapshot are dropped rather than buffered.
+    pub fn set_source(&mut self, source: bool) {
         self.source = source;
     }
 
@@ -169,7 +179,7 @@ impl Books {
     }
 
     /// A book subscription (re)starts: it waits for a fresh snapshot.
-    pub(crate) fn subscribe(&mut self, id: ServerId, inst: &str, depth: usize) {
+    pub fn subscribe(&mut self, id: ServerId, inst: &str, depth: usize) {
         self.views.invalidate(Some(inst));
         self.entries.insert(
             id,
@@ -202,12 +212,12 @@ impl Books {
 
     /// The snapshot requests made since the last call: (subscription,
     /// instrument, request number), for the shell to fetch.
-    pub(crate) fn take_requests(&mut self) -> Vec<(ServerId, Box<str>, u64)> {
+    pub fn take_requests(&mut self) -> Vec<(ServerId, Box<str>, u64)> {
         std::mem::take(&mut self.requests)
     }
 
     /// Applies one book frame of subscription `id` (a subscribed book).
-    pub(crate) fn apply(&mut self, id: &ServerId, frame: &BookFrame<'_>) -> Verdict {
+    pub fn apply(&mut self, id: &ServerId, frame: &BookFrame<'_>) -> Verdict {
         let entry = self.entries.get_mut(id)?;
         if frame.snapshot {
             let mut book = Book::new(entry.depth);
@@ -308,7 +318,7 @@ impl Books {
     /// subscription `id`. `Some`: a break of that subscription, found while
     /// applying the buffered deltas or after too many failed fetches (the
     /// book is dropped, as for a frame's break; the caller reports it now).
-    pub(crate) fn fetched(
+    pub fn fetched(
         &mut self,
         id: &ServerId,
         number: u64,

@@ -56,7 +56,7 @@ use crate::book::{BookViews, SnapshotFetched, SnapshotRequest, SnapshotSource};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
-mod book;
+pub(crate) mod book;
 mod checksum;
 pub mod rest;
 

@@ -26,10 +26,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::book::{BookBreak, BookSnapshot, BookTop};
-use crate::decimal::Decimal;
-use crate::protocol::okx::{checksum_levels, BookFrame, Books};
-use crate::protocol::ServerId;
+use resilient_ws::book::{BookBreak, BookSnapshot, BookTop};
+use resilient_ws::decimal::Decimal;
+use resilient_ws::fuzzing::{BookFrame, Books};
+use resilient_ws::protocol::okx::checksum_levels;
+use resilient_ws::protocol::ServerId;
 
 /// Steps per run, so the fuzzer never reports a slow input as a hang.
 const MAX_STEPS: usize = 400;
@@ -367,6 +368,7 @@ fn check_kind(verdict: Option<BookBreak>, frame: Option<&BookFrame<'_>>, earlier
             }
             assert_ne!(expected, got, "a discontinuity of equal ids");
         }
+        Some(other) => panic!("a book break the harness does not know: {other:?}"),
     }
 }
 
@@ -389,7 +391,7 @@ fn shown_levels(top: &BookTop) -> (Levels, Levels) {
     )
 }
 
-fn assert_view(view: &crate::book::BookView, truth: &Truth, when: &str) {
+fn assert_view(view: &resilient_ws::book::BookView, truth: &Truth, when: &str) {
     let top = view
         .latest()
         .unwrap_or_else(|| panic!("the view is not verified {when}"));

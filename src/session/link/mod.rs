@@ -99,7 +99,7 @@ impl Outgoing {
 
 /// What a written frame was, so the core can arm what its writing starts.
 #[derive(Debug)]
-pub(crate) struct Written {
+pub struct Written {
     kind: WrittenKind,
     len: u64,
 }

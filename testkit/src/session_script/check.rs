@@ -130,7 +130,11 @@ impl Harness {
         }
         let model = &self.model;
         assert_eq!(self.connected, model.connected, "connected");
-        assert_eq!(registry.len(), model.reg.subs.len(), "live subscriptions");
+        assert_eq!(
+            registry.iter().count(),
+            model.reg.subs.len(),
+            "live subscriptions"
+        );
         let stats = fuzzing::stats(&self.drive);
         assert_eq!(
             stats.subscriptions,

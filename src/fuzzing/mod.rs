@@ -10,11 +10,13 @@
 //! (a book without its adapter, a protocol's routing types), and small
 //! functions that build or read what a harness cannot reach otherwise.
 //!
-//! The session core is reached only through its [`Drive`], the one set of
-//! driving rules every shell follows: `session_script` builds a client's
-//! core with [`unspawned`] and hands every input to the drive's methods,
-//! then reads the [`registry`] and the [`stats`] to compare them with its
-//! model ([`session_drive`](self) has the builders and readers).
+//! The session core is reached only through its
+//! [`Drive`](crate::fuzzing::Drive), the one set of driving rules every shell
+//! follows: `session_script` builds a client's core with
+//! [`unspawned`](crate::fuzzing::unspawned) and hands every input to the
+//! drive's methods, then reads the [`registry`](crate::fuzzing::registry)
+//! and the [`stats`](crate::fuzzing::stats) to compare them with its model
+//! (`session_drive.rs` has these builders and readers).
 //! [`SessionEnds`](crate::fuzzing::SessionEnds) is a session core reduced to
 //! how a session ends, for `reconnect_script`.
 
@@ -51,7 +53,8 @@ pub fn kraken_classify_reference<'a>(kraken: &mut Kraken, text: &'a str) -> Inbo
 }
 
 /// What a handle sends the drive, and one new subscription in it (harness
-/// `session_script`; build one with [`new_subscription`]).
+/// `session_script`; build one with
+/// [`new_subscription`](crate::fuzzing::new_subscription)).
 pub use crate::command::{Command, NewSubscription};
 /// Where a part of a frame's text sits in it: the scanner under each
 /// adapter's `venue_time` (harness `venue_time`).

@@ -102,7 +102,7 @@ pub enum Turn {
 
 pub use super::write_outcome::WriteOutcome;
 
-/// A [`SessionCore`] with the callers waiting on it: every input goes in
+/// A `SessionCore` with the callers waiting on it: every input goes in
 /// here and its actions are applied before the call returns.
 pub struct Drive<P> {
     /// Every decision of a session, and of commands served while offline.

@@ -26,7 +26,7 @@ mod session_drive;
 mod session_ends;
 
 pub use self::session_drive::{
-    client_id, end_error, new_subscription, queue_of, registry, stats, unspawned, Unspawned,
+    client_id, end_error, new_subscription, registry, stats, unspawned, Unspawned,
 };
 pub use self::session_ends::SessionEnds;
 
@@ -75,7 +75,7 @@ pub use crate::session::SessionEnd;
 /// `session_script`, against its model); its models speak the registry's
 /// verdicts (`Route`, `SeqCheck`) and batch as an adapter does
 /// (`ProtocolBatching`).
-pub use crate::subscription::{Entry, Phase, ProtocolBatching, Registry, ReqId, Route, SeqCheck};
+pub use crate::subscription::{Phase, ProtocolBatching, Registry, ReqId, Route, SeqCheck};
 /// The one driver of the session core, with what its methods take and
 /// return (harness `session_script`): what a shell waits for next, how a
 /// write ended, how many buffered frames it may hand in per wake-up.

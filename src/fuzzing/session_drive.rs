@@ -69,15 +69,19 @@ pub fn stats<P: Protocol>(drive: &Drive<P>) -> Stats {
 }
 
 /// A subscription as `Client::prepare` makes it for the drive: its queue
-/// (known to the stats hub from creation) and its in-flight count, with
-/// the receiver its caller waits on.
+/// (known to the stats hub from creation) and its in-flight count; with the
+/// queue its stream reads and the receiver its caller waits on.
 pub fn new_subscription<P: Protocol>(
     drive: &Drive<P>,
     client_id: ClientId,
     topic: Topic,
     capacity: usize,
     policy: Overflow,
-) -> (NewSubscription, oneshot::Receiver<Result<(), Error>>) {
+) -> (
+    NewSubscription,
+    Arc<Queue>,
+    oneshot::Receiver<Result<(), Error>>,
+) {
     let stats = &drive.shared().stats;
     let queue = Queue::new(capacity, policy);
     stats.track(&queue);
@@ -85,16 +89,11 @@ pub fn new_subscription<P: Protocol>(
     let new = NewSubscription {
         client_id,
         topic,
-        queue,
+        queue: Arc::clone(&queue),
         ready,
         in_flight: InFlight::new(stats),
     };
-    (new, answer)
-}
-
-/// The queue a subscription's stream reads.
-pub fn queue_of(new: &NewSubscription) -> &Arc<Queue> {
-    &new.queue
+    (new, queue, answer)
 }
 
 /// A client id (the library numbers them; a harness picks its own).

@@ -506,10 +506,9 @@ impl Harness {
             self.next_client_id += 1;
             // Made as `Client::prepare` makes it (its queue known to the
             // stats hub from creation).
-            let (subscription, answer) =
+            let (subscription, queue, answer) =
                 fuzzing::new_subscription(&self.drive, id, topic.clone(), capacity, policy);
-            self.queues
-                .insert(id, Arc::clone(fuzzing::queue_of(&subscription)));
+            self.queues.insert(id, queue);
             self.alive.insert(id);
             self.subscribes.insert(id, answer);
             new.push(subscription);

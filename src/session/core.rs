@@ -450,7 +450,7 @@ impl<P: Protocol> SessionCore<P> {
 
     /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        Some(self.link.as_ref()?.next_timer())
+        self.link.as_ref()?.next_timer()
     }
 
     /// Time passed: what the connection finds due at `now` (the close,

@@ -22,7 +22,7 @@
 //!   at once with the cause and are never replayed (an order may have been
 //!   committed); subscriptions are replayed by the next connection.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -42,9 +42,11 @@ use crate::subscription::{ClientId, ReqId};
 mod outbound;
 mod pending;
 mod stale;
+mod timer_table;
 mod timers;
 
 use outbound::{Outbound, OUTBOUND_LIMIT};
+use timer_table::{Timer, TimerTable};
 pub(super) use timers::Lapsed;
 
 /// How many heartbeat replies may wait to be written; a venue heartbeat that
@@ -142,10 +144,10 @@ pub(crate) enum WriteFailure {
 }
 
 /// Idle detection without touching a timer per frame: a tick every quarter of
-/// the timeout compares a frame counter with the previous tick's.
+/// the timeout ([`Timer::Idle`]) compares a frame counter with the previous
+/// tick's.
 struct IdleWatch {
     timeout: Duration,
-    next_tick: Instant,
     seen_at_tick: u64,
     last_activity: Instant,
 }
@@ -155,14 +157,14 @@ pub(crate) struct Link {
     outbound: Outbound,
     /// Requests written or queued whose answer the shell's caller waits for.
     requests: HashSet<ReqId>,
-    deadlines: BTreeSet<(Instant, ReqId)>,
-    awaiting_pong: Option<Instant>,
-    next_ping: Instant,
+    /// Every deadline of this connection (`timer_table.rs`): the close
+    /// handshake, the pong, the next ping, the idle and stale ticks, the
+    /// requests written.
+    timers: TimerTable,
     data_seen: u64,
     idle: Option<IdleWatch>,
     /// Subscriptions silent past their channel's expectation (`stale.rs`).
     stale: Option<stale::StaleWatch>,
-    closing: Option<Instant>,
     /// Subscriptions ended while their subscribe was still unanswered (say, a
     /// `subscribe` call dropped by a timeout). If the ack comes after all, the
     /// venue is told to unsubscribe, or it would stream to nobody for the rest
@@ -186,21 +188,27 @@ impl Link {
     /// queued and a fresh operations window (`subscribe_ops`: the venue
     /// counts per connection).
     pub(super) fn new(config: &Config, subscribe_ops: Option<RateLimit>, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Ping, later(now, config.ping_interval));
+        let idle = config.idle_timeout.map(|timeout| {
+            timers.set(Timer::Idle, later(now, timeout / 4));
+            IdleWatch {
+                timeout,
+                seen_at_tick: 0,
+                last_activity: now,
+            }
+        });
+        let stale = stale::StaleWatch::new(config);
+        if let Some(watch) = &stale {
+            timers.set(Timer::Stale, later(now, watch.tick()));
+        }
         let mut link = Link {
             outbound: Outbound::new(config.rate_limit, subscribe_ops),
             requests: HashSet::new(),
-            deadlines: BTreeSet::new(),
-            awaiting_pong: None,
-            next_ping: later(now, config.ping_interval),
+            timers,
             data_seen: 0,
-            idle: config.idle_timeout.map(|timeout| IdleWatch {
-                timeout,
-                next_tick: later(now, timeout / 4),
-                seen_at_tick: 0,
-                last_activity: now,
-            }),
-            stale: stale::StaleWatch::new(config, now),
-            closing: None,
+            idle,
+            stale,
             abandoned: VecDeque::new(),
             resyncing: HashMap::new(),
             snapshots: HashMap::new(),
@@ -214,7 +222,7 @@ impl Link {
 
     /// Queues a frame; nothing new goes out once closing.
     pub(super) fn push_back(&mut self, outgoing: Outgoing) {
-        if self.closing.is_none() {
+        if !self.is_closing() {
             self.outbound.push_back(outgoing);
         }
     }
@@ -227,9 +235,7 @@ impl Link {
 
     /// Moves the liveness deadlines by a stall of `stalled`.
     pub(super) fn pause_liveness(&mut self, stalled: Duration) {
-        if let Some(deadline) = &mut self.awaiting_pong {
-            *deadline = later(*deadline, stalled);
-        }
+        self.timers.delay(Timer::Pong, stalled);
         if let Some(idle) = &mut self.idle {
             idle.last_activity = later(idle.last_activity, stalled);
         }
@@ -251,7 +257,7 @@ impl Link {
 
     /// Whether the close handshake has begun.
     pub(super) fn is_closing(&self) -> bool {
-        self.closing.is_some()
+        self.timers.get(Timer::Close).is_some()
     }
 
     /// Whether commands may come in at `now`: not while closing, and not
@@ -260,7 +266,7 @@ impl Link {
     /// hour, and `close` or `send` must not wait with them.
     pub(super) fn accepts_commands(&self, now: Instant) -> bool {
         let held = self.outbound.ops_held(now);
-        self.closing.is_none() && self.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
+        !self.is_closing() && self.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
     }
 
     /// How many subscribe operations the venue's window holds back at `now`.
@@ -319,12 +325,13 @@ impl Link {
                 if !self.resyncing.is_empty() {
                     self.resyncing.retain(|_, pending| *pending != req_id);
                 }
-                self.deadlines
-                    .insert((later(now, config.request_timeout), req_id));
+                self.timers
+                    .set_request(req_id, later(now, config.request_timeout));
                 None
             }
             WrittenKind::Ping => {
-                self.awaiting_pong = Some(later(now, config.pong_timeout));
+                self.timers
+                    .set(Timer::Pong, later(now, config.pong_timeout));
                 None
             }
             WrittenKind::Send(send_id) => Some(send_id),
@@ -335,10 +342,10 @@ impl Link {
     /// the only frame left to write, and one-off sends still waiting fail
     /// into `actions`. False when it had already begun.
     pub(super) fn begin_close(&mut self, deadline: Instant, actions: &mut Vec<Action>) -> bool {
-        if self.closing.is_some() {
+        if self.is_closing() {
             return false;
         }
-        self.closing = Some(deadline);
+        self.timers.set(Timer::Close, deadline);
         let drained = self.outbound.drain();
         self.outbound.push_back(Outgoing::Close);
         fail_sends(drained, &Error::ClientClosed, actions);

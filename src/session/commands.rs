@@ -46,7 +46,7 @@ impl<P: Protocol> SessionCore<P> {
                 };
                 tracing::warn!(%client_id, %holder, %topic, "refusing a second subscription of one topic");
                 queue.finish(Some(error.clone()));
-                self.actions.push(Action::SubscribeResult {
+                self.actions.push_back(Action::SubscribeResult {
                     client_id,
                     result: Err(error),
                 });
@@ -79,7 +79,7 @@ impl<P: Protocol> SessionCore<P> {
             }),
             None => {
                 let error = self.not_connected();
-                self.actions.push(Action::SendResult {
+                self.actions.push_back(Action::SendResult {
                     send_id,
                     result: Err(error),
                 });
@@ -177,7 +177,7 @@ impl<P: Protocol> SessionCore<P> {
             }
         }
         if !entry.acked_once {
-            self.actions.push(Action::SubscribeResult {
+            self.actions.push_back(Action::SubscribeResult {
                 client_id,
                 result: Err(error.clone().unwrap_or(Error::ClientClosed)),
             });
@@ -324,7 +324,7 @@ impl<P: Protocol> SessionCore<P> {
         for id in ids {
             if let Some(entry) = self.registry.remove(id) {
                 if !entry.acked_once {
-                    self.actions.push(Action::SubscribeResult {
+                    self.actions.push_back(Action::SubscribeResult {
                         client_id: id,
                         result: Err(error.cloned().unwrap_or(Error::ClientClosed)),
                     });

@@ -49,61 +49,74 @@ use crate::venue_error::VenueErrorKind;
 ///
 /// # Calling contract
 ///
-/// The core does no I/O, reads no clock and never calls back: every input
-/// carries `now` (and the connect the wall clock too), and everything it
-/// wants done comes out of the outputs below. A driver follows these rules;
-/// [`Drive`](crate::supervisor::drive::Drive) is the one that does, and
-/// every shell (the spawned supervisor, the consumer-driven feed, a replay)
-/// goes through it.
+/// Modelled on quinn-proto's `Connection`: inputs go in with `now`, outputs
+/// come out of `poll_*` methods, and the core does no I/O, reads no clock
+/// and never calls back (the connect hands in the wall clock too). A driver
+/// follows these rules; [`Drive`](crate::supervisor::drive::Drive) is the
+/// one that does, and every driver (the spawned supervisor, the
+/// consumer-driven feed, a replay, the fuzz harness, the unit tests) goes
+/// through it.
 ///
 /// **Inputs.** After each one the driver must *apply* (below).
 /// - The handshake succeeded: [`on_connected(now, wall)`](Self::on_connected).
 ///   The driver reads both clocks; frames get their wall-clock receive time
-///   from `wall` (a replay hands in the recorded one).
-/// - A frame was read: [`set_read_at(read_at)`](Self::set_read_at) (when the
-///   read completed: the frame's receive time), then
-///   [`on_message(message, now)`](Self::on_message).
+///   from `wall` (a replay hands in the recorded one). A fresh session token
+///   fetched for the attempt goes in before it: [`on_token`](Self::on_token).
+/// - A frame was read: [`on_message(message, read_at, now)`](Self::on_message)
+///   (`read_at`: when the read completed, the frame's receive time).
 /// - The socket failed or ended: [`on_read_error(failure)`](Self::on_read_error)
 ///   (the driver describes its transport's error as a [`SocketFailure`]) or
 ///   [`on_stream_end`](Self::on_stream_end). Both return the session's end.
-/// - The timer fired: [`on_tick(now)`](Self::on_tick).
+/// - A deadline passed: [`handle_timeout(now)`](Self::handle_timeout) fires
+///   exactly the timers expired at `now` (an early call fires nothing).
 /// - A command: `subscribe`, `unsubscribe`, `send`, `request` (`commands.rs`;
 ///   they work offline too: subscriptions wait for the next connection, what
 ///   needs a socket fails at once); close while connected:
 ///   [`begin_close(now)`](Self::begin_close) (the session goes on until the
 ///   peer answers or the close timeout passes).
-/// - A frame from [`take_write`](Self::take_write) was written, or writing
-///   it failed: [`on_written(written, now)`](Self::on_written) or
+/// - A frame from [`poll_transmit`](Self::poll_transmit) was written, or
+///   writing it failed: [`on_written(written, now)`](Self::on_written) or
 ///   [`on_write_failed(written, failure)`](Self::on_write_failed), exactly
 ///   once per [`Written`] (it is not `Clone`). A failure returns the end.
 /// - The full `Block` queue made room, or did not in time:
 ///   [`on_space(now)`](Self::on_space) or
 ///   [`on_block_timeout(now)`](Self::on_block_timeout).
+/// - A book snapshot fetch the adapter asked for ended:
+///   [`on_snapshot_fetched`](Self::on_snapshot_fetched).
 /// - The connection is gone: [`on_disconnected(end, now)`](Self::on_disconnected).
 /// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
 ///   stream ends; callers still waiting are answered).
 ///
-/// **Apply**, after every input, before anything else: take the actions
-/// with [`drain_actions`](Self::drain_actions) and carry each out in order
-/// ([`Action`]: publish the event or the connection state; answer the
-/// caller of `subscribe`, `request` or `send` the action names, whose reply
-/// channel the driver keeps), then [`publish_ops_waiting(now)`](Self::publish_ops_waiting)
-/// (the gauge a pool reads). Actions are the only way callers hear back: a
-/// driver that skips this leaves them waiting. Deliveries need no step: data
-/// goes straight into the subscriptions' queues, which wake their consumers.
+/// **Apply**, after every input, before anything else:
+/// 1. [`poll_action`](Self::poll_action) until `None`, carrying out each
+///    [`Action`] in order: publish the event or the connection state; answer
+///    the caller of `subscribe`, `request` or `send` it names (the driver
+///    keeps the reply channels). Actions are the only way callers hear back:
+///    a driver that skips this leaves them waiting.
+/// 2. [`publish_ops_waiting(now)`](Self::publish_ops_waiting): the gauge of
+///    subscribe operations the venue's window holds back (a pool reads it).
+/// 3. [`poll_snapshot_requests`](Self::poll_snapshot_requests): start each
+///    book snapshot fetch the adapter asked for (only where it has a
+///    [`snapshot_source`](Self::snapshot_source)).
 ///
-/// **Outputs**, asked before the driver waits, in this order (asking
-/// changes nothing):
+/// Deliveries need no step: data goes straight into the subscriptions'
+/// queues, which wake their consumers.
+///
+/// **Outputs**, asked before the driver waits, in this order. Only
+/// `poll_action`, `poll_transmit` and `poll_snapshot_requests` take
+/// something; every other question changes nothing.
 /// 1. [`blocked_on`](Self::blocked_on): `Some((queue, timeout))` while a
 ///    message is parked on a full `Block` queue. The driver must read nothing
 ///    from the socket (that is the backpressure) until `queue` has room or
 ///    `timeout` passes, then hand in `on_space` or `on_block_timeout`.
-/// 2. [`next_write_at(now)`](Self::next_write_at): at or before `now`, a
-///    frame is due: take it with [`take_write(now)`](Self::take_write), write
-///    it within [`write_timeout`](Self::write_timeout), report its outcome.
-///    Later: wake then (the rate limit paces writes). `None`: nothing waits.
-/// 3. [`next_timer`](Self::next_timer): wake then and hand in `on_tick`
-///    (`None` while disconnected).
+/// 2. [`poll_transmit(now)`](Self::poll_transmit): the frame due at `now`,
+///    with how long its write may take; the driver writes it and reports the
+///    outcome. When none is due, [`next_write_at(now)`](Self::next_write_at)
+///    says when one will be (the rate limits pace writes; `None`: nothing
+///    waits): wake then and ask again.
+/// 3. [`poll_timeout`](Self::poll_timeout): the earliest deadline of the
+///    timer table; wake then and hand in `handle_timeout` (`None` while
+///    disconnected).
 /// 4. [`accepts_commands(now)`](Self::accepts_commands): take commands only
 ///    while true (the bounded command channel then pushes back on callers).
 ///
@@ -118,6 +131,11 @@ use crate::venue_error::VenueErrorKind;
 /// machine's: `Closed` stops, `Lost` reconnects with backoff, `Fatal` gives
 /// up; [`take_retry_wait(now)`](Self::take_retry_wait) says, once, how long
 /// a venue asked to wait before the next attempt.
+///
+/// **Sub-states** own their fields and behaviour; the core coordinates them:
+/// [`Link`] (one connection: the outbound queue, the timer table, requests
+/// in flight), the registry (subscriptions and their routes), the protocol
+/// adapter, and the backpressure state (`backpressure.rs`).
 pub(crate) struct SessionCore<P> {
     pub(super) config: Arc<Config>,
     pub(super) protocol: P,
@@ -136,8 +154,8 @@ pub(crate) struct SessionCore<P> {
     /// Deliveries that came behind the parked one (stashed frames released by
     /// one ack); bounded by the stash.
     pub(super) backlog: VecDeque<Delivery>,
-    /// What the shell must do next, in order.
-    pub(super) actions: Vec<Action>,
+    /// What the driver must do next, in order ([`poll_action`](Self::poll_action)).
+    pub(super) actions: VecDeque<Action>,
     /// A monotonic instant and the wall clock at that instant, handed in by
     /// the driver at each connect ([`on_connected`](Self::on_connected)):
     /// frames get their wall-clock receive time from it and the monotonic
@@ -199,15 +217,10 @@ impl<P: Protocol> SessionCore<P> {
             link: None,
             parked: None,
             backlog: VecDeque::new(),
-            actions: Vec::new(),
+            actions: VecDeque::new(),
             wall_anchor: None,
             read_at: None,
         }
-    }
-
-    /// Notes when the read of the next frame completed (its receive time).
-    pub(crate) fn set_read_at(&mut self, at: Instant) {
-        self.read_at = Some(at);
     }
 
     /// The receive time of a frame handled at `now`. Before any connect
@@ -233,23 +246,39 @@ impl<P: Protocol> SessionCore<P> {
         &self.registry
     }
 
-    /// The protocol adapter (the supervisor hands it session tokens).
-    pub(crate) fn protocol_mut(&mut self) -> &mut P {
-        &mut self.protocol
-    }
-
-    /// Takes the actions queued since the last call, in order.
-    pub(crate) fn drain_actions(&mut self) -> std::vec::Drain<'_, Action> {
-        self.actions.drain(..)
-    }
-
-    /// Whether actions wait for the shell (checked after every input; cheap).
-    pub(crate) fn has_actions(&self) -> bool {
-        !self.actions.is_empty()
+    /// The next thing the driver must do, in order; `None` once all are
+    /// taken. Cheap when there is none (asked after every input).
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
     }
 
     pub(super) fn emit(&mut self, event: Event) {
-        self.actions.push(Action::Emit(event));
+        self.actions.push_back(Action::Emit(event));
+    }
+
+    // ---- the protocol adapter's own I/O ------------------------------------
+
+    /// Where the adapter's book snapshots are fetched from, if it fetches
+    /// any (the driver runs the fetches).
+    pub(crate) fn snapshot_source(&self) -> Option<Arc<dyn crate::book::SnapshotSource>> {
+        self.protocol.book_snapshot_source()
+    }
+
+    /// The book snapshot fetches the adapter asked for since the last call;
+    /// the driver starts each and hands its result to
+    /// [`on_snapshot_fetched`](Self::on_snapshot_fetched).
+    pub(crate) fn poll_snapshot_requests(&mut self) -> Vec<crate::book::SnapshotRequest> {
+        self.protocol.take_snapshot_requests()
+    }
+
+    /// A book snapshot fetch ended: the adapter applies it now.
+    pub(crate) fn on_snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) {
+        self.protocol.snapshot_fetched(fetched);
+    }
+
+    /// A fresh session token (fetched by the driver before an attempt).
+    pub(crate) fn on_token(&mut self, token: &str) {
+        self.protocol.set_token(token);
     }
 
     pub(super) fn next_req_id(&mut self) -> ReqId {
@@ -374,19 +403,18 @@ impl<P: Protocol> SessionCore<P> {
         }
     }
 
-    /// The next frame to write, if one is due at `now`. The shell writes it and
-    /// reports back with [`on_written`](Self::on_written).
-    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
-        self.link.as_mut()?.take_write(now)
-    }
-
-    /// How long the shell may wait for the peer to take `written`.
-    pub(crate) fn write_timeout(&self, written: &Written) -> Duration {
-        if written.is_close() {
+    /// The next frame to write, if one is due at `now`, and how long the
+    /// driver may wait for the peer to take it. The driver writes it and
+    /// reports back with [`on_written`](Self::on_written) or
+    /// [`on_write_failed`](Self::on_write_failed).
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
+        let (message, written) = self.link.as_mut()?.take_write(now)?;
+        let timeout = if written.is_close() {
             self.config.close_timeout
         } else {
             self.config.request_timeout
-        }
+        };
+        Some((message, written, timeout))
     }
 
     /// `written` went out at `now`: start what its writing starts.
@@ -398,7 +426,7 @@ impl<P: Protocol> SessionCore<P> {
             return;
         };
         if let Some(send_id) = link.on_written(&written, &self.config, now) {
-            self.actions.push(Action::SendResult {
+            self.actions.push_back(Action::SendResult {
                 send_id,
                 result: Ok(()),
             });
@@ -424,7 +452,7 @@ impl<P: Protocol> SessionCore<P> {
             }
         };
         if let Some(send_id) = written.send_id() {
-            self.actions.push(Action::SendResult {
+            self.actions.push_back(Action::SendResult {
                 send_id,
                 result: Err(end.error()),
             });
@@ -442,21 +470,24 @@ impl<P: Protocol> SessionCore<P> {
         let deadline = later(now, self.config.close_timeout);
         if link.begin_close(deadline, &mut self.actions) {
             self.actions
-                .push(Action::SetState(ConnectionState::Closing));
+                .push_back(Action::SetState(ConnectionState::Closing));
         }
     }
 
-    // ---- timers (`link/timers.rs` keeps them) --------------------------------
+    // ---- timers (the link's `TimerTable` keeps them) --------------------------
 
-    /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
+    /// The earliest deadline of the connection's timer table: when
+    /// [`handle_timeout`](Self::handle_timeout) is next due; `None` while
+    /// disconnected. Asking changes nothing.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.link.as_ref()?.next_timer()
     }
 
-    /// Time passed: what the connection finds due at `now` (the close,
+    /// Time passed: fires exactly the timers expired at `now` (the close,
     /// pong and idle deadlines end the session; stale reports, request
-    /// deadlines and the next ping are acted on here).
-    pub(crate) fn on_tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+    /// deadlines and the next ping are acted on here). Early or extra calls
+    /// fire nothing that is not due.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionEnd> {
         let Some(link) = &mut self.link else {
             return Ok(());
         };
@@ -535,7 +566,7 @@ impl<P: Protocol> SessionCore<P> {
     fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
         let timeout = self.config.request_timeout;
         if self.take_request(req_id) {
-            self.actions.push(Action::RequestResult {
+            self.actions.push_back(Action::RequestResult {
                 req_id,
                 result: Err(Error::Timeout {
                     operation: Operation::Request,
@@ -571,7 +602,7 @@ impl<P: Protocol> SessionCore<P> {
             let error = Error::Timeout { operation, timeout };
             tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
             if !entry.acked_once {
-                self.actions.push(Action::SubscribeResult {
+                self.actions.push_back(Action::SubscribeResult {
                     client_id,
                     result: Err(error.clone()),
                 });
@@ -594,8 +625,15 @@ impl<P: Protocol> SessionCore<P> {
 
     // ---- one frame from the socket ------------------------------------------
 
-    /// A message read from the socket.
-    pub(crate) fn on_message(&mut self, message: Message, now: Instant) -> Result<(), SessionEnd> {
+    /// A message read from the socket; the read completed at `read_at` (the
+    /// frame's receive time; the session's timers keep `now`).
+    pub(crate) fn on_message(
+        &mut self,
+        message: Message,
+        read_at: Instant,
+        now: Instant,
+    ) -> Result<(), SessionEnd> {
+        self.read_at = Some(read_at);
         let counters = &self.stats.counters;
         counters.frames_in.bump();
         match message {
@@ -994,7 +1032,7 @@ impl<P: Protocol> SessionCore<P> {
                 server_id,
             });
         } else {
-            self.actions.push(Action::SubscribeResult {
+            self.actions.push_back(Action::SubscribeResult {
                 client_id,
                 result: Ok(()),
             });
@@ -1092,7 +1130,7 @@ impl<P: Protocol> SessionCore<P> {
             tracing::warn!(%client_id, %error, "subscription rejected");
             self.note_retry_hint(&error, now);
             if !entry.acked_once {
-                self.actions.push(Action::SubscribeResult {
+                self.actions.push_back(Action::SubscribeResult {
                     client_id,
                     result: Err(error.clone()),
                 });
@@ -1122,7 +1160,7 @@ impl<P: Protocol> SessionCore<P> {
                 error: venue_error,
             };
             self.note_retry_hint(&error, now);
-            self.actions.push(Action::RequestResult {
+            self.actions.push_back(Action::RequestResult {
                 req_id,
                 result: Err(error),
             });
@@ -1173,7 +1211,8 @@ impl<P: Protocol> SessionCore<P> {
                 Err(error)
             }
         };
-        self.actions.push(Action::RequestResult { req_id, result });
+        self.actions
+            .push_back(Action::RequestResult { req_id, result });
     }
 
     /// The venue ended a subscription on its own (Kalshi's error 25 or 10):

@@ -118,8 +118,8 @@ pub(crate) struct Drive<P> {
 }
 
 impl<P: Protocol> Drive<P> {
-    pub(crate) fn new(mut core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
-        let fetches = core.protocol_mut().book_snapshot_source().map(Fetches::new);
+    pub(crate) fn new(core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
+        let fetches = core.snapshot_source().map(Fetches::new);
         Drive {
             core,
             replies: Replies::default(),
@@ -136,7 +136,7 @@ impl<P: Protocol> Drive<P> {
         self.replies.apply(&mut self.core, &self.shared);
         self.core.publish_ops_waiting(now);
         if let Some(fetches) = &mut self.fetches {
-            fetches.start(self.core.protocol_mut().take_snapshot_requests());
+            fetches.start(self.core.poll_snapshot_requests());
         }
     }
 
@@ -164,7 +164,7 @@ impl<P: Protocol> Drive<P> {
         if let Some(tap) = &self.tap {
             tap.fetched(&fetched, now);
         }
-        self.core.protocol_mut().snapshot_fetched(fetched);
+        self.core.on_snapshot_fetched(fetched);
         self.apply(now);
     }
 
@@ -207,7 +207,7 @@ impl<P: Protocol> Drive<P> {
         }
         Turn::Wait {
             write_at,
-            timer_at: self.core.next_timer().unwrap_or(now),
+            timer_at: self.core.poll_timeout().unwrap_or(now),
             commands: self.core.accepts_commands(now),
         }
     }
@@ -228,11 +228,10 @@ impl<P: Protocol> Drive<P> {
 
     /// The frame due now, and how long its write may take.
     pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
-        let (message, written) = self.core.take_write(now)?;
+        let (message, written, timeout) = self.core.poll_transmit(now)?;
         if let Some(tap) = &self.tap {
             tap.write(&message, now);
         }
-        let timeout = self.core.write_timeout(&written);
         Some((message, written, timeout))
     }
 
@@ -273,9 +272,8 @@ impl<P: Protocol> Drive<P> {
         if let Some(tap) = &self.tap {
             tap.socket(message.as_ref(), read_at, now);
         }
-        self.core.set_read_at(read_at);
         let step = match message {
-            Some(Ok(message)) => self.core.on_message(message, now),
+            Some(Ok(message)) => self.core.on_message(message, read_at, now),
             Some(Err(error)) => Err(self.core.on_read_error(socket_failure::of(error))),
             None => Err(self.core.on_stream_end()),
         };
@@ -288,7 +286,7 @@ impl<P: Protocol> Drive<P> {
         if let Some(tap) = &self.tap {
             tap.tick(now);
         }
-        let step = self.core.on_tick(now);
+        let step = self.core.handle_timeout(now);
         self.apply(now);
         step
     }

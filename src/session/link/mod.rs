@@ -341,7 +341,11 @@ impl Link {
     /// Starts the close handshake, to give up at `deadline`: Close 1000 is
     /// the only frame left to write, and one-off sends still waiting fail
     /// into `actions`. False when it had already begun.
-    pub(super) fn begin_close(&mut self, deadline: Instant, actions: &mut Vec<Action>) -> bool {
+    pub(super) fn begin_close(
+        &mut self,
+        deadline: Instant,
+        actions: &mut VecDeque<Action>,
+    ) -> bool {
         if self.is_closing() {
             return false;
         }
@@ -354,9 +358,9 @@ impl Link {
 
     /// The connection is gone: requests in flight and queued sends fail with
     /// `error` into `actions`, and are never replayed.
-    pub(super) fn end(mut self, error: &Error, actions: &mut Vec<Action>) {
+    pub(super) fn end(mut self, error: &Error, actions: &mut VecDeque<Action>) {
         for req_id in self.requests.drain() {
-            actions.push(Action::RequestResult {
+            actions.push_back(Action::RequestResult {
                 req_id,
                 result: Err(error.clone()),
             });
@@ -366,10 +370,10 @@ impl Link {
 }
 
 /// Fails the one-off sends among `drained` with `error`.
-fn fail_sends(drained: Vec<Outgoing>, error: &Error, actions: &mut Vec<Action>) {
+fn fail_sends(drained: Vec<Outgoing>, error: &Error, actions: &mut VecDeque<Action>) {
     for outgoing in drained {
         if let Outgoing::Send { send_id, .. } = outgoing {
-            actions.push(Action::SendResult {
+            actions.push_back(Action::SendResult {
                 send_id,
                 result: Err(error.clone()),
             });

@@ -315,11 +315,7 @@ impl<P: Protocol> SessionCore<P> {
     /// The client is finishing: every subscription's stream ends, with
     /// `error` as its last item when there is one, and so does the inbound stream.
     pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
-        // Each timeout ends a subscription, so this ends; afterwards nothing
-        // is parked and the backlog has gone out.
-        while self.parked.is_some() {
-            self.on_block_timeout(now);
-        }
+        self.end_stall(now);
         let ids: Vec<ClientId> = self.registry.iter().map(|(id, _)| id).collect();
         for id in ids {
             if let Some(entry) = self.registry.remove(id) {

@@ -21,20 +21,21 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+use super::backpressure::{Backpressure, Delivery, Parked};
 use super::deadline::later;
 use super::link::{Lapsed, Link, Outgoing, WriteFailure, Written};
 use super::output::{Action, SessionEnd};
-use super::socket_failure::SocketFailure;
+use super::receive_clock::ReceiveClock;
+use super::retry_hint::RetryHint;
+use super::socket_failure::{self, SocketFailure};
 use crate::config::Config;
-use crate::error::{
-    scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp, VenueError,
-};
+use crate::error::{Error, Operation, ProtocolError, SubscriptionOp, VenueError};
 use crate::events::{ConnectionState, Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
 use crate::protocol::{BookBreak, Inbound, Protocol, ServerId};
@@ -144,47 +145,19 @@ pub(crate) struct SessionCore<P> {
     /// Frames that belong to no subscription (the client's `Messages` stream).
     pub(super) inbound: Arc<Queue>,
     pub(super) next_req_id: ReqId,
-    /// The latest "not before" a failure asked for (venue lockout, close 1013).
-    pub(super) retry_not_before: Option<Instant>,
+    /// How long a venue asked to wait before the next attempt (`retry_hint.rs`).
+    retry_hint: RetryHint,
     /// The current connection; `None` while disconnected.
     pub(super) link: Option<Link>,
-    /// A data message waiting for room in a full `Block` queue. While it waits
-    /// the shell reads nothing from the socket: that is the backpressure.
-    pub(super) parked: Option<Parked>,
-    /// Deliveries that came behind the parked one (stashed frames released by
-    /// one ack); bounded by the stash.
-    pub(super) backlog: VecDeque<Delivery>,
+    /// A data message waiting for room in a full `Block` queue, and the
+    /// deliveries held behind it (`backpressure.rs`). While it waits the
+    /// shell reads nothing from the socket: that is the backpressure.
+    backpressure: Backpressure,
     /// What the driver must do next, in order ([`poll_action`](Self::poll_action)).
     pub(super) actions: VecDeque<Action>,
-    /// A monotonic instant and the wall clock at that instant, handed in by
-    /// the driver at each connect ([`on_connected`](Self::on_connected)):
-    /// frames get their wall-clock receive time from it and the monotonic
-    /// time since (no wall-clock read per frame, and none in the core: a
-    /// replay hands in the recorded wall clock and gets the same times).
-    /// `None` before the first connect.
-    pub(super) wall_anchor: Option<(std::time::Instant, SystemTime)>,
-    /// When the shell's read of the current frame completed. Only the frame's
-    /// receive time uses it: the core's timers keep the loop's `now` (a clock
-    /// read after a paused-clock jump must not move the session's deadlines).
-    /// `None` (sans-I/O tests): the receive time is `now`.
-    read_at: Option<Instant>,
-}
-
-/// A data message that found its `Block` queue full.
-pub(crate) struct Parked {
-    pub(super) client_id: Option<ClientId>,
-    pub(super) queue: Arc<Queue>,
-    pub(super) update: Update,
-    pub(super) book_break: Option<BookBreak>,
-    pub(super) resync: bool,
-    pub(super) since: Instant,
-}
-
-/// A routed data frame not yet pushed.
-pub(crate) struct Delivery {
-    pub(super) client_id: Option<ClientId>,
-    pub(super) frame: Frame,
-    pub(super) book_break: Option<BookBreak>,
+    /// Frames' receive times from the clocks the driver hands in
+    /// (`receive_clock.rs`).
+    clock: ReceiveClock,
 }
 
 /// The outcome of one push under the queue's policy.
@@ -213,32 +186,18 @@ impl<P: Protocol> SessionCore<P> {
             stats,
             inbound,
             next_req_id: ReqId::from(1),
-            retry_not_before: None,
+            retry_hint: RetryHint::default(),
             link: None,
-            parked: None,
-            backlog: VecDeque::new(),
+            backpressure: Backpressure::default(),
             actions: VecDeque::new(),
-            wall_anchor: None,
-            read_at: None,
+            clock: ReceiveClock::default(),
         }
     }
 
-    /// The receive time of a frame handled at `now`. Before any connect
-    /// (no wall clock handed in yet) its wall time is the epoch.
+    /// The receive time of the current frame, handled at `now`.
+    #[inline]
     fn received(&self, now: Instant) -> Received {
-        let at = self.read_at.unwrap_or(now).into_std();
-        let Some((anchor, wall)) = self.wall_anchor else {
-            return Received {
-                at,
-                wall: UNIX_EPOCH,
-            };
-        };
-        let wall = match at.checked_duration_since(anchor) {
-            Some(since) => wall.checked_add(since),
-            None => wall.checked_sub(anchor.saturating_duration_since(at)),
-        }
-        .unwrap_or(wall);
-        Received { at, wall }
+        self.clock.received(now)
     }
 
     /// The registry (for the supervisor's final sweep, tests and the fuzzer).
@@ -294,7 +253,7 @@ impl<P: Protocol> SessionCore<P> {
     /// Frames of this connection get wall-clock receive times counted from
     /// `wall` (the driver reads the clock; a replay hands in the recorded one).
     pub(crate) fn on_connected(&mut self, now: Instant, wall: SystemTime) {
-        self.wall_anchor = Some((now.into_std(), wall));
+        self.clock.anchor(now, wall);
         let subscribe_ops = self.protocol.limits().subscribe_ops;
         self.link = Some(Link::new(&self.config, subscribe_ops, now));
         self.flush_unsent();
@@ -321,10 +280,8 @@ impl<P: Protocol> SessionCore<P> {
     /// per-connection protocol state (books) is void.
     pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
         // The shell never lets a session end while a message is parked, but a
-        // script might: the consumer did not make room in time.
-        while self.parked.is_some() {
-            self.on_block_timeout(now);
-        }
+        // feed dropped mid-session does: the consumer will not make room.
+        self.end_stall(now);
         let Some(link) = self.link.take() else {
             return;
         };
@@ -344,7 +301,7 @@ impl<P: Protocol> SessionCore<P> {
     /// Whether the shell should drain buffered frames now: not while closing
     /// (only the peer's close matters then) and not while a message is parked.
     pub(crate) fn accepts_reads(&self) -> bool {
-        self.parked.is_none() && !self.is_closing()
+        !self.backpressure.is_parked() && !self.is_closing()
     }
 
     /// Whether the shell should take commands now: not while closing, and not
@@ -364,22 +321,13 @@ impl<P: Protocol> SessionCore<P> {
     /// Remembers how long `error` asks us to wait before the next attempt:
     /// its own retry-after (a venue lockout), or the backoff cap for a close
     /// 1013 "try again later", which names no duration.
-    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
-        if let Some(hint) = crate::backoff::retry_hint(error, self.config.backoff.cap) {
-            tracing::info!(
-                ?hint,
-                "the venue asked to wait; lengthening the next backoff delay"
-            );
-            self.retry_not_before = self.retry_not_before.max(Some(later(now, hint)));
-        }
+    fn note_retry_hint(&mut self, error: &Error, now: Instant) {
+        self.retry_hint.note(error, self.config.backoff.cap, now);
     }
 
     /// The wait a retry hint still asks for, once.
     pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
-        self.retry_not_before
-            .take()
-            .map(|at| at.saturating_duration_since(now))
-            .unwrap_or_default()
+        self.retry_hint.take_wait(now)
     }
 
     // ---- writes ---------------------------------------------------------------
@@ -633,7 +581,7 @@ impl<P: Protocol> SessionCore<P> {
         read_at: Instant,
         now: Instant,
     ) -> Result<(), SessionEnd> {
-        self.read_at = Some(read_at);
+        self.clock.read_at(read_at);
         let counters = &self.stats.counters;
         counters.frames_in.bump();
         match message {
@@ -872,9 +820,9 @@ impl<P: Protocol> SessionCore<P> {
         book_break: Option<BookBreak>,
         now: Instant,
     ) {
-        if self.parked.is_some() {
+        if self.backpressure.is_parked() {
             // Order is kept: nothing overtakes the message waiting for room.
-            self.backlog.push_back(Delivery {
+            self.backpressure.hold(Delivery {
                 client_id,
                 frame,
                 book_break,
@@ -999,6 +947,116 @@ impl<P: Protocol> SessionCore<P> {
     fn overflowed(&mut self, client_id: Option<ClientId>, policy: Overflow) {
         tracing::debug!(?client_id, ?policy, "queue full, dropping");
         self.emit(Event::Overflow { client_id, policy });
+    }
+
+    // ---- a full `Block` queue (`backpressure.rs` keeps the state) -------------
+
+    fn park(
+        &mut self,
+        client_id: Option<ClientId>,
+        queue: Arc<Queue>,
+        update: Update,
+        book_break: Option<BookBreak>,
+        resync: bool,
+        now: Instant,
+    ) {
+        self.backpressure.park(Parked {
+            client_id,
+            queue,
+            update,
+            book_break,
+            resync,
+            since: now,
+        });
+    }
+
+    /// The queue the driver must wait on (and for how long at most) before it
+    /// reads the socket again, while a `Block` queue is full.
+    pub(crate) fn blocked_on(&self) -> Option<(Arc<Queue>, Duration)> {
+        self.backpressure.blocked_on()
+    }
+
+    /// The parked queue has room (or its consumer is gone): push again.
+    pub(crate) fn on_space(&mut self, now: Instant) {
+        let Some(parked) = self.backpressure.unpark() else {
+            return;
+        };
+        let Parked {
+            client_id,
+            queue,
+            update,
+            book_break,
+            resync,
+            since,
+        } = parked;
+        let alive = match self.push(client_id, &queue, update) {
+            PushNow::Full(update) => {
+                self.backpressure.park(Parked {
+                    client_id,
+                    queue,
+                    update,
+                    book_break,
+                    resync,
+                    since,
+                });
+                return;
+            }
+            PushNow::Alive => true,
+            PushNow::Ended => false,
+        };
+        if let Some(id) = client_id {
+            self.after_push(id, &queue, alive, book_break, resync);
+        }
+        self.resume(since, now);
+    }
+
+    /// The consumer did not make room in time: that subscription ends with
+    /// [`Error::Backpressure`]; the connection and the others go on.
+    pub(crate) fn on_block_timeout(&mut self, now: Instant) {
+        let Some(parked) = self.backpressure.unpark() else {
+            return;
+        };
+        let error = self.backpressure_error(parked.client_id, &parked.queue);
+        parked.queue.finish(Some(error.clone()));
+        // Counted (routed and dropped) now that the queue is finished.
+        let _ = parked.queue.push(parked.update);
+        if let Some(id) = parked.client_id {
+            self.end_subscription(id, Some(error), true);
+        }
+        self.resume(parked.since, now);
+    }
+
+    /// Ends the stall on a full `Block` queue, if any, as a timeout would:
+    /// each timeout ends a subscription, so this ends, and afterwards
+    /// nothing is parked and the held deliveries have gone out.
+    pub(super) fn end_stall(&mut self, now: Instant) {
+        while self.backpressure.is_parked() {
+            self.on_block_timeout(now);
+        }
+    }
+
+    /// After a stall: the liveness deadlines did not run while we were not
+    /// reading (a stalled consumer is not a dead peer), then the deliveries
+    /// held behind the parked one go out in order.
+    fn resume(&mut self, since: Instant, now: Instant) {
+        if let Some(link) = &mut self.link {
+            link.pause_liveness(now.saturating_duration_since(since));
+        }
+        while let Some(next) = self.backpressure.next_held() {
+            self.deliver(next.client_id, next.frame, next.book_break, now);
+        }
+    }
+
+    fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
+        let entry = client_id.and_then(|id| self.registry.get(id));
+        Error::Backpressure {
+            channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
+            server_id: entry
+                .and_then(|e| e.server_id.as_ref())
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            client_id: client_id.unwrap_or(ClientId::new(0)),
+            maxsize: queue.capacity(),
+        }
     }
 
     // ---- acks, rejections, responses -------------------------------------------
@@ -1285,29 +1343,10 @@ impl<P: Protocol> SessionCore<P> {
             // must not be reconnected.
             return SessionEnd::Closed;
         }
-        let lost = match failure {
-            SocketFailure::ResetWithoutClose => {
-                self.lost("the server ended the stream without a close frame")
-            }
-            SocketFailure::Protocol(error) => Error::protocol(error),
-            SocketFailure::Io { kind, message } => Error::connection(
-                &self.config.redacted_url,
-                0,
-                ConnectionError::Io {
-                    kind,
-                    message: scrub(&message, &self.config.url),
-                },
-            ),
-            SocketFailure::Other(text) => self.lost(&scrub(&text, &self.config.url)),
-        };
-        SessionEnd::Lost(lost)
+        SessionEnd::Lost(failure.into_error(&self.config))
     }
 
     fn lost(&self, why: &str) -> Error {
-        Error::connection(
-            &self.config.redacted_url,
-            0,
-            ConnectionError::Lost(why.to_owned()),
-        )
+        socket_failure::lost(&self.config, why)
     }
 }

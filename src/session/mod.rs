@@ -41,6 +41,8 @@ mod deadline;
 mod link;
 mod output;
 mod rate_limit;
+mod receive_clock;
+mod retry_hint;
 mod socket_failure;
 
 pub(crate) use self::core::SessionCore;

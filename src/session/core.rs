@@ -1,10 +1,14 @@
 //! The session core: [`SessionCore`] with its calling contract, the inputs
-//! that coordinate its parts (a connection coming and going, writes, ticks),
-//! and what the library does with one inbound frame, top to bottom.
+//! that coordinate its sub-states (a connection coming and going, commands,
+//! writes, timeouts, a full queue), and what the library does with one
+//! inbound frame, top to bottom.
 //!
-//! The per-connection state ([`Link`], `link/`) owns its fields and its
-//! behaviour and knows nothing of the core: the core asks it and acts on
-//! its answers (counters, events, the registry, the protocol adapter).
+//! The sub-states own their fields and their behaviour and know nothing of
+//! the core (none imports this file): the connection ([`Link`], `link/`,
+//! with its `TimerTable`), the subscriptions' life on the wire
+//! ([`Subscriptions`], `subscriptions.rs`), the parked message
+//! ([`Backpressure`]), receive times ([`ReceiveClock`]) and the venue's
+//! retry hint ([`RetryHint`]). The core asks them and acts on their answers.
 //!
 //! Per frame: count it, let the protocol classify it, then
 //! - data goes to its subscription's queue (sequence-checked, under the
@@ -34,15 +38,15 @@ use super::output::{Action, SessionEnd};
 use super::receive_clock::ReceiveClock;
 use super::retry_hint::RetryHint;
 use super::socket_failure::{self, SocketFailure};
+use super::subscriptions::{Around, Subscriptions};
 use crate::config::Config;
-use crate::error::{Error, Operation, ProtocolError, SubscriptionOp, VenueError};
+use crate::error::{ConnectionError, Error, Operation, ProtocolError, VenueError};
 use crate::events::{ConnectionState, Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
-use crate::protocol::{BookBreak, Inbound, Protocol, ServerId};
+use crate::protocol::{BookBreak, Inbound, Protocol, Request, ServerId, Topic};
 use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
-use crate::subscription::{ClientId, Phase, Registry, ReqId, Route, SeqCheck, Stashed};
-use crate::venue_error::VenueErrorKind;
+use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 
 /// The decisions of one supervised connection, kept across reconnects: the
 /// registry and protocol live as long as the client; [`Link`] holds what
@@ -133,18 +137,20 @@ use crate::venue_error::VenueErrorKind;
 /// up; [`take_retry_wait(now)`](Self::take_retry_wait) says, once, how long
 /// a venue asked to wait before the next attempt.
 ///
-/// **Sub-states** own their fields and behaviour; the core coordinates them:
-/// [`Link`] (one connection: the outbound queue, the timer table, requests
-/// in flight), the registry (subscriptions and their routes), the protocol
-/// adapter, and the backpressure state (`backpressure.rs`).
+/// **Sub-states** own their fields and behaviour (one `impl` each); the
+/// core coordinates them: [`Link`] (one connection: the outbound queue, the
+/// timer table, requests in flight), [`Subscriptions`] (the registry, the
+/// protocol adapter, request ids, and what subscribing, ending, resyncing,
+/// a refusal and a timeout send), [`Backpressure`] (the parked message),
+/// [`ReceiveClock`] and [`RetryHint`].
 pub(crate) struct SessionCore<P> {
     pub(super) config: Arc<Config>,
-    pub(super) protocol: P,
-    pub(super) registry: Registry,
+    /// The subscriptions, the protocol adapter and request ids
+    /// (`subscriptions.rs`).
+    subs: Subscriptions<P>,
     pub(super) stats: Arc<StatsHub>,
     /// Frames that belong to no subscription (the client's `Messages` stream).
     pub(super) inbound: Arc<Queue>,
-    pub(super) next_req_id: ReqId,
     /// How long a venue asked to wait before the next attempt (`retry_hint.rs`).
     retry_hint: RetryHint,
     /// The current connection; `None` while disconnected.
@@ -180,12 +186,13 @@ impl<P: Protocol> SessionCore<P> {
         inbound: Arc<Queue>,
     ) -> Self {
         SessionCore {
-            registry: Registry::new(config.stash_capacity, config.stash_bytes),
+            subs: Subscriptions::new(
+                protocol,
+                Registry::new(config.stash_capacity, config.stash_bytes),
+            ),
             config,
-            protocol,
             stats,
             inbound,
-            next_req_id: ReqId::from(1),
             retry_hint: RetryHint::default(),
             link: None,
             backpressure: Backpressure::default(),
@@ -202,7 +209,7 @@ impl<P: Protocol> SessionCore<P> {
 
     /// The registry (for the supervisor's final sweep, tests and the fuzzer).
     pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+        &self.subs.registry
     }
 
     /// The next thing the driver must do, in order; `None` once all are
@@ -220,30 +227,120 @@ impl<P: Protocol> SessionCore<P> {
     /// Where the adapter's book snapshots are fetched from, if it fetches
     /// any (the driver runs the fetches).
     pub(crate) fn snapshot_source(&self) -> Option<Arc<dyn crate::book::SnapshotSource>> {
-        self.protocol.book_snapshot_source()
+        self.subs.protocol.book_snapshot_source()
     }
 
     /// The book snapshot fetches the adapter asked for since the last call;
     /// the driver starts each and hands its result to
     /// [`on_snapshot_fetched`](Self::on_snapshot_fetched).
     pub(crate) fn poll_snapshot_requests(&mut self) -> Vec<crate::book::SnapshotRequest> {
-        self.protocol.take_snapshot_requests()
+        self.subs.protocol.take_snapshot_requests()
     }
 
     /// A book snapshot fetch ended: the adapter applies it now.
     pub(crate) fn on_snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) {
-        self.protocol.snapshot_fetched(fetched);
+        self.subs.protocol.snapshot_fetched(fetched);
     }
 
     /// A fresh session token (fetched by the driver before an attempt).
     pub(crate) fn on_token(&mut self, token: &str) {
-        self.protocol.set_token(token);
+        self.subs.protocol.set_token(token);
     }
 
-    pub(super) fn next_req_id(&mut self) -> ReqId {
-        let id = self.next_req_id;
-        self.next_req_id = id.next();
-        id
+    // ---- commands and the subscriptions (`subscriptions.rs`) -----------------
+
+    /// The subscriptions' sub-state, with the parts of the core it acts on.
+    fn subscriptions(&mut self) -> (&mut Subscriptions<P>, Around<'_>) {
+        let around = Around {
+            link: &mut self.link,
+            actions: &mut self.actions,
+            stats: &self.stats,
+            config: &self.config,
+            retry_hint: &mut self.retry_hint,
+        };
+        (&mut self.subs, around)
+    }
+
+    /// New subscriptions (see [`Subscriptions::subscribe`]); each caller is
+    /// answered by a [`Action::SubscribeResult`] at its first ack or failure.
+    pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>) {
+        let (state, mut around) = self.subscriptions();
+        state.subscribe(subs, &mut around);
+    }
+
+    /// Ends a subscription on request (or because its handle was dropped).
+    pub(crate) fn unsubscribe(&mut self, client_id: ClientId) {
+        self.end_subscription(client_id, None, true);
+    }
+
+    /// Queues a one-off frame; answered by [`Action::SendResult`] once
+    /// written (or failed). Fails at once while disconnected: it must never
+    /// go out on a later connection than the caller meant. With
+    /// `rate_limited: false` it does not spend the outbound rate limit's budget.
+    pub(crate) fn send(&mut self, send_id: u64, message: Message, rate_limited: bool) {
+        match &mut self.link {
+            Some(link) => link.push_back(Outgoing::Send {
+                message,
+                send_id,
+                rate_limited,
+            }),
+            None => {
+                let error = self.not_connected();
+                self.actions.push_back(Action::SendResult {
+                    send_id,
+                    result: Err(error),
+                });
+            }
+        }
+    }
+
+    /// Queues a request and returns its request id, which its
+    /// [`Action::RequestResult`] will carry. Fails at once while disconnected.
+    pub(crate) fn request(&mut self, request: &Request) -> Result<ReqId, Error> {
+        let Some(link) = &mut self.link else {
+            return Err(self.not_connected());
+        };
+        let req_id = self.subs.next_req_id();
+        let text = self
+            .subs
+            .protocol
+            .encode_request(request, req_id.get())
+            .map_err(Error::protocol)?;
+        link.push_request(text, req_id);
+        Ok(req_id)
+    }
+
+    fn not_connected(&self) -> Error {
+        Error::connection(&self.config.redacted_url, 0, ConnectionError::NotConnected)
+    }
+
+    /// The client is finishing: every subscription's stream ends, with
+    /// `error` as its last item when there is one, and so does the inbound stream.
+    pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
+        self.end_stall(now);
+        self.subs.finish(error, &mut self.actions);
+        self.inbound.finish(error.cloned());
+    }
+
+    fn flush_unsent(&mut self) {
+        let (subs, mut around) = self.subscriptions();
+        subs.flush_unsent(&mut around);
+    }
+
+    fn end_subscription(&mut self, client_id: ClientId, error: Option<Error>, tell_venue: bool) {
+        let (subs, mut around) = self.subscriptions();
+        subs.end_subscription(client_id, error, tell_venue, &mut around);
+    }
+
+    fn resync(&mut self, client_id: ClientId) {
+        let (subs, mut around) = self.subscriptions();
+        subs.resync(client_id, &mut around);
+    }
+
+    /// The subscription a snapshot request `req_id` was for, forgotten now
+    /// that it was answered, refused or timed out.
+    fn take_snapshot_request(&mut self, req_id: ReqId) -> Option<ClientId> {
+        self.link.as_mut()?.take_snapshot_request(req_id)
     }
 
     // ---- the connection comes and goes ----------------------------------------
@@ -254,10 +351,10 @@ impl<P: Protocol> SessionCore<P> {
     /// `wall` (the driver reads the clock; a replay hands in the recorded one).
     pub(crate) fn on_connected(&mut self, now: Instant, wall: SystemTime) {
         self.clock.anchor(now, wall);
-        let subscribe_ops = self.protocol.limits().subscribe_ops;
+        let subscribe_ops = self.subs.protocol.limits().subscribe_ops;
         self.link = Some(Link::new(&self.config, subscribe_ops, now));
         self.flush_unsent();
-        if !self.registry.any_pending() {
+        if !self.subs.registry.any_pending() {
             self.all_acknowledged();
         }
     }
@@ -286,12 +383,12 @@ impl<P: Protocol> SessionCore<P> {
             return;
         };
         link.end(&end.error(), &mut self.actions);
-        let dropped = self.registry.on_disconnect();
+        let dropped = self.subs.registry.on_disconnect();
         let counters = &self.stats.counters;
         counters.unroutable.add(dropped as u64);
         counters.stashed.set(0);
         counters.subscribe_ops_waiting.set(0);
-        self.protocol.reset();
+        self.subs.protocol.reset();
     }
 
     pub(super) fn is_closing(&self) -> bool {
@@ -439,7 +536,7 @@ impl<P: Protocol> SessionCore<P> {
         let Some(link) = &mut self.link else {
             return Ok(());
         };
-        let due = match link.on_tick(&self.config, &self.registry, now) {
+        let due = match link.on_tick(&self.config, &self.subs.registry, now) {
             Ok(due) => due,
             Err(Lapsed::Close) => return Err(SessionEnd::Closed),
             Err(Lapsed::Pong) => {
@@ -461,7 +558,8 @@ impl<P: Protocol> SessionCore<P> {
             self.emit(event);
         }
         for req_id in due.expired {
-            self.expire(req_id)?;
+            let (subs, mut around) = self.subscriptions();
+            subs.expire(req_id, &mut around)?;
         }
         if due.ping {
             self.ping();
@@ -470,8 +568,8 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn ping(&mut self) {
-        let req_id = self.next_req_id();
-        let outgoing = match self.protocol.encode_ping(req_id.get()) {
+        let req_id = self.subs.next_req_id();
+        let outgoing = match self.subs.protocol.encode_ping(req_id.get()) {
             // App-level pings count against the venue's rate limit; they jump the queue.
             Some(text) => Outgoing::Ping { text },
             None => Outgoing::WsPing,
@@ -508,67 +606,6 @@ impl<P: Protocol> SessionCore<P> {
         self.link
             .as_mut()
             .is_some_and(|link| link.take_request(req_id))
-    }
-
-    /// A request or subscribe got no answer in time.
-    fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
-        let timeout = self.config.request_timeout;
-        if self.take_request(req_id) {
-            self.actions.push_back(Action::RequestResult {
-                req_id,
-                result: Err(Error::Timeout {
-                    operation: Operation::Request,
-                    timeout,
-                }),
-            });
-            return Ok(());
-        }
-        if self.take_snapshot_request(req_id).is_some() {
-            // The venue answers a snapshot request with the snapshot itself;
-            // nothing else may come, and the deltas go on meanwhile.
-            return Ok(());
-        }
-        if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
-            // A durable subscription the venue acknowledged before: a missing
-            // ack now says more about this connection (half-open, stuck right
-            // after the handshake) than about the subscription, so reconnect
-            // and replay instead of ending it. Backoff bounds the retries.
-            tracing::warn!(
-                %req_id,
-                "a replayed subscribe was not acknowledged in time; reconnecting"
-            );
-            return Err(SessionEnd::Lost(Error::Timeout {
-                operation: Operation::Subscribe,
-                timeout,
-            }));
-        }
-        for (client_id, op, entry) in self.registry.on_timeout(req_id) {
-            let operation = match op {
-                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
-                _ => Operation::Subscribe,
-            };
-            let error = Error::Timeout { operation, timeout };
-            tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
-            if !entry.acked_once {
-                self.actions.push_back(Action::SubscribeResult {
-                    client_id,
-                    result: Err(error.clone()),
-                });
-            }
-            entry.queue.finish(Some(error.clone()));
-            match &entry.server_id {
-                Some(server_id) => self.protocol.forget(server_id),
-                None => self.protocol.forget_topic(&entry.topic),
-            }
-            self.emit(Event::SubscriptionEnded {
-                client_id,
-                error: Some(error),
-            });
-        }
-        if !self.registry.any_pending() {
-            self.all_acknowledged();
-        }
-        Ok(())
     }
 
     // ---- one frame from the socket ------------------------------------------
@@ -610,7 +647,7 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn on_text(&mut self, text: Utf8Bytes, now: Instant) -> Result<(), SessionEnd> {
-        let mut inbound = self.protocol.classify(text.as_str());
+        let mut inbound = self.subs.protocol.classify(text.as_str());
         if let Inbound::Sequenced {
             server_id,
             seq,
@@ -619,7 +656,7 @@ impl<P: Protocol> SessionCore<P> {
         {
             // A control frame took a number of a subscription's sequence: the
             // next data frame must not be taken for a gap.
-            self.registry.note_control_seq(&server_id, seq);
+            self.subs.registry.note_control_seq(&server_id, seq);
             inbound = *then;
         }
         match inbound {
@@ -634,7 +671,7 @@ impl<P: Protocol> SessionCore<P> {
                 let mut frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
                 // Once per frame, a key search in the span (see `Protocol::venue_time`).
                 let venue_time = match (frame.as_text(), frame.payload_text()) {
-                    (Some(text), Some(payload)) => self.protocol.venue_time(text, payload),
+                    (Some(text), Some(payload)) => self.subs.protocol.venue_time(text, payload),
                     _ => None,
                 };
                 frame.set_venue_time(venue_time);
@@ -644,7 +681,7 @@ impl<P: Protocol> SessionCore<P> {
             }
             Inbound::Unsolicited => {
                 self.data_seen();
-                if let Some(kind) = self.protocol.frame_kind(text.as_str()) {
+                if let Some(kind) = self.subs.protocol.frame_kind(text.as_str()) {
                     self.unplaced(kind, Unplaced::Unsolicited);
                 }
                 let frame = Frame::from_text(text, None, self.received(now));
@@ -660,7 +697,11 @@ impl<P: Protocol> SessionCore<P> {
                 req_id,
                 symbol,
                 error,
-            } => return self.on_rejected(req_id.map(ReqId::from), symbol.as_deref(), error, now),
+            } => {
+                let (subs, mut around) = self.subscriptions();
+                let req_id = req_id.map(ReqId::from);
+                return subs.on_rejected(req_id, symbol.as_deref(), error, now, &mut around);
+            }
             Inbound::Response { req_id, error } => {
                 self.control();
                 self.on_response(ReqId::from(req_id), error, &text, now);
@@ -688,7 +729,10 @@ impl<P: Protocol> SessionCore<P> {
                 self.stats.counters.unroutable.bump();
                 self.unplaced(&kind, Unplaced::UnknownType);
             }
-            Inbound::Ended { server_id, error } => self.on_venue_ended(&server_id, error),
+            Inbound::Ended { server_id, error } => {
+                let (subs, mut around) = self.subscriptions();
+                subs.on_venue_ended(&server_id, error, &mut around);
+            }
             Inbound::Sequenced { .. } => self.invalid(ProtocolError::Unexpected(
                 "a sequenced frame inside a sequenced frame".to_owned(),
             )),
@@ -708,7 +752,7 @@ impl<P: Protocol> SessionCore<P> {
         // A compressed venue: inflate (bounded by the adapter), then classify
         // as text, with the same outcome a text frame has (a reply that ends
         // the session ends it).
-        match self.protocol.decode_binary(&data) {
+        match self.subs.protocol.decode_binary(&data) {
             Some(Ok(text)) => return self.on_text(Utf8Bytes::from(text), now),
             Some(Err(error)) => {
                 self.invalid(error);
@@ -716,7 +760,7 @@ impl<P: Protocol> SessionCore<P> {
             }
             None => {}
         }
-        match self.protocol.classify_binary(&data) {
+        match self.subs.protocol.classify_binary(&data) {
             Inbound::Unsolicited => {
                 self.data_seen();
                 let frame = Frame::from_binary(data, self.received(now));
@@ -786,7 +830,7 @@ impl<P: Protocol> SessionCore<P> {
         book_break: Option<BookBreak>,
         now: Instant,
     ) {
-        match self.registry.route(&server_id) {
+        match self.subs.registry.route(&server_id) {
             Route::To(client_id) => self.deliver(Some(client_id), frame, book_break, now),
             Route::Stash => {
                 let counters = &self.stats.counters;
@@ -795,14 +839,14 @@ impl<P: Protocol> SessionCore<P> {
                     frame,
                     book_break,
                 };
-                let evicted = self.registry.stash(stashed);
+                let evicted = self.subs.registry.stash(stashed);
                 counters.unroutable.add(evicted as u64);
-                counters.stashed.set(self.registry.stashed() as u64);
+                counters.stashed.set(self.subs.registry.stashed() as u64);
             }
             Route::Unroutable => {
                 self.stats.counters.unroutable.bump();
                 let text = frame.as_text().unwrap_or_default();
-                let kind = self.protocol.frame_kind(text).unwrap_or("unnamed");
+                let kind = self.subs.protocol.frame_kind(text).unwrap_or("unnamed");
                 if let Some(kind) = self.stats.count_unplaced(kind, Unplaced::Unroutable) {
                     self.report_unplaced(kind, Unplaced::Unroutable);
                 }
@@ -838,7 +882,7 @@ impl<P: Protocol> SessionCore<P> {
         };
         frame.set_client_id(id);
         let seq = frame.seq();
-        let (queue, verdict) = match self.registry.target(id, seq) {
+        let (queue, verdict) = match self.subs.registry.target(id, seq) {
             None => {
                 self.stats.counters.unroutable.bump();
                 return;
@@ -853,7 +897,9 @@ impl<P: Protocol> SessionCore<P> {
                     PushNow::Alive => {}
                     PushNow::Ended => self.end_subscription(id, None, true),
                     PushNow::Full(update) => {
-                        if let Some(queue) = self.registry.get(id).map(|e| Arc::clone(&e.queue)) {
+                        if let Some(queue) =
+                            self.subs.registry.get(id).map(|e| Arc::clone(&e.queue))
+                        {
                             self.park(Some(id), queue, update, None, false, now);
                         }
                     }
@@ -1048,7 +1094,7 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
-        let entry = client_id.and_then(|id| self.registry.get(id));
+        let entry = client_id.and_then(|id| self.subs.registry.get(id));
         Error::Backpressure {
             channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
             server_id: entry
@@ -1071,16 +1117,18 @@ impl<P: Protocol> SessionCore<P> {
     ) {
         self.control();
         let (channel, symbol) = (channel.as_deref(), symbol.as_deref());
-        let Some(acked) = self
-            .registry
-            .on_subscribed(req_id, server_id.clone(), channel, symbol)
+        let Some(acked) =
+            self.subs
+                .registry
+                .on_subscribed(req_id, server_id.clone(), channel, symbol)
         else {
-            self.on_unmatched_ack(req_id, &server_id, symbol);
+            let (subs, mut around) = self.subscriptions();
+            subs.on_unmatched_ack(req_id, &server_id, symbol, &mut around);
             return;
         };
         let client_id = acked.client_id;
         if acked.resubscribed {
-            if let Some(entry) = self.registry.get(client_id) {
+            if let Some(entry) = self.subs.registry.get(client_id) {
                 entry.queue.push_signal(Update::Resubscribed {
                     server_id: server_id.clone(),
                 });
@@ -1102,147 +1150,15 @@ impl<P: Protocol> SessionCore<P> {
         for stashed in acked.stashed {
             self.deliver(Some(client_id), stashed.frame, stashed.book_break, now);
         }
-        if !self.registry.any_pending() {
-            let unclaimed = self.registry.clear_stash();
+        if !self.subs.registry.any_pending() {
+            let unclaimed = self.subs.registry.clear_stash();
             self.stats.counters.unroutable.add(unclaimed as u64);
             self.all_acknowledged();
         }
         self.stats
             .counters
             .stashed
-            .set(self.registry.stashed() as u64);
-    }
-
-    /// A venue refused a subscribe or a request. A subscription whose session
-    /// expired is kept and the connection recycled, so the token source is
-    /// asked for a fresh token and the subscription replayed with it; any other
-    /// refusal ends that subscription alone.
-    fn on_rejected(
-        &mut self,
-        req_id: Option<ReqId>,
-        symbol: Option<&str>,
-        venue_error: VenueError,
-        now: Instant,
-    ) -> Result<(), SessionEnd> {
-        self.control();
-        self.stats.counters.venue_error(venue_error.kind);
-        let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
-        if session_expired && self.config.token_source.is_some() {
-            // A refusal naming no member asks the whole request for a fresh
-            // session: every member still waiting is replayed.
-            let mut requeued = None;
-            while let Some(found) = self.registry.requeue_rejected(req_id, symbol) {
-                requeued.get_or_insert(found);
-                if symbol.is_some() {
-                    break;
-                }
-            }
-            if let Some((client_id, op)) = requeued {
-                tracing::info!(
-                    %client_id,
-                    "session expired; reconnecting with a fresh token"
-                );
-                let error = Error::Subscription {
-                    op,
-                    client_id,
-                    req_id: req_id.map(ReqId::get),
-                    error: venue_error,
-                };
-                return Err(SessionEnd::Lost(error));
-            }
-        }
-        if let Some(members) = self.unnamed_members(req_id, symbol) {
-            // A refusal that names none of several waiting members of one
-            // request cannot be pinned on one of them (OKX does not document
-            // the order of its replies to a batch): each of them ends with it,
-            // never a guessed one, and a late ack of any is unsubscribed.
-            let op = req_id
-                .and_then(|id| self.registry.pending_op(id))
-                .unwrap_or(SubscriptionOp::Subscribe);
-            tracing::warn!(?req_id, error = %venue_error, members = members.len(),
-                "a refusal names no member of a batched subscribe; ending each");
-            for client_id in members {
-                let error = Error::Subscription {
-                    op,
-                    client_id,
-                    req_id: req_id.map(ReqId::get),
-                    error: venue_error.clone(),
-                };
-                self.note_retry_hint(&error, now);
-                self.end_subscription(client_id, Some(error), true);
-            }
-            return Ok(());
-        }
-        if let Some((client_id, op, entry)) = self.registry.on_rejected(req_id, symbol) {
-            // Drop what the adapter kept for it (a book depth, a route key).
-            match &entry.server_id {
-                Some(server_id) => self.protocol.forget(server_id),
-                None => self.protocol.forget_topic(&entry.topic),
-            }
-            let error = Error::Subscription {
-                op,
-                client_id,
-                req_id: req_id.map(ReqId::get),
-                error: venue_error,
-            };
-            tracing::warn!(%client_id, %error, "subscription rejected");
-            self.note_retry_hint(&error, now);
-            if !entry.acked_once {
-                self.actions.push_back(Action::SubscribeResult {
-                    client_id,
-                    result: Err(error.clone()),
-                });
-            }
-            entry.queue.finish(Some(error.clone()));
-            self.emit(Event::SubscriptionEnded {
-                client_id,
-                error: Some(error),
-            });
-            if !self.registry.any_pending() {
-                self.all_acknowledged();
-            }
-            return Ok(());
-        }
-        if let Some(client_id) = req_id.and_then(|id| self.take_snapshot_request(id)) {
-            tracing::info!(
-                %client_id,
-                error = %venue_error,
-                "the venue refused to re-send a snapshot; subscribing again instead"
-            );
-            self.resubscribe(client_id, true);
-            return Ok(());
-        }
-        if let Some(req_id) = req_id.filter(|id| self.take_request(*id)) {
-            let error = Error::Request {
-                req_id: req_id.get(),
-                error: venue_error,
-            };
-            self.note_retry_hint(&error, now);
-            self.actions.push_back(Action::RequestResult {
-                req_id,
-                result: Err(error),
-            });
-            return Ok(());
-        }
-        tracing::debug!(?req_id, error = %venue_error, "venue error for no pending request");
-        Ok(())
-    }
-
-    /// The members of request `req_id` still waiting for their ack, when a
-    /// refusal names none of them (`symbol` is `None`) and there are several.
-    fn unnamed_members(
-        &self,
-        req_id: Option<ReqId>,
-        symbol: Option<&str>,
-    ) -> Option<Vec<ClientId>> {
-        let req_id = req_id.filter(|_| symbol.is_none())?;
-        let members: Vec<ClientId> = self
-            .registry
-            .iter()
-            .filter(|(_, entry)| entry.phase == Phase::Pending { req_id })
-            .map(|(id, _)| id)
-            .collect();
-        (members.len() > 1).then_some(members)
+            .set(self.subs.registry.stashed() as u64);
     }
 
     fn on_response(
@@ -1273,31 +1189,6 @@ impl<P: Protocol> SessionCore<P> {
             .push_back(Action::RequestResult { req_id, result });
     }
 
-    /// The venue ended a subscription on its own (Kalshi's error 25 or 10):
-    /// subscribe it again, without an unsubscribe for the server id the
-    /// venue already dropped. A refusal of that subscribe ends it with the
-    /// venue's error (`on_rejected`); it never stays open and silent.
-    fn on_venue_ended(&mut self, server_id: &ServerId, error: VenueError) {
-        self.control();
-        self.stats.counters.venue_error(error.kind);
-        let Some(client_id) = self.registry.route_of(server_id) else {
-            tracing::debug!(%server_id, %error, "the venue ended a subscription nobody holds");
-            return;
-        };
-        tracing::warn!(
-            %client_id,
-            %server_id,
-            %error,
-            "the venue ended the subscription; subscribing again"
-        );
-        // A snapshot request on the ended server id will never be answered;
-        // it must not hold back the resubscribe.
-        if let Some(link) = &mut self.link {
-            link.drop_snapshot_request(client_id);
-        }
-        self.resubscribe(client_id, false);
-    }
-
     // ---- how the socket ends -------------------------------------------------
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) -> SessionEnd {
@@ -1312,7 +1203,7 @@ impl<P: Protocol> SessionCore<P> {
         // `is_retryable()` agrees with what the supervisor does with it.
         let permanent = match &self.config.permanent_close {
             Some(is_permanent) => is_permanent(code),
-            None => self.protocol.is_permanent_close(code),
+            None => self.subs.protocol.is_permanent_close(code),
         };
         let error = Error::Closed {
             code,

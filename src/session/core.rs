@@ -74,9 +74,11 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///   [`on_stream_end`](Self::on_stream_end). Both return the session's end.
 /// - A deadline passed: [`handle_timeout(now)`](Self::handle_timeout) fires
 ///   exactly the timers expired at `now` (an early call fires nothing).
-/// - A command: `subscribe`, `unsubscribe`, `send`, `request` (`commands.rs`;
-///   they work offline too: subscriptions wait for the next connection, what
-///   needs a socket fails at once); close while connected:
+/// - A command: [`subscribe`](Self::subscribe),
+///   [`unsubscribe`](Self::unsubscribe), [`send`](Self::send),
+///   [`request`](Self::request) (they work offline too: subscriptions wait
+///   for the next connection, what needs a socket fails at once); close
+///   while connected:
 ///   [`begin_close(now)`](Self::begin_close) (the session goes on until the
 ///   peer answers or the close timeout passes).
 /// - A frame from [`poll_transmit`](Self::poll_transmit) was written, or

@@ -348,7 +348,10 @@ impl Client {
     /// Sends a one-off text frame on the current connection.
     ///
     /// It is never replayed on a later connection: while disconnected this
-    /// fails at once.
+    /// fails at once. The adapter never sees the text: a command that changes
+    /// a subscription (Kalshi `update_subscription` `add_markets`) sent this
+    /// way builds no books and is not kept for the subscription's replay
+    /// after a reconnect; send those with [`request`](Self::request).
     ///
     /// # Errors
     ///
@@ -440,7 +443,10 @@ impl Client {
     /// response with that id, up to the request timeout.
     ///
     /// Requests in flight when the connection drops fail at once and are never
-    /// replayed.
+    /// replayed. What an accepted request changed on a live subscription is
+    /// kept for its replay where the adapter tracks it (Kalshi `add_markets` /
+    /// `delete_markets`: the replayed subscribe names the markets the venue
+    /// held).
     ///
     /// # Errors
     ///

@@ -23,7 +23,13 @@
 //!   and readable through [`BookViews`] (`books.rs` has the rules: YES bids
 //!   are the bids, NO bids the asks at `1 - price`; markets added with
 //!   `update_subscription` `add_markets` get books too, and a snapshot that
-//!   comes before its `subscribed` ack still verifies its market).
+//!   comes before its `subscribed` ack still verifies its market);
+//! - markets added or deleted with `update_subscription` (through
+//!   [`Client::request`](crate::Client::request)) and accepted by the venue's
+//!   `ok` change what the subscription is subscribed with from then on
+//!   ([`Protocol::take_changed_topics`], `markets.rs`): a reconnect or a
+//!   resubscribe names the markets the venue held, its `ok`'s
+//!   `msg.market_tickers` when it lists them.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -39,6 +45,7 @@ use crate::venue_error::VenueErrorKind;
 mod book;
 mod books;
 mod early;
+mod markets;
 mod updates;
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -69,6 +76,7 @@ const TERMINAL_CODES: [i64; 2] = [10, 25];
 #[derive(Debug, Clone, Default)]
 pub struct Kalshi {
     books: books::Books,
+    markets: markets::Markets,
 }
 
 impl Kalshi {
@@ -116,29 +124,40 @@ impl Kalshi {
                 req_id,
                 server_id: ServerId::Num(sid),
                 ..
-            } => self.subscribed(*req_id, *sid),
+            } => {
+                self.markets.subscribed(*req_id, *sid);
+                self.subscribed(*req_id, *sid);
+            }
             Inbound::Sequenced {
                 server_id: ServerId::Num(sid),
                 seq,
                 then,
             } => {
                 self.books.sequenced(*sid, *seq);
-                self.answered(then);
+                self.answered(text, then);
             }
-            other => self.answered(other),
+            other => self.answered(text, other),
         }
     }
 
-    /// An answer to a request settles a pending market update.
-    fn answered(&mut self, inbound: &Inbound<'_>) {
-        match inbound {
-            Inbound::Response { req_id, error } => self.books.answered(*req_id, error.is_none()),
+    /// An answer to a request settles a pending market update: an `ok`
+    /// changes the subscription's markets (to the `ok`'s own list when it
+    /// has one) for its books and for its next subscribe.
+    fn answered(&mut self, text: &str, inbound: &Inbound<'_>) {
+        let (req_id, accepted) = match inbound {
+            Inbound::Response { req_id, error } => (*req_id, error.is_none()),
             Inbound::Rejected {
                 req_id: Some(req_id),
                 ..
-            } => self.books.answered(*req_id, false),
-            _ => {}
-        }
+            } => (*req_id, false),
+            _ => return,
+        };
+        // Parsed only for the answer of a market update (rare).
+        let venue = (accepted && self.markets.waits_for(req_id))
+            .then(|| markets::venue_markets(text))
+            .flatten();
+        self.books.answered(req_id, accepted, venue.as_ref());
+        self.markets.answered(req_id, accepted, venue);
     }
 
     /// The ack of `req_id` named `sid`: a book subscription's frames that
@@ -223,16 +242,43 @@ impl Protocol for Kalshi {
 
     fn reset(&mut self) {
         self.books.reset();
+        self.markets.reset();
     }
 
     fn forget(&mut self, server_id: &ServerId) {
         if let ServerId::Num(sid) = server_id {
             self.books.forget(*sid);
+            self.markets.forget(*sid);
         }
     }
 
     fn forget_topic(&mut self, topic: &Topic) {
         self.books.forget_topic(topic);
+        self.markets.forget_topic(topic);
+    }
+
+    /// An `update_subscription` that adds or deletes markets keeps its sid,
+    /// action and markets (a replay's books need them); nothing else of any
+    /// request is recorded.
+    fn recordable_params(&self, request: &Request) -> Option<Value> {
+        let update = updates::market_update(request)?;
+        let action = match update.action {
+            updates::Action::Add => "add_markets",
+            updates::Action::Delete => "delete_markets",
+        };
+        let markets: Vec<&str> = update.markets.iter().map(|m| &**m).collect();
+        Some(serde_json::json!({"sid": update.sid, "action": action, "market_tickers": markets}))
+    }
+
+    /// A subscription whose markets an accepted `add_markets` /
+    /// `delete_markets` changed is subscribed from then on with
+    /// `market_tickers` naming its markets now (`kalshi/markets.rs`).
+    fn take_changed_topics(&mut self) -> Vec<(ServerId, Topic)> {
+        self.markets
+            .take_changed()
+            .into_iter()
+            .map(|(sid, topic)| (ServerId::Num(sid), topic))
+            .collect()
     }
 
     /// Kalshi stamps market-data messages with `msg.ts_ms` (Unix ms); the
@@ -281,6 +327,7 @@ impl Protocol for Kalshi {
         let mut params = Map::new();
         if let Some(topic) = topics.first() {
             self.books.subscribing(topic, req_id);
+            self.markets.subscribing(topic, req_id);
             params.clone_from(topic.params());
             params.insert("channels".to_owned(), Value::from(vec![topic.channel()]));
             match topic.symbol_name() {
@@ -315,6 +362,7 @@ impl Protocol for Kalshi {
     /// (`books.rs`).
     fn encode_request(&mut self, request: &Request, req_id: u64) -> Result<String, ProtocolError> {
         self.books.updating(request, req_id);
+        self.markets.updating(request, req_id);
         let cmd = Value::from(request.method.as_str());
         Ok(match &request.params {
             Some(params) => format!(r#"{{"id":{req_id},"cmd":{cmd},"params":{params}}}"#),
@@ -539,6 +587,38 @@ mod tests {
         assert!(!kalshi.can_batch(&Topic::new("a").symbol("x"), &Topic::new("a").symbol("y")));
         assert_eq!(kalshi.encode_ping(1), None);
         assert_eq!(kalshi.name(), "kalshi");
+    }
+
+    #[test]
+    fn only_a_market_updates_sid_action_and_markets_are_recordable() {
+        let kalshi = Kalshi::new();
+        let request = Request::new(
+            "update_subscription",
+            Some(
+                json!({"sids": [7], "action": "add_markets", "market_tickers": ["B", "C"],
+                        "api_token": "hunter2"}),
+            ),
+        );
+        assert_eq!(
+            kalshi.recordable_params(&request),
+            Some(json!({"sid": 7, "action": "add_markets", "market_tickers": ["B", "C"]}))
+        );
+        // What is recorded reads back as the same update.
+        let replayed = Request::new("update_subscription", kalshi.recordable_params(&request));
+        assert_eq!(
+            updates::market_update(&replayed),
+            updates::market_update(&request)
+        );
+        for other in [
+            Request::new("login", Some(json!({"token": "hunter2"}))),
+            Request::new(
+                "update_subscription",
+                Some(json!({"sids": [7], "action": "get_snapshot", "market_tickers": ["B"]})),
+            ),
+            Request::new("list_subscriptions", None),
+        ] {
+            assert_eq!(kalshi.recordable_params(&other), None, "{other:?}");
+        }
     }
 
     #[test]

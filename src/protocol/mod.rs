@@ -462,6 +462,33 @@ pub trait Protocol: Send + 'static {
         let _ = token;
     }
 
+    /// The parts of `request`'s params a recording may keep (see
+    /// [`Recorder`](crate::Recorder)): none of them a secret, and enough for
+    /// a replay to rebuild what this adapter derives from the request (Kalshi:
+    /// the sid, action and markets of an `update_subscription` that adds or
+    /// deletes markets, so a replay's books cover them as live did). A
+    /// recording keeps a request's method and these, never its other params;
+    /// a replay hands the adapter a request with exactly these params.
+    /// Default: `None` (only the method is kept).
+    fn recordable_params(&self, request: &Request) -> Option<serde_json::Value> {
+        let _ = request;
+        None
+    }
+
+    /// Live subscriptions the venue now holds differently from the topic
+    /// they were subscribed with, each as its server id and the topic a
+    /// subscribe of it must name from now on (Kalshi: markets added or
+    /// deleted with `update_subscription`, answered `ok`). The session
+    /// subscribes that topic whenever it subscribes the subscription again
+    /// (after a reconnect, a resync by resubscribe, or the venue ending it),
+    /// so what a user changed on a live subscription survives those. The
+    /// subscription keeps its identity (channel and symbol it was created
+    /// with); a topic of another channel is ignored. Asked after each answer
+    /// to a request ([`Inbound::Response`]). Default: none.
+    fn take_changed_topics(&mut self) -> Vec<(ServerId, Topic)> {
+        Vec::new()
+    }
+
     /// The connection was lost: drop any per-connection state (books, ...).
     fn reset(&mut self) {}
 

@@ -27,6 +27,12 @@
 //!   version 1 file reads as before. A reader that knows only version 1
 //!   skips a version 2 file as unreadable (counted) instead of stopping at
 //!   its first kind-13 record as if it were corrupt.
+//! - `RWSREC3`: adds command tag 6, a request with the params its adapter
+//!   names as recordable ([`Protocol::recordable_params`](crate::Protocol::recordable_params):
+//!   Kalshi's `add_markets` / `delete_markets` sid, action and markets, never
+//!   a secret), so a replay's books cover added markets as live did. A
+//!   request without them is still tag 3 (method only), and every older
+//!   record reads as before.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -39,11 +45,15 @@ use crate::protocol::{ServerId, Topic};
 use crate::queue::Overflow;
 
 /// The first bytes of every recording file this version writes (format
-/// version 2).
-pub(crate) const MAGIC: &[u8; 8] = b"RWSREC2\n";
+/// version 3).
+pub(crate) const MAGIC: &[u8; 8] = b"RWSREC3\n";
 
 /// The headers of every format version the reader takes (see the module docs).
-pub(crate) const READABLE: [&[u8; 8]; 2] = [b"RWSREC1\n", MAGIC];
+pub(crate) const READABLE: [&[u8; 8]; 3] = [b"RWSREC1\n", b"RWSREC2\n", MAGIC];
+
+/// The longest recordable params kept with a request; longer ones are left
+/// out (the method is still kept), so a request cannot make a record huge.
+pub(crate) const MAX_REQUEST_PARAMS: usize = 1024 * 1024;
 
 /// The largest body a record may have: a frame up to the largest message
 /// the library accepts by default, plus its fields. Longer is corruption.
@@ -145,9 +155,12 @@ pub(crate) enum Recorded {
         len: u64,
         crc: u32,
     },
-    /// A request: only its method is kept (params may be credentials).
+    /// A request: its method, and the params its adapter names as
+    /// recordable (as JSON text; format version 3), never the rest (params
+    /// may be credentials).
     Request {
         method: String,
+        params: Option<String>,
     },
     Close,
     /// Every handle is gone.
@@ -473,9 +486,20 @@ impl Writer<'_> {
                 self.u64(*len);
                 self.u32(*crc);
             }
-            Recorded::Request { method } => {
+            Recorded::Request {
+                method,
+                params: None,
+            } => {
                 self.u8(3);
                 self.text(method);
+            }
+            Recorded::Request {
+                method,
+                params: Some(params),
+            } => {
+                self.u8(6);
+                self.text(method);
+                self.text(params);
             }
             Recorded::Close => self.u8(4),
             Recorded::HandlesGone => self.u8(5),
@@ -683,6 +707,11 @@ impl Reader<'_> {
             },
             3 => Recorded::Request {
                 method: self.text()?,
+                params: None,
+            },
+            6 => Recorded::Request {
+                method: self.text()?,
+                params: Some(self.text()?),
             },
             4 => Recorded::Close,
             5 => Recorded::HandlesGone,
@@ -740,6 +769,20 @@ mod tests {
                 }]),
             },
             Input::Write { len: 3, crc: 9 },
+            Input::Command {
+                online: true,
+                command: Recorded::Request {
+                    method: "list_subscriptions".into(),
+                    params: None,
+                },
+            },
+            Input::Command {
+                online: false,
+                command: Recorded::Request {
+                    method: "update_subscription".into(),
+                    params: Some(r#"{"sid":1,"action":"add_markets"}"#.into()),
+                },
+            },
             Input::Written(WriteEnd::TimedOut(Duration::from_secs(1))),
             Input::Disconnected {
                 end: End::Lost("x".into()),

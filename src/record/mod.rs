@@ -26,7 +26,12 @@
 //!   sort by time (`writer.rs`). Old files are never reopened.
 //! - **No secrets on disk.** Outbound frames, one-off sends and request
 //!   parameters may hold credentials: only their length and CRC (or a
-//!   request's method) are kept. Replay verifies outbound frames by CRC.
+//!   request's method) are kept. Replay verifies outbound frames by CRC. The
+//!   one exception is chosen by the adapter, never the recorder: the params
+//!   it names as recordable ([`Protocol::recordable_params`](crate::Protocol::recordable_params);
+//!   Kalshi: the sid, action and markets of an `add_markets` /
+//!   `delete_markets`) are kept with the request's method, so a replay's
+//!   books cover added markets as live did.
 //! - **One recorder, many connections.** A recorder can be shared by every
 //!   client of a set or pool (clone it into each config); each connection is
 //!   its own stream inside the files, and replay follows one stream.

@@ -162,8 +162,17 @@ fn a_snapshot_fetch_is_recorded_and_its_bytes_count_against_the_queue() {
 
 #[test]
 fn a_version_1_file_still_reads() {
-    let dir = scratch("v1");
-    let mut bytes = b"RWSREC1\n".to_vec();
+    older_version_reads(b"RWSREC1\n");
+}
+
+#[test]
+fn a_version_2_file_still_reads() {
+    older_version_reads(b"RWSREC2\n");
+}
+
+fn older_version_reads(magic: &[u8; 8]) {
+    let dir = scratch("older");
+    let mut bytes = magic.to_vec();
     for (i, event) in [Input::Connected, Input::Tick].into_iter().enumerate() {
         let entry = super::format::Entry {
             stream: 1,
@@ -181,7 +190,7 @@ fn a_version_1_file_still_reads() {
     }
     assert_eq!(inputs, vec![Input::Connected, Input::Tick]);
     assert_eq!(recording.corrupt(), 0);
-    // This version writes version 2.
-    assert_eq!(super::format::MAGIC, b"RWSREC2\n");
+    // This version writes version 3.
+    assert_eq!(super::format::MAGIC, b"RWSREC3\n");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,7 +25,9 @@
 //! - Outbound frames are checked by length and CRC ([`ReplayStats`]); one-off
 //!   sends and request parameters were never stored, so those writes are
 //!   not verifiable, and a token the adapter put into a frame makes that
-//!   frame differ.
+//!   frame differ. A request is replayed with the params its adapter named
+//!   as recordable (`Protocol::recordable_params`), if any: the adapter
+//!   sees them as live (Kalshi builds books for added markets).
 //! - Where the recorder dropped records (a hole), the session diverges from
 //!   that point; [`ReplayStats::dropped`] says so.
 //! - Book snapshots fetched from a
@@ -345,13 +347,14 @@ impl<P: Protocol> Replay<P> {
                     reply: oneshot::channel().0,
                 }
             }
-            Recorded::Request { method } => {
+            Recorded::Request { method, params } => {
                 self.unverifiable += 1;
+                // The recorded params are the adapter's recordable part of
+                // the request (never a secret): handed back so the adapter
+                // rebuilds what it derived from them live.
+                let params = params.and_then(|text| serde_json::from_str(&text).ok());
                 Command::Request {
-                    request: Request {
-                        method,
-                        params: None,
-                    },
+                    request: Request { method, params },
                     reply: oneshot::channel().0,
                 }
             }

@@ -244,6 +244,12 @@ impl<P: Protocol> SessionCore<P> {
         self.subs.protocol.snapshot_fetched(fetched);
     }
 
+    /// The params of `request` its adapter names as recordable (a recorder
+    /// keeps only these; see [`Protocol::recordable_params`]).
+    pub(crate) fn recordable_params(&self, request: &Request) -> Option<serde_json::Value> {
+        self.subs.protocol.recordable_params(request)
+    }
+
     /// A fresh session token (fetched by the driver before an attempt).
     pub(crate) fn on_token(&mut self, token: &str) {
         self.subs.protocol.set_token(token);
@@ -1170,6 +1176,11 @@ impl<P: Protocol> SessionCore<P> {
         text: &Utf8Bytes,
         now: Instant,
     ) {
+        // An answer may have changed what the venue holds for a live
+        // subscription (Kalshi `add_markets`): later subscribes name that.
+        for (server_id, topic) in self.subs.protocol.take_changed_topics() {
+            self.subs.registry.retopic(&server_id, topic);
+        }
         if !self.take_request(req_id) {
             // The answer to a snapshot request (resync) waits for nobody.
             self.take_snapshot_request(req_id);

@@ -18,6 +18,11 @@
 //! - A sequence number at or below the last one is a stale duplicate: it is
 //!   dropped and does not move the last number back (a restarted stream comes
 //!   with a new ack, which starts tracking afresh).
+//! - A subscription's topic is what the venue holds: when the adapter reports
+//!   a change made on the live subscription (Kalshi markets added with
+//!   `update_subscription`), the entry's topic becomes the changed one, so a
+//!   replay subscribes what the venue held, not what was first asked. Its
+//!   identity (the channel and symbol it was created with) never changes.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -50,7 +55,9 @@ pub enum Phase {
 
 /// One durable subscription.
 pub struct Entry {
-    /// What it subscribes to.
+    /// What it subscribes to: the topic it was created with, or the one its
+    /// adapter reported after a change on the live subscription
+    /// ([`Registry::retopic`]).
     pub topic: Topic,
     /// Its queue (the consumer stream holds the other end).
     pub queue: Arc<Queue>,
@@ -62,6 +69,9 @@ pub struct Entry {
     pub last_seq: Option<u64>,
     /// Whether it has been acknowledged at least once (later acks are re-subscriptions).
     pub acked_once: bool,
+    /// The channel and symbol it was created with: its identity, which
+    /// stays when the venue-held `topic` changes ([`Registry::retopic`]).
+    key: TopicKey,
 }
 
 /// A data frame waiting for the ack of its server id.
@@ -152,7 +162,7 @@ pub struct Registry {
     routes: FxHashMap<ServerId, ClientId>,
     /// Live subscriptions by (channel, symbol): a venue keeps one stream per
     /// topic on a connection, so a second subscription of the same topic is refused.
-    topics: HashMap<(String, Option<String>), ClientId>,
+    topics: HashMap<TopicKey, ClientId>,
     pending: HashMap<ReqId, PendingRequest>,
     stash: VecDeque<Stashed>,
     stash_capacity: usize,
@@ -181,7 +191,8 @@ impl Registry {
     /// Adds a subscription (unsent) under `client_id`, which must be new and
     /// larger than every id added before (ids are handed out in creation order).
     pub fn add(&mut self, client_id: ClientId, topic: Topic, queue: Arc<Queue>) {
-        self.topics.insert(topic_key(&topic), client_id);
+        let key = topic_key(&topic);
+        self.topics.insert(key.clone(), client_id);
         self.subs.insert(
             client_id,
             Entry {
@@ -191,8 +202,28 @@ impl Registry {
                 phase: Phase::Unsent,
                 last_seq: None,
                 acked_once: false,
+                key,
             },
         );
+    }
+
+    /// The venue now holds the live subscription `server_id` routes to as
+    /// `topic` (its adapter said so:
+    /// [`Protocol::take_changed_topics`](crate::Protocol::take_changed_topics)),
+    /// so every later subscribe of it (a replay after a reconnect, a
+    /// resubscribe) names `topic`. Its identity stays: the channel and
+    /// symbol it was created with, which a second subscribe of the same
+    /// topic is checked against. A topic of another channel is ignored
+    /// (acks are matched by channel). Returns the subscription changed.
+    pub fn retopic(&mut self, server_id: &ServerId, topic: Topic) -> Option<ClientId> {
+        let client_id = *self.routes.get(server_id)?;
+        let entry = self.subs.get_mut(&client_id)?;
+        if entry.topic.channel() != topic.channel() {
+            tracing::debug!(%client_id, "a changed topic of another channel is ignored");
+            return None;
+        }
+        entry.topic = topic;
+        Some(client_id)
     }
 
     /// The live subscription of the same channel and symbol as `topic`, if any.
@@ -258,7 +289,7 @@ impl Registry {
     /// Removes a subscription (unsubscribe, failure, consumer gone).
     pub fn remove(&mut self, client_id: ClientId) -> Option<Entry> {
         let entry = self.subs.shift_remove(&client_id)?;
-        self.forget_topic(&entry.topic, client_id);
+        self.forget_topic(&entry.key, client_id);
         if let Some(server_id) = &entry.server_id {
             if self.routes.get(server_id) == Some(&client_id) {
                 self.routes.remove(server_id);
@@ -270,10 +301,9 @@ impl Registry {
         Some(entry)
     }
 
-    fn forget_topic(&mut self, topic: &Topic, client_id: ClientId) {
-        let key = topic_key(topic);
-        if self.topics.get(&key) == Some(&client_id) {
-            self.topics.remove(&key);
+    fn forget_topic(&mut self, key: &TopicKey, client_id: ClientId) {
+        if self.topics.get(key) == Some(&client_id) {
+            self.topics.remove(key);
         }
     }
 
@@ -353,7 +383,7 @@ impl Registry {
             .into_iter()
             .filter_map(|id| {
                 let entry = self.subs.shift_remove(&id)?;
-                self.forget_topic(&entry.topic, id);
+                self.forget_topic(&entry.key, id);
                 if let Some(server_id) = &entry.server_id {
                     if self.routes.get(server_id) == Some(&id) {
                         self.routes.remove(server_id);
@@ -535,7 +565,10 @@ impl Registry {
     }
 }
 
-fn topic_key(topic: &Topic) -> (String, Option<String>) {
+/// A subscription's identity: its channel and symbol.
+type TopicKey = (String, Option<String>);
+
+fn topic_key(topic: &Topic) -> TopicKey {
     (
         topic.channel().to_owned(),
         topic.symbol_name().map(str::to_owned),

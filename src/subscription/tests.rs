@@ -276,3 +276,27 @@ fn a_rejection_removes_only_the_named_symbol() {
     assert_eq!(r.len(), 1);
     r.check_invariants().unwrap();
 }
+
+#[test]
+fn a_retopic_changes_what_is_replayed_but_not_the_identity() {
+    let mut r = registry_with(1);
+    r.mark_sent(&cs(&[1]), req(1));
+    assert!(r
+        .on_subscribed(Some(req(1)), ServerId::Num(9), Some("ticker"), None)
+        .is_some());
+    let wider = Topic::new("ticker").param("market_tickers", serde_json::json!(["S0", "T"]));
+    assert_eq!(r.retopic(&ServerId::Num(9), wider.clone()), Some(c(1)));
+    // Another channel, or a server id nobody holds: ignored.
+    assert_eq!(r.retopic(&ServerId::Num(9), Topic::new("trade")), None);
+    assert_eq!(r.retopic(&ServerId::Num(8), wider.clone()), None);
+    assert_eq!(r.get(c(1)).map(|e| &e.topic), Some(&wider));
+    // Still the holder of its first topic, and a replay sends the new one.
+    assert_eq!(r.holder_of(&Topic::new("ticker").symbol("S0")), Some(c(1)));
+    assert_eq!(r.holder_of(&wider), None);
+    r.on_disconnect();
+    assert_eq!(r.unsent_batches(&NoBatch), vec![cs(&[1])]);
+    assert_eq!(r.get(c(1)).map(|e| &e.topic), Some(&wider));
+    assert!(r.remove(c(1)).is_some());
+    assert_eq!(r.holder_of(&Topic::new("ticker").symbol("S0")), None);
+    r.check_invariants().unwrap();
+}

@@ -300,7 +300,8 @@ impl<P: Protocol> Drive<P> {
     /// the close handshake; the session goes on until the peer answers.
     pub(crate) fn serve_online(&mut self, command: Option<Command>, now: Instant) {
         if let Some(tap) = &self.tap {
-            tap.command(command.as_ref(), true, now);
+            let params = recordable_params(&self.core, command.as_ref());
+            tap.command(command.as_ref(), params, true, now);
         }
         let served = self.replies.serve(command, &mut self.core);
         if let Served::Close = served {
@@ -313,7 +314,8 @@ impl<P: Protocol> Drive<P> {
     /// requested (or every handle is gone): then stop at once.
     pub(crate) fn serve_offline(&mut self, command: Option<Command>, now: Instant) -> bool {
         if let Some(tap) = &self.tap {
-            tap.command(command.as_ref(), false, now);
+            let params = recordable_params(&self.core, command.as_ref());
+            tap.command(command.as_ref(), params, false, now);
         }
         let served = self.replies.serve(command, &mut self.core);
         self.apply(now);
@@ -370,5 +372,17 @@ impl ReadStamp {
                 now
             }
         }
+    }
+}
+
+/// The params of a request command its adapter names as recordable (asked
+/// only while a recorder taps the drive).
+fn recordable_params<P: Protocol>(
+    core: &SessionCore<P>,
+    command: Option<&Command>,
+) -> Option<serde_json::Value> {
+    match command? {
+        Command::Request { request, .. } => core.recordable_params(request),
+        _ => None,
     }
 }

@@ -17,7 +17,7 @@ use crate::command::Command;
 use crate::config::Config;
 use crate::record::format::{
     fetched_bytes, fingerprint, topic_json, End, Entry, Input, NewTopic, Recorded, WriteEnd,
-    MAX_BODY,
+    MAX_BODY, MAX_REQUEST_PARAMS,
 };
 use crate::record::Recorder;
 use crate::session::SessionEnd;
@@ -145,7 +145,16 @@ impl Tap {
         self.record(now, Input::Tick, 0);
     }
 
-    pub(crate) fn command(&self, command: Option<&Command>, online: bool, now: Instant) {
+    /// Records a command; a request keeps `request_params` (its adapter's
+    /// recordable params, [`Protocol::recordable_params`](crate::Protocol::recordable_params))
+    /// besides its method, unless they are longer than `MAX_REQUEST_PARAMS`.
+    pub(crate) fn command(
+        &self,
+        command: Option<&Command>,
+        request_params: Option<serde_json::Value>,
+        online: bool,
+        now: Instant,
+    ) {
         let command = match command {
             None => Recorded::HandlesGone,
             Some(Command::Subscribe(new)) => Recorded::Subscribe(
@@ -175,6 +184,18 @@ impl Tap {
             }
             Some(Command::Request { request, .. }) => Recorded::Request {
                 method: request.method.clone(),
+                params: request_params
+                    .map(|params| params.to_string())
+                    .filter(|text| {
+                        let fits = text.len() <= MAX_REQUEST_PARAMS;
+                        if !fits {
+                            tracing::warn!(
+                                bytes = text.len(),
+                                "recording: a request's params too long to keep; method only"
+                            );
+                        }
+                        fits
+                    }),
             },
             Some(Command::Close) => Recorded::Close,
         };

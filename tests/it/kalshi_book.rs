@@ -13,7 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use resilient_ws::{
     Backoff, BookBreak, BookTop, BookView, Client, Config, ConfigBuilder, Decimal, Event, Kalshi,
-    Request, Subscription, Topic, Update,
+    Pace, RecordOptions, Recorder, Recording, Replay, Request, SetItem, Subscription, Topic,
+    Update,
 };
 use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};
@@ -469,5 +470,222 @@ async fn an_early_snapshot_that_cannot_apply_is_signalled_with_the_next_frame() 
     assert_eq!(sides(&top).1, levels(&[("0.5000", "2.00")]));
     assert_eq!(get_snapshots(&exchange.received()), 1);
     client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+/// The `market_tickers` of every `subscribe` the venue read, in order.
+fn subscribed_markets(received: &[Received]) -> Vec<Value> {
+    received
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.text).ok())
+        .filter(|c| c["cmd"] == "subscribe")
+        .map(|c| c["params"]["market_tickers"].clone())
+        .collect()
+}
+
+/// Drops the connection and returns the snapshots the replayed
+/// subscription brought, by market (sorted), once `count` came.
+async fn reconnect_and_take_snapshots(
+    exchange: &Exchange,
+    book: &mut Subscription,
+    signals: &mut Vec<Update>,
+    count: usize,
+) -> Vec<String> {
+    exchange.abort_all();
+    let mut markets = Vec::new();
+    while markets.len() < count {
+        let frame = next_data(book, signals).await;
+        assert_eq!(frame["type"], "orderbook_snapshot", "{frame}");
+        markets.push(frame["msg"]["market_ticker"].as_str().unwrap().to_owned());
+    }
+    markets.sort();
+    assert!(
+        signals
+            .iter()
+            .any(|s| matches!(s, Update::Resubscribed { .. })),
+        "{signals:?}"
+    );
+    markets
+}
+
+#[tokio::test]
+async fn an_added_market_is_subscribed_again_after_a_reconnect() {
+    // The bug: the session replayed the topic as first subscribed (A only),
+    // so B's data silently stopped after a reconnect.
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_book("B", &[("0.4000", "5.00")], &[]);
+    let (client, view_a, mut book) = setup(&exchange, |c| c).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut signals = Vec::new();
+    let sid = next_data(&mut book, &mut signals).await["sid"].clone();
+    update_markets(&client, &sid, "add_markets", &["B"]).await;
+    next_data(&mut book, &mut signals).await; // B's snapshot
+    assert!(view_b.is_verified());
+
+    exchange.set_kalshi_book("B", &[("0.3000", "2.00")], &[]);
+    let resent = reconnect_and_take_snapshots(&exchange, &mut book, &mut signals, 2).await;
+    assert_eq!(resent, ["A", "B"]);
+    assert_eq!(
+        subscribed_markets(&exchange.received()),
+        [json!(["A"]), json!(["A", "B"])],
+        "the replayed subscribe names the added market"
+    );
+    // B's data flows again, and its book is the venue's.
+    exchange.publish("B", kalshi_delta("0.3000", "1.00", "yes", 21));
+    let delta = next_data(&mut book, &mut signals).await;
+    assert_eq!(delta["msg"]["market_ticker"], "B");
+    let top = view_b
+        .latest()
+        .expect("B verified again after the reconnect");
+    assert_eq!(sides(&top), (levels(&[]), levels(&[("0.3000", "3.00")])));
+    assert_eq!(top.venue_time(), at(21));
+    assert!(view_a.is_verified());
+    assert_eq!(signals.len(), 1, "only the resubscribe: {signals:?}");
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_market_stays_deleted_after_a_reconnect() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    let (client, view_a, mut book) = setup(&exchange, |c| c).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut signals = Vec::new();
+    let sid = next_data(&mut book, &mut signals).await["sid"].clone();
+    update_markets(&client, &sid, "add_markets", &["B"]).await;
+    next_data(&mut book, &mut signals).await; // B's snapshot
+    let ok = update_markets(&client, &sid, "delete_markets", &["A"]).await;
+    assert_eq!(ok["msg"]["market_tickers"], json!(["B"]));
+    assert!(view_a.latest().is_none());
+
+    let resent = reconnect_and_take_snapshots(&exchange, &mut book, &mut signals, 1).await;
+    assert_eq!(resent, ["B"]);
+    assert_eq!(
+        subscribed_markets(&exchange.received()),
+        [json!(["A"]), json!(["B"])],
+        "the replayed subscribe names the markets the venue held"
+    );
+    // A's delta (published first) never comes: B's is the next frame.
+    exchange.publish("A", kalshi_delta("0.0800", "1.00", "yes", 31));
+    exchange.publish("B", kalshi_delta("0.4000", "1.00", "yes", 32));
+    let delta = next_data(&mut book, &mut signals).await;
+    assert_eq!(delta["msg"]["market_ticker"], "B");
+    assert!(view_a.latest().is_none(), "a deleted market gets no book");
+    assert!(view_b.is_verified());
+    client.close().await.unwrap();
+    exchange.shutdown().await;
+}
+
+/// An item and, right after it, the views of markets A and B.
+fn seen_with_views(
+    item: &Result<Update, resilient_ws::Error>,
+    a: &BookView,
+    b: &BookView,
+) -> String {
+    let item = match item {
+        Ok(Update::Data(frame)) => frame.as_text().unwrap_or_default().to_owned(),
+        other => format!("{other:?}"),
+    };
+    let view = |v: &BookView| v.latest().map(|t| (sides(&t), t.updates(), t.venue_time()));
+    format!("{item} | A {:?} | B {:?}", view(a), view(b))
+}
+
+#[tokio::test]
+async fn a_recorded_add_markets_replays_to_the_same_items_and_books() {
+    // Only the request's recordable params (sid, action, markets) may reach
+    // the file; this one rides along in the same request and must not.
+    const SECRET: &str = "tok-5ecret-in-request-params";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "resilient-ws-kalshi-add-markets-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_book("B", &[("0.4000", "5.00")], &[("0.5500", "7.00")]);
+    let (client, view_a, mut book) = setup(&exchange, |c| c.record(recorder.clone())).await;
+    let view_b = client.book_views().unwrap().watch("B", 10);
+    let mut live = Vec::new();
+    let take = async |book: &mut Subscription| {
+        let item = tokio::time::timeout(SOON, next(book))
+            .await
+            .expect("an item")
+            .expect("the subscription goes on");
+        let text = seen_with_views(&item, &view_a, &view_b);
+        (item, text)
+    };
+    let (snapshot, text) = take(&mut book).await;
+    live.push(text);
+    let Ok(Update::Data(snapshot)) = snapshot else {
+        panic!("{snapshot:?}")
+    };
+    let sid = serde_json::from_str::<Value>(snapshot.as_text().unwrap()).unwrap()["sid"].clone();
+    client
+        .request(Request::new(
+            "update_subscription",
+            Some(
+                json!({"sids": [sid], "market_tickers": ["B"], "action": "add_markets",
+                        "api_token": SECRET}),
+            ),
+        ))
+        .await
+        .unwrap();
+    live.push(take(&mut book).await.1); // B's snapshot
+    exchange.publish("B", kalshi_delta("0.4000", "-1.00", "yes", 41));
+    live.push(take(&mut book).await.1);
+    update_markets(&client, &sid, "delete_markets", &["A"]).await;
+    exchange.publish("B", kalshi_delta("0.5500", "2.00", "no", 42));
+    live.push(take(&mut book).await.1);
+    assert!(
+        live.last().unwrap().contains("| A None | B Some"),
+        "B verified, A deleted: {live:?}"
+    );
+    client.close().await.unwrap();
+    drop(book);
+    let flushed = recorder.clone();
+    tokio::task::spawn_blocking(move || flushed.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorder.stats().dropped, 0);
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let file = String::from_utf8_lossy(&all);
+    assert!(
+        file.contains("add_markets"),
+        "the update's action is recorded"
+    );
+    assert!(!file.contains(SECRET), "the request's other params are not");
+
+    let kalshi = Kalshi::new();
+    let views = kalshi.book_views();
+    let (replay_a, replay_b) = (views.watch("A", 10), views.watch("B", 10));
+    let config = fast(&exchange.url()).build().unwrap();
+    let mut replay = Replay::new(
+        Recording::open(&dir).unwrap(),
+        config,
+        kalshi,
+        Pace::AsFastAsPossible,
+    );
+    let mut replayed = Vec::new();
+    let work = async {
+        // Replay hands in the next input only once the items before it are
+        // read, so each view is the one right after its item's frame.
+        while let Some(SetItem { item, .. }) = futures::StreamExt::next(&mut replay).await {
+            replayed.push(seen_with_views(&item, &replay_a, &replay_b));
+        }
+    };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the replay ends");
+    assert_eq!(live, replayed, "the same items and books");
+    assert_eq!(replay.stats().dropped, 0);
+    let _ = std::fs::remove_dir_all(&dir);
     exchange.shutdown().await;
 }

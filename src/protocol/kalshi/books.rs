@@ -14,10 +14,14 @@
 //!   command's `id`) takes them back. `delete_markets` takes effect with its
 //!   `ok`: the market's book goes and its view reads `None` (unless another
 //!   subscription holds it), and later frames for it build nothing. A gap's
-//!   `get_snapshot` names every covered market, added ones included. A
-//!   command sent as raw text (`Client::send`) is not seen, and a
-//!   subscription replayed after a reconnect covers its topic's markets
-//!   only (the session replays topics, not requests).
+//!   `get_snapshot` names every covered market, added ones included. An
+//!   `ok` that lists the subscription's markets (`msg.market_tickers`) is
+//!   the truth: covered markets it leaves out lose their books (unless an
+//!   add still waiting covers them), listed ones get covered. A subscription
+//!   subscribed again (after a reconnect, a resubscribe) names the markets
+//!   the venue held (`markets.rs` reports them to the session), so its
+//!   books cover those. A command sent as raw text (`Client::send`) is not
+//!   seen.
 //! - At most [`MAX_MARKETS`] markets per subscription get books (topic and
 //!   added together; the rest are logged and get none), and at most
 //!   `MAX_PENDING` subscribes and market updates wait for their answer.
@@ -158,7 +162,7 @@ pub(super) const EARLY_FRAMES_LOST: BookBreak = BookBreak::Unusable {
 
 /// The markets a topic names: its symbol, or its `market_tickers` /
 /// `market_ticker` params.
-fn topic_markets(topic: &Topic) -> Vec<&str> {
+pub(super) fn topic_markets(topic: &Topic) -> Vec<&str> {
     match topic.symbol_name() {
         Some(symbol) => vec![symbol],
         None => match topic.params().get("market_tickers") {
@@ -296,7 +300,16 @@ impl Books {
     }
 
     /// The venue answered request `req_id`: `accepted` (an `ok`) or not.
-    pub(super) fn answered(&mut self, req_id: u64, accepted: bool) {
+    /// An `ok` listing the subscription's markets (`venue`) is the truth:
+    /// covered markets it does not list lose their books (unless an add
+    /// still waiting for its answer covers them), and listed ones not
+    /// covered are covered (within the cap).
+    pub(super) fn answered(
+        &mut self,
+        req_id: u64,
+        accepted: bool,
+        venue: Option<&BTreeSet<Box<str>>>,
+    ) {
         let Some(at) = self.updates.iter().position(|(id, _)| *id == req_id) else {
             return;
         };
@@ -307,6 +320,35 @@ impl Books {
                 self.drop_markets(update.sid, &update.markets)
             }
         }
+        if let (true, Some(venue)) = (accepted, venue) {
+            self.reconcile(update.sid, venue);
+        }
+    }
+
+    /// Makes `sid`'s covered markets the venue's list `venue`.
+    fn reconcile(&mut self, sid: u64, venue: &BTreeSet<Box<str>>) {
+        let Some(entry) = self.sids.get_mut(&sid) else {
+            return;
+        };
+        let waiting = |market: &str| {
+            self.updates.iter().any(|(_, u)| {
+                u.sid == sid && u.action == Action::Add && u.markets.iter().any(|m| &**m == market)
+            })
+        };
+        let stale: Vec<Box<str>> = entry
+            .covers
+            .markets
+            .iter()
+            .filter(|market| !venue.contains(*market) && !waiting(market.as_ref()))
+            .cloned()
+            .collect();
+        for market in venue {
+            if entry.covers.markets.len() >= MAX_MARKETS {
+                break;
+            }
+            entry.covers.markets.insert(market.clone());
+        }
+        self.drop_markets(sid, &stale);
     }
 
     /// `sid` no longer covers `markets`: their books go, and a market's view
@@ -947,6 +989,49 @@ mod tests {
             r#"{"id":4,"type":"error","msg":{"code":7,"msg":"Unknown subscription ID"}}"#,
         );
         assert!(a.is_verified());
+    }
+
+    #[test]
+    fn the_oks_market_list_is_the_truth() {
+        let mut kalshi = subscribed(Topic::new("orderbook_delta").symbol("A"));
+        let views = kalshi.book_views();
+        let (a, c) = (views.watch("A", 10), views.watch("C", 10));
+        kalshi.classify(SNAPSHOT);
+        update(&mut kalshi, 2, "add_markets", &["B"]);
+        update(&mut kalshi, 3, "add_markets", &["D"]);
+        // The venue holds A no more and C besides (say another client of
+        // the account changed it): the `ok` says so. D's add still waits,
+        // so D stays covered.
+        kalshi
+            .classify(r#"{"id":2,"sid":7,"seq":2,"type":"ok","msg":{"market_tickers":["B","C"]}}"#);
+        assert!(
+            !a.is_verified(),
+            "a market the venue does not list loses its book"
+        );
+        assert_eq!(
+            kalshi.books.markets(7).map(|m| m.collect::<Vec<_>>()),
+            Some(vec!["B", "C", "D"])
+        );
+        assert_eq!(book_break(kalshi.classify(&snapshot_of("C", 3))), None);
+        assert!(c.is_verified());
+        // And the next subscribe names the venue's list (then D's).
+        let changed = kalshi.take_changed_topics();
+        assert_eq!(
+            changed
+                .iter()
+                .map(|(sid, t)| (sid.clone(), t.params()["market_tickers"].clone()))
+                .collect::<Vec<_>>(),
+            [(ServerId::Num(7), json!(["B", "C"]))]
+        );
+        kalshi.classify(
+            r#"{"id":3,"sid":7,"seq":4,"type":"ok","msg":{"market_tickers":["B","C","D"]}}"#,
+        );
+        let changed = kalshi.take_changed_topics();
+        assert_eq!(
+            changed[0].1.params()["market_tickers"],
+            json!(["B", "C", "D"])
+        );
+        assert!(kalshi.take_changed_topics().is_empty());
     }
 
     #[test]

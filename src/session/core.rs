@@ -348,7 +348,7 @@ impl<P: Protocol> SessionCore<P> {
     /// The subscription a snapshot request `req_id` was for, forgotten now
     /// that it was answered, refused or timed out.
     fn take_snapshot_request(&mut self, req_id: ReqId) -> Option<ClientId> {
-        self.link.as_mut()?.take_snapshot_request(req_id)
+        self.link.as_mut()?.pending.take_snapshot_request(req_id)
     }
 
     // ---- the connection comes and goes ----------------------------------------
@@ -533,7 +533,7 @@ impl<P: Protocol> SessionCore<P> {
     /// [`handle_timeout`](Self::handle_timeout) is next due; `None` while
     /// disconnected. Asking changes nothing.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.link.as_ref()?.next_timer()
+        self.link.as_ref()?.liveness.next_timer()
     }
 
     /// Time passed: fires exactly the timers expired at `now` (the close,
@@ -544,7 +544,10 @@ impl<P: Protocol> SessionCore<P> {
         let Some(link) = &mut self.link else {
             return Ok(());
         };
-        let due = match link.on_tick(&self.config, &self.subs.registry, now) {
+        let due = match link
+            .liveness
+            .on_tick(&self.config, &self.subs.registry, now)
+        {
             Ok(due) => due,
             Err(Lapsed::Close) => return Err(SessionEnd::Closed),
             Err(Lapsed::Pong) => {
@@ -597,7 +600,7 @@ impl<P: Protocol> SessionCore<P> {
     /// A pong (WebSocket or application-level) answered our ping.
     fn pong_received(&mut self) {
         if let Some(link) = &mut self.link {
-            link.pong_received();
+            link.liveness.pong_received();
         }
     }
 
@@ -605,7 +608,7 @@ impl<P: Protocol> SessionCore<P> {
     #[inline] // on every data frame's path
     fn data_seen(&mut self) {
         if let Some(link) = &mut self.link {
-            link.data_seen();
+            link.liveness.data_seen();
         }
     }
 
@@ -613,7 +616,7 @@ impl<P: Protocol> SessionCore<P> {
     pub(super) fn take_request(&mut self, req_id: ReqId) -> bool {
         self.link
             .as_mut()
-            .is_some_and(|link| link.take_request(req_id))
+            .is_some_and(|link| link.pending.take_request(req_id))
     }
 
     // ---- one frame from the socket ------------------------------------------

@@ -68,13 +68,13 @@ impl Around<'_> {
     fn take_request(&mut self, req_id: ReqId) -> bool {
         self.link
             .as_mut()
-            .is_some_and(|link| link.take_request(req_id))
+            .is_some_and(|link| link.pending.take_request(req_id))
     }
 
     /// The subscription a snapshot request `req_id` was for, forgotten now
     /// that it was answered, refused or timed out.
     fn take_snapshot_request(&mut self, req_id: ReqId) -> Option<ClientId> {
-        self.link.as_mut()?.take_snapshot_request(req_id)
+        self.link.as_mut()?.pending.take_snapshot_request(req_id)
     }
 
     /// Every subscribe sent on this connection has been answered.
@@ -89,7 +89,7 @@ impl Around<'_> {
         let waiting = self
             .link
             .as_ref()
-            .is_some_and(|link| link.resync_waiting(client_id));
+            .is_some_and(|link| link.pending.resync_waiting(client_id));
         if waiting {
             tracing::debug!(%client_id, "a resync is already on its way");
         }
@@ -220,7 +220,7 @@ impl<P: Protocol> Subscriptions<P> {
         };
         if let Some(link) = around.link.as_mut() {
             // Its snapshot request, if any, is answered for nobody now.
-            link.forget_snapshot_request(client_id);
+            link.pending.forget_snapshot_request(client_id);
         }
         if let (true, Phase::Pending { req_id }, Some(link)) =
             (tell_venue, entry.phase, around.link.as_mut())
@@ -229,9 +229,9 @@ impl<P: Protocol> Subscriptions<P> {
             // is withdrawn if it has not gone out yet.
             let withdrawn = !self.registry.is_pending(req_id) && link.withdraw_subscribe(req_id);
             if withdrawn {
-                link.forget_resync(client_id);
+                link.pending.forget_resync(client_id);
             } else {
-                link.abandon(req_id, entry.topic.clone());
+                link.pending.abandon(req_id, entry.topic.clone());
             }
         }
         if !entry.acked_once {
@@ -323,7 +323,7 @@ impl<P: Protocol> Subscriptions<P> {
             self.registry.get(client_id).map(|e| e.phase),
             around.link.as_mut(),
         ) {
-            link.note_resync(client_id, req_id);
+            link.pending.note_resync(client_id, req_id);
         }
     }
 
@@ -339,7 +339,8 @@ impl<P: Protocol> Subscriptions<P> {
         let Some(link) = around.link.as_mut() else {
             return;
         };
-        let Some(topic) = req_id.and_then(|req_id| link.take_abandoned(req_id, symbol)) else {
+        let Some(topic) = req_id.and_then(|req_id| link.pending.take_abandoned(req_id, symbol))
+        else {
             tracing::debug!(?req_id, %server_id, "ack matches no pending subscription");
             return;
         };
@@ -562,7 +563,7 @@ impl<P: Protocol> Subscriptions<P> {
         // A snapshot request on the ended server id will never be answered;
         // it must not hold back the resubscribe.
         if let Some(link) = around.link.as_mut() {
-            link.drop_snapshot_request(client_id);
+            link.pending.drop_snapshot_request(client_id);
         }
         self.resubscribe(client_id, false, around);
     }

@@ -2,11 +2,17 @@
 //! rate limiter, the frames written and what each arms, the liveness timers,
 //! request deadlines, and what happens when the connection comes and goes.
 //!
-//! [`Link`] owns these fields and their behaviour. It never sees the
-//! [`SessionCore`](super::SessionCore) (this module imports nothing of it):
-//! it answers the core's questions and hands back what falls due (frames to
-//! write, [`timers::Due`], [`Lapsed`], failed callers as actions), and the
-//! core coordinates the rest (counters, events, the registry, the protocol).
+//! [`Link`] owns these fields and their behaviour, one `impl` per type: the
+//! outbound queue (`outbound.rs`) and two sub-states the core reaches
+//! through it, `liveness` ([`Liveness`]: every deadline in
+//! one [`TimerTable`](timer_table::TimerTable), the ping, idle and stale
+//! watches) and `pending` ([`Pending`]: requests in
+//! flight, snapshot requests, resyncs, abandoned subscribes). It never sees
+//! the [`SessionCore`](super::SessionCore) (this module imports nothing of
+//! it): it answers the core's questions and hands back what falls due
+//! (frames to write, [`timers::Due`], [`Lapsed`], failed callers as
+//! actions), and the core coordinates the rest (counters, events, the
+//! registry, the protocol).
 //!
 //! Rules kept here:
 //! - Everything but WebSocket pings and the close frame goes through one
@@ -22,7 +28,7 @@
 //!   at once with the cause and are never replayed (an order may have been
 //!   committed); subscriptions are replayed by the next connection.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,7 +41,6 @@ use super::output::Action;
 use super::socket_failure::SocketFailure;
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::Topic;
 use crate::rate::RateLimit;
 use crate::subscription::{ClientId, ReqId};
 
@@ -46,8 +51,9 @@ mod timer_table;
 mod timers;
 
 use outbound::{Outbound, OUTBOUND_LIMIT};
-use timer_table::{Timer, TimerTable};
+use pending::Pending;
 pub(super) use timers::Lapsed;
+use timers::Liveness;
 
 /// How many heartbeat replies may wait to be written; a venue heartbeat that
 /// arrives while they are all waiting is not answered again.
@@ -90,6 +96,16 @@ pub(super) enum Outgoing {
 }
 
 impl Outgoing {
+    /// Whether this frame spends one of the venue's subscribe operations
+    /// (`outbound.rs`).
+    fn is_op(&self) -> bool {
+        matches!(
+            self,
+            Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. }
+        )
+    }
+
+    /// Whether this frame spends the outbound rate limit's budget.
     fn rate_limited(&self) -> bool {
         match self {
             Outgoing::WsPing | Outgoing::Close => false,
@@ -143,41 +159,15 @@ pub(crate) enum WriteFailure {
     TimedOut(Duration),
 }
 
-/// Idle detection without touching a timer per frame: a tick every quarter of
-/// the timeout ([`Timer::Idle`]) compares a frame counter with the previous
-/// tick's.
-struct IdleWatch {
-    timeout: Duration,
-    seen_at_tick: u64,
-    last_activity: Instant,
-}
-
-/// One connection's state.
+/// One connection's state: the outbound queue and its sub-states.
 pub(crate) struct Link {
     outbound: Outbound,
-    /// Requests written or queued whose answer the shell's caller waits for.
-    requests: HashSet<ReqId>,
-    /// Every deadline of this connection (`timer_table.rs`): the close
-    /// handshake, the pong, the next ping, the idle and stale ticks, the
-    /// requests written.
-    timers: TimerTable,
-    data_seen: u64,
-    idle: Option<IdleWatch>,
-    /// Subscriptions silent past their channel's expectation (`stale.rs`).
-    stale: Option<stale::StaleWatch>,
-    /// Subscriptions ended while their subscribe was still unanswered (say, a
-    /// `subscribe` call dropped by a timeout). If the ack comes after all, the
-    /// venue is told to unsubscribe, or it would stream to nobody for the rest
-    /// of the connection.
-    abandoned: VecDeque<(ReqId, Topic)>,
-    /// Subscriptions whose resync subscribe (under this request id) is not
-    /// written yet: at most one resync per subscription is in flight, so a
-    /// peer alternating acks and bad checksums cannot grow the outbound queue.
-    resyncing: HashMap<ClientId, ReqId>,
-    /// Snapshot requests (resyncs on the live subscription) waiting for an
-    /// answer, at most one per subscription: a refusal falls back to
-    /// subscribing again.
-    snapshots: HashMap<ClientId, ReqId>,
+    /// Every deadline of this connection and the watches that read them
+    /// (`timers.rs`, `timer_table.rs`).
+    pub(in crate::session) liveness: Liveness,
+    /// Requests in flight, snapshot requests, resyncs and abandoned
+    /// subscribes (`pending.rs`).
+    pub(in crate::session) pending: Pending,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,
@@ -188,30 +178,10 @@ impl Link {
     /// queued and a fresh operations window (`subscribe_ops`: the venue
     /// counts per connection).
     pub(super) fn new(config: &Config, subscribe_ops: Option<RateLimit>, now: Instant) -> Self {
-        let mut timers = TimerTable::default();
-        timers.set(Timer::Ping, later(now, config.ping_interval));
-        let idle = config.idle_timeout.map(|timeout| {
-            timers.set(Timer::Idle, later(now, timeout / 4));
-            IdleWatch {
-                timeout,
-                seen_at_tick: 0,
-                last_activity: now,
-            }
-        });
-        let stale = stale::StaleWatch::new(config);
-        if let Some(watch) = &stale {
-            timers.set(Timer::Stale, later(now, watch.tick()));
-        }
         let mut link = Link {
             outbound: Outbound::new(config.rate_limit, subscribe_ops),
-            requests: HashSet::new(),
-            timers,
-            data_seen: 0,
-            idle,
-            stale,
-            abandoned: VecDeque::new(),
-            resyncing: HashMap::new(),
-            snapshots: HashMap::new(),
+            liveness: Liveness::new(config, now),
+            pending: Pending::default(),
             worked: false,
         };
         for frame in &config.on_connect {
@@ -233,15 +203,45 @@ impl Link {
         self.outbound.has_ops_window() && self.outbound.withdraw_subscribe(req_id)
     }
 
+    /// Queues request `req_id` (its caller waits for the answer).
+    pub(in crate::session) fn push_request(&mut self, text: String, req_id: ReqId) {
+        self.pending.request(req_id);
+        self.push_back(Outgoing::Request { text, req_id });
+    }
+
+    /// Queues a snapshot request for `client_id` (a resync on the live
+    /// subscription), remembered until answered, refused or timed out.
+    pub(in crate::session) fn push_snapshot_request(
+        &mut self,
+        client_id: ClientId,
+        text: String,
+        req_id: ReqId,
+    ) {
+        self.pending.snapshot_request(client_id, req_id);
+        self.push_back(Outgoing::Request { text, req_id });
+    }
+
+    /// Queues a ping ahead of everything else (not once closing).
+    pub(in crate::session) fn push_ping(&mut self, ping: Outgoing) {
+        if !self.is_closing() {
+            self.outbound.push_front(ping);
+        }
+    }
+
+    /// Queues the answer to a venue heartbeat ahead of everything but earlier
+    /// answers, at most [`REPLY_LIMIT`] at a time.
+    pub(in crate::session) fn push_reply(&mut self, text: String) {
+        if self.is_closing() {
+            return;
+        }
+        if !self.outbound.push_reply(text, REPLY_LIMIT) {
+            tracing::debug!("heartbeat replies already waiting; not answering this one");
+        }
+    }
+
     /// Moves the liveness deadlines by a stall of `stalled`.
     pub(super) fn pause_liveness(&mut self, stalled: Duration) {
-        self.timers.delay(Timer::Pong, stalled);
-        if let Some(idle) = &mut self.idle {
-            idle.last_activity = later(idle.last_activity, stalled);
-        }
-        if let Some(stale) = &mut self.stale {
-            stale.pause(stalled);
-        }
+        self.liveness.pause(stalled);
     }
 
     /// Every subscribe sent on this connection has been answered: the
@@ -257,7 +257,7 @@ impl Link {
 
     /// Whether the close handshake has begun.
     pub(super) fn is_closing(&self) -> bool {
-        self.timers.get(Timer::Close).is_some()
+        self.liveness.is_closing()
     }
 
     /// Whether commands may come in at `now`: not while closing, and not
@@ -322,16 +322,13 @@ impl Link {
         match written.kind {
             WrittenKind::Plain | WrittenKind::Close => None,
             WrittenKind::Deadline(req_id) => {
-                if !self.resyncing.is_empty() {
-                    self.resyncing.retain(|_, pending| *pending != req_id);
-                }
-                self.timers
-                    .set_request(req_id, later(now, config.request_timeout));
+                self.pending.written(req_id);
+                self.liveness
+                    .request_written(req_id, later(now, config.request_timeout));
                 None
             }
             WrittenKind::Ping => {
-                self.timers
-                    .set(Timer::Pong, later(now, config.pong_timeout));
+                self.liveness.ping_written(later(now, config.pong_timeout));
                 None
             }
             WrittenKind::Send(send_id) => Some(send_id),
@@ -349,7 +346,7 @@ impl Link {
         if self.is_closing() {
             return false;
         }
-        self.timers.set(Timer::Close, deadline);
+        self.liveness.begin_close(deadline);
         let drained = self.outbound.drain();
         self.outbound.push_back(Outgoing::Close);
         fail_sends(drained, &Error::ClientClosed, actions);
@@ -359,7 +356,7 @@ impl Link {
     /// The connection is gone: requests in flight and queued sends fail with
     /// `error` into `actions`, and are never replayed.
     pub(super) fn end(mut self, error: &Error, actions: &mut VecDeque<Action>) {
-        for req_id in self.requests.drain() {
+        for req_id in self.pending.drain_requests() {
             actions.push_back(Action::RequestResult {
                 req_id,
                 result: Err(error.clone()),

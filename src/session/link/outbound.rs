@@ -68,16 +68,6 @@ enum Lane {
     Ops,
 }
 
-impl Outgoing {
-    /// Whether this frame spends one of the venue's subscribe operations.
-    fn is_op(&self) -> bool {
-        matches!(
-            self,
-            Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. }
-        )
-    }
-}
-
 impl Outbound {
     pub(super) fn new(rate_limit: RateLimit, subscribe_ops: Option<RateLimit>) -> Self {
         Outbound {

@@ -50,6 +50,7 @@ mod stale;
 mod timer_table;
 mod timers;
 
+pub(super) use outbound::Outgoing;
 use outbound::{Outbound, OUTBOUND_LIMIT};
 use pending::Pending;
 pub(super) use timers::Lapsed;
@@ -58,62 +59,6 @@ use timers::Liveness;
 /// How many heartbeat replies may wait to be written; a venue heartbeat that
 /// arrives while they are all waiting is not answered again.
 pub(super) const REPLY_LIMIT: usize = 4;
-
-/// A frame waiting to be written.
-pub(super) enum Outgoing {
-    /// The answer to a venue heartbeat (rate limited; jumps the queue).
-    Reply {
-        text: String,
-    },
-    /// The on-connect handshake frames.
-    Handshake(String),
-    Subscribe {
-        text: String,
-        req_id: ReqId,
-    },
-    Unsubscribe {
-        text: String,
-    },
-    /// An application-level ping (rate limited like any venue frame).
-    Ping {
-        text: String,
-    },
-    /// A WebSocket ping (not a venue message: not rate limited).
-    WsPing,
-    /// A one-off frame (text or binary); `rate_limited: false` skips the
-    /// limiter's budget (it still keeps its place in the queue).
-    Send {
-        message: Message,
-        send_id: u64,
-        rate_limited: bool,
-    },
-    Request {
-        text: String,
-        req_id: ReqId,
-    },
-    /// Close 1000 (not rate limited; written alone once closing).
-    Close,
-}
-
-impl Outgoing {
-    /// Whether this frame spends one of the venue's subscribe operations
-    /// (`outbound.rs`).
-    fn is_op(&self) -> bool {
-        matches!(
-            self,
-            Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. }
-        )
-    }
-
-    /// Whether this frame spends the outbound rate limit's budget.
-    fn rate_limited(&self) -> bool {
-        match self {
-            Outgoing::WsPing | Outgoing::Close => false,
-            Outgoing::Send { rate_limited, .. } => *rate_limited,
-            _ => true,
-        }
-    }
-}
 
 /// What a written frame was, so the core can arm what its writing starts.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
     python3 fuzz/seeds.py fuzz
 
 Deterministic; rerun it after changing a harness's input format (for
-session_script: the field order of `Script`/`Step` in src/fuzzing/session_script.rs, encoded
+session_script: the field order of `Script`/`Step` in src/fuzzing/session_script/mod.rs, encoded
 here in the `arbitrary` 1.x layout: enums as a little-endian u32, u8 as one
 byte, bool as one byte, Option as a bool byte then the value, and the trailing
 `steps` Vec as (1, element)* then 0).
@@ -212,7 +212,7 @@ w('session_script', 'block_consumer_leaves_while_parked', script([
   Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), DropConsumer(1, True), Unblock(False), Data(sid('Num', 1), seq('Next')),
   Data(sid('Num', 2), seq('Next')), Data(sid('Num', 2), seq('Next')), DropConsumer(1, False), Unblock(False), Tick(10), Read(0, 3)]))
 
-# ---------- reconnect_script (src/fuzzing/reconnect_script.rs) ----------
+# ---------- reconnect_script (testkit/src/reconnect_script.rs) ----------
 # Header: initial (index into 1,3,10,50,200,1000 ms), cap (initial * (1 + x % 40)),
 # factor (1 + x % 3), max_attempts (x % 6: 0|1 none, n: n - 1), reset_after
 # (x % 8 * 250 ms), close rule (0 default, 1 only 1011, 2 1013 and 4001).

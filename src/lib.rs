@@ -130,9 +130,9 @@ pub use stream::{Messages, Subscription};
 pub use token::{Secret, TokenError, TokenFuture, TokenSource};
 pub use venue_error::{Severity, VenueError, VenueErrorKind};
 
-/// Fuzz harnesses and the internals they drive, for `fuzz/` (`--features
-/// fuzzing`) and for the unit tests that replay the corpus. Not a stable API.
-#[cfg(any(test, feature = "fuzzing"))]
+/// The internals the fuzz harnesses in `testkit/` reach (`--features
+/// fuzzing`). Not a stable API.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

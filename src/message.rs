@@ -93,7 +93,7 @@ enum Payload {
 }
 
 /// The byte span of `part` inside `text`, when `part` is a sub-slice of it.
-pub(crate) fn span_of(text: &str, part: &str) -> Option<(u32, u32)> {
+pub fn span_of(text: &str, part: &str) -> Option<(u32, u32)> {
     let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     // Confirms both ends are in bounds and on char boundaries, and that the

@@ -2,4 +2,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| resilient_ws::fuzzing::kalshi_classify(data));
+fuzz_target!(|data: &[u8]| resilient_ws_testkit::kalshi_classify(data));

@@ -2,4 +2,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| resilient_ws::fuzzing::kraken_classify(data));
+fuzz_target!(|data: &[u8]| resilient_ws_testkit::kraken_classify(data));

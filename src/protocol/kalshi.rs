@@ -42,14 +42,11 @@ use crate::book::BookViews;
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
-mod book;
+pub(crate) mod book;
 mod books;
 mod early;
 mod markets;
 mod updates;
-
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use book::{KalshiBook, KalshiBookError, Outcome};
 
 /// The channel whose gaps resync with `get_snapshot`.
 const ORDERBOOK_CHANNEL: &str = "orderbook_delta";

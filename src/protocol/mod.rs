@@ -531,9 +531,25 @@ pub trait Protocol: Send + 'static {
     /// ended. Results come in the order the fetches end, possibly after the
     /// subscription ended or the connection was replaced (compare
     /// [`SnapshotFetched::number`](crate::book::SnapshotFetched::number)).
+    /// `Some`: applying it broke the book of `fetched.server_id` (a buffered
+    /// delta that does not verify, or too many failed fetches); the session
+    /// reports it at once, as it would a frame's
+    /// `book_break` ([`Inbound::Data`]), and resyncs that subscription.
     /// Default: ignored.
-    fn snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) {
+    fn snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) -> Option<BookBreak> {
         let _ = fetched;
+        None
+    }
+
+    /// Replay only: whether the live connection's adapter had a
+    /// [`book_snapshot_source`](Protocol::book_snapshot_source). Its books
+    /// must then wait for snapshots (and ask for them, with the same request
+    /// numbers) exactly as they did live, whatever source this adapter was
+    /// given; the recorded results are handed to
+    /// [`snapshot_fetched`](Protocol::snapshot_fetched) and no source is
+    /// called. Called once, before any input. Default: nothing.
+    fn replay_snapshot_source(&mut self, live: bool) {
+        let _ = live;
     }
 }
 

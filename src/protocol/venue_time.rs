@@ -23,7 +23,7 @@
 //!   decoded), a time before 1970 or past what [`SystemTime`] holds. A venue
 //!   time is information, not a routing fact, so it is never guessed.
 //! - **Checked by a differential fuzz target**, `venue_time`
-//!   (`src/fuzzing/venue_time.rs`): through each adapter, the answer equals
+//!   (`testkit/src/venue_time.rs`): through each adapter, the answer equals
 //!   these rules read from a serde tree, and, on payloads of the documented
 //!   shape, the venue's documented field read with `serde_json::Value`.
 //!

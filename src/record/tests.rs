@@ -48,6 +48,7 @@ fn rotates_into_sorted_files_and_skips_a_torn_tail() {
         &recorder,
         &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
         "kalshi",
+        false,
     );
     let now = Instant::now();
     for n in 0..20 {
@@ -94,6 +95,7 @@ fn a_full_queue_drops_and_the_file_marks_the_hole() {
         &recorder,
         &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
         "kalshi",
+        false,
     );
     let now = Instant::now();
     tap.tick(now);
@@ -139,6 +141,7 @@ fn a_snapshot_fetch_is_recorded_and_its_bytes_count_against_the_queue() {
         &recorder,
         &crate::Config::builder("ws://127.0.0.1:9").build().unwrap(),
         "okx",
+        true,
     );
     let now = Instant::now();
     // Small: recorded whole. Large (200 levels, about 3,500 bytes, more than

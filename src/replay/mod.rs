@@ -32,11 +32,12 @@
 //!   that point; [`ReplayStats::dropped`] says so.
 //! - Book snapshots fetched from a
 //!   [`SnapshotSource`](crate::SnapshotSource) (OKX over REST) are recorded
-//!   and handed in at the point they came in live; the source is never
-//!   called. Give replay the adapter configured as live (with
-//!   [`Okx::snapshot_source`](crate::Okx::snapshot_source) set, to any
-//!   source): without one the adapter does not wait for a snapshot, so the
-//!   recorded ones find no book waiting and its view stays unverified.
+//!   and handed in at the point they came in live; no source is called, and
+//!   none is needed: the recording says whether the live adapter had one, and
+//!   replay makes the adapter's books wait for snapshots exactly as they did
+//!   live ([`Protocol::replay_snapshot_source`]), whatever source (or none)
+//!   it was given. Recordings made before that was kept need the adapter
+//!   configured as live.
 
 #[cfg(test)]
 mod conformance;
@@ -162,18 +163,21 @@ impl<P: Protocol> Replay<P> {
         config.recorder = None;
         // The first record names the first stream and its settings.
         let first = recording.next_entry();
+        let mut live_source = None;
         if let Some(Entry {
             event: Input::Stream { settings, .. },
             ..
         }) = &first
         {
             crate::supervisor::recorded_settings::apply(settings, &mut config);
+            live_source = crate::supervisor::recorded_settings::snapshot_source(settings);
         }
         let url = config.redacted_url.clone();
         let (client, unsolicited, supervisor, _span) = Client::unspawned(config, protocol);
         let (_config, mut drive, commands, _reconnect) = supervisor.into_parts();
-        // Book snapshots come from the recording, never from the source.
-        drive.replaying();
+        // Book snapshots come from the recording, never from a source; the
+        // books wait for them as they did live.
+        drive.replaying(live_source);
         let set = SubscriptionSet::new(Source::Client(client.clone()), QueueOptions::default());
         Replay {
             recording,

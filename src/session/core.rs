@@ -39,6 +39,7 @@ use super::receive_clock::ReceiveClock;
 use super::retry_hint::RetryHint;
 use super::socket_failure::{self, SocketFailure};
 use super::subscriptions::{Around, Subscriptions};
+use crate::book::SnapshotFetched;
 use crate::config::Config;
 use crate::error::{ConnectionError, Error, Operation, ProtocolError, VenueError};
 use crate::events::{ConnectionState, Event, Unplaced};
@@ -89,7 +90,7 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///   [`on_space(now)`](Self::on_space) or
 ///   [`on_block_timeout(now)`](Self::on_block_timeout).
 /// - A book snapshot fetch the adapter asked for ended:
-///   [`on_snapshot_fetched`](Self::on_snapshot_fetched).
+///   [`on_snapshot_fetched(fetched)`](Self::on_snapshot_fetched).
 /// - The connection is gone: [`on_disconnected(end, now)`](Self::on_disconnected).
 /// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
 ///   stream ends; callers still waiting are answered).
@@ -239,9 +240,11 @@ impl<P: Protocol> SessionCore<P> {
         self.subs.protocol.take_snapshot_requests()
     }
 
-    /// A book snapshot fetch ended: the adapter applies it now.
-    pub(crate) fn on_snapshot_fetched(&mut self, fetched: crate::book::SnapshotFetched) {
-        self.subs.protocol.snapshot_fetched(fetched);
+    /// Replay: whether the live adapter had a snapshot source (its books
+    /// then wait for snapshots as they did live; see
+    /// [`Protocol::replay_snapshot_source`]). Called once, before any input.
+    pub(crate) fn replaying_with_snapshot_source(&mut self, live: bool) {
+        self.subs.protocol.replay_snapshot_source(live);
     }
 
     /// The params of `request` its adapter names as recordable (a recorder
@@ -831,6 +834,36 @@ impl<P: Protocol> SessionCore<P> {
             .duration_since(stamp)
             .unwrap_or_default();
         histogram.record(lag.as_secs_f64());
+    }
+
+    /// A book snapshot fetch ended: the adapter applies it, and a break it
+    /// finds (in the deltas it buffered meanwhile) is reported now, as a
+    /// frame's would be (counted, signalled in-band, an event, a resync), not
+    /// with the subscription's next frame, which may be long in coming.
+    /// Before the subscription's ack, the break rides on its last stashed
+    /// frame, as it would have on a frame; a break of no subscription is
+    /// dropped (nothing is left to resync).
+    pub(crate) fn on_snapshot_fetched(&mut self, fetched: SnapshotFetched) {
+        let server_id = fetched.server_id.clone();
+        let Some(kind) = self.subs.protocol.snapshot_fetched(fetched) else {
+            return;
+        };
+        match self.subs.registry.route(&server_id) {
+            Route::To(client_id) => {
+                if let Some(queue) = self
+                    .subs
+                    .registry
+                    .get(client_id)
+                    .map(|e| Arc::clone(&e.queue))
+                {
+                    self.after_push(client_id, &queue, true, Some(kind), false);
+                }
+            }
+            Route::Stash if self.subs.registry.stash_break(&server_id, kind) => {}
+            Route::Stash | Route::Unroutable => {
+                tracing::debug!(?server_id, ?kind, "a book break of no subscription");
+            }
+        }
     }
 
     /// Routes a data frame by its server id.

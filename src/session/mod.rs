@@ -53,7 +53,8 @@ mod subscriptions;
 
 pub(crate) use self::core::SessionCore;
 pub(crate) use self::link::{WriteFailure, Written};
-pub(crate) use self::output::{Action, SessionEnd};
+pub(crate) use self::output::Action;
+pub use self::output::SessionEnd;
 pub(crate) use self::socket_failure::SocketFailure;
 
 #[cfg(test)]

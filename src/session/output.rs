@@ -12,7 +12,7 @@ use crate::subscription::{ClientId, ReqId};
 
 /// How one connected session ended.
 #[derive(Debug, Clone)]
-pub(crate) enum SessionEnd {
+pub enum SessionEnd {
     /// Closed on request (or every handle is gone).
     Closed,
     /// Lost; reconnect with backoff.

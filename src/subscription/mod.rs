@@ -236,12 +236,6 @@ impl Registry {
         self.subs.get(&client_id)
     }
 
-    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
-    /// The subscription, if live.
-    pub fn get_mut(&mut self, client_id: ClientId) -> Option<&mut Entry> {
-        self.subs.get_mut(&client_id)
-    }
-
     /// Live subscriptions in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (ClientId, &Entry)> {
         self.subs.iter().map(|(id, e)| (*id, e))
@@ -250,12 +244,6 @@ impl Registry {
     /// Number of live subscriptions.
     pub fn len(&self) -> usize {
         self.subs.len()
-    }
-
-    #[cfg(any(test, feature = "fuzzing"))] // only the fuzz harness and unit tests use it
-    /// Whether there are no live subscriptions.
-    pub fn is_empty(&self) -> bool {
-        self.subs.is_empty()
     }
 
     /// Frames in the stash now.
@@ -425,6 +413,25 @@ impl Registry {
         self.stash_bytes += size;
         self.stash.push_back(item);
         evicted
+    }
+
+    /// A book break found between frames for `server_id`, whose ack has not
+    /// come: it rides on the newest stashed frame of that server id (and is
+    /// reported when that frame is delivered). False when none is stashed,
+    /// or that frame carries a break already.
+    pub fn stash_break(&mut self, server_id: &ServerId, kind: BookBreak) -> bool {
+        match self
+            .stash
+            .iter_mut()
+            .rev()
+            .find(|s| s.server_id == *server_id)
+        {
+            Some(stashed) if stashed.book_break.is_none() => {
+                stashed.book_break = Some(kind);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Payload bytes in the stash now.

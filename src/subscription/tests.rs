@@ -174,6 +174,42 @@ fn early_frames_wait_in_the_stash_and_come_out_with_the_ack() {
 }
 
 #[test]
+fn a_break_between_frames_rides_on_the_newest_stashed_frame_of_its_server_id() {
+    let mut r = registry_with(1);
+    r.mark_sent(&cs(&[1]), req(1));
+    for (id, text) in [(9, "first"), (9, "newest"), (8, "other")] {
+        r.stash(Stashed {
+            server_id: ServerId::Num(id),
+            frame: Frame::text(text, None),
+            book_break: None,
+        });
+    }
+    let kind = BookBreak::Unusable { reason: "test" };
+    assert!(r.stash_break(&ServerId::Num(9), kind));
+    // One break per frame: a second one finds the newest frame taken.
+    assert!(!r.stash_break(&ServerId::Num(9), kind));
+    assert!(
+        !r.stash_break(&ServerId::Num(7), kind),
+        "nothing stashed for 7"
+    );
+    let acked = r
+        .on_subscribed(Some(req(1)), ServerId::Num(9), None, None)
+        .expect("acked");
+    let breaks: Vec<_> = acked
+        .stashed
+        .iter()
+        .map(|s| (s.frame.as_text().unwrap().to_owned(), s.book_break))
+        .collect();
+    assert_eq!(
+        breaks,
+        [
+            ("first".to_owned(), None),
+            ("newest".to_owned(), Some(kind))
+        ]
+    );
+}
+
+#[test]
 fn the_stash_is_bounded() {
     let mut r = registry_with(1);
     r.mark_sent(&cs(&[1]), req(1));

@@ -159,7 +159,7 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// A book snapshot fetch ended: the adapter applies it now (its book may
-    /// become verified without another frame).
+    /// become verified, or break and resync, without another frame).
     pub(crate) fn fetched(&mut self, fetched: SnapshotFetched, now: Instant) {
         if let Some(tap) = &self.tap {
             tap.fetched(&fetched, now);
@@ -170,10 +170,15 @@ impl<P: Protocol> Drive<P> {
 
     /// Replay: the adapter's snapshot requests are never fetched; the
     /// recorded results are handed to [`fetched`](Self::fetched) instead.
-    pub(crate) fn replaying(&mut self) {
-        if let Some(fetches) = &mut self.fetches {
-            fetches.replaying();
+    /// `live_source`: whether the live adapter had a snapshot source (from
+    /// the recording; `None` if it does not say): the adapter's books then
+    /// wait for snapshots as they did live, whatever source it was given.
+    pub(crate) fn replaying(&mut self, live_source: Option<bool>) {
+        let source = live_source.unwrap_or(self.fetches.is_some());
+        if live_source.is_some() {
+            self.core.replaying_with_snapshot_source(source);
         }
+        self.fetches = source.then(Fetches::replaying);
     }
 
     /// A connection is up at `now`, when the wall clock read `wall` (the

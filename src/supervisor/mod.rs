@@ -87,10 +87,10 @@ impl<P: Protocol> Supervisor<P> {
         inbound: Arc<Queue>,
     ) -> Self {
         let config = Arc::new(config);
-        let tap = config
-            .recorder
-            .as_ref()
-            .map(|recorder| tap::Tap::start(recorder, &config, protocol.name()));
+        let tap = config.recorder.as_ref().map(|recorder| {
+            let snapshot_source = protocol.book_snapshot_source().is_some();
+            tap::Tap::start(recorder, &config, protocol.name(), snapshot_source)
+        });
         let core = SessionCore::new(
             Arc::clone(&config),
             protocol,

@@ -4,7 +4,11 @@
 //! times; a smaller stash would drop other frames).
 //!
 //! Kept: ping interval, pong, idle, request and close timeouts, the
-//! default queue capacity, the stash bounds and whether a gap resyncs.
+//! default queue capacity, the stash bounds and whether a gap resyncs; and
+//! whether the adapter had a book snapshot source
+//! ([`Protocol::book_snapshot_source`](crate::Protocol::book_snapshot_source)),
+//! which decides whether its books wait for fetched snapshots: replay makes
+//! the adapter wait as live did, whatever source it was given (none needed).
 //! Not kept: the outbound rate limit and the on-connect frames (which may
 //! hold credentials); replay uses the caller's.
 
@@ -14,8 +18,9 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 
-/// The settings of `config`, as JSON text.
-pub(super) fn of(config: &Config) -> String {
+/// The settings of `config`, and whether the adapter had a book
+/// `snapshot_source`, as JSON text.
+pub(super) fn of(config: &Config, snapshot_source: bool) -> String {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     json!({
         "ping_interval_ms": ms(config.ping_interval),
@@ -27,8 +32,18 @@ pub(super) fn of(config: &Config) -> String {
         "stash_capacity": config.stash_capacity,
         "stash_bytes": config.stash_bytes,
         "resync_on_gap": config.resync_on_gap,
+        "snapshot_source": snapshot_source,
     })
     .to_string()
+}
+
+/// Whether the live adapter had a book snapshot source, per recorded
+/// settings (`of`'s text); `None` in recordings made before it was kept.
+pub(crate) fn snapshot_source(text: &str) -> Option<bool> {
+    serde_json::from_str::<Value>(text)
+        .ok()?
+        .get("snapshot_source")?
+        .as_bool()
 }
 
 /// Applies recorded settings (`of`'s text) to `config`; what is missing or

@@ -35,13 +35,19 @@ pub(crate) struct Tap {
 
 impl Tap {
     /// A tap for one new connection of `recorder` (its own stream number),
-    /// opened with the settings of `config` that shape the session's decisions.
-    pub(crate) fn start(recorder: &Recorder, config: &Config, venue: &str) -> Self {
+    /// opened with the settings of `config` that shape the session's
+    /// decisions, and whether the adapter has a book `snapshot_source`.
+    pub(crate) fn start(
+        recorder: &Recorder,
+        config: &Config,
+        venue: &str,
+        snapshot_source: bool,
+    ) -> Self {
         let tap = Tap::new(recorder.clone(), recorder.next_stream());
         tap.stream_start(
             &config.connection_name,
             venue,
-            recorded_settings::of(config),
+            recorded_settings::of(config, snapshot_source),
         );
         tap
     }

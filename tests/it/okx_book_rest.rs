@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use resilient_ws::{
-    BookSnapshot, BookTop, BookView, Feed, Okx, Pace, RecordOptions, Recorder, Recording, Replay,
-    SetItem, SnapshotError, Topic, Update,
+    BookBreak, BookSnapshot, BookTop, BookView, Event, Feed, Okx, Pace, RecordOptions, Recorder,
+    Recording, Replay, SetItem, SnapshotError, Topic, Update,
 };
 use support::okx::{self, server_levels, BooksEndpoint};
 use support::op_venue::{self, next_data, Dialect, OpVenue};
-use support::SOON;
+use support::{next, wait_event, SOON};
 
 const SEED: u64 = 51;
 const INST: &str = "BTC-USDT";
@@ -90,6 +90,124 @@ async fn a_fetched_snapshot_verifies_the_view_without_another_frame() {
     assert_eq!(client.stats().frames_in, frames, "no frame came meanwhile");
     assert_exact(&top, &venue);
     assert_eq!(top.checksum(), None, "verified by seqId (checksum 0)");
+    client.close().await.unwrap();
+}
+
+/// A break found while the fetched snapshot is applied (a delta buffered
+/// after the snapshot was taken carries a wrong checksum) is reported the
+/// moment the answer arrives, as a frame's break is: the in-band signal, the
+/// event, the counter, and the resync, with no frame after the answer. A
+/// recording of it replays (through an adapter with no source) to the same
+/// items, the break at the same point.
+#[tokio::test]
+async fn a_break_in_the_buffered_deltas_is_reported_when_the_snapshot_arrives() {
+    let dir = scratch("okx-rest-break");
+    let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
+    let (venue, rest) = rest_venue().await;
+    let client = op_venue::connect(&venue, SEED, okx_with_rest(&rest), |b| {
+        b.ping_interval(NO_PING).record(recorder.clone())
+    })
+    .await
+    .0;
+    let mut events = client.events();
+    let view = client.book_views().unwrap().watch(INST, 400);
+    let mut book = client
+        .subscribe(Topic::new("books").symbol(INST))
+        .await
+        .unwrap();
+    let mut live = Vec::new();
+    okx::update(&venue, INST, &[("100.45", "2")], &[("100.6", "0")]);
+    live.push(seen(&next(&mut book).await.unwrap(), &view));
+    rest.next_request().await;
+    rest.take.add_permits(1);
+    let taken = rest.next_taken().await;
+    // After the snapshot was taken: buffered, applied after it, and wrong.
+    venue.state().corrupt_checksum.insert(INST.into());
+    okx::update(&venue, INST, &[("100.5", "0")], &[("101.25", "4.000")]);
+    let item = next(&mut book).await.unwrap();
+    live.push(seen(&item, &view));
+    let Ok(Update::Data(frame)) = item else {
+        panic!("expected the delta, got {item:?}");
+    };
+    let delta: serde_json::Value = serde_json::from_str(frame.as_text().unwrap()).unwrap();
+    assert!(delta["data"][0]["seqId"].as_i64().unwrap() > taken);
+    assert!(!view.is_verified());
+
+    let frames = client.stats().frames_in;
+    rest.answer.add_permits(1);
+    let item = next(&mut book).await.unwrap();
+    live.push(seen(&item, &view));
+    match item {
+        Ok(Update::BookBreak(BookBreak::ChecksumMismatch { expected, computed })) => {
+            assert_ne!(expected, computed)
+        }
+        other => panic!("expected the in-band break at once, got {other:?}"),
+    }
+    assert!(!view.is_verified(), "a break leaves the view unverified");
+    wait_event(&mut events, |e| matches!(e, Event::BookBreak { .. })).await;
+    assert_eq!(client.stats().book_breaks, 1);
+    // The resync: unsubscribed and subscribed again; the only frames since
+    // the answer are the venue's two acks of it.
+    wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
+    assert_eq!(
+        client.stats().frames_in,
+        frames + 2,
+        "no frame but the resync's acks came after the answer"
+    );
+    live.push(seen(&next(&mut book).await.unwrap(), &view));
+    client.close().await.unwrap();
+    while let Some(item) = next(&mut book).await {
+        live.push(seen(&item, &view));
+    }
+    let flushed = recorder.clone();
+    tokio::task::spawn_blocking(move || flushed.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorder.stats().dropped, 0);
+
+    let replayed = replay_items(&dir, Okx::new(), &venue).await;
+    assert_eq!(
+        live, replayed,
+        "the same items, the break at the same point"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A source that keeps failing: the last failed attempt is the break, and it
+/// is reported at once (no frame comes after the first delta).
+#[tokio::test]
+async fn a_source_that_keeps_failing_breaks_the_book_at_once() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    {
+        let mut state = venue.state();
+        state.okx_no_snapshot = true;
+        state.okx_zero_checksum = true;
+    }
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = calls.clone();
+    let okx = Okx::new().snapshot_source(move |_inst: String| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { Err::<BookSnapshot, SnapshotError>("the REST endpoint is down".into()) }
+    });
+    let client = op_venue::connect(&venue, SEED, okx, |b| b.ping_interval(NO_PING))
+        .await
+        .0;
+    let mut book = client
+        .subscribe(Topic::new("books").symbol(INST))
+        .await
+        .unwrap();
+    okx::update(&venue, INST, &[("100.45", "2")], &[("100.6", "0")]);
+    assert_eq!(next_data(&mut book).await["action"], "update");
+    match next(&mut book).await {
+        Some(Ok(Update::BookBreak(BookBreak::Unusable { .. }))) => {}
+        other => panic!("expected the in-band break at once, got {other:?}"),
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        resilient_ws::protocol::okx::MAX_SNAPSHOT_ATTEMPTS
+    );
+    assert_eq!(client.stats().book_breaks, 1);
     client.close().await.unwrap();
 }
 
@@ -171,6 +289,34 @@ fn seen(item: &Result<Update, resilient_ws::Error>, view: &BookView) -> String {
     format!("{item} | view {:?}", view.latest())
 }
 
+/// The items of a replay of the recording in `dir` through `okx`, each with
+/// the view right after it (as `seen`).
+async fn replay_items(dir: &std::path::Path, okx: Okx, venue: &OpVenue) -> Vec<String> {
+    let view = okx.book_views().watch(INST, 400);
+    let config = op_venue::fast(&venue.url(), SEED).build().unwrap();
+    let mut replay = Replay::new(
+        Recording::open(dir).unwrap(),
+        config,
+        okx,
+        Pace::AsFastAsPossible,
+    );
+    let mut replayed = Vec::new();
+    let work = async {
+        // Replay hands in the next input only once the items before it are
+        // read, so each view is the one right after its item's frame.
+        while let Some(SetItem { item, .. }) = replay.next().await {
+            replayed.push(seen(&item, &view));
+        }
+    };
+    tokio::time::timeout(SOON, work)
+        .await
+        .expect("the replay ends");
+    let stats = replay.stats();
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!(stats.writes_mismatched, 0, "{stats:?}");
+    replayed
+}
+
 #[tokio::test]
 async fn a_recorded_rest_built_book_replays_to_the_same_items_and_views() {
     let dir = scratch("okx-rest-book");
@@ -223,33 +369,16 @@ async fn a_recorded_rest_built_book_replays_to_the_same_items_and_views() {
     let summary = Recording::open(&dir).unwrap().summary();
     assert_eq!(summary.snapshots, 1, "{summary:?}");
 
-    // Replay through an adapter configured as live; its source must never run.
-    let okx = Okx::new().snapshot_source(|_inst: String| async move {
+    // Replay through an adapter configured as live (its source must never
+    // run), and through one configured with no source at all: the recording
+    // says the live adapter had one.
+    let never = Okx::new().snapshot_source(|_inst: String| async move {
         Err::<BookSnapshot, SnapshotError>("replay must not fetch".into())
     });
-    let view = okx.book_views().watch(INST, 400);
-    let config = op_venue::fast(&venue.url(), SEED).build().unwrap();
-    let mut replay = Replay::new(
-        Recording::open(&dir).unwrap(),
-        config,
-        okx,
-        Pace::AsFastAsPossible,
-    );
-    let mut replayed = Vec::new();
-    let work = async {
-        // Replay hands in the next input only once the items before it are
-        // read, so each view is the one right after its item's frame.
-        while let Some(SetItem { item, .. }) = replay.next().await {
-            replayed.push(seen(&item, &view));
-        }
-    };
-    tokio::time::timeout(SOON, work)
-        .await
-        .expect("the replay ends");
-    let stats = replay.stats();
-    assert_eq!(stats.dropped, 0, "{stats:?}");
-    assert_eq!(stats.writes_mismatched, 0, "{stats:?}");
-    assert_eq!(live, replayed, "the same items and views");
+    for (okx, how) in [(never, "with a source"), (Okx::new(), "without a source")] {
+        let replayed = replay_items(&dir, okx, &venue).await;
+        assert_eq!(live, replayed, "the same items and views, replayed {how}");
+    }
     assert!(
         live.last().is_some_and(|l| !l.ends_with("view None")),
         "verified at the end: {live:?}"

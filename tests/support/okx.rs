@@ -184,6 +184,8 @@ pub struct BooksEndpoint {
     pub answer: std::sync::Arc<tokio::sync::Semaphore>,
     /// The `seqId` of each snapshot taken.
     pub taken: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
+    /// One message per snapshot taken, with its `seqId` ([`Self::next_taken`]).
+    pub taken_now: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
 }
 
 impl BooksEndpoint {
@@ -201,11 +203,17 @@ impl BooksEndpoint {
         let answer = std::sync::Arc::new(tokio::sync::Semaphore::new(permits));
         let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (taken_tx, taken_rx) = tokio::sync::mpsc::unbounded_channel();
         let (venue, gates, log) = (venue.clone(), (take.clone(), answer.clone()), taken.clone());
         tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {
-                let (venue, gates, log, tx) =
-                    (venue.clone(), gates.clone(), log.clone(), tx.clone());
+                let (venue, gates, log, tx, taken_tx) = (
+                    venue.clone(),
+                    gates.clone(),
+                    log.clone(),
+                    tx.clone(),
+                    taken_tx.clone(),
+                );
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut chunk = [0u8; 1024];
@@ -233,6 +241,7 @@ impl BooksEndpoint {
                         let state = venue.state();
                         let book = state.books.get(&inst).cloned().unwrap_or_default();
                         log.lock().unwrap().push(book.seq);
+                        let _ = taken_tx.send(book.seq);
                         let asks: Vec<Value> = book
                             .asks
                             .iter()
@@ -265,7 +274,16 @@ impl BooksEndpoint {
             take,
             answer,
             taken,
+            taken_now: tokio::sync::Mutex::new(taken_rx),
         }
+    }
+
+    /// Waits for the next snapshot to be taken; returns its `seqId`.
+    pub async fn next_taken(&self) -> i64 {
+        tokio::time::timeout(super::SOON, self.taken_now.lock().await.recv())
+            .await
+            .expect("a snapshot taken within SOON")
+            .expect("endpoint running")
     }
 
     /// Waits for the next request; returns its path.

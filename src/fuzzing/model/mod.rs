@@ -1,17 +1,12 @@
-//! Independent models the harnesses compare the real code against.
+//! Independent models `session_script` compares the real session core against
+//! (the other harnesses' models live in `testkit/src/model/`).
 //!
 //! Each is written from the documented rules (module docs, PROTOCOLS.md,
 //! COMMON rules of the session), on the simplest data structures that can
 //! hold them (sorted vectors, ordered maps), never by calling the code under
 //! test: a model that shares code with what it checks cannot disagree with it.
 
-pub(super) mod book;
-pub(super) mod decimal;
 pub(super) mod frames;
-pub(super) mod kalshi_book;
-pub(super) mod ordered_book;
 pub(super) mod queue;
-pub(super) mod reconnect;
 pub(super) mod registry;
 pub(super) mod session;
-pub(super) mod venue_time;

@@ -38,7 +38,7 @@ pub(crate) const MAX_LEVELS: usize = 10_001;
 
 /// Why a snapshot or delta was refused (the book did not change).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KalshiBookError {
+pub enum KalshiBookError {
     /// A price or count that is not a decimal number (or does not fit).
     NotADecimal,
     /// A price outside `[0, 1]` dollars.
@@ -75,7 +75,7 @@ impl fmt::Display for KalshiBookError {
 
 /// The side of Kalshi's book a level is on: bids for the YES or the NO outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Bids to buy YES.
     Yes,
     /// Bids to buy NO.
@@ -97,7 +97,7 @@ type Ladder = BTreeMap<Decimal, Decimal>;
 
 /// One market's book: YES bids and NO bids, price to count. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct KalshiBook {
+pub struct KalshiBook {
     yes: Ladder,
     no: Ladder,
     max_levels: usize,
@@ -111,7 +111,7 @@ impl Default for KalshiBook {
 
 impl KalshiBook {
     /// An empty book whose ladders hold at most `max_levels` levels each.
-    pub(crate) fn new(max_levels: usize) -> Self {
+    pub fn new(max_levels: usize) -> Self {
         KalshiBook {
             yes: Ladder::new(),
             no: Ladder::new(),
@@ -124,7 +124,7 @@ impl KalshiBook {
     /// # Errors
     ///
     /// See the module docs; the book is unchanged on an error.
-    pub(crate) fn apply_snapshot(
+    pub fn apply_snapshot(
         &mut self,
         yes: &[(&str, &str)],
         no: &[(&str, &str)],
@@ -163,7 +163,7 @@ impl KalshiBook {
     /// # Errors
     ///
     /// See the module docs; the book is unchanged on an error.
-    pub(crate) fn apply_delta(
+    pub fn apply_delta(
         &mut self,
         side: Outcome,
         price: &str,
@@ -196,7 +196,7 @@ impl KalshiBook {
     }
 
     /// The YES bids, highest price first: the book's bids.
-    pub(crate) fn bids(&self) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
+    pub fn bids(&self) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
         self.yes.iter().rev().map(|(p, c)| (*p, *c))
     }
 
@@ -204,7 +204,7 @@ impl KalshiBook {
     /// With `yes_priced` (the subscription asked for `use_yes_price`) the NO
     /// ladder is already in YES-leg prices; otherwise a NO bid at `p` is a
     /// YES ask at `1 - p`, computed exactly at `p`'s scale.
-    pub(crate) fn asks(&self, yes_priced: bool) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
+    pub fn asks(&self, yes_priced: bool) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
         let (direct, derived) = if yes_priced {
             (Some(self.no.iter()), None)
         } else {
@@ -221,7 +221,7 @@ impl KalshiBook {
 
     /// Levels held per ladder (YES, NO).
     #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn len(&self) -> (usize, usize) {
+    pub fn len(&self) -> (usize, usize) {
         (self.yes.len(), self.no.len())
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! Rules (facts and sources in `src/protocol/VENUES.md`), and why:
 //! - A book subscription starts [`Waiting`](State::Waiting). A WebSocket
-//!   `snapshot` makes it live at once. When OKX sends no snapshot (retired
-//!   in 2026) and a snapshot source is set, the deltas are buffered (at most
+//!   `snapshot` makes it live at once. When OKX sends no snapshot (its
+//!   removal was announced for 2026) and a snapshot source is set, the deltas are buffered (at most
 //!   [`MAX_BUFFERED_UPDATES`] and [`MAX_BUFFERED_BYTES`]; overflow is a break)
 //!   and one snapshot is requested ([`Books::take_requests`]); the shell runs
 //!   the fetch and hands the result back ([`Books::fetched`]). Without a
@@ -24,7 +24,10 @@
 //!   previous `seqId` and the `prevSeqId`, or `Unusable` with a fixed reason)
 //!   for the frame, so the session reports it in-band and
 //!   resubscribes that one subscription. A break found outside a frame (while
-//!   applying a fetched snapshot) is reported on the subscription's next frame.
+//!   applying a fetched snapshot's buffered deltas, or after too many failed
+//!   fetches) is returned by [`Books::fetched`] the same way, so the session
+//!   reports it at once, not with the subscription's next frame (which may be
+//!   long in coming).
 //! - A checksum of 0 (or none) is not verified: OKX keeps the field but sends
 //!   0 since it retired the checksum; continuity is then the verification.
 //! - Fetch results carry a request number: a result for a subscription that
@@ -49,14 +52,21 @@ pub const MAX_BUFFERED_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_SNAPSHOT_ATTEMPTS: u32 = 3;
 
 /// One book frame's contents, as the adapter parsed them (wire text).
-pub(crate) struct BookFrame<'a> {
-    pub(crate) snapshot: bool,
-    pub(crate) asks: Vec<(&'a str, &'a str)>,
-    pub(crate) bids: Vec<(&'a str, &'a str)>,
-    pub(crate) checksum: Option<i64>,
-    pub(crate) seq: Option<i64>,
-    pub(crate) prev: Option<i64>,
-    pub(crate) venue_time: Option<SystemTime>,
+pub struct BookFrame<'a> {
+    /// `action: "snapshot"` (else an update).
+    pub snapshot: bool,
+    /// Ask levels, `(price, size)` as wire text.
+    pub asks: Vec<(&'a str, &'a str)>,
+    /// Bid levels, `(price, size)` as wire text.
+    pub bids: Vec<(&'a str, &'a str)>,
+    /// The venue's CRC32 of the book after this frame, if sent.
+    pub checksum: Option<i64>,
+    /// `seqId`, if sent.
+    pub seq: Option<i64>,
+    /// `prevSeqId`, if sent.
+    pub prev: Option<i64>,
+    /// The venue's timestamp of the frame, if sent.
+    pub venue_time: Option<SystemTime>,
 }
 
 /// A buffered delta, owning its text.
@@ -90,8 +100,6 @@ struct Entry {
     depth: usize,
     state: State,
     attempts: u32,
-    /// A break found outside a frame, reported on the next one.
-    pending: Option<BookBreak>,
 }
 
 /// What to do once a frame's state change is decided.
@@ -102,11 +110,11 @@ enum Step {
 }
 
 /// What a frame did to its book.
-pub(crate) type Verdict = Option<BookBreak>;
+pub type Verdict = Option<BookBreak>;
 
 /// The books of one connection.
 #[derive(Default)]
-pub(crate) struct Books {
+pub struct Books {
     entries: HashMap<ServerId, Entry>,
     views: BookViews,
     /// Whether a snapshot source is set (else deltas are not buffered).
@@ -134,11 +142,14 @@ fn waiting() -> State {
 }
 
 impl Books {
-    pub(crate) fn views(&self) -> BookViews {
+    /// The verified top levels of every book, as readers see them.
+    pub fn views(&self) -> BookViews {
         self.views.clone()
     }
 
-    pub(crate) fn set_source(&mut self, source: bool) {
+    /// Whether a snapshot source is set: without one, deltas before a
+    /// snapshot are dropped rather than buffered.
+    pub fn set_source(&mut self, source: bool) {
         self.source = source;
     }
 
@@ -168,7 +179,7 @@ impl Books {
     }
 
     /// A book subscription (re)starts: it waits for a fresh snapshot.
-    pub(crate) fn subscribe(&mut self, id: ServerId, inst: &str, depth: usize) {
+    pub fn subscribe(&mut self, id: ServerId, inst: &str, depth: usize) {
         self.views.invalidate(Some(inst));
         self.entries.insert(
             id,
@@ -177,7 +188,6 @@ impl Books {
                 depth,
                 state: waiting(),
                 attempts: 0,
-                pending: None,
             },
         );
     }
@@ -195,7 +205,6 @@ impl Books {
         for entry in self.entries.values_mut() {
             entry.state = waiting();
             entry.attempts = 0;
-            entry.pending = None;
         }
         self.requests.clear();
         self.views.invalidate(None);
@@ -203,16 +212,13 @@ impl Books {
 
     /// The snapshot requests made since the last call: (subscription,
     /// instrument, request number), for the shell to fetch.
-    pub(crate) fn take_requests(&mut self) -> Vec<(ServerId, Box<str>, u64)> {
+    pub fn take_requests(&mut self) -> Vec<(ServerId, Box<str>, u64)> {
         std::mem::take(&mut self.requests)
     }
 
     /// Applies one book frame of subscription `id` (a subscribed book).
-    pub(crate) fn apply(&mut self, id: &ServerId, frame: &BookFrame<'_>) -> Verdict {
+    pub fn apply(&mut self, id: &ServerId, frame: &BookFrame<'_>) -> Verdict {
         let entry = self.entries.get_mut(id)?;
-        if let Some(pending) = entry.pending.take() {
-            return Some(pending);
-        }
         if frame.snapshot {
             let mut book = Book::new(entry.depth);
             if let Err(error) = book.apply_snapshot(&frame.asks, &frame.bids) {
@@ -309,40 +315,38 @@ impl Books {
     }
 
     /// A fetched snapshot (or the source's failure) for request `number` of
-    /// subscription `id`. A break is reported on that subscription's next frame.
-    pub(crate) fn fetched(
+    /// subscription `id`. `Some`: a break of that subscription, found while
+    /// applying the buffered deltas or after too many failed fetches (the
+    /// book is dropped, as for a frame's break; the caller reports it now).
+    pub fn fetched(
         &mut self,
         id: &ServerId,
         number: u64,
         result: Result<BookSnapshot, String>,
-    ) {
-        let Some(entry) = self.entries.get_mut(id) else {
-            return;
-        };
+    ) -> Verdict {
+        let entry = self.entries.get_mut(id)?;
         let State::Waiting {
             buffer, request, ..
         } = &mut entry.state
         else {
-            return;
+            return None;
         };
         if *request != Some(number) {
-            return;
+            return None;
         }
         *request = None;
         let snapshot = match result {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 tracing::warn!(inst = %entry.inst, %error, "okx: book snapshot fetch failed");
-                self.retry(id);
-                return;
+                return self.retry(id);
             }
         };
         let first_prev = buffer.front().and_then(|d| d.prev);
         if first_prev.is_some_and(|prev| snapshot.seq < prev) {
             // Older than the first buffered delta: fetch again (OKX's rule).
             tracing::debug!(inst = %entry.inst, "okx: book snapshot older than the buffer; refetching");
-            self.retry(id);
-            return;
+            return self.retry(id);
         }
         let asks: Vec<(&str, &str)> = snapshot
             .asks
@@ -357,8 +361,7 @@ impl Books {
         let mut book = Book::new(entry.depth);
         if book.apply_snapshot(&asks, &bids).is_err() {
             tracing::warn!(inst = %entry.inst, "okx: fetched book snapshot is not valid");
-            self.retry(id);
-            return;
+            return self.retry(id);
         }
         let buffer = std::mem::take(buffer);
         entry.state = State::Live {
@@ -383,27 +386,21 @@ impl Books {
                 venue_time: delta.venue_time,
             };
             if let Some(broken) = self.apply(id, &frame) {
-                if let Some(entry) = self.entries.get_mut(id) {
-                    entry.pending = Some(broken);
-                }
-                return;
+                return Some(broken);
             }
         }
+        None
     }
 
-    /// A failed or unusable fetch: ask again, or give up and resync.
-    fn retry(&mut self, id: &ServerId) {
-        let Some(entry) = self.entries.get_mut(id) else {
-            return;
-        };
+    /// A failed or unusable fetch: ask again, or give up (`Some`: the break
+    /// that resyncs the subscription).
+    fn retry(&mut self, id: &ServerId) -> Verdict {
+        let entry = self.entries.get_mut(id)?;
         entry.attempts += 1;
         if entry.attempts >= MAX_SNAPSHOT_ATTEMPTS {
             entry.attempts = 0;
-            entry.state = waiting();
-            entry.pending = Some(BookBreak::Unusable {
-                reason: "the book snapshot could not be fetched",
-            });
-            return;
+            let reason = "the book snapshot could not be fetched";
+            return Some(self.drop_book(id, BookBreak::Unusable { reason }));
         }
         if let State::Waiting { request, .. } = &mut entry.state {
             self.next_request += 1;
@@ -411,6 +408,7 @@ impl Books {
             self.requests
                 .push((id.clone(), entry.inst.clone(), self.next_request));
         }
+        None
     }
 
     /// Verifies the live book of `id` against `expected` (0 or none: not

@@ -19,7 +19,8 @@
 //!   OKX keeps the field but sends 0 since it retired the checksum (23 June
 //!   2026); `seqId` continuity is then the verification. OKX also announced
 //!   (changelog of 2026-02-12; production from early August 2026) that the
-//!   initial snapshot goes, to be fetched over REST: with a
+//!   initial snapshot goes, to be fetched over REST (not confirmed: OKX's
+//!   channel page still described it in August 2026): with a
 //!   [`SnapshotSource`] ([`Okx::snapshot_source`];
 //!   [`rest`] has OKX's REST format) the deltas are buffered and applied to the
 //!   fetched snapshot (`book.rs` has the rules); the connection runs the
@@ -55,7 +56,7 @@ use crate::book::{BookViews, SnapshotFetched, SnapshotRequest, SnapshotSource};
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
-mod book;
+pub(crate) mod book;
 mod checksum;
 pub mod rest;
 
@@ -162,8 +163,8 @@ impl Okx {
     /// connection runs the source off the frame path, on the current tokio
     /// runtime; the snapshot is applied as soon as the fetch ends.
     /// [`rest`] parses OKX's `GET /api/v5/market/books` answer. A recorder
-    /// keeps each result; a [`Replay`](crate::Replay) needs an adapter with a
-    /// source set too, and never calls it.
+    /// keeps each result; a [`Replay`](crate::Replay) hands them in and needs
+    /// no source (the recording says the live adapter had one).
     #[must_use]
     pub fn snapshot_source(mut self, source: impl SnapshotSource) -> Self {
         self.source = Some(Source(Arc::new(source)));
@@ -450,9 +451,13 @@ impl Protocol for Okx {
             .collect()
     }
 
-    fn snapshot_fetched(&mut self, fetched: SnapshotFetched) {
+    fn snapshot_fetched(&mut self, fetched: SnapshotFetched) -> Option<BookBreak> {
         self.books
-            .fetched(&fetched.server_id, fetched.number, fetched.result);
+            .fetched(&fetched.server_id, fetched.number, fetched.result)
+    }
+
+    fn replay_snapshot_source(&mut self, live: bool) {
+        self.books.set_source(live);
     }
 
     fn forget_topic(&mut self, topic: &Topic) {

@@ -46,7 +46,7 @@ pub const MAX_LEVELS_PER_SIDE: usize = 1000;
 
 /// A push's levels that cannot be applied; the book is left unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LevelError {
+pub enum LevelError {
     /// `b`/`a` is not a list of `[price, qty]` pairs.
     Shape,
     /// A price or quantity is not a non-negative decimal that fits.
@@ -85,7 +85,7 @@ type Side = BTreeMap<Decimal, Level>;
 /// quantity, no negative number, at most [`MAX_LEVELS_PER_SIDE`] levels per
 /// side. A push that cannot be applied leaves the book as it was.
 #[derive(Debug, Clone)]
-pub(crate) struct DepthBook {
+pub struct DepthBook {
     asks: Side,
     bids: Side,
     /// Levels kept per side after each push.
@@ -104,7 +104,7 @@ type Change<'a> = (Decimal, Decimal, &'a str, &'a str);
 impl DepthBook {
     /// An empty book keeping at most `cap` levels per side (the adapter uses
     /// [`MAX_LEVELS_PER_SIDE`]; the fuzz target a small cap, to reach it).
-    pub(crate) fn with_cap(cap: usize) -> Self {
+    pub fn with_cap(cap: usize) -> Self {
         DepthBook {
             asks: Side::new(),
             bids: Side::new(),
@@ -115,7 +115,7 @@ impl DepthBook {
     /// Replaces the book with the given levels (price text, qty text). Zero
     /// quantities are skipped; a repeated price keeps its last level; each
     /// side is then cut to the cap (its worst levels dropped).
-    pub(crate) fn apply_snapshot(
+    pub fn apply_snapshot(
         &mut self,
         asks: &[(&str, &str)],
         bids: &[(&str, &str)],
@@ -131,7 +131,7 @@ impl DepthBook {
 
     /// Applies changes in order: a zero quantity deletes the price, any
     /// other sets it (taking the new text); each side is then cut to the cap.
-    pub(crate) fn apply_changes(
+    pub fn apply_changes(
         &mut self,
         asks: &[(&str, &str)],
         bids: &[(&str, &str)],
@@ -154,12 +154,12 @@ impl DepthBook {
     }
 
     /// The asks, lowest price first, as (price, qty) wire text.
-    pub(crate) fn asks(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+    pub fn asks(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
         self.asks.values().map(|l| (&*l.price, &*l.qty))
     }
 
     /// The bids, highest price first, as (price, qty) wire text.
-    pub(crate) fn bids(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+    pub fn bids(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
         self.bids.values().rev().map(|l| (&*l.price, &*l.qty))
     }
 }

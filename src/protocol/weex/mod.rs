@@ -76,13 +76,11 @@ use crate::book::BookViews;
 use crate::error::{ProtocolError, VenueError};
 use crate::venue_error::VenueErrorKind;
 
-mod book;
+pub(crate) mod book;
 mod chain;
 mod sign;
 mod wire;
 
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use book::DepthBook;
 pub use book::MAX_LEVELS_PER_SIDE;
 pub use sign::{sign_headers, signature, WeexCredentials};
 pub use wire::{stream_name, DEFAULT_DEPTH_LEVEL, DEFAULT_KLINE_INTERVAL, DEFAULT_KLINE_PRICE};

@@ -38,7 +38,7 @@ use crate::session::SessionEnd;
 
 /// What comes after a session or a failed attempt.
 #[derive(Debug)]
-pub(crate) enum After {
+pub enum After {
     /// Wait this long, then attempt again.
     Retry(Duration),
     /// Stop: `None` after a close, else the terminal error.
@@ -47,7 +47,7 @@ pub(crate) enum After {
 
 /// Attempt counting, the backoff and the pending retry hint.
 #[derive(Debug)]
-pub(crate) struct ReconnectMachine {
+pub struct ReconnectMachine {
     backoff: BackoffState,
     /// The backoff cap: what a close 1013 asks for (it names no duration).
     cap: Duration,
@@ -57,7 +57,7 @@ pub(crate) struct ReconnectMachine {
 
 impl ReconnectMachine {
     /// A machine under the `policy`.
-    pub(crate) fn new(policy: Backoff) -> Self {
+    pub fn new(policy: Backoff) -> Self {
         ReconnectMachine {
             cap: policy.cap,
             backoff: BackoffState::new(policy),
@@ -66,28 +66,28 @@ impl ReconnectMachine {
     }
 
     /// The number of the next attempt (1 for the first).
-    pub(crate) fn attempt(&self) -> u32 {
+    pub fn attempt(&self) -> u32 {
         self.backoff.failures().saturating_add(1)
     }
 
     /// An attempt started at `at`.
-    pub(crate) fn attempt_started(&mut self, at: Instant) {
+    pub fn attempt_started(&mut self, at: Instant) {
         self.backoff.attempt_started(at);
     }
 
     /// Something asked that the next attempt start no earlier than `at`.
-    pub(crate) fn asked_to_wait(&mut self, at: Instant) {
+    pub fn asked_to_wait(&mut self, at: Instant) {
         self.not_before = self.not_before.max(Some(at));
     }
 
     /// An attempt failed with `error` at `now`.
-    pub(crate) fn attempt_failed(&mut self, error: Error, now: Instant) -> After {
+    pub fn attempt_failed(&mut self, error: Error, now: Instant) -> After {
         self.back_off(error, Outcome::AttemptFailed, now)
     }
 
     /// A session ended at `now` after `healthy_for` connected; `worked` if it
     /// answered every subscription it replayed.
-    pub(crate) fn session_ended(
+    pub fn session_ended(
         &mut self,
         end: SessionEnd,
         healthy_for: Duration,

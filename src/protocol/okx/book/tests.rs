@@ -79,11 +79,12 @@ fn deltas_before_the_fetched_snapshot_are_buffered_and_only_later_ones_apply() {
     assert!(!view.is_verified());
     // The snapshot was taken at 11: delta 11 is in it, delta 12 is not.
     let (_, _, number) = requests[0].clone();
-    books.fetched(
+    let verdict = books.fetched(
         &id(),
         number,
         Ok(snapshot(11, &[("101", "1"), ("103", "3")], &[("99", "9")])),
     );
+    assert_eq!(verdict, None);
     let (asks, bids) = levels(&books);
     assert_eq!(
         asks,
@@ -119,19 +120,59 @@ fn a_snapshot_older_than_the_buffer_is_fetched_again_then_gives_up() {
     let mut requests = books.take_requests();
     for attempt in 1..MAX_SNAPSHOT_ATTEMPTS {
         let (_, _, number) = requests[0].clone();
-        books.fetched(&id(), number, Ok(snapshot(9, &[], &[])));
+        let verdict = books.fetched(&id(), number, Ok(snapshot(9, &[], &[])));
+        assert_eq!(verdict, None, "attempt {attempt} is no break yet");
         requests = books.take_requests();
         assert_eq!(requests.len(), 1, "attempt {attempt} refetches");
         // A stale result for the old request is ignored.
-        books.fetched(&id(), number, Ok(snapshot(11, &[], &[])));
+        let verdict = books.fetched(&id(), number, Ok(snapshot(11, &[], &[])));
+        assert_eq!(verdict, None);
         assert!(books.book(&id()).is_none());
     }
     let (_, _, number) = requests[0].clone();
-    books.fetched(&id(), number, Err("down".into()));
-    // The break is reported on the next frame, which resyncs.
-    assert!(books
-        .apply(&id(), &frame(false, &[], &[], 11, 12))
-        .is_some());
+    // The last failure is the break itself, reported now (not on the next
+    // frame), and no further fetch is asked for: the session resyncs.
+    assert!(matches!(
+        books.fetched(&id(), number, Err("down".into())),
+        Some(BookBreak::Unusable { .. })
+    ));
+    assert!(books.take_requests().is_empty());
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[], &[], 11, 12)),
+        None,
+        "nothing owed to the next frame"
+    );
+}
+
+#[test]
+fn a_buffered_delta_that_does_not_verify_breaks_when_the_snapshot_is_applied() {
+    let mut books = with_source();
+    let view = books.views().watch("BTC-USDT", 5);
+    assert_eq!(books.apply(&id(), &frame(false, &[], &[], 10, 11)), None);
+    let (_, _, number) = books.take_requests()[0].clone();
+    // Delta 12 is after the snapshot (taken at 11) and carries a wrong checksum.
+    let mut wrong = frame(false, &[("101", "1")], &[], 11, 12);
+    wrong.checksum = Some(7);
+    assert_eq!(
+        books.apply(&id(), &wrong),
+        None,
+        "buffered, not checked yet"
+    );
+    let verdict = books.fetched(&id(), number, Ok(snapshot(11, &[], &[("99", "9")])));
+    assert!(
+        matches!(
+            verdict,
+            Some(BookBreak::ChecksumMismatch { expected: 7, .. })
+        ),
+        "{verdict:?}"
+    );
+    assert!(!view.is_verified());
+    assert!(books.book(&id()).is_none(), "the book is dropped");
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[], &[], 12, 13)),
+        None,
+        "nothing owed to the next frame"
+    );
 }
 
 #[test]

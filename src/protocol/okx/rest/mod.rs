@@ -145,6 +145,21 @@ mod tests {
         assert!(parse_books(&big).is_err());
     }
 
+    /// OKX's documented "GET / Order book" response example (its values;
+    /// VENUES.md names the page): `seqId` is an integer.
+    #[test]
+    fn the_documented_answer_parses_with_its_integer_seq_id() {
+        let body = br#"{"code":"0","msg":"","data":[{
+            "asks":[["41006.8","0.60038921","0","1"]],
+            "bids":[["41006.3","0.30178218","0","2"]],
+            "ts":"1629966436396","seqId":3235851742}]}"#;
+        let snapshot = parse_books(body).unwrap();
+        assert_eq!(snapshot.seq, 3_235_851_742);
+        assert_eq!(snapshot.asks, [("41006.8".into(), "0.60038921".into())]);
+        assert_eq!(snapshot.bids, [("41006.3".into(), "0.30178218".into())]);
+        assert_eq!(snapshot.venue_time, unix_ms("1629966436396"));
+    }
+
     #[test]
     fn the_path_keeps_only_instrument_characters() {
         assert_eq!(

@@ -12,7 +12,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use super::model::decimal::{self as reference, RefDecimal};
-use crate::decimal::{Decimal, DecimalError, MAX_SCALE, MAX_TEXT_LEN};
+use resilient_ws::decimal::{Decimal, DecimalError, MAX_SCALE, MAX_TEXT_LEN};
 
 /// At most this many lines per input: the pairwise comparison is quadratic.
 const MAX_LINES: usize = 32;
@@ -71,6 +71,9 @@ pub fn decimal(data: &[u8]) {
                 panic!("{line:?} refused as syntax, but the reference reads {model:?}")
             }
             (Err(_), None) => {}
+            (Err(error), Some(model)) => {
+                panic!("{line:?} refused with a new error {error:?}; the reference reads {model:?}")
+            }
             (Ok(value), None) => panic!("{line:?} parsed to {value:?}, the reference refuses it"),
         }
     }

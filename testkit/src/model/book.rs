@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use crate::protocol::kraken::{BookError, Side, MAX_NUMBER_LEN};
+use resilient_ws::protocol::kraken::{BookError, Side, MAX_NUMBER_LEN};
 
 /// A side of a book as (price, qty) wire text, best first.
 pub(crate) type Levels = Vec<(String, String)>;
@@ -69,6 +69,7 @@ pub(crate) fn book_error_place(error: &BookError) -> (Side, usize, bool) {
     match *error {
         BookError::Price { side, index, .. } => (side, index, true),
         BookError::Qty { side, index, .. } => (side, index, false),
+        other => panic!("a book error the model does not know: {other:?}"),
     }
 }
 

@@ -2,8 +2,8 @@
 //! `model/kalshi_book.rs`.
 
 use super::model::kalshi_book::{number, units_of, KalshiModel, Number, Refusal, UNIT};
-use crate::decimal::Decimal;
-use crate::protocol::kalshi::{KalshiBook, KalshiBookError, Outcome};
+use resilient_ws::decimal::Decimal;
+use resilient_ws::fuzzing::{KalshiBook, KalshiBookError, Outcome};
 
 /// Most lines one input plays (a bound on one run).
 const MAX_STEPS: usize = 2_000;

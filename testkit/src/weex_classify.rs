@@ -4,8 +4,8 @@
 //! carry a request id only for a topic this client subscribed, with that
 //! topic's channel and symbol.
 
-use crate::protocol::weex::PONG_ID_BASE;
-use crate::{Inbound, Protocol, Topic, Weex};
+use resilient_ws::protocol::weex::PONG_ID_BASE;
+use resilient_ws::{Inbound, Protocol, Topic, Weex};
 
 /// Fuzz entry point: see the module docs.
 pub fn weex_classify(data: &[u8]) {

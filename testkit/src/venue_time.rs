@@ -38,9 +38,9 @@ use serde_json::Value;
 use super::model::venue_time::{
     by_name, documented, documented_shape, documented_value_escaped, Node, Venue,
 };
-use crate::message::span_of;
-use crate::protocol::Inbound;
-use crate::{Kalshi, Kraken, Okx, Protocol, Weex};
+use resilient_ws::fuzzing::span_of;
+use resilient_ws::protocol::Inbound;
+use resilient_ws::{Kalshi, Kraken, Okx, Protocol, Weex};
 
 /// At most this many generated frames per input (one run stays short).
 const MAX_FRAMES: usize = 16;

@@ -3,8 +3,8 @@
 //! fast checksum over a kept book equals the plain one computed from its
 //! levels (differential).
 
-use crate::protocol::okx::{checksum, checksum_levels};
-use crate::{Okx, Protocol, Topic};
+use resilient_ws::protocol::okx::{checksum, checksum_levels};
+use resilient_ws::{Okx, Protocol, Topic};
 
 /// Fuzz entry point: see the module docs.
 pub fn okx_classify(data: &[u8]) {

@@ -10,7 +10,7 @@ use super::model::book::{
     BookModel, Levels,
 };
 use super::model::ordered_book::OrderedBook;
-use crate::protocol::kraken::{checksum_levels, Book};
+use resilient_ws::protocol::kraken::{checksum_levels, Book};
 
 /// Applies a script of snapshots and updates to a [`Book`] and to a simple
 /// reference model, and compares them after every step.
@@ -101,7 +101,9 @@ pub fn kraken_book(data: &[u8]) {
     }
 }
 
-fn levels_of<'a>(levels: impl Iterator<Item = crate::protocol::kraken::Level<'a>>) -> Levels {
+fn levels_of<'a>(
+    levels: impl Iterator<Item = resilient_ws::protocol::kraken::Level<'a>>,
+) -> Levels {
     levels
         .map(|l| (l.price().to_owned(), l.qty().to_owned()))
         .collect()

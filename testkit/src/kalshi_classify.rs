@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use serde_json::json;
 
 use super::{check_inbound, check_venue_errors, numbers_for, parse_json, sample, ROUND_TRIPS};
-use crate::error::VenueError;
-use crate::protocol::{Inbound, Kalshi, Protocol, Request, ServerId, Topic};
+use resilient_ws::protocol::{Inbound, Kalshi, Protocol, Request, ServerId, Topic};
+use resilient_ws::VenueError;
 
 /// Classifies every line of the input as a Kalshi frame, and round-trips each
 /// line's text through the encoders and through server frames that carry it.

@@ -8,7 +8,11 @@
 //! changes nothing.
 
 use super::kraken_classify::kraken_command;
-use crate::protocol::{Inbound, Kalshi, Kraken, Protocol};
+use resilient_ws::fuzzing::{
+    kalshi_classify_fast, kalshi_classify_reference, kraken_classify_fast,
+    kraken_classify_reference,
+};
+use resilient_ws::protocol::{Kalshi, Kraken, Protocol};
 
 /// Where a line is also placed inside a frame, so that arbitrary values meet
 /// every field the fast paths read or skip (`@` stands for the line).
@@ -28,26 +32,6 @@ const KRAKEN_WRAPS: [&str; 5] = [
     r#"{"channel":@,"data":[{"symbol":"ETH/USD"},@]}"#,
     r#"{"channel":"ticker","data":[{"symbol":"BTC/USD","checksum":@}],"error":@}"#,
 ];
-
-/// Kalshi: the fast path's answer, or `None` when it leaves the frame to serde.
-pub fn kalshi_classify_fast(text: &str) -> Option<Inbound<'_>> {
-    Kalshi::classify_fast(text)
-}
-
-/// Kalshi: the serde path's answer (the reference).
-pub fn kalshi_classify_reference(text: &str) -> Inbound<'_> {
-    Kalshi::classify_serde(text)
-}
-
-/// Kraken: the fast path's answer, or `None` when it leaves the frame to serde.
-pub fn kraken_classify_fast<'a>(kraken: &mut Kraken, text: &'a str) -> Option<Inbound<'a>> {
-    kraken.classify_fast(text)
-}
-
-/// Kraken: the serde path's answer (the reference).
-pub fn kraken_classify_reference<'a>(kraken: &mut Kraken, text: &'a str) -> Inbound<'a> {
-    kraken.classify_serde(text)
-}
 
 /// Every line, and every line placed in each wrap, as a Kalshi and as a
 /// Kraken frame: where a fast path answers it equals the serde path, and

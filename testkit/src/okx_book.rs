@@ -17,19 +17,20 @@
 //!   break names what the frame did: a checksum mismatch carries the frame's
 //!   checksum and a different one, a discontinuity the frame's `prevSeqId`
 //!   and a different expected id; a skipped update to a verified book is a
-//!   discontinuity. A break found while applying a fetched snapshot is owed
-//!   to the next frame and names the buffered delta that broke (a
-//!   `prevSeqId` delivered before it).
+//!   discontinuity. A break found while applying a fetched snapshot is
+//!   returned with the fetch's result (nothing is owed to the next frame) and
+//!   names the buffered delta that broke (a `prevSeqId` delivered before).
 //! - Liveness: with no fault since the last restart, a delivered WebSocket
 //!   snapshot, or a REST snapshot of the latest state answering the request in
 //!   flight, makes the view verified and equal to the true book now.
 
 use std::collections::BTreeMap;
 
-use crate::book::{BookBreak, BookSnapshot, BookTop};
-use crate::decimal::Decimal;
-use crate::protocol::okx::{checksum_levels, BookFrame, Books};
-use crate::protocol::ServerId;
+use resilient_ws::book::{BookBreak, BookSnapshot, BookTop};
+use resilient_ws::decimal::Decimal;
+use resilient_ws::fuzzing::{BookFrame, Books};
+use resilient_ws::protocol::okx::checksum_levels;
+use resilient_ws::protocol::ServerId;
 
 /// Steps per run, so the fuzzer never reports a slow input as a hang.
 const MAX_STEPS: usize = 400;
@@ -132,9 +133,7 @@ pub fn okx_book(data: &[u8]) {
     let mut taken: Option<BookSnapshot> = None;
     let mut request: Option<u64> = None;
     // Applying a fetched snapshot replays the buffered deltas; a break among
-    // them is owed to the next frame and names that buffered delta, so the
-    // next apply may report a `prevSeqId` delivered earlier, not its own.
-    let mut owed = false;
+    // them names that buffered delta, a `prevSeqId` delivered earlier.
     let mut delivered_prevs: Vec<i64> = Vec::new();
 
     for _ in 0..MAX_STEPS {
@@ -187,7 +186,7 @@ pub fn okx_book(data: &[u8]) {
                     venue_time: None,
                 };
                 let verdict = books.apply(&id, &frame);
-                check_kind(verdict, &frame, std::mem::take(&mut owed), &delivered_prevs);
+                check_kind(verdict, Some(&frame), &delivered_prevs);
                 delivered_prevs.extend(frame.prev);
                 let expect_break = faulted_pending(&mut corrupt_next, &mut faulted);
                 if was_verified && expect_break && checksum != Some(0) {
@@ -229,7 +228,7 @@ pub fn okx_book(data: &[u8]) {
                         venue_time: None,
                     };
                     let verdict = books.apply(&id, &frame);
-                    check_kind(verdict, &frame, std::mem::take(&mut owed), &delivered_prevs);
+                    check_kind(verdict, Some(&frame), &delivered_prevs);
                     delivered_prevs.extend(frame.prev);
                     if was_verified {
                         assert!(
@@ -256,7 +255,6 @@ pub fn okx_book(data: &[u8]) {
                     venue_time: None,
                 };
                 let verdict = books.apply(&id, &frame);
-                owed = false;
                 if verdict.is_none() {
                     // A snapshot clears every fault before it.
                     faulted = false;
@@ -289,13 +287,17 @@ pub fn okx_book(data: &[u8]) {
                     } else {
                         Ok(snapshot)
                     };
-                    books.fetched(&id, number, result);
-                    owed = true;
+                    let verdict = books.fetched(&id, number, result);
+                    check_kind(verdict, None, &delivered_prevs);
                     if let Some((_, _, number)) = books.take_requests().pop() {
                         request = Some(number);
                     }
                     if !fail && latest && !faulted && !was_verified {
                         assert_view(&view, &truth, "after a REST snapshot of now");
+                    }
+                    if verdict.is_some() {
+                        assert!(!view.is_verified(), "a break left the view verified");
+                        restart = true;
                     }
                 }
             }
@@ -309,7 +311,6 @@ pub fn okx_book(data: &[u8]) {
         if restart {
             // The session resubscribes: the book starts over.
             books.subscribe(id.clone(), INST, 400);
-            owed = false;
             delivered_prevs.clear();
             faulted = false;
             corrupt_next = false;
@@ -342,32 +343,32 @@ pub fn okx_book(data: &[u8]) {
 }
 
 /// A reported break names what the frame did (see the module docs), or,
-/// when a break may be `owed` from applying a fetched snapshot, what one of
-/// the deltas delivered before it did.
-fn check_kind(verdict: Option<BookBreak>, frame: &BookFrame<'_>, owed: bool, earlier: &[i64]) {
+/// for a break found applying a fetched snapshot (`frame` is `None`), what
+/// one of the deltas delivered before it did.
+fn check_kind(verdict: Option<BookBreak>, frame: Option<&BookFrame<'_>>, earlier: &[i64]) {
     match verdict {
         None | Some(BookBreak::Unusable { .. }) => {}
         Some(BookBreak::ChecksumMismatch { expected, computed }) => {
-            if !owed {
+            if let Some(frame) = frame {
                 assert_eq!(Some(i64::from(expected as i32)), frame.checksum);
             }
             assert_ne!(expected, computed, "a mismatch of equal checksums");
         }
         Some(BookBreak::Discontinuity { expected, got }) => {
-            if owed && frame.prev != Some(got) {
-                assert!(
+            match frame {
+                None => assert!(
                     earlier.contains(&got),
-                    "an owed discontinuity names a prevSeqId never delivered: {got}"
-                );
-            } else {
-                assert_eq!(
+                    "a fetch's discontinuity names a prevSeqId never delivered: {got}"
+                ),
+                Some(frame) => assert_eq!(
                     Some(got),
                     frame.prev,
                     "the discontinuity names another prevSeqId"
-                );
+                ),
             }
             assert_ne!(expected, got, "a discontinuity of equal ids");
         }
+        Some(other) => panic!("a book break the harness does not know: {other:?}"),
     }
 }
 
@@ -390,7 +391,7 @@ fn shown_levels(top: &BookTop) -> (Levels, Levels) {
     )
 }
 
-fn assert_view(view: &crate::book::BookView, truth: &Truth, when: &str) {
+fn assert_view(view: &resilient_ws::book::BookView, truth: &Truth, when: &str) {
     let top = view
         .latest()
         .unwrap_or_else(|| panic!("the view is not verified {when}"));

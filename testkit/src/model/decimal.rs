@@ -1,4 +1,4 @@
-//! The reference for [`Decimal`](crate::Decimal): decimal text as digit
+//! The reference for [`Decimal`](resilient_ws::Decimal): decimal text as digit
 //! strings, compared as strings.
 //!
 //! Written from the grammar in `decimal.rs`'s module docs, with no integer

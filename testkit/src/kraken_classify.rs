@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::kraken_book::check_book;
 use super::{check_inbound, check_venue_errors, numbers_for, parse_json, sample, ROUND_TRIPS};
-use crate::error::VenueError;
-use crate::protocol::{BookBreak, Inbound, Kraken, Protocol, ServerId, Topic};
+use resilient_ws::protocol::{BookBreak, Inbound, Kraken, Protocol, ServerId, Topic};
+use resilient_ws::VenueError;
 
 /// Classifies every line as a Kraken frame on two adapters side by side (they
 /// must agree: no hidden state), with `#` lines as adapter calls the supervisor

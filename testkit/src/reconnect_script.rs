@@ -1,5 +1,5 @@
 //! The reconnect machine against the model: the real
-//! [`ReconnectMachine`](crate::supervisor::reconnect::machine::ReconnectMachine)
+//! [`ReconnectMachine`](resilient_ws::fuzzing::ReconnectMachine)
 //! decides every attempt number, delay and give-up of a script of attempts
 //! and sessions; `model/reconnect.rs` says what the documented rules give.
 //! Sessions go through the real session core, driven by `supervisor/drive.rs`
@@ -17,21 +17,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use resilient_ws::fuzzing::{After, ReconnectMachine, SessionEnd, SessionEnds};
+use resilient_ws::{Backoff, Config, ConnectionError, Error, Operation, RedactedUrl};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::model::reconnect::{MAfter, MEnd, MPolicy, ReconnectModel};
-use crate::backoff::Backoff;
-use crate::client::Client;
-use crate::command::Command;
-use crate::config::Config;
-use crate::error::{ConnectionError, Error, Operation, RedactedUrl};
-use crate::protocol::RawProtocol;
-use crate::session::SessionEnd;
-use crate::supervisor::drive::{Drive, Turn, WriteOutcome};
-use crate::supervisor::reconnect::machine::{After, ReconnectMachine};
+use crate::model::reconnect::{MAfter, MEnd, MPolicy, ReconnectModel};
 
 /// Initial delays, in milliseconds.
 const INITIAL_MS: [u64; 6] = [1, 3, 10, 50, 200, 1000];
@@ -104,7 +94,7 @@ pub fn reconnect_script(data: &[u8]) {
                     model.wait_until(hint_at);
                 }
                 now = connected + lasted;
-                drive.connected(at(connected), std::time::UNIX_EPOCH);
+                drive.connected(at(connected));
                 let (end, mend) = session_end(&mut drive, (c >> 1) % 16, at(now));
                 drive.disconnected(&end, at(now));
                 let error = match &end {
@@ -179,7 +169,12 @@ fn failed_attempt(kind: u8, c: u8, attempt: u32, url: &RedactedUrl) -> (Error, O
                 retry_after,
             };
             let hint = retry_after.map(|d| d.as_nanos());
-            (Error::connection(url, attempt, refused), hint)
+            let error = Error::Connection {
+                url: url.clone(),
+                attempts: attempt,
+                source: Arc::new(refused),
+            };
+            (error, hint)
         }
         _ => {
             let source = std::io::Error::other("the token source is down");
@@ -192,50 +187,36 @@ fn failed_attempt(kind: u8, c: u8, attempt: u32, url: &RedactedUrl) -> (Error, O
     }
 }
 
-/// A session core whose close rule is `rule` (empty: the default), with
-/// its drive, built as every shell builds it.
-fn drive_with(rule: &'static [u16]) -> Drive<RawProtocol> {
+/// A session core whose close rule is `rule` (empty: the default), built as
+/// every shell builds it.
+fn drive_with(rule: &'static [u16]) -> SessionEnds {
     let mut builder = Config::builder("wss://127.0.0.1:9/ws").idle_timeout(None);
     if !rule.is_empty() {
         builder = builder.permanent_close_codes(move |code| rule.contains(&code));
     }
-    let config = builder.build().expect("a valid script config");
-    let (_client, _inbound, supervisor, _span) = Client::unspawned(config, RawProtocol);
-    let (_config, drive, _commands, _reconnect) = supervisor.into_parts();
-    drive
+    SessionEnds::new(builder.build().expect("a valid script config"))
 }
 
 /// Ends the session: 0 closed on request, 1 dropped, else a close code.
-fn session_end(drive: &mut Drive<RawProtocol>, pick: u8, now: Instant) -> (SessionEnd, MEnd) {
+fn session_end(drive: &mut SessionEnds, pick: u8, now: Instant) -> (SessionEnd, MEnd) {
     let code = CODES[usize::from(pick) % CODES.len()];
-    let (end, mend) = match pick {
+    match pick {
         0 => {
-            drive.serve_online(Some(Command::Close), now);
             // The shell writes our close frame, then the peer answers.
-            while let Turn::Write = drive.next_turn(now) {
-                let Some((_message, written, _timeout)) = drive.take_write(now) else {
-                    break;
-                };
-                let written = drive.written(written, WriteOutcome::Done, now);
-                assert!(written.is_ok(), "a frame written ends no session");
-            }
+            let written = drive.close_on_request(now);
+            assert!(written.is_ok(), "a frame written ends no session");
             (close_frame(drive, 1000, now), MEnd::Closed)
         }
-        1 => match drive.socket(None, now, now) {
+        1 => match drive.stream_ended(now) {
             Err(end) => (end, MEnd::Dropped),
             Ok(()) => panic!("the end of the stream must end the session"),
         },
         _ => (close_frame(drive, code, now), MEnd::Code(code)),
-    };
-    (end, mend)
+    }
 }
 
-fn close_frame(drive: &mut Drive<RawProtocol>, code: u16, now: Instant) -> SessionEnd {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: "".into(),
-    };
-    match drive.socket(Some(Ok(Message::Close(Some(frame)))), now, now) {
+fn close_frame(drive: &mut SessionEnds, code: u16, now: Instant) -> SessionEnd {
+    match drive.close_frame(code, now) {
         Err(end) => end,
         Ok(()) => panic!("a close frame must end the session"),
     }

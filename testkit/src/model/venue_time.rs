@@ -36,7 +36,7 @@ use serde_json::Value;
 
 /// The venues whose adapters read a venue time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::fuzzing) enum Venue {
+pub(crate) enum Venue {
     Kalshi,
     Okx,
     Kraken,
@@ -44,11 +44,10 @@ pub(in crate::fuzzing) enum Venue {
 }
 
 impl Venue {
-    pub(in crate::fuzzing) const ALL: [Venue; 4] =
-        [Venue::Kalshi, Venue::Okx, Venue::Kraken, Venue::Weex];
+    pub(crate) const ALL: [Venue; 4] = [Venue::Kalshi, Venue::Okx, Venue::Kraken, Venue::Weex];
 
     /// The member names the stamp is read from, first choice first.
-    pub(in crate::fuzzing) fn keys(self) -> &'static [&'static str] {
+    pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
             Venue::Kalshi => &["ts_ms", "ts"],
             Venue::Okx => &["ts"],
@@ -69,7 +68,7 @@ impl Venue {
 
 /// The venue time by the documented path (`payload` is Kalshi's `msg`, the
 /// `data` array of OKX and Kraken, the whole WEEX push).
-pub(in crate::fuzzing) fn documented(venue: Venue, payload: &Value) -> Option<SystemTime> {
+pub(crate) fn documented(venue: Venue, payload: &Value) -> Option<SystemTime> {
     match venue {
         Venue::Kalshi => {
             let msg = payload.as_object()?;
@@ -110,14 +109,14 @@ fn digit_string(text: &str) -> Option<SystemTime> {
 
 /// A string as written: its decoded text, and whether it had escapes.
 #[derive(Debug)]
-pub(in crate::fuzzing) struct Text {
-    pub(in crate::fuzzing) text: String,
-    pub(in crate::fuzzing) escaped: bool,
+pub(crate) struct Text {
+    pub(crate) text: String,
+    pub(crate) escaped: bool,
 }
 
 /// A JSON value in document order, duplicate members kept.
 #[derive(Debug)]
-pub(in crate::fuzzing) enum Node {
+pub(crate) enum Node {
     Object(Vec<(Text, Node)>),
     Array(Vec<Node>),
     Str(Text),
@@ -259,7 +258,7 @@ fn unsigned(node: &Node) -> Option<u64> {
 // ---------------------------------------------------------------------------
 
 /// The venue time by the scanner's documented contract (see the module docs).
-pub(in crate::fuzzing) fn by_name(venue: Venue, payload: &Node) -> Option<SystemTime> {
+pub(crate) fn by_name(venue: Venue, payload: &Node) -> Option<SystemTime> {
     let last = |key: &str| {
         let mut found = Vec::new();
         members_named(payload, key, false, &mut found);
@@ -293,7 +292,7 @@ pub(in crate::fuzzing) fn by_name(venue: Venue, payload: &Node) -> Option<System
 /// the answer: each stamp name (however written) occurs only where the venue
 /// documents it, once there, with a name written without escapes. For OKX
 /// and Kraken, either every `data` row (at least one) has it or none does.
-pub(in crate::fuzzing) fn documented_shape(venue: Venue, payload: &Node) -> bool {
+pub(crate) fn documented_shape(venue: Venue, payload: &Node) -> bool {
     venue.keys().iter().all(|key| {
         let total = count_named(payload, key);
         if venue.in_rows() {
@@ -324,7 +323,7 @@ fn own_plain_members(node: &Node, key: &str) -> usize {
 /// Whether the member [`documented`] reads is a string written with
 /// escapes: the scanner reads no escapes and declines it (its module docs),
 /// an allowed difference.
-pub(in crate::fuzzing) fn documented_value_escaped(venue: Venue, payload: &Node) -> bool {
+pub(crate) fn documented_value_escaped(venue: Venue, payload: &Node) -> bool {
     let object = match (venue.in_rows(), payload) {
         (true, Node::Array(rows)) => rows.last(),
         (false, node) => Some(node),
@@ -346,7 +345,7 @@ pub(in crate::fuzzing) fn documented_value_escaped(venue: Venue, payload: &Node)
 // ---------------------------------------------------------------------------
 
 /// An RFC 3339 date-time (section 5.6), as UTC.
-pub(in crate::fuzzing) fn rfc3339(text: &str) -> Option<SystemTime> {
+pub(crate) fn rfc3339(text: &str) -> Option<SystemTime> {
     if !text.is_ascii() {
         return None;
     }

@@ -4,8 +4,8 @@
 //! - the real `DepthBook`, with a small cap from the input so the cap is
 //!   reached, after every push;
 //! - the whole adapter: the same pushes as V3 JSON frames with chained
-//!   `U`/`u` through [`Weex::classify`](crate::Weex), read back through its
-//!   [`BookViews`](crate::BookViews): the view equals the model while the
+//!   `U`/`u` through [`Weex::classify`](resilient_ws::Weex), read back through its
+//!   [`BookViews`](resilient_ws::BookViews): the view equals the model while the
 //!   chain holds, is cleared (and the push reported as a break) on an
 //!   update-id gap (a `Discontinuity` naming the previous `u` and the push's
 //!   `U`) or a push it cannot apply (`Unusable`), and stays cleared until the
@@ -18,9 +18,10 @@
 
 use super::model::decimal as reference;
 use super::model::ordered_book::{OrderedBook, TextLevels};
-use crate::decimal::{MAX_SCALE, MAX_TEXT_LEN};
-use crate::protocol::weex::{DepthBook, MAX_LEVELS_PER_SIDE};
-use crate::{BookBreak, Inbound, Protocol, Topic, Weex};
+use resilient_ws::decimal::{MAX_SCALE, MAX_TEXT_LEN};
+use resilient_ws::fuzzing::DepthBook;
+use resilient_ws::protocol::weex::MAX_LEVELS_PER_SIDE;
+use resilient_ws::{BookBreak, Inbound, Protocol, Topic, Weex};
 
 /// At most this many pushes per input.
 const MAX_PUSHES: usize = 64;

@@ -13,12 +13,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::connector::{ConnectFuture, Connector, Transport};
-use crate::error::Error;
-use crate::message::{Frame, Update};
-use crate::protocol::{Kalshi, Kraken, Protocol, RawProtocol, Topic};
-use crate::queue::Overflow;
-use crate::{Backoff, Client, Config};
+use resilient_ws::protocol::{Kalshi, Kraken, Protocol, RawProtocol, Topic};
+use resilient_ws::Error;
+use resilient_ws::Overflow;
+use resilient_ws::{Backoff, Client, Config};
+use resilient_ws::{ConnectFuture, Connector, Transport};
+use resilient_ws::{Frame, Update};
 
 /// How long one `frame_read` run may take before it counts as a hang. Nothing
 /// in a run waits on a timer, so a healthy run takes microseconds.
@@ -120,8 +120,8 @@ async fn run_frame_read<P: Protocol>(
     };
     let mut config = Config::builder("ws://fuzz.invalid/");
     if setup.token {
-        config =
-            config.token_source(|| async { Ok::<_, crate::TokenError>("fuzz-token".to_owned()) });
+        config = config
+            .token_source(|| async { Ok::<_, resilient_ws::TokenError>("fuzz-token".to_owned()) });
     }
     let config = config
         .connector(connector)
@@ -178,7 +178,10 @@ async fn run_frame_read<P: Protocol>(
             other => panic!("unexpected cause of the last attempt: {other:?}"),
         },
         Error::Closed { code, .. } => {
-            assert!(crate::default_permanent_close(*code), "fatal close {code}")
+            assert!(
+                resilient_ws::default_permanent_close(*code),
+                "fatal close {code}"
+            )
         }
         other => panic!("unexpected terminal error: {other:?}"),
     }

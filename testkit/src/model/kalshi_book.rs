@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::decimal::Decimal;
+use resilient_ws::decimal::Decimal;
 
 /// Units per one: the model works in 1e-8.
 pub(crate) const UNIT: i128 = 100_000_000;

@@ -1,0 +1,13 @@
+//! Independent models the harnesses compare the real code against.
+//!
+//! Each is written from the documented rules (module docs, PROTOCOLS.md,
+//! COMMON rules of the session), on the simplest data structures that can
+//! hold them (sorted vectors, ordered maps), never by calling the code under
+//! test: a model that shares code with what it checks cannot disagree with it.
+
+pub(crate) mod book;
+pub(crate) mod decimal;
+pub(crate) mod kalshi_book;
+pub(crate) mod ordered_book;
+pub(crate) mod reconnect;
+pub(crate) mod venue_time;

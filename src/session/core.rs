@@ -18,8 +18,8 @@
 //! Every frame read ends up counted exactly once: routed (then delivered,
 //! dropped or queued), control, unroutable, or stashed.
 
-use std::cell::Cell;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -159,7 +159,11 @@ pub(crate) struct SessionCore<P> {
 }
 
 /// A receive time and what it was worked out from (see `received_memo`).
-type ReceivedMemo = (std::time::Instant, (std::time::Instant, SystemTime), Received);
+type ReceivedMemo = (
+    std::time::Instant,
+    (std::time::Instant, SystemTime),
+    Received,
+);
 
 /// A data message that found its `Block` queue full.
 pub(crate) struct Parked {

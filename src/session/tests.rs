@@ -622,7 +622,11 @@ fn the_receive_time_follows_each_connections_wall_clock_anchor() {
             let _ready = subscribe(&mut drive, 1, Topic::new("t"), Arc::clone(&queue), t0);
         }
         let sub = written_texts(&mut drive, anchored_at);
-        let req = sub.iter().find_map(|s| s.strip_prefix("sub ")).unwrap().to_owned();
+        let req = sub
+            .iter()
+            .find_map(|s| s.strip_prefix("sub "))
+            .unwrap()
+            .to_owned();
         read(&mut drive, text(&format!("ack {req} 7")), anchored_at).unwrap();
         // Two frames of one read at `t1`, then collected.
         read(&mut drive, text("data 7"), t1).unwrap();

@@ -7,15 +7,19 @@
 //! subscribe is encoded and removed when the subscription ends, so the map
 //! never holds more than the client subscribed; a push for a key never
 //! subscribed gets a fresh id (which routes nowhere) and adds nothing.
+//! Fx hashing, as the registry's routes: only the client's own subscribes
+//! add keys, so flooding resistance (SipHash) buys nothing for a lookup per
+//! push and cost ~200 instructions each.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::ServerId;
 
 #[derive(Debug, Default)]
 pub(crate) struct RouteKeys {
-    ids: HashMap<Box<str>, ServerId>,
+    ids: FxHashMap<Box<str>, ServerId>,
     scratch: String,
 }
 

@@ -126,19 +126,29 @@ fn value_after(text: &str, at: usize, key_len: usize) -> Option<Option<Scalar<'_
         i += 1;
     }
     let value = match bytes.get(i) {
-        Some(b'"') => bytes
-            .get(i + 1..)
-            .and_then(|rest| rest.iter().position(|b| *b == b'"'))
-            .and_then(|len| text.get(i + 1..i + 1 + len))
-            .filter(|content| !content.contains('\\'))
-            .map(Scalar::Str),
+        Some(b'"') => {
+            // One vectorised search for the closing quote or a backslash: a
+            // backslash first means the content has an escape (never decoded).
+            let rest = bytes.get(i + 1..).unwrap_or_default();
+            match memchr::memchr2(b'"', b'\\', rest) {
+                Some(len) if rest.get(len) == Some(&b'"') => {
+                    text.get(i + 1..i + 1 + len).map(Scalar::Str)
+                }
+                _ => None,
+            }
+        }
         Some(b'-' | b'0'..=b'9') => {
             let rest = bytes.get(i..).unwrap_or_default();
-            let len = rest
+            // The digits first (a stamp is nearly always only digits), then
+            // whatever else a number may hold: the same run, fewer tests a byte.
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            let more = rest
+                .get(digits..)
+                .unwrap_or_default()
                 .iter()
-                .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                .unwrap_or(rest.len());
-            text.get(i..i + len).map(Scalar::Num)
+                .take_while(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                .count();
+            text.get(i..i + digits + more).map(Scalar::Num)
         }
         _ => None,
     };

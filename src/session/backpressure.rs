@@ -1,51 +1,78 @@
-//! A full `Block` queue: the backpressure path of the session core.
+//! A full `Block` queue: the backpressure state of the session core.
 //!
 //! Rules: a data message that finds its `Overflow::Block` queue full is parked
 //! (one at most), and while it is parked the shell reads nothing from the
 //! socket, so the peer meets TCP backpressure instead of a growing buffer.
-//! Deliveries released behind it (stashed frames freed by one ack) wait in the
-//! core's bounded backlog, in order. When the consumer makes room the message is
-//! pushed and the backlog drains; when it does not within the queue's timeout,
-//! that subscription alone ends with [`Error::Backpressure`]. Either way the
-//! liveness deadlines are moved by the stall: a stalled consumer is not a dead
-//! peer.
+//! Deliveries released behind it (stashed frames freed by one ack) are held
+//! here in order, bounded by the stash. When the consumer makes room the
+//! message is pushed and the held deliveries go out; when it does not within
+//! the queue's timeout, that subscription alone ends with
+//! [`Error::Backpressure`](crate::Error::Backpressure). Either way the
+//! liveness deadlines are moved by the stall: a stalled consumer is not a
+//! dead peer.
+//!
+//! [`Backpressure`] owns the parked message and the held deliveries; the
+//! core coordinates what a push, a timeout or a resume does to the
+//! subscriptions (`core.rs`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::core::SessionCore;
-use super::core::{Parked, PushNow};
-use crate::error::Error;
-use crate::message::Update;
-use crate::protocol::{BookBreak, Protocol};
+use crate::message::{Frame, Update};
+use crate::protocol::BookBreak;
 use crate::queue::{Overflow, Queue};
 use crate::subscription::ClientId;
 
-impl<P: Protocol> SessionCore<P> {
-    pub(super) fn park(
-        &mut self,
-        client_id: Option<ClientId>,
-        queue: Arc<Queue>,
-        update: Update,
-        book_break: Option<BookBreak>,
-        resync: bool,
-        now: Instant,
-    ) {
-        self.parked = Some(Parked {
-            client_id,
-            queue,
-            update,
-            book_break,
-            resync,
-            since: now,
-        });
+/// A data message that found its `Block` queue full.
+pub(super) struct Parked {
+    pub(super) client_id: Option<ClientId>,
+    pub(super) queue: Arc<Queue>,
+    pub(super) update: Update,
+    pub(super) book_break: Option<BookBreak>,
+    pub(super) resync: bool,
+    /// When the stall began (the liveness deadlines move by its length).
+    pub(super) since: Instant,
+}
+
+/// A routed data frame not yet pushed.
+pub(super) struct Delivery {
+    pub(super) client_id: Option<ClientId>,
+    pub(super) frame: Frame,
+    pub(super) book_break: Option<BookBreak>,
+}
+
+/// The parked message, if any, and the deliveries held behind it.
+#[derive(Default)]
+pub(super) struct Backpressure {
+    parked: Option<Parked>,
+    held: VecDeque<Delivery>,
+}
+
+impl Backpressure {
+    /// Whether a message waits for room (then the socket is not read and
+    /// nothing overtakes it). On every data frame's path.
+    #[inline]
+    pub(super) fn is_parked(&self) -> bool {
+        self.parked.is_some()
     }
 
-    /// The queue the shell must wait on (and for how long at most) before it
-    /// reads the socket again, while a `Block` queue is full.
-    pub(crate) fn blocked_on(&self) -> Option<(Arc<Queue>, Duration)> {
+    /// Parks `parked` (nothing was parked: the core parks only while none is).
+    pub(super) fn park(&mut self, parked: Parked) {
+        debug_assert!(self.parked.is_none());
+        self.parked = Some(parked);
+    }
+
+    /// Takes the parked message, to push it again or end its subscription.
+    pub(super) fn unpark(&mut self) -> Option<Parked> {
+        self.parked.take()
+    }
+
+    /// The queue the driver must wait on (and for how long at most) before
+    /// it reads the socket again.
+    pub(super) fn blocked_on(&self) -> Option<(Arc<Queue>, Duration)> {
         let parked = self.parked.as_ref()?;
         match parked.queue.policy() {
             Overflow::Block { timeout } => Some((Arc::clone(&parked.queue), timeout)),
@@ -54,85 +81,16 @@ impl<P: Protocol> SessionCore<P> {
         }
     }
 
-    /// The parked queue has room (or its consumer is gone): push again.
-    pub(crate) fn on_space(&mut self, now: Instant) {
-        let Some(parked) = self.parked.take() else {
-            return;
-        };
-        let Parked {
-            client_id,
-            queue,
-            update,
-            book_break,
-            resync,
-            since,
-        } = parked;
-        match self.push(client_id, &queue, update) {
-            PushNow::Full(update) => {
-                self.parked = Some(Parked {
-                    client_id,
-                    queue,
-                    update,
-                    book_break,
-                    resync,
-                    since,
-                });
-                return;
-            }
-            PushNow::Alive => {
-                if let Some(id) = client_id {
-                    self.after_push(id, &queue, true, book_break, resync);
-                }
-            }
-            PushNow::Ended => {
-                if let Some(id) = client_id {
-                    self.after_push(id, &queue, false, book_break, resync);
-                }
-            }
-        }
-        self.resume(since, now);
+    /// Holds `delivery` behind the parked message, in order.
+    pub(super) fn hold(&mut self, delivery: Delivery) {
+        self.held.push_back(delivery);
     }
 
-    /// The consumer did not make room in time: that subscription ends with
-    /// [`Error::Backpressure`]; the connection and the others go on.
-    pub(crate) fn on_block_timeout(&mut self, now: Instant) {
-        let Some(parked) = self.parked.take() else {
-            return;
-        };
-        let error = self.backpressure_error(parked.client_id, &parked.queue);
-        parked.queue.finish(Some(error.clone()));
-        // Counted (routed and dropped) now that the queue is finished.
-        let _ = parked.queue.push(parked.update);
-        if let Some(id) = parked.client_id {
-            self.end_subscription(id, Some(error), true);
+    /// The next held delivery, while nothing is parked.
+    pub(super) fn next_held(&mut self) -> Option<Delivery> {
+        if self.parked.is_some() {
+            return None;
         }
-        self.resume(parked.since, now);
-    }
-
-    /// After a stall: the liveness deadlines did not run while we were not
-    /// reading (a stalled consumer is not a dead peer), then the deliveries
-    /// that queued up behind the parked one go out in order.
-    fn resume(&mut self, since: Instant, now: Instant) {
-        if let Some(link) = &mut self.link {
-            link.pause_liveness(now.saturating_duration_since(since));
-        }
-        while self.parked.is_none() {
-            let Some(next) = self.backlog.pop_front() else {
-                break;
-            };
-            self.deliver(next.client_id, next.frame, next.book_break, now);
-        }
-    }
-
-    fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
-        let entry = client_id.and_then(|id| self.registry.get(id));
-        Error::Backpressure {
-            channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
-            server_id: entry
-                .and_then(|e| e.server_id.as_ref())
-                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
-            client_id: client_id.unwrap_or(ClientId::new(0)),
-            maxsize: queue.capacity(),
-        }
+        self.held.pop_front()
     }
 }

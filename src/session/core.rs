@@ -1,10 +1,14 @@
 //! The session core: [`SessionCore`] with its calling contract, the inputs
-//! that coordinate its parts (a connection coming and going, writes, ticks),
-//! and what the library does with one inbound frame, top to bottom.
+//! that coordinate its sub-states (a connection coming and going, commands,
+//! writes, timeouts, a full queue), and what the library does with one
+//! inbound frame, top to bottom.
 //!
-//! The per-connection state ([`Link`], `link/`) owns its fields and its
-//! behaviour and knows nothing of the core: the core asks it and acts on
-//! its answers (counters, events, the registry, the protocol adapter).
+//! The sub-states own their fields and their behaviour and know nothing of
+//! the core (none imports this file): the connection ([`Link`], `link/`,
+//! with its `TimerTable`), the subscriptions' life on the wire
+//! ([`Subscriptions`], `subscriptions.rs`), the parked message
+//! ([`Backpressure`]), receive times ([`ReceiveClock`]) and the venue's
+//! retry hint ([`RetryHint`]). The core asks them and acts on their answers.
 //!
 //! Per frame: count it, let the protocol classify it, then
 //! - data goes to its subscription's queue (sequence-checked, under the
@@ -21,28 +25,29 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+use super::backpressure::{Backpressure, Delivery, Parked};
 use super::deadline::later;
 use super::link::{Lapsed, Link, Outgoing, WriteFailure, Written};
 use super::output::{Action, SessionEnd};
-use super::socket_failure::SocketFailure;
+use super::receive_clock::ReceiveClock;
+use super::retry_hint::RetryHint;
+use super::socket_failure::{self, SocketFailure};
+use super::subscriptions::{Around, Subscriptions};
 use crate::book::SnapshotFetched;
 use crate::config::Config;
-use crate::error::{
-    scrub, ConnectionError, Error, Operation, ProtocolError, SubscriptionOp, VenueError,
-};
+use crate::error::{ConnectionError, Error, Operation, ProtocolError, VenueError};
 use crate::events::{ConnectionState, Event, Unplaced};
 use crate::message::{span_of, Frame, Received, Update};
-use crate::protocol::{BookBreak, Inbound, Protocol, ServerId};
+use crate::protocol::{BookBreak, Inbound, Protocol, Request, ServerId, Topic};
 use crate::queue::{Overflow, Pushed, Queue};
 use crate::stats::StatsHub;
-use crate::subscription::{ClientId, Phase, Registry, ReqId, Route, SeqCheck, Stashed};
-use crate::venue_error::VenueErrorKind;
+use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 
 /// The decisions of one supervised connection, kept across reconnects: the
 /// registry and protocol live as long as the client; [`Link`] holds what
@@ -50,31 +55,35 @@ use crate::venue_error::VenueErrorKind;
 ///
 /// # Calling contract
 ///
-/// The core does no I/O, reads no clock and never calls back: every input
-/// carries `now` (and the connect the wall clock too), and everything it
-/// wants done comes out of the outputs below. A driver follows these rules;
-/// [`Drive`](crate::supervisor::drive::Drive) is the one that does, and
-/// every shell (the spawned supervisor, the consumer-driven feed, a replay)
-/// goes through it.
+/// Modelled on quinn-proto's `Connection`: inputs go in with `now`, outputs
+/// come out of `poll_*` methods, and the core does no I/O, reads no clock
+/// and never calls back (the connect hands in the wall clock too). A driver
+/// follows these rules; [`Drive`](crate::supervisor::drive::Drive) is the
+/// one that does, and every driver (the spawned supervisor, the
+/// consumer-driven feed, a replay, the fuzz harness, the unit tests) goes
+/// through it.
 ///
 /// **Inputs.** After each one the driver must *apply* (below).
 /// - The handshake succeeded: [`on_connected(now, wall)`](Self::on_connected).
 ///   The driver reads both clocks; frames get their wall-clock receive time
-///   from `wall` (a replay hands in the recorded one).
-/// - A frame was read: [`set_read_at(read_at)`](Self::set_read_at) (when the
-///   read completed: the frame's receive time), then
-///   [`on_message(message, now)`](Self::on_message).
+///   from `wall` (a replay hands in the recorded one). A fresh session token
+///   fetched for the attempt goes in before it: [`on_token`](Self::on_token).
+/// - A frame was read: [`on_message(message, read_at, now)`](Self::on_message)
+///   (`read_at`: when the read completed, the frame's receive time).
 /// - The socket failed or ended: [`on_read_error(failure)`](Self::on_read_error)
 ///   (the driver describes its transport's error as a [`SocketFailure`]) or
 ///   [`on_stream_end`](Self::on_stream_end). Both return the session's end.
-/// - The timer fired: [`on_tick(now)`](Self::on_tick).
-/// - A command: `subscribe`, `unsubscribe`, `send`, `request` (`commands.rs`;
-///   they work offline too: subscriptions wait for the next connection, what
-///   needs a socket fails at once); close while connected:
+/// - A deadline passed: [`handle_timeout(now)`](Self::handle_timeout) fires
+///   exactly the timers expired at `now` (an early call fires nothing).
+/// - A command: [`subscribe`](Self::subscribe),
+///   [`unsubscribe`](Self::unsubscribe), [`send`](Self::send),
+///   [`request`](Self::request) (they work offline too: subscriptions wait
+///   for the next connection, what needs a socket fails at once); close
+///   while connected:
 ///   [`begin_close(now)`](Self::begin_close) (the session goes on until the
 ///   peer answers or the close timeout passes).
-/// - A frame from [`take_write`](Self::take_write) was written, or writing
-///   it failed: [`on_written(written, now)`](Self::on_written) or
+/// - A frame from [`poll_transmit`](Self::poll_transmit) was written, or
+///   writing it failed: [`on_written(written, now)`](Self::on_written) or
 ///   [`on_write_failed(written, failure)`](Self::on_write_failed), exactly
 ///   once per [`Written`] (it is not `Clone`). A failure returns the end.
 /// - The full `Block` queue made room, or did not in time:
@@ -86,27 +95,36 @@ use crate::venue_error::VenueErrorKind;
 /// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
 ///   stream ends; callers still waiting are answered).
 ///
-/// **Apply**, after every input, before anything else: take the actions
-/// with [`drain_actions`](Self::drain_actions) and carry each out in order
-/// ([`Action`]: publish the event or the connection state; answer the
-/// caller of `subscribe`, `request` or `send` the action names, whose reply
-/// channel the driver keeps), then [`publish_ops_waiting(now)`](Self::publish_ops_waiting)
-/// (the gauge a pool reads). Actions are the only way callers hear back: a
-/// driver that skips this leaves them waiting. Deliveries need no step: data
-/// goes straight into the subscriptions' queues, which wake their consumers.
+/// **Apply**, after every input, before anything else:
+/// 1. [`poll_action`](Self::poll_action) until `None`, carrying out each
+///    [`Action`] in order: publish the event or the connection state; answer
+///    the caller of `subscribe`, `request` or `send` it names (the driver
+///    keeps the reply channels). Actions are the only way callers hear back:
+///    a driver that skips this leaves them waiting.
+/// 2. [`publish_ops_waiting(now)`](Self::publish_ops_waiting): the gauge of
+///    subscribe operations the venue's window holds back (a pool reads it).
+/// 3. [`poll_snapshot_requests`](Self::poll_snapshot_requests): start each
+///    book snapshot fetch the adapter asked for (only where it has a
+///    [`snapshot_source`](Self::snapshot_source)).
 ///
-/// **Outputs**, asked before the driver waits, in this order (asking
-/// changes nothing):
+/// Deliveries need no step: data goes straight into the subscriptions'
+/// queues, which wake their consumers.
+///
+/// **Outputs**, asked before the driver waits, in this order. Only
+/// `poll_action`, `poll_transmit` and `poll_snapshot_requests` take
+/// something; every other question changes nothing.
 /// 1. [`blocked_on`](Self::blocked_on): `Some((queue, timeout))` while a
 ///    message is parked on a full `Block` queue. The driver must read nothing
 ///    from the socket (that is the backpressure) until `queue` has room or
 ///    `timeout` passes, then hand in `on_space` or `on_block_timeout`.
-/// 2. [`next_write_at(now)`](Self::next_write_at): at or before `now`, a
-///    frame is due: take it with [`take_write(now)`](Self::take_write), write
-///    it within [`write_timeout`](Self::write_timeout), report its outcome.
-///    Later: wake then (the rate limit paces writes). `None`: nothing waits.
-/// 3. [`next_timer`](Self::next_timer): wake then and hand in `on_tick`
-///    (`None` while disconnected).
+/// 2. [`poll_transmit(now)`](Self::poll_transmit): the frame due at `now`,
+///    with how long its write may take; the driver writes it and reports the
+///    outcome. When none is due, [`next_write_at(now)`](Self::next_write_at)
+///    says when one will be (the rate limits pace writes; `None`: nothing
+///    waits): wake then and ask again.
+/// 3. [`poll_timeout`](Self::poll_timeout): the earliest deadline of the
+///    timer table; wake then and hand in `handle_timeout` (`None` while
+///    disconnected).
 /// 4. [`accepts_commands(now)`](Self::accepts_commands): take commands only
 ///    while true (the bounded command channel then pushes back on callers).
 ///
@@ -121,55 +139,34 @@ use crate::venue_error::VenueErrorKind;
 /// machine's: `Closed` stops, `Lost` reconnects with backoff, `Fatal` gives
 /// up; [`take_retry_wait(now)`](Self::take_retry_wait) says, once, how long
 /// a venue asked to wait before the next attempt.
+///
+/// **Sub-states** own their fields and behaviour (one `impl` each); the
+/// core coordinates them: [`Link`] (one connection: the outbound queue, the
+/// timer table, requests in flight), [`Subscriptions`] (the registry, the
+/// protocol adapter, request ids, and what subscribing, ending, resyncing,
+/// a refusal and a timeout send), [`Backpressure`] (the parked message),
+/// [`ReceiveClock`] and [`RetryHint`].
 pub(crate) struct SessionCore<P> {
     pub(super) config: Arc<Config>,
-    pub(super) protocol: P,
-    pub(super) registry: Registry,
+    /// The subscriptions, the protocol adapter and request ids
+    /// (`subscriptions.rs`).
+    subs: Subscriptions<P>,
     pub(super) stats: Arc<StatsHub>,
     /// Frames that belong to no subscription (the client's `Messages` stream).
     pub(super) inbound: Arc<Queue>,
-    pub(super) next_req_id: ReqId,
-    /// The latest "not before" a failure asked for (venue lockout, close 1013).
-    pub(super) retry_not_before: Option<Instant>,
+    /// How long a venue asked to wait before the next attempt (`retry_hint.rs`).
+    retry_hint: RetryHint,
     /// The current connection; `None` while disconnected.
     pub(super) link: Option<Link>,
-    /// A data message waiting for room in a full `Block` queue. While it waits
-    /// the shell reads nothing from the socket: that is the backpressure.
-    pub(super) parked: Option<Parked>,
-    /// Deliveries that came behind the parked one (stashed frames released by
-    /// one ack); bounded by the stash.
-    pub(super) backlog: VecDeque<Delivery>,
-    /// What the shell must do next, in order.
-    pub(super) actions: Vec<Action>,
-    /// A monotonic instant and the wall clock at that instant, handed in by
-    /// the driver at each connect ([`on_connected`](Self::on_connected)):
-    /// frames get their wall-clock receive time from it and the monotonic
-    /// time since (no wall-clock read per frame, and none in the core: a
-    /// replay hands in the recorded wall clock and gets the same times).
-    /// `None` before the first connect.
-    pub(super) wall_anchor: Option<(std::time::Instant, SystemTime)>,
-    /// When the shell's read of the current frame completed. Only the frame's
-    /// receive time uses it: the core's timers keep the loop's `now` (a clock
-    /// read after a paused-clock jump must not move the session's deadlines).
-    /// `None` (sans-I/O tests): the receive time is `now`.
-    read_at: Option<Instant>,
-}
-
-/// A data message that found its `Block` queue full.
-pub(crate) struct Parked {
-    pub(super) client_id: Option<ClientId>,
-    pub(super) queue: Arc<Queue>,
-    pub(super) update: Update,
-    pub(super) book_break: Option<BookBreak>,
-    pub(super) resync: bool,
-    pub(super) since: Instant,
-}
-
-/// A routed data frame not yet pushed.
-pub(crate) struct Delivery {
-    pub(super) client_id: Option<ClientId>,
-    pub(super) frame: Frame,
-    pub(super) book_break: Option<BookBreak>,
+    /// A data message waiting for room in a full `Block` queue, and the
+    /// deliveries held behind it (`backpressure.rs`). While it waits the
+    /// shell reads nothing from the socket: that is the backpressure.
+    backpressure: Backpressure,
+    /// What the driver must do next, in order ([`poll_action`](Self::poll_action)).
+    pub(super) actions: VecDeque<Action>,
+    /// Frames' receive times from the clocks the driver hands in
+    /// (`receive_clock.rs`).
+    clock: ReceiveClock,
 }
 
 /// The outcome of one push under the queue's policy.
@@ -192,73 +189,169 @@ impl<P: Protocol> SessionCore<P> {
         inbound: Arc<Queue>,
     ) -> Self {
         SessionCore {
-            registry: Registry::new(config.stash_capacity, config.stash_bytes),
+            subs: Subscriptions::new(
+                protocol,
+                Registry::new(config.stash_capacity, config.stash_bytes),
+            ),
             config,
-            protocol,
             stats,
             inbound,
-            next_req_id: ReqId::from(1),
-            retry_not_before: None,
+            retry_hint: RetryHint::default(),
             link: None,
-            parked: None,
-            backlog: VecDeque::new(),
-            actions: Vec::new(),
-            wall_anchor: None,
-            read_at: None,
+            backpressure: Backpressure::default(),
+            actions: VecDeque::new(),
+            clock: ReceiveClock::default(),
         }
     }
 
-    /// Notes when the read of the next frame completed (its receive time).
-    pub(crate) fn set_read_at(&mut self, at: Instant) {
-        self.read_at = Some(at);
-    }
-
-    /// The receive time of a frame handled at `now`. Before any connect
-    /// (no wall clock handed in yet) its wall time is the epoch.
+    /// The receive time of the current frame, handled at `now`.
+    #[inline]
     fn received(&self, now: Instant) -> Received {
-        let at = self.read_at.unwrap_or(now).into_std();
-        let Some((anchor, wall)) = self.wall_anchor else {
-            return Received {
-                at,
-                wall: UNIX_EPOCH,
-            };
-        };
-        let wall = match at.checked_duration_since(anchor) {
-            Some(since) => wall.checked_add(since),
-            None => wall.checked_sub(anchor.saturating_duration_since(at)),
-        }
-        .unwrap_or(wall);
-        Received { at, wall }
+        self.clock.received(now)
     }
 
     /// The registry (for the supervisor's final sweep, tests and the fuzzer).
     pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+        &self.subs.registry
     }
 
-    /// The protocol adapter (the supervisor hands it session tokens).
-    pub(crate) fn protocol_mut(&mut self) -> &mut P {
-        &mut self.protocol
-    }
-
-    /// Takes the actions queued since the last call, in order.
-    pub(crate) fn drain_actions(&mut self) -> std::vec::Drain<'_, Action> {
-        self.actions.drain(..)
-    }
-
-    /// Whether actions wait for the shell (checked after every input; cheap).
-    pub(crate) fn has_actions(&self) -> bool {
-        !self.actions.is_empty()
+    /// The next thing the driver must do, in order; `None` once all are
+    /// taken. Cheap when there is none (asked after every input).
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
     }
 
     pub(super) fn emit(&mut self, event: Event) {
-        self.actions.push(Action::Emit(event));
+        self.actions.push_back(Action::Emit(event));
     }
 
-    pub(super) fn next_req_id(&mut self) -> ReqId {
-        let id = self.next_req_id;
-        self.next_req_id = id.next();
-        id
+    // ---- the protocol adapter's own I/O ------------------------------------
+
+    /// Where the adapter's book snapshots are fetched from, if it fetches
+    /// any (the driver runs the fetches).
+    pub(crate) fn snapshot_source(&self) -> Option<Arc<dyn crate::book::SnapshotSource>> {
+        self.subs.protocol.book_snapshot_source()
+    }
+
+    /// The book snapshot fetches the adapter asked for since the last call;
+    /// the driver starts each and hands its result to
+    /// [`on_snapshot_fetched`](Self::on_snapshot_fetched).
+    pub(crate) fn poll_snapshot_requests(&mut self) -> Vec<crate::book::SnapshotRequest> {
+        self.subs.protocol.take_snapshot_requests()
+    }
+
+    /// Replay: whether the live adapter had a snapshot source (its books
+    /// then wait for snapshots as they did live; see
+    /// [`Protocol::replay_snapshot_source`]). Called once, before any input.
+    pub(crate) fn replaying_with_snapshot_source(&mut self, live: bool) {
+        self.subs.protocol.replay_snapshot_source(live);
+    }
+
+    /// The params of `request` its adapter names as recordable (a recorder
+    /// keeps only these; see [`Protocol::recordable_params`]).
+    pub(crate) fn recordable_params(&self, request: &Request) -> Option<serde_json::Value> {
+        self.subs.protocol.recordable_params(request)
+    }
+
+    /// A fresh session token (fetched by the driver before an attempt).
+    pub(crate) fn on_token(&mut self, token: &str) {
+        self.subs.protocol.set_token(token);
+    }
+
+    // ---- commands and the subscriptions (`subscriptions.rs`) -----------------
+
+    /// The subscriptions' sub-state, with the parts of the core it acts on.
+    fn subscriptions(&mut self) -> (&mut Subscriptions<P>, Around<'_>) {
+        let around = Around {
+            link: &mut self.link,
+            actions: &mut self.actions,
+            stats: &self.stats,
+            config: &self.config,
+            retry_hint: &mut self.retry_hint,
+        };
+        (&mut self.subs, around)
+    }
+
+    /// New subscriptions (see [`Subscriptions::subscribe`]); each caller is
+    /// answered by a [`Action::SubscribeResult`] at its first ack or failure.
+    pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>) {
+        let (state, mut around) = self.subscriptions();
+        state.subscribe(subs, &mut around);
+    }
+
+    /// Ends a subscription on request (or because its handle was dropped).
+    pub(crate) fn unsubscribe(&mut self, client_id: ClientId) {
+        self.end_subscription(client_id, None, true);
+    }
+
+    /// Queues a one-off frame; answered by [`Action::SendResult`] once
+    /// written (or failed). Fails at once while disconnected: it must never
+    /// go out on a later connection than the caller meant. With
+    /// `rate_limited: false` it does not spend the outbound rate limit's budget.
+    pub(crate) fn send(&mut self, send_id: u64, message: Message, rate_limited: bool) {
+        match &mut self.link {
+            Some(link) => link.push_back(Outgoing::Send {
+                message,
+                send_id,
+                rate_limited,
+            }),
+            None => {
+                let error = self.not_connected();
+                self.actions.push_back(Action::SendResult {
+                    send_id,
+                    result: Err(error),
+                });
+            }
+        }
+    }
+
+    /// Queues a request and returns its request id, which its
+    /// [`Action::RequestResult`] will carry. Fails at once while disconnected.
+    pub(crate) fn request(&mut self, request: &Request) -> Result<ReqId, Error> {
+        let Some(link) = &mut self.link else {
+            return Err(self.not_connected());
+        };
+        let req_id = self.subs.next_req_id();
+        let text = self
+            .subs
+            .protocol
+            .encode_request(request, req_id.get())
+            .map_err(Error::protocol)?;
+        link.push_request(text, req_id);
+        Ok(req_id)
+    }
+
+    fn not_connected(&self) -> Error {
+        Error::connection(&self.config.redacted_url, 0, ConnectionError::NotConnected)
+    }
+
+    /// The client is finishing: every subscription's stream ends, with
+    /// `error` as its last item when there is one, and so does the inbound stream.
+    pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
+        self.end_stall(now);
+        self.subs.finish(error, &mut self.actions);
+        self.inbound.finish(error.cloned());
+    }
+
+    fn flush_unsent(&mut self) {
+        let (subs, mut around) = self.subscriptions();
+        subs.flush_unsent(&mut around);
+    }
+
+    fn end_subscription(&mut self, client_id: ClientId, error: Option<Error>, tell_venue: bool) {
+        let (subs, mut around) = self.subscriptions();
+        subs.end_subscription(client_id, error, tell_venue, &mut around);
+    }
+
+    fn resync(&mut self, client_id: ClientId) {
+        let (subs, mut around) = self.subscriptions();
+        subs.resync(client_id, &mut around);
+    }
+
+    /// The subscription a snapshot request `req_id` was for, forgotten now
+    /// that it was answered, refused or timed out.
+    fn take_snapshot_request(&mut self, req_id: ReqId) -> Option<ClientId> {
+        self.link.as_mut()?.pending.take_snapshot_request(req_id)
     }
 
     // ---- the connection comes and goes ----------------------------------------
@@ -268,11 +361,11 @@ impl<P: Protocol> SessionCore<P> {
     /// Frames of this connection get wall-clock receive times counted from
     /// `wall` (the driver reads the clock; a replay hands in the recorded one).
     pub(crate) fn on_connected(&mut self, now: Instant, wall: SystemTime) {
-        self.wall_anchor = Some((now.into_std(), wall));
-        let subscribe_ops = self.protocol.limits().subscribe_ops;
+        self.clock.anchor(now, wall);
+        let subscribe_ops = self.subs.protocol.limits().subscribe_ops;
         self.link = Some(Link::new(&self.config, subscribe_ops, now));
         self.flush_unsent();
-        if !self.registry.any_pending() {
+        if !self.subs.registry.any_pending() {
             self.all_acknowledged();
         }
     }
@@ -295,20 +388,18 @@ impl<P: Protocol> SessionCore<P> {
     /// per-connection protocol state (books) is void.
     pub(crate) fn on_disconnected(&mut self, end: &SessionEnd, now: Instant) {
         // The shell never lets a session end while a message is parked, but a
-        // script might: the consumer did not make room in time.
-        while self.parked.is_some() {
-            self.on_block_timeout(now);
-        }
+        // feed dropped mid-session does: the consumer will not make room.
+        self.end_stall(now);
         let Some(link) = self.link.take() else {
             return;
         };
         link.end(&end.error(), &mut self.actions);
-        let dropped = self.registry.on_disconnect();
+        let dropped = self.subs.registry.on_disconnect();
         let counters = &self.stats.counters;
         counters.unroutable.add(dropped as u64);
         counters.stashed.set(0);
         counters.subscribe_ops_waiting.set(0);
-        self.protocol.reset();
+        self.subs.protocol.reset();
     }
 
     pub(super) fn is_closing(&self) -> bool {
@@ -318,7 +409,7 @@ impl<P: Protocol> SessionCore<P> {
     /// Whether the shell should drain buffered frames now: not while closing
     /// (only the peer's close matters then) and not while a message is parked.
     pub(crate) fn accepts_reads(&self) -> bool {
-        self.parked.is_none() && !self.is_closing()
+        !self.backpressure.is_parked() && !self.is_closing()
     }
 
     /// Whether the shell should take commands now: not while closing, and not
@@ -338,22 +429,13 @@ impl<P: Protocol> SessionCore<P> {
     /// Remembers how long `error` asks us to wait before the next attempt:
     /// its own retry-after (a venue lockout), or the backoff cap for a close
     /// 1013 "try again later", which names no duration.
-    pub(crate) fn note_retry_hint(&mut self, error: &Error, now: Instant) {
-        if let Some(hint) = crate::backoff::retry_hint(error, self.config.backoff.cap) {
-            tracing::info!(
-                ?hint,
-                "the venue asked to wait; lengthening the next backoff delay"
-            );
-            self.retry_not_before = self.retry_not_before.max(Some(later(now, hint)));
-        }
+    fn note_retry_hint(&mut self, error: &Error, now: Instant) {
+        self.retry_hint.note(error, self.config.backoff.cap, now);
     }
 
     /// The wait a retry hint still asks for, once.
     pub(crate) fn take_retry_wait(&mut self, now: Instant) -> Duration {
-        self.retry_not_before
-            .take()
-            .map(|at| at.saturating_duration_since(now))
-            .unwrap_or_default()
+        self.retry_hint.take_wait(now)
     }
 
     // ---- writes ---------------------------------------------------------------
@@ -377,19 +459,18 @@ impl<P: Protocol> SessionCore<P> {
         }
     }
 
-    /// The next frame to write, if one is due at `now`. The shell writes it and
-    /// reports back with [`on_written`](Self::on_written).
-    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written)> {
-        self.link.as_mut()?.take_write(now)
-    }
-
-    /// How long the shell may wait for the peer to take `written`.
-    pub(crate) fn write_timeout(&self, written: &Written) -> Duration {
-        if written.is_close() {
+    /// The next frame to write, if one is due at `now`, and how long the
+    /// driver may wait for the peer to take it. The driver writes it and
+    /// reports back with [`on_written`](Self::on_written) or
+    /// [`on_write_failed`](Self::on_write_failed).
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
+        let (message, written) = self.link.as_mut()?.take_write(now)?;
+        let timeout = if written.is_close() {
             self.config.close_timeout
         } else {
             self.config.request_timeout
-        }
+        };
+        Some((message, written, timeout))
     }
 
     /// `written` went out at `now`: start what its writing starts.
@@ -401,7 +482,7 @@ impl<P: Protocol> SessionCore<P> {
             return;
         };
         if let Some(send_id) = link.on_written(&written, &self.config, now) {
-            self.actions.push(Action::SendResult {
+            self.actions.push_back(Action::SendResult {
                 send_id,
                 result: Ok(()),
             });
@@ -427,7 +508,7 @@ impl<P: Protocol> SessionCore<P> {
             }
         };
         if let Some(send_id) = written.send_id() {
-            self.actions.push(Action::SendResult {
+            self.actions.push_back(Action::SendResult {
                 send_id,
                 result: Err(end.error()),
             });
@@ -445,25 +526,31 @@ impl<P: Protocol> SessionCore<P> {
         let deadline = later(now, self.config.close_timeout);
         if link.begin_close(deadline, &mut self.actions) {
             self.actions
-                .push(Action::SetState(ConnectionState::Closing));
+                .push_back(Action::SetState(ConnectionState::Closing));
         }
     }
 
-    // ---- timers (`link/timers.rs` keeps them) --------------------------------
+    // ---- timers (the link's `TimerTable` keeps them) --------------------------
 
-    /// When [`on_tick`](Self::on_tick) is next due; `None` while disconnected.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        Some(self.link.as_ref()?.next_timer())
+    /// The earliest deadline of the connection's timer table: when
+    /// [`handle_timeout`](Self::handle_timeout) is next due; `None` while
+    /// disconnected. Asking changes nothing.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.link.as_ref()?.liveness.next_timer()
     }
 
-    /// Time passed: what the connection finds due at `now` (the close,
+    /// Time passed: fires exactly the timers expired at `now` (the close,
     /// pong and idle deadlines end the session; stale reports, request
-    /// deadlines and the next ping are acted on here).
-    pub(crate) fn on_tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+    /// deadlines and the next ping are acted on here). Early or extra calls
+    /// fire nothing that is not due.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionEnd> {
         let Some(link) = &mut self.link else {
             return Ok(());
         };
-        let due = match link.on_tick(&self.config, &self.registry, now) {
+        let due = match link
+            .liveness
+            .on_tick(&self.config, &self.subs.registry, now)
+        {
             Ok(due) => due,
             Err(Lapsed::Close) => return Err(SessionEnd::Closed),
             Err(Lapsed::Pong) => {
@@ -485,7 +572,8 @@ impl<P: Protocol> SessionCore<P> {
             self.emit(event);
         }
         for req_id in due.expired {
-            self.expire(req_id)?;
+            let (subs, mut around) = self.subscriptions();
+            subs.expire(req_id, &mut around)?;
         }
         if due.ping {
             self.ping();
@@ -494,8 +582,8 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn ping(&mut self) {
-        let req_id = self.next_req_id();
-        let outgoing = match self.protocol.encode_ping(req_id.get()) {
+        let req_id = self.subs.next_req_id();
+        let outgoing = match self.subs.protocol.encode_ping(req_id.get()) {
             // App-level pings count against the venue's rate limit; they jump the queue.
             Some(text) => Outgoing::Ping { text },
             None => Outgoing::WsPing,
@@ -515,7 +603,7 @@ impl<P: Protocol> SessionCore<P> {
     /// A pong (WebSocket or application-level) answered our ping.
     fn pong_received(&mut self) {
         if let Some(link) = &mut self.link {
-            link.pong_received();
+            link.liveness.pong_received();
         }
     }
 
@@ -523,7 +611,7 @@ impl<P: Protocol> SessionCore<P> {
     #[inline] // on every data frame's path
     fn data_seen(&mut self) {
         if let Some(link) = &mut self.link {
-            link.data_seen();
+            link.liveness.data_seen();
         }
     }
 
@@ -531,74 +619,20 @@ impl<P: Protocol> SessionCore<P> {
     pub(super) fn take_request(&mut self, req_id: ReqId) -> bool {
         self.link
             .as_mut()
-            .is_some_and(|link| link.take_request(req_id))
-    }
-
-    /// A request or subscribe got no answer in time.
-    fn expire(&mut self, req_id: ReqId) -> Result<(), SessionEnd> {
-        let timeout = self.config.request_timeout;
-        if self.take_request(req_id) {
-            self.actions.push(Action::RequestResult {
-                req_id,
-                result: Err(Error::Timeout {
-                    operation: Operation::Request,
-                    timeout,
-                }),
-            });
-            return Ok(());
-        }
-        if self.take_snapshot_request(req_id).is_some() {
-            // The venue answers a snapshot request with the snapshot itself;
-            // nothing else may come, and the deltas go on meanwhile.
-            return Ok(());
-        }
-        if self.registry.pending_op(req_id) == Some(SubscriptionOp::Resubscribe) {
-            // A durable subscription the venue acknowledged before: a missing
-            // ack now says more about this connection (half-open, stuck right
-            // after the handshake) than about the subscription, so reconnect
-            // and replay instead of ending it. Backoff bounds the retries.
-            tracing::warn!(
-                %req_id,
-                "a replayed subscribe was not acknowledged in time; reconnecting"
-            );
-            return Err(SessionEnd::Lost(Error::Timeout {
-                operation: Operation::Subscribe,
-                timeout,
-            }));
-        }
-        for (client_id, op, entry) in self.registry.on_timeout(req_id) {
-            let operation = match op {
-                SubscriptionOp::Unsubscribe => Operation::Unsubscribe,
-                _ => Operation::Subscribe,
-            };
-            let error = Error::Timeout { operation, timeout };
-            tracing::warn!(%client_id, %req_id, "subscribe was not acknowledged in time");
-            if !entry.acked_once {
-                self.actions.push(Action::SubscribeResult {
-                    client_id,
-                    result: Err(error.clone()),
-                });
-            }
-            entry.queue.finish(Some(error.clone()));
-            match &entry.server_id {
-                Some(server_id) => self.protocol.forget(server_id),
-                None => self.protocol.forget_topic(&entry.topic),
-            }
-            self.emit(Event::SubscriptionEnded {
-                client_id,
-                error: Some(error),
-            });
-        }
-        if !self.registry.any_pending() {
-            self.all_acknowledged();
-        }
-        Ok(())
+            .is_some_and(|link| link.pending.take_request(req_id))
     }
 
     // ---- one frame from the socket ------------------------------------------
 
-    /// A message read from the socket.
-    pub(crate) fn on_message(&mut self, message: Message, now: Instant) -> Result<(), SessionEnd> {
+    /// A message read from the socket; the read completed at `read_at` (the
+    /// frame's receive time; the session's timers keep `now`).
+    pub(crate) fn on_message(
+        &mut self,
+        message: Message,
+        read_at: Instant,
+        now: Instant,
+    ) -> Result<(), SessionEnd> {
+        self.clock.read_at(read_at);
         let counters = &self.stats.counters;
         counters.frames_in.bump();
         match message {
@@ -627,7 +661,7 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn on_text(&mut self, text: Utf8Bytes, now: Instant) -> Result<(), SessionEnd> {
-        let mut inbound = self.protocol.classify(text.as_str());
+        let mut inbound = self.subs.protocol.classify(text.as_str());
         if let Inbound::Sequenced {
             server_id,
             seq,
@@ -636,7 +670,7 @@ impl<P: Protocol> SessionCore<P> {
         {
             // A control frame took a number of a subscription's sequence: the
             // next data frame must not be taken for a gap.
-            self.registry.note_control_seq(&server_id, seq);
+            self.subs.registry.note_control_seq(&server_id, seq);
             inbound = *then;
         }
         match inbound {
@@ -651,7 +685,7 @@ impl<P: Protocol> SessionCore<P> {
                 let mut frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
                 // Once per frame, a key search in the span (see `Protocol::venue_time`).
                 let venue_time = match (frame.as_text(), frame.payload_text()) {
-                    (Some(text), Some(payload)) => self.protocol.venue_time(text, payload),
+                    (Some(text), Some(payload)) => self.subs.protocol.venue_time(text, payload),
                     _ => None,
                 };
                 frame.set_venue_time(venue_time);
@@ -661,7 +695,7 @@ impl<P: Protocol> SessionCore<P> {
             }
             Inbound::Unsolicited => {
                 self.data_seen();
-                if let Some(kind) = self.protocol.frame_kind(text.as_str()) {
+                if let Some(kind) = self.subs.protocol.frame_kind(text.as_str()) {
                     self.unplaced(kind, Unplaced::Unsolicited);
                 }
                 let frame = Frame::from_text(text, None, self.received(now));
@@ -677,7 +711,11 @@ impl<P: Protocol> SessionCore<P> {
                 req_id,
                 symbol,
                 error,
-            } => return self.on_rejected(req_id.map(ReqId::from), symbol.as_deref(), error, now),
+            } => {
+                let (subs, mut around) = self.subscriptions();
+                let req_id = req_id.map(ReqId::from);
+                return subs.on_rejected(req_id, symbol.as_deref(), error, now, &mut around);
+            }
             Inbound::Response { req_id, error } => {
                 self.control();
                 self.on_response(ReqId::from(req_id), error, &text, now);
@@ -705,7 +743,10 @@ impl<P: Protocol> SessionCore<P> {
                 self.stats.counters.unroutable.bump();
                 self.unplaced(&kind, Unplaced::UnknownType);
             }
-            Inbound::Ended { server_id, error } => self.on_venue_ended(&server_id, error),
+            Inbound::Ended { server_id, error } => {
+                let (subs, mut around) = self.subscriptions();
+                subs.on_venue_ended(&server_id, error, &mut around);
+            }
             Inbound::Sequenced { .. } => self.invalid(ProtocolError::Unexpected(
                 "a sequenced frame inside a sequenced frame".to_owned(),
             )),
@@ -725,7 +766,7 @@ impl<P: Protocol> SessionCore<P> {
         // A compressed venue: inflate (bounded by the adapter), then classify
         // as text, with the same outcome a text frame has (a reply that ends
         // the session ends it).
-        match self.protocol.decode_binary(&data) {
+        match self.subs.protocol.decode_binary(&data) {
             Some(Ok(text)) => return self.on_text(Utf8Bytes::from(text), now),
             Some(Err(error)) => {
                 self.invalid(error);
@@ -733,7 +774,7 @@ impl<P: Protocol> SessionCore<P> {
             }
             None => {}
         }
-        match self.protocol.classify_binary(&data) {
+        match self.subs.protocol.classify_binary(&data) {
             Inbound::Unsolicited => {
                 self.data_seen();
                 let frame = Frame::from_binary(data, self.received(now));
@@ -804,16 +845,21 @@ impl<P: Protocol> SessionCore<P> {
     /// dropped (nothing is left to resync).
     pub(crate) fn on_snapshot_fetched(&mut self, fetched: SnapshotFetched) {
         let server_id = fetched.server_id.clone();
-        let Some(kind) = self.protocol.snapshot_fetched(fetched) else {
+        let Some(kind) = self.subs.protocol.snapshot_fetched(fetched) else {
             return;
         };
-        match self.registry.route(&server_id) {
+        match self.subs.registry.route(&server_id) {
             Route::To(client_id) => {
-                if let Some(queue) = self.registry.get(client_id).map(|e| Arc::clone(&e.queue)) {
+                if let Some(queue) = self
+                    .subs
+                    .registry
+                    .get(client_id)
+                    .map(|e| Arc::clone(&e.queue))
+                {
                     self.after_push(client_id, &queue, true, Some(kind), false);
                 }
             }
-            Route::Stash if self.registry.stash_break(&server_id, kind) => {}
+            Route::Stash if self.subs.registry.stash_break(&server_id, kind) => {}
             Route::Stash | Route::Unroutable => {
                 tracing::debug!(?server_id, ?kind, "a book break of no subscription");
             }
@@ -828,7 +874,7 @@ impl<P: Protocol> SessionCore<P> {
         book_break: Option<BookBreak>,
         now: Instant,
     ) {
-        match self.registry.route(&server_id) {
+        match self.subs.registry.route(&server_id) {
             Route::To(client_id) => self.deliver(Some(client_id), frame, book_break, now),
             Route::Stash => {
                 let counters = &self.stats.counters;
@@ -837,14 +883,14 @@ impl<P: Protocol> SessionCore<P> {
                     frame,
                     book_break,
                 };
-                let evicted = self.registry.stash(stashed);
+                let evicted = self.subs.registry.stash(stashed);
                 counters.unroutable.add(evicted as u64);
-                counters.stashed.set(self.registry.stashed() as u64);
+                counters.stashed.set(self.subs.registry.stashed() as u64);
             }
             Route::Unroutable => {
                 self.stats.counters.unroutable.bump();
                 let text = frame.as_text().unwrap_or_default();
-                let kind = self.protocol.frame_kind(text).unwrap_or("unnamed");
+                let kind = self.subs.protocol.frame_kind(text).unwrap_or("unnamed");
                 if let Some(kind) = self.stats.count_unplaced(kind, Unplaced::Unroutable) {
                     self.report_unplaced(kind, Unplaced::Unroutable);
                 }
@@ -862,9 +908,9 @@ impl<P: Protocol> SessionCore<P> {
         book_break: Option<BookBreak>,
         now: Instant,
     ) {
-        if self.parked.is_some() {
+        if self.backpressure.is_parked() {
             // Order is kept: nothing overtakes the message waiting for room.
-            self.backlog.push_back(Delivery {
+            self.backpressure.hold(Delivery {
                 client_id,
                 frame,
                 book_break,
@@ -880,7 +926,7 @@ impl<P: Protocol> SessionCore<P> {
         };
         frame.set_client_id(id);
         let seq = frame.seq();
-        let (queue, verdict) = match self.registry.target(id, seq) {
+        let (queue, verdict) = match self.subs.registry.target(id, seq) {
             None => {
                 self.stats.counters.unroutable.bump();
                 return;
@@ -895,7 +941,9 @@ impl<P: Protocol> SessionCore<P> {
                     PushNow::Alive => {}
                     PushNow::Ended => self.end_subscription(id, None, true),
                     PushNow::Full(update) => {
-                        if let Some(queue) = self.registry.get(id).map(|e| Arc::clone(&e.queue)) {
+                        if let Some(queue) =
+                            self.subs.registry.get(id).map(|e| Arc::clone(&e.queue))
+                        {
                             self.park(Some(id), queue, update, None, false, now);
                         }
                     }
@@ -991,6 +1039,116 @@ impl<P: Protocol> SessionCore<P> {
         self.emit(Event::Overflow { client_id, policy });
     }
 
+    // ---- a full `Block` queue (`backpressure.rs` keeps the state) -------------
+
+    fn park(
+        &mut self,
+        client_id: Option<ClientId>,
+        queue: Arc<Queue>,
+        update: Update,
+        book_break: Option<BookBreak>,
+        resync: bool,
+        now: Instant,
+    ) {
+        self.backpressure.park(Parked {
+            client_id,
+            queue,
+            update,
+            book_break,
+            resync,
+            since: now,
+        });
+    }
+
+    /// The queue the driver must wait on (and for how long at most) before it
+    /// reads the socket again, while a `Block` queue is full.
+    pub(crate) fn blocked_on(&self) -> Option<(Arc<Queue>, Duration)> {
+        self.backpressure.blocked_on()
+    }
+
+    /// The parked queue has room (or its consumer is gone): push again.
+    pub(crate) fn on_space(&mut self, now: Instant) {
+        let Some(parked) = self.backpressure.unpark() else {
+            return;
+        };
+        let Parked {
+            client_id,
+            queue,
+            update,
+            book_break,
+            resync,
+            since,
+        } = parked;
+        let alive = match self.push(client_id, &queue, update) {
+            PushNow::Full(update) => {
+                self.backpressure.park(Parked {
+                    client_id,
+                    queue,
+                    update,
+                    book_break,
+                    resync,
+                    since,
+                });
+                return;
+            }
+            PushNow::Alive => true,
+            PushNow::Ended => false,
+        };
+        if let Some(id) = client_id {
+            self.after_push(id, &queue, alive, book_break, resync);
+        }
+        self.resume(since, now);
+    }
+
+    /// The consumer did not make room in time: that subscription ends with
+    /// [`Error::Backpressure`]; the connection and the others go on.
+    pub(crate) fn on_block_timeout(&mut self, now: Instant) {
+        let Some(parked) = self.backpressure.unpark() else {
+            return;
+        };
+        let error = self.backpressure_error(parked.client_id, &parked.queue);
+        parked.queue.finish(Some(error.clone()));
+        // Counted (routed and dropped) now that the queue is finished.
+        let _ = parked.queue.push(parked.update);
+        if let Some(id) = parked.client_id {
+            self.end_subscription(id, Some(error), true);
+        }
+        self.resume(parked.since, now);
+    }
+
+    /// Ends the stall on a full `Block` queue, if any, as a timeout would:
+    /// each timeout ends a subscription, so this ends, and afterwards
+    /// nothing is parked and the held deliveries have gone out.
+    pub(super) fn end_stall(&mut self, now: Instant) {
+        while self.backpressure.is_parked() {
+            self.on_block_timeout(now);
+        }
+    }
+
+    /// After a stall: the liveness deadlines did not run while we were not
+    /// reading (a stalled consumer is not a dead peer), then the deliveries
+    /// held behind the parked one go out in order.
+    fn resume(&mut self, since: Instant, now: Instant) {
+        if let Some(link) = &mut self.link {
+            link.pause_liveness(now.saturating_duration_since(since));
+        }
+        while let Some(next) = self.backpressure.next_held() {
+            self.deliver(next.client_id, next.frame, next.book_break, now);
+        }
+    }
+
+    fn backpressure_error(&self, client_id: Option<ClientId>, queue: &Queue) -> Error {
+        let entry = client_id.and_then(|id| self.subs.registry.get(id));
+        Error::Backpressure {
+            channel: entry.map_or_else(|| "inbound".to_owned(), |e| e.topic.to_string()),
+            server_id: entry
+                .and_then(|e| e.server_id.as_ref())
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            client_id: client_id.unwrap_or(ClientId::new(0)),
+            maxsize: queue.capacity(),
+        }
+    }
+
     // ---- acks, rejections, responses -------------------------------------------
 
     fn on_subscribed(
@@ -1003,16 +1161,18 @@ impl<P: Protocol> SessionCore<P> {
     ) {
         self.control();
         let (channel, symbol) = (channel.as_deref(), symbol.as_deref());
-        let Some(acked) = self
-            .registry
-            .on_subscribed(req_id, server_id.clone(), channel, symbol)
+        let Some(acked) =
+            self.subs
+                .registry
+                .on_subscribed(req_id, server_id.clone(), channel, symbol)
         else {
-            self.on_unmatched_ack(req_id, &server_id, symbol);
+            let (subs, mut around) = self.subscriptions();
+            subs.on_unmatched_ack(req_id, &server_id, symbol, &mut around);
             return;
         };
         let client_id = acked.client_id;
         if acked.resubscribed {
-            if let Some(entry) = self.registry.get(client_id) {
+            if let Some(entry) = self.subs.registry.get(client_id) {
                 entry.queue.push_signal(Update::Resubscribed {
                     server_id: server_id.clone(),
                 });
@@ -1022,7 +1182,7 @@ impl<P: Protocol> SessionCore<P> {
                 server_id,
             });
         } else {
-            self.actions.push(Action::SubscribeResult {
+            self.actions.push_back(Action::SubscribeResult {
                 client_id,
                 result: Ok(()),
             });
@@ -1034,147 +1194,15 @@ impl<P: Protocol> SessionCore<P> {
         for stashed in acked.stashed {
             self.deliver(Some(client_id), stashed.frame, stashed.book_break, now);
         }
-        if !self.registry.any_pending() {
-            let unclaimed = self.registry.clear_stash();
+        if !self.subs.registry.any_pending() {
+            let unclaimed = self.subs.registry.clear_stash();
             self.stats.counters.unroutable.add(unclaimed as u64);
             self.all_acknowledged();
         }
         self.stats
             .counters
             .stashed
-            .set(self.registry.stashed() as u64);
-    }
-
-    /// A venue refused a subscribe or a request. A subscription whose session
-    /// expired is kept and the connection recycled, so the token source is
-    /// asked for a fresh token and the subscription replayed with it; any other
-    /// refusal ends that subscription alone.
-    fn on_rejected(
-        &mut self,
-        req_id: Option<ReqId>,
-        symbol: Option<&str>,
-        venue_error: VenueError,
-        now: Instant,
-    ) -> Result<(), SessionEnd> {
-        self.control();
-        self.stats.counters.venue_error(venue_error.kind);
-        let session_expired = venue_error.kind == VenueErrorKind::SessionExpired;
-        if session_expired && self.config.token_source.is_some() {
-            // A refusal naming no member asks the whole request for a fresh
-            // session: every member still waiting is replayed.
-            let mut requeued = None;
-            while let Some(found) = self.registry.requeue_rejected(req_id, symbol) {
-                requeued.get_or_insert(found);
-                if symbol.is_some() {
-                    break;
-                }
-            }
-            if let Some((client_id, op)) = requeued {
-                tracing::info!(
-                    %client_id,
-                    "session expired; reconnecting with a fresh token"
-                );
-                let error = Error::Subscription {
-                    op,
-                    client_id,
-                    req_id: req_id.map(ReqId::get),
-                    error: venue_error,
-                };
-                return Err(SessionEnd::Lost(error));
-            }
-        }
-        if let Some(members) = self.unnamed_members(req_id, symbol) {
-            // A refusal that names none of several waiting members of one
-            // request cannot be pinned on one of them (OKX does not document
-            // the order of its replies to a batch): each of them ends with it,
-            // never a guessed one, and a late ack of any is unsubscribed.
-            let op = req_id
-                .and_then(|id| self.registry.pending_op(id))
-                .unwrap_or(SubscriptionOp::Subscribe);
-            tracing::warn!(?req_id, error = %venue_error, members = members.len(),
-                "a refusal names no member of a batched subscribe; ending each");
-            for client_id in members {
-                let error = Error::Subscription {
-                    op,
-                    client_id,
-                    req_id: req_id.map(ReqId::get),
-                    error: venue_error.clone(),
-                };
-                self.note_retry_hint(&error, now);
-                self.end_subscription(client_id, Some(error), true);
-            }
-            return Ok(());
-        }
-        if let Some((client_id, op, entry)) = self.registry.on_rejected(req_id, symbol) {
-            // Drop what the adapter kept for it (a book depth, a route key).
-            match &entry.server_id {
-                Some(server_id) => self.protocol.forget(server_id),
-                None => self.protocol.forget_topic(&entry.topic),
-            }
-            let error = Error::Subscription {
-                op,
-                client_id,
-                req_id: req_id.map(ReqId::get),
-                error: venue_error,
-            };
-            tracing::warn!(%client_id, %error, "subscription rejected");
-            self.note_retry_hint(&error, now);
-            if !entry.acked_once {
-                self.actions.push(Action::SubscribeResult {
-                    client_id,
-                    result: Err(error.clone()),
-                });
-            }
-            entry.queue.finish(Some(error.clone()));
-            self.emit(Event::SubscriptionEnded {
-                client_id,
-                error: Some(error),
-            });
-            if !self.registry.any_pending() {
-                self.all_acknowledged();
-            }
-            return Ok(());
-        }
-        if let Some(client_id) = req_id.and_then(|id| self.take_snapshot_request(id)) {
-            tracing::info!(
-                %client_id,
-                error = %venue_error,
-                "the venue refused to re-send a snapshot; subscribing again instead"
-            );
-            self.resubscribe(client_id, true);
-            return Ok(());
-        }
-        if let Some(req_id) = req_id.filter(|id| self.take_request(*id)) {
-            let error = Error::Request {
-                req_id: req_id.get(),
-                error: venue_error,
-            };
-            self.note_retry_hint(&error, now);
-            self.actions.push(Action::RequestResult {
-                req_id,
-                result: Err(error),
-            });
-            return Ok(());
-        }
-        tracing::debug!(?req_id, error = %venue_error, "venue error for no pending request");
-        Ok(())
-    }
-
-    /// The members of request `req_id` still waiting for their ack, when a
-    /// refusal names none of them (`symbol` is `None`) and there are several.
-    fn unnamed_members(
-        &self,
-        req_id: Option<ReqId>,
-        symbol: Option<&str>,
-    ) -> Option<Vec<ClientId>> {
-        let req_id = req_id.filter(|_| symbol.is_none())?;
-        let members: Vec<ClientId> = self
-            .registry
-            .iter()
-            .filter(|(_, entry)| entry.phase == Phase::Pending { req_id })
-            .map(|(id, _)| id)
-            .collect();
-        (members.len() > 1).then_some(members)
+            .set(self.subs.registry.stashed() as u64);
     }
 
     fn on_response(
@@ -1186,8 +1214,8 @@ impl<P: Protocol> SessionCore<P> {
     ) {
         // An answer may have changed what the venue holds for a live
         // subscription (Kalshi `add_markets`): later subscribes name that.
-        for (server_id, topic) in self.protocol.take_changed_topics() {
-            self.registry.retopic(&server_id, topic);
+        for (server_id, topic) in self.subs.protocol.take_changed_topics() {
+            self.subs.registry.retopic(&server_id, topic);
         }
         if !self.take_request(req_id) {
             // The answer to a snapshot request (resync) waits for nobody.
@@ -1206,32 +1234,8 @@ impl<P: Protocol> SessionCore<P> {
                 Err(error)
             }
         };
-        self.actions.push(Action::RequestResult { req_id, result });
-    }
-
-    /// The venue ended a subscription on its own (Kalshi's error 25 or 10):
-    /// subscribe it again, without an unsubscribe for the server id the
-    /// venue already dropped. A refusal of that subscribe ends it with the
-    /// venue's error (`on_rejected`); it never stays open and silent.
-    fn on_venue_ended(&mut self, server_id: &ServerId, error: VenueError) {
-        self.control();
-        self.stats.counters.venue_error(error.kind);
-        let Some(client_id) = self.registry.route_of(server_id) else {
-            tracing::debug!(%server_id, %error, "the venue ended a subscription nobody holds");
-            return;
-        };
-        tracing::warn!(
-            %client_id,
-            %server_id,
-            %error,
-            "the venue ended the subscription; subscribing again"
-        );
-        // A snapshot request on the ended server id will never be answered;
-        // it must not hold back the resubscribe.
-        if let Some(link) = &mut self.link {
-            link.drop_snapshot_request(client_id);
-        }
-        self.resubscribe(client_id, false);
+        self.actions
+            .push_back(Action::RequestResult { req_id, result });
     }
 
     // ---- how the socket ends -------------------------------------------------
@@ -1248,7 +1252,7 @@ impl<P: Protocol> SessionCore<P> {
         // `is_retryable()` agrees with what the supervisor does with it.
         let permanent = match &self.config.permanent_close {
             Some(is_permanent) => is_permanent(code),
-            None => self.protocol.is_permanent_close(code),
+            None => self.subs.protocol.is_permanent_close(code),
         };
         let error = Error::Closed {
             code,
@@ -1279,29 +1283,10 @@ impl<P: Protocol> SessionCore<P> {
             // must not be reconnected.
             return SessionEnd::Closed;
         }
-        let lost = match failure {
-            SocketFailure::ResetWithoutClose => {
-                self.lost("the server ended the stream without a close frame")
-            }
-            SocketFailure::Protocol(error) => Error::protocol(error),
-            SocketFailure::Io { kind, message } => Error::connection(
-                &self.config.redacted_url,
-                0,
-                ConnectionError::Io {
-                    kind,
-                    message: scrub(&message, &self.config.url),
-                },
-            ),
-            SocketFailure::Other(text) => self.lost(&scrub(&text, &self.config.url)),
-        };
-        SessionEnd::Lost(lost)
+        SessionEnd::Lost(failure.into_error(&self.config))
     }
 
     fn lost(&self, why: &str) -> Error {
-        Error::connection(
-            &self.config.redacted_url,
-            0,
-            ConnectionError::Lost(why.to_owned()),
-        )
+        socket_failure::lost(&self.config, why)
     }
 }

@@ -20,28 +20,36 @@
 //! Nothing calls these inputs but `supervisor/drive.rs`: the shells, replay,
 //! the fuzzer (`session_script`) and the unit tests here (`tests.rs`) all go
 //! through its `Drive`, so what is tested is what runs, driven by the rules
-//! that run; the turmoil simulation runs the real client around it. Files: `core.rs` is the type, its
-//! calling contract, the inputs that coordinate its parts (connect,
-//! disconnect, writes, ticks) and what happens to one inbound frame, top to
-//! bottom; `backpressure.rs` what happens when that frame meets a full
-//! `Block` queue; `commands.rs` what handles ask for; `link/` the
-//! per-connection state, which owns its behaviour and never imports the
-//! core: writes and the connection's end (`mod.rs`), the outbound queue and
-//! its two limiters (`outbound.rs`), pings, idle watch and deadlines
+//! that run; the turmoil simulation runs the real client around it.
+//!
+//! Files: `core.rs` is the type, its calling contract, the inputs that
+//! coordinate its sub-states and what happens to one inbound frame, top to
+//! bottom. Each sub-state owns its fields and its behaviour (one `impl` per
+//! type) and never imports the core: `subscriptions.rs` the registry, the
+//! protocol adapter and request ids, with what commands, refusals and
+//! timeouts do to a subscription; `backpressure.rs` the message parked on a
+//! full `Block` queue and the deliveries held behind it; `link/` the
+//! per-connection state: writes and the connection's end (`mod.rs`), the
+//! outbound queue and its two limiters (`outbound.rs`), every deadline in
+//! one table (`timer_table.rs`), pings, idle watch and what a timeout fires
 //! (`timers.rs`), silent subscriptions (`stale.rs`), requests in flight,
 //! snapshot requests, resyncs and abandoned subscribes (`pending.rs`);
+//! `receive_clock.rs` frames' receive times from the clocks the driver hands
+//! in; `retry_hint.rs` how long a venue asked to wait;
 //! `socket_failure.rs` why the socket failed, in the core's words (the shell
 //! maps its transport's errors to it).
 
 mod backpressure;
-mod commands;
 #[allow(clippy::module_inception)]
 mod core;
 mod deadline;
 mod link;
 mod output;
 mod rate_limit;
+mod receive_clock;
+mod retry_hint;
 mod socket_failure;
+mod subscriptions;
 
 pub(crate) use self::core::SessionCore;
 pub(crate) use self::link::{WriteFailure, Written};

@@ -2,7 +2,7 @@
 //! [`Action`]s only the shell can do, and how a session ended
 //! ([`SessionEnd`]).
 //!
-//! A file of its own so the core's parts (`core.rs`, `commands.rs`, `link/`)
+//! A file of its own so the core's parts (`core.rs`, `subscriptions.rs`, `link/`)
 //! import these from below, never from the module that re-exports them.
 
 use crate::error::Error;

@@ -8,7 +8,8 @@
 
 use std::io;
 
-use crate::error::ProtocolError;
+use crate::config::Config;
+use crate::error::{scrub, ConnectionError, Error, ProtocolError};
 
 /// Why reading (or writing) the socket failed.
 #[derive(Debug)]
@@ -27,4 +28,35 @@ pub(crate) enum SocketFailure {
     },
     /// Any other failure, in the transport's words (unscrubbed).
     Other(String),
+}
+
+impl SocketFailure {
+    /// The error callers see when the socket to `config`'s URL failed so
+    /// (the connection is lost; secrets scrubbed from the transport's text).
+    pub(super) fn into_error(self, config: &Config) -> Error {
+        match self {
+            SocketFailure::ResetWithoutClose => {
+                lost(config, "the server ended the stream without a close frame")
+            }
+            SocketFailure::Protocol(error) => Error::protocol(error),
+            SocketFailure::Io { kind, message } => Error::connection(
+                &config.redacted_url,
+                0,
+                ConnectionError::Io {
+                    kind,
+                    message: scrub(&message, &config.url),
+                },
+            ),
+            SocketFailure::Other(text) => lost(config, &scrub(&text, &config.url)),
+        }
+    }
+}
+
+/// The error of a connection to `config`'s URL lost for `why`.
+pub(super) fn lost(config: &Config, why: &str) -> Error {
+    Error::connection(
+        &config.redacted_url,
+        0,
+        ConnectionError::Lost(why.to_owned()),
+    )
 }

@@ -602,3 +602,52 @@ fn while_closing_past_ping_and_idle_deadlines_do_not_make_every_turn_due() {
         Err(SessionEnd::Closed)
     ));
 }
+
+/// Frames cut from one socket read share its receive time (worked out once
+/// per read); a new connection's wall-clock anchor applies from its first
+/// frame, even one read at the same monotonic instant as the last frame of
+/// the connection before.
+#[test]
+fn the_receive_time_follows_each_connections_wall_clock_anchor() {
+    use std::time::UNIX_EPOCH;
+    let mut drive = drive(Config::builder("ws://127.0.0.1:9").build().unwrap());
+    let queue = Queue::new(16, Overflow::DropOldest);
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(1);
+    let mut frames = Vec::new();
+    for (wall, anchored_at) in [(1_000, t0), (5_000, t1)] {
+        let wall = UNIX_EPOCH + Duration::from_secs(wall);
+        drive.connected(anchored_at, wall);
+        if frames.is_empty() {
+            let _ready = subscribe(&mut drive, 1, Topic::new("t"), Arc::clone(&queue), t0);
+        }
+        let sub = written_texts(&mut drive, anchored_at);
+        let req = sub
+            .iter()
+            .find_map(|s| s.strip_prefix("sub "))
+            .unwrap()
+            .to_owned();
+        read(&mut drive, text(&format!("ack {req} 7")), anchored_at).unwrap();
+        // Two frames of one read at `t1`, then collected.
+        read(&mut drive, text("data 7"), t1).unwrap();
+        read(&mut drive, text("data 7"), t1).unwrap();
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        // (After the reconnect, an `Update::Resubscribed` comes first.)
+        while let std::task::Poll::Ready(Some(item)) = queue.poll_pop(&mut cx) {
+            if let Ok(Update::Data(frame)) = item {
+                frames.push(frame.received());
+            }
+        }
+        let end = SessionEnd::Lost(Error::Timeout {
+            operation: crate::error::Operation::Ping,
+            timeout: Duration::from_secs(1),
+        });
+        drive.disconnected(&end, t1);
+    }
+    let walls: Vec<_> = frames.iter().map(|r| r.wall).collect();
+    assert_eq!(
+        walls,
+        [1_001, 1_001, 5_000, 5_000].map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    );
+    assert!(frames.iter().all(|r| r.at == t1.into_std()));
+}

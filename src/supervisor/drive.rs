@@ -118,8 +118,8 @@ pub struct Drive<P> {
 }
 
 impl<P: Protocol> Drive<P> {
-    pub(crate) fn new(mut core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
-        let fetches = core.protocol_mut().book_snapshot_source().map(Fetches::new);
+    pub(crate) fn new(core: SessionCore<P>, shared: Arc<Shared>, tap: Option<Tap>) -> Self {
+        let fetches = core.snapshot_source().map(Fetches::new);
         Drive {
             core,
             replies: Replies::default(),
@@ -136,7 +136,7 @@ impl<P: Protocol> Drive<P> {
         self.replies.apply(&mut self.core, &self.shared);
         self.core.publish_ops_waiting(now);
         if let Some(fetches) = &mut self.fetches {
-            fetches.start(self.core.protocol_mut().take_snapshot_requests());
+            fetches.start(self.core.poll_snapshot_requests());
         }
     }
 
@@ -176,7 +176,7 @@ impl<P: Protocol> Drive<P> {
     pub(crate) fn replaying(&mut self, live_source: Option<bool>) {
         let source = live_source.unwrap_or(self.fetches.is_some());
         if live_source.is_some() {
-            self.core.protocol_mut().replay_snapshot_source(source);
+            self.core.replaying_with_snapshot_source(source);
         }
         self.fetches = source.then(Fetches::replaying);
     }
@@ -212,7 +212,7 @@ impl<P: Protocol> Drive<P> {
         }
         Turn::Wait {
             write_at,
-            timer_at: self.core.next_timer().unwrap_or(now),
+            timer_at: self.core.poll_timeout().unwrap_or(now),
             commands: self.core.accepts_commands(now),
         }
     }
@@ -233,11 +233,10 @@ impl<P: Protocol> Drive<P> {
 
     /// The frame due now, and how long its write may take.
     pub fn take_write(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
-        let (message, written) = self.core.take_write(now)?;
+        let (message, written, timeout) = self.core.poll_transmit(now)?;
         if let Some(tap) = &self.tap {
             tap.write(&message, now);
         }
-        let timeout = self.core.write_timeout(&written);
         Some((message, written, timeout))
     }
 
@@ -278,9 +277,8 @@ impl<P: Protocol> Drive<P> {
         if let Some(tap) = &self.tap {
             tap.socket(message.as_ref(), read_at, now);
         }
-        self.core.set_read_at(read_at);
         let step = match message {
-            Some(Ok(message)) => self.core.on_message(message, now),
+            Some(Ok(message)) => self.core.on_message(message, read_at, now),
             Some(Err(error)) => Err(self.core.on_read_error(socket_failure::of(error))),
             None => Err(self.core.on_stream_end()),
         };
@@ -293,7 +291,7 @@ impl<P: Protocol> Drive<P> {
         if let Some(tap) = &self.tap {
             tap.tick(now);
         }
-        let step = self.core.on_tick(now);
+        let step = self.core.handle_timeout(now);
         self.apply(now);
         step
     }
@@ -307,7 +305,7 @@ impl<P: Protocol> Drive<P> {
     /// the close handshake; the session goes on until the peer answers.
     pub fn serve_online(&mut self, command: Option<Command>, now: Instant) {
         if let Some(tap) = &self.tap {
-            let params = recordable_params(&mut self.core, command.as_ref());
+            let params = recordable_params(&self.core, command.as_ref());
             tap.command(command.as_ref(), params, true, now);
         }
         let served = self.replies.serve(command, &mut self.core);
@@ -321,7 +319,7 @@ impl<P: Protocol> Drive<P> {
     /// requested (or every handle is gone): then stop at once.
     pub fn serve_offline(&mut self, command: Option<Command>, now: Instant) -> bool {
         if let Some(tap) = &self.tap {
-            let params = recordable_params(&mut self.core, command.as_ref());
+            let params = recordable_params(&self.core, command.as_ref());
             tap.command(command.as_ref(), params, false, now);
         }
         let served = self.replies.serve(command, &mut self.core);
@@ -385,11 +383,11 @@ impl ReadStamp {
 /// The params of a request command its adapter names as recordable (asked
 /// only while a recorder taps the drive).
 fn recordable_params<P: Protocol>(
-    core: &mut SessionCore<P>,
+    core: &SessionCore<P>,
     command: Option<&Command>,
 ) -> Option<serde_json::Value> {
     match command? {
-        Command::Request { request, .. } => core.protocol_mut().recordable_params(request),
+        Command::Request { request, .. } => core.recordable_params(request),
         _ => None,
     }
 }

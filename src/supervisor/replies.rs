@@ -103,10 +103,7 @@ impl Replies {
         // answered also sees it counted (the pool places by this gauge).
         let live = core.registry().len() as u64;
         shared.stats.counters.subscriptions.set(live);
-        if !core.has_actions() {
-            return;
-        }
-        for action in core.drain_actions() {
+        while let Some(action) = core.poll_action() {
             match action {
                 Action::Emit(event) => shared.emit(event),
                 Action::SetState(state) => {

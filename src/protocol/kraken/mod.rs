@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -76,8 +77,11 @@ pub struct Kraken {
     /// their data items carry a `symbol` (private `executions` do).
     symbolless: HashSet<Box<str>>,
     /// Server ids of subscribed topics by key text (added on subscribe, removed
-    /// by `forget`), so routing a data frame does not allocate.
-    keys: HashMap<Box<str>, ServerId>,
+    /// by `forget`), so routing a data frame does not allocate. Looked up for
+    /// every data frame; Fx hashing, as the registry's routes: only the
+    /// client's own subscribes add keys, so flooding resistance (SipHash) buys
+    /// nothing here and cost ~200 instructions per frame.
+    keys: FxHashMap<Box<str>, ServerId>,
     /// Reused buffer for key text.
     scratch: String,
     /// The session token from the client's token source, for private channels

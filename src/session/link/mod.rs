@@ -2,11 +2,17 @@
 //! rate limiter, the frames written and what each arms, the liveness timers,
 //! request deadlines, and what happens when the connection comes and goes.
 //!
-//! [`Link`] owns these fields and their behaviour. It never sees the
-//! [`SessionCore`](super::SessionCore) (this module imports nothing of it):
-//! it answers the core's questions and hands back what falls due (frames to
-//! write, [`timers::Due`], [`Lapsed`], failed callers as actions), and the
-//! core coordinates the rest (counters, events, the registry, the protocol).
+//! [`Link`] owns these fields and their behaviour, one `impl` per type: the
+//! outbound queue (`outbound.rs`) and two sub-states the core reaches
+//! through it, `liveness` ([`Liveness`]: every deadline in
+//! one [`TimerTable`](timer_table::TimerTable), the ping, idle and stale
+//! watches) and `pending` ([`Pending`]: requests in
+//! flight, snapshot requests, resyncs, abandoned subscribes). It never sees
+//! the [`SessionCore`](super::SessionCore) (this module imports nothing of
+//! it): it answers the core's questions and hands back what falls due
+//! (frames to write, [`timers::Due`], [`Lapsed`], failed callers as
+//! actions), and the core coordinates the rest (counters, events, the
+//! registry, the protocol).
 //!
 //! Rules kept here:
 //! - Everything but WebSocket pings and the close frame goes through one
@@ -22,7 +28,7 @@
 //!   at once with the cause and are never replayed (an order may have been
 //!   committed); subscriptions are replayed by the next connection.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,67 +41,24 @@ use super::output::Action;
 use super::socket_failure::SocketFailure;
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::Topic;
 use crate::rate::RateLimit;
 use crate::subscription::{ClientId, ReqId};
 
 mod outbound;
 mod pending;
 mod stale;
+mod timer_table;
 mod timers;
 
+pub(super) use outbound::Outgoing;
 use outbound::{Outbound, OUTBOUND_LIMIT};
+use pending::Pending;
 pub(super) use timers::Lapsed;
+use timers::Liveness;
 
 /// How many heartbeat replies may wait to be written; a venue heartbeat that
 /// arrives while they are all waiting is not answered again.
 pub(super) const REPLY_LIMIT: usize = 4;
-
-/// A frame waiting to be written.
-pub(super) enum Outgoing {
-    /// The answer to a venue heartbeat (rate limited; jumps the queue).
-    Reply {
-        text: String,
-    },
-    /// The on-connect handshake frames.
-    Handshake(String),
-    Subscribe {
-        text: String,
-        req_id: ReqId,
-    },
-    Unsubscribe {
-        text: String,
-    },
-    /// An application-level ping (rate limited like any venue frame).
-    Ping {
-        text: String,
-    },
-    /// A WebSocket ping (not a venue message: not rate limited).
-    WsPing,
-    /// A one-off frame (text or binary); `rate_limited: false` skips the
-    /// limiter's budget (it still keeps its place in the queue).
-    Send {
-        message: Message,
-        send_id: u64,
-        rate_limited: bool,
-    },
-    Request {
-        text: String,
-        req_id: ReqId,
-    },
-    /// Close 1000 (not rate limited; written alone once closing).
-    Close,
-}
-
-impl Outgoing {
-    fn rate_limited(&self) -> bool {
-        match self {
-            Outgoing::WsPing | Outgoing::Close => false,
-            Outgoing::Send { rate_limited, .. } => *rate_limited,
-            _ => true,
-        }
-    }
-}
 
 /// What a written frame was, so the core can arm what its writing starts.
 #[derive(Debug)]
@@ -141,41 +104,15 @@ pub(crate) enum WriteFailure {
     TimedOut(Duration),
 }
 
-/// Idle detection without touching a timer per frame: a tick every quarter of
-/// the timeout compares a frame counter with the previous tick's.
-struct IdleWatch {
-    timeout: Duration,
-    next_tick: Instant,
-    seen_at_tick: u64,
-    last_activity: Instant,
-}
-
-/// One connection's state.
+/// One connection's state: the outbound queue and its sub-states.
 pub(crate) struct Link {
     outbound: Outbound,
-    /// Requests written or queued whose answer the shell's caller waits for.
-    requests: HashSet<ReqId>,
-    deadlines: BTreeSet<(Instant, ReqId)>,
-    awaiting_pong: Option<Instant>,
-    next_ping: Instant,
-    data_seen: u64,
-    idle: Option<IdleWatch>,
-    /// Subscriptions silent past their channel's expectation (`stale.rs`).
-    stale: Option<stale::StaleWatch>,
-    closing: Option<Instant>,
-    /// Subscriptions ended while their subscribe was still unanswered (say, a
-    /// `subscribe` call dropped by a timeout). If the ack comes after all, the
-    /// venue is told to unsubscribe, or it would stream to nobody for the rest
-    /// of the connection.
-    abandoned: VecDeque<(ReqId, Topic)>,
-    /// Subscriptions whose resync subscribe (under this request id) is not
-    /// written yet: at most one resync per subscription is in flight, so a
-    /// peer alternating acks and bad checksums cannot grow the outbound queue.
-    resyncing: HashMap<ClientId, ReqId>,
-    /// Snapshot requests (resyncs on the live subscription) waiting for an
-    /// answer, at most one per subscription: a refusal falls back to
-    /// subscribing again.
-    snapshots: HashMap<ClientId, ReqId>,
+    /// Every deadline of this connection and the watches that read them
+    /// (`timers.rs`, `timer_table.rs`).
+    pub(in crate::session) liveness: Liveness,
+    /// Requests in flight, snapshot requests, resyncs and abandoned
+    /// subscribes (`pending.rs`).
+    pub(in crate::session) pending: Pending,
     /// Whether every subscribe sent on this connection has been answered at
     /// least once: the connection did the job it was made for.
     worked: bool,
@@ -188,22 +125,8 @@ impl Link {
     pub(super) fn new(config: &Config, subscribe_ops: Option<RateLimit>, now: Instant) -> Self {
         let mut link = Link {
             outbound: Outbound::new(config.rate_limit, subscribe_ops),
-            requests: HashSet::new(),
-            deadlines: BTreeSet::new(),
-            awaiting_pong: None,
-            next_ping: later(now, config.ping_interval),
-            data_seen: 0,
-            idle: config.idle_timeout.map(|timeout| IdleWatch {
-                timeout,
-                next_tick: later(now, timeout / 4),
-                seen_at_tick: 0,
-                last_activity: now,
-            }),
-            stale: stale::StaleWatch::new(config, now),
-            closing: None,
-            abandoned: VecDeque::new(),
-            resyncing: HashMap::new(),
-            snapshots: HashMap::new(),
+            liveness: Liveness::new(config, now),
+            pending: Pending::default(),
             worked: false,
         };
         for frame in &config.on_connect {
@@ -214,7 +137,7 @@ impl Link {
 
     /// Queues a frame; nothing new goes out once closing.
     pub(super) fn push_back(&mut self, outgoing: Outgoing) {
-        if self.closing.is_none() {
+        if !self.is_closing() {
             self.outbound.push_back(outgoing);
         }
     }
@@ -225,17 +148,45 @@ impl Link {
         self.outbound.has_ops_window() && self.outbound.withdraw_subscribe(req_id)
     }
 
+    /// Queues request `req_id` (its caller waits for the answer).
+    pub(in crate::session) fn push_request(&mut self, text: String, req_id: ReqId) {
+        self.pending.request(req_id);
+        self.push_back(Outgoing::Request { text, req_id });
+    }
+
+    /// Queues a snapshot request for `client_id` (a resync on the live
+    /// subscription), remembered until answered, refused or timed out.
+    pub(in crate::session) fn push_snapshot_request(
+        &mut self,
+        client_id: ClientId,
+        text: String,
+        req_id: ReqId,
+    ) {
+        self.pending.snapshot_request(client_id, req_id);
+        self.push_back(Outgoing::Request { text, req_id });
+    }
+
+    /// Queues a ping ahead of everything else (not once closing).
+    pub(in crate::session) fn push_ping(&mut self, ping: Outgoing) {
+        if !self.is_closing() {
+            self.outbound.push_front(ping);
+        }
+    }
+
+    /// Queues the answer to a venue heartbeat ahead of everything but earlier
+    /// answers, at most [`REPLY_LIMIT`] at a time.
+    pub(in crate::session) fn push_reply(&mut self, text: String) {
+        if self.is_closing() {
+            return;
+        }
+        if !self.outbound.push_reply(text, REPLY_LIMIT) {
+            tracing::debug!("heartbeat replies already waiting; not answering this one");
+        }
+    }
+
     /// Moves the liveness deadlines by a stall of `stalled`.
     pub(super) fn pause_liveness(&mut self, stalled: Duration) {
-        if let Some(deadline) = &mut self.awaiting_pong {
-            *deadline = later(*deadline, stalled);
-        }
-        if let Some(idle) = &mut self.idle {
-            idle.last_activity = later(idle.last_activity, stalled);
-        }
-        if let Some(stale) = &mut self.stale {
-            stale.pause(stalled);
-        }
+        self.liveness.pause(stalled);
     }
 
     /// Every subscribe sent on this connection has been answered: the
@@ -251,7 +202,7 @@ impl Link {
 
     /// Whether the close handshake has begun.
     pub(super) fn is_closing(&self) -> bool {
-        self.closing.is_some()
+        self.liveness.is_closing()
     }
 
     /// Whether commands may come in at `now`: not while closing, and not
@@ -260,7 +211,7 @@ impl Link {
     /// hour, and `close` or `send` must not wait with them.
     pub(super) fn accepts_commands(&self, now: Instant) -> bool {
         let held = self.outbound.ops_held(now);
-        self.closing.is_none() && self.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
+        !self.is_closing() && self.outbound.len().saturating_sub(held) < OUTBOUND_LIMIT
     }
 
     /// How many subscribe operations the venue's window holds back at `now`.
@@ -316,15 +267,13 @@ impl Link {
         match written.kind {
             WrittenKind::Plain | WrittenKind::Close => None,
             WrittenKind::Deadline(req_id) => {
-                if !self.resyncing.is_empty() {
-                    self.resyncing.retain(|_, pending| *pending != req_id);
-                }
-                self.deadlines
-                    .insert((later(now, config.request_timeout), req_id));
+                self.pending.written(req_id);
+                self.liveness
+                    .request_written(req_id, later(now, config.request_timeout));
                 None
             }
             WrittenKind::Ping => {
-                self.awaiting_pong = Some(later(now, config.pong_timeout));
+                self.liveness.ping_written(later(now, config.pong_timeout));
                 None
             }
             WrittenKind::Send(send_id) => Some(send_id),
@@ -334,11 +283,15 @@ impl Link {
     /// Starts the close handshake, to give up at `deadline`: Close 1000 is
     /// the only frame left to write, and one-off sends still waiting fail
     /// into `actions`. False when it had already begun.
-    pub(super) fn begin_close(&mut self, deadline: Instant, actions: &mut Vec<Action>) -> bool {
-        if self.closing.is_some() {
+    pub(super) fn begin_close(
+        &mut self,
+        deadline: Instant,
+        actions: &mut VecDeque<Action>,
+    ) -> bool {
+        if self.is_closing() {
             return false;
         }
-        self.closing = Some(deadline);
+        self.liveness.begin_close(deadline);
         let drained = self.outbound.drain();
         self.outbound.push_back(Outgoing::Close);
         fail_sends(drained, &Error::ClientClosed, actions);
@@ -347,9 +300,9 @@ impl Link {
 
     /// The connection is gone: requests in flight and queued sends fail with
     /// `error` into `actions`, and are never replayed.
-    pub(super) fn end(mut self, error: &Error, actions: &mut Vec<Action>) {
-        for req_id in self.requests.drain() {
-            actions.push(Action::RequestResult {
+    pub(super) fn end(mut self, error: &Error, actions: &mut VecDeque<Action>) {
+        for req_id in self.pending.drain_requests() {
+            actions.push_back(Action::RequestResult {
                 req_id,
                 result: Err(error.clone()),
             });
@@ -359,10 +312,10 @@ impl Link {
 }
 
 /// Fails the one-off sends among `drained` with `error`.
-fn fail_sends(drained: Vec<Outgoing>, error: &Error, actions: &mut Vec<Action>) {
+fn fail_sends(drained: Vec<Outgoing>, error: &Error, actions: &mut VecDeque<Action>) {
     for outgoing in drained {
         if let Outgoing::Send { send_id, .. } = outgoing {
-            actions.push(Action::SendResult {
+            actions.push_back(Action::SendResult {
                 send_id,
                 result: Err(error.clone()),
             });

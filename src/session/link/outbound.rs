@@ -37,11 +37,67 @@
 use std::collections::VecDeque;
 
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::super::rate_limit::RateLimiter;
-use super::Outgoing;
 use crate::rate::RateLimit;
 use crate::subscription::ReqId;
+
+/// A frame waiting to be written.
+pub(in crate::session) enum Outgoing {
+    /// The answer to a venue heartbeat (rate limited; jumps the queue).
+    Reply {
+        text: String,
+    },
+    /// The on-connect handshake frames.
+    Handshake(String),
+    Subscribe {
+        text: String,
+        req_id: ReqId,
+    },
+    Unsubscribe {
+        text: String,
+    },
+    /// An application-level ping (rate limited like any venue frame).
+    Ping {
+        text: String,
+    },
+    /// A WebSocket ping (not a venue message: not rate limited).
+    WsPing,
+    /// A one-off frame (text or binary); `rate_limited: false` skips the
+    /// limiter's budget (it still keeps its place in the queue).
+    Send {
+        message: Message,
+        send_id: u64,
+        rate_limited: bool,
+    },
+    Request {
+        text: String,
+        req_id: ReqId,
+    },
+    /// Close 1000 (not rate limited; written alone once closing).
+    Close,
+}
+
+impl Outgoing {
+    /// Whether this frame spends one of the venue's subscribe operations
+    /// .
+    fn is_op(&self) -> bool {
+        matches!(
+            self,
+            Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. }
+        )
+    }
+
+    /// Whether this frame spends the outbound rate limit's budget.
+    fn rate_limited(&self) -> bool {
+        match self {
+            Outgoing::WsPing | Outgoing::Close => false,
+            Outgoing::Send { rate_limited, .. } => *rate_limited,
+            _ => true,
+        }
+    }
+}
 
 /// How many frames may wait before the shell stops taking commands.
 pub(super) const OUTBOUND_LIMIT: usize = 1024;
@@ -66,16 +122,6 @@ pub(super) struct Outbound {
 enum Lane {
     Frames,
     Ops,
-}
-
-impl Outgoing {
-    /// Whether this frame spends one of the venue's subscribe operations.
-    fn is_op(&self) -> bool {
-        matches!(
-            self,
-            Outgoing::Subscribe { .. } | Outgoing::Unsubscribe { .. }
-        )
-    }
 }
 
 impl Outbound {

@@ -1,6 +1,6 @@
-//! What a connection remembers about its requests: those in flight (whose
-//! callers wait), snapshot requests and resyncs not yet written, and
-//! subscribes abandoned while unanswered.
+//! What a connection remembers about its requests ([`Pending`]): those in
+//! flight (whose callers wait), snapshot requests and resyncs not yet
+//! written, and subscribes abandoned while unanswered.
 //!
 //! Rules kept here: at most one resync per subscription is waiting to be
 //! written, and one snapshot request per subscription is remembered (a
@@ -8,7 +8,8 @@
 //! cannot grow the outbound queue; the abandoned subscribes are bounded by
 //! [`ABANDONED_LIMIT`] (the oldest are forgotten).
 
-use super::{Link, Outgoing};
+use std::collections::{HashMap, HashSet, VecDeque};
+
 use crate::protocol::Topic;
 use crate::subscription::{ClientId, ReqId};
 
@@ -16,24 +17,54 @@ use crate::subscription::{ClientId, ReqId};
 /// connection remembers (to unsubscribe a late ack); the oldest are forgotten.
 const ABANDONED_LIMIT: usize = 64;
 
-impl Link {
-    /// Queues request `req_id` (its caller waits for the answer).
-    pub(in crate::session) fn push_request(&mut self, text: String, req_id: ReqId) {
+/// What one connection remembers about its requests.
+#[derive(Default)]
+pub(in crate::session) struct Pending {
+    /// Requests written or queued whose answer the driver's caller waits for.
+    requests: HashSet<ReqId>,
+    /// Subscriptions ended while their subscribe was still unanswered (say, a
+    /// `subscribe` call dropped by a timeout). If the ack comes after all, the
+    /// venue is told to unsubscribe, or it would stream to nobody for the rest
+    /// of the connection.
+    abandoned: VecDeque<(ReqId, Topic)>,
+    /// Subscriptions whose resync subscribe (under this request id) is not
+    /// written yet: at most one resync per subscription is in flight, so a
+    /// peer alternating acks and bad checksums cannot grow the outbound queue.
+    resyncing: HashMap<ClientId, ReqId>,
+    /// Snapshot requests (resyncs on the live subscription) waiting for an
+    /// answer, at most one per subscription: a refusal falls back to
+    /// subscribing again.
+    snapshots: HashMap<ClientId, ReqId>,
+}
+
+impl Pending {
+    /// Request `req_id` is queued; its caller waits for the answer.
+    pub(super) fn request(&mut self, req_id: ReqId) {
         self.requests.insert(req_id);
-        self.push_back(Outgoing::Request { text, req_id });
     }
 
-    /// Queues a snapshot request for `client_id` (a resync on the live
-    /// subscription), remembered until answered, refused or timed out.
-    pub(in crate::session) fn push_snapshot_request(
-        &mut self,
-        client_id: ClientId,
-        text: String,
-        req_id: ReqId,
-    ) {
+    /// A snapshot request `req_id` for `client_id` (a resync on the live
+    /// subscription) is queued, remembered until answered, refused or timed out.
+    pub(super) fn snapshot_request(&mut self, client_id: ClientId, req_id: ReqId) {
         self.snapshots.insert(client_id, req_id);
         self.resyncing.insert(client_id, req_id);
-        self.push_back(Outgoing::Request { text, req_id });
+    }
+
+    /// Request `req_id` was written: a resync it carried is no longer waiting.
+    pub(super) fn written(&mut self, req_id: ReqId) {
+        if !self.resyncing.is_empty() {
+            self.resyncing.retain(|_, pending| *pending != req_id);
+        }
+    }
+
+    /// The connection ended: the requests whose callers still wait.
+    pub(super) fn drain_requests(&mut self) -> impl Iterator<Item = ReqId> + '_ {
+        self.requests.drain()
+    }
+
+    /// Removes `req_id` from the requests in flight; whether it was one.
+    pub(in crate::session) fn take_request(&mut self, req_id: ReqId) -> bool {
+        self.requests.remove(&req_id)
     }
 
     /// The subscription the snapshot request `req_id` was for, forgotten now.

@@ -36,21 +36,25 @@ struct Silence {
 /// The watch of one connection; `None` in the link when no channel has an
 /// expectation.
 pub(super) struct StaleWatch {
-    /// A quarter of the shortest expectation.
+    /// A quarter of the shortest expectation: how often it ticks
+    /// ([`Timer::Stale`](super::timer_table::Timer::Stale)).
     tick: Duration,
-    pub(super) next_tick: Instant,
     watched: HashMap<ClientId, Silence>,
 }
 
 impl StaleWatch {
-    pub(super) fn new(config: &Config, now: Instant) -> Option<Self> {
+    pub(super) fn new(config: &Config) -> Option<Self> {
         let shortest = config.stale_after.iter().map(|(_, d)| *d).min()?;
         let tick = (shortest / 4).max(Duration::from_millis(1));
         Some(StaleWatch {
             tick,
-            next_tick: later(now, tick),
             watched: HashMap::new(),
         })
+    }
+
+    /// How long from one tick to the next.
+    pub(super) fn tick(&self) -> Duration {
+        self.tick
     }
 
     /// Moves every silence forward by a stall of `stalled` (the session did
@@ -61,7 +65,7 @@ impl StaleWatch {
         }
     }
 
-    /// The tick at `now`: the stale reports due.
+    /// The tick at `now` (its timer expired): the stale reports due.
     pub(super) fn on_tick(
         &mut self,
         config: &Config,
@@ -69,10 +73,6 @@ impl StaleWatch {
         now: Instant,
     ) -> Vec<Event> {
         let mut events = Vec::new();
-        if now < self.next_tick {
-            return events;
-        }
-        self.next_tick = later(now, self.tick);
         let mut live = 0;
         for (client_id, entry) in registry.iter() {
             let channel = entry.topic.channel();

@@ -2,8 +2,11 @@
 //! idle watch (only data and venue heartbeats count as life), request and
 //! subscribe deadlines, and the stale watch (`stale.rs`).
 //!
-//! Rules: one [`next_timer`](Link::next_timer) is all the driver arms;
-//! [`on_tick`](Link::on_tick) finds everything due at `now`. The idle
+//! [`Liveness`] owns the connection's
+//! [`TimerTable`] and the watches that read
+//! it. Rules: every deadline lives in the table; its next deadline
+//! ([`next_timer`](Liveness::next_timer)) is all the driver arms, and
+//! [`on_tick`](Liveness::on_tick) fires exactly the timers expired at `now`. The idle
 //! watch touches no timer per frame: a tick every quarter of the timeout compares
 //! a frame counter with the previous tick's. A missed pong or an idle feed ends
 //! the session (it reconnects: [`Lapsed`]); what else is due ([`Due`]) the
@@ -15,7 +18,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::super::deadline::later;
-use super::{Link, Outgoing, REPLY_LIMIT};
+use super::stale::StaleWatch;
+use super::timer_table::{Timer, TimerTable};
 use crate::config::Config;
 use crate::events::Event;
 use crate::subscription::{Registry, ReqId};
@@ -41,39 +45,102 @@ pub(in crate::session) enum Lapsed {
     Idle(Duration),
 }
 
-impl Link {
-    /// When [`on_tick`](Self::on_tick) is next due.
-    pub(in crate::session) fn next_timer(&self) -> Instant {
-        // While closing, `on_tick` acts on the close deadline only: any other
-        // timer already due would wake the shell again at once, forever (a
-        // busy loop until the close deadline, endless on a clock that only
-        // moves when the task waits).
-        if let Some(closing) = self.closing {
-            return closing;
+/// Idle detection without touching a timer per frame: a tick every quarter of
+/// the timeout ([`Timer::Idle`]) compares a frame counter with the previous
+/// tick's.
+struct IdleWatch {
+    timeout: Duration,
+    seen_at_tick: u64,
+    last_activity: Instant,
+}
+
+/// The deadlines of one connection and the watches that read them.
+pub(in crate::session) struct Liveness {
+    /// Every deadline (`timer_table.rs`): the close handshake, the pong, the
+    /// next ping, the idle and stale ticks, the requests written.
+    timers: TimerTable,
+    /// Data frames and venue heartbeats seen (the idle watch reads it).
+    data_seen: u64,
+    idle: Option<IdleWatch>,
+    /// Subscriptions silent past their channel's expectation (`stale.rs`).
+    stale: Option<StaleWatch>,
+}
+
+impl Liveness {
+    /// The timers of a connection opened at `now`: the first ping, the idle
+    /// and stale ticks where configured.
+    pub(super) fn new(config: &Config, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Ping, later(now, config.ping_interval));
+        let idle = config.idle_timeout.map(|timeout| {
+            timers.set(Timer::Idle, later(now, timeout / 4));
+            IdleWatch {
+                timeout,
+                seen_at_tick: 0,
+                last_activity: now,
+            }
+        });
+        let stale = StaleWatch::new(config);
+        if let Some(watch) = &stale {
+            timers.set(Timer::Stale, later(now, watch.tick()));
         }
-        let mut at = self.next_ping;
-        let candidates = [
-            self.awaiting_pong,
-            self.idle.as_ref().map(|i| i.next_tick),
-            self.stale.as_ref().map(|s| s.next_tick),
-            self.deadlines.first().map(|(t, _)| *t),
-        ];
-        for t in candidates.into_iter().flatten() {
-            at = at.min(t);
+        Liveness {
+            timers,
+            data_seen: 0,
+            idle,
+            stale,
         }
-        at
     }
 
-    /// Time passed: the close deadline, the pong deadline, the idle watch,
-    /// the stale watch (over `registry`), request deadlines, the next ping.
+    /// When [`on_tick`](Self::on_tick) is next due: the earliest deadline of
+    /// the table.
+    pub(in crate::session) fn next_timer(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Whether the close handshake has begun (its deadline is armed).
+    pub(super) fn is_closing(&self) -> bool {
+        self.timers.get(Timer::Close).is_some()
+    }
+
+    /// The close handshake began; the peer must answer by `deadline`.
+    pub(super) fn begin_close(&mut self, deadline: Instant) {
+        self.timers.set(Timer::Close, deadline);
+    }
+
+    /// A request or subscribe `req_id` was written; its answer is due by `at`.
+    pub(super) fn request_written(&mut self, req_id: ReqId, at: Instant) {
+        self.timers.set_request(req_id, at);
+    }
+
+    /// A ping was written; its pong is due by `at`.
+    pub(super) fn ping_written(&mut self, at: Instant) {
+        self.timers.set(Timer::Pong, at);
+    }
+
+    /// Moves the liveness deadlines by a stall of `stalled` (the session did
+    /// not read the socket, so the peer was not the one silent).
+    pub(super) fn pause(&mut self, stalled: Duration) {
+        self.timers.delay(Timer::Pong, stalled);
+        if let Some(idle) = &mut self.idle {
+            idle.last_activity = later(idle.last_activity, stalled);
+        }
+        if let Some(stale) = &mut self.stale {
+            stale.pause(stalled);
+        }
+    }
+
+    /// Time passed: fires exactly the timers expired at `now`, in this order:
+    /// the close deadline, the pong deadline, the idle watch, the stale watch
+    /// (over `registry`), request deadlines, the next ping.
     pub(in crate::session) fn on_tick(
         &mut self,
         config: &Config,
         registry: &Registry,
         now: Instant,
     ) -> Result<Due, Lapsed> {
-        if let Some(deadline) = self.closing {
-            if now >= deadline {
+        if self.is_closing() {
+            if self.timers.is_expired(Timer::Close, now) {
                 tracing::debug!("close handshake timed out");
                 return Err(Lapsed::Close);
             }
@@ -81,11 +148,11 @@ impl Link {
             // deadline passing now must not turn the close into a reconnect.
             return Ok(Due::default());
         }
-        if self.awaiting_pong.is_some_and(|deadline| now >= deadline) {
+        if self.timers.is_expired(Timer::Pong, now) {
             return Err(Lapsed::Pong);
         }
         if let Some(idle) = &mut self.idle {
-            if now >= idle.next_tick {
+            if self.timers.is_expired(Timer::Idle, now) {
                 if self.data_seen != idle.seen_at_tick {
                     idle.seen_at_tick = self.data_seen;
                     idle.last_activity = now;
@@ -93,64 +160,41 @@ impl Link {
                 if now.saturating_duration_since(idle.last_activity) >= idle.timeout {
                     return Err(Lapsed::Idle(idle.timeout));
                 }
-                idle.next_tick = later(now, idle.timeout / 4);
+                self.timers.set(Timer::Idle, later(now, idle.timeout / 4));
             }
         }
         let stale = match &mut self.stale {
-            Some(watch) => watch.on_tick(config, registry, now),
-            None => Vec::new(),
+            Some(watch) if self.timers.is_expired(Timer::Stale, now) => {
+                self.timers.set(Timer::Stale, later(now, watch.tick()));
+                watch.on_tick(config, registry, now)
+            }
+            _ => Vec::new(),
         };
         let mut expired = Vec::new();
-        while let Some(&(deadline, req_id)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_first();
+        while let Some(req_id) = self.timers.pop_expired_request(now) {
             expired.push(req_id);
         }
-        let ping_due = now >= self.next_ping;
+        let ping_due = self.timers.is_expired(Timer::Ping, now);
         if ping_due {
-            self.next_ping = later(now, config.ping_interval);
+            self.timers
+                .set(Timer::Ping, later(now, config.ping_interval));
         }
         Ok(Due {
             stale,
             expired,
-            ping: ping_due && self.awaiting_pong.is_none(),
+            ping: ping_due && self.timers.get(Timer::Pong).is_none(),
         })
-    }
-
-    /// Queues a ping ahead of everything else (not once closing).
-    pub(in crate::session) fn push_ping(&mut self, ping: Outgoing) {
-        if self.closing.is_none() {
-            self.outbound.push_front(ping);
-        }
-    }
-
-    /// Queues the answer to a venue heartbeat ahead of everything but earlier
-    /// answers, at most [`REPLY_LIMIT`] at a time.
-    pub(in crate::session) fn push_reply(&mut self, text: String) {
-        if self.closing.is_some() {
-            return;
-        }
-        if !self.outbound.push_reply(text, REPLY_LIMIT) {
-            tracing::debug!("heartbeat replies already waiting; not answering this one");
-        }
     }
 
     /// A pong (WebSocket or application-level) answered our ping.
     #[inline]
     pub(in crate::session) fn pong_received(&mut self) {
-        self.awaiting_pong = None;
+        self.timers.stop(Timer::Pong);
     }
 
     /// A data frame or venue heartbeat: the feed is alive.
     #[inline] // on every data frame's path
     pub(in crate::session) fn data_seen(&mut self) {
         self.data_seen += 1;
-    }
-
-    /// Removes `req_id` from the requests in flight; whether it was one.
-    pub(in crate::session) fn take_request(&mut self, req_id: ReqId) -> bool {
-        self.requests.remove(&req_id)
     }
 }

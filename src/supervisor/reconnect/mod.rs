@@ -77,7 +77,7 @@ impl Reconnect {
         self.machine.attempt_started(attempted.started);
         self.tls = attempted.tls;
         if let Some(token) = attempted.token {
-            drive.core.protocol_mut().set_token(&token);
+            drive.core.on_token(&token);
         }
         let shared = drive.shared();
         match attempted.result {

@@ -20,7 +20,15 @@
 //! - deadlines start when a frame is written; a replayed subscribe that times
 //!   out ends the connection, a first subscribe that times out ends its members;
 //! - every caller is answered exactly once: subscribe (first ack or failure),
-//!   send (written or failed), request (response, refusal, timeout or loss).
+//!   send (written or failed), request (response, refusal, timeout or loss);
+//! - the driver is woken by the earliest instant something must happen
+//!   ([`SessionModel::next_deadline`]): while closing, the close deadline
+//!   (`close_timeout` after the close began) and nothing else; otherwise the
+//!   pong deadline (`pong_timeout` after a ping was written), the next ping
+//!   (`ping_interval` after the connection opened, then after each ping tick)
+//!   and the timeout of every request and subscribe still unanswered
+//!   (`request_timeout` after its frame was written). Idle and stale
+//!   watches are off in the scripts (`idle_timeout(None)`, no expectations).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -389,6 +397,30 @@ impl SessionModel {
     }
 
     // ---- time -----------------------------------------------------------------
+
+    /// The earliest instant at which something must happen on this
+    /// connection (see the module docs), from the documented rules alone;
+    /// `None` while no connection is up. A deadline whose request was
+    /// already answered does not count: nothing must happen then.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        if !self.connected {
+            return None;
+        }
+        if let Some(close) = self.closing {
+            return Some(close);
+        }
+        let unanswered = self
+            .deadlines
+            .iter()
+            .find(|(_, req_id)| {
+                self.requests.contains(req_id) || self.reg.requests.contains_key(req_id)
+            })
+            .map(|&(at, _)| at);
+        [self.awaiting_pong, Some(self.next_ping), unanswered]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 
     pub(crate) fn on_tick(&mut self, now: u64) -> Option<MEnd> {
         if !self.connected {

@@ -381,21 +381,7 @@ impl Harness {
                     return self.outcome(result, Some(expected));
                 }
             }
-            Step::Tick { ms } if !self.parked() => {
-                // Time passes; the timer fires once it is due (late on a
-                // busy machine, never early).
-                let woke = self.wake();
-                self.now += u64::from(ms);
-                let due = match self.turn() {
-                    Some(Turn::Wait { timer_at, .. }) => woke && timer_at <= self.at(),
-                    _ => false,
-                };
-                if due {
-                    let expected = self.model.on_tick(self.now);
-                    let result = self.drive.tick(self.at());
-                    return self.outcome(result, expected);
-                }
-            }
+            Step::Tick { ms } if !self.parked() => return self.wait(ms),
             Step::Read { pick, max } => {
                 if let Some(id) = self.pick_consumer(pick, true) {
                     for _ in 0..=(max % 8) {
@@ -429,6 +415,63 @@ impl Harness {
             _ => {}
         }
         true
+    }
+
+    /// The shell waits for up to `ms` with nothing arriving: it sleeps until
+    /// the earliest instant the drive gave it (`timer_at`, `write_at`) or
+    /// until `ms` have passed, whichever is first, never past either (time
+    /// is scripted, so a wake-up is exactly on time). Before time moves, the
+    /// model's earliest deadline must not lie before that wake-up: a driver
+    /// woken late would answer a timed-out request, miss a pong or skip a
+    /// ping late, and nothing else in the harness would notice.
+    fn wait(&mut self, ms: u16) -> bool {
+        if !self.connected {
+            self.now += u64::from(ms);
+            return true;
+        }
+        if !self.wake() {
+            return true;
+        }
+        let Some(Turn::Wait {
+            write_at, timer_at, ..
+        }) = self.turn()
+        else {
+            return true;
+        };
+        let ms_of = |at: Instant| at.saturating_duration_since(self.base).as_millis() as u64;
+        let timer_ms = ms_of(timer_at).max(self.now);
+        let write_ms = write_at.map(|at| ms_of(at).max(self.now));
+        let wake_ms = [Some(self.now + u64::from(ms)), Some(timer_ms), write_ms]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.now);
+        self.check_woken_in_time(wake_ms);
+        self.now = wake_ms;
+        if timer_ms <= self.now {
+            let expected = self.model.on_tick(self.now);
+            let result = self.drive.tick(self.at());
+            return self.outcome(result, expected);
+        }
+        if write_ms.is_some_and(|at| at <= self.now) {
+            self.wake();
+        }
+        true
+    }
+
+    /// The driver is about to sleep until `wake_ms`: nothing the model says
+    /// must happen may fall before it (a deadline already past when the wait
+    /// began must be handled at once, `wake_ms == now`).
+    fn check_woken_in_time(&self, wake_ms: u64) {
+        let Some(deadline) = self.model.next_deadline() else {
+            return;
+        };
+        assert!(
+            wake_ms <= deadline.max(self.now),
+            "woken late: the model's next deadline is at {deadline} ms, the drive \
+             lets the shell sleep from {} ms until {wake_ms} ms",
+            self.now
+        );
     }
 
     /// Writes the frame due now.

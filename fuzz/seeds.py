@@ -211,6 +211,19 @@ w('session_script', 'block_consumer_leaves_while_parked', script([
   Connect, Subscribe(0, 0, 0, 0, 3), Subscribe(1, 1, 0, 0, 3), W, Ack(1, 0, sid('Num', 1), True, True), Ack(0, 0, sid('Num', 2), True, True),
   Data(sid('Num', 1), seq('Next')), Data(sid('Num', 1), seq('Next')), DropConsumer(1, True), Unblock(False), Data(sid('Num', 1), seq('Next')),
   Data(sid('Num', 2), seq('Next')), Data(sid('Num', 2), seq('Next')), DropConsumer(1, False), Unblock(False), Tick(10), Read(0, 3)]))
+# Timers: a Tick sleeps only until the drive's next wake-up (timer or write
+# slot), so each deadline below takes its own Tick and the harness checks that
+# none of them is slept through.
+w('session_script', 'request_and_subscribe_timeouts', script([
+  Connect, Subscribe(0, 0, 0, 1, 0), Request, W, Tick(5000), Request, W, Tick(400), Tick(400), Tick(400), Tick(400),
+  Subscribe(1, 1, 0, 1, 0), W, Ack(0, 0, sid('Num', 1), True, True), Request, Request, W, Tick(700), Response(0), Tick(700),
+  Drop, Connect, W, Tick(3000), Connect, W, Ack(0, 0, sid('Num', 2), True, True), Tick(3000)], timeout=0, rate=1))
+w('session_script', 'ping_pong_timeouts', script([
+  Connect, Tick(5000), Tick(100), Other(6), Tick(5000), Tick(5000), Connect, Tick(2500), Tick(100), Other(5),
+  Tick(1500), Connect, Request, W, Tick(1000), Close, Tick(5000)], pings=True, timeout=2))
+w('session_script', 'app_ping_pong_timeout', script([
+  Connect, Tick(2000), Tick(10), Other(1), Tick(2000), Write(1), Tick(600), Other(0), Tick(600), Connect, Tick(9000), Tick(9000)],
+  pings=True, app_ping=True, rate=2))
 
 # ---------- reconnect_script (testkit/src/reconnect_script.rs) ----------
 # Header: initial (index into 1,3,10,50,200,1000 ms), cap (initial * (1 + x % 40)),

@@ -12,8 +12,9 @@
 //! allows: nothing is read, written or commanded while a `Block` queue is
 //! full (only the consumer side moves); due frames are written before a
 //! command or a tick; frames are read on a turn that waits or from the
-//! socket's buffer after the last input; the timer fires only once it is
-//! due; a session that ends is reported back with `disconnected` (then
+//! socket's buffer after the last input; time passes only while the shell
+//! waits, and only up to the wake-up the drive gave it (its timer or write
+//! slot), where the timer fires; a session that ends is reported back with `disconnected` (then
 //! `finish` when it ended for good). Callers and events are read where a
 //! user reads them: the reply channels and the events channel.
 //!
@@ -25,6 +26,9 @@
 //! checksums, resubscribes), that every data frame a consumer reads is the one
 //! the model queued for it, in order, and that every caller and event the
 //! core produced is the one the model expected, each caller answered once.
+//! Before time passes it checks that the wake-up the drive gave is not later
+//! than the model's next deadline (`SessionModel::next_deadline`): a driver
+//! woken late answers a timed-out request late, and nothing else shows it.
 
 mod check;
 mod harness;
@@ -127,7 +131,9 @@ enum Step {
     Write { count: u8 },
     /// Writing the next due frame fails (times out).
     WriteFail,
-    /// Time passes (`ms` milliseconds) and the timers run.
+    /// The shell waits with nothing arriving: time passes until the drive's
+    /// next wake-up (then the timer runs, or due frames are written) or for
+    /// `ms` milliseconds, whichever comes first.
     Tick { ms: u16 },
     /// A consumer (`pick` 0: the inbound stream) reads up to `max % 8 + 1` items.
     Read { pick: u8, max: u8 },

@@ -149,9 +149,9 @@ def sid(kind, x=0): return variant(['Num','Key','Seen'].index(kind), 3) + u(x)
 def seq(kind, x=None):
     return variant(['None','Next','Repeat','Jump','Abs'].index(kind), 5) + (u(x) if x is not None else b'')
 def script(steps, batch=False, stash=3, stash_bytes=0, resync=True, token=False, app_ping=False,
-           pings=False, timeout=1, rate=0, inbound_cap=2, inbound_pol=0):
+           pings=False, timeout=1, rate=0, inbound_cap=2, inbound_pol=0, idle=0):
     head = (b(batch) + u(stash) + u(stash_bytes) + b(resync) + b(token) + b(app_ping) + b(pings)
-            + u(timeout) + u(rate) + u(inbound_cap) + u(inbound_pol))
+            + u(timeout) + u(rate) + u(inbound_cap) + u(inbound_pol) + u(idle))
     return head + b''.join(b'\x01' + s for s in steps) + b'\x00'
 Connect = step('Connect'); Drop = step('Drop'); Send = step('Send'); Request = step('Request')
 Close = step('Close'); Unsolicited = step('Unsolicited'); WriteFail = step('WriteFail')
@@ -224,6 +224,14 @@ w('session_script', 'ping_pong_timeouts', script([
 w('session_script', 'app_ping_pong_timeout', script([
   Connect, Tick(2000), Tick(10), Other(1), Tick(2000), Write(1), Tick(600), Other(0), Tick(600), Connect, Tick(9000), Tick(9000)],
   pings=True, app_ping=True, rate=2))
+# Idle timeout 1 s (idle=4): the watch looks every 250 ms; data, unsolicited
+# frames and heartbeats keep the feed alive, pongs do not, a Block stall does
+# not count as silence.
+w('session_script', 'idle_timeouts', script([
+  Connect, Subscribe(0, 0, 0, 0, 3), W, Ack(0, 0, sid('Num', 1), True, True), Tick(300), Data(sid('Num', 1), seq('Next')),
+  Tick(300), Tick(300), Unsolicited, Tick(300), Other(0), Tick(300), Tick(300), Other(6), Tick(300), Tick(300), Tick(300),
+  Tick(300), Connect, W, Ack(0, 0, sid('Num', 2), True, True), Data(sid('Num', 2), seq('Next')), Data(sid('Num', 2), seq('Next')),
+  Unblock(False, 200), Unblock(True, 250), Tick(600), Tick(600), Tick(600), Tick(600), Tick(600), Tick(600), Tick(600), Tick(600)], idle=4))
 
 # ---------- reconnect_script (testkit/src/reconnect_script.rs) ----------
 # Header: initial (index into 1,3,10,50,200,1000 ms), cap (initial * (1 + x % 40)),

@@ -38,13 +38,21 @@ impl SessionModel {
         }
     }
 
+    /// A venue heartbeat: control, and a sign of life for the idle timeout.
+    pub(crate) fn on_heartbeat(&mut self, now: u64) {
+        self.on_control();
+        self.last_life = now;
+    }
+
     pub(crate) fn on_unsolicited(&mut self, frame: MFrame, now: u64) {
         self.counters.frames_in += 1;
+        self.last_life = now;
         self.deliver(None, frame, now);
     }
 
     pub(crate) fn on_data(&mut self, server_id: ServerId, frame: MFrame, now: u64) {
         self.counters.frames_in += 1;
+        self.last_life = now;
         match self.reg.route(&server_id) {
             Route::To(id) => self.deliver(Some(id), frame, now),
             Route::Stash => self.counters.unroutable += self.reg.stash(server_id, frame) as u64,
@@ -258,6 +266,7 @@ impl SessionModel {
             if let Some(deadline) = &mut self.awaiting_pong {
                 *deadline += now - since;
             }
+            self.last_life += now - since;
         }
         while self.parked.is_none() {
             let Some((id, frame)) = self.backlog.pop_front() else {

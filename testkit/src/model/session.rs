@@ -27,8 +27,14 @@
 //!   pong deadline (`pong_timeout` after a ping was written), the next ping
 //!   (`ping_interval` after the connection opened, then after each ping tick)
 //!   and the timeout of every request and subscribe still unanswered
-//!   (`request_timeout` after its frame was written). Idle and stale
-//!   watches are off in the scripts (`idle_timeout(None)`, no expectations).
+//!   (`request_timeout` after its frame was written), and the idle timeout;
+//! - the idle timeout (`Config::idle_timeout`): no data frame, unsolicited
+//!   frame or venue heartbeat (pings and pongs do not count) for the timeout
+//!   ends the connection; the watch looks every quarter of it, and a stall
+//!   on a full `Block` queue does not count as silence, so the end comes
+//!   between 1 and 1.5 timeouts after the last sign of life (1.25 plus a
+//!   quarter for the look that a stall postpones); inside that window the
+//!   model accepts the core's instant. Stale watches are off in the scripts.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -80,6 +86,8 @@ pub(crate) struct Settings {
     pub(crate) pong_timeout: u64,
     pub(crate) ping_interval: u64,
     pub(crate) close_timeout: u64,
+    /// `None`: no idle timeout.
+    pub(crate) idle_timeout: Option<u64>,
 }
 
 /// The protocol's batching rule: one channel per subscribe request.
@@ -132,6 +140,9 @@ pub(crate) struct SessionModel {
     pub(super) sends: Vec<u64>,
     pub(super) next_ping: u64,
     pub(super) awaiting_pong: Option<u64>,
+    /// The last sign of life of the feed (connect, data, heartbeat), moved
+    /// later by stalls.
+    pub(super) last_life: u64,
     pub(super) parked: Option<MParked>,
     pub(super) backlog: VecDeque<(Option<ClientId>, MFrame)>,
 }
@@ -159,6 +170,7 @@ impl SessionModel {
             sends: Vec::new(),
             next_ping: 0,
             awaiting_pong: None,
+            last_life: 0,
             parked: None,
             backlog: VecDeque::new(),
         }
@@ -197,6 +209,7 @@ impl SessionModel {
         self.closing = None;
         self.next_ping = now + self.settings.ping_interval;
         self.awaiting_pong = None;
+        self.last_life = now;
         self.flush_unsent();
     }
 
@@ -416,13 +429,20 @@ impl SessionModel {
                 self.requests.contains(req_id) || self.reg.requests.contains_key(req_id)
             })
             .map(|&(at, _)| at);
-        [self.awaiting_pong, Some(self.next_ping), unanswered]
+        let idle = self
+            .settings
+            .idle_timeout
+            .map(|timeout| self.last_life + timeout + timeout / 2);
+        [self.awaiting_pong, Some(self.next_ping), unanswered, idle]
             .into_iter()
             .flatten()
             .min()
     }
 
-    pub(crate) fn on_tick(&mut self, now: u64) -> Option<MEnd> {
+    /// The timers run at `now`; `core_idle`: the core ended the connection
+    /// for its idle timeout (accepted only inside the window, see the module
+    /// docs).
+    pub(crate) fn on_tick(&mut self, now: u64, core_idle: bool) -> Option<MEnd> {
         if !self.connected {
             return None;
         }
@@ -431,6 +451,17 @@ impl SessionModel {
         }
         if self.awaiting_pong.is_some_and(|d| now >= d) {
             return Some(MEnd::Lost);
+        }
+        if let Some(timeout) = self.settings.idle_timeout {
+            let quiet = now.saturating_sub(self.last_life);
+            let idle = quiet >= timeout + timeout / 2 || (core_idle && quiet >= timeout);
+            assert_eq!(
+                idle, core_idle,
+                "idle timeout at {now} ms: {quiet} ms after the last sign of life, timeout {timeout} ms"
+            );
+            if idle {
+                return Some(MEnd::Lost);
+            }
         }
         let mut due = Vec::new();
         while let Some(&(at, req_id)) = self.deadlines.first() {

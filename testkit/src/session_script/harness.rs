@@ -25,8 +25,8 @@ use resilient_ws::fuzzing::{
     self, Command, Drive, Queue, SessionEnd, Turn, Unspawned, WriteOutcome, READ_BATCH,
 };
 use resilient_ws::{
-    default_permanent_close, ClientId, Config, Error, Event, Frame, Messages, Overflow, Request,
-    ServerId, Topic,
+    default_permanent_close, ClientId, Config, Error, Event, Frame, Messages, Operation, Overflow,
+    Request, ServerId, Topic,
 };
 
 use crate::model::queue::MQueue;
@@ -87,6 +87,10 @@ impl Harness {
             pong_timeout: 1000,
             ping_interval: if script.pings { 2000 } else { 1 << 40 },
             close_timeout: 1000,
+            idle_timeout: match script.idle {
+                0 => None,
+                n => Some(u64::from(n % 4 + 1) * 1000),
+            },
         };
         let (frames, per) = match script.rate {
             0 => (10_000, 1),
@@ -100,7 +104,7 @@ impl Harness {
             .pong_timeout(Duration::from_millis(settings.pong_timeout))
             .ping_interval(Duration::from_millis(settings.ping_interval))
             .close_timeout(Duration::from_millis(settings.close_timeout))
-            .idle_timeout(None)
+            .idle_timeout(settings.idle_timeout.map(Duration::from_millis))
             .rate_limit(frames, Duration::from_secs(per))
             .on_connect("HELLO");
         if script.token_source {
@@ -449,8 +453,15 @@ impl Harness {
         self.check_woken_in_time(wake_ms);
         self.now = wake_ms;
         if timer_ms <= self.now {
-            let expected = self.model.on_tick(self.now);
             let result = self.drive.tick(self.at());
+            let core_idle = matches!(
+                &result,
+                Err(SessionEnd::Lost(Error::Timeout {
+                    operation: Operation::Receive,
+                    ..
+                }))
+            );
+            let expected = self.model.on_tick(self.now, core_idle);
             return self.outcome(result, expected);
         }
         if write_ms.is_some_and(|at| at <= self.now) {
@@ -694,6 +705,7 @@ impl Harness {
             _ => Message::Binary(Bytes::from_static(b"\x01\x02")),
         };
         match kind % 8 {
+            0 => self.model.on_heartbeat(self.now),
             1 | 6 => self.model.on_pong(),
             4 | 7 => self.model.on_invalid(),
             _ => self.model.on_control(),

@@ -70,6 +70,8 @@ struct Script {
     /// Inbound stream capacity and policy (as for a subscription).
     inbound_capacity: u8,
     inbound_policy: u8,
+    /// Idle timeout: 0 none, else `n % 4 + 1` seconds.
+    idle: u8,
     steps: Vec<Step>,
 }
 

@@ -132,10 +132,15 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///    disconnected).
 ///
 ///    The two wake-ups stay apart on purpose. The write slot is not a
-///    stored deadline but a function of the outbound queue's two fronts and
-///    the two limiters' histories (which lane goes next depends on whether
-///    the operations window is open at `now`). A `Pacing` slot in the timer
-///    table would have to be worked out again on every push (pings,
+///    stored deadline but a function of `now`, the outbound queue's two
+///    fronts and the two limiters' histories: which lane goes next depends
+///    on whether the operations window is open at `now`, so with nothing
+///    queued or written in between a frame can be due at one instant and
+///    not at a later one (a one-off send that skips the rate limit goes
+///    ahead of a held subscribe while the window is shut, and waits behind
+///    it for the rate limit once the window opens). No instant stored when
+///    the queue last changed answers that. A `Pacing` slot in the timer
+///    table would also have to be worked out again on every push (pings,
 ///    heartbeat answers, each command, each resync or refusal that queues
 ///    a frame), every write and every withdrawn request, to save one
 ///    evaluation per wake-up, which `next_write_at` already is. And a

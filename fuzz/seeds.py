@@ -4,7 +4,7 @@
     python3 fuzz/seeds.py fuzz
 
 Deterministic; rerun it after changing a harness's input format (for
-session_script: the field order of `Script`/`Step` in src/fuzzing/session_script/mod.rs, encoded
+session_script: the field order of `Script`/`Step` in testkit/src/session_script/mod.rs, encoded
 here in the `arbitrary` 1.x layout: enums as a little-endian u32, u8 as one
 byte, bool as one byte, Option as a bool byte then the value, and the trailing
 `steps` Vec as (1, element)* then 0).

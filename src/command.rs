@@ -18,24 +18,30 @@ use crate::stats::InFlight;
 use crate::subscription::ClientId;
 
 /// A message from a handle to the shell that drives its connection.
-pub(crate) enum Command {
+pub enum Command {
     /// Register subscriptions; each `ready` resolves at its first ack or failure.
     Subscribe(Vec<NewSubscription>),
     /// End a subscription. `reply` is `None` when sent from `Drop`.
     Unsubscribe {
+        /// The subscription to end.
         client_id: ClientId,
+        /// Answered once it is ended (`None`: nobody waits).
         reply: Option<oneshot::Sender<Result<(), Error>>>,
     },
     /// Send a one-off frame (never replayed on another connection).
     Send {
+        /// The frame to write.
         message: tokio_tungstenite::tungstenite::Message,
         /// Whether it spends the outbound rate limit's budget.
         rate_limited: bool,
+        /// Answered once it is written or has failed.
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Send a request and wait for the response with its request id.
     Request {
+        /// What to ask.
         request: Request,
+        /// Answered with the response, or the failure.
         reply: oneshot::Sender<Result<Frame, Error>>,
     },
     /// Close the connection cleanly and end the task.
@@ -43,7 +49,7 @@ pub(crate) enum Command {
 }
 
 /// A subscription a handle asks for, with the queue its stream reads.
-pub(crate) struct NewSubscription {
+pub struct NewSubscription {
     /// The id the handle's stream keeps across reconnects.
     pub(crate) client_id: ClientId,
     /// What to subscribe to.

@@ -7,22 +7,28 @@
 //! library (as rustls keeps rustls-test); the fuzz targets in `fuzz/` call
 //! them. What stays here is only what cannot be reached from outside:
 //! re-exports of internal types whose behaviour a harness checks directly
-//! (a book without its adapter, a protocol's routing types).
+//! (a book without its adapter, a protocol's routing types), and small
+//! functions that build or read what a harness cannot reach otherwise.
 //!
-//! `session_script` still lives here, with the models it needs: it drives
-//! `supervisor/drive.rs` and reads the core's registry, queues and counters
-//! directly (see its module docs), so moving it out means exposing most of
-//! the session core. [`SessionEnds`](crate::fuzzing::SessionEnds) is the one small exception: a session
-//! core reduced to how a session ends, for `reconnect_script`.
+//! The session core is reached only through its
+//! [`Drive`](crate::fuzzing::Drive), the one set of driving rules every shell
+//! follows: `session_script` builds a client's core with
+//! [`unspawned`](crate::fuzzing::unspawned) and hands every input to the
+//! drive's methods, then reads the [`registry`](crate::fuzzing::registry)
+//! and the [`stats`](crate::fuzzing::stats) to compare them with its model
+//! (`session_drive.rs` has these builders and readers).
+//! [`SessionEnds`](crate::fuzzing::SessionEnds) is a session core reduced to
+//! how a session ends, for `reconnect_script`.
 
 use crate::protocol::{Inbound, Kalshi, Kraken};
 
-mod model;
+mod session_drive;
 mod session_ends;
-mod session_script;
 
+pub use self::session_drive::{
+    client_id, end_error, new_subscription, registry, stats, unspawned, Unspawned,
+};
 pub use self::session_ends::SessionEnds;
-pub use self::session_script::session_script;
 
 /// Kalshi: the fast path's answer, or `None` when it leaves the frame to
 /// serde (harness `envelope_scan`).
@@ -46,6 +52,10 @@ pub fn kraken_classify_reference<'a>(kraken: &mut Kraken, text: &'a str) -> Inbo
     kraken.classify_serde(text)
 }
 
+/// What a handle sends the drive, and one new subscription in it (harness
+/// `session_script`; build one with
+/// [`new_subscription`](crate::fuzzing::new_subscription)).
+pub use crate::command::{Command, NewSubscription};
 /// Where a part of a frame's text sits in it: the scanner under each
 /// adapter's `venue_time` (harness `venue_time`).
 pub use crate::message::span_of;
@@ -56,9 +66,20 @@ pub use crate::protocol::kalshi::book::{KalshiBook, KalshiBookError, Outcome};
 pub use crate::protocol::okx::book::{BookFrame, Books};
 /// The WEEX depth book on its own, with a small cap (harness `weex_book`).
 pub use crate::protocol::weex::book::DepthBook;
+/// A subscription's queue: the harness reads it as the stream's consumer does.
+pub use crate::queue::Queue;
 /// How a session ended, as the session core reports it (harness
 /// `reconnect_script`, through [`SessionEnds`](crate::fuzzing::SessionEnds)).
 pub use crate::session::SessionEnd;
+/// The registry the core keeps and what the harness reads of it (harness
+/// `session_script`, against its model); its models speak the registry's
+/// verdicts (`Route`, `SeqCheck`) and batch as an adapter does
+/// (`ProtocolBatching`).
+pub use crate::subscription::{Phase, ProtocolBatching, Registry, ReqId, Route, SeqCheck};
+/// The one driver of the session core, with what its methods take and
+/// return (harness `session_script`): what a shell waits for next, how a
+/// write ended, how many buffered frames it may hand in per wake-up.
+pub use crate::supervisor::drive::{Drive, Turn, WriteOutcome, READ_BATCH};
 /// The reconnect machine: attempt numbers, delays, give-up (harness
 /// `reconnect_script`, against its model).
 pub use crate::supervisor::reconnect::machine::{After, ReconnectMachine};

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Client;
+use super::session_drive::{unspawned, Unspawned};
 use crate::command::Command;
 use crate::config::Config;
 use crate::protocol::RawProtocol;
@@ -34,8 +34,7 @@ impl std::fmt::Debug for SessionEnds {
 impl SessionEnds {
     /// The core of a client built from `config` (raw protocol).
     pub fn new(config: Config) -> Self {
-        let (_client, _inbound, supervisor, _span) = Client::unspawned(config, RawProtocol);
-        let (_config, drive, _commands, _reconnect) = supervisor.into_parts();
+        let Unspawned { drive, .. } = unspawned(config, RawProtocol);
         Self { drive }
     }
 

@@ -242,7 +242,7 @@ impl Registry {
     }
 
     /// Number of live subscriptions.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.subs.len()
     }
 

@@ -75,10 +75,10 @@ use crate::session::{SessionCore, SessionEnd, WriteFailure, Written};
 
 /// Frames handled per wake-up before waiting again, so a busy socket
 /// amortises the cost of a wake-up without starving commands and timers.
-pub(crate) const READ_BATCH: usize = 64;
+pub const READ_BATCH: usize = 64;
 
 /// What a shell waits for next (see the module docs for the order).
-pub(crate) enum Turn {
+pub enum Turn {
     /// Wait up to `timeout` for room in `queue`; read nothing meanwhile.
     Blocked {
         /// The full `Block` queue.
@@ -100,11 +100,11 @@ pub(crate) enum Turn {
     },
 }
 
-pub(crate) use super::write_outcome::WriteOutcome;
+pub use super::write_outcome::WriteOutcome;
 
-/// A [`SessionCore`] with the callers waiting on it: every input goes in
+/// A `SessionCore` with the callers waiting on it: every input goes in
 /// here and its actions are applied before the call returns.
-pub(crate) struct Drive<P> {
+pub struct Drive<P> {
     /// Every decision of a session, and of commands served while offline.
     pub(crate) core: SessionCore<P>,
     /// The callers waiting on the core's answers.
@@ -183,7 +183,7 @@ impl<P: Protocol> Drive<P> {
     /// A connection is up at `now`, when the wall clock read `wall` (the
     /// shell reads both clocks; the core reads none, so a replay handing in
     /// the recorded `wall` gets the same receive times).
-    pub(crate) fn connected(&mut self, now: Instant, wall: SystemTime) {
+    pub fn connected(&mut self, now: Instant, wall: SystemTime) {
         if let Some(tap) = &self.tap {
             tap.connected(now, wall);
         }
@@ -192,7 +192,7 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// The connection is gone (`end` says how).
-    pub(crate) fn disconnected(&mut self, end: &SessionEnd, now: Instant) {
+    pub fn disconnected(&mut self, end: &SessionEnd, now: Instant) {
         if let Some(tap) = &self.tap {
             tap.disconnected(end, now);
         }
@@ -201,7 +201,7 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// What to wait for next.
-    pub(crate) fn next_turn(&self, now: Instant) -> Turn {
+    pub fn next_turn(&self, now: Instant) -> Turn {
         if let Some((queue, timeout)) = self.core.blocked_on() {
             return Turn::Blocked { queue, timeout };
         }
@@ -218,7 +218,7 @@ impl<P: Protocol> Drive<P> {
 
     /// The consumer made room in the blocked queue (`made_room`), or the
     /// timeout passed.
-    pub(crate) fn blocked_ended(&mut self, made_room: bool, now: Instant) {
+    pub fn blocked_ended(&mut self, made_room: bool, now: Instant) {
         if let Some(tap) = &self.tap {
             tap.blocked_ended(made_room, now);
         }
@@ -231,7 +231,7 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// The frame due now, and how long its write may take.
-    pub(crate) fn take_write(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
+    pub fn take_write(&mut self, now: Instant) -> Option<(Message, Written, Duration)> {
         let (message, written, timeout) = self.core.poll_transmit(now)?;
         if let Some(tap) = &self.tap {
             tap.write(&message, now);
@@ -240,7 +240,7 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// How writing `written` ended.
-    pub(crate) fn written(
+    pub fn written(
         &mut self,
         written: Written,
         outcome: WriteOutcome,
@@ -267,7 +267,7 @@ impl<P: Protocol> Drive<P> {
 
     /// One read from the socket: a frame (received at `read_at`), an error,
     /// or the end of the stream (`None`).
-    pub(crate) fn socket(
+    pub fn socket(
         &mut self,
         message: Option<Result<Message, tungstenite::Error>>,
         read_at: Instant,
@@ -286,7 +286,7 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// The timer fired at `now`.
-    pub(crate) fn tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
+    pub fn tick(&mut self, now: Instant) -> Result<(), SessionEnd> {
         if let Some(tap) = &self.tap {
             tap.tick(now);
         }
@@ -296,13 +296,13 @@ impl<P: Protocol> Drive<P> {
     }
 
     /// Whether frames already buffered may be handed in now.
-    pub(crate) fn may_read(&self) -> bool {
+    pub fn may_read(&self) -> bool {
         self.core.accepts_reads()
     }
 
     /// A command while connected (`None`: every handle is gone). Close starts
     /// the close handshake; the session goes on until the peer answers.
-    pub(crate) fn serve_online(&mut self, command: Option<Command>, now: Instant) {
+    pub fn serve_online(&mut self, command: Option<Command>, now: Instant) {
         if let Some(tap) = &self.tap {
             let params = recordable_params(&self.core, command.as_ref());
             tap.command(command.as_ref(), params, true, now);
@@ -316,7 +316,7 @@ impl<P: Protocol> Drive<P> {
 
     /// A command while no connection is up. Returns true when close was
     /// requested (or every handle is gone): then stop at once.
-    pub(crate) fn serve_offline(&mut self, command: Option<Command>, now: Instant) -> bool {
+    pub fn serve_offline(&mut self, command: Option<Command>, now: Instant) -> bool {
         if let Some(tap) = &self.tap {
             let params = recordable_params(&self.core, command.as_ref());
             tap.command(command.as_ref(), params, false, now);
@@ -338,7 +338,7 @@ impl<P: Protocol> Drive<P> {
 
     /// The shell is ending: every stream ends (with `error` if any) and every
     /// caller still waiting gets the answer.
-    pub(crate) fn finish(&mut self, error: Option<&Error>, now: Instant) {
+    pub fn finish(&mut self, error: Option<&Error>, now: Instant) {
         if let Some(tap) = &self.tap {
             tap.finish(error, now);
         }

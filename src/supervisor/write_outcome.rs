@@ -6,7 +6,7 @@ use tokio::time::Duration;
 use tokio_tungstenite::tungstenite;
 
 /// How writing one frame ended.
-pub(crate) enum WriteOutcome {
+pub enum WriteOutcome {
     /// The socket took it.
     Done,
     /// The socket failed.

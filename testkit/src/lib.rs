@@ -19,8 +19,6 @@
 //!   reports a slow input as a hang.
 //!
 //! `fuzz/README.md` lists every target: its input and what must hold.
-//! `session_script` is re-exported from the library, where it still lives
-//! (it reads the session core's registry, queues and counters directly).
 
 mod decimal;
 mod envelope_scan;
@@ -33,6 +31,7 @@ mod model;
 mod okx_book;
 mod okx_classify;
 mod reconnect_script;
+mod session_script;
 mod venue_time;
 mod weex_book;
 mod weex_classify;
@@ -47,10 +46,10 @@ pub use self::kraken_classify::kraken_classify;
 pub use self::okx_book::okx_book;
 pub use self::okx_classify::okx_classify;
 pub use self::reconnect_script::reconnect_script;
+pub use self::session_script::session_script;
 pub use self::venue_time::venue_time;
 pub use self::weex_book::weex_book;
 pub use self::weex_classify::weex_classify;
-pub use resilient_ws::fuzzing::session_script;
 
 use serde_json::Value;
 

@@ -62,7 +62,7 @@ pub(super) const REPLY_LIMIT: usize = 4;
 
 /// What a written frame was, so the core can arm what its writing starts.
 #[derive(Debug)]
-pub(crate) struct Written {
+pub struct Written {
     kind: WrittenKind,
     len: u64,
 }

@@ -7,7 +7,11 @@
 
 pub(crate) mod book;
 pub(crate) mod decimal;
+pub(crate) mod frames;
 pub(crate) mod kalshi_book;
 pub(crate) mod ordered_book;
+pub(crate) mod queue;
 pub(crate) mod reconnect;
+pub(crate) mod registry;
+pub(crate) mod session;
 pub(crate) mod venue_time;

@@ -26,13 +26,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::queue::MQueue;
 use super::registry::{MFrame, MPhase, MSub, Model};
-use crate::error::SubscriptionOp;
-use crate::protocol::Topic;
-use crate::queue::Overflow;
-use crate::subscription::{ClientId, ProtocolBatching};
+use resilient_ws::fuzzing::{client_id, ProtocolBatching};
+use resilient_ws::{ClientId, Overflow, SubscriptionOp, Topic};
 
 /// The key of the client's inbound (unsolicited) queue; subscriptions start at 1.
-pub(crate) const INBOUND: ClientId = ClientId::new(0);
+pub(crate) const INBOUND: ClientId = client_id(0);
 /// How many abandoned subscribes a connection remembers.
 const ABANDONED_LIMIT: usize = 64;
 

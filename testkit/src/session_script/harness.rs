@@ -21,30 +21,23 @@ use super::wire::{sid_word, ScriptProtocol};
 use super::{
     other, policy_of, Script, SeqPick, SidPick, Step, CHANNELS, CLOSE_CODES, MAX_STEPS, SYMBOLS,
 };
-use crate::client::Client;
-use crate::close_code::default_permanent_close;
-use crate::command::{Command, NewSubscription};
-use crate::config::Config;
-use crate::error::Error;
-use crate::events::Event;
-use crate::fuzzing::model::queue::MQueue;
-use crate::fuzzing::model::registry::MFrame;
-use crate::fuzzing::model::session::{MEnd, SessionModel, Settings, INBOUND};
-use crate::message::Frame;
-use crate::protocol::{Request, ServerId, Topic};
-use crate::queue::{Overflow, Queue};
-use crate::session::SessionEnd;
-use crate::stats::{InFlight, StatsHub};
-use crate::stream::Messages;
-use crate::subscription::ClientId;
-use crate::supervisor::drive::{Drive, Turn, WriteOutcome, READ_BATCH};
+use resilient_ws::fuzzing::{
+    self, Command, Drive, Queue, SessionEnd, Turn, Unspawned, WriteOutcome, READ_BATCH,
+};
+use resilient_ws::{
+    default_permanent_close, ClientId, Config, Error, Event, Frame, Messages, Overflow, Request,
+    ServerId, Topic,
+};
+
+use crate::model::queue::MQueue;
+use crate::model::registry::MFrame;
+use crate::model::session::{MEnd, SessionModel, Settings, INBOUND};
 
 pub(super) struct Harness {
     /// The core with its callers, driven as the shells drive it.
     pub(super) drive: Drive<ScriptProtocol>,
     /// Every event the drive publishes, as `Client::events` would see it.
     pub(super) events: broadcast::Receiver<Event>,
-    pub(super) stats: Arc<StatsHub>,
     pub(super) model: SessionModel,
     /// The queue of every subscription handed to the core.
     pub(super) queues: BTreeMap<ClientId, Arc<Queue>>,
@@ -111,7 +104,8 @@ impl Harness {
             .rate_limit(frames, Duration::from_secs(per))
             .on_connect("HELLO");
         if script.token_source {
-            builder = builder.token_source(|| async { Ok::<_, crate::TokenError>("t".into()) });
+            builder =
+                builder.token_source(|| async { Ok::<_, resilient_ws::TokenError>("t".into()) });
         }
         let capacity = usize::from(script.inbound_capacity % 3) + 1;
         let policy = policy_of(script.inbound_policy);
@@ -129,16 +123,16 @@ impl Harness {
         };
         // Built as every shell builds it: the client's shared state, the
         // core and its callers, the inbound stream.
-        let (_client, inbound, supervisor, _span) = Client::unspawned(config, protocol);
-        let (_config, drive, _commands, _reconnect) = supervisor.into_parts();
-        let stats = Arc::clone(&drive.shared().stats);
-        let events = drive.shared().subscribe_events();
+        let Unspawned {
+            drive,
+            inbound,
+            events,
+        } = fuzzing::unspawned(config, protocol);
         let mut model = SessionModel::new(settings, stash_capacity, stash_bytes);
         model.queues.insert(INBOUND, MQueue::new(capacity, policy));
         Harness {
             drive,
             events,
-            stats,
             model,
             queues: BTreeMap::new(),
             inbound: Some(inbound),
@@ -492,7 +486,8 @@ impl Harness {
             return true;
         }
         self.over = true;
-        self.drive.finish(Some(&end.error()), self.at());
+        self.drive
+            .finish(Some(&fuzzing::end_error(&end)), self.at());
         self.model.finish(self.now);
         false
     }
@@ -507,22 +502,16 @@ impl Harness {
                 _ => Topic::new(channel),
             };
             let (capacity, policy) = (usize::from(capacity % 3) + 1, policy_of(policy));
-            let queue = Queue::new(capacity, policy);
-            // Known to the stats hub from creation, as `Client::prepare` does.
-            self.stats.track(&queue);
-            let id = ClientId::new(self.next_client_id);
+            let id = fuzzing::client_id(self.next_client_id);
             self.next_client_id += 1;
-            self.queues.insert(id, Arc::clone(&queue));
+            // Made as `Client::prepare` makes it (its queue known to the
+            // stats hub from creation).
+            let (subscription, queue, answer) =
+                fuzzing::new_subscription(&self.drive, id, topic.clone(), capacity, policy);
+            self.queues.insert(id, queue);
             self.alive.insert(id);
-            let (ready, answer) = oneshot::channel();
             self.subscribes.insert(id, answer);
-            new.push(NewSubscription {
-                client_id: id,
-                topic: topic.clone(),
-                queue,
-                ready,
-                in_flight: InFlight::new(&self.stats),
-            });
+            new.push(subscription);
             model_subs.push((id, topic, MQueue::new(capacity, policy)));
         }
         self.command(Command::Subscribe(new));

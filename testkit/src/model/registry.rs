@@ -6,9 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::error::SubscriptionOp;
-use crate::protocol::{ServerId, Topic};
-use crate::subscription::{ClientId, ProtocolBatching, Route, SeqCheck};
+use resilient_ws::fuzzing::{ProtocolBatching, Route, SeqCheck};
+use resilient_ws::{ClientId, ServerId, SubscriptionOp, Topic};
 
 /// Where a subscription stands on this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,15 +8,13 @@ use futures::Stream;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::oneshot;
 
+use resilient_ws::fuzzing::{self, Phase, ReqId, SessionEnd, Turn};
+use resilient_ws::{ClientId, Error, Event, Overflow, QueueStats, Update};
+
 use super::harness::Harness;
-use crate::error::Error;
-use crate::events::Event;
-use crate::fuzzing::model::registry::MPhase;
-use crate::fuzzing::model::session::{Expect, MCounters, INBOUND};
-use crate::message::Update;
-use crate::queue::{Overflow, QueueStats};
-use crate::subscription::{ClientId, Phase, ReqId};
-use crate::supervisor::drive::Turn;
+use crate::model::queue::MQueue;
+use crate::model::registry::MPhase;
+use crate::model::session::{Expect, MCounters, INBOUND};
 
 /// What one consumer's next poll gave, as the model sees items.
 enum Popped {
@@ -126,15 +124,20 @@ impl Harness {
     }
 
     pub(super) fn check(&mut self) {
-        let registry = self.drive.core.registry();
+        let registry = fuzzing::registry(&self.drive);
         if let Err(broken) = registry.check_invariants() {
             panic!("registry invariant: {broken}");
         }
         let model = &self.model;
         assert_eq!(self.connected, model.connected, "connected");
-        assert_eq!(registry.len(), model.reg.subs.len(), "live subscriptions");
         assert_eq!(
-            self.stats.counters.subscriptions.get(),
+            registry.iter().count(),
+            model.reg.subs.len(),
+            "live subscriptions"
+        );
+        let stats = fuzzing::stats(&self.drive);
+        assert_eq!(
+            stats.subscriptions,
             model.reg.subs.len() as u64,
             "subscriptions gauge"
         );
@@ -224,10 +227,8 @@ impl Harness {
         }
         // The hub's totals (`Client::stats`) cover every queue, the inbound
         // one also after its consumer dropped it.
-        let total = self.stats.snapshot().queues;
-        let sum = |f: fn(&crate::fuzzing::model::queue::MQueue) -> u64| {
-            model.queues.values().map(f).sum::<u64>()
-        };
+        let total = stats.queues;
+        let sum = |f: fn(&MQueue) -> u64| model.queues.values().map(f).sum::<u64>();
         assert_eq!(
             (total.routed, total.delivered, total.dropped, total.queued),
             (
@@ -238,28 +239,23 @@ impl Harness {
             ),
             "all queues: (routed, delivered, dropped, queued)"
         );
-        let c = &self.stats.counters;
         let counters = MCounters {
-            frames_in: c.frames_in.get(),
-            control: c.control.get(),
-            unroutable: c.unroutable.get(),
-            duplicates: c.duplicates.get(),
-            gaps: c.gaps.get(),
-            book_breaks: c.book_breaks.get(),
-            resubscribes: c.resubscribes.get(),
+            frames_in: stats.frames_in,
+            control: stats.control,
+            unroutable: stats.unroutable,
+            duplicates: stats.duplicates,
+            gaps: stats.gaps,
+            book_breaks: stats.book_breaks,
+            resubscribes: stats.resubscribes,
         };
         assert_eq!(counters, model.counters, "counters");
-        assert_eq!(
-            c.stashed.get(),
-            model.reg.stash.len() as u64,
-            "stashed gauge"
-        );
+        assert_eq!(stats.stashed, model.reg.stash.len() as u64, "stashed gauge");
         assert_eq!(
             counters.frames_in,
             total.routed
                 + counters.control
                 + counters.unroutable
-                + c.stashed.get()
+                + stats.stashed
                 + model.in_limbo(),
             "frames_in = routed + control + unroutable + stashed (+ parked)"
         );
@@ -308,8 +304,7 @@ impl Harness {
                 self.model.on_block_timeout(self.now);
             }
             if self.connected {
-                self.drive
-                    .disconnected(&crate::session::SessionEnd::Closed, self.at());
+                self.drive.disconnected(&SessionEnd::Closed, self.at());
                 self.connected = false;
             }
             self.model.on_disconnected(self.now);
@@ -329,7 +324,7 @@ impl Harness {
             );
         }
         self.check();
-        for id in (1..self.next_client_id).map(ClientId::new) {
+        for id in (1..self.next_client_id).map(fuzzing::client_id) {
             assert!(
                 self.answered.contains(&id),
                 "subscribe caller {id} never answered"

@@ -5,8 +5,8 @@
 use super::queue::MPushed;
 use super::registry::MFrame;
 use super::session::{Expect, MEnd, MParked, SessionModel};
-use crate::protocol::ServerId;
-use crate::subscription::{ClientId, Route, SeqCheck};
+use resilient_ws::fuzzing::{Route, SeqCheck};
+use resilient_ws::{ClientId, ServerId};
 
 impl SessionModel {
     // ---- frames from the socket -------------------------------------------

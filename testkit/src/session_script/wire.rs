@@ -19,9 +19,10 @@
 
 use std::borrow::Cow;
 
-use crate::error::{ProtocolError, VenueError};
-use crate::protocol::{BookBreak, Inbound, Protocol, Request, ServerId, Topic};
-use crate::venue_error::VenueErrorKind;
+use resilient_ws::{
+    BookBreak, Inbound, Protocol, ProtocolError, Request, ServerId, Topic, VenueError,
+    VenueErrorKind,
+};
 
 /// The scripted adapter: batches topics of one channel when `batch`, pings
 /// at the application level when `app_ping`.

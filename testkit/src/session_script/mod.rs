@@ -3,12 +3,12 @@
 //!
 //! The harness is one more shell of `supervisor/drive.rs`: the core, its
 //! callers and the shared state are built as `Client::unspawned` builds them,
-//! and every input goes through the same [`Drive`](crate::supervisor::drive::Drive)
+//! and every input goes through the same [`Drive`](resilient_ws::fuzzing::Drive)
 //! methods the spawned shell and the feed call. The script picks what the
 //! world does: frames in the line protocol of `wire.rs`, commands sent as
-//! real [`Command`](crate::command::Command)s with reply channels, time
+//! real [`Command`](resilient_ws::fuzzing::Command)s with reply channels, time
 //! passing, writes and write failures, consumers that read or drop their
-//! streams. What the harness may do next is what [`Drive::next_turn`](crate::supervisor::drive::Drive::next_turn)
+//! streams. What the harness may do next is what [`Drive::next_turn`](resilient_ws::fuzzing::Drive::next_turn)
 //! allows: nothing is read, written or commanded while a `Block` queue is
 //! full (only the consumer side moves); due frames are written before a
 //! command or a tick; frames are read on a turn that waits or from the
@@ -35,7 +35,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 
 use self::harness::Harness;
-use crate::queue::Overflow;
+use resilient_ws::Overflow;
 
 /// Longest script run (steps past it are ignored), to bound one execution.
 const MAX_STEPS: usize = 400;

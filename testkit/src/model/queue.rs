@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::queue::Overflow;
+use resilient_ws::Overflow;
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,7 @@ impl MQueue {
                 self.items.push_back(number);
             }
             Overflow::DropNewest | Overflow::Error => {}
+            other => panic!("a policy the model does not know: {other:?}"),
         }
         self.routed += 1;
         self.dropped += 1;

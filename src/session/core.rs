@@ -108,12 +108,13 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 /// What needs no step: deliveries (data goes straight into the
 /// subscriptions' queues, which wake their consumers) and the core's stats
 /// (counters and the gauges it owns). Inputs may have effects; questions
-/// may not. So every input that takes `now` leaves the
-/// `subscribe_ops_waiting` gauge (subscribe operations the venue's window
-/// holds back at `now`; a pool places subscriptions by it) current before
-/// it returns. The inputs without `now` (`on_read_error`, `on_stream_end`,
-/// `on_write_failed`, `on_token`) change no queued operation: the first
-/// three end the session, and `on_disconnected` then sets it to 0.
+/// may not. So every input that takes `now` leaves the gauges a pool
+/// places subscriptions by current before it returns: `subscriptions` (the
+/// live ones) and `subscribe_ops_waiting` (subscribe operations the venue's
+/// window holds back at `now`). The inputs without `now` (`on_read_error`,
+/// `on_stream_end`, `on_write_failed`, `on_token`) change neither the
+/// subscriptions nor a queued operation: the first three end the session,
+/// and `on_disconnected` then publishes both.
 ///
 /// **Outputs**, asked before the driver waits, in this order. Only
 /// `poll_action`, `poll_transmit` and `poll_snapshot_requests` take
@@ -302,13 +303,13 @@ impl<P: Protocol> SessionCore<P> {
     pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>, now: Instant) {
         let (state, mut around) = self.subscriptions();
         state.subscribe(subs, &mut around);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     /// Ends a subscription on request (or because its handle was dropped).
     pub(crate) fn unsubscribe(&mut self, client_id: ClientId, now: Instant) {
         self.end_subscription(client_id, None, true);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     /// Queues a one-off frame; answered by [`Action::SendResult`] once
@@ -336,14 +337,14 @@ impl<P: Protocol> SessionCore<P> {
                 });
             }
         }
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     /// Queues a request and returns its request id, which its
     /// [`Action::RequestResult`] will carry. Fails at once while disconnected.
     pub(crate) fn request(&mut self, request: &Request, now: Instant) -> Result<ReqId, Error> {
         let queued = self.queue_request(request);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
         queued
     }
 
@@ -371,7 +372,7 @@ impl<P: Protocol> SessionCore<P> {
         self.end_stall(now);
         self.subs.finish(error, &mut self.actions);
         self.inbound.finish(error.cloned());
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     fn flush_unsent(&mut self) {
@@ -409,7 +410,7 @@ impl<P: Protocol> SessionCore<P> {
         if !self.subs.registry.any_pending() {
             self.all_acknowledged();
         }
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     /// Every subscribe sent on this connection has been answered.
@@ -433,7 +434,7 @@ impl<P: Protocol> SessionCore<P> {
         // feed dropped mid-session does: the consumer will not make room.
         self.end_stall(now);
         let Some(link) = self.link.take() else {
-            self.publish_ops_waiting(now);
+            self.publish_gauges(now);
             return;
         };
         link.end(&end.error(), &mut self.actions);
@@ -441,8 +442,8 @@ impl<P: Protocol> SessionCore<P> {
         let counters = &self.stats.counters;
         counters.unroutable.add(dropped as u64);
         counters.stashed.set(0);
-        counters.subscribe_ops_waiting.set(0);
         self.subs.protocol.reset();
+        self.publish_gauges(now);
     }
 
     pub(super) fn is_closing(&self) -> bool {
@@ -489,15 +490,18 @@ impl<P: Protocol> SessionCore<P> {
         self.link.as_ref()?.next_write_at(now)
     }
 
-    /// Publishes how many subscribe operations the venue's window holds back
-    /// at `now` (the `subscribe_ops_waiting` gauge a pool reads to place a
-    /// subscription). The last step of every input that takes `now`, inside
-    /// the core, so no driver has a step to forget and no getter writes it:
-    /// the count changes with commands, with writes and when the window
+    /// Publishes the gauges a pool reads to place a subscription: the live
+    /// subscriptions (`subscriptions`) and how many subscribe operations the
+    /// venue's window holds back at `now` (`subscribe_ops_waiting`). The
+    /// last step of every input that takes `now`, inside the core, so no
+    /// driver has a step to forget and no getter writes them: the counts
+    /// change with commands, frames, timeouts, writes and when the window
     /// opens, and the driver hands in an input for each of those (a write
     /// slot that opens is followed by a write and its `on_written`). Cheap:
-    /// an empty operations queue is one length check.
-    fn publish_ops_waiting(&self, now: Instant) {
+    /// two relaxed stores at most, as `Drive`'s apply step did before.
+    fn publish_gauges(&self, now: Instant) {
+        let counters = &self.stats.counters;
+        counters.subscriptions.set(self.subs.registry.len() as u64);
         let held = self.link.as_ref().map_or(0, |l| l.ops_held(now)) as u64;
         let gauge = &self.stats.counters.subscribe_ops_waiting;
         if gauge.get() != held {
@@ -522,7 +526,7 @@ impl<P: Protocol> SessionCore<P> {
     /// `written` went out at `now`: start what its writing starts.
     pub(crate) fn on_written(&mut self, written: Written, now: Instant) {
         self.count_written(written, now);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     fn count_written(&mut self, written: Written, now: Instant) {
@@ -572,7 +576,7 @@ impl<P: Protocol> SessionCore<P> {
     /// still waiting for the rate limiter are not sent.
     pub(crate) fn begin_close(&mut self, now: Instant) {
         self.start_closing(now);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     fn start_closing(&mut self, now: Instant) {
@@ -601,7 +605,7 @@ impl<P: Protocol> SessionCore<P> {
     /// fire nothing that is not due.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionEnd> {
         let step = self.fire_timers(now);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
         step
     }
 
@@ -695,7 +699,7 @@ impl<P: Protocol> SessionCore<P> {
         now: Instant,
     ) -> Result<(), SessionEnd> {
         let step = self.read_message(message, read_at, now);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
         step
     }
 
@@ -919,7 +923,7 @@ impl<P: Protocol> SessionCore<P> {
     /// dropped (nothing is left to resync).
     pub(crate) fn on_snapshot_fetched(&mut self, fetched: SnapshotFetched, now: Instant) {
         self.apply_snapshot(fetched);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     fn apply_snapshot(&mut self, fetched: SnapshotFetched) {
@@ -1148,7 +1152,7 @@ impl<P: Protocol> SessionCore<P> {
     /// The parked queue has room (or its consumer is gone): push again.
     pub(crate) fn on_space(&mut self, now: Instant) {
         self.push_parked(now);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     fn push_parked(&mut self, now: Instant) {
@@ -1188,7 +1192,7 @@ impl<P: Protocol> SessionCore<P> {
     /// [`Error::Backpressure`]; the connection and the others go on.
     pub(crate) fn on_block_timeout(&mut self, now: Instant) {
         self.drop_parked(now);
-        self.publish_ops_waiting(now);
+        self.publish_gauges(now);
     }
 
     fn drop_parked(&mut self, now: Instant) {

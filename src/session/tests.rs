@@ -547,7 +547,7 @@ fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_
 }
 
 #[test]
-fn the_operations_gauge_is_current_after_each_input_with_no_step_for_the_driver() {
+fn the_gauges_are_current_after_each_input_with_no_step_for_the_driver() {
     use crate::protocol::Weex;
     let config = Config::builder("ws://127.0.0.1:9")
         .rate_limit(100_000, Duration::from_secs(1))
@@ -555,10 +555,9 @@ fn the_operations_gauge_is_current_after_each_input_with_no_step_for_the_driver(
         .build()
         .unwrap();
     let drive = drive_of(config, Weex::new());
-    let gauge = {
-        let shared = Arc::clone(drive.shared());
-        move || shared.stats.counters.subscribe_ops_waiting.get()
-    };
+    let shared = Arc::clone(drive.shared());
+    let gauge = || shared.stats.counters.subscribe_ops_waiting.get();
+    let live = || shared.stats.counters.subscriptions.get();
     // The core alone, driven through its inputs and `poll_transmit`: no
     // apply, no publishing step. Whatever the gauge says, the inputs said.
     let mut core = drive.core;
@@ -588,8 +587,10 @@ fn the_operations_gauge_is_current_after_each_input_with_no_step_for_the_driver(
     let pong = Message::Pong(Vec::new().into());
     assert!(core.on_message(pong, t0 + hour, t0 + hour).is_ok());
     assert_eq!(gauge(), 0, "the window is open again");
+    assert_eq!(live(), 241);
     core.unsubscribe(ClientId::new(241), t0 + hour);
     assert_eq!(gauge(), 0);
+    assert_eq!(live(), 240, "an ended subscription is no longer counted");
 }
 
 #[test]

@@ -100,10 +100,9 @@ impl Replies {
         core: &mut SessionCore<P>,
         shared: &Shared,
     ) {
-        // Before any reply goes out, so a caller that sees its subscribe
-        // answered also sees it counted (the pool places by this gauge).
-        let live = core.registry().len() as u64;
-        shared.stats.counters.subscriptions.set(live);
+        // The core's gauges are already current (it keeps them inside each
+        // input), so a caller that sees its subscribe answered also sees it
+        // counted (the pool places by them).
         while let Some(action) = core.poll_action() {
             match action {
                 Action::Emit(event) => shared.emit(event),

@@ -75,7 +75,7 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///   [`on_stream_end`](Self::on_stream_end). Both return the session's end.
 /// - A deadline passed: [`handle_timeout(now)`](Self::handle_timeout) fires
 ///   exactly the timers expired at `now` (an early call fires nothing).
-/// - A command: [`subscribe`](Self::subscribe),
+/// - A command, with the time it is served: [`subscribe`](Self::subscribe),
 ///   [`unsubscribe`](Self::unsubscribe), [`send`](Self::send),
 ///   [`request`](Self::request) (they work offline too: subscriptions wait
 ///   for the next connection, what needs a socket fails at once); close
@@ -90,7 +90,7 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///   [`on_space(now)`](Self::on_space) or
 ///   [`on_block_timeout(now)`](Self::on_block_timeout).
 /// - A book snapshot fetch the adapter asked for ended:
-///   [`on_snapshot_fetched(fetched)`](Self::on_snapshot_fetched).
+///   [`on_snapshot_fetched(fetched, now)`](Self::on_snapshot_fetched).
 /// - The connection is gone: [`on_disconnected(end, now)`](Self::on_disconnected).
 /// - The driver stops for good: [`finish(error, now)`](Self::finish) (every
 ///   stream ends; callers still waiting are answered).
@@ -101,14 +101,20 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///    the caller of `subscribe`, `request` or `send` it names (the driver
 ///    keeps the reply channels). Actions are the only way callers hear back:
 ///    a driver that skips this leaves them waiting.
-/// 2. [`publish_ops_waiting(now)`](Self::publish_ops_waiting): the gauge of
-///    subscribe operations the venue's window holds back (a pool reads it).
-/// 3. [`poll_snapshot_requests`](Self::poll_snapshot_requests): start each
+/// 2. [`poll_snapshot_requests`](Self::poll_snapshot_requests): start each
 ///    book snapshot fetch the adapter asked for (only where it has a
 ///    [`snapshot_source`](Self::snapshot_source)).
 ///
-/// Deliveries need no step: data goes straight into the subscriptions'
-/// queues, which wake their consumers.
+/// What needs no step: deliveries (data goes straight into the
+/// subscriptions' queues, which wake their consumers) and the core's stats
+/// (counters and the gauges it owns). Inputs may have effects; questions
+/// may not. So every input that takes `now` leaves the gauges a pool
+/// places subscriptions by current before it returns: `subscriptions` (the
+/// live ones) and `subscribe_ops_waiting` (subscribe operations the venue's
+/// window holds back at `now`). The inputs without `now` (`on_read_error`,
+/// `on_stream_end`, `on_write_failed`, `on_token`) change neither the
+/// subscriptions nor a queued operation: the first three end the session,
+/// and `on_disconnected` then publishes both.
 ///
 /// **Outputs**, asked before the driver waits, in this order. Only
 /// `poll_action`, `poll_transmit` and `poll_snapshot_requests` take
@@ -121,10 +127,30 @@ use crate::subscription::{ClientId, Registry, ReqId, Route, SeqCheck, Stashed};
 ///    with how long its write may take; the driver writes it and reports the
 ///    outcome. When none is due, [`next_write_at(now)`](Self::next_write_at)
 ///    says when one will be (the rate limits pace writes; `None`: nothing
-///    waits): wake then and ask again.
+///    waits): wake then and ask again; no input is due at that wake-up.
 /// 3. [`poll_timeout`](Self::poll_timeout): the earliest deadline of the
 ///    timer table; wake then and hand in `handle_timeout` (`None` while
 ///    disconnected).
+///
+///    The two wake-ups stay apart on purpose. The write slot is not a
+///    stored deadline but a function of `now`, the outbound queue's two
+///    fronts and the two limiters' histories: which lane goes next depends
+///    on whether the operations window is open at `now`, so with nothing
+///    queued or written in between a frame can be due at one instant and
+///    not at a later one (a one-off send that skips the rate limit goes
+///    ahead of a held subscribe while the window is shut, and waits behind
+///    it for the rate limit once the window opens). No instant stored when
+///    the queue last changed answers that. A `Pacing` slot in the timer
+///    table would also have to be worked out again on every push (pings,
+///    heartbeat answers, each command, each resync or refusal that queues
+///    a frame), every write and every withdrawn request, to save one
+///    evaluation per wake-up, which `next_write_at` already is. And a
+///    write slot that opens is not a timer that fires: it needs no input,
+///    only `poll_transmit`, so folding it into `poll_timeout` would hand
+///    `handle_timeout` (and a recording's tape) a tick for every paced
+///    frame. The one answer a driver waits on is
+///    [`Drive::next_turn`](crate::supervisor::drive::Drive::next_turn)'s
+///    `Turn`, which takes both.
 /// 4. [`accepts_commands(now)`](Self::accepts_commands): take commands only
 ///    while true (the bounded command channel then pushes back on callers).
 ///
@@ -210,7 +236,9 @@ impl<P: Protocol> SessionCore<P> {
         self.clock.received(now)
     }
 
-    /// The registry (for the supervisor's final sweep, tests and the fuzzer).
+    /// The registry, read by the unit tests and the fuzz harness (the core
+    /// itself publishes what the rest of the crate needs of it).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn registry(&self) -> &Registry {
         &self.subs.registry
     }
@@ -274,21 +302,29 @@ impl<P: Protocol> SessionCore<P> {
 
     /// New subscriptions (see [`Subscriptions::subscribe`]); each caller is
     /// answered by a [`Action::SubscribeResult`] at its first ack or failure.
-    pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>) {
+    pub(crate) fn subscribe(&mut self, subs: Vec<(ClientId, Topic, Arc<Queue>)>, now: Instant) {
         let (state, mut around) = self.subscriptions();
         state.subscribe(subs, &mut around);
+        self.publish_gauges(now);
     }
 
     /// Ends a subscription on request (or because its handle was dropped).
-    pub(crate) fn unsubscribe(&mut self, client_id: ClientId) {
+    pub(crate) fn unsubscribe(&mut self, client_id: ClientId, now: Instant) {
         self.end_subscription(client_id, None, true);
+        self.publish_gauges(now);
     }
 
     /// Queues a one-off frame; answered by [`Action::SendResult`] once
     /// written (or failed). Fails at once while disconnected: it must never
     /// go out on a later connection than the caller meant. With
     /// `rate_limited: false` it does not spend the outbound rate limit's budget.
-    pub(crate) fn send(&mut self, send_id: u64, message: Message, rate_limited: bool) {
+    pub(crate) fn send(
+        &mut self,
+        send_id: u64,
+        message: Message,
+        rate_limited: bool,
+        now: Instant,
+    ) {
         match &mut self.link {
             Some(link) => link.push_back(Outgoing::Send {
                 message,
@@ -303,11 +339,18 @@ impl<P: Protocol> SessionCore<P> {
                 });
             }
         }
+        self.publish_gauges(now);
     }
 
     /// Queues a request and returns its request id, which its
     /// [`Action::RequestResult`] will carry. Fails at once while disconnected.
-    pub(crate) fn request(&mut self, request: &Request) -> Result<ReqId, Error> {
+    pub(crate) fn request(&mut self, request: &Request, now: Instant) -> Result<ReqId, Error> {
+        let queued = self.queue_request(request);
+        self.publish_gauges(now);
+        queued
+    }
+
+    fn queue_request(&mut self, request: &Request) -> Result<ReqId, Error> {
         let Some(link) = &mut self.link else {
             return Err(self.not_connected());
         };
@@ -331,6 +374,7 @@ impl<P: Protocol> SessionCore<P> {
         self.end_stall(now);
         self.subs.finish(error, &mut self.actions);
         self.inbound.finish(error.cloned());
+        self.publish_gauges(now);
     }
 
     fn flush_unsent(&mut self) {
@@ -368,6 +412,7 @@ impl<P: Protocol> SessionCore<P> {
         if !self.subs.registry.any_pending() {
             self.all_acknowledged();
         }
+        self.publish_gauges(now);
     }
 
     /// Every subscribe sent on this connection has been answered.
@@ -391,6 +436,7 @@ impl<P: Protocol> SessionCore<P> {
         // feed dropped mid-session does: the consumer will not make room.
         self.end_stall(now);
         let Some(link) = self.link.take() else {
+            self.publish_gauges(now);
             return;
         };
         link.end(&end.error(), &mut self.actions);
@@ -398,8 +444,8 @@ impl<P: Protocol> SessionCore<P> {
         let counters = &self.stats.counters;
         counters.unroutable.add(dropped as u64);
         counters.stashed.set(0);
-        counters.subscribe_ops_waiting.set(0);
         self.subs.protocol.reset();
+        self.publish_gauges(now);
     }
 
     pub(super) fn is_closing(&self) -> bool {
@@ -446,12 +492,18 @@ impl<P: Protocol> SessionCore<P> {
         self.link.as_ref()?.next_write_at(now)
     }
 
-    /// Publishes how many subscribe operations the venue's window holds back
-    /// at `now` (the `subscribe_ops_waiting` gauge a pool reads to place a
-    /// subscription). The last step of every input (`Drive` calls it after
-    /// the core's actions): the count changes with commands, with writes and
-    /// when the window opens, and the driver wakes for each of those.
-    pub(crate) fn publish_ops_waiting(&self, now: Instant) {
+    /// Publishes the gauges a pool reads to place a subscription: the live
+    /// subscriptions (`subscriptions`) and how many subscribe operations the
+    /// venue's window holds back at `now` (`subscribe_ops_waiting`). The
+    /// last step of every input that takes `now`, inside the core, so no
+    /// driver has a step to forget and no getter writes them: the counts
+    /// change with commands, frames, timeouts, writes and when the window
+    /// opens, and the driver hands in an input for each of those (a write
+    /// slot that opens is followed by a write and its `on_written`). Cheap:
+    /// two relaxed stores at most, as `Drive`'s apply step did before.
+    fn publish_gauges(&self, now: Instant) {
+        let counters = &self.stats.counters;
+        counters.subscriptions.set(self.subs.registry.len() as u64);
         let held = self.link.as_ref().map_or(0, |l| l.ops_held(now)) as u64;
         let gauge = &self.stats.counters.subscribe_ops_waiting;
         if gauge.get() != held {
@@ -475,6 +527,11 @@ impl<P: Protocol> SessionCore<P> {
 
     /// `written` went out at `now`: start what its writing starts.
     pub(crate) fn on_written(&mut self, written: Written, now: Instant) {
+        self.count_written(written, now);
+        self.publish_gauges(now);
+    }
+
+    fn count_written(&mut self, written: Written, now: Instant) {
         let counters = &self.stats.counters;
         counters.frames_out.bump();
         counters.bytes_out.add(written.len());
@@ -520,6 +577,11 @@ impl<P: Protocol> SessionCore<P> {
     /// on the wire) until the peer answers or the close timeout passes. Frames
     /// still waiting for the rate limiter are not sent.
     pub(crate) fn begin_close(&mut self, now: Instant) {
+        self.start_closing(now);
+        self.publish_gauges(now);
+    }
+
+    fn start_closing(&mut self, now: Instant) {
         let Some(link) = &mut self.link else {
             return;
         };
@@ -544,6 +606,12 @@ impl<P: Protocol> SessionCore<P> {
     /// deadlines and the next ping are acted on here). Early or extra calls
     /// fire nothing that is not due.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionEnd> {
+        let step = self.fire_timers(now);
+        self.publish_gauges(now);
+        step
+    }
+
+    fn fire_timers(&mut self, now: Instant) -> Result<(), SessionEnd> {
         let Some(link) = &mut self.link else {
             return Ok(());
         };
@@ -627,6 +695,18 @@ impl<P: Protocol> SessionCore<P> {
     /// A message read from the socket; the read completed at `read_at` (the
     /// frame's receive time; the session's timers keep `now`).
     pub(crate) fn on_message(
+        &mut self,
+        message: Message,
+        read_at: Instant,
+        now: Instant,
+    ) -> Result<(), SessionEnd> {
+        let step = self.read_message(message, read_at, now);
+        self.publish_gauges(now);
+        step
+    }
+
+    #[inline] // every frame's path
+    fn read_message(
         &mut self,
         message: Message,
         read_at: Instant,
@@ -843,7 +923,12 @@ impl<P: Protocol> SessionCore<P> {
     /// Before the subscription's ack, the break rides on its last stashed
     /// frame, as it would have on a frame; a break of no subscription is
     /// dropped (nothing is left to resync).
-    pub(crate) fn on_snapshot_fetched(&mut self, fetched: SnapshotFetched) {
+    pub(crate) fn on_snapshot_fetched(&mut self, fetched: SnapshotFetched, now: Instant) {
+        self.apply_snapshot(fetched);
+        self.publish_gauges(now);
+    }
+
+    fn apply_snapshot(&mut self, fetched: SnapshotFetched) {
         let server_id = fetched.server_id.clone();
         let Some(kind) = self.subs.protocol.snapshot_fetched(fetched) else {
             return;
@@ -1068,6 +1153,11 @@ impl<P: Protocol> SessionCore<P> {
 
     /// The parked queue has room (or its consumer is gone): push again.
     pub(crate) fn on_space(&mut self, now: Instant) {
+        self.push_parked(now);
+        self.publish_gauges(now);
+    }
+
+    fn push_parked(&mut self, now: Instant) {
         let Some(parked) = self.backpressure.unpark() else {
             return;
         };
@@ -1103,6 +1193,11 @@ impl<P: Protocol> SessionCore<P> {
     /// The consumer did not make room in time: that subscription ends with
     /// [`Error::Backpressure`]; the connection and the others go on.
     pub(crate) fn on_block_timeout(&mut self, now: Instant) {
+        self.drop_parked(now);
+        self.publish_gauges(now);
+    }
+
+    fn drop_parked(&mut self, now: Instant) {
         let Some(parked) = self.backpressure.unpark() else {
             return;
         };
@@ -1121,7 +1216,7 @@ impl<P: Protocol> SessionCore<P> {
     /// nothing is parked and the held deliveries have gone out.
     pub(super) fn end_stall(&mut self, now: Instant) {
         while self.backpressure.is_parked() {
-            self.on_block_timeout(now);
+            self.drop_parked(now);
         }
     }
 

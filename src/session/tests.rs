@@ -547,6 +547,53 @@ fn requests_the_operations_window_holds_do_not_block_commands_and_are_withdrawn_
 }
 
 #[test]
+fn the_gauges_are_current_after_each_input_with_no_step_for_the_driver() {
+    use crate::protocol::Weex;
+    let config = Config::builder("ws://127.0.0.1:9")
+        .rate_limit(100_000, Duration::from_secs(1))
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let drive = drive_of(config, Weex::new());
+    let shared = Arc::clone(drive.shared());
+    let gauge = || shared.stats.counters.subscribe_ops_waiting.get();
+    let live = || shared.stats.counters.subscriptions.get();
+    // The core alone, driven through its inputs and `poll_transmit`: no
+    // apply, no publishing step. Whatever the gauge says, the inputs said.
+    let mut core = drive.core;
+    let t0 = Instant::now();
+    core.on_connected(t0, std::time::UNIX_EPOCH);
+    // WEEX: 240 operations an hour; one more is held once they are spent.
+    for id in 1..=241 {
+        let topic = Topic::new("ticker").symbol(format!("S{id}"));
+        let queue = Queue::new(8, Overflow::DropOldest);
+        core.subscribe(vec![(ClientId::new(id), topic, queue)], t0);
+    }
+    assert_eq!(gauge(), 0, "nothing is held before the window is spent");
+    let mut written = 0;
+    while let Some((_, done, _)) = core.poll_transmit(t0) {
+        core.on_written(done, t0);
+        written += 1;
+    }
+    assert_eq!(written, 240);
+    assert_eq!(gauge(), 1, "the last write closed the window");
+    // Questions change nothing.
+    let hour = Duration::from_secs(3600);
+    assert_eq!(core.next_write_at(t0), Some(t0 + hour));
+    assert!(core.accepts_commands(t0 + hour));
+    let _ = core.poll_timeout();
+    assert_eq!(gauge(), 1);
+    // The window opens with time: the next input (any) says so.
+    let pong = Message::Pong(Vec::new().into());
+    assert!(core.on_message(pong, t0 + hour, t0 + hour).is_ok());
+    assert_eq!(gauge(), 0, "the window is open again");
+    assert_eq!(live(), 241);
+    core.unsubscribe(ClientId::new(241), t0 + hour);
+    assert_eq!(gauge(), 0);
+    assert_eq!(live(), 240, "an ended subscription is no longer counted");
+}
+
+#[test]
 fn while_closing_the_next_timer_is_the_close_deadline_not_a_due_ping() {
     let config = Config::builder("ws://127.0.0.1:9")
         .ping_interval(Duration::from_secs(1))

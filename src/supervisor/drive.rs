@@ -17,8 +17,8 @@
 //! 1. Every input goes through a method of [`Drive`] (a frame or the socket's
 //!    end, a command, a tick, a write's outcome, room in a full queue,
 //!    connected, disconnected, a book snapshot fetch's result). Each method
-//!    applies the core's actions and publishes its gauge before it returns,
-//!    so no shell can forget to; it also maps the transport's errors
+//!    applies the core's actions before it returns, so no shell can forget
+//!    to; it also maps the transport's errors
 //!    (tungstenite's) to the core's [`SocketFailure`](crate::session::SocketFailure) (`socket_failure.rs`).
 //!    The questions ([`Drive::next_turn`], [`Drive::may_read`]) change nothing.
 //! 2. [`Drive::next_turn`] asks the core's outputs in the contract's order
@@ -129,12 +129,11 @@ impl<P: Protocol> Drive<P> {
         }
     }
 
-    /// Publishes the core's actions (events, state, replies) and, as of
-    /// `now`, its gauge of subscribe operations held back: the last step of
-    /// every input, so no getter has to.
-    fn apply(&mut self, now: Instant) {
+    /// Publishes the core's actions (events, state, replies) and starts the
+    /// book snapshot fetches the adapter asked for: the last step of every
+    /// input. (The core publishes its own gauges inside each input.)
+    fn apply(&mut self) {
         self.replies.apply(&mut self.core, &self.shared);
-        self.core.publish_ops_waiting(now);
         if let Some(fetches) = &mut self.fetches {
             fetches.start(self.core.poll_snapshot_requests());
         }
@@ -164,8 +163,8 @@ impl<P: Protocol> Drive<P> {
         if let Some(tap) = &self.tap {
             tap.fetched(&fetched, now);
         }
-        self.core.on_snapshot_fetched(fetched);
-        self.apply(now);
+        self.core.on_snapshot_fetched(fetched, now);
+        self.apply();
     }
 
     /// Replay: the adapter's snapshot requests are never fetched; the
@@ -189,7 +188,7 @@ impl<P: Protocol> Drive<P> {
             tap.connected(now, wall);
         }
         self.core.on_connected(now, wall);
-        self.apply(now);
+        self.apply();
     }
 
     /// The connection is gone (`end` says how).
@@ -198,7 +197,7 @@ impl<P: Protocol> Drive<P> {
             tap.disconnected(end, now);
         }
         self.core.on_disconnected(end, now);
-        self.apply(now);
+        self.apply();
     }
 
     /// What to wait for next.
@@ -228,7 +227,7 @@ impl<P: Protocol> Drive<P> {
         } else {
             self.core.on_block_timeout(now);
         }
-        self.apply(now);
+        self.apply();
     }
 
     /// The frame due now, and how long its write may take.
@@ -262,7 +261,7 @@ impl<P: Protocol> Drive<P> {
                 .core
                 .on_write_failed(written, WriteFailure::TimedOut(timeout))),
         };
-        self.apply(now);
+        self.apply();
         step
     }
 
@@ -282,7 +281,7 @@ impl<P: Protocol> Drive<P> {
             Some(Err(error)) => Err(self.core.on_read_error(socket_failure::of(error))),
             None => Err(self.core.on_stream_end()),
         };
-        self.apply(now);
+        self.apply();
         step
     }
 
@@ -292,7 +291,7 @@ impl<P: Protocol> Drive<P> {
             tap.tick(now);
         }
         let step = self.core.handle_timeout(now);
-        self.apply(now);
+        self.apply();
         step
     }
 
@@ -308,11 +307,11 @@ impl<P: Protocol> Drive<P> {
             let params = recordable_params(&self.core, command.as_ref());
             tap.command(command.as_ref(), params, true, now);
         }
-        let served = self.replies.serve(command, &mut self.core);
+        let served = self.replies.serve(command, &mut self.core, now);
         if let Served::Close = served {
             self.core.begin_close(now);
         }
-        self.apply(now);
+        self.apply();
     }
 
     /// A command while no connection is up. Returns true when close was
@@ -322,8 +321,8 @@ impl<P: Protocol> Drive<P> {
             let params = recordable_params(&self.core, command.as_ref());
             tap.command(command.as_ref(), params, false, now);
         }
-        let served = self.replies.serve(command, &mut self.core);
-        self.apply(now);
+        let served = self.replies.serve(command, &mut self.core, now);
+        self.apply();
         matches!(served, Served::Close)
     }
 
@@ -344,7 +343,7 @@ impl<P: Protocol> Drive<P> {
             tap.finish(error, now);
         }
         self.core.finish(error, now);
-        self.apply(now);
+        self.apply();
         let answer = error.cloned().unwrap_or(Error::ClientClosed);
         self.replies.fail_all(&answer);
     }

@@ -40,6 +40,7 @@ impl Replies {
         &mut self,
         command: Option<Command>,
         core: &mut SessionCore<P>,
+        now: tokio::time::Instant,
     ) -> Served {
         let Some(command) = command else {
             return Served::Close;
@@ -59,13 +60,13 @@ impl Replies {
                 // A pool reads registered + in flight: under the handover lock
                 // it never sees them counted in both, or in neither.
                 let handover = hub.as_ref().map(|hub| hub.handover());
-                core.subscribe(new);
+                core.subscribe(new, now);
                 // Only now: the core has counted them as registered.
                 drop(in_flight);
                 drop(handover);
             }
             Command::Unsubscribe { client_id, reply } => {
-                core.unsubscribe(client_id);
+                core.unsubscribe(client_id, now);
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
@@ -78,9 +79,9 @@ impl Replies {
                 let send_id = self.next_send_id;
                 self.next_send_id = self.next_send_id.wrapping_add(1);
                 self.sends.insert(send_id, reply);
-                core.send(send_id, message, rate_limited);
+                core.send(send_id, message, rate_limited, now);
             }
-            Command::Request { request, reply } => match core.request(&request) {
+            Command::Request { request, reply } => match core.request(&request, now) {
                 Ok(req_id) => {
                     self.requests.insert(req_id, reply);
                 }
@@ -99,10 +100,9 @@ impl Replies {
         core: &mut SessionCore<P>,
         shared: &Shared,
     ) {
-        // Before any reply goes out, so a caller that sees its subscribe
-        // answered also sees it counted (the pool places by this gauge).
-        let live = core.registry().len() as u64;
-        shared.stats.counters.subscriptions.set(live);
+        // The core's gauges are already current (it keeps them inside each
+        // input), so a caller that sees its subscribe answered also sees it
+        // counted (the pool places by them).
         while let Some(action) = core.poll_action() {
             match action {
                 Action::Emit(event) => shared.emit(event),

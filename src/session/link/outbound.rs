@@ -338,6 +338,40 @@ mod tests {
         assert_eq!(take_all(&mut out, t0 + hour), ["unsub 4"]);
     }
 
+    /// Why the write slot is asked with `now` and not stored in the timer
+    /// table when the queue changes: with nothing queued or written in
+    /// between, a frame due at one instant is not due at a later one.
+    #[test]
+    fn the_write_slot_follows_now_not_the_last_change_of_the_queue() {
+        let hour = Duration::from_secs(3600);
+        let rate = RateLimit {
+            frames: 1,
+            per: 2 * hour,
+        };
+        let mut out = Outbound::new(
+            rate,
+            Some(RateLimit {
+                frames: 1,
+                per: hour,
+            }),
+        );
+        let t0 = Instant::now();
+        out.push_back(sub(1));
+        assert_eq!(take_all(&mut out, t0), ["sub 1"]);
+        out.push_back(sub(2));
+        out.push_back(Outgoing::Send {
+            message: Message::text("unlimited"),
+            send_id: 3,
+            rate_limited: false,
+        });
+        // The window is shut: the send that skips the rate limit goes ahead.
+        let minute = Duration::from_secs(60);
+        assert_eq!(out.next_write_at(t0 + minute), Some(t0 + minute));
+        // The window is open: the older subscribe goes first, when the rate
+        // limit allows, and the send waits behind it.
+        assert_eq!(out.next_write_at(t0 + hour + minute), Some(t0 + 2 * hour));
+    }
+
     #[test]
     fn no_more_operations_than_the_budget_in_any_window() {
         let per = Duration::from_secs(60);

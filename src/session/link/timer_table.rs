@@ -13,9 +13,13 @@
 //! - **No per-frame cost.** The idle and stale watches are ticks that compare
 //!   counters (`timers.rs`, `stale.rs`); no frame arms or moves a timer.
 //! - **Not here:** when the next queued frame may be written. That slot is
-//!   not stored but follows from the outbound queue's front and its limiters'
-//!   history (`outbound.rs`); a stored copy would have to be updated on every
-//!   push. The core reports it beside this table (its `next_write_at`).
+//!   not stored but follows from the outbound queue's two fronts and its
+//!   limiters' history (`outbound.rs`; which lane goes next depends on
+//!   whether the operations window is open at `now`); a stored copy would
+//!   have to be worked out again on every push, write and withdrawal. Nor is
+//!   it a timer that fires: at the slot the driver only asks for the frame,
+//!   it hands in no input. The core reports it beside this table (its
+//!   `next_write_at`; `SessionCore`'s contract says why in full).
 //!
 //! Memory: five slots, and one request deadline per request written on this
 //! connection (bounded by the outbound queue and the request timeout).

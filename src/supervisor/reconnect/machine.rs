@@ -1,20 +1,11 @@
 //! The reconnect machine's decisions, sans-I/O: which attempt comes next,
 //! how long to wait before it, and when to give up.
 //!
-//! Inputs, each with the time it happened at:
-//! - [`attempt_started`](ReconnectMachine::attempt_started): an attempt
-//!   began (the backoff spaces attempts from their starts);
-//! - [`asked_to_wait`](ReconnectMachine::asked_to_wait): the session saw a
-//!   retry hint (a venue lockout) before it ended;
-//! - [`attempt_failed`](ReconnectMachine::attempt_failed): an attempt
-//!   failed (token, connect, TLS, handshake);
-//! - [`session_ended`](ReconnectMachine::session_ended): a connected
-//!   session ended, and how.
-//!
-//! The last two answer with [`After`]: wait this long and attempt again, or
-//! stop. Nothing else comes out: publishing (state, events, counters, logs)
-//! and waiting are the shells' (`reconnect/mod.rs`), so the rules run the
-//! same under a fuzzer and on a paused clock.
+//! Its calling contract (the inputs, each with the time it happened at, and
+//! the one output, [`After`]) is written on [`ReconnectMachine`]. Publishing
+//! (state, events, counters, logs) and waiting are the shells'
+//! (`reconnect/mod.rs`), so the rules run the same under a fuzzer and on a
+//! paused clock.
 //!
 //! The rules:
 //! - The attempt number is the count of consecutive failed attempts plus one
@@ -36,8 +27,11 @@ use crate::backoff::{retry_hint, Backoff, BackoffState, Outcome};
 use crate::error::Error;
 use crate::session::SessionEnd;
 
-/// What comes after a session or a failed attempt.
+/// What comes after a session or a failed attempt: the machine's one
+/// output, returned by the input that decides it, so there is nothing to
+/// poll and nothing to forget but this value.
 #[derive(Debug)]
+#[must_use = "the driver must wait and attempt again, or stop"]
 pub enum After {
     /// Wait this long, then attempt again.
     Retry(Duration),
@@ -46,6 +40,54 @@ pub enum After {
 }
 
 /// Attempt counting, the backoff and the pending retry hint.
+///
+/// # Calling contract
+///
+/// Written in the style of `SessionCore`'s (`session/core.rs`):
+/// the machine takes inputs with the time they happened at and hands back
+/// what the driver must do; it reads no clock, sleeps on nothing and
+/// publishes nothing. Its driver is `Reconnect` (`reconnect/mod.rs`), which
+/// both shells (the supervisor's `run_until_exit`, the feed's state machine)
+/// call, and which adds the publishing (state, events, counters, logs); the
+/// `reconnect_script` fuzz target drives the machine directly.
+///
+/// **Inputs**, once per attempt, in this order:
+/// 1. [`attempt_started(at)`](Self::attempt_started): the attempt began at
+///    `at` (the backoff spaces attempts from their starts). It may be handed
+///    in when the attempt has finished, with the time it began; it must come
+///    before that attempt's outcome.
+/// 2. [`asked_to_wait(at)`](Self::asked_to_wait), any number of times,
+///    before the outcome it should lengthen: something asked that the next
+///    attempt start no earlier than `at`. The driver hands in the retry hint
+///    the session saw (`SessionCore::take_retry_wait`, a venue
+///    lockout); the latest `at` wins and is used by the next delay
+///    only.
+/// 3. The outcome, exactly one:
+///    [`attempt_failed(error, now)`](Self::attempt_failed) (the token fetch,
+///    connect, TLS or handshake failed), or
+///    [`session_ended(end, healthy_for, worked, now)`](Self::session_ended)
+///    (a connected session ended: its [`SessionEnd`], how long it was
+///    connected, and `SessionCore::session_worked`,
+///    read before the session core was told it is disconnected).
+///
+/// **Output.** Each outcome returns an [`After`], and it is the only
+/// output:
+/// - [`After::Retry(delay)`](After::Retry): wait `delay` (serving commands
+///   offline meanwhile; a close requested during the wait stops at once),
+///   then start the next attempt, numbered [`attempt`](Self::attempt).
+/// - [`After::Exit(None)`](After::Exit): the session was closed on request;
+///   stop.
+/// - [`After::Exit(Some(error))`](After::Exit): stop, and end every stream
+///   with `error` (a permanent close, or [`Error::Reconnect`] after
+///   `max_attempts` consecutive failures, carrying the last error).
+///
+/// **Questions** change nothing: [`attempt`](Self::attempt) (the number of
+/// the next attempt, for events and logs).
+///
+/// **No timers.** The machine stores no deadline; its one wake-up is the
+/// delay it returns, which the driver turns into a sleep. So the session's
+/// timer table and this machine never wait on each other: while a session
+/// is up the machine is idle, and while the machine waits no session exists.
 #[derive(Debug)]
 pub struct ReconnectMachine {
     backoff: BackoffState,

@@ -222,7 +222,11 @@ impl ConfigBuilder {
     /// `pong_timeout`, 10 s by default), and a market can be quiet for minutes
     /// while its feed is alive, so an idle timer on by default would recycle
     /// live feeds. Set it for a venue whose subscriptions can stall while the
-    /// socket still answers pings.
+    /// socket still answers pings. The watch looks every quarter of the
+    /// timeout rather than moving a timer per frame, so the reconnect comes
+    /// between the timeout and 1.25 times it after the last sign of life, and
+    /// up to a further quarter later when the consumer stalled the session
+    /// (a full queue under `Backpressure`) meanwhile.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self

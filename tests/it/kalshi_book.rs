@@ -18,7 +18,7 @@ use resilient_ws::{
 };
 use serde_json::{json, Value};
 use support::exchange::{kalshi_delta, Exchange, Received, Venue};
-use support::{next, wait_event, SOON};
+use support::{next, scratch_dir, wait_event, SOON};
 
 fn fast(url: &str) -> ConfigBuilder {
     Config::builder(url)
@@ -595,15 +595,7 @@ async fn a_recorded_add_markets_replays_to_the_same_items_and_books() {
     // Only the request's recordable params (sid, action, markets) may reach
     // the file; this one rides along in the same request and must not.
     const SECRET: &str = "tok-5ecret-in-request-params";
-    let nanos = std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "resilient-ws-kalshi-add-markets-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("kalshi-add-markets");
     let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
     exchange.set_kalshi_book("B", &[("0.4000", "5.00")], &[("0.5500", "7.00")]);

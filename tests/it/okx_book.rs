@@ -71,12 +71,7 @@ async fn okx_client(venue: &OpVenue, okx: Okx) -> Client {
 
 #[tokio::test]
 async fn deltas_before_during_and_after_a_rest_snapshot_build_the_exact_book() {
-    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
-    {
-        let mut state = venue.state();
-        state.okx_no_snapshot = true;
-        state.okx_zero_checksum = true;
-    }
+    let venue = okx::venue_without_snapshot().await;
     let rest = Arc::new(BooksEndpoint::start(&venue, true).await);
     let port = rest.port;
     let okx = Okx::new().snapshot_source(move |inst| okx::fetch_books(port, inst));
@@ -125,12 +120,7 @@ async fn deltas_before_during_and_after_a_rest_snapshot_build_the_exact_book() {
 
 #[tokio::test]
 async fn a_gap_after_a_rest_snapshot_unverifies_resyncs_and_refetches() {
-    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
-    {
-        let mut state = venue.state();
-        state.okx_no_snapshot = true;
-        state.okx_zero_checksum = true;
-    }
+    let venue = okx::venue_without_snapshot().await;
     let rest = BooksEndpoint::start(&venue, false).await;
     let port = rest.port;
     let okx = Okx::new().snapshot_source(move |inst| okx::fetch_books(port, inst));

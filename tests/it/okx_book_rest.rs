@@ -9,7 +9,6 @@
 use crate::support;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,8 +17,8 @@ use resilient_ws::{
     Recording, Replay, SetItem, SnapshotError, Topic, Update,
 };
 use support::okx::{self, server_levels, BooksEndpoint};
-use support::op_venue::{self, next_data, Dialect, OpVenue};
-use support::{next, wait_event, SOON};
+use support::op_venue::{self, next_data, OpVenue};
+use support::{next, scratch_dir, wait_event, SOON};
 
 const SEED: u64 = 51;
 const INST: &str = "BTC-USDT";
@@ -31,12 +30,7 @@ const NO_PING: Duration = Duration::from_secs(3600);
 /// A venue that sends book deltas without a snapshot, checksum 0, and its
 /// gated REST endpoint.
 async fn rest_venue() -> (OpVenue, BooksEndpoint) {
-    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
-    {
-        let mut state = venue.state();
-        state.okx_no_snapshot = true;
-        state.okx_zero_checksum = true;
-    }
+    let venue = okx::venue_without_snapshot().await;
     let rest = BooksEndpoint::start(&venue, true).await;
     (venue, rest)
 }
@@ -101,7 +95,7 @@ async fn a_fetched_snapshot_verifies_the_view_without_another_frame() {
 /// items, the break at the same point.
 #[tokio::test]
 async fn a_break_in_the_buffered_deltas_is_reported_when_the_snapshot_arrives() {
-    let dir = scratch("okx-rest-break");
+    let dir = scratch_dir("okx-rest-break");
     let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
     let (venue, rest) = rest_venue().await;
     let client = op_venue::connect(&venue, SEED, okx_with_rest(&rest), |b| {
@@ -178,12 +172,7 @@ async fn a_break_in_the_buffered_deltas_is_reported_when_the_snapshot_arrives() 
 /// is reported at once (no frame comes after the first delta).
 #[tokio::test]
 async fn a_source_that_keeps_failing_breaks_the_book_at_once() {
-    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
-    {
-        let mut state = venue.state();
-        state.okx_no_snapshot = true;
-        state.okx_zero_checksum = true;
-    }
+    let venue = okx::venue_without_snapshot().await;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counted = calls.clone();
     let okx = Okx::new().snapshot_source(move |_inst: String| {
@@ -263,20 +252,6 @@ async fn a_fetched_snapshot_verifies_the_view_without_another_frame_in_a_feed() 
     handle.close().await;
 }
 
-/// A fresh directory under the system's temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "resilient-ws-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// An item as compared between live and replay: its kind and text, and the
 /// book view (levels, checksum, update count, venue time; everything but the
 /// local time it was applied) right after it was read.
@@ -319,7 +294,7 @@ async fn replay_items(dir: &std::path::Path, okx: Okx, venue: &OpVenue) -> Vec<S
 
 #[tokio::test]
 async fn a_recorded_rest_built_book_replays_to_the_same_items_and_views() {
-    let dir = scratch("okx-rest-book");
+    let dir = scratch_dir("okx-rest-book");
     let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
     let (venue, rest) = rest_venue().await;
     let client = op_venue::connect(&venue, SEED, okx_with_rest(&rest), |b| {

@@ -8,7 +8,6 @@
 use crate::support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -19,7 +18,7 @@ use resilient_ws::{
 use serde_json::json;
 use support::exchange::{raw_frame, Exchange, Venue};
 use support::proxy::Proxy;
-use support::SOON;
+use support::{scratch_dir, SOON};
 
 const SYMBOLS: [&str; 3] = ["A", "B", "C"];
 
@@ -35,20 +34,6 @@ fn config(url: &str) -> ConfigBuilder {
         .idle_timeout(None)
         .request_timeout(Duration::from_secs(5))
         .rate_limit(1000, Duration::from_secs(1))
-}
-
-/// A fresh directory under the system's temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "resilient-ws-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// What is compared between live and replay: per item, its kind and text.
@@ -122,7 +107,7 @@ async fn round(exchange: &Exchange, set: &mut SubscriptionSet, n: u64, items: &m
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_chaos_run_replays_to_the_same_items() {
-    let dir = scratch("chaos");
+    let dir = scratch_dir("chaos");
     let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
     let proxy = Proxy::start(exchange.addr()).await.unwrap();
@@ -236,7 +221,7 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
 #[tokio::test]
 async fn outbound_secrets_never_reach_the_recording() {
     const SECRET: &str = "sk-live-5ecret-t0ken";
-    let dir = scratch("secret");
+    let dir = scratch_dir("secret");
     let recorder = Recorder::create(&dir, RecordOptions::default()).unwrap();
     let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
     let url = format!("{}?token={SECRET}", exchange.url());

@@ -67,6 +67,21 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Resident set size of this process, in KiB (`VmRSS` in /proc/self/status).
+/// A fresh, empty directory under the system's temp dir, named for the test
+/// (`name`), the process and the time, so parallel tests never share one.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "resilient-ws-{name}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn vm_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status

@@ -6,7 +6,19 @@
 
 use serde_json::{json, Value};
 
-use super::op_venue::{with_arg, OpVenue, Price, ServerBook};
+use super::op_venue::{with_arg, Dialect, OpVenue, Price, ServerBook};
+
+/// An OKX venue whose `books` channel sends deltas without a snapshot and
+/// with checksum 0 (what a REST snapshot source is for).
+pub async fn venue_without_snapshot() -> OpVenue {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    {
+        let mut state = venue.state();
+        state.okx_no_snapshot = true;
+        state.okx_zero_checksum = true;
+    }
+    venue
+}
 
 /// The OKX checksum of a book: the first 25 bids (best first) and asks,
 /// interleaved `bid:size:ask:size:..`, CRC-32, as a signed 32-bit integer.

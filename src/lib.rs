@@ -117,7 +117,7 @@ pub use pool::{ConnectionStats, Pool, PoolEvent, PoolEvents, PoolOptions, PoolSt
 pub use protocol::kraken::KRAKEN_LOCKOUT;
 pub use protocol::{
     Inbound, Kalshi, Kraken, Okx, Protocol, RawProtocol, Request, ServerId, Topic, VenueLimits,
-    Weex,
+    VenueTimeFinder, Weex,
 };
 pub use proxy::{Proxy, ProxyKind, MAX_CONNECT_RESPONSE};
 pub use queue::{Overflow, QueueStats};

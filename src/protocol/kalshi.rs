@@ -280,8 +280,13 @@ impl Protocol for Kalshi {
 
     /// Kalshi stamps market-data messages with `msg.ts_ms` (Unix ms); the
     /// deprecated `msg.ts` (Unix seconds) is read when `ts_ms` is absent.
-    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
-        super::venue_time::kalshi(payload)
+    fn venue_time(&self, text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::finder::kalshi(text, payload)
+    }
+
+    /// The same search, run when a frame's venue time is asked.
+    fn venue_time_finder(&self) -> Option<super::VenueTimeFinder> {
+        Some(super::venue_time::finder::kalshi)
     }
 
     /// `orderbook_delta` only (the spec allows `get_snapshot` on no other

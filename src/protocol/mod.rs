@@ -198,6 +198,11 @@ impl Request {
 /// A book break the protocol attaches to a data frame (see [`BookBreak`]).
 pub use crate::book::BookBreak;
 
+/// A venue-time search over a data frame's text and payload (the arguments
+/// of [`Protocol::venue_time`]), kept on each frame so the search runs only
+/// when the frame's venue time is asked (see [`Protocol::venue_time_finder`]).
+pub type VenueTimeFinder = fn(text: &str, payload: &str) -> Option<std::time::SystemTime>;
+
 /// The classification of one inbound text frame.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -407,13 +412,33 @@ pub trait Protocol: Send + 'static {
     /// The venue's own timestamp of a data frame, where the venue sends one:
     /// `text` is the whole frame, `payload` the span
     /// [`Frame::payload`](crate::Frame::payload) returns (the whole frame when
-    /// the adapter named none). The session calls it once per data frame and
-    /// stores the answer on the frame ([`Frame::venue_time`](crate::Frame::venue_time));
-    /// the `metrics` feature's venue-lag histogram reads it from there. It is
-    /// on the hot path: scan for the key, never parse the payload into a
-    /// tree. Default: `None`.
+    /// the adapter named none). Scan for the key, never parse the payload
+    /// into a tree. Default: `None`.
+    ///
+    /// When it is asked: an adapter that also hands the session a
+    /// [`venue_time_finder`](Protocol::venue_time_finder) (the built-in
+    /// adapters do) is never asked here by the session; the finder is kept
+    /// on each frame and runs when a consumer asks
+    /// [`Frame::venue_time`](crate::Frame::venue_time), so a consumer that
+    /// never asks pays nothing. Without a finder, the session calls this once
+    /// per data frame as it routes it and stores the answer on the frame.
     fn venue_time(&self, text: &str, payload: &str) -> Option<std::time::SystemTime> {
         let _ = (text, payload);
+        None
+    }
+
+    /// A plain function giving [`venue_time`](Protocol::venue_time)'s answer
+    /// from the frame's bytes alone, or `None` (the default) to have the
+    /// session call `venue_time` on every data frame.
+    ///
+    /// The session stores the function on each data frame (a pointer: no
+    /// allocation, no reference to the adapter) instead of the answer, and
+    /// [`Frame::venue_time`](crate::Frame::venue_time) calls it on the
+    /// frame's text and payload each time it is asked. It must answer exactly
+    /// as `venue_time` does for every frame (the same function on the same
+    /// bytes), and cannot read the adapter's state: an adapter whose venue
+    /// time depends on its state keeps the default.
+    fn venue_time_finder(&self) -> Option<VenueTimeFinder> {
         None
     }
 

@@ -1,9 +1,12 @@
 //! The venue's own timestamp of a data frame, read by a key search.
 //!
-//! The session asks each adapter for it once per data frame
-//! ([`Protocol::venue_time`](super::Protocol::venue_time)) and stores it on
-//! the [`Frame`](crate::Frame), so it must cost little: tens of nanoseconds,
-//! not a walk over the payload. Rules, and why:
+//! Each built-in adapter hands the session its search as a plain function
+//! ([`Protocol::venue_time_finder`](super::Protocol::venue_time_finder),
+//! the functions of [`finder`]); the session keeps it on each data frame and
+//! [`Frame::venue_time`](crate::Frame::venue_time) runs it on the frame's
+//! bytes when asked, so a consumer that never asks pays nothing. One who
+//! asks may ask per frame, so it must cost little: tens of nanoseconds, not
+//! a walk over the payload. Rules, and why:
 //! - **A substring search, never a parse.** The key with its quotes
 //!   (`"ts_ms"`) is searched for in the text the adapter already validated
 //!   as JSON, followed by `:`; then only the value is read. In valid JSON
@@ -180,7 +183,7 @@ fn digits(text: &str) -> Option<u64> {
     if text.is_empty() {
         return None;
     }
-    // By hand rather than `str::parse`: this runs once per frame. The
+    // By hand rather than `str::parse`: this may run once per frame. The
     // checked steps bound the value; no length cap (a cap of 20 characters
     // refused `"000000000000000000001"`, found by the `venue_time` target).
     text.bytes().try_fold(0u64, |n, b| {
@@ -249,6 +252,33 @@ pub(crate) fn kalshi(payload: &str) -> Option<SystemTime> {
     match ts?? {
         Scalar::Num(text) => UNIX_EPOCH.checked_add(Duration::from_secs(digits(text)?)),
         Scalar::Str(text) => rfc3339(text),
+    }
+}
+
+/// The adapters' [`VenueTimeFinder`](super::VenueTimeFinder)s: each
+/// adapter's `venue_time` is its finder, so the answer is the same whether
+/// the session stored the finder on the frame or the adapter was asked.
+pub(crate) mod finder {
+    use std::time::SystemTime;
+
+    /// Kalshi: [`kalshi`](super::kalshi) of the payload (`msg`).
+    pub(crate) fn kalshi(_text: &str, payload: &str) -> Option<SystemTime> {
+        super::kalshi(payload)
+    }
+
+    /// Kraken: [`kraken`](super::kraken) of the payload (`data`).
+    pub(crate) fn kraken(_text: &str, payload: &str) -> Option<SystemTime> {
+        super::kraken(payload)
+    }
+
+    /// OKX: [`okx`](super::okx) of the payload (`data`).
+    pub(crate) fn okx(_text: &str, payload: &str) -> Option<SystemTime> {
+        super::okx(payload)
+    }
+
+    /// WEEX: [`weex`](super::weex) of the whole frame (`E` is top-level).
+    pub(crate) fn weex(text: &str, _payload: &str) -> Option<SystemTime> {
+        super::weex(text)
     }
 }
 
@@ -442,5 +472,89 @@ mod tests {
         );
         assert_eq!(weex(r#"{"e":"x","E":"1"}"#), None);
         assert_eq!(kalshi("not json"), None);
+    }
+
+    /// A frame keeps its adapter's search and runs it when asked: asked
+    /// once, twice, or on a clone, the answer is the one the adapter's
+    /// `venue_time` gives for the frame's text and payload as it is routed
+    /// (the eager answer frames carried before), for each built-in adapter.
+    #[test]
+    fn a_frames_venue_time_found_when_asked_is_the_adapters_answer() {
+        use crate::protocol::{Kalshi, Kraken, Okx, Protocol, Weex};
+        use crate::Frame;
+
+        fn holds<P: Protocol>(mut adapter: P, samples: &[(&str, Option<u128>)]) {
+            assert!(
+                adapter.venue_time_finder().is_some(),
+                "{}: a built-in adapter hands the session its search",
+                adapter.name()
+            );
+            for &(text, want_nanos) in samples {
+                let frame = Frame::classified(&mut adapter, text);
+                let eager =
+                    adapter.venue_time(frame.as_text().unwrap(), frame.payload_text().unwrap());
+                let once = frame.venue_time();
+                let twice = frame.venue_time();
+                assert_eq!(once, eager, "{text}");
+                assert_eq!(twice, eager, "{text}");
+                assert_eq!(frame.clone().venue_time(), eager, "{text}");
+                assert_eq!(once.map(nanos), want_nanos, "{text}");
+            }
+        }
+
+        holds(
+            Kalshi::new(),
+            &[
+                (
+                    r#"{"type":"trade","sid":11,"seq":3,"msg":{"trade_id":"d91bc706-ee49-470d-82d8-11418bda6fed","market_ticker":"HIGHNY-22DEC23-B53.5","yes_price_dollars":"0.36","count_fp":"136.00","taker_side":"no","ts":1669149841,"ts_ms":1669149841123}}"#,
+                    Some(1_669_149_841_123_000_000),
+                ),
+                (
+                    r#"{"type":"ticker","sid":1,"seq":2,"msg":{"market_ticker":"KX-001","price":48,"yes_bid":47,"yes_ask":49,"ts":1669149841}}"#,
+                    Some(1_669_149_841_000_000_000),
+                ),
+                (
+                    r#"{"type":"ticker","sid":1,"seq":3,"msg":{"market_ticker":"KX-001","price":48}}"#,
+                    None,
+                ),
+            ],
+        );
+        holds(
+            Kraken::new(),
+            &[
+                (
+                    r#"{"channel":"trade","type":"update","data":[{"symbol":"MATIC/USD","side":"buy","price":0.5117,"qty":40.0,"ord_type":"market","trade_id":4665906,"timestamp":"2023-09-25T07:49:37.708706Z"}]}"#,
+                    Some(1_695_628_177_708_706_000),
+                ),
+                (
+                    r#"{"channel":"ticker","type":"update","data":[{"symbol":"ALGO/USD","bid":0.10025,"bid_qty":740.0,"ask":0.10036,"ask_qty":1361.44813783,"last":0.10035,"volume":997038.98383185,"vwap":0.10148,"low":0.09979,"high":0.10285,"change":-0.00017,"change_pct":-0.17,"timestamp":"2023-09-25T09:04:31.742648Z"}]}"#,
+                    Some(1_695_632_671_742_648_000),
+                ),
+                (
+                    r#"{"channel":"ticker","type":"update","data":[{"symbol":"ALGO/USD","bid":0.10025}]}"#,
+                    None,
+                ),
+            ],
+        );
+        holds(
+            Okx::new(),
+            &[
+                (
+                    r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}"#,
+                    Some(1_630_048_897_897_000_000),
+                ),
+                (
+                    r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","ts":"1597026383085"}]}"#,
+                    Some(1_597_026_383_085_000_000),
+                ),
+            ],
+        );
+        holds(
+            Weex::new(),
+            &[(
+                r#"{"e":"trade","E":1775118619709,"s":"ETHUSDT","d":[{"T":1775118619691,"t":"8cd2","p":"2050.56","q":"0.02625","v":"53.8272000","m":true}]}"#,
+                Some(1_775_118_619_709_000_000),
+            )],
+        );
     }
 }

@@ -763,12 +763,9 @@ impl<P: Protocol> SessionCore<P> {
                 self.data_seen();
                 let span = payload.and_then(|part| span_of(text.as_str(), part));
                 let mut frame = Frame::from_text(text, seq, self.received(now)).with_span(span);
-                // Once per frame, a key search in the span (see `Protocol::venue_time`).
-                let venue_time = match (frame.as_text(), frame.payload_text()) {
-                    (Some(text), Some(payload)) => self.subs.protocol.venue_time(text, payload),
-                    _ => None,
-                };
-                frame.set_venue_time(venue_time);
+                // The built-in adapters' search runs when the venue time is
+                // asked, not here (see `Protocol::venue_time_finder`).
+                frame.stamp_venue_time(&self.subs.protocol);
                 #[cfg(feature = "metrics")]
                 self.record_venue_lag(&frame);
                 self.route(server_id, frame, book_break, now);
@@ -898,7 +895,9 @@ impl<P: Protocol> SessionCore<P> {
     // ---- data -----------------------------------------------------------------
 
     /// The venue-timestamp-to-receive lag of a data frame, where the venue
-    /// stamps its payloads (feature `metrics`).
+    /// stamps its payloads (feature `metrics`). With the histogram installed
+    /// this asks every frame's venue time as it is routed (the search runs
+    /// here, once per frame); without it, nothing is searched.
     #[cfg(feature = "metrics")]
     fn record_venue_lag(&self, frame: &Frame) {
         let Some(histogram) = self.stats.venue_lag.get() else {

@@ -698,3 +698,104 @@ fn the_receive_time_follows_each_connections_wall_clock_anchor() {
     );
     assert!(frames.iter().all(|r| r.at == t1.into_std()));
 }
+
+/// `Lines` with a venue time: the last word of `data <sid> <ms>` is the
+/// stamp (Unix ms). Counts how often the session asks `venue_time`; with
+/// `finder`, it also hands the session [`stamp_of_counted`] as its finder.
+struct Stamped {
+    finder: bool,
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Calls of [`stamp_of_counted`]: a finder is a plain `fn`, so its count is
+/// a static, used by one test only.
+static FINDER_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn stamp_of(text: &str) -> Option<std::time::SystemTime> {
+    let ms = text.rsplit(' ').next()?.parse().ok()?;
+    std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+}
+
+fn stamp_of_counted(text: &str, _payload: &str) -> Option<std::time::SystemTime> {
+    FINDER_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stamp_of(text)
+}
+
+impl Protocol for Stamped {
+    fn name(&self) -> &'static str {
+        "stamped"
+    }
+    fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
+        Lines.encode_subscribe(topics, req_id)
+    }
+    fn encode_unsubscribe(&mut self, t: &Topic, s: &ServerId, r: u64) -> Option<String> {
+        Lines.encode_unsubscribe(t, s, r)
+    }
+    fn classify<'a>(&mut self, text: &'a str) -> Inbound<'a> {
+        Lines.classify(text)
+    }
+    fn venue_time(&self, text: &str, _payload: &str) -> Option<std::time::SystemTime> {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stamp_of(text)
+    }
+    fn venue_time_finder(&self) -> Option<crate::protocol::VenueTimeFinder> {
+        self.finder
+            .then_some(stamp_of_counted as crate::protocol::VenueTimeFinder)
+    }
+}
+
+/// A frame's venue time is found when asked where the adapter hands the
+/// session a finder: routing runs no search at all, and each ask runs the
+/// finder on the frame's bytes. An adapter with only `venue_time` is asked
+/// once per data frame as it is routed (the frame keeps the answer).
+#[test]
+fn a_venue_time_is_searched_when_asked_with_a_finder_and_as_routed_without() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const FRAMES: u64 = 5;
+    let at = |ms: u64| Some(std::time::UNIX_EPOCH + Duration::from_millis(ms));
+    for finder in [true, false] {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let protocol = Stamped {
+            finder,
+            asked: Arc::clone(&asked),
+        };
+        let config = Config::builder("ws://127.0.0.1:9")
+            .idle_timeout(None)
+            .build()
+            .unwrap();
+        let mut drive = drive_of(config, protocol);
+        let queue = Queue::new(16, Overflow::DropOldest);
+        let t0 = Instant::now();
+        drive.connected(t0, std::time::UNIX_EPOCH);
+        let _ready = subscribe(&mut drive, 1, Topic::new("t"), Arc::clone(&queue), t0);
+        let sub = written_texts(&mut drive, t0);
+        let req = sub.iter().find_map(|s| s.strip_prefix("sub ")).unwrap();
+        read(&mut drive, text(&format!("ack {req} 7")), t0).unwrap();
+        for ms in 1..=FRAMES {
+            read(&mut drive, text(&format!("data 7 {ms}")), t0).unwrap();
+        }
+        let mut frames = Vec::new();
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        while let std::task::Poll::Ready(Some(item)) = queue.poll_pop(&mut cx) {
+            if let Ok(Update::Data(frame)) = item {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames.len(), FRAMES as usize);
+        let routed = if finder { 0 } else { FRAMES as usize };
+        assert_eq!(asked.load(Ordering::Relaxed), routed, "finder {finder}");
+        if finder {
+            assert_eq!(FINDER_CALLS.load(Ordering::Relaxed), 0, "no search routing");
+        }
+        for (ms, frame) in (1..).zip(&frames) {
+            assert_eq!(frame.venue_time(), at(ms));
+            assert_eq!(frame.venue_time(), at(ms), "asked twice, the same");
+        }
+        // Asking never reaches the adapter; with a finder, each ask searches.
+        assert_eq!(asked.load(Ordering::Relaxed), routed);
+        if finder {
+            assert_eq!(FINDER_CALLS.load(Ordering::Relaxed), 2 * FRAMES as usize);
+        }
+    }
+}

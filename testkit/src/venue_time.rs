@@ -7,6 +7,9 @@
 //! payload span the adapter found. What must hold, for every data frame:
 //! - The payload the scanner reads is valid JSON (the adapters validate what
 //!   they accept; the scanner's rules rely on it).
+//! - The adapter's finder (`venue_time_finder`, which the session keeps on
+//!   each frame and runs when `Frame::venue_time` is asked) gives the same
+//!   answer as `venue_time`.
 //! - The answer equals [`by_name`]: the scanner's documented contract (the
 //!   last, for WEEX the first, member of that name at any depth whose name
 //!   has no escapes; a string value with escapes declined; anything of
@@ -135,6 +138,14 @@ fn check(adapter: &mut dyn Protocol, venue: Venue, text: &str, placed: Option<&s
         .and_then(|(start, end)| text.get(start as usize..end as usize))
         .unwrap_or(text);
     let got = adapter.venue_time(text, payload);
+    // What a frame's `venue_time()` runs when asked: the same answer.
+    if let Some(find) = adapter.venue_time_finder() {
+        assert_eq!(
+            find(text, payload),
+            got,
+            "{venue:?}: the finder differs from venue_time on {text}"
+        );
+    }
     if let Some(placed) = placed {
         assert_eq!(payload, placed, "{venue:?}: the payload span");
     }

@@ -397,8 +397,13 @@ impl Protocol for Kraken {
     }
 
     /// The venue time: the last data row's `timestamp` (RFC 3339).
-    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
-        super::venue_time::kraken(payload)
+    fn venue_time(&self, text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::finder::kraken(text, payload)
+    }
+
+    /// The same search, run when a frame's venue time is asked.
+    fn venue_time_finder(&self) -> Option<super::VenueTimeFinder> {
+        Some(super::venue_time::finder::kraken)
     }
 
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {

@@ -316,8 +316,13 @@ impl Protocol for Okx {
     }
 
     /// The venue time: the last data row's `ts` (Unix ms, a string).
-    fn venue_time(&self, _text: &str, payload: &str) -> Option<std::time::SystemTime> {
-        super::venue_time::okx(payload)
+    fn venue_time(&self, text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::finder::okx(text, payload)
+    }
+
+    /// The same search, run when a frame's venue time is asked.
+    fn venue_time_finder(&self) -> Option<super::VenueTimeFinder> {
+        Some(super::venue_time::finder::okx)
     }
 
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {

@@ -403,8 +403,13 @@ impl Protocol for Weex {
     }
 
     /// The venue time: the frame's top-level `E` (Unix ms).
-    fn venue_time(&self, text: &str, _payload: &str) -> Option<std::time::SystemTime> {
-        super::venue_time::weex(text)
+    fn venue_time(&self, text: &str, payload: &str) -> Option<std::time::SystemTime> {
+        super::venue_time::finder::weex(text, payload)
+    }
+
+    /// The same search, run when a frame's venue time is asked.
+    fn venue_time_finder(&self) -> Option<super::VenueTimeFinder> {
+        Some(super::venue_time::finder::weex)
     }
 
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {

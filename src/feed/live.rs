@@ -134,7 +134,10 @@ impl Live {
             drive.tick(Instant::now())?;
             return Poll::Ready(Ok(()));
         }
-        if take_commands {
+        // A look first (a few loads): polling the channel registers the
+        // waker, which a wake-up that brought a frame does not need before
+        // the frame is yielded. The poll below registers it before waiting.
+        if take_commands && commands_waiting(commands) {
             if let Poll::Ready(command) = commands.poll_recv(cx) {
                 drive.serve_online(command, now);
                 return Poll::Ready(Ok(()));
@@ -151,6 +154,13 @@ impl Live {
             let read_at = self.read_at.of(&self.ws);
             drive.socket(message, read_at, now)?;
             return Poll::Ready(self.drain_buffered(cx, drive, now));
+        }
+        // Nothing came: register for commands before waiting.
+        if take_commands {
+            if let Poll::Ready(command) = commands.poll_recv(cx) {
+                drive.serve_online(command, now);
+                return Poll::Ready(Ok(()));
+            }
         }
         let at = write_at.map_or(timer_at, |w| w.min(timer_at));
         if at != self.timer_at {
@@ -238,6 +248,12 @@ impl Live {
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.ws).poll_flush(cx).map(|_| ())
     }
+}
+
+/// Whether a command (or the end of every handle) is waiting, without
+/// registering a waker.
+fn commands_waiting(commands: &mpsc::Receiver<Command>) -> bool {
+    !commands.is_empty() || commands.is_closed()
 }
 
 /// `SinkExt::send` as a poll: ready, hand over (once), flush.

@@ -5,7 +5,8 @@
 //! finish a write in flight, or wait for room in a full `Block` queue, or
 //! take the first of socket / commands / snapshot fetch (only while one is in
 //! flight) / write slot / timer that is ready and then the frames already
-//! buffered (up to [`READ_BATCH`]). It returns `Ready` after any progress so
+//! buffered (up to [`READ_BATCH`]; after a wait, the frame that woke the task
+//! is yielded before those are read). It returns `Ready` after any progress so
 //! the feed can yield what was delivered, and `Pending` only once every
 //! source it waits on has registered the waker.
 
@@ -57,6 +58,12 @@ pub(super) struct Live {
     timer: Pin<Box<Sleep>>,
     /// Where `timer` is armed.
     timer_at: Instant,
+    /// Set when a step found nothing and the task waits: the frame that
+    /// wakes it is yielded before the socket is read again (see
+    /// `poll_wait`), so its latency does not include a read that usually
+    /// finds nothing (one frame per wake-up at a moderate rate). A busy
+    /// socket never waits and keeps reading in batches.
+    woken: bool,
 }
 
 impl Live {
@@ -69,6 +76,7 @@ impl Live {
             blocked: None,
             timer: Box::pin(sleep_until(now)),
             timer_at: now,
+            woken: false,
         }
     }
 
@@ -153,6 +161,11 @@ impl Live {
         if let Poll::Ready(message) = Pin::new(&mut self.ws).poll_next(cx) {
             let read_at = self.read_at.of(&self.ws);
             drive.socket(message, read_at, now)?;
+            if std::mem::take(&mut self.woken) {
+                // The first frame after a wait goes out before any further
+                // read: the next step reads what the socket holds behind it.
+                return Poll::Ready(Ok(()));
+            }
             return Poll::Ready(self.drain_buffered(cx, drive, now));
         }
         // Nothing came: register for commands before waiting.
@@ -171,6 +184,7 @@ impl Live {
             // Due: the next step ticks or writes.
             return Poll::Ready(Ok(()));
         }
+        self.woken = true;
         Poll::Pending
     }
 

@@ -22,10 +22,13 @@ use crate::message::Update;
 /// [`SubscriptionSet`](crate::SubscriptionSet): a queue that becomes readable
 /// puts its key here once and wakes the set's consumer, so the consumer never
 /// scans idle members and the cost per item does not grow with the set.
-#[derive(Default)]
 pub(crate) struct Group {
     ready: Mutex<VecDeque<MemberKey>>,
     waker: AtomicWaker,
+    /// False for the feed's group: its consumer lists and takes in one task
+    /// and is never woken through `waker`, so a listing skips the wake (an
+    /// atomic read-modify-write per listing, i.e. per item with many members).
+    wakes: bool,
     /// Whether `ready` may hold keys: set with each listing and cleared when
     /// the list is taken, both under the lock, so it equals
     /// `!ready.is_empty()` whenever the lock is free. The feed, which is
@@ -35,7 +38,27 @@ pub(crate) struct Group {
     maybe_listed: AtomicBool,
 }
 
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            ready: Mutex::default(),
+            waker: AtomicWaker::new(),
+            wakes: true,
+            maybe_listed: AtomicBool::new(false),
+        }
+    }
+}
+
 impl Group {
+    /// A group whose consumer is never woken through it (the feed's; it
+    /// takes with [`take_listed_unwoken`](Self::take_listed_unwoken)).
+    pub(crate) fn unwoken() -> Self {
+        Group {
+            wakes: false,
+            ..Group::default()
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<MemberKey>> {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -46,7 +69,9 @@ impl Group {
         ready.push_back(key);
         self.maybe_listed.store(true, Ordering::Release);
         drop(ready);
-        self.waker.wake();
+        if self.wakes {
+            self.waker.wake();
+        }
     }
 
     /// Lists `key` again (the consumer itself, after taking one item of many).
@@ -96,7 +121,8 @@ impl Group {
     pub(crate) fn next(&self, cx: &mut Context<'_>) -> Option<MemberKey> {
         let mut ready = self.lock();
         if let Some(key) = ready.pop_front() {
-            self.maybe_listed.store(!ready.is_empty(), Ordering::Relaxed);
+            self.maybe_listed
+                .store(!ready.is_empty(), Ordering::Relaxed);
             return Some(key);
         }
         // Under the lock: a `list` lands before (and was popped) or after

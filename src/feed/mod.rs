@@ -148,7 +148,7 @@ impl<P: Protocol> Feed<P> {
         let (client, unsolicited, supervisor, span) = Client::unspawned(config, protocol);
         let (config, drive, commands, reconnect) = supervisor.into_parts();
         let arrivals = Arc::new(Arrivals::default());
-        let set = SubscriptionSet::new(Source::Client(client.clone()), QueueOptions::default());
+        let set = SubscriptionSet::unwoken(Source::Client(client.clone()), QueueOptions::default());
         let feed = Feed {
             machine: Machine::new(config, drive, commands, reconnect),
             set,

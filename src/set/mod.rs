@@ -109,10 +109,20 @@ pub struct SubscriptionSet {
 
 impl SubscriptionSet {
     pub(crate) fn new(source: Source, options: QueueOptions) -> Self {
+        Self::with_group(source, options, Group::default())
+    }
+
+    /// The feed's set: read only through [`poll_stage`](Self::poll_stage)
+    /// in the task that fills its queues, so its queues wake nobody.
+    pub(crate) fn unwoken(source: Source, options: QueueOptions) -> Self {
+        Self::with_group(source, options, Group::unwoken())
+    }
+
+    fn with_group(source: Source, options: QueueOptions, group: Group) -> Self {
         SubscriptionSet {
             source,
             options,
-            group: Arc::new(Group::default()),
+            group: Arc::new(group),
             members: FxHashMap::default(),
             next_key: 1,
             ready: VecDeque::new(),

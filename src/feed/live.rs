@@ -5,7 +5,8 @@
 //! finish a write in flight, or wait for room in a full `Block` queue, or
 //! take the first of socket / commands / snapshot fetch (only while one is in
 //! flight) / write slot / timer that is ready and then the frames already
-//! buffered (up to [`READ_BATCH`]). It returns `Ready` after any progress so
+//! buffered (up to [`READ_BATCH`]; after a wait, the frame that woke the task
+//! is yielded before those are read). It returns `Ready` after any progress so
 //! the feed can yield what was delivered, and `Pending` only once every
 //! source it waits on has registered the waker.
 
@@ -57,6 +58,12 @@ pub(super) struct Live {
     timer: Pin<Box<Sleep>>,
     /// Where `timer` is armed.
     timer_at: Instant,
+    /// Set when a step found nothing and the task waits: the frame that
+    /// wakes it is yielded before the socket is read again (see
+    /// `poll_wait`), so its latency does not include a read that usually
+    /// finds nothing (one frame per wake-up at a moderate rate). A busy
+    /// socket never waits and keeps reading in batches.
+    woken: bool,
 }
 
 impl Live {
@@ -69,6 +76,7 @@ impl Live {
             blocked: None,
             timer: Box::pin(sleep_until(now)),
             timer_at: now,
+            woken: false,
         }
     }
 
@@ -134,7 +142,10 @@ impl Live {
             drive.tick(Instant::now())?;
             return Poll::Ready(Ok(()));
         }
-        if take_commands {
+        // A look first (a few loads): polling the channel registers the
+        // waker, which a wake-up that brought a frame does not need before
+        // the frame is yielded. The poll below registers it before waiting.
+        if take_commands && commands_waiting(commands) {
             if let Poll::Ready(command) = commands.poll_recv(cx) {
                 drive.serve_online(command, now);
                 return Poll::Ready(Ok(()));
@@ -150,7 +161,19 @@ impl Live {
         if let Poll::Ready(message) = Pin::new(&mut self.ws).poll_next(cx) {
             let read_at = self.read_at.of(&self.ws);
             drive.socket(message, read_at, now)?;
+            if std::mem::take(&mut self.woken) {
+                // The first frame after a wait goes out before any further
+                // read: the next step reads what the socket holds behind it.
+                return Poll::Ready(Ok(()));
+            }
             return Poll::Ready(self.drain_buffered(cx, drive, now));
+        }
+        // Nothing came: register for commands before waiting.
+        if take_commands {
+            if let Poll::Ready(command) = commands.poll_recv(cx) {
+                drive.serve_online(command, now);
+                return Poll::Ready(Ok(()));
+            }
         }
         let at = write_at.map_or(timer_at, |w| w.min(timer_at));
         if at != self.timer_at {
@@ -161,6 +184,7 @@ impl Live {
             // Due: the next step ticks or writes.
             return Poll::Ready(Ok(()));
         }
+        self.woken = true;
         Poll::Pending
     }
 
@@ -238,6 +262,12 @@ impl Live {
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.ws).poll_flush(cx).map(|_| ())
     }
+}
+
+/// Whether a command (or the end of every handle) is waiting, without
+/// registering a waker.
+fn commands_waiting(commands: &mpsc::Receiver<Command>) -> bool {
+    !commands.is_empty() || commands.is_closed()
 }
 
 /// `SinkExt::send` as a poll: ready, hand over (once), flush.

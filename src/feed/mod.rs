@@ -22,16 +22,17 @@
 //! - Deliveries go into each subscription's own queue, which belongs to the
 //!   feed's [`SubscriptionSet`]; `poll_next` yields from that set (round-robin
 //!   over readable subscriptions) before it does more connection work, and
-//!   does connection work only when nothing is ready. The set is polled with a
-//!   no-op waker: every delivery happens inside this same `poll_next`, so
-//!   nobody else ever needs to wake it.
+//!   does connection work only when nothing is ready. The set registers no
+//!   waker: every delivery happens inside this same `poll_next`, so nobody
+//!   else ever needs to wake it (and a set with nothing listed is checked
+//!   with one load, no lock).
 //! - A readable queue is emptied in one step: its buffer is swapped with the
 //!   feed's (one lock, no per-item copy), and the items are yielded one by one
 //!   from there without a lock, so a socket read's batch costs one lock per
 //!   subscription instead of one per item. The counters stay exact at every
 //!   moment: a message taken this way counts as queued until it is yielded
-//!   (one relaxed atomic per message), and one the feed is dropped with counts
-//!   as dropped. The overflow policies act on the queue as before: the
+//!   (a relaxed load and store per message, the feed being the only writer of
+//!   that count), and one the feed is dropped with counts as dropped. The overflow policies act on the queue as before: the
 //!   feed's buffer only ever holds what one step took.
 //! - One `poll_next` does a bounded amount of work (a batch of buffered
 //!   frames per step, a bounded number of steps, and tokio's cooperative
@@ -70,7 +71,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use futures::task::noop_waker_ref;
 use futures::Stream;
 
 use crate::client::{Client, QueueOptions};
@@ -148,7 +148,7 @@ impl<P: Protocol> Feed<P> {
         let (client, unsolicited, supervisor, span) = Client::unspawned(config, protocol);
         let (config, drive, commands, reconnect) = supervisor.into_parts();
         let arrivals = Arc::new(Arrivals::default());
-        let set = SubscriptionSet::new(Source::Client(client.clone()), QueueOptions::default());
+        let set = SubscriptionSet::unwoken(Source::Client(client.clone()), QueueOptions::default());
         let feed = Feed {
             machine: Machine::new(config, drive, commands, reconnect),
             set,
@@ -217,12 +217,11 @@ impl<P: Protocol> Stream for Feed<P> {
             return Poll::Ready(Some(item));
         }
         let _entered = span.enter();
-        // Deliveries happen only inside this function: nobody needs to wake
-        // the set, so it is polled with a waker that does nothing.
-        let mut quiet = Context::from_waker(noop_waker_ref());
         for _ in 0..STEPS_PER_POLL {
             adopt_arrivals(arrivals, set);
-            if let Poll::Ready(Some(terminal)) = set.poll_stage(staged, &mut quiet) {
+            // Deliveries happen only inside this function: nobody needs to
+            // wake the set, so staging registers no waker.
+            if let Poll::Ready(Some(terminal)) = set.poll_stage(staged) {
                 if let Some(item) = terminal.or_else(|| set.pop_staged(staged)) {
                     return Poll::Ready(Some(item));
                 }

@@ -109,10 +109,20 @@ pub struct SubscriptionSet {
 
 impl SubscriptionSet {
     pub(crate) fn new(source: Source, options: QueueOptions) -> Self {
+        Self::with_group(source, options, Group::default())
+    }
+
+    /// The feed's set: read only through [`poll_stage`](Self::poll_stage)
+    /// in the task that fills its queues, so its queues wake nobody.
+    pub(crate) fn unwoken(source: Source, options: QueueOptions) -> Self {
+        Self::with_group(source, options, Group::unwoken())
+    }
+
+    fn with_group(source: Source, options: QueueOptions, group: Group) -> Self {
         SubscriptionSet {
             source,
             options,
-            group: Arc::new(Group::default()),
+            group: Arc::new(group),
             members: FxHashMap::default(),
             next_key: 1,
             ready: VecDeque::new(),
@@ -275,6 +285,10 @@ pub(crate) struct Staged {
 impl SubscriptionSet {
     /// The next item staged by [`poll_stage`](Self::poll_stage).
     pub(crate) fn pop_staged(&self, staged: &mut Staged) -> Option<SetItem> {
+        // Nothing staged (every wake-up of the feed): no member lookup.
+        if staged.items.is_empty() && staged.report.is_none() {
+            return None;
+        }
         let key = staged.member?;
         // A staged member is never retired before its items are yielded:
         // members retire in `poll_stage`, which runs only when `staged` is empty.
@@ -299,19 +313,19 @@ impl SubscriptionSet {
 
     /// Moves the items of the next readable member into `staged`
     /// (which must be empty); returns a member's terminal error item
-    /// directly. `Pending`: nothing readable (`cx` registered); `Ready(None)`:
-    /// no members. The same round-robin as `poll_next`, by batch.
-    pub(crate) fn poll_stage(
-        &mut self,
-        staged: &mut Staged,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Option<SetItem>>> {
+    /// directly. `Pending`: nothing readable; `Ready(None)`: no members. The
+    /// same round-robin as `poll_next`, by batch.
+    ///
+    /// Registers no waker: the feed fills its queues inside its own
+    /// `poll_next`, in the task that calls this, so nothing is ever listed
+    /// behind its back that a wake-up would have to report.
+    pub(crate) fn poll_stage(&mut self, staged: &mut Staged) -> Poll<Option<Option<SetItem>>> {
         debug_assert!(
             staged.items.is_empty() && staged.report.is_none(),
             "staged items left"
         );
         loop {
-            if self.ready.is_empty() && !self.group.take_listed(&mut self.ready, cx) {
+            if self.ready.is_empty() && !self.group.take_listed_unwoken(&mut self.ready) {
                 if self.members.is_empty() {
                     return Poll::Ready(None);
                 }

@@ -13,9 +13,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::kraken::{self, HEARTBEAT_PERIOD};
@@ -99,7 +99,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
         .max_frame_size(Some(MAX_SIZE));
     let check = lock(&shared.state).handshake_check.clone();
     let mut authenticated = true;
-    let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+    let callback = |request: &tungstenite::handshake::server::Request,
                     response| {
         match check.as_ref().map(|check| check(request)) {
             None => Ok(response),
@@ -112,7 +112,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
                 retry_after,
             }) => {
                 let mut refusal =
-                    tokio_tungstenite::tungstenite::http::Response::builder().status(status);
+                    tungstenite::http::Response::builder().status(status);
                 if let Some(value) = retry_after {
                     refusal = refusal.header("Retry-After", value);
                 }

@@ -78,11 +78,18 @@ impl Bridge {
     }
 
     /// Makes `waker` the one writes register, unless the stored one already
-    /// wakes the same task.
+    /// wakes the same task, or `waker` wakes nothing: the spawned shell
+    /// drains buffered frames with `now_or_never`, and swapping its task's
+    /// waker out and back for that would cost two reference-count atomics
+    /// per wake-up and leave a write blocked meanwhile waking no one.
     pub(crate) fn set_waker(&mut self, waker: &Waker) {
-        if !self.waker.will_wake(waker) {
-            self.waker.clone_from(waker);
+        if self.waker.will_wake(waker)
+            || waker.will_wake(futures::task::noop_waker_ref())
+            || waker.will_wake(Waker::noop())
+        {
+            return;
         }
+        self.waker.clone_from(waker);
     }
 
     /// After a `WouldBlock`: `Ready` when a retry can make progress (the

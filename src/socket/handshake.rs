@@ -17,8 +17,8 @@ use std::task::Poll;
 
 use tungstenite::handshake::client::Request;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::ClientHandshake;
 use tungstenite::protocol::WebSocketConfig;
+use tungstenite::ClientHandshake;
 use tungstenite::Error as WsError;
 
 use super::{Bridge, WsStream};

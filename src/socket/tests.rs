@@ -86,9 +86,7 @@ fn response_and(frames: &[Vec<u8>]) -> Vec<u8> {
 /// Connects to a server that has already sent `burst` (it needs no request:
 /// the key is fixed), waits until all of it is in the client's receive
 /// queue, then runs the handshake over a [`Counting`] transport.
-async fn connect_after(
-    burst: Vec<u8>,
-) -> (WsStream, Arc<AtomicUsize>, TcpStream) {
+async fn connect_after(burst: Vec<u8>) -> (WsStream, Arc<AtomicUsize>, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -108,7 +106,9 @@ async fn connect_after(
         tcp: client,
         polls: Arc::clone(&polls),
     };
-    let mut request = format!("ws://127.0.0.1:{port}/").into_client_request().unwrap();
+    let mut request = format!("ws://127.0.0.1:{port}/")
+        .into_client_request()
+        .unwrap();
     request
         .headers_mut()
         .insert("Sec-WebSocket-Key", HeaderValue::from_static(KEY));
@@ -176,11 +176,17 @@ async fn pings_are_answered_and_a_close_ends_the_stream_after_the_reply() {
         frame(0x8, &[0x03, 0xE8]),
     ];
     let (mut ws, _polls, mut server) = connect_after(response_and(&frames)).await;
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Ping("p1".into()));
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Ping("p1".into())
+    );
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("data"));
     assert!(matches!(ws.next().await, Some(Ok(Message::Close(Some(_))))));
     // The close reply is queued; flushing writes it and is not an error.
-    tokio::time::timeout(SOON, ws.flush()).await.unwrap().unwrap();
+    tokio::time::timeout(SOON, ws.flush())
+        .await
+        .unwrap()
+        .unwrap();
     // The server saw the request, then a masked pong "p1" and a masked close
     // reply with the same code (8 bytes each).
     let mut seen = Vec::new();
@@ -199,7 +205,10 @@ async fn pings_are_answered_and_a_close_ends_the_stream_after_the_reply() {
     assert_eq!(&after[8..10], &[0x88, 0x80 | 2], "then the close reply");
     // The server ends TCP after the handshake: the stream ends, no error.
     server.shutdown().await.unwrap();
-    assert!(tokio::time::timeout(SOON, ws.next()).await.unwrap().is_none());
+    assert!(tokio::time::timeout(SOON, ws.next())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// Where the HTTP request ends in `bytes` (its length if not yet whole).

@@ -85,7 +85,16 @@ pub(crate) async fn open(
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_frame_size))
         .read_buffer_size(FRAME_BUFFER.min(config.read_buffer_size));
-    let bridge = Bridge::new(transport, config.read_buffer_size);
+    // Under TLS the OS is read in `read_buffer_size` blocks below rustls
+    // (`socket/transport.rs`) and rustls keeps the plaintext of a record, so
+    // the bridge's block above it only saves polls: a small one refills from
+    // memory and keeps a TLS connection's idle memory near what it was.
+    let block = if transport.is_tls() {
+        FRAME_BUFFER.min(config.read_buffer_size)
+    } else {
+        config.read_buffer_size
+    };
+    let bridge = Bridge::new(transport, block);
     handshake(request, bridge, ws_config)
         .await
         .map_err(|e| Error::connection(url, attempt, classify(e, &config.url)))

@@ -11,10 +11,12 @@
 //!   last refill brought, and when that is empty says `WouldBlock`. The
 //!   async shell then calls [`Bridge::poll_fill`] with its own `Context` and
 //!   retries: a frame already buffered costs a memory copy and no waker work.
-//! - The block has a fixed size (`read_buffer_size`): it is refilled only
-//!   once empty, so the peer cannot grow it. 16 KiB holds over a hundred
-//!   typical market-data frames, which then share one read of the
-//!   transport (and one clock read, see `transport.rs`).
+//! - The block has a fixed size (`read_buffer_size`; under TLS at most
+//!   4 KiB, as the OS is read in full blocks below rustls and rustls holds
+//!   the plaintext): it is refilled only once empty, so the peer cannot grow
+//!   it. 16 KiB holds over a hundred typical market-data frames, which then
+//!   share one read of the transport (and one clock read, see
+//!   `transport.rs`).
 //! - End of stream and a read error found by a refill are handed to
 //!   tungstenite by the next `read`, once, exactly as the transport reported
 //!   them: tungstenite decides what they mean (a reset without a close

@@ -247,3 +247,98 @@ async fn a_message_sent_reaches_the_peer() {
         .collect();
     assert_eq!(payload, b"hello");
 }
+
+/// A CA made here and a server config for a leaf naming `127.0.0.1`.
+fn test_tls() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    (roots, Arc::new(server))
+}
+
+#[tokio::test]
+async fn over_tls_to_an_ip_address_a_burst_and_a_frame_larger_than_a_record_arrive_whole() {
+    let (roots, server_config) = test_tls();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // 300 small frames, one of 40,000 bytes (past a 16 KiB TLS record and
+    // both blocks), then more small ones, all after the 101 in one write.
+    let big = "z".repeat(40_000);
+    let mut frames: Vec<Vec<u8>> = (0..150).map(|n| frame(0x1, text(n).as_bytes())).collect();
+    let mut long = vec![0x81, 126];
+    long.extend_from_slice(&40_000u16.to_be_bytes());
+    long.extend_from_slice(big.as_bytes());
+    frames.push(long);
+    frames.extend((150..300).map(|n| frame(0x1, text(n).as_bytes())));
+    let burst = response_and(&frames);
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = tokio_rustls::TlsAcceptor::from(server_config)
+            .accept(tcp)
+            .await
+            .unwrap();
+        tls.write_all(&burst).await.unwrap();
+        tls.flush().await.unwrap();
+        // Hold the connection until the client has read everything.
+        let mut rest = Vec::new();
+        let _ = tls.read_to_end(&mut rest).await;
+    });
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let client_config = crate::tls::client_config_with_roots(roots).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1".to_owned()).unwrap();
+    let transport = tokio::time::timeout(
+        SOON,
+        Transport::tls(Box::new(tcp), 16 << 10, name, client_config),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(transport.is_tls());
+    let mut request = format!("wss://127.0.0.1:{port}/")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Key", HeaderValue::from_static(KEY));
+    let config = WebSocketConfig::default().read_buffer_size(4 << 10);
+    let mut ws = tokio::time::timeout(
+        SOON,
+        handshake(request, Bridge::new(transport, 4 << 10), config),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    for n in 0..300 {
+        let message = tokio::time::timeout(SOON, ws.next()).await.unwrap();
+        assert_eq!(
+            message.unwrap().unwrap(),
+            Message::text(text(n)),
+            "frame {n}"
+        );
+        if n == 149 {
+            let message = tokio::time::timeout(SOON, ws.next()).await.unwrap();
+            assert_eq!(message.unwrap().unwrap(), Message::text(big.clone()));
+        }
+    }
+    assert!(ws.reads() >= 1);
+    drop(ws);
+    server.await.unwrap();
+}

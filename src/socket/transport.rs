@@ -54,6 +54,11 @@ impl Transport {
         Ok(Transport::Tls(Box::new(tls)))
     }
 
+    /// Whether TLS runs on the connector's stream.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+
     /// How many reads from the connector's stream have returned bytes so far.
     pub(crate) fn reads(&self) -> u64 {
         match self {

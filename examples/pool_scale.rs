@@ -31,7 +31,7 @@ use resilient_ws::{
     Config, ConnectFuture, Connector, Event, Kalshi, Pool, PoolOptions, Topic, Transport, Update,
 };
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tungstenite::client::IntoClientRequest;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -96,6 +96,16 @@ w('frame_read', 'kraken_no_close_eof_chunk17', bytes([0x32]) + b''.join(text(f) 
 
 w('frame_read', 'kraken_token_session_expired', bytes([0x03]) + text(KRAKEN[1]) + text(SNAP) + text('{"error":"ESession:Invalid session","method":"subscribe","success":false,"symbol":"BTC/USD","req_id":2}') + text(UPD))
 
+# ---------- ws_bridge: setup byte, script seed, server bytes after the 101 ----------
+w('ws_bridge', 'frames_ping_close_block16k', bytes([0x07, 0x00]) + text('hello') + binary(b'\x00\x01\x02') + ping(b'p') + text('{"a":1}') + pong() + close(1000, 'bye'))
+w('ws_bridge', 'kalshi_burst_block3_reads3', bytes([0x00, 0x5a]) + b''.join(text(f) for f in KALSHI))
+w('ws_bridge', 'fragmented_ping_inside_block7', bytes([0x0a, 0x33]) + text(KRAKEN[0]) + frame(1, SNAP[:100], fin=False) + ping(b'mid') + frame(0, SNAP[100:300], fin=False) + frame(0, SNAP[300:]) + close(4001, 'auth'))
+w('ws_bridge', 'violations_small_limits', bytes([0x2b, 0x99]) + text('ok') + frame(1, b'\xff\xfe bad utf8') + frame(1, 'rsv', rsv=4))
+w('ws_bridge', 'oversize_frame_small_limits', bytes([0x23, 0x01]) + text('x' * 150) + text('y' * 250))
+w('ws_bridge', 'masked_server_frame', bytes([0x05, 0x10]) + text('a') + frame(1, 'masked', mask=b'\x01\x02\x03\x04'))
+w('ws_bridge', 'writes_block_pings_eof', bytes([0x46, 0xc7]) + b''.join(ping(bytes([i])) + text('{"n":%d}' % i) for i in range(20)) + frame(1, 'trunc', fin=False))
+w('ws_bridge', 'close_then_more_frames', bytes([0x4e, 0x21]) + text('before') + close(1001, 'going') + text('after'))
+
 # ---------- classify ----------
 w('kalshi_classify', 'documented_frames.jsonl', '\n'.join(KALSHI))
 w('kalshi_classify', 'edges.jsonl', '\n'.join([

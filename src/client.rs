@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
+use tungstenite::Message;
 
 use crate::book::BookViews;
 use crate::command::{Command, NewSubscription};

@@ -31,7 +31,7 @@ pub enum Command {
     /// Send a one-off frame (never replayed on another connection).
     Send {
         /// The frame to write.
-        message: tokio_tungstenite::tungstenite::Message,
+        message: tungstenite::Message,
         /// Whether it spends the outbound rate limit's budget.
         rate_limited: bool,
         /// Answered once it is written or has failed.

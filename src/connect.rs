@@ -20,25 +20,28 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::tungstenite::http::header::{
-    HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
-};
-use tokio_tungstenite::tungstenite::http::HeaderMap;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use rustls::pki_types::ServerName;
+use tungstenite::client::uri_mode;
+use tungstenite::error::UrlError;
+use tungstenite::handshake::client::Request;
+use tungstenite::http::header::{HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use tungstenite::http::HeaderMap;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::stream::Mode;
 
 use crate::config::Config;
+use crate::connector::AsyncStream;
 use crate::error::{scrub, ConnectionError, Error};
 use crate::proxy::ProxyError;
-use crate::socket::Socket;
+use crate::socket::{handshake, Bridge, Transport, WsStream};
 
 /// The WebSocket the supervisor runs a session on.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Socket>>;
+pub(crate) type Ws = WsStream;
 
 /// tungstenite's own read buffer: frames are cut from it and then shared
 /// with the queues, so it only ever gets a few KiB per read anyway; the
-/// block-sized reads from the OS happen in [`Socket`] (`read_buffer_size`).
+/// block-sized reads from the OS happen in the bridge
+/// (`socket/bridge.rs`, `read_buffer_size`).
 const FRAME_BUFFER: usize = 4 << 10;
 
 /// The longest `Retry-After` honoured (15 minutes, Kraken's lockout length):
@@ -75,35 +78,64 @@ pub(crate) async fn open(
             request.headers_mut().entry(USER_AGENT).or_insert(value);
         }
     }
-    let connector = if config.url.starts_with("wss://") {
-        let tls_config = match (&config.tls, &tls) {
-            (Some(user), _) => Arc::clone(user),
-            (None, Some(cached)) => Arc::clone(cached),
-            (None, None) => {
-                let built = crate::tls::client_config().map_err(|e| {
-                    Error::connection(url, attempt, ConnectionError::Tls(format!("setup: {e}")))
-                })?;
-                *tls = Some(Arc::clone(&built));
-                built
-            }
-        };
-        Some(tokio_tungstenite::Connector::Rustls(tls_config))
-    } else {
-        None
-    };
+    let transport = secure(transport.stream, &request, config, tls)
+        .await
+        .map_err(|e| Error::connection(url, attempt, e))?;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_frame_size))
         .read_buffer_size(FRAME_BUFFER.min(config.read_buffer_size));
-    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-        request,
-        Socket::new(transport.stream, config.read_buffer_size),
-        Some(ws_config),
-        connector,
-    )
-    .await
-    .map_err(|e| Error::connection(url, attempt, classify(e, &config.url)))?;
-    Ok(ws)
+    // Under TLS the OS is read in `read_buffer_size` blocks below rustls
+    // (`socket/transport.rs`) and rustls keeps the plaintext of a record, so
+    // the bridge's block above it only saves polls: a small one refills from
+    // memory and keeps a TLS connection's idle memory near what it was.
+    let block = if transport.is_tls() {
+        FRAME_BUFFER.min(config.read_buffer_size)
+    } else {
+        config.read_buffer_size
+    };
+    let bridge = Bridge::new(transport, block);
+    handshake(request, bridge, ws_config)
+        .await
+        .map_err(|e| Error::connection(url, attempt, classify(e, &config.url)))
+}
+
+/// The transport for `request`: TLS over `stream` for `wss://` (the
+/// configured `ClientConfig`, else the default one, built once and cached
+/// in `tls`), `stream` as it is for `ws://`. The server name is the URL's
+/// host, an IP address too.
+async fn secure(
+    stream: Box<dyn AsyncStream>,
+    request: &Request,
+    config: &Config,
+    tls: &mut Option<Arc<rustls::ClientConfig>>,
+) -> Result<Transport, ConnectionError> {
+    let raw_url = &config.url;
+    let host = request
+        .uri()
+        .host()
+        .ok_or_else(|| classify(UrlError::NoHostName.into(), raw_url))?;
+    let mode = uri_mode(request.uri()).map_err(|e| classify(e, raw_url))?;
+    if matches!(mode, Mode::Plain) {
+        return Ok(Transport::plain(stream));
+    }
+    let tls_config = match (&config.tls, &tls) {
+        (Some(user), _) => Arc::clone(user),
+        (None, Some(cached)) => Arc::clone(cached),
+        (None, None) => {
+            let built = crate::tls::client_config()
+                .map_err(|e| ConnectionError::Tls(format!("setup: {e}")))?;
+            *tls = Some(Arc::clone(&built));
+            built
+        }
+    };
+    // rustls wants an IPv6 address without its brackets.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let server_name = ServerName::try_from(host.to_owned())
+        .map_err(|_| ConnectionError::Tls("Invalid DNS name".into()))?;
+    Transport::tls(stream, config.read_buffer_size, server_name, tls_config)
+        .await
+        .map_err(|e| classify(tungstenite::Error::Io(e), raw_url))
 }
 
 /// Asks the header source and puts its headers on `request`.
@@ -132,8 +164,8 @@ async fn add_headers(
 }
 
 /// Turns a handshake failure into a readable [`ConnectionError`].
-fn classify(error: tokio_tungstenite::tungstenite::Error, raw_url: &str) -> ConnectionError {
-    use tokio_tungstenite::tungstenite::Error as WsError;
+fn classify(error: tungstenite::Error, raw_url: &str) -> ConnectionError {
+    use tungstenite::Error as WsError;
     match error {
         WsError::Http(response) => {
             let status = response.status().as_u16();

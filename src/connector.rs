@@ -14,8 +14,8 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
 
 /// A byte stream the WebSocket runs over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}

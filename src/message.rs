@@ -26,7 +26,7 @@ use std::fmt;
 use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
-use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+use tungstenite::{Bytes, Utf8Bytes};
 
 use crate::ids::ClientId;
 use crate::protocol::ServerId;

@@ -49,8 +49,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::Message;
 
 mod alloc;
 mod kraken;

@@ -143,7 +143,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>
 }
 
 pub(crate) enum Step {
-    Inbound(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Inbound(Option<Result<Message, tungstenite::Error>>),
     Cmd(Option<ConnCmd>),
 }
 

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use futures::{Sink, Stream};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Duration, Instant, Sleep};
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::Message;
 
 use crate::connect::Ws;
 use crate::protocol::Protocol;
@@ -275,7 +275,7 @@ fn poll_send(
     ws: &mut Ws,
     message: &mut Option<Message>,
     cx: &mut Context<'_>,
-) -> Poll<Result<(), tokio_tungstenite::tungstenite::Error>> {
+) -> Poll<Result<(), tungstenite::Error>> {
     let mut ws = Pin::new(ws);
     if message.is_some() {
         match ws.as_mut().poll_ready(cx) {

@@ -24,11 +24,13 @@ use crate::protocol::{Inbound, Kalshi, Kraken};
 
 mod session_drive;
 mod session_ends;
+mod ws_stream;
 
 pub use self::session_drive::{
     client_id, end_error, new_subscription, registry, stats, unspawned, Unspawned,
 };
 pub use self::session_ends::SessionEnds;
+pub use self::ws_stream::{bridged_ws, BridgedWs};
 
 /// Kalshi: the fast path's answer, or `None` when it leaves the frame to
 /// serde (harness `envelope_scan`).

@@ -36,9 +36,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
 use crate::book::{BookSnapshot, SnapshotFetched};
 use crate::protocol::{ServerId, Topic};

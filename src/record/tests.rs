@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::Message;
 
 use super::format::Input;
 use super::{RecordOptions, Recorder, Recording};

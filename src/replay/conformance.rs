@@ -78,7 +78,7 @@ fn build(script: &str, step: Duration) -> (Vec<Entry>, BTreeMap<u64, Vec<String>
             }
             "in" => inputs.push(Input::Frame {
                 read_at: Duration::ZERO,
-                message: tokio_tungstenite::tungstenite::Message::text(rest),
+                message: tungstenite::Message::text(rest),
             }),
             "expect" => {
                 let (id, kind) = rest.split_once(' ').unwrap();

@@ -50,7 +50,7 @@ use futures::task::noop_waker_ref;
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Duration, Instant, Sleep};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tungstenite::Message;
 
 use crate::client::{Client, Prepared, QueueOptions};
 use crate::config::Config;

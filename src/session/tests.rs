@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tungstenite::{Message, Utf8Bytes};
 
 use super::output::SessionEnd;
 use crate::client::Client;

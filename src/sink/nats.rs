@@ -53,7 +53,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Bytes;
+use tungstenite::Bytes;
 
 use super::identity::{message_id, venue_time_nanos, IdSource};
 use super::subject::subject;

@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tungstenite::{self, Message};
 
 use super::fetches::Fetches;
 use super::replies::{Replies, Served};
@@ -367,7 +367,7 @@ pub(crate) struct ReadStamp {
 impl ReadStamp {
     /// The receive time of a frame that just came out of `ws`.
     pub(crate) fn of(&mut self, ws: &Ws) -> Instant {
-        let reads = ws.get_ref().get_ref().reads();
+        let reads = ws.reads();
         match self.last {
             Some((stamped, at)) if stamped == reads => at,
             _ => {

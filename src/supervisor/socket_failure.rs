@@ -2,8 +2,8 @@
 //! ([`SocketFailure`]): the one place that knows tungstenite's error type,
 //! so the core stays free of the transport's types.
 
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError as WsProtocolError};
-use tokio_tungstenite::tungstenite::Error as WsError;
+use tungstenite::error::{CapacityError, ProtocolError as WsProtocolError};
+use tungstenite::Error as WsError;
 
 use crate::error::ProtocolError;
 use crate::session::SocketFailure;

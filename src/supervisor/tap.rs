@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tungstenite::Message;
 
 use super::recorded_settings;
 use super::write_outcome::WriteOutcome;

@@ -3,7 +3,6 @@
 //! the drive that calls it.
 
 use tokio::time::Duration;
-use tokio_tungstenite::tungstenite;
 
 /// How writing one frame ended.
 pub enum WriteOutcome {

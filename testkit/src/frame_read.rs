@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::task::noop_waker_ref;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::derive_accept_key;
 
 use resilient_ws::protocol::{Kalshi, Kraken, Protocol, RawProtocol, Topic};
 use resilient_ws::Error;

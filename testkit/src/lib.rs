@@ -35,6 +35,7 @@ mod session_script;
 mod venue_time;
 mod weex_book;
 mod weex_classify;
+mod ws_bridge;
 
 pub use self::decimal::decimal;
 pub use self::envelope_scan::envelope_scan;
@@ -50,6 +51,7 @@ pub use self::session_script::session_script;
 pub use self::venue_time::venue_time;
 pub use self::weex_book::weex_book;
 pub use self::weex_classify::weex_classify;
+pub use self::ws_bridge::ws_bridge;
 
 use serde_json::Value;
 

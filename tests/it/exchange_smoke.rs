@@ -9,9 +9,9 @@ use resilient_ws::protocol::kraken::checksum_levels;
 use serde_json::{json, Value};
 use support::exchange::{raw_frame, AckMode, Exchange, Venue};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Error as WsError, Message};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -26,7 +26,7 @@ use resilient_ws::{
 };
 use support::exchange::{Exchange, Venue};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tungstenite::client::IntoClientRequest;
 
 const SYMBOLS: [&str; 3] = ["A", "B", "C"];
 

@@ -21,7 +21,7 @@ use resilient_ws::{Backoff, Client, Config, Inbound, Kalshi, Protocol, ServerId,
 use serde_json::{json, Map, Value};
 use support::exchange::{kalshi_delta, ticker_payload, Exchange, Venue};
 use support::{next, SOON};
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::Message;
 
 const SHAPES: &str = include_str!("../data/kalshi/shapes.json");
 const EXAMPLES: &str = include_str!("../data/kalshi/examples.json");

@@ -18,7 +18,7 @@ use resilient_ws::{
 use serde_json::{json, Value};
 use support::exchange::{Exchange, Venue};
 use support::{next, wait_until, SOON};
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::Message;
 
 /// One documented example.
 struct Example {
@@ -267,7 +267,7 @@ fn keys(value: &Value) -> BTreeSet<String> {
 /// Reads frames from a raw socket until `want` matches one (bounded by SOON).
 async fn read_until<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
 where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     tokio::time::timeout(SOON, async {
         loop {

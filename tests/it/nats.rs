@@ -404,11 +404,11 @@ async fn figures() {
         .await
         .expect("bare");
     let js = jetstream::new(client);
-    let frames: Vec<(String, tokio_tungstenite::tungstenite::Bytes)> = (1..=ROUNDS)
+    let frames: Vec<(String, tungstenite::Bytes)> = (1..=ROUNDS)
         .flat_map(|n| {
             SYMBOLS.iter().map(move |s| {
                 let text = serde_json::json!({"type":"ticker","sid":1,"seq":n,"msg":ticker_payload(Venue::Kalshi, s, n)}).to_string();
-                (format!("md.bare.ticker.{}", n % 4), tokio_tungstenite::tungstenite::Bytes::from(text))
+                (format!("md.bare.ticker.{}", n % 4), tungstenite::Bytes::from(text))
             })
         })
         .collect();

@@ -17,7 +17,7 @@ use resilient_ws::{
 use serde_json::Value;
 use support::op_venue::{self, next_data, Dialect, OpVenue};
 use support::{next, okx, wait_event, wait_until, SOON};
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::Message;
 
 const SEED: u64 = 7;
 
@@ -407,7 +407,7 @@ async fn raw_client(
 /// The next text frame the raw client reads, within [`SOON`].
 async fn read_text<S>(ws: &mut S) -> String
 where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     loop {
         match tokio::time::timeout(SOON, ws.next())
@@ -423,7 +423,7 @@ where
 
 async fn read_json<S>(ws: &mut S) -> Value
 where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     serde_json::from_str(&read_text(ws).await).unwrap()
 }

@@ -24,7 +24,7 @@ use support::proxy::Proxy;
 use support::{next, wait_until, SOON};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tungstenite::client::IntoClientRequest;
 
 fn fast(url: &str) -> ConfigBuilder {
     Config::builder(url)

@@ -44,10 +44,10 @@ use resilient_ws::{
     Feed, Kalshi, Operation, QueueStats, ServerId, Subscription, Topic, Transport, Update,
 };
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
 const SERVER: &str = "exchange";
 const CLIENT: &str = "client";

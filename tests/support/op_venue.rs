@@ -34,8 +34,8 @@ use resilient_ws::{
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::handshake::server::Request;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::handshake::server::Request;
+use tungstenite::Message;
 
 /// How many server pings in a row may go unanswered before a strict server
 /// drops the connection.
@@ -207,7 +207,7 @@ impl OpVenue {
                         let refuse = state.require_user_agent && !private && agent.is_none();
                         state.user_agents.push(agent);
                         if refuse {
-                            let refusal = tokio_tungstenite::tungstenite::http::Response::builder()
+                            let refusal = tungstenite::http::Response::builder()
                                 .status(403)
                                 .body(None)
                                 .expect("a valid refusal");
@@ -297,7 +297,7 @@ impl OpVenue {
 
     /// Sends a close frame with `code` on every connection, then ends them.
     pub fn close_all(&self, code: u16, reason: &str) {
-        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tungstenite::protocol::CloseFrame;
         for tx in self.shared.conns.lock().unwrap().values() {
             let _ = tx.send(Message::Close(Some(CloseFrame {
                 code: code.into(),
@@ -464,7 +464,7 @@ async fn serve(
                         }
                     }
                     if weex && super::weex::close_after_refusals(&shared.state.lock().unwrap(), conn) {
-                        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+                        use tungstenite::protocol::CloseFrame;
                         let close = CloseFrame {
                             code: 1007.into(),
                             reason: "too many refused subscriptions".into(),

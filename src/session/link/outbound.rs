@@ -37,7 +37,7 @@
 use std::collections::VecDeque;
 
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::Message;
 
 use super::super::rate_limit::RateLimiter;
 use crate::rate::RateLimit;

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::wire::{sid_word, ScriptProtocol};
 use super::{

@@ -59,7 +59,7 @@ pub enum Gate {
 
 /// Inspects each upgrade request before the handshake completes.
 pub type HandshakeCheck =
-    Arc<dyn Fn(&tokio_tungstenite::tungstenite::handshake::server::Request) -> Gate + Send + Sync>;
+    Arc<dyn Fn(&tungstenite::handshake::server::Request) -> Gate + Send + Sync>;
 
 /// Kalshi's private channels (Quick Start: WebSockets, *Authentication*).
 pub const KALSHI_PRIVATE_CHANNELS: [&str; 5] = [

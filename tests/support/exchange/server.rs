@@ -13,10 +13,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::Message;
 
 use super::kraken::{self, HEARTBEAT_PERIOD};
 use super::state::{Cmd, Conn, Shared};
@@ -99,25 +99,24 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream) {
         .max_frame_size(Some(MAX_SIZE));
     let check = lock(&shared.state).handshake_check.clone();
     let mut authenticated = true;
-    let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                    response| {
-        match check.as_ref().map(|check| check(request)) {
-            None => Ok(response),
-            Some(Gate::Accept { authenticated: ok }) => {
-                authenticated = ok;
-                Ok(response)
+    let callback = |request: &tungstenite::handshake::server::Request, response| match check
+        .as_ref()
+        .map(|check| check(request))
+    {
+        None => Ok(response),
+        Some(Gate::Accept { authenticated: ok }) => {
+            authenticated = ok;
+            Ok(response)
+        }
+        Some(Gate::Refuse {
+            status,
+            retry_after,
+        }) => {
+            let mut refusal = tungstenite::http::Response::builder().status(status);
+            if let Some(value) = retry_after {
+                refusal = refusal.header("Retry-After", value);
             }
-            Some(Gate::Refuse {
-                status,
-                retry_after,
-            }) => {
-                let mut refusal =
-                    tokio_tungstenite::tungstenite::http::Response::builder().status(status);
-                if let Some(value) = retry_after {
-                    refusal = refusal.header("Retry-After", value);
-                }
-                Err(refusal.body(None).expect("a valid refusal"))
-            }
+            Err(refusal.body(None).expect("a valid refusal"))
         }
     };
     let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await

@@ -201,6 +201,42 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// The next value (after whitespace), validated and skipped, when only
+    /// its validity matters: no text or kind to build.
+    #[inline(always)]
+    pub(crate) fn skip_value(&mut self) -> Option<()> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        self.pos = skip::value_at(self.bytes(), start, first)?.0;
+        Some(())
+    }
+
+    /// The next value (after whitespace) when it is a non-negative integer
+    /// that fits a `u64` (as [`Value::uint`] reads it), else `None`. Read in
+    /// the same pass that finds its end.
+    #[inline(always)]
+    pub(crate) fn uint(&mut self) -> Option<u64> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        let (end, number) = skip::uint(self.bytes(), start, first)?;
+        self.pos = end;
+        Some(number)
+    }
+
+    /// The next value (after whitespace) when it is a string without
+    /// escapes: its content (as [`Value::plain_str`] reads it), else `None`.
+    #[inline(always)]
+    pub(crate) fn plain_str(&mut self) -> Option<&'a str> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        if first != b'"' {
+            return None;
+        }
+        let (end, plain) = skip::string_body(self.bytes(), start + 1)?;
+        if !plain {
+            return None;
+        }
+        self.pos = end;
+        self.text.get(start + 1..end - 1)
+    }
+
     /// Whether the next byte (after whitespace) is `byte`, without consuming it.
     #[inline]
     pub(crate) fn at(&mut self, byte: u8) -> bool {

@@ -180,10 +180,7 @@ impl<'a> Cursor<'a> {
         if byte != b'"' {
             return None;
         }
-        let (end, plain) = skip::string_body(self.bytes(), self.pos + 1)?;
-        if !plain {
-            return None;
-        }
+        let end = skip::plain_string_body(self.bytes(), self.pos + 1)?;
         let key = self.bytes().get(self.pos + 1..end - 1)?;
         self.pos = skip::colon(self.bytes(), end)?;
         Some(Some(key))
@@ -229,10 +226,7 @@ impl<'a> Cursor<'a> {
         if first != b'"' {
             return None;
         }
-        let (end, plain) = skip::string_body(self.bytes(), start + 1)?;
-        if !plain {
-            return None;
-        }
+        let end = skip::plain_string_body(self.bytes(), start + 1)?;
         self.pos = end;
         self.text.get(start + 1..end - 1)
     }

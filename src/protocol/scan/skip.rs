@@ -120,6 +120,34 @@ pub(super) fn string_body(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)>
     }
 }
 
+/// The rest of a string without escapes whose opening quote is just before
+/// `pos`: the offset past its closing quote. `None` when it has an escape
+/// (the callers bail on those) or is invalid: for keys, which are matched
+/// by their bytes.
+#[inline(always)]
+pub(super) fn plain_string_body(bytes: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let byte = if let Some(word) = word_at(bytes, pos) {
+            let mask = specials(word);
+            if mask == 0 {
+                pos += 8;
+                continue;
+            }
+            let bit = mask.trailing_zeros();
+            pos += (bit / 8) as usize;
+            (word >> (bit & !7)) as u8
+        } else {
+            let byte = *bytes.get(pos)?;
+            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+                pos += 1;
+                continue;
+            }
+            byte
+        };
+        return (byte == b'"').then_some(pos + 1);
+    }
+}
+
 /// The escape after a backslash (at `pos`): the offset past it.
 #[inline(always)]
 fn escape(bytes: &[u8], pos: usize) -> Option<usize> {
@@ -144,9 +172,21 @@ fn non_digits(word: u64) -> u64 {
 
 /// Skips ASCII digits from `pos` (possibly none): the offset past them.
 #[inline(always)]
-fn digits(bytes: &[u8], mut pos: usize) -> usize {
-    // Eight at a time: the first non-digit in the word ends the run, so a
-    // short run costs one word and no byte loop.
+fn digits(bytes: &[u8], pos: usize) -> usize {
+    // The common case, a run that ends inside the first word, costs one word
+    // test and no loop.
+    if let Some(word) = word_at(bytes, pos) {
+        let mask = non_digits(word);
+        if mask != 0 {
+            return pos + (mask.trailing_zeros() / 8) as usize;
+        }
+    }
+    long_digits(bytes, pos)
+}
+
+/// [`digits`] for a run of eight or more, or one near the end of the frame.
+#[inline(always)]
+fn long_digits(bytes: &[u8], mut pos: usize) -> usize {
     while let Some(word) = word_at(bytes, pos) {
         let mask = non_digits(word);
         if mask != 0 {
@@ -245,13 +285,18 @@ fn literal<const N: usize>(bytes: &[u8], pos: usize, word: &[u8; N]) -> Option<u
 }
 
 /// A scalar (anything but an array or object) at `pos`, whose first byte is
-/// `first`. A digit other than `0` starts the common case, a plain integer.
+/// `first`. A digit other than `0` starts the common case, a plain integer;
+/// a string next.
 #[inline(always)]
 fn scalar(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, Kind)> {
+    if first.wrapping_sub(b'1') < 9 {
+        return number_tail(bytes, digits(bytes, pos + 1), true)
+            .map(|(end, uint)| (end, Kind::Num { uint }));
+    }
+    if first == b'"' {
+        return string_body(bytes, pos + 1).map(|(end, plain)| (end, Kind::Str { plain }));
+    }
     match first {
-        b'"' => string_body(bytes, pos + 1).map(|(end, plain)| (end, Kind::Str { plain })),
-        b'1'..=b'9' => number_tail(bytes, digits(bytes, pos + 1), true)
-            .map(|(end, uint)| (end, Kind::Num { uint })),
         b'-' | b'0' => number(bytes, pos, first).map(|(end, uint)| (end, Kind::Num { uint })),
         b't' => literal(bytes, pos, b"true").map(|end| (end, Kind::Bool)),
         b'f' => literal(bytes, pos, b"false").map(|end| (end, Kind::Bool)),

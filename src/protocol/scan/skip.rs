@@ -68,7 +68,7 @@ pub(super) fn next(bytes: &[u8], mut pos: usize) -> Option<(usize, u8)> {
 /// The eight bytes at `pos` as a little-endian word, if there are eight.
 #[inline(always)]
 fn word_at(bytes: &[u8], pos: usize) -> Option<u64> {
-    let chunk = bytes.get(pos..)?.first_chunk::<8>()?;
+    let chunk: &[u8; 8] = bytes.get(pos..pos.wrapping_add(8))?.try_into().ok()?;
     Some(u64::from_le_bytes(*chunk))
 }
 

@@ -164,25 +164,31 @@ impl<'a> Cursor<'a> {
     /// known names, and skip a second UTF-8 boundary check per key.
     #[inline(always)]
     pub(crate) fn next_key(&mut self, members: &mut Members) -> Option<Option<&'a [u8]>> {
-        let mut byte = self.next_byte()?;
-        if byte == b'}' {
-            self.pos += 1;
-            return Some(None);
-        }
-        if members.started {
-            if byte != b',' {
+        let bytes = self.bytes();
+        // Compact JSON first: the next key's quote right after the comma.
+        let quote = if members.started && skip::pair_at(bytes, self.pos) == Some([b',', b'"']) {
+            self.pos + 1
+        } else {
+            let (mut at, mut byte) = skip::next(bytes, self.pos)?;
+            if byte == b'}' {
+                self.pos = at + 1;
+                return Some(None);
+            }
+            if members.started {
+                if byte != b',' {
+                    return None;
+                }
+                (at, byte) = skip::next(bytes, at + 1)?;
+            }
+            if byte != b'"' {
                 return None;
             }
-            self.pos += 1;
-            byte = self.next_byte()?;
-        }
+            at
+        };
         members.started = true;
-        if byte != b'"' {
-            return None;
-        }
-        let end = skip::plain_string_body(self.bytes(), self.pos + 1)?;
-        let key = self.bytes().get(self.pos + 1..end - 1)?;
-        self.pos = skip::colon(self.bytes(), end)?;
+        let end = skip::plain_string_body(bytes, quote + 1)?;
+        let key = bytes.get(quote + 1..end - 1)?;
+        self.pos = skip::colon(bytes, end)?;
         Some(Some(key))
     }
 

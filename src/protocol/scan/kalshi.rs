@@ -23,7 +23,7 @@ pub(crate) struct Data<'a> {
 }
 
 /// `type` values that are not data.
-const ACKS: [&str; 4] = ["subscribed", "error", "unsubscribed", "ok"];
+const ACKS: [&[u8]; 4] = [b"subscribed", b"error", b"unsubscribed", b"ok"];
 
 /// The routing fields of `text` when it is a Kalshi data frame the fast path
 /// can read exactly as serde would; `None` otherwise.
@@ -51,7 +51,7 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
             }
             b"type" => {
                 seen.first(1)?;
-                if ACKS.contains(&cursor.plain_str()?) {
+                if ACKS.contains(&cursor.plain_bytes()?) {
                     return None;
                 }
             }

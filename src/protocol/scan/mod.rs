@@ -237,6 +237,19 @@ impl<'a> Cursor<'a> {
         self.text.get(start + 1..end - 1)
     }
 
+    /// [`Cursor::plain_str`]'s content as bytes, for a caller that only
+    /// compares it: no UTF-8 boundary checks.
+    #[inline(always)]
+    pub(crate) fn plain_bytes(&mut self) -> Option<&'a [u8]> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        if first != b'"' {
+            return None;
+        }
+        let end = skip::plain_string_body(self.bytes(), start + 1)?;
+        self.pos = end;
+        self.bytes().get(start + 1..end - 1)
+    }
+
     /// Whether the next byte (after whitespace) is `byte`, without consuming it.
     #[inline]
     pub(crate) fn at(&mut self, byte: u8) -> bool {

@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("weex_book", harness::weex_book),
     ("reconnect_script", harness::reconnect_script),
     ("venue_time", harness::venue_time),
+    ("scan_skip", harness::scan_skip),
 ];
 
 /// The repository's `fuzz/` directory.

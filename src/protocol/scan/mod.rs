@@ -21,8 +21,16 @@
 //!   fields, escaped strings, numbers that are not plain `u64`s).
 //! - **Iterative, bounded, no allocation**: nesting is tracked in a 64-bit
 //!   stack, so a hostile frame costs one linear pass and no memory.
+//! - **Each value read only as far as its field needs**: a member whose value
+//!   is not wanted is skipped without building its text or kind, an integer
+//!   is parsed where its digits are found, a string that must be plain bails
+//!   at its first backslash. Strings and digit runs are read eight bytes at a
+//!   time, and compact JSON's `,"` between members is one test; the verdicts
+//!   are those of the byte-at-a-time grammar all the same.
 //! - The differential fuzz target `envelope_scan` and the unit tests hold each
-//!   fast path to exactly the `Inbound` the serde path returns.
+//!   fast path to exactly the `Inbound` the serde path returns; `scan_skip`
+//!   holds the word-at-a-time reading to a byte-at-a-time model of the
+//!   grammar (`testkit/src/model/json_skip.rs`).
 
 pub(crate) mod kalshi;
 pub(crate) mod kraken;

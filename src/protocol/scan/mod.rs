@@ -85,20 +85,6 @@ impl<'a> Value<'a> {
             _ => None,
         }
     }
-
-    /// A non-negative integer that fits a `u64`, else `None`.
-    #[inline]
-    pub(crate) fn uint(&self) -> Option<u64> {
-        match self.kind {
-            // Validated: only ASCII digits, no leading zero. Overflow is
-            // `None`, as `str::parse` gives.
-            Kind::Num { uint: true } => self.raw.bytes().try_fold(0u64, |n, digit| {
-                n.checked_mul(10)?
-                    .checked_add(u64::from(digit.wrapping_sub(b'0')))
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// A position in a frame being scanned.
@@ -222,8 +208,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next value (after whitespace) when it is a non-negative integer
-    /// that fits a `u64` (as [`Value::uint`] reads it), else `None`. Read in
-    /// the same pass that finds its end.
+    /// (only digits: no sign, fraction or exponent) that fits a `u64`, else
+    /// `None` (as `str::parse` reads the digits). Read in the same pass that
+    /// finds its end.
     #[inline(always)]
     pub(crate) fn uint(&mut self) -> Option<u64> {
         let (start, first) = skip::next(self.bytes(), self.pos)?;

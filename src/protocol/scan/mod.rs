@@ -25,8 +25,7 @@
 //!   is not wanted is skipped without building its text or kind, an integer
 //!   is parsed where its digits are found, a string that must be plain bails
 //!   at its first backslash. Strings and digit runs are read eight bytes at a
-//!   time, and compact JSON's `,"` between members is one test; the verdicts
-//!   are those of the byte-at-a-time grammar all the same.
+//!   time; the verdicts are those of the byte-at-a-time grammar all the same.
 //! - The differential fuzz target `envelope_scan` and the unit tests hold each
 //!   fast path to exactly the `Inbound` the serde path returns; `scan_skip`
 //!   holds the word-at-a-time reading to a byte-at-a-time model of the
@@ -158,31 +157,25 @@ impl<'a> Cursor<'a> {
     /// known names, and skip a second UTF-8 boundary check per key.
     #[inline(always)]
     pub(crate) fn next_key(&mut self, members: &mut Members) -> Option<Option<&'a [u8]>> {
-        let bytes = self.bytes();
-        // Compact JSON first: the next key's quote right after the comma.
-        let quote = if members.started && skip::pair_at(bytes, self.pos) == Some([b',', b'"']) {
-            self.pos + 1
-        } else {
-            let (mut at, mut byte) = skip::next(bytes, self.pos)?;
-            if byte == b'}' {
-                self.pos = at + 1;
-                return Some(None);
-            }
-            if members.started {
-                if byte != b',' {
-                    return None;
-                }
-                (at, byte) = skip::next(bytes, at + 1)?;
-            }
-            if byte != b'"' {
+        let mut byte = self.next_byte()?;
+        if byte == b'}' {
+            self.pos += 1;
+            return Some(None);
+        }
+        if members.started {
+            if byte != b',' {
                 return None;
             }
-            at
-        };
+            self.pos += 1;
+            byte = self.next_byte()?;
+        }
         members.started = true;
-        let end = skip::plain_string_body(bytes, quote + 1)?;
-        let key = bytes.get(quote + 1..end - 1)?;
-        self.pos = skip::colon(bytes, end)?;
+        if byte != b'"' {
+            return None;
+        }
+        let end = skip::plain_string_body(self.bytes(), self.pos + 1)?;
+        let key = self.bytes().get(self.pos + 1..end - 1)?;
+        self.pos = skip::colon(self.bytes(), end)?;
         Some(Some(key))
     }
 

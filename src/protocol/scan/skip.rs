@@ -68,7 +68,7 @@ pub(super) fn next(bytes: &[u8], mut pos: usize) -> Option<(usize, u8)> {
 /// The eight bytes at `pos` as a little-endian word, if there are eight.
 #[inline(always)]
 fn word_at(bytes: &[u8], pos: usize) -> Option<u64> {
-    let chunk: &[u8; 8] = bytes.get(pos..pos.wrapping_add(8))?.try_into().ok()?;
+    let chunk = bytes.get(pos..)?.first_chunk::<8>()?;
     Some(u64::from_le_bytes(*chunk))
 }
 
@@ -172,21 +172,7 @@ fn non_digits(word: u64) -> u64 {
 
 /// Skips ASCII digits from `pos` (possibly none): the offset past them.
 #[inline(always)]
-fn digits(bytes: &[u8], pos: usize) -> usize {
-    // The common case, a run that ends inside the first word, costs one word
-    // test and no loop.
-    if let Some(word) = word_at(bytes, pos) {
-        let mask = non_digits(word);
-        if mask != 0 {
-            return pos + (mask.trailing_zeros() / 8) as usize;
-        }
-    }
-    long_digits(bytes, pos)
-}
-
-/// [`digits`] for a run of eight or more, or one near the end of the frame.
-#[inline(always)]
-fn long_digits(bytes: &[u8], mut pos: usize) -> usize {
+fn digits(bytes: &[u8], mut pos: usize) -> usize {
     while let Some(word) = word_at(bytes, pos) {
         let mask = non_digits(word);
         if mask != 0 {
@@ -263,11 +249,8 @@ pub(super) fn uint(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, u64)> 
         return None;
     }
     let text = bytes.get(pos..end)?;
-    // Up to eight digits from the word at their start; up to 19 cannot
-    // overflow a u64; 20 may; more always do.
-    let number = if let (1..=8, Some(word)) = (text.len(), word_at(bytes, pos)) {
-        eight_digits(word, text.len())
-    } else if text.len() < 20 {
+    // Up to 19 digits cannot overflow a u64; 20 may; more always do.
+    let number = if text.len() < 20 {
         text.iter().fold(0u64, |n, digit| {
             n.wrapping_mul(10)
                 .wrapping_add(u64::from(digit.wrapping_sub(b'0')))
@@ -279,23 +262,6 @@ pub(super) fn uint(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, u64)> 
         })?
     };
     Some((end, number))
-}
-
-/// The value of the first `len` (1 to 8) bytes of `word`, ASCII digits, the
-/// first byte the most significant: three multiplications instead of a
-/// multiply-add a digit.
-#[inline(always)]
-fn eight_digits(word: u64, len: usize) -> u64 {
-    // Each byte to its digit; the bytes after the digits may borrow, but only
-    // from the bytes above them, which the shift then drops, filling the low
-    // bytes with zeros: leading zero digits.
-    let digits = word.wrapping_sub(splat(b'0')) << (8 * (8 - len as u32));
-    // Pairs of digits, then fours, then the eight (each lane's value is at
-    // most 99, 9999, 99999999: no lane overflows into the next).
-    let pairs = (digits.wrapping_mul(10).wrapping_add(digits >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let high = (pairs & 0x0000_00ff_0000_00ff).wrapping_mul(100 + (1_000_000 << 32));
-    let low = ((pairs >> 16) & 0x0000_00ff_0000_00ff).wrapping_mul(1 + (10_000 << 32));
-    high.wrapping_add(low) >> 32
 }
 
 /// A literal `word` at `pos`: the offset past it.
@@ -330,14 +296,6 @@ fn scalar(bytes: &[u8], pos: usize, first: u8) -> Option<(usize, Kind)> {
 pub(super) fn colon(bytes: &[u8], pos: usize) -> Option<usize> {
     let (pos, byte) = next(bytes, pos)?;
     (byte == b':').then_some(pos + 1)
-}
-
-/// The two bytes at `pos`, if there are two: compact JSON's `,"` between
-/// members is tested with one bounds check.
-#[inline(always)]
-pub(super) fn pair_at(bytes: &[u8], pos: usize) -> Option<[u8; 2]> {
-    let pair: &[u8; 2] = bytes.get(pos..pos.wrapping_add(2))?.try_into().ok()?;
-    Some(*pair)
 }
 
 /// A key whose opening quote is just before `pos`, and its colon; then the
@@ -377,7 +335,7 @@ fn closer(object: bool) -> u8 {
 ///
 /// The tests come in the order of how often each case is met in market
 /// data: a value is most often a plain integer (digits, then a separator), a
-/// string, or a container; a member most often follows a comma directly.
+/// string, or a container.
 #[inline(never)]
 fn container(bytes: &[u8], mut pos: usize, open: u8) -> Option<usize> {
     let mut stack: u64 = 0;
@@ -431,11 +389,6 @@ fn container(bytes: &[u8], mut pos: usize, open: u8) -> Option<usize> {
                 return Some(pos);
             }
             let object = stack & 1 == 1;
-            // Compact JSON: the next member's key right after the comma.
-            if object && pair_at(bytes, pos) == Some([b',', b'"']) {
-                (pos, first) = key_body(bytes, pos + 2)?;
-                break;
-            }
             let (at, byte) = next(bytes, pos)?;
             if byte == b',' {
                 if object {
@@ -595,31 +548,6 @@ mod tests {
                 let text = format!("{run}{tail}");
                 let expected = len + tail.bytes().take_while(u8::is_ascii_digit).count();
                 assert_eq!(digits(text.as_bytes(), 0), expected, "{text}");
-            }
-        }
-    }
-
-    #[test]
-    fn eight_digits_read_every_length_with_anything_after() {
-        for len in 1..=8usize {
-            for number in [0u64, 1, 7, 10, 99, 12_345_678, 99_999_999, 10_203_040] {
-                let text = format!("{:0len$}", number % 10u64.pow(len as u32));
-                for tail in [
-                    *b",,,,,,,,",
-                    *b"\0\0\0\0\0\0\0\0",
-                    [0xff; 8],
-                    *b"99999999",
-                    *b"}]} \"x\".",
-                ] {
-                    let mut word = [0u8; 8];
-                    word[..len].copy_from_slice(text.as_bytes());
-                    word[len..].copy_from_slice(&tail[..8 - len]);
-                    assert_eq!(
-                        eight_digits(u64::from_le_bytes(word), len),
-                        text.parse::<u64>().unwrap(),
-                        "{text} then {tail:?}"
-                    );
-                }
             }
         }
     }

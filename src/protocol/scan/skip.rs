@@ -173,6 +173,9 @@ fn non_digits(word: u64) -> u64 {
 /// Skips ASCII digits from `pos` (possibly none): the offset past them.
 #[inline(always)]
 fn digits(bytes: &[u8], mut pos: usize) -> usize {
+    // Eight at a time: the first non-digit in the word ends the run, so a
+    // short run costs one word and no byte loop. (Testing the first word
+    // before the loop was measured: fewer instructions, slower frames.)
     while let Some(word) = word_at(bytes, pos) {
         let mask = non_digits(word);
         if mask != 0 {

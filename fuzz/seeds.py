@@ -301,3 +301,34 @@ w('venue_time', 'tricky_payloads.jsonl', '\n'.join([
 # Generator mode (first byte 0x80 and up): frames from the bytes.
 w('venue_time', 'generated_mixed', bytes([0x80]) + bytes(range(0, 256, 3)))
 w('venue_time', 'generated_nested', bytes([0x80, 1, 3, 0, 1, 7, 2, 0, 8, 1, 4, 1, 0, 0, 2, 9, 1, 0, 2, 0, 5, 1, 3]) * 3)
+
+# ---------- scan_skip: one JSON value per line ----------
+# Strings and digit runs of every length around a word (each line is also
+# checked from each of its first offsets), every escape, control bytes,
+# numbers past u64, literals cut short, white space in every gap, nesting at
+# and past the scanner's limit, and the bench's frames.
+def scan_lines():
+    lines = []
+    for n in range(0, 19):
+        lines.append('"' + 'a' * n + '"')
+        lines.append('"' + 'x' * n + '\\n' + 'y' * (n % 9) + '"')
+        lines.append('"' + '\u00e9' * n + '"')
+        lines.append('1' + '0' * n)
+        lines.append('-0.' + '5' * (n + 1) + 'e+' + '7' * (n % 4 + 1))
+        lines.append('{"' + 'k' * n + '":' + '9' * (n + 1) + ',"' + 'q' * (n % 8) + '":"' + 'v' * n + '"}')
+    lines += [
+        '"\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD800 \\uABCD"', '"\\u12"', '"\\u12G4"', '"\\x"',
+        '"tab\tinside"', '"a\x01b"', '"a\x1fb"', '"\x7f\x80"', '"unterminated', '"ends in backslash\\',
+        '0', '-0', '01', '1.', '.5', '1e', '1e+', '+1', '-', '18446744073709551615', '18446744073709551616',
+        '99999999999999999999', '00', '1E400', '123456789012345678901234567890',
+        'true', 'false', 'null', 'tru', 'nul', 'fals', 'truex', 'nullnull',
+        '[]', '{}', '[ ]', '{ }', '[1,]', '[1 2]', '{"a"}', '{"a":1,}', '{1:2}', '{"a":1]', '[1}', '{,}', ']',
+        ' \t\r\n[ 1 , [ ] , { } , { "a" : [ null ] } ] \n',
+        '{"a" : 1 , "b":2,"c" :3, "d": 4 ,"e":{"f":[true,false,null,"g\\u0068"]}}',
+        '{"s\\u0069d":7,"sid":8}', '{"sid":7,"sid":8}', '{"":0}', '{"a":1,"a":2}',
+        '{"type":"ticker","sid":1,"seq":123,"msg":{"market_ticker":"KX-000","price":45,"yes_bid":44,"yes_ask":46,"ts":10000000123}}',
+        '{"channel":"ticker","type":"update","data":[{"symbol":"SYM000/USD","bid":45000.1,"bid_qty":0.00001234,"ask":45001.8,"ask_qty":1.00008638,"last":45000.9,"volume":1001.00001234,"vwap":45012.3,"low":44210.0,"high":46118.9,"change":0.1,"change_pct":0.01,"timestamp":"2026-12-03T12:00:01.001234Z"}]}',
+        '[' * 64 + ']' * 64, '[' * 65 + ']' * 65, '{"a":' * 63 + '1' + '}' * 63, '{"a":' * 64 + '1' + '}' * 64,
+    ]
+    return lines
+w('scan_skip', 'edges.jsonl', '\n'.join(scan_lines()))

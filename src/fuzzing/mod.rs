@@ -20,6 +20,7 @@
 //! [`SessionEnds`](crate::fuzzing::SessionEnds) is a session core reduced to
 //! how a session ends, for `reconnect_script`.
 
+use crate::protocol::scan::{Cursor, Kind};
 use crate::protocol::{Inbound, Kalshi, Kraken};
 
 mod session_drive;
@@ -52,6 +53,66 @@ pub fn kraken_classify_fast<'a>(kraken: &mut Kraken, text: &'a str) -> Option<In
 /// Kraken: the serde path's answer, the reference the fast path must equal.
 pub fn kraken_classify_reference<'a>(kraken: &mut Kraken, text: &'a str) -> Inbound<'a> {
     kraken.classify_serde(text)
+}
+
+/// The envelope scanner's reading of the value at the start of `text`
+/// (whitespace first), through the cursor the venue fast paths use (harness
+/// `scan_skip`): the offset past it and its kind (`"str"`, `"escaped_str"`,
+/// `"uint"`, `"num"`, `"null"`, `"bool"`, `"container"`), or `None`.
+pub fn scan_value(text: &str) -> Option<(usize, &'static str)> {
+    let mut cursor = Cursor::new(text);
+    let value = cursor.value()?;
+    let kind = match value.kind {
+        Kind::Str { plain: true } => "str",
+        Kind::Str { plain: false } => "escaped_str",
+        Kind::Num { uint: true } => "uint",
+        Kind::Num { uint: false } => "num",
+        Kind::Null => "null",
+        Kind::Bool => "bool",
+        Kind::Container => "container",
+    };
+    Some((cursor.offset(), kind))
+}
+
+/// As [`scan_value`], the value only skipped: the offset past it.
+pub fn scan_skip_value(text: &str) -> Option<usize> {
+    let mut cursor = Cursor::new(text);
+    cursor.skip_value()?;
+    Some(cursor.offset())
+}
+
+/// As [`scan_value`], the value read as a `u64` (`None` for anything else):
+/// the offset past it and the number.
+pub fn scan_uint(text: &str) -> Option<(usize, u64)> {
+    let mut cursor = Cursor::new(text);
+    let number = cursor.uint()?;
+    Some((cursor.offset(), number))
+}
+
+/// As [`scan_value`], the value read as a string without escapes (`None`
+/// for anything else): the offset past it and its content, read both as
+/// text and as bytes.
+pub fn scan_plain_str(text: &str) -> Option<(usize, &str)> {
+    let mut as_text = Cursor::new(text);
+    let content = as_text.plain_str()?;
+    let mut as_bytes = Cursor::new(text);
+    assert_eq!(as_bytes.plain_bytes(), Some(content.as_bytes()));
+    assert_eq!(as_bytes.offset(), as_text.offset());
+    Some((as_text.offset(), content))
+}
+
+/// The keys of the object at the start of `text`, walked member by member
+/// as the venue fast paths walk an envelope (each value skipped): `None`
+/// when it is not a valid object or a key has escapes.
+pub fn scan_keys(text: &str) -> Option<(usize, Vec<&[u8]>)> {
+    let mut cursor = Cursor::new(text);
+    let mut members = cursor.begin_object()?;
+    let mut keys = Vec::new();
+    while let Some(key) = cursor.next_key(&mut members)? {
+        keys.push(key);
+        cursor.skip_value()?;
+    }
+    Some((cursor.offset(), keys))
 }
 
 /// What a handle sends the drive, and one new subscription in it (harness

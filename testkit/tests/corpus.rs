@@ -26,6 +26,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("reconnect_script", harness::reconnect_script),
     ("venue_time", harness::venue_time),
     ("ws_bridge", harness::ws_bridge),
+    ("scan_skip", harness::scan_skip),
 ];
 
 /// The repository's `fuzz/` directory.

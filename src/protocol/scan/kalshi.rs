@@ -23,7 +23,7 @@ pub(crate) struct Data<'a> {
 }
 
 /// `type` values that are not data.
-const ACKS: [&str; 4] = ["subscribed", "error", "unsubscribed", "ok"];
+const ACKS: [&[u8]; 4] = [b"subscribed", b"error", b"unsubscribed", b"ok"];
 
 /// The routing fields of `text` when it is a Kalshi data frame the fast path
 /// can read exactly as serde would; `None` otherwise.
@@ -33,31 +33,33 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
     let mut seen = Seen::default();
     let (mut sid, mut seq, mut msg) = (None, None, None);
     while let Some(key) = cursor.next_key(&mut members)? {
-        let value = cursor.value()?;
+        // Each value read only as far as its field needs: integers parsed
+        // where they are found, unknown members skipped without their text.
         match key {
-            b"id" => {
-                seen.first(0)?;
-                value.uint()?;
-            }
-            b"type" => {
-                seen.first(1)?;
-                if ACKS.contains(&value.plain_str()?) {
-                    return None;
-                }
-            }
             b"sid" => {
                 seen.first(2)?;
-                sid = Some(value.uint()?);
+                sid = Some(cursor.uint()?);
             }
             b"seq" => {
                 seen.first(3)?;
-                seq = Some(value.uint()?);
+                seq = Some(cursor.uint()?);
             }
             b"msg" => {
                 seen.first(4)?;
+                let value = cursor.value()?;
                 msg = (value.kind != Kind::Null).then_some(value.raw);
             }
-            _ => {}
+            b"type" => {
+                seen.first(1)?;
+                if ACKS.contains(&cursor.plain_bytes()?) {
+                    return None;
+                }
+            }
+            b"id" => {
+                seen.first(0)?;
+                cursor.uint()?;
+            }
+            _ => cursor.skip_value()?,
         }
     }
     cursor.end()?;

@@ -38,20 +38,17 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
     let mut seen = Seen::default();
     let (mut channel, mut items, mut seq) = (None, None, None);
     while let Some(key) = cursor.next_key(&mut members)? {
+        // Each value read only as far as its field needs; unknown members
+        // skipped without their text.
         match key {
             b"method" => return None,
             b"data" => {
                 seen.first(0)?;
                 items = Some(data_items(&mut cursor)?);
-                continue;
             }
-            _ => {}
-        }
-        let value = cursor.value()?;
-        match key {
             b"channel" => {
                 seen.first(1)?;
-                channel = Some(value.plain_str()?);
+                channel = Some(cursor.plain_str()?);
             }
             b"type" | b"error" | b"symbol" => {
                 seen.first(match key {
@@ -59,17 +56,26 @@ pub(crate) fn data(text: &str) -> Option<Data<'_>> {
                     b"error" => 3,
                     _ => 4,
                 })?;
-                value.plain_str()?;
+                cursor.plain_str()?;
             }
-            b"success" => seen.first(5)?,
-            b"req_id" => seen.first(6)?,
-            b"result" => seen.first(7)?,
+            b"success" => {
+                seen.first(5)?;
+                cursor.skip_value()?;
+            }
+            b"req_id" => {
+                seen.first(6)?;
+                cursor.skip_value()?;
+            }
+            b"result" => {
+                seen.first(7)?;
+                cursor.skip_value()?;
+            }
             b"sequence" => {
                 seen.first(8)?;
                 // As the serde path reads it: the raw text as a u64.
-                seq = value.raw.parse().ok();
+                seq = cursor.value()?.raw.parse().ok();
             }
-            _ => {}
+            _ => cursor.skip_value()?,
         }
     }
     cursor.end()?;
@@ -111,14 +117,16 @@ fn first_symbol<'a>(cursor: &mut Cursor<'a>) -> Option<Option<&'a str>> {
     let mut seen = Seen::default();
     let mut symbol = None;
     while let Some(key) = cursor.next_key(&mut members)? {
-        let value = cursor.value()?;
         match key {
             b"symbol" => {
                 seen.first(0)?;
-                symbol = Some(value.plain_str()?);
+                symbol = Some(cursor.plain_str()?);
             }
-            b"checksum" => seen.first(1)?,
-            _ => {}
+            b"checksum" => {
+                seen.first(1)?;
+                cursor.skip_value()?;
+            }
+            _ => cursor.skip_value()?,
         }
     }
     Some(symbol)

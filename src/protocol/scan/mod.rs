@@ -21,8 +21,15 @@
 //!   fields, escaped strings, numbers that are not plain `u64`s).
 //! - **Iterative, bounded, no allocation**: nesting is tracked in a 64-bit
 //!   stack, so a hostile frame costs one linear pass and no memory.
+//! - **Each value read only as far as its field needs**: a member whose value
+//!   is not wanted is skipped without building its text or kind, an integer
+//!   is parsed where its digits are found, a string that must be plain bails
+//!   at its first backslash. Strings and digit runs are read eight bytes at a
+//!   time; the verdicts are those of the byte-at-a-time grammar all the same.
 //! - The differential fuzz target `envelope_scan` and the unit tests hold each
-//!   fast path to exactly the `Inbound` the serde path returns.
+//!   fast path to exactly the `Inbound` the serde path returns; `scan_skip`
+//!   holds the word-at-a-time reading to a byte-at-a-time model of the
+//!   grammar (`testkit/src/model/json_skip.rs`).
 
 pub(crate) mod kalshi;
 pub(crate) mod kraken;
@@ -74,20 +81,6 @@ impl<'a> Value<'a> {
             Kind::Str { plain: true } => {
                 self.raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'))
             }
-            _ => None,
-        }
-    }
-
-    /// A non-negative integer that fits a `u64`, else `None`.
-    #[inline]
-    pub(crate) fn uint(&self) -> Option<u64> {
-        match self.kind {
-            // Validated: only ASCII digits, no leading zero. Overflow is
-            // `None`, as `str::parse` gives.
-            Kind::Num { uint: true } => self.raw.bytes().try_fold(0u64, |n, digit| {
-                n.checked_mul(10)?
-                    .checked_add(u64::from(digit.wrapping_sub(b'0')))
-            }),
             _ => None,
         }
     }
@@ -180,10 +173,7 @@ impl<'a> Cursor<'a> {
         if byte != b'"' {
             return None;
         }
-        let (end, plain) = skip::string_body(self.bytes(), self.pos + 1)?;
-        if !plain {
-            return None;
-        }
+        let end = skip::plain_string_body(self.bytes(), self.pos + 1)?;
         let key = self.bytes().get(self.pos + 1..end - 1)?;
         self.pos = skip::colon(self.bytes(), end)?;
         Some(Some(key))
@@ -199,6 +189,53 @@ impl<'a> Cursor<'a> {
             raw: self.text.get(start..end)?,
             kind,
         })
+    }
+
+    /// The next value (after whitespace), validated and skipped, when only
+    /// its validity matters: no text or kind to build.
+    #[inline(always)]
+    pub(crate) fn skip_value(&mut self) -> Option<()> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        self.pos = skip::value_at(self.bytes(), start, first)?.0;
+        Some(())
+    }
+
+    /// The next value (after whitespace) when it is a non-negative integer
+    /// (only digits: no sign, fraction or exponent) that fits a `u64`, else
+    /// `None` (as `str::parse` reads the digits). Read in the same pass that
+    /// finds its end.
+    #[inline(always)]
+    pub(crate) fn uint(&mut self) -> Option<u64> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        let (end, number) = skip::uint(self.bytes(), start, first)?;
+        self.pos = end;
+        Some(number)
+    }
+
+    /// The next value (after whitespace) when it is a string without
+    /// escapes: its content (as [`Value::plain_str`] reads it), else `None`.
+    #[inline(always)]
+    pub(crate) fn plain_str(&mut self) -> Option<&'a str> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        if first != b'"' {
+            return None;
+        }
+        let end = skip::plain_string_body(self.bytes(), start + 1)?;
+        self.pos = end;
+        self.text.get(start + 1..end - 1)
+    }
+
+    /// [`Cursor::plain_str`]'s content as bytes, for a caller that only
+    /// compares it: no UTF-8 boundary checks.
+    #[inline(always)]
+    pub(crate) fn plain_bytes(&mut self) -> Option<&'a [u8]> {
+        let (start, first) = skip::next(self.bytes(), self.pos)?;
+        if first != b'"' {
+            return None;
+        }
+        let end = skip::plain_string_body(self.bytes(), start + 1)?;
+        self.pos = end;
+        self.bytes().get(start + 1..end - 1)
     }
 
     /// Whether the next byte (after whitespace) is `byte`, without consuming it.

@@ -8,6 +8,7 @@
 pub(crate) mod book;
 pub(crate) mod decimal;
 pub(crate) mod frames;
+pub(crate) mod json_skip;
 pub(crate) mod kalshi_book;
 pub(crate) mod ordered_book;
 pub(crate) mod queue;

@@ -82,38 +82,45 @@ fn string(bytes: &[u8], pos: usize) -> Option<(usize, bool)> {
     string_body(bytes, pos + 1)
 }
 
-/// The rest of a string whose opening quote is just before `pos`: the offset
-/// past its closing quote, and whether it had no escapes.
+/// From `pos` inside a string's content: where its first special byte is (a
+/// quote, a backslash or a control byte) and that byte; `None` when the frame
+/// ends first. Eight bytes at a time through plain content, the special byte
+/// read out of the word already loaded (no second bounds check); the last few
+/// bytes of the frame go one at a time.
 #[inline(always)]
-pub(super) fn string_body(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)> {
-    let mut plain = true;
+fn next_special(bytes: &[u8], mut pos: usize) -> Option<(usize, u8)> {
     loop {
-        // Eight bytes at a time through plain content, to the first special
-        // byte, which is read out of the word already loaded (no second bounds
-        // check); the last few bytes of the frame go one at a time.
-        let byte = if let Some(word) = word_at(bytes, pos) {
+        if let Some(word) = word_at(bytes, pos) {
             let mask = specials(word);
             if mask == 0 {
                 pos += 8;
                 continue;
             }
             let bit = mask.trailing_zeros();
-            pos += (bit / 8) as usize;
             // The lowest flagged byte is exactly the first special byte.
-            (word >> (bit & !7)) as u8
-        } else {
-            let byte = *bytes.get(pos)?;
-            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
-                pos += 1;
-                continue;
-            }
-            byte
-        };
+            return Some((pos + (bit / 8) as usize, (word >> (bit & !7)) as u8));
+        }
+        let byte = *bytes.get(pos)?;
+        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+            pos += 1;
+            continue;
+        }
+        return Some((pos, byte));
+    }
+}
+
+/// The rest of a string whose opening quote is just before `pos`: the offset
+/// past its closing quote, and whether it had no escapes.
+#[inline(always)]
+pub(super) fn string_body(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)> {
+    let mut plain = true;
+    loop {
+        let (at, byte) = next_special(bytes, pos)?;
         match byte {
-            b'"' => return Some((pos + 1, plain)),
+            b'"' => return Some((at + 1, plain)),
             b'\\' => {
                 plain = false;
-                pos = escape(bytes, pos + 1)?;
+                pos = escape(bytes, at + 1)?;
             }
             _ => return None,
         }
@@ -125,27 +132,9 @@ pub(super) fn string_body(bytes: &[u8], mut pos: usize) -> Option<(usize, bool)>
 /// (the callers bail on those) or is invalid: for keys, which are matched
 /// by their bytes.
 #[inline(always)]
-pub(super) fn plain_string_body(bytes: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let byte = if let Some(word) = word_at(bytes, pos) {
-            let mask = specials(word);
-            if mask == 0 {
-                pos += 8;
-                continue;
-            }
-            let bit = mask.trailing_zeros();
-            pos += (bit / 8) as usize;
-            (word >> (bit & !7)) as u8
-        } else {
-            let byte = *bytes.get(pos)?;
-            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
-                pos += 1;
-                continue;
-            }
-            byte
-        };
-        return (byte == b'"').then_some(pos + 1);
-    }
+pub(super) fn plain_string_body(bytes: &[u8], pos: usize) -> Option<usize> {
+    let (at, byte) = next_special(bytes, pos)?;
+    (byte == b'"').then_some(at + 1)
 }
 
 /// The escape after a backslash (at `pos`): the offset past it.

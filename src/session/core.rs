@@ -895,9 +895,10 @@ impl<P: Protocol> SessionCore<P> {
     // ---- data -----------------------------------------------------------------
 
     /// The venue-timestamp-to-receive lag of a data frame, where the venue
-    /// stamps its payloads (feature `metrics`). With the histogram installed
-    /// this asks every frame's venue time as it is routed (the search runs
-    /// here, once per frame); without it, nothing is searched.
+    /// stamps its payloads (feature `metrics`). Every client sets the
+    /// histogram, so with the feature on this asks every data frame's venue
+    /// time as it is routed (the search runs here, once per frame); without
+    /// the feature nothing is searched while routing.
     #[cfg(feature = "metrics")]
     fn record_venue_lag(&self, frame: &Frame) {
         let Some(histogram) = self.stats.venue_lag.get() else {

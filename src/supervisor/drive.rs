@@ -356,7 +356,7 @@ impl<P: Protocol> Drive<P> {
 
 /// The receive time of the frames cut from the socket's latest read: the
 /// clock is read once per read from the OS, not once per frame
-/// (`socket.rs` says why).
+/// (`socket/transport.rs` says why).
 #[derive(Default)]
 pub(crate) struct ReadStamp {
     /// The socket's read count and the time taken for it; `None` before the

@@ -189,18 +189,7 @@ async fn pings_are_answered_and_a_close_ends_the_stream_after_the_reply() {
         .unwrap();
     // The server saw the request, then a masked pong "p1" and a masked close
     // reply with the same code (8 bytes each).
-    let mut seen = Vec::new();
-    tokio::time::timeout(SOON, async {
-        let mut chunk = [0u8; 1024];
-        while seen.len() < request_end(&seen) + 16 {
-            let n = server.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed early");
-            seen.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .unwrap();
-    let after = &seen[request_end(&seen)..];
+    let after = bytes_after_request(&mut server, 16).await;
     assert_eq!(&after[..2], &[0x8A, 0x80 | 2], "the pong first");
     assert_eq!(&after[8..10], &[0x88, 0x80 | 2], "then the close reply");
     // The server ends TCP after the handshake: the stream ends, no error.
@@ -209,6 +198,23 @@ async fn pings_are_answered_and_a_close_ends_the_stream_after_the_reply() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// What the client wrote after its HTTP request: read from `server` until at
+/// least `count` such bytes arrived.
+async fn bytes_after_request(server: &mut TcpStream, count: usize) -> Vec<u8> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(SOON, async {
+        let mut chunk = [0u8; 1024];
+        while seen.len() < request_end(&seen) + count {
+            let n = server.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed early");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap();
+    seen.split_off(request_end(&seen))
 }
 
 /// Where the HTTP request ends in `bytes` (its length if not yet whole).
@@ -226,18 +232,7 @@ async fn a_message_sent_reaches_the_peer() {
         .await
         .unwrap()
         .unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(SOON, async {
-        let mut chunk = [0u8; 1024];
-        while seen.len() < request_end(&seen) + 6 + 5 {
-            let n = server.read(&mut chunk).await.unwrap();
-            assert!(n > 0);
-            seen.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .unwrap();
-    let after = &seen[request_end(&seen)..];
+    let after = bytes_after_request(&mut server, 6 + 5).await;
     assert_eq!(after[0], 0x81);
     let mask = &after[2..6];
     let payload: Vec<u8> = after[6..11]

@@ -202,10 +202,10 @@ impl Frame {
     pub(crate) fn stamp_venue_time<P: crate::protocol::Protocol + ?Sized>(&mut self, protocol: &P) {
         self.venue_time = match protocol.venue_time_finder() {
             Some(find) => VenueTime::Find(find),
-            None => VenueTime::Known(match (self.as_text(), self.payload_text()) {
-                (Some(text), Some(payload)) => protocol.venue_time(text, payload),
-                _ => None,
-            }),
+            None => VenueTime::Known(
+                self.text_and_payload()
+                    .and_then(|(text, payload)| protocol.venue_time(text, payload)),
+            ),
         };
     }
 
@@ -317,6 +317,12 @@ impl Frame {
         })
     }
 
+    /// The text and the payload span of a text frame: what a venue-time
+    /// search reads.
+    fn text_and_payload(&self) -> Option<(&str, &str)> {
+        Some((self.as_text()?, self.payload_text()?))
+    }
+
     /// Whether this is a binary frame.
     pub fn is_binary(&self) -> bool {
         matches!(self.payload, Payload::Binary(..))
@@ -352,10 +358,9 @@ impl Frame {
     pub fn venue_time(&self) -> Option<SystemTime> {
         match self.venue_time {
             VenueTime::Known(venue_time) => venue_time,
-            VenueTime::Find(find) => match (self.as_text(), self.payload_text()) {
-                (Some(text), Some(payload)) => find(text, payload),
-                _ => None,
-            },
+            VenueTime::Find(find) => self
+                .text_and_payload()
+                .and_then(|(text, payload)| find(text, payload)),
         }
     }
 

@@ -65,10 +65,7 @@ impl Group {
 
     /// Lists `key` as readable and wakes the consumer.
     pub(crate) fn list(&self, key: MemberKey) {
-        let mut ready = self.lock();
-        ready.push_back(key);
-        self.maybe_listed.store(true, Ordering::Release);
-        drop(ready);
+        self.push_listed(key);
         if self.wakes {
             self.waker.wake();
         }
@@ -77,6 +74,11 @@ impl Group {
     /// Lists `key` again (the consumer itself, after taking one item of many).
     #[cfg(test)]
     pub(crate) fn relist(&self, key: MemberKey) {
+        self.push_listed(key);
+    }
+
+    /// Puts `key` on the list, and says so to the unwoken consumer's check.
+    fn push_listed(&self, key: MemberKey) {
         let mut ready = self.lock();
         ready.push_back(key);
         self.maybe_listed.store(true, Ordering::Release);

@@ -216,26 +216,29 @@ impl<'a> Cursor<'a> {
     /// escapes: its content (as [`Value::plain_str`] reads it), else `None`.
     #[inline(always)]
     pub(crate) fn plain_str(&mut self) -> Option<&'a str> {
-        let (start, first) = skip::next(self.bytes(), self.pos)?;
-        if first != b'"' {
-            return None;
-        }
-        let end = skip::plain_string_body(self.bytes(), start + 1)?;
-        self.pos = end;
-        self.text.get(start + 1..end - 1)
+        let (start, end) = self.plain_content()?;
+        self.text.get(start..end)
     }
 
     /// [`Cursor::plain_str`]'s content as bytes, for a caller that only
     /// compares it: no UTF-8 boundary checks.
     #[inline(always)]
     pub(crate) fn plain_bytes(&mut self) -> Option<&'a [u8]> {
+        let (start, end) = self.plain_content()?;
+        self.bytes().get(start..end)
+    }
+
+    /// Where the content of the next value (after whitespace) lies when it
+    /// is a string without escapes; the cursor moves past its closing quote.
+    #[inline(always)]
+    fn plain_content(&mut self) -> Option<(usize, usize)> {
         let (start, first) = skip::next(self.bytes(), self.pos)?;
         if first != b'"' {
             return None;
         }
         let end = skip::plain_string_body(self.bytes(), start + 1)?;
         self.pos = end;
-        self.bytes().get(start + 1..end - 1)
+        Some((start + 1, end - 1))
     }
 
     /// Whether the next byte (after whitespace) is `byte`, without consuming it.

@@ -85,8 +85,9 @@ pub use handle::FeedHandle;
 use machine::{Machine, Step};
 
 /// Connection steps one `poll_next` may take before it yields the task (each
-/// step hands in up to a batch of frames).
-const STEPS_PER_POLL: usize = 32;
+/// step hands in up to [`FEED_READ_BATCH`](live::FEED_READ_BATCH) frames:
+/// 8 x 256, at most 2,048 frames read in one poll that yields nothing).
+const STEPS_PER_POLL: usize = 8;
 
 /// One connection's subscriptions as one [`Stream`] of [`SetItem`]s, driven
 /// by the task that polls it: `poll_next` reads the socket, runs the session,

@@ -37,6 +37,14 @@
 //! - One `poll_next` does a bounded amount of work (a batch of buffered
 //!   frames per step, a bounded number of steps, and tokio's cooperative
 //!   budget), so a busy socket cannot keep the task from yielding.
+//! - A step hands in up to 256 buffered frames before any of them is
+//!   yielded (the spawned mode: 64 per wake-up, its consumer running in
+//!   between), so a subscription's queue must hold a step's worth of its
+//!   frames: with a capacity below 256 and a dropping policy
+//!   (`DropOldest`, `DropNewest`, `Error`), a burst of that many frames for
+//!   one subscription drops the excess (counted, as always). The default
+//!   capacity (1,024) holds a whole step; `Block` never drops (the step
+//!   waits while the feed yields).
 //! - Commands come from [`FeedHandle`]s in any task over the same bounded
 //!   channel as the spawned mode; `poll_next` polls that channel (registering
 //!   its waker), so a command wakes the feed's task. Its answers come from
@@ -93,6 +101,11 @@ const STEPS_PER_POLL: usize = 8;
 /// by the task that polls it: `poll_next` reads the socket, runs the session,
 /// answers pings, fires timers, writes and reconnects. Made by
 /// [`Feed::new`] with its [`FeedHandle`].
+///
+/// Queues: a poll reads up to 256 buffered frames before it yields the first
+/// of them, so give a subscription a queue that holds that many of its
+/// frames (the default, 1,024, does); a smaller queue with a dropping policy
+/// drops the excess of such a burst (counted in [`Feed::stats`]).
 ///
 /// The stream ends after the feed has finished (closed through a handle,
 /// reconnecting given up, a permanent close) and every subscription has

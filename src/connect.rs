@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::connector::AsyncStream;
 use crate::error::{scrub, ConnectionError, Error};
 use crate::proxy::ProxyError;
-use crate::socket::{handshake, Bridge, Transport, WsStream};
+use crate::socket::{handshake, Bridge, Transport, WsStream, GROWN_BLOCK};
 
 /// The WebSocket the supervisor runs a session on.
 pub(crate) type Ws = WsStream;
@@ -89,12 +89,16 @@ pub(crate) async fn open(
     // (`socket/transport.rs`) and rustls keeps the plaintext of a record, so
     // the bridge's block above it only saves polls: a small one refills from
     // memory and keeps a TLS connection's idle memory near what it was.
-    let block = if transport.is_tls() {
-        FRAME_BUFFER.min(config.read_buffer_size)
+    // A plain connection's block grows while the traffic fills it (the
+    // OS read in up to 128 KiB, as tungstenite does) and returns to
+    // `read_buffer_size` when it calms, so idle connections stay small.
+    let (block, cap) = if transport.is_tls() {
+        let block = FRAME_BUFFER.min(config.read_buffer_size);
+        (block, block)
     } else {
-        config.read_buffer_size
+        (config.read_buffer_size, GROWN_BLOCK)
     };
-    let bridge = Bridge::new(transport, block);
+    let bridge = Bridge::new(transport, block, cap);
     handshake(request, bridge, ws_config)
         .await
         .map_err(|e| Error::connection(url, attempt, classify(e, &config.url)))

@@ -19,7 +19,9 @@ use crate::socket::{handshake, Bridge, Transport, WsStream};
 pub struct BridgedWs(WsStream);
 
 /// Runs the opening handshake for `request` over `stream` (no TLS), the
-/// bridge reading `block` bytes at a time, as a connection attempt does.
+/// bridge reading `block` bytes at a time and growing to eight times that
+/// while refills fill it (as a plain connection grows to 128 KiB), so the
+/// harness reaches every block size change.
 ///
 /// # Errors
 ///
@@ -30,7 +32,7 @@ pub async fn bridged_ws(
     block: usize,
     config: WebSocketConfig,
 ) -> Result<BridgedWs, WsError> {
-    let bridge = Bridge::new(Transport::plain(stream), block);
+    let bridge = Bridge::new(Transport::plain(stream), block, block.saturating_mul(8));
     handshake(request, bridge, config).await.map(BridgedWs)
 }
 

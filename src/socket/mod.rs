@@ -18,7 +18,8 @@
 //!   closed connection is not an error.
 //! - One task drives both halves (the spawned shell or the feed's
 //!   `poll_next`): the bridge keeps one waker, the last one given.
-//! - Buffers are bounded: the bridge's block is `read_buffer_size`;
+//! - Buffers are bounded: the bridge's block is `read_buffer_size`, grown
+//!   to at most 128 KiB on a plain connection while the traffic fills it;
 //!   messages and frames are limited by tungstenite's `max_message_size` and
 //!   `max_frame_size`.
 //! - [`WsStream::reads`] counts the reads from the connector's stream that
@@ -39,7 +40,7 @@ use std::task::{Context, Poll};
 use futures::{Sink, Stream};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-pub(crate) use bridge::Bridge;
+pub(crate) use bridge::{Bridge, GROWN_BLOCK};
 pub(crate) use handshake::handshake;
 pub(crate) use transport::Transport;
 
@@ -68,6 +69,12 @@ impl WsStream {
     /// How many reads from the connector's stream have returned bytes so far.
     pub(crate) fn reads(&self) -> u64 {
         self.ws.get_ref().reads()
+    }
+
+    /// The size of the bridge's block now.
+    #[cfg(test)]
+    pub(crate) fn block_len(&self) -> usize {
+        self.ws.get_ref().block_len()
     }
 
     /// tungstenite with `cx`'s waker stored for the writes it makes.

@@ -87,9 +87,20 @@ fn response_and(frames: &[Vec<u8>]) -> Vec<u8> {
 /// the key is fixed), waits until all of it is in the client's receive
 /// queue, then runs the handshake over a [`Counting`] transport.
 async fn connect_after(burst: Vec<u8>) -> (WsStream, Arc<AtomicUsize>, TcpStream) {
+    connect_after_with(burst, 16 << 10).await
+}
+
+/// [`connect_after`] with a bridge that grows its 16 KiB block up to `cap`.
+async fn connect_after_with(burst: Vec<u8>, cap: usize) -> (WsStream, Arc<AtomicUsize>, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // Room for a whole burst in the receive queue, whatever the defaults.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1 << 20).unwrap();
+    let client = socket
+        .connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
     let (mut server, _) = listener.accept().await.unwrap();
     server.write_all(&burst).await.unwrap();
     // Everything the server wrote is readable at once: one OS read takes it.
@@ -112,7 +123,7 @@ async fn connect_after(burst: Vec<u8>) -> (WsStream, Arc<AtomicUsize>, TcpStream
     request
         .headers_mut()
         .insert("Sec-WebSocket-Key", HeaderValue::from_static(KEY));
-    let bridge = Bridge::new(Transport::plain(Box::new(counting)), 16 << 10);
+    let bridge = Bridge::new(Transport::plain(Box::new(counting)), 16 << 10, cap);
     let config = WebSocketConfig::default().read_buffer_size(4 << 10);
     let ws = tokio::time::timeout(SOON, handshake(request, bridge, config))
         .await
@@ -157,6 +168,65 @@ async fn frames_from_one_os_read_are_yielded_without_polling_the_transport_again
     );
     assert!(ws.next().await.is_none());
     assert_eq!(ws.reads(), 1);
+}
+
+#[test]
+fn the_block_doubles_when_a_refill_fills_it_and_returns_to_its_start_size_when_traffic_calms() {
+    use super::bridge::next_block;
+    const K: usize = 1 << 10;
+    // Filled: doubles, up to the cap.
+    assert_eq!(next_block(16 * K, 16 * K, 16 * K, 128 * K), 32 * K);
+    assert_eq!(next_block(64 * K, 64 * K, 16 * K, 128 * K), 128 * K);
+    assert_eq!(next_block(128 * K, 128 * K, 16 * K, 128 * K), 128 * K);
+    assert_eq!(next_block(96 * K, 96 * K, 16 * K, 128 * K), 128 * K);
+    // Partly filled: kept while more than an eighth came.
+    assert_eq!(next_block(128 * K, 16 * K + 1, 16 * K, 128 * K), 128 * K);
+    // At most an eighth of a grown block: back to the start size.
+    assert_eq!(next_block(128 * K, 16 * K, 16 * K, 128 * K), 16 * K);
+    assert_eq!(next_block(32 * K, 100, 16 * K, 128 * K), 16 * K);
+    // The start size never shrinks; a cap at the start size never grows.
+    assert_eq!(next_block(16 * K, 1, 16 * K, 128 * K), 16 * K);
+    assert_eq!(next_block(4 * K, 4 * K, 4 * K, 4 * K), 4 * K);
+}
+
+/// `count` text frames, about 80 bytes each on the wire.
+fn burst_of(count: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|n| frame(0x1, text(n).as_bytes())).collect()
+}
+
+#[tokio::test]
+async fn a_burst_is_read_in_growing_blocks_and_the_block_shrinks_when_traffic_calms() {
+    // ~105 KiB queued at once: a fixed 16 KiB block needs 7 reads for it.
+    let frames = burst_of(1_500);
+    let bytes: usize = frames.iter().map(Vec::len).sum();
+    assert!((100 << 10..110 << 10).contains(&bytes), "{bytes}");
+    let (mut fixed, _, _server) = connect_after(response_and(&frames)).await;
+    for n in 0..frames.len() {
+        let message = tokio::time::timeout(SOON, fixed.next()).await.unwrap();
+        assert_eq!(message.unwrap().unwrap(), Message::text(text(n)));
+    }
+    assert!(fixed.reads() >= 7, "fixed: {} reads", fixed.reads());
+    assert_eq!(fixed.block_len(), 16 << 10);
+
+    let (mut ws, _, mut server) = connect_after_with(response_and(&frames), 128 << 10).await;
+    for n in 0..frames.len() {
+        let message = tokio::time::timeout(SOON, ws.next()).await.unwrap();
+        assert_eq!(message.unwrap().unwrap(), Message::text(text(n)));
+    }
+    // 16 KiB (full), 32 KiB (full), then the rest (~57 KiB) into 64 KiB.
+    assert_eq!(ws.reads(), 3, "growing: {} reads", ws.reads());
+    assert_eq!(
+        ws.block_len(),
+        64 << 10,
+        "grown, and the last read was not small"
+    );
+    // One small frame: its read is an eighth of the block or less, so the
+    // block is back to 16 KiB when the socket is read again.
+    server.write_all(&frame(0x1, b"calm")).await.unwrap();
+    let message = tokio::time::timeout(SOON, ws.next()).await.unwrap();
+    assert_eq!(message.unwrap().unwrap(), Message::text("calm"));
+    assert!(ws.next().now_or_never().is_none(), "nothing more");
+    assert_eq!(ws.block_len(), 16 << 10);
 }
 
 #[tokio::test]
@@ -316,7 +386,7 @@ async fn over_tls_to_an_ip_address_a_burst_and_a_frame_larger_than_a_record_arri
     let config = WebSocketConfig::default().read_buffer_size(4 << 10);
     let mut ws = tokio::time::timeout(
         SOON,
-        handshake(request, Bridge::new(transport, 4 << 10), config),
+        handshake(request, Bridge::new(transport, 4 << 10, 4 << 10), config),
     )
     .await
     .unwrap()

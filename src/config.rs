@@ -282,11 +282,11 @@ impl ConfigBuilder {
     /// connection's memory (tungstenite's own default of 128 KiB was). 16 KiB
     /// holds over a hundred typical market-data frames, which then cost one
     /// system call and one clock read together; a larger frame still arrives
-    /// whole (it is assembled up to `max_frame_size`). On a plain `ws://`
-    /// connection the buffer doubles while reads fill it, up to 128 KiB (a
-    /// busy stream then costs a system call per ~1,000 small frames), and
-    /// returns to this size at the first read that brings an eighth of it or
-    /// less. Under TLS the socket is read in blocks of this size.
+    /// whole (it is assembled up to `max_frame_size`). The buffer doubles
+    /// while reads fill it, up to 128 KiB (a busy stream then costs a system
+    /// call per ~1,000 small frames), and returns to this size at the first
+    /// read that brings an eighth of it or less (`ws://` and `wss://`
+    /// alike; under TLS it is the buffer below rustls).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.config.read_buffer_size = bytes;
         self

@@ -85,13 +85,13 @@ pub(crate) async fn open(
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_frame_size))
         .read_buffer_size(FRAME_BUFFER.min(config.read_buffer_size));
-    // Under TLS the OS is read in `read_buffer_size` blocks below rustls
-    // (`socket/transport.rs`) and rustls keeps the plaintext of a record, so
-    // the bridge's block above it only saves polls: a small one refills from
-    // memory and keeps a TLS connection's idle memory near what it was.
-    // A plain connection's block grows while the traffic fills it (the
-    // OS read in up to 128 KiB, as tungstenite does) and returns to
-    // `read_buffer_size` when it calms, so idle connections stay small.
+    // The OS is read into a block that grows while the traffic fills it
+    // (up to 128 KiB, as tungstenite reads) and returns to
+    // `read_buffer_size` when it calms, so idle connections stay small
+    // (`socket/block.rs`): on a plain connection that is the bridge's block;
+    // under TLS it sits below rustls (`socket/transport.rs`), and rustls
+    // keeps the plaintext of a record, so the bridge's block above it only
+    // saves polls: a small fixed one refills from memory.
     let (block, cap) = if transport.is_tls() {
         let block = FRAME_BUFFER.min(config.read_buffer_size);
         (block, block)
@@ -137,9 +137,15 @@ async fn secure(
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let server_name = ServerName::try_from(host.to_owned())
         .map_err(|_| ConnectionError::Tls("Invalid DNS name".into()))?;
-    Transport::tls(stream, config.read_buffer_size, server_name, tls_config)
-        .await
-        .map_err(|e| classify(tungstenite::Error::Io(e), raw_url))
+    Transport::tls(
+        stream,
+        config.read_buffer_size,
+        GROWN_BLOCK,
+        server_name,
+        tls_config,
+    )
+    .await
+    .map_err(|e| classify(tungstenite::Error::Io(e), raw_url))
 }
 
 /// Asks the header source and puts its headers on `request`.

@@ -11,17 +11,10 @@
 //!   last refill brought, and when that is empty says `WouldBlock`. The
 //!   async shell then calls [`Bridge::poll_fill`] with its own `Context` and
 //!   retries: a frame already buffered costs a memory copy and no waker work.
-//! - The block starts at `read_buffer_size` (under TLS at most 4 KiB and
-//!   fixed, as the OS is read in full blocks below rustls and rustls holds
-//!   the plaintext) and is refilled only once empty. On a plain connection
-//!   it follows the traffic, between that size and a cap ([`GROWN_BLOCK`],
-//!   128 KiB, tungstenite's own read size): a refill that fills the whole
-//!   block doubles the next one, a refill that brings at most an eighth of a
-//!   grown block puts the next one back to the start size. So a busy
-//!   connection reads the OS in large blocks (one system call and one clock
-//!   read per ~1,000 small frames: +4-8 % frames per second for Kraken-sized
-//!   frames) while an idle one holds only the start size, and the peer can
-//!   never make it larger than the cap.
+//! - The block (`block.rs`) is refilled only once empty and sized by the
+//!   traffic between `read_buffer_size` and 128 KiB on a plain connection;
+//!   under TLS it sits on rustls's plaintext and stays at most 4 KiB, fixed
+//!   (the OS is read in blocks below rustls, `transport.rs`).
 //! - End of stream and a read error found by a refill are handed to
 //!   tungstenite by the next `read`, once, exactly as the transport reported
 //!   them: tungstenite decides what they mean (a reset without a close
@@ -36,8 +29,9 @@ use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 
+use super::block::ReadBlock;
 use super::transport::Transport;
 
 /// Which side of the bridge last said `WouldBlock`.
@@ -50,24 +44,11 @@ enum Blocked {
     Write,
 }
 
-/// The largest block a plain connection's bridge grows to (see the module
-/// docs): tungstenite's own read size, what a hand-written
-/// tokio-tungstenite loop reads the OS with.
-pub(crate) const GROWN_BLOCK: usize = 128 << 10;
-
 /// See the module docs.
 pub(crate) struct Bridge {
     transport: Transport,
-    /// Bytes from the transport; `block[start..end]` is not yet read.
-    block: Box<[u8]>,
-    /// The size the block starts at and returns to when traffic calms.
-    base: usize,
-    /// The size it may grow to (at least `base`).
-    cap: usize,
-    /// The size of the block the next refill reads into.
-    next: usize,
-    start: usize,
-    end: usize,
+    /// Bytes from the transport not yet read by tungstenite.
+    block: ReadBlock,
     /// What the last refill found besides bytes, for the next `read`:
     /// `Ok(())` is end of stream.
     found: Option<io::Result<()>>,
@@ -81,15 +62,9 @@ impl Bridge {
     /// and up to `cap` bytes at a time while refills fill the block (a `cap`
     /// at or below `block` keeps the block fixed).
     pub(crate) fn new(transport: Transport, block: usize, cap: usize) -> Self {
-        let base = block.max(1);
         Bridge {
             transport,
-            block: vec![0; base].into_boxed_slice(),
-            base,
-            cap: cap.max(base),
-            next: base,
-            start: 0,
-            end: 0,
+            block: ReadBlock::new(block, cap),
             found: None,
             waker: Waker::noop().clone(),
             blocked: Blocked::Read,
@@ -135,27 +110,16 @@ impl Bridge {
 
     /// Refills the empty block from the transport.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.start < self.end || self.found.is_some() {
+        if !self.block.unread().is_empty() || self.found.is_some() {
             return Poll::Ready(());
         }
-        if self.block.len() != self.next {
-            // Empty, so nothing is lost: a new block of the size the last
-            // refill asked for.
-            self.block = vec![0; self.next].into_boxed_slice();
-        }
-        let mut buf = ReadBuf::new(&mut self.block);
-        match Pin::new(&mut self.transport).poll_read(cx, &mut buf) {
+        match self.block.poll_refill(Pin::new(&mut self.transport), cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(())) => {
-                let filled = buf.filled().len();
-                self.next = next_block(self.block.len(), filled, self.base, self.cap);
-                self.start = 0;
-                self.end = filled;
-                if filled == 0 {
-                    self.found = Some(Ok(()));
-                }
+            Poll::Ready(Ok(0)) => {
+                self.found = Some(Ok(()));
                 Poll::Ready(())
             }
+            Poll::Ready(Ok(_)) => Poll::Ready(()),
             Poll::Ready(Err(error)) => {
                 self.found = Some(Err(error));
                 Poll::Ready(())
@@ -180,29 +144,10 @@ impl Bridge {
     }
 }
 
-/// The size of the next block after a refill of a `len`-byte block brought
-/// `filled` bytes: doubled (up to `cap`) when the refill filled it, back to
-/// `base` when it brought at most an eighth of a grown block, else the same.
-pub(super) fn next_block(len: usize, filled: usize, base: usize, cap: usize) -> usize {
-    if filled >= len && len < cap {
-        len.saturating_mul(2).min(cap)
-    } else if len > base && filled <= len / 8 {
-        base
-    } else {
-        len
-    }
-}
-
 impl Read for Bridge {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let unread = self.block.get(self.start..self.end).unwrap_or_default();
-        if !unread.is_empty() {
-            let count = unread.len().min(buf.len());
-            if let (Some(into), Some(from)) = (buf.get_mut(..count), unread.get(..count)) {
-                into.copy_from_slice(from);
-            }
-            self.start += count;
-            return Ok(count);
+        if !self.block.unread().is_empty() {
+            return Ok(self.block.copy_to(buf));
         }
         match self.found.take() {
             Some(Ok(())) => Ok(0),

@@ -18,14 +18,17 @@
 //!   closed connection is not an error.
 //! - One task drives both halves (the spawned shell or the feed's
 //!   `poll_next`): the bridge keeps one waker, the last one given.
-//! - Buffers are bounded: the bridge's block is `read_buffer_size`, grown
-//!   to at most 128 KiB on a plain connection while the traffic fills it;
+//! - Buffers are bounded: the OS is read into a block of
+//!   `read_buffer_size`, grown to at most 128 KiB while the traffic fills it
+//!   (`block.rs`; under TLS below rustls, whose plaintext the bridge reads
+//!   in 4 KiB);
 //!   messages and frames are limited by tungstenite's `max_message_size` and
 //!   `max_frame_size`.
 //! - [`WsStream::reads`] counts the reads from the connector's stream that
 //!   returned bytes: the receive time of a frame is that of its read
 //!   (`transport.rs`).
 
+mod block;
 mod bridge;
 mod handshake;
 mod transport;
@@ -40,7 +43,8 @@ use std::task::{Context, Poll};
 use futures::{Sink, Stream};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-pub(crate) use bridge::{Bridge, GROWN_BLOCK};
+pub(crate) use block::GROWN_BLOCK;
+pub(crate) use bridge::Bridge;
 pub(crate) use handshake::handshake;
 pub(crate) use transport::Transport;
 

@@ -172,7 +172,7 @@ async fn frames_from_one_os_read_are_yielded_without_polling_the_transport_again
 
 #[test]
 fn the_block_doubles_when_a_refill_fills_it_and_returns_to_its_start_size_when_traffic_calms() {
-    use super::bridge::next_block;
+    use super::block::next_block;
     const K: usize = 1 << 10;
     // Filled: doubles, up to the cap.
     assert_eq!(next_block(16 * K, 16 * K, 16 * K, 128 * K), 32 * K);
@@ -227,6 +227,50 @@ async fn a_burst_is_read_in_growing_blocks_and_the_block_shrinks_when_traffic_ca
     assert_eq!(message.unwrap().unwrap(), Message::text("calm"));
     assert!(ws.next().now_or_never().is_none(), "nothing more");
     assert_eq!(ws.block_len(), 16 << 10);
+}
+
+#[tokio::test]
+async fn under_tls_the_socket_is_read_in_growing_blocks_too() {
+    // The reader below rustls, over a real socket holding ~105 KiB, read in
+    // rustls's ~4 KiB pulls: 16 KiB, 32 KiB, then the rest into 64 KiB.
+    let bytes: Vec<u8> = (0..105 << 10).map(|n| (n % 251) as u8).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1 << 20).unwrap();
+    let client = socket
+        .connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (mut server, _) = listener.accept().await.unwrap();
+    server.write_all(&bytes).await.unwrap();
+    let mut peeked = vec![0; bytes.len()];
+    tokio::time::timeout(SOON, async {
+        while client.peek(&mut peeked).await.unwrap() < bytes.len() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let mut under = super::transport::Blocks::new(Box::new(client), 16 << 10, 128 << 10);
+    let mut got = Vec::new();
+    let mut pull = [0u8; 4096];
+    while got.len() < bytes.len() {
+        let n = tokio::time::timeout(SOON, under.read(&mut pull))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "no early end");
+        got.extend_from_slice(&pull[..n]);
+    }
+    assert_eq!(got, bytes, "every byte, in order");
+    assert_eq!(under.reads(), 3);
+    // The end of the stream reads as the end.
+    drop(server);
+    let n = tokio::time::timeout(SOON, under.read(&mut pull))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0);
 }
 
 #[tokio::test]
@@ -371,7 +415,8 @@ async fn over_tls_to_an_ip_address_a_burst_and_a_frame_larger_than_a_record_arri
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1".to_owned()).unwrap();
     let transport = tokio::time::timeout(
         SOON,
-        Transport::tls(Box::new(tcp), 16 << 10, name, client_config),
+        // Blocks below rustls that may grow (the burst arrives at once).
+        Transport::tls(Box::new(tcp), 16 << 10, 128 << 10, name, client_config),
     )
     .await
     .unwrap()

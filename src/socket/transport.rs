@@ -6,21 +6,23 @@
 //!   receive time of a frame is when its bytes came off the socket, and the
 //!   shells read the clock only when this count has moved (a clock read per
 //!   frame was 3.5% of the library's time in a throughput profile).
-//! - Under TLS the OS is read in blocks of `read_buffer_size` too: rustls
-//!   pulls ciphertext about 4 KiB at a time, and without a block under it
-//!   each of those pulls would be a system call.
+//! - Under TLS the OS is read in blocks too (`block.rs`: `read_buffer_size`,
+//!   growing to 128 KiB while the traffic fills them): rustls pulls
+//!   ciphertext about 4 KiB at a time, and without a block under it each of
+//!   those pulls would be a system call.
 //! - TLS is tokio-rustls with the caller's `ClientConfig` (the crate's
 //!   explicit provider, never a process-wide default; see [`crate::tls`]).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
 
+use super::block::ReadBlock;
 use crate::connector::AsyncStream;
 
 /// The connector's stream, plain or under TLS. See the module docs.
@@ -29,7 +31,7 @@ pub(crate) enum Transport {
     Plain(Counted),
     /// `wss://`: TLS over the connector's stream read in blocks. Boxed: the
     /// rustls state is large and the plain case should not carry its size.
-    Tls(Box<TlsStream<BufReader<Counted>>>),
+    Tls(Box<TlsStream<Blocks>>),
 }
 
 impl Transport {
@@ -39,15 +41,17 @@ impl Transport {
     }
 
     /// TLS over `stream` for `server_name`, the OS read `block` bytes at a
-    /// time under it. The error is rustls's, wrapped in an I/O error as
-    /// tokio-rustls hands it.
+    /// time under it, and up to `cap` while the traffic fills the blocks.
+    /// The error is rustls's, wrapped in an I/O error as tokio-rustls hands
+    /// it.
     pub(crate) async fn tls(
         stream: Box<dyn AsyncStream>,
         block: usize,
+        cap: usize,
         server_name: ServerName<'static>,
         config: Arc<rustls::ClientConfig>,
     ) -> io::Result<Self> {
-        let under = BufReader::with_capacity(block.max(1), Counted::new(stream));
+        let under = Blocks::new(stream, block, cap);
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(server_name, under)
             .await?;
@@ -63,7 +67,7 @@ impl Transport {
     pub(crate) fn reads(&self) -> u64 {
         match self {
             Transport::Plain(counted) => counted.reads,
-            Transport::Tls(tls) => tls.get_ref().0.get_ref().reads,
+            Transport::Tls(tls) => tls.get_ref().0.reads(),
         }
     }
 }
@@ -105,6 +109,75 @@ impl AsyncWrite for Transport {
             Transport::Plain(counted) => Pin::new(&mut counted.stream).poll_shutdown(cx),
             Transport::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+/// The connector's stream read in blocks (under rustls); writes go straight
+/// through.
+pub(crate) struct Blocks {
+    stream: Counted,
+    block: ReadBlock,
+}
+
+impl Blocks {
+    /// `stream` read `block` bytes at a time, up to `cap` while the traffic
+    /// fills the blocks.
+    pub(super) fn new(stream: Box<dyn AsyncStream>, block: usize, cap: usize) -> Self {
+        Blocks {
+            stream: Counted::new(stream),
+            block: ReadBlock::new(block, cap),
+        }
+    }
+
+    /// How many reads from the stream have returned bytes so far.
+    pub(super) fn reads(&self) -> u64 {
+        self.stream.reads
+    }
+}
+
+impl AsyncRead for Blocks {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Blocks { stream, block } = self.get_mut();
+        // An empty block is refilled first; `Ok(0)` (end) fills nothing.
+        if ready!(block.poll_refill(Pin::new(stream), cx))? > 0 {
+            let count = block.copy_to(buf.initialize_unfilled());
+            buf.advance(count);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Blocks {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -222,7 +222,7 @@ async fn faults_reconnect_and_resubscribe_with_items_continuing() {
         fault();
         let (reconnected, _) = drive_until(
             &mut feed,
-            condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+            condition(|| exchange.reconnected_with(handshakes, 3)),
         )
         .await;
         let () = reconnected;
@@ -272,7 +272,7 @@ async fn silence_and_a_fin_reconnect_the_feed() {
     proxy.set_blackhole(false);
     drive_until(
         &mut feed,
-        condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+        condition(|| exchange.reconnected_with(handshakes, 3)),
     )
     .await;
     assert_eq!(publish_round(&exchange, &mut feed, 2).await, before);
@@ -281,7 +281,7 @@ async fn silence_and_a_fin_reconnect_the_feed() {
     proxy.fin_all();
     drive_until(
         &mut feed,
-        condition(|| exchange.handshakes() > handshakes && exchange.subscriptions() == 3),
+        condition(|| exchange.reconnected_with(handshakes, 3)),
     )
     .await;
     assert_eq!(publish_round(&exchange, &mut feed, 3).await, before);

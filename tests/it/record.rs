@@ -140,7 +140,7 @@ async fn a_recorded_chaos_run_replays_to_the_same_items() {
         fault();
         // Read while waiting: the reconnect and resubscribe show up as items.
         let work = async {
-            while exchange.handshakes() <= handshakes || exchange.subscriptions() < 3 {
+            while !exchange.reconnected_with(handshakes, 3) {
                 tokio::select! {
                     Some(item) = set.next() => live.push(item),
                     () = tokio::task::yield_now() => {}

@@ -452,6 +452,17 @@ impl Exchange {
             .unwrap_or_else(|| tokio::spawn(async {}))
     }
 
+    /// After a fault: a handshake came after the `before` count, every
+    /// older connection is gone (the server drops one only when its task
+    /// ends, so a cut connection can linger and still hold its
+    /// subscriptions), and the one connection left holds `subscriptions`.
+    /// Publishing before this may go to the dead connection only.
+    pub fn reconnected_with(&self, before: u64, subscriptions: usize) -> bool {
+        self.handshakes() > before
+            && self.live_connections() == 1
+            && self.subscriptions() == subscriptions
+    }
+
     /// Live subscriptions summed over live connections.
     pub fn subscriptions(&self) -> usize {
         lock(&self.inner.state)

@@ -65,12 +65,6 @@ impl ReadBlock {
         self.block.get(self.start..self.end).unwrap_or_default()
     }
 
-    /// Consumes the first `count` unread bytes (at most all of them).
-    #[inline]
-    pub(crate) fn consume(&mut self, count: usize) {
-        self.start = self.start.saturating_add(count).min(self.end);
-    }
-
     /// Copies as much of the unread bytes into `into` as fit; how many.
     #[inline]
     pub(crate) fn copy_to(&mut self, into: &mut [u8]) -> usize {
@@ -79,7 +73,7 @@ impl ReadBlock {
         if let (Some(into), Some(from)) = (into.get_mut(..count), unread.get(..count)) {
             into.copy_from_slice(from);
         }
-        self.consume(count);
+        self.start += count;
         count
     }
 

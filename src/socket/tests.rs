@@ -90,10 +90,10 @@ async fn connect_after(burst: Vec<u8>) -> (WsStream, Arc<AtomicUsize>, TcpStream
     connect_after_with(burst, 16 << 10).await
 }
 
-/// [`connect_after`] with a bridge that grows its 16 KiB block up to `cap`.
-async fn connect_after_with(burst: Vec<u8>, cap: usize) -> (WsStream, Arc<AtomicUsize>, TcpStream) {
+/// A loopback pair whose server half has written `bytes`, returned once all
+/// of them wait in the client's receive queue (one OS read can take them).
+async fn queued(bytes: &[u8]) -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     // Room for a whole burst in the receive queue, whatever the defaults.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(1 << 20).unwrap();
@@ -102,16 +102,22 @@ async fn connect_after_with(burst: Vec<u8>, cap: usize) -> (WsStream, Arc<Atomic
         .await
         .unwrap();
     let (mut server, _) = listener.accept().await.unwrap();
-    server.write_all(&burst).await.unwrap();
-    // Everything the server wrote is readable at once: one OS read takes it.
-    let mut peeked = vec![0; burst.len()];
+    server.write_all(bytes).await.unwrap();
+    let mut peeked = vec![0; bytes.len()];
     tokio::time::timeout(SOON, async {
-        while client.peek(&mut peeked).await.unwrap() < burst.len() {
+        while client.peek(&mut peeked).await.unwrap() < bytes.len() {
             tokio::task::yield_now().await;
         }
     })
     .await
     .unwrap();
+    (client, server)
+}
+
+/// [`connect_after`] with a bridge that grows its 16 KiB block up to `cap`.
+async fn connect_after_with(burst: Vec<u8>, cap: usize) -> (WsStream, Arc<AtomicUsize>, TcpStream) {
+    let (client, server) = queued(&burst).await;
+    let port = client.peer_addr().unwrap().port();
     let polls = Arc::new(AtomicUsize::new(0));
     let counting = Counting {
         tcp: client,
@@ -234,24 +240,8 @@ async fn under_tls_the_socket_is_read_in_growing_blocks_too() {
     // The reader below rustls, over a real socket holding ~105 KiB, read in
     // rustls's ~4 KiB pulls: 16 KiB, 32 KiB, then the rest into 64 KiB.
     let bytes: Vec<u8> = (0..105 << 10).map(|n| (n % 251) as u8).collect();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(1 << 20).unwrap();
-    let client = socket
-        .connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    server.write_all(&bytes).await.unwrap();
-    let mut peeked = vec![0; bytes.len()];
-    tokio::time::timeout(SOON, async {
-        while client.peek(&mut peeked).await.unwrap() < bytes.len() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
-    let mut under = super::transport::Blocks::new(Box::new(client), 16 << 10, 128 << 10);
+    let (client, server) = queued(&bytes).await;
+    let mut under = super::transport::Counted::blocked(Box::new(client), 16 << 10, 128 << 10);
     let mut got = Vec::new();
     let mut pull = [0u8; 4096];
     while got.len() < bytes.len() {

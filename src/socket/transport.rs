@@ -31,7 +31,7 @@ pub(crate) enum Transport {
     Plain(Counted),
     /// `wss://`: TLS over the connector's stream read in blocks. Boxed: the
     /// rustls state is large and the plain case should not carry its size.
-    Tls(Box<TlsStream<Blocks>>),
+    Tls(Box<TlsStream<Counted>>),
 }
 
 impl Transport {
@@ -51,7 +51,7 @@ impl Transport {
         server_name: ServerName<'static>,
         config: Arc<rustls::ClientConfig>,
     ) -> io::Result<Self> {
-        let under = Blocks::new(stream, block, cap);
+        let under = Counted::blocked(stream, block, cap);
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(server_name, under)
             .await?;
@@ -112,99 +112,68 @@ impl AsyncWrite for Transport {
     }
 }
 
-/// The connector's stream read in blocks (under rustls); writes go straight
-/// through.
-pub(crate) struct Blocks {
-    stream: Counted,
-    block: ReadBlock,
+/// The connector's stream and how many reads from it returned bytes; under
+/// rustls, read in blocks.
+pub(crate) struct Counted {
+    stream: Box<dyn AsyncStream>,
+    reads: u64,
+    /// Under rustls: the block the stream is read into (see `block.rs`).
+    block: Option<ReadBlock>,
 }
 
-impl Blocks {
+impl Counted {
+    fn new(stream: Box<dyn AsyncStream>) -> Self {
+        Counted {
+            stream,
+            reads: 0,
+            block: None,
+        }
+    }
+
     /// `stream` read `block` bytes at a time, up to `cap` while the traffic
     /// fills the blocks.
-    pub(super) fn new(stream: Box<dyn AsyncStream>, block: usize, cap: usize) -> Self {
-        Blocks {
-            stream: Counted::new(stream),
-            block: ReadBlock::new(block, cap),
+    pub(super) fn blocked(stream: Box<dyn AsyncStream>, block: usize, cap: usize) -> Self {
+        Counted {
+            block: Some(ReadBlock::new(block, cap)),
+            ..Counted::new(stream)
         }
     }
 
     /// How many reads from the stream have returned bytes so far.
     pub(super) fn reads(&self) -> u64 {
-        self.stream.reads
-    }
-}
-
-impl AsyncRead for Blocks {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let Blocks { stream, block } = self.get_mut();
-        // An empty block is refilled first; `Ok(0)` (end) fills nothing.
-        if ready!(block.poll_refill(Pin::new(stream), cx))? > 0 {
-            let count = block.copy_to(buf.initialize_unfilled());
-            buf.advance(count);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Blocks {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-/// The connector's stream and how many reads from it returned bytes.
-pub(crate) struct Counted {
-    stream: Box<dyn AsyncStream>,
-    reads: u64,
-}
-
-impl Counted {
-    fn new(stream: Box<dyn AsyncStream>) -> Self {
-        Counted { stream, reads: 0 }
+        self.reads
     }
 }
 
 impl AsyncRead for Counted {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.reads = self.reads.wrapping_add(1);
+        let Counted {
+            stream,
+            reads,
+            block,
+        } = self.get_mut();
+        let Some(block) = block else {
+            let before = buf.filled().len();
+            ready!(Pin::new(stream).poll_read(cx, buf))?;
+            if buf.filled().len() > before {
+                *reads = reads.wrapping_add(1);
+            }
+            return Poll::Ready(Ok(()));
+        };
+        // An empty block is refilled first; `Ok(0)` (end) fills nothing.
+        let refill = block.unread().is_empty();
+        if ready!(block.poll_refill(Pin::new(stream), cx))? > 0 {
+            if refill {
+                *reads = reads.wrapping_add(1);
+            }
+            let count = block.copy_to(buf.initialize_unfilled());
+            buf.advance(count);
         }
-        polled
+        Poll::Ready(Ok(()))
     }
 }
 

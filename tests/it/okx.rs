@@ -609,9 +609,10 @@ fn every_documented_error_code_has_its_kind() {
         (60017..=60021, Permanent),
         (60022..=60022, Unknown),
         (60023..=60023, RateLimited),
-        (60024..=60032, Permanent),
+        (60024..=60033, Permanent),
         (63999..=63999, Transient),
-        (64000..=64003, Permanent),
+        (64000..=64004, Permanent),
+        (64007..=64007, Transient),
         (64008..=64008, Transient),
         (50011..=50011, RateLimited),
     ];
@@ -620,8 +621,86 @@ fn every_documented_error_code_has_its_kind() {
             assert_eq!(venue_error(Some(code), "").kind, kind, "{code}");
         }
     }
-    assert_eq!(venue_error(Some(64004), "").kind, Unknown);
+    // Not in OKX's table.
+    for code in [64005, 64006, 64009] {
+        assert_eq!(venue_error(Some(code), "").kind, Unknown, "{code}");
+    }
     assert_eq!(venue_error(None, "").kind, Unknown);
+}
+
+/// Every close code in OKX's v5 "Close Frame" table, with what the adapter's
+/// rule does with it: the connection's own trouble reconnects, a refusal
+/// that a replay would repeat ends the client.
+#[test]
+fn every_documented_close_code_is_permanent_or_not_as_okx_means_it() {
+    let okx = Okx::new();
+    for code in [4004, 4005, 4006, 4007] {
+        assert!(!okx.is_permanent_close(code), "{code} reconnects");
+    }
+    for code in [1009, 4001, 4002, 4003, 4008, 4009] {
+        assert!(okx.is_permanent_close(code), "{code} ends the client");
+    }
+    // Outside OKX's table, the crate's default rule.
+    for code in [1000, 1001, 1006, 1011, 1008, 4000, 4010, 4999] {
+        assert_eq!(
+            okx.is_permanent_close(code),
+            resilient_ws::default_permanent_close(code),
+            "{code}"
+        );
+    }
+}
+
+/// OKX closes an idle connection with 4004 ("No data received in 30s") and
+/// one that cannot keep up with 4005: the client reconnects and replays its
+/// subscriptions. Before the adapter had its own close rule, the default one
+/// (4000-4999 permanent) ended the client for good on either.
+#[tokio::test]
+async fn an_idle_or_slow_reader_close_reconnects_and_a_channel_limit_close_ends_the_client() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    let (client, _messages) = connect(&venue, |b| b).await;
+    let mut events = client.events();
+    let mut tickers = client
+        .subscribe(Topic::new("tickers").symbol("BTC-USDT"))
+        .await
+        .unwrap();
+    for (round, code) in [(1u32, 4004u16), (2, 4005)] {
+        venue.close_all(code, "closed by the venue");
+        match wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await {
+            Event::Disconnected { cause } => {
+                assert!(cause.to_string().contains(&code.to_string()), "{cause}");
+                assert!(cause.is_retryable(), "{cause:?}");
+            }
+            _ => unreachable!(),
+        }
+        wait_event(&mut events, |e| matches!(e, Event::Resubscribed { .. })).await;
+        assert_eq!(venue.handshakes(), u64::from(round) + 1);
+        okx::push(&venue, "tickers", "BTC-USDT", u64::from(round));
+        assert_eq!(
+            next_data(&mut tickers).await["data"][0]["last"],
+            round.to_string()
+        );
+    }
+    // Too many channels: a replay would be refused again.
+    venue.close_all(
+        4008,
+        "The number of subscribed channels exceeds the maximum limit.",
+    );
+    let terminal = tokio::time::timeout(SOON, client.closed())
+        .await
+        .expect("the client stops")
+        .expect_err("a permanent close ends the client with an error");
+    assert!(
+        matches!(
+            terminal,
+            Error::Closed {
+                code: 4008,
+                permanent: true,
+                ..
+            }
+        ),
+        "{terminal:?}"
+    );
+    assert_eq!(venue.handshakes(), 3, "no reconnect after 4008");
 }
 
 /// Issue 20: OKX's service-upgrade notice (64008, 60 s before the close)

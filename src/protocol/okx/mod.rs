@@ -259,16 +259,42 @@ fn notice<'a>(frame: &Envelope<'_>) -> Inbound<'a> {
     }
 }
 
+/// The close-code rule for OKX ([`ConfigBuilder::permanent_close_codes`](crate::ConfigBuilder::permanent_close_codes)):
+/// [`default_permanent_close`](crate::default_permanent_close) except the
+/// closes OKX's v5 docs list as trouble with this one connection ("Error
+/// Code" > "WebSocket" > "Public" > "Close Frame"): 4004 (no data received
+/// in 30 s), 4005 (buffer full, cannot write data: the reader fell behind),
+/// 4006 (abnormal disconnection) and 4007 (API key updated or deleted,
+/// "Please reconnect"). After those the same subscriptions are welcome on a
+/// new connection, so the client reconnects; the default rule (the whole
+/// 4000-4999 range permanent) would end it for good on an idle close.
+/// The table's other closes stay permanent: reconnecting would replay what
+/// was refused (1009 a request over the frame limit, 4001 login failed,
+/// 4002 invalid request, 4003 more than 100 API-key subscriptions, 4008
+/// and 4009 too many channels in total or on this connection).
+///
+/// ```
+/// use resilient_ws::protocol::okx::permanent_close;
+/// assert!(!permanent_close(4004));
+/// assert!(permanent_close(4008));
+/// ```
+pub fn permanent_close(code: u16) -> bool {
+    !matches!(code, 4004..=4007) && crate::close_code::default_permanent_close(code)
+}
+
 /// Classifies an OKX WebSocket error code: every 60xxx, 63xxx and 64xxx code
 /// OKX documents for its WebSocket (the table, with sources, is in
 /// `src/protocol/VENUES.md`), and 50011, its rate-limit code.
 ///
 /// - Refusals that retrying cannot change (keys, login, arguments, an
 ///   unknown channel or instrument, the wrong URL, a fee tier too low:
-///   60029/60030 before 2026-04-07, 64003 since) are `Permanent`.
+///   60029/60030 before 2026-04-07, 64003 since; 60033 a parameter error;
+///   64004 a channel refused beside `books-l2-tbt` on the same instrument
+///   until that one is unsubscribed) are `Permanent`.
 /// - Too many requests (60014, 60023, 50011) is `RateLimited`.
 /// - The venue's own trouble (60015 no data for 30 s, 60016 buffer full,
-///   63999 internal error, 64008 service upgrade) is `Transient`.
+///   63999 internal error, 64007 an operation failed on an internal error,
+///   "try again later", 64008 service upgrade) is `Transient`.
 /// - 60022 (a batch login partly succeeded) and anything undocumented are
 ///   `Unknown`.
 ///
@@ -281,11 +307,11 @@ fn notice<'a>(frame: &Envelope<'_>) -> Inbound<'a> {
 pub fn venue_error(code: Option<i64>, message: &str) -> VenueError {
     let error = VenueError::new(code, message);
     let kind = match code {
-        Some(60001..=60013 | 60017..=60021 | 60024..=60032 | 64000..=64003) => {
+        Some(60001..=60013 | 60017..=60021 | 60024..=60033 | 64000..=64004) => {
             VenueErrorKind::Permanent
         }
         Some(60014 | 60023 | 50011) => VenueErrorKind::RateLimited,
-        Some(60015 | 60016 | 63999 | SERVICE_UPGRADE_NOTICE) => VenueErrorKind::Transient,
+        Some(60015 | 60016 | 63999 | 64007 | SERVICE_UPGRADE_NOTICE) => VenueErrorKind::Transient,
         _ => VenueErrorKind::Unknown,
     };
     error.with_kind(kind)
@@ -313,6 +339,12 @@ impl Protocol for Okx {
 
     fn name(&self) -> &'static str {
         "okx"
+    }
+
+    /// OKX's idle, slow-reader, abnormal and key-change closes (4004-4007)
+    /// reconnect (see [`permanent_close`]).
+    fn is_permanent_close(&self, code: u16) -> bool {
+        permanent_close(code)
     }
 
     /// The venue time: the last data row's `ts` (Unix ms, a string).

@@ -204,6 +204,36 @@ fn kalshi_trade_and_ticker() {
         (Side::Sell, d("0.0015"), d("2.5"))
     );
     assert_eq!(trade.venue_time, at_ms(1_707_667_200_123));
+    // Since 2026-05-07 the spec's trade carries `taker_outcome_side` and
+    // `taker_book_side` beside the deprecated `taker_side`: the canonical
+    // field decides, and a trade without `taker_side` keeps its side.
+    for (fields, side) in [
+        (
+            r#""taker_outcome_side":"no","taker_book_side":"ask""#,
+            Side::Sell,
+        ),
+        (
+            r#""taker_outcome_side":"yes","taker_book_side":"bid""#,
+            Side::Buy,
+        ),
+        (r#""taker_book_side":"ask""#, Side::Sell),
+        (r#""taker_book_side":"bid""#, Side::Buy),
+        (
+            r#""taker_outcome_side":"no","taker_side":"yes""#,
+            Side::Sell,
+        ),
+        (
+            r#""taker_outcome_side":"maybe","taker_side":"no""#,
+            Side::Sell,
+        ),
+        (r#""is_block_trade":false"#, Side::Unknown),
+    ] {
+        let text = format!(
+            r#"{{"type":"trade","sid":1,"seq":44,"msg":{{"market_ticker":"M","yes_price_dollars":"0.42","count_fp":"5.00",{fields},"ts_ms":1}}}}"#
+        );
+        let frame = classify(&mut Kalshi::new(), &text);
+        assert_eq!(frame.trades::<Kalshi>().unwrap()[0].side, side, "{fields}");
+    }
 
     // A recorded production ticker (third-party capture): no sizes sent.
     let text = r#"{"type":"ticker","sid":1,"msg":{"market_id":"2ee24704-7e13-4248-97f5-3b7ffabf4325","market_ticker":"KXRANKLISTGOOGLESEARCH-26JAN-BIA","price":12,"yes_bid":11,"yes_ask":12,"price_dollars":"0.1200","yes_bid_dollars":"0.1100","yes_ask_dollars":"0.1200","volume":351970,"open_interest":182646,"dollar_volume":175985,"dollar_open_interest":91323,"ts":1732579880,"Clock":6598272994}}"#;

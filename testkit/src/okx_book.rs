@@ -3,7 +3,9 @@
 //! `BTreeMap` of exact decimals per side).
 //!
 //! The input scripts a venue: level changes (each gets a new `seqId`, with
-//! gaps in the numbering as OKX has), and what reaches the client: each change
+//! gaps in the numbering as OKX has, and now and then a restart of the
+//! numbering: OKX's "Sequence ID" exception, an update whose `seqId` is below
+//! its `prevSeqId`, always delivered itself), and what reaches the client: each change
 //! as an update (or dropped), WebSocket snapshots, REST snapshots taken at one
 //! moment and delivered later (or failing), checksums that are 0, right or
 //! wrong. The harness plays the session: a reported break resubscribes.
@@ -20,7 +22,8 @@
 //!   discontinuity. A break found while applying a fetched snapshot is
 //!   returned with the fetch's result (nothing is owed to the next frame) and
 //!   names the buffered delta that broke (a `prevSeqId` delivered before).
-//! - Liveness: with no fault since the last restart, a delivered WebSocket
+//! - Liveness: with no fault (and no sequence restart) since the last restart
+//!   of the book, a delivered WebSocket
 //!   snapshot, or a REST snapshot of the latest state answering the request in
 //!   flight, makes the view verified and equal to the true book now.
 
@@ -129,8 +132,12 @@ pub fn okx_book(data: &[u8]) {
     // A fault since the last restart: liveness is not promised.
     let mut faulted = false;
     let mut ws_snapshot_on_resubscribe = false;
-    // A REST snapshot taken and not yet delivered.
-    let mut taken: Option<BookSnapshot> = None;
+    // A REST snapshot taken and not yet delivered, with the number of venue
+    // changes made when it was taken (`seqId`s repeat after a restart).
+    let mut taken: Option<(BookSnapshot, u64)> = None;
+    let mut changes: u64 = 0;
+    // The next change restarts the venue's `seqId` numbering.
+    let mut restart_next = false;
     let mut request: Option<u64> = None;
     // Applying a fetched snapshot replays the buffered deltas; a break among
     // them names that buffered delta, a `prevSeqId` delivered earlier.
@@ -162,8 +169,23 @@ pub fn okx_book(data: &[u8]) {
                 }
                 truth.apply(&asks, &bids);
                 history.push(truth.clone());
+                changes += 1;
                 let prev = seq;
                 seq += 1 + i64::from(op / 40 % 3);
+                // The restart update itself is always delivered: were it lost,
+                // the new numbering could repeat ids the book already holds
+                // (2 -> [1 -> 2 lost] -> 3 reads as 2 -> 3), which no check
+                // of `seqId`s can see; drops before and after it are scripted.
+                if restart_next && !drop_next && prev >= 2 {
+                    restart_next = false;
+                    // Below `prev`: the documented restart (15 -> 3 -> 5).
+                    seq = 1 + (prev - 1) / 2;
+                    // Old and new numbering overlap: a REST snapshot's
+                    // `seqId` can no longer place the buffered deltas, so
+                    // only safety and detection are promised until the book
+                    // starts over.
+                    faulted = true;
+                }
                 if drop_next {
                     drop_next = false;
                     continue;
@@ -213,6 +235,7 @@ pub fn okx_book(data: &[u8]) {
                     // Deliver an update right after the drop and check it.
                     truth.apply(&[], &[(price(0, 0), size(1))]);
                     history.push(truth.clone());
+                    changes += 1;
                     seq += 1;
                     drop_next = false;
                     let prev = seq;
@@ -268,18 +291,21 @@ pub fn okx_book(data: &[u8]) {
             6 => {
                 // The REST endpoint takes its snapshot now.
                 let (asks, bids) = truth.levels();
-                taken = Some(BookSnapshot {
-                    seq,
-                    asks,
-                    bids,
-                    venue_time: None,
-                });
+                taken = Some((
+                    BookSnapshot {
+                        seq,
+                        asks,
+                        bids,
+                        venue_time: None,
+                    },
+                    changes,
+                ));
             }
             7 => {
                 // The fetch answers with what was taken (or fails).
-                if let (Some(number), Some(snapshot)) = (request, taken.take()) {
+                if let (Some(number), Some((snapshot, taken_at))) = (request, taken.take()) {
                     request = None;
-                    let latest = snapshot.seq == seq && !drop_next;
+                    let latest = taken_at == changes && !drop_next;
                     let fail = bytes.next().unwrap_or(0) % 5 == 0;
                     let was_verified = view.is_verified();
                     let result = if fail {
@@ -306,6 +332,7 @@ pub fn okx_book(data: &[u8]) {
                 let flags = bytes.next().unwrap_or(0);
                 with_checksum = flags & 1 == 1;
                 ws_snapshot_on_resubscribe = flags & 2 == 2;
+                restart_next = flags & 4 == 4;
             }
         }
         if restart {

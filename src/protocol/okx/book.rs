@@ -91,8 +91,15 @@ enum State {
         last: Option<i64>,
     },
     /// A book, with the `seqId` it is at. `loose`: the first delta after a
-    /// fetched snapshot only has to span it.
-    Live { book: Book, seq: i64, loose: bool },
+    /// fetched snapshot only has to span it; until then `received` is the
+    /// `seqId` of the last delta seen, which the next one must continue (the
+    /// stream itself stays unbroken while deltas are skipped as stale).
+    Live {
+        book: Book,
+        seq: i64,
+        loose: bool,
+        received: Option<i64>,
+    },
 }
 
 struct Entry {
@@ -230,20 +237,54 @@ impl Books {
                 book,
                 seq: frame.seq.unwrap_or(-1),
                 loose: false,
+                received: None,
             };
             entry.attempts = 0;
             return self.verify(id, frame.checksum, true, frame.venue_time);
         }
         let source = self.source;
         let step = match &mut entry.state {
-            State::Live { book, seq, loose } => {
-                let stale = *loose && frame.seq.is_some_and(|next| next <= *seq);
+            State::Live {
+                book,
+                seq,
+                loose,
+                received,
+            } => {
+                // OKX's "Sequence ID" exception: after maintenance the
+                // sequence may restart, shown by an update whose `seqId` is
+                // below its `prevSeqId`. It chains to the last update as
+                // usual (`prevSeqId` == the last `seqId`) and is never
+                // stale, even when its new, smaller `seqId` is below the
+                // fetched snapshot's: taking it for "already in the
+                // snapshot" would drop it and every update after it until
+                // the new numbering passed the snapshot's, silently. While
+                // loose, a restart that does not continue exactly from the
+                // snapshot cannot be placed (the snapshot may be from either
+                // side of it): a break, and a fresh snapshot.
+                let restart = matches!(
+                    (frame.seq, frame.prev),
+                    (Some(next), Some(prev)) if next < prev
+                );
+                // Stale deltas are skipped unapplied, so while loose a lost
+                // delta shows only in the received chain: after a lost
+                // restart the next delta's new, small `seqId` would look
+                // like one the snapshot holds.
+                let lost = match (*loose, *received, frame.prev) {
+                    (true, Some(last), Some(prev)) if prev != last => Some((last, prev)),
+                    _ => None,
+                };
+                if *loose && frame.seq.is_some() {
+                    *received = frame.seq;
+                }
+                let stale = *loose && !restart && frame.seq.is_some_and(|next| next <= *seq);
                 let chained = match frame.prev {
                     None => true,
-                    Some(prev) if *loose => prev <= *seq,
+                    Some(prev) if *loose && !restart => prev <= *seq,
                     Some(prev) => prev == *seq,
                 };
-                if stale {
+                if let Some((expected, got)) = lost {
+                    Step::Break(BookBreak::Discontinuity { expected, got })
+                } else if stale {
                     // Already in the fetched snapshot.
                     Step::Done
                 } else if !chained {
@@ -368,12 +409,15 @@ impl Books {
             book,
             seq: snapshot.seq,
             loose: true,
+            received: None,
         };
         entry.attempts = 0;
         // The snapshot itself first (it restarts `BookTop::updates`); it has
         // no checksum to check, so this cannot break.
         let _ = self.verify(id, None, true, snapshot.venue_time);
-        for delta in buffer.iter().filter(|d| d.seq > snapshot.seq) {
+        // Every buffered delta goes through `apply`, which skips the ones
+        // the snapshot already holds (loose mode) but not a sequence restart.
+        for delta in buffer.iter() {
             let asks: Vec<(&str, &str)> = delta.asks.iter().map(|(p, s)| (&**p, &**s)).collect();
             let bids: Vec<(&str, &str)> = delta.bids.iter().map(|(p, s)| (&**p, &**s)).collect();
             let frame = BookFrame {

@@ -235,3 +235,117 @@ fn without_a_source_deltas_are_chain_checked_only() {
     assert_eq!(books.apply(&id(), &frame(false, &[], &[], 2, 3)), None);
     assert!(books.apply(&id(), &frame(false, &[], &[], 4, 5)).is_some());
 }
+
+/// OKX's "Sequence ID" exception 2: after maintenance the sequence restarts
+/// with an update whose `seqId` is below its `prevSeqId` (15 -> 3 -> 5 in the
+/// docs). Right after a fetched snapshot (loose chaining), the old rule took
+/// the restart and every update after it for "already in the snapshot" (a
+/// `seqId` at or below the snapshot's) and dropped them without a break.
+#[test]
+fn a_sequence_restart_after_a_fetched_snapshot_is_applied_not_taken_as_stale() {
+    let mut books = with_source();
+    assert_eq!(books.apply(&id(), &frame(false, &[], &[], 19, 20)), None);
+    let (_, _, number) = books.take_requests()[0].clone();
+    let verdict = books.fetched(&id(), number, Ok(snapshot(20, &[("101", "1")], &[])));
+    assert_eq!(verdict, None);
+    // The restart continues from the snapshot's 20; then 3 -> 5.
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("102", "2")], &[], 20, 3)),
+        None
+    );
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("103", "3")], &[], 3, 5)),
+        None
+    );
+    assert_eq!(
+        levels(&books).0,
+        [
+            ("101".into(), "1".into()),
+            ("102".into(), "2".into()),
+            ("103".into(), "3".into())
+        ]
+    );
+    // Strict chaining in the new numbering from here.
+    assert!(books.apply(&id(), &frame(false, &[], &[], 6, 7)).is_some());
+}
+
+#[test]
+fn a_sequence_restart_that_cannot_be_placed_against_the_snapshot_breaks() {
+    let mut books = with_source();
+    assert_eq!(books.apply(&id(), &frame(false, &[], &[], 19, 20)), None);
+    let (_, _, number) = books.take_requests()[0].clone();
+    assert_eq!(
+        books.fetched(&id(), number, Ok(snapshot(20, &[("101", "1")], &[]))),
+        None
+    );
+    // A restart from 25: the updates 21..=25 of the old numbering never came.
+    assert!(matches!(
+        books.apply(&id(), &frame(false, &[("102", "2")], &[], 25, 3)),
+        Some(BookBreak::Discontinuity {
+            expected: 20,
+            got: 25
+        })
+    ));
+}
+
+#[test]
+fn a_sequence_restart_in_the_buffer_is_applied_with_the_snapshot() {
+    let mut books = with_source();
+    let view = books.views().watch("BTC-USDT", 5);
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("101", "1")], &[], 10, 11)),
+        None
+    );
+    let (_, _, number) = books.take_requests()[0].clone();
+    // Buffered: the restart (11 -> 2), then 2 -> 4.
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("102", "2")], &[], 11, 2)),
+        None
+    );
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("103", "3")], &[], 2, 4)),
+        None
+    );
+    // The snapshot was taken at 11 (before the restart).
+    let verdict = books.fetched(&id(), number, Ok(snapshot(11, &[("101", "1")], &[])));
+    assert_eq!(verdict, None);
+    assert_eq!(
+        levels(&books).0,
+        [
+            ("101".into(), "1".into()),
+            ("102".into(), "2".into()),
+            ("103".into(), "3".into())
+        ]
+    );
+    assert!(view.is_verified());
+    assert_eq!(
+        books.apply(&id(), &frame(false, &[("103", "0")], &[], 4, 5)),
+        None
+    );
+    assert_eq!(levels(&books).0.len(), 2);
+}
+
+/// A restart that is lost on the way (and so never seen) leaves the next
+/// delta with a new, small `seqId` that looks like one the fetched snapshot
+/// already holds; the received chain (each `prevSeqId` the last `seqId`
+/// seen) catches it, as it catches any delta lost while the book is loose.
+#[test]
+fn a_lost_delta_while_loose_breaks_even_when_the_next_looks_stale() {
+    let mut books = with_source();
+    assert_eq!(books.apply(&id(), &frame(false, &[], &[], 19, 20)), None);
+    let (_, _, number) = books.take_requests()[0].clone();
+    assert_eq!(
+        books.fetched(&id(), number, Ok(snapshot(25, &[("101", "1")], &[]))),
+        None
+    );
+    // 20 -> 22 is in the snapshot (taken at 25): skipped, the chain goes on.
+    assert_eq!(books.apply(&id(), &frame(false, &[], &[], 20, 22)), None);
+    // The restart 22 -> 3 is lost; 3 -> 5 arrives.
+    assert!(matches!(
+        books.apply(&id(), &frame(false, &[("102", "2")], &[], 3, 5)),
+        Some(BookBreak::Discontinuity {
+            expected: 22,
+            got: 3
+        })
+    ));
+}

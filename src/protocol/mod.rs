@@ -349,6 +349,15 @@ pub trait Protocol: Send + 'static {
         false
     }
 
+    /// The most topics one subscribe request carries when
+    /// [`can_batch`](Protocol::can_batch) allows more than one: a venue that
+    /// caps a request's size (OKX: 64 KB for all of a request's channels,
+    /// closing with 1009 beyond it) gets more requests instead of one it
+    /// refuses. Default: no cap.
+    fn max_batch(&self) -> usize {
+        usize::MAX
+    }
+
     /// A frame that asks the venue for a fresh snapshot of the live
     /// subscription `server_id` without ending it (Kalshi's
     /// `update_subscription` with `action: "get_snapshot"`), used to resync

@@ -305,8 +305,9 @@ impl Registry {
     }
 
     /// Unsent subscriptions in creation order, grouped into subscribe requests as
-    /// the protocol allows batching.
+    /// the protocol allows batching, at most its cap per request.
     pub fn unsent_batches(&self, protocol: &dyn ProtocolBatching) -> Vec<Vec<ClientId>> {
+        let cap = protocol.batch_cap().max(1);
         let mut batches: Vec<Vec<ClientId>> = Vec::new();
         let mut last: Option<&Topic> = None;
         for (id, entry) in &self.subs {
@@ -315,7 +316,9 @@ impl Registry {
                 continue;
             }
             match (batches.last_mut(), last) {
-                (Some(batch), Some(first)) if protocol.batchable(first, &entry.topic) => {
+                (Some(batch), Some(first))
+                    if batch.len() < cap && protocol.batchable(first, &entry.topic) =>
+                {
                     batch.push(*id)
                 }
                 _ => {
@@ -587,11 +590,20 @@ fn topic_key(topic: &Topic) -> TopicKey {
 pub trait ProtocolBatching {
     /// Whether `next` may share a subscribe request with `first`.
     fn batchable(&self, first: &Topic, next: &Topic) -> bool;
+
+    /// The most topics one request carries. Default: no cap.
+    fn batch_cap(&self) -> usize {
+        usize::MAX
+    }
 }
 
 impl<P: Protocol + ?Sized> ProtocolBatching for P {
     fn batchable(&self, first: &Topic, next: &Topic) -> bool {
         self.can_batch(first, next)
+    }
+
+    fn batch_cap(&self) -> usize {
+        self.max_batch()
     }
 }
 

@@ -32,6 +32,17 @@ impl ProtocolBatching for SameChannel {
     }
 }
 
+/// Batches like [`SameChannel`], at most two topics per request.
+struct TwoPerRequest;
+impl ProtocolBatching for TwoPerRequest {
+    fn batchable(&self, a: &Topic, b: &Topic) -> bool {
+        a.channel() == b.channel()
+    }
+    fn batch_cap(&self) -> usize {
+        2
+    }
+}
+
 fn registry_with(n: usize) -> Registry {
     let mut r = Registry::new(4, 1 << 20);
     for i in 0..n {
@@ -59,6 +70,11 @@ fn replay_is_in_creation_order_and_batches_only_when_allowed() {
     assert_eq!(
         r.unsent_batches(&SameChannel),
         vec![cs(&[1, 2, 3]), cs(&[4])]
+    );
+    // A cap starts a new request, still in creation order.
+    assert_eq!(
+        r.unsent_batches(&TwoPerRequest),
+        vec![cs(&[1, 2]), cs(&[3]), cs(&[4])]
     );
 }
 

@@ -741,3 +741,30 @@ async fn a_service_upgrade_notice_reconnects_at_once_and_status_events_do_not() 
     assert_eq!(next_data(&mut tickers).await["data"][0]["last"], "2");
     client.close().await.unwrap();
 }
+
+/// OKX caps a request at 64 KB and closes with 1009 beyond it (permanent:
+/// a replay would send the same request). A thousand tickers subscribed at
+/// once go out in requests of at most `MAX_TOPICS_PER_REQUEST` topics, each
+/// under the cap, and all are acked on the one connection. Before the cap
+/// they went out as one request of ~80 KB, which the venue closed with 1009.
+#[tokio::test]
+async fn a_large_subscribe_goes_out_in_requests_under_okxs_size_cap() {
+    use resilient_ws::protocol::okx::MAX_TOPICS_PER_REQUEST;
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    let (client, _messages) = connect(&venue, |b| b).await;
+    // Instrument ids as long as OKX's option ids (~30 characters).
+    let topics: Vec<Topic> = (0..1_000)
+        .map(|i| Topic::new("tickers").symbol(format!("BTC-USD-261225-{i:06}-C-PADDED-TO-80B")))
+        .collect();
+    let subscriptions = client.subscribe_many(topics).await.unwrap();
+    assert_eq!(subscriptions.len(), 1_000);
+    assert!(subscriptions.iter().all(Result::is_ok));
+    let requests = venue.ops("subscribe");
+    assert_eq!(requests.len(), 1_000usize.div_ceil(MAX_TOPICS_PER_REQUEST));
+    for request in &requests {
+        let args = request["args"].as_array().unwrap().len();
+        assert!(args <= MAX_TOPICS_PER_REQUEST, "{args}");
+        assert!(request.to_string().len() <= okx::MAX_REQUEST_BYTES);
+    }
+    assert_eq!(venue.handshakes(), 1);
+}

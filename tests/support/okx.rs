@@ -20,6 +20,11 @@ pub async fn venue_without_snapshot() -> OpVenue {
     venue
 }
 
+/// OKX's cap on one request ("the total length of multiple channels cannot
+/// exceed 64 KB", Overview > Subscribe); the test venue closes with 1009
+/// beyond it, as OKX's close-frame table says.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
 /// The OKX checksum of a book: the first 25 bids (best first) and asks,
 /// interleaved `bid:size:ask:size:..`, CRC-32, as a signed 32-bit integer.
 pub fn checksum(book: &ServerBook) -> i32 {

@@ -447,6 +447,17 @@ async fn serve(
             inbound = stream.next() => match inbound {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str().to_owned();
+                    if !weex && text.len() > super::okx::MAX_REQUEST_BYTES {
+                        // OKX: "the total length of multiple channels cannot
+                        // exceed 64 KB"; beyond it, close frame 1009.
+                        use tungstenite::protocol::CloseFrame;
+                        let close = CloseFrame {
+                            code: 1009.into(),
+                            reason: "Request message exceeds the maximum frame length".into(),
+                        };
+                        let _ = sink.send(Message::Close(Some(close))).await;
+                        break;
+                    }
                     if let Ok(v) = serde_json::from_str::<Value>(&text) {
                         // WEEX V3's answer carries no time: any PONG after a ping counts.
                         if v["method"] == "PONG" && v.get("id").is_some() && ping_time >= 1 {

@@ -76,6 +76,15 @@ pub const BOOK_CHANNELS: [(&str, usize); 3] = [
 /// the OKX v5 docs ("Connect": "limited to 480 times per hour").
 pub const MAX_OPS_PER_HOUR: u32 = 480;
 
+/// The most topics one subscribe request carries. OKX caps "the total
+/// length of multiple channels" in one request at 64 KB and closes with 1009
+/// ("Request message exceeds the maximum frame length") beyond it, a close
+/// that a replay of the same request would repeat. 100 topics leave each
+/// `args` entry about 650 bytes (a `tickers` entry is about 45): a thousand
+/// topics subscribed at once go out as ten requests, well inside
+/// [`MAX_OPS_PER_HOUR`].
+pub const MAX_TOPICS_PER_REQUEST: usize = 100;
+
 /// The OKX v5 WebSocket protocol (`wss://ws.okx.com:8443/ws/v5/public`).
 ///
 /// ```
@@ -386,6 +395,11 @@ impl Protocol for Okx {
             && first.symbol_name().is_some()
             && next.symbol_name().is_some()
             && first.params() == next.params()
+    }
+
+    /// [`MAX_TOPICS_PER_REQUEST`]: OKX's 64 KB request limit.
+    fn max_batch(&self) -> usize {
+        MAX_TOPICS_PER_REQUEST
     }
 
     fn encode_ping(&mut self, _req_id: u64) -> Option<String> {

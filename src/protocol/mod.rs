@@ -349,6 +349,17 @@ pub trait Protocol: Send + 'static {
         false
     }
 
+    /// What tells two topics of one channel apart on a connection: a second
+    /// subscribe of a topic with the same channel and scope is refused
+    /// locally (the venue keeps one stream per topic). Default: the symbol.
+    /// OKX subscribes some channels by `instType` or `instFamily` instead
+    /// of an instrument (`instruments`, `liquidation-orders`,
+    /// `opt-summary`), and several types may share a connection, so its
+    /// adapter names that field here.
+    fn topic_scope<'t>(&self, topic: &'t Topic) -> Option<std::borrow::Cow<'t, str>> {
+        topic.symbol_name().map(std::borrow::Cow::Borrowed)
+    }
+
     /// The most topics one subscribe request carries when
     /// [`can_batch`](Protocol::can_batch) allows more than one: a venue that
     /// caps a request's size (OKX: 64 KB for all of a request's channels,

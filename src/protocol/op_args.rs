@@ -42,13 +42,18 @@ pub(crate) struct Envelope<'a> {
     pub(crate) data: Option<&'a RawValue>,
 }
 
-/// The `arg` object: which channel and instrument a frame is about.
+/// The `arg` object: which channel and instrument (or instrument family or
+/// type, for OKX channels subscribed by those) a frame is about.
 #[derive(Deserialize, Default)]
 pub(crate) struct Arg<'a> {
     #[serde(default, borrow)]
     pub(crate) channel: Text<'a>,
     #[serde(default, borrow, rename = "instId")]
     pub(crate) inst_id: Text<'a>,
+    #[serde(default, borrow, rename = "instFamily")]
+    pub(crate) inst_family: Text<'a>,
+    #[serde(default, borrow, rename = "instType")]
+    pub(crate) inst_type: Text<'a>,
 }
 
 impl<'a> Arg<'a> {
@@ -118,6 +123,11 @@ impl Keys {
     /// routes nowhere) for a topic never subscribed.
     pub(crate) fn route(&mut self, channel: &str, symbol: Option<&str>) -> ServerId {
         self.0.route(|key| write_key(key, channel, symbol))
+    }
+
+    /// Whether `server_id` is a remembered (subscribed) key's id.
+    pub(crate) fn contains(&self, server_id: &ServerId) -> bool {
+        self.0.contains(server_id)
     }
 
     /// Forgets a key (the subscription ended).

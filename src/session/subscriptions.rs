@@ -125,8 +125,10 @@ impl<P: Protocol> Subscriptions<P> {
     /// New subscriptions; each caller is answered by a
     /// [`Action::SubscribeResult`] at its first ack or failure.
     ///
-    /// A topic (channel and symbol) that already has a live subscription on
-    /// this client is refused with [`Error::Subscription`]: the venue keeps one
+    /// A topic (channel and symbol, or the scope the protocol names:
+    /// [`Protocol::topic_scope`](crate::Protocol::topic_scope)) that already
+    /// has a live subscription on this client is refused with
+    /// [`Error::Subscription`]: the venue keeps one
     /// stream per topic on a connection, so a second one would either be
     /// refused by the venue or silently take over the first one's stream (and,
     /// for a Kraken book, its checksum state).
@@ -136,7 +138,11 @@ impl<P: Protocol> Subscriptions<P> {
         around: &mut Around<'_>,
     ) {
         for (client_id, topic, queue) in subs {
-            if let Some(holder) = self.registry.holder_of(&topic) {
+            let scope = self.protocol.topic_scope(&topic).map(|s| s.into_owned());
+            if let Some(holder) = self
+                .registry
+                .holder_of_scoped(topic.channel(), scope.as_deref())
+            {
                 let error = Error::Subscription {
                     op: SubscriptionOp::Subscribe,
                     client_id,
@@ -157,7 +163,7 @@ impl<P: Protocol> Subscriptions<P> {
                 });
                 continue;
             }
-            self.registry.add(client_id, topic, queue);
+            self.registry.add_scoped(client_id, topic, scope, queue);
         }
         // Before the callers' in-flight counts go: a pool never sees a dip.
         let live = self.registry.len() as u64;

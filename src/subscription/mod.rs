@@ -190,8 +190,22 @@ impl Registry {
 
     /// Adds a subscription (unsent) under `client_id`, which must be new and
     /// larger than every id added before (ids are handed out in creation order).
+    /// Its identity is its channel and symbol.
     pub fn add(&mut self, client_id: ClientId, topic: Topic, queue: Arc<Queue>) {
-        let key = topic_key(&topic);
+        let scope = topic.symbol_name().map(str::to_owned);
+        self.add_scoped(client_id, topic, scope, queue);
+    }
+
+    /// [`add`](Self::add) with the identity's second part given: the
+    /// protocol's [`topic_scope`](crate::Protocol::topic_scope).
+    pub fn add_scoped(
+        &mut self,
+        client_id: ClientId,
+        topic: Topic,
+        scope: Option<String>,
+        queue: Arc<Queue>,
+    ) {
+        let key = (topic.channel().to_owned(), scope);
         self.topics.insert(key.clone(), client_id);
         self.subs.insert(
             client_id,
@@ -228,7 +242,13 @@ impl Registry {
 
     /// The live subscription of the same channel and symbol as `topic`, if any.
     pub fn holder_of(&self, topic: &Topic) -> Option<ClientId> {
-        self.topics.get(&topic_key(topic)).copied()
+        self.holder_of_scoped(topic.channel(), topic.symbol_name())
+    }
+
+    /// The live subscription of `channel` with identity `scope`, if any.
+    pub fn holder_of_scoped(&self, channel: &str, scope: Option<&str>) -> Option<ClientId> {
+        let key = (channel.to_owned(), scope.map(str::to_owned));
+        self.topics.get(&key).copied()
     }
 
     /// The subscription, if live.
@@ -575,15 +595,9 @@ impl Registry {
     }
 }
 
-/// A subscription's identity: its channel and symbol.
+/// A subscription's identity: its channel and its scope (the symbol, or
+/// what the protocol's [`topic_scope`](crate::Protocol::topic_scope) names).
 type TopicKey = (String, Option<String>);
-
-fn topic_key(topic: &Topic) -> TopicKey {
-    (
-        topic.channel().to_owned(),
-        topic.symbol_name().map(str::to_owned),
-    )
-}
 
 /// The one question the registry asks the protocol (kept as a trait so the
 /// registry can be driven without a full protocol).

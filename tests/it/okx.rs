@@ -768,3 +768,63 @@ async fn a_large_subscribe_goes_out_in_requests_under_okxs_size_cap() {
     }
     assert_eq!(venue.handshakes(), 1);
 }
+
+/// OKX's `instruments` channel (also `liquidation-orders`, `opt-summary`) is
+/// subscribed by `instType` (or `instFamily`), not by instrument, and clients
+/// commonly take several types on one connection. Acks and pushes echo the
+/// type in `arg`. The adapter keyed such topics by channel alone, so both
+/// subscriptions below shared one key: every push went to whichever was
+/// acked last (frames on the wrong stream).
+#[tokio::test]
+async fn topics_subscribed_by_instrument_type_get_their_own_pushes() {
+    let venue = OpVenue::start(Dialect::Okx).await.unwrap();
+    let (client, _messages) = connect(&venue, |b| b).await;
+    let by_type = |t: &str| Topic::new("instruments").param("instType", t);
+    let mut spot = client.subscribe(by_type("SPOT")).await.unwrap();
+    let mut swap = client.subscribe(by_type("SWAP")).await.unwrap();
+    let mut options = client
+        .subscribe(Topic::new("opt-summary").param("instFamily", "BTC-USD"))
+        .await
+        .unwrap();
+    let subscribes = venue.ops("subscribe");
+    assert_eq!(subscribes[0]["args"][0]["instType"], "SPOT");
+    assert_eq!(subscribes[1]["args"][0]["instType"], "SWAP");
+    for (inst_type, inst_id) in [("SWAP", "BTC-USDT-SWAP"), ("SPOT", "BTC-USDT")] {
+        let push = serde_json::json!({
+            "arg": {"channel": "instruments", "instType": inst_type},
+            "data": [{"instType": inst_type, "instId": inst_id, "state": "live"}]
+        });
+        venue.send_text_all(&push.to_string());
+    }
+    let push = serde_json::json!({
+        "arg": {"channel": "opt-summary", "instFamily": "BTC-USD"},
+        "data": [{"instType": "OPTION", "instId": "BTC-USD-261225-100000-C", "uly": "BTC-USD"}]
+    });
+    venue.send_text_all(&push.to_string());
+    assert_eq!(next_data(&mut spot).await["data"][0]["instId"], "BTC-USDT");
+    assert_eq!(
+        next_data(&mut swap).await["data"][0]["instId"],
+        "BTC-USDT-SWAP"
+    );
+    assert_eq!(
+        next_data(&mut options).await["arg"]["instFamily"],
+        "BTC-USD"
+    );
+    assert_eq!(client.stats().unroutable, 0);
+    // Each is unsubscribed by its own key.
+    drop(spot);
+    wait_until("unsubscribe sent", || venue.ops("unsubscribe").len() == 1).await;
+    assert_eq!(venue.ops("unsubscribe")[0]["args"][0]["instType"], "SPOT");
+    venue.send_text_all(
+        &serde_json::json!({
+            "arg": {"channel": "instruments", "instType": "SWAP"},
+            "data": [{"instType": "SWAP", "instId": "ETH-USDT-SWAP"}]
+        })
+        .to_string(),
+    );
+    assert_eq!(
+        next_data(&mut swap).await["data"][0]["instId"],
+        "ETH-USDT-SWAP"
+    );
+    client.close().await.unwrap();
+}

@@ -540,7 +540,9 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
                     continue;
                 }
                 state.subs.insert((conn, channel.clone(), inst.clone()));
-                let ack = json!({"event": "subscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
+                // OKX echoes the request's `arg` as sent (`instId`, or the
+                // `instType` / `instFamily` a channel is subscribed by).
+                let ack = json!({"event": "subscribe", "arg": arg, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
                 if channel == "books" && !state.okx_no_snapshot {
                     let zero = state.okx_zero_checksum;
@@ -557,7 +559,7 @@ fn on_text(shared: &Shared, conn: u64, text: &str) -> Vec<String> {
             }
             "unsubscribe" => {
                 state.subs.remove(&(conn, channel.clone(), inst.clone()));
-                let ack = json!({"event": "unsubscribe", "arg": {"channel": channel, "instId": inst}, "connId": conn_id(conn)});
+                let ack = json!({"event": "unsubscribe", "arg": arg, "connId": conn_id(conn)});
                 replies.push(echo(ack).to_string());
             }
             _ => {}

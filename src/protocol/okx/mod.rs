@@ -181,6 +181,33 @@ impl Okx {
         self
     }
 
+    /// The server id of a push or ack for `channel`: by its `instId` (nearly
+    /// every frame: one lookup), else by the `instFamily` or `instType` a
+    /// topic without an instrument was subscribed by (OKX's `instruments`,
+    /// `liquidation-orders`, `opt-summary`, ...: one subscription per type or
+    /// family, so two on one connection must not share a key), else by the
+    /// channel alone.
+    fn route(&mut self, channel: &str, arg: &Arg<'_>) -> ServerId {
+        let by_inst = self.keys.route(channel, arg.inst_id.as_deref());
+        if arg.inst_family.0.is_none() && arg.inst_type.0.is_none() {
+            return by_inst;
+        }
+        if self.keys.contains(&by_inst) {
+            return by_inst;
+        }
+        let scopes = [
+            scope(INST_FAMILY, arg.inst_family.as_deref()),
+            scope(INST_TYPE, arg.inst_type.as_deref()),
+        ];
+        for scoped in scopes.iter().flatten() {
+            let id = self.keys.route(channel, Some(scoped));
+            if self.keys.contains(&id) {
+                return id;
+            }
+        }
+        by_inst
+    }
+
     fn classify_push<'a>(
         &mut self,
         arg: &Arg<'_>,
@@ -190,7 +217,7 @@ impl Okx {
         let Some(channel) = arg.channel.as_deref() else {
             return Inbound::Unsolicited;
         };
-        let server_id = self.keys.route(channel, arg.inst_id.as_deref());
+        let server_id = self.route(channel, arg);
         let book_break = match self.books.contains(&server_id) {
             true => match self.apply_book(&server_id, action, data) {
                 Ok(verdict) => verdict,
@@ -236,6 +263,29 @@ impl Okx {
         };
         Ok(self.books.apply(server_id, &frame))
     }
+}
+
+/// The request fields a topic without an `instId` may be subscribed by.
+const INST_FAMILY: &str = "instFamily";
+const INST_TYPE: &str = "instType";
+
+/// The key part of a topic subscribed by `field` = `value` instead of an
+/// instrument: `instType=SPOT` (`=` never appears in an OKX instrument id, so
+/// it cannot be taken for one).
+fn scope(field: &str, value: Option<&str>) -> Option<String> {
+    value.map(|value| format!("{field}={value}"))
+}
+
+/// What a topic's key names besides its channel: its instrument, else the
+/// family or type it is subscribed by (a string param), else nothing.
+fn topic_scope(topic: &Topic) -> Option<Cow<'_, str>> {
+    if let Some(symbol) = topic.symbol_name() {
+        return Some(Cow::Borrowed(symbol));
+    }
+    [INST_FAMILY, INST_TYPE].into_iter().find_map(|field| {
+        let value = topic.params().get(field)?.as_str();
+        scope(field, value).map(Cow::Owned)
+    })
 }
 
 /// `(price, size)` of each level, or `None` when one lacks either.
@@ -369,7 +419,7 @@ impl Protocol for Okx {
     fn encode_subscribe(&mut self, topics: &[&Topic], req_id: u64) -> String {
         for topic in topics {
             let (channel, symbol) = (topic.channel(), topic.symbol_name());
-            self.keys.remember(channel, symbol);
+            self.keys.remember(channel, topic_scope(topic).as_deref());
             if let Some((_, depth)) = BOOK_CHANNELS.iter().find(|(c, _)| *c == channel) {
                 if let Some(symbol) = symbol {
                     let id = Keys::server_id(channel, Some(symbol));
@@ -395,6 +445,13 @@ impl Protocol for Okx {
             && first.symbol_name().is_some()
             && next.symbol_name().is_some()
             && first.params() == next.params()
+    }
+
+    /// The `instId`, else the `instFamily` or `instType` a channel without
+    /// an instrument is subscribed by (`instType=SPOT`), so that one
+    /// connection holds `instruments` for several types.
+    fn topic_scope<'t>(&self, topic: &'t Topic) -> Option<Cow<'t, str>> {
+        topic_scope(topic)
     }
 
     /// [`MAX_TOPICS_PER_REQUEST`]: OKX's 64 KB request limit.
@@ -429,10 +486,10 @@ impl Protocol for Okx {
         let req_id = op_args::req_id(&frame.id);
         let arg = Arg::of(frame.arg);
         match frame.event.as_deref() {
-            Some("subscribe") => match arg.channel.0 {
+            Some("subscribe") => match arg.channel.0.clone() {
                 Some(channel) => Inbound::Subscribed {
                     req_id,
-                    server_id: self.keys.route(&channel, arg.inst_id.as_deref()),
+                    server_id: self.route(&channel, &arg),
                     channel: Some(channel),
                     symbol: arg.inst_id.0,
                 },
@@ -517,7 +574,10 @@ impl Protocol for Okx {
         // book depth); one live subscription per topic, so nothing live
         // shares it. A late ack then routes nowhere, and the session
         // unsubscribes it.
-        self.forget(&Keys::server_id(topic.channel(), topic.symbol_name()));
+        self.forget(&Keys::server_id(
+            topic.channel(),
+            topic_scope(topic).as_deref(),
+        ));
     }
 }
 

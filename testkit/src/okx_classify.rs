@@ -11,6 +11,10 @@ pub fn okx_classify(data: &[u8]) {
     let mut okx = Okx::new();
     let _ = okx.encode_subscribe(&[&Topic::new("books").symbol("BTC-USDT")], 1);
     let _ = okx.encode_subscribe(&[&Topic::new("trades").symbol("BTC-USDT")], 2);
+    // A channel subscribed by instrument type: acks and pushes naming a type
+    // take the scoped route.
+    let by_type = Topic::new("instruments").param("instType", "SPOT");
+    let _ = okx.encode_subscribe(&[&by_type], 3);
     for frame in data.split(|b| *b == 0xff) {
         let Ok(text) = std::str::from_utf8(frame) else {
             continue;

@@ -190,7 +190,9 @@ impl Registry {
 
     /// Adds a subscription (unsent) under `client_id`, which must be new and
     /// larger than every id added before (ids are handed out in creation order).
-    /// Its identity is its channel and symbol.
+    /// Its identity is its channel and symbol (the unit tests' shorthand; the
+    /// session gives the protocol's scope: [`add_scoped`](Self::add_scoped)).
+    #[cfg(test)]
     pub fn add(&mut self, client_id: ClientId, topic: Topic, queue: Arc<Queue>) {
         let scope = topic.symbol_name().map(str::to_owned);
         self.add_scoped(client_id, topic, scope, queue);
@@ -241,6 +243,7 @@ impl Registry {
     }
 
     /// The live subscription of the same channel and symbol as `topic`, if any.
+    #[cfg(test)]
     pub fn holder_of(&self, topic: &Topic) -> Option<ClientId> {
         self.holder_of_scoped(topic.channel(), topic.symbol_name())
     }

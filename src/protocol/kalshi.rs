@@ -332,6 +332,17 @@ impl Protocol for Kalshi {
             self.markets.subscribing(topic, req_id);
             params.clone_from(topic.params());
             params.insert("channels".to_owned(), Value::from(vec![topic.channel()]));
+            if topic.channel() == ORDERBOOK_CHANNEL {
+                // The books verify only from a snapshot. PROTOCOLS.md reads
+                // `send_initial_snapshot: true` as the way to ask for one on
+                // book channels; Kalshi's AsyncAPI spec describes the flag
+                // for `ticker` and starts `orderbook_delta` with a snapshot
+                // anyway. Asking costs nothing and holds under either
+                // reading; a topic that sets the flag itself keeps its value.
+                params
+                    .entry("send_initial_snapshot")
+                    .or_insert(Value::Bool(true));
+            }
             match topic.symbol_name() {
                 Some(symbol) => {
                     params.insert("market_tickers".to_owned(), Value::from(vec![symbol]))
@@ -565,6 +576,19 @@ mod tests {
             json!({"id": 9, "cmd": "subscribe", "params": {
                 "channels": ["orderbook_delta"], "market_tickers": ["A"], "send_initial_snapshot": true
             }})
+        );
+        // A book topic asks for its snapshot unless it says otherwise.
+        let topic = Topic::new("orderbook_delta").symbol("B");
+        assert_eq!(
+            parse(&kalshi.encode_subscribe(&[&topic], 10)),
+            json!({"id": 10, "cmd": "subscribe", "params": {
+                "channels": ["orderbook_delta"], "market_tickers": ["B"], "send_initial_snapshot": true
+            }})
+        );
+        let topic = topic.param("send_initial_snapshot", false);
+        assert_eq!(
+            parse(&kalshi.encode_subscribe(&[&topic], 11))["params"]["send_initial_snapshot"],
+            json!(false)
         );
         // No symbol: no market_tickers (unless the params carry them).
         let topic = Topic::new("fill");

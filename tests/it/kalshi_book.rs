@@ -681,3 +681,30 @@ async fn a_recorded_add_markets_replays_to_the_same_items_and_books() {
     let _ = std::fs::remove_dir_all(&dir);
     exchange.shutdown().await;
 }
+
+/// PROTOCOLS.md reads `send_initial_snapshot: true` as the way to ask for a
+/// snapshot on book channels; a venue that sends one only when asked still
+/// gives a plain `orderbook_delta` topic a verified book, because the adapter
+/// asks. Before, it did not, and the view stayed unverified for good.
+#[tokio::test]
+async fn a_book_subscribe_asks_for_its_snapshot() {
+    let exchange = Exchange::start(Venue::Kalshi).await.unwrap();
+    exchange.set_kalshi_snapshots_on_request();
+    let config = fast(&exchange.url()).build().unwrap();
+    let client = Client::connect(config, Kalshi::new()).await.unwrap().0;
+    let view = client.book_views().expect("book views").watch("A", 10);
+    let mut book = client
+        .subscribe(Topic::new("orderbook_delta").symbol("A"))
+        .await
+        .unwrap();
+    let mut signals = Vec::new();
+    assert_eq!(
+        next_data(&mut book, &mut signals).await["type"],
+        "orderbook_snapshot"
+    );
+    assert!(
+        view.latest().is_some(),
+        "verified by the snapshot it asked for"
+    );
+    client.close().await.unwrap();
+}

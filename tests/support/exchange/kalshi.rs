@@ -16,6 +16,8 @@
 //! and an `add_markets` on such a subscription answers its `ok` and then a
 //! snapshot per added market; `set_kalshi_snapshots_first` sends those
 //! snapshots before the `subscribed` ack or the `ok` instead;
+//! `set_kalshi_snapshots_on_request` sends them only to a subscribe that
+//! asks with `send_initial_snapshot: true`;
 //! `set_kalshi_book` sets the book a market's snapshots show.
 
 use serde_json::{json, Value};
@@ -162,7 +164,11 @@ impl Shared {
                     "id",
                     id,
                 );
-                let snapshots = if st.book_snapshots && channel == "orderbook_delta" {
+                let asked = params.get("send_initial_snapshot") == Some(&Value::Bool(true));
+                let snapshots = if st.book_snapshots
+                    && channel == "orderbook_delta"
+                    && (asked || !st.snapshots_on_request)
+                {
                     let symbols = sub.symbols.clone().unwrap_or_default();
                     snapshots(&st.kalshi_books, &mut sub, &symbols)
                 } else {
@@ -368,6 +374,15 @@ impl Exchange {
     /// `orderbook_snapshot` per market (as the venue's do).
     pub fn set_book_snapshots(&self, on: bool) {
         lock(&self.inner.state).book_snapshots = on;
+    }
+
+    /// Kalshi: `orderbook_delta` subscribes start with a snapshot only when
+    /// they ask for one with `send_initial_snapshot: true` (PROTOCOLS.md's
+    /// reading of the flag; Kalshi's spec sends one regardless).
+    pub fn set_kalshi_snapshots_on_request(&self) {
+        let mut state = lock(&self.inner.state);
+        state.book_snapshots = true;
+        state.snapshots_on_request = true;
     }
 
     /// Kalshi: book snapshots go out before the `subscribed` ack (or the

@@ -80,6 +80,9 @@ pub(super) struct State {
     pub(super) handshake_check: Option<super::HandshakeCheck>,
     /// Kalshi: `orderbook_delta` subscribes start with a snapshot.
     pub(super) book_snapshots: bool,
+    /// Kalshi: only when the subscribe asks (`send_initial_snapshot: true`,
+    /// PROTOCOLS.md's reading of the flag).
+    pub(super) snapshots_on_request: bool,
     /// Kalshi: the book a market's `orderbook_snapshot` shows, when set
     /// (`Exchange::set_kalshi_book`); else `kalshi_book_snapshot`.
     pub(super) kalshi_books: HashMap<String, serde_json::Value>,
@@ -107,6 +110,7 @@ impl State {
             corrupt: HashSet::new(),
             books: HashMap::new(),
             book_snapshots: false,
+            snapshots_on_request: false,
             kalshi_books: HashMap::new(),
             kalshi_snapshots_first: false,
         }

@@ -85,7 +85,7 @@ pub const MAX_OPS_PER_HOUR: u32 = 480;
 /// [`MAX_OPS_PER_HOUR`].
 pub const MAX_TOPICS_PER_REQUEST: usize = 100;
 
-/// The OKX v5 WebSocket protocol (`wss://ws.okx.com:8443/ws/v5/public`).
+/// The OKX v5 WebSocket protocol (`wss://ws.okx.com/ws/v5/public`; port 8443 was retired on 2026-10-31).
 ///
 /// ```
 /// use resilient_ws::{Okx, Protocol, Topic};

@@ -602,8 +602,9 @@ impl Registry {
 /// what the protocol's [`topic_scope`](crate::Protocol::topic_scope) names).
 type TopicKey = (String, Option<String>);
 
-/// The one question the registry asks the protocol (kept as a trait so the
-/// registry can be driven without a full protocol).
+/// What the registry asks the protocol when it groups subscribes into
+/// requests: which topics may share one, and how many at most (kept as a
+/// trait so the registry can be driven without a full protocol).
 pub trait ProtocolBatching {
     /// Whether `next` may share a subscribe request with `first`.
     fn batchable(&self, first: &Topic, next: &Topic) -> bool;

@@ -141,7 +141,10 @@ impl Okx {
         Self::default()
     }
 
-    /// The server id OKX data for `channel` and `symbol` is routed by.
+    /// The server id OKX data for `channel` and `symbol` (its `instId`) is
+    /// routed by. A topic subscribed by `instType` or `instFamily` instead
+    /// is keyed by `"instType=SPOT"` (or `"instFamily=BTC-USD"`) in place of
+    /// the symbol.
     pub fn server_id(channel: &str, symbol: Option<&str>) -> ServerId {
         Keys::server_id(channel, symbol)
     }
